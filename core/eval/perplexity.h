@@ -1,0 +1,40 @@
+#pragma once
+// Perplexity exactly as the SparseGPT reference measures it (design.md §3):
+// the whole text is tokenized once (BOS per the tokenizer, none per window), cut into
+// non-overlapping windows of `seqlen` tokens (remainder dropped); each window's loss is the
+// mean next-token cross-entropy over its seqlen-1 predictions; perplexity = exp(mean of the
+// window losses).
+
+#include "util/progress.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace sparselab::model { class CausalLM; }
+
+namespace sparselab::eval {
+
+struct PerplexityParams {
+    int64_t seqlen = 0;       // tokens per window; 0 = min(model max positions, 2048)
+    int64_t maxWindows = 0;   // evaluate only the first K windows; 0 = all
+    int64_t batchSize = 8;    // windows per forward pass
+};
+
+struct PerplexityResult {
+    double perplexity = 0.0;
+    int64_t tokens = 0;                 // ids in the whole text (incl. BOS)
+    int64_t windows = 0;                // windows evaluated
+    int64_t seqlen = 0;
+    std::vector<double> windowLoss;     // mean NLL (nats) per window
+    double seconds = 0.0;
+};
+
+// Throws InputError (option "--seqlen" / the text) when the text is shorter than one window
+// or seqlen exceeds the model's maximum; CancelledError when cancelled.
+[[nodiscard]] PerplexityResult evaluatePerplexity(const model::CausalLM& model,
+                                                  const std::vector<int32_t>& ids,
+                                                  const PerplexityParams& params,
+                                                  const ProgressCallback& progress = {},
+                                                  const CancelToken* cancel = nullptr);
+
+} // namespace sparselab::eval

@@ -1,0 +1,92 @@
+#pragma once
+// A decoder-only language model in LibTorch: Llama family, GPT-2 and OPT, evaluated with
+// Hugging Face semantics. Weights are held as float32 tensors on one torch::Device,
+// whatever their dtype on disk (F16/BF16 are widened).
+//
+// The model is exposed block by block so the pruning pipeline can run one decoder block at
+// a time and observe the input of every linear sub-layer:
+//     x = embed(ids);  for b in blocks: x = runBlock(b, x, hook);  logits = head(x)
+//
+// Linear layers are always [out, in] (GPT-2 Conv1D weights, stored [in, out], are
+// transposed on load and back on export; LinearLayer::storedTransposed says so).
+// Fused GPT-2 c_attn is one linear layer [3*d, d], as in the checkpoint.
+
+#include "model/config.h"
+
+#include <torch/types.h>
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace sparselab::io { class Checkpoint; }
+
+namespace sparselab::model {
+
+struct LinearLayer {
+    std::string name;            // checkpoint tensor name, e.g. "model.layers.0.mlp.down_proj.weight"
+    std::string kind;            // sub-layer name within the block, e.g. "mlp.down_proj", "attn.c_attn"
+    int64_t block = 0;
+    torch::Tensor weight;        // [out, in] float32 on the model's device; solvers update it in place
+    torch::Tensor bias;          // [out] or undefined
+    bool storedTransposed = false; // true for GPT-2 Conv1D ([in, out] on disk)
+};
+
+// Called with the input of a linear layer during runBlock: x is [batch, tokens, in] float32
+// (batch = calibration sequences in this call; the Hessian is a mean over sequences).
+using LinearInputHook = std::function<void(const LinearLayer& layer, const torch::Tensor& x)>;
+
+class CausalLM {
+public:
+    // Loads config.json and the safetensors weights of a model folder onto `device`.
+    // InputError naming the file for any missing tensor or wrong shape.
+    static std::unique_ptr<CausalLM> load(const std::filesystem::path& folder,
+                                          torch::Device device = torch::kCPU);
+
+    [[nodiscard]] const ModelConfig& config() const { return m_config; }
+    [[nodiscard]] const std::filesystem::path& folder() const { return m_folder; }
+    [[nodiscard]] torch::Device device() const { return m_device; }
+    [[nodiscard]] int64_t numBlocks() const { return m_config.numLayers; }
+
+    // ids: [batch, tokens] int64 → hidden states [batch, tokens, hidden] (positions from 0).
+    [[nodiscard]] torch::Tensor embed(const torch::Tensor& ids) const;
+    // One decoder block (causal attention over the whole sequence).
+    [[nodiscard]] torch::Tensor runBlock(int64_t block, const torch::Tensor& hidden,
+                                         const LinearInputHook& hook = {}) const;
+    // Final norm and LM head: [batch, tokens, hidden] → logits [batch, tokens, vocab].
+    [[nodiscard]] torch::Tensor head(const torch::Tensor& hidden) const;
+    // All of it: [batch, tokens] int64 → logits [batch, tokens, vocab] float32.
+    [[nodiscard]] torch::Tensor logits(const torch::Tensor& ids) const;
+
+    // The prunable linear layers of one block, in execution order
+    // (Llama: q,k,v,o,gate,up,down; GPT-2: c_attn,c_proj,c_fc,mlp.c_proj; OPT: q,k,v,out,fc1,fc2).
+    [[nodiscard]] std::vector<LinearLayer>& linears(int64_t block) { return m_linears.at(size_t(block)); }
+    [[nodiscard]] const std::vector<LinearLayer>& linears(int64_t block) const { return m_linears.at(size_t(block)); }
+    [[nodiscard]] std::vector<LinearLayer*> allLinears();
+
+    // Every parameter tensor by checkpoint name (float32, [out, in] for linears; tied
+    // weights appear once under their stored name).
+    [[nodiscard]] const std::map<std::string, torch::Tensor>& parameters() const { return m_params; }
+    [[nodiscard]] int64_t parameterCount() const;
+    // dtype of the weights on disk, e.g. "F32" (the most common dtype among stored tensors).
+    [[nodiscard]] const std::string& storedDtype() const { return m_storedDtype; }
+
+private:
+    CausalLM() = default;
+    struct Impl;
+    ModelConfig m_config;
+    std::filesystem::path m_folder;
+    torch::Device m_device = torch::kCPU;
+    std::map<std::string, torch::Tensor> m_params;
+    std::vector<std::vector<LinearLayer>> m_linears;
+    std::string m_storedDtype;
+    std::shared_ptr<const Impl> m_impl; // architecture-specific tensor handles
+};
+
+// Converts a stored tensor view into a float32 CPU tensor that owns its memory.
+[[nodiscard]] torch::Tensor toFloatTensor(const struct ::sparselab::io::TensorView& view);
+
+} // namespace sparselab::model
