@@ -1,1 +1,96 @@
-int main() { return 0; }
+// sparselab-cli — the headless front end. Parses the subcommand and hands over to
+// commands.h; maps InputError to exit 2, CancelledError to exit 130 with a message, any
+// other exception to exit 1.
+
+#include "commands.h"
+
+#include "util/errors.h"
+
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace {
+
+const char* const kUsage = R"(sparselab-cli — one-shot SparseGPT compression of language models
+
+usage: sparselab-cli <command> [options]
+
+commands:
+  info MODEL                      architecture, layers, parameters, dtype, tokenizer
+  eval MODEL --text FILE          perplexity (SparseGPT reference protocol)
+       [--seqlen N] [--max-windows K] [--batch B] [--threads T] [--json]
+  solve-layer --problem IN.safetensors --out OUT.safetensors
+       [--method sparsegpt|magnitude|wanda] [--sparsity S | --nm N:M]
+       [--bits B [--group G] [--sym]] [--blocksize 128] [--damp 0.01] [--json]
+  prune MODEL --calib FILE --out OUT_DIR [--method M] [--sparsity S | --nm N:M]
+       [--bits B] [--nsamples 128] [--seqlen 2048] [--seed 0] [--layers SPEC]
+       [--recipe R.json] [--true-sequential] [--eval FILE] [--json]
+  help                            this text
+  version                         the version
+
+MODEL is a Hugging Face style folder (config.json, *.safetensors, tokenizer files).
+Without MODEL/--text, info and eval use the bundled demo model and text.
+Exit codes: 0 success, 2 bad input or usage, 1 internal failure, 130 cancelled (Ctrl-C).
+)";
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    using namespace sparselab;
+    using namespace sparselab::cli;
+
+    const std::map<std::string, std::function<int(const std::vector<std::string>&)>> commands = {
+        {"info", [](const auto& a) { return cmdInfo(Args("info", a, {"threads"}, {"json"})); }},
+        {"eval", [](const auto& a) {
+             return cmdEval(Args("eval", a, {"text", "seqlen", "max-windows", "batch", "threads", "device"},
+                                 {"json", "quiet"}));
+         }},
+        {"solve-layer", [](const auto& a) {
+             return cmdSolveLayer(Args("solve-layer", a,
+                                       {"problem", "out", "method", "sparsity", "nm", "bits", "group",
+                                        "blocksize", "damp", "threads", "device"},
+                                       {"sym", "json", "quiet"}));
+         }},
+        {"prune", [](const auto& a) {
+             return cmdPrune(Args("prune", a,
+                                  {"calib", "out", "method", "sparsity", "nm", "bits", "group", "nsamples",
+                                   "seqlen", "seed", "layers", "recipe", "eval", "blocksize", "damp",
+                                   "threads", "device", "workspace"},
+                                  {"sym", "true-sequential", "json", "quiet"}));
+         }},
+    };
+
+    if (argc < 2 || std::strcmp(argv[1], "help") == 0 || std::strcmp(argv[1], "--help") == 0
+        || std::strcmp(argv[1], "-h") == 0) {
+        std::fputs(kUsage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (std::strcmp(argv[1], "version") == 0 || std::strcmp(argv[1], "--version") == 0) {
+        std::printf("sparselab-cli %s\n", SPARSELAB_VERSION);
+        return 0;
+    }
+    const auto command = commands.find(argv[1]);
+    if (command == commands.end()) {
+        std::fprintf(stderr, "sparselab-cli: unknown command '%s' (try 'sparselab-cli help')\n", argv[1]);
+        return 2;
+    }
+
+    installInterruptHandler();
+    try {
+        return command->second(std::vector<std::string>(argv + 2, argv + argc));
+    } catch (const InputError& e) {
+        std::fprintf(stderr, "error: %s\n", e.what());
+        return 2;
+    } catch (const CancelledError&) {
+        std::fprintf(stderr, "cancelled: nothing was written\n");
+        return 130;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "internal error: %s\n", e.what());
+        return 1;
+    }
+}

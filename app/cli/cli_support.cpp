@@ -1,0 +1,182 @@
+#include "cli_support.h"
+
+#include "util/errors.h"
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <mutex>
+
+#include <unistd.h>
+
+namespace sparselab::cli {
+
+namespace fs = std::filesystem;
+
+Args::Args(const std::string& command, const std::vector<std::string>& argv,
+           const std::set<std::string>& valueOptions, const std::set<std::string>& flagOptions)
+    : m_command(command)
+{
+    for (size_t i = 0; i < argv.size(); ++i) {
+        const std::string& arg = argv[i];
+        if (arg.size() > 2 && arg.rfind("--", 0) == 0) {
+            std::string name = arg.substr(2);
+            std::optional<std::string> inlineValue;
+            if (const auto eq = name.find('='); eq != std::string::npos) {
+                inlineValue = name.substr(eq + 1);
+                name = name.substr(0, eq);
+            }
+            if (valueOptions.count(name)) {
+                if (inlineValue) {
+                    m_values[name] = *inlineValue;
+                } else {
+                    if (i + 1 >= argv.size())
+                        throw optionError("--" + name, "expects a value");
+                    m_values[name] = argv[++i];
+                }
+            } else if (flagOptions.count(name) && !inlineValue) {
+                m_flags.insert(name);
+            } else {
+                throw optionError("--" + name, "unknown option for '" + command + "' (see sparselab-cli help)");
+            }
+        } else {
+            m_positional.push_back(arg);
+        }
+    }
+}
+
+std::optional<std::string> Args::value(const std::string& name) const
+{
+    const auto it = m_values.find(name);
+    if (it == m_values.end())
+        return std::nullopt;
+    return it->second;
+}
+
+std::string Args::valueOr(const std::string& name, const std::string& fallback) const
+{
+    return value(name).value_or(fallback);
+}
+
+int64_t Args::intOr(const std::string& name, int64_t fallback, int64_t min, int64_t max) const
+{
+    const auto text = value(name);
+    if (!text)
+        return fallback;
+    size_t used = 0;
+    long long parsed = 0;
+    try {
+        parsed = std::stoll(*text, &used);
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    if (used == 0 || used != text->size())
+        throw optionError("--" + name, "expects an integer, got '" + *text + "'");
+    if (parsed < min || parsed > max)
+        throw optionError("--" + name, "must be between " + std::to_string(min) + " and "
+                                           + std::to_string(max) + ", got " + *text);
+    return parsed;
+}
+
+double Args::doubleOr(const std::string& name, double fallback) const
+{
+    const auto text = value(name);
+    if (!text)
+        return fallback;
+    size_t used = 0;
+    double parsed = 0;
+    try {
+        parsed = std::stod(*text, &used);
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    if (used == 0 || used != text->size())
+        throw optionError("--" + name, "expects a number, got '" + *text + "'");
+    return parsed;
+}
+
+void Args::requirePositional(size_t count, const std::string& usage) const
+{
+    if (m_positional.size() != count)
+        throw InputError("usage: " + usage);
+}
+
+CancelToken& interruptToken()
+{
+    static CancelToken token;
+    return token;
+}
+
+namespace {
+extern "C" void onInterrupt(int)
+{
+    // Only an atomic store here: async-signal-safe. The worker notices at its next check.
+    interruptToken().cancel();
+}
+} // namespace
+
+void installInterruptHandler()
+{
+    std::signal(SIGINT, onInterrupt);
+    std::signal(SIGTERM, onInterrupt);
+}
+
+ProgressCallback stderrProgress(bool quiet)
+{
+    if (quiet)
+        return {};
+    const bool tty = ::isatty(STDERR_FILENO) != 0;
+    struct State {
+        std::mutex mutex;
+        std::string lastStage;
+        double lastPrinted = -1e9;
+    };
+    auto state = std::make_shared<State>();
+    return [tty, state](const Progress& p) {
+        std::lock_guard lock(state->mutex);
+        const bool finished = p.total > 0 && p.done >= p.total;
+        const bool newStage = p.stage != state->lastStage;
+        // On a terminal redraw at most 10×/s; in logs print a line at most every 2 s.
+        const double interval = tty ? 0.1 : 2.0;
+        if (!finished && !newStage && p.elapsedSeconds - state->lastPrinted < interval)
+            return;
+        state->lastPrinted = p.elapsedSeconds;
+        if (newStage && tty && !state->lastStage.empty())
+            std::fputc('\n', stderr);
+        state->lastStage = p.stage;
+        char eta[64] = "";
+        if (p.etaSeconds >= 0 && !finished)
+            std::snprintf(eta, sizeof eta, ", ETA %.0f s", p.etaSeconds);
+        if (p.total > 0)
+            std::fprintf(stderr, "%s%s %lld/%lld (%.0f%%%s) %s%s", tty ? "\r\x1b[2K" : "",
+                         p.stage.c_str(), static_cast<long long>(p.done), static_cast<long long>(p.total),
+                         100.0 * p.fraction(), eta, p.detail.c_str(), (tty && !finished) ? "" : "\n");
+        else
+            std::fprintf(stderr, "%s%s %s%s", tty ? "\r\x1b[2K" : "", p.stage.c_str(), p.detail.c_str(),
+                         tty ? "" : "\n");
+        std::fflush(stderr);
+    };
+}
+
+void printJson(const nlohmann::json& object)
+{
+    std::cout << object.dump() << std::endl;
+}
+
+fs::path bundledResource(const std::string& relative)
+{
+    std::error_code ec;
+    // Installed layout: <prefix>/bin/sparselab-cli and <prefix>/share/sparselab/...
+    const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+    if (!ec) {
+        const fs::path installed = self.parent_path().parent_path() / "share" / "sparselab" / relative;
+        if (fs::exists(installed, ec))
+            return installed;
+    }
+    const fs::path configured = fs::path(SPARSELAB_INSTALLED_RESOURCES) / relative;
+    if (fs::exists(configured, ec))
+        return configured;
+    return fs::path(SPARSELAB_SOURCE_RESOURCES) / relative;
+}
+
+} // namespace sparselab::cli

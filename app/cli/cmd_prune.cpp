@@ -1,0 +1,262 @@
+// `prune`: calibrate, compress every linear layer per the plan, optionally evaluate before
+// and after, and export a Hugging Face folder with provenance (sparselab.json).
+
+#include "commands.h"
+
+#include "data/calibration.h"
+#include "eval/perplexity.h"
+#include "export/hf_export.h"
+#include "model/causal_lm.h"
+#include "pipeline/prune_pipeline.h"
+#include "tokenize/tokenizer.h"
+#include "util/atomic_file.h"
+#include "util/errors.h"
+#include "util/sha256.h"
+
+#include <ATen/Parallel.h>
+#include <torch/types.h>
+
+#include <cstdio>
+#include <ctime>
+#include <sstream>
+
+namespace sparselab::cli {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+// The plan: --recipe file, with command-line options as the defaults it starts from.
+pipeline::Recipe recipeFromArgs(const Args& args)
+{
+    pipeline::Recipe recipe;
+    if (const auto file = args.value("recipe"))
+        recipe = pipeline::Recipe::load(*file);
+    auto& options = recipe.defaults.options;
+    if (args.value("method")) {
+        const std::string method = *args.value("method");
+        if (method == "dense")
+            recipe.defaults.dense = true;
+        else
+            options.method = solve::parseMethod(method);
+    }
+    if (args.value("sparsity") && args.value("nm"))
+        throw optionError("--nm", "give either --sparsity or --nm, not both");
+    if (args.value("sparsity")) {
+        options.sparsity = args.doubleOr("sparsity", 0.5);
+        if (!(options.sparsity >= 0.0 && options.sparsity < 1.0))
+            throw optionError("--sparsity", "must be in [0, 1), got " + *args.value("sparsity"));
+        options.nmN = options.nmM = 0;
+    }
+    if (const auto nm = args.value("nm")) {
+        const auto [n, m] = pipeline::parseNm(*nm, "--nm");
+        options.nmN = n;
+        options.nmM = m;
+    }
+    options.quant.bits = int(args.intOr("bits", options.quant.bits, 2, 16));
+    if (options.quant.bits > 8 && options.quant.bits != 16)
+        throw optionError("--bits", "must be 2..8, or 16 for no quantization");
+    options.quant.groupSize = args.intOr("group", options.quant.groupSize, 0, 1 << 20);
+    if (args.flag("sym"))
+        options.quant.symmetric = true;
+    options.blocksize = args.intOr("blocksize", options.blocksize, 1, 1 << 16);
+    options.damp = args.doubleOr("damp", options.damp);
+    if (!(options.damp > 0.0))
+        throw optionError("--damp", "must be positive");
+    return recipe;
+}
+
+std::vector<std::string> splitList(const std::string& text)
+{
+    std::vector<std::string> parts;
+    std::stringstream stream(text);
+    std::string part;
+    while (std::getline(stream, part, ','))
+        if (!part.empty())
+            parts.push_back(part);
+    return parts;
+}
+
+json layerJson(const pipeline::LayerReport& r)
+{
+    return {{"name", r.name},
+            {"block", r.block},
+            {"rows", r.rows},
+            {"cols", r.cols},
+            {"method", r.dense ? std::string("dense") : solve::methodName(r.options.method)},
+            {"target_sparsity", r.dense ? 0.0 : (r.options.structured() ? double(r.options.nmN) / r.options.nmM
+                                                                         : r.options.sparsity)},
+            {"nm", r.options.structured() ? json(std::to_string(r.options.nmN) + ":" + std::to_string(r.options.nmM))
+                                          : json(nullptr)},
+            {"bits", r.dense ? 16 : r.options.quant.bits},
+            {"sparsity", r.stats.sparsity},
+            {"loss", r.stats.loss},
+            {"rel_output_error", r.stats.relOutputError},
+            {"damp_used", r.stats.dampUsed},
+            {"damp_raises", r.stats.dampRaises},
+            {"dead_inputs", r.stats.deadInputs},
+            {"seconds", r.stats.seconds}};
+}
+
+std::string utcNow()
+{
+    const std::time_t now = std::time(nullptr);
+    char buffer[32];
+    std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+    return buffer;
+}
+
+} // namespace
+
+int cmdPrune(const Args& args)
+{
+    const std::string usage = "sparselab-cli prune MODEL --calib FILE --out OUT_DIR [options]";
+    args.requirePositional(1, usage);
+    const fs::path folder = args.positional().front();
+    if (!args.value("calib"))
+        throw optionError("--calib", "is required (the calibration text file)");
+    if (!args.value("out"))
+        throw optionError("--out", "is required (the folder to write the compressed model to)");
+    if (args.value("workspace"))
+        throw optionError("--workspace", "workspaces are not supported by this version yet");
+    const fs::path calibFile = *args.value("calib");
+    const fs::path outDir = *args.value("out");
+    const std::optional<fs::path> evalFile = args.value("eval") ? std::optional<fs::path>(*args.value("eval"))
+                                                                : std::nullopt;
+    if (const auto threads = args.intOr("threads", 0, 0, 1024); threads > 0)
+        at::set_num_threads(int(threads));
+    if (args.valueOr("device", "cpu") != "cpu")
+        throw optionError("--device", "only cpu is available in this build");
+    const bool quiet = args.flag("quiet");
+
+    // Validate everything cheap before any heavy work, so bad input fails fast and writes nothing.
+    exporting::checkExportTarget(folder, outDir);
+    const auto config = model::ModelConfig::load(folder);
+    data::CalibrationParams calib;
+    calib.nsamples = args.intOr("nsamples", 128, 1, 1 << 20);
+    calib.seqlen = args.intOr("seqlen", std::min<int64_t>(2048, config.maxPositions), 2, 1 << 20);
+    calib.seed = uint64_t(args.intOr("seed", 0, 0, std::numeric_limits<int64_t>::max()));
+    if (calib.seqlen > config.maxPositions)
+        throw optionError("--seqlen", std::to_string(calib.seqlen) + " exceeds the model's maximum of "
+                                          + std::to_string(config.maxPositions) + " positions");
+    pipeline::PruneParams params;
+    params.recipe = recipeFromArgs(args);
+    params.trueSequential = args.flag("true-sequential");
+    if (const auto layers = args.value("layers"))
+        params.layerFilter = splitList(*layers);
+
+    const std::string calibText = readTextFile(calibFile);
+    if (calibText.empty())
+        throw inputError(calibFile, "the text is empty");
+    std::string evalText;
+    if (evalFile) {
+        evalText = readTextFile(*evalFile);
+        if (evalText.empty())
+            throw inputError(*evalFile, "the text is empty");
+    }
+
+    torch::NoGradGuard noGrad;
+    const auto tokenizer = tokenize::loadTokenizer(folder);
+    auto model = model::CausalLM::load(folder);
+    {
+        // Check the whole plan against the model's layers before any heavy work; errors name
+        // the recipe file, or the option when the plan came from the command line alone.
+        std::vector<std::string> names;
+        std::vector<int64_t> cols;
+        for (int64_t b = 0; b < model->numBlocks(); ++b)
+            for (const auto& layer : model->linears(b)) {
+                names.push_back(pipeline::moduleName(layer.name));
+                cols.push_back(layer.weight.size(1));
+            }
+        if (!params.recipe.defaults.dense && !args.value("recipe"))
+            params.recipe.defaults.options.validate(1);
+        params.recipe.validate(names, args.valueOr("recipe", "options"), cols);
+        for (const auto& pattern : params.layerFilter) {
+            bool any = false;
+            for (const auto& name : names)
+                any = any || pipeline::globMatch(pattern, name);
+            if (!any)
+                throw optionError("--layers", "pattern '" + pattern + "' matches no linear layer of the model");
+        }
+    }
+    const auto calibIds = tokenizer->encodeForModel(calibText);
+    const auto windows = data::sampleCalibrationWindows(calibIds, calib, calibFile);
+    std::vector<int32_t> evalIds;
+    eval::PerplexityParams evalParams;
+    evalParams.seqlen = calib.seqlen;
+    if (evalFile) {
+        evalIds = tokenizer->encodeForModel(evalText);
+        if (int64_t(evalIds.size()) < calib.seqlen)
+            throw inputError(*evalFile, "has " + std::to_string(evalIds.size()) + " tokens, fewer than one window of "
+                                            + std::to_string(calib.seqlen));
+    }
+
+    const auto progress = stderrProgress(quiet);
+    CancelToken& cancel = interruptToken();
+    std::optional<eval::PerplexityResult> before, after;
+    if (evalFile)
+        before = eval::evaluatePerplexity(*model, evalIds, evalParams, progress, &cancel);
+
+    const auto log = [quiet](const std::string& line) {
+        if (!quiet)
+            std::fprintf(stderr, "\n%s\n", line.c_str());
+    };
+    const auto result = pipeline::pruneModel(*model, windows, params, progress, &cancel, {}, log);
+    if (evalFile)
+        after = eval::evaluatePerplexity(*model, evalIds, evalParams, progress, &cancel);
+
+    json layers = json::array();
+    for (const auto& r : result.layers)
+        layers.push_back(layerJson(r));
+    json provenance = {
+        {"sparselab_version", SPARSELAB_VERSION},
+        {"created_utc", utcNow()},
+        {"source_model", {{"folder", fs::absolute(folder).string()}, {"sha256", exporting::hashModelFolder(folder)}}},
+        {"calibration",
+         {{"file", fs::absolute(calibFile).string()},
+          {"sha256", sha256Hex(calibText)},
+          {"nsamples", calib.nsamples},
+          {"seqlen", calib.seqlen},
+          {"seed", calib.seed}}},
+        {"recipe", params.recipe.toJson()},
+        {"layer_filter", params.layerFilter},
+        {"true_sequential", params.trueSequential},
+        {"linear_sparsity", result.linearSparsity()},
+        {"prune_seconds", result.seconds},
+        {"torch_threads", at::get_num_threads()},
+        {"layers", layers},
+    };
+    if (evalFile) {
+        provenance["evaluation"] = {{"file", fs::absolute(*evalFile).string()},
+                                    {"sha256", sha256Hex(evalText)},
+                                    {"seqlen", before->seqlen},
+                                    {"windows", before->windows},
+                                    {"perplexity_before", before->perplexity},
+                                    {"perplexity_after", after->perplexity}};
+    }
+    const auto summary = exporting::exportHuggingFaceFolder(*model, outDir, provenance, progress, &cancel);
+
+    if (args.flag("json")) {
+        json out = {{"out", fs::absolute(outDir).string()},
+                    {"linear_sparsity", result.linearSparsity()},
+                    {"seconds", result.seconds},
+                    {"layers", layers}};
+        if (evalFile) {
+            out["perplexity_before"] = before->perplexity;
+            out["perplexity_after"] = after->perplexity;
+        }
+        printJson(out);
+    } else {
+        std::printf("pruned %zu linear layers in %.1f s; linear-layer sparsity %.4f\n", result.layers.size(),
+                    result.seconds, result.linearSparsity());
+        if (evalFile)
+            std::printf("perplexity %.4f -> %.4f on %s (seqlen %lld)\n", before->perplexity, after->perplexity,
+                        evalFile->filename().c_str(), (long long)calib.seqlen);
+        std::printf("wrote %s (%lld files, %.1f MB)\n", outDir.c_str(), (long long)summary.files,
+                    double(summary.bytes) / 1e6);
+    }
+    return 0;
+}
+
+} // namespace sparselab::cli

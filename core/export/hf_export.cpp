@@ -1,0 +1,146 @@
+#include "export/hf_export.h"
+
+#include "io/checkpoint.h"
+#include "model/causal_lm.h"
+#include "util/atomic_file.h"
+#include "util/errors.h"
+#include "util/sha256.h"
+
+#include <torch/types.h>
+
+#include <map>
+#include <set>
+
+namespace sparselab::exporting {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+torch::ScalarType scalarTypeOf(io::DType dtype)
+{
+    switch (dtype) {
+    case io::DType::F32: return torch::kFloat32;
+    case io::DType::F16: return torch::kFloat16;
+    case io::DType::BF16: return torch::kBFloat16;
+    default: break;
+    }
+    throw std::invalid_argument("linear weights must be floating point");
+}
+
+// Removes a partially written folder on scope exit unless released.
+class FolderGuard {
+public:
+    explicit FolderGuard(fs::path path) : m_path(std::move(path)) {}
+    ~FolderGuard()
+    {
+        if (!m_path.empty()) {
+            std::error_code ignored;
+            fs::remove_all(m_path, ignored);
+        }
+    }
+    void release() { m_path.clear(); }
+private:
+    fs::path m_path;
+};
+
+} // namespace
+
+void checkExportTarget(const fs::path& sourceDir, const fs::path& outDir)
+{
+    std::error_code ec;
+    if (fs::exists(outDir, ec))
+        throw inputError(outDir, "already exists; choose a new output folder (nothing is overwritten)");
+    const fs::path source = fs::weakly_canonical(sourceDir, ec);
+    const fs::path target = fs::weakly_canonical(outDir, ec);
+    const auto rel = target.lexically_relative(source);
+    if (target == source || (!rel.empty() && *rel.begin() != ".."))
+        throw inputError(outDir, "is inside the input model folder; choose a folder elsewhere");
+    if (!target.parent_path().empty() && !fs::is_directory(target.parent_path(), ec))
+        throw inputError(outDir, "its parent folder does not exist");
+}
+
+nlohmann::json hashModelFolder(const fs::path& folder)
+{
+    std::map<std::string, std::string> hashes;
+    for (const auto& entry : fs::directory_iterator(folder))
+        if (entry.is_regular_file())
+            hashes[entry.path().filename().string()] = sha256File(entry.path());
+    return hashes;
+}
+
+ExportSummary exportHuggingFaceFolder(const model::CausalLM& model, const fs::path& outDir,
+                                      const nlohmann::json& provenance, const ProgressCallback& progress,
+                                      const CancelToken* cancel)
+{
+    torch::NoGradGuard noGrad;
+    checkExportTarget(model.folder(), outDir);
+    const io::Checkpoint source = io::Checkpoint::open(model.folder());
+
+    // Compressed weights by checkpoint name, on the CPU in [out, in].
+    std::map<std::string, const model::LinearLayer*> linears;
+    for (int64_t b = 0; b < model.numBlocks(); ++b)
+        for (const auto& layer : model.linears(b))
+            linears.emplace(layer.name, &layer);
+
+    const fs::path temp = temporarySibling(outDir);
+    FolderGuard guard(temp);
+    fs::create_directories(temp);
+
+    ExportSummary summary;
+    summary.folder = outDir;
+    ProgressReporter reporter(progress, "export", int64_t(source.files().size()) + 1);
+    int64_t step = 0;
+
+    std::set<std::string> weightFiles;
+    for (const auto& file : source.files()) {
+        throwIfCancelled(cancel);
+        reporter.report(step++, file.path().filename().string());
+        weightFiles.insert(file.path().filename().string());
+        std::vector<io::TensorToWrite> tensors;
+        std::vector<torch::Tensor> keepAlive;
+        for (const auto& info : file.tensors()) {
+            const io::TensorView view = file.view(info);
+            io::TensorToWrite out{info.name, info.dtype, info.shape, view.data, view.nbytes};
+            const auto it = linears.find(info.name);
+            if (it != linears.end()) {
+                torch::Tensor w = it->second->weight.detach().to(torch::kCPU);
+                if (it->second->storedTransposed)
+                    w = w.t();
+                w = w.to(scalarTypeOf(info.dtype)).contiguous();
+                if (std::vector<int64_t>(w.sizes().begin(), w.sizes().end()) != info.shape)
+                    throw std::logic_error("export: shape of " + info.name + " changed");
+                out.data = w.data_ptr();
+                out.nbytes = size_t(w.numel()) * size_t(w.element_size());
+                keepAlive.push_back(w);
+                ++summary.tensorsReplaced;
+            }
+            tensors.push_back(out);
+        }
+        io::writeSafetensors(temp / file.path().filename(), tensors, file.metadata());
+    }
+
+    // Everything else in the folder (config, tokenizer, index …) is copied as is.
+    for (const auto& entry : fs::directory_iterator(model.folder())) {
+        const std::string name = entry.path().filename().string();
+        if (!entry.is_regular_file() || weightFiles.count(name) || name == "sparselab.json")
+            continue;
+        fs::copy_file(entry.path(), temp / name);
+    }
+    writeFileAtomically(temp / "sparselab.json", provenance.dump(2) + "\n");
+
+    for (const auto& entry : fs::directory_iterator(temp)) {
+        ++summary.files;
+        summary.bytes += int64_t(entry.file_size());
+    }
+    throwIfCancelled(cancel);
+    std::error_code ec;
+    fs::rename(temp, outDir, ec);
+    if (ec)
+        throw inputError(outDir, "cannot move the finished folder into place: " + ec.message());
+    guard.release();
+    reporter.report(step + 1, "done");
+    return summary;
+}
+
+} // namespace sparselab::exporting

@@ -1,0 +1,231 @@
+#include "pipeline/prune_pipeline.h"
+
+#include "model/causal_lm.h"
+#include "util/errors.h"
+
+#include <torch/types.h>
+
+#include <chrono>
+#include <map>
+#include <sstream>
+
+namespace sparselab::pipeline {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+bool passesFilter(const std::vector<std::string>& filter, const std::string& name)
+{
+    if (filter.empty())
+        return true;
+    for (const auto& pattern : filter)
+        if (globMatch(pattern, name))
+            return true;
+    return false;
+}
+
+// Runs `model` block `block` over all windows in batches; returns the outputs.
+torch::Tensor runBlockBatched(const model::CausalLM& model, int64_t block, const torch::Tensor& inputs,
+                              int64_t batch, const model::LinearInputHook& hook, const CancelToken* cancel)
+{
+    std::vector<torch::Tensor> outputs;
+    for (int64_t start = 0; start < inputs.size(0); start += batch) {
+        throwIfCancelled(cancel);
+        const int64_t end = std::min(inputs.size(0), start + batch);
+        outputs.push_back(model.runBlock(block, inputs.slice(0, start, end), hook));
+    }
+    return torch::cat(outputs, 0);
+}
+
+// Groups consecutive layers that read the same input (q/k/v; gate/up), judged on the first
+// window, so "true sequential" works for any architecture without a table of names.
+std::vector<std::vector<size_t>> groupBySharedInput(const model::CausalLM& model, int64_t block,
+                                                    const torch::Tensor& inputs)
+{
+    const auto& layers = model.linears(block);
+    std::map<std::string, torch::Tensor> seen;
+    (void)model.runBlock(block, inputs.slice(0, 0, 1), [&](const model::LinearLayer& layer, const torch::Tensor& x) {
+        seen[layer.name] = x.clone();
+    });
+    std::vector<std::vector<size_t>> groups;
+    for (size_t i = 0; i < layers.size(); ++i) {
+        const auto current = seen.find(layers[i].name);
+        bool joined = false;
+        if (!groups.empty() && current != seen.end()) {
+            const auto previous = seen.find(layers[groups.back().back()].name);
+            if (previous != seen.end() && previous->second.sizes() == current->second.sizes()
+                && torch::equal(previous->second, current->second)) {
+                groups.back().push_back(i);
+                joined = true;
+            }
+        }
+        if (!joined)
+            groups.push_back({i});
+    }
+    return groups;
+}
+
+double zeroFraction(const torch::Tensor& weight)
+{
+    return weight.eq(0).sum().item<double>() / double(weight.numel());
+}
+
+} // namespace
+
+std::string moduleName(const std::string& weightName)
+{
+    const std::string suffix = ".weight";
+    if (weightName.size() > suffix.size() && weightName.compare(weightName.size() - suffix.size(), suffix.size(), suffix) == 0)
+        return weightName.substr(0, weightName.size() - suffix.size());
+    return weightName;
+}
+
+double PruneResult::linearSparsity() const
+{
+    double zeros = 0, total = 0;
+    for (const auto& layer : layers) {
+        const double n = double(layer.rows) * double(layer.cols);
+        zeros += layer.stats.sparsity * n;
+        total += n;
+    }
+    return total > 0 ? zeros / total : 0.0;
+}
+
+PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& windows, const PruneParams& params,
+                       const ProgressCallback& progress, const CancelToken* cancel,
+                       const LayerDoneCallback& layerDone, const LogCallback& log)
+{
+    torch::NoGradGuard noGrad;
+    const auto started = Clock::now();
+    if (windows.nsamples < 1 || int64_t(windows.ids.size()) != windows.nsamples * windows.seqlen)
+        throw std::invalid_argument("pruneModel: malformed calibration windows");
+    if (windows.seqlen > model.config().maxPositions)
+        throw optionError("--seqlen", std::to_string(windows.seqlen) + " exceeds the model's maximum of "
+                                          + std::to_string(model.config().maxPositions) + " positions");
+
+    // Plan every layer up front so a bad recipe fails before any work is done.
+    std::vector<std::string> names;
+    std::vector<int64_t> cols;
+    for (int64_t b = 0; b < model.numBlocks(); ++b)
+        for (const auto& layer : model.linears(b)) {
+            names.push_back(moduleName(layer.name));
+            cols.push_back(layer.weight.size(1));
+        }
+    params.recipe.validate(names, "recipe", cols);
+    for (const auto& pattern : params.layerFilter) {
+        bool any = false;
+        for (const auto& name : names)
+            any = any || globMatch(pattern, name);
+        if (!any)
+            throw optionError("--layers", "pattern '" + pattern + "' matches no linear layer of the model");
+    }
+
+    std::map<std::string, LayerPlan> plans;
+    int64_t toSolve = 0;
+    for (const auto& name : names) {
+        LayerPlan plan = params.recipe.planFor(name);
+        if (!passesFilter(params.layerFilter, name))
+            plan.dense = true;
+        toSolve += plan.dense ? 0 : 1;
+        plans.emplace(name, plan);
+    }
+
+    ProgressReporter reporter(progress, "prune", toSolve);
+    reporter.report(0, "embedding calibration windows");
+
+    const auto ids = torch::from_blob(const_cast<int64_t*>(windows.ids.data()), {windows.nsamples, windows.seqlen},
+                                      torch::kInt64)
+                         .to(model.device());
+    const int64_t batch = std::max<int64_t>(1, params.forwardBatch);
+    std::vector<torch::Tensor> embedded;
+    for (int64_t start = 0; start < windows.nsamples; start += batch) {
+        throwIfCancelled(cancel);
+        embedded.push_back(model.embed(ids.slice(0, start, std::min(windows.nsamples, start + batch))));
+    }
+    torch::Tensor inputs = torch::cat(embedded, 0); // [nsamples, seqlen, hidden]
+    embedded.clear();
+
+    PruneResult result;
+    int64_t solved = 0;
+    for (int64_t b = 0; b < model.numBlocks(); ++b) {
+        auto& layers = model.linears(b);
+        std::vector<std::vector<size_t>> groups;
+        if (params.trueSequential) {
+            groups = groupBySharedInput(model, b, inputs);
+        } else {
+            groups.emplace_back();
+            for (size_t i = 0; i < layers.size(); ++i)
+                groups.back().push_back(i);
+        }
+
+        for (const auto& group : groups) {
+            // Hessians only for this group's layers that will be solved.
+            std::map<std::string, solve::HessianAccumulator> hessians;
+            for (size_t i : group) {
+                const auto& layer = layers[i];
+                if (!plans.at(moduleName(layer.name)).dense)
+                    hessians.emplace(layer.name, solve::HessianAccumulator(layer.weight.size(1), model.device()));
+            }
+            if (!hessians.empty()) {
+                reporter.report(solved, "block " + std::to_string(b) + ": collecting inputs");
+                const auto hook = [&](const model::LinearLayer& layer, const torch::Tensor& x) {
+                    const auto it = hessians.find(layer.name);
+                    if (it != hessians.end())
+                        it->second.add(x);
+                };
+                (void)runBlockBatched(model, b, inputs, batch, hook, cancel);
+            }
+
+            for (size_t i : group) {
+                auto& layer = layers[i];
+                const std::string name = moduleName(layer.name);
+                const LayerPlan& plan = plans.at(name);
+                LayerReport report;
+                report.name = name;
+                report.kind = layer.kind;
+                report.block = b;
+                report.rows = layer.weight.size(0);
+                report.cols = layer.weight.size(1);
+                report.dense = plan.dense;
+                report.options = plan.options;
+                if (plan.dense) {
+                    report.stats.sparsity = zeroFraction(layer.weight);
+                } else {
+                    throwIfCancelled(cancel);
+                    reporter.report(solved, name);
+                    auto found = hessians.find(layer.name);
+                    // Solve on a handle to the model's own storage; copy back if the solver
+                    // replaced the tensor rather than writing into it.
+                    torch::Tensor weight = layer.weight;
+                    const void* storage = weight.data_ptr();
+                    const auto layerResult = solve::solveLayer(weight, found->second.hessian(), plan.options, {}, cancel);
+                    if (weight.data_ptr() != storage)
+                        layer.weight.copy_(weight);
+                    hessians.erase(found); // free the Hessian as soon as its layer is solved
+                    report.stats = layerResult.stats;
+                    if (log && layerResult.stats.dampRaises > 0) {
+                        std::ostringstream line;
+                        line << name << ": Cholesky failed; damping raised " << layerResult.stats.dampRaises
+                             << " time(s) to " << layerResult.stats.dampUsed;
+                        log(line.str());
+                    }
+                    if (log && layerResult.stats.deadInputs > 0)
+                        log(name + ": " + std::to_string(layerResult.stats.deadInputs) + " dead input(s) zeroed");
+                    ++solved;
+                    reporter.report(solved, name);
+                }
+                if (layerDone)
+                    layerDone(report);
+                result.layers.push_back(std::move(report));
+            }
+        }
+        // Propagate through the compressed block: the next block sees what it will see at inference.
+        inputs = runBlockBatched(model, b, inputs, batch, {}, cancel);
+    }
+    result.seconds = std::chrono::duration<double>(Clock::now() - started).count();
+    reporter.report(toSolve, "done");
+    return result;
+}
+
+} // namespace sparselab::pipeline

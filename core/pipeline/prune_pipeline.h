@@ -1,0 +1,66 @@
+#pragma once
+// The whole-model compression pipeline, faithful to the SparseGPT reference (opt.py /
+// llama.py `*_sequential`):
+//   1. embed every calibration window → inputs of block 0, [nsamples, seqlen, hidden];
+//   2. for each decoder block: run the still-dense block over all windows, accumulating a
+//      Hessian for every linear sub-layer; solve each layer per its LayerPlan; then run the
+//      windows through the compressed block to get the next block's inputs.
+//   "True sequential" instead solves the block's layers group by group in execution order
+//   (Llama: q/k/v → o → gate/up → down), re-capturing the inputs of each group through the
+//   already-compressed earlier groups.
+// Embeddings and the LM head are never touched. Only the current block's activations and
+// Hessians are alive at a time; each Hessian is freed once its layer is solved.
+// Progress: stage "calibration" per block pass, stage "layer" per solved layer (detail =
+// layer name); cancel is checked between windows, blocks and layers, and inside solves.
+
+#include "data/calibration.h"
+#include "pipeline/recipe.h"
+#include "solve/solver.h"
+#include "util/progress.h"
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace sparselab::model { class CausalLM; }
+
+namespace sparselab::pipeline {
+
+struct PruneParams {
+    Recipe recipe;                        // per-layer plan
+    std::vector<std::string> layerFilter; // globs; empty = all layers (others stay dense)
+    bool trueSequential = false;
+    int64_t forwardBatch = 8;             // windows per block forward pass
+};
+
+struct LayerReport {
+    std::string name;                     // module name, e.g. "model.layers.0.self_attn.q_proj"
+    std::string kind;                     // e.g. "self_attn.q_proj"
+    int64_t block = 0;
+    int64_t rows = 0, cols = 0;
+    bool dense = false;                   // left untouched by the plan
+    solve::SolverOptions options;         // what was asked
+    solve::LayerStats stats;              // what came out
+};
+
+struct PruneResult {
+    std::vector<LayerReport> layers;
+    double seconds = 0.0;
+    [[nodiscard]] double linearSparsity() const; // zeros / weights over all linear layers
+};
+
+// Called after each layer is solved (for live views), on the worker thread.
+using LayerDoneCallback = std::function<void(const LayerReport&)>;
+// Human-readable log lines (damping raised, dead inputs, ...), on the worker thread.
+using LogCallback = std::function<void(const std::string&)>;
+
+// Compresses `model` in place. `windows` from data::sampleCalibrationWindows.
+[[nodiscard]] PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& windows,
+                                     const PruneParams& params, const ProgressCallback& progress = {},
+                                     const CancelToken* cancel = nullptr,
+                                     const LayerDoneCallback& layerDone = {}, const LogCallback& log = {});
+
+// Module name of a linear layer's weight tensor name ("x.weight" → "x").
+[[nodiscard]] std::string moduleName(const std::string& weightName);
+
+} // namespace sparselab::pipeline

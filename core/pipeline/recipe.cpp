@@ -1,0 +1,292 @@
+#include "pipeline/recipe.h"
+
+#include "util/atomic_file.h"
+#include "util/errors.h"
+
+#include <nlohmann/json.hpp>
+
+#include <set>
+
+namespace sparselab::pipeline {
+
+using nlohmann::json;
+
+bool globMatch(const std::string& pattern, const std::string& text)
+{
+    // Iterative matcher with single backtrack point for '*': linear in practice.
+    size_t p = 0, t = 0, starP = std::string::npos, starT = 0;
+    while (t < text.size()) {
+        if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == text[t])) {
+            ++p;
+            ++t;
+        } else if (p < pattern.size() && pattern[p] == '*') {
+            starP = p++;
+            starT = t;
+        } else if (starP != std::string::npos) {
+            p = starP + 1;
+            t = ++starT;
+        } else {
+            return false;
+        }
+    }
+    while (p < pattern.size() && pattern[p] == '*')
+        ++p;
+    return p == pattern.size();
+}
+
+std::pair<int, int> parseNm(const std::string& text, const std::string& option)
+{
+    const auto colon = text.find(':');
+    int n = 0, m = 0;
+    try {
+        if (colon == std::string::npos)
+            throw std::invalid_argument("no colon");
+        size_t usedN = 0, usedM = 0;
+        n = std::stoi(text.substr(0, colon), &usedN);
+        m = std::stoi(text.substr(colon + 1), &usedM);
+        if (usedN != colon || usedM != text.size() - colon - 1)
+            throw std::invalid_argument("trailing characters");
+    } catch (const std::exception&) {
+        throw optionError(option, "expects N:M such as 2:4, got '" + text + "'");
+    }
+    if (n < 1 || m < 2 || n >= m)
+        throw optionError(option, "needs 1 <= N < M, got '" + text + "'");
+    return {n, m};
+}
+
+namespace {
+
+const std::set<std::string> kFields = {"pattern", "method", "sparsity", "nm", "bits", "group", "sym", "blocksize", "damp"};
+
+template <typename T>
+T fieldAs(const json& object, const char* key, const std::string& source)
+{
+    try {
+        return object.at(key).get<T>();
+    } catch (const json::exception&) {
+        throw InputError(source + ": field '" + key + "' has the wrong type");
+    }
+}
+
+RecipeRule parseRule(const json& object, const std::string& source, bool isDefaults)
+{
+    if (!object.is_object())
+        throw InputError(source + ": each rule must be a JSON object");
+    RecipeRule rule;
+    for (const auto& [key, value] : object.items()) {
+        if (!kFields.count(key) || (isDefaults && key == "pattern"))
+            throw InputError(source + ": unknown field '" + key + "'");
+    }
+    if (!isDefaults) {
+        if (!object.contains("pattern"))
+            throw InputError(source + ": a layer rule needs a 'pattern'");
+        rule.pattern = fieldAs<std::string>(object, "pattern", source);
+        if (rule.pattern.empty())
+            throw InputError(source + ": empty 'pattern'");
+    }
+    if (object.contains("method")) {
+        const auto name = fieldAs<std::string>(object, "method", source);
+        if (name == "dense" || name == "none") {
+            rule.dense = true;
+        } else {
+            try {
+                rule.method = solve::parseMethod(name);
+            } catch (const InputError&) {
+                throw InputError(source + ": unknown method '" + name + "' (sparsegpt, magnitude, wanda, dense)");
+            }
+            rule.dense = false;
+        }
+    }
+    if (object.contains("sparsity")) {
+        const double s = fieldAs<double>(object, "sparsity", source);
+        if (!(s >= 0.0 && s < 1.0))
+            throw InputError(source + ": sparsity must be in [0, 1), got " + std::to_string(s));
+        rule.sparsity = s;
+    }
+    if (object.contains("nm")) {
+        if (object.at("nm").is_null())
+            rule.nm = std::pair{0, 0};
+        else
+            try {
+                rule.nm = parseNm(fieldAs<std::string>(object, "nm", source), "nm");
+            } catch (const InputError& e) {
+                throw InputError(source + ": " + e.what());
+            }
+    }
+    if (object.contains("bits")) {
+        const int b = fieldAs<int>(object, "bits", source);
+        if (!((b >= 2 && b <= 8) || b == 16))
+            throw InputError(source + ": bits must be 2..8 or 16 (no quantization), got " + std::to_string(b));
+        rule.bits = b;
+    }
+    if (object.contains("group")) {
+        const auto g = fieldAs<int64_t>(object, "group", source);
+        if (g < 0)
+            throw InputError(source + ": group must be >= 0");
+        rule.group = g;
+    }
+    if (object.contains("sym"))
+        rule.sym = fieldAs<bool>(object, "sym", source);
+    if (object.contains("blocksize")) {
+        const auto b = fieldAs<int64_t>(object, "blocksize", source);
+        if (b < 1)
+            throw InputError(source + ": blocksize must be >= 1");
+        rule.blocksize = b;
+    }
+    if (object.contains("damp")) {
+        const double d = fieldAs<double>(object, "damp", source);
+        if (!(d > 0.0 && d < 1e6))
+            throw InputError(source + ": damp must be positive");
+        rule.damp = d;
+    }
+    return rule;
+}
+
+void applyRule(LayerPlan& plan, const RecipeRule& rule)
+{
+    if (rule.dense)
+        plan.dense = *rule.dense;
+    if (rule.method)
+        plan.options.method = *rule.method;
+    if (rule.sparsity) {
+        plan.options.sparsity = *rule.sparsity;
+        // An explicit sparsity means unstructured unless this same rule also sets nm.
+        if (!rule.nm) {
+            plan.options.nmN = 0;
+            plan.options.nmM = 0;
+        }
+    }
+    if (rule.nm) {
+        plan.options.nmN = rule.nm->first;
+        plan.options.nmM = rule.nm->second;
+    }
+    if (rule.bits)
+        plan.options.quant.bits = *rule.bits;
+    if (rule.group)
+        plan.options.quant.groupSize = *rule.group;
+    if (rule.sym)
+        plan.options.quant.symmetric = *rule.sym;
+    if (rule.blocksize)
+        plan.options.blocksize = *rule.blocksize;
+    if (rule.damp)
+        plan.options.damp = *rule.damp;
+}
+
+json ruleToJson(const LayerPlan& plan)
+{
+    json j;
+    j["method"] = plan.dense ? std::string("dense") : solve::methodName(plan.options.method);
+    j["sparsity"] = plan.options.sparsity;
+    j["nm"] = plan.options.structured()
+                  ? json(std::to_string(plan.options.nmN) + ":" + std::to_string(plan.options.nmM))
+                  : json(nullptr);
+    j["bits"] = plan.options.quant.bits;
+    j["group"] = plan.options.quant.groupSize;
+    j["sym"] = plan.options.quant.symmetric;
+    j["blocksize"] = plan.options.blocksize;
+    j["damp"] = plan.options.damp;
+    return j;
+}
+
+} // namespace
+
+LayerPlan Recipe::planFor(const std::string& layerName) const
+{
+    LayerPlan plan = defaults;
+    for (const auto& rule : rules)
+        if (globMatch(rule.pattern, layerName))
+            applyRule(plan, rule);
+    return plan;
+}
+
+void Recipe::validate(const std::vector<std::string>& layerNames, const std::string& source,
+                      const std::vector<int64_t>& layerCols) const
+{
+    for (const auto& rule : rules) {
+        bool any = false;
+        for (const auto& name : layerNames)
+            any = any || globMatch(rule.pattern, name);
+        if (!any)
+            throw InputError(source + ": pattern '" + rule.pattern + "' matches no linear layer of the model");
+    }
+    for (size_t i = 0; i < layerNames.size(); ++i) {
+        const LayerPlan plan = planFor(layerNames[i]);
+        if (plan.dense)
+            continue;
+        try {
+            plan.options.validate(i < layerCols.size() ? layerCols[i] : 0);
+        } catch (const InputError& e) {
+            throw InputError(source + ": layer " + layerNames[i] + ": " + e.what());
+        }
+    }
+}
+
+json Recipe::toJson() const
+{
+    json j;
+    j["defaults"] = ruleToJson(defaults);
+    j["layers"] = json::array();
+    for (const auto& rule : rules) {
+        json r;
+        r["pattern"] = rule.pattern;
+        if (rule.dense && *rule.dense)
+            r["method"] = "dense";
+        else if (rule.method)
+            r["method"] = solve::methodName(*rule.method);
+        if (rule.sparsity)
+            r["sparsity"] = *rule.sparsity;
+        if (rule.nm)
+            r["nm"] = rule.nm->second > 0 ? json(std::to_string(rule.nm->first) + ":" + std::to_string(rule.nm->second))
+                                          : json(nullptr);
+        if (rule.bits)
+            r["bits"] = *rule.bits;
+        if (rule.group)
+            r["group"] = *rule.group;
+        if (rule.sym)
+            r["sym"] = *rule.sym;
+        if (rule.blocksize)
+            r["blocksize"] = *rule.blocksize;
+        if (rule.damp)
+            r["damp"] = *rule.damp;
+        j["layers"].push_back(r);
+    }
+    return j;
+}
+
+Recipe Recipe::fromJson(const json& j, const std::string& source)
+{
+    if (!j.is_object())
+        throw InputError(source + ": a recipe must be a JSON object with 'defaults' and 'layers'");
+    for (const auto& [key, value] : j.items())
+        if (key != "defaults" && key != "layers")
+            throw InputError(source + ": unknown field '" + key + "'");
+    Recipe recipe;
+    if (j.contains("defaults"))
+        applyRule(recipe.defaults, parseRule(j.at("defaults"), source, true));
+    if (j.contains("layers")) {
+        if (!j.at("layers").is_array())
+            throw InputError(source + ": 'layers' must be an array of rules");
+        for (const auto& rule : j.at("layers"))
+            recipe.rules.push_back(parseRule(rule, source, false));
+    }
+    return recipe;
+}
+
+Recipe Recipe::load(const std::filesystem::path& file)
+{
+    const std::string text = readTextFile(file);
+    json j;
+    try {
+        j = json::parse(text);
+    } catch (const json::parse_error& e) {
+        throw inputError(file, std::string("not valid JSON: ") + e.what());
+    }
+    return fromJson(j, file.string());
+}
+
+void Recipe::save(const std::filesystem::path& file) const
+{
+    writeFileAtomically(file, toJson().dump(2) + "\n");
+}
+
+} // namespace sparselab::pipeline

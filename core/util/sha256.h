@@ -1,0 +1,33 @@
+#pragma once
+// SHA-256 (FIPS 180-4) for provenance records: hashes of input model files and texts.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+namespace sparselab {
+
+class Sha256 {
+public:
+    Sha256();
+    void update(const void* data, size_t size);
+    void update(std::string_view text) { update(text.data(), text.size()); }
+    [[nodiscard]] std::array<uint8_t, 32> finish();
+    [[nodiscard]] std::string finishHex();
+
+private:
+    void compress(const uint8_t* block);
+    std::array<uint32_t, 8> m_state;
+    std::array<uint8_t, 64> m_buffer{};
+    size_t m_buffered = 0;
+    uint64_t m_length = 0;
+};
+
+[[nodiscard]] std::string sha256Hex(std::string_view bytes);
+// Streams the file; InputError naming it when unreadable.
+[[nodiscard]] std::string sha256File(const std::filesystem::path& file);
+
+} // namespace sparselab

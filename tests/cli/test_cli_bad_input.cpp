@@ -1,0 +1,309 @@
+// The bad-input catalogue of the CLI: every malformed input gives exit code 2, ONE line on
+// stderr that names the offending file or option, and leaves no output behind.
+// Inputs are built in a temporary folder from the bundled demo model.
+
+#include "testsupport.h"
+
+#include <QDir>
+#include <QFile>
+#include <QProcess>
+#include <QTemporaryDir>
+#include <QTest>
+
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+QByteArray safetensorsBytes(const std::string& header, const QByteArray& data)
+{
+    QByteArray bytes;
+    const uint64_t n = header.size();
+    for (int i = 0; i < 8; ++i)
+        bytes.append(char((n >> (8 * i)) & 0xff));
+    bytes.append(header.data(), qsizetype(header.size()));
+    bytes.append(data);
+    return bytes;
+}
+
+void writeFile(const QString& path, const QByteArray& bytes)
+{
+    QFile f(path);
+    QVERIFY(f.open(QIODevice::WriteOnly | QIODevice::Truncate));
+    f.write(bytes);
+}
+
+// A model folder: the demo's config and tokenizer with a replacement weights file.
+QString makeModel(const QTemporaryDir& dir, const QString& name, const QByteArray& safetensors)
+{
+    const QString folder = dir.filePath(name);
+    QDir().mkpath(folder);
+    const QString demo = QString::fromStdString(sparselab::testing::demoModelDir().string());
+    for (const char* file : {"config.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"})
+        QFile::copy(demo + "/" + file, folder + "/" + file);
+    if (!safetensors.isNull())
+        writeFile(folder + "/model.safetensors", safetensors);
+    return folder;
+}
+
+struct Run {
+    int exitCode = -1;
+    QString stderrText;
+    QString stdoutText;
+};
+
+Run runCli(const QStringList& args)
+{
+    QProcess process;
+    process.start(QStringLiteral(SPARSELAB_CLI_PATH), args);
+    process.waitForFinished(300000);
+    Run run;
+    run.exitCode = process.exitStatus() == QProcess::NormalExit ? process.exitCode() : -1;
+    run.stderrText = QString::fromUtf8(process.readAllStandardError());
+    run.stdoutText = QString::fromUtf8(process.readAllStandardOutput());
+    return run;
+}
+
+// The last non-empty line on stderr (progress lines may precede the error).
+QString errorLine(const QString& text)
+{
+    const auto lines = text.split('\n', Qt::SkipEmptyParts);
+    return lines.isEmpty() ? QString() : lines.last().trimmed();
+}
+
+} // namespace
+
+class TestCliBadInput : public QObject {
+    Q_OBJECT
+private:
+    QTemporaryDir m_dir;
+    QString m_demo;
+    QString m_eval;
+    QString m_calib;
+
+private Q_SLOTS:
+    void initTestCase()
+    {
+        QVERIFY(m_dir.isValid());
+        m_demo = QString::fromStdString(sparselab::testing::demoModelDir().string());
+        m_eval = QString::fromStdString(sparselab::testing::demoEvalText().string());
+        m_calib = QString::fromStdString(sparselab::testing::demoCalibText().string());
+    }
+
+    void catalogue_data()
+    {
+        QTest::addColumn<QStringList>("args");
+        QTest::addColumn<QString>("mustName");    // substring the error line must contain
+        QTest::addColumn<QString>("mustNotExist"); // output that must not have been written
+
+        const QString d = m_dir.path();
+        const QString out = d + "/out-never-written";
+        const QByteArray validData(16, '\0');
+
+        // --- model folders -----------------------------------------------------------------
+        const QString noConfig = d + "/no-config";
+        QDir().mkpath(noConfig);
+        QTest::newRow("missing config.json") << QStringList{"info", noConfig} << "config.json" << "";
+
+        const QString badJson = makeModel(m_dir, "bad-json", QByteArray());
+        writeFile(badJson + "/config.json", "{\"hidden_size\": 64,");
+        QTest::newRow("malformed config.json") << QStringList{"info", badJson} << "config.json" << "";
+
+        const QString missingField = makeModel(m_dir, "missing-field", QByteArray());
+        writeFile(missingField + "/config.json", R"({"architectures": ["LlamaForCausalLM"], "model_type": "llama"})");
+        QTest::newRow("config.json missing fields") << QStringList{"info", missingField} << "config.json" << "";
+
+        const QString unsupported = makeModel(m_dir, "unsupported", QByteArray());
+        writeFile(unsupported + "/config.json", R"({"architectures": ["BertForMaskedLM"], "model_type": "bert"})");
+        QTest::newRow("unsupported architecture") << QStringList{"info", unsupported} << "config.json" << "";
+
+        QTest::newRow("model folder does not exist")
+            << QStringList{"info", d + "/nowhere"} << "nowhere" << "";
+
+        const QString noWeights = makeModel(m_dir, "no-weights", QByteArray());
+        QTest::newRow("no safetensors") << QStringList{"info", noWeights} << "no-weights" << "";
+
+        // --- safetensors ---------------------------------------------------------------------
+        {
+            QByteArray bytes;
+            const uint64_t n = 1u << 30;
+            for (int i = 0; i < 8; ++i)
+                bytes.append(char((n >> (8 * i)) & 0xff));
+            bytes.append("{}");
+            const QString m = makeModel(m_dir, "header-past-end", bytes);
+            QTest::newRow("header length past end of file") << QStringList{"info", m} << "model.safetensors" << "";
+        }
+        {
+            const QString m = makeModel(m_dir, "overlap", safetensorsBytes(
+                R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+                validData));
+            QTest::newRow("overlapping offsets") << QStringList{"info", m} << "model.safetensors" << "";
+        }
+        {
+            const QString m = makeModel(m_dir, "out-of-range", safetensorsBytes(
+                R"({"a":{"dtype":"F32","shape":[8],"data_offsets":[0,32]}})", validData));
+            QTest::newRow("offsets out of range") << QStringList{"info", m} << "model.safetensors" << "";
+        }
+        {
+            const QString m = makeModel(m_dir, "bad-size", safetensorsBytes(
+                R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,16]}})", validData));
+            QTest::newRow("shape x dtype != byte length") << QStringList{"info", m} << "model.safetensors" << "";
+        }
+        {
+            const QString m = makeModel(m_dir, "bad-dtype", safetensorsBytes(
+                R"({"a":{"dtype":"F8_E9","shape":[4],"data_offsets":[0,16]}})", validData));
+            QTest::newRow("unknown dtype") << QStringList{"info", m} << "model.safetensors" << "";
+        }
+        {
+            const QString m = makeModel(m_dir, "header-not-json", safetensorsBytes("{not json", validData));
+            QTest::newRow("header not JSON") << QStringList{"info", m} << "model.safetensors" << "";
+        }
+        {
+            const QString m = makeModel(m_dir, "missing-tensor", safetensorsBytes(
+                R"({"model.norm.weight":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", validData));
+            QTest::newRow("tensor the config needs is missing") << QStringList{"info", m} << "missing-tensor" << "";
+        }
+        {
+            const QString m = makeModel(m_dir, "escaping-index", QByteArray());
+            writeFile(m + "/model.safetensors.index.json",
+                      R"({"weight_map": {"model.norm.weight": "../../etc/passwd"}})");
+            QTest::newRow("shard index pointing outside the folder")
+                << QStringList{"info", m} << "model.safetensors.index.json" << "";
+        }
+        {
+            const QString m = makeModel(m_dir, "absolute-index", QByteArray());
+            writeFile(m + "/model.safetensors.index.json", R"({"weight_map": {"model.norm.weight": "/etc/passwd"}})");
+            QTest::newRow("shard index with an absolute path")
+                << QStringList{"info", m} << "model.safetensors.index.json" << "";
+        }
+
+        // --- texts and eval options --------------------------------------------------------
+        const QString empty = d + "/empty.txt";
+        writeFile(empty, "");
+        QTest::newRow("empty evaluation text") << QStringList{"eval", m_demo, "--text", empty} << "empty.txt" << "";
+        const QString shortText = d + "/short.txt";
+        writeFile(shortText, "Once upon a time there was a cat.");
+        QTest::newRow("text shorter than one window")
+            << QStringList{"eval", m_demo, "--text", shortText, "--seqlen", "256"} << "short.txt" << "";
+        QTest::newRow("evaluation text missing")
+            << QStringList{"eval", m_demo, "--text", d + "/absent.txt"} << "absent.txt" << "";
+        QTest::newRow("seqlen beyond the model maximum")
+            << QStringList{"eval", m_demo, "--text", m_eval, "--seqlen", "4096"} << "--seqlen" << "";
+        QTest::newRow("seqlen not a number")
+            << QStringList{"eval", m_demo, "--text", m_eval, "--seqlen", "many"} << "--seqlen" << "";
+        QTest::newRow("unknown option") << QStringList{"eval", m_demo, "--colour", "red"} << "--colour" << "";
+
+        // --- prune -------------------------------------------------------------------------
+        const QStringList prune = {"prune", m_demo, "--calib", m_calib, "--nsamples", "4", "--seqlen", "64"};
+        QTest::newRow("prune: sparsity 1.0") << (prune + QStringList{"--sparsity", "1.0", "--out", out}) << "--sparsity" << out;
+        QTest::newRow("prune: sparsity negative") << (prune + QStringList{"--sparsity", "-0.5", "--out", out}) << "--sparsity" << out;
+        QTest::newRow("prune: N:M with N >= M") << (prune + QStringList{"--nm", "4:4", "--out", out}) << "--nm" << out;
+        QTest::newRow("prune: M not dividing the block") << (prune + QStringList{"--nm", "2:3", "--out", out}) << "--nm" << out;
+        QTest::newRow("prune: unknown method") << (prune + QStringList{"--method", "obs", "--out", out}) << "obs" << out;
+        QTest::newRow("prune: bits out of range") << (prune + QStringList{"--bits", "12", "--out", out}) << "--bits" << out;
+        QTest::newRow("prune: calibration text shorter than one window")
+            << QStringList{"prune", m_demo, "--calib", shortText, "--seqlen", "256", "--out", out} << "short.txt" << out;
+        QTest::newRow("prune: empty calibration text")
+            << QStringList{"prune", m_demo, "--calib", empty, "--out", out} << "empty.txt" << out;
+        QTest::newRow("prune: output exists")
+            << (prune + QStringList{"--out", d}) << d << "";
+        QTest::newRow("prune: output inside the model folder")
+            << (prune + QStringList{"--out", m_demo + "/pruned"}) << "pruned" << m_demo + "/pruned";
+        QTest::newRow("prune: missing --out") << prune << "--out" << "";
+        QTest::newRow("prune: layers matching nothing")
+            << (prune + QStringList{"--layers", "model.layers.*.nothing", "--out", out}) << "--layers" << out;
+        {
+            const QString recipe = d + "/no-layer-recipe.json";
+            writeFile(recipe, R"({"layers": [{"pattern": "transformer.h.*", "sparsity": 0.5}]})");
+            QTest::newRow("prune: recipe naming no layer")
+                << (prune + QStringList{"--recipe", recipe, "--out", out}) << "no-layer-recipe.json" << out;
+            const QString unknownField = d + "/unknown-field-recipe.json";
+            writeFile(unknownField, R"({"defaults": {"sparsity": 0.5, "speed": "fast"}})");
+            QTest::newRow("prune: recipe with an unknown field")
+                << (prune + QStringList{"--recipe", unknownField, "--out", out}) << "unknown-field-recipe.json" << out;
+            const QString notJson = d + "/broken-recipe.json";
+            writeFile(notJson, "{");
+            QTest::newRow("prune: recipe not JSON")
+                << (prune + QStringList{"--recipe", notJson, "--out", out}) << "broken-recipe.json" << out;
+        }
+
+        // --- solve-layer ------------------------------------------------------------------------
+        const QString lout = d + "/layer-out.safetensors";
+        {
+            // weight [2,4] with a NaN, inputs [4,4].
+            QByteArray data(2 * 4 * 4 + 4 * 4 * 4, '\0');
+            float* f = reinterpret_cast<float*>(data.data());
+            for (int i = 0; i < 2 * 4 + 16; ++i)
+                f[i] = float(i % 5) - 1.5f;
+            f[3] = std::numeric_limits<float>::quiet_NaN();
+            const QString p = d + "/nan-weight.safetensors";
+            writeFile(p, safetensorsBytes(
+                R"({"weight":{"dtype":"F32","shape":[2,4],"data_offsets":[0,32]},"inputs":{"dtype":"F32","shape":[4,4],"data_offsets":[32,96]}})",
+                data));
+            QTest::newRow("solve-layer: non-finite weight")
+                << QStringList{"solve-layer", "--problem", p, "--out", lout} << "nan-weight.safetensors" << lout;
+            f[3] = 1.0f;
+            f[12] = std::numeric_limits<float>::infinity();
+            const QString q = d + "/inf-input.safetensors";
+            writeFile(q, safetensorsBytes(
+                R"({"weight":{"dtype":"F32","shape":[2,4],"data_offsets":[0,32]},"inputs":{"dtype":"F32","shape":[4,4],"data_offsets":[32,96]}})",
+                data));
+            QTest::newRow("solve-layer: non-finite inputs")
+                << QStringList{"solve-layer", "--problem", q, "--out", lout} << "inf-input.safetensors" << lout;
+        }
+        {
+            // A negative-definite "Hessian" stays singular whatever the damping.
+            QByteArray data(2 * 4 * 4 + 4 * 4 * 4, '\0');
+            float* f = reinterpret_cast<float*>(data.data());
+            for (int i = 0; i < 8; ++i)
+                f[i] = 0.25f * float(i + 1);
+            for (int i = 0; i < 4; ++i)
+                f[8 + i * 4 + i] = -1.0f;
+            const QString p = d + "/singular.safetensors";
+            writeFile(p, safetensorsBytes(
+                R"({"weight":{"dtype":"F32","shape":[2,4],"data_offsets":[0,32]},"hessian":{"dtype":"F32","shape":[4,4],"data_offsets":[32,96]}})",
+                data));
+            QTest::newRow("solve-layer: Hessian singular after damping")
+                << QStringList{"solve-layer", "--problem", p, "--out", lout} << "singular.safetensors" << lout;
+            QTest::newRow("solve-layer: M not dividing the block")
+                << QStringList{"solve-layer", "--problem", p, "--out", lout, "--nm", "2:3"} << "--nm" << lout;
+            QTest::newRow("solve-layer: sparsity outside [0,1)")
+                << QStringList{"solve-layer", "--problem", p, "--out", lout, "--sparsity", "1.5"} << "--sparsity" << lout;
+            QTest::newRow("solve-layer: problem file missing")
+                << QStringList{"solve-layer", "--problem", d + "/none.safetensors", "--out", lout} << "none.safetensors" << lout;
+            const QString noInputs = d + "/no-inputs.safetensors";
+            writeFile(noInputs, safetensorsBytes(R"({"weight":{"dtype":"F32","shape":[2,4],"data_offsets":[0,32]}})",
+                                                 data.left(32)));
+            QTest::newRow("solve-layer: neither inputs nor hessian")
+                << QStringList{"solve-layer", "--problem", noInputs, "--out", lout} << "no-inputs.safetensors" << lout;
+        }
+        QTest::newRow("unknown command") << QStringList{"compress"} << "compress" << "";
+    }
+
+    void catalogue()
+    {
+        QFETCH(QStringList, args);
+        QFETCH(QString, mustName);
+        QFETCH(QString, mustNotExist);
+        const Run run = runCli(args);
+        const QString line = errorLine(run.stderrText);
+        QVERIFY2(run.exitCode == 2, qPrintable(QString("exit %1, stderr: %2").arg(run.exitCode).arg(run.stderrText)));
+        QVERIFY2(line.contains(mustName), qPrintable("error line does not name '" + mustName + "': " + line));
+        QVERIFY2(!run.stderrText.contains("internal error"), qPrintable(run.stderrText));
+        // One clear line: the error is a single line, not a dump.
+        QVERIFY2(run.stderrText.count("error") == 1, qPrintable(run.stderrText));
+        QVERIFY(run.stdoutText.isEmpty());
+        if (!mustNotExist.isEmpty())
+            QVERIFY2(!QFileInfo::exists(mustNotExist), qPrintable(mustNotExist));
+        // No temporary leftovers next to the would-be output.
+        const QDir dir(m_dir.path());
+        QVERIFY(dir.entryList({".*.tmp-*"}, QDir::AllEntries | QDir::Hidden).isEmpty());
+    }
+};
+
+QTEST_GUILESS_MAIN(TestCliBadInput)
+#include "test_cli_bad_input.moc"

@@ -1,0 +1,141 @@
+// Recipe parsing, matching and round trip; the error messages name the recipe file.
+
+#include "pipeline/recipe.h"
+#include "util/errors.h"
+
+#include <nlohmann/json.hpp>
+
+#include <QTemporaryDir>
+#include <QTest>
+
+using namespace sparselab;
+using nlohmann::json;
+
+class TestRecipe : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void globMatch_data()
+    {
+        QTest::addColumn<QString>("pattern");
+        QTest::addColumn<QString>("text");
+        QTest::addColumn<bool>("matches");
+        QTest::newRow("star middle") << "model.layers.*.mlp.*" << "model.layers.3.mlp.down_proj" << true;
+        QTest::newRow("star no attn") << "model.layers.*.mlp.*" << "model.layers.3.self_attn.q_proj" << false;
+        QTest::newRow("exact") << "a.b" << "a.b" << true;
+        QTest::newRow("question") << "model.layers.?.mlp.up_proj" << "model.layers.12.mlp.up_proj" << false;
+        QTest::newRow("question one") << "model.layers.?.mlp.up_proj" << "model.layers.1.mlp.up_proj" << true;
+        QTest::newRow("leading star") << "*q_proj" << "model.layers.0.self_attn.q_proj" << true;
+        QTest::newRow("empty text") << "*" << "" << true;
+        QTest::newRow("backtrack") << "*a*b" << "xaxxbxb" << true;
+    }
+    void globMatch()
+    {
+        QFETCH(QString, pattern);
+        QFETCH(QString, text);
+        QFETCH(bool, matches);
+        QCOMPARE(pipeline::globMatch(pattern.toStdString(), text.toStdString()), matches);
+    }
+
+    void laterRulesOverrideEarlierOnes()
+    {
+        const auto recipe = pipeline::Recipe::fromJson(json::parse(R"({
+            "defaults": {"method": "sparsegpt", "sparsity": 0.5},
+            "layers": [
+                {"pattern": "model.layers.*.mlp.*", "nm": "2:4", "bits": 4},
+                {"pattern": "model.layers.0.*", "method": "dense"},
+                {"pattern": "*down_proj", "method": "wanda", "sparsity": 0.7}
+            ]})"), "r.json");
+        const auto attn = recipe.planFor("model.layers.1.self_attn.q_proj");
+        QVERIFY(!attn.dense);
+        QCOMPARE(attn.options.sparsity, 0.5);
+        QCOMPARE(attn.options.nmM, 0);
+        const auto up = recipe.planFor("model.layers.1.mlp.up_proj");
+        QCOMPARE(up.options.nmN, 2);
+        QCOMPARE(up.options.nmM, 4);
+        QCOMPARE(up.options.quant.bits, 4);
+        QVERIFY(recipe.planFor("model.layers.0.mlp.up_proj").dense);
+        // Sparsity given without nm in a later rule means unstructured again.
+        const auto down = recipe.planFor("model.layers.1.mlp.down_proj");
+        QCOMPARE(down.options.method, solve::Method::Wanda);
+        QCOMPARE(down.options.sparsity, 0.7);
+        QCOMPARE(down.options.nmM, 0);
+        QCOMPARE(down.options.quant.bits, 4);
+    }
+
+    void roundTripThroughFile()
+    {
+        QTemporaryDir dir;
+        const auto original = pipeline::Recipe::fromJson(json::parse(R"({
+            "defaults": {"method": "magnitude", "sparsity": 0.25, "bits": 8, "sym": true, "group": 32},
+            "layers": [{"pattern": "*.q_proj", "nm": "4:8", "damp": 0.1, "blocksize": 64},
+                       {"pattern": "*.o_proj", "method": "dense"}]})"), "r.json");
+        const std::filesystem::path file = dir.filePath("recipe.json").toStdString();
+        original.save(file);
+        const auto loaded = pipeline::Recipe::load(file);
+        QCOMPARE(QString::fromStdString(loaded.toJson().dump()), QString::fromStdString(original.toJson().dump()));
+        const auto q = loaded.planFor("model.layers.2.self_attn.q_proj");
+        QCOMPARE(q.options.method, solve::Method::Magnitude);
+        QCOMPARE(q.options.nmN, 4);
+        QCOMPARE(q.options.damp, 0.1);
+        QCOMPARE(q.options.blocksize, int64_t(64));
+        QCOMPARE(q.options.quant.groupSize, int64_t(32));
+        QVERIFY(q.options.quant.symmetric);
+        QVERIFY(loaded.planFor("model.layers.2.self_attn.o_proj").dense);
+    }
+
+    void badRecipes_data()
+    {
+        QTest::addColumn<QString>("text");
+        QTest::addColumn<QString>("expected");
+        QTest::newRow("unknown top field") << R"({"default": {}})" << "unknown field 'default'";
+        QTest::newRow("unknown rule field") << R"({"layers": [{"pattern": "*", "sparsty": 0.5}]})" << "unknown field 'sparsty'";
+        QTest::newRow("sparsity 1") << R"({"defaults": {"sparsity": 1.0}})" << "sparsity must be in [0, 1)";
+        QTest::newRow("negative sparsity") << R"({"defaults": {"sparsity": -0.1}})" << "sparsity must be in [0, 1)";
+        QTest::newRow("bad method") << R"({"defaults": {"method": "obs"}})" << "unknown method 'obs'";
+        QTest::newRow("bad nm") << R"({"defaults": {"nm": "4:2"}})" << "1 <= N < M";
+        QTest::newRow("bad bits") << R"({"defaults": {"bits": 12}})" << "bits must be 2..8 or 16";
+        QTest::newRow("rule without pattern") << R"({"layers": [{"sparsity": 0.5}]})" << "needs a 'pattern'";
+        QTest::newRow("wrong type") << R"({"defaults": {"sparsity": "half"}})" << "wrong type";
+        QTest::newRow("not an object") << R"([1, 2])" << "must be a JSON object";
+        QTest::newRow("not json") << R"({"defaults": )" << "not valid JSON";
+    }
+    void badRecipes()
+    {
+        QFETCH(QString, text);
+        QFETCH(QString, expected);
+        QTemporaryDir dir;
+        const std::filesystem::path file = dir.filePath("bad.json").toStdString();
+        {
+            std::FILE* f = std::fopen(file.c_str(), "wb");
+            std::fputs(text.toUtf8().constData(), f);
+            std::fclose(f);
+        }
+        try {
+            (void)pipeline::Recipe::load(file);
+            QFAIL("expected InputError");
+        } catch (const InputError& e) {
+            const QString message = QString::fromUtf8(e.what());
+            QVERIFY2(message.contains(QString::fromStdString(file.string())), qPrintable(message));
+            QVERIFY2(message.contains(expected), qPrintable(message));
+            QVERIFY(!message.contains('\n'));
+        }
+    }
+
+    void patternMatchingNoLayerIsAnError()
+    {
+        const auto recipe = pipeline::Recipe::fromJson(
+            json::parse(R"({"layers": [{"pattern": "model.layers.*.mlp.w9", "sparsity": 0.5}]})"), "r.json");
+        QVERIFY_THROWS_EXCEPTION(InputError,
+                                 recipe.validate({"model.layers.0.mlp.up_proj"}, "r.json", {64}));
+        recipe.validate({"model.layers.0.mlp.w9"}, "r.json", {64});
+    }
+
+    void nmMustDivideTheBlock()
+    {
+        const auto recipe = pipeline::Recipe::fromJson(json::parse(R"({"defaults": {"nm": "2:3"}})"), "r.json");
+        QVERIFY_THROWS_EXCEPTION(InputError, recipe.validate({"a"}, "r.json", {96}));
+    }
+};
+
+QTEST_GUILESS_MAIN(TestRecipe)
+#include "test_recipe.moc"
