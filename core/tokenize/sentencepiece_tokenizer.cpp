@@ -391,17 +391,17 @@ using PieceMap = std::unordered_map<std::string, int32_t, StringHash, std::equal
 
 class SentencePieceTokenizer final : public Tokenizer {
 public:
-    SentencePieceTokenizer(const std::filesystem::path& file, ModelFile model)
-        : m_file(file), m_model(std::move(model))
+    SentencePieceTokenizer(const std::filesystem::path& file, ModelFile model) : m_file(file), m_model(std::move(model))
     {
         if (m_model.pieces.empty())
             throw FormatError("not a SentencePiece model (no pieces)");
         if (m_model.modelType != 2)
             throw FormatError(std::string("unsupported SentencePiece model type ") +
-                              (m_model.modelType == 1 ? "UNIGRAM" : m_model.modelType == 3 ? "WORD"
-                                                                : m_model.modelType == 4   ? "CHAR"
-                                                                                           : "?") +
-                              " (only BPE is supported)");
+                (m_model.modelType == 1          ? "UNIGRAM"
+                        : m_model.modelType == 3 ? "WORD"
+                        : m_model.modelType == 4 ? "CHAR"
+                                                 : "?") +
+                " (only BPE is supported)");
         // ModelInterface::InitializePieces: normal, user-defined and unused pieces take part
         // in merges; control, unknown and byte pieces are only looked up by name.
         for (std::size_t i = 0; i < m_model.pieces.size(); ++i) {
@@ -429,7 +429,8 @@ public:
             const std::string_view piece = entry.first;
             for (std::size_t at = piece.find(kSpaceSymbol, 1); at != std::string_view::npos;
                  at = piece.find(kSpaceSymbol, at + 1))
-                if (at < kSpaceSymbol.size() || piece.substr(at - kSpaceSymbol.size(), kSpaceSymbol.size()) != kSpaceSymbol)
+                if (at < kSpaceSymbol.size() ||
+                    piece.substr(at - kSpaceSymbol.size(), kSpaceSymbol.size()) != kSpaceSymbol)
                     return true;
             return false;
         });
@@ -439,7 +440,8 @@ public:
 
         const auto control = [&](const std::string& piece) -> std::optional<int32_t> {
             const auto it = m_reserved.find(piece);
-            if (it == m_reserved.end() || m_model.pieces[static_cast<std::size_t>(it->second)].type != PieceType::Control)
+            if (it == m_reserved.end() ||
+                m_model.pieces[static_cast<std::size_t>(it->second)].type != PieceType::Control)
                 return std::nullopt;
             return it->second;
         };
@@ -507,8 +509,7 @@ public:
             }
             bytes.clear();
         };
-        const bool stripsDummyPrefix =
-            m_model.normalizer.addDummyPrefix || m_model.normalizer.removeExtraWhitespaces;
+        const bool stripsDummyPrefix = m_model.normalizer.addDummyPrefix || m_model.normalizer.removeExtraWhitespaces;
         bool isBosSpace = true; // the next piece may carry the dummy-prefix "▁"
         bool bosSpaceSeen = false;
         for (int32_t id : ids) {
@@ -567,7 +568,7 @@ public:
     std::string description() const override
     {
         std::string text = "SentencePiece BPE (" + m_file.filename().string() + ", " +
-                           std::to_string(m_model.pieces.size()) + " pieces";
+            std::to_string(m_model.pieces.size()) + " pieces";
         if (m_model.byteFallback)
             text += ", byte fallback";
         return text + ")";
@@ -577,8 +578,8 @@ private:
     void checkId(int32_t id) const
     {
         if (id < 0 || id >= vocabSize())
-            throw std::out_of_range("token id " + std::to_string(id) + " outside the vocabulary of " +
-                                    std::to_string(vocabSize()));
+            throw std::out_of_range(
+                "token id " + std::to_string(id) + " outside the vocabulary of " + std::to_string(vocabSize()));
     }
 
     void encodeChunk(std::string_view normalized, std::vector<int32_t>& ids) const
@@ -696,7 +697,8 @@ private:
         std::vector<std::string_view> out;
         const auto resegment = [&](auto&& self, std::string_view piece) -> void {
             const auto it = m_pieces.find(piece);
-            if (it != m_pieces.end() && m_model.pieces[static_cast<std::size_t>(it->second)].type == PieceType::Unused) {
+            if (it != m_pieces.end() &&
+                m_model.pieces[static_cast<std::size_t>(it->second)].type == PieceType::Unused) {
                 if (const auto split = unusedSplits.find(piece); split != unusedSplits.end()) {
                     self(self, split->second.first);
                     self(self, split->second.second);
