@@ -76,7 +76,7 @@ int main(int argc, char** argv)
     }
     const auto command = commands.find(argv[1]);
     if (command == commands.end()) {
-        std::fprintf(stderr, "sparselab-cli: unknown command '%s' (try 'sparselab-cli help')\n", argv[1]);
+        std::fprintf(stderr, "error: unknown command '%s' (try 'sparselab-cli help')\n", argv[1]);
         return 2;
     }
 

@@ -29,8 +29,11 @@ struct PerplexityResult {
     double seconds = 0.0;
 };
 
-// Throws InputError (option "--seqlen" / the text) when the text is shorter than one window
-// or seqlen exceeds the model's maximum; CancelledError when cancelled.
+// Runs on the model's device under c10::InferenceMode, `batchSize` windows per forward;
+// reports progress ("perplexity", windows done / total) after every batch and checks
+// `cancel` before each. Throws InputError (option "--seqlen" / the text) when the text is
+// shorter than one window, seqlen exceeds the model's maximum or is below 2, or an id lies
+// outside the vocabulary; CancelledError when cancelled.
 [[nodiscard]] PerplexityResult evaluatePerplexity(const model::CausalLM& model,
                                                   const std::vector<int32_t>& ids,
                                                   const PerplexityParams& params,

@@ -11,6 +11,7 @@
 #include "io/safetensors.h"
 
 #include <filesystem>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,6 +40,9 @@ public:
     [[nodiscard]] bool sharded() const { return m_sharded; }
 
 private:
+    // (file, tensor) of a stored name or alias; InputError naming the folder when absent.
+    [[nodiscard]] const std::pair<size_t, size_t>& locate(std::string_view name) const;
+
     std::filesystem::path m_folder;
     std::vector<SafetensorsFile> m_files;
     std::map<std::string, std::pair<size_t, size_t>, std::less<>> m_where; // name -> (file, tensor)

@@ -10,6 +10,13 @@
 // Linear layers are always [out, in] (GPT-2 Conv1D weights, stored [in, out], are
 // transposed on load and back on export; LinearLayer::storedTransposed says so).
 // Fused GPT-2 c_attn is one linear layer [3*d, d], as in the checkpoint.
+//
+// Forward semantics: causal attention over positions 0..T-1 of every row (no padding, no
+// KV cache); Llama RoPE is HF's rotate-half form, OPT positions are offset by 2, GPT-2/OPT
+// positions are limited to maxPositions. Inputs and outputs live on device(); ids may be
+// int32 or int64. The forward methods keep no state: concurrent const calls are safe, but
+// not while a solver is updating weights. They do not set grad mode: callers wrap them in
+// torch::NoGradGuard or c10::InferenceMode (parameters never require grad).
 
 #include "model/config.h"
 
@@ -22,7 +29,10 @@
 #include <string>
 #include <vector>
 
-namespace sparselab::io { class Checkpoint; }
+namespace sparselab::io {
+class Checkpoint;
+struct TensorView;
+} // namespace sparselab::io
 
 namespace sparselab::model {
 
@@ -86,7 +96,9 @@ private:
     std::shared_ptr<const Impl> m_impl; // architecture-specific tensor handles
 };
 
-// Converts a stored tensor view into a float32 CPU tensor that owns its memory.
-[[nodiscard]] torch::Tensor toFloatTensor(const struct ::sparselab::io::TensorView& view);
+// Converts a stored tensor view into a float32 CPU tensor that owns its memory (a copy:
+// the view may be unaligned and may not outlive its file). F16/BF16 widen exactly;
+// integer and BOOL views convert by value.
+[[nodiscard]] torch::Tensor toFloatTensor(const io::TensorView& view);
 
 } // namespace sparselab::model

@@ -294,8 +294,12 @@ private Q_SLOTS:
         QVERIFY2(run.exitCode == 2, qPrintable(QString("exit %1, stderr: %2").arg(run.exitCode).arg(run.stderrText)));
         QVERIFY2(line.contains(mustName), qPrintable("error line does not name '" + mustName + "': " + line));
         QVERIFY2(!run.stderrText.contains("internal error"), qPrintable(run.stderrText));
-        // One clear line: the error is a single line, not a dump.
-        QVERIFY2(run.stderrText.count("error") == 1, qPrintable(run.stderrText));
+        // One clear line: exactly one "error:" line, and it is the last thing printed.
+        int errorLines = 0;
+        for (const QString& l : run.stderrText.split('\n', Qt::SkipEmptyParts))
+            errorLines += l.startsWith(QStringLiteral("error:")) ? 1 : 0;
+        QVERIFY2(errorLines == 1, qPrintable(run.stderrText));
+        QVERIFY2(line.startsWith(QStringLiteral("error:")), qPrintable(line));
         QVERIFY(run.stdoutText.isEmpty());
         if (!mustNotExist.isEmpty())
             QVERIFY2(!QFileInfo::exists(mustNotExist), qPrintable(mustNotExist));
