@@ -94,7 +94,8 @@ double PruneResult::linearSparsity() const
 
 PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& windows, const PruneParams& params,
                        const ProgressCallback& progress, const CancelToken* cancel,
-                       const LayerDoneCallback& layerDone, const LogCallback& log)
+                       const LayerDoneCallback& layerDone, const LogCallback& log,
+                       const BlockDoneCallback& blockDone)
 {
     torch::NoGradGuard noGrad;
     const auto started = Clock::now();
@@ -199,7 +200,11 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
                     // replaced the tensor rather than writing into it.
                     torch::Tensor weight = layer.weight;
                     const void* storage = weight.data_ptr();
-                    const auto layerResult = solve::solveLayer(weight, found->second.hessian(), plan.options, {}, cancel);
+                    ProgressCallback blockProgress;
+                    if (blockDone)
+                        blockProgress = [&](const Progress& p) { blockDone(name, p.done, p.total, weight); };
+                    const auto layerResult =
+                        solve::solveLayer(weight, found->second.hessian(), plan.options, blockProgress, cancel);
                     if (weight.data_ptr() != storage)
                         layer.weight.copy_(weight);
                     hessians.erase(found); // free the Hessian as soon as its layer is solved

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+namespace at { class Tensor; }
 namespace sparselab::model { class CausalLM; }
 
 namespace sparselab::pipeline {
@@ -53,12 +54,19 @@ struct PruneResult {
 using LayerDoneCallback = std::function<void(const LayerReport&)>;
 // Human-readable log lines (damping raised, dead inputs, ...), on the worker thread.
 using LogCallback = std::function<void(const std::string&)>;
+// Called after each column block of a SparseGPT solve with the layer's module name, blocks
+// done / total and the layer's weight [out, in] as the solver is updating it in place
+// (columns before the block boundary are final). For live views: copy what you need, on the
+// worker thread, before returning.
+using BlockDoneCallback = std::function<void(const std::string& layer, int64_t blocksDone, int64_t blocksTotal,
+                                             const at::Tensor& weight)>;
 
 // Compresses `model` in place. `windows` from data::sampleCalibrationWindows.
 [[nodiscard]] PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& windows,
                                      const PruneParams& params, const ProgressCallback& progress = {},
                                      const CancelToken* cancel = nullptr,
-                                     const LayerDoneCallback& layerDone = {}, const LogCallback& log = {});
+                                     const LayerDoneCallback& layerDone = {}, const LogCallback& log = {},
+                                     const BlockDoneCallback& blockDone = {});
 
 // Module name of a linear layer's weight tensor name ("x.weight" → "x").
 [[nodiscard]] std::string moduleName(const std::string& weightName);

@@ -5,7 +5,8 @@
 // the layer-wise reconstruction loss H = (2/N)·Σ XᵀX [cols, cols] over N calibration
 // sequences (HessianAccumulator builds it exactly as the SparseGPT reference does).
 //
-// Methods (design.md §3, IST-DASLab/sparsegpt behaviour):
+// Methods (design.md §3, IST-DASLab/sparsegpt behaviour; tests/data/solver holds goldens made
+// by the published code):
 //   SparseGpt — OBS updates column by column in blocks of `blocksize`, unstructured mask per
 //               block from the updated weights (score w²/diag(Hinv1)²) or N:M per group of M
 //               columns; optional joint quantization (per-row asymmetric min-max grid from the
@@ -14,6 +15,20 @@
 //   Wanda     — score |W_ij|·sqrt(H_jj/2) (= ‖X_j‖ mean over sequences), the int(cols·p)
 //               smallest per output row; N:M per row per group; no weight update.
 // Magnitude and Wanda apply the quantization grid (if any) after masking, round to nearest.
+//
+// Where SparseLab departs from the reference (all documented choices, not accidents):
+//  - sparsity 0 prunes nothing (the reference's `<=` rule would prune the smallest score of
+//    every block), so sparsity 0 + bits is plain GPTQ;
+//  - N:M with M not dividing cols: the trailing group of g < M columns prunes min(N, g)
+//    (the reference prunes N and fails when g < N);
+//  - GPTQ groups (QuantOptions::groupSize) with SparseGPT combine IST-DASLab/gptq's rule
+//    (grid from the current W at each group boundary) with sparsegpt's loop; act-order is not
+//    implemented;
+//  - a failed Cholesky raises damping ×10 (up to relative damping 10) instead of aborting.
+// On CPU the column loop runs in row tiles on plain threads (count: at::get_num_threads()).
+// The in-block arithmetic is the reference's, operation for operation; Hinv comes from one
+// Cholesky + a triangular inverse (design.md §5), so results agree with the reference to
+// float rounding and masks are identical except for scores within rounding of a threshold.
 
 #include "util/progress.h"
 
@@ -78,14 +93,19 @@ struct LayerResult {
 // Running mean Hessian H = (2/N)·Σ XᵀX over calibration sequences, as the reference's
 // add_batch: for each call with x [batch, tokens, cols] (or [tokens, cols] = one sequence),
 // H ← H·N/(N+batch); N ← N+batch; H += (2/N)·XᵀX.
+// add() updates only the block-upper part with GEMMs (about half the work of XᵀX) and
+// hessian() mirrors it on first access after an add, so H is exactly symmetric. add() throws
+// InputError ("inputs: ...") on a wrong shape or non-finite values, before touching H.
+// Not thread-safe (hessian() may write).
 class HessianAccumulator {
 public:
     HessianAccumulator(int64_t cols, torch::Device device);
     void add(const torch::Tensor& x);
-    [[nodiscard]] const torch::Tensor& hessian() const { return m_h; } // [cols, cols] float32
+    [[nodiscard]] const torch::Tensor& hessian() const; // [cols, cols] float32, on `device`
     [[nodiscard]] int64_t samples() const { return m_samples; }
 private:
-    torch::Tensor m_h;
+    mutable torch::Tensor m_h;     // upper triangle current; lower valid when m_symmetric
+    mutable bool m_symmetric = true;
     int64_t m_samples = 0;
 };
 

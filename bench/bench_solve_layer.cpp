@@ -1,0 +1,155 @@
+// Times one layer's SparseGPT: Hessian accumulation (HessianAccumulator, calibration tokens in
+// sequences of --seqlen) and solveLayer (damping, Hinv, column loop, lazy updates, statistics)
+// on random square layers. One JSON line per size on stdout:
+//   {"size": n, "tokens": T, "threads": k, "hessian_s": …, "solve_s": …, "total_s": …, …}
+// scripts/bench_reference_solver.sh runs the published reference on the same shapes.
+//
+// usage: bench_solve_layer [--sizes 1024,2048,4096] [--tokens 8192] [--seqlen 2048]
+//                          [--threads N] [--sparsity 0.5 | --nm N:M] [--bits B] [--repeat R]
+//                          [--breakdown 1]
+// --breakdown 1 also times the pieces of the solve separately (Hinv factorisation, one
+// quadratic trace of the statistics) and adds them as "hinv_s" and "trace_s".
+
+#include "solve/solver.h"
+#include "solve/solver_detail.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+#include <torch/types.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#if defined(__unix__)
+#include <dlfcn.h>
+#endif
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// OpenBLAS keeps its own thread pool; LibTorch's set_num_threads does not reach it.
+void setBlasThreads(int threads)
+{
+#if defined(__unix__)
+    using SetFn = void (*)(int);
+    void* symbol = dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
+    if (symbol) {
+        SetFn fn = nullptr;
+        std::memcpy(&fn, &symbol, sizeof fn);
+        fn(threads);
+    }
+#else
+    (void)threads;
+#endif
+}
+
+[[noreturn]] void usage()
+{
+    std::fputs("usage: bench_solve_layer [--sizes 1024,2048,4096] [--tokens 8192] [--seqlen 2048] "
+               "[--threads N] [--sparsity 0.5 | --nm N:M] [--bits B] [--repeat R] "
+               "[--breakdown 1]\n",
+               stderr);
+    std::exit(2);
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    using namespace sparselab;
+    std::vector<int64_t> sizes{1024, 2048, 4096};
+    int64_t tokens = 8192;
+    int64_t seqlen = 2048;
+    int threads = 0;
+    int repeat = 1;
+    bool breakdown = false;
+    solve::SolverOptions options;
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (i + 1 >= argc)
+            usage();
+        const std::string value = argv[++i];
+        if (arg == "--sizes") {
+            sizes.clear();
+            std::stringstream s(value);
+            for (std::string item; std::getline(s, item, ',');)
+                sizes.push_back(std::stoll(item));
+        } else if (arg == "--tokens") {
+            tokens = std::stoll(value);
+        } else if (arg == "--seqlen") {
+            seqlen = std::stoll(value);
+        } else if (arg == "--threads") {
+            threads = std::stoi(value);
+        } else if (arg == "--sparsity") {
+            options.sparsity = std::stod(value);
+        } else if (arg == "--nm") {
+            options.nmN = std::stoi(value.substr(0, value.find(':')));
+            options.nmM = std::stoi(value.substr(value.find(':') + 1));
+        } else if (arg == "--bits") {
+            options.quant.bits = std::stoi(value);
+        } else if (arg == "--breakdown") {
+            breakdown = value != "0";
+        } else if (arg == "--repeat") {
+            repeat = std::stoi(value);
+        } else {
+            usage();
+        }
+    }
+    if (threads > 0) {
+        at::set_num_threads(threads);
+        setBlasThreads(threads);
+    }
+    torch::NoGradGuard noGrad;
+    for (const int64_t n : sizes) {
+        auto gen = at::make_generator<at::CPUGeneratorImpl>(uint64_t(n));
+        const auto x = at::randn({tokens, n}, gen);   // [tokens, n]
+        const auto w0 = at::randn({n, n}, gen) * 0.02; // [rows, cols]
+        double best[3] = {1e300, 1e300, 1e300};
+        solve::LayerStats stats;
+        for (int rep = 0; rep < repeat; ++rep) {
+            auto t0 = Clock::now();
+            solve::HessianAccumulator acc(n, torch::kCPU);
+            for (int64_t s = 0; s < tokens; s += seqlen)
+                acc.add(x.narrow(0, s, std::min(seqlen, tokens - s)));
+            const torch::Tensor& h = acc.hessian(); // completes the symmetric matrix
+            const double hessian = since(t0);
+            auto w = w0.clone();
+            t0 = Clock::now();
+            stats = solve::solveLayer(w, h, options).stats;
+            const double solveSeconds = since(t0);
+            best[0] = std::min(best[0], hessian);
+            best[1] = std::min(best[1], solveSeconds);
+            best[2] = std::min(best[2], hessian + solveSeconds);
+        }
+        std::string extra;
+        if (breakdown) {
+            solve::HessianAccumulator acc(n, torch::kCPU);
+            acc.add(x);
+            auto hd = acc.hessian().clone();
+            hd.diagonal().add_(0.01 * hd.diagonal().mean().item<double>());
+            auto t0 = Clock::now();
+            const auto hinv = solve::detail::upperCholeskyOfInverse(hd);
+            const double hinvSeconds = since(t0);
+            t0 = Clock::now();
+            (void)solve::detail::quadraticTrace(w0, acc.hessian());
+            const double traceSeconds = since(t0);
+            char text[128];
+            std::snprintf(text, sizeof text, ", \"hinv_s\": %.4f, \"trace_s\": %.4f", hinvSeconds, traceSeconds);
+            extra = text;
+        }
+        std::printf("{\"size\": %lld, \"tokens\": %lld, \"threads\": %d, \"hessian_s\": %.4f, \"solve_s\": %.4f, "
+                    "\"total_s\": %.4f, \"sparsity\": %.6f, \"rel_output_error\": %.6g%s}\n",
+                    static_cast<long long>(n), static_cast<long long>(tokens), at::get_num_threads(), best[0],
+                    best[1], best[2], stats.sparsity, stats.relOutputError, extra.c_str());
+        std::fflush(stdout);
+    }
+    return 0;
+}

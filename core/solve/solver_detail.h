@@ -1,0 +1,124 @@
+#pragma once
+// Internal pieces of the solvers, shared by solver.cpp, sparsegpt.cpp and baselines.cpp and
+// exposed for the tests. Not part of the public API: front ends use solver.h only.
+
+#include "solve/solver.h"
+
+#include <torch/types.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace sparselab::solve::detail {
+
+// Which implementation of the SparseGPT column loop to run.
+//   Auto    — CpuTiled on CPU tensors, Generic elsewhere.
+//   Generic — the reference's tensor-op sequence (any device); slow on CPU, kept as the
+//             cross-check for CpuTiled and as the CUDA path.
+//   CpuTiled — row tiles in parallel over raw float buffers (CPU only).
+enum class Backend { Auto, Generic, CpuTiled };
+
+// Upper Cholesky factor U of H⁻¹ (UᵀU = H⁻¹, U upper triangular, positive diagonal) for a
+// symmetric positive definite float32 H [n, n] whose diagonal is replaced by `diagonal` [n]
+// (dead inputs set to 1, damping added). Only the lower triangle of `h` is read, as the
+// reference's torch.linalg.cholesky does. Returns an undefined tensor when the matrix is not
+// numerically positive definite. The result may have column-major strides.
+// Method (design.md §5): with J the reversal permutation, J·H·J = L·Lᵀ, then U = J·L⁻¹·J —
+// one Cholesky and one triangular inverse (LAPACK spotrf + strtri, found in the process) instead
+// of the reference's cholesky → cholesky_inverse → cholesky. Without LAPACK (or off the CPU,
+// or allowLapack = false) ATen's linalg does the same with a triangular solve.
+[[nodiscard]] torch::Tensor upperCholeskyOfInverse(const torch::Tensor& h, const torch::Tensor& diagonal,
+                                                   bool allowLapack = true);
+// The same with H's own diagonal.
+[[nodiscard]] torch::Tensor upperCholeskyOfInverse(const torch::Tensor& h, bool allowLapack = true);
+
+// The reference sequence, for tests: cholesky(cholesky_inverse(cholesky(h)), upper).
+[[nodiscard]] torch::Tensor upperCholeskyOfInverseReference(const torch::Tensor& h);
+
+// Per-row asymmetric (or symmetric) min-max grid as the reference's Quantizer.find_params
+// (perchannel, weight=True) over x [rows, k] float32: scale, zero [rows] float32.
+struct QuantGrid {
+    torch::Tensor scale; // [rows]
+    torch::Tensor zero;  // [rows]
+    float maxq = 0.0f;   // 2^bits − 1
+};
+[[nodiscard]] QuantGrid findQuantGrid(const torch::Tensor& x, int bits, bool symmetric);
+
+// Reference quantize(): scale·(clamp(round(x/scale) + zero, 0, maxq) − zero), with scale and
+// zero [rows] broadcast over x [rows, k].
+[[nodiscard]] torch::Tensor quantizeWithGrid(const torch::Tensor& x, const QuantGrid& grid);
+
+// tr(A H Aᵀ) for A [rows, cols], H [cols, cols] symmetric (only its upper triangle is read,
+// blocked so that the work is about half of the full A·H product). Accumulated in double.
+[[nodiscard]] double quadraticTrace(const torch::Tensor& a, const torch::Tensor& h);
+
+// Throws InputError("<what>: ...") when `t` holds NaN or Inf. Float32 CPU tensors are checked
+// on the calling thread (see forkJoin for why the solvers avoid OpenMP regions).
+void requireFinite(const torch::Tensor& t, const char* what);
+
+// Number of threads the CPU solver uses: at::get_num_threads().
+[[nodiscard]] int solverThreads();
+
+// Calls fn(worker, unit) for every unit in [0, units) on up to `threads` plain std::threads
+// (the caller is worker 0; units are handed out one at a time), then joins; rethrows the first
+// exception. Why not at::parallel_for: LibTorch's OpenMP workers spin for a while after each
+// parallel region, and in the solver every region is followed by an OpenBLAS GEMM (the lazy
+// update) whose threads then fight the spinning ones for the cores; threads that have exited
+// cost nothing. Creating a few threads per column block is negligible next to the block's work.
+template <class Fn>
+void forkJoin(int64_t units, int threads, const Fn& fn)
+{
+    const int64_t count = std::min<int64_t>(std::max(threads, 1), units);
+    if (count <= 1) {
+        for (int64_t u = 0; u < units; ++u)
+            fn(0, u);
+        return;
+    }
+    std::atomic<int64_t> next{0};
+    std::exception_ptr failure;
+    std::mutex failureMutex;
+    auto work = [&](int worker) {
+        try {
+            for (int64_t u = next.fetch_add(1); u < units; u = next.fetch_add(1))
+                fn(worker, u);
+        } catch (...) {
+            std::lock_guard lock(failureMutex);
+            if (!failure)
+                failure = std::current_exception();
+            next.store(units);
+        }
+    };
+    std::vector<std::thread> pool;
+    pool.reserve(size_t(count - 1));
+    for (int w = 1; w < int(count); ++w)
+        pool.emplace_back(work, w);
+    work(0);
+    for (auto& t : pool)
+        t.join();
+    if (failure)
+        std::rethrow_exception(failure);
+}
+
+// SparseGPT proper: W [rows, cols] float32 contiguous (modified in place), H [cols, cols]
+// float32 undamped. Fills mask and stats.loss/dampUsed/dampRaises/deadInputs, and sets
+// *dampAbsolute to the amount finally added to H's diagonal (damp·mean diag).
+[[nodiscard]] LayerResult solveSparseGpt(torch::Tensor& w, const torch::Tensor& h,
+                                         const SolverOptions& options,
+                                         const ProgressCallback& progress, const CancelToken* cancel,
+                                         Backend backend, double* dampAbsolute);
+
+// Magnitude / Wanda: W modified in place (masked, then quantized if enabled).
+[[nodiscard]] LayerResult solveBaseline(torch::Tensor& w, const torch::Tensor& h,
+                                        const SolverOptions& options);
+
+// The implementation behind solveLayer, with the backend selectable (tests).
+[[nodiscard]] LayerResult solveLayerWith(torch::Tensor& weight, const torch::Tensor& hessian,
+                                         const SolverOptions& options, const ProgressCallback& progress,
+                                         const CancelToken* cancel, Backend backend);
+
+} // namespace sparselab::solve::detail

@@ -1,0 +1,605 @@
+// SparseGPT (Frantar & Alistarh 2023) as IST-DASLab/sparsegpt's SparseGPT.fasterprune, with
+// joint quantization as its quant.py and GPTQ groups as IST-DASLab/gptq.
+//
+// Two implementations of the column loop share the preamble (dead inputs, damping, Hinv):
+//  - Generic: the reference's tensor-op sequence, line for line (any device);
+//  - CpuTiled: rows are independent inside a block, so each thread takes tiles of kTileRows
+//    rows, copies the tile column-major into a small buffer and runs the column loop there
+//    with Hinv1 (blocksize², 64 KiB at 128) in cache. Every element sees the same float32
+//    operations in the same order as the reference (w − q, (w − q)/d, w −= err·h, no FMA),
+//    so the in-block arithmetic is bit-identical; the lazy update is one GEMM per block.
+// Masks follow the reference's rules exactly: unstructured prunes score <= the value at
+// sorted index int(numel·sparsity) (found with nth_element); N:M reproduces torch.topk's
+// CPU selection (nth_element/partial_sort on (score, index) pairs), ties included.
+
+#include "solve/solver_detail.h"
+
+#include "util/errors.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <sstream>
+#include <utility>
+#include <vector>
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <dlfcn.h>
+#define SPARSELAB_HAVE_DLSYM 1
+#endif
+
+namespace sparselab::solve::detail {
+
+namespace {
+
+// Damping is raised ×10 when the Cholesky factorisation fails, up to this relative damping.
+constexpr double kDampRaiseFactor = 10.0;
+constexpr double kMaxRelativeDamp = 10.0;
+constexpr double kFirstNonzeroDamp = 1e-3; // first raise when the user asked for damp = 0
+
+// Rows per tile of the CPU column loop: 32 rows × 128 columns × 4 bytes = 16 KiB per buffer.
+constexpr int64_t kTileRows = 32;
+
+// ---- factorisation -------------------------------------------------------------------------------
+
+// LAPACK spotrf / strtri (Fortran ABI, LP64; the trailing hidden string lengths are what
+// gfortran-built LAPACKs expect and are ignored by OpenBLAS's C implementations). LibTorch's
+// CPU build has already loaded a LAPACK into the process; we look the symbols up rather than
+// link one ourselves, and fall back to ATen's linalg when they are absent.
+using PotrfFn = void (*)(const char* uplo, const int* n, float* a, const int* lda, int* info, size_t uploLen);
+using TrtriFn = void (*)(const char* uplo, const char* diag, const int* n, float* a, const int* lda,
+                         int* info, size_t uploLen, size_t diagLen);
+
+template <class Fn>
+Fn lapackSymbol(const char* name)
+{
+    Fn fn = nullptr;
+#ifdef SPARSELAB_HAVE_DLSYM
+    void* symbol = dlsym(RTLD_DEFAULT, name);
+    static_assert(sizeof(fn) == sizeof(symbol));
+    std::memcpy(&fn, &symbol, sizeof(fn));
+#else
+    (void)name;
+#endif
+    return fn;
+}
+
+struct Lapack {
+    PotrfFn potrf = nullptr;
+    TrtriFn trtri = nullptr;
+};
+
+const Lapack& lapack()
+{
+    static const Lapack l{lapackSymbol<PotrfFn>("spotrf_"), lapackSymbol<TrtriFn>("strtri_")};
+    return l;
+}
+
+// U with UᵀU = H⁻¹ through LAPACK on one n² buffer, all on this thread apart from LAPACK's own
+// threads. With J the reversal permutation, row-major J·H·J is H's buffer reversed; read
+// column-major, its lower triangle is H's lower triangle (the one the reference's Cholesky
+// reads). spotrf('L') gives J·H·J = L·Lᵀ, strtri('L') gives L⁻¹ in place, and the buffer
+// reversed again, read column-major, is U = J·L⁻¹·J.
+torch::Tensor upperCholeskyOfInverseLapack(const torch::Tensor& h, const torch::Tensor& diagonal)
+{
+    const int64_t n = h.size(0);
+    const auto hc = h.contiguous();
+    const auto dc = diagonal.to(torch::kFloat).contiguous();
+    auto buffer = torch::empty({n * n}, h.options());
+    float* a = buffer.data_ptr<float>();
+    const float* src = hc.data_ptr<float>();
+    std::reverse_copy(src, src + n * n, a);
+    const float* d = dc.data_ptr<float>();
+    for (int64_t i = 0; i < n; ++i)
+        a[i * n + i] = d[n - 1 - i];
+    const int ni = int(n);
+    int info = 0;
+    lapack().potrf("L", &ni, a, &ni, &info, 1);
+    if (info != 0)
+        return {};
+    lapack().trtri("L", "N", &ni, a, &ni, &info, 1, 1);
+    if (info != 0)
+        return {};
+    // Clear the strictly upper (column-major) part, still holding H, then reverse.
+    for (int64_t c = 1; c < n; ++c)
+        std::fill(a + c * n, a + c * n + c, 0.0f);
+    std::reverse(a, a + n * n);
+    for (int64_t i = 0; i < n; ++i)
+        if (!(std::isfinite(a[i * n + i]) && a[i * n + i] > 0.0f))
+            return {};
+    return buffer.view({n, n}).t(); // [n, n] upper triangular, column-major strides
+}
+
+// The same with ATen's linalg (any device): symmetric from the lower triangle, flipped,
+// Cholesky, triangular solve against I (≈3× the work of strtri), flipped back.
+torch::Tensor upperCholeskyOfInverseAten(const torch::Tensor& h, const torch::Tensor& diagonal)
+{
+    auto sym = at::tril(h) + at::tril(h, -1).t();
+    sym.diagonal().copy_(diagonal);
+    auto [l, info] = at::linalg_cholesky_ex(sym.flip({0, 1}), /*upper=*/false, /*check_errors=*/false);
+    if (info.item<int64_t>() != 0)
+        return {};
+    auto lInv = at::linalg_solve_triangular(l, torch::eye(h.size(0), l.options()), /*upper=*/false);
+    if (!at::isfinite(lInv).all().item<bool>())
+        return {};
+    return lInv.flip({0, 1});
+}
+
+// ---- N:M selection, as torch.topk(largest=False) on CPU -----------------------------------------
+
+// Marks in `chosen[0..width)` the `n` entries torch.topk(scores, n, largest=False) returns.
+// ATen's CPU topk copies (value, index) pairs with the value widened to double, then runs
+// std::partial_sort when n·64 <= width and std::nth_element otherwise, comparing values only;
+// doing the same keeps ties (equal scores) resolved exactly as the reference resolves them.
+void selectSmallest(const float* scores, int64_t stride, int64_t width, int64_t n,
+                    std::vector<std::pair<double, int64_t>>& queue, uint8_t* chosen)
+{
+    for (int64_t k = 0; k < width; ++k)
+        chosen[k] = 0;
+    if (n >= width) {
+        for (int64_t k = 0; k < width; ++k)
+            chosen[k] = 1;
+        return;
+    }
+    queue.resize(size_t(width));
+    for (int64_t k = 0; k < width; ++k)
+        queue[size_t(k)] = {double(scores[k * stride]), k};
+    auto less = [](const std::pair<double, int64_t>& x, const std::pair<double, int64_t>& y) {
+        return (!std::isnan(x.first) && std::isnan(y.first)) || (x.first < y.first);
+    };
+    if (n * 64 <= width)
+        std::partial_sort(queue.begin(), queue.begin() + n, queue.end(), less);
+    else
+        std::nth_element(queue.begin(), queue.begin() + (n - 1), queue.end(), less);
+    for (int64_t k = 0; k < n; ++k)
+        chosen[queue[size_t(k)].second] = 1;
+}
+
+// ---- quantization on raw floats (same float32 operations as quant.py) -------------------------
+
+inline float quantizeValue(float x, float scale, float zero, float maxq)
+{
+    float q = std::nearbyint(x / scale) + zero; // torch.round: half to even
+    q = std::min(std::max(q, 0.0f), maxq);
+    return scale * (q - zero);
+}
+
+inline void findRowGrid(const float* x, int64_t n, float maxq, bool symmetric, float& scale, float& zero)
+{
+    float lo = x[0];
+    float hi = x[0];
+    for (int64_t k = 1; k < n; ++k) {
+        lo = std::min(lo, x[k]);
+        hi = std::max(hi, x[k]);
+    }
+    float xmin = std::min(lo, 0.0f);
+    float xmax = std::max(hi, 0.0f);
+    if (symmetric) {
+        xmax = std::max(std::fabs(xmin), xmax);
+        if (xmin < 0.0f)
+            xmin = -xmax;
+    }
+    if (xmin == 0.0f && xmax == 0.0f) {
+        xmin = -1.0f;
+        xmax = 1.0f;
+    }
+    scale = (xmax - xmin) / maxq;
+    zero = symmetric ? (maxq + 1.0f) / 2.0f : std::nearbyint(-xmin / scale);
+}
+
+// ---- shared state of one solve ------------------------------------------------------------------
+
+struct Problem {
+    torch::Tensor& w;          // [rows, cols] float32 contiguous, updated in place
+    const torch::Tensor& hinv; // [cols, cols] upper Cholesky factor of the damped H⁻¹
+    torch::Tensor& mask;       // [rows, cols] bool, filled
+    const SolverOptions& options;
+    const QuantGrid& rowGrid;  // per-row grid from the dense W
+    int64_t rows = 0;
+    int64_t cols = 0;
+    // CpuTiled: the grid in force for each row [rows] (rowGrid, replaced at each group
+    // boundary with GPTQ groups; it carries over from one block to the next).
+    float* scale = nullptr;
+    float* zero = nullptr;
+};
+
+int64_t unstructuredRank(int64_t numel, double sparsity)
+{
+    // Python's int(numel * sparsity), clamped to a valid index.
+    const auto k = int64_t(double(numel) * sparsity);
+    return std::clamp<int64_t>(k, 0, numel - 1);
+}
+
+// ---- Generic: the reference's op sequence --------------------------------------------------------
+
+double runGeneric(Problem& p, ProgressReporter& reporter, const CancelToken* cancel, const std::string& note)
+{
+    const SolverOptions& o = p.options;
+    const QuantOptions& qo = o.quant;
+    QuantGrid grid = p.rowGrid;
+    double loss = 0.0;
+    const int64_t blocks = (p.cols + o.blocksize - 1) / o.blocksize;
+    for (int64_t b = 0; b < blocks; ++b) {
+        throwIfCancelled(cancel);
+        const int64_t i1 = b * o.blocksize;
+        const int64_t i2 = std::min(i1 + o.blocksize, p.cols);
+        const int64_t count = i2 - i1;
+
+        auto w1 = p.w.narrow(1, i1, count).clone();            // [rows, count]
+        auto q1 = torch::zeros_like(w1);
+        auto err1 = torch::zeros_like(w1);
+        auto losses1 = torch::zeros_like(w1);
+        auto hinv1 = p.hinv.narrow(0, i1, count).narrow(1, i1, count); // [count, count]
+        auto diag1 = hinv1.diagonal();                          // [count]
+
+        torch::Tensor mask1 = torch::zeros({p.rows, count}, w1.options().dtype(torch::kBool));
+        if (!o.structured() && o.sparsity > 0.0) {
+            auto tmp = w1.pow(2) / diag1.reshape({1, -1}).pow(2);
+            const int64_t k = unstructuredRank(tmp.numel(), o.sparsity);
+            auto thresh = std::get<0>(at::kthvalue(tmp.flatten(), k + 1));
+            mask1 = tmp <= thresh;
+        }
+
+        for (int64_t i = 0; i < count; ++i) {
+            auto w = w1.select(1, i);
+            auto d = hinv1[i][i];
+            if (o.structured() && i % o.nmM == 0) {
+                const int64_t width = std::min<int64_t>(o.nmM, count - i);
+                auto tmp = w1.narrow(1, i, width).pow(2) / diag1.narrow(0, i, width).reshape({1, -1}).pow(2);
+                const int64_t n = std::min<int64_t>(o.nmN, width);
+                mask1.scatter_(1, std::get<1>(at::topk(tmp, n, 1, /*largest=*/false)) + i, true);
+            }
+            if (qo.enabled() && qo.groupSize > 0 && (i1 + i) % qo.groupSize == 0)
+                grid = findQuantGrid(p.w.narrow(1, i1 + i, std::min(qo.groupSize, p.cols - i1 - i)), qo.bits,
+                                     qo.symmetric);
+            auto q = w.clone();
+            q.masked_fill_(mask1.select(1, i), 0.0);
+            if (qo.enabled())
+                q = quantizeWithGrid(q.unsqueeze(1), grid).flatten();
+            q1.select(1, i).copy_(q);
+            losses1.select(1, i).copy_((w - q).pow(2) / d.pow(2));
+            auto e = (w - q) / d;
+            w1.narrow(1, i, count - i).sub_(e.unsqueeze(1).matmul(hinv1[i].narrow(0, i, count - i).unsqueeze(0)));
+            err1.select(1, i).copy_(e);
+        }
+        p.w.narrow(1, i1, count).copy_(q1);
+        p.mask.narrow(1, i1, count).copy_(mask1);
+        loss += at::sum(losses1, at::kDouble).item<double>() / 2.0;
+        if (i2 < p.cols)
+            p.w.narrow(1, i2, p.cols - i2).sub_(err1.matmul(p.hinv.narrow(0, i1, count).narrow(1, i2, p.cols - i2)));
+        reporter.report(b + 1, note);
+    }
+    return loss;
+}
+
+// ---- CpuTiled ----------------------------------------------------------------------------------
+
+// Per-thread scratch of one row tile (column-major: element (row r, block column j) at j·kTileRows + r).
+struct TileScratch {
+    std::vector<float> t;       // current weights, then q
+    std::vector<float> e;       // err = (w − q)/d
+    std::vector<uint8_t> m;     // pruned flags
+    std::vector<double> loss;   // per row
+    std::vector<float> scale, zero;
+    std::vector<std::pair<double, int64_t>> queue;
+    std::vector<float> groupScores;
+    std::vector<uint8_t> chosen;
+    void resize(int64_t count, int64_t nmM)
+    {
+        t.assign(size_t(count * kTileRows), 0.0f);
+        e.assign(size_t(count * kTileRows), 0.0f);
+        m.assign(size_t(count * kTileRows), 0);
+        loss.assign(size_t(kTileRows), 0.0);
+        scale.assign(size_t(kTileRows), 1.0f);
+        zero.assign(size_t(kTileRows), 0.0f);
+        groupScores.assign(size_t(std::max<int64_t>(nmM, 1)), 0.0f);
+        chosen.assign(size_t(std::max<int64_t>(nmM, 1)), 0);
+    }
+};
+
+// err[r] for r < kTileRows and the rank-1 update of the block's later columns. The loops run
+// over the tile's rows with compile-time bounds so that they vectorise; no FMA contraction is
+// possible on the baseline x86-64 target, which keeps w −= err·h rounded like the reference.
+inline void updateLaterColumns(float* __restrict t, const float* __restrict err, const float* __restrict hrow,
+                               int64_t i, int64_t count)
+{
+    for (int64_t j = i + 1; j < count; ++j) {
+        const float h = hrow[j];
+        float* __restrict tj = t + j * kTileRows;
+        for (int64_t r = 0; r < kTileRows; ++r)
+            tj[r] -= err[r] * h;
+    }
+}
+
+void runTile(Problem& p, int64_t tile, int64_t i1, int64_t count, const float* hinv1, float* errOut,
+             TileScratch& s, double& tileLoss)
+{
+    const SolverOptions& o = p.options;
+    const QuantOptions& qo = o.quant;
+    const int64_t r0 = tile * kTileRows;
+    const int64_t nr = std::min(kTileRows, p.rows - r0);
+    float* w = p.w.data_ptr<float>();
+    bool* mask = p.mask.data_ptr<bool>();
+    const int64_t cols = p.cols;
+
+    // Load the tile (pad rows beyond the matrix with zeros: they stay zero and cost nothing).
+    std::fill(s.t.begin(), s.t.end(), 0.0f);
+    std::fill(s.m.begin(), s.m.end(), uint8_t(0));
+    std::fill(s.loss.begin(), s.loss.end(), 0.0);
+    for (int64_t r = 0; r < nr; ++r) {
+        const float* src = w + (r0 + r) * cols + i1;
+        for (int64_t j = 0; j < count; ++j)
+            s.t[size_t(j * kTileRows + r)] = src[j];
+        if (!o.structured()) { // the block's mask was set beforehand; N:M starts empty
+            const bool* msrc = mask + (r0 + r) * cols + i1;
+            for (int64_t j = 0; j < count; ++j)
+                s.m[size_t(j * kTileRows + r)] = msrc[j] ? 1 : 0;
+        }
+    }
+    const float maxq = qo.enabled() ? float((int64_t(1) << qo.bits) - 1) : 0.0f;
+    if (qo.enabled()) {
+        for (int64_t r = 0; r < nr; ++r) {
+            s.scale[size_t(r)] = p.scale[r0 + r];
+            s.zero[size_t(r)] = p.zero[r0 + r];
+        }
+    }
+
+    float* t = s.t.data();
+    float* e = s.e.data();
+    uint8_t* m = s.m.data();
+    for (int64_t i = 0; i < count; ++i) {
+        const float* hrow = hinv1 + i * count;
+        if (o.structured() && i % o.nmM == 0) {
+            const int64_t width = std::min<int64_t>(o.nmM, count - i);
+            for (int64_t r = 0; r < nr; ++r) {
+                for (int64_t k = 0; k < width; ++k) {
+                    const float x = t[(i + k) * kTileRows + r];
+                    const float d = hinv1[(i + k) * count + (i + k)];
+                    s.groupScores[size_t(k)] = (x * x) / (d * d);
+                }
+                selectSmallest(s.groupScores.data(), 1, width, o.nmN, s.queue, s.chosen.data());
+                for (int64_t k = 0; k < width; ++k)
+                    if (s.chosen[size_t(k)])
+                        m[(i + k) * kTileRows + r] = 1;
+            }
+        }
+        if (qo.enabled() && qo.groupSize > 0 && (i1 + i) % qo.groupSize == 0) {
+            // GPTQ reads the group from W, whose block columns still hold their values from
+            // the start of the block (the tile writes back only at its end).
+            const int64_t len = std::min(qo.groupSize, cols - i1 - i);
+            for (int64_t r = 0; r < nr; ++r)
+                findRowGrid(w + (r0 + r) * cols + i1 + i, len, maxq, qo.symmetric, s.scale[size_t(r)],
+                        s.zero[size_t(r)]);
+        }
+        const float d = hrow[i];
+        const float d2 = d * d;
+        float* ti = t + i * kTileRows;
+        float* ei = e + i * kTileRows;
+        const uint8_t* mi = m + i * kTileRows;
+        for (int64_t r = 0; r < kTileRows; ++r) {
+            const float x = ti[r];
+            float q = mi[r] ? 0.0f : x;
+            if (qo.enabled())
+                q = quantizeValue(q, s.scale[size_t(r)], s.zero[size_t(r)], maxq);
+            const float diff = x - q;
+            s.loss[size_t(r)] += double((diff * diff) / d2);
+            ei[r] = diff / d;
+            ti[r] = q;
+        }
+        updateLaterColumns(t, ei, hrow, i, count);
+    }
+
+    // Write back q, err and (N:M) the mask.
+    double total = 0.0;
+    for (int64_t r = 0; r < nr; ++r) {
+        float* dst = w + (r0 + r) * cols + i1;
+        float* edst = errOut + (r0 + r) * count;
+        bool* mdst = mask + (r0 + r) * cols + i1;
+        for (int64_t j = 0; j < count; ++j) {
+            dst[j] = t[j * kTileRows + r];
+            edst[j] = e[j * kTileRows + r];
+            mdst[j] = m[j * kTileRows + r] != 0;
+        }
+        total += s.loss[size_t(r)];
+        if (qo.enabled()) {
+            p.scale[r0 + r] = s.scale[size_t(r)];
+            p.zero[r0 + r] = s.zero[size_t(r)];
+        }
+    }
+    tileLoss = total;
+}
+
+// Unstructured mask of one block: score w²/d² over all rows jointly, prune score <= the value
+// at sorted index int(numel·sparsity). The scores are computed twice (for the selection, which
+// reorders its buffer, and for the mask): cheaper than keeping a second copy.
+void unstructuredBlockMask(Problem& p, int64_t i1, int64_t count, const float* hinv1, std::vector<float>& scores)
+{
+    const int64_t rows = p.rows;
+    const int64_t cols = p.cols;
+    const float* w = p.w.data_ptr<float>();
+    bool* mask = p.mask.data_ptr<bool>();
+    if (p.options.sparsity <= 0.0) {
+        for (int64_t r = 0; r < rows; ++r)
+            std::fill(mask + r * cols + i1, mask + r * cols + i1 + count, false);
+        return;
+    }
+    scores.resize(size_t(rows * count));
+    std::vector<float> d2(static_cast<size_t>(count));
+    for (int64_t j = 0; j < count; ++j) {
+        const float d = hinv1[j * count + j];
+        d2[size_t(j)] = d * d;
+    }
+    constexpr int64_t kRowChunk = 256;
+    const int64_t chunks = (rows + kRowChunk - 1) / kRowChunk;
+    forkJoin(chunks, solverThreads(), [&](int, int64_t chunk) {
+        for (int64_t r = chunk * kRowChunk; r < std::min(rows, (chunk + 1) * kRowChunk); ++r)
+            for (int64_t j = 0; j < count; ++j) {
+                const float x = w[r * cols + i1 + j];
+                scores[size_t(r * count + j)] = (x * x) / d2[size_t(j)];
+            }
+    });
+    const int64_t k = unstructuredRank(rows * count, p.options.sparsity);
+    std::nth_element(scores.begin(), scores.begin() + k, scores.end());
+    const float thresh = scores[size_t(k)];
+    forkJoin(chunks, solverThreads(), [&](int, int64_t chunk) {
+        for (int64_t r = chunk * kRowChunk; r < std::min(rows, (chunk + 1) * kRowChunk); ++r)
+            for (int64_t j = 0; j < count; ++j) {
+                const float x = w[r * cols + i1 + j];
+                mask[r * cols + i1 + j] = (x * x) / d2[size_t(j)] <= thresh;
+            }
+    });
+}
+
+double runCpuTiled(Problem& p, ProgressReporter& reporter, const CancelToken* cancel, const std::string& note)
+{
+    const SolverOptions& o = p.options;
+    const int64_t blocks = (p.cols + o.blocksize - 1) / o.blocksize;
+    const int64_t tiles = (p.rows + kTileRows - 1) / kTileRows;
+    auto err = torch::empty({p.rows, std::min(o.blocksize, p.cols)}, p.w.options()); // [rows, blocksize]
+    std::vector<double> tileLoss(size_t(tiles), 0.0);
+    std::vector<float> scores;
+    const int threads = solverThreads();
+    std::vector<TileScratch> workers(size_t(std::max(threads, 1)));
+    torch::Tensor scale, zero;
+    if (o.quant.enabled()) {
+        scale = p.rowGrid.scale.to(torch::kCPU).contiguous().clone();
+        zero = p.rowGrid.zero.to(torch::kCPU).contiguous().clone();
+        p.scale = scale.data_ptr<float>();
+        p.zero = zero.data_ptr<float>();
+    }
+    double loss = 0.0;
+    for (int64_t b = 0; b < blocks; ++b) {
+        throwIfCancelled(cancel);
+        const int64_t i1 = b * o.blocksize;
+        const int64_t i2 = std::min(i1 + o.blocksize, p.cols);
+        const int64_t count = i2 - i1;
+        const auto hinv1 = p.hinv.narrow(0, i1, count).narrow(1, i1, count).contiguous(); // [count, count]
+        const float* h1 = hinv1.data_ptr<float>();
+        if (!o.structured())
+            unstructuredBlockMask(p, i1, count, h1, scores);
+        // err [rows, count]: the last block may be narrower than the buffer.
+        auto errBuffer = count == err.size(1) ? err : torch::empty({p.rows, count}, p.w.options());
+        float* errOut = errBuffer.data_ptr<float>();
+        for (auto& s : workers)
+            s.resize(count, o.nmM);
+        forkJoin(tiles, threads, [&](int worker, int64_t tile) {
+            runTile(p, tile, i1, count, h1, errOut, workers[size_t(worker)], tileLoss[size_t(tile)]);
+        });
+        for (double l : tileLoss)
+            loss += l / 2.0;
+        if (i2 < p.cols)
+            p.w.narrow(1, i2, p.cols - i2)
+                .addmm_(errBuffer, p.hinv.narrow(0, i1, count).narrow(1, i2, p.cols - i2), 1.0, -1.0);
+        reporter.report(b + 1, note);
+    }
+    return loss;
+}
+
+std::string dampNote(int raises, double relDamp)
+{
+    if (raises == 0)
+        return {};
+    std::ostringstream s;
+    s << "Hessian not positive definite: damping raised to " << relDamp << " (" << raises
+      << (raises == 1 ? " raise)" : " raises)");
+    return s.str();
+}
+
+} // namespace
+
+torch::Tensor upperCholeskyOfInverse(const torch::Tensor& h, const torch::Tensor& diagonal, bool allowLapack)
+{
+    const int64_t n = h.size(0);
+    const bool useLapack = allowLapack && h.device().is_cpu() && h.scalar_type() == torch::kFloat
+        && n < 46341 /* n² < 2³¹ */ && lapack().potrf && lapack().trtri;
+    return useLapack ? upperCholeskyOfInverseLapack(h, diagonal) : upperCholeskyOfInverseAten(h, diagonal);
+}
+
+torch::Tensor upperCholeskyOfInverse(const torch::Tensor& h, bool allowLapack)
+{
+    return upperCholeskyOfInverse(h, at::diag(h), allowLapack);
+}
+
+torch::Tensor upperCholeskyOfInverseReference(const torch::Tensor& h)
+{
+    auto l = at::linalg_cholesky(h);
+    return at::linalg_cholesky(at::cholesky_inverse(l), /*upper=*/true);
+}
+
+LayerResult solveSparseGpt(torch::Tensor& w, const torch::Tensor& h, const SolverOptions& options,
+                           const ProgressCallback& progress, const CancelToken* cancel, Backend backend,
+                           double* dampAbsolute)
+{
+    const int64_t rows = w.size(0);
+    const int64_t cols = w.size(1);
+    LayerResult result;
+
+    // Quantization grid from the dense W, before dead inputs are zeroed (reference order).
+    QuantGrid grid;
+    if (options.quant.enabled())
+        grid = findQuantGrid(w, options.quant.bits, options.quant.symmetric);
+
+    // Dead inputs: H[j,j] = 1, W[:, j] = 0. Only the diagonal of H is changed, and it is handed
+    // to the factorisation separately, so H itself is never copied here.
+    auto diagonal = at::diag(h).clone(); // [cols]
+    auto dead = diagonal == 0;
+    result.stats.deadInputs = dead.sum().item<int64_t>();
+    if (result.stats.deadInputs > 0) {
+        diagonal.masked_fill_(dead, 1.0);
+        if (w.device().is_cpu()) {
+            const auto deadIndex = dead.nonzero().flatten().to(torch::kLong).contiguous();
+            float* pw = w.data_ptr<float>();
+            for (int64_t k = 0; k < deadIndex.numel(); ++k) {
+                const int64_t j = deadIndex.data_ptr<int64_t>()[k];
+                for (int64_t r = 0; r < rows; ++r)
+                    pw[r * cols + j] = 0.0f;
+            }
+        } else {
+            w.masked_fill_(dead.unsqueeze(0), 0.0);
+        }
+    }
+    const auto meanDiagonal = diagonal.mean(); // float32, as torch.mean(torch.diag(H))
+
+    // Damping H += damp·mean(diag H)·I, raised ×10 while the factorisation fails.
+    double relDamp = options.damp;
+    int raises = 0;
+    torch::Tensor hinv;
+    for (;;) {
+        throwIfCancelled(cancel);
+        const auto damp = meanDiagonal * relDamp; // float32, as the reference's percdamp·mean
+        hinv = upperCholeskyOfInverse(h, diagonal + damp);
+        if (hinv.defined()) {
+            if (dampAbsolute)
+                *dampAbsolute = damp.item<double>();
+            break;
+        }
+        const double next = relDamp > 0.0 ? relDamp * kDampRaiseFactor : kFirstNonzeroDamp;
+        if (next > kMaxRelativeDamp * (1.0 + 1e-9)) {
+            std::ostringstream s;
+            s << "hessian: not positive definite even with relative damping " << relDamp;
+            if (raises > 0)
+                s << " (raised " << raises << (raises == 1 ? " time" : " times") << " from " << options.damp << ")";
+            throw InputError(s.str());
+        }
+        relDamp = next;
+        ++raises;
+    }
+    result.stats.dampUsed = relDamp;
+    result.stats.dampRaises = raises;
+
+    // Every entry is written block by block (unstructured: before the block's tiles; N:M: by them).
+    result.mask = torch::empty({rows, cols}, w.options().dtype(torch::kBool));
+    Problem p{w, hinv, result.mask, options, grid, rows, cols};
+    const int64_t blocks = (cols + options.blocksize - 1) / options.blocksize;
+    ProgressReporter reporter(progress, "solve", blocks);
+    const std::string note = dampNote(raises, relDamp);
+    if (backend == Backend::Auto)
+        backend = w.device().is_cpu() ? Backend::CpuTiled : Backend::Generic;
+    if (backend == Backend::CpuTiled && !w.device().is_cpu())
+        throw std::invalid_argument("solveSparseGpt: the CpuTiled backend needs CPU tensors");
+    result.stats.loss = backend == Backend::CpuTiled ? runCpuTiled(p, reporter, cancel, note)
+                                                     : runGeneric(p, reporter, cancel, note);
+    return result;
+}
+
+} // namespace sparselab::solve::detail

@@ -1,0 +1,514 @@
+// SparseGPT solver and Hessian accumulator.
+//
+// Golden cases (tests/data/solver/sparsegpt_*.safetensors) come from a transcription of the
+// published IST-DASLab/sparsegpt SparseGPT class (tests/data/README.md); both backends of the
+// column loop (CPU row tiles and the reference's tensor ops) must reproduce the masks exactly
+// and the weights to 1e-5. Small cases are worked out by hand below.
+
+#include "solve/solver.h"
+#include "solve/solver_detail.h"
+#include "solver_test_data.h"
+#include "util/errors.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <QTest>
+
+#include <torch/types.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+using namespace sparselab;
+using namespace sparselab::solve;
+namespace sd = sparselab::solve::detail;
+using sparselab::testing::caseFiles;
+using sparselab::testing::caseOptions;
+using sparselab::testing::loadProblem;
+using sparselab::testing::loadTensor;
+using sparselab::testing::metaValue;
+using sparselab::testing::solverDataDir;
+
+Q_DECLARE_METATYPE(sparselab::solve::SolverOptions)
+
+namespace {
+
+constexpr double kWeightTolerance = 1e-5;
+
+double maxAbsDiff(const torch::Tensor& a, const torch::Tensor& b)
+{
+    return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
+}
+
+int64_t countDifferent(const torch::Tensor& a, const torch::Tensor& b)
+{
+    return (a.to(torch::kBool) != b.to(torch::kBool)).sum().item<int64_t>();
+}
+
+LayerResult solveWith(torch::Tensor& w, const torch::Tensor& h, const SolverOptions& o, sd::Backend backend,
+                      const ProgressCallback& progress = {}, const CancelToken* cancel = nullptr)
+{
+    return sd::solveLayerWith(w, h, o, progress, cancel, backend);
+}
+
+const char* backendName(sd::Backend b)
+{
+    return b == sd::Backend::CpuTiled ? "tiled" : "generic";
+}
+
+// A damped random SPD matrix [n, n].
+torch::Tensor randomSpd(int64_t n, int64_t tokens, uint64_t seed)
+{
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+    auto x = at::randn({tokens, n}, gen);
+    auto h = x.t().mm(x) / double(tokens);
+    h.diagonal().add_(0.01 * h.diagonal().mean().item<double>());
+    return h;
+}
+
+} // namespace
+
+class TestSparseGpt : public QObject {
+    Q_OBJECT
+
+private Q_SLOTS:
+    void hessianAccumulation()
+    {
+        // add_batch with batches of 2 and 1 sequences (3-D) and one 2-D sequence.
+        const auto file = io::SafetensorsFile::open(solverDataDir() / "hessian_accumulation.safetensors");
+        HessianAccumulator acc(32, torch::kCPU);
+        for (const char* name : {"x0", "x1", "x2"})
+            acc.add(loadTensor(file, name));
+        QCOMPARE(acc.samples(), int64_t(std::stoll(metaValue(file, "samples"))));
+        const auto expected = loadTensor(file, "hessian");
+        QVERIFY(maxAbsDiff(acc.hessian(), expected) <= 1e-5 * expected.abs().max().item<double>());
+    }
+
+    void hessianBlockedAndSymmetric()
+    {
+        // 600 columns takes the blocked path (256-column blocks, a partial last block).
+        const int64_t cols = 600;
+        auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
+        auto x = at::randn({3, 50, cols}, gen);
+        HessianAccumulator acc(cols, torch::kCPU);
+        acc.add(x.narrow(0, 0, 2));
+        acc.add(x[2]);
+        const auto& h = acc.hessian();
+        QVERIFY(torch::equal(h, h.t()));
+        auto x64 = x.reshape({-1, cols}).to(torch::kFloat64);
+        auto expected = x64.t().mm(x64) * (2.0 / 3.0);
+        QVERIFY(maxAbsDiff(h, expected) <= 1e-5 * expected.abs().max().item<double>());
+    }
+
+    void hessianRejectsBadInputs()
+    {
+        HessianAccumulator acc(8, torch::kCPU);
+        QVERIFY_THROWS_EXCEPTION(InputError, acc.add(torch::zeros({4, 7})));
+        auto x = torch::zeros({4, 8});
+        x[1][2] = std::nan("");
+        QVERIFY_THROWS_EXCEPTION(InputError, acc.add(x));
+        QCOMPARE(acc.samples(), int64_t(0));
+    }
+
+    void upperCholeskyOfInverse_data()
+    {
+        QTest::addColumn<int>("n");
+        QTest::addColumn<bool>("lapack");
+        for (int n : {1, 2, 7, 300, 700}) {
+            QTest::addRow("n%d-lapack", n) << n << true;
+            QTest::addRow("n%d-solve", n) << n << false;
+        }
+    }
+
+    void upperCholeskyOfInverse()
+    {
+        // design.md §5: J·H·J = L·Lᵀ, U = J·L⁻¹·J equals the reference's
+        // cholesky(cholesky_inverse(cholesky(H)), upper=True).
+        QFETCH(int, n);
+        QFETCH(bool, lapack);
+        const auto h = randomSpd(n, 2 * n + 3, 11);
+        const auto u = sd::upperCholeskyOfInverse(h, lapack);
+        QVERIFY(u.defined());
+        QVERIFY(torch::equal(u, at::triu(u)));
+        const auto reference = sd::upperCholeskyOfInverseReference(h);
+        QVERIFY2(maxAbsDiff(u, reference) <= 2e-5 * reference.abs().max().item<double>(),
+                 qPrintable(QString::number(maxAbsDiff(u, reference))));
+    }
+
+    void upperCholeskyOfInverseByHand()
+    {
+        // H = [[2, 1], [1, 2]]: H⁻¹ = [[2, −1], [−1, 2]]/3, UᵀU = H⁻¹ with U upper:
+        // U00 = √(2/3), U01 = −1/(3·U00) = −1/√6, U11 = √(2/3 − 1/6) = 1/√2.
+        const auto h = torch::tensor({2.0f, 1.0f, 1.0f, 2.0f}).reshape({2, 2});
+        const auto u = sd::upperCholeskyOfInverse(h);
+        const auto expected = torch::tensor({float(std::sqrt(2.0 / 3.0)), float(-1.0 / std::sqrt(6.0)), 0.0f,
+                                             float(1.0 / std::sqrt(2.0))})
+                                  .reshape({2, 2});
+        QVERIFY(maxAbsDiff(u, expected) < 1e-6);
+        // Not positive definite → undefined.
+        QVERIFY(!sd::upperCholeskyOfInverse(torch::tensor({1.0f, 3.0f, 3.0f, 1.0f}).reshape({2, 2})).defined());
+    }
+
+    void handDerived2x2_data() { backendsData(); }
+    void handDerived2x2()
+    {
+        // H = [[2, 1], [1, 2]], damp 0, W = [[1, 3], [2, 1]], 50% unstructured, one block.
+        // d = diag U = (√(2/3), 1/√2) (see above); scores w²/d²: row 0 (1.5, 18), row 1 (6, 2).
+        // The reference prunes score <= sorted[int(4·0.5)] = 6: (0,0), (1,0), (1,1).
+        // Row 0: err = (1 − 0)/√(2/3) = √1.5; w01 −= err·U01 → 3 + √1.5/√6 = 3.5
+        //        (OBS: δw1 = −H10/H11·δw0 = 0.5); loss 1.5/2.
+        // Row 1: err = 2/√(2/3) = √6; w11 = 1 + √6/√6 = 2; then pruned: err = 2·√2;
+        //        loss (6 + 8)/2 = 7.
+        // tr(ΔW H ΔWᵀ) = 1.5 + 14 (= 2·loss, no damping), tr(W H Wᵀ) = 26 + 14 → 0.3875.
+        QFETCH(int, backend);
+        auto w = torch::tensor({1.0f, 3.0f, 2.0f, 1.0f}).reshape({2, 2});
+        const auto h = torch::tensor({2.0f, 1.0f, 1.0f, 2.0f}).reshape({2, 2});
+        SolverOptions o;
+        o.sparsity = 0.5;
+        o.damp = 0.0;
+        const auto r = solveWith(w, h, o, sd::Backend(backend));
+        QVERIFY(maxAbsDiff(w, torch::tensor({0.0f, 3.5f, 0.0f, 0.0f}).reshape({2, 2})) < 1e-6);
+        QVERIFY(torch::equal(r.mask, torch::tensor({true, false, true, true}).reshape({2, 2})));
+        QVERIFY(std::abs(r.stats.loss - 7.75) < 1e-5);
+        QVERIFY(std::abs(r.stats.relOutputError - 0.3875) < 1e-6);
+        QCOMPARE(r.stats.sparsity, 0.75);
+        QCOMPARE(r.stats.dampRaises, 0);
+    }
+
+    void identityHessian_data() { backendsData(); }
+    void identityHessian()
+    {
+        // H = I: Hinv = I/√1.01 (damping 0.01·mean diag = 0.01) has no off-diagonal, so no
+        // weight moves; the mask is magnitude per block; loss = 1.01·Σ_pruned w²/2;
+        // relOutputError = Σ_pruned w²/Σ w² (undamped H = I).
+        QFETCH(int, backend);
+        // 4×8 weights with distinct magnitudes 0.25, 0.5, ..., 8 in a scrambled order.
+        std::vector<float> values(32);
+        for (int k = 0; k < 32; ++k)
+            values[size_t((k * 13) % 32)] = float(k + 1) * 0.25f * (k % 3 == 0 ? -1.0f : 1.0f);
+        auto w = torch::tensor(values).reshape({4, 8});
+        const auto original = w.clone();
+        SolverOptions o;
+        o.sparsity = 0.5;
+        o.blocksize = 8;
+        const auto r = solveWith(w, torch::eye(8), o, sd::Backend(backend));
+        // int(32·0.5) = 16 → the 17 smallest magnitudes (0.25 … 4.25) are pruned.
+        const auto expectedMask = original.abs() <= 4.25f;
+        QVERIFY(torch::equal(r.mask, expectedMask));
+        QVERIFY(torch::equal(w, original.masked_fill(expectedMask, 0.0)));
+        const double pruned = original.masked_select(expectedMask).pow(2).sum().item<double>();
+        const double all = original.pow(2).sum().item<double>();
+        QVERIFY(std::abs(r.stats.loss - 1.01 * pruned / 2) < 1e-5 * pruned);
+        QVERIFY(std::abs(r.stats.relOutputError - pruned / all) < 1e-6);
+        QCOMPARE(r.stats.sparsity, 17.0 / 32.0);
+    }
+
+    void golden_data()
+    {
+        QTest::addColumn<QString>("file");
+        QTest::addColumn<int>("backend");
+        for (const auto& path : caseFiles("sparsegpt_"))
+            for (auto b : {sd::Backend::CpuTiled, sd::Backend::Generic})
+                QTest::addRow("%s/%s", path.stem().string().c_str(), backendName(b))
+                    << QString::fromStdString(path.string()) << int(b);
+    }
+
+    void golden()
+    {
+        QFETCH(QString, file);
+        QFETCH(int, backend);
+        const auto golden = io::SafetensorsFile::open(file.toStdString());
+        const SolverOptions o = caseOptions(golden);
+        auto problem = loadProblem(metaValue(golden, "problem"));
+        const auto expectedWeight = loadTensor(golden, "weight");
+        const auto expectedMask = loadTensor(golden, "mask").to(torch::kBool);
+
+        auto w = problem.weight.clone();
+        const auto r = solveWith(w, problem.hessian, o, sd::Backend(backend));
+        QCOMPARE(countDifferent(r.mask, expectedMask), int64_t(0));
+        const double scale = std::max(1.0, expectedWeight.abs().max().item<double>());
+        const double diff = maxAbsDiff(w, expectedWeight);
+        QVERIFY2(diff <= kWeightTolerance * scale, qPrintable(QString("max |ΔW| = %1").arg(diff)));
+        const double loss = std::stod(metaValue(golden, "loss"));
+        QVERIFY2(std::abs(r.stats.loss - loss) <= 1e-4 * std::max(1.0, loss),
+                 qPrintable(QString("loss %1 vs %2").arg(r.stats.loss).arg(loss)));
+        QCOMPARE(r.stats.sparsity, (w == 0).sum().item<double>() / double(w.numel()));
+        QVERIFY(r.stats.relOutputError >= 0.0 && r.stats.relOutputError < 1.0);
+        // Pruned weights are exact zeros; the problem's dead column counts.
+        QVERIFY(w.masked_select(r.mask).abs().max().item<float>() == 0.0f);
+        QCOMPARE(r.stats.deadInputs, (at::diag(problem.hessian) == 0).sum().item<int64_t>());
+        if (o.structured()) {
+            // Exactly N of every M consecutive inputs of a row.
+            const auto perGroup = r.mask.to(torch::kInt32).reshape({w.size(0), -1, o.nmM}).sum(2);
+            QVERIFY((perGroup == o.nmN).all().item<bool>());
+        }
+    }
+
+    void quantizedValuesOnGrid()
+    {
+        // Joint 4-bit: every weight lies on its row's grid from the dense W (quant.py).
+        auto problem = loadProblem("a");
+        auto w = problem.weight.clone();
+        SolverOptions o;
+        o.quant.bits = 4;
+        const auto grid = sd::findQuantGrid(problem.weight, 4, false);
+        const auto r = solveLayer(w, problem.hessian, o);
+        const auto level = w / grid.scale.unsqueeze(1) + grid.zero.unsqueeze(1);
+        QVERIFY((level - level.round()).abs().max().item<double>() < 1e-3);
+        QVERIFY(level.round().min().item<double>() >= 0.0 && level.round().max().item<double>() <= 15.0);
+        QVERIFY((w.masked_select(r.mask) == 0).all().item<bool>());
+    }
+
+    void tiledMatchesGeneric_data()
+    {
+        QTest::addColumn<SolverOptions>("options");
+        QTest::addColumn<int>("rows");
+        QTest::addColumn<int>("cols");
+        SolverOptions o;
+        o.sparsity = 0.6;
+        QTest::newRow("unstructured 60%, 300 cols") << o << 70 << 300;
+        o.sparsity = 0.0;
+        o.quant.bits = 3;
+        QTest::newRow("sparsity 0 + 3 bit (GPTQ)") << o << 70 << 300;
+        o = SolverOptions();
+        o.nmN = 4;
+        o.nmM = 8;
+        QTest::newRow("4:8, partial group at 202") << o << 33 << 202;
+        o.quant.bits = 4;
+        o.quant.groupSize = 96;
+        o.quant.symmetric = true;
+        QTest::newRow("4:8 + 4 bit sym groups of 96") << o << 33 << 202;
+        o = SolverOptions();
+        o.blocksize = 32;
+        o.quant.bits = 2;
+        o.quant.groupSize = 200;
+        QTest::newRow("50% + 2 bit groups of 200, blocks of 32") << o << 40 << 256;
+    }
+
+    void tiledMatchesGeneric()
+    {
+        QFETCH(SolverOptions, options);
+        QFETCH(int, rows);
+        QFETCH(int, cols);
+        auto gen = at::make_generator<at::CPUGeneratorImpl>(uint64_t(rows * 1000 + cols));
+        const auto w0 = at::randn({rows, cols}, gen);
+        const auto h = randomSpd(cols, 2 * cols, uint64_t(cols));
+        auto a = w0.clone();
+        auto b = w0.clone();
+        const auto ra = solveWith(a, h, options, sd::Backend::CpuTiled);
+        const auto rb = solveWith(b, h, options, sd::Backend::Generic);
+        QCOMPARE(countDifferent(ra.mask, rb.mask), int64_t(0));
+        QVERIFY(maxAbsDiff(a, b) <= kWeightTolerance * std::max(1.0, b.abs().max().item<double>()));
+        QVERIFY(std::abs(ra.stats.loss - rb.stats.loss) <= 1e-5 * std::max(1.0, rb.stats.loss));
+        if (options.sparsity == 0.0 && !options.structured())
+            QVERIFY(!ra.mask.any().item<bool>());
+        if (options.structured()) {
+            // Full groups prune exactly N; the trailing group of 202 % 8 = 2 columns prunes both.
+            const int64_t full = cols / options.nmM * options.nmM;
+            const auto perGroup = ra.mask.narrow(1, 0, full).to(torch::kInt32).reshape({rows, -1, options.nmM}).sum(2);
+            QVERIFY((perGroup == options.nmN).all().item<bool>());
+            QVERIFY(ra.mask.narrow(1, full, cols - full).all().item<bool>());
+        }
+    }
+
+    void relOutputErrorOnInputs()
+    {
+        // relOutputError = ‖XWᵀ − XŴᵀ‖²/‖XWᵀ‖² on the calibration inputs (H ∝ XᵀX).
+        auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
+        const auto x = at::randn({4, 64, 96}, gen);
+        HessianAccumulator acc(96, torch::kCPU);
+        acc.add(x);
+        auto w = at::randn({24, 96}, gen);
+        const auto original = w.clone();
+        SolverOptions o;
+        o.nmN = 2;
+        o.nmM = 4;
+        const auto r = solveLayer(w, acc.hessian(), o);
+        auto x64 = x.reshape({-1, 96}).to(torch::kFloat64);
+        const double num = x64.mm((original - w).to(torch::kFloat64).t()).pow(2).sum().item<double>();
+        const double den = x64.mm(original.to(torch::kFloat64).t()).pow(2).sum().item<double>();
+        QVERIFY2(std::abs(r.stats.relOutputError - num / den) <= 1e-4 * (num / den),
+                 qPrintable(QString("%1 vs %2").arg(r.stats.relOutputError).arg(num / den)));
+        QVERIFY(r.stats.seconds >= 0.0);
+    }
+
+    void validation_data()
+    {
+        QTest::addColumn<SolverOptions>("options");
+        QTest::addColumn<QString>("option");
+        SolverOptions o;
+        o.sparsity = 1.0;
+        QTest::newRow("sparsity 1") << o << "--sparsity";
+        o.sparsity = -0.1;
+        QTest::newRow("sparsity < 0") << o << "--sparsity";
+        o.sparsity = std::nan("");
+        QTest::newRow("sparsity NaN") << o << "--sparsity";
+        o = SolverOptions();
+        o.nmN = 4;
+        o.nmM = 4;
+        QTest::newRow("N == M") << o << "--nm";
+        o.nmN = 0;
+        QTest::newRow("N == 0") << o << "--nm";
+        o.nmN = 2;
+        o.nmM = 3;
+        QTest::newRow("M does not divide blocksize") << o << "--nm";
+        o = SolverOptions();
+        o.blocksize = 0;
+        QTest::newRow("blocksize 0") << o << "--blocksize";
+        o = SolverOptions();
+        o.damp = -1;
+        QTest::newRow("negative damp") << o << "--damp";
+        o = SolverOptions();
+        for (int bits : {1, 9, 15, 32}) {
+            o.quant.bits = bits;
+            QTest::addRow("bits %d", bits) << o << "--bits";
+        }
+        o = SolverOptions();
+        o.quant.groupSize = 64;
+        QTest::newRow("group without bits") << o << "--group";
+        o.quant.bits = 4;
+        o.quant.groupSize = -1;
+        QTest::newRow("negative group") << o << "--group";
+    }
+
+    void validation()
+    {
+        QFETCH(SolverOptions, options);
+        QFETCH(QString, option);
+        auto w = torch::ones({4, 16});
+        try {
+            (void)solveLayer(w, torch::eye(16), options);
+            QFAIL("no InputError");
+        } catch (const InputError& e) {
+            QVERIFY2(QString(e.what()).startsWith(option + ":"), e.what());
+        }
+        QVERIFY(torch::equal(w, torch::ones({4, 16}))); // untouched
+    }
+
+    void badTensors()
+    {
+        SolverOptions o;
+        auto expectError = [&](torch::Tensor w, const torch::Tensor& h, const QString& what) {
+            try {
+                (void)solveLayer(w, h, o);
+                QFAIL("no InputError");
+            } catch (const InputError& e) {
+                QVERIFY2(QString(e.what()).startsWith(what), e.what());
+            }
+        };
+        auto w = torch::ones({4, 8});
+        w[0][3] = std::numeric_limits<float>::infinity();
+        expectError(w, torch::eye(8), "weight:");
+        auto h = torch::eye(8);
+        h[2][2] = std::nan("");
+        expectError(torch::ones({4, 8}), h, "hessian:");
+        expectError(torch::ones({4, 8}), torch::eye(7), "hessian:");
+        // Stays indefinite even at the damping bound.
+        auto bad = torch::tensor({1.0f, 30.0f, 30.0f, 1.0f}).reshape({2, 2});
+        expectError(torch::ones({3, 2}), bad, "hessian: not positive definite");
+    }
+
+    void dampingRaised_data()
+    {
+        QTest::addColumn<double>("damp");
+        QTest::addColumn<int>("raises");
+        // H = [[1, 3], [3, 1]] (eigenvalues −2, 4; mean diagonal 1) needs relative damping > 2.
+        QTest::newRow("from 0.01") << 0.01 << 3;  // 0.1, 1, 10
+        QTest::newRow("from 0") << 0.0 << 5;      // 0.001, 0.01, 0.1, 1, 10
+    }
+
+    void dampingRaised()
+    {
+        QFETCH(double, damp);
+        QFETCH(int, raises);
+        auto w = torch::tensor({1.0f, 2.0f, -3.0f, 0.5f}).reshape({2, 2});
+        SolverOptions o;
+        o.damp = damp;
+        const auto r = solveLayer(w, torch::tensor({1.0f, 3.0f, 3.0f, 1.0f}).reshape({2, 2}), o);
+        QCOMPARE(r.stats.dampRaises, raises);
+        QVERIFY(std::abs(r.stats.dampUsed - 10.0) < 1e-9);
+    }
+
+    void deadInputsAndDefaults()
+    {
+        auto problem = loadProblem("a");
+        auto w = problem.weight.clone();
+        const auto r = solveLayer(w, problem.hessian, SolverOptions());
+        QCOMPARE(r.stats.deadInputs, int64_t(1));
+        QVERIFY((w.select(1, 17) == 0).all().item<bool>()); // the dead input's column
+        QCOMPARE(r.stats.dampUsed, 0.01);
+        QCOMPARE(r.stats.dampRaises, 0);
+        QVERIFY(r.mask.sizes() == w.sizes());
+        QVERIFY(r.mask.scalar_type() == torch::kBool);
+    }
+
+    void progressAndCancel()
+    {
+        auto gen = at::make_generator<at::CPUGeneratorImpl>(9);
+        const auto h = randomSpd(256, 300, 3);
+        SolverOptions o;
+        o.blocksize = 64;
+        {
+            auto w = at::randn({8, 256}, gen);
+            std::vector<int64_t> done;
+            const auto r = solveLayer(w, h, o, [&](const Progress& p) {
+                QCOMPARE(p.total, int64_t(4));
+                done.push_back(p.done);
+            });
+            QVERIFY(done == (std::vector<int64_t>{1, 2, 3, 4}));
+        }
+        {
+            // Cancelled halfway: CancelledError at the next block boundary.
+            auto w = at::randn({8, 256}, gen);
+            CancelToken token;
+            int calls = 0;
+            QVERIFY_THROWS_EXCEPTION(CancelledError, (void)solveLayer(w, h, o, [&](const Progress& p) {
+                ++calls;
+                if (p.done == 2)
+                    token.cancel();
+            }, &token));
+            QCOMPARE(calls, 2);
+        }
+        {
+            auto w = at::randn({8, 256}, gen);
+            CancelToken token;
+            token.cancel();
+            QVERIFY_THROWS_EXCEPTION(CancelledError, (void)solveLayer(w, h, o, {}, &token));
+        }
+    }
+
+    void nonContiguousAndHalfWeights()
+    {
+        // A transposed view and a float16 tensor are solved through a float32 copy and written back.
+        auto problem = loadProblem("b");
+        SolverOptions o;
+        auto expected = problem.weight.clone();
+        (void)solveLayer(expected, problem.hessian, o);
+        auto storage = problem.weight.t().contiguous();
+        auto view = storage.t();
+        (void)solveLayer(view, problem.hessian, o);
+        QVERIFY(torch::equal(view, expected));
+        auto half = problem.weight.to(torch::kHalf);
+        const auto r = solveLayer(half, problem.hessian, o);
+        QVERIFY(half.scalar_type() == torch::kHalf);
+        QVERIFY((half.masked_select(r.mask) == 0).all().item<bool>());
+    }
+
+    void methodNames()
+    {
+        for (auto m : {Method::SparseGpt, Method::Magnitude, Method::Wanda})
+            QVERIFY(parseMethod(methodName(m)) == m);
+        QVERIFY_THROWS_EXCEPTION(InputError, (void)parseMethod("obs"));
+    }
+
+private:
+    static void backendsData()
+    {
+        QTest::addColumn<int>("backend");
+        QTest::newRow("tiled") << int(sd::Backend::CpuTiled);
+        QTest::newRow("generic") << int(sd::Backend::Generic);
+    }
+};
+
+QTEST_GUILESS_MAIN(TestSparseGpt)
+#include "test_sparsegpt.moc"
