@@ -3,6 +3,7 @@
 // other exception to exit 1.
 
 #include "commands.h"
+#include "commands_export.h"
 
 #include "util/errors.h"
 
@@ -29,6 +30,8 @@ commands:
   prune MODEL --calib FILE --out OUT_DIR [--method M] [--sparsity S | --nm N:M]
        [--bits B] [--nsamples 128] [--seqlen 2048] [--seed 0] [--layers SPEC]
        [--recipe R.json] [--true-sequential] [--eval FILE] [--json]
+  export MODEL --gguf OUT.gguf [--type f32|f16|q8_0|q4_0] [--name NAME] [--json]
+                                  write a GGUF file (llama.cpp) of a Llama-family model
   help                            this text
   version                         the version
 
@@ -55,6 +58,9 @@ int main(int argc, char** argv)
                                        {"problem", "out", "method", "sparsity", "nm", "bits", "group",
                                         "blocksize", "damp", "threads", "device"},
                                        {"sym", "json", "quiet"}));
+         }},
+        {"export", [](const auto& a) {
+             return cmdExport(Args("export", a, {"gguf", "type", "name", "threads"}, {"json", "quiet"}));
          }},
         {"prune", [](const auto& a) {
              return cmdPrune(Args("prune", a,

@@ -424,6 +424,7 @@ GgufVocab vocabFromModelFolder(const fs::path& folder, int64_t vocabSize)
     if (fs::exists(tokenizerJson)) {
         used = tokenizerJson;
         vocabFromTokenizerJson(tokenizerJson, v);
+        v.huggingFaceJson = readTextFile(tokenizerJson);
     } else if (fs::exists(spmModel)) {
         used = spmModel;
         vocabFromSentencePiece(spmModel, v);
@@ -491,6 +492,8 @@ void addVocabToGguf(GgufWriter& w, const GgufVocab& v)
         w.set("tokenizer.ggml.add_space_prefix", GgufValue::boolean(*v.addSpacePrefix));
     if (v.removeExtraWhitespaces)
         w.set("tokenizer.ggml.remove_extra_whitespaces", GgufValue::boolean(*v.removeExtraWhitespaces));
+    if (!v.huggingFaceJson.empty())
+        w.set("tokenizer.huggingface.json", GgufValue::string(v.huggingFaceJson));
     if (!v.precompiledCharsmap.empty())
         w.set("tokenizer.ggml.precompiled_charsmap",
               GgufValue::intArray(GgufValueType::UInt8, std::vector<int64_t>(v.precompiledCharsmap.begin(),
@@ -595,6 +598,11 @@ GgufVocab vocabFromGguf(const GgufFile& f)
         for (int64_t b : charsmap->ints())
             v.precompiledCharsmap.push_back(char(uint8_t(b)));
     }
+    if (const GgufValue* hf = f.find("tokenizer.huggingface.json")) {
+        if (!hf->asString())
+            throw inputError(path, "tokenizer.huggingface.json must be a STRING, found " + hf->describe());
+        v.huggingFaceJson = *hf->asString();
+    }
     return v;
 }
 
@@ -613,7 +621,11 @@ void writeHfTokenizer(const GgufVocab& v, const fs::path& folder, const fs::path
     name("unk_token", v.unkId);
     name("pad_token", v.padId);
 
-    if (v.model == "llama") {
+    if (!v.huggingFaceJson.empty()) {
+        if (!json::accept(v.huggingFaceJson))
+            throw inputError(source, "tokenizer.huggingface.json is not valid JSON");
+        writeFileAtomically(folder / "tokenizer.json", v.huggingFaceJson);
+    } else if (v.model == "llama") {
         ProtoWriter model;
         bool hasBytes = false;
         for (size_t i = 0; i < v.tokens.size(); ++i) {

@@ -21,6 +21,10 @@
 //     neither folds whitespace nor normalizes. SparseLab stores them so that its own round trip
 //     tokenizes exactly like the source, and when they are absent (llama.cpp's files) it reads
 //     the vocabulary as llama.cpp does: no folding, no rules.
+//   tokenizer.huggingface.json               STRING  the source's whole tokenizer.json (GGUF spec
+//     key, ignored by llama.cpp). llama.cpp's merge-by-score cannot express everything a
+//     tokenizer.json does (e.g. fuse_unk: a run of unknown characters is one <unk> there, one
+//     per character in llama.cpp), so SparseLab stores it and, reading, prefers it.
 //
 // From a model folder (same preference as tokenize::loadTokenizer):
 //   tokenizer.json, BPE with byte_fallback or a "▁" normalizer/Metaspace (Llama-2 style) → "llama":
@@ -37,7 +41,8 @@
 //   BOS exactly when SparseLab does); unk from the model, pad from tokenizer_config.json's
 //   pad_token. Ids missing below the model's vocab_size are filled with "[PAD<id>]" (unused).
 //
-// To a folder (the importer): "llama" → tokenizer.model (a SentencePiece BPE ModelProto:
+// To a folder (the importer): tokenizer.huggingface.json when present → tokenizer.json as stored;
+//   otherwise "llama" → tokenizer.model (a SentencePiece BPE ModelProto:
 //   pieces, scores, types, byte_fallback when byte pieces exist, a normalizer with
 //   add_dummy_prefix = add_space_prefix, remove_extra_whitespaces and the charsmap when stored,
 //   else none: llama.cpp's behaviour);
@@ -71,6 +76,7 @@ struct GgufVocab {
     std::optional<bool> addSpacePrefix; // llama only; llama.cpp's default is true
     std::optional<bool> removeExtraWhitespaces; // llama only; absent = false (llama.cpp)
     std::string precompiledCharsmap;            // llama only; SentencePiece's blob, "" = none
+    std::string huggingFaceJson;                // the source tokenizer.json, "" = none
 };
 
 // Reads the tokenizer of a Hugging Face model folder (see above), padded to `vocabSize`

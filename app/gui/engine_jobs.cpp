@@ -1,0 +1,953 @@
+// The only GUI translation unit that sees LibTorch: it runs the engine and converts its
+// objects into the plain values the widgets show.
+#include "engine_jobs.h"
+
+#include "recipe_bridge.h"
+
+#include "data/calibration.h"
+#include "export/hf_export.h"
+#include "model/causal_lm.h"
+#include "model/config.h"
+#include "pipeline/prune_pipeline.h"
+#include "pipeline/recipe.h"
+#include "tokenize/tokenizer.h"
+#include "util/atomic_file.h"
+#include "util/errors.h"
+#include "util/sha256.h"
+
+#include <ATen/Parallel.h>
+#include <torch/cuda.h>
+#include <torch/version.h>
+
+#include <QDir>
+#include <QElapsedTimer>
+#include <QFile>
+#include <QFileInfo>
+
+#include <QCoreApplication>
+#include <QDateTime>
+#include <QDirIterator>
+#include <QLocale>
+#include <QThread>
+
+#include <algorithm>
+#include <map>
+#include <new>
+#include <set>
+#include <string_view>
+
+namespace sparselab::gui {
+
+namespace {
+
+std::filesystem::path toPath(const QString& path) { return std::filesystem::path(QFile::encodeName(path).toStdString()); }
+
+QString fromStd(std::string_view text) { return QString::fromUtf8(text.data(), qsizetype(text.size())); }
+
+// Engine messages are single lines by contract; library messages (LibTorch) may not be.
+QString firstLine(const std::string& text)
+{
+    const QString s = fromStd(text).trimmed();
+    const qsizetype nl = s.indexOf(QLatin1Char('\n'));
+    return nl < 0 ? s : s.left(nl).trimmed();
+}
+
+QString progressText(const Progress& p)
+{
+    QString text = fromStd(p.stage);
+    if (!text.isEmpty())
+        text[0] = text[0].toUpper();
+    if (!p.detail.empty())
+        text += QStringLiteral(": ") + fromStd(p.detail);
+    return text;
+}
+
+// Reads a whole UTF-8 text file; InputError naming it when unreadable or empty.
+std::string readText(const QString& path, const char* what)
+{
+    if (path.trimmed().isEmpty())
+        throw InputError(std::string("No ") + what + " text was chosen.");
+    const std::filesystem::path file = toPath(path);
+    QFile f(path);
+    if (!f.open(QIODevice::ReadOnly))
+        throw inputError(file, "cannot open: " + f.errorString().toStdString());
+    const QByteArray bytes = f.readAll();
+    if (bytes.trimmed().isEmpty())
+        throw inputError(file, "the file holds no text");
+    return std::string(bytes.constData(), size_t(bytes.size()));
+}
+
+} // namespace
+
+// ---------------------------------------------------------------------------------------------
+// EngineJob
+
+EngineJob::EngineJob(int threads, QObject* parent)
+    : QObject(parent), m_threads(threads)
+{
+    // The owner deletes the job after its last signal (the pool must not).
+    setAutoDelete(false);
+}
+
+EngineJob::~EngineJob() = default;
+
+void EngineJob::run()
+{
+    try {
+        // Grad mode and the intra-op thread setting are thread-local in LibTorch, and pool
+        // threads are reused: set both here, every time.
+        at::init_num_threads();
+        if (m_threads > 0)
+            at::set_num_threads(m_threads);
+        at::NoGradGuard noGrad;
+        throwIfCancelled(&m_cancel);
+        execute();
+        return;
+    } catch (const CancelledError&) {
+        if (!m_delivered)
+            post([this] { Q_EMIT cancelled(); });
+        return;
+    } catch (const InputError& e) {
+        const QString message = firstLine(e.what());
+        if (!m_delivered)
+            post([this, message] { Q_EMIT failed(message); });
+        return;
+    } catch (const c10::Error& e) {
+        const QString message = tr("Internal error: %1").arg(firstLine(e.what_without_backtrace()));
+        if (!m_delivered)
+            post([this, message] { Q_EMIT failed(message); });
+        return;
+    } catch (const std::bad_alloc&) {
+        if (!m_delivered)
+            post([this] { Q_EMIT failed(tr("Out of memory: the model or the text is too large for this machine.")); });
+        return;
+    } catch (const std::exception& e) {
+        const QString message = tr("Internal error: %1").arg(firstLine(e.what()));
+        if (!m_delivered)
+            post([this, message] { Q_EMIT failed(message); });
+        return;
+    } catch (...) {
+        if (!m_delivered)
+            post([this] { Q_EMIT failed(tr("Internal error: unknown exception")); });
+    }
+}
+
+void EngineJob::post(std::function<void()> emitter)
+{
+    // Queued to the job's own thread: receivers never run on the worker, and events for a
+    // job deleted in the meantime are discarded by Qt.
+    QMetaObject::invokeMethod(this, std::move(emitter), Qt::QueuedConnection);
+}
+
+ProgressCallback EngineJob::progressCallback()
+{
+    return [this](const Progress& p) { reportProgress(p); };
+}
+
+void EngineJob::reportProgress(const Progress& p)
+{
+    const auto now = std::chrono::steady_clock::now();
+    // The last report of a stage is always delivered, even when throttled away at the time.
+    if (m_pending && m_latest.stage != p.stage)
+        emitProgress(m_latest);
+    const bool complete = p.total > 0 && p.done >= p.total;
+    if (!m_emittedOnce || complete || now - m_lastEmit >= m_interval) {
+        emitProgress(p);
+    } else {
+        m_latest = p;
+        m_pending = true;
+    }
+}
+
+void EngineJob::flushProgress()
+{
+    if (m_pending)
+        emitProgress(m_latest);
+}
+
+void EngineJob::emitProgress(const Progress& p)
+{
+    m_latest = p;
+    m_pending = false;
+    m_emittedOnce = true;
+    m_lastEmit = std::chrono::steady_clock::now();
+    const qint64 done = p.done;
+    const qint64 total = p.total;
+    const double eta = p.etaSeconds;
+    const QString text = progressText(p);
+    post([this, done, total, eta, text] { Q_EMIT progress(done, total, eta, text); });
+}
+
+void EngineJob::deliver(std::function<void()> emitFinished)
+{
+    flushProgress();
+    m_delivered = true;
+    post(std::move(emitFinished));
+}
+
+QString engineDescription()
+{
+    return QStringLiteral("LibTorch %1, %2 CPU threads").arg(QStringLiteral(TORCH_VERSION)).arg(at::get_num_threads());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Summary
+
+ModelSummary summarizeModel(const model::CausalLM& model, const tokenize::Tokenizer& tokenizer)
+{
+    const model::ModelConfig& cfg = model.config();
+    ModelSummary s;
+    const QFileInfo folder(QFile::decodeName(model.folder().string().c_str()));
+    s.folder = QDir::cleanPath(folder.absoluteFilePath());
+    s.name = QFileInfo(s.folder).fileName();
+    s.architecture = fromStd(model::architectureName(cfg.architecture));
+    s.modelType = fromStd(cfg.modelType);
+    s.hiddenSize = cfg.hiddenSize;
+    s.intermediateSize = cfg.intermediateSize;
+    s.numHeads = cfg.numHeads;
+    s.numKvHeads = cfg.numKvHeads;
+    s.headDim = cfg.headDim;
+    s.vocabSize = cfg.vocabSize;
+    s.maxPositions = cfg.maxPositions;
+    s.activation = fromStd(cfg.activation);
+    s.tiedEmbeddings = cfg.tieWordEmbeddings;
+    s.storedDtype = fromStd(model.storedDtype());
+    s.tokenizer = fromStd(tokenizer.description());
+    s.tokenizerVocab = tokenizer.vocabSize();
+    s.tokenizerAddsBos = tokenizer.addsBos();
+    s.totalParameters = model.parameterCount();
+
+    // Tensors that belong to a linear layer (weight and bias, by identity and by name).
+    std::set<const void*> linearData;
+    std::set<std::string> linearNames;
+    for (int64_t b = 0; b < model.numBlocks(); ++b) {
+        widgets::BlockInfo block;
+        block.index = int(b);
+        for (const model::LinearLayer& layer : model.linears(b)) {
+            widgets::LinearLayerInfo info;
+            info.name = fromStd(layer.name);
+            info.kind = fromStd(layer.kind);
+            info.rows = layer.weight.size(0); // [out, in]
+            info.cols = layer.weight.size(1);
+            info.hasBias = layer.bias.defined();
+            info.parameters = layer.weight.numel() + (info.hasBias ? layer.bias.numel() : 0);
+            info.dtype = s.storedDtype;
+            s.linearParameters += info.parameters;
+            block.linears.push_back(info);
+            linearData.insert(layer.weight.data_ptr());
+            linearNames.insert(layer.name);
+            if (info.hasBias)
+                linearData.insert(layer.bias.data_ptr());
+        }
+        s.blocks.push_back(block);
+    }
+    for (const auto& [name, tensor] : model.parameters()) {
+        if (linearNames.count(name) || linearData.count(tensor.data_ptr()))
+            continue;
+        widgets::TensorInfo t;
+        t.name = fromStd(name);
+        for (int64_t d : tensor.sizes())
+            t.shape.push_back(d);
+        t.parameters = tensor.numel();
+        s.otherTensors.push_back(t);
+    }
+    return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// LoadModelJob
+
+LoadModelJob::LoadModelJob(Params params, QObject* parent)
+    : EngineJob(params.threads, parent), m_params(std::move(params))
+{
+}
+
+void LoadModelJob::execute()
+{
+    QElapsedTimer timer;
+    timer.start();
+    if (m_params.folder.trimmed().isEmpty())
+        throw InputError("No model folder was given.");
+    QFileInfo info(m_params.folder);
+    // A config.json (or any file) inside the folder stands for the folder.
+    if (info.isFile())
+        info = QFileInfo(info.absolutePath());
+    const std::filesystem::path folder = toPath(QDir::cleanPath(info.absoluteFilePath()));
+    if (!info.exists())
+        throw inputError(folder, "no such folder");
+    if (!info.isDir())
+        throw inputError(folder, "not a folder");
+
+    const ProgressCallback callback = progressCallback(); // ProgressReporter keeps a reference
+    ProgressReporter reporter(callback, "Loading model", 3);
+    reporter.report(0, "config.json");
+    (void)model::ModelConfig::load(folder); // fails fast, before any weights are read
+    throwIfCancelled(cancelToken());
+
+    reporter.report(1, "tokenizer");
+    std::shared_ptr<const tokenize::Tokenizer> tokenizer = tokenize::loadTokenizer(folder);
+    throwIfCancelled(cancelToken());
+
+    reporter.report(2, "weights");
+    std::shared_ptr<const model::CausalLM> lm = model::CausalLM::load(folder, torch::kCPU);
+    throwIfCancelled(cancelToken());
+
+    Result result;
+    result.summary = summarizeModel(*lm, *tokenizer);
+    result.model = std::move(lm);
+    result.tokenizer = std::move(tokenizer);
+    reporter.report(3, "done");
+    result.seconds = double(timer.nsecsElapsed()) / 1e9;
+    deliver([this, result] { Q_EMIT finished(result); });
+}
+
+// ---------------------------------------------------------------------------------------------
+// PerplexityJob
+
+PerplexityJob::PerplexityJob(Params params, QObject* parent)
+    : EngineJob(params.threads, parent), m_params(std::move(params))
+{
+}
+
+void PerplexityJob::execute()
+{
+    if (!m_params.model || !m_params.tokenizer)
+        throw InputError("No model is loaded: open a model folder first.");
+    if (m_params.textPath.trimmed().isEmpty())
+        throw InputError("No evaluation text was chosen.");
+    const std::filesystem::path textPath = toPath(m_params.textPath);
+    QFile file(m_params.textPath);
+    if (!file.open(QIODevice::ReadOnly))
+        throw inputError(textPath, "cannot open: " + file.errorString().toStdString());
+    const QByteArray text = file.readAll();
+    file.close();
+    if (text.trimmed().isEmpty())
+        throw inputError(textPath, "the file holds no text");
+
+    const ProgressCallback callback = progressCallback(); // ProgressReporter keeps a reference
+    ProgressReporter(callback, "Tokenizing", 1).report(0, QFileInfo(m_params.textPath).fileName().toStdString());
+    const std::vector<int32_t> ids =
+        m_params.tokenizer->encodeForModel(std::string_view(text.constData(), size_t(text.size())));
+    throwIfCancelled(cancelToken());
+
+    eval::PerplexityParams params;
+    params.seqlen = m_params.seqlen;
+    params.maxWindows = m_params.maxWindows;
+    params.batchSize = m_params.batchSize > 0 ? m_params.batchSize : 8;
+
+    Result result;
+    result.perplexity = eval::evaluatePerplexity(*m_params.model, ids, params, callback, cancelToken());
+    result.textPath = m_params.textPath;
+    result.modelFolder = QFile::decodeName(m_params.model->folder().string().c_str());
+    deliver([this, result] { Q_EMIT finished(result); });
+}
+
+// ---------------------------------------------------------------------------------------------
+// CalibrationPreviewJob
+
+CalibrationPreviewJob::CalibrationPreviewJob(Params params, QObject* parent)
+    : EngineJob(0, parent), m_params(std::move(params))
+{
+}
+
+namespace {
+
+// The text token `ids[i]` adds after `ids[i-1]`: decoding a single piece would lose the
+// leading space SentencePiece encodes as "▁", so decode it with one token of context.
+QString pieceText(const tokenize::Tokenizer& tok, const std::vector<int32_t>& ids, size_t i)
+{
+    const int32_t cur = ids[i];
+    if (i == 0)
+        return fromStd(tok.decode(std::span<const int32_t>(&cur, 1)));
+    const int32_t pair[2] = {ids[i - 1], cur};
+    const std::string both = tok.decode(std::span<const int32_t>(pair, 2));
+    const std::string prev = tok.decode(std::span<const int32_t>(pair, 1));
+    if (both.compare(0, prev.size(), prev) == 0)
+        return fromStd(std::string_view(both).substr(prev.size()));
+    return fromStd(tok.decode(std::span<const int32_t>(&cur, 1)));
+}
+
+} // namespace
+
+void CalibrationPreviewJob::execute()
+{
+    QElapsedTimer timer;
+    timer.start();
+    if (!m_params.tokenizer)
+        throw InputError("No model is loaded: open a model folder first.");
+    const std::string text = readText(m_params.textPath, "calibration");
+    const ProgressCallback callback = progressCallback();
+    ProgressReporter(callback, "Tokenizing", 1).report(0, QFileInfo(m_params.textPath).fileName().toStdString());
+    const std::vector<int32_t> ids = m_params.tokenizer->encodeForModel(text);
+    throwIfCancelled(cancelToken());
+
+    Result r;
+    r.textPath = m_params.textPath;
+    r.textBytes = qint64(text.size());
+    r.textTokens = qint64(ids.size());
+    r.nsamples = m_params.nsamples;
+    r.seqlen = m_params.seqlen;
+    r.calibrationTokens = m_params.nsamples * m_params.seqlen;
+    if (m_params.seqlen < 2 || m_params.nsamples < 1)
+        throw InputError("Calibration needs at least one window of at least 2 tokens.");
+    if (r.textTokens < m_params.seqlen + 1) {
+        r.tooShort = true;
+        r.warning = tr("The text is too short: %1 tokens, but one window needs %2. Choose a longer text or shorter windows.")
+                        .arg(r.textTokens)
+                        .arg(m_params.seqlen + 1);
+        r.seconds = double(timer.nsecsElapsed()) / 1e9;
+        deliver([this, r] { Q_EMIT finished(r); });
+        return;
+    }
+
+    data::CalibrationParams cp;
+    cp.nsamples = m_params.nsamples;
+    cp.seqlen = m_params.seqlen;
+    cp.seed = m_params.seed;
+    const data::CalibrationWindows windows = data::sampleCalibrationWindows(ids, cp, toPath(m_params.textPath));
+    throwIfCancelled(cancelToken());
+
+    // Coverage by a difference array: O(text + windows).
+    std::vector<int32_t> delta(ids.size() + 1, 0);
+    for (int64_t offset : windows.offsets) {
+        ++delta[size_t(offset)];
+        --delta[size_t(std::min<int64_t>(offset + windows.seqlen, int64_t(ids.size())))];
+    }
+    int64_t covered = 0, depth = 0;
+    for (size_t i = 0; i < ids.size(); ++i) {
+        depth += delta[i];
+        covered += depth > 0 ? 1 : 0;
+    }
+    r.coverage = double(covered) / double(ids.size());
+    if (r.calibrationTokens > r.textTokens)
+        r.warning = tr("The windows repeat the text: %1 tokens are drawn from a text of %2 tokens. A longer text "
+                       "calibrates better.")
+                        .arg(QLocale().toString(r.calibrationTokens), QLocale().toString(r.textTokens));
+
+    for (int64_t w = 0; w < std::min<int64_t>(windows.nsamples, m_params.previewWindows); ++w) {
+        throwIfCancelled(cancelToken());
+        widgets::TokenWindowPreview preview;
+        preview.index = w;
+        preview.offset = windows.offsets[size_t(w)];
+        preview.length = windows.seqlen;
+        const int64_t shown = std::min<int64_t>(windows.seqlen, m_params.previewTokens);
+        for (int64_t t = 0; t < shown; ++t) {
+            const size_t at = size_t(preview.offset + t);
+            preview.ids.append(ids[at]);
+            preview.pieces.append(pieceText(*m_params.tokenizer, ids, at));
+        }
+        r.windows.append(preview);
+    }
+    r.seconds = double(timer.nsecsElapsed()) / 1e9;
+    deliver([this, r] { Q_EMIT finished(r); });
+}
+
+// ---------------------------------------------------------------------------------------------
+// RunJob
+
+namespace {
+
+constexpr auto kFrameInterval = std::chrono::milliseconds(100);
+
+// The weight [rows, cols] as a frame of at most cap × cap cells. Only entries in final
+// columns (< colsFinal) count as pruned: zeros ahead of the solver are not decisions yet.
+widgets::HeatmapFrame makeFrame(const QString& layer, const torch::Tensor& weight, int64_t colsFinal,
+                                int64_t blocksDone, int64_t blocksTotal, int cap)
+{
+    const torch::Tensor w = weight.detach().to(torch::kCPU, torch::kFloat32); // [rows, cols]
+    const int64_t rows = w.size(0), cols = w.size(1);
+    torch::Tensor pruned = w.eq(0);
+    if (colsFinal < cols)
+        pruned.slice(1, std::max<int64_t>(0, colsFinal), cols).fill_(false);
+    const torch::Tensor prunedF = pruned.to(torch::kFloat32);
+    const torch::Tensor keptAbs = w.abs().mul(1.0 - prunedF);
+    const int64_t h = std::min<int64_t>(rows, cap), wd = std::min<int64_t>(cols, cap);
+    torch::Tensor magnitude, share;
+    if (h == rows && wd == cols) {
+        magnitude = keptAbs;
+        share = prunedF;
+    } else {
+        const auto pool = [&](const torch::Tensor& t) {
+            return at::adaptive_avg_pool2d(t.unsqueeze(0).unsqueeze(0), {h, wd}).squeeze(0).squeeze(0);
+        };
+        share = pool(prunedF);
+        const torch::Tensor kept = 1.0 - share;
+        magnitude = torch::where(kept > 1e-6, pool(keptAbs) / kept.clamp_min(1e-6), torch::zeros_like(kept));
+    }
+    magnitude = magnitude.contiguous();
+    share = share.contiguous();
+
+    widgets::HeatmapFrame f;
+    f.layer = layer;
+    f.rows = rows;
+    f.cols = cols;
+    f.height = int(h);
+    f.width = int(wd);
+    f.magnitude = QVector<float>(magnitude.data_ptr<float>(), magnitude.data_ptr<float>() + magnitude.numel());
+    f.pruned = QVector<float>(share.data_ptr<float>(), share.data_ptr<float>() + share.numel());
+    f.colsFinal = std::clamp<int64_t>(colsFinal, 0, cols);
+    f.blocksDone = blocksDone;
+    f.blocksTotal = blocksTotal;
+    f.prunedFraction = double(pruned.sum().item<int64_t>()) / double(std::max<int64_t>(1, w.numel())); // exact count
+    return f;
+}
+
+LayerRunRow toRow(const pipeline::LayerReport& r, const LayerSetting& setting)
+{
+    LayerRunRow row;
+    row.name = fromStd(r.name);
+    row.kind = fromStd(r.kind);
+    row.block = int(r.block);
+    row.rows = r.rows;
+    row.cols = r.cols;
+    row.dense = r.dense;
+    row.setting = setting;
+    row.sparsity = r.stats.sparsity;
+    row.loss = r.stats.loss;
+    row.relError = r.stats.relOutputError;
+    row.damp = r.stats.dampUsed;
+    row.dampRaises = r.stats.dampRaises;
+    row.deadInputs = r.stats.deadInputs;
+    row.seconds = r.stats.seconds;
+    return row;
+}
+
+// A private copy whose linear weights can be pruned without touching `dense`: the copy
+// shares the never-pruned tensors (embeddings, norms, head) and owns fresh linear weights.
+// CausalLM reads linear weights from its LinearLayer entries at run time (causal_lm.cpp),
+// so replacing them in the copy is enough.
+std::shared_ptr<model::CausalLM> prunableCopy(const model::CausalLM& dense)
+{
+    auto copy = std::make_shared<model::CausalLM>(dense);
+    for (model::LinearLayer* layer : copy->allLinears())
+        layer->weight = layer->weight.clone();
+    return copy;
+}
+
+} // namespace
+
+struct RunJob::State {
+    QElapsedTimer timer;
+    // Phases: 0 perplexity before, 1 pruning, 2 perplexity after; their share of the bar.
+    double start[3] = {0, 0, 0};
+    double span[3] = {0, 0, 0};
+    int phase = 0;
+    double phaseFraction = 0;
+    double overall = 0;
+    QString stage;
+    qint64 layersDone = 0;
+    qint64 layerCount = 0;
+    QString currentLayer;
+    double layerFraction = 0;
+    std::chrono::steady_clock::time_point lastEmit{};
+    bool emittedOnce = false;
+    std::chrono::steady_clock::time_point lastFrame{};
+    std::map<std::string, model::LinearLayer*> layers; // module name → layer of the copy
+    std::map<std::string, int64_t> blocksize;          // module name → SparseGPT block
+    std::map<std::string, LayerSetting> settings;      // module name → plan setting
+    std::map<std::string, std::pair<int64_t, int64_t>> blocks; // module name → last blocks done/total
+};
+
+RunJob::RunJob(Params params, QObject* parent)
+    : EngineJob(params.threads, parent), m_params(std::move(params))
+{
+}
+
+void RunJob::report(State& state, bool force)
+{
+    const double computed = state.start[state.phase] + state.span[state.phase] * std::clamp(state.phaseFraction, 0.0, 1.0);
+    state.overall = std::clamp(std::max(state.overall, computed), 0.0, 1.0);
+    const auto now = std::chrono::steady_clock::now();
+    if (!force && state.emittedOnce && now - state.lastEmit < std::chrono::milliseconds(100))
+        return;
+    state.emittedOnce = true;
+    state.lastEmit = now;
+    RunProgress p;
+    p.overall = state.overall;
+    const double elapsed = double(state.timer.nsecsElapsed()) / 1e9;
+    p.etaSeconds = state.overall >= 1.0 ? 0.0 : state.overall > 0.02 ? elapsed * (1.0 - state.overall) / state.overall : -1.0;
+    p.stage = state.stage;
+    p.layer = state.currentLayer;
+    p.layerIndex = state.layersDone;
+    p.layerCount = state.layerCount;
+    p.layerFraction = state.layerFraction;
+    const qint64 done = qint64(std::llround(p.overall * 10000.0));
+    QString text = p.stage;
+    if (state.phase == 1 && !p.layer.isEmpty())
+        text += QStringLiteral(": ") + p.layer;
+    post([this, p, done, text] {
+        Q_EMIT runProgress(p);
+        Q_EMIT progress(done, 10000, p.etaSeconds, text);
+    });
+}
+
+void RunJob::postFrame(State& state, const QString& layer, bool force)
+{
+    const auto now = std::chrono::steady_clock::now();
+    if (!force && now - state.lastFrame < kFrameInterval)
+        return;
+    const auto it = state.layers.find(layer.toStdString());
+    if (it == state.layers.end())
+        return;
+    state.lastFrame = now;
+    const auto blocks = state.blocks[it->first];
+    const int64_t colsFinal = force ? it->second->weight.size(1) : blocks.first * state.blocksize[it->first];
+    widgets::HeatmapFrame frame =
+        makeFrame(layer, it->second->weight, colsFinal, force ? std::max(blocks.first, blocks.second) : blocks.first,
+                  blocks.second, std::max(8, m_params.heatmapCells));
+    post([this, frame] { Q_EMIT heatmapFrame(frame); });
+}
+
+void RunJob::execute()
+{
+    State state;
+    state.timer.start();
+    if (!m_params.model || !m_params.tokenizer)
+        throw InputError("No model is loaded: open a model folder first.");
+    if (m_params.plan.isEmpty())
+        throw InputError("The plan has no layers: open a model first.");
+    const CalibrationSettings& calib = m_params.calibration;
+    const EvaluationSettings& evalSettings = m_params.evaluation;
+    const std::string calibText = readText(calib.textPath, "calibration");
+    std::string evalText;
+    if (evalSettings.enabled)
+        evalText = readText(evalSettings.textPath, "evaluation");
+    if (calib.seqlen > m_params.model->config().maxPositions)
+        throw optionError("Window length", std::to_string(calib.seqlen) + " exceeds the model's maximum of "
+                                               + std::to_string(m_params.model->config().maxPositions) + " positions");
+
+    const auto log = [this](const QString& line) { post([this, line] { Q_EMIT logLine(line); }); };
+
+    // Check the plan against the model before any heavy work (errors name the plan).
+    const pipeline::Recipe recipe = recipeFromPlan(m_params.plan);
+    {
+        std::vector<std::string> names;
+        std::vector<int64_t> cols;
+        for (int64_t b = 0; b < m_params.model->numBlocks(); ++b)
+            for (const auto& layer : m_params.model->linears(b)) {
+                names.push_back(pipeline::moduleName(layer.name));
+                cols.push_back(layer.weight.size(1));
+            }
+        recipe.validate(names, "plan", cols);
+    }
+
+    // Phase shares: evaluation passes are cheap next to calibration + solving.
+    const bool before = evalSettings.enabled && !std::isfinite(m_params.perplexityBefore);
+    const bool after = evalSettings.enabled;
+    state.span[0] = before ? 0.15 : 0.0;
+    state.span[2] = after ? 0.15 : 0.0;
+    state.span[1] = 1.0 - state.span[0] - state.span[2];
+    state.start[0] = 0.0;
+    state.start[1] = state.span[0];
+    state.start[2] = state.span[0] + state.span[1];
+
+    // Tokenize both texts and draw the calibration windows (same as the CLI).
+    state.stage = tr("Tokenizing");
+    report(state, true);
+    const std::vector<int32_t> calibIds = m_params.tokenizer->encodeForModel(calibText);
+    data::CalibrationParams cp;
+    cp.nsamples = calib.nsamples;
+    cp.seqlen = calib.seqlen;
+    cp.seed = calib.seed;
+    const data::CalibrationWindows windows = data::sampleCalibrationWindows(calibIds, cp, toPath(calib.textPath));
+    log(tr("Calibration: %1 windows × %2 tokens from %3 (%4 tokens), seed %5")
+            .arg(calib.nsamples)
+            .arg(calib.seqlen)
+            .arg(QFileInfo(calib.textPath).fileName(), QLocale().toString(qint64(calibIds.size())))
+            .arg(calib.seed));
+    std::vector<int32_t> evalIds;
+    eval::PerplexityParams evalParams;
+    evalParams.seqlen = evalSettings.seqlen > 0 ? evalSettings.seqlen : calib.seqlen;
+    evalParams.maxWindows = evalSettings.maxWindows;
+    evalParams.batchSize = evalSettings.batchSize > 0 ? evalSettings.batchSize : 8;
+    if (evalSettings.enabled)
+        evalIds = m_params.tokenizer->encodeForModel(evalText);
+    throwIfCancelled(cancelToken());
+
+    const ProgressCallback evalProgress = [this, &state](const Progress& p) {
+        state.phaseFraction = p.fraction();
+        report(state, false);
+    };
+
+    RunRecord record;
+    record.modelFolder = QFile::decodeName(m_params.model->folder().string().c_str());
+    record.device = m_params.device;
+    record.calibration = calib;
+    record.evaluation = evalSettings;
+    record.plan = m_params.plan;
+    record.recipeJson = recipeJson(m_params.plan);
+
+    if (before) {
+        state.phase = 0;
+        state.phaseFraction = 0;
+        state.stage = tr("Perplexity before");
+        report(state, true);
+        const eval::PerplexityResult r =
+            eval::evaluatePerplexity(*m_params.model, evalIds, evalParams, evalProgress, cancelToken());
+        record.perplexityBefore = r.perplexity;
+        record.evalWindows = r.windows;
+        record.evalSeqlen = r.seqlen;
+        log(tr("Perplexity before: %1 (%2 windows × %3 tokens)").arg(r.perplexity, 0, 'f', 4).arg(r.windows).arg(r.seqlen));
+    } else if (evalSettings.enabled) {
+        record.perplexityBefore = m_params.perplexityBefore;
+    }
+
+    // The copy to prune.
+    std::shared_ptr<model::CausalLM> lm;
+    if (m_params.device == QLatin1String("cuda")) {
+        if (!torch::cuda::is_available())
+            throw InputError("CUDA was chosen, but this build's LibTorch has no CUDA or no GPU is present.");
+        lm = std::shared_ptr<model::CausalLM>(model::CausalLM::load(m_params.model->folder(), torch::kCUDA));
+    } else {
+        lm = prunableCopy(*m_params.model);
+    }
+    for (model::LinearLayer* layer : lm->allLinears()) {
+        const std::string name = pipeline::moduleName(layer->name);
+        state.layers[name] = layer;
+    }
+    for (const PlanRow& row : m_params.plan) {
+        const std::string name = row.name.toStdString();
+        state.blocksize[name] = std::max<int64_t>(1, row.setting.blocksize);
+        state.settings[name] = row.setting;
+        state.layerCount += row.setting.dense() ? 0 : 1;
+    }
+
+    state.phase = 1;
+    state.phaseFraction = 0;
+    state.stage = tr("Pruning");
+    report(state, true);
+    const ProgressCallback pruneProgress = [this, &state](const Progress& p) {
+        if (p.stage != "prune")
+            return;
+        if (p.done != state.layersDone) { // a layer was finished
+            state.layersDone = p.done;
+            state.layerFraction = 0;
+        }
+        const QString detail = fromStd(p.detail);
+        if (state.layers.count(p.detail) && detail != state.currentLayer) {
+            // A layer starts: show it dense, before its first block.
+            state.currentLayer = detail;
+            state.layerFraction = 0;
+            state.blocks[p.detail] = {0, 0};
+            postFrame(state, detail, false);
+        }
+        if (state.layerCount > 0)
+            state.phaseFraction = (double(state.layersDone) + std::min(state.layerFraction, 0.999)) / double(state.layerCount);
+        report(state, false);
+    };
+    const pipeline::BlockDoneCallback blockDone = [this, &state](const std::string& layer, int64_t done, int64_t total,
+                                                                 const at::Tensor&) {
+        state.blocks[layer] = {done, total};
+        state.layerFraction = total > 0 ? double(done) / double(total) : 0.0;
+        if (state.layerCount > 0)
+            state.phaseFraction = (double(state.layersDone) + std::min(state.layerFraction, 0.999)) / double(state.layerCount);
+        if (done < total)
+            postFrame(state, fromStd(layer), false);
+        report(state, false);
+    };
+    const pipeline::LayerDoneCallback layerDone = [this, &state](const pipeline::LayerReport& r) {
+        const auto setting = state.settings.find(r.name);
+        const LayerRunRow row = toRow(r, setting != state.settings.end() ? setting->second : LayerSetting{});
+        post([this, row] { Q_EMIT layerFinished(row); });
+        if (!r.dense) {
+            auto& blocks = state.blocks[r.name];
+            if (blocks.second == 0)
+                blocks = {1, 1}; // baselines have no column blocks
+            postFrame(state, row.name, true);
+        }
+    };
+    const pipeline::LogCallback engineLog = [&log](const std::string& line) { log(fromStd(line)); };
+
+    pipeline::PruneParams pruneParams;
+    pruneParams.recipe = recipe;
+    const pipeline::PruneResult pruned =
+        pipeline::pruneModel(*lm, windows, pruneParams, pruneProgress, cancelToken(), layerDone, engineLog, blockDone);
+    state.layersDone = state.layerCount;
+    state.phaseFraction = 1.0;
+    state.currentLayer.clear();
+    state.layerFraction = 0;
+    report(state, false);
+    log(tr("Pruned %1 layers in %2; linear-layer sparsity %3 %")
+            .arg(state.layerCount)
+            .arg(formatSeconds(pruned.seconds))
+            .arg(100.0 * pruned.linearSparsity(), 0, 'f', 2));
+
+    if (after) {
+        state.phase = 2;
+        state.phaseFraction = 0;
+        state.stage = tr("Perplexity after");
+        report(state, true);
+        const eval::PerplexityResult r = eval::evaluatePerplexity(*lm, evalIds, evalParams, evalProgress, cancelToken());
+        record.perplexityAfter = r.perplexity;
+        record.evalWindows = r.windows;
+        record.evalSeqlen = r.seqlen;
+        log(tr("Perplexity after: %1").arg(r.perplexity, 0, 'f', 4));
+    }
+
+    for (const pipeline::LayerReport& r : pruned.layers) {
+        const auto setting = state.settings.find(r.name);
+        record.layers.append(toRow(r, setting != state.settings.end() ? setting->second : LayerSetting{}));
+    }
+    record.linearSparsity = pruned.linearSparsity();
+    record.pruneSeconds = pruned.seconds;
+    record.totalSeconds = double(state.timer.nsecsElapsed()) / 1e9;
+    record.finishedAt = QDateTime::currentDateTime();
+    record.modelKept = true;
+
+    state.phase = 2;
+    state.phaseFraction = 1.0;
+    state.overall = 1.0;
+    state.stage = tr("Done");
+    report(state, true); // the final state, before finished()
+
+    Result result;
+    result.record = record;
+    result.model = std::move(lm);
+    deliver([this, result] { Q_EMIT finished(result); });
+}
+
+// ---------------------------------------------------------------------------------------------
+// ExportJob
+
+ExportJob::ExportJob(Params params, QObject* parent)
+    : EngineJob(params.threads, parent), m_params(std::move(params))
+{
+}
+
+namespace {
+
+nlohmann::json layerJson(const LayerRunRow& r)
+{
+    const LayerSetting& s = r.setting;
+    return {{"name", r.name.toStdString()},
+            {"block", r.block},
+            {"rows", r.rows},
+            {"cols", r.cols},
+            {"method", r.dense ? std::string("dense") : planMethodKey(s.method).toStdString()},
+            {"target_sparsity", r.dense ? 0.0 : s.targetSparsity()},
+            {"nm", s.structured() && !r.dense ? nlohmann::json(std::to_string(s.nmN) + ":" + std::to_string(s.nmM))
+                                              : nlohmann::json(nullptr)},
+            {"bits", r.dense ? 16 : s.bits},
+            {"sparsity", r.sparsity},
+            {"loss", r.loss},
+            {"rel_output_error", r.relError},
+            {"damp_used", r.damp},
+            {"damp_raises", r.dampRaises},
+            {"dead_inputs", r.deadInputs},
+            {"seconds", r.seconds}};
+}
+
+} // namespace
+
+void ExportJob::execute()
+{
+    QElapsedTimer timer;
+    timer.start();
+    if (!m_params.model)
+        throw InputError("This run's compressed model is no longer in memory: run it again to export it.");
+    if (m_params.outDir.trimmed().isEmpty())
+        throw InputError("No output folder was chosen.");
+    const std::filesystem::path out = toPath(QDir::cleanPath(QFileInfo(m_params.outDir).absoluteFilePath()));
+    const std::filesystem::path source = m_params.model->folder();
+    exporting::checkExportTarget(source, out);
+
+    const RunRecord& rec = m_params.record;
+    const ProgressCallback callback = progressCallback();
+    ProgressReporter(callback, "Hashing", 1).report(0, "source model and texts");
+    nlohmann::json layers = nlohmann::json::array();
+    for (const LayerRunRow& r : rec.layers)
+        layers.push_back(layerJson(r));
+    nlohmann::json recipe = nlohmann::json::object();
+    if (!rec.recipeJson.isEmpty())
+        recipe = nlohmann::json::parse(rec.recipeJson.constData(), rec.recipeJson.constData() + rec.recipeJson.size());
+    const std::string calibText = readText(rec.calibration.textPath, "calibration");
+    nlohmann::json provenance = {
+        {"sparselab_version", SPARSELAB_VERSION},
+        {"created_utc", QDateTime::currentDateTimeUtc().toString(Qt::ISODate).toStdString()},
+        {"created_by", "sparselab (GUI)"},
+        {"run_name", rec.name.toStdString()},
+        {"source_model", {{"folder", std::filesystem::absolute(source).string()}, {"sha256", exporting::hashModelFolder(source)}}},
+        {"calibration",
+         {{"file", toPath(QFileInfo(rec.calibration.textPath).absoluteFilePath()).string()},
+          {"sha256", sha256Hex(calibText)},
+          {"nsamples", rec.calibration.nsamples},
+          {"seqlen", rec.calibration.seqlen},
+          {"seed", rec.calibration.seed}}},
+        {"recipe", recipe},
+        {"layer_filter", nlohmann::json::array()},
+        {"true_sequential", false},
+        {"device", rec.device.toStdString()},
+        {"linear_sparsity", rec.linearSparsity},
+        {"prune_seconds", rec.pruneSeconds},
+        {"torch_threads", at::get_num_threads()},
+        {"layers", layers},
+    };
+    if (rec.evaluation.enabled && std::isfinite(rec.perplexityAfter)) {
+        const std::string evalText = readText(rec.evaluation.textPath, "evaluation");
+        provenance["evaluation"] = {{"file", toPath(QFileInfo(rec.evaluation.textPath).absoluteFilePath()).string()},
+                                    {"sha256", sha256Hex(evalText)},
+                                    {"seqlen", rec.evalSeqlen},
+                                    {"windows", rec.evalWindows},
+                                    {"perplexity_before", rec.perplexityBefore},
+                                    {"perplexity_after", rec.perplexityAfter}};
+    }
+    throwIfCancelled(cancelToken());
+
+    const exporting::ExportSummary summary =
+        exporting::exportHuggingFaceFolder(*m_params.model, out, provenance, callback, cancelToken());
+
+    Result r;
+    r.folder = QFile::decodeName(summary.folder.string().c_str());
+    r.files = summary.files;
+    r.bytes = summary.bytes;
+    r.tensorsReplaced = summary.tensorsReplaced;
+    QDirIterator it(r.folder, QDir::Files, QDirIterator::Subdirectories);
+    QStringList names;
+    while (it.hasNext()) {
+        it.next();
+        names << QStringLiteral("%1 (%2)").arg(QDir(r.folder).relativeFilePath(it.filePath()), formatBytes(it.fileInfo().size()));
+    }
+    names.sort();
+    r.fileNames = names;
+    r.seconds = double(timer.nsecsElapsed()) / 1e9;
+    deliver([this, r] { Q_EMIT finished(r); });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Devices and the export guard
+
+QList<DeviceChoice> availableDevices()
+{
+    QList<DeviceChoice> devices;
+    DeviceChoice cpu;
+    cpu.key = QStringLiteral("cpu");
+    cpu.label = QStringLiteral("CPU (%1 threads)").arg(std::max(1, QThread::idealThreadCount()));
+    cpu.available = true;
+    devices << cpu;
+
+    DeviceChoice cuda;
+    cuda.key = QStringLiteral("cuda");
+    cuda.label = QStringLiteral("CUDA");
+    cuda.available = torch::cuda::is_available();
+    if (cuda.available) {
+        cuda.label = QStringLiteral("CUDA (%1 device%2)").arg(torch::cuda::device_count()).arg(torch::cuda::device_count() == 1 ? "" : "s");
+    } else {
+        cuda.reason = QCoreApplication::translate("sparselab::gui::RunJob", "This build's LibTorch has no CUDA.");
+    }
+    devices << cuda;
+    return devices;
+}
+
+QString exportTargetProblem(const QString& modelFolder, const QString& outDir)
+{
+    if (outDir.trimmed().isEmpty())
+        return QCoreApplication::translate("sparselab::gui::ExportJob", "Choose an output folder.");
+    try {
+        exporting::checkExportTarget(toPath(modelFolder), toPath(QDir::cleanPath(QFileInfo(outDir).absoluteFilePath())));
+        return {};
+    } catch (const std::exception& e) {
+        return firstLine(e.what());
+    }
+}
+
+} // namespace sparselab::gui

@@ -1,0 +1,97 @@
+#include "live_view.h"
+
+#include "layer_error_plot.h"
+#include "mask_heatmap_widget.h"
+
+#include <QLabel>
+#include <QSplitter>
+#include <QVBoxLayout>
+
+namespace sparselab::gui {
+
+LiveView::LiveView(QWidget* parent)
+    : QWidget(parent)
+{
+    m_heatmap = new widgets::MaskHeatmapWidget(this);
+    m_heatmap->setPlaceholderText(tr("Start a run (F5): the weights of the layer being solved appear here, "
+                                     "pruned entries filling in block by block."));
+    m_plot = new widgets::LayerErrorPlot(this);
+    m_plot->setValueAxisLabel(tr("relative output error"));
+    m_plot->setPlaceholderText(tr("Per-layer reconstruction error fills in here as layers finish."));
+    m_plot->setToolTip(tr("‖XWᵀ − XŴᵀ‖² / ‖XWᵀ‖² of each layer on the calibration inputs (log scale); hover a bar for its layer."));
+    m_caption = new QLabel(this);
+    m_caption->setForegroundRole(QPalette::PlaceholderText);
+
+    auto* plotBox = new QWidget(this);
+    auto* plotLayout = new QVBoxLayout(plotBox);
+    plotLayout->setContentsMargins(0, 0, 0, 0);
+    plotLayout->addWidget(m_caption);
+    plotLayout->addWidget(m_plot, 1);
+
+    auto* splitter = new QSplitter(Qt::Vertical, this);
+    splitter->addWidget(m_heatmap);
+    splitter->addWidget(plotBox);
+    splitter->setStretchFactor(0, 1);
+    splitter->setStretchFactor(1, 1);
+    splitter->setChildrenCollapsible(false);
+
+    auto* layout = new QVBoxLayout(this);
+    layout->setContentsMargins(4, 4, 4, 4);
+    layout->addWidget(splitter);
+}
+
+void LiveView::layerLabels(const QList<PlanRow>& plan, QStringList* names, QStringList* ticks)
+{
+    names->clear();
+    ticks->clear();
+    const bool compact = plan.size() <= 48;
+    int lastBlock = -1;
+    for (const PlanRow& r : plan) {
+        names->append(r.name);
+        if (compact)
+            ticks->append(QStringLiteral("%1.%2").arg(r.block).arg(shortLayerLabel(r.kind)));
+        else
+            ticks->append(r.block != lastBlock && r.block % std::max(1, int(plan.size() / 7 / 24 + 1)) == 0
+                              ? tr("block %1").arg(r.block)
+                              : QString());
+        lastBlock = r.block;
+    }
+}
+
+void LiveView::startRun(const QList<PlanRow>& plan, const QString& runName)
+{
+    m_heatmap->clear();
+    m_index.clear();
+    QStringList names, ticks;
+    layerLabels(plan, &names, &ticks);
+    for (int i = 0; i < plan.size(); ++i)
+        m_index.insert(plan[i].name, i);
+    m_plot->setSeries({});
+    m_plot->setCategories(names, ticks);
+    m_plot->setSeries({widgets::ErrorSeries{runName, {}}});
+    m_layersShown = 0;
+    m_caption->setText(tr("Relative output error per layer — %1").arg(runName));
+}
+
+void LiveView::showFrame(const widgets::HeatmapFrame& frame) { m_heatmap->setFrame(frame); }
+
+void LiveView::addLayer(const LayerRunRow& row)
+{
+    const auto it = m_index.constFind(row.name);
+    if (it == m_index.constEnd())
+        return;
+    ++m_layersShown;
+    if (!row.dense)
+        m_plot->setValue(0, it.value(), row.relError);
+}
+
+void LiveView::clear()
+{
+    m_heatmap->clear();
+    m_plot->clear();
+    m_index.clear();
+    m_layersShown = 0;
+    m_caption->clear();
+}
+
+} // namespace sparselab::gui

@@ -1,0 +1,1473 @@
+#include "main_window.h"
+
+#include "calibration_panel.h"
+#include "evaluation_panel.h"
+#include "export_panel.h"
+#include "live_view.h"
+#include "log_view.h"
+#include "model_tree_widget.h"
+#include "plan_panel.h"
+#include "recipe_bridge.h"
+#include "resource_paths.h"
+#include "results_panel.h"
+#include "run_panel.h"
+
+#include <QAction>
+#include <QApplication>
+#include <QCloseEvent>
+#include <QDir>
+#include <QDockWidget>
+#include <QDragEnterEvent>
+#include <QDropEvent>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QLabel>
+#include <QLocale>
+#include <QMenuBar>
+#include <QMessageBox>
+#include <QMimeData>
+#include <QProgressBar>
+#include <QRegularExpression>
+#include <QSettings>
+#include <QStatusBar>
+#include <QStyle>
+#include <QThread>
+#include <QTimer>
+#include <QToolBar>
+#include <QUrl>
+
+namespace sparselab::gui {
+
+namespace {
+
+// Bump when docks or toolbars are added/renamed: an old saved state is then ignored.
+constexpr int kStateVersion = 2;
+
+namespace key {
+const QString geometry = QStringLiteral("MainWindow/geometry");
+const QString state = QStringLiteral("MainWindow/state");
+const QString lastModel = QStringLiteral("Session/lastModel");
+const QString lastText = QStringLiteral("Session/lastText");
+const QString recentModels = QStringLiteral("Session/recentModels");
+const QString recentRecipes = QStringLiteral("Session/recentRecipes");
+const QString seqlen = QStringLiteral("Evaluation/seqlen");
+const QString maxWindows = QStringLiteral("Evaluation/maxWindows");
+const QString batchSize = QStringLiteral("Evaluation/batchSize");
+const QString calibText = QStringLiteral("Calibration/text");
+const QString calibSamples = QStringLiteral("Calibration/nsamples");
+const QString calibSeqlen = QStringLiteral("Calibration/seqlen");
+const QString calibSeed = QStringLiteral("Calibration/seed");
+const QString planRecipe = QStringLiteral("Plan/recipe");
+const QString planExact = QStringLiteral("Plan/exactRules");
+const QString lastRecipe = QStringLiteral("Plan/lastRecipeFile");
+const QString runDevice = QStringLiteral("Run/device");
+const QString runEvaluate = QStringLiteral("Run/evaluate");
+const QString exportDir = QStringLiteral("Export/lastFolder");
+} // namespace key
+
+QString normalizedFolder(const QString& path)
+{
+    QFileInfo info(path);
+    if (info.isFile())
+        info = QFileInfo(info.absolutePath()); // config.json (or any file) → its folder
+    return QDir::cleanPath(info.absoluteFilePath());
+}
+
+QString compactCount(qint64 n)
+{
+    if (n >= 1'000'000'000)
+        return QString::number(double(n) / 1e9, 'f', 2) + QLatin1Char('B');
+    if (n >= 1'000'000)
+        return QString::number(double(n) / 1e6, 'f', 2) + QLatin1Char('M');
+    if (n >= 1'000)
+        return QString::number(double(n) / 1e3, 'f', 1) + QLatin1Char('K');
+    return QString::number(n);
+}
+
+// One intra-op thread per core, but leave the GUI thread room on small machines.
+int workerThreads() { return std::max(1, QThread::idealThreadCount()); }
+
+bool looksLikeText(const QFileInfo& info)
+{
+    static const QStringList suffixes = {QStringLiteral("txt"), QStringLiteral("text"), QStringLiteral("md"),
+                                         QStringLiteral("raw"), QStringLiteral("tokens")};
+    return info.isFile() && suffixes.contains(info.suffix().toLower());
+}
+
+bool looksLikeRecipe(const QFileInfo& info) { return info.isFile() && info.suffix().compare(QLatin1String("json"), Qt::CaseInsensitive) == 0 && info.fileName() != QLatin1String("config.json"); }
+
+QString demoCalibText()
+{
+    const QString dir = resourcesDir();
+    const QString path = dir + QStringLiteral("/text/tinystories_calib.txt");
+    return !dir.isEmpty() && QFileInfo::exists(path) ? path : QString();
+}
+
+} // namespace
+
+MainWindow::MainWindow()
+    : MainWindow(Options{})
+{
+}
+
+MainWindow::MainWindow(const Options& options, QWidget* parent)
+    : QMainWindow(parent)
+{
+    setObjectName(QStringLiteral("MainWindow"));
+    setAcceptDrops(true);
+    m_restoreSettings = options.restoreSettings;
+    setDockNestingEnabled(true);
+    m_pool.setMaxThreadCount(1);
+    // Engine jobs run long: never let the pool retire the thread between calls mid-job.
+    m_pool.setExpiryTimeout(-1);
+    m_previewPool.setMaxThreadCount(1);
+
+    // Every view is a dock; the central widget is an empty placeholder so the docks share
+    // the whole window and can be arranged freely.
+    auto* central = new QWidget(this);
+    central->setMaximumSize(0, 0);
+    setCentralWidget(central);
+    central->hide();
+
+    createActions();
+    createDocks();
+    createMenus();
+
+    m_statusModel = new QLabel(tr("No model"), this);
+    m_statusProgress = new QProgressBar(this);
+    m_statusProgress->setMaximumWidth(fontMetrics().height() * 10);
+    m_statusProgress->setMaximumHeight(fontMetrics().height());
+    m_statusProgress->setTextVisible(false);
+    m_statusProgress->setVisible(false);
+    statusBar()->addPermanentWidget(m_statusProgress);
+    statusBar()->addPermanentWidget(m_statusModel);
+
+    m_runPanel->setDevices(availableDevices());
+
+    resize(1480, 920);
+    m_defaultState = saveState(kStateVersion);
+    readSettings(options);
+    // Only now: restoring the panels must not write half-restored values back.
+    connect(m_evalPanel, &EvaluationPanel::settingsChanged, this, [this] {
+        saveEvaluationSettings();
+        updateRunSummary();
+    });
+    connect(m_calibPanel, &CalibrationPanel::settingsChanged, this, [this] {
+        saveCalibrationSettings();
+        updateRunSummary();
+    });
+    connect(m_calibPanel, &CalibrationPanel::previewRequested, this, &MainWindow::refreshCalibrationPreview);
+    connect(m_runPanel, &RunPanel::settingsChanged, this, [this] {
+        saveRunSettings();
+        updateRunSummary();
+    });
+    connect(m_planPanel->planModel(), &PlanModel::planChanged, this, [this] {
+        if (!m_restoring)
+            savePlan();
+        m_runPanel->setSuggestedName(suggestedRunName());
+    });
+    connect(m_planPanel, &PlanPanel::exactRulesChanged, this, [](bool exact) { QSettings().setValue(key::planExact, exact); });
+    updateActions();
+    updateTitle();
+    updateRunSummary();
+    m_log->appendInfo(tr("SparseLab %1 · %2").arg(QCoreApplication::applicationVersion(), engineDescription()));
+
+    QString initial = options.initialModel;
+    if (initial.isEmpty() && options.openInitialModel) {
+        const QString last = QSettings().value(key::lastModel).toString();
+        initial = !last.isEmpty() && QFileInfo(last).isDir() ? last : demoModelDir();
+    }
+    if (!initial.isEmpty()) {
+        // After the event loop starts, so the window shows first.
+        QTimer::singleShot(0, this, [this, initial] { openModel(initial); });
+    }
+}
+
+MainWindow::~MainWindow()
+{
+    stopJobs();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Construction
+
+void MainWindow::createActions()
+{
+    auto make = [this](const QIcon& icon, const QString& text, const QKeySequence& shortcut, const QString& tip) {
+        auto* action = new QAction(icon, text, this);
+        if (!shortcut.isEmpty())
+            action->setShortcut(shortcut);
+        const QString full = shortcut.isEmpty() ? tip : QStringLiteral("%1 (%2)").arg(tip, shortcut.toString(QKeySequence::NativeText));
+        action->setToolTip(full);
+        action->setStatusTip(full);
+        return action;
+    };
+    QStyle* s = style();
+    m_openAction = make(s->standardIcon(QStyle::SP_DirOpenIcon), tr("&Open Model…"), QKeySequence(Qt::CTRL | Qt::Key_O),
+                        tr("Open a Hugging Face model folder (config.json, safetensors, tokenizer)."));
+    connect(m_openAction, &QAction::triggered, this, &MainWindow::openModelDialog);
+
+    m_openDemoAction = make({}, tr("Open &Demo Model"), {}, tr("Open the bundled 260K-parameter TinyStories model."));
+    connect(m_openDemoAction, &QAction::triggered, this, &MainWindow::openDemoModel);
+
+    m_chooseTextAction = make(s->standardIcon(QStyle::SP_FileIcon), tr("Choose Evaluation &Text…"), QKeySequence(Qt::CTRL | Qt::Key_T),
+                              tr("Choose the text file whose perplexity is measured."));
+    connect(m_chooseTextAction, &QAction::triggered, this, &MainWindow::chooseTextDialog);
+
+    m_chooseCalibAction = make(s->standardIcon(QStyle::SP_FileIcon), tr("Choose &Calibration Text…"),
+                               QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_T), tr("Choose the text the layers are calibrated on."));
+    connect(m_chooseCalibAction, &QAction::triggered, this, &MainWindow::chooseCalibrationTextDialog);
+
+    m_evaluateAction = make(s->standardIcon(QStyle::SP_MediaSeekForward), tr("&Evaluate Perplexity"), QKeySequence(Qt::CTRL | Qt::Key_E),
+                            tr("Measure the loaded model's perplexity on the evaluation text."));
+    connect(m_evaluateAction, &QAction::triggered, this, [this] { evaluate(); });
+
+    m_runAction = make(s->standardIcon(QStyle::SP_MediaPlay), tr("&Run Plan"), QKeySequence(Qt::Key_F5),
+                       tr("Compress a copy of the model with the plan, live; the loaded model stays dense."));
+    connect(m_runAction, &QAction::triggered, this, [this] { startRun(); });
+
+    m_cancelAction = make(s->standardIcon(QStyle::SP_MediaStop), tr("&Cancel"), QKeySequence(Qt::Key_Escape),
+                          tr("Stop the running job; earlier results stay as they were and nothing is written."));
+    connect(m_cancelAction, &QAction::triggered, this, &MainWindow::cancelJob);
+
+    m_exportAction = make(s->standardIcon(QStyle::SP_DialogSaveButton), tr("E&xport Run…"), QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_E),
+                          tr("Write the selected run's compressed model as a Hugging Face folder."));
+    connect(m_exportAction, &QAction::triggered, this, [this] {
+        if (m_exportPanel->outDir().isEmpty())
+            chooseExportFolderDialog();
+        if (!m_exportPanel->outDir().isEmpty())
+            exportSelectedRun();
+    });
+    m_chooseExportAction = make(s->standardIcon(QStyle::SP_DirOpenIcon), tr("Choose Export Folder…"), {},
+                                tr("Choose a new folder to export the compressed model to."));
+    connect(m_chooseExportAction, &QAction::triggered, this, &MainWindow::chooseExportFolderDialog);
+
+    m_loadRecipeAction = make(s->standardIcon(QStyle::SP_DialogOpenButton), tr("&Load Recipe…"), QKeySequence(Qt::CTRL | Qt::Key_L),
+                              tr("Load a recipe JSON file (the format sparselab-cli prune --recipe reads) into the plan."));
+    connect(m_loadRecipeAction, &QAction::triggered, this, &MainWindow::loadRecipeDialog);
+    m_saveRecipeAction = make(s->standardIcon(QStyle::SP_DialogSaveButton), tr("&Save Recipe…"), QKeySequence(Qt::CTRL | Qt::Key_S),
+                              tr("Save the plan as a recipe JSON file for sparselab-cli prune --recipe."));
+    connect(m_saveRecipeAction, &QAction::triggered, this, &MainWindow::saveRecipeDialog);
+
+    m_quitAction = make({}, tr("&Quit"), QKeySequence(Qt::CTRL | Qt::Key_Q), tr("Quit SparseLab."));
+    m_quitAction->setMenuRole(QAction::QuitRole);
+    connect(m_quitAction, &QAction::triggered, this, &MainWindow::close);
+
+    m_resetLayoutAction = make({}, tr("&Reset Layout"), {}, tr("Put the docks and toolbar back where they started."));
+    connect(m_resetLayoutAction, &QAction::triggered, this, &MainWindow::resetLayout);
+
+    m_aboutAction = new QAction(tr("&About SparseLab"), this);
+    m_aboutAction->setMenuRole(QAction::AboutRole);
+    connect(m_aboutAction, &QAction::triggered, this, &MainWindow::showAbout);
+    m_aboutQtAction = new QAction(tr("About &Qt"), this);
+    m_aboutQtAction->setMenuRole(QAction::AboutQtRole);
+    connect(m_aboutQtAction, &QAction::triggered, qApp, &QApplication::aboutQt);
+
+    // Shortcuts work wherever focus is inside the window, docks included.
+    for (QAction* a : {m_openAction, m_chooseTextAction, m_chooseCalibAction, m_evaluateAction, m_runAction, m_cancelAction,
+                       m_exportAction, m_loadRecipeAction, m_saveRecipeAction, m_quitAction})
+        addAction(a);
+}
+
+QDockWidget* MainWindow::addView(const QString& key, const QString& title, QWidget* widget, Qt::DockWidgetArea area)
+{
+    auto* dock = new QDockWidget(title, this);
+    QString name = key;
+    name[0] = name[0].toUpper();
+    dock->setObjectName(name + QStringLiteral("Dock"));
+    dock->setWidget(widget);
+    addDockWidget(area, dock);
+    m_docks[key] = dock;
+    return dock;
+}
+
+void MainWindow::createDocks()
+{
+    m_tree = new widgets::ModelTreeWidget(this);
+    m_tree->setPlaceholderText(tr("<p style='font-size:large'>No model loaded</p>"
+                                  "<p>Open a Hugging Face model folder with <b>File → Open Model…</b> (Ctrl+O),<br>"
+                                  "pick one from <b>File → Open Recent</b>, or drop a folder here.</p>"));
+    m_calibPanel = new CalibrationPanel(this);
+    m_calibPanel->setChooseAction(m_chooseCalibAction);
+    m_planPanel = new PlanPanel(this);
+    m_planPanel->setActions(m_loadRecipeAction, m_saveRecipeAction);
+    m_evalPanel = new EvaluationPanel(this);
+    m_evalPanel->setActions(m_evaluateAction, m_cancelAction, m_chooseTextAction);
+    m_runPanel = new RunPanel(this);
+    m_runPanel->setActions(m_runAction, m_cancelAction);
+    m_liveView = new LiveView(this);
+    m_resultsPanel = new ResultsPanel(this);
+    m_exportPanel = new ExportPanel(this);
+    m_exportPanel->setActions(m_exportAction, m_chooseExportAction);
+    m_log = new widgets::LogView(this);
+
+    // Default arrangement: settings on the left (tabbed), the live view and results in the
+    // middle, the run controls and export on the right.
+    QDockWidget* plan = addView(QStringLiteral("plan"), tr("Plan"), m_planPanel, Qt::LeftDockWidgetArea);
+    QDockWidget* model = addView(QStringLiteral("model"), tr("Model"), m_tree, Qt::LeftDockWidgetArea);
+    QDockWidget* calib = addView(QStringLiteral("calibration"), tr("Calibration"), m_calibPanel, Qt::LeftDockWidgetArea);
+    QDockWidget* evaluation = addView(QStringLiteral("evaluation"), tr("Evaluation"), m_evalPanel, Qt::LeftDockWidgetArea);
+    QDockWidget* live = addView(QStringLiteral("live"), tr("Live Solver"), m_liveView, Qt::RightDockWidgetArea);
+    QDockWidget* run = addView(QStringLiteral("run"), tr("Run"), m_runPanel, Qt::RightDockWidgetArea);
+    QDockWidget* results = addView(QStringLiteral("results"), tr("Results"), m_resultsPanel, Qt::RightDockWidgetArea);
+    QDockWidget* exportDock = addView(QStringLiteral("export"), tr("Export"), m_exportPanel, Qt::RightDockWidgetArea);
+    QDockWidget* logDock = addView(QStringLiteral("log"), tr("Log"), m_log, Qt::RightDockWidgetArea);
+    tabifyDockWidget(plan, model);
+    tabifyDockWidget(plan, calib);
+    tabifyDockWidget(plan, evaluation);
+    splitDockWidget(live, run, Qt::Horizontal);
+    splitDockWidget(live, results, Qt::Vertical);
+    splitDockWidget(run, exportDock, Qt::Vertical);
+    tabifyDockWidget(results, logDock);
+    plan->raise();
+    results->raise();
+    resizeDocks({plan, live, run}, {600, 560, 360}, Qt::Horizontal);
+    resizeDocks({live, results}, {480, 420}, Qt::Vertical);
+    resizeDocks({run, exportDock}, {560, 340}, Qt::Vertical);
+    for (auto& [name, dock] : m_docks)
+        dock->setMinimumWidth(fontMetrics().height() * 12);
+
+    auto* toolbar = addToolBar(tr("Main"));
+    toolbar->setObjectName(QStringLiteral("MainToolBar"));
+    toolbar->setToolButtonStyle(Qt::ToolButtonTextBesideIcon);
+    toolbar->setMovable(false);
+    toolbar->addAction(m_openAction);
+    toolbar->addAction(m_loadRecipeAction);
+    toolbar->addAction(m_saveRecipeAction);
+    toolbar->addSeparator();
+    toolbar->addAction(m_runAction);
+    toolbar->addAction(m_cancelAction);
+    toolbar->addSeparator();
+    toolbar->addAction(m_evaluateAction);
+    toolbar->addAction(m_exportAction);
+
+    connect(m_resultsPanel, &ResultsPanel::runSelected, this, &MainWindow::onRunSelected);
+    connect(m_resultsPanel, &ResultsPanel::runRemoved, this, [this](int id) {
+        m_runModels.erase(id);
+        m_log->appendInfo(tr("Run removed."));
+        if (m_resultsPanel->runs().isEmpty())
+            m_tree->clearLayerSparsity();
+        onRunSelected(m_resultsPanel->selectedRunId());
+        updateActions();
+    });
+    connect(m_resultsPanel, &ResultsPanel::runRenamed, this, [this](int id) { onRunSelected(id); });
+    connect(m_exportPanel, &ExportPanel::readinessChanged, this, &MainWindow::updateActions);
+    connect(m_exportPanel, &ExportPanel::outDirChanged, this, [](const QString& folder) {
+        if (!folder.isEmpty())
+            QSettings().setValue(key::exportDir, folder);
+    });
+}
+
+void MainWindow::createMenus()
+{
+    QMenu* file = menuBar()->addMenu(tr("&File"));
+    file->addAction(m_openAction);
+    m_recentMenu = file->addMenu(tr("Open &Recent"));
+    m_recentMenu->setToolTipsVisible(true);
+    file->addAction(m_openDemoAction);
+    file->addSeparator();
+    file->addAction(m_loadRecipeAction);
+    m_recentRecipeMenu = file->addMenu(tr("Recent Re&cipes"));
+    m_recentRecipeMenu->setToolTipsVisible(true);
+    file->addAction(m_saveRecipeAction);
+    file->addSeparator();
+    file->addAction(m_chooseCalibAction);
+    file->addAction(m_chooseTextAction);
+    file->addSeparator();
+    file->addAction(m_exportAction);
+    file->addSeparator();
+    file->addAction(m_quitAction);
+
+    QMenu* run = menuBar()->addMenu(tr("&Run"));
+    run->addAction(m_runAction);
+    run->addAction(m_cancelAction);
+    run->addSeparator();
+    run->addAction(m_evaluateAction);
+
+    m_viewMenu = menuBar()->addMenu(tr("&View"));
+    for (const QString& name : viewNames()) {
+        QDockWidget* d = dock(name);
+        QAction* toggle = d->toggleViewAction();
+        toggle->setToolTip(tr("Show or hide the %1 view.").arg(d->windowTitle()));
+        m_viewMenu->addAction(toggle);
+    }
+    m_viewMenu->addSeparator();
+    m_viewMenu->addAction(m_resetLayoutAction);
+
+    QMenu* help = menuBar()->addMenu(tr("&Help"));
+    help->addAction(m_aboutAction);
+    help->addAction(m_aboutQtAction);
+}
+
+QDockWidget* MainWindow::dock(const QString& view) const
+{
+    const auto it = m_docks.find(view);
+    return it == m_docks.end() ? nullptr : it->second;
+}
+
+QStringList MainWindow::viewNames() const
+{
+    return {QStringLiteral("model"), QStringLiteral("calibration"), QStringLiteral("plan"), QStringLiteral("evaluation"),
+            QStringLiteral("run"), QStringLiteral("live"), QStringLiteral("results"), QStringLiteral("export"),
+            QStringLiteral("log")};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settings
+
+void MainWindow::readSettings(const Options& options)
+{
+    m_restoring = true;
+    QSettings settings;
+    m_recent = settings.value(key::recentModels).toStringList();
+    m_recent.removeAll(QString());
+    while (m_recent.size() > kMaxRecentModels)
+        m_recent.removeLast();
+    updateRecentMenu();
+    m_recentRecipes = settings.value(key::recentRecipes).toStringList();
+    m_recentRecipes.removeAll(QString());
+    while (m_recentRecipes.size() > kMaxRecentRecipes)
+        m_recentRecipes.removeLast();
+    updateRecentRecipeMenu();
+
+    QString text = options.initialText;
+    QString calibText = options.initialCalibrationText;
+    CalibrationSettings calib = m_calibPanel->settings();
+    if (options.restoreSettings) {
+        restoreGeometry(settings.value(key::geometry).toByteArray());
+        restoreState(settings.value(key::state).toByteArray(), kStateVersion);
+        m_evalPanel->setSeqlen(settings.value(key::seqlen, 0).toLongLong());
+        m_evalPanel->setMaxWindows(settings.value(key::maxWindows, 0).toLongLong());
+        m_evalPanel->setBatchSize(settings.value(key::batchSize, 8).toLongLong());
+        if (text.isEmpty()) {
+            const QString last = settings.value(key::lastText).toString();
+            if (!last.isEmpty() && QFileInfo(last).isFile())
+                text = last;
+        }
+        if (calibText.isEmpty()) {
+            const QString last = settings.value(key::calibText).toString();
+            if (!last.isEmpty() && QFileInfo(last).isFile())
+                calibText = last;
+        }
+        calib.nsamples = settings.value(key::calibSamples, calib.nsamples).toLongLong();
+        calib.seqlen = settings.value(key::calibSeqlen, calib.seqlen).toLongLong();
+        calib.seed = settings.value(key::calibSeed, calib.seed).toULongLong();
+        m_runPanel->setDevice(settings.value(key::runDevice, QStringLiteral("cpu")).toString());
+        m_runPanel->setEvaluate(settings.value(key::runEvaluate, true).toBool());
+        m_planPanel->setExactRules(settings.value(key::planExact, false).toBool());
+        m_lastRecipeFile = settings.value(key::lastRecipe).toString();
+        const QString exportFolder = settings.value(key::exportDir).toString();
+        if (!exportFolder.isEmpty())
+            m_exportPanel->setOutDir(exportFolder);
+    }
+    if (text.isEmpty())
+        text = demoEvalText();
+    if (calibText.isEmpty())
+        calibText = demoCalibText();
+    calib.textPath = calibText;
+    m_evalPanel->setTextPath(text);
+    m_calibPanel->setSettings(calib);
+    m_restoring = false;
+}
+
+void MainWindow::writeSettings() const
+{
+    QSettings settings;
+    settings.setValue(key::geometry, saveGeometry());
+    settings.setValue(key::state, saveState(kStateVersion));
+    saveEvaluationSettings();
+    saveCalibrationSettings();
+    saveRunSettings();
+}
+
+void MainWindow::saveEvaluationSettings() const
+{
+    QSettings settings;
+    settings.setValue(key::seqlen, m_evalPanel->seqlen());
+    settings.setValue(key::maxWindows, m_evalPanel->maxWindows());
+    settings.setValue(key::batchSize, m_evalPanel->batchSize());
+    settings.setValue(key::lastText, m_evalPanel->textPath());
+}
+
+void MainWindow::saveCalibrationSettings() const
+{
+    if (m_restoring)
+        return;
+    const CalibrationSettings c = m_calibPanel->settings();
+    QSettings settings;
+    settings.setValue(key::calibText, c.textPath);
+    settings.setValue(key::calibSamples, c.nsamples);
+    settings.setValue(key::calibSeqlen, c.seqlen);
+    settings.setValue(key::calibSeed, c.seed);
+}
+
+void MainWindow::saveRunSettings() const
+{
+    if (m_restoring)
+        return;
+    QSettings settings;
+    settings.setValue(key::runDevice, m_runPanel->device());
+    settings.setValue(key::runEvaluate, m_runPanel->evaluate());
+}
+
+void MainWindow::savePlan() const
+{
+    if (m_planPanel->planModel()->rows().isEmpty())
+        return;
+    QSettings().setValue(key::planRecipe, QString::fromUtf8(recipeJson(m_planPanel->planModel()->rows())));
+}
+
+void MainWindow::addRecentModel(const QString& folder)
+{
+    m_recent.removeAll(folder);
+    m_recent.prepend(folder);
+    while (m_recent.size() > kMaxRecentModels)
+        m_recent.removeLast();
+    QSettings().setValue(key::recentModels, m_recent);
+    updateRecentMenu();
+}
+
+void MainWindow::clearRecentModels()
+{
+    m_recent.clear();
+    QSettings().setValue(key::recentModels, m_recent);
+    updateRecentMenu();
+}
+
+void MainWindow::updateRecentMenu()
+{
+    m_recentMenu->clear();
+    for (int i = 0; i < m_recent.size(); ++i) {
+        const QString folder = m_recent.at(i);
+        const QString label = i < 9 ? QStringLiteral("&%1  %2").arg(i + 1).arg(QFileInfo(folder).fileName())
+                                    : QFileInfo(folder).fileName();
+        QAction* action = m_recentMenu->addAction(label);
+        action->setToolTip(folder);
+        action->setStatusTip(folder);
+        connect(action, &QAction::triggered, this, [this, folder] { openModel(folder); });
+    }
+    if (!m_recent.isEmpty())
+        m_recentMenu->addSeparator();
+    QAction* clear = m_recentMenu->addAction(tr("&Clear Menu"));
+    clear->setEnabled(!m_recent.isEmpty());
+    connect(clear, &QAction::triggered, this, &MainWindow::clearRecentModels);
+    m_recentMenu->setEnabled(!m_recent.isEmpty() && !m_busy);
+}
+
+void MainWindow::addRecentRecipe(const QString& file)
+{
+    const QString path = QDir::cleanPath(QFileInfo(file).absoluteFilePath());
+    m_recentRecipes.removeAll(path);
+    m_recentRecipes.prepend(path);
+    while (m_recentRecipes.size() > kMaxRecentRecipes)
+        m_recentRecipes.removeLast();
+    m_lastRecipeFile = path;
+    QSettings settings;
+    settings.setValue(key::recentRecipes, m_recentRecipes);
+    settings.setValue(key::lastRecipe, path);
+    updateRecentRecipeMenu();
+}
+
+void MainWindow::clearRecentRecipes()
+{
+    m_recentRecipes.clear();
+    QSettings().setValue(key::recentRecipes, m_recentRecipes);
+    updateRecentRecipeMenu();
+}
+
+void MainWindow::updateRecentRecipeMenu()
+{
+    m_recentRecipeMenu->clear();
+    for (int i = 0; i < m_recentRecipes.size(); ++i) {
+        const QString file = m_recentRecipes.at(i);
+        const QString label = i < 9 ? QStringLiteral("&%1  %2").arg(i + 1).arg(QFileInfo(file).fileName())
+                                    : QFileInfo(file).fileName();
+        QAction* action = m_recentRecipeMenu->addAction(label);
+        action->setToolTip(file);
+        action->setStatusTip(file);
+        connect(action, &QAction::triggered, this, [this, file] { loadRecipe(file); });
+    }
+    if (!m_recentRecipes.isEmpty())
+        m_recentRecipeMenu->addSeparator();
+    QAction* clear = m_recentRecipeMenu->addAction(tr("&Clear Menu"));
+    clear->setEnabled(!m_recentRecipes.isEmpty());
+    connect(clear, &QAction::triggered, this, &MainWindow::clearRecentRecipes);
+    m_recentRecipeMenu->setEnabled(!m_recentRecipes.isEmpty() && !m_runJob && hasModel());
+}
+
+void MainWindow::resetLayout()
+{
+    restoreState(m_defaultState, kStateVersion);
+    for (auto& [name, d] : m_docks)
+        d->show();
+}
+
+// ---------------------------------------------------------------------------------------------
+// State
+
+void MainWindow::setBusy(bool busy)
+{
+    if (m_busy == busy)
+        return;
+    m_busy = busy;
+    m_statusProgress->setVisible(busy);
+    m_statusProgress->setRange(0, 0);
+    updateActions();
+    Q_EMIT busyChanged(busy);
+}
+
+void MainWindow::updateActions()
+{
+    const bool running = m_runJob != nullptr;
+    m_openAction->setEnabled(!m_busy);
+    m_openDemoAction->setEnabled(!m_busy && !demoModelDir().isEmpty());
+    m_recentMenu->setEnabled(!m_busy && !m_recent.isEmpty());
+    m_recentRecipeMenu->setEnabled(!running && hasModel() && !m_recentRecipes.isEmpty());
+    m_chooseTextAction->setEnabled(!m_busy);
+    m_chooseCalibAction->setEnabled(!running);
+    m_evaluateAction->setEnabled(!m_busy && hasModel());
+    m_runAction->setEnabled(!m_busy && hasModel());
+    m_cancelAction->setEnabled(m_busy);
+    m_loadRecipeAction->setEnabled(!running && hasModel());
+    m_saveRecipeAction->setEnabled(hasModel());
+    m_exportAction->setEnabled(!m_busy && m_resultsPanel->selectedRunId() >= 0
+                               && runModel(m_resultsPanel->selectedRunId()) != nullptr
+                               && (m_exportPanel->outDir().isEmpty() || m_exportPanel->canExport()));
+    m_chooseExportAction->setEnabled(!m_exportJob);
+    m_evalPanel->setRunning(m_evalJob != nullptr);
+    m_runPanel->setRunning(running);
+    m_planPanel->setEditable(!running);
+    m_calibPanel->setEditable(!running);
+    m_exportPanel->setRunning(m_exportJob != nullptr);
+}
+
+void MainWindow::updateTitle()
+{
+    setWindowTitle(m_summary.isEmpty() ? tr("SparseLab")
+                                       : tr("%1 — SparseLab").arg(m_summary.name));
+    if (m_summary.isEmpty()) {
+        m_statusModel->setText(tr("No model"));
+        m_statusModel->setToolTip({});
+    } else {
+        m_statusModel->setText(tr("%1 · %2 parameters · %3 · CPU")
+                                   .arg(m_summary.name, compactCount(m_summary.totalParameters), m_summary.storedDtype));
+        m_statusModel->setToolTip(m_summary.folder);
+    }
+}
+
+EvaluationSettings MainWindow::evaluationSettings() const
+{
+    EvaluationSettings e;
+    e.enabled = m_runPanel->evaluate();
+    e.textPath = m_evalPanel->textPath();
+    e.seqlen = m_evalPanel->seqlen();
+    e.maxWindows = m_evalPanel->maxWindows();
+    e.batchSize = m_evalPanel->batchSize();
+    return e;
+}
+
+void MainWindow::updateRunSummary()
+{
+    const EvaluationSettings e = evaluationSettings();
+    const qint64 seqlen = e.seqlen > 0 ? e.seqlen : m_calibPanel->settings().seqlen;
+    m_runPanel->setEvaluationSummary(
+        e.enabled ? tr("On %1: %2 of %3 tokens (Evaluation view).")
+                        .arg(e.textPath.isEmpty() ? tr("no text") : QFileInfo(e.textPath).fileName(),
+                             e.maxWindows > 0 ? tr("the first %1 windows").arg(e.maxWindows) : tr("all windows"))
+                        .arg(seqlen)
+                  : tr("Perplexity is not measured; the run only prunes."));
+    m_runPanel->setSuggestedName(suggestedRunName());
+}
+
+QString MainWindow::suggestedRunName() const
+{
+    RunRecord probe;
+    probe.plan = m_planPanel->planModel()->rows();
+    return tr("%1 #%2").arg(probe.methodSummary()).arg(m_nextRunId);
+}
+
+void MainWindow::setErrorHandler(ErrorHandler handler) { m_errorHandler = std::move(handler); }
+
+void MainWindow::reportError(const QString& title, const QString& message)
+{
+    m_lastError = message;
+    m_log->appendError(message);
+    statusBar()->showMessage(message, 10'000);
+    if (m_errorHandler) {
+        m_errorHandler(title, message);
+        return;
+    }
+    // Non-blocking: the event loop (and any job) keeps running while it is shown.
+    auto* box = new QMessageBox(QMessageBox::Warning, title, message, QMessageBox::Ok, this);
+    box->setAttribute(Qt::WA_DeleteOnClose);
+    box->open();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+
+void MainWindow::openModelDialog()
+{
+    QString start = m_summary.isEmpty() ? QString() : QFileInfo(m_summary.folder).absolutePath();
+    if (start.isEmpty() && !m_recent.isEmpty())
+        start = QFileInfo(m_recent.first()).absolutePath();
+    if (start.isEmpty())
+        start = QFileInfo(demoModelDir()).absolutePath();
+    const QString folder = QFileDialog::getExistingDirectory(this, tr("Open Model Folder"), start);
+    if (!folder.isEmpty())
+        openModel(folder);
+}
+
+void MainWindow::openDemoModel()
+{
+    const QString demo = demoModelDir();
+    if (demo.isEmpty()) {
+        reportError(tr("Demo model not found"),
+                    tr("The bundled demo model is not installed (looked for share/sparselab/models/stories260K-hf)."));
+        return;
+    }
+    openModel(demo);
+}
+
+bool MainWindow::openModel(const QString& path)
+{
+    if (path.trimmed().isEmpty())
+        return false;
+    if (isBusy()) {
+        reportError(tr("Busy"), tr("Another job is running: wait for it or cancel it (Esc) before opening a model."));
+        return false;
+    }
+    const QString folder = normalizedFolder(path);
+    m_loadingFolder = folder;
+    m_log->appendInfo(tr("Opening %1").arg(QDir::toNativeSeparators(folder)));
+    statusBar()->showMessage(tr("Loading %1…").arg(QFileInfo(folder).fileName()));
+
+    auto* job = new LoadModelJob({folder, workerThreads()}, this);
+    m_loadJob = job;
+    connect(job, &LoadModelJob::progress, this, [this](qint64 done, qint64 total, double, const QString& text) {
+        if (total > 0) {
+            m_statusProgress->setRange(0, int(total));
+            m_statusProgress->setValue(int(done));
+        }
+        statusBar()->showMessage(tr("Loading %1 — %2…").arg(QFileInfo(m_loadingFolder).fileName(), text));
+    });
+    auto done = [this, job] {
+        job->deleteLater();
+        m_loadJob = nullptr;
+        setBusy(false);
+        updateActions();
+    };
+    connect(job, &LoadModelJob::finished, this, [this, done](const LoadModelJob::Result& result) {
+        done();
+        onModelLoaded(result);
+    });
+    connect(job, &LoadModelJob::failed, this, [this, done, folder](const QString& message) {
+        done();
+        // A recent entry whose folder has gone is dropped; others stay (the error may be transient).
+        if (!QFileInfo(folder).isDir() && m_recent.contains(folder)) {
+            m_recent.removeAll(folder);
+            QSettings().setValue(key::recentModels, m_recent);
+            updateRecentMenu();
+        }
+        reportError(tr("Cannot open model"), message);
+        Q_EMIT modelLoadFailed(message);
+    });
+    connect(job, &LoadModelJob::cancelled, this, [this, done] {
+        done();
+        m_log->appendInfo(tr("Opening cancelled."));
+        statusBar()->showMessage(tr("Cancelled."), 5000);
+    });
+    setBusy(true);
+    m_pool.start(job);
+    return true;
+}
+
+void MainWindow::onModelLoaded(const LoadModelJob::Result& result)
+{
+    const bool sameModel = result.summary.folder == m_summary.folder;
+    m_model = result.model;
+    m_tokenizer = result.tokenizer;
+    m_summary = result.summary;
+    m_densePerplexity.clear();
+    m_tree->setSummary(m_summary);
+    m_evalPanel->setModelContext(m_summary.maxPositions);
+    m_calibPanel->setModelContext(m_summary.maxPositions);
+    m_evalPanel->clearResult();
+    if (!sameModel) {
+        // Runs belong to the model they compressed.
+        m_resultsPanel->clearRuns();
+        m_runModels.clear();
+        m_liveView->clear();
+    }
+
+    // The plan: every linear layer at the engine's defaults, then the last plan if it fits.
+    m_restoring = true;
+    m_planPanel->setModel(m_summary, engineDefaultSetting());
+    const QString saved = QSettings().value(key::planRecipe).toString();
+    if (!saved.isEmpty() && m_restoreSettings) {
+        QList<LayerSetting> settings;
+        const QString error = applyRecipeJson(saved.toUtf8(), tr("saved plan"), m_planPanel->planModel()->rows(), &settings);
+        if (error.isEmpty())
+            m_planPanel->planModel()->setSettings(settings);
+        else
+            m_log->appendInfo(tr("The last plan does not fit this model (%1); starting from the defaults.").arg(error));
+    }
+    m_restoring = false;
+    savePlan();
+
+    addRecentModel(m_summary.folder);
+    QSettings().setValue(key::lastModel, m_summary.folder);
+    updateTitle();
+    updateActions();
+    updateRunSummary();
+    updateExportTarget();
+    const QString message = tr("Loaded %1: %2, %3 blocks, %4 parameters (%5) in %6")
+                                .arg(m_summary.name, m_summary.architecture)
+                                .arg(m_summary.blocks.size())
+                                .arg(QLocale().toString(m_summary.totalParameters), m_summary.storedDtype,
+                                     EvaluationPanel::formatDuration(result.seconds));
+    m_log->appendInfo(message);
+    statusBar()->showMessage(message, 5000);
+    refreshCalibrationPreview();
+    Q_EMIT modelLoaded(m_summary);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Texts and calibration preview
+
+void MainWindow::chooseTextDialog()
+{
+    const QString current = m_evalPanel->textPath();
+    const QString start = current.isEmpty() ? QFileInfo(demoEvalText()).absolutePath() : current;
+    const QString path = QFileDialog::getOpenFileName(this, tr("Choose Evaluation Text"), start,
+                                                      tr("Text files (*.txt *.text *.md);;All files (*)"));
+    if (!path.isEmpty())
+        setEvaluationText(path);
+}
+
+void MainWindow::chooseCalibrationTextDialog()
+{
+    const QString current = m_calibPanel->settings().textPath;
+    const QString start = current.isEmpty() ? QFileInfo(demoCalibText()).absolutePath() : current;
+    const QString path = QFileDialog::getOpenFileName(this, tr("Choose Calibration Text"), start,
+                                                      tr("Text files (*.txt *.text *.md);;All files (*)"));
+    if (!path.isEmpty())
+        setCalibrationText(path);
+}
+
+void MainWindow::setEvaluationText(const QString& path)
+{
+    m_evalPanel->setTextPath(QDir::cleanPath(QFileInfo(path).absoluteFilePath()));
+    saveEvaluationSettings();
+    updateRunSummary();
+    m_log->appendInfo(tr("Evaluation text: %1").arg(QDir::toNativeSeparators(m_evalPanel->textPath())));
+}
+
+void MainWindow::setCalibrationText(const QString& path)
+{
+    m_calibPanel->setTextPath(QDir::cleanPath(QFileInfo(path).absoluteFilePath()));
+    saveCalibrationSettings();
+    m_log->appendInfo(tr("Calibration text: %1").arg(QDir::toNativeSeparators(m_calibPanel->settings().textPath)));
+}
+
+void MainWindow::refreshCalibrationPreview()
+{
+    if (!m_tokenizer)
+        return;
+    if (m_previewJob) {
+        // One preview at a time: stop the stale one, start again when it has ended.
+        m_previewAgain = true;
+        m_previewJob->cancel();
+        return;
+    }
+    const CalibrationSettings c = m_calibPanel->settings();
+    if (c.textPath.isEmpty() || !QFileInfo(c.textPath).isFile()) {
+        m_calibPanel->showPreviewError(c.textPath.isEmpty() ? tr("Choose a calibration text.")
+                                                            : tr("%1: no such file").arg(QDir::toNativeSeparators(c.textPath)));
+        return;
+    }
+    CalibrationPreviewJob::Params params;
+    params.tokenizer = m_tokenizer;
+    params.textPath = c.textPath;
+    params.nsamples = c.nsamples;
+    params.seqlen = c.seqlen;
+    params.seed = c.seed;
+    auto* job = new CalibrationPreviewJob(params, this);
+    m_previewJob = job;
+    auto done = [this, job] {
+        job->deleteLater();
+        m_previewJob = nullptr;
+        if (m_previewAgain) {
+            m_previewAgain = false;
+            refreshCalibrationPreview();
+        }
+    };
+    connect(job, &CalibrationPreviewJob::finished, this, [this, done](const CalibrationPreviewJob::Result& r) {
+        const bool stale = m_previewAgain;
+        done();
+        if (stale)
+            return;
+        m_calibPanel->showPreview(r);
+        Q_EMIT calibrationPreviewed(r);
+    });
+    connect(job, &CalibrationPreviewJob::failed, this, [this, done](const QString& message) {
+        const bool stale = m_previewAgain;
+        done();
+        if (!stale)
+            m_calibPanel->showPreviewError(message);
+    });
+    connect(job, &CalibrationPreviewJob::cancelled, this, done);
+    m_previewPool.start(job);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Evaluation
+
+QString MainWindow::densePerplexityKey(const QString& text, qint64 seqlen, qint64 maxWindows) const
+{
+    return QStringLiteral("%1|%2|%3").arg(QDir::cleanPath(QFileInfo(text).absoluteFilePath())).arg(seqlen).arg(maxWindows);
+}
+
+bool MainWindow::evaluate()
+{
+    if (isBusy()) {
+        reportError(tr("Busy"), tr("Another job is running: wait for it or cancel it (Esc)."));
+        return false;
+    }
+    if (!hasModel()) {
+        reportError(tr("No model"), tr("Open a model folder first (File → Open Model…, Ctrl+O)."));
+        return false;
+    }
+    const QString text = m_evalPanel->textPath();
+    if (text.isEmpty() || !QFileInfo(text).isFile()) {
+        reportError(tr("No evaluation text"),
+                    text.isEmpty() ? tr("Choose an evaluation text file first (Ctrl+T).")
+                                   : tr("%1: no such file").arg(QDir::toNativeSeparators(text)));
+        return false;
+    }
+    saveEvaluationSettings();
+
+    PerplexityJob::Params params;
+    params.model = m_model;
+    params.tokenizer = m_tokenizer;
+    params.textPath = text;
+    params.seqlen = m_evalPanel->seqlen();
+    params.maxWindows = m_evalPanel->maxWindows();
+    params.batchSize = m_evalPanel->batchSize();
+    params.threads = workerThreads();
+
+    auto* job = new PerplexityJob(params, this);
+    m_evalJob = job;
+    connect(job, &PerplexityJob::progress, this, &MainWindow::onEvaluationProgress);
+    auto done = [this, job] {
+        job->deleteLater();
+        m_evalJob = nullptr;
+        setBusy(false);
+        updateActions();
+    };
+    connect(job, &PerplexityJob::finished, this, [this, done](const PerplexityJob::Result& result) {
+        done();
+        onEvaluationFinished(result);
+    });
+    connect(job, &PerplexityJob::failed, this, [this, done](const QString& message) {
+        done();
+        m_evalPanel->showStatus(tr("Failed: %1").arg(message));
+        reportError(tr("Evaluation failed"), message);
+        Q_EMIT evaluationFailed(message);
+    });
+    connect(job, &PerplexityJob::cancelled, this, [this, done] {
+        done();
+        m_evalPanel->showStatus(tr("Cancelled."));
+        m_log->appendInfo(tr("Evaluation cancelled."));
+        statusBar()->showMessage(tr("Evaluation cancelled."), 5000);
+        Q_EMIT evaluationCancelled();
+    });
+
+    m_log->appendInfo(tr("Evaluating %1 on %2 (window %3, %4, batch %5)")
+                          .arg(m_summary.name, QFileInfo(text).fileName(),
+                               params.seqlen > 0 ? tr("%1 tokens").arg(params.seqlen) : tr("auto"),
+                               params.maxWindows > 0 ? tr("first %1 windows").arg(params.maxWindows) : tr("all windows"))
+                          .arg(params.batchSize));
+    statusBar()->showMessage(tr("Evaluating…"));
+    setBusy(true);
+    updateActions();
+    m_pool.start(job);
+    return true;
+}
+
+void MainWindow::onEvaluationProgress(qint64 done, qint64 total, double etaSeconds, const QString& text)
+{
+    m_evalPanel->setProgress(done, total, etaSeconds, text);
+    if (total > 0) {
+        m_statusProgress->setRange(0, 1000);
+        m_statusProgress->setValue(int(done * 1000 / total));
+    }
+}
+
+void MainWindow::onEvaluationFinished(const PerplexityJob::Result& result)
+{
+    m_lastEvaluation = result;
+    const eval::PerplexityResult& r = result.perplexity;
+    // The dense model's perplexity for these settings: a run with the same settings reuses it.
+    m_densePerplexity[densePerplexityKey(result.textPath, r.seqlen, m_evalPanel->maxWindows())] = r.perplexity;
+    const QString textName = QFileInfo(result.textPath).fileName();
+    m_evalPanel->showResult(r.perplexity, r.windows, r.seqlen, r.tokens, r.seconds, textName);
+    const QString message = tr("Perplexity %1 on %2 (%3 windows × %4 tokens, %5)")
+                                .arg(QString::number(r.perplexity, 'f', 4), textName)
+                                .arg(r.windows)
+                                .arg(r.seqlen)
+                                .arg(EvaluationPanel::formatDuration(r.seconds));
+    m_log->appendInfo(message);
+    statusBar()->showMessage(message, 10'000);
+    Q_EMIT evaluationFinished(r.perplexity);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runs
+
+bool MainWindow::startRun()
+{
+    if (isBusy()) {
+        reportError(tr("Busy"), tr("Another job is running: wait for it or cancel it (Esc)."));
+        return false;
+    }
+    if (!hasModel()) {
+        reportError(tr("No model"), tr("Open a model folder first (File → Open Model…, Ctrl+O)."));
+        return false;
+    }
+    const CalibrationSettings calib = m_calibPanel->settings();
+    if (calib.textPath.isEmpty() || !QFileInfo(calib.textPath).isFile()) {
+        reportError(tr("No calibration text"),
+                    calib.textPath.isEmpty() ? tr("Choose a calibration text in the Calibration view first.")
+                                             : tr("%1: no such file").arg(QDir::toNativeSeparators(calib.textPath)));
+        return false;
+    }
+    const EvaluationSettings evaluation = evaluationSettings();
+    if (evaluation.enabled && (evaluation.textPath.isEmpty() || !QFileInfo(evaluation.textPath).isFile())) {
+        reportError(tr("No evaluation text"),
+                    tr("Choose an evaluation text in the Evaluation view, or turn off perplexity in the Run view."));
+        return false;
+    }
+
+    RunJob::Params params;
+    params.model = m_model;
+    params.tokenizer = m_tokenizer;
+    params.calibration = calib;
+    params.evaluation = evaluation;
+    params.plan = m_planPanel->planModel()->rows();
+    params.device = m_runPanel->device();
+    params.threads = workerThreads();
+    if (evaluation.enabled) {
+        const qint64 seqlen = evaluation.seqlen > 0 ? evaluation.seqlen : calib.seqlen;
+        const auto known = m_densePerplexity.find(densePerplexityKey(evaluation.textPath, seqlen, evaluation.maxWindows));
+        if (known != m_densePerplexity.end())
+            params.perplexityBefore = known->second;
+    }
+    m_runName = m_runPanel->runName().isEmpty() ? suggestedRunName() : m_runPanel->runName();
+
+    auto* job = new RunJob(params, this);
+    m_runJob = job;
+    connect(job, &RunJob::runProgress, this, [this](const RunProgress& p) {
+        m_runPanel->setProgress(p);
+        m_statusProgress->setRange(0, 1000);
+        m_statusProgress->setValue(int(std::lround(p.overall * 1000)));
+        statusBar()->showMessage(p.layer.isEmpty() ? p.stage : tr("%1 %2").arg(p.stage, p.layer));
+        Q_EMIT runProgressed(p);
+    });
+    connect(job, &RunJob::heatmapFrame, m_liveView, &LiveView::showFrame);
+    connect(job, &RunJob::layerFinished, m_liveView, &LiveView::addLayer);
+    connect(job, &RunJob::logLine, this, [this](const QString& line) {
+        m_runPanel->log()->appendInfo(line);
+        m_log->appendInfo(line);
+    });
+    auto done = [this, job] {
+        job->deleteLater();
+        m_runJob = nullptr;
+        setBusy(false);
+        updateActions();
+    };
+    connect(job, &RunJob::finished, this, [this, done](const RunJob::Result& result) {
+        done();
+        onRunFinished(result);
+    });
+    connect(job, &RunJob::failed, this, [this, done](const QString& message) {
+        done();
+        m_runPanel->showStatus(tr("Failed: %1").arg(message));
+        reportError(tr("Run failed"), message);
+        Q_EMIT runFailed(message);
+    });
+    connect(job, &RunJob::cancelled, this, [this, done] {
+        done();
+        const QString message = tr("Run cancelled: earlier results are unchanged and nothing was written.");
+        m_runPanel->showStatus(message);
+        m_runPanel->log()->appendInfo(message);
+        m_log->appendInfo(message);
+        statusBar()->showMessage(message, 5000);
+        Q_EMIT runCancelled();
+    });
+
+    m_liveView->startRun(params.plan, m_runName);
+    m_runPanel->log()->clear();
+    const QString line = tr("Run “%1”: %2 on %3").arg(m_runName, suggestedRunName().section(QLatin1String(" #"), 0, 0),
+                                                     params.device.toUpper());
+    m_runPanel->log()->appendInfo(line);
+    m_log->appendInfo(line);
+    statusBar()->showMessage(tr("Running…"));
+    setBusy(true);
+    updateActions();
+    if (QDockWidget* live = dock(QStringLiteral("live")))
+        live->raise();
+    m_pool.start(job);
+    Q_EMIT runStarted(m_runName);
+    return true;
+}
+
+void MainWindow::onRunFinished(const RunJob::Result& result)
+{
+    RunRecord record = result.record;
+    record.id = m_nextRunId++;
+    record.name = m_runName;
+    m_runModels[record.id] = result.model;
+    if (std::isfinite(record.perplexityBefore) && record.evaluation.enabled) {
+        const qint64 seqlen = record.evalSeqlen > 0 ? record.evalSeqlen
+                                                    : (record.evaluation.seqlen > 0 ? record.evaluation.seqlen : record.calibration.seqlen);
+        m_densePerplexity[densePerplexityKey(record.evaluation.textPath, seqlen, record.evaluation.maxWindows)] = record.perplexityBefore;
+    }
+    releaseOldModels();
+    record.modelKept = m_runModels.count(record.id) > 0;
+    m_resultsPanel->addRun(record);
+
+    QHash<QString, double> sparsity;
+    for (const LayerRunRow& l : record.layers)
+        sparsity.insert(l.name, l.sparsity);
+    m_tree->setLayerSparsity(sparsity, record.name);
+    m_runPanel->clearRunName();
+    m_runPanel->setSuggestedName(suggestedRunName());
+
+    QString message = tr("“%1” done in %2: linear sparsity %3 %")
+                          .arg(record.name, formatSeconds(record.totalSeconds))
+                          .arg(100.0 * record.linearSparsity, 0, 'f', 1);
+    if (std::isfinite(record.perplexityAfter))
+        message += tr(", perplexity %1 → %2").arg(record.perplexityBefore, 0, 'f', 4).arg(record.perplexityAfter, 0, 'f', 4);
+    m_runPanel->showFinished(message);
+    m_runPanel->log()->appendInfo(message);
+    m_log->appendInfo(message);
+    statusBar()->showMessage(message, 10'000);
+    updateExportTarget();
+    updateActions();
+    Q_EMIT runFinished(record);
+}
+
+void MainWindow::releaseOldModels()
+{
+    // Keep the newest models while their linear weights fit the budget; the latest always.
+    qint64 perModel = 0;
+    for (const auto& block : m_summary.blocks)
+        for (const auto& layer : block.linears)
+            perModel += layer.rows * layer.cols * 4; // float32 copies of the linear weights
+    QList<int> ids;
+    for (const auto& [id, model] : m_runModels)
+        ids.prepend(id); // newest first
+    qint64 used = 0;
+    for (int i = 0; i < ids.size(); ++i) {
+        if (i > 0 && used + perModel > kKeptModelBytes) {
+            m_runModels.erase(ids[i]);
+            m_resultsPanel->setModelKept(ids[i], false);
+            m_log->appendInfo(tr("Released the compressed model of an older run to save memory."));
+            continue;
+        }
+        used += perModel;
+    }
+}
+
+std::shared_ptr<const model::CausalLM> MainWindow::runModel(int runId) const
+{
+    const auto it = m_runModels.find(runId);
+    return it == m_runModels.end() ? nullptr : it->second;
+}
+
+void MainWindow::onRunSelected(int id)
+{
+    const RunRecord* run = m_resultsPanel->run(id);
+    m_exportPanel->setRun(run, m_summary.folder);
+    if (run) {
+        QHash<QString, double> sparsity;
+        for (const LayerRunRow& l : run->layers)
+            sparsity.insert(l.name, l.sparsity);
+        m_tree->setLayerSparsity(sparsity, run->name);
+    }
+    updateExportTarget();
+    updateActions();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Export
+
+void MainWindow::updateExportTarget()
+{
+    m_exportPanel->setRun(m_resultsPanel->run(m_resultsPanel->selectedRunId()), m_summary.folder);
+}
+
+void MainWindow::chooseExportFolderDialog()
+{
+    QString start = m_exportPanel->outDir();
+    if (start.isEmpty())
+        start = m_summary.isEmpty() ? QDir::homePath() : QFileInfo(m_summary.folder).absolutePath();
+    const QString parent = QFileDialog::getExistingDirectory(this, tr("Choose the Folder to Export Into"),
+                                                             QFileInfo(start).absolutePath());
+    if (parent.isEmpty())
+        return;
+    const RunRecord* run = m_resultsPanel->run(m_resultsPanel->selectedRunId());
+    QString name = m_summary.name.isEmpty() ? QStringLiteral("model") : m_summary.name;
+    if (run)
+        name += QLatin1Char('-') + run->name;
+    name.replace(QRegularExpression(QStringLiteral("[^A-Za-z0-9._-]+")), QStringLiteral("-"));
+    QString candidate = QDir(parent).filePath(name);
+    for (int i = 2; QFileInfo::exists(candidate); ++i)
+        candidate = QDir(parent).filePath(QStringLiteral("%1-%2").arg(name).arg(i));
+    m_exportPanel->setOutDir(candidate);
+}
+
+bool MainWindow::exportSelectedRun()
+{
+    if (isBusy()) {
+        reportError(tr("Busy"), tr("Another job is running: wait for it or cancel it (Esc)."));
+        return false;
+    }
+    const int id = m_resultsPanel->selectedRunId();
+    const RunRecord* run = m_resultsPanel->run(id);
+    if (!run) {
+        reportError(tr("Nothing to export"), tr("Run a plan first (F5), then select the run in Results."));
+        return false;
+    }
+    const std::shared_ptr<const model::CausalLM> model = runModel(id);
+    if (!model) {
+        reportError(tr("Nothing to export"), tr("The compressed model of “%1” was released: run it again to export it.").arg(run->name));
+        return false;
+    }
+    const QString out = QDir::cleanPath(QDir::fromNativeSeparators(m_exportPanel->outDir()));
+    const QString problem = exportTargetProblem(m_summary.folder, out);
+    if (!problem.isEmpty()) {
+        // The overwrite guard: never write into an existing folder or the model itself.
+        m_exportPanel->showStatus(tr("Not exported: %1").arg(problem));
+        reportError(tr("Cannot export there"), problem);
+        Q_EMIT exportFailed(problem);
+        return false;
+    }
+
+    ExportJob::Params params;
+    params.model = model;
+    params.outDir = out;
+    params.record = *run;
+    params.threads = workerThreads();
+    auto* job = new ExportJob(params, this);
+    m_exportJob = job;
+    connect(job, &ExportJob::progress, this, [this](qint64 done, qint64 total, double, const QString& text) {
+        m_exportPanel->setProgress(done, total, text);
+        if (total > 0) {
+            m_statusProgress->setRange(0, 1000);
+            m_statusProgress->setValue(int(done * 1000 / total));
+        }
+    });
+    auto done = [this, job] {
+        job->deleteLater();
+        m_exportJob = nullptr;
+        setBusy(false);
+        updateActions();
+    };
+    connect(job, &ExportJob::finished, this, [this, done](const ExportJob::Result& r) {
+        done();
+        m_exportPanel->showSummary(r);
+        m_exportPanel->setOutDir(QString()); // done: the next export needs a new folder
+        const QString message = tr("Exported %1: %2 files, %3, %4 layers replaced")
+                                    .arg(QDir::toNativeSeparators(r.folder))
+                                    .arg(r.files)
+                                    .arg(formatBytes(r.bytes))
+                                    .arg(r.tensorsReplaced);
+        m_log->appendInfo(message);
+        statusBar()->showMessage(message, 10'000);
+        Q_EMIT exportFinished(r);
+    });
+    connect(job, &ExportJob::failed, this, [this, done](const QString& message) {
+        done();
+        m_exportPanel->showStatus(tr("Failed: %1").arg(message));
+        reportError(tr("Export failed"), message);
+        Q_EMIT exportFailed(message);
+    });
+    connect(job, &ExportJob::cancelled, this, [this, done] {
+        done();
+        m_exportPanel->showStatus(tr("Export cancelled: nothing was written."));
+        m_log->appendInfo(tr("Export cancelled."));
+        Q_EMIT exportCancelled();
+    });
+    m_log->appendInfo(tr("Exporting “%1” to %2").arg(run->name, QDir::toNativeSeparators(out)));
+    setBusy(true);
+    updateActions();
+    m_pool.start(job);
+    return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recipes
+
+void MainWindow::loadRecipeDialog()
+{
+    const QString start = m_lastRecipeFile.isEmpty() ? QDir::homePath() : QFileInfo(m_lastRecipeFile).absolutePath();
+    const QString file = QFileDialog::getOpenFileName(this, tr("Load Recipe"), start, tr("Recipes (*.json);;All files (*)"));
+    if (!file.isEmpty())
+        loadRecipe(file);
+}
+
+void MainWindow::saveRecipeDialog()
+{
+    QString start = m_lastRecipeFile;
+    if (start.isEmpty())
+        start = QDir(QDir::homePath()).filePath(m_summary.name + QStringLiteral("-recipe.json"));
+    QString file = QFileDialog::getSaveFileName(this, tr("Save Recipe"), start, tr("Recipes (*.json);;All files (*)"));
+    if (file.isEmpty())
+        return;
+    if (QFileInfo(file).suffix().isEmpty())
+        file += QStringLiteral(".json");
+    saveRecipe(file);
+}
+
+bool MainWindow::loadRecipe(const QString& file)
+{
+    if (!hasModel()) {
+        reportError(tr("No model"), tr("Open a model first: a recipe is checked against its layers."));
+        return false;
+    }
+    if (m_runJob) {
+        reportError(tr("Busy"), tr("The plan cannot change while a run uses it."));
+        return false;
+    }
+    QList<LayerSetting> settings;
+    const QString error = loadRecipeFile(file, m_planPanel->planModel()->rows(), &settings);
+    if (!error.isEmpty()) {
+        reportError(tr("Cannot load recipe"), error);
+        return false;
+    }
+    m_planPanel->planModel()->setSettings(settings);
+    addRecentRecipe(file);
+    const QString message = tr("Loaded recipe %1").arg(QDir::toNativeSeparators(file));
+    m_log->appendInfo(message);
+    statusBar()->showMessage(message, 5000);
+    return true;
+}
+
+bool MainWindow::saveRecipe(const QString& file)
+{
+    if (!hasModel()) {
+        reportError(tr("No model"), tr("Open a model first: the plan lists its layers."));
+        return false;
+    }
+    const QString error = saveRecipeFile(m_planPanel->planModel()->rows(), file,
+                                         m_planPanel->exactRules() ? RecipeStyle::Exact : RecipeStyle::Compact);
+    if (!error.isEmpty()) {
+        reportError(tr("Cannot save recipe"), error);
+        return false;
+    }
+    addRecentRecipe(file);
+    const QString message = tr("Saved recipe %1 (for sparselab-cli prune --recipe)").arg(QDir::toNativeSeparators(file));
+    m_log->appendInfo(message);
+    statusBar()->showMessage(message, 5000);
+    return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Jobs
+
+void MainWindow::cancelJob()
+{
+    if (!isBusy())
+        return;
+    if (m_loadJob)
+        m_loadJob->cancel();
+    if (m_evalJob)
+        m_evalJob->cancel();
+    if (m_runJob)
+        m_runJob->cancel();
+    if (m_exportJob)
+        m_exportJob->cancel();
+    statusBar()->showMessage(tr("Cancelling…"));
+}
+
+void MainWindow::stopJobs()
+{
+    if (m_loadJob)
+        m_loadJob->cancel();
+    if (m_evalJob)
+        m_evalJob->cancel();
+    if (m_runJob)
+        m_runJob->cancel();
+    if (m_exportJob)
+        m_exportJob->cancel();
+    if (m_previewJob)
+        m_previewJob->cancel();
+    m_pool.waitForDone();
+    m_previewPool.waitForDone();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+
+void MainWindow::closeEvent(QCloseEvent* event)
+{
+    if (isBusy()) {
+        QApplication::setOverrideCursor(Qt::WaitCursor);
+        stopJobs(); // the engine checks its cancel flag at least once per block
+        QApplication::restoreOverrideCursor();
+    }
+    writeSettings();
+    event->accept();
+}
+
+void MainWindow::dragEnterEvent(QDragEnterEvent* event)
+{
+    const QMimeData* mime = event->mimeData();
+    if (!mime->hasUrls() || mime->urls().isEmpty() || !mime->urls().first().isLocalFile())
+        return;
+    const QFileInfo info(mime->urls().first().toLocalFile());
+    if (info.isDir() || info.fileName() == QLatin1String("config.json") || looksLikeText(info) || looksLikeRecipe(info))
+        event->acceptProposedAction();
+}
+
+void MainWindow::dropEvent(QDropEvent* event)
+{
+    const QList<QUrl> urls = event->mimeData()->urls();
+    if (urls.isEmpty() || !urls.first().isLocalFile())
+        return;
+    const QFileInfo info(urls.first().toLocalFile());
+    event->acceptProposedAction();
+    if (looksLikeText(info)) {
+        // Onto the Calibration view: calibration text; anywhere else: evaluation text.
+        QDockWidget* calib = dock(QStringLiteral("calibration"));
+        const QPoint pos = event->position().toPoint();
+        if (calib && calib->isVisible() && calib->geometry().contains(pos))
+            setCalibrationText(info.absoluteFilePath());
+        else
+            setEvaluationText(info.absoluteFilePath());
+    } else if (looksLikeRecipe(info)) {
+        loadRecipe(info.absoluteFilePath());
+    } else {
+        openModel(info.absoluteFilePath());
+    }
+}
+
+void MainWindow::showAbout()
+{
+    const QString text =
+        tr("<h3>SparseLab %1</h3>"
+           "<p>A workbench for one-shot compression of language models with SparseGPT: "
+           "load a model, plan and run its compression layer by layer, compare runs, export.</p>"
+           "<p>Engine: %2<br>Qt %3</p>"
+           "<p>The bundled demo model is stories260K (Andrej Karpathy's llama2.c, MIT licence); "
+           "see resources/LICENSES.md.</p>")
+            .arg(QCoreApplication::applicationVersion(), engineDescription(), QString::fromLatin1(qVersion()));
+    auto* box = new QMessageBox(QMessageBox::NoIcon, tr("About SparseLab"), text, QMessageBox::Ok, this);
+    box->setTextFormat(Qt::RichText);
+    box->setAttribute(Qt::WA_DeleteOnClose);
+    box->open();
+}
+
+} // namespace sparselab::gui

@@ -1,0 +1,275 @@
+#pragma once
+// SparseLab's main window: the workbench. Open a model folder (dialog, drag-and-drop, recent
+// list), plan its compression layer by layer, calibrate, run live, compare runs, export.
+//
+// Views are docks that can be rearranged (layout saved with QSettings):
+//   Model        architecture tree, with each layer's sparsity after the latest run;
+//   Calibration  text, windows, length, seed; a preview of the sampled windows;
+//   Plan         per-layer method / sparsity or N:M / bits, presets, totals, recipes;
+//   Evaluation   perplexity of the loaded (dense) model on a text;
+//   Run          start (F5), cancel (Esc), device, progress with ETA, live log;
+//   Live Solver  heat-map of the layer being solved, per-layer error bars filling in;
+//   Results      runs kept for comparison: perplexity, per-layer table, overlaid plots;
+//   Export       Hugging Face folder export of a run (Ctrl+Shift+E), overwrite guard;
+//   Log          what the application did.
+//
+// The engine runs on a worker thread (engine_jobs.h); the window stays responsive and one
+// engine job runs at a time (the calibration preview, tokenization only, runs beside them).
+// A run prunes a private copy of the model: the loaded model stays dense, a cancelled run
+// leaves everything as it was and nothing is ever written except by Export.
+//
+// Errors never leave as exceptions: each is logged, shown in the status bar, and handed to
+// the error handler (by default a non-blocking, window-modal QMessageBox).
+// GUI thread only.
+
+#include "engine_jobs.h"
+
+#include <QMainWindow>
+#include <QPointer>
+#include <QStringList>
+#include <QThreadPool>
+
+#include <functional>
+#include <map>
+#include <memory>
+
+class QAction;
+class QCloseEvent;
+class QDockWidget;
+class QDragEnterEvent;
+class QDropEvent;
+class QLabel;
+class QMenu;
+class QProgressBar;
+
+namespace sparselab::widgets {
+class LogView;
+class ModelTreeWidget;
+} // namespace sparselab::widgets
+
+namespace sparselab::gui {
+
+class CalibrationPanel;
+class EvaluationPanel;
+class ExportPanel;
+class LiveView;
+class PlanPanel;
+class ResultsPanel;
+class RunPanel;
+
+class MainWindow : public QMainWindow {
+    Q_OBJECT
+
+public:
+    struct Options {
+        bool restoreSettings = true;   // geometry, docks, texts, plan and run settings
+        bool openInitialModel = true;  // at startup: the last model, else the bundled demo
+        QString initialModel;          // overrides the above when not empty (command line)
+        QString initialText;           // overrides the saved evaluation text when not empty
+        QString initialCalibrationText; // overrides the saved calibration text when not empty
+    };
+    // title and message of an error meant for the user.
+    using ErrorHandler = std::function<void(const QString& title, const QString& message)>;
+
+    static constexpr int kMaxRecentModels = 8;
+    static constexpr int kMaxRecentRecipes = 8;
+    // Compressed models kept for export: the latest always, older ones while their linear
+    // weights (float32) stay under this budget.
+    static constexpr qint64 kKeptModelBytes = qint64(4) << 30;
+
+    MainWindow();
+    explicit MainWindow(const Options& options, QWidget* parent = nullptr);
+    ~MainWindow() override;
+
+    // Replaces the message box (tests, embedding). An empty handler restores the default.
+    void setErrorHandler(ErrorHandler handler);
+    [[nodiscard]] const QString& lastError() const { return m_lastError; }
+
+    [[nodiscard]] bool isBusy() const { return m_loadJob || m_evalJob || m_runJob || m_exportJob; }
+    [[nodiscard]] bool isRunning() const { return m_runJob != nullptr; }
+    [[nodiscard]] bool hasModel() const { return m_model != nullptr; }
+    [[nodiscard]] const widgets::ModelSummary& modelSummary() const { return m_summary; }
+    [[nodiscard]] QStringList recentModels() const { return m_recent; }
+    [[nodiscard]] QStringList recentRecipes() const { return m_recentRecipes; }
+    // The last successful evaluation (perplexity 0 when none).
+    [[nodiscard]] const PerplexityJob::Result& lastEvaluation() const { return m_lastEvaluation; }
+    // The compressed model of a run, while it is kept (null otherwise).
+    [[nodiscard]] std::shared_ptr<const model::CausalLM> runModel(int runId) const;
+    [[nodiscard]] std::shared_ptr<const model::CausalLM> denseModel() const { return m_model; }
+    [[nodiscard]] std::shared_ptr<const tokenize::Tokenizer> tokenizer() const { return m_tokenizer; }
+
+    [[nodiscard]] widgets::ModelTreeWidget* modelTree() const { return m_tree; }
+    [[nodiscard]] EvaluationPanel* evaluationPanel() const { return m_evalPanel; }
+    [[nodiscard]] CalibrationPanel* calibrationPanel() const { return m_calibPanel; }
+    [[nodiscard]] PlanPanel* planPanel() const { return m_planPanel; }
+    [[nodiscard]] RunPanel* runPanel() const { return m_runPanel; }
+    [[nodiscard]] LiveView* liveView() const { return m_liveView; }
+    [[nodiscard]] ResultsPanel* resultsPanel() const { return m_resultsPanel; }
+    [[nodiscard]] ExportPanel* exportPanel() const { return m_exportPanel; }
+    [[nodiscard]] widgets::LogView* logView() const { return m_log; }
+    // Docks by view: "model", "calibration", "plan", "evaluation", "run", "live", "results", "export", "log".
+    [[nodiscard]] QDockWidget* dock(const QString& view) const;
+    [[nodiscard]] QStringList viewNames() const;
+
+    [[nodiscard]] QAction* openAction() const { return m_openAction; }
+    [[nodiscard]] QAction* evaluateAction() const { return m_evaluateAction; }
+    [[nodiscard]] QAction* cancelAction() const { return m_cancelAction; }
+    [[nodiscard]] QAction* runAction() const { return m_runAction; }
+    [[nodiscard]] QAction* exportAction() const { return m_exportAction; }
+    [[nodiscard]] QAction* loadRecipeAction() const { return m_loadRecipeAction; }
+    [[nodiscard]] QAction* saveRecipeAction() const { return m_saveRecipeAction; }
+    [[nodiscard]] QMenu* recentMenu() const { return m_recentMenu; }
+    [[nodiscard]] QMenu* recentRecipeMenu() const { return m_recentRecipeMenu; }
+
+public Q_SLOTS:
+    // Starts loading a model folder (or the folder of a config.json). False when refused
+    // (another job is running, or the path is empty); the outcome arrives as modelLoaded /
+    // modelLoadFailed.
+    bool openModel(const QString& folder);
+    void openModelDialog();
+    void openDemoModel();
+    void chooseTextDialog();
+    void chooseCalibrationTextDialog();
+    void setEvaluationText(const QString& path);
+    void setCalibrationText(const QString& path);
+    // Starts a perplexity evaluation with the panel's settings. False when refused.
+    bool evaluate();
+    // Starts a run of the plan with the calibration, evaluation and run settings (F5).
+    // False when refused; the outcome arrives as runFinished / runFailed / runCancelled.
+    bool startRun();
+    // Exports the run selected in Results to the Export view's folder (Ctrl+Shift+E).
+    bool exportSelectedRun();
+    void chooseExportFolderDialog();
+    // Recipes (Ctrl+L / Ctrl+S). False (and an error shown) when the file is unusable.
+    bool loadRecipe(const QString& file);
+    bool saveRecipe(const QString& file);
+    void loadRecipeDialog();
+    void saveRecipeDialog();
+    // Cancels the running job, if any (Esc).
+    void cancelJob();
+    void clearRecentModels();
+    void clearRecentRecipes();
+    void resetLayout();
+    void showAbout();
+    // Refreshes the calibration preview now (normally debounced after each change).
+    void refreshCalibrationPreview();
+
+Q_SIGNALS:
+    void modelLoaded(const sparselab::widgets::ModelSummary& summary);
+    void modelLoadFailed(const QString& message);
+    void evaluationFinished(double perplexity);
+    void evaluationFailed(const QString& message);
+    void evaluationCancelled();
+    void busyChanged(bool busy);
+    void calibrationPreviewed(const sparselab::gui::CalibrationPreviewJob::Result& result);
+    void runStarted(const QString& name);
+    void runProgressed(const sparselab::gui::RunProgress& progress);
+    void runFinished(const sparselab::gui::RunRecord& record);
+    void runFailed(const QString& message);
+    void runCancelled();
+    void exportFinished(const sparselab::gui::ExportJob::Result& result);
+    void exportFailed(const QString& message);
+    void exportCancelled();
+
+protected:
+    void closeEvent(QCloseEvent* event) override;
+    void dragEnterEvent(QDragEnterEvent* event) override;
+    void dropEvent(QDropEvent* event) override;
+
+private:
+    void createActions();
+    void createMenus();
+    void createDocks();
+    QDockWidget* addView(const QString& key, const QString& title, QWidget* widget, Qt::DockWidgetArea area);
+    void readSettings(const Options& options);
+    void writeSettings() const;
+    void saveEvaluationSettings() const;
+    void saveCalibrationSettings() const;
+    void saveRunSettings() const;
+    void savePlan() const;
+    void addRecentModel(const QString& folder);
+    void addRecentRecipe(const QString& file);
+    void updateRecentMenu();
+    void updateRecentRecipeMenu();
+    void updateActions();
+    void updateTitle();
+    void updateRunSummary();
+    void updateExportTarget();
+    void setBusy(bool busy);
+    void stopJobs();
+    void reportError(const QString& title, const QString& message);
+    [[nodiscard]] QString suggestedRunName() const;
+    [[nodiscard]] EvaluationSettings evaluationSettings() const;
+    [[nodiscard]] QString densePerplexityKey(const QString& text, qint64 seqlen, qint64 maxWindows) const;
+    void releaseOldModels();
+
+    void onModelLoaded(const LoadModelJob::Result& result);
+    void onEvaluationProgress(qint64 done, qint64 total, double etaSeconds, const QString& text);
+    void onEvaluationFinished(const PerplexityJob::Result& result);
+    void onRunFinished(const RunJob::Result& result);
+    void onRunSelected(int id);
+
+    // The engine: kept for evaluation and runs, released when another model is loaded.
+    std::shared_ptr<const model::CausalLM> m_model;
+    std::shared_ptr<const tokenize::Tokenizer> m_tokenizer;
+    widgets::ModelSummary m_summary;
+    PerplexityJob::Result m_lastEvaluation;
+    std::map<int, std::shared_ptr<model::CausalLM>> m_runModels; // run id → compressed copy
+    std::map<QString, double> m_densePerplexity;                 // evaluation settings → dense ppl
+    int m_nextRunId = 1;
+
+    QThreadPool m_pool;        // one engine job at a time
+    QThreadPool m_previewPool; // calibration previews (tokenization only)
+    QPointer<LoadModelJob> m_loadJob;
+    QPointer<PerplexityJob> m_evalJob;
+    QPointer<RunJob> m_runJob;
+    QPointer<ExportJob> m_exportJob;
+    QPointer<CalibrationPreviewJob> m_previewJob;
+    bool m_previewAgain = false;
+    QString m_loadingFolder;
+    QString m_runName;
+
+    widgets::ModelTreeWidget* m_tree = nullptr;
+    EvaluationPanel* m_evalPanel = nullptr;
+    CalibrationPanel* m_calibPanel = nullptr;
+    PlanPanel* m_planPanel = nullptr;
+    RunPanel* m_runPanel = nullptr;
+    LiveView* m_liveView = nullptr;
+    ResultsPanel* m_resultsPanel = nullptr;
+    ExportPanel* m_exportPanel = nullptr;
+    widgets::LogView* m_log = nullptr;
+    std::map<QString, QDockWidget*> m_docks;
+    QLabel* m_statusModel = nullptr;
+    QProgressBar* m_statusProgress = nullptr;
+
+    QAction* m_openAction = nullptr;
+    QAction* m_openDemoAction = nullptr;
+    QAction* m_chooseTextAction = nullptr;
+    QAction* m_chooseCalibAction = nullptr;
+    QAction* m_evaluateAction = nullptr;
+    QAction* m_runAction = nullptr;
+    QAction* m_cancelAction = nullptr;
+    QAction* m_exportAction = nullptr;
+    QAction* m_chooseExportAction = nullptr;
+    QAction* m_loadRecipeAction = nullptr;
+    QAction* m_saveRecipeAction = nullptr;
+    QAction* m_quitAction = nullptr;
+    QAction* m_resetLayoutAction = nullptr;
+    QAction* m_aboutAction = nullptr;
+    QAction* m_aboutQtAction = nullptr;
+    QMenu* m_recentMenu = nullptr;
+    QMenu* m_recentRecipeMenu = nullptr;
+    QMenu* m_viewMenu = nullptr;
+
+    QStringList m_recent;
+    QStringList m_recentRecipes;
+    QString m_lastRecipeFile;
+    QByteArray m_defaultState;
+    ErrorHandler m_errorHandler;
+    QString m_lastError;
+    bool m_busy = false;
+    bool m_restoring = false;
+    bool m_restoreSettings = true; // Options::restoreSettings (also the saved plan)
+};
+
+} // namespace sparselab::gui

@@ -1,0 +1,207 @@
+// Plan rows ↔ pipeline::Recipe. One of the two GUI translation units that include engine
+// headers pulling LibTorch (recipe.h → solve/solver.h); kept apart from engine_jobs.cpp so
+// editing either recompiles only one of them.
+#include "recipe_bridge.h"
+
+#include "pipeline/recipe.h"
+#include "util/errors.h"
+
+#include <nlohmann/json.hpp>
+
+#include <QFile>
+
+#include <map>
+
+namespace sparselab::gui {
+
+namespace {
+
+std::filesystem::path toPath(const QString& path) { return std::filesystem::path(QFile::encodeName(path).toStdString()); }
+
+QString firstLine(const char* text)
+{
+    const QString s = QString::fromUtf8(text).trimmed();
+    const qsizetype nl = s.indexOf(QLatin1Char('\n'));
+    return nl < 0 ? s : s.left(nl).trimmed();
+}
+
+solve::Method toMethod(PlanMethod m)
+{
+    switch (m) {
+    case PlanMethod::Magnitude: return solve::Method::Magnitude;
+    case PlanMethod::Wanda: return solve::Method::Wanda;
+    default: return solve::Method::SparseGpt;
+    }
+}
+
+PlanMethod fromMethod(solve::Method m)
+{
+    switch (m) {
+    case solve::Method::Magnitude: return PlanMethod::Magnitude;
+    case solve::Method::Wanda: return PlanMethod::Wanda;
+    case solve::Method::SparseGpt: break;
+    }
+    return PlanMethod::SparseGpt;
+}
+
+pipeline::LayerPlan toLayerPlan(const LayerSetting& s)
+{
+    pipeline::LayerPlan plan;
+    plan.dense = s.dense();
+    plan.options.method = toMethod(s.method);
+    plan.options.sparsity = s.sparsity;
+    plan.options.nmN = s.nmN;
+    plan.options.nmM = s.nmM;
+    plan.options.quant.bits = s.bits;
+    plan.options.quant.groupSize = s.group;
+    plan.options.quant.symmetric = s.sym;
+    plan.options.blocksize = s.blocksize;
+    plan.options.damp = s.damp;
+    return plan;
+}
+
+LayerSetting fromLayerPlan(const pipeline::LayerPlan& plan)
+{
+    LayerSetting s;
+    s.method = plan.dense ? PlanMethod::Dense : fromMethod(plan.options.method);
+    s.sparsity = plan.options.sparsity;
+    s.nmN = plan.options.nmN;
+    s.nmM = plan.options.nmM;
+    s.bits = plan.options.quant.bits;
+    s.group = plan.options.quant.groupSize;
+    s.sym = plan.options.quant.symmetric;
+    s.blocksize = plan.options.blocksize;
+    s.damp = plan.options.damp;
+    return s;
+}
+
+// A rule that turns `base` into `target` for one layer, with only the fields that differ.
+pipeline::RecipeRule ruleFor(const QString& layer, const LayerSetting& base, const LayerSetting& target, bool complete)
+{
+    pipeline::RecipeRule rule;
+    rule.pattern = layer.toStdString();
+    if (target.dense()) {
+        rule.dense = true;
+        return rule;
+    }
+    if (complete || base.dense() || base.method != target.method) {
+        rule.dense = false;
+        rule.method = toMethod(target.method);
+    }
+    // A rule's sparsity resets N:M unless the rule sets N:M too: always write both together.
+    if (complete || base.sparsity != target.sparsity || base.nmN != target.nmN || base.nmM != target.nmM) {
+        rule.sparsity = target.sparsity;
+        rule.nm = std::pair{target.nmN, target.nmM};
+    }
+    if (complete || base.bits != target.bits)
+        rule.bits = target.bits;
+    if (complete || base.group != target.group)
+        rule.group = target.group;
+    if (complete || base.sym != target.sym)
+        rule.sym = target.sym;
+    if (complete || base.blocksize != target.blocksize)
+        rule.blocksize = target.blocksize;
+    if (complete || base.damp != target.damp)
+        rule.damp = target.damp;
+    return rule;
+}
+
+// The setting most rows share (first one on ties): the compact recipe's defaults.
+LayerSetting mostCommon(const QList<PlanRow>& rows)
+{
+    QList<QPair<LayerSetting, int>> counts;
+    for (const PlanRow& r : rows) {
+        bool found = false;
+        for (auto& c : counts)
+            if (c.first.sameEffect(r.setting)) {
+                ++c.second;
+                found = true;
+                break;
+            }
+        if (!found)
+            counts.append({r.setting, 1});
+    }
+    if (counts.isEmpty())
+        return engineDefaultSetting();
+    auto best = counts.first();
+    for (const auto& c : counts)
+        if (c.second > best.second)
+            best = c;
+    return best.first;
+}
+
+QString applyRecipe(const pipeline::Recipe& recipe, const std::string& source, const QList<PlanRow>& rows,
+                    QList<LayerSetting>* settings)
+{
+    std::vector<std::string> names;
+    std::vector<int64_t> cols;
+    for (const PlanRow& r : rows) {
+        names.push_back(r.name.toStdString());
+        cols.push_back(r.cols);
+    }
+    recipe.validate(names, source, cols);
+    QList<LayerSetting> out;
+    for (const std::string& name : names)
+        out.append(fromLayerPlan(recipe.planFor(name)));
+    *settings = out;
+    return {};
+}
+
+} // namespace
+
+LayerSetting engineDefaultSetting() { return fromLayerPlan(pipeline::LayerPlan{}); }
+
+pipeline::Recipe recipeFromPlan(const QList<PlanRow>& rows, RecipeStyle style)
+{
+    pipeline::Recipe recipe;
+    const bool exact = style == RecipeStyle::Exact;
+    const LayerSetting base = exact ? engineDefaultSetting() : mostCommon(rows);
+    recipe.defaults = toLayerPlan(base);
+    for (const PlanRow& r : rows) {
+        if (!exact && base.sameEffect(r.setting))
+            continue;
+        recipe.rules.push_back(ruleFor(r.name, base, r.setting, exact));
+    }
+    return recipe;
+}
+
+QByteArray recipeJson(const QList<PlanRow>& rows, RecipeStyle style)
+{
+    const std::string text = recipeFromPlan(rows, style).toJson().dump(2) + "\n";
+    return QByteArray(text.data(), qsizetype(text.size()));
+}
+
+QString saveRecipeFile(const QList<PlanRow>& rows, const QString& file, RecipeStyle style)
+{
+    try {
+        recipeFromPlan(rows, style).save(toPath(file));
+        return {};
+    } catch (const std::exception& e) {
+        return firstLine(e.what());
+    }
+}
+
+QString loadRecipeFile(const QString& file, const QList<PlanRow>& rows, QList<LayerSetting>* settings)
+{
+    try {
+        const std::filesystem::path path = toPath(file);
+        return applyRecipe(pipeline::Recipe::load(path), path.string(), rows, settings);
+    } catch (const std::exception& e) {
+        return firstLine(e.what());
+    }
+}
+
+QString applyRecipeJson(const QByteArray& json, const QString& source, const QList<PlanRow>& rows,
+                        QList<LayerSetting>* settings)
+{
+    try {
+        const nlohmann::json j = nlohmann::json::parse(json.constData(), json.constData() + json.size());
+        return applyRecipe(pipeline::Recipe::fromJson(j, source.toStdString()), source.toStdString(), rows, settings);
+    } catch (const nlohmann::json::parse_error& e) {
+        return QStringLiteral("%1: not valid JSON: %2").arg(source, firstLine(e.what()));
+    } catch (const std::exception& e) {
+        return firstLine(e.what());
+    }
+}
+
+} // namespace sparselab::gui

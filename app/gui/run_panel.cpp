@@ -1,0 +1,193 @@
+#include "run_panel.h"
+
+#include "log_view.h"
+
+#include <QAction>
+#include <QCheckBox>
+#include <QComboBox>
+#include <QFormLayout>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QLineEdit>
+#include <QProgressBar>
+#include <QPushButton>
+#include <QStandardItemModel>
+#include <QVBoxLayout>
+
+#include <algorithm>
+
+namespace sparselab::gui {
+
+namespace {
+constexpr int kScale = 1000;
+
+void bindButton(QPushButton* button, QAction* action)
+{
+    auto sync = [button, action] {
+        button->setEnabled(action->isEnabled());
+        button->setToolTip(action->toolTip());
+        button->setIcon(action->icon());
+    };
+    QObject::connect(action, &QAction::changed, button, sync);
+    QObject::connect(button, &QPushButton::clicked, action, &QAction::trigger);
+    sync();
+}
+} // namespace
+
+RunPanel::RunPanel(QWidget* parent)
+    : QWidget(parent)
+{
+    m_start = new QPushButton(tr("Run"), this);
+    m_start->setDefault(true);
+    m_cancel = new QPushButton(tr("Cancel"), this);
+    auto* buttons = new QHBoxLayout;
+    buttons->addWidget(m_start, 1);
+    buttons->addWidget(m_cancel, 1);
+
+    m_device = new QComboBox(this);
+    m_device->setToolTip(tr("Where the solver runs; unavailable devices say why when you hover them."));
+    m_name = new QLineEdit(this);
+    m_name->setToolTip(tr("Name of the next run in the Results view; leave empty for the suggested name."));
+    m_name->setClearButtonEnabled(true);
+    m_evaluate = new QCheckBox(tr("Measure perplexity before and after"), this);
+    m_evaluate->setChecked(true);
+    m_evaluate->setToolTip(tr("Evaluate the dense and the compressed model on the Evaluation dock's text (the dense value is reused when known)."));
+    m_evalSummary = new QLabel(this);
+    m_evalSummary->setForegroundRole(QPalette::PlaceholderText);
+    m_evalSummary->setWordWrap(true);
+    connect(m_device, &QComboBox::currentIndexChanged, this, &RunPanel::settingsChanged);
+    connect(m_evaluate, &QCheckBox::toggled, this, &RunPanel::settingsChanged);
+
+    auto* form = new QFormLayout;
+    form->setFieldGrowthPolicy(QFormLayout::AllNonFixedFieldsGrow);
+    form->addRow(tr("&Device:"), m_device);
+    form->addRow(tr("&Name:"), m_name);
+    form->addRow(m_evaluate);
+    form->addRow(m_evalSummary);
+
+    m_overall = new QProgressBar(this);
+    m_overall->setRange(0, kScale);
+    m_overall->setValue(0);
+    m_overall->setFormat(QStringLiteral("%p %"));
+    m_overall->setToolTip(tr("The whole run: perplexity before, calibration and solving, perplexity after."));
+    m_stage = new QLabel(tr("Idle"), this);
+    m_stage->setForegroundRole(QPalette::PlaceholderText);
+    m_layer = new QProgressBar(this);
+    m_layer->setRange(0, kScale);
+    m_layer->setValue(0);
+    m_layer->setTextVisible(false);
+    m_layer->setToolTip(tr("The layer being solved: its column blocks done."));
+    m_layerText = new QLabel(this);
+    m_layerText->setForegroundRole(QPalette::PlaceholderText);
+    m_layerText->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_status = new QLabel(this);
+    m_status->setWordWrap(true);
+    m_status->setTextInteractionFlags(Qt::TextSelectableByMouse);
+
+    m_log = new widgets::LogView(this);
+    m_log->setPlaceholderText(tr("The run's log appears here."));
+    m_log->setLineWrapMode(QPlainTextEdit::WidgetWidth);
+    m_log->setMinimumHeight(fontMetrics().height() * 5);
+
+    auto* layout = new QVBoxLayout(this);
+    layout->setContentsMargins(8, 8, 8, 8);
+    layout->addLayout(form);
+    layout->addLayout(buttons);
+    layout->addWidget(new QLabel(tr("Overall:"), this));
+    layout->addWidget(m_overall);
+    layout->addWidget(m_stage);
+    layout->addWidget(new QLabel(tr("Current layer:"), this));
+    layout->addWidget(m_layer);
+    layout->addWidget(m_layerText);
+    layout->addWidget(m_status);
+    layout->addWidget(m_log, 1);
+}
+
+void RunPanel::setActions(QAction* start, QAction* cancel)
+{
+    bindButton(m_start, start);
+    bindButton(m_cancel, cancel);
+}
+
+void RunPanel::setDevices(const QList<DeviceChoice>& devices)
+{
+    const QString current = device();
+    m_device->clear();
+    auto* model = qobject_cast<QStandardItemModel*>(m_device->model());
+    for (const DeviceChoice& d : devices) {
+        m_device->addItem(d.available ? d.label : tr("%1 — unavailable").arg(d.label), d.key);
+        const int row = m_device->count() - 1;
+        m_device->setItemData(row, d.available ? tr("Run the solver on %1.").arg(d.label) : d.reason, Qt::ToolTipRole);
+        if (!d.available && model)
+            model->item(row)->setEnabled(false); // greyed out, not selectable
+    }
+    setDevice(current.isEmpty() ? QStringLiteral("cpu") : current);
+}
+
+QString RunPanel::device() const { return m_device->currentData().toString(); }
+
+void RunPanel::setDevice(const QString& key)
+{
+    const int i = m_device->findData(key);
+    auto* model = qobject_cast<QStandardItemModel*>(m_device->model());
+    if (i >= 0 && (!model || model->item(i)->isEnabled()))
+        m_device->setCurrentIndex(i);
+    else
+        m_device->setCurrentIndex(std::max(0, m_device->findData(QStringLiteral("cpu"))));
+}
+
+QString RunPanel::runName() const { return m_name->text().trimmed(); }
+void RunPanel::setSuggestedName(const QString& name) { m_name->setPlaceholderText(name); }
+void RunPanel::clearRunName() { m_name->clear(); }
+
+bool RunPanel::evaluate() const { return m_evaluate->isChecked(); }
+void RunPanel::setEvaluate(bool on) { m_evaluate->setChecked(on); }
+void RunPanel::setEvaluationSummary(const QString& text) { m_evalSummary->setText(text); }
+
+void RunPanel::setRunning(bool running)
+{
+    for (QWidget* w : std::initializer_list<QWidget*>{m_device, m_name, m_evaluate})
+        w->setEnabled(!running);
+    if (running) {
+        m_overall->setValue(0);
+        m_layer->setValue(0);
+        m_stage->setText(tr("Starting…"));
+        m_layerText->clear();
+        m_status->clear();
+    }
+}
+
+void RunPanel::setProgress(const RunProgress& p)
+{
+    m_overall->setValue(int(std::lround(std::clamp(p.overall, 0.0, 1.0) * kScale)));
+    QString stage = p.stage;
+    if (p.overall < 1.0)
+        stage += QStringLiteral(" · ") + (p.etaSeconds >= 0 ? tr("%1 left").arg(formatSeconds(p.etaSeconds)) : tr("estimating time left…"));
+    m_stage->setText(stage);
+    if (!p.layer.isEmpty()) {
+        m_layer->setValue(int(std::lround(std::clamp(p.layerFraction, 0.0, 1.0) * kScale)));
+        m_layerText->setText(tr("%1 (layer %2 of %3)").arg(p.layer).arg(std::min(p.layerIndex + 1, p.layerCount)).arg(p.layerCount));
+    } else if (p.layerCount > 0 && p.layerIndex >= p.layerCount) {
+        m_layer->setValue(kScale);
+        m_layerText->setText(tr("All %1 layers solved").arg(p.layerCount));
+    }
+}
+
+void RunPanel::showFinished(const QString& text)
+{
+    m_overall->setValue(kScale);
+    m_stage->setText(tr("Done"));
+    m_status->setText(text);
+}
+
+void RunPanel::showStatus(const QString& text)
+{
+    m_status->setText(text);
+    m_stage->setText(tr("Idle"));
+}
+
+int RunPanel::overallValue() const { return m_overall->value(); }
+QString RunPanel::stageText() const { return m_stage->text(); }
+QString RunPanel::statusText() const { return m_status->text(); }
+
+} // namespace sparselab::gui

@@ -1,0 +1,151 @@
+#include "screenshot_driver.h"
+
+#include "calibration_panel.h"
+#include "evaluation_panel.h"
+#include "export_panel.h"
+#include "main_window.h"
+#include "plan_panel.h"
+#include "resource_paths.h"
+#include "results_panel.h"
+
+#include <QApplication>
+#include <QDir>
+#include <QDockWidget>
+#include <QElapsedTimer>
+#include <QImage>
+#include <QTabBar>
+#include <QTableView>
+#include <QTimer>
+
+#include <cstdio>
+
+namespace sparselab::gui {
+
+namespace {
+
+// SparseGPT last, so the live view shows its final layer.
+const PlanMethod kMethods[] = {PlanMethod::Magnitude, PlanMethod::Wanda, PlanMethod::SparseGpt};
+
+// Lets queued signals, replots and layouts settle before a grab.
+void settle(int ms = 300)
+{
+    QElapsedTimer t;
+    t.start();
+    while (t.elapsed() < ms)
+        QApplication::processEvents(QEventLoop::AllEvents, 50);
+}
+
+} // namespace
+
+ScreenshotDriver::ScreenshotDriver(MainWindow* window, QString outDir, QObject* parent)
+    : QObject(parent), m_window(window), m_outDir(std::move(outDir))
+{
+    m_window->setErrorHandler([this](const QString&, const QString& message) { fail(message); });
+}
+
+void ScreenshotDriver::start()
+{
+    if (!QDir().mkpath(m_outDir)) {
+        fail(QStringLiteral("cannot create %1").arg(m_outDir));
+        return;
+    }
+    auto begin = [this] {
+        CalibrationSettings calib;
+        calib.textPath = resourcesDir() + QStringLiteral("/text/tinystories_calib.txt");
+        calib.nsamples = 128;
+        calib.seqlen = 256;
+        calib.seed = 0;
+        m_window->calibrationPanel()->setSettings(calib);
+        m_window->evaluationPanel()->setTextPath(demoEvalText());
+        m_window->evaluationPanel()->setSeqlen(256);
+        m_window->evaluationPanel()->setMaxWindows(32);
+        connect(m_window, &MainWindow::runFinished, this, [this](const RunRecord& r) {
+            if (r.plan.value(0).setting.method == PlanMethod::SparseGpt)
+                m_sparseGptRun = r.id;
+            QTimer::singleShot(0, this, &ScreenshotDriver::nextRun);
+        });
+        connect(m_window, &MainWindow::runFailed, this, &ScreenshotDriver::fail);
+        connect(m_window, &MainWindow::exportFinished, this, [this] { QTimer::singleShot(0, this, &ScreenshotDriver::capture); });
+        nextRun();
+    };
+    if (m_window->hasModel() && !m_window->isBusy())
+        begin();
+    else
+        connect(m_window, &MainWindow::modelLoaded, this, begin, Qt::SingleShotConnection);
+    connect(m_window, &MainWindow::modelLoadFailed, this, &ScreenshotDriver::fail);
+}
+
+void ScreenshotDriver::nextRun()
+{
+    if (m_runIndex >= int(std::size(kMethods))) {
+        exportRun();
+        return;
+    }
+    LayerSetting s;
+    s.method = kMethods[m_runIndex++];
+    s.sparsity = 0.5;
+    PlanPanel* plan = m_window->planPanel();
+    plan->setEditBarSetting(s);
+    plan->applyEditBarToAll();
+    std::fprintf(stderr, "screenshots: run %d (%s 50 %%)\n", m_runIndex, qPrintable(planMethodLabel(s.method)));
+    if (!m_window->startRun())
+        fail(QStringLiteral("the run did not start"));
+}
+
+void ScreenshotDriver::exportRun()
+{
+    // Back to the SparseGPT run: its plan in the Plan view, its model exported.
+    LayerSetting s;
+    s.sparsity = 0.5;
+    m_window->planPanel()->setEditBarSetting(s);
+    m_window->planPanel()->applyEditBarToAll();
+    m_window->resultsPanel()->selectRun(m_sparseGptRun);
+    m_exportParent = std::make_unique<QTemporaryDir>();
+    m_window->exportPanel()->setOutDir(m_exportParent->filePath(QStringLiteral("stories260K-sparsegpt50")));
+    if (!m_window->exportSelectedRun())
+        fail(QStringLiteral("the export did not start"));
+}
+
+bool ScreenshotDriver::save(QWidget* widget, const QString& name)
+{
+    // 8-bit palette: UI pictures lose nothing visible and shrink several-fold.
+    const QImage image = widget->grab().toImage().convertToFormat(QImage::Format_Indexed8, Qt::ThresholdDither | Qt::AvoidDither);
+    const QString path = QDir(m_outDir).filePath(name + QStringLiteral(".png"));
+    if (!image.save(path, "PNG", 0)) { // 0 = smallest file
+        fail(QStringLiteral("cannot write %1").arg(path));
+        return false;
+    }
+    std::fprintf(stderr, "screenshots: %s\n", qPrintable(path));
+    return true;
+}
+
+void ScreenshotDriver::capture()
+{
+    m_window->resultsPanel()->selectRun(m_sparseGptRun);
+    m_window->planPanel()->tableView()->selectRow(4);
+    settle();
+    if (!save(m_window, QStringLiteral("workbench")))
+        return;
+    for (const QString& view : m_window->viewNames()) {
+        QDockWidget* d = m_window->dock(view);
+        d->show();
+        // A tabbed dock comes to the front through its tab.
+        for (QTabBar* bar : m_window->findChildren<QTabBar*>())
+            for (int i = 0; i < bar->count(); ++i)
+                if (bar->tabText(i) == d->windowTitle())
+                    bar->setCurrentIndex(i);
+        d->raise();
+        settle(250);
+        if (!save(d, view))
+            return;
+    }
+    QApplication::exit(0);
+}
+
+void ScreenshotDriver::fail(const QString& message)
+{
+    std::fprintf(stderr, "screenshots: failed: %s\n", qPrintable(message));
+    QApplication::exit(1);
+}
+
+} // namespace sparselab::gui
