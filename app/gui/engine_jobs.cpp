@@ -30,6 +30,14 @@
 #include <QLocale>
 #include <QThread>
 
+#if defined(__linux__)
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#endif
+
 #include <algorithm>
 #include <map>
 #include <new>
@@ -77,6 +85,24 @@ std::string readText(const QString& path, const char* what)
     return std::string(bytes.constData(), size_t(bytes.size()));
 }
 
+// Engine work yields the CPU to the GUI thread: on a busy machine the event loop then keeps
+// its 10 ms rhythm while the solver runs. On Linux a nice value belongs to a thread, and the
+// threads it starts afterwards (its OpenMP team) inherit it. Once per pool thread.
+void lowerWorkerPriority()
+{
+#if defined(__linux__)
+    static thread_local bool lowered = false;
+    if (lowered)
+        return;
+    lowered = true;
+    const auto tid = static_cast<id_t>(::syscall(SYS_gettid));
+    errno = 0;
+    const int current = ::getpriority(PRIO_PROCESS, tid);
+    if (errno == 0)
+        (void)::setpriority(PRIO_PROCESS, tid, std::min(19, current + 5));
+#endif
+}
+
 } // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -96,6 +122,7 @@ void EngineJob::run()
     try {
         // Grad mode and the intra-op thread setting are thread-local in LibTorch, and pool
         // threads are reused: set both here, every time.
+        lowerWorkerPriority(); // before any OpenMP team is created on this thread
         at::init_num_threads();
         if (m_threads > 0)
             at::set_num_threads(m_threads);

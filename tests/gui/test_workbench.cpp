@@ -439,10 +439,11 @@ private Q_SLOTS:
         timer.setTimerType(Qt::PreciseTimer);
         timer.setInterval(10);
         QStringList events; // what happened around long gaps (printed on failure)
-        connect(m_window.get(), &MainWindow::runProgressed, this, [&](const RunProgress& p) {
+        QObject scope;      // the connections below end with this function
+        connect(m_window.get(), &MainWindow::runProgressed, &scope, [&](const RunProgress& p) {
             events << QStringLiteral("%1 ms: %2 %3 %4").arg(clock.elapsed()).arg(p.stage, p.layer).arg(p.overall);
         });
-        connect(m_window.get(), &MainWindow::runFinished, this, [&] { events << QStringLiteral("%1 ms: finished").arg(clock.elapsed()); });
+        connect(m_window.get(), &MainWindow::runFinished, &scope, [&] { events << QStringLiteral("%1 ms: finished").arg(clock.elapsed()); });
         connect(&timer, &QTimer::timeout, this, [&] {
             const qint64 now = clock.elapsed();
             if (measuring && lastTick >= 0 && now - lastTick >= 30)

@@ -21,6 +21,7 @@
 #include "tokenize/tokenizer.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
+#include "util/sha256.h"
 
 #include <torch/types.h>
 
@@ -212,6 +213,8 @@ private Q_SLOTS:
     void gridExportIsLossless();
     void exportCancelWritesNothing();
     void tinyStories656KRoundTrip();
+    void tinyStories656KMatchesLlamaQuantize_data();
+    void tinyStories656KMatchesLlamaQuantize();
     void vocabOnlyFiles_data();
     void vocabOnlyFiles();
     void malformed_data();
@@ -292,7 +295,7 @@ void TestGguf::q8_0HandBlock()
     QCOMPARE(int8_t(uint8_t(block[3])), int8_t(-64));
     QCOMPARE(int8_t(uint8_t(block[4])), int8_t(32));
     dequantizeRowQ8_0(block, back);
-    QCOMPARE(back[3], -64.0f * fp16ToFp32(0x2408));
+    QCOMPARE(back[1], -64.0f * fp16ToFp32(0x2408));
 }
 
 void TestGguf::q4_0HandBlocks()
@@ -756,6 +759,41 @@ void TestGguf::tinyStories656KRoundTrip()
     const auto b = demoPerplexity(*imported, ids);
     qInfo("TinyStories-656K @256, 32 windows: source %.6f, F32 GGUF round trip %.6f", a.perplexity, b.perplexity);
     QCOMPARE(b.perplexity, a.perplexity);
+}
+
+void TestGguf::tinyStories656KMatchesLlamaQuantize_data()
+{
+    QTest::addColumn<QString>("type");
+    QTest::addColumn<QString>("sha256");
+    // SHA-256 over every tensor's bytes, tensors sorted by name, of the file that llama.cpp
+    // (ggerganov/llama.cpp c392e50, built with GGML_NATIVE on x86-64) wrote with
+    //   llama-quantize --pure ts656k-f32.gguf out.gguf Q4_0   (resp. Q8_0)
+    // from SparseLab's own F32 export of tinystories-656k-hf: all 15 matrices quantized,
+    // norms F32. SparseLab's quantizers must give the same bytes.
+    QTest::newRow("q4_0") << "q4_0" << "366a5c11de8af7a6759f6e564bca862235d9898a4498852922eaea9d41a370b7";
+    QTest::newRow("q8_0") << "q8_0" << "eefd5f95afeffcadb21a5b3d71718ba34c517b8120fd6cf9b8e59fec118c0684";
+}
+
+void TestGguf::tinyStories656KMatchesLlamaQuantize()
+{
+    SPARSELAB_REQUIRE_SHARED_DATA();
+    QFETCH(QString, type);
+    QFETCH(QString, sha256);
+    const auto model = model::CausalLM::load(testing::sharedDataDir() / "models" / "tinystories-656k-hf");
+    const fs::path gguf = m_dir.filePath("ts656k-" + type + ".gguf").toStdString();
+    exporting::GgufExportParams params;
+    params.type = *parseGgufFileType(type.toStdString());
+    (void)exporting::exportGguf(*model, gguf, params);
+    const GgufFile f = GgufFile::open(gguf);
+    std::map<std::string, const GgufTensorInfo*> byName;
+    for (const GgufTensorInfo& t : f.tensors())
+        byName[t.name] = &t;
+    Sha256 hash;
+    for (const auto& [name, info] : byName) {
+        const std::span<const std::byte> data = f.tensorData(*info);
+        hash.update(data.data(), data.size());
+    }
+    QCOMPARE(QString::fromStdString(hash.finishHex()), sha256);
 }
 
 void TestGguf::vocabOnlyFiles_data()
