@@ -1,5 +1,6 @@
 // io/gguf, io/gguf_llama, io/gguf_vocab, io/gguf_import, export/gguf_export:
-//   - fp16 conversion and the Q8_0 / Q4_0 block codecs against hand-computed blocks;
+//   - fp16 conversion and the Q8_0 / Q4_0 block codecs against hand-computed blocks, and
+//     TinyStories-656K quantized byte for byte as llama.cpp's llama-quantize does (shared data);
 //   - GPTQ grids packed losslessly;
 //   - writer → reader round trips (metadata of every type, alignment, padding);
 //   - the demo model exported (F32) and imported back: same tensors, same tokens, same
