@@ -38,7 +38,7 @@ LayerErrorPlot::LayerErrorPlot(QWidget* parent)
 {
     m_plot = new QCustomPlot(this);
     m_plot->setNoAntialiasingOnDrag(true);
-    m_plot->setMinimumSize(fontMetrics().height() * 10, fontMetrics().height() * 7);
+    m_plot->setMinimumSize(fontMetrics().height() * 10, fontMetrics().height() * 6);
     m_plot->yAxis->setScaleType(QCPAxis::stLogarithmic);
     m_plot->yAxis->setTicker(QSharedPointer<QCPAxisTickerLog>(new QCPAxisTickerLog));
     m_plot->yAxis->setNumberFormat(QStringLiteral("eb"));
@@ -47,13 +47,11 @@ LayerErrorPlot::LayerErrorPlot(QWidget* parent)
     m_plot->xAxis->setTickLabelRotation(-60);
     m_plot->xAxis->setSubTicks(false);
     m_plot->xAxis->grid()->setVisible(false);
+    // The legend goes in a row of its own above the axes when shown (placeLegend): bars fill
+    // the whole width, so an inset legend would hide some of them.
+    m_plot->axisRect()->insetLayout()->take(m_plot->legend);
     m_plot->legend->setVisible(false);
-    // The legend in a row of its own above the axes: bars fill the whole width, so an inset
-    // legend would hide some of them.
-    m_plot->plotLayout()->insertRow(0);
-    m_plot->plotLayout()->addElement(0, 0, m_plot->legend);
     m_plot->legend->setFillOrder(QCPLayoutGrid::foColumnsFirst);
-    m_plot->plotLayout()->setRowStretchFactor(0, 0.001);
     m_group = new QCPBarsGroup(m_plot);
     m_group->setSpacingType(QCPBarsGroup::stAbsolute);
     m_group->setSpacing(1);
@@ -75,7 +73,12 @@ LayerErrorPlot::LayerErrorPlot(QWidget* parent)
     updatePlaceholder();
 }
 
-LayerErrorPlot::~LayerErrorPlot() = default;
+LayerErrorPlot::~LayerErrorPlot()
+{
+    // QCustomPlot deletes the legend with the layout that holds it: give it one back.
+    if (!m_plot->legend->layout())
+        m_plot->axisRect()->insetLayout()->addElement(m_plot->legend, Qt::AlignTop | Qt::AlignRight);
+}
 
 QColor LayerErrorPlot::seriesColor(int index) const
 {
@@ -95,6 +98,30 @@ void LayerErrorPlot::setPlaceholderText(const QString& text)
         label->setText(text);
 }
 
+void LayerErrorPlot::setLegendVisible(bool visible)
+{
+    m_legendVisible = visible;
+    placeLegend();
+    m_plot->replot(QCustomPlot::rpQueuedReplot);
+}
+
+void LayerErrorPlot::placeLegend()
+{
+    // A hidden layout element still takes its row, so the legend leaves the layout when hidden.
+    const bool show = m_legendVisible && m_series.size() > 1;
+    QCPLayoutGrid* grid = m_plot->plotLayout();
+    const bool placed = grid->hasElement(0, 0) && grid->element(0, 0) == m_plot->legend;
+    if (show && !placed) {
+        grid->insertRow(0);
+        grid->addElement(0, 0, m_plot->legend);
+        grid->setRowStretchFactor(0, 0.001);
+    } else if (!show && placed) {
+        grid->take(m_plot->legend);
+        grid->simplify();
+    }
+    m_plot->legend->setVisible(show);
+}
+
 void LayerErrorPlot::setValueAxisLabel(const QString& label)
 {
     m_plot->yAxis->setLabel(label);
@@ -111,11 +138,7 @@ void LayerErrorPlot::setCategories(const QStringList& names, const QStringList& 
 {
     m_names = names;
     m_tickLabels = tickLabels.size() == names.size() ? tickLabels : names;
-    auto ticker = QSharedPointer<QCPAxisTickerText>(new QCPAxisTickerText);
-    for (int i = 0; i < m_tickLabels.size(); ++i)
-        if (!m_tickLabels[i].isEmpty())
-            ticker->addTick(i, m_tickLabels[i]);
-    m_plot->xAxis->setTicker(ticker);
+    updateTicks();
     m_plot->xAxis->setRange(-0.7, std::max<double>(0.7, double(names.size()) - 0.3));
     for (ErrorSeries& s : m_series)
         s.values.resize(names.size(), std::numeric_limits<double>::quiet_NaN());
@@ -185,13 +208,38 @@ void LayerErrorPlot::rebuildBars()
         updateData(i);
     }
     applyPalette();
-    m_plot->legend->setVisible(m_series.size() > 1);
+    placeLegend();
     m_plot->legend->setMargins(QMargins(4, 2, 4, 2));
-    if (m_series.size() <= 1 && m_plot->plotLayout()->rowCount() > 1)
-        m_plot->plotLayout()->setRowStretchFactor(0, 0.001);
+    updateLegendWrap();
     updateRange();
     updatePlaceholder();
     m_plot->replot(QCustomPlot::rpQueuedReplot);
+}
+
+void LayerErrorPlot::updateTicks()
+{
+    // A rotated label needs about one line height of axis length.
+    const int n = std::max<int>(1, int(m_tickLabels.size()));
+    const double perCategory = double(std::max(40, m_plot->width() - 8 * fontMetrics().height())) / n;
+    const int step = std::max(1, int(std::ceil(1.25 * fontMetrics().height() / perCategory)));
+    auto ticker = QSharedPointer<QCPAxisTickerText>(new QCPAxisTickerText);
+    int shown = 0;
+    for (int i = 0; i < m_tickLabels.size(); ++i)
+        if (!m_tickLabels[i].isEmpty() && shown++ % step == 0)
+            ticker->addTick(i, m_tickLabels[i]);
+    m_plot->xAxis->setTicker(ticker);
+}
+
+void LayerErrorPlot::updateLegendWrap()
+{
+    if (m_series.size() <= 1)
+        return;
+    const QFontMetrics fm(font());
+    int widest = 0;
+    for (const ErrorSeries& s : m_series)
+        widest = std::max(widest, fm.horizontalAdvance(s.name));
+    const int item = widest + m_plot->legend->iconSize().width() + m_plot->legend->iconTextPadding() + 2 * fm.height();
+    m_plot->legend->setWrap(std::max(1, (m_plot->width() - fm.height()) / std::max(1, item)));
 }
 
 void LayerErrorPlot::updateData(int series)
@@ -276,6 +324,12 @@ void LayerErrorPlot::changeEvent(QEvent* event)
 
 bool LayerErrorPlot::eventFilter(QObject* watched, QEvent* event)
 {
+    if (watched == m_plot && event->type() == QEvent::Resize) {
+        updateTicks();
+        updateLegendWrap();
+        m_plot->replot(QCustomPlot::rpQueuedReplot);
+        return false;
+    }
     if (watched == m_plot && event->type() == QEvent::ToolTip && !m_names.isEmpty()) {
         auto* help = static_cast<QHelpEvent*>(event);
         const int i = int(std::lround(m_plot->xAxis->pixelToCoord(help->pos().x())));

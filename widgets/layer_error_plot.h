@@ -51,6 +51,9 @@ public:
     void setCategoryAxisLabel(const QString& label);
     // Text drawn when there is nothing to plot.
     void setPlaceholderText(const QString& text);
+    // The built-in legend (shown above the bars when there are several series; default on).
+    // Off when the caller shows one legend for several plots.
+    void setLegendVisible(bool visible);
 
     [[nodiscard]] int categoryCount() const { return int(m_names.size()); }
     [[nodiscard]] int seriesCount() const { return int(m_series.size()); }
@@ -67,6 +70,11 @@ protected:
 
 private:
     void rebuildBars();
+    // Fits the axis to the widget: every k-th tick label when they would overlap, the legend
+    // wrapped into as many columns as fit.
+    void updateTicks();
+    void updateLegendWrap();
+    void placeLegend();
     void updateData(int series);
     void updateRange();
     void applyPalette();
@@ -79,6 +87,7 @@ private:
     QStringList m_tickLabels;
     QList<ErrorSeries> m_series;
     QString m_placeholder;
+    bool m_legendVisible = true;
 };
 
 } // namespace sparselab::widgets

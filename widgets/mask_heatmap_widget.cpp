@@ -68,7 +68,7 @@ QSize MaskHeatmapWidget::sizeHint() const
 QSize MaskHeatmapWidget::minimumSizeHint() const
 {
     const int em = fontMetrics().height();
-    return {em * 10, em * 9};
+    return {em * 10, em * 6};
 }
 
 void MaskHeatmapWidget::setPlaceholderText(const QString& text)

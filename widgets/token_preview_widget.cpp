@@ -44,7 +44,7 @@ TokenPreviewWidget::TokenPreviewWidget(QWidget* parent)
 QColor TokenPreviewWidget::tokenShade(int which) const
 {
     const QPalette& pal = palette();
-    return blend(pal.color(QPalette::Base), pal.color(QPalette::Highlight), which % 2 == 0 ? 0.16 : 0.36);
+    return blend(pal.color(QPalette::Base), pal.color(QPalette::Highlight), which % 2 == 0 ? 0.12 : 0.42);
 }
 
 void TokenPreviewWidget::setWindows(const QList<TokenWindowPreview>& windows)

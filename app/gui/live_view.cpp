@@ -16,7 +16,7 @@ LiveView::LiveView(QWidget* parent)
     m_heatmap->setPlaceholderText(tr("Start a run (F5): the weights of the layer being solved appear here, "
                                      "pruned entries filling in block by block."));
     m_plot = new widgets::LayerErrorPlot(this);
-    m_plot->setValueAxisLabel(tr("relative output error"));
+    m_plot->setValueAxisLabel(tr("rel. output error"));
     m_plot->setPlaceholderText(tr("Per-layer reconstruction error fills in here as layers finish."));
     m_plot->setToolTip(tr("‖XWᵀ − XŴᵀ‖² / ‖XWᵀ‖² of each layer on the calibration inputs (log scale); hover a bar for its layer."));
     m_caption = new QLabel(this);
@@ -33,6 +33,7 @@ LiveView::LiveView(QWidget* parent)
     splitter->addWidget(plotBox);
     splitter->setStretchFactor(0, 1);
     splitter->setStretchFactor(1, 1);
+    splitter->setSizes({1000, 900});
     splitter->setChildrenCollapsible(false);
 
     auto* layout = new QVBoxLayout(this);

@@ -60,7 +60,7 @@ ResultsPanel::ResultsPanel(QWidget* parent)
     m_runTable->horizontalHeader()->setSectionResizeMode(NameColumn, QHeaderView::Stretch);
     m_runTable->setAlternatingRowColors(true);
     m_runTable->setMinimumHeight(m_runTable->horizontalHeader()->sizeHint().height()
-                                 + 4 * m_runTable->verticalHeader()->defaultSectionSize() + 4);
+                                 + 3 * m_runTable->verticalHeader()->defaultSectionSize() + 4);
     connect(m_runTable, &QTableWidget::itemSelectionChanged, this, &ResultsPanel::onRunSelectionChanged);
     connect(m_runTable, &QTableWidget::cellChanged, this, &ResultsPanel::onRunItemChanged);
 
@@ -117,6 +117,12 @@ ResultsPanel::ResultsPanel(QWidget* parent)
     m_kindPlot = new widgets::LayerErrorPlot(this);
     m_kindPlot->setPlaceholderText(tr("The mean error of each layer type (q, k, v, o, gate, up, down …) appears here."));
     m_kindPlot->setCategoryAxisLabel(tr("layer type (mean over blocks)"));
+    m_layerPlot->setLegendVisible(false);
+    m_kindPlot->setLegendVisible(false);
+    m_legend = new QLabel(this);
+    m_legend->setWordWrap(true);
+    m_legend->setTextFormat(Qt::RichText);
+    m_legend->setToolTip(tr("The checked runs, in the colours of their bars."));
 
     auto* plots = new QSplitter(Qt::Horizontal, this);
     plots->addWidget(m_layerPlot);
@@ -125,8 +131,15 @@ ResultsPanel::ResultsPanel(QWidget* parent)
     plots->setStretchFactor(1, 2);
     plots->setChildrenCollapsible(false);
 
+    auto* plotPage = new QWidget(this);
+    auto* plotLayout = new QVBoxLayout(plotPage);
+    plotLayout->setContentsMargins(4, 4, 4, 0);
+    plotLayout->setSpacing(2);
+    plotLayout->addWidget(m_legend);
+    plotLayout->addWidget(plots, 1);
+
     m_tabs = new QTabWidget(this);
-    m_tabs->addTab(plots, tr("Plots"));
+    m_tabs->addTab(plotPage, tr("Plots"));
     m_tabs->addTab(m_layerTable, tr("Layers"));
 
     auto* top = new QWidget(this);
@@ -141,6 +154,7 @@ ResultsPanel::ResultsPanel(QWidget* parent)
     splitter->addWidget(m_tabs);
     splitter->setStretchFactor(0, 1);
     splitter->setStretchFactor(1, 3);
+    splitter->setSizes({300, 700});
     splitter->setChildrenCollapsible(false);
 
     auto* layout = new QVBoxLayout(this);
@@ -349,7 +363,7 @@ double ResultsPanel::metricOf(const LayerRunRow& row) const
 void ResultsPanel::updatePlots()
 {
     const bool loss = m_metric->currentData().toInt() == Loss;
-    const QString axis = loss ? tr("OBS loss") : tr("relative output error");
+    const QString axis = loss ? tr("OBS loss") : tr("rel. output error");
     m_layerPlot->setValueAxisLabel(axis);
     m_kindPlot->setValueAxisLabel(axis);
 
@@ -407,6 +421,13 @@ void ResultsPanel::updatePlots()
     m_kindPlot->setSeries({});
     m_kindPlot->setCategories(kinds);
     m_kindPlot->setSeries(perKind);
+
+    QStringList entries;
+    for (int i = 0; i < perLayer.size(); ++i)
+        entries << QStringLiteral("<span style='color:%1'>&#9632;</span>&nbsp;%2")
+                       .arg(m_layerPlot->seriesColor(i).name(), perLayer[i].name.toHtmlEscaped());
+    m_legend->setText(entries.join(QStringLiteral("&nbsp;&nbsp;&nbsp; ")));
+    m_legend->setVisible(!entries.isEmpty());
 }
 
 } // namespace sparselab::gui

@@ -73,6 +73,7 @@ private:
     widgets::LayerErrorPlot* m_layerPlot = nullptr;
     widgets::LayerErrorPlot* m_kindPlot = nullptr;
     QComboBox* m_metric = nullptr;
+    QLabel* m_legend = nullptr; // one legend for both plots
     bool m_updating = false;
 };
 

@@ -87,7 +87,7 @@ RunPanel::RunPanel(QWidget* parent)
     m_log = new widgets::LogView(this);
     m_log->setPlaceholderText(tr("The run's log appears here."));
     m_log->setLineWrapMode(QPlainTextEdit::WidgetWidth);
-    m_log->setMinimumHeight(fontMetrics().height() * 5);
+    m_log->setMinimumHeight(fontMetrics().height() * 3);
 
     auto* layout = new QVBoxLayout(this);
     layout->setContentsMargins(8, 8, 8, 8);

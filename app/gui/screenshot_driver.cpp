@@ -52,7 +52,10 @@ void ScreenshotDriver::start()
     auto begin = [this] {
         CalibrationSettings calib;
         calib.textPath = resourcesDir() + QStringLiteral("/text/tinystories_calib.txt");
-        calib.nsamples = 128;
+        // The CLI example's 128 windows; SPARSELAB_SCREENSHOT_NSAMPLES makes quick checks quicker.
+        calib.nsamples = qEnvironmentVariableIntValue("SPARSELAB_SCREENSHOT_NSAMPLES") > 0
+            ? qEnvironmentVariableIntValue("SPARSELAB_SCREENSHOT_NSAMPLES")
+            : 128;
         calib.seqlen = 256;
         calib.seed = 0;
         m_window->calibrationPanel()->setSettings(calib);

@@ -44,6 +44,7 @@
 #include <QTemporaryDir>
 #include <QTest>
 #include <QThread>
+#include <QThreadPool>
 #include <QTimer>
 
 #include <cmath>
@@ -460,6 +461,7 @@ private Q_SLOTS:
         measuring = true;
         QVERIFY(m_window->startRun());
         QVERIFY(finished.wait(600'000));
+        QTest::qWait(400); // the views' updates after the run (results, plots) count too
         measuring = false;
         timer.stop();
         qInfo("event loop: %lld ticks, largest gap %lld ms over %lld ms", ticks, maxGap, clock.elapsed());
@@ -497,6 +499,56 @@ private Q_SLOTS:
         QVERIFY(!m_window->runModel(record.id));
     }
 
+    void heatmapFramesAreDownsampledOnTheWorker()
+    {
+        // A cap of 16 cells per side forces the downsampling path on the small demo layers.
+        RunJob::Params params;
+        params.model = m_window->denseModel();
+        params.tokenizer = m_window->tokenizer();
+        params.calibration.textPath = qpath(testing::demoCalibText());
+        params.calibration.nsamples = 4;
+        params.calibration.seqlen = 128;
+        params.evaluation.enabled = false;
+        params.plan = m_window->planPanel()->planModel()->rows();
+        params.heatmapCells = 16;
+        params.threads = 2;
+        RunJob job(params);
+        QList<widgets::HeatmapFrame> frames;
+        QList<LayerRunRow> layers;
+        connect(&job, &RunJob::heatmapFrame, this, [&](const widgets::HeatmapFrame& f) { frames.append(f); });
+        connect(&job, &RunJob::layerFinished, this, [&](const LayerRunRow& r) { layers.append(r); });
+        QSignalSpy finished(&job, &RunJob::finished);
+        QThreadPool pool;
+        pool.start(&job);
+        QVERIFY(finished.wait(300'000));
+        pool.waitForDone();
+        QCOMPARE(layers.size(), 35);
+        QVERIFY(frames.size() >= 35); // at least the final frame of every layer
+        QHash<QString, widgets::HeatmapFrame> last;
+        for (const widgets::HeatmapFrame& f : frames) {
+            QVERIFY(f.isValid());
+            QVERIFY(f.height <= 16 && f.width <= 16);
+            QCOMPARE(f.height, int(std::min<qint64>(16, f.rows)));
+            QCOMPARE(f.width, int(std::min<qint64>(16, f.cols)));
+            for (float p : f.pruned)
+                QVERIFY(p >= 0.0f && p <= 1.0f);
+            for (float m : f.magnitude)
+                QVERIFY(std::isfinite(m) && m >= 0.0f);
+            last[f.layer] = f;
+        }
+        for (const LayerRunRow& r : layers) {
+            const widgets::HeatmapFrame& f = last.value(r.name);
+            QVERIFY2(f.isValid(), qPrintable(r.name));
+            QCOMPARE(f.colsFinal, r.cols);
+            QVERIFY(std::abs(f.prunedFraction - r.sparsity) < 1e-12);
+            double mean = 0;
+            for (float p : f.pruned)
+                mean += p;
+            mean /= f.pruned.size();
+            QVERIFY2(std::abs(mean - r.sparsity) < 0.03, qPrintable(QStringLiteral("%1: %2").arg(r.name).arg(mean)));
+        }
+    }
+
     void engineErrorsAreReadable()
     {
         QFile shortText(m_tmp.filePath(QStringLiteral("tiny.txt")));
@@ -517,6 +569,35 @@ private Q_SLOTS:
         QCOMPARE(m_window->resultsPanel()->runs().size(), 2);
         QVERIFY(!m_window->isBusy());
         m_errors.clear();
+    }
+
+    void settingsPersist()
+    {
+        // Plan, calibration, run settings and recent recipes come back in a new window.
+        m_window->planPanel()->planModel()->keepEndBlocksDense(1);
+        CalibrationSettings c = m_window->calibrationPanel()->settings();
+        c.textPath = qpath(testing::demoCalibText());
+        c.nsamples = 48;
+        c.seed = 7;
+        m_window->calibrationPanel()->setSettings(c);
+        m_window->runPanel()->setEvaluate(false);
+        const QStringList recipes = m_window->recentRecipes();
+        QVERIFY(!recipes.isEmpty());
+        m_window->close();
+        m_window.reset();
+
+        MainWindow again;
+        QSignalSpy loaded(&again, &MainWindow::modelLoaded);
+        QVERIFY(loaded.wait(120'000));
+        QCOMPARE(again.modelSummary().name, QStringLiteral("stories260K-hf"));
+        const CalibrationSettings restored = again.calibrationPanel()->settings();
+        QCOMPARE(restored.nsamples, 48);
+        QCOMPARE(restored.seed, quint64(7));
+        QCOMPARE(QDir::cleanPath(restored.textPath), QDir::cleanPath(c.textPath));
+        QVERIFY(!again.runPanel()->evaluate());
+        QCOMPARE(again.recentRecipes(), recipes);
+        for (const PlanRow& r : again.planPanel()->planModel()->rows())
+            QCOMPARE(r.setting.dense(), r.block == 0 || r.block == 4);
     }
 };
 
