@@ -9,7 +9,6 @@
 #include "model/causal_lm.h"
 #include "util/errors.h"
 
-#include <ATen/Parallel.h>
 #include <torch/types.h>
 
 #include <chrono>
@@ -50,8 +49,7 @@ int cmdExport(const Args& args)
     const auto type = io::parseGgufFileType(typeName);
     if (!type)
         throw optionError("--type", "expects f32, f16, q8_0 or q4_0, got '" + typeName + "'");
-    if (const auto threads = args.intOr("threads", 0, 0, 1024); threads > 0)
-        at::set_num_threads(int(threads));
+    applyThreadsOption(args);
     const bool quiet = args.flag("quiet");
 
     // Cheap checks first: never replace an input, and fail before loading anything.

@@ -2,6 +2,7 @@
 // Kept in one translation unit because both pull in LibTorch headers (slow to compile).
 
 #include "commands.h"
+#include "engine_options.h"
 
 #include "eval/perplexity.h"
 #include "model/causal_lm.h"
@@ -9,8 +10,6 @@
 #include "util/atomic_file.h"
 #include "util/errors.h"
 
-#include <ATen/Parallel.h>
-#include <torch/cuda.h>
 #include <torch/types.h>
 
 #include <cmath>
@@ -32,25 +31,6 @@ fs::path modelArgument(const Args& args, const std::string& usage)
     return args.positional().front();
 }
 
-void applyThreads(const Args& args)
-{
-    if (const auto threads = args.intOr("threads", 0, 0, 1024); threads > 0)
-        at::set_num_threads(int(threads));
-}
-
-torch::Device deviceArgument(const Args& args)
-{
-    const std::string name = args.valueOr("device", "cpu");
-    if (name == "cpu")
-        return torch::kCPU;
-    if (name == "cuda") {
-        if (!torch::cuda::is_available())
-            throw optionError("--device", "CUDA is not available in this build or on this machine");
-        return torch::kCUDA;
-    }
-    throw optionError("--device", "expects cpu or cuda, got '" + name + "'");
-}
-
 std::string formatCount(int64_t n)
 {
     // Built forwards rather than with std::string::insert, which trips GCC 12's -Wrestrict.
@@ -69,7 +49,7 @@ std::string formatCount(int64_t n)
 int cmdInfo(const Args& args)
 {
     const fs::path folder = modelArgument(args, "sparselab-cli info MODEL [--json]");
-    applyThreads(args);
+    applyThreadsOption(args);
     torch::NoGradGuard noGrad;
     const auto model = model::CausalLM::load(folder);
     const auto tokenizer = tokenize::loadTokenizer(folder);
@@ -130,8 +110,8 @@ int cmdEval(const Args& args)
                                                 "[--max-windows K] [--json]");
     const fs::path textFile = args.value("text") ? fs::path(*args.value("text"))
                                                  : bundledResource("text/tinystories_eval.txt");
-    applyThreads(args);
-    const torch::Device device = deviceArgument(args);
+    applyThreadsOption(args);
+    const torch::Device device = deviceOption(args);
     torch::NoGradGuard noGrad;
 
     const auto config = model::ModelConfig::load(folder);

@@ -2,6 +2,7 @@
 // and after, and export a Hugging Face folder with provenance (sparselab.json).
 
 #include "commands.h"
+#include "engine_options.h"
 
 #include "data/calibration.h"
 #include "eval/perplexity.h"
@@ -33,37 +34,7 @@ pipeline::Recipe recipeFromArgs(const Args& args)
     pipeline::Recipe recipe;
     if (const auto file = args.value("recipe"))
         recipe = pipeline::Recipe::load(*file);
-    auto& options = recipe.defaults.options;
-    if (args.value("method")) {
-        const std::string method = *args.value("method");
-        if (method == "dense")
-            recipe.defaults.dense = true;
-        else
-            options.method = solve::parseMethod(method);
-    }
-    if (args.value("sparsity") && args.value("nm"))
-        throw optionError("--nm", "give either --sparsity or --nm, not both");
-    if (args.value("sparsity")) {
-        options.sparsity = args.doubleOr("sparsity", 0.5);
-        if (!(options.sparsity >= 0.0 && options.sparsity < 1.0))
-            throw optionError("--sparsity", "must be in [0, 1), got " + *args.value("sparsity"));
-        options.nmN = options.nmM = 0;
-    }
-    if (const auto nm = args.value("nm")) {
-        const auto [n, m] = pipeline::parseNm(*nm, "--nm");
-        options.nmN = n;
-        options.nmM = m;
-    }
-    options.quant.bits = int(args.intOr("bits", options.quant.bits, 2, 16));
-    if (options.quant.bits > 8 && options.quant.bits != 16)
-        throw optionError("--bits", "must be 2..8, or 16 for no quantization");
-    options.quant.groupSize = args.intOr("group", options.quant.groupSize, 0, 1 << 20);
-    if (args.flag("sym"))
-        options.quant.symmetric = true;
-    options.blocksize = args.intOr("blocksize", options.blocksize, 1, 1 << 16);
-    options.damp = args.doubleOr("damp", options.damp);
-    if (!(options.damp > 0.0))
-        throw optionError("--damp", "must be positive");
+    recipe.defaults.options = solverOptionsFromArgs(args, recipe.defaults.options, &recipe.defaults.dense);
     return recipe;
 }
 
@@ -124,10 +95,8 @@ int cmdPrune(const Args& args)
     const fs::path outDir = *args.value("out");
     const std::optional<fs::path> evalFile = args.value("eval") ? std::optional<fs::path>(*args.value("eval"))
                                                                 : std::nullopt;
-    if (const auto threads = args.intOr("threads", 0, 0, 1024); threads > 0)
-        at::set_num_threads(int(threads));
-    if (args.valueOr("device", "cpu") != "cpu")
-        throw optionError("--device", "only cpu is available in this build");
+    applyThreadsOption(args);
+    const torch::Device device = deviceOption(args);
     const bool quiet = args.flag("quiet");
 
     // Validate everything cheap before any heavy work, so bad input fails fast and writes nothing.
@@ -142,6 +111,7 @@ int cmdPrune(const Args& args)
                                           + std::to_string(config.maxPositions) + " positions");
     pipeline::PruneParams params;
     params.recipe = recipeFromArgs(args);
+    params.recipeSource = args.valueOr("recipe", "options");
     params.trueSequential = args.flag("true-sequential");
     if (const auto layers = args.value("layers"))
         params.layerFilter = splitList(*layers);
@@ -158,28 +128,9 @@ int cmdPrune(const Args& args)
 
     torch::NoGradGuard noGrad;
     const auto tokenizer = tokenize::loadTokenizer(folder);
-    auto model = model::CausalLM::load(folder);
-    {
-        // Check the whole plan against the model's layers before any heavy work; errors name
-        // the recipe file, or the option when the plan came from the command line alone.
-        std::vector<std::string> names;
-        std::vector<int64_t> cols;
-        for (int64_t b = 0; b < model->numBlocks(); ++b)
-            for (const auto& layer : model->linears(b)) {
-                names.push_back(pipeline::moduleName(layer.name));
-                cols.push_back(layer.weight.size(1));
-            }
-        if (!params.recipe.defaults.dense && !args.value("recipe"))
-            params.recipe.defaults.options.validate(1);
-        params.recipe.validate(names, args.valueOr("recipe", "options"), cols);
-        for (const auto& pattern : params.layerFilter) {
-            bool any = false;
-            for (const auto& name : names)
-                any = any || pipeline::globMatch(pattern, name);
-            if (!any)
-                throw optionError("--layers", "pattern '" + pattern + "' matches no linear layer of the model");
-        }
-    }
+    auto model = model::CausalLM::load(folder, device);
+    // The whole plan against the model's layers before any slow step (tokenizing, calibration).
+    pipeline::validatePlan(*model, params);
     const auto calibIds = tokenizer->encodeForModel(calibText);
     const auto windows = data::sampleCalibrationWindows(calibIds, calib, calibFile);
     std::vector<int32_t> evalIds;

@@ -10,13 +10,12 @@
 // and the options and statistics in the metadata.
 
 #include "commands.h"
+#include "engine_options.h"
 
 #include "io/safetensors.h"
 #include "solve/solver.h"
 #include "util/errors.h"
 
-#include <ATen/Parallel.h>
-#include <torch/cuda.h>
 #include <torch/types.h>
 
 #include <cstdio>
@@ -62,49 +61,6 @@ std::string shapeText(const torch::Tensor& t)
     return s + "]";
 }
 
-solve::SolverOptions parseOptions(const Args& args)
-{
-    solve::SolverOptions o;
-    o.method = solve::parseMethod(args.valueOr("method", "sparsegpt"));
-    if (args.value("sparsity") && args.value("nm"))
-        throw optionError("--nm", "give either --sparsity or --nm, not both");
-    o.sparsity = args.doubleOr("sparsity", 0.5);
-    if (const auto nm = args.value("nm")) {
-        const auto colon = nm->find(':');
-        size_t usedN = 0;
-        size_t usedM = 0;
-        try {
-            if (colon == std::string::npos)
-                throw std::invalid_argument("no colon");
-            o.nmN = std::stoi(nm->substr(0, colon), &usedN);
-            o.nmM = std::stoi(nm->substr(colon + 1), &usedM);
-        } catch (const std::exception&) {
-            usedN = 0;
-        }
-        if (usedN == 0 || usedN != colon || usedM == 0 || colon + 1 + usedM != nm->size())
-            throw optionError("--nm", "expects N:M (e.g. 2:4), got '" + *nm + "'");
-    }
-    o.quant.bits = int(args.intOr("bits", 16, -1000, 1000));
-    o.quant.groupSize = args.intOr("group", 0, 0, int64_t(1) << 40);
-    o.quant.symmetric = args.flag("sym");
-    o.blocksize = args.intOr("blocksize", 128, 1, int64_t(1) << 40);
-    o.damp = args.doubleOr("damp", 0.01);
-    return o;
-}
-
-torch::Device deviceArgument(const Args& args)
-{
-    const std::string name = args.valueOr("device", "cpu");
-    if (name == "cpu")
-        return torch::kCPU;
-    if (name == "cuda") {
-        if (!torch::cuda::is_available())
-            throw optionError("--device", "CUDA is not available in this build or on this machine");
-        return torch::kCUDA;
-    }
-    throw optionError("--device", "expects cpu or cuda, got '" + name + "'");
-}
-
 } // namespace
 
 int cmdSolveLayer(const Args& args)
@@ -122,10 +78,9 @@ int cmdSolveLayer(const Args& args)
     if (fs::exists(outPath, ec) && fs::equivalent(outPath, problemPath, ec))
         throw inputError(outPath, "is the problem file; refusing to overwrite an input");
 
-    solve::SolverOptions options = parseOptions(args);
-    if (const auto threads = args.intOr("threads", 0, 0, 1024); threads > 0)
-        at::set_num_threads(int(threads));
-    const torch::Device device = deviceArgument(args);
+    const solve::SolverOptions options = solverOptionsFromArgs(args, {});
+    applyThreadsOption(args);
+    const torch::Device device = deviceOption(args);
     const bool quiet = args.flag("quiet");
 
     torch::NoGradGuard noGrad;

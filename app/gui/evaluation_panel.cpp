@@ -1,5 +1,7 @@
 #include "evaluation_panel.h"
 
+#include "action_button.h"
+
 #include <QAction>
 #include <QFileInfo>
 #include <QFormLayout>
@@ -24,17 +26,6 @@ namespace {
 constexpr int kMaxSeqlen = 131072;
 constexpr int kProgressScale = 1000;
 
-// Keeps a button's enabled state, text and tooltip in step with an action.
-void bindButton(QPushButton* button, QAction* action)
-{
-    auto sync = [button, action] {
-        button->setEnabled(action->isEnabled());
-        button->setToolTip(action->toolTip());
-    };
-    QObject::connect(action, &QAction::changed, button, sync);
-    QObject::connect(button, &QPushButton::clicked, action, &QAction::trigger);
-    sync();
-}
 } // namespace
 
 EvaluationPanel::EvaluationPanel(QWidget* parent)
@@ -154,8 +145,8 @@ EvaluationPanel::EvaluationPanel(QWidget* parent)
 
 void EvaluationPanel::setActions(QAction* evaluate, QAction* cancel, QAction* chooseText)
 {
-    bindButton(m_evaluate, evaluate);
-    bindButton(m_cancel, cancel);
+    widgets::bindButtonToAction(m_evaluate, evaluate);
+    widgets::bindButtonToAction(m_cancel, cancel);
     m_browse->setToolTip(chooseText->toolTip());
     connect(m_browse, &QToolButton::clicked, chooseText, &QAction::trigger);
 }

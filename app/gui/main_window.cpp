@@ -23,6 +23,7 @@
 #include <QFileInfo>
 #include <QLabel>
 #include <QLocale>
+#include <QMenu>
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QMimeData>
@@ -35,6 +36,8 @@
 #include <QTimer>
 #include <QToolBar>
 #include <QUrl>
+
+#include <functional>
 
 namespace sparselab::gui {
 
@@ -101,6 +104,40 @@ QString demoCalibText()
     const QString dir = resourcesDir();
     const QString path = dir + QStringLiteral("/text/tinystories_calib.txt");
     return !dir.isEmpty() && QFileInfo::exists(path) ? path : QString();
+}
+
+} // namespace
+
+namespace {
+
+// Most recent first, no duplicates, at most `max` entries.
+void pushRecent(QStringList& list, const QString& path, int max)
+{
+    list.removeAll(path);
+    list.prepend(path);
+    while (list.size() > max)
+        list.removeLast();
+}
+
+// Rebuilds a "recent files" menu: numbered entries (&1..&9) with the full path as tooltip,
+// then "Clear Menu". Actions are parented to the menu, so clearing it disconnects them.
+void fillRecentMenu(QMenu* menu, const QStringList& paths, QObject* context,
+                    const std::function<void(const QString&)>& open, const std::function<void()>& clear)
+{
+    menu->clear();
+    for (int i = 0; i < paths.size(); ++i) {
+        const QString path = paths.at(i);
+        const QString name = QFileInfo(path).fileName();
+        QAction* action = menu->addAction(i < 9 ? QStringLiteral("&%1  %2").arg(i + 1).arg(name) : name);
+        action->setToolTip(path);
+        action->setStatusTip(path);
+        QObject::connect(action, &QAction::triggered, context, [open, path] { open(path); });
+    }
+    if (!paths.isEmpty())
+        menu->addSeparator();
+    QAction* clearAction = menu->addAction(QCoreApplication::translate("MainWindow", "&Clear Menu"));
+    clearAction->setEnabled(!paths.isEmpty());
+    QObject::connect(clearAction, &QAction::triggered, context, [clear] { clear(); });
 }
 
 } // namespace
@@ -519,10 +556,7 @@ void MainWindow::savePlan() const
 
 void MainWindow::addRecentModel(const QString& folder)
 {
-    m_recent.removeAll(folder);
-    m_recent.prepend(folder);
-    while (m_recent.size() > kMaxRecentModels)
-        m_recent.removeLast();
+    pushRecent(m_recent, folder, kMaxRecentModels);
     QSettings().setValue(key::recentModels, m_recent);
     updateRecentMenu();
 }
@@ -536,31 +570,15 @@ void MainWindow::clearRecentModels()
 
 void MainWindow::updateRecentMenu()
 {
-    m_recentMenu->clear();
-    for (int i = 0; i < m_recent.size(); ++i) {
-        const QString folder = m_recent.at(i);
-        const QString label = i < 9 ? QStringLiteral("&%1  %2").arg(i + 1).arg(QFileInfo(folder).fileName())
-                                    : QFileInfo(folder).fileName();
-        QAction* action = m_recentMenu->addAction(label);
-        action->setToolTip(folder);
-        action->setStatusTip(folder);
-        connect(action, &QAction::triggered, this, [this, folder] { openModel(folder); });
-    }
-    if (!m_recent.isEmpty())
-        m_recentMenu->addSeparator();
-    QAction* clear = m_recentMenu->addAction(tr("&Clear Menu"));
-    clear->setEnabled(!m_recent.isEmpty());
-    connect(clear, &QAction::triggered, this, &MainWindow::clearRecentModels);
+    fillRecentMenu(m_recentMenu, m_recent, this, [this](const QString& folder) { openModel(folder); },
+                   [this] { clearRecentModels(); });
     m_recentMenu->setEnabled(!m_recent.isEmpty() && !m_busy);
 }
 
 void MainWindow::addRecentRecipe(const QString& file)
 {
     const QString path = QDir::cleanPath(QFileInfo(file).absoluteFilePath());
-    m_recentRecipes.removeAll(path);
-    m_recentRecipes.prepend(path);
-    while (m_recentRecipes.size() > kMaxRecentRecipes)
-        m_recentRecipes.removeLast();
+    pushRecent(m_recentRecipes, path, kMaxRecentRecipes);
     m_lastRecipeFile = path;
     QSettings settings;
     settings.setValue(key::recentRecipes, m_recentRecipes);
@@ -577,21 +595,8 @@ void MainWindow::clearRecentRecipes()
 
 void MainWindow::updateRecentRecipeMenu()
 {
-    m_recentRecipeMenu->clear();
-    for (int i = 0; i < m_recentRecipes.size(); ++i) {
-        const QString file = m_recentRecipes.at(i);
-        const QString label = i < 9 ? QStringLiteral("&%1  %2").arg(i + 1).arg(QFileInfo(file).fileName())
-                                    : QFileInfo(file).fileName();
-        QAction* action = m_recentRecipeMenu->addAction(label);
-        action->setToolTip(file);
-        action->setStatusTip(file);
-        connect(action, &QAction::triggered, this, [this, file] { loadRecipe(file); });
-    }
-    if (!m_recentRecipes.isEmpty())
-        m_recentRecipeMenu->addSeparator();
-    QAction* clear = m_recentRecipeMenu->addAction(tr("&Clear Menu"));
-    clear->setEnabled(!m_recentRecipes.isEmpty());
-    connect(clear, &QAction::triggered, this, &MainWindow::clearRecentRecipes);
+    fillRecentMenu(m_recentRecipeMenu, m_recentRecipes, this, [this](const QString& file) { loadRecipe(file); },
+                   [this] { clearRecentRecipes(); });
     m_recentRecipeMenu->setEnabled(!m_recentRecipes.isEmpty() && !m_runJob && hasModel());
 }
 

@@ -1,5 +1,7 @@
 #include "plan_panel.h"
 
+#include "action_button.h"
+
 #include <QAction>
 #include <QCheckBox>
 #include <QComboBox>
@@ -138,17 +140,6 @@ private:
     QTableView* m_view;
 };
 
-void bindButton(QPushButton* button, QAction* action)
-{
-    auto sync = [button, action] {
-        button->setEnabled(action->isEnabled());
-        button->setToolTip(action->toolTip());
-    };
-    QObject::connect(action, &QAction::changed, button, sync);
-    QObject::connect(button, &QPushButton::clicked, action, &QAction::trigger);
-    sync();
-}
-
 } // namespace
 
 PlanPanel::PlanPanel(QWidget* parent)
@@ -285,8 +276,8 @@ PlanPanel::PlanPanel(QWidget* parent)
 
 void PlanPanel::setActions(QAction* load, QAction* save)
 {
-    bindButton(m_load, load);
-    bindButton(m_save, save);
+    widgets::bindButtonToAction(m_load, load);
+    widgets::bindButtonToAction(m_save, save);
 }
 
 QList<PlanRow> PlanPanel::rowsFor(const widgets::ModelSummary& summary, const LayerSetting& setting)

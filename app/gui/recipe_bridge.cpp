@@ -10,6 +10,7 @@
 
 #include <QFile>
 
+#include <algorithm>
 #include <map>
 
 namespace sparselab::gui {
@@ -109,25 +110,12 @@ pipeline::RecipeRule ruleFor(const QString& layer, const LayerSetting& base, con
 // The setting most rows share (first one on ties): the compact recipe's defaults.
 LayerSetting mostCommon(const QList<PlanRow>& rows)
 {
-    QList<QPair<LayerSetting, int>> counts;
-    for (const PlanRow& r : rows) {
-        bool found = false;
-        for (auto& c : counts)
-            if (c.first.sameEffect(r.setting)) {
-                ++c.second;
-                found = true;
-                break;
-            }
-        if (!found)
-            counts.append({r.setting, 1});
-    }
+    const QList<SettingCount> counts = countSettings(rows, /*skipDense=*/false);
     if (counts.isEmpty())
         return engineDefaultSetting();
-    auto best = counts.first();
-    for (const auto& c : counts)
-        if (c.second > best.second)
-            best = c;
-    return best.first;
+    return std::max_element(counts.begin(), counts.end(),
+                            [](const SettingCount& a, const SettingCount& b) { return a.rows < b.rows; })
+        ->setting;
 }
 
 QString applyRecipe(const pipeline::Recipe& recipe, const std::string& source, const QList<PlanRow>& rows,

@@ -1,5 +1,7 @@
 #include "run_panel.h"
 
+#include "action_button.h"
+
 #include "log_view.h"
 
 #include <QAction>
@@ -20,18 +22,6 @@ namespace sparselab::gui {
 
 namespace {
 constexpr int kScale = 1000;
-
-void bindButton(QPushButton* button, QAction* action)
-{
-    auto sync = [button, action] {
-        button->setEnabled(action->isEnabled());
-        button->setToolTip(action->toolTip());
-        button->setIcon(action->icon());
-    };
-    QObject::connect(action, &QAction::changed, button, sync);
-    QObject::connect(button, &QPushButton::clicked, action, &QAction::trigger);
-    sync();
-}
 } // namespace
 
 RunPanel::RunPanel(QWidget* parent)
@@ -105,8 +95,8 @@ RunPanel::RunPanel(QWidget* parent)
 
 void RunPanel::setActions(QAction* start, QAction* cancel)
 {
-    bindButton(m_start, start);
-    bindButton(m_cancel, cancel);
+    widgets::bindButtonToAction(m_start, start, true);
+    widgets::bindButtonToAction(m_cancel, cancel, true);
 }
 
 void RunPanel::setDevices(const QList<DeviceChoice>& devices)

@@ -1,5 +1,7 @@
 #include "run_types.h"
 
+#include <algorithm>
+
 #include <QCoreApplication>
 #include <QLocale>
 
@@ -76,33 +78,34 @@ qint64 estimatedBytes(const PlanRow& row)
 
 qint64 denseBytes(const PlanRow& row) { return row.weights() * 2; }
 
+QList<SettingCount> countSettings(const QList<PlanRow>& plan, bool skipDense)
+{
+    QList<SettingCount> counts;
+    for (const PlanRow& r : plan) {
+        if (skipDense && r.setting.dense())
+            continue;
+        const auto same = std::find_if(counts.begin(), counts.end(),
+                                       [&](const SettingCount& c) { return c.setting.sameEffect(r.setting); });
+        if (same != counts.end())
+            ++same->rows;
+        else
+            counts.append({r.setting, 1});
+    }
+    return counts;
+}
+
 QString RunRecord::methodSummary() const
 {
     // The most common non-dense setting, e.g. "SparseGPT 50 %", plus "mixed" when layers differ.
-    QList<QPair<LayerSetting, int>> counts;
-    for (const PlanRow& r : plan) {
-        if (r.setting.dense())
-            continue;
-        bool found = false;
-        for (auto& c : counts)
-            if (c.first.sameEffect(r.setting)) {
-                ++c.second;
-                found = true;
-                break;
-            }
-        if (!found)
-            counts.append({r.setting, 1});
-    }
+    const QList<SettingCount> counts = countSettings(plan, /*skipDense=*/true);
     if (counts.isEmpty())
         return QCoreApplication::translate("RunRecord", "dense");
-    auto best = counts.first();
-    for (const auto& c : counts)
-        if (c.second > best.second)
-            best = c;
-    QString text = planMethodLabel(best.first.method) + QLatin1Char(' ') + best.first.sparsityText();
-    if (best.first.bits < 16)
-        text += QStringLiteral(" %1-bit").arg(best.first.bits);
-    if (counts.size() > 1 || best.second < plan.size())
+    const SettingCount& best = *std::max_element(counts.begin(), counts.end(),
+                                                 [](const SettingCount& a, const SettingCount& b) { return a.rows < b.rows; });
+    QString text = planMethodLabel(best.setting.method) + QLatin1Char(' ') + best.setting.sparsityText();
+    if (best.setting.bits < 16)
+        text += QStringLiteral(" %1-bit").arg(best.setting.bits);
+    if (counts.size() > 1 || best.rows < plan.size())
         text += QCoreApplication::translate("RunRecord", " (mixed)");
     return text;
 }

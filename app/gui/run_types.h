@@ -73,6 +73,15 @@ struct PlanRow {
     [[nodiscard]] bool isAttention() const;
 };
 
+// How many rows share each effective setting (LayerSetting::sameEffect), in order of first
+// appearance; dense rows are left out when `skipDense`. The most common setting is the first
+// entry with the largest count (std::max_element on `rows`).
+struct SettingCount {
+    LayerSetting setting;
+    int rows = 0;
+};
+[[nodiscard]] QList<SettingCount> countSettings(const QList<PlanRow>& plan, bool skipDense);
+
 // Storage estimate of one layer at its setting: kept weights × bits ÷ 8 (16 bits = fp16),
 // plus a 1-bit mask per weight for pruned layers and an fp16 scale and zero per output row
 // (per group when grouped) for quantized layers.

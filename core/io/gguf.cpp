@@ -1,5 +1,7 @@
 #include "io/gguf.h"
 
+#include "io/mapped_file.h"
+
 #include "util/atomic_file.h"
 #include "util/errors.h"
 
@@ -13,10 +15,6 @@
 #include <limits>
 #include <stdexcept>
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 // GGUF is little-endian and the codecs reinterpret bytes in place.
 static_assert(std::endian::native == std::endian::little, "the GGUF code assumes a little-endian host");
@@ -281,46 +279,6 @@ std::vector<int64_t> GgufTensorInfo::torchShape() const { return {ne.rbegin(), n
 
 // ---- reader -------------------------------------------------------------------------------
 
-class GgufMapping {
-public:
-    explicit GgufMapping(const fs::path& path)
-    {
-        const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            throw inputError(path, std::string("cannot open: ") + std::strerror(errno));
-        struct stat st {};
-        if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-            ::close(fd);
-            throw inputError(path, "not a regular file");
-        }
-        m_size = size_t(st.st_size);
-        if (m_size > 0) {
-            void* p = ::mmap(nullptr, m_size, PROT_READ, MAP_PRIVATE, fd, 0);
-            if (p == MAP_FAILED) {
-                const int err = errno;
-                ::close(fd);
-                throw inputError(path, std::string("cannot map: ") + std::strerror(err));
-            }
-            m_data = static_cast<const std::byte*>(p);
-        }
-        ::close(fd);
-    }
-    ~GgufMapping()
-    {
-        if (m_data)
-            ::munmap(const_cast<std::byte*>(m_data), m_size);
-    }
-    GgufMapping(const GgufMapping&) = delete;
-    GgufMapping& operator=(const GgufMapping&) = delete;
-
-    [[nodiscard]] const std::byte* data() const { return m_data; }
-    [[nodiscard]] size_t size() const { return m_size; }
-
-private:
-    const std::byte* m_data = nullptr;
-    size_t m_size = 0;
-};
-
 namespace {
 
 constexpr uint32_t kGgufVersion = 3;
@@ -461,7 +419,7 @@ GgufFile GgufFile::open(const fs::path& path)
 {
     GgufFile file;
     file.m_path = path;
-    file.m_map = std::make_unique<GgufMapping>(path);
+    file.m_map = std::make_unique<MappedFile>(path);
     const std::byte* base = file.m_map->data();
     const size_t size = file.m_map->size();
     Cursor c(file.m_path, base, size);

@@ -174,7 +174,7 @@ struct GgufTensorInfo {
     [[nodiscard]] std::vector<int64_t> torchShape() const;
 };
 
-class GgufMapping; // RAII read-only mmap, defined in gguf.cpp
+class MappedFile; // RAII read-only mmap, io/mapped_file.h
 
 class GgufFile {
 public:
@@ -205,7 +205,7 @@ public:
 private:
     GgufFile() = default;
     std::filesystem::path m_path;
-    std::unique_ptr<GgufMapping> m_map;
+    std::unique_ptr<MappedFile> m_map;
     uint32_t m_version = 0;
     uint32_t m_alignment = 32;
     uint64_t m_dataOffset = 0;

@@ -1,5 +1,7 @@
 #include "io/safetensors.h"
 
+#include "io/mapped_file.h"
+
 #include "util/atomic_file.h"
 #include "util/errors.h"
 
@@ -13,10 +15,6 @@
 #include <set>
 #include <stdexcept>
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 // The format stores little-endian data and we hand out raw views of it.
 static_assert(std::endian::native == std::endian::little, "safetensors views assume a little-endian host");
@@ -110,55 +108,6 @@ int64_t TensorView::numel() const
         n *= d;
     return n;
 }
-
-// ---- MappedFile -------------------------------------------------------------------------------
-
-// A whole file mapped read-only. The descriptor is closed right after mmap: the mapping
-// keeps the pages reachable on its own.
-class MappedFile {
-public:
-    explicit MappedFile(const fs::path& path)
-    {
-        const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            throw inputError(path, std::string("cannot open: ") + std::strerror(errno));
-        struct stat st {};
-        if (::fstat(fd, &st) != 0) {
-            const int err = errno;
-            ::close(fd);
-            throw inputError(path, std::string("cannot stat: ") + std::strerror(err));
-        }
-        if (!S_ISREG(st.st_mode)) {
-            ::close(fd);
-            throw inputError(path, "not a regular file");
-        }
-        m_size = size_t(st.st_size);
-        if (m_size > 0) {
-            void* p = ::mmap(nullptr, m_size, PROT_READ, MAP_PRIVATE, fd, 0);
-            if (p == MAP_FAILED) {
-                const int err = errno;
-                ::close(fd);
-                throw inputError(path, std::string("cannot memory-map: ") + std::strerror(err));
-            }
-            m_data = static_cast<const std::byte*>(p);
-        }
-        ::close(fd);
-    }
-    ~MappedFile()
-    {
-        if (m_data)
-            ::munmap(const_cast<std::byte*>(m_data), m_size);
-    }
-    MappedFile(const MappedFile&) = delete;
-    MappedFile& operator=(const MappedFile&) = delete;
-
-    [[nodiscard]] const std::byte* data() const { return m_data; }
-    [[nodiscard]] size_t size() const { return m_size; }
-
-private:
-    const std::byte* m_data = nullptr;
-    size_t m_size = 0;
-};
 
 // ---- SafetensorsFile --------------------------------------------------------------------------
 

@@ -51,7 +51,7 @@ struct TensorView {
     [[nodiscard]] int64_t numel() const;
 };
 
-class MappedFile; // RAII mmap, defined in safetensors.cpp
+class MappedFile; // RAII read-only mmap, io/mapped_file.h
 
 class SafetensorsFile {
 public:

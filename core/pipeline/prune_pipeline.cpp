@@ -81,6 +81,25 @@ std::string moduleName(const std::string& weightName)
     return weightName;
 }
 
+void validatePlan(const model::CausalLM& model, const PruneParams& params)
+{
+    std::vector<std::string> names;
+    std::vector<int64_t> cols;
+    for (int64_t b = 0; b < model.numBlocks(); ++b)
+        for (const auto& layer : model.linears(b)) {
+            names.push_back(moduleName(layer.name));
+            cols.push_back(layer.weight.size(1));
+        }
+    params.recipe.validate(names, params.recipeSource, cols);
+    for (const auto& pattern : params.layerFilter) {
+        bool any = false;
+        for (const auto& name : names)
+            any = any || globMatch(pattern, name);
+        if (!any)
+            throw optionError("--layers", "pattern '" + pattern + "' matches no linear layer of the model");
+    }
+}
+
 double PruneResult::linearSparsity() const
 {
     double zeros = 0, total = 0;
@@ -105,22 +124,11 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
         throw optionError("--seqlen", std::to_string(windows.seqlen) + " exceeds the model's maximum of "
                                           + std::to_string(model.config().maxPositions) + " positions");
 
-    // Plan every layer up front so a bad recipe fails before any work is done.
+    validatePlan(model, params);
     std::vector<std::string> names;
-    std::vector<int64_t> cols;
     for (int64_t b = 0; b < model.numBlocks(); ++b)
-        for (const auto& layer : model.linears(b)) {
+        for (const auto& layer : model.linears(b))
             names.push_back(moduleName(layer.name));
-            cols.push_back(layer.weight.size(1));
-        }
-    params.recipe.validate(names, "recipe", cols);
-    for (const auto& pattern : params.layerFilter) {
-        bool any = false;
-        for (const auto& name : names)
-            any = any || globMatch(pattern, name);
-        if (!any)
-            throw optionError("--layers", "pattern '" + pattern + "' matches no linear layer of the model");
-    }
 
     std::map<std::string, LayerPlan> plans;
     int64_t toSolve = 0;

@@ -29,6 +29,7 @@ namespace sparselab::pipeline {
 
 struct PruneParams {
     Recipe recipe;                        // per-layer plan
+    std::string recipeSource = "recipe";  // named in plan errors (the recipe file, or "options")
     std::vector<std::string> layerFilter; // globs; empty = all layers (others stay dense)
     bool trueSequential = false;
     int64_t forwardBatch = 8;             // windows per block forward pass
@@ -60,6 +61,11 @@ using LogCallback = std::function<void(const std::string&)>;
 // worker thread, before returning.
 using BlockDoneCallback = std::function<void(const std::string& layer, int64_t blocksDone, int64_t blocksTotal,
                                              const at::Tensor& weight)>;
+
+// Checks the whole plan against the model's layers (recipe rules and values, --layers
+// globs) without doing any work: InputError naming params.recipeSource or --layers.
+// pruneModel calls it first; front ends may call it earlier to fail before slow steps.
+void validatePlan(const model::CausalLM& model, const PruneParams& params);
 
 // Compresses `model` in place. `windows` from data::sampleCalibrationWindows.
 [[nodiscard]] PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& windows,

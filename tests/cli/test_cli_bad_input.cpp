@@ -4,9 +4,10 @@
 
 #include "testsupport.h"
 
+#include "cli/cli_runner.h"
+
 #include <QDir>
 #include <QFile>
-#include <QProcess>
 #include <QTemporaryDir>
 #include <QTest>
 
@@ -50,23 +51,7 @@ QString makeModel(const QTemporaryDir& dir, const QString& name, const QByteArra
     return folder;
 }
 
-struct Run {
-    int exitCode = -1;
-    QString stderrText;
-    QString stdoutText;
-};
-
-Run runCli(const QStringList& args)
-{
-    QProcess process;
-    process.start(QStringLiteral(SPARSELAB_CLI_PATH), args);
-    process.waitForFinished(300000);
-    Run run;
-    run.exitCode = process.exitStatus() == QProcess::NormalExit ? process.exitCode() : -1;
-    run.stderrText = QString::fromUtf8(process.readAllStandardError());
-    run.stdoutText = QString::fromUtf8(process.readAllStandardOutput());
-    return run;
-}
+using sparselab::testing::runCli;
 
 // The last non-empty line on stderr (progress lines may precede the error).
 QString errorLine(const QString& text)
@@ -289,7 +274,7 @@ private Q_SLOTS:
         QFETCH(QStringList, args);
         QFETCH(QString, mustName);
         QFETCH(QString, mustNotExist);
-        const Run run = runCli(args);
+        const auto run = runCli(args);
         const QString line = errorLine(run.stderrText);
         QVERIFY2(run.exitCode == 2, qPrintable(QString("exit %1, stderr: %2").arg(run.exitCode).arg(run.stderrText)));
         QVERIFY2(line.contains(mustName), qPrintable("error line does not name '" + mustName + "': " + line));

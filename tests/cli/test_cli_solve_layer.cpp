@@ -6,9 +6,11 @@
 #include "solve/solver.h"
 #include "testsupport.h"
 
+#include "cli/cli_runner.h"
+#include "core/solver_test_data.h"
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <QFile>
-#include <QProcess>
 #include <QTemporaryDir>
 #include <QTest>
 
@@ -25,31 +27,9 @@ using namespace sparselab;
 
 namespace {
 
-struct Run {
-    int exitCode = -1;
-    QString stderrText;
-    QString stdoutText;
-};
+using sparselab::testing::runCli;
 
-Run runCli(const QStringList& args)
-{
-    QProcess process;
-    process.start(QStringLiteral(SPARSELAB_CLI_PATH), args);
-    process.waitForFinished(300000);
-    Run run;
-    run.exitCode = process.exitStatus() == QProcess::NormalExit ? process.exitCode() : -1;
-    run.stderrText = QString::fromUtf8(process.readAllStandardError());
-    run.stdoutText = QString::fromUtf8(process.readAllStandardOutput());
-    return run;
-}
-
-torch::Tensor readTensor(const io::SafetensorsFile& file, const std::string& name, torch::ScalarType type)
-{
-    const auto view = file.view(name);
-    return torch::from_blob(const_cast<std::byte*>(view.data), view.shape, type).clone();
-}
-
-fs::path solverData(const std::string& name) { return testing::testDataDir() / "solver" / name; }
+fs::path solverData(const std::string& name) { return testing::solverDataDir() / name; }
 
 } // namespace
 
@@ -77,10 +57,10 @@ private Q_SLOTS:
         QVERIFY(result.find("weight")->dtype == io::DType::F32);
         QVERIFY(result.find("mask")->dtype == io::DType::U8);
         const auto golden = io::SafetensorsFile::open(solverData("sparsegpt_nm24_bs128.safetensors"));
-        const auto mask = readTensor(result, "mask", torch::kUInt8);
-        QVERIFY(torch::equal(mask, readTensor(golden, "mask", torch::kUInt8)));
-        const auto weight = readTensor(result, "weight", torch::kFloat);
-        const auto expected = readTensor(golden, "weight", torch::kFloat);
+        const auto mask = testing::loadTensor(result, "mask");
+        QVERIFY(torch::equal(mask, testing::loadTensor(golden, "mask")));
+        const auto weight = testing::loadTensor(result, "weight");
+        const auto expected = testing::loadTensor(golden, "weight");
         QVERIFY((weight - expected).abs().max().item<double>() <= 1e-5 * expected.abs().max().item<double>());
         const double loss = std::stod(golden.metadata().at("loss"));
         QVERIFY(std::abs(json["loss"].get<double>() - loss) <= 1e-4 * loss);
@@ -131,9 +111,9 @@ private Q_SLOTS:
         auto expected = w.clone();
         const auto r = solve::solveLayer(expected, acc.hessian(), o);
         const auto result = io::SafetensorsFile::open(out.toStdString());
-        const auto mask = readTensor(result, "mask", torch::kUInt8).to(torch::kBool);
+        const auto mask = testing::loadTensor(result, "mask").to(torch::kBool);
         QVERIFY(torch::equal(mask, r.mask));
-        QVERIFY(torch::allclose(readTensor(result, "weight", torch::kFloat), expected, 1e-5, 1e-6));
+        QVERIFY(torch::allclose(testing::loadTensor(result, "weight"), expected, 1e-5, 1e-6));
         QVERIFY(std::abs(json["rel_output_error"].get<double>() - r.stats.relOutputError) <= 1e-6);
         QVERIFY(std::abs(mask.to(torch::kFloat64).mean().item<double>() - sparsity) < 0.03);
     }

@@ -1,0 +1,59 @@
+#include "engine_options.h"
+
+#include "pipeline/recipe.h"
+#include "util/errors.h"
+
+#include <ATen/Parallel.h>
+#include <torch/cuda.h>
+
+namespace sparselab::cli {
+
+void applyThreadsOption(const Args& args)
+{
+    if (const auto threads = args.intOr("threads", 0, 0, 1024); threads > 0)
+        at::set_num_threads(int(threads));
+}
+
+c10::Device deviceOption(const Args& args)
+{
+    const std::string name = args.valueOr("device", "cpu");
+    if (name == "cpu")
+        return c10::kCPU;
+    if (name == "cuda") {
+        if (!torch::cuda::is_available())
+            throw optionError("--device", "CUDA is not available in this build or on this machine");
+        return c10::kCUDA;
+    }
+    throw optionError("--device", "expects cpu or cuda, got '" + name + "'");
+}
+
+solve::SolverOptions solverOptionsFromArgs(const Args& args, solve::SolverOptions base, bool* dense)
+{
+    if (const auto method = args.value("method")) {
+        if (dense && *method == "dense")
+            *dense = true;
+        else
+            base.method = solve::parseMethod(*method);
+    }
+    if (args.value("sparsity") && args.value("nm"))
+        throw optionError("--nm", "give either --sparsity or --nm, not both");
+    if (args.value("sparsity")) {
+        base.sparsity = args.doubleOr("sparsity", base.sparsity);
+        base.nmN = base.nmM = 0;
+    }
+    if (const auto nm = args.value("nm")) {
+        const auto [n, m] = pipeline::parseNm(*nm, "--nm");
+        base.nmN = n;
+        base.nmM = m;
+    }
+    base.quant.bits = int(args.intOr("bits", base.quant.bits, -1000, 1000));
+    base.quant.groupSize = args.intOr("group", base.quant.groupSize, 0, int64_t(1) << 40);
+    if (args.flag("sym"))
+        base.quant.symmetric = true;
+    base.blocksize = args.intOr("blocksize", base.blocksize, 1, int64_t(1) << 40);
+    base.damp = args.doubleOr("damp", base.damp);
+    base.validate(1); // ranges; the layer's own width is checked again by the solver
+    return base;
+}
+
+} // namespace sparselab::cli

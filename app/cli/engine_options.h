@@ -1,0 +1,25 @@
+#pragma once
+// Command-line options that configure the engine, parsed the same way by every subcommand:
+// --threads, --device and the solver options (--method --sparsity --nm --bits --group --sym
+// --blocksize --damp). InputError names the option on bad values.
+
+#include "cli_support.h"
+#include "solve/solver.h"
+
+#include <c10/core/Device.h>
+
+namespace sparselab::cli {
+
+// --threads T (0 or absent = LibTorch's default).
+void applyThreadsOption(const Args& args);
+
+// --device cpu|cuda (default cpu); cuda only when this build and machine have it.
+[[nodiscard]] c10::Device deviceOption(const Args& args);
+
+// The solver options given on the command line, on top of `base`, validated.
+// With `dense` non-null, --method dense is accepted and sets *dense (the plan leaves layers
+// untouched); otherwise it is an unknown method.
+[[nodiscard]] solve::SolverOptions solverOptionsFromArgs(const Args& args, solve::SolverOptions base,
+                                                         bool* dense = nullptr);
+
+} // namespace sparselab::cli
