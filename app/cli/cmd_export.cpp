@@ -3,6 +3,7 @@
 // protects the inputs and reports.
 
 #include "commands_export.h"
+#include "engine_options.h"
 
 #include "export/gguf_export.h"
 #include "io/gguf_import.h"
