@@ -185,6 +185,8 @@ File openFileReadOnly(const std::string& path)
 
 bool exists(hid_t loc, const std::string& path)
 {
+    if (path == ".")
+        return true;
     // H5Lexists needs every intermediate component to exist: check them one by one.
     std::string prefix;
     size_t start = 0;

@@ -210,7 +210,7 @@ struct Dataset {
 // A group of attributes and datasets at `path` ("sweeps/sweep_0001": '/'-separated,
 // relative to the workspace root or to a run's "extra" group). Sub-groups are separate
 // ExtraGroups with longer paths. Reading returns every group that has attributes or
-// datasets, sorted by path.
+// datasets, sorted by path, each with its datasets in name order.
 struct ExtraGroup {
     std::string path;
     Attributes attributes;
