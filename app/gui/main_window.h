@@ -56,6 +56,7 @@ class LiveView;
 class PlanPanel;
 class ResultsPanel;
 class RunPanel;
+class TeachingWindow;
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
@@ -120,6 +121,9 @@ public:
     [[nodiscard]] QAction* saveRecipeAction() const { return m_saveRecipeAction; }
     [[nodiscard]] QMenu* recentMenu() const { return m_recentMenu; }
     [[nodiscard]] QMenu* recentRecipeMenu() const { return m_recentRecipeMenu; }
+    [[nodiscard]] QAction* teachingAction() const { return m_teachingAction; }
+    // The Teaching Mode window once opened (null before).
+    [[nodiscard]] TeachingWindow* teachingWindow() const;
 
 public Q_SLOTS:
     // Starts loading a model folder (or the folder of a config.json). False when refused
@@ -151,6 +155,8 @@ public Q_SLOTS:
     void clearRecentRecipes();
     void resetLayout();
     void showAbout();
+    // Opens the Teaching Mode window (View → Teaching Mode, Ctrl+Shift+M) on the loaded model.
+    void openTeachingMode();
     // Refreshes the calibration preview now (normally debounced after each change).
     void refreshCalibrationPreview();
 
@@ -255,6 +261,8 @@ private:
     QAction* m_saveRecipeAction = nullptr;
     QAction* m_quitAction = nullptr;
     QAction* m_resetLayoutAction = nullptr;
+    QAction* m_teachingAction = nullptr;
+    QPointer<TeachingWindow> m_teachingWindow;
     QAction* m_aboutAction = nullptr;
     QAction* m_aboutQtAction = nullptr;
     QMenu* m_recentMenu = nullptr;
