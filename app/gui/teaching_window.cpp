@@ -102,6 +102,22 @@ void stylePlot(QCustomPlot* plot, const QString& title, const QString& xLabel, c
     plot->setNoAntialiasingOnDrag(true);
 }
 
+// rescaleAxes with some air above and below, so that curves never touch the frame.
+void rescaleWithMargin(QCustomPlot* plot)
+{
+    plot->rescaleAxes();
+    const QCPRange y = plot->yAxis->range();
+    const double pad = std::max(1e-12, y.size() * 0.08);
+    plot->yAxis->setRange(y.lower - pad, y.upper + pad);
+}
+
+void placeLegend(QCustomPlot* plot, Qt::Alignment where)
+{
+    plot->axisRect()->insetLayout()->setInsetAlignment(0, where);
+    plot->legend->setBrush(QColor(255, 255, 255, 210));
+    plot->legend->setRowSpacing(0);
+}
+
 QVector<float> toVector(const torch::Tensor& t)
 {
     const auto c = t.to(torch::kFloat).contiguous();
@@ -115,6 +131,8 @@ QString TeachingWindow::formatNumber(double value)
     if (value == 0.0)
         return QStringLiteral("0");
     const double a = std::fabs(value);
+    if (a < 5e-7) // float32 rounding noise (e.g. Hinv entries that are 0 in exact arithmetic)
+        return QStringLiteral("0.0000");
     if (a >= 1e-3 && a < 1e5)
         return QString::number(value, 'f', 4);
     return QString::number(value, 'g', 4);
@@ -186,7 +204,14 @@ QWidget* TeachingWindow::createControls()
     problemLayout->addWidget(m_source);
     m_sourcePages = new QStackedWidget(problemBox);
     problemLayout->addWidget(m_sourcePages);
-    connect(m_source, &QComboBox::currentIndexChanged, m_sourcePages, &QStackedWidget::setCurrentIndex);
+    connect(m_source, &QComboBox::currentIndexChanged, this, [this](int index) {
+        // Only the current page takes room (QStackedWidget sizes itself to its largest page).
+        for (int i = 0; i < m_sourcePages->count(); ++i)
+            m_sourcePages->widget(i)->setSizePolicy(QSizePolicy::Preferred,
+                                                    i == index ? QSizePolicy::Preferred : QSizePolicy::Ignored);
+        m_sourcePages->setCurrentIndex(index);
+        m_sourcePages->adjustSize();
+    });
 
     auto* synthetic = new QWidget;
     auto* synForm = new QFormLayout(synthetic);
@@ -269,6 +294,8 @@ QWidget* TeachingWindow::createControls()
     jobRow->addWidget(m_jobProgress, 1);
     jobRow->addWidget(m_cancelButton);
     problemLayout->addLayout(jobRow);
+    for (int i = 1; i < m_sourcePages->count(); ++i)
+        m_sourcePages->widget(i)->setSizePolicy(QSizePolicy::Preferred, QSizePolicy::Ignored);
     layout->addWidget(problemBox);
 
     // ---- solver options
@@ -402,7 +429,7 @@ QWidget* TeachingWindow::createFigure()
     big.setBold(true);
     big.setPointSizeF(big.pointSizeF() * 1.2);
     m_figureTitle->setFont(big);
-    grid->addWidget(m_figureTitle, 0, 0, 1, 3);
+    grid->addWidget(m_figureTitle, 0, 0, 1, 4);
 
     m_weights = new widgets::MatrixView(m_figure);
     m_weights->setToolTip(tr("Current weights: red > 0 > blue, pruned entries dark; the current block outlined,\n"
@@ -413,14 +440,17 @@ QWidget* TeachingWindow::createFigure()
     m_formula->setObjectName(QStringLiteral("formula"));
     m_formula->setMinimumWidth(360);
     m_formula->setOpenLinks(false);
-    grid->addWidget(m_formula, 1, 2, 2, 1);
+    m_formula->setFrameShape(QFrame::NoFrame);
+    grid->addWidget(m_formula, 1, 2, 2, 2);
 
     m_saliencyPlot = new QCustomPlot(m_figure);
     stylePlot(m_saliencyPlot, tr("Block saliency w²/[H⁻¹]ⱼⱼ², sorted"), tr("entries of the block, by saliency"),
               tr("saliency"));
+    placeLegend(m_saliencyPlot, Qt::AlignTop | Qt::AlignLeft);
     grid->addWidget(m_saliencyPlot, 2, 0);
     m_updatePlot = new QCustomPlot(m_figure);
-    stylePlot(m_updatePlot, tr("Update of the followed row"), tr("column"), tr("weight"));
+    stylePlot(m_updatePlot, tr("Update of the followed row (this block)"), tr("column"), tr("weight"));
+    placeLegend(m_updatePlot, Qt::AlignBottom | Qt::AlignLeft);
     grid->addWidget(m_updatePlot, 2, 1);
 
     m_hinvView = new widgets::MatrixView(m_figure);
@@ -428,23 +458,21 @@ QWidget* TeachingWindow::createFigure()
     grid->addWidget(m_hinvView, 3, 0);
     m_lossPlot = new QCustomPlot(m_figure);
     stylePlot(m_lossPlot, tr("Running loss Σ(w−q)²/[H⁻¹]ᵢᵢ²/2"), tr("columns done"), tr("loss"));
+    placeLegend(m_lossPlot, Qt::AlignBottom | Qt::AlignRight);
     grid->addWidget(m_lossPlot, 3, 1);
-    auto* compareColumn = new QWidget(m_figure);
-    auto* compareLayout = new QVBoxLayout(compareColumn);
-    compareLayout->setContentsMargins(0, 0, 0, 0);
-    m_compareLossPlot = new QCustomPlot(compareColumn);
+    m_compareLossPlot = new QCustomPlot(m_figure);
     stylePlot(m_compareLossPlot, tr("Loss: magnitude vs SparseGPT"), tr("columns done"), tr("loss"));
-    m_compareErrorPlot = new QCustomPlot(compareColumn);
-    stylePlot(m_compareErrorPlot, tr("Relative output error ‖XΔWᵀ‖²/‖XWᵀ‖²"), tr("columns done"), tr("rel. error"));
-    compareLayout->addWidget(m_compareLossPlot);
-    compareLayout->addWidget(m_compareErrorPlot);
-    grid->addWidget(compareColumn, 3, 2);
+    placeLegend(m_compareLossPlot, Qt::AlignTop | Qt::AlignLeft);
+    m_compareErrorPlot = new QCustomPlot(m_figure);
+    stylePlot(m_compareErrorPlot, tr("Output error ‖XΔWᵀ‖²/‖XWᵀ‖²"), tr("columns done"), tr("relative error"));
+    placeLegend(m_compareErrorPlot, Qt::AlignTop | Qt::AlignLeft);
+    grid->addWidget(m_compareLossPlot, 3, 2);
+    grid->addWidget(m_compareErrorPlot, 3, 3);
     grid->setRowStretch(1, 3);
     grid->setRowStretch(2, 2);
     grid->setRowStretch(3, 2);
-    grid->setColumnStretch(0, 1);
-    grid->setColumnStretch(1, 1);
-    grid->setColumnStretch(2, 1);
+    for (int c = 0; c < 4; ++c)
+        grid->setColumnStretch(c, 1);
     return m_figure;
 }
 
@@ -505,7 +533,7 @@ void TeachingWindow::setSyntheticProblem(const SyntheticParams& params)
         const QString hessian = params.preset == 0 ? tr("H = I")
             : params.preset == 2                    ? tr("H from random inputs")
                                                     : tr("H = %1^|i−j|").arg(params.rho);
-        problem->name = tr("synthetic %1 × %2, %3, seed %4").arg(params.rows).arg(params.cols).arg(hessian).arg(params.seed);
+        problem->name = tr("a synthetic matrix, %1, seed %2").arg(hessian).arg(params.seed);
         problem->weight = s.weight;
         problem->hessian = s.hessian;
         m_synRows->setValue(params.rows);
@@ -533,7 +561,7 @@ bool TeachingWindow::setCustomProblem(const QString& weightText, const QString& 
                              + std::to_string(problem->hessian.size(1)));
         if (!torch::allclose(problem->hessian, problem->hessian.t(), 1e-5, 1e-6))
             throw InputError("H: not symmetric");
-        problem->name = tr("typed %1 × %2").arg(problem->weight.size(0)).arg(cols);
+        problem->name = tr("typed matrices");
         // Validate before replacing the current problem (a singular H is refused here).
         solve::SparseGptStepper probe(problem->weight, problem->hessian, [this] {
             solve::SolverOptions o;
@@ -1049,7 +1077,7 @@ void TeachingWindow::refreshViews()
             rank->setName(tr("sorted index %1 = ⌊numel·p⌋").arg(block.rank));
         }
         m_saliencyPlot->legend->setVisible(true);
-        m_saliencyPlot->rescaleAxes();
+        rescaleWithMargin(m_saliencyPlot);
     } else {
         m_saliencyPlot->legend->setVisible(false);
     }
@@ -1077,7 +1105,7 @@ void TeachingWindow::refreshViews()
         g1->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, 5));
         g1->setName(tr("after column %1").arg(column.column));
         m_updatePlot->legend->setVisible(true);
-        m_updatePlot->rescaleAxes();
+        rescaleWithMargin(m_updatePlot);
         m_updatePlot->xAxis->setRange(double(begin) - 0.5, double(begin + count) - 0.5);
     } else {
         m_updatePlot->legend->setVisible(false);
@@ -1089,7 +1117,7 @@ void TeachingWindow::refreshViews()
         const int64_t count = block.end - block.begin;
         const auto h1 = s.hinv().narrow(0, block.begin, count).narrow(1, block.begin, count).contiguous();
         widgets::MatrixFrame f;
-        f.title = tr("Rows of Hinv for block %1 (upper Cholesky factor of H⁻¹)").arg(block.index);
+        f.title = tr("Rows of Hinv, block %1 (UᵀU = H⁻¹)").arg(block.index);
         f.rows = int(count);
         f.cols = int(count);
         f.values = toVector(h1);
@@ -1115,7 +1143,7 @@ void TeachingWindow::refreshViews()
         g->setPen(QPen(kSparseGpt, 2));
         g->setName(tr("SparseGPT, L = %1").arg(formatNumber(s.loss())));
         m_lossPlot->legend->setVisible(true);
-        m_lossPlot->rescaleAxes();
+        rescaleWithMargin(m_lossPlot);
         m_lossPlot->xAxis->setRange(0, double(cols));
     }
     m_lossPlot->replot(QCustomPlot::rpQueuedReplot);
@@ -1152,7 +1180,7 @@ void TeachingWindow::refreshComparisonPlots()
             plot->xAxis->setRange(0, m_stepper ? double(m_stepper->cols()) : 1.0);
             plot->yAxis->setRange(0, 1);
         } else {
-            plot->rescaleAxes();
+            rescaleWithMargin(plot);
         }
         plot->replot(QCustomPlot::rpQueuedReplot);
     }
@@ -1200,10 +1228,28 @@ void TeachingWindow::refreshFormula()
     const double w = c.w[size_t(r)];
     const double q = c.q[size_t(r)];
     const double d = c.d;
-    const double score = (w * w) / (d * d);
     const bool pruned = c.pruned[size_t(r)] != 0;
-    h += tr("<p><b>Saliency</b> s = w² / [H⁻¹]ᵢᵢ² = %1² / %2² = %3 → <b>%4</b></p>")
-             .arg(N(w), N(d), N(score), pruned ? tr("pruned") : tr("kept"));
+    if (!o.structured() && std::isfinite(block.threshold)) {
+        // The mask was chosen from the weights at the block start, before this column's updates.
+        const double w0 = block.startWeights[size_t(r * count + c.local)];
+        const double s0 = block.saliency[size_t(r * count + c.local)];
+        h += tr("<p><b>Saliency</b> (block start) s = w₀² / [H⁻¹]ᵢᵢ² = %1² / %2² = %3 %4 τ = %5 → <b>%6</b>")
+                 .arg(N(w0), N(d), N(s0), pruned ? tr("≤") : tr(">"), N(block.threshold),
+                      pruned ? tr("pruned") : tr("kept"));
+        if (w0 != w)
+            h += tr("; the updates of earlier columns have since moved w to %1").arg(N(w));
+        h += QStringLiteral("</p>");
+    } else if (o.structured() && c.groupWidth > 0) {
+        h += tr("<p><b>Saliency</b> of the group (columns %1–%2) from the current weights: s = w² / [H⁻¹]ⱼⱼ² =")
+                 .arg(c.column)
+                 .arg(c.column + c.groupWidth - 1);
+        for (int64_t k = 0; k < c.groupWidth; ++k)
+            h += QStringLiteral(" %1").arg(N(c.groupSaliency[size_t(r * c.groupWidth + k)]));
+        h += tr(" → the 2 smallest are pruned; this entry is <b>%1</b></p>").arg(pruned ? tr("pruned") : tr("kept"));
+    } else {
+        h += tr("<p>This entry is <b>%1</b> (chosen at the start of its group of 4).</p>")
+                 .arg(pruned ? tr("pruned") : tr("kept"));
+    }
     if (o.quant.enabled())
         h += tr("<p><b>Target</b> q = %1 = %2</p>").arg(pruned ? tr("0 (pruned; zero stays zero on the grid)") : tr("quant(w), %1-bit grid of the row").arg(o.quant.bits), N(q));
     else

@@ -74,6 +74,7 @@ void SparseGptStepper::beginBlock()
     m_block.index = b;
     m_block.begin = m_i1;
     m_block.end = i2;
+    m_block.startWeights = m_t;
     m_block.hinvDiagonal.resize(size_t(count));
     std::vector<float> d2(static_cast<size_t>(count));
     for (int64_t j = 0; j < count; ++j) {

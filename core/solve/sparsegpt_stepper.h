@@ -47,6 +47,7 @@ public:
         int64_t rank = -1;             // threshold = the score at this sorted index (int(numel·p))
         int64_t prunedInBlock = 0;     // entries the block's mask prunes (unstructured: known at the start)
         std::vector<float> hinvDiagonal; // [end − begin] = diag(Hinv1)
+        std::vector<float> startWeights; // [rows × (end − begin)] the block's weights at its start
     };
     // What the last column step did. Vectors over rows are [rows].
     struct ColumnInfo {
