@@ -1016,7 +1016,7 @@ void TeachingWindow::refreshViews()
                                .arg(pattern)
                                .arg(o.quant.enabled() ? tr(", %1 bit").arg(o.quant.bits) : QString())
                                .arg(o.blocksize)
-                               .arg(o.damp)
+                               .arg(s.stats().dampUsed)
                                .arg(s.columnsDone())
                                .arg(cols));
 
@@ -1025,8 +1025,8 @@ void TeachingWindow::refreshViews()
         const int shownRows = std::min(rows, kMaxShownRows);
         const int firstRow = std::clamp(r - shownRows / 2, 0, rows - shownRows);
         const int shownCols = std::min(cols, kMaxShownCols);
-        const auto w = s.weight().narrow(0, firstRow, shownRows).narrow(1, 0, shownCols).contiguous();
-        const auto m = s.mask().narrow(0, firstRow, shownRows).narrow(1, 0, shownCols).to(torch::kUInt8).contiguous();
+        const auto w = s.weightRows(firstRow, shownRows).narrow(1, 0, shownCols).contiguous();
+        const auto m = s.maskRows(firstRow, shownRows).narrow(1, 0, shownCols).to(torch::kUInt8).contiguous();
         widgets::MatrixFrame f;
         f.title = shownRows < rows || shownCols < cols
             ? tr("Weights W (rows %1–%2 of %3, columns 0–%4 of %5)").arg(firstRow).arg(firstRow + shownRows - 1).arg(rows).arg(shownCols - 1).arg(cols)

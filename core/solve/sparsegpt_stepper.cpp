@@ -239,13 +239,13 @@ void SparseGptStepper::runToEnd(const CancelToken* cancel)
     }
 }
 
-torch::Tensor SparseGptStepper::weight() const
+torch::Tensor SparseGptStepper::weightRows(int64_t firstRow, int64_t count) const
 {
-    auto w = m_w.clone();
+    auto w = m_w.narrow(0, firstRow, count).clone();
     if (m_inBlock) {
         float* p = w.data_ptr<float>();
-        for (int64_t r = 0; r < m_rows; ++r)
-            std::memcpy(p + r * m_cols + m_i1, m_t.data() + r * m_count, size_t(m_count) * sizeof(float));
+        for (int64_t r = 0; r < count; ++r)
+            std::memcpy(p + r * m_cols + m_i1, m_t.data() + (firstRow + r) * m_count, size_t(m_count) * sizeof(float));
     }
     return w;
 }
@@ -264,14 +264,14 @@ torch::Tensor SparseGptStepper::effectiveWeight() const
     return w;
 }
 
-torch::Tensor SparseGptStepper::mask() const
+torch::Tensor SparseGptStepper::maskRows(int64_t firstRow, int64_t count) const
 {
-    auto m = m_mask.clone();
+    auto m = m_mask.narrow(0, firstRow, count).clone();
     if (m_inBlock) {
         bool* p = m.data_ptr<bool>();
-        for (int64_t r = 0; r < m_rows; ++r)
+        for (int64_t r = 0; r < count; ++r)
             for (int64_t j = 0; j < m_count; ++j)
-                p[r * m_cols + m_i1 + j] = m_m[size_t(r * m_count + j)] != 0;
+                p[r * m_cols + m_i1 + j] = m_m[size_t((firstRow + r) * m_count + j)] != 0;
     }
     return m;
 }
@@ -297,6 +297,8 @@ double SparseGptStepper::loss() const
 
 LayerStats SparseGptStepper::stats() const
 {
+    if (m_haveFinalStats)
+        return m_finalStats;
     LayerStats s = m_setupStats;
     s.loss = loss();
     if (finished()) {
@@ -304,6 +306,8 @@ LayerStats SparseGptStepper::stats() const
         s.sparsity = m_w.numel() > 0 ? double((m_w == 0).sum().item<int64_t>()) / double(m_w.numel()) : 0.0;
         const double denominator = detail::quadraticTrace(m_dense, m_h);
         s.relOutputError = denominator > 0.0 ? detail::quadraticTrace(m_dense - m_w, m_h) / denominator : 0.0;
+        m_finalStats = s;
+        m_haveFinalStats = true;
     }
     return s;
 }

@@ -98,14 +98,17 @@ public:
     // The weights as the solver holds them [rows, cols] float32 (a copy): columns before the
     // block final, the block's working values, later columns with the lazy updates of the
     // finished blocks only. After the last step: the solver's result.
-    [[nodiscard]] torch::Tensor weight() const;
+    [[nodiscard]] torch::Tensor weight() const { return weightRows(0, m_rows); }
+    // Rows [firstRow, firstRow + count) of weight() (for views of large layers).
+    [[nodiscard]] torch::Tensor weightRows(int64_t firstRow, int64_t count) const;
     // The same with the pending lazy update of the current block's finished columns applied to
     // the later columns: the weights the algorithm would leave if it stopped here with the
     // remaining columns unpruned. Equal to weight() at block boundaries.
     [[nodiscard]] torch::Tensor effectiveWeight() const;
     // [rows, cols] bool, true = pruned, for the columns decided so far (unstructured: the whole
     // current block from its start); false elsewhere.
-    [[nodiscard]] torch::Tensor mask() const;
+    [[nodiscard]] torch::Tensor mask() const { return maskRows(0, m_rows); }
+    [[nodiscard]] torch::Tensor maskRows(int64_t firstRow, int64_t count) const;
     // The dense weights [rows, cols] float32 as given (before dead inputs are zeroed).
     [[nodiscard]] const torch::Tensor& denseWeight() const { return m_dense; }
     [[nodiscard]] const torch::Tensor& hessian() const { return m_h; }              // undamped [cols, cols]
@@ -120,7 +123,7 @@ public:
     // loss() after each column step so far [columnsDone()].
     [[nodiscard]] const std::vector<double>& lossCurve() const { return m_lossCurve; }
     // Damping and dead-input statistics, loss; after the last step also sparsity and
-    // relOutputError (‖XWᵀ − XŴᵀ‖²/‖XWᵀ‖² as tr(ΔW H ΔWᵀ)/tr(W H Wᵀ), computed directly).
+    // relOutputError (‖XWᵀ − XŴᵀ‖²/‖XWᵀ‖² as tr(ΔW H ΔWᵀ)/tr(W H Wᵀ), computed directly once).
     [[nodiscard]] LayerStats stats() const;
 
 private:
@@ -137,6 +140,8 @@ private:
     torch::Tensor m_errFull;     // [rows, min(blocksize, cols)] the solver's err buffer
     torch::Tensor m_mask;        // [rows, cols] bool
     LayerStats m_setupStats;
+    mutable LayerStats m_finalStats;   // stats() once finished (computed on first call)
+    mutable bool m_haveFinalStats = false;
     double m_dampAbsolute = 0.0;
     std::vector<float> m_scale, m_zero; // [rows] grid in force per row (quantization)
     float m_maxq = 0.0f;
