@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   cmake ninja-build g++ ccache pkg-config
-  qt6-base-dev qt6-tools-dev libqcustomplot-dev libgl-dev
+  qt6-base-dev qt6-tools-dev qt6-svg-dev libqcustomplot-dev libgl-dev
   libtorch-dev libopenblas-dev
   libhdf5-dev nlohmann-json3-dev libsentencepiece-dev
   hdf5-tools python3-h5py

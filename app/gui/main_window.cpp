@@ -10,6 +10,7 @@
 #include "recipe_bridge.h"
 #include "resource_paths.h"
 #include "results_panel.h"
+#include "teaching_window.h"
 #include "run_panel.h"
 #include "workspace_controller.h"
 
@@ -295,6 +296,10 @@ void MainWindow::createActions()
     m_resetLayoutAction = make({}, tr("&Reset Layout"), {}, tr("Put the docks and toolbar back where they started."));
     connect(m_resetLayoutAction, &QAction::triggered, this, &MainWindow::resetLayout);
 
+    m_teachingAction = make({}, tr("&Teaching Mode…"), QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_M),
+                            tr("Step through SparseGPT on one layer (or a small synthetic matrix), with the formulas."));
+    connect(m_teachingAction, &QAction::triggered, this, &MainWindow::openTeachingMode);
+
     m_aboutAction = new QAction(tr("&About SparseLab"), this);
     m_aboutAction->setMenuRole(QAction::AboutRole);
     connect(m_aboutAction, &QAction::triggered, this, &MainWindow::showAbout);
@@ -304,7 +309,7 @@ void MainWindow::createActions()
 
     // Shortcuts work wherever focus is inside the window, docks included.
     for (QAction* a : {m_openAction, m_chooseTextAction, m_chooseCalibAction, m_evaluateAction, m_runAction, m_cancelAction,
-                       m_exportAction, m_loadRecipeAction, m_saveRecipeAction, m_quitAction})
+                       m_exportAction, m_loadRecipeAction, m_saveRecipeAction, m_quitAction, m_teachingAction})
         addAction(a);
 }
 
@@ -432,6 +437,8 @@ void MainWindow::createMenus()
         toggle->setToolTip(tr("Show or hide the %1 view.").arg(d->windowTitle()));
         m_viewMenu->addAction(toggle);
     }
+    m_viewMenu->addSeparator();
+    m_viewMenu->addAction(m_teachingAction);
     m_viewMenu->addSeparator();
     m_viewMenu->addAction(m_resetLayoutAction);
 
@@ -797,6 +804,8 @@ void MainWindow::onModelLoaded(const LoadModelJob::Result& result)
     m_model = result.model;
     m_tokenizer = result.tokenizer;
     m_summary = result.summary;
+    if (m_teachingWindow)
+        m_teachingWindow->setModel(m_model, m_tokenizer);
     m_densePerplexity.clear();
     m_tree->setSummary(m_summary);
     m_evalPanel->setModelContext(m_summary.maxPositions);
@@ -1497,6 +1506,22 @@ void MainWindow::showAbout()
     box->setTextFormat(Qt::RichText);
     box->setAttribute(Qt::WA_DeleteOnClose);
     box->open();
+}
+
+TeachingWindow* MainWindow::teachingWindow() const { return m_teachingWindow.data(); }
+
+void MainWindow::openTeachingMode()
+{
+    if (!m_teachingWindow) {
+        // A top-level window of its own (slides want the whole screen), closed with the workbench.
+        m_teachingWindow = new TeachingWindow(m_restoreSettings, this);
+        m_teachingWindow->setWindowFlag(Qt::Window);
+        m_teachingWindow->setModel(m_model, m_tokenizer);
+    }
+    m_teachingWindow->setCalibration(m_calibPanel->settings());
+    m_teachingWindow->show();
+    m_teachingWindow->raise();
+    m_teachingWindow->activateWindow();
 }
 
 } // namespace sparselab::gui

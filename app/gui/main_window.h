@@ -57,6 +57,7 @@ class PlanPanel;
 class ResultsPanel;
 class RunPanel;
 class WorkspaceController;
+class TeachingWindow;
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
@@ -125,6 +126,9 @@ public:
     [[nodiscard]] WorkspaceController* workspace() const { return m_workspace; }
     // Replaces the Results view's runs (a workspace was opened): new ids, no kept models.
     void replaceRuns(const QList<RunRecord>& runs);
+    [[nodiscard]] QAction* teachingAction() const { return m_teachingAction; }
+    // The Teaching Mode window once opened (null before).
+    [[nodiscard]] TeachingWindow* teachingWindow() const;
 
 public Q_SLOTS:
     // Starts loading a model folder (or the folder of a config.json). False when refused
@@ -156,6 +160,8 @@ public Q_SLOTS:
     void clearRecentRecipes();
     void resetLayout();
     void showAbout();
+    // Opens the Teaching Mode window (View → Teaching Mode, Ctrl+Shift+M) on the loaded model.
+    void openTeachingMode();
     // Refreshes the calibration preview now (normally debounced after each change).
     void refreshCalibrationPreview();
 
@@ -262,6 +268,8 @@ private:
     QAction* m_saveRecipeAction = nullptr;
     QAction* m_quitAction = nullptr;
     QAction* m_resetLayoutAction = nullptr;
+    QAction* m_teachingAction = nullptr;
+    QPointer<TeachingWindow> m_teachingWindow;
     QAction* m_aboutAction = nullptr;
     QAction* m_aboutQtAction = nullptr;
     QMenu* m_recentMenu = nullptr;

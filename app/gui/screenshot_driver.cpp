@@ -1,5 +1,7 @@
 #include "screenshot_driver.h"
 
+#include "teaching_window.h"
+
 #include "calibration_panel.h"
 #include "evaluation_panel.h"
 #include "export_panel.h"
@@ -62,6 +64,10 @@ void ScreenshotDriver::start()
         m_window->evaluationPanel()->setTextPath(demoEvalText());
         m_window->evaluationPanel()->setSeqlen(256);
         m_window->evaluationPanel()->setMaxWindows(32);
+        if (qEnvironmentVariable("SPARSELAB_SCREENSHOT_ONLY") == QLatin1String("teaching")) {
+            captureTeaching(); // quick retakes of teaching.png alone
+            return;
+        }
         connect(m_window, &MainWindow::runFinished, this, [this](const RunRecord& r) {
             if (r.plan.value(0).setting.method == PlanMethod::SparseGpt)
                 m_sparseGptRun = r.id;
@@ -142,7 +148,28 @@ void ScreenshotDriver::capture()
         if (!save(d, view))
             return;
     }
-    QApplication::exit(0);
+    captureTeaching();
+}
+
+void ScreenshotDriver::captureTeaching()
+{
+    // Teaching Mode on the hand-checkable 8 × 16 problem (H = 0.5^|i−j|, damp 0, blocks of 8),
+    // three columns into the first block, with the magnitude vs SparseGPT comparison.
+    m_window->openTeachingMode();
+    TeachingWindow* teaching = m_window->teachingWindow();
+    teaching->resize(1600, 1000);
+    teaching->setSyntheticProblem({8, 16, 1, 0.5, 0});
+    teaching->setStepOptions(TeachingWindow::StepOptions{});
+    for (int i = 0; i < 3; ++i)
+        teaching->stepColumn();
+    connect(teaching, &TeachingWindow::compareFinished, this, [this, teaching] {
+        settle(300);
+        if (save(teaching, QStringLiteral("teaching")))
+            QApplication::exit(0);
+    });
+    connect(teaching, &TeachingWindow::compareFailed, this, [this](const QString& m) { fail(m); });
+    if (!teaching->compare())
+        fail(QStringLiteral("the teaching comparison did not start"));
 }
 
 void ScreenshotDriver::fail(const QString& message)

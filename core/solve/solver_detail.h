@@ -104,6 +104,21 @@ void forkJoin(int64_t units, int threads, const Fn& fn)
         std::rethrow_exception(failure);
 }
 
+// The preamble of SparseGPT (design.md §3 steps 1-3), shared by solveSparseGpt and the
+// teaching stepper: per-row quantization grid from the dense W (if enabled), dead inputs
+// zeroed in `w` (in place), then Hinv with damping raised ×10 until the factorisation works.
+// InputError when it never does; CancelledError when cancelled.
+struct SparseGptSetup {
+    QuantGrid grid;              // per-row grid from the dense W (undefined tensors without quantization)
+    torch::Tensor hinv;          // [cols, cols] upper Cholesky factor of the damped H⁻¹ (may be column-major)
+    int64_t deadInputs = 0;      // columns with H[j,j] == 0
+    double dampUsed = 0.0;       // relative damping finally used
+    int dampRaises = 0;          // times it was raised
+    double dampAbsolute = 0.0;   // amount added to H's diagonal (damp·mean diag)
+};
+[[nodiscard]] SparseGptSetup prepareSparseGpt(torch::Tensor& w, const torch::Tensor& h,
+                                              const SolverOptions& options, const CancelToken* cancel);
+
 // SparseGPT proper: W [rows, cols] float32 contiguous (modified in place), H [cols, cols]
 // float32 undamped. Fills mask and stats.loss/dampUsed/dampRaises/deadInputs, and sets
 // *dampAbsolute to the amount finally added to H's diagonal (damp·mean diag).

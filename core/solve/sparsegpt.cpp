@@ -13,6 +13,7 @@
 // CPU selection (nth_element/partial_sort on (score, index) pairs), ties included.
 
 #include "solve/solver_detail.h"
+#include "solve/sparsegpt_kernels.h"
 
 #include "util/errors.h"
 
@@ -36,9 +37,6 @@ namespace {
 constexpr double kDampRaiseFactor = 10.0;
 constexpr double kMaxRelativeDamp = 10.0;
 constexpr double kFirstNonzeroDamp = 1e-3; // first raise when the user asked for damp = 0
-
-// Rows per tile of the CPU column loop: 32 rows × 128 columns × 4 bytes = 16 KiB per buffer.
-constexpr int64_t kTileRows = 32;
 
 // ---- factorisation -------------------------------------------------------------------------------
 
@@ -125,68 +123,6 @@ torch::Tensor upperCholeskyOfInverseAten(const torch::Tensor& h, const torch::Te
     return lInv.flip({0, 1});
 }
 
-// ---- N:M selection, as torch.topk(largest=False) on CPU -----------------------------------------
-
-// Marks in `chosen[0..width)` the `n` entries torch.topk(scores, n, largest=False) returns.
-// ATen's CPU topk copies (value, index) pairs with the value widened to double, then runs
-// std::partial_sort when n·64 <= width and std::nth_element otherwise, comparing values only;
-// doing the same keeps ties (equal scores) resolved exactly as the reference resolves them.
-void selectSmallest(const float* scores, int64_t stride, int64_t width, int64_t n,
-                    std::vector<std::pair<double, int64_t>>& queue, uint8_t* chosen)
-{
-    for (int64_t k = 0; k < width; ++k)
-        chosen[k] = 0;
-    if (n >= width) {
-        for (int64_t k = 0; k < width; ++k)
-            chosen[k] = 1;
-        return;
-    }
-    queue.resize(size_t(width));
-    for (int64_t k = 0; k < width; ++k)
-        queue[size_t(k)] = {double(scores[k * stride]), k};
-    auto less = [](const std::pair<double, int64_t>& x, const std::pair<double, int64_t>& y) {
-        return (!std::isnan(x.first) && std::isnan(y.first)) || (x.first < y.first);
-    };
-    if (n * 64 <= width)
-        std::partial_sort(queue.begin(), queue.begin() + n, queue.end(), less);
-    else
-        std::nth_element(queue.begin(), queue.begin() + (n - 1), queue.end(), less);
-    for (int64_t k = 0; k < n; ++k)
-        chosen[queue[size_t(k)].second] = 1;
-}
-
-// ---- quantization on raw floats (same float32 operations as quant.py) -------------------------
-
-inline float quantizeValue(float x, float scale, float zero, float maxq)
-{
-    float q = std::nearbyint(x / scale) + zero; // torch.round: half to even
-    q = std::min(std::max(q, 0.0f), maxq);
-    return scale * (q - zero);
-}
-
-inline void findRowGrid(const float* x, int64_t n, float maxq, bool symmetric, float& scale, float& zero)
-{
-    float lo = x[0];
-    float hi = x[0];
-    for (int64_t k = 1; k < n; ++k) {
-        lo = std::min(lo, x[k]);
-        hi = std::max(hi, x[k]);
-    }
-    float xmin = std::min(lo, 0.0f);
-    float xmax = std::max(hi, 0.0f);
-    if (symmetric) {
-        xmax = std::max(std::fabs(xmin), xmax);
-        if (xmin < 0.0f)
-            xmin = -xmax;
-    }
-    if (xmin == 0.0f && xmax == 0.0f) {
-        xmin = -1.0f;
-        xmax = 1.0f;
-    }
-    scale = (xmax - xmin) / maxq;
-    zero = symmetric ? (maxq + 1.0f) / 2.0f : std::nearbyint(-xmin / scale);
-}
-
 // ---- shared state of one solve ------------------------------------------------------------------
 
 struct Problem {
@@ -202,13 +138,6 @@ struct Problem {
     float* scale = nullptr;
     float* zero = nullptr;
 };
-
-int64_t unstructuredRank(int64_t numel, double sparsity)
-{
-    // Python's int(numel * sparsity), clamped to a valid index.
-    const auto k = int64_t(double(numel) * sparsity);
-    return std::clamp<int64_t>(k, 0, numel - 1);
-}
 
 // ---- Generic: the reference's op sequence --------------------------------------------------------
 
@@ -526,25 +455,23 @@ torch::Tensor upperCholeskyOfInverseReference(const torch::Tensor& h)
     return at::linalg_cholesky(at::cholesky_inverse(l), /*upper=*/true);
 }
 
-LayerResult solveSparseGpt(torch::Tensor& w, const torch::Tensor& h, const SolverOptions& options,
-                           const ProgressCallback& progress, const CancelToken* cancel, Backend backend,
-                           double* dampAbsolute)
+SparseGptSetup prepareSparseGpt(torch::Tensor& w, const torch::Tensor& h, const SolverOptions& options,
+                                const CancelToken* cancel)
 {
     const int64_t rows = w.size(0);
     const int64_t cols = w.size(1);
-    LayerResult result;
+    SparseGptSetup setup;
 
     // Quantization grid from the dense W, before dead inputs are zeroed (reference order).
-    QuantGrid grid;
     if (options.quant.enabled())
-        grid = findQuantGrid(w, options.quant.bits, options.quant.symmetric);
+        setup.grid = findQuantGrid(w, options.quant.bits, options.quant.symmetric);
 
     // Dead inputs: H[j,j] = 1, W[:, j] = 0. Only the diagonal of H is changed, and it is handed
     // to the factorisation separately, so H itself is never copied here.
     auto diagonal = at::diag(h).clone(); // [cols]
     auto dead = diagonal == 0;
-    result.stats.deadInputs = dead.sum().item<int64_t>();
-    if (result.stats.deadInputs > 0) {
+    setup.deadInputs = dead.sum().item<int64_t>();
+    if (setup.deadInputs > 0) {
         diagonal.masked_fill_(dead, 1.0);
         if (w.device().is_cpu()) {
             const auto deadIndex = dead.nonzero().flatten().to(torch::kLong).contiguous();
@@ -563,14 +490,12 @@ LayerResult solveSparseGpt(torch::Tensor& w, const torch::Tensor& h, const Solve
     // Damping H += damp·mean(diag H)·I, raised ×10 while the factorisation fails.
     double relDamp = options.damp;
     int raises = 0;
-    torch::Tensor hinv;
     for (;;) {
         throwIfCancelled(cancel);
         const auto damp = meanDiagonal * relDamp; // float32, as the reference's percdamp·mean
-        hinv = upperCholeskyOfInverse(h, diagonal + damp);
-        if (hinv.defined()) {
-            if (dampAbsolute)
-                *dampAbsolute = damp.item<double>();
+        setup.hinv = upperCholeskyOfInverse(h, diagonal + damp);
+        if (setup.hinv.defined()) {
+            setup.dampAbsolute = damp.item<double>();
             break;
         }
         const double next = relDamp > 0.0 ? relDamp * kDampRaiseFactor : kFirstNonzeroDamp;
@@ -584,6 +509,26 @@ LayerResult solveSparseGpt(torch::Tensor& w, const torch::Tensor& h, const Solve
         relDamp = next;
         ++raises;
     }
+    setup.dampUsed = relDamp;
+    setup.dampRaises = raises;
+    return setup;
+}
+
+LayerResult solveSparseGpt(torch::Tensor& w, const torch::Tensor& h, const SolverOptions& options,
+                           const ProgressCallback& progress, const CancelToken* cancel, Backend backend,
+                           double* dampAbsolute)
+{
+    const int64_t rows = w.size(0);
+    const int64_t cols = w.size(1);
+    LayerResult result;
+    const SparseGptSetup setup = prepareSparseGpt(w, h, options, cancel);
+    const QuantGrid& grid = setup.grid;
+    const torch::Tensor& hinv = setup.hinv;
+    const double relDamp = setup.dampUsed;
+    const int raises = setup.dampRaises;
+    if (dampAbsolute)
+        *dampAbsolute = setup.dampAbsolute;
+    result.stats.deadInputs = setup.deadInputs;
     result.stats.dampUsed = relDamp;
     result.stats.dampRaises = raises;
 

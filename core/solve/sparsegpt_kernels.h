@@ -1,0 +1,89 @@
+#pragma once
+// Element kernels of the SparseGPT column loop, shared by the solver (sparsegpt.cpp) and the
+// teaching stepper (sparsegpt_stepper.cpp) so that both run the very same float operations:
+// N:M selection as torch.topk, the quantization grid and rounding of quant.py, and the
+// reference's unstructured rank. Internal (solve/ only); plain floats, no tensors.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+namespace sparselab::solve::detail {
+
+// Rows per tile of the CPU column loop: 32 rows × 128 columns × 4 bytes = 16 KiB per buffer.
+// The stepper sums the loss in the same tiles, so that its loss equals the solver's exactly.
+inline constexpr int64_t kTileRows = 32;
+
+// ---- N:M selection, as torch.topk(largest=False) on CPU -----------------------------------------
+
+// Marks in `chosen[0..width)` the `n` entries torch.topk(scores, n, largest=False) returns.
+// ATen's CPU topk copies (value, index) pairs with the value widened to double, then runs
+// std::partial_sort when n·64 <= width and std::nth_element otherwise, comparing values only;
+// doing the same keeps ties (equal scores) resolved exactly as the reference resolves them.
+inline void selectSmallest(const float* scores, int64_t stride, int64_t width, int64_t n,
+                    std::vector<std::pair<double, int64_t>>& queue, uint8_t* chosen)
+{
+    for (int64_t k = 0; k < width; ++k)
+        chosen[k] = 0;
+    if (n >= width) {
+        for (int64_t k = 0; k < width; ++k)
+            chosen[k] = 1;
+        return;
+    }
+    queue.resize(size_t(width));
+    for (int64_t k = 0; k < width; ++k)
+        queue[size_t(k)] = {double(scores[k * stride]), k};
+    auto less = [](const std::pair<double, int64_t>& x, const std::pair<double, int64_t>& y) {
+        return (!std::isnan(x.first) && std::isnan(y.first)) || (x.first < y.first);
+    };
+    if (n * 64 <= width)
+        std::partial_sort(queue.begin(), queue.begin() + n, queue.end(), less);
+    else
+        std::nth_element(queue.begin(), queue.begin() + (n - 1), queue.end(), less);
+    for (int64_t k = 0; k < n; ++k)
+        chosen[queue[size_t(k)].second] = 1;
+}
+
+// ---- quantization on raw floats (same float32 operations as quant.py) -------------------------
+
+inline float quantizeValue(float x, float scale, float zero, float maxq)
+{
+    float q = std::nearbyint(x / scale) + zero; // torch.round: half to even
+    q = std::min(std::max(q, 0.0f), maxq);
+    return scale * (q - zero);
+}
+
+inline void findRowGrid(const float* x, int64_t n, float maxq, bool symmetric, float& scale, float& zero)
+{
+    float lo = x[0];
+    float hi = x[0];
+    for (int64_t k = 1; k < n; ++k) {
+        lo = std::min(lo, x[k]);
+        hi = std::max(hi, x[k]);
+    }
+    float xmin = std::min(lo, 0.0f);
+    float xmax = std::max(hi, 0.0f);
+    if (symmetric) {
+        xmax = std::max(std::fabs(xmin), xmax);
+        if (xmin < 0.0f)
+            xmin = -xmax;
+    }
+    if (xmin == 0.0f && xmax == 0.0f) {
+        xmin = -1.0f;
+        xmax = 1.0f;
+    }
+    scale = (xmax - xmin) / maxq;
+    zero = symmetric ? (maxq + 1.0f) / 2.0f : std::nearbyint(-xmin / scale);
+}
+
+// Index of the unstructured threshold among `numel` block scores.
+inline int64_t unstructuredRank(int64_t numel, double sparsity)
+{
+    // Python's int(numel * sparsity), clamped to a valid index.
+    const auto k = int64_t(double(numel) * sparsity);
+    return std::clamp<int64_t>(k, 0, numel - 1);
+}
+
+} // namespace sparselab::solve::detail
