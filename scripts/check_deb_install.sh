@@ -47,7 +47,7 @@ if [[ ! -x $cache/pristine/usr/bin/apt-get ]]; then
 fi
 root=$cache/install-root
 cleanup() {
-  for m in var/cache/apt/archives dev proc; do
+  for m in var/cache/apt/archives dev/pts dev proc; do
     mountpoint -q "$root/$m" && umount -l "$root/$m"
   done
   [[ ${KEEP_ROOT:-0} == 1 ]] || rm -rf "$root"
@@ -59,6 +59,7 @@ mkdir -p "$cache/archives/partial" "$root/var/cache/apt/archives"
 mount --bind "$cache/archives" "$root/var/cache/apt/archives"
 mount -t proc proc "$root/proc"
 mount --bind /dev "$root/dev"
+mount --bind /dev/pts "$root/dev/pts"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 cp "$deb" "$root/tmp/"
 in_root() { chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
@@ -66,7 +67,7 @@ in_root() { chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root 
 
 say "apt-get install ./$(basename "$deb")"
 in_root apt-get update -q
-in_root sh -c "cd /tmp && nice apt-get install -y -q ./$(basename "$deb")" | tail -n 5
+in_root sh -c "cd /tmp && nice apt-get install -y -q ./$(basename "$deb")" 2>&1 | { grep -E "newly installed|^Need to get|^After this|sparselab" || true; }
 
 say "installed files"
 in_root dpkg -L sparselab | grep -E 'bin/|\.so|metainfo|desktop|icons|man1|stories260K-hf/model' 
