@@ -33,7 +33,7 @@ dpkg-deb --info "$deb" | sed -n '/Package:/,$p'
 dpkg-deb --contents "$deb" | awk '{print $6}' | grep -v '/$'
 
 say "lintian"
-lintian_out=$(lintian --no-tag-display-limit "$deb" || true)
+lintian_out=$(lintian --tag-display-limit 0 "$deb" || true)
 echo "${lintian_out:-(no tags)}"
 if grep -q '^E:' <<<"$lintian_out"; then
   echo "check_deb_install: lintian reports errors" >&2
