@@ -18,17 +18,26 @@
 
 namespace sparselab::fuzz {
 
-// A scratch folder unique to this process, created on first use and kept for its lifetime.
+// A scratch folder unique to this process, created on first use and removed at exit. (The
+// path lives on the heap for the whole run, so the exit handler never sees it destroyed.)
 inline const std::filesystem::path& scratchDir()
 {
-    static const std::filesystem::path dir = [] {
+    static const std::filesystem::path* const dir = [] {
         const char* tmp = std::getenv("TMPDIR");
-        std::filesystem::path d = std::filesystem::path(tmp && *tmp ? tmp : "/tmp")
-                                  / ("sparselab-fuzz-" + std::to_string(::getpid()));
-        std::filesystem::create_directories(d);
+        auto* d = new std::filesystem::path(std::filesystem::path(tmp && *tmp ? tmp : "/tmp")
+                                            / ("sparselab-fuzz-" + std::to_string(::getpid())));
+        std::filesystem::create_directories(*d);
         return d;
     }();
-    return dir;
+    static const bool cleanupRegistered = [] {
+        std::atexit([] {
+            std::error_code ignored;
+            std::filesystem::remove_all(*dir, ignored);
+        });
+        return true;
+    }();
+    (void)cleanupRegistered;
+    return *dir;
 }
 
 // Writes the fuzz input to scratchDir()/name and returns that path.
