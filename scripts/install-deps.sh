@@ -10,7 +10,13 @@ packages=(
   libhdf5-dev nlohmann-json3-dev libsentencepiece-dev
   hdf5-tools python3-h5py
   xvfb xauth
+  dpkg-dev file lintian            # the .deb (cpack's dpkg-shlibdeps) and its lint
 )
+# scripts/fuzz.sh (libFuzzer) and scripts/check_deb_install.sh (clean Debian root):
+# only with SPARSELAB_EXTRA_DEPS=1, CI does not need them.
+if [[ ${SPARSELAB_EXTRA_DEPS:-0} == 1 ]]; then
+  packages+=(clang-14 libclang-rt-14-dev debootstrap)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

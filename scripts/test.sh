@@ -5,5 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/build.sh -DSPARSELAB_TESTS=ON
+# The .deb from the same build (seconds: it packs the already built binaries) and its lint;
+# installing it into a clean root is scripts/check_deb_install.sh (minutes, by hand).
+(cd build && cpack -G DEB >/dev/null && lintian --fail-on error sparselab_*.deb)
 cd build
 ctest --output-on-failure --timeout 1500 -j 1 "$@"

@@ -92,6 +92,19 @@ ExportSummary exportHuggingFaceFolder(const model::CausalLM& model, const fs::pa
     ProgressReporter reporter(progress, "export", int64_t(source.files().size()) + 1);
     int64_t step = 0;
 
+    // Errors while writing name the would-be output, not the hidden temporary folder.
+    const auto writeStep = [&](const auto& action) {
+        try {
+            action();
+        } catch (const InputError& e) {
+            std::string message = e.what();
+            const std::string tempText = temp.string(), outText = outDir.string();
+            for (size_t at = message.find(tempText); at != std::string::npos; at = message.find(tempText, at))
+                message.replace(at, tempText.size(), outText), at += outText.size();
+            throw InputError(message + "; nothing was exported");
+        }
+    };
+
     std::set<std::string> weightFiles;
     for (const auto& file : source.files()) {
         throwIfCancelled(cancel);
@@ -117,7 +130,7 @@ ExportSummary exportHuggingFaceFolder(const model::CausalLM& model, const fs::pa
             }
             tensors.push_back(out);
         }
-        io::writeSafetensors(temp / file.path().filename(), tensors, file.metadata());
+        writeStep([&] { io::writeSafetensors(temp / file.path().filename(), tensors, file.metadata()); });
     }
 
     // Everything else in the folder (config, tokenizer, index …) is copied as is.
@@ -125,19 +138,20 @@ ExportSummary exportHuggingFaceFolder(const model::CausalLM& model, const fs::pa
         const std::string name = entry.path().filename().string();
         if (!entry.is_regular_file() || weightFiles.count(name) || name == "sparselab.json")
             continue;
-        fs::copy_file(entry.path(), temp / name);
+        std::error_code copyError;
+        fs::copy_file(entry.path(), temp / name, copyError);
+        if (copyError)
+            throw inputError(outDir / name, "cannot write: " + copyError.message() + "; nothing was exported");
     }
-    writeFileAtomically(temp / "sparselab.json", provenance.dump(2) + "\n");
+    writeStep([&] { writeFileAtomically(temp / "sparselab.json", provenance.dump(2) + "\n"); });
 
     for (const auto& entry : fs::directory_iterator(temp)) {
         ++summary.files;
         summary.bytes += int64_t(entry.file_size());
     }
     throwIfCancelled(cancel);
-    std::error_code ec;
-    fs::rename(temp, outDir, ec);
-    if (ec)
-        throw inputError(outDir, "cannot move the finished folder into place: " + ec.message());
+    // fsync of every file and the folder, then the rename: all or nothing after a crash too.
+    renameFolderIntoPlace(temp, outDir);
     guard.release();
     reporter.report(step + 1, "done");
     return summary;

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cctype>
 
 namespace sparselab::io {
 
@@ -22,6 +23,8 @@ constexpr const char* kIndexFile = "model.safetensors.index.json";
 void checkShardName(const fs::path& folder, const fs::path& indexFile, const std::string& shard)
 {
     const fs::path p(shard);
+    if (isPickleWeightsName(p))
+        throw inputError(indexFile, "shard '" + shard + "' is a PyTorch pickle file: " + pickleRefusal());
     bool bad = shard.empty() || p.is_absolute() || p.has_root_name() || p.has_root_directory();
     for (const fs::path& part : p)
         bad = bad || part == "..";
@@ -36,9 +39,25 @@ void checkShardName(const fs::path& folder, const fs::path& indexFile, const std
     }
     if (bad)
         throw inputError(indexFile, "shard '" + shard + "' lies outside the model folder");
+    if (p.extension() != ".safetensors")
+        throw inputError(indexFile, "shard '" + shard + "' is not a .safetensors file");
 }
 
 } // namespace
+
+bool isPickleWeightsName(const fs::path& file)
+{
+    std::string ext = file.extension().string();
+    for (char& c : ext)
+        c = char(std::tolower(static_cast<unsigned char>(c)));
+    return ext == ".bin" || ext == ".pt" || ext == ".pth" || ext == ".ckpt" || ext == ".pkl" || ext == ".pickle";
+}
+
+std::string pickleRefusal()
+{
+    return "SparseLab never loads pickle weights (unpickling can run arbitrary code); "
+           "convert the model to safetensors first";
+}
 
 Checkpoint Checkpoint::open(const fs::path& folder)
 {
@@ -86,6 +105,10 @@ Checkpoint Checkpoint::open(const fs::path& folder)
     } else if (fs::exists(singleFile, ec)) {
         ckpt.m_files.push_back(SafetensorsFile::open(singleFile));
     } else {
+        for (const char* pickled : {"pytorch_model.bin", "pytorch_model.bin.index.json", "model.pt", "model.pth"})
+            if (fs::exists(folder / pickled, ec))
+                throw inputError(folder / pickled, std::string("PyTorch pickle weights and no model.safetensors: ")
+                                                       + pickleRefusal());
         throw inputError(folder, "no model.safetensors or model.safetensors.index.json in this folder");
     }
 

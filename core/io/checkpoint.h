@@ -7,6 +7,11 @@
 // such names resolve to the stored tensor. Shard names that are absolute, contain "..",
 // or otherwise resolve outside the folder are rejected (InputError naming the index file).
 // A folder with neither file gives InputError naming the folder.
+//
+// Model files are data, never code: PyTorch pickle weights (pytorch_model.bin, *.pt, *.pth,
+// *.ckpt, *.pkl) are never opened — unpickling runs arbitrary code. A folder that has only
+// those, or an index naming such a shard, is an InputError saying so. Shard names must end
+// in ".safetensors".
 
 #include "io/safetensors.h"
 
@@ -17,6 +22,12 @@
 #include <vector>
 
 namespace sparselab::io {
+
+// True for file names whose extension marks PyTorch pickle weights (.bin .pt .pth .ckpt
+// .pkl .pickle, any case).
+[[nodiscard]] bool isPickleWeightsName(const std::filesystem::path& file);
+// The one-line reason pickle files are refused, for InputErrors about them.
+[[nodiscard]] std::string pickleRefusal();
 
 class Checkpoint {
 public:

@@ -1,5 +1,6 @@
 #include "model/config.h"
 
+#include "io/checkpoint.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
 
@@ -205,6 +206,8 @@ ModelConfig ModelConfig::load(const fs::path& configJsonOrFolder)
     std::error_code ec;
     const fs::path file = fs::is_directory(configJsonOrFolder, ec) ? configJsonOrFolder / "config.json"
                                                                    : configJsonOrFolder;
+    if (io::isPickleWeightsName(file))
+        throw inputError(file, "is a PyTorch pickle file, not a model folder: " + io::pickleRefusal());
     const std::string text = readTextFile(file);
     json j;
     try {

@@ -24,27 +24,75 @@ fs::path temporarySibling(const fs::path& target)
 }
 
 namespace {
-void fsyncPath(const fs::path& path)
+
+// fsync(2) of a file or folder. A folder's fsync makes a rename inside it durable; some file
+// systems refuse to fsync folders (EINVAL) and are then as durable as they get.
+void fsyncOrThrow(const fs::path& path, const fs::path& nameInError, bool folder)
 {
-    const int fd = ::open(path.c_str(), O_RDONLY);
+    const int fd = ::open(path.c_str(), (folder ? O_DIRECTORY : 0) | O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return;
-    ::fsync(fd);
+        throw inputError(nameInError, std::string("cannot open to flush to disk: ") + std::strerror(errno));
+    const int rc = ::fsync(fd);
+    const int err = errno;
     ::close(fd);
+    if (rc != 0 && !(folder && (err == EINVAL || err == ENOTSUP)))
+        throw inputError(nameInError, std::string("cannot flush to disk: ") + std::strerror(err));
 }
+
+// After the rename the new file is in place whatever happens next: flushing the folder is
+// then best effort (an error here must not claim the output failed).
+void fsyncFolderQuietly(const fs::path& folder)
+{
+    const int fd = ::open(folder.c_str(), O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ::fsync(fd);
+        ::close(fd);
+    }
+}
+
+fs::path parentOf(const fs::path& target)
+{
+    return target.has_parent_path() ? target.parent_path() : fs::path(".");
+}
+
 } // namespace
+
+void syncFolderTree(const fs::path& folder, const fs::path& nameInError)
+{
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(folder, ec); !ec && it != fs::recursive_directory_iterator();
+         it.increment(ec)) {
+        if (it->is_directory(ec))
+            fsyncOrThrow(it->path(), nameInError, true);
+        else if (it->is_regular_file(ec))
+            fsyncOrThrow(it->path(), nameInError, false);
+    }
+    if (ec)
+        throw inputError(nameInError, "cannot list the finished folder: " + ec.message());
+    fsyncOrThrow(folder, nameInError, true);
+}
+
+void renameFolderIntoPlace(const fs::path& tempFolder, const fs::path& target)
+{
+    syncFolderTree(tempFolder, target);
+    std::error_code ec;
+    fs::rename(tempFolder, target, ec);
+    if (ec)
+        throw inputError(target, "cannot move the finished folder into place: " + ec.message());
+    fsyncFolderQuietly(parentOf(target));
+}
 
 void writeFileAtomically(const fs::path& target, const std::function<void(const fs::path&)>& write)
 {
     const fs::path temp = temporarySibling(target);
     try {
         write(temp);
-        fsyncPath(temp);
+        fsyncOrThrow(temp, target, false);
         std::error_code ec;
         fs::rename(temp, target, ec);
         if (ec)
             throw inputError(target, "cannot move the finished file into place: " + ec.message());
-        fsyncPath(target.has_parent_path() ? target.parent_path() : fs::path("."));
+        fsyncFolderQuietly(parentOf(target));
     } catch (...) {
         std::error_code ignored;
         fs::remove(temp, ignored);
@@ -59,9 +107,9 @@ void writeFileAtomically(const fs::path& target, std::string_view bytes)
         if (!out)
             throw inputError(target, std::string("cannot create file: ") + std::strerror(errno));
         out.write(bytes.data(), std::streamsize(bytes.size()));
-        out.flush();
+        out.close();
         if (!out)
-            throw inputError(target, "write failed (disk full?)");
+            throw inputError(target, std::string("write failed: ") + std::strerror(errno));
     });
 }
 

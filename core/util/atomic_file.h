@@ -13,10 +13,21 @@ namespace sparselab {
 void writeFileAtomically(const std::filesystem::path& target, std::string_view bytes);
 
 // Calls `write(tempPath)` to produce the file at a temporary path in the same folder,
-// fsyncs it and renames it onto `target`. On any exception the temporary is removed and
+// fsyncs it, renames it onto `target` and fsyncs the folder (best effort: the rename has
+// happened); a failed fsync (e.g. ENOSPC on delayed allocation) is an InputError naming `target`
+// and leaves `target` as it was. On any exception the temporary is removed and
 // the exception propagates.
 void writeFileAtomically(const std::filesystem::path& target,
                          const std::function<void(const std::filesystem::path& tempPath)>& write);
+
+// For outputs that are folders (a Hugging Face export): fsyncs every file and folder under
+// `tempFolder` and `tempFolder` itself, renames it onto `target` (which must not exist) and
+// fsyncs the parent (best effort), so after a crash either the complete folder or nothing is there.
+// InputError naming `target` on failure (the caller removes `tempFolder`).
+void renameFolderIntoPlace(const std::filesystem::path& tempFolder, const std::filesystem::path& target);
+// fsync of every file and folder under `folder`, and `folder` itself; InputError naming
+// `nameInError` on failure.
+void syncFolderTree(const std::filesystem::path& folder, const std::filesystem::path& nameInError);
 
 // A temporary sibling path: "<dir>/.<name>.tmp-<pid>-<counter>".
 [[nodiscard]] std::filesystem::path temporarySibling(const std::filesystem::path& target);

@@ -1,5 +1,7 @@
 // The bad-input catalogue of the CLI: every malformed input gives exit code 2, ONE line on
-// stderr that names the offending file or option, and leaves no output behind.
+// stderr that names the offending file or option, and leaves no output behind. It covers
+// every reader (safetensors, shard index, config.json, tokenizer.json, tokenizer.model,
+// GGUF, recipe, text files) and the options of each command.
 // Inputs are built in a temporary folder from the bundled demo model.
 
 #include "testsupport.h"
@@ -28,6 +30,20 @@ QByteArray safetensorsBytes(const std::string& header, const QByteArray& data)
         bytes.append(char((n >> (8 * i)) & 0xff));
     bytes.append(header.data(), qsizetype(header.size()));
     bytes.append(data);
+    return bytes;
+}
+
+// A GGUF header: magic, version, tensor and key/value counts, then `rest`.
+QByteArray ggufBytes(const QByteArray& magic, uint32_t version, uint64_t tensors, uint64_t kvs,
+                     const QByteArray& rest = {})
+{
+    QByteArray bytes = magic;
+    for (int i = 0; i < 4; ++i)
+        bytes.append(char((version >> (8 * i)) & 0xff));
+    for (const uint64_t n : {tensors, kvs})
+        for (int i = 0; i < 8; ++i)
+            bytes.append(char((n >> (8 * i)) & 0xff));
+    bytes.append(rest);
     return bytes;
 }
 
@@ -266,6 +282,102 @@ private Q_SLOTS:
             QTest::newRow("solve-layer: neither inputs nor hessian")
                 << QStringList{"solve-layer", "--problem", noInputs, "--out", lout} << "no-inputs.safetensors" << lout;
         }
+
+        // --- tokenizers -----------------------------------------------------------------------
+        {
+            const auto tokModel = [&](const QString& name, const QByteArray* tokenizerJson,
+                                      const QByteArray* tokenizerModel) {
+                const QString m = makeModel(m_dir, name, QByteArray());
+                QFile::copy(m_demo + "/model.safetensors", m + "/model.safetensors");
+                QFile::remove(m + "/tokenizer.model");
+                if (tokenizerJson)
+                    writeFile(m + "/tokenizer.json", *tokenizerJson);
+                if (tokenizerModel)
+                    writeFile(m + "/tokenizer.model", *tokenizerModel);
+                return m;
+            };
+            const QStringList evalArgs = {"--text", m_eval, "--seqlen", "64"};
+            const QByteArray notJson = "{\"model\": {\"type\": \"BPE\",";
+            QTest::newRow("tokenizer.json not JSON")
+                << (QStringList{"eval", tokModel("tokjson-broken", &notJson, nullptr)} + evalArgs) << "tokenizer.json" << "";
+            const QByteArray unigram = R"({"model": {"type": "Unigram", "vocab": [["a", 0.0]]}})";
+            QTest::newRow("tokenizer.json Unigram model")
+                << (QStringList{"eval", tokModel("tokjson-unigram", &unigram, nullptr)} + evalArgs) << "tokenizer.json" << "";
+            const QByteArray badVocab = R"({"model": {"type": "BPE", "vocab": [1, 2, 3], "merges": []}})";
+            QTest::newRow("tokenizer.json vocab not an object")
+                << (QStringList{"eval", tokModel("tokjson-vocab", &badVocab, nullptr)} + evalArgs) << "tokenizer.json" << "";
+            const QByteArray badMerge = R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": ["a c"]}})";
+            QTest::newRow("tokenizer.json merge of unknown tokens")
+                << (QStringList{"eval", tokModel("tokjson-merge", &badMerge, nullptr)} + evalArgs) << "tokenizer.json" << "";
+            const QByteArray garbage("\x0a\xff\xff\xff\xff\x0f garbage", 16);
+            QTest::newRow("tokenizer.model not a SentencePiece model")
+                << (QStringList{"eval", tokModel("tokmodel-garbage", nullptr, &garbage)} + evalArgs) << "tokenizer.model" << "";
+            QFile demoTok(m_demo + "/tokenizer.model");
+            QVERIFY(demoTok.open(QIODevice::ReadOnly));
+            const QByteArray truncated = demoTok.readAll().left(1000);
+            QTest::newRow("tokenizer.model truncated")
+                << (QStringList{"eval", tokModel("tokmodel-truncated", nullptr, &truncated)} + evalArgs) << "tokenizer.model" << "";
+            const QByteArray emptyBytes("");
+            QTest::newRow("tokenizer.model empty")
+                << (QStringList{"eval", tokModel("tokmodel-empty", nullptr, &emptyBytes)} + evalArgs) << "tokenizer.model" << "";
+            QTest::newRow("no tokenizer files")
+                << (QStringList{"eval", tokModel("tok-none", nullptr, nullptr)} + evalArgs) << "tok-none" << "";
+        }
+
+        // --- GGUF (export reads a .gguf model too) -------------------------------------------
+        {
+            const QString gout = d + "/never.gguf";
+            const auto gguf = [&](const QString& name, const QByteArray& bytes) {
+                const QString path = d + "/" + name;
+                writeFile(path, bytes);
+                return QStringList{"export", path, "--gguf", gout};
+            };
+            QTest::newRow("GGUF truncated header") << gguf("trunc.gguf", QByteArray("GGUF\x03\x00", 6)) << "trunc.gguf" << gout;
+            QTest::newRow("GGUF version 1") << gguf("v1.gguf", ggufBytes("GGUF", 1, 0, 0)) << "v1.gguf" << gout;
+            QTest::newRow("GGUF tensor count beyond the file")
+                << gguf("many.gguf", ggufBytes("GGUF", 3, uint64_t(1) << 40, 0)) << "many.gguf" << gout;
+            // One key whose string length runs past the end of the file.
+            QByteArray key;
+            for (int i = 0; i < 8; ++i)
+                key.append(char(i == 0 ? 0x40 : 0));
+            key.append("general");
+            QTest::newRow("GGUF key string past the end")
+                << gguf("key.gguf", ggufBytes("GGUF", 3, 0, 1, key)) << "key.gguf" << gout;
+            QTest::newRow("GGUF without llama metadata")
+                << gguf("empty-kv.gguf", ggufBytes("GGUF", 3, 0, 0)) << "empty-kv.gguf" << gout;
+            QTest::newRow("export: unknown --type")
+                << QStringList{"export", m_demo, "--gguf", gout, "--type", "q5_k"} << "--type" << gout;
+        }
+
+        // --- model files are data, never code ------------------------------------------------
+        {
+            const QString pickleOnly = makeModel(m_dir, "pickle-only", QByteArray());
+            writeFile(pickleOnly + "/pytorch_model.bin", QByteArray("PK\x03\x04 not loaded", 20));
+            QTest::newRow("pytorch_model.bin only (pickle refused)")
+                << QStringList{"info", pickleOnly} << "pytorch_model.bin" << "";
+            QTest::newRow("MODEL is a .bin file (pickle refused)")
+                << QStringList{"info", pickleOnly + "/pytorch_model.bin"} << "pytorch_model.bin" << "";
+            const QString binShard = makeModel(m_dir, "bin-shard", QByteArray());
+            writeFile(binShard + "/model.safetensors.index.json",
+                      R"({"weight_map": {"model.norm.weight": "pytorch_model-00001-of-00002.bin"}})");
+            QTest::newRow("shard index naming a .bin shard")
+                << QStringList{"info", binShard} << "model.safetensors.index.json" << "";
+            const QString missingShard = makeModel(m_dir, "missing-shard", QByteArray());
+            writeFile(missingShard + "/model.safetensors.index.json",
+                      R"({"weight_map": {"model.norm.weight": "model-00001-of-00002.safetensors"}})");
+            QTest::newRow("shard index naming a missing shard")
+                << QStringList{"info", missingShard} << "model.safetensors.index.json" << "";
+            const QString brokenIndex = makeModel(m_dir, "broken-index", QByteArray());
+            writeFile(brokenIndex + "/model.safetensors.index.json", "{\"weight_map\": ");
+            QTest::newRow("shard index not JSON")
+                << QStringList{"info", brokenIndex} << "model.safetensors.index.json" << "";
+        }
+
+        // --- outputs never replace inputs --------------------------------------------------------
+        QTest::newRow("--text is a folder") << QStringList{"eval", m_demo, "--text", d} << d << "";
+        QTest::newRow("export: --gguf inside the input model")
+            << QStringList{"export", m_demo, "--gguf", m_demo + "/config.json"} << "config.json" << "";
+        QTest::newRow("export: --gguf is a folder") << QStringList{"export", m_demo, "--gguf", d} << d << "";
         QTest::newRow("unknown command") << QStringList{"compress"} << "compress" << "";
     }
 
