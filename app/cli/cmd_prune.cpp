@@ -1,6 +1,7 @@
 // `prune`: calibrate, compress every linear layer per the plan, optionally evaluate before
 // and after, and export a Hugging Face folder with provenance (sparselab.json).
 
+#include "cli_plan.h"
 #include "commands.h"
 #include "engine_options.h"
 
@@ -95,6 +96,9 @@ int cmdPrune(const Args& args)
     const fs::path outDir = *args.value("out");
     const std::optional<fs::path> evalFile = args.value("eval") ? std::optional<fs::path>(*args.value("eval"))
                                                                 : std::nullopt;
+    const bool stream = args.flag("stream");
+    if (stream && evalFile)
+        throw optionError("--stream", "cannot be combined with --eval yet (evaluate the exported model instead)");
     applyThreadsOption(args);
     const torch::Device device = deviceOption(args);
     const bool quiet = args.flag("quiet");
@@ -109,6 +113,16 @@ int cmdPrune(const Args& args)
     if (calib.seqlen > config.maxPositions)
         throw optionError("--seqlen", std::to_string(calib.seqlen) + " exceeds the model's maximum of "
                                           + std::to_string(config.maxPositions) + " positions");
+    // Memory: refuse before loading anything when the run cannot fit (--dry-run: show the plan).
+    const auto memoryPlan = planForArgs(folder, args, calib.nsamples, calib.seqlen);
+    if (args.flag("dry-run")) {
+        printPlan(memoryPlan, args.flag("json"));
+        if (!memoryPlan.fits())
+            throw inputError(folder, memoryPlan.refusal());
+        return 0;
+    }
+    if (!memoryPlan.fits())
+        throw inputError(folder, memoryPlan.refusal() + " (see sparselab-cli plan)");
     pipeline::PruneParams params;
     params.recipe = recipeFromArgs(args);
     params.recipeSource = args.valueOr("recipe", "options");
@@ -128,7 +142,7 @@ int cmdPrune(const Args& args)
 
     torch::NoGradGuard noGrad;
     const auto tokenizer = tokenize::loadTokenizer(folder);
-    auto model = model::CausalLM::load(folder, device);
+    auto model = model::CausalLM::load(folder, device, stream);
     // The whole plan against the model's layers before any slow step (tokenizing, calibration).
     pipeline::validatePlan(*model, params);
     const auto calibIds = tokenizer->encodeForModel(calibText);
@@ -173,6 +187,7 @@ int cmdPrune(const Args& args)
         {"recipe", params.recipe.toJson()},
         {"layer_filter", params.layerFilter},
         {"true_sequential", params.trueSequential},
+        {"streamed", stream},
         {"linear_sparsity", result.linearSparsity()},
         {"prune_seconds", result.seconds},
         {"torch_threads", at::get_num_threads()},

@@ -30,6 +30,12 @@ commands:
   prune MODEL --calib FILE --out OUT_DIR [--method M] [--sparsity S | --nm N:M]
        [--bits B] [--nsamples 128] [--seqlen 2048] [--seed 0] [--layers SPEC]
        [--recipe R.json] [--true-sequential] [--eval FILE] [--json]
+       [--device cpu|cuda] [--stream] [--dry-run]
+                                  --stream: one decoder block in memory at a time;
+                                  refuses (exit 2) when the memory plan does not fit;
+                                  --dry-run: print the memory plan and stop
+  plan MODEL [--nsamples N] [--seqlen N] [--device cpu|cuda] [--stream] [--true-sequential] [--json]
+                                  memory a prune run needs (host and GPU); exit 2 if it does not fit
   export MODEL --gguf OUT.gguf [--type f32|f16|q8_0|q4_0] [--name NAME] [--json]
                                   write a GGUF file (llama.cpp) of a Llama-family model
   help                            this text
@@ -62,12 +68,15 @@ int main(int argc, char** argv)
         {"export", [](const auto& a) {
              return cmdExport(Args("export", a, {"gguf", "type", "name", "threads"}, {"json", "quiet"}));
          }},
+        {"plan", [](const auto& a) {
+             return cmdPlan(Args("plan", a, {"nsamples", "seqlen", "device"}, {"stream", "true-sequential", "json"}));
+         }},
         {"prune", [](const auto& a) {
              return cmdPrune(Args("prune", a,
                                   {"calib", "out", "method", "sparsity", "nm", "bits", "group", "nsamples",
                                    "seqlen", "seed", "layers", "recipe", "eval", "blocksize", "damp",
                                    "threads", "device", "workspace"},
-                                  {"sym", "true-sequential", "json", "quiet"}));
+                                  {"sym", "true-sequential", "stream", "dry-run", "json", "quiet"}));
          }},
     };
 

@@ -158,6 +158,9 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
     PruneResult result;
     int64_t solved = 0;
     for (int64_t b = 0; b < model.numBlocks(); ++b) {
+        // Streamed models: page this block in, and let the disk read the next one meanwhile.
+        model.materializeBlock(b);
+        model.prefetchBlock(b + 1);
         auto& layers = model.linears(b);
         std::vector<std::vector<size_t>> groups;
         if (params.trueSequential) {
@@ -235,6 +238,7 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
         }
         // Propagate through the compressed block: the next block sees what it will see at inference.
         inputs = runBlockBatched(model, b, inputs, batch, {}, cancel);
+        model.finishBlock(b); // streamed models: write the block's results back, free its weights
     }
     result.seconds = std::chrono::duration<double>(Clock::now() - started).count();
     reporter.report(toSolve, "done");
