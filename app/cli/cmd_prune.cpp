@@ -6,6 +6,7 @@
 // Test hook: SPARSELAB_TEST_KILL_AFTER_BLOCK=k makes the process SIGKILL itself right after
 // block k's checkpoint is written (used by tests/cli/test_cli_workspace.cpp).
 
+#include "cli_plan.h"
 #include "cli_workspace.h"
 #include "commands.h"
 #include "engine_options.h"
@@ -108,6 +109,11 @@ int cmdPrune(const Args& args)
     const fs::path outDir = *args.value("out");
     const std::optional<fs::path> evalFile = args.value("eval") ? std::optional<fs::path>(*args.value("eval"))
                                                                 : std::nullopt;
+    const bool stream = args.flag("stream");
+    if (stream && evalFile)
+        throw optionError("--stream", "cannot be combined with --eval yet (evaluate the exported model instead)");
+    if (stream && args.value("workspace"))
+        throw optionError("--stream", "cannot be combined with --workspace yet (resume restores whole blocks in memory)");
     applyThreadsOption(args);
     const torch::Device device = deviceOption(args);
     const bool quiet = args.flag("quiet");
@@ -122,6 +128,16 @@ int cmdPrune(const Args& args)
     if (calib.seqlen > config.maxPositions)
         throw optionError("--seqlen", std::to_string(calib.seqlen) + " exceeds the model's maximum of "
                                           + std::to_string(config.maxPositions) + " positions");
+    // Memory: refuse before loading anything when the run cannot fit (--dry-run: show the plan).
+    const auto memoryPlan = planForArgs(folder, args, calib.nsamples, calib.seqlen);
+    if (args.flag("dry-run")) {
+        printPlan(memoryPlan, args.flag("json"));
+        if (!memoryPlan.fits())
+            throw inputError(folder, memoryPlan.refusal());
+        return 0;
+    }
+    if (!memoryPlan.fits())
+        throw inputError(folder, memoryPlan.refusal() + " (see sparselab-cli plan)");
     pipeline::PruneParams params;
     params.recipe = recipeFromArgs(args);
     params.recipeSource = args.valueOr("recipe", "options");
@@ -141,7 +157,7 @@ int cmdPrune(const Args& args)
 
     torch::NoGradGuard noGrad;
     const auto tokenizer = tokenize::loadTokenizer(folder);
-    auto model = model::CausalLM::load(folder, device);
+    auto model = model::CausalLM::load(folder, device, stream);
     std::optional<store::ModelIdentity> identity;
     if (workspace) {
         identity = store::modelIdentity(*model); // hashes every file of the folder
@@ -233,6 +249,7 @@ int cmdPrune(const Args& args)
         {"recipe", params.recipe.toJson()},
         {"layer_filter", params.layerFilter},
         {"true_sequential", params.trueSequential},
+        {"streamed", stream},
         {"linear_sparsity", result.linearSparsity()},
         {"prune_seconds", result.seconds},
         {"torch_threads", at::get_num_threads()},

@@ -12,5 +12,6 @@ int cmdInfo(const Args& args);
 int cmdEval(const Args& args);
 int cmdSolveLayer(const Args& args);
 int cmdPrune(const Args& args);
+int cmdPlan(const Args& args);
 
 } // namespace sparselab::cli

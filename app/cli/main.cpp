@@ -31,9 +31,15 @@ commands:
   prune MODEL --calib FILE --out OUT_DIR [--method M] [--sparsity S | --nm N:M]
        [--bits B] [--nsamples 128] [--seqlen 2048] [--seed 0] [--layers SPEC]
        [--recipe R.json] [--true-sequential] [--eval FILE] [--workspace W.h5] [--json]
-                                  (--workspace records the run in W.h5 and resumes an
-                                  interrupted prune from its last finished block)
+       [--device cpu|cuda] [--stream] [--dry-run]
+                                  --workspace: record the run in W.h5 and resume an
+                                  interrupted prune from its last finished block;
+                                  --stream: one decoder block in memory at a time;
+                                  refuses (exit 2) when the memory plan does not fit;
+                                  --dry-run: print the memory plan and stop
   workspace W.h5 [--json]         list the model, settings and runs recorded in a workspace
+  plan MODEL [--nsamples N] [--seqlen N] [--device cpu|cuda] [--stream] [--true-sequential] [--json]
+                                  memory a prune run needs (host and GPU); exit 2 if it does not fit
   export MODEL --gguf OUT.gguf [--type f32|f16|q8_0|q4_0] [--name NAME] [--json]
                                   write a GGUF file (llama.cpp) of a Llama-family model
   help                            this text
@@ -67,12 +73,15 @@ int main(int argc, char** argv)
              return cmdExport(Args("export", a, {"gguf", "type", "name", "threads"}, {"json", "quiet"}));
          }},
         {"workspace", [](const auto& a) { return cmdWorkspace(Args("workspace", a, {}, {"json"})); }},
+        {"plan", [](const auto& a) {
+             return cmdPlan(Args("plan", a, {"nsamples", "seqlen", "device"}, {"stream", "true-sequential", "json"}));
+         }},
         {"prune", [](const auto& a) {
              return cmdPrune(Args("prune", a,
                                   {"calib", "out", "method", "sparsity", "nm", "bits", "group", "nsamples",
                                    "seqlen", "seed", "layers", "recipe", "eval", "blocksize", "damp",
                                    "threads", "device", "workspace"},
-                                  {"sym", "true-sequential", "json", "quiet"}));
+                                  {"sym", "true-sequential", "stream", "dry-run", "json", "quiet"}));
          }},
     };
 

@@ -13,6 +13,7 @@
 #include "tokenize/tokenizer.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
+#include "util/gpu_info.h"
 #include "util/sha256.h"
 
 #include <ATen/Parallel.h>
@@ -956,8 +957,20 @@ QList<DeviceChoice> availableDevices()
     cuda.key = QStringLiteral("cuda");
     cuda.label = QStringLiteral("CUDA");
     cuda.available = torch::cuda::is_available();
+    const util::GpuQuery gpus = util::queryGpus(); // NVML via dlopen: free memory, names
     if (cuda.available) {
         cuda.label = QStringLiteral("CUDA (%1 device%2)").arg(torch::cuda::device_count()).arg(torch::cuda::device_count() == 1 ? "" : "s");
+        if (!gpus.gpus.empty()) {
+            const util::GpuInfo& g = gpus.gpus.front();
+            cuda.label = QStringLiteral("CUDA 0: %1, %2 GB free of %3 GB")
+                             .arg(QString::fromStdString(g.name))
+                             .arg(double(g.freeBytes) / 1e9, 0, 'f', 1)
+                             .arg(double(g.totalBytes) / 1e9, 0, 'f', 1);
+        }
+    } else if (!gpus.gpus.empty()) {
+        cuda.reason = QCoreApplication::translate("sparselab::gui::RunJob",
+                                                  "This build's LibTorch has no CUDA (a %1 is present; build against a CUDA LibTorch, see docs/gpu.md).")
+                          .arg(QString::fromStdString(gpus.gpus.front().name));
     } else {
         cuda.reason = QCoreApplication::translate("sparselab::gui::RunJob", "This build's LibTorch has no CUDA.");
     }

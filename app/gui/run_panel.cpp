@@ -4,6 +4,8 @@
 
 #include "log_view.h"
 
+#include "util/gpu_info.h"
+
 #include <QAction>
 #include <QCheckBox>
 #include <QComboBox>
@@ -14,6 +16,7 @@
 #include <QProgressBar>
 #include <QPushButton>
 #include <QStandardItemModel>
+#include <QTimer>
 #include <QVBoxLayout>
 
 #include <algorithm>
@@ -54,6 +57,14 @@ RunPanel::RunPanel(QWidget* parent)
     form->addRow(tr("&Name:"), m_name);
     form->addRow(m_evaluate);
     form->addRow(m_evalSummary);
+    m_gpu = new QLabel(this);
+    m_gpu->setToolTip(tr("GPU utilisation and memory in use, read from the NVIDIA driver (NVML) once a second."));
+    m_gpu->setVisible(false);
+    form->addRow(m_gpu);
+    m_gpuTimer = new QTimer(this);
+    m_gpuTimer->setInterval(1000);
+    connect(m_gpuTimer, &QTimer::timeout, this, &RunPanel::refreshGpu);
+    connect(m_device, &QComboBox::currentIndexChanged, this, &RunPanel::refreshGpu);
 
     m_overall = new QProgressBar(this);
     m_overall->setRange(0, kScale);
@@ -125,6 +136,32 @@ void RunPanel::setDevice(const QString& key)
     else
         m_device->setCurrentIndex(std::max(0, m_device->findData(QStringLiteral("cpu"))));
 }
+
+void RunPanel::refreshGpu()
+{
+    const bool cuda = device() == QLatin1String("cuda");
+    m_gpu->setVisible(cuda);
+    if (!cuda) {
+        m_gpuTimer->stop();
+        return;
+    }
+    if (!m_gpuTimer->isActive())
+        m_gpuTimer->start();
+    const util::GpuQuery q = util::queryGpus();
+    if (q.gpus.empty()) {
+        m_gpu->setText(tr("GPU: no live figures (%1)").arg(QString::fromStdString(q.unavailableReason)));
+        return;
+    }
+    const util::GpuInfo& g = q.gpus.front();
+    const QString busy = g.utilizationPercent >= 0 ? tr("%1 % busy").arg(g.utilizationPercent) : tr("utilisation unknown");
+    m_gpu->setText(tr("GPU %1 %2: %3, %4 of %5 GB used")
+                       .arg(g.index)
+                       .arg(QString::fromStdString(g.name), busy)
+                       .arg(double(g.totalBytes - g.freeBytes) / 1e9, 0, 'f', 1)
+                       .arg(double(g.totalBytes) / 1e9, 0, 'f', 1));
+}
+
+QString RunPanel::gpuText() const { return m_gpu->isHidden() ? QString() : m_gpu->text(); }
 
 QString RunPanel::runName() const { return m_name->text().trimmed(); }
 void RunPanel::setSuggestedName(const QString& name) { m_name->setPlaceholderText(name); }

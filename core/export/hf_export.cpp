@@ -9,6 +9,7 @@
 #include <torch/types.h>
 
 #include <map>
+#include <optional>
 #include <set>
 
 namespace sparselab::exporting {
@@ -115,8 +116,18 @@ ExportSummary exportHuggingFaceFolder(const model::CausalLM& model, const fs::pa
         for (const auto& info : file.tensors()) {
             const io::TensorView view = file.view(info);
             io::TensorToWrite out{info.name, info.dtype, info.shape, view.data, view.nbytes};
+            out.mappedSource = true; // copied byte for byte from the mapped source
             const auto it = linears.find(info.name);
-            if (it != linears.end()) {
+            const auto finished = model.streamed() ? model.finishedWeight(info.name) : std::nullopt;
+            if (finished) {
+                // Streamed model: the block's result, already in the stored dtype and layout.
+                if (finished->dtype != info.dtype || finished->shape != info.shape)
+                    throw std::logic_error("export: streamed result of " + info.name + " changed dtype or shape");
+                out.data = finished->data;
+                out.nbytes = finished->nbytes;
+                ++summary.tensorsReplaced;
+            } else if (it != linears.end() && !it->second->weight.is_meta()) {
+                out.mappedSource = false;
                 torch::Tensor w = it->second->weight.detach().to(torch::kCPU);
                 if (it->second->storedTransposed)
                     w = w.t();

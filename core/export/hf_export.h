@@ -6,6 +6,9 @@
 // linear layer's weight replaced by the model's current (compressed) weight converted to the
 // stored dtype (transposed back for GPT-2 Conv1D) — pruned entries are exact zeros in any
 // dtype; untouched tensors are copied byte for byte; `__metadata__` (aliases) is kept.
+// Streamed models (CausalLM::streamed): finished blocks' results come from their spill files
+// (already in the stored dtype), blocks never materialized are copied unchanged, and mapped
+// pages are released as each tensor is written, so the resident set stays small.
 // Every other file of the source folder (config.json, tokenizer files, generation config…)
 // is copied. `sparselab.json` holds the provenance object passed in.
 //

@@ -3,6 +3,8 @@
 #include "util/errors.h"
 
 #include <cerrno>
+#include <cstdint>
+#include <utility>
 #include <cstring>
 #include <string>
 
@@ -45,6 +47,37 @@ MappedFile::~MappedFile()
 {
     if (m_data)
         ::munmap(const_cast<std::byte*>(m_data), m_size);
+}
+
+namespace {
+
+// The whole pages inside [data, data + bytes), or an empty range.
+std::pair<void*, size_t> innerPages(const void* data, size_t bytes, bool outer)
+{
+    const auto page = uintptr_t(::sysconf(_SC_PAGESIZE));
+    const auto begin = uintptr_t(data);
+    const auto end = begin + bytes;
+    const uintptr_t first = outer ? begin / page * page : (begin + page - 1) / page * page;
+    const uintptr_t last = outer ? (end + page - 1) / page * page : end / page * page;
+    if (!data || last <= first)
+        return {nullptr, 0};
+    return {reinterpret_cast<void*>(first), size_t(last - first)};
+}
+
+} // namespace
+
+void releaseMappedPages(const void* data, size_t bytes)
+{
+    const auto [start, length] = innerPages(data, bytes, /*outer=*/false);
+    if (length > 0)
+        (void)::madvise(start, length, MADV_DONTNEED);
+}
+
+void prefetchMappedPages(const void* data, size_t bytes)
+{
+    const auto [start, length] = innerPages(data, bytes, /*outer=*/true);
+    if (length > 0)
+        (void)::madvise(start, length, MADV_WILLNEED);
 }
 
 } // namespace sparselab::io

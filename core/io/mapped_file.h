@@ -23,4 +23,14 @@ private:
     size_t m_size = 0;
 };
 
+// Drops the whole pages inside [data, data + bytes) of a read-only file mapping (such as a
+// MappedFile's) from this process's resident set (madvise MADV_DONTNEED); later reads fault
+// them in again from the file. Use after copying a tensor out of a mapping, so that streaming
+// through a file larger than RAM keeps the resident set bounded. Never call it on anonymous or
+// written memory (its contents would be lost). No-op where unsupported.
+void releaseMappedPages(const void* data, size_t bytes);
+// Asks the kernel to start reading [data, data + bytes) of a file mapping in the background
+// (madvise MADV_WILLNEED): overlaps the next block's disk reads with the current work.
+void prefetchMappedPages(const void* data, size_t bytes);
+
 } // namespace sparselab::io

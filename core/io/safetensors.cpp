@@ -325,8 +325,11 @@ void writeSafetensors(const fs::path& path, const std::vector<TensorToWrite>& te
         const uint64_t len = headerText.size();
         out.write(reinterpret_cast<const char*>(&len), 8);
         out.write(headerText.data(), std::streamsize(headerText.size()));
-        for (const TensorToWrite& t : tensors)
+        for (const TensorToWrite& t : tensors) {
             out.write(static_cast<const char*>(t.data), std::streamsize(t.nbytes));
+            if (t.mappedSource)
+                releaseMappedPages(t.data, t.nbytes);
+        }
         out.flush();
         if (!out)
             throw inputError(path, "write failed (disk full?)");

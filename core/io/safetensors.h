@@ -87,6 +87,8 @@ struct TensorToWrite {
     std::vector<int64_t> shape;
     const void* data = nullptr;
     size_t nbytes = 0;
+    bool mappedSource = false; // data lies in a read-only file mapping: its pages are released
+                               // (releaseMappedPages) once written, keeping the resident set bounded
 };
 
 // Writes a safetensors file atomically (temporary name, fsync, rename). Tensors are laid out

@@ -1,13 +1,19 @@
 #include "model/causal_lm.h"
 
 #include "io/checkpoint.h"
+#include "io/mapped_file.h"
 #include "util/errors.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <future>
 #include <limits>
+#include <optional>
 #include <stdexcept>
+
+#include <stdlib.h> // mkdtemp
 
 namespace sparselab::model {
 
@@ -66,7 +72,9 @@ public:
 
     // `expected` is the shape in memory; with `transposed` the file holds its transpose
     // (GPT-2 Conv1D [in, out]) and we keep the [out, in] contiguous copy.
-    torch::Tensor get(const std::string& name, std::vector<int64_t> expected, bool transposed = false)
+    // With `shapeOnly` (streamed linears) nothing is read: a meta tensor of the shape is returned.
+    torch::Tensor get(const std::string& name, std::vector<int64_t> expected, bool transposed = false,
+                      bool shapeOnly = false)
     {
         const io::TensorInfo& info = m_ckpt.info(name); // InputError when missing
         const auto found = m_params.find(info.name);
@@ -82,7 +90,14 @@ public:
         if (info.shape != onDisk)
             throw inputError(file, "tensor '" + name + "' has shape " + shapeText(info.shape) + ", expected "
                                        + shapeText(onDisk));
-        torch::Tensor t = toFloatTensor(m_ckpt.view(name));
+        if (shapeOnly) {
+            torch::Tensor t = torch::empty(expected, torch::TensorOptions().dtype(torch::kFloat).device(torch::kMeta));
+            m_params[info.name] = t;
+            return t;
+        }
+        const io::TensorView view = m_ckpt.view(name);
+        torch::Tensor t = toFloatTensor(view);
+        io::releaseMappedPages(view.data, view.nbytes); // copied: the mapped pages may go
         if (transposed)
             t = t.t().contiguous();
         t = t.to(m_device);
@@ -248,14 +263,45 @@ torch::Tensor toFloatTensor(const io::TensorView& view)
     return type == torch::kFloat ? raw : raw.to(torch::kFloat);
 }
 
-std::unique_ptr<CausalLM> CausalLM::load(const fs::path& folder, torch::Device device)
+// Streaming state: the open checkpoint (its mappings are where weights are paged in from) and
+// the spill files of finished blocks, in a private temporary folder removed with the model.
+struct CausalLM::Stream {
+    explicit Stream(io::Checkpoint c) : checkpoint(std::move(c)) {}
+    ~Stream()
+    {
+        if (staged.valid())
+            staged.wait(); // the staging thread reads our mappings
+        spills.clear(); // unmap before removing the files
+        if (!spillDir.empty()) {
+            std::error_code ignored;
+            fs::remove_all(spillDir, ignored);
+        }
+    }
+    io::Checkpoint checkpoint;
+    fs::path spillDir;                                   // created on the first finishBlock
+    std::map<int64_t, io::SafetensorsFile> spills;       // block → its spill file
+    std::map<std::string, int64_t, std::less<>> spilled; // linear weight name → block
+    // CUDA devices: the next block's weights converted to float32 in pinned host memory on a
+    // background thread while the current block is solved (prefetchBlock), copied to the GPU
+    // asynchronously by materializeBlock. One block staged at most.
+    std::future<std::vector<torch::Tensor>> staged;
+    int64_t stagedBlock = -1;
+};
+
+
+std::unique_ptr<CausalLM> CausalLM::load(const fs::path& folder, torch::Device device, bool streamBlocks)
 {
     std::unique_ptr<CausalLM> lm(new CausalLM());
     lm->m_config = ModelConfig::load(folder);
     lm->m_folder = folder;
     lm->m_device = device;
     const ModelConfig& c = lm->m_config;
-    const io::Checkpoint ckpt = io::Checkpoint::open(folder);
+    std::optional<io::Checkpoint> local;
+    if (streamBlocks)
+        lm->m_stream = std::make_shared<Stream>(io::Checkpoint::open(folder));
+    else
+        local.emplace(io::Checkpoint::open(folder));
+    const io::Checkpoint& ckpt = streamBlocks ? lm->m_stream->checkpoint : *local;
     lm->m_storedDtype = storedDtypeOf(ckpt);
 
     auto impl = std::make_shared<Impl>();
@@ -267,7 +313,7 @@ std::unique_ptr<CausalLM> CausalLM::load(const fs::path& folder, torch::Device d
         layer.name = prefix + kind + ".weight";
         layer.kind = kind;
         layer.block = block;
-        layer.weight = load.get(layer.name, shape, transposed);
+        layer.weight = load.get(layer.name, shape, transposed, streamBlocks);
         layer.bias = load.maybe(bias, prefix + kind + ".bias", {shape[0]});
         layer.storedTransposed = transposed;
         lm->m_linears[size_t(block)].push_back(std::move(layer));
@@ -437,6 +483,122 @@ torch::Tensor CausalLM::logits(const torch::Tensor& ids) const
     for (int64_t b = 0; b < numBlocks(); ++b)
         x = runBlock(b, x);
     return head(x);
+}
+
+void CausalLM::materializeBlock(int64_t block)
+{
+    if (!m_stream)
+        return;
+    std::vector<torch::Tensor> staged;
+    if (m_stream->stagedBlock == block && m_stream->staged.valid()) {
+        staged = m_stream->staged.get(); // rethrows a failure of the staging thread
+        m_stream->stagedBlock = -1;
+    }
+    size_t next = 0;
+    for (LinearLayer& layer : m_linears.at(size_t(block))) {
+        if (!layer.weight.is_meta())
+            continue;
+        if (!staged.empty() && !m_stream->spilled.count(layer.name)) {
+            // Pinned host memory: the copy is queued on the current stream, ahead of the kernels
+            // that read it, and the host thread goes on.
+            layer.weight = staged.at(next++).to(m_device, /*non_blocking=*/true);
+            continue;
+        }
+        const auto spilled = m_stream->spilled.find(layer.name);
+        const io::TensorView view = spilled != m_stream->spilled.end()
+            ? m_stream->spills.at(spilled->second).view(layer.name)
+            : m_stream->checkpoint.view(layer.name);
+        torch::Tensor t = toFloatTensor(view);
+        io::releaseMappedPages(view.data, view.nbytes);
+        if (layer.storedTransposed)
+            t = t.t().contiguous();
+        layer.weight = t.to(m_device);
+    }
+}
+
+void CausalLM::prefetchBlock(int64_t block)
+{
+    if (!m_stream || block < 0 || block >= numBlocks())
+        return;
+    struct Source {
+        io::TensorView view;
+        bool transposed;
+    };
+    std::vector<Source> sources;
+    for (const LinearLayer& layer : m_linears.at(size_t(block)))
+        if (layer.weight.is_meta() && !m_stream->spilled.count(layer.name)) {
+            const io::TensorView view = m_stream->checkpoint.view(layer.name);
+            io::prefetchMappedPages(view.data, view.nbytes);
+            sources.push_back({view, layer.storedTransposed});
+        }
+    if (!m_device.is_cuda() || sources.empty() || m_stream->staged.valid())
+        return;
+    // All of the block's linears are staged or none: materializeBlock relies on the order.
+    if (sources.size() != m_linears.at(size_t(block)).size())
+        return;
+    m_stream->stagedBlock = block;
+    m_stream->staged = std::async(std::launch::async, [sources] {
+        std::vector<torch::Tensor> out;
+        for (const Source& s : sources) {
+            torch::Tensor t = toFloatTensor(s.view);
+            io::releaseMappedPages(s.view.data, s.view.nbytes);
+            if (s.transposed)
+                t = t.t().contiguous();
+            out.push_back(t.pin_memory());
+        }
+        return out;
+    });
+}
+
+void CausalLM::finishBlock(int64_t block)
+{
+    if (!m_stream)
+        return;
+    auto& layers = m_linears.at(size_t(block));
+    std::vector<io::TensorToWrite> tensors;
+    std::vector<torch::Tensor> keepAlive;
+    for (const LinearLayer& layer : layers) {
+        if (layer.weight.is_meta())
+            continue; // never materialized: the checkpoint still holds it
+        const io::TensorInfo& info = m_stream->checkpoint.info(layer.name);
+        torch::Tensor w = layer.weight.detach().to(torch::kCPU);
+        if (layer.storedTransposed)
+            w = w.t();
+        w = w.to(scalarTypeOf(info.dtype)).contiguous();
+        tensors.push_back({info.name, info.dtype, info.shape, w.data_ptr(), size_t(w.nbytes())});
+        keepAlive.push_back(w);
+    }
+    if (tensors.empty())
+        return;
+    if (m_stream->spillDir.empty()) {
+        // A private folder next to the system's temporary files; mkdtemp makes it unique.
+        std::string pattern = (fs::temp_directory_path() / "sparselab-stream-XXXXXX").string();
+        if (!::mkdtemp(pattern.data()))
+            throw InputError(fs::temp_directory_path().string() + ": cannot create a folder for streamed blocks: "
+                             + std::strerror(errno));
+        m_stream->spillDir = pattern;
+    }
+    const fs::path file = m_stream->spillDir / ("block-" + std::to_string(block) + ".safetensors");
+    m_stream->spills.erase(block);
+    io::writeSafetensors(file, tensors);
+    keepAlive.clear();
+    m_stream->spills.emplace(block, io::SafetensorsFile::open(file));
+    for (LinearLayer& layer : layers) {
+        if (layer.weight.is_meta())
+            continue;
+        m_stream->spilled[layer.name] = block;
+        layer.weight = torch::empty(layer.weight.sizes(), torch::TensorOptions().dtype(torch::kFloat).device(torch::kMeta));
+    }
+}
+
+std::optional<io::TensorView> CausalLM::finishedWeight(const std::string& name) const
+{
+    if (!m_stream)
+        return std::nullopt;
+    const auto it = m_stream->spilled.find(name);
+    if (it == m_stream->spilled.end())
+        return std::nullopt;
+    return m_stream->spills.at(it->second).view(name);
 }
 
 std::vector<LinearLayer*> CausalLM::allLinears()

@@ -18,6 +18,7 @@
 // not while a solver is updating weights. They do not set grad mode: callers wrap them in
 // torch::NoGradGuard or c10::InferenceMode (parameters never require grad).
 
+#include "io/safetensors.h" // io::TensorView (finishedWeight)
 #include "model/config.h"
 
 #include <torch/types.h>
@@ -26,6 +27,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,8 +55,32 @@ class CausalLM {
 public:
     // Loads config.json and the safetensors weights of a model folder onto `device`.
     // InputError naming the file for any missing tensor or wrong shape.
+    // streamBlocks: the linear weights of the decoder blocks stay in the memory-mapped files
+    // (their LinearLayer::weight is a shape-only meta tensor) until materializeBlock; every
+    // other tensor (embeddings, norms, biases, head) is loaded as usual. See "Streaming" below.
     static std::unique_ptr<CausalLM> load(const std::filesystem::path& folder,
-                                          torch::Device device = torch::kCPU);
+                                          torch::Device device = torch::kCPU, bool streamBlocks = false);
+
+    // ---- Streaming (models loaded with streamBlocks) -----------------------------------------
+    // Only the blocks in use hold their linear weights: materializeBlock(b) reads block b's
+    // weights (from the checkpoint, or from the spill file once finished) as float32 onto
+    // device() and drops the mapped pages it read; finishBlock(b) writes the block's current
+    // weights, converted to their stored dtype (and layout), into a spill file (a private
+    // temporary folder, removed with the model) and puts meta tensors back, so memory stays
+    // bounded by one block whatever the model's size. prefetchBlock(b) starts reading block b
+    // from disk in the background (MADV_WILLNEED); on a CUDA device it also converts block b
+    // to float32 in pinned host memory on a background thread, so that materializeBlock(b)
+    // only queues asynchronous copies (the next block's transfer overlaps the current solve;
+    // the host then holds one staged block). finishedWeight(name) is the spilled tensor
+    // of a finished block (valid while the model lives), for the exporter. Forward calls on a
+    // block that is not materialized throw (meta tensors). On a model loaded without
+    // streamBlocks, materializeBlock/finishBlock/prefetchBlock do nothing.
+    // Not thread-safe; call between forward passes.
+    [[nodiscard]] bool streamed() const { return m_stream != nullptr; }
+    void materializeBlock(int64_t block);
+    void finishBlock(int64_t block);
+    void prefetchBlock(int64_t block);
+    [[nodiscard]] std::optional<io::TensorView> finishedWeight(const std::string& name) const;
 
     [[nodiscard]] const ModelConfig& config() const { return m_config; }
     [[nodiscard]] const std::filesystem::path& folder() const { return m_folder; }
@@ -87,6 +113,7 @@ public:
 private:
     CausalLM() = default;
     struct Impl;
+    struct Stream;
     ModelConfig m_config;
     std::filesystem::path m_folder;
     torch::Device m_device = torch::kCPU;
@@ -94,6 +121,9 @@ private:
     std::vector<std::vector<LinearLayer>> m_linears;
     std::string m_storedDtype;
     std::shared_ptr<const Impl> m_impl; // architecture-specific tensor handles
+    // streamBlocks state; null otherwise. Copies of a model share it: copy only models loaded
+    // without streamBlocks (a streamed copy would see the other's spills).
+    std::shared_ptr<Stream> m_stream;
 };
 
 // Converts a stored tensor view into a float32 CPU tensor that owns its memory (a copy:

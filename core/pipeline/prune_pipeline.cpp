@@ -170,6 +170,9 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
     }
     for (int64_t b = params.startBlock; b < model.numBlocks(); ++b) {
         const size_t firstReport = result.layers.size();
+        // Streamed models: page this block in, and let the disk read the next one meanwhile.
+        model.materializeBlock(b);
+        model.prefetchBlock(b + 1);
         auto& layers = model.linears(b);
         std::vector<std::vector<size_t>> groups;
         if (params.trueSequential) {
@@ -250,6 +253,7 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
         if (blockFinished)
             blockFinished(b, std::vector<LayerReport>(result.layers.begin() + std::ptrdiff_t(firstReport),
                                                       result.layers.end()));
+        model.finishBlock(b); // streamed models: write the block's results back, free its weights
     }
     result.seconds = std::chrono::duration<double>(Clock::now() - started).count();
     reporter.report(toSolve, "done");

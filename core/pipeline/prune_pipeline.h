@@ -8,6 +8,9 @@
 //   "True sequential" instead solves the block's layers group by group in execution order
 //   (Llama: q/k/v → o → gate/up → down), re-capturing the inputs of each group through the
 //   already-compressed earlier groups.
+// Streamed models (CausalLM::load with streamBlocks): each block is materialized before its
+// pass, the next one prefetched from disk, and the block finished (written to its spill file,
+// weights freed) after its outputs are computed, so only one block's weights are resident.
 // Embeddings and the LM head are never touched. Only the current block's activations and
 // Hessians are alive at a time; each Hessian is freed once its layer is solved.
 // Progress: stage "calibration" per block pass, stage "layer" per solved layer (detail =

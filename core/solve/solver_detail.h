@@ -21,7 +21,12 @@ namespace sparselab::solve::detail {
 //   Generic — the reference's tensor-op sequence (any device); slow on CPU, kept as the
 //             cross-check for CpuTiled and as the CUDA path.
 //   CpuTiled — row tiles in parallel over raw float buffers (CPU only).
-enum class Backend { Auto, Generic, CpuTiled };
+//   CudaKernels — the hand-written block kernel of core/cuda (CUDA tensors, builds with
+//             SPARSELAB_CUDA_SOLVER; Auto picks it for CUDA tensors when blocksize <= 128).
+enum class Backend { Auto, Generic, CpuTiled, CudaKernels };
+
+// True when this build has the CUDA kernel path (SPARSELAB_CUDA_SOLVER).
+[[nodiscard]] bool cudaKernelsBuilt();
 
 // Upper Cholesky factor U of H⁻¹ (UᵀU = H⁻¹, U upper triangular, positive diagonal) for a
 // symmetric positive definite float32 H [n, n] whose diagonal is replaced by `diagonal` [n]
@@ -118,6 +123,17 @@ struct SparseGptSetup {
 };
 [[nodiscard]] SparseGptSetup prepareSparseGpt(torch::Tensor& w, const torch::Tensor& h,
                                               const SolverOptions& options, const CancelToken* cancel);
+// The SparseGPT column loop on CUDA tensors with core/cuda's block kernel (sparsegpt_cuda.cpp):
+// w [rows, cols] float32 contiguous (in place), hinv [cols, cols] upper factor of the damped
+// H⁻¹, mask [rows, cols] bool (filled), rowGrid the dense-W grid when quantizing. Unstructured
+// masks are chosen per block with the CPU's rule (score <= value at sorted index
+// int(numel·sparsity)), N:M and quantization inside the kernel, the lazy update by cuBLAS on the
+// tensors' current stream. Returns the loss. Throws std::logic_error in builds without
+// SPARSELAB_CUDA_SOLVER, std::runtime_error on a CUDA error.
+inline constexpr int64_t kCudaMaxBlockColumns = 128;
+[[nodiscard]] double runCudaKernels(torch::Tensor& w, const torch::Tensor& hinv, torch::Tensor& mask,
+                                    const SolverOptions& options, const QuantGrid& rowGrid,
+                                    ProgressReporter& reporter, const CancelToken* cancel, const std::string& note);
 
 // SparseGPT proper: W [rows, cols] float32 contiguous (modified in place), H [cols, cols]
 // float32 undamped. Fills mask and stats.loss/dampUsed/dampRaises/deadInputs, and sets

@@ -539,9 +539,16 @@ LayerResult solveSparseGpt(torch::Tensor& w, const torch::Tensor& h, const Solve
     ProgressReporter reporter(progress, "solve", blocks);
     const std::string note = dampNote(raises, relDamp);
     if (backend == Backend::Auto)
-        backend = w.device().is_cpu() ? Backend::CpuTiled : Backend::Generic;
+        backend = w.device().is_cpu() ? Backend::CpuTiled
+            : (w.device().is_cuda() && cudaKernelsBuilt() && options.blocksize <= kCudaMaxBlockColumns)
+            ? Backend::CudaKernels
+            : Backend::Generic;
     if (backend == Backend::CpuTiled && !w.device().is_cpu())
         throw std::invalid_argument("solveSparseGpt: the CpuTiled backend needs CPU tensors");
+    if (backend == Backend::CudaKernels) {
+        result.stats.loss = runCudaKernels(w, hinv, result.mask, options, grid, reporter, cancel, note);
+        return result;
+    }
     result.stats.loss = backend == Backend::CpuTiled ? runCpuTiled(p, reporter, cancel, note)
                                                      : runGeneric(p, reporter, cancel, note);
     return result;

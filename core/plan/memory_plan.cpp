@@ -1,0 +1,195 @@
+#include "plan/memory_plan.h"
+
+#include "io/checkpoint.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+namespace sparselab::plan {
+
+namespace {
+
+constexpr int64_t kFloat = 4;
+// LibTorch, OpenBLAS buffers, the process itself; on the GPU the CUDA context and cuBLAS
+// workspace. Measured order of magnitude, deliberately rounded up.
+constexpr int64_t kHostRuntime = 600'000'000;
+constexpr int64_t kDeviceRuntime = 1'000'000'000;
+
+} // namespace
+
+std::vector<std::pair<int64_t, int64_t>> blockLinearShapes(const model::ModelConfig& c)
+{
+    const int64_t d = c.hiddenSize, I = c.intermediateSize;
+    switch (c.architecture) {
+    case model::Architecture::Llama: {
+        const int64_t q = c.numHeads * c.headDim, kv = c.numKvHeads * c.headDim;
+        return {{q, d}, {kv, d}, {kv, d}, {d, q}, {I, d}, {I, d}, {d, I}};
+    }
+    case model::Architecture::Gpt2:
+        return {{3 * d, d}, {d, d}, {I, d}, {d, I}};
+    case model::Architecture::Opt:
+        return {{d, d}, {d, d}, {d, d}, {d, d}, {I, d}, {d, I}};
+    }
+    return {};
+}
+
+MemoryPlan planMemory(const MemoryPlanInput& in)
+{
+    const model::ModelConfig& c = in.config;
+    const auto shapes = blockLinearShapes(c);
+    int64_t blockWeights = 0, hessians = 0, largestHessianGroup = 0, solve = 0, widest = c.hiddenSize;
+    for (const auto& [rows, cols] : shapes) {
+        blockWeights += rows * cols * kFloat;
+        hessians += cols * cols * kFloat;
+        largestHessianGroup = std::max(largestHessianGroup, cols * cols * kFloat);
+        solve = std::max(solve, (2 * cols * cols + rows * cols) * kFloat);
+        widest = std::max(widest, rows);
+    }
+    if (in.trueSequential) {
+        // Groups of layers sharing an input (q/k/v, gate/up) hold their Hessians together.
+        int64_t group = 0;
+        for (size_t i = 0; i < shapes.size(); ++i) {
+            const int64_t h = shapes[i].second * shapes[i].second * kFloat;
+            group = (i > 0 && shapes[i].second == shapes[i - 1].second) ? group + h : h;
+            largestHessianGroup = std::max(largestHessianGroup, group);
+        }
+        hessians = largestHessianGroup;
+    }
+    const int64_t d = c.hiddenSize;
+    int64_t nonBlock = c.vocabSize * d * kFloat * (c.tieWordEmbeddings ? 1 : 2);
+    if (c.architecture != model::Architecture::Llama)
+        nonBlock += (c.maxPositions + 2) * d * kFloat;
+    const int64_t residentBlocks = in.streamed ? 1 : c.numLayers;
+    const int64_t tokens = in.nsamples * in.seqlen;
+    const int64_t batch = std::min(in.forwardBatch, in.nsamples);
+    const int64_t activations = 3 * tokens * d * kFloat;
+    const int64_t forward = batch * in.seqlen * widest * kFloat * 4
+        + 2 * batch * c.numHeads * in.seqlen * in.seqlen * kFloat;
+
+    MemoryPlan plan;
+    plan.hostAvailableBytes = in.hostAvailableBytes;
+    plan.deviceAvailableBytes = in.deviceAvailableBytes;
+    auto add = [&](const std::string& what, bool device, int64_t bytes, const std::string& detail) {
+        plan.items.push_back({what, device, bytes, detail});
+        (device ? plan.deviceBytes : plan.hostBytes) += bytes;
+    };
+    const bool dev = in.cuda;
+    add("weights", dev, residentBlocks * blockWeights + nonBlock,
+        std::to_string(residentBlocks) + (in.streamed ? " block (streamed)" : " blocks") + " x "
+            + formatBytes(blockWeights) + " float32 + " + formatBytes(nonBlock) + " embeddings/head");
+    add("activations", dev, activations,
+        "3 x " + std::to_string(in.nsamples) + " x " + std::to_string(in.seqlen) + " x " + std::to_string(d)
+            + " float32");
+    // Collecting (forward passes accumulating every Hessian of the pass) and solving (the layer's
+    // factorisation while the Hessians of the layers after it are still alive) do not overlap:
+    // the larger of the two peaks counts.
+    int64_t solvePhase = 0;
+    if (!in.trueSequential) {
+        for (size_t i = 0; i < shapes.size(); ++i) {
+            int64_t alive = 0;
+            for (size_t j = i; j < shapes.size(); ++j)
+                alive += shapes[j].second * shapes[j].second * kFloat;
+            const auto [rows, cols] = shapes[i];
+            solvePhase = std::max(solvePhase, alive + (cols * cols + rows * cols) * kFloat); // + Hinv + dense copy
+        }
+    } else {
+        solvePhase = hessians + solve;
+    }
+    const int64_t collectPhase = hessians + forward;
+    add("hessians+solve", dev, std::max(collectPhase, solvePhase),
+        collectPhase >= solvePhase
+            ? "collecting: " + formatBytes(hessians) + " of [cols, cols] Hessians + " + formatBytes(forward)
+                  + " forward temporaries (batch " + std::to_string(batch) + ")"
+            : "solving: the layer's Hinv and dense copy with the Hessians still alive (largest: "
+                  + formatBytes(solve) + " of solve buffers)");
+    const int64_t exportBytes = in.streamed ? 0 : in.largestShardLinearBytes;
+    add("export", false, exportBytes, in.streamed ? "spilled blocks, mapped and released as written"
+                                                  : "largest shard's replaced tensors in the stored dtype");
+    if (dev) {
+        const int64_t staging = [&] {
+            int64_t largest = 0;
+            for (const auto& [rows, cols] : shapes)
+                largest = std::max(largest, rows * cols);
+            return largest * (kFloat + in.storedBytesPerWeight);
+        }();
+        add("staging", false, staging, "largest tensor converted on the host before the copy to the GPU");
+        add("runtime", true, kDeviceRuntime, "CUDA context, cuBLAS workspace (allowance)");
+    }
+    add("runtime", false, kHostRuntime, "process, LibTorch, BLAS buffers (allowance)");
+    return plan;
+}
+
+std::string MemoryPlan::refusal() const
+{
+    std::ostringstream s;
+    if (!fitsDevice())
+        s << "needs " << formatBytes(deviceBytes) << " on the GPU, " << formatBytes(deviceAvailableBytes)
+          << " free";
+    if (!fitsHost()) {
+        if (!s.str().empty())
+            s << "; ";
+        s << "needs " << formatBytes(hostBytes) << " of host memory, " << formatBytes(hostAvailableBytes)
+          << " available";
+    }
+    if (!s.str().empty())
+        s << " (try --stream, fewer --nsamples or a shorter --seqlen)";
+    return s.str();
+}
+
+int64_t hostAvailableMemory()
+{
+    std::ifstream meminfo("/proc/meminfo");
+    std::string key;
+    int64_t value = 0;
+    std::string unit;
+    while (meminfo >> key >> value) {
+        std::getline(meminfo, unit);
+        if (key == "MemAvailable:")
+            return value * 1024;
+    }
+    return -1;
+}
+
+MemoryPlanInput describeModelFolder(const std::filesystem::path& folder)
+{
+    MemoryPlanInput in;
+    in.config = model::ModelConfig::load(folder);
+    const io::Checkpoint ckpt = io::Checkpoint::open(folder);
+    // Linear weights: the 2-D tensors of the decoder blocks (names with a block index), i.e.
+    // everything 2-D but embeddings, positions and the LM head.
+    auto isLinear = [](const io::TensorInfo& t) {
+        return t.shape.size() == 2 && t.name.find("embed") == std::string::npos
+            && t.name.find("lm_head") == std::string::npos && t.name.find("wte") == std::string::npos
+            && t.name.find("wpe") == std::string::npos;
+    };
+    bool dtypeSeen = false;
+    for (const io::SafetensorsFile& file : ckpt.files()) {
+        int64_t shardBytes = 0;
+        for (const io::TensorInfo& t : file.tensors())
+            if (isLinear(t)) {
+                shardBytes += int64_t(t.end - t.begin);
+                if (!dtypeSeen) {
+                    in.storedBytesPerWeight = int64_t(io::dtypeSize(t.dtype));
+                    dtypeSeen = true;
+                }
+            }
+        in.largestShardLinearBytes = std::max(in.largestShardLinearBytes, shardBytes);
+    }
+    return in;
+}
+
+std::string formatBytes(int64_t bytes)
+{
+    if (bytes < 0)
+        return "unknown";
+    char text[32];
+    if (bytes >= 1'000'000'000)
+        std::snprintf(text, sizeof text, "%.2f GB", double(bytes) / 1e9);
+    else
+        std::snprintf(text, sizeof text, "%.1f MB", double(bytes) / 1e6);
+    return text;
+}
+
+} // namespace sparselab::plan

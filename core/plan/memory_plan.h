@@ -1,0 +1,92 @@
+#pragma once
+// Memory planner: what a prune run will need on the host and on the GPU, before it starts
+// (no LibTorch, no Qt; pure arithmetic on the model's config.json and the run's settings).
+//
+// The estimate follows what the pipeline (pipeline/prune_pipeline.h) keeps alive, in bytes:
+//   weights      — every block's linear weights as float32 (in memory), or one block's
+//                  (streamed: CausalLM::load with streamBlocks), plus the non-block tensors
+//                  (embeddings, positions, LM head, norms) as float32;
+//   activations  — the calibration hidden states [nsamples, seqlen, hidden] float32, three
+//                  copies at the peak (a block's inputs, its per-batch outputs and their
+//                  concatenation);
+//   hessians+solve — the larger of two phases that do not overlap: collecting (one
+//                  [cols, cols] float32 accumulator per linear layer solved in the pass — all
+//                  layers of the block, with true-sequential the largest group — plus one batch
+//                  of forward temporaries: the widest intermediate four times and the attention
+//                  scores [batch, heads, seqlen, seqlen] twice) and solving (a layer's Hinv,
+//                  cols², and dense copy, rows·cols, while the Hessians of it and of the layers
+//                  after it are alive);
+//   export       — in memory: the largest shard's replaced tensors in the stored dtype;
+//                  streamed: nothing (mapped pages are released as written).
+// With device "cuda" everything but export and a one-tensor staging buffer is on the GPU;
+// with "cpu" all of it is host memory. A fixed allowance covers the runtime itself (LibTorch,
+// CUDA context). The figures are estimates with a stated method, not measurements: the
+// benchmark in docs/gpu.md compares them with peak RSS.
+
+#include "model/config.h"
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace sparselab::plan {
+
+struct MemoryPlanInput {
+    model::ModelConfig config;
+    int64_t storedBytesPerWeight = 2;   // dtype size on disk of the linear weights (F16: 2)
+    int64_t largestShardLinearBytes = 0; // stored bytes of linear weights in the largest shard
+    int64_t nsamples = 128;             // calibration windows
+    int64_t seqlen = 2048;              // tokens per window
+    int64_t forwardBatch = 8;           // windows per block forward pass
+    bool streamed = false;              // one block resident (--stream)
+    bool trueSequential = false;
+    bool cuda = false;                  // device "cuda" (else "cpu")
+    int64_t hostAvailableBytes = -1;    // -1 = unknown (no check)
+    int64_t deviceAvailableBytes = -1;  // -1 = unknown (no check)
+};
+
+struct MemoryItem {
+    std::string what;   // "weights", "activations", ...
+    bool onDevice = false;
+    int64_t bytes = 0;
+    std::string detail; // how it was counted, one line
+};
+
+struct MemoryPlan {
+    std::vector<MemoryItem> items;
+    int64_t hostBytes = 0;
+    int64_t deviceBytes = 0;
+    int64_t hostAvailableBytes = -1;
+    int64_t deviceAvailableBytes = -1;
+    [[nodiscard]] bool usesDevice() const { return deviceBytes > 0; }
+    [[nodiscard]] bool fitsHost() const { return hostAvailableBytes < 0 || hostBytes <= hostAvailableBytes; }
+    [[nodiscard]] bool fitsDevice() const { return deviceAvailableBytes < 0 || deviceBytes <= deviceAvailableBytes; }
+    [[nodiscard]] bool fits() const { return fitsHost() && fitsDevice(); }
+    // One line saying what does not fit and by how much, suggesting --stream or a smaller
+    // calibration; empty when it fits.
+    [[nodiscard]] std::string refusal() const;
+};
+
+// Shapes [rows, cols] of one block's linear layers, in execution order.
+[[nodiscard]] std::vector<std::pair<int64_t, int64_t>> blockLinearShapes(const model::ModelConfig& config);
+
+[[nodiscard]] MemoryPlan planMemory(const MemoryPlanInput& input);
+
+// MemAvailable of /proc/meminfo in bytes, or -1 where unknown.
+[[nodiscard]] int64_t hostAvailableMemory();
+
+// "1.23 GB" (decimal units).
+[[nodiscard]] std::string formatBytes(int64_t bytes);
+
+} // namespace sparselab::plan
+
+namespace sparselab::plan {
+
+// Fills config, storedBytesPerWeight and largestShardLinearBytes from a model folder
+// (config.json and the safetensors headers; no weights are read). InputError naming the file
+// on a bad folder. The run settings keep their defaults.
+[[nodiscard]] MemoryPlanInput describeModelFolder(const std::filesystem::path& folder);
+
+} // namespace sparselab::plan

@@ -1,0 +1,108 @@
+// Memory planner (plan/memory_plan.h) on a 7B-shaped Llama config, every figure derived by hand:
+//   d = 4096, I = 11008, 32 heads: one block's linears = 4·d² + 3·d·I = 202,375,168 weights
+//   → 809,500,672 bytes float32; Hessians: six layers with cols = d (16,777,216 floats each)
+//   and down_proj with cols = I (121,176,064 floats) → (6·16,777,216 + 121,176,064)·4 =
+//   887,357,440 bytes; embeddings + head (untied, vocab 512): 2·512·4096·4 = 16,777,216 bytes.
+// Solving phase peak (down_proj, last): its Hessian + Hinv (2·I²·4 = 969,408,512) + its dense
+// copy d·I·4 = 180,355,072 → 1,149,763,584 bytes, larger than collecting (887,357,440 + the
+// forward temporaries of 8 × 128 tokens: 8·128·11008·4·4 + 2·8·32·128²·4 = 213,909,504 →
+// 1,101,266,944). Streamed: one block of weights; in memory: all of them.
+
+#include "plan/memory_plan.h"
+
+#include <QTest>
+
+using namespace sparselab;
+
+namespace {
+
+model::ModelConfig llama7bShaped(int64_t blocks)
+{
+    model::ModelConfig c;
+    c.architecture = model::Architecture::Llama;
+    c.hiddenSize = 4096;
+    c.intermediateSize = 11008;
+    c.numLayers = blocks;
+    c.numHeads = 32;
+    c.numKvHeads = 32;
+    c.headDim = 128;
+    c.vocabSize = 512;
+    c.maxPositions = 2048;
+    return c;
+}
+
+int64_t item(const plan::MemoryPlan& p, const std::string& what)
+{
+    for (const auto& i : p.items)
+        if (i.what == what)
+            return i.bytes;
+    return -1;
+}
+
+} // namespace
+
+class TestMemoryPlan : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void streamedIsBoundedByOneBlock()
+    {
+        for (int64_t blocks : {2, 8, 80}) {
+            plan::MemoryPlanInput in;
+            in.config = llama7bShaped(blocks);
+            in.nsamples = 8;
+            in.seqlen = 128;
+            in.streamed = true;
+            const auto p = plan::planMemory(in);
+            QCOMPARE(item(p, "weights"), int64_t(809'500'672 + 16'777'216));
+            QCOMPARE(item(p, "hessians+solve"), int64_t(1'149'763'584));
+            QCOMPARE(item(p, "activations"), int64_t(3) * 8 * 128 * 4096 * 4);
+            QCOMPARE(item(p, "export"), int64_t(0));
+            QCOMPARE(p.deviceBytes, int64_t(0));
+        }
+    }
+
+    void inMemoryGrowsWithBlocks()
+    {
+        plan::MemoryPlanInput in;
+        in.config = llama7bShaped(8);
+        in.nsamples = 8;
+        in.seqlen = 128;
+        const auto p = plan::planMemory(in);
+        QCOMPARE(item(p, "weights"), int64_t(8) * 809'500'672 + 16'777'216);
+    }
+
+    void cudaPutsTheWorkOnTheDevice()
+    {
+        plan::MemoryPlanInput in;
+        in.config = llama7bShaped(2);
+        in.nsamples = 8;
+        in.seqlen = 128;
+        in.streamed = true;
+        in.cuda = true;
+        const auto p = plan::planMemory(in);
+        QVERIFY(p.deviceBytes > 809'500'672 + 1'149'763'584);
+        // Host: spill/export nothing, staging of the largest tensor (I·d floats, F16 + float32).
+        QCOMPARE(item(p, "staging"), int64_t(11008) * 4096 * 6);
+    }
+
+    void refusesWhatDoesNotFit()
+    {
+        plan::MemoryPlanInput in;
+        in.config = llama7bShaped(8);
+        in.nsamples = 8;
+        in.seqlen = 128;
+        in.hostAvailableBytes = 2'000'000'000; // 2 GB: less than one block's float32 weights + Hessians
+        const auto p = plan::planMemory(in);
+        QVERIFY(!p.fits());
+        QVERIFY(!p.fitsHost());
+        QVERIFY(p.fitsDevice()); // unknown = not checked
+        QVERIFY(p.refusal().find("host memory") != std::string::npos);
+        QVERIFY(p.refusal().find("--stream") != std::string::npos);
+        in.hostAvailableBytes = -1;
+        QVERIFY(plan::planMemory(in).fits());
+        QVERIFY(plan::planMemory(in).refusal().empty());
+    }
+};
+
+QTEST_GUILESS_MAIN(TestMemoryPlan)
+#include "test_memory_plan.moc"
