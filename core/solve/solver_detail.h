@@ -47,7 +47,16 @@ struct QuantGrid {
     torch::Tensor zero;  // [rows]
     float maxq = 0.0f;   // 2^bits − 1
 };
-[[nodiscard]] QuantGrid findQuantGrid(const torch::Tensor& x, int bits, bool symmetric);
+// fp16Scale: QuantOptions::fp16Scale.
+[[nodiscard]] QuantGrid findQuantGrid(const torch::Tensor& x, int bits, bool symmetric, bool fp16Scale = false);
+
+// The nearest float16 value of a positive float32 scale (round to nearest even), never 0 (the
+// smallest fp16 subnormal instead) and never above the fp16 maximum.
+[[nodiscard]] float roundScaleToHalf(float scale);
+
+// GPTQ act-order: column indices by descending `diagonal` [cols] (ties: lower index first),
+// int64 [cols] on the CPU.
+[[nodiscard]] torch::Tensor actOrderPermutation(const torch::Tensor& diagonal);
 
 // Reference quantize(): scale·(clamp(round(x/scale) + zero, 0, maxq) − zero), with scale and
 // zero [rows] broadcast over x [rows, k].
@@ -112,7 +121,7 @@ void forkJoin(int64_t units, int threads, const Fn& fn)
                                          const ProgressCallback& progress, const CancelToken* cancel,
                                          Backend backend, double* dampAbsolute);
 
-// Magnitude / Wanda: W modified in place (masked, then quantized if enabled).
+// Magnitude / Wanda / Rtn: W modified in place (masked, then quantized if enabled).
 [[nodiscard]] LayerResult solveBaseline(torch::Tensor& w, const torch::Tensor& h,
                                         const SolverOptions& options);
 

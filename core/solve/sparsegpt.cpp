@@ -164,7 +164,8 @@ inline float quantizeValue(float x, float scale, float zero, float maxq)
     return scale * (q - zero);
 }
 
-inline void findRowGrid(const float* x, int64_t n, float maxq, bool symmetric, float& scale, float& zero)
+inline void findRowGrid(const float* x, int64_t n, float maxq, bool symmetric, bool fp16Scale, float& scale,
+                        float& zero)
 {
     float lo = x[0];
     float hi = x[0];
@@ -184,6 +185,8 @@ inline void findRowGrid(const float* x, int64_t n, float maxq, bool symmetric, f
         xmax = 1.0f;
     }
     scale = (xmax - xmin) / maxq;
+    if (fp16Scale)
+        scale = roundScaleToHalf(scale);
     zero = symmetric ? (maxq + 1.0f) / 2.0f : std::nearbyint(-xmin / scale);
 }
 
@@ -201,6 +204,11 @@ struct Problem {
     // boundary with GPTQ groups; it carries over from one block to the next).
     float* scale = nullptr;
     float* zero = nullptr;
+    // Static groups (QuantOptions::staticGroups): every group's grid [groups, rows] computed
+    // up front, and the group of the column at each visiting position [cols].
+    torch::Tensor staticScale;
+    torch::Tensor staticZero;
+    const int64_t* groupAt = nullptr;
 };
 
 int64_t unstructuredRank(int64_t numel, double sparsity)
@@ -249,9 +257,14 @@ double runGeneric(Problem& p, ProgressReporter& reporter, const CancelToken* can
                 const int64_t n = std::min<int64_t>(o.nmN, width);
                 mask1.scatter_(1, std::get<1>(at::topk(tmp, n, 1, /*largest=*/false)) + i, true);
             }
-            if (qo.enabled() && qo.groupSize > 0 && (i1 + i) % qo.groupSize == 0)
+            if (qo.enabled() && p.groupAt) {
+                const int64_t g = p.groupAt[i1 + i];
+                grid.scale = p.staticScale[g];
+                grid.zero = p.staticZero[g];
+            } else if (qo.enabled() && qo.groupSize > 0 && (i1 + i) % qo.groupSize == 0) {
                 grid = findQuantGrid(p.w.narrow(1, i1 + i, std::min(qo.groupSize, p.cols - i1 - i)), qo.bits,
-                                     qo.symmetric);
+                                     qo.symmetric, qo.fp16Scale);
+            }
             auto q = w.clone();
             q.masked_fill_(mask1.select(1, i), 0.0);
             if (qo.enabled())
@@ -363,13 +376,21 @@ void runTile(Problem& p, int64_t tile, int64_t i1, int64_t count, const float* h
                         m[(i + k) * kTileRows + r] = 1;
             }
         }
-        if (qo.enabled() && qo.groupSize > 0 && (i1 + i) % qo.groupSize == 0) {
+        if (qo.enabled() && p.groupAt) {
+            const int64_t g = p.groupAt[i1 + i];
+            const float* gs = p.staticScale.data_ptr<float>() + g * p.rows + r0;
+            const float* gz = p.staticZero.data_ptr<float>() + g * p.rows + r0;
+            for (int64_t r = 0; r < nr; ++r) {
+                s.scale[size_t(r)] = gs[r];
+                s.zero[size_t(r)] = gz[r];
+            }
+        } else if (qo.enabled() && qo.groupSize > 0 && (i1 + i) % qo.groupSize == 0) {
             // GPTQ reads the group from W, whose block columns still hold their values from
             // the start of the block (the tile writes back only at its end).
             const int64_t len = std::min(qo.groupSize, cols - i1 - i);
             for (int64_t r = 0; r < nr; ++r)
-                findRowGrid(w + (r0 + r) * cols + i1 + i, len, maxq, qo.symmetric, s.scale[size_t(r)],
-                        s.zero[size_t(r)]);
+                findRowGrid(w + (r0 + r) * cols + i1 + i, len, maxq, qo.symmetric, qo.fp16Scale,
+                            s.scale[size_t(r)], s.zero[size_t(r)]);
         }
         const float d = hrow[i];
         const float d2 = d * d;
@@ -526,22 +547,23 @@ torch::Tensor upperCholeskyOfInverseReference(const torch::Tensor& h)
     return at::linalg_cholesky(at::cholesky_inverse(l), /*upper=*/true);
 }
 
-LayerResult solveSparseGpt(torch::Tensor& w, const torch::Tensor& h, const SolverOptions& options,
+LayerResult solveSparseGpt(torch::Tensor& w, const torch::Tensor& hIn, const SolverOptions& options,
                            const ProgressCallback& progress, const CancelToken* cancel, Backend backend,
                            double* dampAbsolute)
 {
     const int64_t rows = w.size(0);
     const int64_t cols = w.size(1);
+    const QuantOptions& qo = options.quant;
     LayerResult result;
 
     // Quantization grid from the dense W, before dead inputs are zeroed (reference order).
     QuantGrid grid;
-    if (options.quant.enabled())
-        grid = findQuantGrid(w, options.quant.bits, options.quant.symmetric);
+    if (qo.enabled())
+        grid = findQuantGrid(w, qo.bits, qo.symmetric, qo.fp16Scale);
 
     // Dead inputs: H[j,j] = 1, W[:, j] = 0. Only the diagonal of H is changed, and it is handed
     // to the factorisation separately, so H itself is never copied here.
-    auto diagonal = at::diag(h).clone(); // [cols]
+    auto diagonal = at::diag(hIn).clone(); // [cols]
     auto dead = diagonal == 0;
     result.stats.deadInputs = dead.sum().item<int64_t>();
     if (result.stats.deadInputs > 0) {
@@ -558,6 +580,46 @@ LayerResult solveSparseGpt(torch::Tensor& w, const torch::Tensor& h, const Solve
             w.masked_fill_(dead.unsqueeze(0), 0.0);
         }
     }
+
+    // GPTQ static groups (after dead inputs are zeroed, in the original column order) and
+    // act-order (W, H and the diagonal permuted; the result is permuted back at the end).
+    torch::Tensor staticScale, staticZero, groupAt, perm;
+    if (qo.enabled() && qo.staticGroups) {
+        const int64_t groups = (cols + qo.groupSize - 1) / qo.groupSize;
+        staticScale = torch::empty({groups, rows}, w.options());
+        staticZero = torch::empty({groups, rows}, w.options());
+        for (int64_t g = 0; g < groups; ++g) {
+            const int64_t c0 = g * qo.groupSize;
+            const QuantGrid gg = findQuantGrid(w.narrow(1, c0, std::min(qo.groupSize, cols - c0)), qo.bits,
+                                               qo.symmetric, qo.fp16Scale);
+            staticScale[g].copy_(gg.scale);
+            staticZero[g].copy_(gg.zero);
+        }
+    }
+    torch::Tensor hPermuted;
+    torch::Tensor wOriginalOrder;
+    if (qo.enabled() && qo.actOrder) {
+        perm = actOrderPermutation(diagonal);
+        const auto permOnDevice = perm.to(w.device());
+        wOriginalOrder = w;
+        w = w.index_select(1, permOnDevice).contiguous();
+        hPermuted = hIn.index_select(0, permOnDevice).index_select(1, permOnDevice).contiguous();
+        diagonal = diagonal.index_select(0, permOnDevice);
+    }
+    const torch::Tensor& h = hPermuted.defined() ? hPermuted : hIn;
+    if (qo.enabled() && qo.groupSize > 0) {
+        const auto position = torch::arange(cols, torch::kLong);
+        const auto column = perm.defined() ? perm : position;
+        if (qo.staticGroups) {
+            groupAt = column.div(qo.groupSize, "floor").contiguous();  // group of the visited column
+            result.groupIndex = position.div(qo.groupSize, "floor");
+        } else {
+            // Boundaries every groupSize visited positions: column perm[k] is in group k / groupSize.
+            result.groupIndex = torch::empty({cols}, torch::kLong);
+            result.groupIndex.index_copy_(0, column, position.div(qo.groupSize, "floor"));
+        }
+    }
+
     const auto meanDiagonal = diagonal.mean(); // float32, as torch.mean(torch.diag(H))
 
     // Damping H += damp·mean(diag H)·I, raised ×10 while the factorisation fails.
@@ -589,7 +651,7 @@ LayerResult solveSparseGpt(torch::Tensor& w, const torch::Tensor& h, const Solve
 
     // Every entry is written block by block (unstructured: before the block's tiles; N:M: by them).
     result.mask = torch::empty({rows, cols}, w.options().dtype(torch::kBool));
-    Problem p{w, hinv, result.mask, options, grid, rows, cols};
+    Problem p{w, hinv, result.mask, options, grid, rows, cols, nullptr, nullptr, {}, {}, nullptr};
     const int64_t blocks = (cols + options.blocksize - 1) / options.blocksize;
     ProgressReporter reporter(progress, "solve", blocks);
     const std::string note = dampNote(raises, relDamp);
@@ -597,8 +659,22 @@ LayerResult solveSparseGpt(torch::Tensor& w, const torch::Tensor& h, const Solve
         backend = w.device().is_cpu() ? Backend::CpuTiled : Backend::Generic;
     if (backend == Backend::CpuTiled && !w.device().is_cpu())
         throw std::invalid_argument("solveSparseGpt: the CpuTiled backend needs CPU tensors");
+    if (groupAt.defined()) {
+        p.staticScale = staticScale.contiguous(); // on W's device: CPU for CpuTiled
+        p.staticZero = staticZero.contiguous();
+        p.groupAt = groupAt.data_ptr<int64_t>();
+    }
     result.stats.loss = backend == Backend::CpuTiled ? runCpuTiled(p, reporter, cancel, note)
                                                      : runGeneric(p, reporter, cancel, note);
+    if (perm.defined()) {
+        // Back to the original column order (GPTQ's Q[:, invperm]).
+        const auto permOnDevice = perm.to(w.device());
+        wOriginalOrder.index_copy_(1, permOnDevice, w);
+        auto mask = torch::empty_like(result.mask);
+        mask.index_copy_(1, permOnDevice, result.mask);
+        result.mask = mask;
+        w = wOriginalOrder;
+    }
     return result;
 }
 
