@@ -10,6 +10,11 @@ packages=(
   libhdf5-dev nlohmann-json3-dev libsentencepiece-dev
   xvfb xauth
 )
+# --reference-tools: what scripts/make_gptq_goldens.py and scripts/compare_llama_cpp.sh need
+# (not the build or the tests).
+if [[ "${1:-}" == "--reference-tools" ]]; then
+  packages+=(python3-numpy python3-torch python3-sentencepiece python3-tqdm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
