@@ -24,7 +24,8 @@
 #      4-bit symmetric groups of 32 with fp16 scales (calibrated on tinystories_calib.txt,
 #      128 × 256 tokens, seed 0) exported as Q4_0: the linear layers losslessly from their
 #      grids, the embedding/output matrix by the same round to nearest as llama-quantize, so
-#      the solver is the only difference. Also with act-order + static groups.
+#      the solver is the only difference. Also with act-order + static groups, and with
+#      --signed-scale (the group scaled by its largest-magnitude value, Q4_0's own grid).
 # PARTS=a / PARTS=b runs one part only (default both).
 # CHUNKS=N limits llama-perplexity to the first N windows (same windows for every file).
 # Eval text: tinystories_eval.txt with the 543 characters TinyStories-656K's vocabulary cannot
@@ -119,10 +120,14 @@ gptq() { # name, extra prune options...
 }
 gptq t656_gptq_q4_0
 gptq t656_gptq_act_q4_0 --act-order --static-groups
+gptq t656_gptq_signed_q4_0 --signed-scale
+gptq t656_gptq_signed_act_q4_0 --signed-scale --act-order --static-groups
 b_f32=$(ppl "$work/t656_f32.gguf")
 b_rtn=$(ppl "$work/t656_rtn_q4_0.gguf")
 b_gptq=$(ppl "$work/t656_gptq_q4_0.gguf")
 b_act=$(ppl "$work/t656_gptq_act_q4_0.gguf")
+b_signed=$(ppl "$work/t656_gptq_signed_q4_0.gguf")
+b_signed_act=$(ppl "$work/t656_gptq_signed_act_q4_0.gguf")
 
 fi
 
@@ -136,6 +141,8 @@ fi
         echo "    llama-quantize --pure Q4_0 (round to nearest): $b_rtn"
         echo "    SparseLab GPTQ 4-bit sym g32 fp16 → Q4_0: $b_gptq"
         echo "    SparseLab GPTQ act-order + static groups → Q4_0: $b_act"
+        echo "    SparseLab GPTQ signed scale (Q4_0's own grid) → Q4_0: $b_signed"
+        echo "    SparseLab GPTQ signed scale + act-order + static groups → Q4_0: $b_signed_act"
         echo "    export summary: $(cat "$work/t656_gptq_q4_0.export.json")"
     fi
 } | tee "$work/results.txt"

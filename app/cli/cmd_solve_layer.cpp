@@ -30,7 +30,7 @@ namespace {
 
 const char* const kUsage =
     "sparselab-cli solve-layer --problem IN.safetensors --out OUT.safetensors [--method sparsegpt|magnitude|wanda] "
-    "[--sparsity S | --nm N:M] [--bits B [--group G] [--sym] [--act-order] [--static-groups] [--fp16-scale]] "
+    "[--sparsity S | --nm N:M] [--bits B [--group G] [--sym] [--act-order] [--static-groups] [--fp16-scale] [--signed-scale]] "
     "[--blocksize 128] [--damp 0.01] [--json]";
 
 // A float tensor (copied to float32) from a mapped view; InputError naming the file otherwise.
@@ -163,6 +163,7 @@ int cmdSolveLayer(const Args& args)
         {"act_order", options.quant.actOrder},
         {"static_groups", options.quant.staticGroups},
         {"fp16_scale", options.quant.fp16Scale},
+        {"signed_scale", options.quant.signedScale},
         {"blocksize", options.blocksize},
         {"damp", options.damp},
     };

@@ -58,6 +58,8 @@ solve::SolverOptions solverOptionsFromArgs(const Args& args, solve::SolverOption
         base.quant.staticGroups = true;
     if (args.flag("fp16-scale"))
         base.quant.fp16Scale = true;
+    if (args.flag("signed-scale"))
+        base.quant.signedScale = true;
     base.blocksize = args.intOr("blocksize", base.blocksize, 1, int64_t(1) << 40);
     base.damp = args.doubleOr("damp", base.damp);
     base.validate(1); // ranges; the layer's own width is checked again by the solver

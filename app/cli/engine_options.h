@@ -1,7 +1,7 @@
 #pragma once
 // Command-line options that configure the engine, parsed the same way by every subcommand:
 // --threads, --device and the solver options (--method --sparsity --nm --bits --group --sym
-// --act-order --static-groups --fp16-scale --blocksize --damp; --method rtn without --sparsity
+// --act-order --static-groups --fp16-scale --signed-scale --blocksize --damp; --method rtn without --sparsity
 // sets sparsity 0). InputError names the option on bad values.
 
 #include "cli_support.h"

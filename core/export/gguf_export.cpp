@@ -87,8 +87,9 @@ std::optional<io::GgufQuantGrid> recoverBlockGrid(const float* w, int64_t rows, 
             std::fill(codes, codes + 32, uint8_t(half));
             found = true;
         }
-        for (int t = 1; t <= half && !found; ++t) {
-            const float d = m / float(t);
+        for (int attempt = 0; attempt < 2 * half && !found; ++attempt) {
+            const int t = attempt / 2 + 1;
+            const float d = (attempt % 2 == 0 ? 1.0f : -1.0f) * m / float(t); // a signed scale may be negative
             if (io::fp16ToFp32(io::fp32ToFp16(d)) != d)
                 continue;
             found = true;

@@ -60,7 +60,7 @@ struct GgufExportSummary {
 // The fp16 block grid of a weight w [rows, cols] row-major (cols a multiple of 32) when every
 // block of 32 values is exactly d·k, d an fp16 value, k an integer in
 // [−2^(bits−1), 2^(bits−1) − 1] (bits 4 or 8); nullopt otherwise. For a block with smallest
-// nonzero |value| m the candidates d = m/t, t = 1..2^(bits−1), are tried in order (a GPTQ
+// nonzero |value| m the candidates d = ±m/t, t = 1..2^(bits−1), are tried in order (a GPTQ
 // block with fp16 scale s has m = s·t₀ exactly, so d = s is among them); any d that
 // reproduces the block bit for bit is lossless. All-zero blocks get d = 0.
 [[nodiscard]] std::optional<io::GgufQuantGrid> recoverBlockGrid(const float* w, int64_t rows, int64_t cols, int bits);

@@ -57,7 +57,7 @@ std::pair<int, int> parseNm(const std::string& text, const std::string& option)
 namespace {
 
 const std::set<std::string> kFields = {"pattern", "method", "sparsity", "nm", "bits", "group", "sym", "act_order",
-                                       "static_groups", "fp16_scale", "blocksize", "damp"};
+                                       "static_groups", "fp16_scale", "signed_scale", "blocksize", "damp"};
 
 template <typename T>
 T fieldAs(const json& object, const char* key, const std::string& source)
@@ -134,6 +134,8 @@ RecipeRule parseRule(const json& object, const std::string& source, bool isDefau
         rule.staticGroups = fieldAs<bool>(object, "static_groups", source);
     if (object.contains("fp16_scale"))
         rule.fp16Scale = fieldAs<bool>(object, "fp16_scale", source);
+    if (object.contains("signed_scale"))
+        rule.signedScale = fieldAs<bool>(object, "signed_scale", source);
     if (object.contains("blocksize")) {
         const auto b = fieldAs<int64_t>(object, "blocksize", source);
         if (b < 1)
@@ -184,6 +186,8 @@ void applyRule(LayerPlan& plan, const RecipeRule& rule)
         plan.options.quant.staticGroups = *rule.staticGroups;
     if (rule.fp16Scale)
         plan.options.quant.fp16Scale = *rule.fp16Scale;
+    if (rule.signedScale)
+        plan.options.quant.signedScale = *rule.signedScale;
     if (rule.blocksize)
         plan.options.blocksize = *rule.blocksize;
     if (rule.damp)
@@ -204,6 +208,7 @@ json ruleToJson(const LayerPlan& plan)
     j["act_order"] = plan.options.quant.actOrder;
     j["static_groups"] = plan.options.quant.staticGroups;
     j["fp16_scale"] = plan.options.quant.fp16Scale;
+    j["signed_scale"] = plan.options.quant.signedScale;
     j["blocksize"] = plan.options.blocksize;
     j["damp"] = plan.options.damp;
     return j;
@@ -271,6 +276,8 @@ json Recipe::toJson() const
             r["static_groups"] = *rule.staticGroups;
         if (rule.fp16Scale)
             r["fp16_scale"] = *rule.fp16Scale;
+        if (rule.signedScale)
+            r["signed_scale"] = *rule.signedScale;
         if (rule.blocksize)
             r["blocksize"] = *rule.blocksize;
         if (rule.damp)
@@ -327,6 +334,7 @@ json quantGridJson(const solve::SolverOptions& options, bool dense)
             {"act_order", q.actOrder},
             {"static_groups", q.staticGroups},
             {"fp16_scale", q.fp16Scale},
+            {"signed_scale", q.signedScale},
             {"rounding", options.method == solve::Method::SparseGpt ? "gptq" : "nearest"},
             {"zero", q.symmetric ? "2^(bits-1)" : "per group"}};
 }

@@ -87,7 +87,8 @@ LayerResult solveBaseline(torch::Tensor& w, const torch::Tensor& h, const Solver
         std::vector<QuantGrid> grids;
         for (int64_t c0 = 0; c0 < cols; c0 += group)
             grids.push_back(
-                findQuantGrid(w.narrow(1, c0, std::min(group, cols - c0)), q.bits, q.symmetric, q.fp16Scale));
+                findQuantGrid(w.narrow(1, c0, std::min(group, cols - c0)), q.bits, q.symmetric, q.fp16Scale,
+                                          q.signedScale));
         w.masked_fill_(mask, 0.0);
         for (size_t g = 0; g < grids.size(); ++g) {
             const int64_t c0 = int64_t(g) * group;

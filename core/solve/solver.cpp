@@ -128,6 +128,8 @@ void SolverOptions::validate(int64_t cols) const
         throw optionError("--static-groups", "needs --method sparsegpt and quantization groups (--group G)");
     if (quant.fp16Scale && !quant.enabled())
         throw optionError("--fp16-scale", "needs --bits 2..8");
+    if (quant.signedScale && !(quant.enabled() && quant.symmetric))
+        throw optionError("--signed-scale", "needs --bits 2..8 and --sym");
     if (method == Method::Rtn) {
         if (!quant.enabled())
             throw optionError("--method", "rtn (round to nearest) needs --bits 2..8");
@@ -183,8 +185,28 @@ torch::Tensor actOrderPermutation(const torch::Tensor& diagonal)
     return std::get<1>(at::sort(d, /*stable=*/true, /*dim=*/0, /*descending=*/true)).to(torch::kLong).contiguous();
 }
 
-QuantGrid findQuantGrid(const torch::Tensor& x, int bits, bool symmetric, bool fp16Scale)
+QuantGrid findQuantGrid(const torch::Tensor& x, int bits, bool symmetric, bool fp16Scale, bool signedScale)
 {
+    if (signedScale && symmetric) {
+        QuantGrid grid;
+        grid.maxq = float((int64_t(1) << bits) - 1);
+        const auto zeros = torch::zeros({x.size(0)}, x.options());
+        const auto lo = at::minimum(std::get<0>(x.min(1)), zeros);
+        const auto hi = at::maximum(std::get<0>(x.max(1)), zeros);
+        const auto extreme = at::where(-lo > hi, lo, hi);
+        auto scale = -extreme / float(int64_t(1) << (bits - 1));
+        scale = scale.masked_fill(scale == 0, 1.0);
+        if (fp16Scale) {
+            auto cpu = scale.to(torch::kCPU).contiguous();
+            float* data = cpu.data_ptr<float>();
+            for (int64_t i = 0; i < cpu.numel(); ++i)
+                data[i] = std::copysign(roundScaleToHalf(std::fabs(data[i])), data[i]);
+            scale = cpu.to(x.device());
+        }
+        grid.scale = scale;
+        grid.zero = torch::full_like(scale, (grid.maxq + 1.0f) / 2.0f);
+        return grid;
+    }
     // Transcribes quant.py Quantizer.find_params(x, weight=True) with perchannel=True; every
     // step is the same float32 operation so that grids match the reference bit for bit.
     QuantGrid grid;

@@ -69,6 +69,12 @@ struct QuantOptions {
     // with fp16 scales: 4-bit symmetric groups of 32 = GGUF Q4_0, 8-bit = Q8_0. Departs from
     // the reference only in that rounding.
     bool fp16Scale = false;
+    // Symmetric grids only: scale = −x_e / 2^(bits−1) with x_e the group's value of largest
+    // magnitude, sign kept (ties: the positive one), as llama.cpp's Q4_0 quantizer scales its
+    // blocks: x_e lies exactly on the grid and the step is max|x| / 2^(bits−1) instead of the
+    // reference's 2·max|x| / (2^bits − 1) (0.125 vs 0.133 of max|x| at 4 bits); the scale may
+    // be negative. Not in the reference.
+    bool signedScale = false;
     [[nodiscard]] bool enabled() const { return bits < 16; }
 };
 

@@ -47,8 +47,9 @@ struct QuantGrid {
     torch::Tensor zero;  // [rows]
     float maxq = 0.0f;   // 2^bits − 1
 };
-// fp16Scale: QuantOptions::fp16Scale.
-[[nodiscard]] QuantGrid findQuantGrid(const torch::Tensor& x, int bits, bool symmetric, bool fp16Scale = false);
+// fp16Scale, signedScale: QuantOptions::fp16Scale, QuantOptions::signedScale.
+[[nodiscard]] QuantGrid findQuantGrid(const torch::Tensor& x, int bits, bool symmetric, bool fp16Scale = false,
+                                      bool signedScale = false);
 
 // The nearest float16 value of a positive float32 scale (round to nearest even), never 0 (the
 // smallest fp16 subnormal instead) and never above the fp16 maximum.

@@ -164,9 +164,9 @@ inline float quantizeValue(float x, float scale, float zero, float maxq)
     return scale * (q - zero);
 }
 
-inline void findRowGrid(const float* x, int64_t n, float maxq, bool symmetric, bool fp16Scale, float& scale,
-                        float& zero)
+inline void findRowGrid(const float* x, int64_t n, float maxq, const QuantOptions& qo, float& scale, float& zero)
 {
+    const bool symmetric = qo.symmetric;
     float lo = x[0];
     float hi = x[0];
     for (int64_t k = 1; k < n; ++k) {
@@ -175,6 +175,16 @@ inline void findRowGrid(const float* x, int64_t n, float maxq, bool symmetric, b
     }
     float xmin = std::min(lo, 0.0f);
     float xmax = std::max(hi, 0.0f);
+    if (symmetric && qo.signedScale) {
+        const float extreme = -xmin > xmax ? xmin : xmax;
+        scale = -extreme / ((maxq + 1.0f) / 2.0f);
+        if (scale == 0.0f)
+            scale = 1.0f;
+        if (qo.fp16Scale)
+            scale = std::copysign(roundScaleToHalf(std::fabs(scale)), scale);
+        zero = (maxq + 1.0f) / 2.0f;
+        return;
+    }
     if (symmetric) {
         xmax = std::max(std::fabs(xmin), xmax);
         if (xmin < 0.0f)
@@ -185,7 +195,7 @@ inline void findRowGrid(const float* x, int64_t n, float maxq, bool symmetric, b
         xmax = 1.0f;
     }
     scale = (xmax - xmin) / maxq;
-    if (fp16Scale)
+    if (qo.fp16Scale)
         scale = roundScaleToHalf(scale);
     zero = symmetric ? (maxq + 1.0f) / 2.0f : std::nearbyint(-xmin / scale);
 }
@@ -263,7 +273,7 @@ double runGeneric(Problem& p, ProgressReporter& reporter, const CancelToken* can
                 grid.zero = p.staticZero[g];
             } else if (qo.enabled() && qo.groupSize > 0 && (i1 + i) % qo.groupSize == 0) {
                 grid = findQuantGrid(p.w.narrow(1, i1 + i, std::min(qo.groupSize, p.cols - i1 - i)), qo.bits,
-                                     qo.symmetric, qo.fp16Scale);
+                                     qo.symmetric, qo.fp16Scale, qo.signedScale);
             }
             auto q = w.clone();
             q.masked_fill_(mask1.select(1, i), 0.0);
@@ -389,8 +399,7 @@ void runTile(Problem& p, int64_t tile, int64_t i1, int64_t count, const float* h
             // the start of the block (the tile writes back only at its end).
             const int64_t len = std::min(qo.groupSize, cols - i1 - i);
             for (int64_t r = 0; r < nr; ++r)
-                findRowGrid(w + (r0 + r) * cols + i1 + i, len, maxq, qo.symmetric, qo.fp16Scale,
-                            s.scale[size_t(r)], s.zero[size_t(r)]);
+                findRowGrid(w + (r0 + r) * cols + i1 + i, len, maxq, qo, s.scale[size_t(r)], s.zero[size_t(r)]);
         }
         const float d = hrow[i];
         const float d2 = d * d;
@@ -559,7 +568,7 @@ LayerResult solveSparseGpt(torch::Tensor& w, const torch::Tensor& hIn, const Sol
     // Quantization grid from the dense W, before dead inputs are zeroed (reference order).
     QuantGrid grid;
     if (qo.enabled())
-        grid = findQuantGrid(w, qo.bits, qo.symmetric, qo.fp16Scale);
+        grid = findQuantGrid(w, qo.bits, qo.symmetric, qo.fp16Scale, qo.signedScale);
 
     // Dead inputs: H[j,j] = 1, W[:, j] = 0. Only the diagonal of H is changed, and it is handed
     // to the factorisation separately, so H itself is never copied here.
@@ -591,7 +600,7 @@ LayerResult solveSparseGpt(torch::Tensor& w, const torch::Tensor& hIn, const Sol
         for (int64_t g = 0; g < groups; ++g) {
             const int64_t c0 = g * qo.groupSize;
             const QuantGrid gg = findQuantGrid(w.narrow(1, c0, std::min(qo.groupSize, cols - c0)), qo.bits,
-                                               qo.symmetric, qo.fp16Scale);
+                                               qo.symmetric, qo.fp16Scale, qo.signedScale);
             staticScale[g].copy_(gg.scale);
             staticZero[g].copy_(gg.zero);
         }

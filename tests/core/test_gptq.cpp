@@ -109,8 +109,9 @@ private Q_SLOTS:
         // Hinv differs from the reference's only by float rounding (one Cholesky + triangular
         // inverse instead of three factorisations), so the weights agree to float rounding.
         const double scale = std::max(1.0, expected.abs().max().item<double>());
-        // Where the float rounding of Hinv flips one rounding decision of a row (seen in 2 of
-        // the 73 cases, both 8-bit, where steps are finest), that row's later columns shift by
+        // Where the float rounding of Hinv flips one rounding decision of a row (seen in 1-2 of
+        // the 73 cases, all 8-bit where steps are finest; which ones depends on OpenBLAS's
+        // thread count), that row's later columns shift by
         // single grid steps: allow at most one such row, and in it no more than one step
         // (bounded by 1.5 × the row's value range / maxq). Every other row agrees to 1e-5.
         const auto rowDiff = std::get<0>((w - expected).abs().max(1)); // [rows]
@@ -123,8 +124,10 @@ private Q_SLOTS:
             QVERIFY2(rowDiff[offRows[k]].item<double>() <= 1.5 * step,
                      qPrintable(QString("row differs by %1 > one step %2").arg(rowDiff[offRows[k]].item<double>()).arg(step)));
         }
+        // The loss agrees to 1e-4, or to 1e-2 when a row took the flipped path (0.5 % seen).
         const double loss = std::stod(metaValue(golden, "loss"));
-        QVERIFY2(std::abs(r.stats.loss - loss) <= 1e-4 * std::max(1.0, loss),
+        const double lossTolerance = offRows.numel() > 0 ? 1e-2 : 1e-4;
+        QVERIFY2(std::abs(r.stats.loss - loss) <= lossTolerance * std::max(1.0, loss),
                  qPrintable(QString("loss %1 vs %2").arg(r.stats.loss).arg(loss)));
         // g_idx: defined exactly when there are groups, each group has groupSize columns
         // (the last one possibly fewer).
@@ -380,6 +383,48 @@ private Q_SLOTS:
         QCOMPARE(sd::roundScaleToHalf(1e9f), 65504.0f);
     }
 
+    void signedScaleByHand()
+    {
+        // 4-bit symmetric, signed scale, row (−1.5, 0.1, 0.7, 3): the largest magnitude is +3 →
+        // scale −3/8 = −0.375, zero 8; x/scale = 4, −0.27, −1.87, −8 → levels 12, 8, 6, 0 →
+        // values −1.5, 0, 0.75, 3 (the extreme exactly; the reference grid would give 2.8).
+        // Row (−2, 1): extreme −2 → scale 0.25; 1/0.25 = 4 → 12 → 1; −2 → −8 → 0 → −2.
+        auto w0 = torch::tensor({-1.5f, 0.1f, 0.7f, 3.0f, -2.0f, 1.0f, 0.0f, 0.0f}).reshape({2, 4});
+        const auto want = torch::tensor({-1.5f, 0.0f, 0.75f, 3.0f, -2.0f, 1.0f, 0.0f, 0.0f}).reshape({2, 4});
+        for (Method m : {Method::SparseGpt, Method::Rtn})
+            for (sd::Backend b : {sd::Backend::CpuTiled, sd::Backend::Generic}) {
+                SolverOptions o = gptq(4, 0, true);
+                o.method = m;
+                o.quant.signedScale = true;
+                auto w = w0.clone();
+                (void)solveWith(w, torch::eye(4), o, b);
+                QVERIFY(maxAbsDiff(w, want) <= 1e-7);
+            }
+        // Joint with GPTQ updates and groups of 32 + fp16: values d·k, k in −8..7 (Q4_0).
+        auto problem = loadProblem("d");
+        SolverOptions o = gptq(4, 32, true);
+        o.quant.signedScale = true;
+        o.quant.fp16Scale = true;
+        auto a = problem.weight.clone();
+        auto b = problem.weight.clone();
+        (void)solveWith(a, problem.hessian, o, sd::Backend::CpuTiled);
+        (void)solveWith(b, problem.hessian, o, sd::Backend::Generic);
+        QVERIFY(maxAbsDiff(a, b) <= 1e-6);
+        for (int64_t c0 = 0; c0 < a.size(1); c0 += 32) {
+            const auto part = a.narrow(1, c0, 32);
+            const auto extreme = std::get<0>(part.abs().max(1)); // on the grid: |x_e| = 8·|d| or less
+            for (int64_t r = 0; r < part.size(0); ++r) {
+                bool found = false;
+                for (int t = 1; t <= 8 && !found; ++t) {
+                    const float d = extreme[r].item<float>() / float(t);
+                    const auto k = part[r] / d;
+                    found = d > 0 && float(c10::Half(d)) == d && torch::equal(k, k.round()) && k.abs().max().item<float>() <= 8;
+                }
+                QVERIFY(found || extreme[r].item<float>() == 0.0f);
+            }
+        }
+    }
+
     void rtnMatchesGridRounding()
     {
         auto problem = loadProblem("d");
@@ -425,6 +470,9 @@ private Q_SLOTS:
         o = SolverOptions();
         o.quant.fp16Scale = true;
         QTest::newRow("fp16 scale without bits") << o << "--fp16-scale";
+        o = gptq(4, 32, false);
+        o.quant.signedScale = true;
+        QTest::newRow("signed scale asymmetric") << o << "--signed-scale";
         // N:M is a pattern of consecutive input columns; act-order would choose it in the
         // permuted order and break it in the stored one.
         o = gptq(4, 0, false);
