@@ -43,6 +43,8 @@ ExportPanel::ExportPanel(QWidget* parent)
     });
 
     m_format = new QComboBox(this);
+    m_format->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+    m_format->setMinimumContentsLength(3);
     m_format->addItem(tr("Hugging Face folder"), QString());
     m_format->addItem(tr("GGUF file, F32"), QStringLiteral("f32"));
     m_format->addItem(tr("GGUF file, F16"), QStringLiteral("f16"));

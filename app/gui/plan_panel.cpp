@@ -52,6 +52,9 @@ QComboBox* gridBox(QWidget* parent)
 {
     auto* box = new QComboBox(parent);
     box->setEditable(true);
+    // Long entries must not widen the dock (and the window's minimum size).
+    box->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+    box->setMinimumContentsLength(3);
     for (const char* g : {"row asym", "row sym", "g128 asym", "g128 sym", "g64 asym", "g32 asym", "g32 sym fp16", "g32 sym signed fp16",
                           "g128 asym act", "g128 sym act static", "g32 sym act static fp16"})
         box->addItem(QString::fromLatin1(g));
