@@ -17,6 +17,11 @@ packages=(
 if [[ ${SPARSELAB_EXTRA_DEPS:-0} == 1 ]]; then
   packages+=(clang-14 libclang-rt-14-dev debootstrap)
 fi
+# --reference-tools: what scripts/make_gptq_goldens.py and scripts/compare_llama_cpp.sh need
+# (not the build or the tests).
+if [[ "${1:-}" == "--reference-tools" ]]; then
+  packages+=(python3-numpy python3-torch python3-sentencepiece python3-tqdm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -72,6 +72,10 @@ int cmdExport(const Args& args)
     exporting::GgufExportParams params;
     params.type = *type;
     params.name = args.valueOr("name", io::isGgufFile(modelPath) ? modelPath.stem().string() : std::string());
+    params.grids = exporting::gridsFromProvenance(*model, *type);
+    if (!quiet && !params.grids.empty())
+        std::fprintf(stderr, "export: %zu quantized layers packed losslessly from their fp16 grids (sparselab.json)\n",
+                     params.grids.size());
     const auto summary = exporting::exportGguf(*model, out, params, stderrProgress(quiet), &interruptToken());
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
@@ -90,6 +94,7 @@ int cmdExport(const Args& args)
                    {"type", std::string(io::ggufFileTypeName(*type))},
                    {"tensors", summary.tensors},
                    {"tensor_types", types},
+                   {"lossless_grids", params.grids.size()},
                    {"bytes", summary.bytes},
                    {"seconds", seconds}});
     return 0;

@@ -2,6 +2,7 @@
 // Kept in one translation unit because both pull in LibTorch headers (slow to compile).
 
 #include "commands.h"
+#include "io/gguf_import.h"
 #include "engine_options.h"
 
 #include "eval/perplexity.h"
@@ -28,7 +29,7 @@ fs::path modelArgument(const Args& args, const std::string& usage)
         throw InputError("usage: " + usage);
     if (args.positional().empty())
         return bundledResource("models/stories260K-hf");
-    return args.positional().front();
+    return io::resolveModelPath(args.positional().front()); // a .gguf becomes a converted folder
 }
 
 std::string formatCount(int64_t n)

@@ -14,6 +14,7 @@
 #include "data/calibration.h"
 #include "eval/perplexity.h"
 #include "export/hf_export.h"
+#include "io/gguf_import.h"
 #include "model/causal_lm.h"
 #include "pipeline/prune_pipeline.h"
 #include "store/resume.h"
@@ -73,6 +74,7 @@ json layerJson(const pipeline::LayerReport& r)
             {"nm", r.options.structured() ? json(std::to_string(r.options.nmN) + ":" + std::to_string(r.options.nmM))
                                           : json(nullptr)},
             {"bits", r.dense ? 16 : r.options.quant.bits},
+            {"quant", pipeline::quantGridJson(r.options, r.dense)},
             {"sparsity", r.stats.sparsity},
             {"loss", r.stats.loss},
             {"rel_output_error", r.stats.relOutputError},
@@ -96,7 +98,7 @@ int cmdPrune(const Args& args)
 {
     const std::string usage = "sparselab-cli prune MODEL --calib FILE --out OUT_DIR [options]";
     args.requirePositional(1, usage);
-    const fs::path folder = args.positional().front();
+    const fs::path modelPath = args.positional().front();
     if (!args.value("calib"))
         throw optionError("--calib", "is required (the calibration text file)");
     if (!args.value("out"))
@@ -119,7 +121,9 @@ int cmdPrune(const Args& args)
     const bool quiet = args.flag("quiet");
 
     // Validate everything cheap before any heavy work, so bad input fails fast and writes nothing.
-    exporting::checkExportTarget(folder, outDir);
+    const bool fromGguf = io::isGgufFile(modelPath);
+    exporting::checkExportTarget(modelPath, outDir);
+    const fs::path folder = io::resolveModelPath(modelPath); // a .gguf becomes a converted folder
     const auto config = model::ModelConfig::load(folder);
     data::CalibrationParams calib;
     calib.nsamples = args.intOr("nsamples", 128, 1, 1 << 20);
@@ -237,9 +241,11 @@ int cmdPrune(const Args& args)
     json provenance = {
         {"sparselab_version", SPARSELAB_VERSION},
         {"created_utc", utcNow()},
-        {"source_model",
-         {{"folder", fs::absolute(folder).string()},
-          {"sha256", identity ? json(identity->fileSha256) : exporting::hashModelFolder(folder)}}},
+        {"source_model", fromGguf ? json{{"gguf", fs::absolute(modelPath).string()},
+                                         {"sha256", sha256File(modelPath)}}
+                                  : json{{"folder", fs::absolute(folder).string()},
+                                         {"sha256", identity ? json(identity->fileSha256)
+                                                             : exporting::hashModelFolder(folder)}}},
         {"calibration",
          {{"file", fs::absolute(calibFile).string()},
           {"sha256", sha256Hex(calibText)},

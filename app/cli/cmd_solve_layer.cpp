@@ -30,7 +30,8 @@ namespace {
 
 const char* const kUsage =
     "sparselab-cli solve-layer --problem IN.safetensors --out OUT.safetensors [--method sparsegpt|magnitude|wanda] "
-    "[--sparsity S | --nm N:M] [--bits B [--group G] [--sym]] [--blocksize 128] [--damp 0.01] [--json]";
+    "[--sparsity S | --nm N:M] [--bits B [--group G] [--sym] [--act-order] [--static-groups] [--fp16-scale] [--signed-scale]] "
+    "[--blocksize 128] [--damp 0.01] [--json]";
 
 // A float tensor (copied to float32) from a mapped view; InputError naming the file otherwise.
 torch::Tensor floatTensor(const io::SafetensorsFile& file, const std::string& name)
@@ -159,6 +160,10 @@ int cmdSolveLayer(const Args& args)
         {"bits", options.quant.bits},
         {"group", options.quant.groupSize},
         {"sym", options.quant.symmetric},
+        {"act_order", options.quant.actOrder},
+        {"static_groups", options.quant.staticGroups},
+        {"fp16_scale", options.quant.fp16Scale},
+        {"signed_scale", options.quant.signedScale},
         {"blocksize", options.blocksize},
         {"damp", options.damp},
     };

@@ -1,7 +1,8 @@
 #pragma once
 // Command-line options that configure the engine, parsed the same way by every subcommand:
 // --threads, --device and the solver options (--method --sparsity --nm --bits --group --sym
-// --blocksize --damp). InputError names the option on bad values.
+// --act-order --static-groups --fp16-scale --signed-scale --blocksize --damp; --method rtn without --sparsity
+// sets sparsity 0). InputError names the option on bad values.
 
 #include "cli_support.h"
 #include "solve/solver.h"

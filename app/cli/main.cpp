@@ -26,10 +26,14 @@ commands:
   eval MODEL --text FILE          perplexity (SparseGPT reference protocol)
        [--seqlen N] [--max-windows K] [--batch B] [--threads T] [--json]
   solve-layer --problem IN.safetensors --out OUT.safetensors
-       [--method sparsegpt|magnitude|wanda] [--sparsity S | --nm N:M]
-       [--bits B [--group G] [--sym]] [--blocksize 128] [--damp 0.01] [--json]
+       [--method sparsegpt|magnitude|wanda|rtn] [--sparsity S | --nm N:M]
+       [--bits B [--group G] [--sym [--signed-scale]] [--act-order] [--static-groups]
+        [--fp16-scale]]
+       [--blocksize 128] [--damp 0.01] [--json]
   prune MODEL --calib FILE --out OUT_DIR [--method M] [--sparsity S | --nm N:M]
-       [--bits B] [--nsamples 128] [--seqlen 2048] [--seed 0] [--layers SPEC]
+       [--bits B [--group G] [--sym [--signed-scale]] [--act-order] [--static-groups]
+        [--fp16-scale]]
+       [--nsamples 128] [--seqlen 2048] [--seed 0] [--layers SPEC]
        [--recipe R.json] [--true-sequential] [--eval FILE] [--workspace W.h5] [--json]
        [--device cpu|cuda] [--stream] [--dry-run]
                                   --workspace: record the run in W.h5 and resume an
@@ -45,7 +49,12 @@ commands:
   help                            this text
   version                         the version
 
-MODEL is a Hugging Face style folder (config.json, *.safetensors, tokenizer files).
+MODEL is a Hugging Face style folder (config.json, *.safetensors, tokenizer files) or a
+Llama .gguf file (F32/F16/Q8_0/Q4_0 tensors).
+--bits 2..8 quantizes (GPTQ with sparsegpt, round to nearest with rtn/magnitude/wanda);
+--sparsity 0 --bits B is plain GPTQ. --fp16-scale rounds scales to float16 (lossless Q4_0 /
+Q8_0 export with --bits 4|8 --sym --group 32); --signed-scale scales a symmetric group by its
+largest-magnitude value as llama.cpp's Q4_0 does (finer than GPTQ's 2·max/(2^B−1)).
 Without MODEL/--text, info and eval use the bundled demo model and text.
 Exit codes: 0 success, 2 bad input or usage, 1 internal failure, 130 cancelled (Ctrl-C).
 )";
@@ -67,7 +76,7 @@ int main(int argc, char** argv)
              return cmdSolveLayer(Args("solve-layer", a,
                                        {"problem", "out", "method", "sparsity", "nm", "bits", "group",
                                         "blocksize", "damp", "threads", "device"},
-                                       {"sym", "json", "quiet"}));
+                                       {"sym", "act-order", "static-groups", "fp16-scale", "signed-scale", "json", "quiet"}));
          }},
         {"export", [](const auto& a) {
              return cmdExport(Args("export", a, {"gguf", "type", "name", "threads"}, {"json", "quiet"}));
@@ -81,7 +90,8 @@ int main(int argc, char** argv)
                                   {"calib", "out", "method", "sparsity", "nm", "bits", "group", "nsamples",
                                    "seqlen", "seed", "layers", "recipe", "eval", "blocksize", "damp",
                                    "threads", "device", "workspace"},
-                                  {"sym", "true-sequential", "stream", "dry-run", "json", "quiet"}));
+                                  {"sym", "act-order", "static-groups", "fp16-scale", "signed-scale", "true-sequential",
+                                   "stream", "dry-run", "json", "quiet"}));
          }},
     };
 

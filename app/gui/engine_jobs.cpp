@@ -5,7 +5,9 @@
 #include "recipe_bridge.h"
 
 #include "data/calibration.h"
+#include "export/gguf_export.h"
 #include "export/hf_export.h"
+#include "io/gguf_import.h"
 #include "model/causal_lm.h"
 #include "model/config.h"
 #include "pipeline/prune_pipeline.h"
@@ -297,8 +299,11 @@ void LoadModelJob::execute()
     if (m_params.folder.trimmed().isEmpty())
         throw InputError("No model folder was given.");
     QFileInfo info(m_params.folder);
+    // A .gguf file is converted to a temporary model folder (io/gguf_import.h).
+    if (info.isFile() && io::isGgufFile(toPath(info.absoluteFilePath())))
+        info = QFileInfo(QString::fromStdString(io::resolveModelPath(toPath(info.absoluteFilePath())).string()));
     // A config.json (or any file) inside the folder stands for the folder.
-    if (info.isFile())
+    else if (info.isFile())
         info = QFileInfo(info.absolutePath());
     const std::filesystem::path folder = toPath(QDir::cleanPath(info.absoluteFilePath()));
     if (!info.exists())
@@ -844,6 +849,21 @@ ExportJob::ExportJob(Params params, QObject* parent)
 
 namespace {
 
+// The layer's grid as `prune` records it (pipeline::quantGridJson).
+nlohmann::json quantJson(const LayerSetting& s, bool dense)
+{
+    solve::SolverOptions o;
+    o.method = s.method == PlanMethod::SparseGpt ? solve::Method::SparseGpt : solve::Method::Rtn;
+    o.quant.bits = s.bits;
+    o.quant.groupSize = s.group;
+    o.quant.symmetric = s.sym;
+    o.quant.actOrder = s.actOrder;
+    o.quant.staticGroups = s.staticGroups;
+    o.quant.fp16Scale = s.fp16Scale;
+    o.quant.signedScale = s.signedScale;
+    return pipeline::quantGridJson(o, dense);
+}
+
 nlohmann::json layerJson(const LayerRunRow& r)
 {
     const LayerSetting& s = r.setting;
@@ -856,6 +876,7 @@ nlohmann::json layerJson(const LayerRunRow& r)
             {"nm", s.structured() && !r.dense ? nlohmann::json(std::to_string(s.nmN) + ":" + std::to_string(s.nmM))
                                               : nlohmann::json(nullptr)},
             {"bits", r.dense ? 16 : s.bits},
+            {"quant", quantJson(s, r.dense)},
             {"sparsity", r.sparsity},
             {"loss", r.loss},
             {"rel_output_error", r.relError},
@@ -867,6 +888,38 @@ nlohmann::json layerJson(const LayerRunRow& r)
 
 } // namespace
 
+void ExportJob::exportGgufFile(const std::filesystem::path& out, const QElapsedTimer& timer)
+{
+    const auto type = io::parseGgufFileType(m_params.ggufType.toStdString());
+    if (!type)
+        throw InputError("Unknown GGUF type '" + m_params.ggufType.toStdString() + "'.");
+    const QString problem = ggufTargetProblem(QFile::decodeName(out.string().c_str()));
+    if (!problem.isEmpty())
+        throw InputError(problem.toStdString());
+    nlohmann::json layers = nlohmann::json::array();
+    for (const LayerRunRow& r : m_params.record.layers)
+        layers.push_back(layerJson(r));
+    exporting::GgufExportParams params;
+    params.type = *type;
+    params.name = m_params.record.name.toStdString();
+    params.grids = exporting::gridsFromLayerRecords(*m_params.model, layers, *type, out);
+    const exporting::GgufExportSummary s =
+        exporting::exportGguf(*m_params.model, out, params, progressCallback(), cancelToken());
+    Result r;
+    r.folder = QFile::decodeName(s.file.string().c_str());
+    r.files = 1;
+    r.bytes = qint64(s.bytes);
+    r.tensorsReplaced = qint64(params.grids.size());
+    QStringList types;
+    for (const auto& [name, count] : s.tensorTypes)
+        types << QStringLiteral("%1 × %2").arg(count).arg(QString::fromStdString(name));
+    r.fileNames << QStringLiteral("%1 (%2)").arg(QFileInfo(r.folder).fileName(), formatBytes(r.bytes))
+                << tr("Tensors: %1").arg(types.join(QStringLiteral(", ")))
+                << tr("%n layer(s) packed losslessly from their fp16 GPTQ grids", nullptr, int(params.grids.size()));
+    r.seconds = double(timer.nsecsElapsed()) / 1e9;
+    deliver([this, r] { Q_EMIT finished(r); });
+}
+
 void ExportJob::execute()
 {
     QElapsedTimer timer;
@@ -877,6 +930,10 @@ void ExportJob::execute()
         throw InputError("No output folder was chosen.");
     const std::filesystem::path out = toPath(QDir::cleanPath(QFileInfo(m_params.outDir).absoluteFilePath()));
     const std::filesystem::path source = m_params.model->folder();
+    if (!m_params.ggufType.isEmpty()) {
+        exportGgufFile(out, timer);
+        return;
+    }
     exporting::checkExportTarget(source, out);
 
     const RunRecord& rec = m_params.record;
@@ -988,6 +1045,22 @@ QString exportTargetProblem(const QString& modelFolder, const QString& outDir)
     } catch (const std::exception& e) {
         return firstLine(e.what());
     }
+}
+
+QString ggufTargetProblem(const QString& file)
+{
+    const QFileInfo info(file);
+    if (file.trimmed().isEmpty())
+        return QCoreApplication::translate("sparselab::gui::ExportJob", "Choose an output file.");
+    if (!file.endsWith(QLatin1String(".gguf"), Qt::CaseInsensitive))
+        return QCoreApplication::translate("sparselab::gui::ExportJob", "A GGUF file name must end in .gguf.");
+    if (info.exists())
+        return QCoreApplication::translate("sparselab::gui::ExportJob", "%1 already exists; choose a new file (nothing is overwritten).")
+            .arg(QDir::toNativeSeparators(info.absoluteFilePath()));
+    if (!info.absoluteDir().exists())
+        return QCoreApplication::translate("sparselab::gui::ExportJob", "Its folder %1 does not exist.")
+            .arg(QDir::toNativeSeparators(info.absolutePath()));
+    return {};
 }
 
 } // namespace sparselab::gui

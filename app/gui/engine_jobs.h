@@ -37,8 +37,11 @@
 #include <QString>
 
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <memory>
+
+class QElapsedTimer;
 
 namespace sparselab::model { class CausalLM; }
 namespace sparselab::tokenize { class Tokenizer; }
@@ -276,7 +279,8 @@ class ExportJob final : public EngineJob {
 public:
     struct Params {
         std::shared_ptr<const model::CausalLM> model; // required: the compressed copy
-        QString outDir;            // must not exist
+        QString outDir;            // must not exist (the .gguf file when ggufType is set)
+        QString ggufType;          // "" = Hugging Face folder; "f32", "f16", "q8_0", "q4_0" = one GGUF file
         RunRecord record;          // for sparselab.json
         int threads = 0;
     };
@@ -298,6 +302,7 @@ protected:
     void execute() override;
 
 private:
+    void exportGgufFile(const std::filesystem::path& out, const QElapsedTimer& timer);
     Params m_params;
 };
 
@@ -314,6 +319,9 @@ struct DeviceChoice {
 // The export overwrite guard (exporting::checkExportTarget): "" when `outDir` may be
 // written, else the reason (it exists, or lies inside the model folder).
 [[nodiscard]] QString exportTargetProblem(const QString& modelFolder, const QString& outDir);
+// "" when a GGUF file may be written at `file` (it must not exist, its folder must, and it
+// must end in .gguf), else why not (one sentence).
+[[nodiscard]] QString ggufTargetProblem(const QString& file);
 
 // The plain description of a loaded model that widgets display (worker thread safe).
 [[nodiscard]] ModelSummary summarizeModel(const model::CausalLM& model, const tokenize::Tokenizer& tokenizer);

@@ -1,6 +1,8 @@
 #include "export_panel.h"
 
 #include <QAction>
+#include <QComboBox>
+#include <QSettings>
 #include <QDir>
 #include <QFormLayout>
 #include <QHBoxLayout>
@@ -40,7 +42,40 @@ ExportPanel::ExportPanel(QWidget* parent)
         Q_EMIT outDirChanged(outDir());
     });
 
-    auto* folderLabel = new QLabel(tr("&Folder:"), this);
+    m_format = new QComboBox(this);
+    m_format->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+    m_format->setMinimumContentsLength(3);
+    m_format->addItem(tr("Hugging Face folder"), QString());
+    m_format->addItem(tr("GGUF file, F32"), QStringLiteral("f32"));
+    m_format->addItem(tr("GGUF file, F16"), QStringLiteral("f16"));
+    m_format->addItem(tr("GGUF file, Q8_0"), QStringLiteral("q8_0"));
+    m_format->addItem(tr("GGUF file, Q4_0"), QStringLiteral("q4_0"));
+    m_format->setToolTip(tr("<p>A Hugging Face folder keeps every tensor's dtype and records the run in "
+                            "sparselab.json.</p><p>A GGUF file runs in llama.cpp. Q8_0/Q4_0 quantize every "
+                            "matrix whose width is a multiple of 32 (others stay F16); layers quantized with a "
+                            "symmetric 4-/8-bit grid with fp16 scales are packed from that grid, losslessly.</p>"));
+    auto* formatLabel = new QLabel(tr("F&ormat:"), this);
+    formatLabel->setBuddy(m_format);
+    auto* formatRow = new QHBoxLayout;
+    formatRow->setSpacing(4);
+    formatRow->addWidget(formatLabel);
+    formatRow->addWidget(m_format, 1);
+    setGgufType(QSettings().value(QStringLiteral("export/format")).toString());
+    connect(m_format, &QComboBox::currentIndexChanged, this, [this] {
+        QSettings().setValue(QStringLiteral("export/format"), ggufType());
+        const bool gguf = !ggufType().isEmpty();
+        m_outDir->setPlaceholderText(gguf ? tr("New .gguf file") : tr("New folder for the compressed model"));
+        QString out = outDir();
+        if (gguf && !out.isEmpty() && !out.endsWith(QLatin1String(".gguf"), Qt::CaseInsensitive))
+            setOutDir(out + QStringLiteral(".gguf"));
+        else if (!gguf && out.endsWith(QLatin1String(".gguf"), Qt::CaseInsensitive))
+            setOutDir(out.left(out.size() - 5));
+        updateGuard();
+    });
+    if (!ggufType().isEmpty())
+        m_outDir->setPlaceholderText(tr("New .gguf file"));
+
+    auto* folderLabel = new QLabel(tr("O&utput:"), this);
     folderLabel->setBuddy(m_outDir);
     auto* folderRow = new QHBoxLayout;
     folderRow->setSpacing(4);
@@ -65,6 +100,7 @@ ExportPanel::ExportPanel(QWidget* parent)
     auto* layout = new QVBoxLayout(this);
     layout->setContentsMargins(8, 8, 8, 8);
     layout->addWidget(m_run);
+    layout->addLayout(formatRow);
     layout->addLayout(folderRow);
     layout->addWidget(m_guard);
     layout->addWidget(m_export);
@@ -107,12 +143,23 @@ void ExportPanel::setRun(const RunRecord* run, const QString& modelFolder)
 
 QString ExportPanel::outDir() const { return m_outDir->text().trimmed(); }
 
+QString ExportPanel::ggufType() const { return m_format->currentData().toString(); }
+
+void ExportPanel::setGgufType(const QString& type)
+{
+    const int index = m_format->findData(type);
+    m_format->setCurrentIndex(index < 0 ? 0 : index);
+}
+
 void ExportPanel::setOutDir(const QString& folder) { m_outDir->setText(QDir::toNativeSeparators(folder)); }
 
 void ExportPanel::updateGuard()
 {
     // The overwrite guard, live: the same check the export itself makes first.
-    m_guardText = outDir().isEmpty() ? QString() : exportTargetProblem(m_modelFolder, QDir::fromNativeSeparators(outDir()));
+    const QString out = QDir::fromNativeSeparators(outDir());
+    m_guardText = out.isEmpty()            ? QString()
+        : ggufType().isEmpty()             ? exportTargetProblem(m_modelFolder, out)
+                                           : ggufTargetProblem(out);
     m_guard->setText(m_guardText.isEmpty() ? QString() : tr("Not writable: %1").arg(m_guardText));
     m_guard->setVisible(!m_guardText.isEmpty());
     Q_EMIT readinessChanged();
@@ -125,6 +172,7 @@ bool ExportPanel::canExport() const { return m_hasRun && m_modelKept && !outDir(
 void ExportPanel::setRunning(bool running)
 {
     m_outDir->setEnabled(!running);
+    m_format->setEnabled(!running);
     m_browse->setEnabled(!running);
     if (running) {
         m_progress->setRange(0, 0);

@@ -1,5 +1,7 @@
 #pragma once
-// The "Export" dock: which run is exported (the one selected in Results), the output folder
+// The "Export" dock: which run is exported (the one selected in Results), the format (a
+// Hugging Face folder, or one GGUF file for llama.cpp as F32 / F16 / Q8_0 / Q4_0; remembered
+// in QSettings "export/format"), the output folder or file
 // with a live overwrite guard (it must not exist, nor lie inside the model folder), the
 // Export button (Ctrl+Shift+E), progress, and a summary of what was written (files, bytes,
 // layers replaced). MainWindow runs the ExportJob; the panel holds settings and shows state.
@@ -10,6 +12,7 @@
 #include <QWidget>
 
 class QAction;
+class QComboBox;
 class QLabel;
 class QLineEdit;
 class QListWidget;
@@ -29,7 +32,10 @@ public:
 
     // The run to export (nullptr = none); `modelFolder` is the source the guard checks against.
     void setRun(const RunRecord* run, const QString& modelFolder);
-    [[nodiscard]] QString outDir() const;
+    [[nodiscard]] QString outDir() const;  // the folder, or the .gguf file
+    // "" = Hugging Face folder; else the GGUF tensor type ("f32", "f16", "q8_0", "q4_0").
+    [[nodiscard]] QString ggufType() const;
+    void setGgufType(const QString& type);
     void setOutDir(const QString& folder);
     // "" when the folder may be written, else why not (shown under the folder).
     [[nodiscard]] QString guardText() const;
@@ -51,6 +57,7 @@ private:
     void updateGuard();
 
     QLabel* m_run = nullptr;
+    QComboBox* m_format = nullptr;
     QLineEdit* m_outDir = nullptr;
     QToolButton* m_browse = nullptr;
     QLabel* m_guard = nullptr;

@@ -1260,9 +1260,10 @@ void MainWindow::chooseExportFolderDialog()
     if (run)
         name += QLatin1Char('-') + run->name;
     name.replace(QRegularExpression(QStringLiteral("[^A-Za-z0-9._-]+")), QStringLiteral("-"));
-    QString candidate = QDir(parent).filePath(name);
+    const QString suffix = m_exportPanel->ggufType().isEmpty() ? QString() : QStringLiteral(".gguf");
+    QString candidate = QDir(parent).filePath(name + suffix);
     for (int i = 2; QFileInfo::exists(candidate); ++i)
-        candidate = QDir(parent).filePath(QStringLiteral("%1-%2").arg(name).arg(i));
+        candidate = QDir(parent).filePath(QStringLiteral("%1-%2%3").arg(name).arg(i).arg(suffix));
     m_exportPanel->setOutDir(candidate);
 }
 
@@ -1284,7 +1285,8 @@ bool MainWindow::exportSelectedRun()
         return false;
     }
     const QString out = QDir::cleanPath(QDir::fromNativeSeparators(m_exportPanel->outDir()));
-    const QString problem = exportTargetProblem(m_summary.folder, out);
+    const QString problem = m_exportPanel->ggufType().isEmpty() ? exportTargetProblem(m_summary.folder, out)
+                                                                 : ggufTargetProblem(out);
     if (!problem.isEmpty()) {
         // The overwrite guard: never write into an existing folder or the model itself.
         m_exportPanel->showStatus(tr("Not exported: %1").arg(problem));
@@ -1296,6 +1298,7 @@ bool MainWindow::exportSelectedRun()
     ExportJob::Params params;
     params.model = model;
     params.outDir = out;
+    params.ggufType = m_exportPanel->ggufType();
     params.record = *run;
     params.threads = workerThreads();
     auto* job = new ExportJob(params, this);

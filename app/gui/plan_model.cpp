@@ -73,6 +73,59 @@ void PlanModel::emitRowsChanged(const QList<int>& rows)
     }
 }
 
+QString PlanModel::gridText(const LayerSetting& s)
+{
+    QStringList words;
+    words << (s.group > 0 ? QStringLiteral("g%1").arg(s.group) : QStringLiteral("row"));
+    words << (s.sym ? QStringLiteral("sym") : QStringLiteral("asym"));
+    if (s.actOrder)
+        words << QStringLiteral("act");
+    if (s.staticGroups)
+        words << QStringLiteral("static");
+    if (s.signedScale)
+        words << QStringLiteral("signed");
+    if (s.fp16Scale)
+        words << QStringLiteral("fp16");
+    return words.join(QLatin1Char(' '));
+}
+
+bool PlanModel::parseGrid(const QString& text, LayerSetting* s)
+{
+    LayerSetting t = *s;
+    t.group = 0;
+    t.sym = t.actOrder = t.staticGroups = t.fp16Scale = t.signedScale = false;
+    const QStringList words = text.simplified().toLower().split(QLatin1Char(' '), Qt::SkipEmptyParts);
+    if (words.isEmpty())
+        return false;
+    for (const QString& w : words) {
+        if (w == QLatin1String("row"))
+            t.group = 0;
+        else if (w == QLatin1String("sym"))
+            t.sym = true;
+        else if (w == QLatin1String("asym"))
+            t.sym = false;
+        else if (w == QLatin1String("act"))
+            t.actOrder = true;
+        else if (w == QLatin1String("static"))
+            t.staticGroups = true;
+        else if (w == QLatin1String("fp16"))
+            t.fp16Scale = true;
+        else if (w == QLatin1String("signed"))
+            t.signedScale = true;
+        else if (w.startsWith(QLatin1Char('g'))) {
+            bool ok = false;
+            const qint64 g = w.mid(1).toLongLong(&ok);
+            if (!ok || g <= 0)
+                return false;
+            t.group = g;
+        } else {
+            return false;
+        }
+    }
+    *s = t;
+    return true;
+}
+
 bool PlanModel::applyField(PlanRow& row, Column column, const QVariant& value) const
 {
     LayerSetting& s = row.setting;
@@ -109,6 +162,10 @@ bool PlanModel::applyField(PlanRow& row, Column column, const QVariant& value) c
         s.nmM = m;
         return true;
     }
+    case GridColumn:
+        if (s.dense())
+            return true;
+        return parseGrid(value.toString(), &s);
     case BitsColumn: {
         bool ok = false;
         const int bits = value.toInt(&ok);
@@ -277,6 +334,7 @@ QVariant PlanModel::data(const QModelIndex& index, int role) const
             return s.dense() ? QStringLiteral("—") : s.structured() ? QStringLiteral("%1:%2").arg(s.nmN).arg(s.nmM)
                                                                     : tr("unstructured");
         case BitsColumn: return s.dense() ? QStringLiteral("—") : QString::number(s.bits);
+        case GridColumn: return s.dense() || s.bits >= 16 ? QStringLiteral("—") : gridText(s);
         case SizeColumn: return formatBytes(estimatedBytes(row));
         default: return {};
         }
@@ -289,6 +347,7 @@ QVariant PlanModel::data(const QModelIndex& index, int role) const
         case SparsityColumn: return s.structured() ? s.targetSparsity() : s.sparsity;
         case PatternColumn: return s.structured() ? QStringLiteral("%1:%2").arg(s.nmN).arg(s.nmM) : QString();
         case BitsColumn: return s.bits;
+        case GridColumn: return gridText(s);
         case SizeColumn: return estimatedBytes(row);
         default: return {};
         }
@@ -310,6 +369,7 @@ QVariant PlanModel::headerData(int section, Qt::Orientation orientation, int rol
         case SparsityColumn: return tr("Sparsity");
         case PatternColumn: return tr("Pattern");
         case BitsColumn: return tr("Bits");
+        case GridColumn: return tr("Grid");
         case SizeColumn: return tr("Size");
         default: return {};
         }
@@ -324,6 +384,11 @@ QVariant PlanModel::headerData(int section, Qt::Orientation orientation, int rol
         case SparsityColumn: return tr("Share of the layer's weights set to zero.");
         case PatternColumn: return tr("Unstructured, or N:M: N zeros in every M consecutive inputs of a row (2:4 runs fast on GPUs).");
         case BitsColumn: return tr("Bit width the kept weights are quantized to; 16 means no quantization.");
+        case GridColumn:
+            return tr("Quantization grid: “row” or “g32”/“g64”/“g128” (one scale per group of input columns), "
+                      "“sym” or “asym”, and optionally “act” (GPTQ act-order), “static” (groups fixed up front), "
+                      "“fp16” (fp16 scales: 4-bit “g32 sym fp16” exports losslessly as GGUF Q4_0), “signed” (a symmetric "
+                      "group scaled by its largest-magnitude value, as llama.cpp's Q4_0).");
         case SizeColumn: return tr("Estimated storage: kept weights at the chosen bits, a 1-bit mask, and quantization scales.");
         default: return {};
         }
@@ -346,6 +411,10 @@ Qt::ItemFlags PlanModel::flags(const QModelIndex& index) const
     case PatternColumn:
     case BitsColumn:
         if (!s.dense())
+            f |= Qt::ItemIsEditable;
+        break;
+    case GridColumn:
+        if (!s.dense() && s.bits < 16)
             f |= Qt::ItemIsEditable;
         break;
     default: break;

@@ -7,6 +7,11 @@
 //   SparsityColumn double, fraction in [0, 0.99] (unstructured rows only)
 //   PatternColumn  QString: "" = unstructured, else "N:M" (e.g. "2:4")
 //   BitsColumn     int: 2..8, or 16 = no quantization
+//   GridColumn     QString, the quantization grid (quantized rows only): "row" or "g<N>"
+//                  (group of N input columns), "sym" or "asym", and optionally "act"
+//                  (act-order), "static" (static groups), "signed" (signed scale), "fp16"
+//                  (fp16 scales), e.g.
+//                  "g32 sym fp16" (exactly GGUF Q4_0 at 4 bits); see gridText/parseGrid
 // Other columns are read-only. Dense rows are shown in italics and only their method edits.
 // Bulk edits (setField over many rows) emit one dataChanged per contiguous range and one
 // planChanged(). The model knows nothing of the engine; recipe_bridge.h converts it to and
@@ -31,6 +36,7 @@ public:
         SparsityColumn,
         PatternColumn,
         BitsColumn,
+        GridColumn,
         SizeColumn,
         ColumnCount
     };
@@ -62,6 +68,10 @@ public:
     void setSettings(const QList<LayerSetting>& settings);
     // Sets one field on several rows (edit-role value, see above). False when the value is
     // invalid; rows where the field does not apply (e.g. sparsity of a dense row) are skipped.
+    // The grid of a setting as GridColumn shows it, and parsed back into `s` (false, `s`
+    // untouched, on unknown words or a group that is not a positive number).
+    [[nodiscard]] static QString gridText(const LayerSetting& s);
+    [[nodiscard]] static bool parseGrid(const QString& text, LayerSetting* s);
     bool setField(const QList<int>& rows, Column column, const QVariant& value);
     // Whole settings on several rows (all rows when `rows` is empty).
     void setSetting(const QList<int>& rows, const LayerSetting& setting);

@@ -36,7 +36,8 @@ QString bitsLabel(int bits)
 
 void fillMethods(QComboBox* box)
 {
-    for (PlanMethod m : {PlanMethod::SparseGpt, PlanMethod::Magnitude, PlanMethod::Wanda, PlanMethod::Dense})
+    for (PlanMethod m : {PlanMethod::SparseGpt, PlanMethod::Magnitude, PlanMethod::Wanda, PlanMethod::Rtn,
+                         PlanMethod::Dense})
         box->addItem(planMethodLabel(m), int(m));
 }
 
@@ -44,6 +45,21 @@ void fillBits(QComboBox* box)
 {
     for (int b : kBits)
         box->addItem(bitsLabel(b), b);
+}
+
+// Editable list of common quantization grids (PlanModel::GridColumn's words).
+QComboBox* gridBox(QWidget* parent)
+{
+    auto* box = new QComboBox(parent);
+    box->setEditable(true);
+    // Long entries must not widen the dock (and the window's minimum size).
+    box->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+    box->setMinimumContentsLength(3);
+    for (const char* g : {"row asym", "row sym", "g128 asym", "g128 sym", "g64 asym", "g32 asym", "g32 sym fp16", "g32 sym signed fp16",
+                          "g128 asym act", "g128 sym act static", "g32 sym act static fp16"})
+        box->addItem(QString::fromLatin1(g));
+    box->setToolTip(PlanModel().headerData(PlanModel::GridColumn, Qt::Horizontal, Qt::ToolTipRole).toString());
+    return box;
 }
 
 QComboBox* patternBox(QWidget* parent)
@@ -83,6 +99,7 @@ public:
             return spin;
         }
         case PlanModel::PatternColumn: return patternBox(parent);
+        case PlanModel::GridColumn: return gridBox(parent);
         case PlanModel::BitsColumn: {
             auto* box = new QComboBox(parent);
             fillBits(box);
@@ -108,6 +125,7 @@ public:
             static_cast<QComboBox*>(editor)->setCurrentText(text.isEmpty() ? kPatterns.first() : text);
             return;
         }
+        case PlanModel::GridColumn: static_cast<QComboBox*>(editor)->setCurrentText(value.toString()); return;
         default: QStyledItemDelegate::setEditorData(editor, index);
         }
     }
@@ -119,7 +137,8 @@ public:
         case PlanModel::MethodColumn:
         case PlanModel::BitsColumn: value = static_cast<QComboBox*>(editor)->currentData(); break;
         case PlanModel::SparsityColumn: value = static_cast<QDoubleSpinBox*>(editor)->value() / 100.0; break;
-        case PlanModel::PatternColumn: value = static_cast<QComboBox*>(editor)->currentText(); break;
+        case PlanModel::PatternColumn:
+        case PlanModel::GridColumn: value = static_cast<QComboBox*>(editor)->currentText(); break;
         default: return;
         }
         QList<int> rows{index.row()};
@@ -163,6 +182,7 @@ PlanPanel::PlanPanel(QWidget* parent)
     m_bits = new QComboBox(this);
     fillBits(m_bits);
     m_bits->setToolTip(tr("Quantize the kept weights to this many bits jointly with pruning; 16 means no quantization."));
+    m_grid = gridBox(this);
     m_applySelected = new QPushButton(tr("Apply to Selected"), this);
     m_applySelected->setToolTip(tr("Give the selected layers this method, sparsity and bits (all layers when none is selected)."));
     m_applyAll = new QPushButton(tr("Apply to All"), this);
@@ -175,7 +195,7 @@ PlanPanel::PlanPanel(QWidget* parent)
     });
     connect(m_method, &QComboBox::currentIndexChanged, this, [this] {
         const bool dense = m_method->currentData().toInt() == int(PlanMethod::Dense);
-        for (QWidget* w : std::initializer_list<QWidget*>{m_sparsity, m_pattern, m_bits})
+        for (QWidget* w : std::initializer_list<QWidget*>{m_sparsity, m_pattern, m_bits, m_grid})
             w->setEnabled(!dense);
     });
 
@@ -188,6 +208,8 @@ PlanPanel::PlanPanel(QWidget* parent)
     editGrid->addWidget(m_pattern, 1, 1);
     editGrid->addWidget(new QLabel(tr("Bits:"), this), 1, 2);
     editGrid->addWidget(m_bits, 1, 3);
+    editGrid->addWidget(new QLabel(tr("Grid:"), this), 2, 2);
+    editGrid->addWidget(m_grid, 2, 3);
     editGrid->setColumnStretch(1, 1);
     editGrid->setColumnStretch(3, 1);
     auto* editButtons = new QHBoxLayout;
@@ -315,6 +337,8 @@ LayerSetting PlanPanel::editBarSetting(const LayerSetting& base) const
     }
     s.sparsity = m > 0 ? double(n) / double(m) : m_sparsity->value() / 100.0;
     s.bits = m_bits->currentData().toInt();
+    if (s.bits < 16)
+        (void)PlanModel::parseGrid(m_grid->currentText(), &s); // unparsable text keeps the row's grid
     return s;
 }
 
@@ -324,6 +348,7 @@ void PlanPanel::setEditBarSetting(const LayerSetting& s)
     m_sparsity->setValue(100.0 * s.sparsity);
     m_pattern->setCurrentText(s.structured() ? QStringLiteral("%1:%2").arg(s.nmN).arg(s.nmM) : kPatterns.first());
     m_bits->setCurrentIndex(std::max(0, m_bits->findData(s.bits)));
+    m_grid->setCurrentText(PlanModel::gridText(s));
 }
 
 QList<int> PlanPanel::selectedRows() const
@@ -415,7 +440,7 @@ void PlanPanel::setEditable(bool editable)
     m_table->setEditTriggers(editable ? QAbstractItemView::DoubleClicked | QAbstractItemView::EditKeyPressed
                                             | QAbstractItemView::SelectedClicked
                                       : QAbstractItemView::NoEditTriggers);
-    for (QWidget* w : std::initializer_list<QWidget*>{m_method, m_sparsity, m_pattern, m_bits, m_applySelected, m_applyAll,
+    for (QWidget* w : std::initializer_list<QWidget*>{m_method, m_sparsity, m_pattern, m_bits, m_grid, m_applySelected, m_applyAll,
                                                       m_preset, m_attention, m_mlp, m_applyPreset})
         w->setEnabled(editable);
     if (editable) {
@@ -426,6 +451,7 @@ void PlanPanel::setEditable(bool editable)
         m_sparsity->setEnabled(!dense && unstructured);
         m_pattern->setEnabled(!dense);
         m_bits->setEnabled(!dense);
+        m_grid->setEnabled(!dense);
     }
 }
 

@@ -70,6 +70,7 @@ private:
     QDoubleSpinBox* m_sparsity = nullptr;
     QComboBox* m_pattern = nullptr;
     QComboBox* m_bits = nullptr;
+    QComboBox* m_grid = nullptr;
     QPushButton* m_applySelected = nullptr;
     QPushButton* m_applyAll = nullptr;
     QComboBox* m_preset = nullptr;

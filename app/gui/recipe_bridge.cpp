@@ -31,6 +31,7 @@ solve::Method toMethod(PlanMethod m)
     switch (m) {
     case PlanMethod::Magnitude: return solve::Method::Magnitude;
     case PlanMethod::Wanda: return solve::Method::Wanda;
+    case PlanMethod::Rtn: return solve::Method::Rtn;
     default: return solve::Method::SparseGpt;
     }
 }
@@ -40,6 +41,7 @@ PlanMethod fromMethod(solve::Method m)
     switch (m) {
     case solve::Method::Magnitude: return PlanMethod::Magnitude;
     case solve::Method::Wanda: return PlanMethod::Wanda;
+    case solve::Method::Rtn: return PlanMethod::Rtn;
     case solve::Method::SparseGpt: break;
     }
     return PlanMethod::SparseGpt;
@@ -56,6 +58,12 @@ pipeline::LayerPlan toLayerPlan(const LayerSetting& s)
     plan.options.quant.bits = s.bits;
     plan.options.quant.groupSize = s.group;
     plan.options.quant.symmetric = s.sym;
+    plan.options.quant.actOrder = s.actOrder;
+    plan.options.quant.staticGroups = s.staticGroups;
+    plan.options.quant.fp16Scale = s.fp16Scale;
+    plan.options.quant.signedScale = s.signedScale;
+    if (s.method == PlanMethod::Rtn)
+        plan.options.sparsity = 0.0; // rtn prunes nothing
     plan.options.blocksize = s.blocksize;
     plan.options.damp = s.damp;
     return plan;
@@ -71,6 +79,10 @@ LayerSetting fromLayerPlan(const pipeline::LayerPlan& plan)
     s.bits = plan.options.quant.bits;
     s.group = plan.options.quant.groupSize;
     s.sym = plan.options.quant.symmetric;
+    s.actOrder = plan.options.quant.actOrder;
+    s.staticGroups = plan.options.quant.staticGroups;
+    s.fp16Scale = plan.options.quant.fp16Scale;
+    s.signedScale = plan.options.quant.signedScale;
     s.blocksize = plan.options.blocksize;
     s.damp = plan.options.damp;
     return s;
@@ -100,6 +112,14 @@ pipeline::RecipeRule ruleFor(const QString& layer, const LayerSetting& base, con
         rule.group = target.group;
     if (complete || base.sym != target.sym)
         rule.sym = target.sym;
+    if (complete || base.actOrder != target.actOrder)
+        rule.actOrder = target.actOrder;
+    if (complete || base.staticGroups != target.staticGroups)
+        rule.staticGroups = target.staticGroups;
+    if (complete || base.fp16Scale != target.fp16Scale)
+        rule.fp16Scale = target.fp16Scale;
+    if (complete || base.signedScale != target.signedScale)
+        rule.signedScale = target.signedScale;
     if (complete || base.blocksize != target.blocksize)
         rule.blocksize = target.blocksize;
     if (complete || base.damp != target.damp)

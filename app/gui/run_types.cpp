@@ -13,6 +13,7 @@ QString planMethodLabel(PlanMethod method)
     case PlanMethod::SparseGpt: return QStringLiteral("SparseGPT");
     case PlanMethod::Magnitude: return QCoreApplication::translate("PlanMethod", "Magnitude");
     case PlanMethod::Wanda: return QStringLiteral("Wanda");
+    case PlanMethod::Rtn: return QCoreApplication::translate("PlanMethod", "Round to nearest");
     case PlanMethod::Dense: return QCoreApplication::translate("PlanMethod", "Dense");
     }
     return {};
@@ -24,6 +25,7 @@ QString planMethodKey(PlanMethod method)
     case PlanMethod::SparseGpt: return QStringLiteral("sparsegpt");
     case PlanMethod::Magnitude: return QStringLiteral("magnitude");
     case PlanMethod::Wanda: return QStringLiteral("wanda");
+    case PlanMethod::Rtn: return QStringLiteral("rtn");
     case PlanMethod::Dense: return QStringLiteral("dense");
     }
     return {};
@@ -31,7 +33,8 @@ QString planMethodKey(PlanMethod method)
 
 bool parsePlanMethod(const QString& keyOrLabel, PlanMethod* method)
 {
-    for (PlanMethod m : {PlanMethod::SparseGpt, PlanMethod::Magnitude, PlanMethod::Wanda, PlanMethod::Dense}) {
+    for (PlanMethod m : {PlanMethod::SparseGpt, PlanMethod::Magnitude, PlanMethod::Wanda, PlanMethod::Rtn,
+                         PlanMethod::Dense}) {
         if (keyOrLabel.compare(planMethodKey(m), Qt::CaseInsensitive) == 0
             || keyOrLabel.compare(planMethodLabel(m), Qt::CaseInsensitive) == 0) {
             *method = m;

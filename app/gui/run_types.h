@@ -15,7 +15,7 @@
 namespace sparselab::gui {
 
 // What to do with one linear layer (the engine's solve::Method plus "leave it dense").
-enum class PlanMethod { SparseGpt, Magnitude, Wanda, Dense };
+enum class PlanMethod { SparseGpt, Magnitude, Wanda, Rtn, Dense }; // Rtn: round to nearest, prunes nothing
 
 [[nodiscard]] QString planMethodLabel(PlanMethod method);   // "SparseGPT", "Magnitude", "Wanda", "Dense"
 [[nodiscard]] QString planMethodKey(PlanMethod method);     // recipe names: "sparsegpt", …, "dense"
@@ -31,6 +31,10 @@ struct LayerSetting {
     int bits = 16;           // 2..8 quantizes; 16 = no quantization
     qint64 group = 0;        // quantization group (columns); 0 = per row
     bool sym = false;        // symmetric quantization grid
+    bool actOrder = false;   // GPTQ act-order (SparseGPT)
+    bool staticGroups = false; // GPTQ static groups (SparseGPT, group > 0)
+    bool fp16Scale = false;  // scales rounded to fp16 (lossless GGUF Q4_0/Q8_0)
+    bool signedScale = false; // symmetric scale from the largest-magnitude value (as Q4_0)
     qint64 blocksize = 128;  // SparseGPT column block
     double damp = 0.01;      // relative damping of the Hessian
 
@@ -51,7 +55,8 @@ struct LayerSetting {
     bool operator==(const LayerSetting& o) const
     {
         return method == o.method && std::abs(sparsity - o.sparsity) < 1e-12 && nmN == o.nmN && nmM == o.nmM
-            && bits == o.bits && group == o.group && sym == o.sym && blocksize == o.blocksize
+            && bits == o.bits && group == o.group && sym == o.sym && actOrder == o.actOrder
+            && staticGroups == o.staticGroups && fp16Scale == o.fp16Scale && signedScale == o.signedScale && blocksize == o.blocksize
             && std::abs(damp - o.damp) < 1e-15;
     }
     bool operator!=(const LayerSetting& o) const { return !(*this == o); }

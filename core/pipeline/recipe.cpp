@@ -56,7 +56,8 @@ std::pair<int, int> parseNm(const std::string& text, const std::string& option)
 
 namespace {
 
-const std::set<std::string> kFields = {"pattern", "method", "sparsity", "nm", "bits", "group", "sym", "blocksize", "damp"};
+const std::set<std::string> kFields = {"pattern", "method", "sparsity", "nm", "bits", "group", "sym", "act_order",
+                                       "static_groups", "fp16_scale", "signed_scale", "blocksize", "damp"};
 
 template <typename T>
 T fieldAs(const json& object, const char* key, const std::string& source)
@@ -127,6 +128,14 @@ RecipeRule parseRule(const json& object, const std::string& source, bool isDefau
     }
     if (object.contains("sym"))
         rule.sym = fieldAs<bool>(object, "sym", source);
+    if (object.contains("act_order"))
+        rule.actOrder = fieldAs<bool>(object, "act_order", source);
+    if (object.contains("static_groups"))
+        rule.staticGroups = fieldAs<bool>(object, "static_groups", source);
+    if (object.contains("fp16_scale"))
+        rule.fp16Scale = fieldAs<bool>(object, "fp16_scale", source);
+    if (object.contains("signed_scale"))
+        rule.signedScale = fieldAs<bool>(object, "signed_scale", source);
     if (object.contains("blocksize")) {
         const auto b = fieldAs<int64_t>(object, "blocksize", source);
         if (b < 1)
@@ -146,8 +155,13 @@ void applyRule(LayerPlan& plan, const RecipeRule& rule)
 {
     if (rule.dense)
         plan.dense = *rule.dense;
-    if (rule.method)
+    if (rule.method) {
         plan.options.method = *rule.method;
+        if (*rule.method == solve::Method::Rtn && !rule.sparsity && !rule.nm) {
+            plan.options.sparsity = 0.0; // rtn prunes nothing
+            plan.options.nmN = plan.options.nmM = 0;
+        }
+    }
     if (rule.sparsity) {
         plan.options.sparsity = *rule.sparsity;
         // An explicit sparsity means unstructured unless this same rule also sets nm.
@@ -166,6 +180,14 @@ void applyRule(LayerPlan& plan, const RecipeRule& rule)
         plan.options.quant.groupSize = *rule.group;
     if (rule.sym)
         plan.options.quant.symmetric = *rule.sym;
+    if (rule.actOrder)
+        plan.options.quant.actOrder = *rule.actOrder;
+    if (rule.staticGroups)
+        plan.options.quant.staticGroups = *rule.staticGroups;
+    if (rule.fp16Scale)
+        plan.options.quant.fp16Scale = *rule.fp16Scale;
+    if (rule.signedScale)
+        plan.options.quant.signedScale = *rule.signedScale;
     if (rule.blocksize)
         plan.options.blocksize = *rule.blocksize;
     if (rule.damp)
@@ -183,6 +205,10 @@ json ruleToJson(const LayerPlan& plan)
     j["bits"] = plan.options.quant.bits;
     j["group"] = plan.options.quant.groupSize;
     j["sym"] = plan.options.quant.symmetric;
+    j["act_order"] = plan.options.quant.actOrder;
+    j["static_groups"] = plan.options.quant.staticGroups;
+    j["fp16_scale"] = plan.options.quant.fp16Scale;
+    j["signed_scale"] = plan.options.quant.signedScale;
     j["blocksize"] = plan.options.blocksize;
     j["damp"] = plan.options.damp;
     return j;
@@ -244,6 +270,14 @@ json Recipe::toJson() const
             r["group"] = *rule.group;
         if (rule.sym)
             r["sym"] = *rule.sym;
+        if (rule.actOrder)
+            r["act_order"] = *rule.actOrder;
+        if (rule.staticGroups)
+            r["static_groups"] = *rule.staticGroups;
+        if (rule.fp16Scale)
+            r["fp16_scale"] = *rule.fp16Scale;
+        if (rule.signedScale)
+            r["signed_scale"] = *rule.signedScale;
         if (rule.blocksize)
             r["blocksize"] = *rule.blocksize;
         if (rule.damp)
@@ -287,6 +321,22 @@ Recipe Recipe::load(const std::filesystem::path& file)
 void Recipe::save(const std::filesystem::path& file) const
 {
     writeFileAtomically(file, toJson().dump(2) + "\n");
+}
+
+json quantGridJson(const solve::SolverOptions& options, bool dense)
+{
+    const solve::QuantOptions& q = options.quant;
+    if (dense || !q.enabled())
+        return nullptr;
+    return {{"bits", q.bits},
+            {"group", q.groupSize},
+            {"sym", q.symmetric},
+            {"act_order", q.actOrder},
+            {"static_groups", q.staticGroups},
+            {"fp16_scale", q.fp16Scale},
+            {"signed_scale", q.signedScale},
+            {"rounding", options.method == solve::Method::SparseGpt ? "gptq" : "nearest"},
+            {"zero", q.symmetric ? "2^(bits-1)" : "per group"}};
 }
 
 } // namespace sparselab::pipeline

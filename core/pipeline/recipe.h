@@ -10,10 +10,11 @@
 //     ]
 //   }
 //
-// Fields of "defaults" and of each rule: method ("sparsegpt" | "magnitude" | "wanda" |
-// "dense" = leave untouched), sparsity (fraction in [0,1)), nm ("N:M" or null for
-// unstructured), bits (2..8, 16 = no quantization), group (0 = per row), sym (bool),
-// blocksize, damp. Rules are applied in order to layers whose name (the weight's module
+// Fields of "defaults" and of each rule: method ("sparsegpt" | "magnitude" | "wanda" | "rtn" |
+// "dense" = leave untouched; "rtn" without sparsity/nm in the same rule sets sparsity 0),
+// sparsity (fraction in [0,1)), nm ("N:M" or null for unstructured), bits (2..8, 16 = no
+// quantization), group (0 = per row), sym, act_order, static_groups, fp16_scale,
+// signed_scale (bools, solve::QuantOptions), blocksize, damp. Rules are applied in order to layers whose name (the weight's module
 // name, e.g. "model.layers.3.mlp.down_proj") matches the glob `pattern` (`*` matches any run
 // of characters, `?` one); later rules override earlier ones. Unknown fields, bad values,
 // and rules that match no layer are InputErrors naming the recipe file.
@@ -44,6 +45,10 @@ struct RecipeRule {
     std::optional<int> bits;
     std::optional<int64_t> group;
     std::optional<bool> sym;
+    std::optional<bool> actOrder;
+    std::optional<bool> staticGroups;
+    std::optional<bool> fp16Scale;
+    std::optional<bool> signedScale;
     std::optional<int64_t> blocksize;
     std::optional<double> damp;
 };
@@ -65,6 +70,14 @@ struct Recipe {
     static Recipe load(const std::filesystem::path& file);
     void save(const std::filesystem::path& file) const; // atomic
 };
+
+// The quantization grid of a layer as recorded in sparselab.json ("quant" of each layer):
+// {"bits", "group", "sym", "act_order", "static_groups", "fp16_scale", "signed_scale", "rounding": "gptq" |
+// "nearest", "zero": "2^(bits-1)" | "per group"}; null when the layer is not quantized.
+// Values are scale·(code − zero), code in [0, 2^bits − 1], one scale (and zero) per row and
+// group of `group` input columns (0 = the whole row); with act_order and not static_groups
+// the groups are runs of `group` columns in descending-diag(H) order (GPTQ's g_idx).
+[[nodiscard]] nlohmann::json quantGridJson(const solve::SolverOptions& options, bool dense);
 
 // Glob match with '*' and '?'.
 [[nodiscard]] bool globMatch(const std::string& pattern, const std::string& text);

@@ -86,7 +86,9 @@ LayerResult solveBaseline(torch::Tensor& w, const torch::Tensor& h, const Solver
         const int64_t group = q.groupSize > 0 ? q.groupSize : cols;
         std::vector<QuantGrid> grids;
         for (int64_t c0 = 0; c0 < cols; c0 += group)
-            grids.push_back(findQuantGrid(w.narrow(1, c0, std::min(group, cols - c0)), q.bits, q.symmetric));
+            grids.push_back(
+                findQuantGrid(w.narrow(1, c0, std::min(group, cols - c0)), q.bits, q.symmetric, q.fp16Scale,
+                                          q.signedScale));
         w.masked_fill_(mask, 0.0);
         for (size_t g = 0; g < grids.size(); ++g) {
             const int64_t c0 = int64_t(g) * group;
@@ -97,6 +99,8 @@ LayerResult solveBaseline(torch::Tensor& w, const torch::Tensor& h, const Solver
         w.masked_fill_(mask, 0.0);
     }
     result.mask = mask;
+    if (q.enabled() && q.groupSize > 0)
+        result.groupIndex = torch::arange(cols, torch::kLong).div(q.groupSize, "floor");
     return result;
 }
 

@@ -78,6 +78,7 @@ std::string methodName(Method method)
     case Method::SparseGpt: return "sparsegpt";
     case Method::Magnitude: return "magnitude";
     case Method::Wanda: return "wanda";
+    case Method::Rtn: return "rtn";
     }
     return "sparsegpt";
 }
@@ -90,7 +91,9 @@ Method parseMethod(const std::string& name)
         return Method::Magnitude;
     if (name == "wanda")
         return Method::Wanda;
-    throw optionError("--method", "unknown method '" + name + "' (expected sparsegpt, magnitude or wanda)");
+    if (name == "rtn")
+        return Method::Rtn;
+    throw optionError("--method", "unknown method '" + name + "' (expected sparsegpt, magnitude, wanda or rtn)");
 }
 
 void SolverOptions::validate(int64_t cols) const
@@ -116,6 +119,24 @@ void SolverOptions::validate(int64_t cols) const
         throw optionError("--group", "must be >= 0, got " + std::to_string(quant.groupSize));
     if (quant.groupSize > 0 && !quant.enabled())
         throw optionError("--group", "quantization groups need --bits 2..8");
+    if (quant.actOrder && (method != Method::SparseGpt || !quant.enabled()))
+        throw optionError("--act-order", "needs --method sparsegpt and --bits 2..8");
+    if (quant.actOrder && (nmN != 0 || nmM != 0))
+        throw optionError("--act-order", "cannot be combined with --nm (the N:M pattern would be chosen in the "
+                                         "permuted column order and broken in the stored one)");
+    if (quant.staticGroups && (method != Method::SparseGpt || quant.groupSize <= 0))
+        throw optionError("--static-groups", "needs --method sparsegpt and quantization groups (--group G)");
+    if (quant.fp16Scale && !quant.enabled())
+        throw optionError("--fp16-scale", "needs --bits 2..8");
+    if (quant.signedScale && !(quant.enabled() && quant.symmetric))
+        throw optionError("--signed-scale", "needs --bits 2..8 and --sym");
+    if (method == Method::Rtn) {
+        if (!quant.enabled())
+            throw optionError("--method", "rtn (round to nearest) needs --bits 2..8");
+        if (sparsity != 0.0 || nmM != 0)
+            throw optionError("--method", "rtn prunes nothing: use --sparsity 0 without --nm (magnitude or wanda "
+                                          "with --bits prune and round to nearest)");
+    }
     if (cols < 1)
         throw InputError("weight: the layer has no input columns");
 }
@@ -150,8 +171,42 @@ void requireFinite(const torch::Tensor& t, const char* what)
         throw InputError(std::string(what) + ": contains non-finite values (NaN or Inf)");
 }
 
-QuantGrid findQuantGrid(const torch::Tensor& x, int bits, bool symmetric)
+float roundScaleToHalf(float scale)
 {
+    constexpr float kHalfMax = 65504.0f;
+    constexpr float kHalfMinSubnormal = 5.9604644775390625e-08f; // 2^-24
+    const float rounded = float(c10::Half(std::min(scale, kHalfMax)));
+    return rounded > 0.0f ? rounded : kHalfMinSubnormal;
+}
+
+torch::Tensor actOrderPermutation(const torch::Tensor& diagonal)
+{
+    auto d = diagonal.to(torch::kCPU, torch::kFloat).contiguous();
+    return std::get<1>(at::sort(d, /*stable=*/true, /*dim=*/0, /*descending=*/true)).to(torch::kLong).contiguous();
+}
+
+QuantGrid findQuantGrid(const torch::Tensor& x, int bits, bool symmetric, bool fp16Scale, bool signedScale)
+{
+    if (signedScale && symmetric) {
+        QuantGrid grid;
+        grid.maxq = float((int64_t(1) << bits) - 1);
+        const auto zeros = torch::zeros({x.size(0)}, x.options());
+        const auto lo = at::minimum(std::get<0>(x.min(1)), zeros);
+        const auto hi = at::maximum(std::get<0>(x.max(1)), zeros);
+        const auto extreme = at::where(-lo > hi, lo, hi);
+        auto scale = -extreme / float(int64_t(1) << (bits - 1));
+        scale = scale.masked_fill(scale == 0, 1.0);
+        if (fp16Scale) {
+            auto cpu = scale.to(torch::kCPU).contiguous();
+            float* data = cpu.data_ptr<float>();
+            for (int64_t i = 0; i < cpu.numel(); ++i)
+                data[i] = std::copysign(roundScaleToHalf(std::fabs(data[i])), data[i]);
+            scale = cpu.to(x.device());
+        }
+        grid.scale = scale;
+        grid.zero = torch::full_like(scale, (grid.maxq + 1.0f) / 2.0f);
+        return grid;
+    }
     // Transcribes quant.py Quantizer.find_params(x, weight=True) with perchannel=True; every
     // step is the same float32 operation so that grids match the reference bit for bit.
     QuantGrid grid;
@@ -167,6 +222,13 @@ QuantGrid findQuantGrid(const torch::Tensor& x, int bits, bool symmetric)
     xmin = xmin.masked_fill(both, -1.0);
     xmax = xmax.masked_fill(both, 1.0);
     grid.scale = (xmax - xmin) / grid.maxq;
+    if (fp16Scale) {
+        auto cpu = grid.scale.to(torch::kCPU).contiguous();
+        float* data = cpu.data_ptr<float>();
+        for (int64_t i = 0; i < cpu.numel(); ++i)
+            data[i] = roundScaleToHalf(data[i]);
+        grid.scale = cpu.to(x.device());
+    }
     if (symmetric)
         grid.zero = torch::full_like(grid.scale, (grid.maxq + 1.0f) / 2.0f);
     else

@@ -14,7 +14,20 @@
 //   Magnitude — per matrix, prune |W| <= the value at sorted index int(numel·p); N:M per group.
 //   Wanda     — score |W_ij|·sqrt(H_jj/2) (= ‖X_j‖ mean over sequences), the int(cols·p)
 //               smallest per output row; N:M per row per group; no weight update.
+//   Rtn       — round-to-nearest quantization (the GPTQ paper's baseline): every weight to its
+//               grid (per row or per group of columns, from the dense W); prunes nothing
+//               (sparsity must be 0, no N:M), needs bits 2..8.
 // Magnitude and Wanda apply the quantization grid (if any) after masking, round to nearest.
+//
+// GPTQ (IST-DASLab/gptq gptq.py fasterquant; tests/data/solver/gptq_* are its outputs): SparseGpt
+// with bits 2..8 and sparsity 0 is GPTQ. QuantOptions::actOrder visits the columns by
+// descending diag(H) (dead inputs counted as 1; ties by lower index) and permutes the result
+// back; with groups the group boundaries are then every groupSize columns of that order, so a
+// column's group is groupIndex[j] (GPTQ's g_idx). staticGroups takes every group's grid up
+// front from the whole W (after dead inputs are zeroed), groups being consecutive columns of
+// the original order whatever the visiting order. Jointly with sparsity the mask is chosen in
+// the visiting order and pruned weights stay exactly zero (quantize(0) = 0); act-order with
+// N:M is rejected (the pattern holds for consecutive columns of the stored order).
 //
 // Where SparseLab departs from the reference (all documented choices, not accidents):
 //  - sparsity 0 prunes nothing (the reference's `<=` rule would prune the smallest score of
@@ -22,8 +35,8 @@
 //  - N:M with M not dividing cols: the trailing group of g < M columns prunes min(N, g)
 //    (the reference prunes N and fails when g < N);
 //  - GPTQ groups (QuantOptions::groupSize) with SparseGPT combine IST-DASLab/gptq's rule
-//    (grid from the current W at each group boundary) with sparsegpt's loop; act-order is not
-//    implemented;
+//    (grid from the current W at each group boundary) with sparsegpt's loop, and act-order
+//    with sparsity permutes W and H before sparsegpt's loop (the reference has no such mode);
 //  - a failed Cholesky raises damping ×10 (up to relative damping 10) instead of aborting.
 // On CPU the column loop runs in row tiles on plain threads (count: at::get_num_threads()).
 // The in-block arithmetic is the reference's, operation for operation; Hinv comes from one
@@ -40,15 +53,28 @@
 
 namespace sparselab::solve {
 
-enum class Method { SparseGpt, Magnitude, Wanda };
+enum class Method { SparseGpt, Magnitude, Wanda, Rtn };
 
-[[nodiscard]] std::string methodName(Method method);           // "sparsegpt", "magnitude", "wanda"
+[[nodiscard]] std::string methodName(Method method);           // "sparsegpt", "magnitude", "wanda", "rtn"
 [[nodiscard]] Method parseMethod(const std::string& name);      // InputError on unknown names
 
 struct QuantOptions {
     int bits = 16;             // 2..8 quantizes; 16 = no quantization
     int64_t groupSize = 0;     // 0 = per row; else columns per group (GPTQ)
     bool symmetric = false;    // symmetric grid, zero = (maxq+1)/2
+    bool actOrder = false;     // GPTQ act-order (SparseGpt only)
+    bool staticGroups = false; // group grids up front from the whole W (SparseGpt, groupSize > 0)
+    // Round every scale to the nearest float16 before it is used (and the asymmetric zero is
+    // derived from the rounded scale), so that the grid is exactly representable by formats
+    // with fp16 scales: 4-bit symmetric groups of 32 = GGUF Q4_0, 8-bit = Q8_0. Departs from
+    // the reference only in that rounding.
+    bool fp16Scale = false;
+    // Symmetric grids only: scale = −x_e / 2^(bits−1) with x_e the group's value of largest
+    // magnitude, sign kept (ties: the positive one), as llama.cpp's Q4_0 quantizer scales its
+    // blocks: x_e lies exactly on the grid and the step is max|x| / 2^(bits−1) instead of the
+    // reference's 2·max|x| / (2^bits − 1) (0.125 vs 0.133 of max|x| at 4 bits); the scale may
+    // be negative. Not in the reference.
+    bool signedScale = false;
     [[nodiscard]] bool enabled() const { return bits < 16; }
 };
 
@@ -77,6 +103,10 @@ struct LayerStats {
 
 struct LayerResult {
     torch::Tensor mask;              // [rows, cols] bool, true = pruned (on W's device)
+    // GPTQ's g_idx: the quantization group of each input column, [cols] int64 on the CPU;
+    // defined only with quantization groups (j / groupSize unless act-order without static
+    // groups, where it is (position of j in the visiting order) / groupSize).
+    torch::Tensor groupIndex;
     LayerStats stats;
 };
 

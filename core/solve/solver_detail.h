@@ -52,7 +52,17 @@ struct QuantGrid {
     torch::Tensor zero;  // [rows]
     float maxq = 0.0f;   // 2^bits − 1
 };
-[[nodiscard]] QuantGrid findQuantGrid(const torch::Tensor& x, int bits, bool symmetric);
+// fp16Scale, signedScale: QuantOptions::fp16Scale, QuantOptions::signedScale.
+[[nodiscard]] QuantGrid findQuantGrid(const torch::Tensor& x, int bits, bool symmetric, bool fp16Scale = false,
+                                      bool signedScale = false);
+
+// The nearest float16 value of a positive float32 scale (round to nearest even), never 0 (the
+// smallest fp16 subnormal instead) and never above the fp16 maximum.
+[[nodiscard]] float roundScaleToHalf(float scale);
+
+// GPTQ act-order: column indices by descending `diagonal` [cols] (ties: lower index first),
+// int64 [cols] on the CPU.
+[[nodiscard]] torch::Tensor actOrderPermutation(const torch::Tensor& diagonal);
 
 // Reference quantize(): scale·(clamp(round(x/scale) + zero, 0, maxq) − zero), with scale and
 // zero [rows] broadcast over x [rows, k].
@@ -120,7 +130,16 @@ struct SparseGptSetup {
     double dampUsed = 0.0;       // relative damping finally used
     int dampRaises = 0;          // times it was raised
     double dampAbsolute = 0.0;   // amount added to H's diagonal (damp·mean diag)
+    // GPTQ extras (QuantOptions::staticGroups / actOrder); undefined when not asked for.
+    torch::Tensor staticScale;   // [groups, rows] every group's grid from the whole W, up front
+    torch::Tensor staticZero;    // [groups, rows]
+    torch::Tensor groupAt;       // [cols] int64 CPU: group of the column at each visiting position (static)
+    torch::Tensor groupIndex;    // [cols] int64 CPU: GPTQ's g_idx (with groups)
+    torch::Tensor perm;          // [cols] int64 CPU: act-order visiting order; `w` is then permuted
+    torch::Tensor wOriginalOrder; // the caller's W tensor (act-order), to copy the result back into
 };
+// With act-order, `w` is replaced by its column-permuted copy (setup.perm); the caller permutes
+// the result back into setup.wOriginalOrder. The teaching stepper rejects act-order.
 [[nodiscard]] SparseGptSetup prepareSparseGpt(torch::Tensor& w, const torch::Tensor& h,
                                               const SolverOptions& options, const CancelToken* cancel);
 // The SparseGPT column loop on CUDA tensors with core/cuda's block kernel (sparsegpt_cuda.cpp):
@@ -143,7 +162,7 @@ inline constexpr int64_t kCudaMaxBlockColumns = 128;
                                          const ProgressCallback& progress, const CancelToken* cancel,
                                          Backend backend, double* dampAbsolute);
 
-// Magnitude / Wanda: W modified in place (masked, then quantized if enabled).
+// Magnitude / Wanda / Rtn: W modified in place (masked, then quantized if enabled).
 [[nodiscard]] LayerResult solveBaseline(torch::Tensor& w, const torch::Tensor& h,
                                         const SolverOptions& options);
 

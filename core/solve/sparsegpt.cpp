@@ -137,6 +137,11 @@ struct Problem {
     // boundary with GPTQ groups; it carries over from one block to the next).
     float* scale = nullptr;
     float* zero = nullptr;
+    // Static groups (QuantOptions::staticGroups): every group's grid [groups, rows] computed
+    // up front, and the group of the column at each visiting position [cols].
+    torch::Tensor staticScale;
+    torch::Tensor staticZero;
+    const int64_t* groupAt = nullptr;
 };
 
 // ---- Generic: the reference's op sequence --------------------------------------------------------
@@ -178,9 +183,14 @@ double runGeneric(Problem& p, ProgressReporter& reporter, const CancelToken* can
                 const int64_t n = std::min<int64_t>(o.nmN, width);
                 mask1.scatter_(1, std::get<1>(at::topk(tmp, n, 1, /*largest=*/false)) + i, true);
             }
-            if (qo.enabled() && qo.groupSize > 0 && (i1 + i) % qo.groupSize == 0)
+            if (qo.enabled() && p.groupAt) {
+                const int64_t g = p.groupAt[i1 + i];
+                grid.scale = p.staticScale[g];
+                grid.zero = p.staticZero[g];
+            } else if (qo.enabled() && qo.groupSize > 0 && (i1 + i) % qo.groupSize == 0) {
                 grid = findQuantGrid(p.w.narrow(1, i1 + i, std::min(qo.groupSize, p.cols - i1 - i)), qo.bits,
-                                     qo.symmetric);
+                                     qo.symmetric, qo.fp16Scale, qo.signedScale);
+            }
             auto q = w.clone();
             q.masked_fill_(mask1.select(1, i), 0.0);
             if (qo.enabled())
@@ -292,13 +302,20 @@ void runTile(Problem& p, int64_t tile, int64_t i1, int64_t count, const float* h
                         m[(i + k) * kTileRows + r] = 1;
             }
         }
-        if (qo.enabled() && qo.groupSize > 0 && (i1 + i) % qo.groupSize == 0) {
+        if (qo.enabled() && p.groupAt) {
+            const int64_t g = p.groupAt[i1 + i];
+            const float* gs = p.staticScale.data_ptr<float>() + g * p.rows + r0;
+            const float* gz = p.staticZero.data_ptr<float>() + g * p.rows + r0;
+            for (int64_t r = 0; r < nr; ++r) {
+                s.scale[size_t(r)] = gs[r];
+                s.zero[size_t(r)] = gz[r];
+            }
+        } else if (qo.enabled() && qo.groupSize > 0 && (i1 + i) % qo.groupSize == 0) {
             // GPTQ reads the group from W, whose block columns still hold their values from
             // the start of the block (the tile writes back only at its end).
             const int64_t len = std::min(qo.groupSize, cols - i1 - i);
             for (int64_t r = 0; r < nr; ++r)
-                findRowGrid(w + (r0 + r) * cols + i1 + i, len, maxq, qo.symmetric, s.scale[size_t(r)],
-                        s.zero[size_t(r)]);
+                findRowGrid(w + (r0 + r) * cols + i1 + i, len, maxq, qo, s.scale[size_t(r)], s.zero[size_t(r)]);
         }
         const float d = hrow[i];
         const float d2 = d * d;
@@ -455,20 +472,21 @@ torch::Tensor upperCholeskyOfInverseReference(const torch::Tensor& h)
     return at::linalg_cholesky(at::cholesky_inverse(l), /*upper=*/true);
 }
 
-SparseGptSetup prepareSparseGpt(torch::Tensor& w, const torch::Tensor& h, const SolverOptions& options,
+SparseGptSetup prepareSparseGpt(torch::Tensor& w, const torch::Tensor& hIn, const SolverOptions& options,
                                 const CancelToken* cancel)
 {
     const int64_t rows = w.size(0);
     const int64_t cols = w.size(1);
+    const QuantOptions& qo = options.quant;
     SparseGptSetup setup;
 
     // Quantization grid from the dense W, before dead inputs are zeroed (reference order).
-    if (options.quant.enabled())
-        setup.grid = findQuantGrid(w, options.quant.bits, options.quant.symmetric);
+    if (qo.enabled())
+        setup.grid = findQuantGrid(w, qo.bits, qo.symmetric, qo.fp16Scale, qo.signedScale);
 
     // Dead inputs: H[j,j] = 1, W[:, j] = 0. Only the diagonal of H is changed, and it is handed
     // to the factorisation separately, so H itself is never copied here.
-    auto diagonal = at::diag(h).clone(); // [cols]
+    auto diagonal = at::diag(hIn).clone(); // [cols]
     auto dead = diagonal == 0;
     setup.deadInputs = dead.sum().item<int64_t>();
     if (setup.deadInputs > 0) {
@@ -485,6 +503,44 @@ SparseGptSetup prepareSparseGpt(torch::Tensor& w, const torch::Tensor& h, const 
             w.masked_fill_(dead.unsqueeze(0), 0.0);
         }
     }
+
+    // GPTQ static groups (after dead inputs are zeroed, in the original column order) and
+    // act-order (W, H and the diagonal permuted; the result is permuted back at the end).
+    if (qo.enabled() && qo.staticGroups) {
+        const int64_t groups = (cols + qo.groupSize - 1) / qo.groupSize;
+        setup.staticScale = torch::empty({groups, rows}, w.options());
+        setup.staticZero = torch::empty({groups, rows}, w.options());
+        for (int64_t g = 0; g < groups; ++g) {
+            const int64_t c0 = g * qo.groupSize;
+            const QuantGrid gg = findQuantGrid(w.narrow(1, c0, std::min(qo.groupSize, cols - c0)), qo.bits,
+                                               qo.symmetric, qo.fp16Scale, qo.signedScale);
+            setup.staticScale[g].copy_(gg.scale);
+            setup.staticZero[g].copy_(gg.zero);
+        }
+    }
+    torch::Tensor hPermuted;
+    if (qo.enabled() && qo.actOrder) {
+        setup.perm = actOrderPermutation(diagonal);
+        const auto permOnDevice = setup.perm.to(w.device());
+        setup.wOriginalOrder = w;
+        w = w.index_select(1, permOnDevice).contiguous();
+        hPermuted = hIn.index_select(0, permOnDevice).index_select(1, permOnDevice).contiguous();
+        diagonal = diagonal.index_select(0, permOnDevice);
+    }
+    const torch::Tensor& h = hPermuted.defined() ? hPermuted : hIn;
+    if (qo.enabled() && qo.groupSize > 0) {
+        const auto position = torch::arange(cols, torch::kLong);
+        const auto column = setup.perm.defined() ? setup.perm : position;
+        if (qo.staticGroups) {
+            setup.groupAt = column.div(qo.groupSize, "floor").contiguous(); // group of the visited column
+            setup.groupIndex = position.div(qo.groupSize, "floor");
+        } else {
+            // Boundaries every groupSize visited positions: column perm[k] is in group k / groupSize.
+            setup.groupIndex = torch::empty({cols}, torch::kLong);
+            setup.groupIndex.index_copy_(0, column, position.div(qo.groupSize, "floor"));
+        }
+    }
+
     const auto meanDiagonal = diagonal.mean(); // float32, as torch.mean(torch.diag(H))
 
     // Damping H += damp·mean(diag H)·I, raised ×10 while the factorisation fails.
@@ -520,8 +576,11 @@ LayerResult solveSparseGpt(torch::Tensor& w, const torch::Tensor& h, const Solve
 {
     const int64_t rows = w.size(0);
     const int64_t cols = w.size(1);
+    const QuantOptions& qo = options.quant;
     LayerResult result;
+    // With act-order `w` is the column-permuted copy from here on (permuted back at the end).
     const SparseGptSetup setup = prepareSparseGpt(w, h, options, cancel);
+    result.groupIndex = setup.groupIndex;
     const QuantGrid& grid = setup.grid;
     const torch::Tensor& hinv = setup.hinv;
     const double relDamp = setup.dampUsed;
@@ -534,23 +593,40 @@ LayerResult solveSparseGpt(torch::Tensor& w, const torch::Tensor& h, const Solve
 
     // Every entry is written block by block (unstructured: before the block's tiles; N:M: by them).
     result.mask = torch::empty({rows, cols}, w.options().dtype(torch::kBool));
-    Problem p{w, hinv, result.mask, options, grid, rows, cols};
+    Problem p{w, hinv, result.mask, options, grid, rows, cols, nullptr, nullptr, {}, {}, nullptr};
     const int64_t blocks = (cols + options.blocksize - 1) / options.blocksize;
     ProgressReporter reporter(progress, "solve", blocks);
     const std::string note = dampNote(raises, relDamp);
+    // The CUDA kernel finds GPTQ group grids itself, the plain way: static groups, fp16 or
+    // signed scales with groups stay on the generic LibTorch path.
+    const bool kernelGrids = !(qo.enabled() && qo.groupSize > 0 && (qo.staticGroups || qo.fp16Scale || qo.signedScale));
     if (backend == Backend::Auto)
         backend = w.device().is_cpu() ? Backend::CpuTiled
-            : (w.device().is_cuda() && cudaKernelsBuilt() && options.blocksize <= kCudaMaxBlockColumns)
+            : (w.device().is_cuda() && cudaKernelsBuilt() && options.blocksize <= kCudaMaxBlockColumns && kernelGrids)
             ? Backend::CudaKernels
             : Backend::Generic;
     if (backend == Backend::CpuTiled && !w.device().is_cpu())
         throw std::invalid_argument("solveSparseGpt: the CpuTiled backend needs CPU tensors");
-    if (backend == Backend::CudaKernels) {
-        result.stats.loss = runCudaKernels(w, hinv, result.mask, options, grid, reporter, cancel, note);
-        return result;
+    if (setup.groupAt.defined()) {
+        p.staticScale = setup.staticScale.contiguous(); // on W's device: CPU for CpuTiled
+        p.staticZero = setup.staticZero.contiguous();
+        p.groupAt = setup.groupAt.data_ptr<int64_t>();
     }
-    result.stats.loss = backend == Backend::CpuTiled ? runCpuTiled(p, reporter, cancel, note)
-                                                     : runGeneric(p, reporter, cancel, note);
+    if (backend == Backend::CudaKernels)
+        result.stats.loss = runCudaKernels(w, hinv, result.mask, options, grid, reporter, cancel, note);
+    else
+        result.stats.loss = backend == Backend::CpuTiled ? runCpuTiled(p, reporter, cancel, note)
+                                                         : runGeneric(p, reporter, cancel, note);
+    if (setup.perm.defined()) {
+        // Back to the original column order (GPTQ's Q[:, invperm]).
+        const auto permOnDevice = setup.perm.to(w.device());
+        torch::Tensor original = setup.wOriginalOrder;
+        original.index_copy_(1, permOnDevice, w);
+        auto mask = torch::empty_like(result.mask);
+        mask.index_copy_(1, permOnDevice, result.mask);
+        result.mask = mask;
+        w = original;
+    }
     return result;
 }
 

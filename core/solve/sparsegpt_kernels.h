@@ -2,7 +2,9 @@
 // Element kernels of the SparseGPT column loop, shared by the solver (sparsegpt.cpp) and the
 // teaching stepper (sparsegpt_stepper.cpp) so that both run the very same float operations:
 // N:M selection as torch.topk, the quantization grid and rounding of quant.py, and the
-// reference's unstructured rank. Internal (solve/ only); plain floats, no tensors.
+// reference's unstructured rank. Internal (solve/ only); plain floats (QuantOptions only for its flags).
+
+#include "solve/solver.h"
 
 #include <algorithm>
 #include <cmath>
@@ -11,6 +13,9 @@
 #include <vector>
 
 namespace sparselab::solve::detail {
+
+// The nearest float16 of a positive scale (solver_detail.h; defined in solver.cpp).
+[[nodiscard]] float roundScaleToHalf(float scale);
 
 // Rows per tile of the CPU column loop: 32 rows × 128 columns × 4 bytes = 16 KiB per buffer.
 // The stepper sums the loss in the same tiles, so that its loss equals the solver's exactly.
@@ -55,8 +60,12 @@ inline float quantizeValue(float x, float scale, float zero, float maxq)
     return scale * (q - zero);
 }
 
-inline void findRowGrid(const float* x, int64_t n, float maxq, bool symmetric, float& scale, float& zero)
+// quant.py's Quantizer.find_params for one row of one group, plus SparseLab's two options:
+// QuantOptions::signedScale (symmetric grid scaled by the signed largest-magnitude value, as
+// GGUF Q4_0/Q8_0 do) and fp16Scale (scale rounded to float16 first).
+inline void findRowGrid(const float* x, int64_t n, float maxq, const QuantOptions& qo, float& scale, float& zero)
 {
+    const bool symmetric = qo.symmetric;
     float lo = x[0];
     float hi = x[0];
     for (int64_t k = 1; k < n; ++k) {
@@ -65,6 +74,16 @@ inline void findRowGrid(const float* x, int64_t n, float maxq, bool symmetric, f
     }
     float xmin = std::min(lo, 0.0f);
     float xmax = std::max(hi, 0.0f);
+    if (symmetric && qo.signedScale) {
+        const float extreme = -xmin > xmax ? xmin : xmax;
+        scale = -extreme / ((maxq + 1.0f) / 2.0f);
+        if (scale == 0.0f)
+            scale = 1.0f;
+        if (qo.fp16Scale)
+            scale = std::copysign(roundScaleToHalf(std::fabs(scale)), scale);
+        zero = (maxq + 1.0f) / 2.0f;
+        return;
+    }
     if (symmetric) {
         xmax = std::max(std::fabs(xmin), xmax);
         if (xmin < 0.0f)
@@ -75,6 +94,8 @@ inline void findRowGrid(const float* x, int64_t n, float maxq, bool symmetric, f
         xmax = 1.0f;
     }
     scale = (xmax - xmin) / maxq;
+    if (qo.fp16Scale)
+        scale = roundScaleToHalf(scale);
     zero = symmetric ? (maxq + 1.0f) / 2.0f : std::nearbyint(-xmin / scale);
 }
 

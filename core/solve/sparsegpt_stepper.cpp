@@ -28,6 +28,10 @@ SparseGptStepper::SparseGptStepper(const torch::Tensor& weight, const torch::Ten
                          + "] to match the weight's " + std::to_string(m_cols) + " input columns");
     m_options.method = Method::SparseGpt;
     m_options.validate(m_cols);
+    // The stepper shows the columns in their stored order: GPTQ's act-order and static groups
+    // (another visiting order, grids fixed up front) are the solver's alone.
+    if (m_options.quant.actOrder || m_options.quant.staticGroups)
+        throw InputError("teaching mode: act-order and static groups are not shown step by step (use the solver)");
     torch::NoGradGuard noGrad;
     m_dense = weight.to(torch::kCPU, torch::kFloat).contiguous().clone();
     m_h = hessian.to(torch::kCPU, torch::kFloat).contiguous().clone();
@@ -148,8 +152,7 @@ bool SparseGptStepper::stepColumn()
         const int64_t len = std::min(qo.groupSize, m_cols - m_i1 - i);
         const float* w = m_w.data_ptr<float>();
         for (int64_t r = 0; r < m_rows; ++r)
-            detail::findRowGrid(w + r * m_cols + m_i1 + i, len, m_maxq, qo.symmetric, m_scale[size_t(r)],
-                                m_zero[size_t(r)]);
+            detail::findRowGrid(w + r * m_cols + m_i1 + i, len, m_maxq, qo, m_scale[size_t(r)], m_zero[size_t(r)]);
     }
 
     const float d = hrow[i];

@@ -40,7 +40,7 @@ inline std::string metaValue(const io::SafetensorsFile& file, const std::string&
 }
 
 // Options recorded in a case file's metadata (method, sparsity, nm "N:M", blocksize, damp,
-// bits, group, sym), with defaults for the keys a baseline case leaves out.
+// bits, group, sym, act_order, static_groups), with defaults for the keys a baseline case leaves out.
 inline solve::SolverOptions caseOptions(const io::SafetensorsFile& file)
 {
     const auto& meta = file.metadata();
@@ -59,6 +59,8 @@ inline solve::SolverOptions caseOptions(const io::SafetensorsFile& file)
     o.quant.bits = std::stoi(get("bits", "16"));
     o.quant.groupSize = std::stoll(get("group", "0"));
     o.quant.symmetric = get("sym", "0") == "1";
+    o.quant.actOrder = get("act_order", "0") == "1";
+    o.quant.staticGroups = get("static_groups", "0") == "1";
     return o;
 }
 

@@ -62,6 +62,45 @@ private Q_SLOTS:
         QCOMPARE(down.options.quant.bits, 4);
     }
 
+    void gptqFieldsPerLayer()
+    {
+        // act_order / static_groups / fp16_scale per layer; "rtn" without sparsity = 0.
+        const auto recipe = pipeline::Recipe::fromJson(json::parse(R"({
+            "defaults": {"method": "sparsegpt", "sparsity": 0.5, "bits": 4, "group": 32, "sym": true},
+            "layers": [
+                {"pattern": "*mlp*", "act_order": true, "static_groups": true, "fp16_scale": true},
+                {"pattern": "*o_proj", "method": "rtn", "bits": 3}
+            ]})"), "r.json");
+        const auto up = recipe.planFor("model.layers.1.mlp.up_proj").options;
+        QVERIFY(up.quant.actOrder && up.quant.staticGroups && up.quant.fp16Scale && up.quant.symmetric);
+        QCOMPARE(up.quant.groupSize, int64_t(32));
+        const auto q = recipe.planFor("model.layers.1.self_attn.q_proj").options;
+        QVERIFY(!q.quant.actOrder && !q.quant.staticGroups && !q.quant.fp16Scale);
+        const auto o = recipe.planFor("model.layers.1.self_attn.o_proj").options;
+        QCOMPARE(o.method, solve::Method::Rtn);
+        QCOMPARE(o.sparsity, 0.0);
+        QCOMPARE(o.quant.bits, 3);
+        o.validate(64); // a valid rtn plan
+        // Round trip through JSON keeps the fields.
+        const auto again = pipeline::Recipe::fromJson(recipe.toJson(), "again");
+        QVERIFY(again.planFor("model.layers.0.mlp.down_proj").options.quant.actOrder);
+        QCOMPARE(again.planFor("model.layers.0.self_attn.o_proj").options.method, solve::Method::Rtn);
+        // The grid record of sparselab.json.
+        const auto grid = pipeline::quantGridJson(up, false);
+        QCOMPARE(grid["bits"].get<int>(), 4);
+        QCOMPARE(grid["act_order"].get<bool>(), true);
+        QCOMPARE(grid["rounding"].get<std::string>(), std::string("gptq"));
+        QVERIFY(pipeline::quantGridJson(up, true).is_null());
+        QCOMPARE(pipeline::quantGridJson(o, false)["rounding"].get<std::string>(), std::string("nearest"));
+        // A wrong type names the file.
+        try {
+            (void)pipeline::Recipe::fromJson(json::parse(R"({"defaults": {"act_order": 1}})"), "bad.json");
+            QFAIL("no InputError");
+        } catch (const InputError& e) {
+            QVERIFY2(QString(e.what()).startsWith("bad.json: field 'act_order'"), e.what());
+        }
+    }
+
     void roundTripThroughFile()
     {
         QTemporaryDir dir;

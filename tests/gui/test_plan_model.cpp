@@ -89,6 +89,32 @@ private Q_SLOTS:
         }
     }
 
+    void gridColumn()
+    {
+        // The quantization grid per row: shown as words, edited as words, only on quantized rows.
+        PlanModel model;
+        QAbstractItemModelTester tester(&model, QAbstractItemModelTester::FailureReportingMode::QtTest);
+        model.setRows(demoRows());
+        const QModelIndex grid = model.index(0, PlanModel::GridColumn);
+        QCOMPARE(grid.data().toString(), QStringLiteral("—")); // 16 bits: no grid
+        QVERIFY(!(model.flags(grid) & Qt::ItemIsEditable));
+        QVERIFY(model.setData(model.index(0, PlanModel::BitsColumn), 4));
+        QVERIFY(model.flags(grid) & Qt::ItemIsEditable);
+        QCOMPARE(grid.data().toString(), QStringLiteral("row asym"));
+        QVERIFY(model.setData(grid, QStringLiteral("g32  SYM act static fp16")));
+        const LayerSetting s = model.rowAt(0).setting;
+        QCOMPARE(s.group, qint64(32));
+        QVERIFY(s.sym && s.actOrder && s.staticGroups && s.fp16Scale);
+        QCOMPARE(grid.data().toString(), QStringLiteral("g32 sym act static fp16"));
+        QVERIFY(!model.setData(grid, QStringLiteral("g0 sym")));
+        QVERIFY(!model.setData(grid, QStringLiteral("g32 fancy")));
+        QCOMPARE(model.rowAt(0).setting, s); // refused edits change nothing
+        LayerSetting t;
+        QVERIFY(PlanModel::parseGrid(QStringLiteral("row"), &t));
+        QCOMPARE(t.group, qint64(0));
+        QVERIFY(!t.sym);
+    }
+
     void editsAndFlags()
     {
         PlanModel model;

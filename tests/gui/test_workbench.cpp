@@ -10,6 +10,7 @@
 #include "calibration_panel.h"
 #include "evaluation_panel.h"
 #include "export_panel.h"
+#include "io/gguf.h"
 #include "layer_error_plot.h"
 #include "live_view.h"
 #include "main_window.h"
@@ -393,6 +394,34 @@ private Q_SLOTS:
         m_window->exportPanel()->setOutDir(qpath(testing::demoModelDir() / "inside"));
         QVERIFY(!m_window->exportPanel()->guardText().isEmpty());
         m_window->exportPanel()->setOutDir(QString());
+    }
+
+    void exportWritesGgufFile()
+    {
+        // The same run as one GGUF file (Q8_0): a file the strict reader opens, with the tensor
+        // count llama.cpp's converter writes for stories260K (9 per block × 5 + token embedding
+        // + output norm = 47, tied output); the guard then refuses the existing file.
+        QVERIFY(m_firstRunId >= 0);
+        m_window->resultsPanel()->selectRun(m_firstRunId);
+        m_window->exportPanel()->setGgufType(QStringLiteral("q8_0"));
+        const QString out = m_tmp.filePath(QStringLiteral("exported.gguf"));
+        m_window->exportPanel()->setOutDir(out);
+        QVERIFY2(m_window->exportPanel()->guardText().isEmpty(), qPrintable(m_window->exportPanel()->guardText()));
+        QSignalSpy finished(m_window.get(), &MainWindow::exportFinished);
+        QVERIFY(m_window->exportSelectedRun());
+        QVERIFY(finished.wait(120'000));
+        const auto r = finished.first().first().value<ExportJob::Result>();
+        QCOMPARE(QDir::cleanPath(r.folder), QDir::cleanPath(out));
+        QCOMPARE(r.files, 1);
+        QCOMPARE(r.bytes, QFileInfo(out).size());
+        const auto file = io::GgufFile::open(out.toStdString());
+        QCOMPARE(int64_t(file.tensors().size()), int64_t(47));
+        m_window->exportPanel()->setOutDir(out);
+        QVERIFY(m_window->exportPanel()->guardText().contains(QStringLiteral("exists")));
+        m_window->exportPanel()->setOutDir(m_tmp.filePath(QStringLiteral("no-suffix")));
+        QVERIFY(m_window->exportPanel()->guardText().contains(QStringLiteral(".gguf")));
+        m_window->exportPanel()->setOutDir(QString());
+        m_window->exportPanel()->setGgufType(QString());
     }
 
     void cancelMidwayKeepsResults()
