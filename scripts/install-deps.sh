@@ -9,6 +9,7 @@ packages=(
   libtorch-dev libopenblas-dev
   libhdf5-dev nlohmann-json3-dev libsentencepiece-dev
   xvfb xauth
+  poppler-utils   # pdftotext/pdfinfo: the report tests read the PDF back
 )
 
 missing=()

@@ -3,6 +3,7 @@
 // other exception to exit 1.
 
 #include "commands.h"
+#include "commands_analysis.h"
 #include "commands_export.h"
 
 #include "util/errors.h"
@@ -32,6 +33,20 @@ commands:
        [--recipe R.json] [--true-sequential] [--eval FILE] [--json]
   export MODEL --gguf OUT.gguf [--type f32|f16|q8_0|q4_0] [--name NAME] [--json]
                                   write a GGUF file (llama.cpp) of a Llama-family model
+  sensitivity MODEL --calib FILE --out S.json [--sparsities 0,0.1,…,0.9] [--bits 16,4]
+       [--method M] [--nsamples N] [--seqlen N] [--layers GLOBS] [--json]
+                                  per-layer reconstruction error at every level (one Hessian each)
+  allocate S.json (--budget-sparsity S | --budget-bytes B) --out RECIPE.json
+       [--bits B] [--metric relative|absolute|kind-normalized] [--max-sparsity X]
+       [--compare MODEL --calib FILE --eval FILE …]   per-layer plan under a budget, vs uniform
+  sweep MODEL --calib FILE --eval FILE --out R.json [--sparsities L] [--bits L]
+       [--methods L] [--groups all,attention,mlp] [--shard i/N] [--json]
+                                  prune + perplexity at every grid point (a shard of them)
+  merge A.json B.json … --out M.json   join sweep shards
+  report --dense MODEL --compressed DIR [--html OUT.html] [--pdf OUT.pdf] [--eval FILE]
+       [--seqlen N] [--max-windows K] [--prompts FILE] [--new-tokens N]
+       [--sweep R.json] [--sensitivity S.json] [--json]
+                                  hand-over report: summary, provenance, layers, plots, KL, continuations
   help                            this text
   version                         the version
 
@@ -61,6 +76,33 @@ int main(int argc, char** argv)
          }},
         {"export", [](const auto& a) {
              return cmdExport(Args("export", a, {"gguf", "type", "name", "threads"}, {"json", "quiet"}));
+         }},
+        {"sensitivity", [](const auto& a) {
+             return cmdSensitivity(Args("sensitivity", a,
+                                        {"calib", "out", "sparsities", "bits", "method", "group", "blocksize", "damp",
+                                         "nsamples", "seqlen", "seed", "layers", "threads", "device"},
+                                        {"sym", "json", "quiet"}));
+         }},
+        {"allocate", [](const auto& a) {
+             return cmdAllocate(Args("allocate", a,
+                                     {"out", "budget-sparsity", "budget-bytes", "bits", "metric", "max-sparsity",
+                                      "resolution", "compare", "calib", "eval", "nsamples", "seqlen", "seed",
+                                      "max-windows", "threads", "device"},
+                                     {"json", "quiet"}));
+         }},
+        {"sweep", [](const auto& a) {
+             return cmdSweep(Args("sweep", a,
+                                  {"calib", "eval", "out", "sparsities", "bits", "methods", "groups", "shard", "group",
+                                   "blocksize", "damp", "nsamples", "seqlen", "seed", "max-windows", "threads",
+                                   "device"},
+                                  {"sym", "true-sequential", "json", "quiet"}));
+         }},
+        {"merge", [](const auto& a) { return cmdMerge(Args("merge", a, {"out"}, {"json", "quiet"})); }},
+        {"report", [](const auto& a) {
+             return cmdReport(Args("report", a,
+                                   {"dense", "compressed", "html", "pdf", "eval", "seqlen", "max-windows", "prompts",
+                                    "new-tokens", "sweep", "sensitivity", "threads"},
+                                   {"json", "quiet"}));
          }},
         {"prune", [](const auto& a) {
              return cmdPrune(Args("prune", a,

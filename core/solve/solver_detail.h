@@ -2,6 +2,7 @@
 // Internal pieces of the solvers, shared by solver.cpp, sparsegpt.cpp and baselines.cpp and
 // exposed for the tests. Not part of the public API: front ends use solver.h only.
 
+#include "solve/hessian_factor.h"
 #include "solve/solver.h"
 
 #include <torch/types.h>
@@ -106,11 +107,16 @@ void forkJoin(int64_t units, int threads, const Fn& fn)
 
 // SparseGPT proper: W [rows, cols] float32 contiguous (modified in place), H [cols, cols]
 // float32 undamped. Fills mask and stats.loss/dampUsed/dampRaises/deadInputs, and sets
-// *dampAbsolute to the amount finally added to H's diagonal (damp·mean diag).
+// *dampAbsolute to the amount finally added to H's diagonal (damp·mean diag). With `factor`
+// non-null its factorisation is used instead of computing one (it must match options.damp).
 [[nodiscard]] LayerResult solveSparseGpt(torch::Tensor& w, const torch::Tensor& h,
                                          const SolverOptions& options,
                                          const ProgressCallback& progress, const CancelToken* cancel,
-                                         Backend backend, double* dampAbsolute);
+                                         Backend backend, double* dampAbsolute,
+                                         const HessianFactor* factor = nullptr);
+
+// Dead inputs, damping (raised as needed) and Hinv of an undamped H: the SparseGPT preamble.
+[[nodiscard]] HessianFactor factorHessianImpl(const torch::Tensor& h, double damp, const CancelToken* cancel);
 
 // Magnitude / Wanda: W modified in place (masked, then quantized if enabled).
 [[nodiscard]] LayerResult solveBaseline(torch::Tensor& w, const torch::Tensor& h,
@@ -119,6 +125,7 @@ void forkJoin(int64_t units, int threads, const Fn& fn)
 // The implementation behind solveLayer, with the backend selectable (tests).
 [[nodiscard]] LayerResult solveLayerWith(torch::Tensor& weight, const torch::Tensor& hessian,
                                          const SolverOptions& options, const ProgressCallback& progress,
-                                         const CancelToken* cancel, Backend backend);
+                                         const CancelToken* cancel, Backend backend,
+                                         const HessianFactor* factor = nullptr);
 
 } // namespace sparselab::solve::detail

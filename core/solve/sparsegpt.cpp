@@ -526,9 +526,49 @@ torch::Tensor upperCholeskyOfInverseReference(const torch::Tensor& h)
     return at::linalg_cholesky(at::cholesky_inverse(l), /*upper=*/true);
 }
 
+HessianFactor factorHessianImpl(const torch::Tensor& h, double damp, const CancelToken* cancel)
+{
+    HessianFactor factor;
+    factor.dampRequested = damp;
+    // Dead inputs: H[j,j] = 1 (their columns of W are zeroed by the solve). Only the diagonal
+    // of H is changed, and it is handed to the factorisation separately, so H is never copied.
+    auto diagonal = at::diag(h).clone(); // [cols]
+    factor.dead = diagonal == 0;
+    factor.deadInputs = factor.dead.sum().item<int64_t>();
+    if (factor.deadInputs > 0)
+        diagonal.masked_fill_(factor.dead, 1.0);
+    const auto meanDiagonal = diagonal.mean(); // float32, as torch.mean(torch.diag(H))
+
+    // Damping H += damp·mean(diag H)·I, raised ×10 while the factorisation fails.
+    double relDamp = damp;
+    int raises = 0;
+    for (;;) {
+        throwIfCancelled(cancel);
+        const auto absolute = meanDiagonal * relDamp; // float32, as the reference's percdamp·mean
+        factor.hinv = upperCholeskyOfInverse(h, diagonal + absolute);
+        if (factor.hinv.defined()) {
+            factor.dampAbsolute = absolute.item<double>();
+            break;
+        }
+        const double next = relDamp > 0.0 ? relDamp * kDampRaiseFactor : kFirstNonzeroDamp;
+        if (next > kMaxRelativeDamp * (1.0 + 1e-9)) {
+            std::ostringstream s;
+            s << "hessian: not positive definite even with relative damping " << relDamp;
+            if (raises > 0)
+                s << " (raised " << raises << (raises == 1 ? " time" : " times") << " from " << damp << ")";
+            throw InputError(s.str());
+        }
+        relDamp = next;
+        ++raises;
+    }
+    factor.dampUsed = relDamp;
+    factor.dampRaises = raises;
+    return factor;
+}
+
 LayerResult solveSparseGpt(torch::Tensor& w, const torch::Tensor& h, const SolverOptions& options,
                            const ProgressCallback& progress, const CancelToken* cancel, Backend backend,
-                           double* dampAbsolute)
+                           double* dampAbsolute, const HessianFactor* sharedFactor)
 {
     const int64_t rows = w.size(0);
     const int64_t cols = w.size(1);
@@ -539,15 +579,20 @@ LayerResult solveSparseGpt(torch::Tensor& w, const torch::Tensor& h, const Solve
     if (options.quant.enabled())
         grid = findQuantGrid(w, options.quant.bits, options.quant.symmetric);
 
-    // Dead inputs: H[j,j] = 1, W[:, j] = 0. Only the diagonal of H is changed, and it is handed
-    // to the factorisation separately, so H itself is never copied here.
-    auto diagonal = at::diag(h).clone(); // [cols]
-    auto dead = diagonal == 0;
-    result.stats.deadInputs = dead.sum().item<int64_t>();
-    if (result.stats.deadInputs > 0) {
-        diagonal.masked_fill_(dead, 1.0);
+    HessianFactor ownFactor;
+    if (sharedFactor) {
+        if (sharedFactor->dampRequested != options.damp || !sharedFactor->hinv.defined()
+            || sharedFactor->hinv.size(0) != cols)
+            throw std::invalid_argument("solveSparseGpt: the shared Hessian factor does not match the options");
+    } else {
+        ownFactor = factorHessianImpl(h, options.damp, cancel);
+    }
+    const HessianFactor& factor = sharedFactor ? *sharedFactor : ownFactor;
+    const torch::Tensor& hinv = factor.hinv;
+    result.stats.deadInputs = factor.deadInputs;
+    if (factor.deadInputs > 0) {
         if (w.device().is_cpu()) {
-            const auto deadIndex = dead.nonzero().flatten().to(torch::kLong).contiguous();
+            const auto deadIndex = factor.dead.nonzero().flatten().to(torch::kLong).contiguous();
             float* pw = w.data_ptr<float>();
             for (int64_t k = 0; k < deadIndex.numel(); ++k) {
                 const int64_t j = deadIndex.data_ptr<int64_t>()[k];
@@ -555,35 +600,13 @@ LayerResult solveSparseGpt(torch::Tensor& w, const torch::Tensor& h, const Solve
                     pw[r * cols + j] = 0.0f;
             }
         } else {
-            w.masked_fill_(dead.unsqueeze(0), 0.0);
+            w.masked_fill_(factor.dead.unsqueeze(0), 0.0);
         }
     }
-    const auto meanDiagonal = diagonal.mean(); // float32, as torch.mean(torch.diag(H))
-
-    // Damping H += damp·mean(diag H)·I, raised ×10 while the factorisation fails.
-    double relDamp = options.damp;
-    int raises = 0;
-    torch::Tensor hinv;
-    for (;;) {
-        throwIfCancelled(cancel);
-        const auto damp = meanDiagonal * relDamp; // float32, as the reference's percdamp·mean
-        hinv = upperCholeskyOfInverse(h, diagonal + damp);
-        if (hinv.defined()) {
-            if (dampAbsolute)
-                *dampAbsolute = damp.item<double>();
-            break;
-        }
-        const double next = relDamp > 0.0 ? relDamp * kDampRaiseFactor : kFirstNonzeroDamp;
-        if (next > kMaxRelativeDamp * (1.0 + 1e-9)) {
-            std::ostringstream s;
-            s << "hessian: not positive definite even with relative damping " << relDamp;
-            if (raises > 0)
-                s << " (raised " << raises << (raises == 1 ? " time" : " times") << " from " << options.damp << ")";
-            throw InputError(s.str());
-        }
-        relDamp = next;
-        ++raises;
-    }
+    if (dampAbsolute)
+        *dampAbsolute = factor.dampAbsolute;
+    const double relDamp = factor.dampUsed;
+    const int raises = factor.dampRaises;
     result.stats.dampUsed = relDamp;
     result.stats.dampRaises = raises;
 
