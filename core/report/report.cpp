@@ -234,7 +234,7 @@ public:
 
     void heading(const std::string& text)
     {
-        need(40);
+        need(90); // keep a heading with the start of its section
         m_y += 10;
         m_pdf.text(kMargin, m_y + 12, text, 13, PdfWriter::Font::Bold);
         m_y += 22;
