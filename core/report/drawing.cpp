@@ -340,7 +340,14 @@ Drawing heatMap(const std::string& title, const std::vector<std::string>& rowLab
     double labelWidth = 0;
     for (const auto& l : rowLabels)
         labelWidth = std::max(labelWidth, textWidth(l, 6.5));
-    const double left = std::min(width * 0.5, labelWidth + 8), top = 40, right = 60;
+    // Column labels run vertically when they would not fit side by side.
+    double columnLabelWidth = 0;
+    for (const auto& l : columnLabels)
+        columnLabelWidth = std::max(columnLabelWidth, textWidth(l, 7));
+    const double left = std::min(width * 0.5, labelWidth + 8), right = 60;
+    const bool verticalColumns = !columnLabels.empty()
+        && columnLabelWidth + 2 > (width - left - right) / double(columnLabels.size());
+    const double top = verticalColumns ? 30 + columnLabelWidth : 40;
     const double cellH = 9;
     d.height = top + cellH * double(rowLabels.size()) + 20;
     const double cellW = columnLabels.empty() ? 0 : (width - left - right) / double(columnLabels.size());
@@ -365,7 +372,12 @@ Drawing heatMap(const std::string& title, const std::vector<std::string>& rowLab
         return Color{1.0 - 0.45 * u, 0.97 - 0.9 * u, 0.8 - 0.75 * u};
     };
     for (size_t j = 0; j < columnLabels.size(); ++j)
-        d.texts.push_back({left + cellW * (double(j) + 0.5), top - 4, columnLabels[j], 7, Drawing::Anchor::Middle, false, kBlack});
+        if (verticalColumns)
+            d.texts.push_back({left + cellW * (double(j) + 0.5) + 2.5, top - 4, columnLabels[j], 7, Drawing::Anchor::Start,
+                               true, kBlack});
+        else
+            d.texts.push_back({left + cellW * (double(j) + 0.5), top - 4, columnLabels[j], 7, Drawing::Anchor::Middle,
+                               false, kBlack});
     for (size_t i = 0; i < rowLabels.size(); ++i) {
         const double y = top + cellH * double(i);
         d.texts.push_back({left - 4, y + cellH - 2, rowLabels[i], 6.5, Drawing::Anchor::End, false, kBlack});

@@ -456,8 +456,7 @@ Drawing sensitivityHeatMap(const pipeline::SensitivityResult& scan)
             row.push_back(c.sparsity == 0.0 && c.bits == 16 ? std::numeric_limits<double>::quiet_NaN() : c.relError);
         values.push_back(row);
     }
-    return heatMap("Sensitivity: relative output error (layers x sparsity/bits)", rows, columns, values, true,
-                   std::max(480.0, 260.0 + 14.0 * double(columns.size())));
+    return heatMap("Sensitivity: relative output error (layers x sparsity/bits)", rows, columns, values, true, 495.0);
 }
 
 std::vector<Drawing> reportPlots(const ReportData& data)
