@@ -8,6 +8,7 @@ packages=(
   qt6-base-dev qt6-tools-dev libqcustomplot-dev libgl-dev
   libtorch-dev libopenblas-dev
   libhdf5-dev nlohmann-json3-dev libsentencepiece-dev
+  hdf5-tools python3-h5py
   xvfb xauth
   poppler-utils   # pdftotext/pdfinfo: the report tests read the PDF back
 )

@@ -1,6 +1,12 @@
 // `prune`: calibrate, compress every linear layer per the plan, optionally evaluate before
 // and after, and export a Hugging Face folder with provenance (sparselab.json).
+// With --workspace W.h5 the run is recorded there (store/workspace.h), and every finished
+// decoder block is checkpointed in W.h5.resume/ (store/resume.h): a prune killed mid-way
+// continues from the last finished block when restarted with the same settings.
+// Test hook: SPARSELAB_TEST_KILL_AFTER_BLOCK=k makes the process SIGKILL itself right after
+// block k's checkpoint is written (used by tests/cli/test_cli_workspace.cpp).
 
+#include "cli_workspace.h"
 #include "commands.h"
 #include "engine_options.h"
 
@@ -9,6 +15,8 @@
 #include "export/hf_export.h"
 #include "model/causal_lm.h"
 #include "pipeline/prune_pipeline.h"
+#include "store/resume.h"
+#include "store/run_records.h"
 #include "tokenize/tokenizer.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
@@ -17,7 +25,10 @@
 #include <ATen/Parallel.h>
 #include <torch/types.h>
 
+#include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <sstream>
 
@@ -89,8 +100,10 @@ int cmdPrune(const Args& args)
         throw optionError("--calib", "is required (the calibration text file)");
     if (!args.value("out"))
         throw optionError("--out", "is required (the folder to write the compressed model to)");
-    if (args.value("workspace"))
-        throw optionError("--workspace", "workspaces are not supported by this version yet");
+    const std::optional<fs::path> workspace = args.value("workspace")
+                                                  ? std::optional<fs::path>(*args.value("workspace"))
+                                                  : std::nullopt;
+    const auto startedAt = std::chrono::steady_clock::now();
     const fs::path calibFile = *args.value("calib");
     const fs::path outDir = *args.value("out");
     const std::optional<fs::path> evalFile = args.value("eval") ? std::optional<fs::path>(*args.value("eval"))
@@ -129,6 +142,11 @@ int cmdPrune(const Args& args)
     torch::NoGradGuard noGrad;
     const auto tokenizer = tokenize::loadTokenizer(folder);
     auto model = model::CausalLM::load(folder, device);
+    std::optional<store::ModelIdentity> identity;
+    if (workspace) {
+        identity = store::modelIdentity(*model); // hashes every file of the folder
+        checkWorkspaceFor(*workspace, *identity);
+    }
     // The whole plan against the model's layers before any slow step (tokenizing, calibration).
     pipeline::validatePlan(*model, params);
     const auto calibIds = tokenizer->encodeForModel(calibText);
@@ -153,7 +171,47 @@ int cmdPrune(const Args& args)
         if (!quiet)
             std::fprintf(stderr, "\n%s\n", line.c_str());
     };
-    const auto result = pipeline::pruneModel(*model, windows, params, progress, &cancel, {}, log);
+    // Resume: restore the finished blocks of an interrupted run with identical settings.
+    std::optional<store::ResumeStore> resume;
+    pipeline::BlockFinishedCallback blockFinished;
+    if (workspace) {
+        const json keySettings = {{"sparselab_version", SPARSELAB_VERSION},
+                                  {"model_sha256", identity->fileSha256},
+                                  {"calib_sha256", sha256Hex(calibText)},
+                                  {"nsamples", calib.nsamples},
+                                  {"seqlen", calib.seqlen},
+                                  {"seed", calib.seed},
+                                  {"recipe", params.recipe.toJson()},
+                                  {"layer_filter", params.layerFilter},
+                                  {"true_sequential", params.trueSequential},
+                                  {"forward_batch", params.forwardBatch},
+                                  {"device", device.str()},
+                                  {"torch_threads", at::get_num_threads()}};
+        resume.emplace(*workspace, store::resumeKey(keySettings.dump()));
+        const int64_t finished = resume->finishedBlocks();
+        if (finished == 0 && resume->hasCheckpoints()) {
+            log("discarding the checkpoints in " + resume->folder().string() + " (made with other settings)");
+            resume->clear();
+        }
+        for (int64_t b = 0; b < finished; ++b) {
+            const auto checkpoint = resume->loadBlock(b);
+            store::restoreBlock(*model, checkpoint, resume->blockFile(b));
+            for (const auto& layer : checkpoint.layers)
+                params.finishedLayers.push_back(store::layerReport(layer));
+        }
+        params.startBlock = finished;
+        if (finished > 0)
+            log("resuming: " + std::to_string(finished) + " of " + std::to_string(model->numBlocks())
+                + " blocks restored from " + resume->folder().string());
+        const char* killHook = std::getenv("SPARSELAB_TEST_KILL_AFTER_BLOCK");
+        const int64_t killAfter = killHook ? std::atoll(killHook) : -1;
+        blockFinished = [&, killAfter](int64_t block, const std::vector<pipeline::LayerReport>& layers) {
+            resume->saveBlock(store::blockCheckpoint(*model, block, layers));
+            if (block == killAfter)
+                std::raise(SIGKILL);
+        };
+    }
+    const auto result = pipeline::pruneModel(*model, windows, params, progress, &cancel, {}, log, {}, blockFinished);
     if (evalFile)
         after = eval::evaluatePerplexity(*model, evalIds, evalParams, progress, &cancel);
 
@@ -163,7 +221,9 @@ int cmdPrune(const Args& args)
     json provenance = {
         {"sparselab_version", SPARSELAB_VERSION},
         {"created_utc", utcNow()},
-        {"source_model", {{"folder", fs::absolute(folder).string()}, {"sha256", exporting::hashModelFolder(folder)}}},
+        {"source_model",
+         {{"folder", fs::absolute(folder).string()},
+          {"sha256", identity ? json(identity->fileSha256) : exporting::hashModelFolder(folder)}}},
         {"calibration",
          {{"file", fs::absolute(calibFile).string()},
           {"sha256", sha256Hex(calibText)},
@@ -186,13 +246,56 @@ int cmdPrune(const Args& args)
                                     {"perplexity_before", before->perplexity},
                                     {"perplexity_after", after->perplexity}};
     }
+    const auto exportStarted = std::chrono::steady_clock::now();
     const auto summary = exporting::exportHuggingFaceFolder(*model, outDir, provenance, progress, &cancel);
+    const auto seconds = [](auto since) {
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+    };
+
+    std::string runId;
+    if (workspace) {
+        store::RunRecord run;
+        run.label = recipeLabel(params.recipe, params.recipeSource);
+        run.kind = "prune";
+        run.recipeJson = params.recipe.toJson().dump();
+        run.layerFilter = params.layerFilter;
+        run.trueSequential = params.trueSequential;
+        run.linearSparsity = result.linearSparsity();
+        run.exportPath = fs::absolute(outDir).string();
+        run.sizeBytes = summary.bytes;
+        run.calibration = store::CalibrationSettings{fs::absolute(calibFile).string(), sha256Hex(calibText),
+                                                     int64_t(calibIds.size()), calib.nsamples, calib.seqlen,
+                                                     calib.seed};
+        if (evalFile) {
+            run.evaluation = store::EvaluationSettings{fs::absolute(*evalFile).string(), sha256Hex(evalText),
+                                                       int64_t(evalIds.size()), before->seqlen, 0};
+            run.perplexityBefore = store::perplexityRecord(*before);
+            run.perplexityAfter = store::perplexityRecord(*after);
+            run.timings.evalSeconds = before->seconds + after->seconds;
+        }
+        for (const auto& r : result.layers)
+            run.layers.push_back(store::layerRecord(r));
+        run.masks = store::zeroMasks(*model);
+        run.timings.pruneSeconds = result.seconds;
+        run.timings.exportSeconds = seconds(exportStarted);
+        run.timings.totalSeconds = seconds(startedAt);
+        run.provenance = store::currentProvenance();
+        run.provenance.threads = at::get_num_threads();
+        run.provenance.device = device.str();
+        store::updateWorkspaceSettings(*workspace, identity, run.calibration, run.evaluation);
+        runId = store::appendRun(*workspace, run);
+        resume->clear(); // recorded: the checkpoints have served their purpose
+    }
 
     if (args.flag("json")) {
         json out = {{"out", fs::absolute(outDir).string()},
                     {"linear_sparsity", result.linearSparsity()},
                     {"seconds", result.seconds},
                     {"layers", layers}};
+        if (workspace) {
+            out["workspace"] = fs::absolute(*workspace).string();
+            out["run_id"] = runId;
+        }
         if (evalFile) {
             out["perplexity_before"] = before->perplexity;
             out["perplexity_after"] = after->perplexity;
@@ -206,6 +309,8 @@ int cmdPrune(const Args& args)
                         evalFile->filename().c_str(), (long long)calib.seqlen);
         std::printf("wrote %s (%lld files, %.1f MB)\n", outDir.c_str(), (long long)summary.files,
                     double(summary.bytes) / 1e6);
+        if (workspace)
+            std::printf("recorded %s in %s\n", runId.c_str(), workspace->c_str());
     }
     return 0;
 }

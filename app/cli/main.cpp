@@ -4,6 +4,7 @@
 
 #include "commands.h"
 #include "commands_analysis.h"
+#include "cli_workspace.h"
 #include "commands_export.h"
 
 #include "util/errors.h"
@@ -30,7 +31,10 @@ commands:
        [--bits B [--group G] [--sym]] [--blocksize 128] [--damp 0.01] [--json]
   prune MODEL --calib FILE --out OUT_DIR [--method M] [--sparsity S | --nm N:M]
        [--bits B] [--nsamples 128] [--seqlen 2048] [--seed 0] [--layers SPEC]
-       [--recipe R.json] [--true-sequential] [--eval FILE] [--json]
+       [--recipe R.json] [--true-sequential] [--eval FILE] [--workspace W.h5] [--json]
+                                  (--workspace records the run in W.h5 and resumes an
+                                  interrupted prune from its last finished block)
+  workspace W.h5 [--json]         list the model, settings and runs recorded in a workspace
   export MODEL --gguf OUT.gguf [--type f32|f16|q8_0|q4_0] [--name NAME] [--json]
                                   write a GGUF file (llama.cpp) of a Llama-family model
   sensitivity MODEL --calib FILE --out S.json [--sparsities 0,0.1,…,0.9] [--bits 16,4]
@@ -104,6 +108,7 @@ int main(int argc, char** argv)
                                     "new-tokens", "sweep", "sensitivity", "threads"},
                                    {"json", "quiet"}));
          }},
+        {"workspace", [](const auto& a) { return cmdWorkspace(Args("workspace", a, {}, {"json"})); }},
         {"prune", [](const auto& a) {
              return cmdPrune(Args("prune", a,
                                   {"calib", "out", "method", "sparsity", "nm", "bits", "group", "nsamples",

@@ -11,6 +11,7 @@
 #include "resource_paths.h"
 #include "results_panel.h"
 #include "run_panel.h"
+#include "workspace_controller.h"
 
 #include <QAction>
 #include <QApplication>
@@ -168,6 +169,7 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
 
     createActions();
     createDocks();
+    m_workspace = new WorkspaceController(this);
     createMenus();
 
     m_statusModel = new QLabel(tr("No model"), this);
@@ -407,6 +409,8 @@ void MainWindow::createMenus()
     m_recentRecipeMenu = file->addMenu(tr("Recent Re&cipes"));
     m_recentRecipeMenu->setToolTipsVisible(true);
     file->addAction(m_saveRecipeAction);
+    file->addSeparator();
+    m_workspace->populateFileMenu(file);
     file->addSeparator();
     file->addAction(m_chooseCalibAction);
     file->addAction(m_chooseTextAction);
@@ -1161,6 +1165,26 @@ void MainWindow::onRunFinished(const RunJob::Result& result)
     updateExportTarget();
     updateActions();
     Q_EMIT runFinished(record);
+}
+
+void MainWindow::replaceRuns(const QList<RunRecord>& runs)
+{
+    m_runModels.clear();
+    m_resultsPanel->clearRuns();
+    m_tree->clearLayerSparsity();
+    for (RunRecord run : runs) {
+        run.id = m_nextRunId++;
+        run.modelKept = false;
+        m_resultsPanel->addRun(run);
+    }
+    if (!runs.isEmpty()) {
+        QHash<QString, double> sparsity;
+        for (const LayerRunRow& l : runs.last().layers)
+            sparsity.insert(l.name, l.sparsity);
+        m_tree->setLayerSparsity(sparsity, runs.last().name);
+    }
+    updateExportTarget();
+    updateActions();
 }
 
 void MainWindow::releaseOldModels()

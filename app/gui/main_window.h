@@ -56,6 +56,7 @@ class LiveView;
 class PlanPanel;
 class ResultsPanel;
 class RunPanel;
+class WorkspaceController;
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
@@ -120,6 +121,10 @@ public:
     [[nodiscard]] QAction* saveRecipeAction() const { return m_saveRecipeAction; }
     [[nodiscard]] QMenu* recentMenu() const { return m_recentMenu; }
     [[nodiscard]] QMenu* recentRecipeMenu() const { return m_recentRecipeMenu; }
+    // File → Open/Save Workspace (workspace_controller.h).
+    [[nodiscard]] WorkspaceController* workspace() const { return m_workspace; }
+    // Replaces the Results view's runs (a workspace was opened): new ids, no kept models.
+    void replaceRuns(const QList<RunRecord>& runs);
 
 public Q_SLOTS:
     // Starts loading a model folder (or the folder of a config.json). False when refused
@@ -177,6 +182,7 @@ protected:
     void dropEvent(QDropEvent* event) override;
 
 private:
+    friend class WorkspaceController; // reports its errors through reportError()
     void createActions();
     void createMenus();
     void createDocks();
@@ -237,6 +243,7 @@ private:
     LiveView* m_liveView = nullptr;
     ResultsPanel* m_resultsPanel = nullptr;
     ExportPanel* m_exportPanel = nullptr;
+    WorkspaceController* m_workspace = nullptr;
     widgets::LogView* m_log = nullptr;
     std::map<QString, QDockWidget*> m_docks;
     QLabel* m_statusModel = nullptr;

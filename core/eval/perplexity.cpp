@@ -45,6 +45,8 @@ PerplexityResult evaluatePerplexity(const model::CausalLM& model, const std::vec
     result.windows = windows;
     result.seqlen = seqlen;
     result.windowLoss.reserve(size_t(windows));
+    if (params.keepTokenNll)
+        result.tokenNll.reserve(size_t(windows * (seqlen - 1)));
 
     // All windows as one [windows, seqlen] tensor; batches are row slices of it.
     const torch::Tensor all = torch::from_blob(const_cast<int32_t*>(ids.data()), {windows, seqlen}, torch::kInt)
@@ -60,6 +62,11 @@ PerplexityResult evaluatePerplexity(const model::CausalLM& model, const std::vec
         // Cross-entropy as logsumexp − target logit: no [b, T-1, V] log-softmax copy.
         const torch::Tensor nll = logits.logsumexp(-1) - logits.gather(-1, targets).squeeze(-1); // [b, T-1]
         const torch::Tensor loss = nll.mean(-1).to(torch::kCPU, torch::kDouble);            // [b]
+        if (params.keepTokenNll) {
+            const torch::Tensor tokens = nll.to(torch::kCPU, torch::kFloat).contiguous(); // [b, T-1]
+            const float* nllValues = tokens.data_ptr<float>();
+            result.tokenNll.insert(result.tokenNll.end(), nllValues, nllValues + tokens.numel());
+        }
         const double* values = loss.data_ptr<double>();
         result.windowLoss.insert(result.windowLoss.end(), values, values + count);
         reporter.report(first + count, "window " + std::to_string(first + count) + " of " + std::to_string(windows));

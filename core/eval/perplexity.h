@@ -18,6 +18,7 @@ struct PerplexityParams {
     int64_t seqlen = 0;       // tokens per window; 0 = min(model max positions, 2048)
     int64_t maxWindows = 0;   // evaluate only the first K windows; 0 = all
     int64_t batchSize = 8;    // windows per forward pass
+    bool keepTokenNll = true; // fill PerplexityResult::tokenNll (4 bytes per token)
 };
 
 struct PerplexityResult {
@@ -26,6 +27,10 @@ struct PerplexityResult {
     int64_t windows = 0;                // windows evaluated
     int64_t seqlen = 0;
     std::vector<double> windowLoss;     // mean NLL (nats) per window
+    // NLL (nats, float32) of every predicted token, window-major: [windows, seqlen-1]
+    // flattened; entry (w, t) is −log p(ids[w·seqlen + t + 1] | ids[w·seqlen .. w·seqlen + t]).
+    // windowLoss[w] is the mean of row w (accumulated in the model's dtype, then widened).
+    std::vector<float> tokenNll;
     double seconds = 0.0;
 };
 

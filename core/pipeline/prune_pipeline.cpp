@@ -114,7 +114,7 @@ double PruneResult::linearSparsity() const
 PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& windows, const PruneParams& params,
                        const ProgressCallback& progress, const CancelToken* cancel,
                        const LayerDoneCallback& layerDone, const LogCallback& log,
-                       const BlockDoneCallback& blockDone)
+                       const BlockDoneCallback& blockDone, const BlockFinishedCallback& blockFinished)
 {
     torch::NoGradGuard noGrad;
     const auto started = Clock::now();
@@ -157,7 +157,19 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
 
     PruneResult result;
     int64_t solved = 0;
-    for (int64_t b = 0; b < model.numBlocks(); ++b) {
+    if (params.startBlock < 0 || params.startBlock > model.numBlocks())
+        throw std::invalid_argument("pruneModel: startBlock outside the model's blocks");
+    // Resume: the finished blocks are already compressed; only their outputs are needed.
+    for (int64_t b = 0; b < params.startBlock; ++b) {
+        reporter.report(solved, "block " + std::to_string(b) + ": restored from checkpoint");
+        inputs = runBlockBatched(model, b, inputs, batch, {}, cancel);
+    }
+    for (const auto& finished : params.finishedLayers) {
+        solved += finished.dense ? 0 : 1;
+        result.layers.push_back(finished);
+    }
+    for (int64_t b = params.startBlock; b < model.numBlocks(); ++b) {
+        const size_t firstReport = result.layers.size();
         auto& layers = model.linears(b);
         std::vector<std::vector<size_t>> groups;
         if (params.trueSequential) {
@@ -235,6 +247,9 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
         }
         // Propagate through the compressed block: the next block sees what it will see at inference.
         inputs = runBlockBatched(model, b, inputs, batch, {}, cancel);
+        if (blockFinished)
+            blockFinished(b, std::vector<LayerReport>(result.layers.begin() + std::ptrdiff_t(firstReport),
+                                                      result.layers.end()));
     }
     result.seconds = std::chrono::duration<double>(Clock::now() - started).count();
     reporter.report(toSolve, "done");

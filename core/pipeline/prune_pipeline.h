@@ -27,12 +27,20 @@ namespace sparselab::model { class CausalLM; }
 
 namespace sparselab::pipeline {
 
+struct LayerReport;
+
 struct PruneParams {
     Recipe recipe;                        // per-layer plan
     std::string recipeSource = "recipe";  // named in plan errors (the recipe file, or "options")
     std::vector<std::string> layerFilter; // globs; empty = all layers (others stay dense)
     bool trueSequential = false;
     int64_t forwardBatch = 8;             // windows per block forward pass
+    // Resume (store/resume.h): blocks [0, startBlock) are already compressed in the model and
+    // `finishedLayers` are their reports (they open the result). The pipeline re-derives the
+    // inputs of block startBlock by running the calibration windows through those blocks,
+    // the same deterministic computation an uninterrupted run does.
+    int64_t startBlock = 0;
+    std::vector<LayerReport> finishedLayers;
 };
 
 struct LayerReport {
@@ -51,6 +59,9 @@ struct PruneResult {
     [[nodiscard]] double linearSparsity() const; // zeros / weights over all linear layers
 };
 
+// Called after decoder block `block` is compressed and its outputs computed, with that
+// block's reports (for checkpoints: the block's weights are final), on the worker thread.
+using BlockFinishedCallback = std::function<void(int64_t block, const std::vector<LayerReport>& layers)>;
 // Called after each layer is solved (for live views), on the worker thread.
 using LayerDoneCallback = std::function<void(const LayerReport&)>;
 // Human-readable log lines (damping raised, dead inputs, ...), on the worker thread.
@@ -72,7 +83,8 @@ void validatePlan(const model::CausalLM& model, const PruneParams& params);
                                      const PruneParams& params, const ProgressCallback& progress = {},
                                      const CancelToken* cancel = nullptr,
                                      const LayerDoneCallback& layerDone = {}, const LogCallback& log = {},
-                                     const BlockDoneCallback& blockDone = {});
+                                     const BlockDoneCallback& blockDone = {},
+                                     const BlockFinishedCallback& blockFinished = {});
 
 // Module name of a linear layer's weight tensor name ("x.weight" → "x").
 [[nodiscard]] std::string moduleName(const std::string& weightName);

@@ -1,0 +1,89 @@
+#pragma once
+// Workspaces in the workbench: File → Open Workspace… (Ctrl+Shift+O), Save Workspace
+// (Ctrl+Alt+S), Save Workspace As…, Open Recent Workspace. A workspace (store/workspace.h) is
+// the session's results: saving writes every run of the Results view (settings, plan, per-layer
+// table, perplexities, the masks of runs whose compressed model is still in memory) with the
+// loaded model's identity; opening replaces the Results view with the workspace's runs, so
+// their tables and plots come back.
+// Saving and loading run on a worker thread (hashing model files and writing masks can take a
+// while on big models); the window stays responsive, the actions are disabled meanwhile, and
+// the outcome arrives as workspaceSaved / workspaceLoaded / workspaceFailed. Errors are shown
+// through the window's error handler. GUI thread only.
+
+#include "run_types.h"
+
+#include <QObject>
+#include <QPointer>
+#include <QStringList>
+#include <QThreadPool>
+
+class QAction;
+class QMenu;
+
+namespace sparselab::store { struct RunRecord; }
+
+namespace sparselab::gui {
+
+class MainWindow;
+
+// Conversions between the Results view's runs and the workspace's (no engine work; the
+// calibration/evaluation text hashes are read from the files when they exist).
+[[nodiscard]] store::RunRecord toStoreRun(const RunRecord& run);
+[[nodiscard]] RunRecord fromStoreRun(const store::RunRecord& run);
+
+class WorkspaceController : public QObject {
+    Q_OBJECT
+
+public:
+    static constexpr int kMaxRecentWorkspaces = 8;
+
+    explicit WorkspaceController(MainWindow* window);
+    ~WorkspaceController() override;
+
+    // Adds the workspace actions and the recent menu to `file`.
+    void populateFileMenu(QMenu* file);
+
+    [[nodiscard]] QAction* openAction() const { return m_openAction; }
+    [[nodiscard]] QAction* saveAction() const { return m_saveAction; }
+    [[nodiscard]] QAction* saveAsAction() const { return m_saveAsAction; }
+    [[nodiscard]] QMenu* recentMenu() const { return m_recentMenu; }
+    [[nodiscard]] QStringList recentWorkspaces() const { return m_recent; }
+    [[nodiscard]] const QString& currentFile() const { return m_file; }  // "" until saved/opened
+    [[nodiscard]] bool isBusy() const { return m_busy; }
+    [[nodiscard]] bool isModified() const { return m_modified; }        // runs changed since save/open
+
+public Q_SLOTS:
+    // Start reading / writing; false when refused (busy, empty path, or an engine run is going).
+    bool openWorkspace(const QString& file);
+    bool saveWorkspaceAs(const QString& file);
+    bool saveWorkspace(); // to currentFile(), or asks for a name
+    void openWorkspaceDialog();
+    void saveWorkspaceAsDialog();
+    void clearRecentWorkspaces();
+
+Q_SIGNALS:
+    void workspaceSaved(const QString& file, int runs);
+    void workspaceLoaded(const QString& file, int runs);
+    void workspaceFailed(const QString& message);
+    void busyChanged(bool busy);
+
+private:
+    void setBusy(bool busy);
+    void addRecent(const QString& file);
+    void updateRecentMenu();
+    void updateActions();
+    void fail(const QString& title, const QString& message);
+
+    MainWindow* m_window;
+    QThreadPool m_pool;
+    QAction* m_openAction = nullptr;
+    QAction* m_saveAction = nullptr;
+    QAction* m_saveAsAction = nullptr;
+    QMenu* m_recentMenu = nullptr;
+    QStringList m_recent;
+    QString m_file;
+    bool m_busy = false;
+    bool m_modified = false;
+};
+
+} // namespace sparselab::gui

@@ -1,0 +1,112 @@
+#pragma once
+// Internal to core/store: RAII ownership of HDF5 ids and the small typed read/write helpers
+// the workspace and the resume checkpoints share. Not a public API.
+//
+// Every helper throws Hdf5Failure (a plain message without the file name) on failure; the
+// public functions catch it and rethrow an InputError "<file>: <message>".
+// Callers hold hdf5Lock() for the whole operation (the Debian HDF5 build is not thread-safe).
+
+#include <hdf5.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace sparselab::store::h5 {
+
+struct Hdf5Failure : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// unique_ptr over an hid_t: the deleter's `pointer` type wraps the id.
+template <herr_t (*Close)(hid_t)>
+struct IdDeleter {
+    struct pointer {
+        hid_t id = H5I_INVALID_HID;
+        pointer() = default;
+        pointer(hid_t value) : id(value) {}            // NOLINT: implicit by design
+        pointer(std::nullptr_t) {}                     // NOLINT
+        explicit operator bool() const { return id >= 0; }
+        friend bool operator==(pointer a, pointer b) { return a.id == b.id; }
+        friend bool operator!=(pointer a, pointer b) { return a.id != b.id; }
+    };
+    void operator()(pointer p) const
+    {
+        if (p.id >= 0)
+            Close(p.id);
+    }
+};
+
+using File = std::unique_ptr<void, IdDeleter<H5Fclose>>;
+using Group = std::unique_ptr<void, IdDeleter<H5Gclose>>;
+using DataSet = std::unique_ptr<void, IdDeleter<H5Dclose>>;
+using DataSpace = std::unique_ptr<void, IdDeleter<H5Sclose>>;
+using DataType = std::unique_ptr<void, IdDeleter<H5Tclose>>;
+using Attribute = std::unique_ptr<void, IdDeleter<H5Aclose>>;
+using PropList = std::unique_ptr<void, IdDeleter<H5Pclose>>;
+using Object = std::unique_ptr<void, IdDeleter<H5Oclose>>;
+
+inline hid_t id(const auto& handle) { return handle.get().id; }
+
+// The process-wide HDF5 lock; also switches off HDF5's automatic error printing once.
+std::unique_lock<std::recursive_mutex> hdf5Lock();
+
+// Files
+File createFile(const std::string& path);          // truncating
+File openFileReadOnly(const std::string& path);
+
+// Groups
+bool exists(hid_t loc, const std::string& path);   // every component checked
+Group openGroup(hid_t loc, const std::string& path);
+Group createGroup(hid_t loc, const std::string& path); // intermediate groups created
+enum class ChildKind { Group, Dataset, Other };
+struct Child { std::string name; ChildKind kind; };
+std::vector<Child> children(hid_t group);          // in name order
+
+// Attributes
+bool hasAttribute(hid_t obj, const std::string& name);
+void writeAttribute(hid_t obj, const std::string& name, const std::string& value);
+void writeAttribute(hid_t obj, const std::string& name, const char* value);
+void writeAttribute(hid_t obj, const std::string& name, int64_t value);
+void writeAttribute(hid_t obj, const std::string& name, double value);
+std::string readStringAttribute(hid_t obj, const std::string& name);
+int64_t readIntAttribute(hid_t obj, const std::string& name);
+double readDoubleAttribute(hid_t obj, const std::string& name);
+enum class ValueClass { Integer, Float, String, Other };
+ValueClass attributeClass(hid_t obj, const std::string& name);
+std::vector<std::string> attributeNames(hid_t obj);
+
+// Datasets (row-major). `shape` empty = 1-D of values.size().
+void writeDoubles(hid_t loc, const std::string& name, const std::vector<double>& values, std::vector<int64_t> shape = {});
+void writeFloats(hid_t loc, const std::string& name, const std::vector<float>& values, std::vector<int64_t> shape = {});
+void writeInts(hid_t loc, const std::string& name, const std::vector<int64_t>& values, std::vector<int64_t> shape = {});
+void writeBytes(hid_t loc, const std::string& name, const std::vector<uint8_t>& values, std::vector<int64_t> shape = {});
+void writeStrings(hid_t loc, const std::string& name, const std::vector<std::string>& values, std::vector<int64_t> shape = {});
+
+std::vector<int64_t> datasetShape(hid_t loc, const std::string& name);
+ValueClass datasetClass(hid_t loc, const std::string& name, size_t* elementSize = nullptr);
+std::vector<double> readDoubles(hid_t loc, const std::string& name);
+std::vector<float> readFloats(hid_t loc, const std::string& name);
+std::vector<int64_t> readInts(hid_t loc, const std::string& name);
+std::vector<uint8_t> readBytes(hid_t loc, const std::string& name);
+std::vector<std::string> readStrings(hid_t loc, const std::string& name);
+
+// Copies object `name` of `from` (recursively) to the same name in `to`.
+void copyObject(hid_t from, const std::string& name, hid_t to);
+
+// HDF5 signature check without the library ("\x89HDF\r\n\x1a\n" at offset 0).
+bool hasHdf5Signature(const std::string& path);
+
+} // namespace sparselab::store::h5
+
+namespace sparselab::store { struct LayerRecord; }
+
+namespace sparselab::store::detail {
+// The per-layer table ("layers" group of columns) shared by runs and resume checkpoints.
+void writeLayers(hid_t parent, const std::vector<LayerRecord>& layers);
+std::vector<LayerRecord> readLayers(hid_t parent);
+} // namespace sparselab::store::detail

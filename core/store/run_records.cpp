@@ -1,0 +1,173 @@
+#include "store/run_records.h"
+
+#include "eval/perplexity.h"
+#include "model/causal_lm.h"
+#include "pipeline/prune_pipeline.h"
+#include "util/errors.h"
+#include "util/sha256.h"
+
+#include <torch/types.h>
+
+#include <cstring>
+#include <map>
+
+namespace sparselab::store {
+
+namespace fs = std::filesystem;
+
+LayerRecord layerRecord(const pipeline::LayerReport& r)
+{
+    LayerRecord l;
+    l.name = r.name;
+    l.kind = r.kind;
+    l.block = r.block;
+    l.rows = r.rows;
+    l.cols = r.cols;
+    l.dense = r.dense;
+    l.method = r.dense ? std::string("dense") : solve::methodName(r.options.method);
+    l.targetSparsity = r.dense ? 0.0
+                               : (r.options.structured() ? double(r.options.nmN) / double(r.options.nmM)
+                                                         : r.options.sparsity);
+    l.nmN = r.options.nmN;
+    l.nmM = r.options.nmM;
+    l.bits = r.dense ? 16 : r.options.quant.bits;
+    l.groupSize = r.options.quant.groupSize;
+    l.symmetric = r.options.quant.symmetric;
+    l.blocksize = r.options.blocksize;
+    l.damp = r.options.damp;
+    l.sparsity = r.stats.sparsity;
+    l.loss = r.stats.loss;
+    l.relOutputError = r.stats.relOutputError;
+    l.dampUsed = r.stats.dampUsed;
+    l.dampRaises = r.stats.dampRaises;
+    l.deadInputs = r.stats.deadInputs;
+    l.seconds = r.stats.seconds;
+    return l;
+}
+
+pipeline::LayerReport layerReport(const LayerRecord& l)
+{
+    pipeline::LayerReport r;
+    r.name = l.name;
+    r.kind = l.kind;
+    r.block = l.block;
+    r.rows = l.rows;
+    r.cols = l.cols;
+    r.dense = l.dense;
+    if (!l.dense)
+        r.options.method = solve::parseMethod(l.method);
+    r.options.sparsity = l.nmM > 0 ? r.options.sparsity : l.targetSparsity;
+    r.options.nmN = int(l.nmN);
+    r.options.nmM = int(l.nmM);
+    r.options.quant.bits = int(l.bits);
+    r.options.quant.groupSize = l.groupSize;
+    r.options.quant.symmetric = l.symmetric;
+    r.options.blocksize = l.blocksize;
+    r.options.damp = l.damp;
+    r.stats.sparsity = l.sparsity;
+    r.stats.loss = l.loss;
+    r.stats.relOutputError = l.relOutputError;
+    r.stats.dampUsed = l.dampUsed;
+    r.stats.dampRaises = int(l.dampRaises);
+    r.stats.deadInputs = l.deadInputs;
+    r.stats.seconds = l.seconds;
+    return r;
+}
+
+PackedMask zeroMask(const at::Tensor& weight)
+{
+    TORCH_CHECK(weight.dim() == 2, "zeroMask: weight must be [rows, cols]");
+    const torch::Tensor zeros = weight.eq(0).to(torch::kCPU, torch::kUInt8).contiguous();
+    return PackedMask::pack(zeros.data_ptr<uint8_t>(), weight.size(0), weight.size(1));
+}
+
+std::map<std::string, PackedMask> zeroMasks(const model::CausalLM& model)
+{
+    std::map<std::string, PackedMask> masks;
+    for (int64_t b = 0; b < model.numBlocks(); ++b)
+        for (const auto& layer : model.linears(b))
+            masks.emplace(pipeline::moduleName(layer.name), zeroMask(layer.weight));
+    return masks;
+}
+
+PerplexityRecord perplexityRecord(const eval::PerplexityResult& result)
+{
+    PerplexityRecord p;
+    p.perplexity = result.perplexity;
+    p.tokens = result.tokens;
+    p.windows = result.windows;
+    p.seqlen = result.seqlen;
+    p.seconds = result.seconds;
+    p.windowLoss = result.windowLoss;
+    p.tokenNll = result.tokenNll;
+    return p;
+}
+
+ModelIdentity modelIdentity(const model::CausalLM& model)
+{
+    ModelIdentity m;
+    const auto& config = model.config();
+    m.path = fs::absolute(model.folder()).lexically_normal().string();
+    m.architecture = model::architectureName(config.architecture);
+    m.modelType = config.modelType;
+    m.numBlocks = config.numLayers;
+    m.hiddenSize = config.hiddenSize;
+    m.vocabSize = config.vocabSize;
+    m.parameters = model.parameterCount();
+    m.dtype = model.storedDtype();
+    std::error_code ec;
+    if (fs::is_directory(model.folder(), ec)) {
+        for (const auto& entry : fs::directory_iterator(model.folder()))
+            if (entry.is_regular_file())
+                m.fileSha256[entry.path().filename().string()] = sha256File(entry.path());
+    } else {
+        m.fileSha256[model.folder().filename().string()] = sha256File(model.folder());
+    }
+    return m;
+}
+
+BlockCheckpoint blockCheckpoint(const model::CausalLM& model, int64_t block,
+                                const std::vector<pipeline::LayerReport>& reports)
+{
+    BlockCheckpoint checkpoint;
+    checkpoint.block = block;
+    for (const auto& r : reports)
+        checkpoint.layers.push_back(layerRecord(r));
+    for (const auto& layer : model.linears(block)) {
+        const torch::Tensor w = layer.weight.to(torch::kCPU, torch::kFloat).contiguous(); // [out, in]
+        BlockCheckpoint::Weight weight;
+        weight.name = layer.name;
+        weight.rows = w.size(0);
+        weight.cols = w.size(1);
+        weight.values.assign(w.data_ptr<float>(), w.data_ptr<float>() + w.numel());
+        checkpoint.weights.push_back(std::move(weight));
+    }
+    return checkpoint;
+}
+
+void restoreBlock(model::CausalLM& model, const BlockCheckpoint& checkpoint, const fs::path& source)
+{
+    if (checkpoint.block < 0 || checkpoint.block >= model.numBlocks())
+        throw inputError(source, "block " + std::to_string(checkpoint.block) + " is outside the model");
+    auto& layers = model.linears(checkpoint.block);
+    if (checkpoint.weights.size() != layers.size())
+        throw inputError(source, "holds " + std::to_string(checkpoint.weights.size()) + " weights, the block has "
+                                     + std::to_string(layers.size()) + " linear layers");
+    std::map<std::string, const BlockCheckpoint::Weight*> byName;
+    for (const auto& w : checkpoint.weights)
+        byName[w.name] = &w;
+    for (auto& layer : layers) {
+        const auto it = byName.find(layer.name);
+        if (it == byName.end())
+            throw inputError(source, "has no weight for " + layer.name);
+        const auto& w = *it->second;
+        if (w.rows != layer.weight.size(0) || w.cols != layer.weight.size(1)
+            || int64_t(w.values.size()) != w.rows * w.cols)
+            throw inputError(source, "weight " + layer.name + " has the wrong shape");
+        const torch::Tensor values =
+            torch::from_blob(const_cast<float*>(w.values.data()), {w.rows, w.cols}, torch::kFloat);
+        layer.weight.copy_(values);
+    }
+}
+
+} // namespace sparselab::store

@@ -1,0 +1,285 @@
+// `prune --workspace`: the run is recorded (model hashes, settings, layer table, masks that
+// match the exported weights, perplexities with per-token NLL), and a prune killed with
+// SIGKILL after block k resumes from block k+1 and writes the same export byte for byte as an
+// uninterrupted run. Bad workspace files give exit 2 and one line naming the file.
+// The kill is deterministic: SPARSELAB_TEST_KILL_AFTER_BLOCK=k makes sparselab-cli SIGKILL
+// itself right after block k's checkpoint is on disk (what a kill -9 at that moment does).
+
+#include "testsupport.h"
+
+#include "cli/cli_runner.h"
+
+#include "model/causal_lm.h"
+#include "store/run_records.h"
+#include "store/workspace.h"
+#include "util/atomic_file.h"
+#include "util/sha256.h"
+
+#include <nlohmann/json.hpp>
+
+#include <QProcess>
+#include <QTemporaryDir>
+#include <QTest>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+namespace fs = std::filesystem;
+using namespace sparselab;
+
+namespace {
+
+struct Run {
+    int exitCode = -1;         // -1: crashed or killed
+    int signal = 0;            // QProcess::CrashExit → exit code holds nothing useful
+    QString stderrText, stdoutText;
+};
+
+Run runCli(const QStringList& args, const QString& killAfterBlock = {})
+{
+    QProcess process;
+    auto env = QProcessEnvironment::systemEnvironment();
+    if (!killAfterBlock.isEmpty())
+        env.insert("SPARSELAB_TEST_KILL_AFTER_BLOCK", killAfterBlock);
+    process.setProcessEnvironment(env);
+    process.start(QStringLiteral(SPARSELAB_CLI_PATH), args);
+    process.waitForFinished(600000);
+    Run run;
+    run.exitCode = process.exitStatus() == QProcess::NormalExit ? process.exitCode() : -1;
+    run.stderrText = QString::fromUtf8(process.readAllStandardError());
+    run.stdoutText = QString::fromUtf8(process.readAllStandardOutput());
+    return run;
+}
+
+std::string fileBytes(const fs::path& file)
+{
+    std::ifstream in(file, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+QString q(const fs::path& p) { return QString::fromStdString(p.string()); }
+
+// The layers of sparselab.json without their timings (which differ between any two runs).
+nlohmann::json layersWithoutSeconds(const fs::path& outDir)
+{
+    auto layers = nlohmann::json::parse(fileBytes(outDir / "sparselab.json")).at("layers");
+    for (auto& l : layers)
+        l.erase("seconds");
+    return layers;
+}
+
+QStringList pruneArgs(const fs::path& out, const fs::path& workspace, const QString& sparsity = "0.5")
+{
+    return {"prune", q(testing::demoModelDir()), "--calib", q(testing::demoCalibText()), "--out", q(out),
+            "--nsamples", "8", "--seqlen", "64", "--sparsity", sparsity, "--workspace", q(workspace), "--quiet"};
+}
+
+} // namespace
+
+class TestCliWorkspace : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void initTestCase();
+    void recordsTheRun();
+    void resumeAfterKillIsBitIdentical_data();
+    void resumeAfterKillIsBitIdentical();
+    void staleCheckpointsAreDiscarded();
+    void badWorkspaceFiles();
+
+private:
+    QTemporaryDir m_dir;
+    fs::path m_root;
+    fs::path m_reference;   // uninterrupted export
+};
+
+void TestCliWorkspace::initTestCase()
+{
+    QVERIFY(m_dir.isValid());
+    m_root = m_dir.path().toStdString();
+    m_reference = m_root / "reference";
+    const auto run = runCli(pruneArgs(m_reference, m_root / "reference.h5"));
+    QVERIFY2(run.exitCode == 0, qPrintable(run.stderrText));
+}
+
+void TestCliWorkspace::recordsTheRun()
+{
+    // A short evaluation text keeps this quick: the first 6000 characters of the bundled one.
+    const fs::path evalText = m_root / "eval_short.txt";
+    writeFileAtomically(evalText, readTextFile(testing::demoEvalText()).substr(0, 6000));
+    const fs::path ws = m_root / "recorded.h5";
+    const fs::path out = m_root / "recorded";
+    auto args = pruneArgs(out, ws);
+    args << "--eval" << q(evalText) << "--json";
+    const auto run = runCli(args);
+    QVERIFY2(run.exitCode == 0, qPrintable(run.stderrText));
+    const auto json = nlohmann::json::parse(run.stdoutText.toStdString());
+    QCOMPARE(json.at("run_id").get<std::string>(), std::string("run_0001"));
+
+    const auto contents = store::loadWorkspace(ws);
+    QVERIFY(contents.model.has_value());
+    QCOMPARE(contents.model->architecture, std::string("LlamaForCausalLM"));
+    QCOMPARE(contents.model->fileSha256.at("model.safetensors"),
+             sha256File(testing::demoModelDir() / "model.safetensors"));
+    QCOMPARE(contents.model->fileSha256.size(), size_t(std::distance(fs::directory_iterator(testing::demoModelDir()),
+                                                                       fs::directory_iterator())));
+    QCOMPARE(contents.calibration->sha256, sha256Hex(readTextFile(testing::demoCalibText())));
+    QCOMPARE(contents.calibration->nsamples, int64_t(8));
+    QCOMPARE(contents.evaluation->sha256, sha256Hex(readTextFile(evalText)));
+    QCOMPARE(contents.runs.size(), size_t(1));
+    const auto& r = contents.runs[0];
+    QCOMPARE(r.kind, std::string("prune"));
+    QCOMPARE(r.label, std::string("sparsegpt 50%"));
+    QCOMPARE(r.exportPath, fs::absolute(out).string());
+    QVERIFY(r.recipeJson.find("\"sparsity\":0.5") != std::string::npos);
+    QCOMPARE(r.layers.size(), size_t(35)); // 5 blocks × 7 linear layers
+    QCOMPARE(r.linearSparsity, json.at("linear_sparsity").get<double>());
+    QCOMPARE(r.perplexityAfter->perplexity, json.at("perplexity_after").get<double>());
+    QCOMPARE(r.perplexityBefore->perplexity, json.at("perplexity_before").get<double>());
+    // Per-token NLL: [windows, seqlen−1], its window means are the window losses, and
+    // exp(mean of the window losses) is the perplexity (design.md §3).
+    const auto& after = *r.perplexityAfter;
+    QVERIFY(after.windows >= 1);
+    QCOMPARE(int64_t(after.tokenNll.size()), after.windows * 63);
+    double sum = 0;
+    for (int64_t w = 0; w < after.windows; ++w) {
+        double mean = 0;
+        for (int64_t t = 0; t < 63; ++t)
+            mean += after.tokenNll[size_t(w * 63 + t)] / 63.0;
+        QVERIFY(std::abs(mean - after.windowLoss[size_t(w)]) < 1e-5);
+        sum += after.windowLoss[size_t(w)];
+    }
+    QVERIFY(std::abs(std::exp(sum / double(after.windows)) - after.perplexity) < 1e-9 * after.perplexity);
+    QVERIFY(r.provenance.threads >= 1);
+    QCOMPARE(r.provenance.device, std::string("cpu"));
+    QVERIFY(r.timings.totalSeconds >= r.timings.pruneSeconds);
+
+    // Masks equal the exact zeros of the exported weights, and their density the layer stats.
+    const auto exported = model::CausalLM::load(out);
+    const auto masks = store::zeroMasks(*exported);
+    QCOMPARE(r.masks.size(), size_t(35));
+    for (const auto& layer : r.layers) {
+        const auto& mask = r.masks.at(layer.name);
+        QVERIFY2(mask == masks.at(layer.name), layer.name.c_str());
+        QCOMPARE(double(mask.countPruned()) / double(layer.rows * layer.cols), layer.sparsity);
+    }
+    QVERIFY(!fs::exists(ws.string() + ".resume"));
+
+    // The listing command.
+    const auto listing = runCli({"workspace", q(ws), "--json"});
+    QCOMPARE(listing.exitCode, 0);
+    const auto list = nlohmann::json::parse(listing.stdoutText.toStdString());
+    QCOMPARE(list.at("runs").size(), size_t(1));
+    QCOMPARE(list.at("runs")[0].at("perplexity_after").get<double>(), after.perplexity);
+}
+
+void TestCliWorkspace::resumeAfterKillIsBitIdentical_data()
+{
+    QTest::addColumn<int>("killAfter");
+    QTest::newRow("after block 0") << 0;
+    QTest::newRow("after block 3 of 5") << 3;
+}
+
+void TestCliWorkspace::resumeAfterKillIsBitIdentical()
+{
+    QFETCH(int, killAfter);
+    const fs::path ws = m_root / ("resume" + std::to_string(killAfter) + ".h5");
+    const fs::path out = m_root / ("resumed" + std::to_string(killAfter));
+    // A run recorded earlier in the same workspace must survive the kill and the resume.
+    const auto first = runCli(pruneArgs(m_root / ("earlier" + std::to_string(killAfter)), ws, "0.25"));
+    QVERIFY2(first.exitCode == 0, qPrintable(first.stderrText));
+
+    const auto killed = runCli(pruneArgs(out, ws), QString::number(killAfter));
+    QCOMPARE(killed.exitCode, -1); // died by SIGKILL
+    QVERIFY(!fs::exists(out));
+    const fs::path resumeFolder = ws.string() + ".resume";
+    for (int b = 0; b <= killAfter; ++b)
+        QVERIFY(fs::exists(resumeFolder / ("block_0000" + std::to_string(b) + ".h5")));
+    QVERIFY(!fs::exists(resumeFolder / ("block_0000" + std::to_string(killAfter + 1) + ".h5")));
+    QCOMPARE(store::listRuns(ws).size(), size_t(1)); // the killed run recorded nothing
+
+    auto resumeArgs = pruneArgs(out, ws);
+    resumeArgs.removeAll("--quiet"); // the resume notice is a log line
+    const auto resumed = runCli(resumeArgs);
+    QVERIFY2(resumed.exitCode == 0, qPrintable(resumed.stderrText));
+    QVERIFY2(resumed.stderrText.contains(QString("resuming: %1 of 5 blocks restored").arg(killAfter + 1)),
+             qPrintable(resumed.stderrText));
+
+    // Bit for bit: every exported file but the provenance (which carries timestamps and
+    // timings) is byte-identical; the provenance's per-layer results equal without timings.
+    for (const auto& entry : fs::directory_iterator(m_reference)) {
+        const auto name = entry.path().filename();
+        if (name == "sparselab.json")
+            continue;
+        QVERIFY2(fileBytes(entry.path()) == fileBytes(out / name), name.c_str());
+    }
+    QVERIFY(layersWithoutSeconds(out) == layersWithoutSeconds(m_reference));
+    QVERIFY(!fs::exists(resumeFolder));
+
+    const auto contents = store::loadWorkspace(ws);
+    QCOMPARE(contents.runs.size(), size_t(2));
+    QCOMPARE(contents.runs[0].label, std::string("sparsegpt 25%"));
+    const auto reference = store::loadWorkspace(m_root / "reference.h5").runs.at(0);
+    const auto& again = contents.runs[1];
+    QVERIFY(again.masks == reference.masks);
+    QCOMPARE(again.layers.size(), reference.layers.size());
+    for (size_t i = 0; i < again.layers.size(); ++i) {
+        auto a = again.layers[i], b = reference.layers[i];
+        a.seconds = b.seconds = 0;
+        QVERIFY2(a == b, a.name.c_str());
+    }
+}
+
+void TestCliWorkspace::staleCheckpointsAreDiscarded()
+{
+    const fs::path ws = m_root / "stale.h5";
+    const auto killed = runCli(pruneArgs(m_root / "stale_a", ws), "1");
+    QCOMPARE(killed.exitCode, -1);
+    // Other settings (sparsity 0.6): the checkpoints do not apply and are replaced.
+    auto args = pruneArgs(m_root / "stale_b", ws, "0.6");
+    args.removeAll("--quiet");
+    const auto other = runCli(args);
+    QVERIFY2(other.exitCode == 0, qPrintable(other.stderrText));
+    QVERIFY(other.stderrText.contains("discarding the checkpoints"));
+    QVERIFY(!other.stderrText.contains("resuming"));
+    const auto fresh = runCli(pruneArgs(m_root / "stale_c", m_root / "stale_fresh.h5", "0.6"));
+    QCOMPARE(fresh.exitCode, 0);
+    QVERIFY(fileBytes(m_root / "stale_b" / "model.safetensors") == fileBytes(m_root / "stale_c" / "model.safetensors"));
+}
+
+void TestCliWorkspace::badWorkspaceFiles()
+{
+    // Not HDF5: exit 2, one line naming the file, nothing written, the file untouched.
+    const fs::path notes = m_root / "notes.h5";
+    writeFileAtomically(notes, std::string_view("not a workspace\n"));
+    const auto run = runCli(pruneArgs(m_root / "bad_out", notes));
+    QCOMPARE(run.exitCode, 2);
+    const auto lines = run.stderrText.split('\n', Qt::SkipEmptyParts);
+    QCOMPARE(lines.size(), 1);
+    QVERIFY2(lines[0].contains(q(notes) + ": not an HDF5 file"), qPrintable(lines[0]));
+    QVERIFY(!fs::exists(m_root / "bad_out"));
+    QCOMPARE(fileBytes(notes), std::string("not a workspace\n"));
+
+    // A workspace of another model: refused before any work.
+    const fs::path otherModel = m_root / "other_model";
+    fs::create_directories(otherModel);
+    for (const auto& entry : fs::directory_iterator(testing::demoModelDir()))
+        fs::copy_file(entry.path(), otherModel / entry.path().filename());
+    {
+        std::ofstream extra(otherModel / "README.md");
+        extra << "a different folder\n";
+    }
+    auto args = pruneArgs(m_root / "bad_out2", m_root / "reference.h5");
+    args[1] = q(otherModel);
+    const auto wrongModel = runCli(args);
+    QCOMPARE(wrongModel.exitCode, 2);
+    QVERIFY2(wrongModel.stderrText.contains("whose files differ"), qPrintable(wrongModel.stderrText));
+    QVERIFY(!fs::exists(m_root / "bad_out2"));
+
+    const auto listing = runCli({"workspace", q(notes)});
+    QCOMPARE(listing.exitCode, 2);
+    QVERIFY(listing.stderrText.trimmed().endsWith(": not an HDF5 file"));
+}
+
+QTEST_GUILESS_MAIN(TestCliWorkspace)
+#include "test_cli_workspace.moc"
