@@ -1,6 +1,7 @@
 // `sensitivity`, `allocate`, `sweep` and `merge`: explore sparsity/bit-width trade-offs.
 // Thin: parse options, load inputs, call core/pipeline, write the result files atomically.
 
+#include "cli_workspace.h"
 #include "commands_analysis.h"
 #include "engine_options.h"
 
@@ -9,17 +10,21 @@
 #include "export/hf_export.h"
 #include "model/causal_lm.h"
 #include "pipeline/allocator.h"
+#include "pipeline/analysis_store.h"
 #include "pipeline/sensitivity.h"
 #include "pipeline/size_model.h"
 #include "pipeline/sweep.h"
 #include "tokenize/tokenizer.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
+#include "store/run_records.h"
 #include "util/sha256.h"
 
 #include <torch/types.h>
 
 #include <cmath>
+#include <functional>
+#include <optional>
 #include <cstdio>
 #include <sstream>
 
@@ -82,8 +87,6 @@ fs::path outputPath(const Args& args, const std::vector<fs::path>& inputs, const
     if (!out)
         throw optionError("--out", "is required");
     const fs::path path = *out;
-    if (path.extension() == ".h5")
-        throw optionError("--out", "HDF5 workspaces are not supported by this build yet; write a .json results file");
     if (path.extension() != extension)
         throw optionError("--out", "expects a " + extension + " file, got '" + path.string() + "'");
     std::error_code ec;
@@ -93,6 +96,65 @@ fs::path outputPath(const Args& args, const std::vector<fs::path>& inputs, const
     if (path.has_parent_path() && !fs::is_directory(path.parent_path(), ec))
         throw inputError(path, "its folder does not exist");
     return path;
+}
+
+// Where a sweep or scan goes: a JSON results file (--out X.json) and/or a workspace
+// (--out W.h5 or --workspace W.h5), with the group name (--name, default the next free one).
+// Checked up front: a workspace that exists must be a readable workspace.
+struct ResultOutputs {
+    std::optional<fs::path> json, workspace;
+    std::string groupName;
+};
+
+ResultOutputs resultOutputs(const Args& args, const std::vector<fs::path>& inputs, const std::string& prefix,
+                            const std::function<std::vector<std::string>(const store::WorkspaceContents&)>& taken)
+{
+    ResultOutputs o;
+    const auto out = args.value("out");
+    if (out && fs::path(*out).extension() == ".h5")
+        o.workspace = *out;
+    else if (out)
+        o.json = outputPath(args, inputs, ".json");
+    if (const auto ws = args.value("workspace")) {
+        if (o.workspace && !fs::path(*ws).empty() && fs::path(*ws) != *o.workspace)
+            throw optionError("--workspace", "names a different workspace than --out");
+        o.workspace = *ws;
+    }
+    if (!o.json && !o.workspace)
+        throw optionError("--out", "is required (a .json results file or a .h5 workspace)");
+    if (o.workspace) {
+        if (o.workspace->extension() != ".h5")
+            throw optionError("--workspace", "expects a .h5 file, got '" + o.workspace->string() + "'");
+        std::error_code ec;
+        if (o.workspace->has_parent_path() && !fs::is_directory(o.workspace->parent_path(), ec))
+            throw inputError(*o.workspace, "its folder does not exist");
+        for (const auto& input : inputs)
+            if (fs::exists(input, ec) && fs::exists(*o.workspace, ec) && fs::equivalent(input, *o.workspace, ec))
+                throw optionError("--out", "'" + o.workspace->string() + "' is one of the inputs; refusing to overwrite it");
+        std::vector<std::string> names;
+        if (fs::exists(*o.workspace, ec))
+            names = taken(store::loadWorkspace(*o.workspace, {false, false})); // InputError on a bad file
+        if (const auto name = args.value("name")) {
+            pipeline::validateGroupName(*name, "--name");
+            o.groupName = *name;
+        } else {
+            o.groupName = pipeline::nextGroupName(names, prefix);
+        }
+    } else if (args.value("name")) {
+        throw optionError("--name", "names a group in a workspace; give --out W.h5 or --workspace W.h5");
+    }
+    return o;
+}
+
+// The model's identity when results go to a workspace, checked against the model recorded
+// there before any slow step (one workspace per model).
+std::optional<store::ModelIdentity> workspaceModel(const ResultOutputs& outputs, const model::CausalLM& model)
+{
+    if (!outputs.workspace)
+        return std::nullopt;
+    auto identity = store::modelIdentity(model);
+    checkWorkspaceFor(*outputs.workspace, identity);
+    return identity;
 }
 
 std::string readNonEmpty(const fs::path& file)
@@ -194,7 +256,7 @@ int cmdSensitivity(const Args& args)
     const std::string usage = "sparselab-cli sensitivity MODEL --calib FILE --out S.json [options]";
     args.requirePositional(1, usage);
     const fs::path folder = args.positional().front();
-    const fs::path out = outputPath(args, {folder, args.valueOr("calib", "")}, ".json");
+    const auto outputs = resultOutputs(args, {folder, args.valueOr("calib", "")}, "scan", pipeline::storedSensitivities);
     applyThreadsOption(args);
     const bool quiet = args.flag("quiet");
 
@@ -210,19 +272,34 @@ int cmdSensitivity(const Args& args)
     torch::NoGradGuard noGrad;
     Session s = openSession(args, folder, false);
     pipeline::validateSensitivityParams(*s.model, params);
+    const auto identity = workspaceModel(outputs, *s.model);
     auto result = pipeline::scanSensitivity(*s.model, s.windows, params, stderrProgress(quiet), &interruptToken());
     result.provenance["model"] = {{"folder", fs::absolute(folder).string()}, {"sha256", exporting::hashModelFolder(folder)}};
     json calibration = calibrationJson(s);
     calibration["file"] = fs::absolute(s.calibFile).string();
     result.provenance["calibration"] = calibration;
-    result.save(out);
+    if (outputs.workspace)
+        store::updateWorkspaceSettings(*outputs.workspace, identity);
+    if (outputs.json)
+        result.save(*outputs.json);
+    if (outputs.workspace)
+        pipeline::storeSensitivity(*outputs.workspace, result, outputs.groupName);
+    const std::string written = outputs.json ? outputs.json->string() : "";
+    const std::string stored =
+        outputs.workspace ? outputs.workspace->string() + ": /sensitivity/" + outputs.groupName : "";
 
     if (args.flag("json")) {
-        printJson({{"out", fs::absolute(out).string()},
-                   {"layers", result.layers.size()},
+        json reply = {{"layers", result.layers.size()},
                    {"levels", result.sparsities.size() * result.bits.size()},
                    {"factorizations", result.factorizations},
-                   {"seconds", result.seconds}});
+                   {"seconds", result.seconds}};
+        if (outputs.json)
+            reply["out"] = fs::absolute(*outputs.json).string();
+        if (outputs.workspace) {
+            reply["workspace"] = fs::absolute(*outputs.workspace).string();
+            reply["group"] = "sensitivity/" + outputs.groupName;
+        }
+        printJson(reply);
         return 0;
     }
     // A text heat-map: relative error per layer (rows) and level (columns).
@@ -238,9 +315,10 @@ int cmdSensitivity(const Args& args)
                 std::printf(" %9.3g", result.cell(l, i, j).relError);
         std::printf("\n");
     }
-    std::printf("scanned %zu layers x %zu levels in %.1f s (%lld Hessian factorisations); wrote %s\n",
+    std::printf("scanned %zu layers x %zu levels in %.1f s (%lld Hessian factorisations); wrote %s%s%s\n",
                 result.layers.size(), result.sparsities.size() * result.bits.size(), result.seconds,
-                (long long)result.factorizations, out.c_str());
+                (long long)result.factorizations, written.c_str(), !written.empty() && !stored.empty() ? ", " : "",
+                stored.c_str());
     return 0;
 }
 
@@ -280,7 +358,7 @@ int cmdAllocate(const Args& args)
     else
         throw optionError("--metric", "expects relative, absolute or kind-normalized, got '" + metric + "'");
 
-    const auto scan = pipeline::SensitivityResult::load(scanFile);
+    const auto scan = pipeline::loadSensitivityFrom(scanFile, args.valueOr("name", ""));
     const auto allocation = pipeline::allocate(scan, params);
     const auto recipe = pipeline::allocationRecipe(allocation.allocated, scan.base, true);
     const auto uniformRecipe = pipeline::allocationRecipe(allocation.uniform, scan.base, true);
@@ -348,7 +426,8 @@ int cmdSweep(const Args& args)
     const std::string usage = "sparselab-cli sweep MODEL --calib FILE --eval FILE --out R.json [options]";
     args.requirePositional(1, usage);
     const fs::path folder = args.positional().front();
-    const fs::path out = outputPath(args, {folder, args.valueOr("calib", ""), args.valueOr("eval", "")}, ".json");
+    const auto outputs = resultOutputs(args, {folder, args.valueOr("calib", ""), args.valueOr("eval", "")}, "sweep",
+                                       pipeline::storedSweeps);
     applyThreadsOption(args);
     const bool quiet = args.flag("quiet");
 
@@ -384,6 +463,7 @@ int cmdSweep(const Args& args)
 
     torch::NoGradGuard noGrad;
     Session s = openSession(args, folder, true);
+    const auto identity = workspaceModel(outputs, *s.model);
     // Every point's plan against the model before any slow step.
     for (int64_t i : indices) {
         const auto params = pipeline::sweepPointParams(*s.model, pipeline::sweepPointSpec(grid, i), base, trueSequential);
@@ -408,13 +488,24 @@ int cmdSweep(const Args& args)
                          {"evaluation", fs::absolute(s.evalFile).string()}}}};
     result.points = pipeline::runSweepPoints(*s.model, s.windows, s.evalIds, grid, indices, base, trueSequential,
                                              s.evalParams, progress, &interruptToken());
-    result.save(out);
+    if (outputs.workspace)
+        store::updateWorkspaceSettings(*outputs.workspace, identity);
+    if (outputs.json)
+        result.save(*outputs.json);
+    if (outputs.workspace)
+        pipeline::storeSweep(*outputs.workspace, result, outputs.groupName);
+    const std::string out = outputs.json ? outputs.json->string()
+                                         : outputs.workspace->string() + ": /sweeps/" + outputs.groupName;
 
     if (args.flag("json")) {
-        printJson({{"out", fs::absolute(out).string()},
-                   {"points", result.points.size()},
-                   {"points_total", grid.size()},
-                   {"dense_perplexity", dense.perplexity}});
+        json reply = {{"points", result.points.size()}, {"points_total", grid.size()}, {"dense_perplexity", dense.perplexity}};
+        if (outputs.json)
+            reply["out"] = fs::absolute(*outputs.json).string();
+        if (outputs.workspace) {
+            reply["workspace"] = fs::absolute(*outputs.workspace).string();
+            reply["group"] = "sweeps/" + outputs.groupName;
+        }
+        printJson(reply);
         return 0;
     }
     std::printf("dense perplexity %.4f, %lld bytes (fp16)\n", dense.perplexity, (long long)result.denseBytes);
@@ -431,24 +522,42 @@ int cmdSweep(const Args& args)
 int cmdMerge(const Args& args)
 {
     if (args.positional().empty())
-        throw InputError("usage: sparselab-cli merge A.json B.json … --out M.json");
+        throw InputError("usage: sparselab-cli merge A.json|A.h5 B.json|B.h5 … --out M.json|M.h5");
     std::vector<fs::path> inputs;
     std::vector<std::string> sources;
     std::vector<pipeline::SweepResult> parts;
     for (const auto& p : args.positional()) {
         inputs.emplace_back(p);
         sources.push_back(p);
-        parts.push_back(pipeline::SweepResult::load(p));
+        // A workspace input contributes its sweep named --from (default: its last one).
+        parts.push_back(pipeline::loadSweepFrom(p, args.valueOr("from", "")));
     }
-    const fs::path out = outputPath(args, inputs, ".json");
+    const auto outputs = resultOutputs(args, inputs, "sweep", pipeline::storedSweeps);
     const auto merged = pipeline::mergeSweeps(parts, sources);
-    merged.save(out);
+    if (outputs.workspace && fs::exists(*outputs.workspace)) {
+        // One workspace per model: the sweep's model must be the one recorded there.
+        const auto contents = store::loadWorkspace(*outputs.workspace, {false, false});
+        const json hashes = merged.settings.value("model", json::object()).value("sha256", json::object());
+        if (contents.model && json(contents.model->fileSha256) != hashes)
+            throw inputError(*outputs.workspace, "records model " + contents.model->path
+                                                     + " whose files differ from the sweep's model; use another workspace file");
+    }
+    if (outputs.json)
+        merged.save(*outputs.json);
+    if (outputs.workspace)
+        pipeline::storeSweep(*outputs.workspace, merged, outputs.groupName);
+    const std::string out = outputs.json ? outputs.json->string()
+                                         : outputs.workspace->string() + ": /sweeps/" + outputs.groupName;
     const auto missing = merged.missing();
     if (args.flag("json")) {
-        printJson({{"out", fs::absolute(out).string()},
-                   {"points", merged.points.size()},
-                   {"points_total", merged.grid.size()},
-                   {"missing", missing}});
+        json reply = {{"points", merged.points.size()}, {"points_total", merged.grid.size()}, {"missing", missing}};
+        if (outputs.json)
+            reply["out"] = fs::absolute(*outputs.json).string();
+        if (outputs.workspace) {
+            reply["workspace"] = fs::absolute(*outputs.workspace).string();
+            reply["group"] = "sweeps/" + outputs.groupName;
+        }
+        printJson(reply);
         return 0;
     }
     std::printf("merged %zu files: %zu of %lld points", parts.size(), merged.points.size(), (long long)merged.grid.size());

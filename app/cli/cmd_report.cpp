@@ -5,6 +5,7 @@
 #include "engine_options.h"
 
 #include "report/report.h"
+#include "report/workspace_report.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
 
@@ -35,28 +36,53 @@ void checkOutput(const fs::path& out, const std::string& option, const std::stri
 
 int cmdReport(const Args& args)
 {
-    const std::string usage =
-        "sparselab-cli report --dense MODEL --compressed DIR [--html OUT.html] [--pdf OUT.pdf] [options]";
-    if (!args.positional().empty()) {
-        const fs::path first = args.positional().front();
-        if (first.extension() == ".h5")
-            throw inputError(first, "reading workspaces is not supported by this build yet; pass --dense MODEL "
-                                    "--compressed DIR (and --sweep/--sensitivity results files)");
+    const std::string usage = "sparselab-cli report (W.h5 [--run ID] | --dense MODEL --compressed DIR) "
+                              "[--html OUT.html] [--pdf OUT.pdf] [options]";
+    report::ReportParams params;
+    std::vector<fs::path> inputs;
+    if (args.positional().size() > 1)
         throw InputError("usage: " + usage);
+    if (!args.positional().empty()) {
+        // From a workspace: the dense model, the run's export and evaluation text as recorded.
+        const fs::path workspace = args.positional().front();
+        if (workspace.extension() != ".h5")
+            throw InputError("usage: " + usage);
+        if (args.value("dense"))
+            throw optionError("--dense", "is taken from the workspace; do not give it with W.h5");
+        if (args.value("sweep") || args.value("sensitivity"))
+            throw optionError(args.value("sweep") ? "--sweep" : "--sensitivity",
+                              "is taken from the workspace (--sweep-name/--scan-name pick one); do not give it with W.h5");
+        if (!args.value("html") && !args.value("pdf"))
+            throw optionError("--html", "give --html OUT.html and/or --pdf OUT.pdf");
+        report::WorkspaceReportOptions options;
+        options.runId = args.valueOr("run", "");
+        if (const auto compressed = args.value("compressed"))
+            options.compressedOverride = fs::path(*compressed);
+        if (const auto eval = args.value("eval"))
+            options.evalOverride = fs::path(*eval);
+        options.sweepName = args.valueOr("sweep-name", "");
+        options.sensitivityName = args.valueOr("scan-name", "");
+        params = report::workspaceReportParams(workspace, options);
+        inputs.push_back(workspace);
+    } else {
+        if (args.value("run") || args.value("sweep-name") || args.value("scan-name"))
+            throw optionError(args.value("run") ? "--run" : args.value("sweep-name") ? "--sweep-name" : "--scan-name",
+                              "needs a workspace (sparselab-cli report W.h5 …)");
+        if (!args.value("dense") || !args.value("compressed"))
+            throw optionError(args.value("dense") ? "--compressed" : "--dense", "is required (usage: " + usage + ")");
+        params.denseFolder = *args.value("dense");
+        params.compressedFolder = *args.value("compressed");
+        if (const auto eval = args.value("eval"))
+            params.evalFile = *eval;
     }
-    if (!args.value("dense") || !args.value("compressed"))
-        throw optionError(args.value("dense") ? "--compressed" : "--dense", "is required (usage: " + usage + ")");
     if (!args.value("html") && !args.value("pdf"))
         throw optionError("--html", "give --html OUT.html and/or --pdf OUT.pdf");
     applyThreadsOption(args);
 
-    report::ReportParams params;
-    params.denseFolder = *args.value("dense");
-    params.compressedFolder = *args.value("compressed");
-    if (const auto eval = args.value("eval"))
-        params.evalFile = *eval;
-    params.seqlen = args.intOr("seqlen", 0, 0, 1 << 20);
-    params.maxWindows = args.intOr("max-windows", 0, 0, int64_t(1) << 40);
+    if (args.value("seqlen"))
+        params.seqlen = args.intOr("seqlen", 0, 0, 1 << 20);
+    if (args.value("max-windows"))
+        params.maxWindows = args.intOr("max-windows", 0, 0, int64_t(1) << 40);
     params.newTokens = args.intOr("new-tokens", params.newTokens, 1, 4096);
     if (const auto prompts = args.value("prompts")) {
         // One prompt per line; blank lines are skipped.
@@ -74,7 +100,8 @@ int cmdReport(const Args& args)
     if (const auto sensitivity = args.value("sensitivity"))
         params.sensitivityFile = fs::path(*sensitivity);
 
-    std::vector<fs::path> inputs = {params.denseFolder, params.compressedFolder};
+    inputs.push_back(params.denseFolder);
+    inputs.push_back(params.compressedFolder);
     if (!params.evalFile.empty())
         inputs.push_back(params.evalFile);
     if (params.sweepFile)

@@ -208,6 +208,18 @@ std::vector<Block> reportBlocks(const ReportData& data)
     for (const auto& cont : data.continuations)
         rows.push_back({cont.prompt, cont.dense, cont.compressed});
     blocks.push_back(table({"prompt", "dense", "compressed"}, rows));
+
+    if (data.workspace) {
+        const auto& ws = *data.workspace;
+        blocks.push_back(heading("7. Workspace"));
+        std::ostringstream text;
+        text << "Built from the workspace " << ws.file << ", run " << ws.runId << ". Dense model: " << ws.modelCheck
+             << ". Runs recorded: " << ws.runs.size() << "; sweeps: "
+             << (ws.sweeps.empty() ? std::string("none") : std::to_string(ws.sweeps.size())) << "; sensitivity scans: "
+             << (ws.sensitivities.empty() ? std::string("none") : std::to_string(ws.sensitivities.size())) << ".";
+        blocks.push_back(paragraph(text.str()));
+        blocks.push_back(table({"run", "label", "kind", "sparsity", "ppl before", "ppl after", "size", "export"}, ws.runs));
+    }
     return blocks;
 }
 
@@ -516,8 +528,13 @@ ReportData buildReport(const ReportParams& params, const ProgressCallback& progr
     data.newTokens = params.newTokens;
     if (params.sweepFile)
         data.sweep = pipeline::SweepResult::load(*params.sweepFile);
+    else
+        data.sweep = params.sweep;
     if (params.sensitivityFile)
         data.sensitivity = pipeline::SensitivityResult::load(*params.sensitivityFile);
+    else
+        data.sensitivity = params.sensitivity;
+    data.workspace = params.workspace;
 
     const json evaluation = data.provenance.value("evaluation", json::object());
     fs::path evalFile = params.evalFile;

@@ -12,7 +12,7 @@
 // external references); renderPdf() a PDF of the same content (report/pdf_writer.h).
 //
 // Sections (both formats): 1 Summary, 2 Provenance, 3 Per-layer results, 4 Plots,
-// 5 Next-token distribution (KL), 6 Greedy continuations.
+// 5 Next-token distribution (KL), 6 Greedy continuations, and 7 Workspace (when built from one).
 
 #include "pipeline/sensitivity.h"
 #include "pipeline/sweep.h"
@@ -29,6 +29,15 @@
 
 namespace sparselab::report {
 
+// The workspace a report was built from (report/workspace_report.h): shown as section 7.
+struct WorkspaceSection {
+    std::string file;                            // absolute path of the .h5
+    std::string runId;                           // the run the report is about
+    std::string modelCheck;                      // e.g. "6 files match the recorded SHA-256 hashes"
+    std::vector<std::vector<std::string>> runs;  // rows: id, label, kind, sparsity, ppl before, ppl after, size, export
+    std::vector<std::string> sweeps, sensitivities; // stored group names
+};
+
 struct ReportParams {
     std::filesystem::path denseFolder;
     std::filesystem::path compressedFolder;      // with sparselab.json
@@ -39,6 +48,9 @@ struct ReportParams {
     int64_t newTokens = 40;                      // greedy tokens per prompt
     std::optional<std::filesystem::path> sweepFile;
     std::optional<std::filesystem::path> sensitivityFile;
+    std::optional<pipeline::SweepResult> sweep;             // already loaded (used when sweepFile is unset)
+    std::optional<pipeline::SensitivityResult> sensitivity; // already loaded (used when sensitivityFile is unset)
+    std::optional<WorkspaceSection> workspace;
 };
 
 struct Continuation {
@@ -59,6 +71,7 @@ struct ReportData {
     int64_t newTokens = 0;
     std::optional<pipeline::SweepResult> sweep;
     std::optional<pipeline::SensitivityResult> sensitivity;
+    std::optional<WorkspaceSection> workspace;
     nlohmann::json machine;                      // host, os, cpus, versions
     std::string createdUtc;
 };
