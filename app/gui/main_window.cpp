@@ -171,6 +171,13 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
     createActions();
     createDocks();
     m_workspace = new WorkspaceController(this);
+    // An opened workspace's last sweep (if it holds one) goes to the Sweeps tab; otherwise the
+    // tab is cleared so it never shows another file's sweep.
+    connect(m_workspace, &WorkspaceController::workspaceLoaded, this, [this](const QString& file, int) {
+        QString error;
+        if (!m_sweepPanel->loadFile(file, &error))
+            m_sweepPanel->clear();
+    });
     createMenus();
 
     m_statusModel = new QLabel(tr("No model"), this);

@@ -6,6 +6,7 @@
 
 #include "main_window.h"
 #include "results_panel.h"
+#include "workspace_controller.h"
 #include "sweep_panel.h"
 
 #include "pipeline/analysis_store.h"
@@ -23,6 +24,7 @@
 #undef emit
 #undef foreach
 
+#include <QSignalSpy>
 #include <QTabWidget>
 #include <QTableWidget>
 #include <QTemporaryDir>
@@ -124,6 +126,20 @@ private Q_SLOTS:
         QCOMPARE(window.resultsPanel()->tabs()->currentWidget(), static_cast<QWidget*>(window.sweepPanel()));
         QVERIFY(!window.openSweepResults(dir.filePath("missing.json")));
         QVERIFY2(lastError.contains("missing.json"), qPrintable(lastError));
+        QCOMPARE(window.sweepPanel()->table()->rowCount(), 6); // unchanged by the failure
+
+        // Opening a workspace (File → Open Workspace) shows its sweep, or clears the tab.
+        window.sweepPanel()->clear();
+        QSignalSpy loaded(window.workspace(), &gui::WorkspaceController::workspaceLoaded);
+        QVERIFY(window.workspace()->openWorkspace(ws));
+        QVERIFY(loaded.wait(30'000));
+        QCOMPARE(window.sweepPanel()->table()->rowCount(), 6);
+        const QString empty = dir.filePath("empty.h5");
+        store::updateWorkspaceSettings(empty.toStdString(), std::nullopt);
+        QVERIFY(window.workspace()->openWorkspace(empty));
+        QVERIFY(loaded.wait(30'000));
+        QVERIFY(!window.sweepPanel()->hasSweep());
+        QCOMPARE(window.sweepPanel()->table()->rowCount(), 0);
     }
 };
 
