@@ -11,6 +11,7 @@ packages=(
   hdf5-tools python3-h5py
   xvfb xauth
   dpkg-dev file lintian            # the .deb (cpack's dpkg-shlibdeps) and its lint
+  poppler-utils   # pdftotext/pdfinfo: the report tests read the PDF back
 )
 # scripts/fuzz.sh (libFuzzer) and scripts/check_deb_install.sh (clean Debian root):
 # only with SPARSELAB_EXTRA_DEPS=1, CI does not need them.

@@ -12,6 +12,7 @@
 #include "results_panel.h"
 #include "teaching_window.h"
 #include "run_panel.h"
+#include "sweep_panel.h"
 #include "workspace_controller.h"
 
 #include <QAction>
@@ -171,6 +172,13 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
     createActions();
     createDocks();
     m_workspace = new WorkspaceController(this);
+    // An opened workspace's last sweep (if it holds one) goes to the Sweeps tab; otherwise the
+    // tab is cleared so it never shows another file's sweep.
+    connect(m_workspace, &WorkspaceController::workspaceLoaded, this, [this](const QString& file, int) {
+        QString error;
+        if (!m_sweepPanel->loadFile(file, &error))
+            m_sweepPanel->clear();
+    });
     createMenus();
 
     m_statusModel = new QLabel(tr("No model"), this);
@@ -289,6 +297,12 @@ void MainWindow::createActions()
                               tr("Save the plan as a recipe JSON file for sparselab-cli prune --recipe."));
     connect(m_saveRecipeAction, &QAction::triggered, this, &MainWindow::saveRecipeDialog);
 
+    m_openSweepAction = make({}, tr("Open S&weep Results…"), QKeySequence(Qt::CTRL | Qt::ALT | Qt::Key_W),
+                             tr("Show a sweep (sparselab-cli sweep) from a results file (.json) or a workspace (.h5) "
+                                "in the Sweeps view: its table, perplexity vs sparsity, and size vs perplexity with "
+                                "the Pareto frontier."));
+    connect(m_openSweepAction, &QAction::triggered, this, &MainWindow::openSweepResultsDialog);
+
     m_quitAction = make({}, tr("&Quit"), QKeySequence(Qt::CTRL | Qt::Key_Q), tr("Quit SparseLab."));
     m_quitAction->setMenuRole(QAction::QuitRole);
     connect(m_quitAction, &QAction::triggered, this, &MainWindow::close);
@@ -344,6 +358,7 @@ void MainWindow::createDocks()
     m_exportPanel = new ExportPanel(this);
     m_exportPanel->setActions(m_exportAction, m_chooseExportAction);
     m_log = new widgets::LogView(this);
+    m_sweepPanel = new SweepPanel(this);
 
     // Default arrangement: settings on the left (tabbed), the live view and results in the
     // middle, the run controls and export on the right.
@@ -356,6 +371,11 @@ void MainWindow::createDocks()
     QDockWidget* results = addView(QStringLiteral("results"), tr("Results"), m_resultsPanel, Qt::RightDockWidgetArea);
     QDockWidget* exportDock = addView(QStringLiteral("export"), tr("Export"), m_exportPanel, Qt::RightDockWidgetArea);
     QDockWidget* logDock = addView(QStringLiteral("log"), tr("Log"), m_log, Qt::RightDockWidgetArea);
+    // Sweeps are results too: a tab of the Results view next to the run's table and plots.
+    m_resultsPanel->tabs()->addTab(m_sweepPanel, tr("Sweeps"));
+    m_resultsPanel->tabs()->setTabToolTip(m_resultsPanel->tabs()->count() - 1,
+                                          tr("A sweep's table, perplexity vs sparsity per bit-width, and size vs "
+                                             "perplexity with the Pareto frontier (File → Open Sweep Results…)"));
     tabifyDockWidget(plan, model);
     tabifyDockWidget(plan, calib);
     tabifyDockWidget(plan, evaluation);
@@ -416,6 +436,7 @@ void MainWindow::createMenus()
     file->addAction(m_saveRecipeAction);
     file->addSeparator();
     m_workspace->populateFileMenu(file);
+    file->addAction(m_openSweepAction);
     file->addSeparator();
     file->addAction(m_chooseCalibAction);
     file->addAction(m_chooseTextAction);
@@ -1346,6 +1367,35 @@ bool MainWindow::exportSelectedRun()
     updateActions();
     m_pool.start(job);
     return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sweeps
+
+bool MainWindow::openSweepResults(const QString& file)
+{
+    QString error;
+    if (!m_sweepPanel->loadFile(file, &error)) {
+        reportError(tr("Open Sweep Results"), error);
+        return false;
+    }
+    if (QDockWidget* d = dock(QStringLiteral("results"))) {
+        d->show();
+        d->raise();
+    }
+    m_resultsPanel->tabs()->setCurrentWidget(m_sweepPanel);
+    QSettings().setValue(QStringLiteral("sweeps/lastFile"), file);
+    return true;
+}
+
+void MainWindow::openSweepResultsDialog()
+{
+    const QString last = QSettings().value(QStringLiteral("sweeps/lastFile")).toString();
+    const QString start = last.isEmpty() ? QDir::homePath() : QFileInfo(last).absolutePath();
+    const QString file = QFileDialog::getOpenFileName(this, tr("Open Sweep Results"), start,
+                                                      tr("Sweeps (*.json *.h5);;All files (*)"));
+    if (!file.isEmpty())
+        openSweepResults(file);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -58,6 +58,7 @@ class ResultsPanel;
 class RunPanel;
 class WorkspaceController;
 class TeachingWindow;
+class SweepPanel;
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
@@ -108,6 +109,7 @@ public:
     [[nodiscard]] LiveView* liveView() const { return m_liveView; }
     [[nodiscard]] ResultsPanel* resultsPanel() const { return m_resultsPanel; }
     [[nodiscard]] ExportPanel* exportPanel() const { return m_exportPanel; }
+    [[nodiscard]] SweepPanel* sweepPanel() const { return m_sweepPanel; }
     [[nodiscard]] widgets::LogView* logView() const { return m_log; }
     // Docks by view: "model", "calibration", "plan", "evaluation", "run", "live", "results", "export", "log".
     [[nodiscard]] QDockWidget* dock(const QString& view) const;
@@ -131,6 +133,11 @@ public:
     [[nodiscard]] TeachingWindow* teachingWindow() const;
 
 public Q_SLOTS:
+    // Shows the sweep of a results file (.json) or workspace (.h5) in the Results view's Sweeps
+    // tab (sweep_panel.h); false
+    // (and the error handler called with one line) when it cannot be read.
+    bool openSweepResults(const QString& file);
+    void openSweepResultsDialog();
     // Starts loading a model folder (or the folder of a config.json). False when refused
     // (another job is running, or the path is empty); the outcome arrives as modelLoaded /
     // modelLoadFailed.
@@ -249,6 +256,8 @@ private:
     LiveView* m_liveView = nullptr;
     ResultsPanel* m_resultsPanel = nullptr;
     ExportPanel* m_exportPanel = nullptr;
+    SweepPanel* m_sweepPanel = nullptr;
+    QAction* m_openSweepAction = nullptr;
     WorkspaceController* m_workspace = nullptr;
     widgets::LogView* m_log = nullptr;
     std::map<QString, QDockWidget*> m_docks;

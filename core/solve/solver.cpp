@@ -278,7 +278,7 @@ double quadraticTrace(const torch::Tensor& a, const torch::Tensor& h)
 
 LayerResult solveLayerWith(torch::Tensor& weight, const torch::Tensor& hessian,
                            const SolverOptions& options, const ProgressCallback& progress,
-                           const CancelToken* cancel, Backend backend)
+                           const CancelToken* cancel, Backend backend, const HessianFactor* factor)
 {
     const auto start = std::chrono::steady_clock::now();
     if (!weight.defined() || weight.dim() != 2)
@@ -309,7 +309,7 @@ LayerResult solveLayerWith(torch::Tensor& weight, const torch::Tensor& hessian,
 
     double dampAbsolute = 0.0;
     LayerResult result = options.method == Method::SparseGpt
-        ? solveSparseGpt(w, h, options, progress, cancel, backend, &dampAbsolute)
+        ? solveSparseGpt(w, h, options, progress, cancel, backend, &dampAbsolute, factor)
         : solveBaseline(w, h, options);
     if (options.method != Method::SparseGpt && progress) {
         ProgressReporter reporter(progress, "solve", 1);
@@ -369,6 +369,25 @@ LayerResult solveLayer(torch::Tensor& weight, const torch::Tensor& hessian, cons
                        const ProgressCallback& progress, const CancelToken* cancel)
 {
     return detail::solveLayerWith(weight, hessian, options, progress, cancel, detail::Backend::Auto);
+}
+
+HessianFactor factorHessian(const torch::Tensor& hessian, double damp, const CancelToken* cancel)
+{
+    if (!hessian.defined() || hessian.dim() != 2 || hessian.size(0) != hessian.size(1))
+        throw InputError("hessian: expected a square 2-D tensor [cols, cols]");
+    if (!(damp >= 0.0))
+        throw InputError("--damp: must be >= 0");
+    detail::requireFinite(hessian, "hessian");
+    torch::NoGradGuard noGrad;
+    return detail::factorHessianImpl(hessian.to(torch::kFloat).contiguous(), damp, cancel);
+}
+
+LayerResult solveLayerWithFactor(torch::Tensor& weight, const torch::Tensor& hessian, const HessianFactor& factor,
+                                 const SolverOptions& options, const ProgressCallback& progress,
+                                 const CancelToken* cancel)
+{
+    return detail::solveLayerWith(weight, hessian, options, progress, cancel, detail::Backend::Auto,
+                                  options.method == Method::SparseGpt ? &factor : nullptr);
 }
 
 HessianAccumulator::HessianAccumulator(int64_t cols, torch::Device device)

@@ -2,6 +2,7 @@
 // Internal pieces of the solvers, shared by solver.cpp, sparsegpt.cpp and baselines.cpp and
 // exposed for the tests. Not part of the public API: front ends use solver.h only.
 
+#include "solve/hessian_factor.h"
 #include "solve/solver.h"
 
 #include <torch/types.h>
@@ -140,8 +141,11 @@ struct SparseGptSetup {
 };
 // With act-order, `w` is replaced by its column-permuted copy (setup.perm); the caller permutes
 // the result back into setup.wOriginalOrder. The teaching stepper rejects act-order.
+// With `sharedFactor` (hessian_factor.h; not with act-order) its Hinv and damping are used
+// instead of factorising H again.
 [[nodiscard]] SparseGptSetup prepareSparseGpt(torch::Tensor& w, const torch::Tensor& h,
-                                              const SolverOptions& options, const CancelToken* cancel);
+                                              const SolverOptions& options, const CancelToken* cancel,
+                                              const HessianFactor* sharedFactor = nullptr);
 // The SparseGPT column loop on CUDA tensors with core/cuda's block kernel (sparsegpt_cuda.cpp):
 // w [rows, cols] float32 contiguous (in place), hinv [cols, cols] upper factor of the damped
 // H⁻¹, mask [rows, cols] bool (filled), rowGrid the dense-W grid when quantizing. Unstructured
@@ -156,11 +160,16 @@ inline constexpr int64_t kCudaMaxBlockColumns = 128;
 
 // SparseGPT proper: W [rows, cols] float32 contiguous (modified in place), H [cols, cols]
 // float32 undamped. Fills mask and stats.loss/dampUsed/dampRaises/deadInputs, and sets
-// *dampAbsolute to the amount finally added to H's diagonal (damp·mean diag).
+// *dampAbsolute to the amount finally added to H's diagonal (damp·mean diag). With `factor`
+// non-null its factorisation is used instead of computing one (it must match options.damp).
 [[nodiscard]] LayerResult solveSparseGpt(torch::Tensor& w, const torch::Tensor& h,
                                          const SolverOptions& options,
                                          const ProgressCallback& progress, const CancelToken* cancel,
-                                         Backend backend, double* dampAbsolute);
+                                         Backend backend, double* dampAbsolute,
+                                         const HessianFactor* factor = nullptr);
+
+// Dead inputs, damping (raised as needed) and Hinv of an undamped H: the SparseGPT preamble.
+[[nodiscard]] HessianFactor factorHessianImpl(const torch::Tensor& h, double damp, const CancelToken* cancel);
 
 // Magnitude / Wanda / Rtn: W modified in place (masked, then quantized if enabled).
 [[nodiscard]] LayerResult solveBaseline(torch::Tensor& w, const torch::Tensor& h,
@@ -169,6 +178,7 @@ inline constexpr int64_t kCudaMaxBlockColumns = 128;
 // The implementation behind solveLayer, with the backend selectable (tests).
 [[nodiscard]] LayerResult solveLayerWith(torch::Tensor& weight, const torch::Tensor& hessian,
                                          const SolverOptions& options, const ProgressCallback& progress,
-                                         const CancelToken* cancel, Backend backend);
+                                         const CancelToken* cancel, Backend backend,
+                                         const HessianFactor* factor = nullptr);
 
 } // namespace sparselab::solve::detail

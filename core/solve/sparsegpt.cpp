@@ -472,8 +472,48 @@ torch::Tensor upperCholeskyOfInverseReference(const torch::Tensor& h)
     return at::linalg_cholesky(at::cholesky_inverse(l), /*upper=*/true);
 }
 
+HessianFactor factorHessianImpl(const torch::Tensor& h, double damp, const CancelToken* cancel)
+{
+    HessianFactor factor;
+    factor.dampRequested = damp;
+    // Dead inputs: H[j,j] = 1 (their columns of W are zeroed by the solve). Only the diagonal
+    // of H is changed, and it is handed to the factorisation separately, so H is never copied.
+    auto diagonal = at::diag(h).clone(); // [cols]
+    factor.dead = diagonal == 0;
+    factor.deadInputs = factor.dead.sum().item<int64_t>();
+    if (factor.deadInputs > 0)
+        diagonal.masked_fill_(factor.dead, 1.0);
+    const auto meanDiagonal = diagonal.mean(); // float32, as torch.mean(torch.diag(H))
+
+    // Damping H += damp·mean(diag H)·I, raised ×10 while the factorisation fails.
+    double relDamp = damp;
+    int raises = 0;
+    for (;;) {
+        throwIfCancelled(cancel);
+        const auto absolute = meanDiagonal * relDamp; // float32, as the reference's percdamp·mean
+        factor.hinv = upperCholeskyOfInverse(h, diagonal + absolute);
+        if (factor.hinv.defined()) {
+            factor.dampAbsolute = absolute.item<double>();
+            break;
+        }
+        const double next = relDamp > 0.0 ? relDamp * kDampRaiseFactor : kFirstNonzeroDamp;
+        if (next > kMaxRelativeDamp * (1.0 + 1e-9)) {
+            std::ostringstream s;
+            s << "hessian: not positive definite even with relative damping " << relDamp;
+            if (raises > 0)
+                s << " (raised " << raises << (raises == 1 ? " time" : " times") << " from " << damp << ")";
+            throw InputError(s.str());
+        }
+        relDamp = next;
+        ++raises;
+    }
+    factor.dampUsed = relDamp;
+    factor.dampRaises = raises;
+    return factor;
+}
+
 SparseGptSetup prepareSparseGpt(torch::Tensor& w, const torch::Tensor& hIn, const SolverOptions& options,
-                                const CancelToken* cancel)
+                                const CancelToken* cancel, const HessianFactor* sharedFactor)
 {
     const int64_t rows = w.size(0);
     const int64_t cols = w.size(1);
@@ -525,7 +565,6 @@ SparseGptSetup prepareSparseGpt(torch::Tensor& w, const torch::Tensor& hIn, cons
         setup.wOriginalOrder = w;
         w = w.index_select(1, permOnDevice).contiguous();
         hPermuted = hIn.index_select(0, permOnDevice).index_select(1, permOnDevice).contiguous();
-        diagonal = diagonal.index_select(0, permOnDevice);
     }
     const torch::Tensor& h = hPermuted.defined() ? hPermuted : hIn;
     if (qo.enabled() && qo.groupSize > 0) {
@@ -541,45 +580,35 @@ SparseGptSetup prepareSparseGpt(torch::Tensor& w, const torch::Tensor& hIn, cons
         }
     }
 
-    const auto meanDiagonal = diagonal.mean(); // float32, as torch.mean(torch.diag(H))
-
-    // Damping H += damp·mean(diag H)·I, raised ×10 while the factorisation fails.
-    double relDamp = options.damp;
-    int raises = 0;
-    for (;;) {
-        throwIfCancelled(cancel);
-        const auto damp = meanDiagonal * relDamp; // float32, as the reference's percdamp·mean
-        setup.hinv = upperCholeskyOfInverse(h, diagonal + damp);
-        if (setup.hinv.defined()) {
-            setup.dampAbsolute = damp.item<double>();
-            break;
-        }
-        const double next = relDamp > 0.0 ? relDamp * kDampRaiseFactor : kFirstNonzeroDamp;
-        if (next > kMaxRelativeDamp * (1.0 + 1e-9)) {
-            std::ostringstream s;
-            s << "hessian: not positive definite even with relative damping " << relDamp;
-            if (raises > 0)
-                s << " (raised " << raises << (raises == 1 ? " time" : " times") << " from " << options.damp << ")";
-            throw InputError(s.str());
-        }
-        relDamp = next;
-        ++raises;
+    // Damping and Hinv (of the permuted H with act-order, whose mean diagonal is then summed in
+    // the visiting order, as gptq.py does). A shared factor (hessian_factor.h) replaces this
+    // step; it was made from the unpermuted H, so act-order cannot use one.
+    HessianFactor ownFactor;
+    if (sharedFactor) {
+        if (sharedFactor->dampRequested != options.damp || !sharedFactor->hinv.defined()
+            || sharedFactor->hinv.size(0) != cols || setup.perm.defined())
+            throw std::invalid_argument("prepareSparseGpt: the shared Hessian factor does not match the options");
+    } else {
+        ownFactor = factorHessianImpl(h, options.damp, cancel);
     }
-    setup.dampUsed = relDamp;
-    setup.dampRaises = raises;
+    const HessianFactor& factor = sharedFactor ? *sharedFactor : ownFactor;
+    setup.hinv = factor.hinv;
+    setup.dampUsed = factor.dampUsed;
+    setup.dampRaises = factor.dampRaises;
+    setup.dampAbsolute = factor.dampAbsolute;
     return setup;
 }
 
 LayerResult solveSparseGpt(torch::Tensor& w, const torch::Tensor& h, const SolverOptions& options,
                            const ProgressCallback& progress, const CancelToken* cancel, Backend backend,
-                           double* dampAbsolute)
+                           double* dampAbsolute, const HessianFactor* sharedFactor)
 {
     const int64_t rows = w.size(0);
     const int64_t cols = w.size(1);
     const QuantOptions& qo = options.quant;
     LayerResult result;
     // With act-order `w` is the column-permuted copy from here on (permuted back at the end).
-    const SparseGptSetup setup = prepareSparseGpt(w, h, options, cancel);
+    const SparseGptSetup setup = prepareSparseGpt(w, h, options, cancel, sharedFactor);
     result.groupIndex = setup.groupIndex;
     const QuantGrid& grid = setup.grid;
     const torch::Tensor& hinv = setup.hinv;

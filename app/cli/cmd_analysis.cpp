@@ -1,0 +1,570 @@
+// `sensitivity`, `allocate`, `sweep` and `merge`: explore sparsity/bit-width trade-offs.
+// Thin: parse options, load inputs, call core/pipeline, write the result files atomically.
+
+#include "cli_workspace.h"
+#include "commands_analysis.h"
+#include "engine_options.h"
+
+#include "data/calibration.h"
+#include "eval/perplexity.h"
+#include "export/hf_export.h"
+#include "model/causal_lm.h"
+#include "pipeline/allocator.h"
+#include "pipeline/analysis_store.h"
+#include "pipeline/sensitivity.h"
+#include "pipeline/size_model.h"
+#include "pipeline/sweep.h"
+#include "tokenize/tokenizer.h"
+#include "util/atomic_file.h"
+#include "util/errors.h"
+#include "store/run_records.h"
+#include "util/sha256.h"
+
+#include <torch/types.h>
+
+#include <cmath>
+#include <functional>
+#include <optional>
+#include <cstdio>
+#include <sstream>
+
+namespace sparselab::cli {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::vector<std::string> splitList(const std::string& text)
+{
+    std::vector<std::string> parts;
+    std::stringstream stream(text);
+    std::string part;
+    while (std::getline(stream, part, ','))
+        if (!part.empty())
+            parts.push_back(part);
+    return parts;
+}
+
+std::vector<double> doubleList(const Args& args, const std::string& name, std::vector<double> fallback)
+{
+    const auto value = args.value(name);
+    if (!value)
+        return fallback;
+    std::vector<double> out;
+    for (const auto& part : splitList(*value)) {
+        size_t used = 0;
+        double v = 0;
+        try {
+            v = std::stod(part, &used);
+        } catch (const std::exception&) {
+            used = 0;
+        }
+        if (used != part.size() || !std::isfinite(v))
+            throw optionError("--" + name, "expects a comma-separated list of numbers, got '" + *value + "'");
+        out.push_back(v);
+    }
+    if (out.empty())
+        throw optionError("--" + name, "expects at least one number");
+    return out;
+}
+
+std::vector<int> intList(const Args& args, const std::string& name, std::vector<int> fallback)
+{
+    std::vector<int> out;
+    for (double v : doubleList(args, name, std::vector<double>(fallback.begin(), fallback.end()))) {
+        if (v != std::floor(v) || std::abs(v) > 1e6)
+            throw optionError("--" + name, "expects whole numbers");
+        out.push_back(int(v));
+    }
+    return out;
+}
+
+// An output path that is not one of the inputs and has the expected extension.
+fs::path outputPath(const Args& args, const std::vector<fs::path>& inputs, const std::string& extension)
+{
+    const auto out = args.value("out");
+    if (!out)
+        throw optionError("--out", "is required");
+    const fs::path path = *out;
+    if (path.extension() != extension)
+        throw optionError("--out", "expects a " + extension + " file, got '" + path.string() + "'");
+    std::error_code ec;
+    for (const auto& input : inputs)
+        if (fs::exists(input, ec) && fs::exists(path, ec) && fs::equivalent(input, path, ec))
+            throw optionError("--out", "'" + path.string() + "' is one of the inputs; refusing to overwrite it");
+    if (path.has_parent_path() && !fs::is_directory(path.parent_path(), ec))
+        throw inputError(path, "its folder does not exist");
+    return path;
+}
+
+// Where a sweep or scan goes: a JSON results file (--out X.json) and/or a workspace
+// (--out W.h5 or --workspace W.h5), with the group name (--name, default the next free one).
+// Checked up front: a workspace that exists must be a readable workspace.
+struct ResultOutputs {
+    std::optional<fs::path> json, workspace;
+    std::string groupName;
+};
+
+ResultOutputs resultOutputs(const Args& args, const std::vector<fs::path>& inputs, const std::string& prefix,
+                            const std::function<std::vector<std::string>(const store::WorkspaceContents&)>& taken)
+{
+    ResultOutputs o;
+    const auto out = args.value("out");
+    if (out && fs::path(*out).extension() == ".h5")
+        o.workspace = *out;
+    else if (out)
+        o.json = outputPath(args, inputs, ".json");
+    if (const auto ws = args.value("workspace")) {
+        if (o.workspace && !fs::path(*ws).empty() && fs::path(*ws) != *o.workspace)
+            throw optionError("--workspace", "names a different workspace than --out");
+        o.workspace = *ws;
+    }
+    if (!o.json && !o.workspace)
+        throw optionError("--out", "is required (a .json results file or a .h5 workspace)");
+    if (o.workspace) {
+        if (o.workspace->extension() != ".h5")
+            throw optionError("--workspace", "expects a .h5 file, got '" + o.workspace->string() + "'");
+        std::error_code ec;
+        if (o.workspace->has_parent_path() && !fs::is_directory(o.workspace->parent_path(), ec))
+            throw inputError(*o.workspace, "its folder does not exist");
+        for (const auto& input : inputs)
+            if (fs::exists(input, ec) && fs::exists(*o.workspace, ec) && fs::equivalent(input, *o.workspace, ec))
+                throw optionError("--out", "'" + o.workspace->string() + "' is one of the inputs; refusing to overwrite it");
+        std::vector<std::string> names;
+        if (fs::exists(*o.workspace, ec))
+            names = taken(store::loadWorkspace(*o.workspace, {false, false})); // InputError on a bad file
+        if (const auto name = args.value("name")) {
+            pipeline::validateGroupName(*name, "--name");
+            o.groupName = *name;
+        } else {
+            o.groupName = pipeline::nextGroupName(names, prefix);
+        }
+    } else if (args.value("name")) {
+        throw optionError("--name", "names a group in a workspace; give --out W.h5 or --workspace W.h5");
+    }
+    return o;
+}
+
+// The model's identity when results go to a workspace, checked against the model recorded
+// there before any slow step (one workspace per model).
+std::optional<store::ModelIdentity> workspaceModel(const ResultOutputs& outputs, const model::CausalLM& model)
+{
+    if (!outputs.workspace)
+        return std::nullopt;
+    auto identity = store::modelIdentity(model);
+    checkWorkspaceFor(*outputs.workspace, identity);
+    return identity;
+}
+
+std::string readNonEmpty(const fs::path& file)
+{
+    const std::string text = readTextFile(file);
+    if (text.empty())
+        throw inputError(file, "the text is empty");
+    return text;
+}
+
+// Everything a command needs to prune and evaluate one model on calibration and evaluation
+// texts, loaded and validated up front.
+struct Session {
+    fs::path folder, calibFile, evalFile;
+    std::unique_ptr<model::CausalLM> model;
+    std::unique_ptr<tokenize::Tokenizer> tokenizer;
+    data::CalibrationParams calib;
+    data::CalibrationWindows windows;
+    std::string calibText, evalText;
+    std::vector<int32_t> evalIds;
+    eval::PerplexityParams evalParams;
+};
+
+Session openSession(const Args& args, const fs::path& folder, bool needEval)
+{
+    Session s;
+    s.folder = folder;
+    if (!args.value("calib"))
+        throw optionError("--calib", "is required (the calibration text file)");
+    s.calibFile = *args.value("calib");
+    if (needEval) {
+        if (!args.value("eval"))
+            throw optionError("--eval", "is required (the evaluation text file)");
+        s.evalFile = *args.value("eval");
+    }
+    const auto config = model::ModelConfig::load(folder);
+    s.calib.nsamples = args.intOr("nsamples", 128, 1, 1 << 20);
+    s.calib.seqlen = args.intOr("seqlen", std::min<int64_t>(2048, config.maxPositions), 2, 1 << 20);
+    s.calib.seed = uint64_t(args.intOr("seed", 0, 0, std::numeric_limits<int64_t>::max()));
+    if (s.calib.seqlen > config.maxPositions)
+        throw optionError("--seqlen", std::to_string(s.calib.seqlen) + " exceeds the model's maximum of "
+                                          + std::to_string(config.maxPositions) + " positions");
+    s.calibText = readNonEmpty(s.calibFile);
+    if (needEval)
+        s.evalText = readNonEmpty(s.evalFile);
+    s.tokenizer = tokenize::loadTokenizer(folder);
+    s.model = model::CausalLM::load(folder, deviceOption(args));
+    s.windows = data::sampleCalibrationWindows(s.tokenizer->encodeForModel(s.calibText), s.calib, s.calibFile);
+    s.evalParams.seqlen = s.calib.seqlen;
+    s.evalParams.maxWindows = args.intOr("max-windows", 0, 0, int64_t(1) << 40);
+    if (needEval) {
+        s.evalIds = s.tokenizer->encodeForModel(s.evalText);
+        if (int64_t(s.evalIds.size()) < s.calib.seqlen)
+            throw inputError(s.evalFile, "has " + std::to_string(s.evalIds.size()) + " tokens, fewer than one window of "
+                                             + std::to_string(s.calib.seqlen));
+    }
+    return s;
+}
+
+json calibrationJson(const Session& s)
+{
+    return {{"sha256", sha256Hex(s.calibText)},
+            {"nsamples", s.calib.nsamples},
+            {"seqlen", s.calib.seqlen},
+            {"seed", s.calib.seed}};
+}
+
+json baseJson(const solve::SolverOptions& base)
+{
+    return {{"damp", base.damp}, {"blocksize", base.blocksize}, {"group", base.quant.groupSize}, {"sym", base.quant.symmetric}};
+}
+
+// Base solver options (damp, blocksize, group, sym) from the command line.
+solve::SolverOptions baseOptions(const Args& args)
+{
+    solve::SolverOptions base;
+    base.quant.groupSize = args.intOr("group", 0, 0, int64_t(1) << 40);
+    base.quant.symmetric = args.flag("sym");
+    base.blocksize = args.intOr("blocksize", 128, 1, int64_t(1) << 40);
+    base.damp = args.doubleOr("damp", 0.01);
+    if (!(std::isfinite(base.damp) && base.damp >= 0))
+        throw optionError("--damp", "must be a finite number >= 0");
+    return base;
+}
+
+std::string percent(double fraction)
+{
+    char buffer[32];
+    std::snprintf(buffer, sizeof buffer, "%.0f%%", fraction * 100.0);
+    return buffer;
+}
+
+} // namespace
+
+// ---- sensitivity -------------------------------------------------------------------------------
+
+int cmdSensitivity(const Args& args)
+{
+    const std::string usage = "sparselab-cli sensitivity MODEL --calib FILE --out S.json [options]";
+    args.requirePositional(1, usage);
+    const fs::path folder = args.positional().front();
+    const auto outputs = resultOutputs(args, {folder, args.valueOr("calib", "")}, "scan", pipeline::storedSensitivities);
+    applyThreadsOption(args);
+    const bool quiet = args.flag("quiet");
+
+    pipeline::SensitivityParams params;
+    params.sparsities = doubleList(args, "sparsities", params.sparsities);
+    params.bits = intList(args, "bits", params.bits);
+    params.base = baseOptions(args);
+    if (const auto method = args.value("method"))
+        params.base.method = solve::parseMethod(*method);
+    if (const auto layers = args.value("layers"))
+        params.layerFilter = splitList(*layers);
+
+    torch::NoGradGuard noGrad;
+    Session s = openSession(args, folder, false);
+    pipeline::validateSensitivityParams(*s.model, params);
+    const auto identity = workspaceModel(outputs, *s.model);
+    auto result = pipeline::scanSensitivity(*s.model, s.windows, params, stderrProgress(quiet), &interruptToken());
+    result.provenance["model"] = {{"folder", fs::absolute(folder).string()}, {"sha256", exporting::hashModelFolder(folder)}};
+    json calibration = calibrationJson(s);
+    calibration["file"] = fs::absolute(s.calibFile).string();
+    result.provenance["calibration"] = calibration;
+    if (outputs.workspace)
+        store::updateWorkspaceSettings(*outputs.workspace, identity);
+    if (outputs.json)
+        result.save(*outputs.json);
+    if (outputs.workspace)
+        pipeline::storeSensitivity(*outputs.workspace, result, outputs.groupName);
+    const std::string written = outputs.json ? outputs.json->string() : "";
+    const std::string stored =
+        outputs.workspace ? outputs.workspace->string() + ": /sensitivity/" + outputs.groupName : "";
+
+    if (args.flag("json")) {
+        json reply = {{"layers", result.layers.size()},
+                   {"levels", result.sparsities.size() * result.bits.size()},
+                   {"factorizations", result.factorizations},
+                   {"seconds", result.seconds}};
+        if (outputs.json)
+            reply["out"] = fs::absolute(*outputs.json).string();
+        if (outputs.workspace) {
+            reply["workspace"] = fs::absolute(*outputs.workspace).string();
+            reply["group"] = "sensitivity/" + outputs.groupName;
+        }
+        printJson(reply);
+        return 0;
+    }
+    // A text heat-map: relative error per layer (rows) and level (columns).
+    std::printf("%-44s", "relative output error");
+    for (double sp : result.sparsities)
+        for (int b : result.bits)
+            std::printf(" %9s", (percent(sp) + "/" + std::to_string(b)).c_str());
+    std::printf("\n");
+    for (size_t l = 0; l < result.layers.size(); ++l) {
+        std::printf("%-44s", result.layers[l].name.c_str());
+        for (size_t i = 0; i < result.sparsities.size(); ++i)
+            for (size_t j = 0; j < result.bits.size(); ++j)
+                std::printf(" %9.3g", result.cell(l, i, j).relError);
+        std::printf("\n");
+    }
+    std::printf("scanned %zu layers x %zu levels in %.1f s (%lld Hessian factorisations); wrote %s%s%s\n",
+                result.layers.size(), result.sparsities.size() * result.bits.size(), result.seconds,
+                (long long)result.factorizations, written.c_str(), !written.empty() && !stored.empty() ? ", " : "",
+                stored.c_str());
+    return 0;
+}
+
+// ---- allocate ----------------------------------------------------------------------------------
+
+int cmdAllocate(const Args& args)
+{
+    const std::string usage =
+        "sparselab-cli allocate S.json (--budget-sparsity S | --budget-bytes B) --out RECIPE.json [options]";
+    args.requirePositional(1, usage);
+    const fs::path scanFile = args.positional().front();
+    const fs::path out = outputPath(args, {scanFile}, ".json");
+    const bool quiet = args.flag("quiet");
+
+    pipeline::AllocatorParams params;
+    if (args.value("budget-sparsity") && args.value("budget-bytes"))
+        throw optionError("--budget-bytes", "give either --budget-sparsity or --budget-bytes, not both");
+    if (args.value("budget-sparsity")) {
+        params.kind = pipeline::BudgetKind::AverageSparsity;
+        params.averageSparsity = args.doubleOr("budget-sparsity", 0.5);
+    } else if (args.value("budget-bytes")) {
+        params.kind = pipeline::BudgetKind::ModelBytes;
+        params.modelBytes = args.intOr("budget-bytes", 0, 1, std::numeric_limits<int64_t>::max());
+    } else {
+        throw optionError("--budget-sparsity", "a budget is required (--budget-sparsity S or --budget-bytes B)");
+    }
+    params.bits = int(args.intOr("bits", 0, 0, 16));
+    params.maxSparsity = args.doubleOr("max-sparsity", 1.0);
+    params.resolution = args.intOr("resolution", params.resolution, 10, 1000000);
+    const std::string metric = args.valueOr("metric", "relative");
+    if (metric == "relative")
+        params.metric = pipeline::ErrorMetric::Relative;
+    else if (metric == "absolute")
+        params.metric = pipeline::ErrorMetric::Absolute;
+    else if (metric == "kind-normalized")
+        params.metric = pipeline::ErrorMetric::KindNormalized;
+    else
+        throw optionError("--metric", "expects relative, absolute or kind-normalized, got '" + metric + "'");
+
+    const auto scan = pipeline::loadSensitivityFrom(scanFile, args.valueOr("name", ""));
+    const auto allocation = pipeline::allocate(scan, params);
+    const auto recipe = pipeline::allocationRecipe(allocation.allocated, scan.base, true);
+    const auto uniformRecipe = pipeline::allocationRecipe(allocation.uniform, scan.base, true);
+
+    json report = {{"budget", allocation.budgetText},
+                   {"metric", metric},
+                   {"allocated", allocation.allocated.toJson()},
+                   {"uniform", allocation.uniform.toJson()},
+                   {"uniform_interpolated", allocation.uniformInterpolated}};
+
+    // Optional: prune with both recipes and compare perplexity.
+    if (const auto compare = args.value("compare")) {
+        applyThreadsOption(args);
+        torch::NoGradGuard noGrad;
+        Session s = openSession(args, *compare, true);
+        const auto progress = stderrProgress(quiet);
+        const auto dense = eval::evaluatePerplexity(*s.model, s.evalIds, s.evalParams, progress, &interruptToken());
+        json measured = {{"dense_perplexity", dense.perplexity}, {"windows", dense.windows}, {"seqlen", dense.seqlen}};
+        for (const auto& [name, r] : {std::pair<std::string, const pipeline::Recipe*>{"uniform", &uniformRecipe},
+                                      std::pair<std::string, const pipeline::Recipe*>{"allocated", &recipe}}) {
+            pipeline::PruneParams prune;
+            prune.recipe = *r;
+            prune.recipeSource = name + " recipe";
+            const auto outcome =
+                pipeline::evaluateRecipe(*s.model, s.windows, s.evalIds, prune, s.evalParams, progress, &interruptToken());
+            measured[name] = {{"perplexity", outcome.perplexity.perplexity},
+                              {"linear_sparsity", outcome.prune.linearSparsity()},
+                              {"model_bytes", outcome.modelBytes}};
+        }
+        report["measured"] = measured;
+    }
+
+    recipe.save(out);
+    if (args.flag("json")) {
+        report["out"] = fs::absolute(out).string();
+        printJson(report);
+        return 0;
+    }
+    std::printf("budget: %s; metric: %s error\n", allocation.budgetText.c_str(), metric.c_str());
+    std::printf("%-44s %9s %5s %12s %12s\n", "layer", "sparsity", "bits", "pred. error", "uniform err");
+    for (size_t l = 0; l < allocation.allocated.layers.size(); ++l) {
+        const auto& a = allocation.allocated.layers[l];
+        std::printf("%-44s %9.2f %5d %12.4g %12.4g\n", a.name.c_str(), a.sparsity, a.bits, a.predictedError,
+                    allocation.uniform.layers[l].predictedError);
+    }
+    std::printf("allocated: predicted error %.4g, average sparsity %.4f, %lld bytes\n",
+                allocation.allocated.predictedError, allocation.allocated.averageSparsity,
+                (long long)allocation.allocated.modelBytes);
+    std::printf("uniform:   predicted error %.4g, average sparsity %.4f, %lld bytes%s\n",
+                allocation.uniform.predictedError, allocation.uniform.averageSparsity,
+                (long long)allocation.uniform.modelBytes, allocation.uniformInterpolated ? " (interpolated)" : "");
+    if (report.contains("measured")) {
+        const auto& m = report["measured"];
+        std::printf("perplexity: dense %.4f, uniform %.4f, allocated %.4f\n", m["dense_perplexity"].get<double>(),
+                    m["uniform"]["perplexity"].get<double>(), m["allocated"]["perplexity"].get<double>());
+    }
+    std::printf("wrote %s\n", out.c_str());
+    return 0;
+}
+
+// ---- sweep -------------------------------------------------------------------------------------
+
+int cmdSweep(const Args& args)
+{
+    const std::string usage = "sparselab-cli sweep MODEL --calib FILE --eval FILE --out R.json [options]";
+    args.requirePositional(1, usage);
+    const fs::path folder = args.positional().front();
+    const auto outputs = resultOutputs(args, {folder, args.valueOr("calib", ""), args.valueOr("eval", "")}, "sweep",
+                                       pipeline::storedSweeps);
+    applyThreadsOption(args);
+    const bool quiet = args.flag("quiet");
+
+    pipeline::SweepGrid grid;
+    grid.sparsities = doubleList(args, "sparsities", grid.sparsities);
+    grid.bits = intList(args, "bits", grid.bits);
+    if (const auto methods = args.value("methods")) {
+        grid.methods.clear();
+        for (const auto& name : splitList(*methods))
+            grid.methods.push_back(solve::parseMethod(name));
+    }
+    if (const auto groups = args.value("groups"))
+        grid.groups = splitList(*groups);
+    grid.validate();
+    int64_t shard = 0, shards = 1;
+    if (const auto spec = args.value("shard")) {
+        const auto slash = spec->find('/');
+        try {
+            size_t usedA = 0, usedB = 0;
+            if (slash == std::string::npos)
+                throw std::invalid_argument("no slash");
+            shard = std::stoll(spec->substr(0, slash), &usedA);
+            shards = std::stoll(spec->substr(slash + 1), &usedB);
+            if (usedA != slash || usedB != spec->size() - slash - 1)
+                throw std::invalid_argument("trailing");
+        } catch (const std::exception&) {
+            throw optionError("--shard", "expects i/N (0 <= i < N), got '" + *spec + "'");
+        }
+    }
+    const auto indices = pipeline::shardIndices(grid, shard, shards);
+    const solve::SolverOptions base = baseOptions(args);
+    const bool trueSequential = args.flag("true-sequential");
+
+    torch::NoGradGuard noGrad;
+    Session s = openSession(args, folder, true);
+    const auto identity = workspaceModel(outputs, *s.model);
+    // Every point's plan against the model before any slow step.
+    for (int64_t i : indices) {
+        const auto params = pipeline::sweepPointParams(*s.model, pipeline::sweepPointSpec(grid, i), base, trueSequential);
+        pipeline::validatePlan(*s.model, params);
+    }
+    const auto progress = stderrProgress(quiet);
+    const auto dense = eval::evaluatePerplexity(*s.model, s.evalIds, s.evalParams, progress, &interruptToken());
+
+    pipeline::SweepResult result;
+    result.grid = grid;
+    result.densePerplexity = dense.perplexity;
+    result.denseBytes = pipeline::fixedParameterBytes(s.model->parameterCount());
+    result.settings = {{"model", {{"sha256", exporting::hashModelFolder(folder)}}},
+                       {"calibration", calibrationJson(s)},
+                       {"evaluation",
+                        {{"sha256", sha256Hex(s.evalText)}, {"seqlen", s.evalParams.seqlen}, {"max_windows", s.evalParams.maxWindows}}},
+                       {"base", baseJson(base)},
+                       {"true_sequential", trueSequential},
+                       {"paths",
+                        {{"model", fs::absolute(folder).string()},
+                         {"calibration", fs::absolute(s.calibFile).string()},
+                         {"evaluation", fs::absolute(s.evalFile).string()}}}};
+    result.points = pipeline::runSweepPoints(*s.model, s.windows, s.evalIds, grid, indices, base, trueSequential,
+                                             s.evalParams, progress, &interruptToken());
+    if (outputs.workspace)
+        store::updateWorkspaceSettings(*outputs.workspace, identity);
+    if (outputs.json)
+        result.save(*outputs.json);
+    if (outputs.workspace)
+        pipeline::storeSweep(*outputs.workspace, result, outputs.groupName);
+    const std::string out = outputs.json ? outputs.json->string()
+                                         : outputs.workspace->string() + ": /sweeps/" + outputs.groupName;
+
+    if (args.flag("json")) {
+        json reply = {{"points", result.points.size()}, {"points_total", grid.size()}, {"dense_perplexity", dense.perplexity}};
+        if (outputs.json)
+            reply["out"] = fs::absolute(*outputs.json).string();
+        if (outputs.workspace) {
+            reply["workspace"] = fs::absolute(*outputs.workspace).string();
+            reply["group"] = "sweeps/" + outputs.groupName;
+        }
+        printJson(reply);
+        return 0;
+    }
+    std::printf("dense perplexity %.4f, %lld bytes (fp16)\n", dense.perplexity, (long long)result.denseBytes);
+    std::printf("%6s %-10s %-9s %5s %9s %12s %12s\n", "point", "method", "group", "bits", "sparsity", "perplexity",
+                "bytes");
+    for (const auto& p : result.points)
+        std::printf("%6lld %-10s %-9s %5d %9.3f %12.4f %12lld\n", (long long)p.spec.index,
+                    solve::methodName(p.spec.method).c_str(), p.spec.group.c_str(), p.spec.bits, p.spec.sparsity,
+                    p.perplexity, (long long)p.modelBytes);
+    std::printf("wrote %s (%zu of %lld points)\n", out.c_str(), result.points.size(), (long long)grid.size());
+    return 0;
+}
+
+int cmdMerge(const Args& args)
+{
+    if (args.positional().empty())
+        throw InputError("usage: sparselab-cli merge A.json|A.h5 B.json|B.h5 … --out M.json|M.h5");
+    std::vector<fs::path> inputs;
+    std::vector<std::string> sources;
+    std::vector<pipeline::SweepResult> parts;
+    for (const auto& p : args.positional()) {
+        inputs.emplace_back(p);
+        sources.push_back(p);
+        // A workspace input contributes its sweep named --from (default: its last one).
+        parts.push_back(pipeline::loadSweepFrom(p, args.valueOr("from", "")));
+    }
+    const auto outputs = resultOutputs(args, inputs, "sweep", pipeline::storedSweeps);
+    const auto merged = pipeline::mergeSweeps(parts, sources);
+    if (outputs.workspace && fs::exists(*outputs.workspace)) {
+        // One workspace per model: the sweep's model must be the one recorded there.
+        const auto contents = store::loadWorkspace(*outputs.workspace, {false, false});
+        const json hashes = merged.settings.value("model", json::object()).value("sha256", json::object());
+        if (contents.model && json(contents.model->fileSha256) != hashes)
+            throw inputError(*outputs.workspace, "records model " + contents.model->path
+                                                     + " whose files differ from the sweep's model; use another workspace file");
+    }
+    if (outputs.json)
+        merged.save(*outputs.json);
+    if (outputs.workspace)
+        pipeline::storeSweep(*outputs.workspace, merged, outputs.groupName);
+    const std::string out = outputs.json ? outputs.json->string()
+                                         : outputs.workspace->string() + ": /sweeps/" + outputs.groupName;
+    const auto missing = merged.missing();
+    if (args.flag("json")) {
+        json reply = {{"points", merged.points.size()}, {"points_total", merged.grid.size()}, {"missing", missing}};
+        if (outputs.json)
+            reply["out"] = fs::absolute(*outputs.json).string();
+        if (outputs.workspace) {
+            reply["workspace"] = fs::absolute(*outputs.workspace).string();
+            reply["group"] = "sweeps/" + outputs.groupName;
+        }
+        printJson(reply);
+        return 0;
+    }
+    std::printf("merged %zu files: %zu of %lld points", parts.size(), merged.points.size(), (long long)merged.grid.size());
+    if (!missing.empty())
+        std::printf(" (%zu missing)", missing.size());
+    std::printf("; wrote %s\n", out.c_str());
+    return 0;
+}
+
+} // namespace sparselab::cli

@@ -1,0 +1,61 @@
+#pragma once
+// Sweep tables and sensitivity scans inside a workspace (store/workspace.h), as workspace-level
+// groups next to the runs:
+//
+//   /sweeps/<name>                    attrs: format = "sparselab-sweep", version (i64),
+//                                            json (the complete SweepResult JSON of
+//                                            pipeline/sweep.h — authoritative; reading uses it),
+//                                            points_total (i64), dense_perplexity (f64),
+//                                            dense_bytes (i64)
+//     index, bits, model_bytes [P] i64; method, group [P] string;
+//     sparsity, perplexity, linear_sparsity [P] f64   the table, one row per point (index order),
+//                                                     copies of the JSON for h5py / h5dump
+//   /sensitivity/<name>               attrs: format = "sparselab-sensitivity", version (i64),
+//                                            json (the complete SensitivityResult JSON)
+//     layer_names [L] string; sparsities [S] f64; bits [B] i64
+//     rel_error, abs_error [L, S, B] f64              copies of the scan's cells
+//
+// h5py: f["sweeps/sweep_0001/perplexity"][:]; json.loads(f["sweeps/sweep_0001"].attrs["json"])
+//
+// Names are [A-Za-z0-9_.-]+. Reading a group back gives exactly the result that was written
+// (the JSON text round-trips; the datasets are for other readers). Errors: InputError
+// "<file>: <problem>" (missing group, malformed JSON, bad name).
+
+#include "store/workspace.h"
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace sparselab::pipeline {
+
+struct SweepResult;
+struct SensitivityResult;
+
+[[nodiscard]] store::ExtraGroup sweepGroup(const SweepResult& sweep, const std::string& name);
+[[nodiscard]] store::ExtraGroup sensitivityGroup(const SensitivityResult& scan, const std::string& name);
+
+// From a group written by sweepGroup / sensitivityGroup; `source` names the file in errors.
+[[nodiscard]] SweepResult sweepFromGroup(const store::ExtraGroup& group, const std::string& source);
+[[nodiscard]] SensitivityResult sensitivityFromGroup(const store::ExtraGroup& group, const std::string& source);
+
+// Names of the sweeps / scans stored in `contents` (sorted).
+[[nodiscard]] std::vector<std::string> storedSweeps(const store::WorkspaceContents& contents);
+[[nodiscard]] std::vector<std::string> storedSensitivities(const store::WorkspaceContents& contents);
+
+// The next free name "sweep_0001", "sweep_0002", … (prefix "scan" for scans).
+[[nodiscard]] std::string nextGroupName(const std::vector<std::string>& taken, const std::string& prefix);
+
+// Loads a sweep from a workspace (`name` empty = the only/last one; InputError when there is
+// none or the name is absent) or from a JSON results file, by the file's extension (.h5).
+[[nodiscard]] SweepResult loadSweepFrom(const std::filesystem::path& file, const std::string& name = {});
+[[nodiscard]] SensitivityResult loadSensitivityFrom(const std::filesystem::path& file, const std::string& name = {});
+
+// Stores into a workspace (creates it if absent; replaces a group of the same name).
+void storeSweep(const std::filesystem::path& workspace, const SweepResult& sweep, const std::string& name);
+void storeSensitivity(const std::filesystem::path& workspace, const SensitivityResult& scan, const std::string& name);
+
+// InputError("<option>: ...") unless `name` is a valid group name.
+void validateGroupName(const std::string& name, const std::string& option);
+
+} // namespace sparselab::pipeline

@@ -1,0 +1,337 @@
+#include "pipeline/sensitivity.h"
+
+#include "model/causal_lm.h"
+#include "pipeline/prune_pipeline.h"
+#include "pipeline/recipe.h"
+#include "solve/hessian_factor.h"
+#include "util/atomic_file.h"
+#include "util/errors.h"
+
+#include <torch/types.h>
+
+#include <chrono>
+#include <cmath>
+#include <map>
+
+namespace sparselab::pipeline {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+bool passesFilter(const std::vector<std::string>& filter, const std::string& name)
+{
+    if (filter.empty())
+        return true;
+    for (const auto& pattern : filter)
+        if (globMatch(pattern, name))
+            return true;
+    return false;
+}
+
+double secondsSince(Clock::time_point start)
+{
+    return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// tr(W H Wᵀ) in double: Σ_r w_r H w_rᵀ.
+double outputEnergy(const torch::Tensor& w, const torch::Tensor& h)
+{
+    return at::sum(w.mm(h) * w, at::kDouble).item<double>();
+}
+
+template <typename T>
+T field(const json& object, const char* key, const std::string& source)
+{
+    try {
+        return object.at(key).get<T>();
+    } catch (const json::exception&) {
+        throw InputError(source + ": missing or malformed field '" + key + "'");
+    }
+}
+
+} // namespace
+
+const SensitivityCell& SensitivityResult::cell(size_t layer, size_t sparsityIndex, size_t bitsIndex) const
+{
+    return layers.at(layer).cells.at(sparsityIndex * bits.size() + bitsIndex);
+}
+
+void validateSensitivityParams(const model::CausalLM& model, const SensitivityParams& params)
+{
+    if (params.sparsities.empty())
+        throw optionError("--sparsities", "needs at least one level");
+    for (double s : params.sparsities)
+        if (!(s >= 0.0 && s < 1.0))
+            throw optionError("--sparsities", "each level must lie in [0, 1), got " + std::to_string(s));
+    if (params.bits.empty())
+        throw optionError("--bits", "needs at least one bit-width");
+    for (int b : params.bits)
+        if (!(b == 16 || (b >= 2 && b <= 8)))
+            throw optionError("--bits", "each bit-width must be 2..8 or 16, got " + std::to_string(b));
+    if (params.base.structured())
+        throw optionError("--nm", "the sensitivity scan is over unstructured sparsity levels");
+    bool any = false;
+    for (int64_t b = 0; b < model.numBlocks(); ++b)
+        for (const auto& layer : model.linears(b)) {
+            const std::string name = moduleName(layer.name);
+            if (!passesFilter(params.layerFilter, name))
+                continue;
+            any = true;
+            solve::SolverOptions options = params.base;
+            options.sparsity = params.sparsities.front();
+            options.quant.bits = params.bits.front();
+            options.validate(layer.weight.size(1));
+        }
+    if (!any)
+        throw optionError("--layers", "the patterns match no linear layer of the model");
+}
+
+SensitivityResult scanSensitivity(const model::CausalLM& model, const data::CalibrationWindows& windows,
+                                  const SensitivityParams& params, const ProgressCallback& progress,
+                                  const CancelToken* cancel)
+{
+    torch::NoGradGuard noGrad;
+    const auto started = Clock::now();
+    if (windows.nsamples < 1 || int64_t(windows.ids.size()) != windows.nsamples * windows.seqlen)
+        throw std::invalid_argument("scanSensitivity: malformed calibration windows");
+    if (windows.seqlen > model.config().maxPositions)
+        throw optionError("--seqlen", std::to_string(windows.seqlen) + " exceeds the model's maximum of "
+                                          + std::to_string(model.config().maxPositions) + " positions");
+    validateSensitivityParams(model, params);
+
+    SensitivityResult result;
+    result.sparsities = params.sparsities;
+    result.bits = params.bits;
+    result.base = params.base;
+
+    int64_t linearParameters = 0;
+    int64_t scanned = 0;
+    for (int64_t b = 0; b < model.numBlocks(); ++b)
+        for (const auto& layer : model.linears(b)) {
+            if (!passesFilter(params.layerFilter, moduleName(layer.name)))
+                continue;
+            linearParameters += layer.weight.numel();
+            ++scanned;
+        }
+    result.fixedParameters = model.parameterCount() - linearParameters;
+
+    const int64_t levels = int64_t(params.sparsities.size() * params.bits.size());
+    ProgressReporter reporter(progress, "sensitivity", scanned * levels);
+    int64_t done = 0;
+    reporter.report(0, "embedding calibration windows");
+
+    const auto ids = torch::from_blob(const_cast<int64_t*>(windows.ids.data()), {windows.nsamples, windows.seqlen},
+                                      torch::kInt64)
+                         .to(model.device());
+    const int64_t batch = std::max<int64_t>(1, params.forwardBatch);
+    std::vector<torch::Tensor> embedded;
+    for (int64_t start = 0; start < windows.nsamples; start += batch) {
+        throwIfCancelled(cancel);
+        embedded.push_back(model.embed(ids.slice(0, start, std::min(windows.nsamples, start + batch))));
+    }
+    torch::Tensor inputs = torch::cat(embedded, 0); // [nsamples, seqlen, hidden]
+    embedded.clear();
+
+    for (int64_t b = 0; b < model.numBlocks(); ++b) {
+        const auto& layers = model.linears(b);
+        std::map<std::string, solve::HessianAccumulator> hessians;
+        for (const auto& layer : layers)
+            if (passesFilter(params.layerFilter, moduleName(layer.name)))
+                hessians.emplace(layer.name, solve::HessianAccumulator(layer.weight.size(1), model.device()));
+
+        // One dense pass over all windows: accumulates the Hessians and yields the next
+        // block's inputs (the scan always propagates through the dense model).
+        reporter.report(done, "block " + std::to_string(b) + ": collecting inputs");
+        std::vector<torch::Tensor> outputs;
+        const auto hook = [&](const model::LinearLayer& layer, const torch::Tensor& x) {
+            const auto it = hessians.find(layer.name);
+            if (it != hessians.end())
+                it->second.add(x);
+        };
+        for (int64_t start = 0; start < inputs.size(0); start += batch) {
+            throwIfCancelled(cancel);
+            const int64_t end = std::min(inputs.size(0), start + batch);
+            outputs.push_back(model.runBlock(b, inputs.slice(0, start, end), hook));
+        }
+
+        for (const auto& layer : layers) {
+            auto found = hessians.find(layer.name);
+            if (found == hessians.end())
+                continue;
+            const std::string name = moduleName(layer.name);
+            const torch::Tensor& h = found->second.hessian(); // [cols, cols]
+            const torch::Tensor dense = layer.weight.to(torch::kFloat).contiguous(); // [rows, cols]
+
+            SensitivityLayer entry;
+            entry.name = name;
+            entry.kind = layer.kind;
+            entry.block = b;
+            entry.rows = dense.size(0);
+            entry.cols = dense.size(1);
+            entry.outputEnergy = outputEnergy(dense, h);
+
+            const auto factorStart = Clock::now();
+            const bool needsFactor = params.base.method == solve::Method::SparseGpt;
+            solve::HessianFactor factor;
+            if (needsFactor) {
+                factor = solve::factorHessian(h, params.base.damp, cancel);
+                ++result.factorizations;
+                entry.dampUsed = factor.dampUsed;
+                entry.deadInputs = factor.deadInputs;
+            }
+            entry.factorSeconds = secondsSince(factorStart);
+
+            for (double sparsity : params.sparsities)
+                for (int bits : params.bits) {
+                    throwIfCancelled(cancel);
+                    SensitivityCell cell;
+                    cell.sparsity = sparsity;
+                    cell.bits = bits;
+                    if (sparsity == 0.0 && bits == 16) {
+                        // The dense layer itself: nothing to solve, no error.
+                        cell.achievedSparsity = dense.eq(0).sum().item<double>() / double(dense.numel());
+                    } else {
+                        const auto cellStart = Clock::now();
+                        solve::SolverOptions options = params.base;
+                        options.sparsity = sparsity;
+                        options.quant.bits = bits;
+                        torch::Tensor w = dense.clone();
+                        const auto solved = solve::solveLayerWithFactor(w, h, factor, options, {}, cancel);
+                        cell.achievedSparsity = solved.stats.sparsity;
+                        cell.relError = solved.stats.relOutputError;
+                        cell.absError = solved.stats.relOutputError * entry.outputEnergy;
+                        cell.seconds = secondsSince(cellStart);
+                    }
+                    entry.cells.push_back(cell);
+                    reporter.report(++done, name);
+                }
+            hessians.erase(found); // free each Hessian once its layer is scanned
+            result.layers.push_back(std::move(entry));
+        }
+        inputs = torch::cat(outputs, 0);
+    }
+    result.seconds = secondsSince(started);
+    reporter.report(done, "done");
+    return result;
+}
+
+json SensitivityResult::toJson() const
+{
+    json layersJson = json::array();
+    for (const auto& layer : layers) {
+        json cellsJson = json::array();
+        for (const auto& c : layer.cells)
+            cellsJson.push_back({{"sparsity", c.sparsity},
+                                 {"bits", c.bits},
+                                 {"achieved_sparsity", c.achievedSparsity},
+                                 {"rel_error", c.relError},
+                                 {"abs_error", c.absError},
+                                 {"seconds", c.seconds}});
+        layersJson.push_back({{"name", layer.name},
+                              {"kind", layer.kind},
+                              {"block", layer.block},
+                              {"rows", layer.rows},
+                              {"cols", layer.cols},
+                              {"output_energy", layer.outputEnergy},
+                              {"factor_seconds", layer.factorSeconds},
+                              {"damp_used", layer.dampUsed},
+                              {"dead_inputs", layer.deadInputs},
+                              {"cells", cellsJson}});
+    }
+    json j = {{"format", "sparselab-sensitivity"},
+              {"version", 1},
+              {"method", solve::methodName(base.method)},
+              {"damp", base.damp},
+              {"blocksize", base.blocksize},
+              {"group", base.quant.groupSize},
+              {"sym", base.quant.symmetric},
+              {"sparsities", sparsities},
+              {"bits", bits},
+              {"fixed_parameters", fixedParameters},
+              {"seconds", seconds},
+              {"factorizations", factorizations},
+              {"layers", layersJson}};
+    for (const auto& [key, value] : provenance.items())
+        j[key] = value;
+    return j;
+}
+
+SensitivityResult SensitivityResult::fromJson(const json& j, const std::string& source)
+{
+    if (!j.is_object() || j.value("format", std::string()) != "sparselab-sensitivity")
+        throw InputError(source + ": not a SparseLab sensitivity file (no \"format\": \"sparselab-sensitivity\")");
+    if (field<int>(j, "version", source) != 1)
+        throw InputError(source + ": unsupported sensitivity file version");
+    SensitivityResult r;
+    r.base.method = solve::parseMethod(field<std::string>(j, "method", source));
+    r.base.damp = field<double>(j, "damp", source);
+    r.base.blocksize = field<int64_t>(j, "blocksize", source);
+    r.base.quant.groupSize = field<int64_t>(j, "group", source);
+    r.base.quant.symmetric = field<bool>(j, "sym", source);
+    r.sparsities = field<std::vector<double>>(j, "sparsities", source);
+    r.bits = field<std::vector<int>>(j, "bits", source);
+    r.fixedParameters = field<int64_t>(j, "fixed_parameters", source);
+    r.seconds = field<double>(j, "seconds", source);
+    r.factorizations = field<int64_t>(j, "factorizations", source);
+    if (r.sparsities.empty() || r.bits.empty())
+        throw InputError(source + ": empty 'sparsities' or 'bits'");
+    if (!j.contains("layers") || !j.at("layers").is_array())
+        throw InputError(source + ": missing 'layers' array");
+    for (const auto& l : j.at("layers")) {
+        SensitivityLayer layer;
+        layer.name = field<std::string>(l, "name", source);
+        layer.kind = field<std::string>(l, "kind", source);
+        layer.block = field<int64_t>(l, "block", source);
+        layer.rows = field<int64_t>(l, "rows", source);
+        layer.cols = field<int64_t>(l, "cols", source);
+        layer.outputEnergy = field<double>(l, "output_energy", source);
+        layer.factorSeconds = field<double>(l, "factor_seconds", source);
+        layer.dampUsed = field<double>(l, "damp_used", source);
+        layer.deadInputs = field<int64_t>(l, "dead_inputs", source);
+        if (!l.contains("cells") || !l.at("cells").is_array()
+            || l.at("cells").size() != r.sparsities.size() * r.bits.size())
+            throw InputError(source + ": layer '" + layer.name + "' must have |sparsities|·|bits| cells");
+        size_t index = 0;
+        for (const auto& c : l.at("cells")) {
+            SensitivityCell cell;
+            cell.sparsity = field<double>(c, "sparsity", source);
+            cell.bits = field<int>(c, "bits", source);
+            cell.achievedSparsity = field<double>(c, "achieved_sparsity", source);
+            cell.relError = field<double>(c, "rel_error", source);
+            cell.absError = field<double>(c, "abs_error", source);
+            cell.seconds = field<double>(c, "seconds", source);
+            if (cell.sparsity != r.sparsities[index / r.bits.size()] || cell.bits != r.bits[index % r.bits.size()])
+                throw InputError(source + ": layer '" + layer.name + "' has its cells out of grid order");
+            layer.cells.push_back(cell);
+            ++index;
+        }
+        if (layer.rows <= 0 || layer.cols <= 0)
+            throw InputError(source + ": layer '" + layer.name + "' has a non-positive shape");
+        r.layers.push_back(std::move(layer));
+    }
+    for (const char* key : {"model", "calibration"})
+        if (j.contains(key))
+            r.provenance[key] = j.at(key);
+    return r;
+}
+
+SensitivityResult SensitivityResult::load(const std::filesystem::path& file)
+{
+    const std::string text = readTextFile(file);
+    json j;
+    try {
+        j = json::parse(text);
+    } catch (const json::parse_error& e) {
+        throw inputError(file, std::string("not valid JSON: ") + e.what());
+    }
+    return fromJson(j, file.string());
+}
+
+void SensitivityResult::save(const std::filesystem::path& file) const
+{
+    writeFileAtomically(file, toJson().dump(1) + "\n");
+}
+
+} // namespace sparselab::pipeline

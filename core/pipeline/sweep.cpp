@@ -1,0 +1,418 @@
+#include "pipeline/sweep.h"
+
+#include "model/causal_lm.h"
+#include "pipeline/size_model.h"
+#include "util/atomic_file.h"
+#include "util/errors.h"
+
+#include <torch/types.h>
+
+#include <algorithm>
+#include <chrono>
+#include <limits>
+#include <map>
+#include <set>
+
+namespace sparselab::pipeline {
+
+using nlohmann::json;
+
+namespace {
+
+template <typename T>
+T field(const json& object, const char* key, const std::string& source)
+{
+    try {
+        return object.at(key).get<T>();
+    } catch (const json::exception&) {
+        throw InputError(source + ": missing or malformed field '" + key + "'");
+    }
+}
+
+const std::set<std::string> kGroups = {"all", "attention", "mlp"};
+
+json pointToJson(const SweepPoint& p)
+{
+    json layers = json::array();
+    for (const auto& l : p.layers)
+        layers.push_back(
+            {{"name", l.name}, {"sparsity", l.sparsity}, {"rel_output_error", l.relOutputError}, {"loss", l.loss}});
+    return {{"index", p.spec.index},
+            {"method", solve::methodName(p.spec.method)},
+            {"group", p.spec.group},
+            {"bits", p.spec.bits},
+            {"sparsity", p.spec.sparsity},
+            {"perplexity", p.perplexity},
+            {"linear_sparsity", p.linearSparsity},
+            {"model_bytes", p.modelBytes},
+            {"prune_seconds", p.pruneSeconds},
+            {"eval_seconds", p.evalSeconds},
+            {"layers", layers}};
+}
+
+SweepPoint pointFromJson(const json& j, const std::string& source)
+{
+    SweepPoint p;
+    p.spec.index = field<int64_t>(j, "index", source);
+    p.spec.method = solve::parseMethod(field<std::string>(j, "method", source));
+    p.spec.group = field<std::string>(j, "group", source);
+    p.spec.bits = field<int>(j, "bits", source);
+    p.spec.sparsity = field<double>(j, "sparsity", source);
+    p.perplexity = field<double>(j, "perplexity", source);
+    p.linearSparsity = field<double>(j, "linear_sparsity", source);
+    p.modelBytes = field<int64_t>(j, "model_bytes", source);
+    p.pruneSeconds = field<double>(j, "prune_seconds", source);
+    p.evalSeconds = field<double>(j, "eval_seconds", source);
+    if (j.contains("layers")) {
+        if (!j.at("layers").is_array())
+            throw InputError(source + ": a point's 'layers' must be an array");
+        for (const auto& l : j.at("layers"))
+            p.layers.push_back({field<std::string>(l, "name", source), field<double>(l, "sparsity", source),
+                                field<double>(l, "rel_output_error", source), field<double>(l, "loss", source)});
+    }
+    return p;
+}
+
+// Everything but the timings.
+bool samePoint(const SweepPoint& a, const SweepPoint& b)
+{
+    json ja = pointToJson(a), jb = pointToJson(b);
+    for (auto* j : {&ja, &jb}) {
+        j->erase("prune_seconds");
+        j->erase("eval_seconds");
+    }
+    return ja == jb;
+}
+
+} // namespace
+
+int64_t SweepGrid::size() const
+{
+    return int64_t(methods.size() * groups.size() * bits.size() * sparsities.size());
+}
+
+void SweepGrid::validate() const
+{
+    if (sparsities.empty())
+        throw optionError("--sparsities", "needs at least one level");
+    for (double s : sparsities)
+        if (!(s >= 0.0 && s < 1.0))
+            throw optionError("--sparsities", "each level must lie in [0, 1), got " + std::to_string(s));
+    if (bits.empty())
+        throw optionError("--bits", "needs at least one bit-width");
+    for (int b : bits)
+        if (!(b == 16 || (b >= 2 && b <= 8)))
+            throw optionError("--bits", "each bit-width must be 2..8 or 16, got " + std::to_string(b));
+    if (methods.empty())
+        throw optionError("--methods", "needs at least one method");
+    if (groups.empty())
+        throw optionError("--groups", "needs at least one group");
+    for (const auto& g : groups)
+        if (!kGroups.count(g))
+            throw optionError("--groups", "unknown group '" + g + "' (all, attention, mlp)");
+}
+
+json SweepGrid::toJson() const
+{
+    std::vector<std::string> names;
+    for (auto m : methods)
+        names.push_back(solve::methodName(m));
+    return {{"methods", names}, {"groups", groups}, {"bits", bits}, {"sparsities", sparsities}};
+}
+
+SweepGrid SweepGrid::fromJson(const json& j, const std::string& source)
+{
+    SweepGrid g;
+    g.methods.clear();
+    for (const auto& name : field<std::vector<std::string>>(j, "methods", source))
+        g.methods.push_back(solve::parseMethod(name));
+    g.groups = field<std::vector<std::string>>(j, "groups", source);
+    g.bits = field<std::vector<int>>(j, "bits", source);
+    g.sparsities = field<std::vector<double>>(j, "sparsities", source);
+    try {
+        g.validate();
+    } catch (const InputError& e) {
+        throw InputError(source + ": grid: " + e.what());
+    }
+    return g;
+}
+
+SweepPointSpec sweepPointSpec(const SweepGrid& grid, int64_t index)
+{
+    if (index < 0 || index >= grid.size())
+        throw std::out_of_range("sweepPointSpec: index outside the grid");
+    SweepPointSpec spec;
+    spec.index = index;
+    int64_t rest = index;
+    const auto s = size_t(rest % int64_t(grid.sparsities.size()));
+    rest /= int64_t(grid.sparsities.size());
+    const auto b = size_t(rest % int64_t(grid.bits.size()));
+    rest /= int64_t(grid.bits.size());
+    const auto g = size_t(rest % int64_t(grid.groups.size()));
+    rest /= int64_t(grid.groups.size());
+    spec.sparsity = grid.sparsities[s];
+    spec.bits = grid.bits[b];
+    spec.group = grid.groups[g];
+    spec.method = grid.methods[size_t(rest)];
+    return spec;
+}
+
+std::vector<int64_t> shardIndices(const SweepGrid& grid, int64_t shard, int64_t shards)
+{
+    if (shards < 1 || shard < 0 || shard >= shards)
+        throw optionError("--shard", "expects i/N with 0 <= i < N");
+    std::vector<int64_t> indices;
+    for (int64_t i = shard; i < grid.size(); i += shards)
+        indices.push_back(i);
+    return indices;
+}
+
+std::vector<std::string> groupLayers(const model::CausalLM& model, const std::string& group)
+{
+    if (!kGroups.count(group))
+        throw optionError("--groups", "unknown group '" + group + "' (all, attention, mlp)");
+    std::vector<std::string> names;
+    for (int64_t b = 0; b < model.numBlocks(); ++b)
+        for (const auto& layer : model.linears(b)) {
+            const bool attention = layer.kind.find("attn") != std::string::npos;
+            if (group == "all" || (group == "attention") == attention)
+                names.push_back(moduleName(layer.name));
+        }
+    return names;
+}
+
+PruneParams sweepPointParams(const model::CausalLM& model, const SweepPointSpec& spec,
+                             const solve::SolverOptions& base, bool trueSequential)
+{
+    PruneParams params;
+    params.recipe.defaults.options = base;
+    params.recipe.defaults.options.method = spec.method;
+    params.recipe.defaults.options.sparsity = spec.sparsity;
+    params.recipe.defaults.options.nmN = 0;
+    params.recipe.defaults.options.nmM = 0;
+    params.recipe.defaults.options.quant.bits = spec.bits;
+    params.recipeSource = "sweep point " + std::to_string(spec.index);
+    params.trueSequential = trueSequential;
+    if (spec.group != "all") {
+        params.layerFilter = groupLayers(model, spec.group);
+        if (params.layerFilter.empty())
+            throw optionError("--groups", "group '" + spec.group + "' has no layers in this model");
+    }
+    return params;
+}
+
+int64_t modelBytesOf(const model::CausalLM& model, const PruneResult& result)
+{
+    int64_t linear = 0, bytes = 0;
+    for (const auto& layer : result.layers) {
+        linear += layer.rows * layer.cols;
+        bytes += layer.dense ? linearLayerBytes(layer.rows, layer.cols, 0.0, 16)
+                             : linearLayerBytes(layer.rows, layer.cols, layer.stats.sparsity,
+                                                layer.options.quant.bits, layer.options.quant.groupSize);
+    }
+    return bytes + fixedParameterBytes(model.parameterCount() - linear);
+}
+
+RecipeOutcome evaluateRecipe(const model::CausalLM& dense, const data::CalibrationWindows& windows,
+                             const std::vector<int32_t>& evalIds, const PruneParams& params,
+                             const eval::PerplexityParams& evalParams, const ProgressCallback& progress,
+                             const CancelToken* cancel)
+{
+    torch::NoGradGuard noGrad;
+    // A private copy: it shares the never-pruned tensors (embeddings, norms, head) and owns
+    // fresh linear weights. CausalLM reads linear weights from its LinearLayer entries at run
+    // time (see causal_lm.cpp), so replacing them in the copy leaves `dense` untouched.
+    model::CausalLM copy(dense);
+    for (model::LinearLayer* layer : copy.allLinears())
+        layer->weight = layer->weight.clone();
+    RecipeOutcome outcome;
+    outcome.prune = pruneModel(copy, windows, params, progress, cancel);
+    outcome.perplexity = eval::evaluatePerplexity(copy, evalIds, evalParams, progress, cancel);
+    outcome.modelBytes = modelBytesOf(copy, outcome.prune);
+    return outcome;
+}
+
+std::vector<SweepPoint> runSweepPoints(const model::CausalLM& dense, const data::CalibrationWindows& windows,
+                                       const std::vector<int32_t>& evalIds, const SweepGrid& grid,
+                                       const std::vector<int64_t>& indices, const solve::SolverOptions& base,
+                                       bool trueSequential, const eval::PerplexityParams& evalParams,
+                                       const ProgressCallback& progress, const CancelToken* cancel,
+                                       const std::function<void(const SweepPoint&)>& onPoint)
+{
+    grid.validate();
+    std::vector<int64_t> sorted = indices;
+    std::sort(sorted.begin(), sorted.end());
+    ProgressReporter reporter(progress, "sweep", int64_t(sorted.size()));
+    std::vector<SweepPoint> points;
+    for (size_t k = 0; k < sorted.size(); ++k) {
+        throwIfCancelled(cancel);
+        const SweepPointSpec spec = sweepPointSpec(grid, sorted[k]);
+        const std::string label = solve::methodName(spec.method) + " " + spec.group + " s=" + std::to_string(spec.sparsity)
+            + " b=" + std::to_string(spec.bits);
+        reporter.report(int64_t(k), label);
+        // Inner stages are forwarded with the sweep's own position, so a front end sees one bar.
+        ProgressCallback inner;
+        if (progress)
+            inner = [&](const Progress& p) {
+                Progress outer = p;
+                outer.stage = "sweep " + std::to_string(k + 1) + "/" + std::to_string(sorted.size()) + ": " + p.stage;
+                progress(outer);
+            };
+        const auto params = sweepPointParams(dense, spec, base, trueSequential);
+        const auto outcome = evaluateRecipe(dense, windows, evalIds, params, evalParams, inner, cancel);
+        SweepPoint point;
+        point.spec = spec;
+        point.perplexity = outcome.perplexity.perplexity;
+        point.linearSparsity = outcome.prune.linearSparsity();
+        point.modelBytes = outcome.modelBytes;
+        point.pruneSeconds = outcome.prune.seconds;
+        point.evalSeconds = outcome.perplexity.seconds;
+        for (const auto& layer : outcome.prune.layers)
+            point.layers.push_back({layer.name, layer.stats.sparsity, layer.stats.relOutputError, layer.stats.loss});
+        if (onPoint)
+            onPoint(point);
+        points.push_back(std::move(point));
+        reporter.report(int64_t(k + 1), label);
+    }
+    return points;
+}
+
+json SweepResult::toJson() const
+{
+    json pts = json::array();
+    for (const auto& p : points)
+        pts.push_back(pointToJson(p));
+    return {{"format", "sparselab-sweep"},
+            {"version", 1},
+            {"settings", settings},
+            {"grid", grid.toJson()},
+            {"points_total", grid.size()},
+            {"dense", {{"perplexity", densePerplexity}, {"model_bytes", denseBytes}}},
+            {"points", pts}};
+}
+
+SweepResult SweepResult::fromJson(const json& j, const std::string& source)
+{
+    if (!j.is_object() || j.value("format", std::string()) != "sparselab-sweep")
+        throw InputError(source + ": not a SparseLab sweep file (no \"format\": \"sparselab-sweep\")");
+    if (field<int>(j, "version", source) != 1)
+        throw InputError(source + ": unsupported sweep file version");
+    SweepResult r;
+    r.settings = j.contains("settings") ? j.at("settings") : json::object();
+    if (!j.contains("grid"))
+        throw InputError(source + ": missing field 'grid'");
+    r.grid = SweepGrid::fromJson(j.at("grid"), source);
+    const json dense = j.contains("dense") ? j.at("dense") : json();
+    r.densePerplexity = field<double>(dense, "perplexity", source);
+    r.denseBytes = field<int64_t>(dense, "model_bytes", source);
+    if (!j.contains("points") || !j.at("points").is_array())
+        throw InputError(source + ": missing 'points' array");
+    std::set<int64_t> seen;
+    for (const auto& p : j.at("points")) {
+        SweepPoint point = pointFromJson(p, source);
+        if (point.spec.index < 0 || point.spec.index >= r.grid.size())
+            throw InputError(source + ": point index " + std::to_string(point.spec.index) + " lies outside the grid");
+        const SweepPointSpec expected = sweepPointSpec(r.grid, point.spec.index);
+        if (expected.method != point.spec.method || expected.group != point.spec.group
+            || expected.bits != point.spec.bits || expected.sparsity != point.spec.sparsity)
+            throw InputError(source + ": point " + std::to_string(point.spec.index) + " does not match the grid");
+        if (!seen.insert(point.spec.index).second)
+            throw InputError(source + ": point " + std::to_string(point.spec.index) + " appears twice");
+        r.points.push_back(std::move(point));
+    }
+    std::sort(r.points.begin(), r.points.end(),
+              [](const SweepPoint& a, const SweepPoint& b) { return a.spec.index < b.spec.index; });
+    return r;
+}
+
+SweepResult SweepResult::load(const std::filesystem::path& file)
+{
+    const std::string text = readTextFile(file);
+    json j;
+    try {
+        j = json::parse(text);
+    } catch (const json::parse_error& e) {
+        throw inputError(file, std::string("not valid JSON: ") + e.what());
+    }
+    return fromJson(j, file.string());
+}
+
+void SweepResult::save(const std::filesystem::path& file) const
+{
+    writeFileAtomically(file, toJson().dump(1) + "\n");
+}
+
+std::vector<int64_t> SweepResult::missing() const
+{
+    std::set<int64_t> have;
+    for (const auto& p : points)
+        have.insert(p.spec.index);
+    std::vector<int64_t> out;
+    for (int64_t i = 0; i < grid.size(); ++i)
+        if (!have.count(i))
+            out.push_back(i);
+    return out;
+}
+
+SweepResult mergeSweeps(const std::vector<SweepResult>& parts, const std::vector<std::string>& sources)
+{
+    if (parts.empty())
+        throw InputError("merge: no inputs");
+    SweepResult merged;
+    merged.settings = parts.front().settings;
+    merged.grid = parts.front().grid;
+    merged.densePerplexity = parts.front().densePerplexity;
+    merged.denseBytes = parts.front().denseBytes;
+    std::map<int64_t, std::pair<SweepPoint, size_t>> byIndex;
+    for (size_t k = 0; k < parts.size(); ++k) {
+        const auto& part = parts[k];
+        const std::string& source = k < sources.size() ? sources[k] : std::string("input ") + std::to_string(k + 1);
+        // Paths may differ between cluster nodes; what they point to (hashes, options) may not.
+        json a = part.settings, b = merged.settings;
+        a.erase("paths");
+        b.erase("paths");
+        if (a != b)
+            throw InputError(source + ": its settings (model, texts or solver options) differ from "
+                             + (sources.empty() ? std::string("the first input") : sources.front()));
+        if (part.grid.toJson() != merged.grid.toJson())
+            throw InputError(source + ": its grid differs from " + (sources.empty() ? std::string("the first input") : sources.front()));
+        if (part.densePerplexity != merged.densePerplexity || part.denseBytes != merged.denseBytes)
+            throw InputError(source + ": its dense perplexity differs from the first input's");
+        for (const auto& point : part.points) {
+            const auto found = byIndex.find(point.spec.index);
+            if (found == byIndex.end()) {
+                byIndex.emplace(point.spec.index, std::make_pair(point, k));
+            } else if (!samePoint(found->second.first, point)) {
+                throw InputError(source + ": point " + std::to_string(point.spec.index) + " disagrees with "
+                                 + (found->second.second < sources.size() ? sources[found->second.second] : "another input"));
+            }
+        }
+    }
+    for (auto& [index, entry] : byIndex)
+        merged.points.push_back(entry.first);
+    return merged;
+}
+
+std::vector<size_t> paretoFrontier(const std::vector<SweepPoint>& points)
+{
+    std::vector<size_t> order(points.size());
+    for (size_t i = 0; i < order.size(); ++i)
+        order[i] = i;
+    // By size, then perplexity: a point is on the frontier when its perplexity is below every
+    // smaller-or-equal point's.
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+        if (points[a].modelBytes != points[b].modelBytes)
+            return points[a].modelBytes < points[b].modelBytes;
+        return points[a].perplexity < points[b].perplexity;
+    });
+    std::vector<size_t> frontier;
+    double bestPerplexity = std::numeric_limits<double>::infinity();
+    for (size_t i : order)
+        if (points[i].perplexity < bestPerplexity) {
+            frontier.push_back(i);
+            bestPerplexity = points[i].perplexity;
+        }
+    return frontier;
+}
+
+} // namespace sparselab::pipeline

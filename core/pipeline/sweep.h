@@ -1,0 +1,145 @@
+#pragma once
+// Sweeps: a grid of compression settings, each point a full prune of a fresh copy of the dense
+// model (pipeline::pruneModel) followed by perplexity on the evaluation text.
+//
+// Grid order (the point index): for method in methods, for group in groups, for bits in bits,
+// for sparsity in sparsities — index = ((m·|groups| + g)·|bits| + b)·|sparsities| + s.
+// A group names the layers the point compresses; the others stay dense:
+//   "all"       every linear layer,
+//   "attention" layers whose sub-layer kind contains "attn" (q/k/v/o, c_attn, …),
+//   "mlp"       every other linear layer (gate/up/down, c_fc, fc1/fc2, …).
+// Points are deterministic (same windows, same solver, one thread count aside from float
+// summation order in BLAS), so a sweep can be split: shard i of N (0 <= i < N) runs the
+// points with index % N == i, and mergeSweeps() of all shards equals the whole sweep.
+//
+// Results serialise to JSON (SweepResult::save/load, atomic):
+//   {"format": "sparselab-sweep", "version": 1,
+//    "settings": {"model": {"sha256": {file: hash}}, "calibration": {"sha256", "nsamples",
+//                 "seqlen", "seed"}, "evaluation": {"sha256", "seqlen", "max_windows"},
+//                 "base": {"damp", "blocksize", "group", "sym"}, "true_sequential": false,
+//                 "paths": {"model", "calibration", "evaluation"}},   (paths: not compared by merge)
+//    "grid": {"methods": [..], "groups": [..], "bits": [..], "sparsities": [..]},
+//    "points_total": N, "dense": {"perplexity", "model_bytes"},
+//    "points": [{"index", "method", "group", "bits", "sparsity", "perplexity",
+//                "linear_sparsity", "model_bytes", "prune_seconds", "eval_seconds",
+//                "layers": [{"name", "sparsity", "rel_output_error", "loss"}, …]}, …]}
+// Points are kept sorted by index. Seconds differ between runs; everything else is
+// reproducible.
+
+#include "data/calibration.h"
+#include "eval/perplexity.h"
+#include "pipeline/prune_pipeline.h"
+#include "util/progress.h"
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace sparselab::model { class CausalLM; }
+
+namespace sparselab::pipeline {
+
+struct SweepGrid {
+    std::vector<double> sparsities{0.5};
+    std::vector<int> bits{16};
+    std::vector<solve::Method> methods{solve::Method::SparseGpt};
+    std::vector<std::string> groups{"all"};  // "all" | "attention" | "mlp"
+    [[nodiscard]] int64_t size() const;
+    [[nodiscard]] nlohmann::json toJson() const;
+    static SweepGrid fromJson(const nlohmann::json& json, const std::string& source);
+    // InputError naming the option ("--sparsities", "--bits", "--methods", "--groups").
+    void validate() const;
+};
+
+struct SweepPointSpec {
+    int64_t index = 0;
+    solve::Method method = solve::Method::SparseGpt;
+    std::string group = "all";
+    int bits = 16;
+    double sparsity = 0.5;
+};
+
+struct SweepPointLayer {
+    std::string name;
+    double sparsity = 0.0;
+    double relOutputError = 0.0;
+    double loss = 0.0;
+};
+
+struct SweepPoint {
+    SweepPointSpec spec;
+    double perplexity = 0.0;
+    double linearSparsity = 0.0;  // zeros / weights over all linear layers
+    int64_t modelBytes = 0;       // pipeline/size_model.h
+    double pruneSeconds = 0.0;
+    double evalSeconds = 0.0;
+    std::vector<SweepPointLayer> layers;
+};
+
+struct SweepResult {
+    nlohmann::json settings = nlohmann::json::object(); // provenance; must match to merge
+    SweepGrid grid;
+    double densePerplexity = 0.0;
+    int64_t denseBytes = 0;
+    std::vector<SweepPoint> points; // sorted by spec.index
+
+    [[nodiscard]] nlohmann::json toJson() const;
+    static SweepResult fromJson(const nlohmann::json& json, const std::string& source);
+    static SweepResult load(const std::filesystem::path& file);
+    void save(const std::filesystem::path& file) const; // atomic
+    // Indices of the grid with no point yet.
+    [[nodiscard]] std::vector<int64_t> missing() const;
+};
+
+// The point at `index` of the grid (0 <= index < grid.size()).
+[[nodiscard]] SweepPointSpec sweepPointSpec(const SweepGrid& grid, int64_t index);
+// The indices of shard `shard` of `shards`: index % shards == shard.
+[[nodiscard]] std::vector<int64_t> shardIndices(const SweepGrid& grid, int64_t shard, int64_t shards);
+
+// The prune plan of a point: `base` options (damp, blocksize, group, sym) with the point's
+// method, sparsity and bits; the layers outside the point's group are filtered out (dense).
+[[nodiscard]] PruneParams sweepPointParams(const model::CausalLM& model, const SweepPointSpec& spec,
+                                           const solve::SolverOptions& base, bool trueSequential);
+
+// Layers of `group` ("all" | "attention" | "mlp"), as module names. InputError for unknown groups.
+[[nodiscard]] std::vector<std::string> groupLayers(const model::CausalLM& model, const std::string& group);
+
+// Model bytes (size model) of `model` with its linear layers priced per `plan` results.
+[[nodiscard]] int64_t modelBytesOf(const model::CausalLM& model, const PruneResult& result);
+
+// One point: prunes a fresh copy of `dense` (whose linear weights are cloned; `dense` is not
+// modified) and measures perplexity on `evalIds`. Progress stages are the pipeline's and
+// "perplexity".
+struct RecipeOutcome {
+    PruneResult prune;
+    eval::PerplexityResult perplexity;
+    int64_t modelBytes = 0;
+};
+[[nodiscard]] RecipeOutcome evaluateRecipe(const model::CausalLM& dense, const data::CalibrationWindows& windows,
+                                           const std::vector<int32_t>& evalIds, const PruneParams& params,
+                                           const eval::PerplexityParams& evalParams,
+                                           const ProgressCallback& progress = {}, const CancelToken* cancel = nullptr);
+
+// Runs the given points (indices into grid) and returns them in index order. `onPoint` is
+// called after each point (for saving partial progress or live plots), on this thread.
+[[nodiscard]] std::vector<SweepPoint> runSweepPoints(const model::CausalLM& dense, const data::CalibrationWindows& windows,
+                                                     const std::vector<int32_t>& evalIds, const SweepGrid& grid,
+                                                     const std::vector<int64_t>& indices,
+                                                     const solve::SolverOptions& base, bool trueSequential,
+                                                     const eval::PerplexityParams& evalParams,
+                                                     const ProgressCallback& progress = {},
+                                                     const CancelToken* cancel = nullptr,
+                                                     const std::function<void(const SweepPoint&)>& onPoint = {});
+
+// Merges shard results: settings, grid and dense figures must be equal (InputError naming the
+// differing `sources` entry); a point present in several inputs must agree in everything but
+// its timings. The result holds the union of the points, sorted by index.
+[[nodiscard]] SweepResult mergeSweeps(const std::vector<SweepResult>& parts, const std::vector<std::string>& sources);
+
+// Points on the size–perplexity Pareto frontier (no other point is both smaller-or-equal and
+// lower-or-equal with one strictly better), as indices into `points`, by increasing size.
+[[nodiscard]] std::vector<size_t> paretoFrontier(const std::vector<SweepPoint>& points);
+
+} // namespace sparselab::pipeline

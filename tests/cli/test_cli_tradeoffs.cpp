@@ -1,0 +1,158 @@
+// sparselab-cli sensitivity / allocate / sweep / merge / report end to end on the bundled demo
+// model with a tiny calibration (4 windows of 32 tokens), plus their bad-input contract:
+// exit 2, one line naming the file or option, nothing written.
+
+#include "cli/cli_runner.h"
+#include "testsupport.h"
+
+#include <nlohmann/json.hpp>
+
+#include <QDir>
+#include <QFile>
+#include <QTemporaryDir>
+#include <QTest>
+
+using sparselab::testing::runCli;
+namespace fs = std::filesystem;
+
+namespace {
+
+QString model() { return QString::fromStdString(sparselab::testing::demoModelDir().string()); }
+QString calib() { return QString::fromStdString(sparselab::testing::demoCalibText().string()); }
+QString evalText() { return QString::fromStdString(sparselab::testing::demoEvalText().string()); }
+const QStringList kTiny = {"--nsamples", "4", "--seqlen", "32", "--max-windows", "2", "--quiet"};
+
+nlohmann::json readJson(const QString& path)
+{
+    QFile f(path);
+    if (!f.open(QIODevice::ReadOnly))
+        return {};
+    return nlohmann::json::parse(f.readAll().toStdString());
+}
+
+nlohmann::json points(nlohmann::json j)
+{
+    for (auto& p : j["points"]) {
+        p.erase("prune_seconds");
+        p.erase("eval_seconds");
+    }
+    return j["points"];
+}
+
+} // namespace
+
+class TestCliTradeoffs : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void shardedSweepMergesToTheWholeSweep()
+    {
+        QTemporaryDir dir;
+        const QString whole = dir.filePath("whole.json"), a = dir.filePath("a.json"), b = dir.filePath("b.json"),
+                      merged = dir.filePath("m.json");
+        const QStringList sweep = QStringList{"sweep", model(), "--calib", calib(), "--eval", evalText(),
+                                              "--sparsities", "0.4,0.6", "--bits", "16,4"}
+            + kTiny;
+        auto run = runCli(sweep + QStringList{"--out", whole});
+        QVERIFY2(run.exitCode == 0, qPrintable(run.stderrText));
+        QVERIFY2(runCli(sweep + QStringList{"--shard", "0/2", "--out", a}).exitCode == 0, "shard 0");
+        QVERIFY2(runCli(sweep + QStringList{"--shard", "1/2", "--out", b}).exitCode == 0, "shard 1");
+        run = runCli({"merge", b, a, "--out", merged, "--json"});
+        QVERIFY2(run.exitCode == 0, qPrintable(run.stderrText));
+        const auto summary = nlohmann::json::parse(run.stdoutText.toStdString());
+        QCOMPARE(summary["points"].get<int>(), 4);
+        QVERIFY(summary["missing"].empty());
+        QCOMPARE(points(readJson(merged)).dump(), points(readJson(whole)).dump());
+        // Index order: (16 bit: 0.4, 0.6), (4 bit: 0.4, 0.6); 60 % is worse than 40 % at either width.
+        const auto p = readJson(whole)["points"];
+        QCOMPARE(p[2]["bits"].get<int>(), 4);
+        QCOMPARE(p[2]["sparsity"].get<double>(), 0.4);
+        QVERIFY(p[1]["perplexity"].get<double>() > p[0]["perplexity"].get<double>());
+        QVERIFY(p[3]["perplexity"].get<double>() > p[2]["perplexity"].get<double>());
+
+        // merge refuses to overwrite an input, and inputs from another sweep.
+        run = runCli({"merge", a, b, "--out", a});
+        QCOMPARE(run.exitCode, 2);
+        QVERIFY(run.stderrText.contains("--out"));
+        const QString other = dir.filePath("other.json");
+        QVERIFY(runCli(QStringList{"sweep", model(), "--calib", calib(), "--eval", evalText(), "--sparsities", "0.5",
+                                   "--out", other} + kTiny).exitCode == 0);
+        run = runCli({"merge", a, other, "--out", dir.filePath("x.json")});
+        QCOMPARE(run.exitCode, 2);
+        QVERIFY2(run.stderrText.contains("other.json"), qPrintable(run.stderrText));
+        QVERIFY(!QFile::exists(dir.filePath("x.json")));
+    }
+
+    void sensitivityAllocateAndReport()
+    {
+        QTemporaryDir dir;
+        const QString sens = dir.filePath("s.json"), recipe = dir.filePath("r.json");
+        auto run = runCli({"sensitivity", model(), "--calib", calib(), "--nsamples", "4", "--seqlen", "32",
+                           "--sparsities", "0,0.25,0.5,0.75", "--out", sens, "--json", "--quiet"});
+        QVERIFY2(run.exitCode == 0, qPrintable(run.stderrText));
+        const auto summary = nlohmann::json::parse(run.stdoutText.toStdString());
+        QCOMPARE(summary["layers"].get<int>(), 35);
+        QCOMPARE(summary["factorizations"].get<int>(), 35);
+        run = runCli({"allocate", sens, "--budget-sparsity", "0.5", "--out", recipe, "--json", "--compare", model(),
+                      "--calib", calib(), "--eval", evalText(), "--nsamples", "4", "--seqlen", "32", "--max-windows",
+                      "2", "--quiet"});
+        QVERIFY2(run.exitCode == 0, qPrintable(run.stderrText));
+        const auto allocation = nlohmann::json::parse(run.stdoutText.toStdString());
+        QVERIFY(allocation["allocated"]["average_sparsity"].get<double>() >= 0.5);
+        QVERIFY(allocation["allocated"]["predicted_error"].get<double>()
+                <= allocation["uniform"]["predicted_error"].get<double>());
+        QVERIFY(allocation["measured"]["allocated"]["perplexity"].get<double>() > 0);
+        // The recipe drives prune, and the pruned folder gets a report.
+        const QString out = dir.filePath("pruned");
+        run = runCli({"prune", model(), "--calib", calib(), "--nsamples", "4", "--seqlen", "32", "--recipe", recipe,
+                      "--eval", evalText(), "--out", out, "--quiet"});
+        QVERIFY2(run.exitCode == 0, qPrintable(run.stderrText));
+        const QString html = dir.filePath("r.html"), pdf = dir.filePath("r.pdf");
+        run = runCli({"report", "--dense", model(), "--compressed", out, "--html", html, "--pdf", pdf, "--max-windows",
+                      "2", "--new-tokens", "8", "--sensitivity", sens, "--json", "--quiet"});
+        QVERIFY2(run.exitCode == 0, qPrintable(run.stderrText));
+        QVERIFY(QFile::exists(html));
+        QVERIFY(QFile(pdf).size() > 1000);
+        QVERIFY(QFile(html).size() > 1000);
+    }
+
+    void badInput_data()
+    {
+        QTest::addColumn<QStringList>("args");
+        QTest::addColumn<QString>("named");
+        QTest::newRow("shard out of range") << QStringList{"sweep", model(), "--calib", calib(), "--eval", evalText(),
+                                                           "--shard", "2/2", "--out", "OUT.json"} << "--shard";
+        QTest::newRow("shard malformed") << QStringList{"sweep", model(), "--calib", calib(), "--eval", evalText(),
+                                                        "--shard", "1-2", "--out", "OUT.json"} << "--shard";
+        QTest::newRow("unknown group") << QStringList{"sweep", model(), "--calib", calib(), "--eval", evalText(),
+                                                      "--groups", "heads", "--out", "OUT.json"} << "--groups";
+        QTest::newRow("sparsity 1") << QStringList{"sensitivity", model(), "--calib", calib(), "--sparsities", "0.5,1",
+                                                   "--out", "OUT.json"} << "--sparsities";
+        QTest::newRow("bits 1") << QStringList{"sweep", model(), "--calib", calib(), "--eval", evalText(), "--bits",
+                                               "1", "--out", "OUT.json"} << "--bits";
+        QTest::newRow("no budget") << QStringList{"allocate", "MISSING.json", "--out", "OUT.json"} << "--budget-sparsity";
+        QTest::newRow("not a scan") << QStringList{"allocate", calib(), "--budget-sparsity", "0.5", "--out", "OUT.json"}
+                                    << "tinystories_calib.txt";
+        QTest::newRow("merge not a sweep") << QStringList{"merge", calib(), "--out", "OUT.json"} << "tinystories_calib.txt";
+        QTest::newRow("report no html/pdf") << QStringList{"report", "--dense", model(), "--compressed", model()} << "--html";
+        QTest::newRow("report workspace") << QStringList{"report", "W.h5", "--html", "OUT.html"} << "W.h5";
+        QTest::newRow("report not pruned") << QStringList{"report", "--dense", model(), "--compressed", model(),
+                                                          "--html", "OUT.html"} << "sparselab.json";
+    }
+    void badInput()
+    {
+        QFETCH(QStringList, args);
+        QFETCH(QString, named);
+        QTemporaryDir dir;
+        for (auto& a : args)
+            if (a.startsWith("OUT."))
+                a = dir.filePath(a);
+        const auto run = runCli(args);
+        QCOMPARE(run.exitCode, 2);
+        QVERIFY2(run.stderrText.contains(named), qPrintable(run.stderrText));
+        QCOMPARE(run.stderrText.trimmed().count('\n'), 0); // one line
+        QVERIFY(QDir(dir.path()).isEmpty());
+    }
+};
+
+QTEST_GUILESS_MAIN(TestCliTradeoffs)
+#include "test_cli_tradeoffs.moc"
