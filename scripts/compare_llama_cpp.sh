@@ -13,7 +13,7 @@
 # (convert_hf_to_gguf.py, run unmodified through scripts/llama_cpp_convert_shim.py;
 # the model's safetensors is re-saved as pytorch_model.bin because Debian has no
 # python3-safetensors), the shared data (SPARSELAB_SHARED_DATA_DIR, default ../shared/data
-# next to the repository, or /work/shared/data) and a built sparselab-cli (SPARSELAB_CLI,
+# next to the repository) and a built sparselab-cli (SPARSELAB_CLI,
 # default build/app/sparselab-cli).
 #
 # It prints and writes WORK_DIR/results.txt:
@@ -35,10 +35,10 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 src="${1:?usage: $0 LLAMA_CPP_SOURCE [LLAMA_CPP_BUILD] [WORK_DIR]}"
 build="${2:-$src/build}"
-work="${3:-$(mktemp -d /tmp/sparselab-vs-llama.XXXXXX)}"
+work="${3:-$(mktemp -d -t sparselab-vs-llama.XXXXXX)}"
 cli="${SPARSELAB_CLI:-$here/build/app/sparselab-cli}"
 shared="${SPARSELAB_SHARED_DATA_DIR:-$here/../shared/data}"
-[ -d "$shared" ] || shared=/work/shared/data
+[ -d "$shared" ] || { echo "compare_llama_cpp: no shared data at $shared (set SPARSELAB_SHARED_DATA_DIR)" >&2; exit 2; }
 py=/usr/bin/python3
 ppl_bin="$build/bin/llama-perplexity"
 quant_bin="$build/bin/llama-quantize"
