@@ -1,4 +1,5 @@
 #include "export/gguf_export.h"
+#include "util/json_file.h"
 
 #include "io/gguf_vocab.h"
 #include "model/causal_lm.h"
@@ -119,13 +120,7 @@ std::map<std::string, io::GgufQuantGrid> gridsFromProvenance(const model::Causal
     std::error_code ec;
     if (!fs::is_regular_file(file, ec))
         return grids;
-    nlohmann::json provenance;
-    try {
-        std::ifstream in(file);
-        provenance = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-        throw inputError(file, std::string("not valid JSON: ") + e.what());
-    }
+    nlohmann::json provenance = readJsonFile(file);
     if (!provenance.is_object() || !provenance.contains("layers") || !provenance["layers"].is_array())
         return grids;
     return gridsFromLayerRecords(model, provenance["layers"], type, file);

@@ -1,4 +1,5 @@
 #include "pipeline/recipe.h"
+#include "util/json_file.h"
 
 #include "util/atomic_file.h"
 #include "util/errors.h"
@@ -308,14 +309,7 @@ Recipe Recipe::fromJson(const json& j, const std::string& source)
 
 Recipe Recipe::load(const std::filesystem::path& file)
 {
-    const std::string text = readTextFile(file);
-    json j;
-    try {
-        j = json::parse(text);
-    } catch (const json::parse_error& e) {
-        throw inputError(file, std::string("not valid JSON: ") + e.what());
-    }
-    return fromJson(j, file.string());
+    return fromJson(readJsonFile(file), file.string());
 }
 
 void Recipe::save(const std::filesystem::path& file) const

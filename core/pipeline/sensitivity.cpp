@@ -1,4 +1,5 @@
 #include "pipeline/sensitivity.h"
+#include "util/json_file.h"
 
 #include "model/causal_lm.h"
 #include "pipeline/prune_pipeline.h"
@@ -319,14 +320,7 @@ SensitivityResult SensitivityResult::fromJson(const json& j, const std::string& 
 
 SensitivityResult SensitivityResult::load(const std::filesystem::path& file)
 {
-    const std::string text = readTextFile(file);
-    json j;
-    try {
-        j = json::parse(text);
-    } catch (const json::parse_error& e) {
-        throw inputError(file, std::string("not valid JSON: ") + e.what());
-    }
-    return fromJson(j, file.string());
+    return fromJson(readJsonFile(file), file.string());
 }
 
 void SensitivityResult::save(const std::filesystem::path& file) const

@@ -1,4 +1,5 @@
 #include "pipeline/sweep.h"
+#include "util/json_file.h"
 
 #include "model/causal_lm.h"
 #include "pipeline/size_model.h"
@@ -327,14 +328,7 @@ SweepResult SweepResult::fromJson(const json& j, const std::string& source)
 
 SweepResult SweepResult::load(const std::filesystem::path& file)
 {
-    const std::string text = readTextFile(file);
-    json j;
-    try {
-        j = json::parse(text);
-    } catch (const json::parse_error& e) {
-        throw inputError(file, std::string("not valid JSON: ") + e.what());
-    }
-    return fromJson(j, file.string());
+    return fromJson(readJsonFile(file), file.string());
 }
 
 void SweepResult::save(const std::filesystem::path& file) const

@@ -1,4 +1,5 @@
 #include "report/report.h"
+#include "util/json_file.h"
 
 #include "model/causal_lm.h"
 #include "pipeline/size_model.h"
@@ -509,11 +510,7 @@ ReportData buildReport(const ReportParams& params, const ProgressCallback& progr
         throw inputError(params.denseFolder, "is not a model folder");
     if (!fs::is_regular_file(provFile))
         throw inputError(params.compressedFolder, "has no sparselab.json (is it a folder written by 'sparselab-cli prune'?)");
-    try {
-        data.provenance = json::parse(readTextFile(provFile));
-    } catch (const json::parse_error& e) {
-        throw inputError(provFile, std::string("not valid JSON: ") + e.what());
-    }
+    data.provenance = readJsonFile(provFile);
     if (!data.provenance.is_object() || !data.provenance.contains("layers") || !data.provenance.at("layers").is_array())
         throw inputError(provFile, "has no 'layers' array");
     data.denseFolder = fs::absolute(params.denseFolder).string();
