@@ -1,6 +1,7 @@
 // The only GUI translation unit that sees LibTorch: it runs the engine and converts its
 // objects into the plain values the widgets show.
 #include "engine_jobs.h"
+#include "engine_support.h"
 
 #include "recipe_bridge.h"
 
@@ -51,7 +52,7 @@ namespace sparselab::gui {
 
 namespace {
 
-std::filesystem::path toPath(const QString& path) { return std::filesystem::path(QFile::encodeName(path).toStdString()); }
+std::filesystem::path toPath(const QString& path) { return toEnginePath(path); }
 
 QString fromStd(std::string_view text) { return QString::fromUtf8(text.data(), qsizetype(text.size())); }
 
@@ -73,20 +74,7 @@ QString progressText(const Progress& p)
     return text;
 }
 
-// Reads a whole UTF-8 text file; InputError naming it when unreadable or empty.
-std::string readText(const QString& path, const char* what)
-{
-    if (path.trimmed().isEmpty())
-        throw InputError(std::string("No ") + what + " text was chosen.");
-    const std::filesystem::path file = toPath(path);
-    QFile f(path);
-    if (!f.open(QIODevice::ReadOnly))
-        throw inputError(file, "cannot open: " + f.errorString().toStdString());
-    const QByteArray bytes = f.readAll();
-    if (bytes.trimmed().isEmpty())
-        throw inputError(file, "the file holds no text");
-    return std::string(bytes.constData(), size_t(bytes.size()));
-}
+std::string readText(const QString& path, const char* what) { return readEngineText(path, what); }
 
 // Engine work yields the CPU to the GUI thread: on a busy machine the event loop then keeps
 // its 10 ms rhythm while the solver runs. On Linux a nice value belongs to a thread, and the
@@ -213,6 +201,16 @@ void EngineJob::deliver(std::function<void()> emitFinished)
     flushProgress();
     m_delivered = true;
     post(std::move(emitFinished));
+}
+
+EvaluationDetailPtr evaluationDetail(const eval::PerplexityResult& result)
+{
+    auto detail = std::make_shared<EvaluationDetail>();
+    detail->tokens = result.tokens;
+    detail->seconds = result.seconds;
+    detail->windowLoss = result.windowLoss;
+    detail->tokenNll = result.tokenNll;
+    return detail;
 }
 
 QString engineDescription()
@@ -718,11 +716,13 @@ void RunJob::execute()
         const eval::PerplexityResult r =
             eval::evaluatePerplexity(*m_params.model, evalIds, evalParams, evalProgress, cancelToken());
         record.perplexityBefore = r.perplexity;
+        record.detailBefore = evaluationDetail(r);
         record.evalWindows = r.windows;
         record.evalSeqlen = r.seqlen;
         log(tr("Perplexity before: %1 (%2 windows × %3 tokens)").arg(r.perplexity, 0, 'f', 4).arg(r.windows).arg(r.seqlen));
     } else if (evalSettings.enabled) {
         record.perplexityBefore = m_params.perplexityBefore;
+        record.detailBefore = m_params.detailBefore;
     }
 
     // The copy to prune.
@@ -812,6 +812,7 @@ void RunJob::execute()
         report(state, true);
         const eval::PerplexityResult r = eval::evaluatePerplexity(*lm, evalIds, evalParams, evalProgress, cancelToken());
         record.perplexityAfter = r.perplexity;
+        record.detailAfter = evaluationDetail(r);
         record.evalWindows = r.windows;
         record.evalSeqlen = r.seqlen;
         log(tr("Perplexity after: %1").arg(r.perplexity, 0, 'f', 4));
@@ -888,6 +889,79 @@ nlohmann::json layerJson(const LayerRunRow& r)
 
 } // namespace
 
+// ---------------------------------------------------------------------------------------------
+// engine_support.h
+
+std::filesystem::path toEnginePath(const QString& path) { return std::filesystem::path(QFile::encodeName(path).toStdString()); }
+
+// Reads a whole UTF-8 text file; InputError naming it when unreadable or empty.
+std::string readEngineText(const QString& path, const char* what)
+{
+    if (path.trimmed().isEmpty())
+        throw InputError(std::string("No ") + what + " text was chosen.");
+    const std::filesystem::path file = toEnginePath(path);
+    QFile f(path);
+    if (!f.open(QIODevice::ReadOnly))
+        throw inputError(file, "cannot open: " + f.errorString().toStdString());
+    const QByteArray bytes = f.readAll();
+    if (bytes.trimmed().isEmpty())
+        throw inputError(file, "the file holds no text");
+    return std::string(bytes.constData(), size_t(bytes.size()));
+}
+
+data::CalibrationWindows drawCalibrationWindows(const tokenize::Tokenizer& tokenizer, const CalibrationSettings& calibration)
+{
+    const std::string text = readEngineText(calibration.textPath, "calibration");
+    const std::vector<int32_t> ids = tokenizer.encodeForModel(text);
+    data::CalibrationParams cp;
+    cp.nsamples = calibration.nsamples;
+    cp.seqlen = calibration.seqlen;
+    cp.seed = calibration.seed;
+    return data::sampleCalibrationWindows(ids, cp, toEnginePath(calibration.textPath));
+}
+
+nlohmann::json runProvenance(const RunRecord& rec, const std::filesystem::path& source)
+{
+    nlohmann::json layers = nlohmann::json::array();
+    for (const LayerRunRow& r : rec.layers)
+        layers.push_back(layerJson(r));
+    nlohmann::json recipe = nlohmann::json::object();
+    if (!rec.recipeJson.isEmpty())
+        recipe = nlohmann::json::parse(rec.recipeJson.constData(), rec.recipeJson.constData() + rec.recipeJson.size());
+    const std::string calibText = readText(rec.calibration.textPath, "calibration");
+    nlohmann::json provenance = {
+        {"sparselab_version", SPARSELAB_VERSION},
+        {"created_utc", QDateTime::currentDateTimeUtc().toString(Qt::ISODate).toStdString()},
+        {"created_by", "sparselab (GUI)"},
+        {"run_name", rec.name.toStdString()},
+        {"source_model", {{"folder", std::filesystem::absolute(source).string()}, {"sha256", exporting::hashModelFolder(source)}}},
+        {"calibration",
+         {{"file", toPath(QFileInfo(rec.calibration.textPath).absoluteFilePath()).string()},
+          {"sha256", sha256Hex(calibText)},
+          {"nsamples", rec.calibration.nsamples},
+          {"seqlen", rec.calibration.seqlen},
+          {"seed", rec.calibration.seed}}},
+        {"recipe", recipe},
+        {"layer_filter", nlohmann::json::array()},
+        {"true_sequential", false},
+        {"device", rec.device.toStdString()},
+        {"linear_sparsity", rec.linearSparsity},
+        {"prune_seconds", rec.pruneSeconds},
+        {"torch_threads", at::get_num_threads()},
+        {"layers", layers},
+    };
+    if (rec.evaluation.enabled && std::isfinite(rec.perplexityAfter)) {
+        const std::string evalText = readText(rec.evaluation.textPath, "evaluation");
+        provenance["evaluation"] = {{"file", toPath(QFileInfo(rec.evaluation.textPath).absoluteFilePath()).string()},
+                                    {"sha256", sha256Hex(evalText)},
+                                    {"seqlen", rec.evalSeqlen},
+                                    {"windows", rec.evalWindows},
+                                    {"perplexity_before", rec.perplexityBefore},
+                                    {"perplexity_after", rec.perplexityAfter}};
+    }
+    return provenance;
+}
+
 void ExportJob::exportGgufFile(const std::filesystem::path& out, const QElapsedTimer& timer)
 {
     const auto type = io::parseGgufFileType(m_params.ggufType.toStdString());
@@ -936,46 +1010,9 @@ void ExportJob::execute()
     }
     exporting::checkExportTarget(source, out);
 
-    const RunRecord& rec = m_params.record;
     const ProgressCallback callback = progressCallback();
     ProgressReporter(callback, "Hashing", 1).report(0, "source model and texts");
-    nlohmann::json layers = nlohmann::json::array();
-    for (const LayerRunRow& r : rec.layers)
-        layers.push_back(layerJson(r));
-    nlohmann::json recipe = nlohmann::json::object();
-    if (!rec.recipeJson.isEmpty())
-        recipe = nlohmann::json::parse(rec.recipeJson.constData(), rec.recipeJson.constData() + rec.recipeJson.size());
-    const std::string calibText = readText(rec.calibration.textPath, "calibration");
-    nlohmann::json provenance = {
-        {"sparselab_version", SPARSELAB_VERSION},
-        {"created_utc", QDateTime::currentDateTimeUtc().toString(Qt::ISODate).toStdString()},
-        {"created_by", "sparselab (GUI)"},
-        {"run_name", rec.name.toStdString()},
-        {"source_model", {{"folder", std::filesystem::absolute(source).string()}, {"sha256", exporting::hashModelFolder(source)}}},
-        {"calibration",
-         {{"file", toPath(QFileInfo(rec.calibration.textPath).absoluteFilePath()).string()},
-          {"sha256", sha256Hex(calibText)},
-          {"nsamples", rec.calibration.nsamples},
-          {"seqlen", rec.calibration.seqlen},
-          {"seed", rec.calibration.seed}}},
-        {"recipe", recipe},
-        {"layer_filter", nlohmann::json::array()},
-        {"true_sequential", false},
-        {"device", rec.device.toStdString()},
-        {"linear_sparsity", rec.linearSparsity},
-        {"prune_seconds", rec.pruneSeconds},
-        {"torch_threads", at::get_num_threads()},
-        {"layers", layers},
-    };
-    if (rec.evaluation.enabled && std::isfinite(rec.perplexityAfter)) {
-        const std::string evalText = readText(rec.evaluation.textPath, "evaluation");
-        provenance["evaluation"] = {{"file", toPath(QFileInfo(rec.evaluation.textPath).absoluteFilePath()).string()},
-                                    {"sha256", sha256Hex(evalText)},
-                                    {"seqlen", rec.evalSeqlen},
-                                    {"windows", rec.evalWindows},
-                                    {"perplexity_before", rec.perplexityBefore},
-                                    {"perplexity_after", rec.perplexityAfter}};
-    }
+    const nlohmann::json provenance = runProvenance(m_params.record, source);
     throwIfCancelled(cancelToken());
 
     const exporting::ExportSummary summary =

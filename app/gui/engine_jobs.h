@@ -241,6 +241,7 @@ public:
         QList<PlanRow> plan;       // one row per linear layer, as PlanModel holds them
         QString device = QStringLiteral("cpu"); // "cpu" or "cuda"
         double perplexityBefore = NAN; // known dense perplexity for these evaluation settings: skip measuring it
+        EvaluationDetailPtr detailBefore; // its per-window / per-token detail, when known
         int heatmapCells = 256;    // heat-map cap per side
         int threads = 0;
     };
@@ -325,6 +326,9 @@ struct DeviceChoice {
 
 // The plain description of a loaded model that widgets display (worker thread safe).
 [[nodiscard]] ModelSummary summarizeModel(const model::CausalLM& model, const tokenize::Tokenizer& tokenizer);
+
+// The per-window and per-token detail of an evaluation (shared, immutable).
+[[nodiscard]] EvaluationDetailPtr evaluationDetail(const eval::PerplexityResult& result);
 
 // e.g. "LibTorch 1.13.0, 2 CPU threads" for the About box and the log.
 [[nodiscard]] QString engineDescription();

@@ -1,5 +1,8 @@
 #include "main_window.h"
 
+#include "analysis_controller.h"
+#include "sensitivity_panel.h"
+
 #include "calibration_panel.h"
 #include "evaluation_panel.h"
 #include "export_panel.h"
@@ -172,12 +175,20 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
     createActions();
     createDocks();
     m_workspace = new WorkspaceController(this);
+    m_analysis = new AnalysisController(this);
+    m_resultsPanel->tabs()->addTab(m_analysis->panel(), tr("Sensitivity"));
+    m_resultsPanel->tabs()->setTabToolTip(m_resultsPanel->tabs()->count() - 1,
+                                          tr("A sensitivity scan as a heat-map (layers × levels) and the allocator "
+                                             "(Run → Sensitivity Scan…, File → Open Sensitivity Scan…)"));
     // An opened workspace's last sweep (if it holds one) goes to the Sweeps tab; otherwise the
     // tab is cleared so it never shows another file's sweep.
     connect(m_workspace, &WorkspaceController::workspaceLoaded, this, [this](const QString& file, int) {
         QString error;
         if (!m_sweepPanel->loadFile(file, &error))
             m_sweepPanel->clear();
+        if (!m_analysis->panel()->loadFile(file, &error))
+            m_analysis->panel()->clear();
+        m_analysis->updateActions();
     });
     createMenus();
 
@@ -437,6 +448,7 @@ void MainWindow::createMenus()
     file->addSeparator();
     m_workspace->populateFileMenu(file);
     file->addAction(m_openSweepAction);
+    m_analysis->populateFileMenu(file);
     file->addSeparator();
     file->addAction(m_chooseCalibAction);
     file->addAction(m_chooseTextAction);
@@ -450,6 +462,8 @@ void MainWindow::createMenus()
     run->addAction(m_cancelAction);
     run->addSeparator();
     run->addAction(m_evaluateAction);
+    run->addSeparator();
+    m_analysis->populateRunMenu(run);
 
     m_viewMenu = menuBar()->addMenu(tr("&View"));
     for (const QString& name : viewNames()) {
@@ -641,6 +655,11 @@ void MainWindow::resetLayout()
 
 // ---------------------------------------------------------------------------------------------
 // State
+
+bool MainWindow::isBusy() const
+{
+    return m_loadJob || m_evalJob || m_runJob || m_exportJob || (m_analysis && m_analysis->isBusy());
+}
 
 void MainWindow::setBusy(bool busy)
 {
@@ -1048,7 +1067,8 @@ void MainWindow::onEvaluationFinished(const PerplexityJob::Result& result)
     m_lastEvaluation = result;
     const eval::PerplexityResult& r = result.perplexity;
     // The dense model's perplexity for these settings: a run with the same settings reuses it.
-    m_densePerplexity[densePerplexityKey(result.textPath, r.seqlen, m_evalPanel->maxWindows())] = r.perplexity;
+    m_densePerplexity[densePerplexityKey(result.textPath, r.seqlen, m_evalPanel->maxWindows())] = {r.perplexity,
+                                                                                              evaluationDetail(r)};
     const QString textName = QFileInfo(result.textPath).fileName();
     m_evalPanel->showResult(r.perplexity, r.windows, r.seqlen, r.tokens, r.seconds, textName);
     const QString message = tr("Perplexity %1 on %2 (%3 windows × %4 tokens, %5)")
@@ -1099,8 +1119,10 @@ bool MainWindow::startRun()
     if (evaluation.enabled) {
         const qint64 seqlen = evaluation.seqlen > 0 ? evaluation.seqlen : calib.seqlen;
         const auto known = m_densePerplexity.find(densePerplexityKey(evaluation.textPath, seqlen, evaluation.maxWindows));
-        if (known != m_densePerplexity.end())
-            params.perplexityBefore = known->second;
+        if (known != m_densePerplexity.end()) {
+            params.perplexityBefore = known->second.perplexity;
+            params.detailBefore = known->second.detail;
+        }
     }
     m_runName = m_runPanel->runName().isEmpty() ? suggestedRunName() : m_runPanel->runName();
 
@@ -1170,7 +1192,8 @@ void MainWindow::onRunFinished(const RunJob::Result& result)
     if (std::isfinite(record.perplexityBefore) && record.evaluation.enabled) {
         const qint64 seqlen = record.evalSeqlen > 0 ? record.evalSeqlen
                                                     : (record.evaluation.seqlen > 0 ? record.evaluation.seqlen : record.calibration.seqlen);
-        m_densePerplexity[densePerplexityKey(record.evaluation.textPath, seqlen, record.evaluation.maxWindows)] = record.perplexityBefore;
+        m_densePerplexity[densePerplexityKey(record.evaluation.textPath, seqlen, record.evaluation.maxWindows)] = {
+            record.perplexityBefore, record.detailBefore};
     }
     releaseOldModels();
     record.modelKept = m_runModels.count(record.id) > 0;
@@ -1480,6 +1503,7 @@ void MainWindow::cancelJob()
         m_runJob->cancel();
     if (m_exportJob)
         m_exportJob->cancel();
+    m_analysis->cancel();
     statusBar()->showMessage(tr("Cancelling…"));
 }
 
@@ -1495,6 +1519,8 @@ void MainWindow::stopJobs()
         m_exportJob->cancel();
     if (m_previewJob)
         m_previewJob->cancel();
+    if (m_analysis)
+        m_analysis->cancel();
     m_pool.waitForDone();
     m_previewPool.waitForDone();
 }

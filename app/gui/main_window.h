@@ -49,6 +49,7 @@ class ModelTreeWidget;
 
 namespace sparselab::gui {
 
+class AnalysisController;
 class CalibrationPanel;
 class EvaluationPanel;
 class ExportPanel;
@@ -88,7 +89,8 @@ public:
     void setErrorHandler(ErrorHandler handler);
     [[nodiscard]] const QString& lastError() const { return m_lastError; }
 
-    [[nodiscard]] bool isBusy() const { return m_loadJob || m_evalJob || m_runJob || m_exportJob; }
+    // An engine job is running (load, evaluation, run, export, scan or report).
+    [[nodiscard]] bool isBusy() const;
     [[nodiscard]] bool isRunning() const { return m_runJob != nullptr; }
     [[nodiscard]] bool hasModel() const { return m_model != nullptr; }
     [[nodiscard]] const widgets::ModelSummary& modelSummary() const { return m_summary; }
@@ -126,6 +128,8 @@ public:
     [[nodiscard]] QMenu* recentRecipeMenu() const { return m_recentRecipeMenu; }
     // File → Open/Save Workspace (workspace_controller.h).
     [[nodiscard]] WorkspaceController* workspace() const { return m_workspace; }
+    // Sensitivity scans, allocation and reports (analysis_controller.h).
+    [[nodiscard]] AnalysisController* analysis() const { return m_analysis; }
     // Replaces the Results view's runs (a workspace was opened): new ids, no kept models.
     void replaceRuns(const QList<RunRecord>& runs);
     [[nodiscard]] QAction* teachingAction() const { return m_teachingAction; }
@@ -196,6 +200,7 @@ protected:
 
 private:
     friend class WorkspaceController; // reports its errors through reportError()
+    friend class AnalysisController;  // and runs its jobs on m_pool, with the status bar's progress
     void createActions();
     void createMenus();
     void createDocks();
@@ -234,7 +239,11 @@ private:
     widgets::ModelSummary m_summary;
     PerplexityJob::Result m_lastEvaluation;
     std::map<int, std::shared_ptr<model::CausalLM>> m_runModels; // run id → compressed copy
-    std::map<QString, double> m_densePerplexity;                 // evaluation settings → dense ppl
+    struct DenseEvaluation {
+        double perplexity = 0;
+        EvaluationDetailPtr detail;
+    };
+    std::map<QString, DenseEvaluation> m_densePerplexity;        // evaluation settings → dense ppl
     int m_nextRunId = 1;
 
     QThreadPool m_pool;        // one engine job at a time
@@ -259,6 +268,7 @@ private:
     SweepPanel* m_sweepPanel = nullptr;
     QAction* m_openSweepAction = nullptr;
     WorkspaceController* m_workspace = nullptr;
+    AnalysisController* m_analysis = nullptr;
     widgets::LogView* m_log = nullptr;
     std::map<QString, QDockWidget*> m_docks;
     QLabel* m_statusModel = nullptr;

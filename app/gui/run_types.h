@@ -11,6 +11,8 @@
 #include <QStringList>
 
 #include <cmath>
+#include <memory>
+#include <vector>
 
 namespace sparselab::gui {
 
@@ -127,6 +129,18 @@ struct EvaluationSettings {
     qint64 batchSize = 8;
 };
 
+// The detail of one perplexity measurement, as a workspace stores it (store::PerplexityRecord):
+// the mean NLL of every window and the NLL of every predicted token (window-major,
+// [windows, seqlen-1]). Immutable once made and shared between copies of a RunRecord, so
+// copying runs between views stays cheap.
+struct EvaluationDetail {
+    qint64 tokens = 0;               // ids in the whole text
+    double seconds = 0;
+    std::vector<double> windowLoss;
+    std::vector<float> tokenNll;
+};
+using EvaluationDetailPtr = std::shared_ptr<const EvaluationDetail>;
+
 // A finished run as the Results view keeps it.
 struct RunRecord {
     int id = 0;                      // unique within the session
@@ -140,6 +154,8 @@ struct RunRecord {
     QList<LayerRunRow> layers;
     double perplexityBefore = NAN;   // NaN when not evaluated
     double perplexityAfter = NAN;
+    EvaluationDetailPtr detailBefore; // null when not measured in this run nor read back
+    EvaluationDetailPtr detailAfter;
     qint64 evalWindows = 0;
     qint64 evalSeqlen = 0;
     double linearSparsity = 0;       // zeros / weights over all linear layers
@@ -147,6 +163,10 @@ struct RunRecord {
     double totalSeconds = 0;
     QByteArray recipeJson;           // the plan as the recipe the CLI reads
     bool modelKept = false;          // the compressed model is still in memory (exportable)
+    // Read back from a workspace: its file and run id there. Saving writes that stored run
+    // again (masks, export folder and all, with the current name) instead of its summary here.
+    QString originFile;
+    QString originId;
 
     [[nodiscard]] QString methodSummary() const; // e.g. "SparseGPT 50 %", "mixed"
 };

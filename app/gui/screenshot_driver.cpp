@@ -1,5 +1,8 @@
 #include "screenshot_driver.h"
 
+#include "analysis_controller.h"
+#include "sensitivity_panel.h"
+
 #include "teaching_window.h"
 
 #include "calibration_panel.h"
@@ -148,7 +151,27 @@ void ScreenshotDriver::capture()
         if (!save(d, view))
             return;
     }
-    captureTeaching();
+    captureSensitivity();
+}
+
+void ScreenshotDriver::captureSensitivity()
+{
+    // A scan at 0–90 % × {16, 4} bits, shown in Results → Sensitivity (sensitivity.png).
+    AnalysisController* analysis = m_window->analysis();
+    connect(analysis, &AnalysisController::scanFinished, this, [this] {
+        QDockWidget* results = m_window->dock(QStringLiteral("results"));
+        results->show();
+        results->raise();
+        m_window->resultsPanel()->tabs()->setCurrentWidget(m_window->analysis()->panel());
+        settle(300);
+        if (save(results, QStringLiteral("sensitivity")))
+            captureTeaching();
+    }, Qt::SingleShotConnection);
+    connect(analysis, &AnalysisController::scanFailed, this, &ScreenshotDriver::fail);
+    AnalysisController::ScanRequest request;
+    request.bits = {16, 4};
+    if (!analysis->startScan(request))
+        fail(QStringLiteral("the sensitivity scan did not start"));
 }
 
 void ScreenshotDriver::captureTeaching()

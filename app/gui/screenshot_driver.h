@@ -3,8 +3,9 @@
 // documentation (scripts/screenshots.sh runs `sparselab --screenshots DIR` under Xvfb):
 // load the demo model, calibrate on the bundled text, run SparseGPT, magnitude and Wanda at
 // 50 % (so Results overlays three runs), export the SparseGPT run to a temporary folder,
-// then grab every dock (QWidget::grab) and the whole window, then the Teaching Mode window
-// (teaching.png), and quit.
+// then grab every dock (QWidget::grab) and the whole window, then run a sensitivity scan and
+// grab Results → Sensitivity (sensitivity.png), then the Teaching Mode window (teaching.png),
+// and quit.
 // Images are saved with an 8-bit palette to stay small. GUI thread only.
 
 #include "run_types.h"
@@ -33,6 +34,7 @@ private:
     void nextRun();
     void exportRun();
     void capture();
+    void captureSensitivity();
     void captureTeaching();
     void fail(const QString& message);
     bool save(QWidget* widget, const QString& name);

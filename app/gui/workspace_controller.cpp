@@ -3,7 +3,13 @@
 #include "calibration_panel.h"
 #include "main_window.h"
 #include "results_panel.h"
+#include "sensitivity_panel.h"
+#include "analysis_controller.h"
+#include "sweep_panel.h"
 
+#include "pipeline/analysis_store.h"
+#include "pipeline/sensitivity.h"
+#include "pipeline/sweep.h"
 #include "store/run_records.h"
 #include "store/workspace.h"
 #include "util/errors.h"
@@ -23,6 +29,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <memory>
 
 namespace sparselab::gui {
@@ -192,6 +199,35 @@ T attributeOr(const store::Attributes& a, const char* name, T fallback)
     return std::get<T>(it->second);
 }
 
+// A measured perplexity with its detail (when the run kept it: older workspaces and runs that
+// reused a known dense perplexity from before this feature have none).
+store::PerplexityRecord perplexityRecord(double perplexity, const EvaluationDetailPtr& detail, const RunRecord& run)
+{
+    store::PerplexityRecord p;
+    p.perplexity = perplexity;
+    p.windows = run.evalWindows;
+    p.seqlen = run.evalSeqlen;
+    if (detail) {
+        p.tokens = detail->tokens;
+        p.seconds = detail->seconds;
+        p.windowLoss = detail->windowLoss;
+        p.tokenNll = detail->tokenNll;
+    }
+    return p;
+}
+
+EvaluationDetailPtr evaluationDetail(const store::PerplexityRecord& p)
+{
+    if (p.windowLoss.empty() && p.tokenNll.empty())
+        return nullptr;
+    auto detail = std::make_shared<EvaluationDetail>();
+    detail->tokens = p.tokens;
+    detail->seconds = p.seconds;
+    detail->windowLoss = p.windowLoss;
+    detail->tokenNll = p.tokenNll;
+    return detail;
+}
+
 } // namespace
 
 store::RunRecord toStoreRun(const RunRecord& run)
@@ -212,9 +248,9 @@ store::RunRecord toStoreRun(const RunRecord& run)
     for (const LayerRunRow& l : run.layers)
         s.layers.push_back(toLayerRecord(l));
     if (std::isfinite(run.perplexityBefore))
-        s.perplexityBefore = store::PerplexityRecord{run.perplexityBefore, 0, run.evalWindows, run.evalSeqlen, 0, {}, {}};
+        s.perplexityBefore = perplexityRecord(run.perplexityBefore, run.detailBefore, run);
     if (std::isfinite(run.perplexityAfter))
-        s.perplexityAfter = store::PerplexityRecord{run.perplexityAfter, 0, run.evalWindows, run.evalSeqlen, 0, {}, {}};
+        s.perplexityAfter = perplexityRecord(run.perplexityAfter, run.detailAfter, run);
     s.timings.pruneSeconds = run.pruneSeconds;
     s.timings.totalSeconds = run.totalSeconds;
     s.provenance = store::currentProvenance();
@@ -259,6 +295,8 @@ RunRecord fromStoreRun(const store::RunRecord& s)
         run.layers.push_back(fromLayerRecord(l));
     run.perplexityBefore = s.perplexityBefore ? s.perplexityBefore->perplexity : NAN;
     run.perplexityAfter = s.perplexityAfter ? s.perplexityAfter->perplexity : NAN;
+    run.detailBefore = s.perplexityBefore ? evaluationDetail(*s.perplexityBefore) : nullptr;
+    run.detailAfter = s.perplexityAfter ? evaluationDetail(*s.perplexityAfter) : nullptr;
     const auto* after = s.perplexityAfter ? &*s.perplexityAfter : (s.perplexityBefore ? &*s.perplexityBefore : nullptr);
     if (after) {
         run.evalWindows = after->windows;
@@ -446,12 +484,17 @@ bool WorkspaceController::saveWorkspaceAs(const QString& file)
         std::vector<std::pair<RunRecord, std::shared_ptr<const model::CausalLM>>> runs;
         std::shared_ptr<const model::CausalLM> dense;
         CalibrationSettings calibration;
+        std::shared_ptr<const pipeline::SensitivityResult> scan;
+        std::shared_ptr<const pipeline::SweepResult> sweep;
     };
     auto job = std::make_shared<Job>();
     for (const RunRecord& run : m_window->resultsPanel()->runs())
         job->runs.emplace_back(run, m_window->runModel(run.id));
     job->dense = m_window->denseModel();
     job->calibration = m_window->calibrationPanel()->settings();
+    job->scan = m_window->analysis()->panel()->scan();
+    if (const pipeline::SweepResult* sweep = m_window->sweepPanel()->sweep())
+        job->sweep = std::make_shared<pipeline::SweepResult>(*sweep);
     const QString path = QDir::cleanPath(QFileInfo(file).absoluteFilePath());
     m_window->logView()->appendInfo(tr("Saving workspace %1…").arg(path));
     m_window->statusBar()->showMessage(tr("Saving workspace %1…").arg(QFileInfo(path).fileName()));
@@ -467,16 +510,54 @@ bool WorkspaceController::saveWorkspaceAs(const QString& file)
             if (!c.textPath.isEmpty())
                 contents.calibration = store::CalibrationSettings{text(c.textPath), hashIfFile(c.textPath), 0,
                                                                   c.nsamples, c.seqlen, c.seed};
+            // The workspaces the runs were read from: their stored runs and groups.
+            std::map<QString, store::WorkspaceContents> origins;
+            for (const auto& entry : job->runs) {
+                const QString& origin = entry.first.originFile;
+                if (!origin.isEmpty() && !origins.count(origin) && QFileInfo(origin).isFile())
+                    origins.emplace(origin, store::loadWorkspace(origin.toStdString()));
+            }
+            std::map<std::string, store::ExtraGroup> groups;
+            for (const auto& [file, stored] : origins)
+                for (const auto& g : stored.groups)
+                    groups[g.path] = g;
             int index = 1;
             for (const auto& [run, model] : job->runs) {
-                store::RunRecord s = toStoreRun(run);
+                const store::RunRecord* stored = nullptr;
+                if (const auto origin = origins.find(run.originFile); origin != origins.end())
+                    stored = origin->second.run(run.originId.toStdString());
+                store::RunRecord s = stored ? *stored : toStoreRun(run);
+                if (stored)
+                    s.label = text(run.name);
                 char id[32];
                 std::snprintf(id, sizeof id, "run_%04d", index++);
                 s.id = id;
-                if (model)
+                if (!stored && model)
                     s.masks = store::zeroMasks(*model);
                 contents.runs.push_back(std::move(s));
             }
+            // The Sensitivity and Sweeps tabs' results, unless already stored under some name.
+            const auto storeAnalysis = [&groups](store::ExtraGroup group, const std::string& prefix) {
+                std::vector<std::string> taken;
+                for (const auto& [path, g] : groups) {
+                    if (path.rfind(prefix + "/", 0) != 0)
+                        continue;
+                    taken.push_back(path.substr(prefix.size() + 1));
+                    const auto a = g.attributes.find("json");
+                    const auto b = group.attributes.find("json");
+                    if (a != g.attributes.end() && b != group.attributes.end() && a->second == b->second)
+                        return; // the same result is there already
+                }
+                const std::string name = pipeline::nextGroupName(taken, prefix == "sweeps" ? "sweep" : "scan");
+                group.path = prefix + "/" + name;
+                groups[group.path] = std::move(group);
+            };
+            if (job->scan)
+                storeAnalysis(pipeline::sensitivityGroup(*job->scan, "scan"), "sensitivity");
+            if (job->sweep)
+                storeAnalysis(pipeline::sweepGroup(*job->sweep, "sweep"), "sweeps");
+            for (auto& [path, g] : groups)
+                contents.groups.push_back(std::move(g));
             store::saveWorkspace(path.toStdString(), contents);
         } catch (const std::exception& e) {
             error = QString::fromUtf8(e.what());
@@ -527,11 +608,15 @@ bool WorkspaceController::openWorkspace(const QString& file)
         QString modelPath;
         try {
             // Masks and token NLL are not shown by the Results view: skip reading them.
-            const auto contents = store::loadWorkspace(path.toStdString(), {false, false});
+            const auto contents = store::loadWorkspace(path.toStdString(), {false, true});
             if (contents.model)
                 modelPath = text(contents.model->path);
-            for (const auto& run : contents.runs)
-                runs->push_back(fromStoreRun(run));
+            for (const auto& run : contents.runs) {
+                RunRecord r = fromStoreRun(run);
+                r.originFile = path;
+                r.originId = text(run.id);
+                runs->push_back(std::move(r));
+            }
         } catch (const std::exception& e) {
             error = QString::fromUtf8(e.what());
         }

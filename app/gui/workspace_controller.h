@@ -3,8 +3,11 @@
 // (Ctrl+Alt+S), Save Workspace As…, Open Recent Workspace. A workspace (store/workspace.h) is
 // the session's results: saving writes every run of the Results view (settings, plan, per-layer
 // table, perplexities, the masks of runs whose compressed model is still in memory) with the
-// loaded model's identity; opening replaces the Results view with the workspace's runs, so
-// their tables and plots come back.
+// loaded model's identity, the sensitivity scan of the Sensitivity tab and the sweep of the
+// Sweeps tab; opening replaces the Results view with the workspace's runs, so their tables and
+// plots come back. Runs read from a workspace are written back as stored (masks, export folder,
+// per-token NLL), and the workspace-level groups of the files they came from (sweeps, scans)
+// are carried over, so opening and saving a CLI-written workspace loses nothing.
 // Saving and loading run on a worker thread (hashing model files and writing masks can take a
 // while on big models); the window stays responsive, the actions are disabled meanwhile, and
 // the outcome arrives as workspaceSaved / workspaceLoaded / workspaceFailed. Errors are shown
@@ -51,6 +54,8 @@ public:
     [[nodiscard]] const QString& currentFile() const { return m_file; }  // "" until saved/opened
     [[nodiscard]] bool isBusy() const { return m_busy; }
     [[nodiscard]] bool isModified() const { return m_modified; }        // runs changed since save/open
+    // Something saved with the workspace changed (e.g. a new sensitivity scan).
+    void markModified() { m_modified = true; }
 
 public Q_SLOTS:
     // Start reading / writing; false when refused (busy, empty path, or an engine run is going).

@@ -19,6 +19,7 @@
 #include "store/workspace.h"
 #include "util/atomic_file.h"
 
+#include <QFile>
 #include <QMenu>
 #include <QSettings>
 #include <QSignalSpy>
@@ -255,13 +256,45 @@ private Q_SLOTS:
         QSignalSpy savedAgain(other->workspace(), &WorkspaceController::workspaceSaved);
         QVERIFY(other->workspace()->saveWorkspaceAs(again));
         QVERIFY(savedAgain.wait(120'000));
-        const auto second = store::loadWorkspace(again.toStdString(), {false, false});
+        // Runs read from a workspace are written back as stored: masks and per-token NLL too.
+        const auto second = store::loadWorkspace(again.toStdString());
         QCOMPARE(second.runs.size(), size_t(2));
         for (size_t i = 0; i < 2; ++i) {
             QVERIFY(second.runs[i].layers == contents.runs[i].layers);
             QCOMPARE(second.runs[i].label, contents.runs[i].label);
             QVERIFY(second.runs[i].perplexityAfter == contents.runs[i].perplexityAfter);
+            QVERIFY(second.runs[i].perplexityBefore == contents.runs[i].perplexityBefore);
+            QVERIFY(second.runs[i].masks == contents.runs[i].masks);
         }
+    }
+
+    // A GUI run records the evaluation's per-window loss and per-token NLL, before and after:
+    // [windows, seqlen-1] values whose row means are the window losses and whose overall mean
+    // gives the perplexity (design.md §3).
+    void guiRunRecordsTokenNll()
+    {
+        QVERIFY(!m_window->resultsPanel()->runs().isEmpty());
+        const QString file = m_tmp.filePath(QStringLiteral("session.h5")); // saved by the test above
+        QVERIFY(QFile::exists(file));
+        const auto contents = store::loadWorkspace(file.toStdString());
+        const auto& run = contents.runs.front();
+        for (const auto* p : {&run.perplexityBefore, &run.perplexityAfter}) {
+            QVERIFY(p->has_value());
+            const store::PerplexityRecord& r = **p;
+            QVERIFY(r.windows > 0 && r.seqlen > 1);
+            QCOMPARE(int64_t(r.tokenNll.size()), r.windows * (r.seqlen - 1));
+            QCOMPARE(int64_t(r.windowLoss.size()), r.windows);
+            double total = 0.0;
+            for (int64_t w = 0; w < r.windows; ++w) {
+                double sum = 0.0;
+                for (int64_t t = 0; t < r.seqlen - 1; ++t)
+                    sum += r.tokenNll[size_t(w * (r.seqlen - 1) + t)];
+                QVERIFY(std::abs(sum / double(r.seqlen - 1) - r.windowLoss[size_t(w)]) < 1e-4);
+                total += r.windowLoss[size_t(w)];
+            }
+            QVERIFY(std::abs(std::exp(total / double(r.windows)) / r.perplexity - 1.0) < 1e-6);
+        }
+        QVERIFY(run.perplexityAfter->perplexity > run.perplexityBefore->perplexity);
     }
 
     void brokenFileKeepsResults()

@@ -1,0 +1,579 @@
+#include "analysis_controller.h"
+
+#include "analysis_jobs.h"
+#include "calibration_panel.h"
+#include "evaluation_panel.h"
+#include "log_view.h"
+#include "main_window.h"
+#include "plan_model.h"
+#include "plan_panel.h"
+#include "recipe_bridge.h"
+#include "results_panel.h"
+#include "sensitivity_panel.h"
+#include "sweep_panel.h"
+#include "workspace_controller.h"
+
+#include "pipeline/sweep.h"
+
+#include <QAction>
+#include <QApplication>
+#include <QComboBox>
+#include <QCheckBox>
+#include <QDialog>
+#include <QDialogButtonBox>
+#include <QDir>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QFormLayout>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QLineEdit>
+#include <QMenu>
+#include <QMessageBox>
+#include <QPlainTextEdit>
+#include <QProgressBar>
+#include <QPushButton>
+#include <QSettings>
+#include <QSpinBox>
+#include <QStatusBar>
+#include <QTabWidget>
+#include <QThread>
+#include <QToolButton>
+#include <QRegularExpression>
+
+#include <cmath>
+
+namespace sparselab::gui {
+
+namespace {
+
+namespace key {
+const QString scanSparsities = QStringLiteral("Sensitivity/sparsities");
+const QString scanBits = QStringLiteral("Sensitivity/bits");
+const QString scanMethod = QStringLiteral("Sensitivity/method");
+const QString reportFolder = QStringLiteral("Report/lastFolder");
+const QString reportHtml = QStringLiteral("Report/html");
+const QString reportPdf = QStringLiteral("Report/pdf");
+const QString reportPrompts = QStringLiteral("Report/prompts");
+const QString reportTokens = QStringLiteral("Report/newTokens");
+const QString scanFolder = QStringLiteral("Sensitivity/lastFolder");
+} // namespace key
+
+QString joinNumbers(const std::vector<double>& values)
+{
+    QStringList parts;
+    for (double v : values)
+        parts << QString::number(v);
+    return parts.join(QStringLiteral(", "));
+}
+
+QStringList splitList(const QString& text)
+{
+    QStringList parts = text.split(QRegularExpression(QStringLiteral("[,;\\s]+")), Qt::SkipEmptyParts);
+    return parts;
+}
+
+int workerThreads() { return std::max(1, QThread::idealThreadCount()); }
+
+} // namespace
+
+AnalysisController::AnalysisController(MainWindow* window) : QObject(window), m_window(window)
+{
+    m_panel = new SensitivityPanel(window);
+    m_scanAction = new QAction(tr("Sensitivity &Scan…"), this);
+    m_scanAction->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_Y));
+    m_scanAction->setStatusTip(tr("Measure every linear layer's reconstruction error at several sparsities and "
+                                  "bit-widths from one Hessian per layer, on the calibration windows."));
+    connect(m_scanAction, &QAction::triggered, this, &AnalysisController::scanDialog);
+    m_openScanAction = new QAction(tr("Open Sensitivity Sc&an…"), this);
+    m_openScanAction->setStatusTip(tr("Show a sensitivity scan (sparselab-cli sensitivity) from a scan file (.json) "
+                                      "or a workspace (.h5) as a heat-map."));
+    connect(m_openScanAction, &QAction::triggered, this, &AnalysisController::openScanDialog);
+    m_allocateAction = new QAction(tr("&Allocate from Scan"), this);
+    m_allocateAction->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_A));
+    m_allocateAction->setStatusTip(tr("Choose per-layer sparsity and bits within the Sensitivity tab's budget that "
+                                      "minimise the predicted error, and put them in the plan."));
+    connect(m_allocateAction, &QAction::triggered, this, &AnalysisController::allocateToPlan);
+    m_undoAllocationAction = new QAction(tr("&Undo Allocation"), this);
+    m_undoAllocationAction->setShortcut(QKeySequence(Qt::CTRL | Qt::ALT | Qt::Key_Z));
+    m_undoAllocationAction->setStatusTip(tr("Put back the plan as it was before the last allocation."));
+    connect(m_undoAllocationAction, &QAction::triggered, this, &AnalysisController::undoAllocation);
+    m_reportAction = new QAction(tr("Write &Report…"), this);
+    m_reportAction->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_R));
+    m_reportAction->setStatusTip(tr("Write the hand-over report (HTML and/or PDF) of the run selected in Results: "
+                                    "summary, provenance, per-layer table, plots, KL divergence and greedy "
+                                    "continuations against the dense model."));
+    connect(m_reportAction, &QAction::triggered, this, &AnalysisController::reportDialog);
+    for (QAction* a : {m_scanAction, m_openScanAction, m_allocateAction, m_undoAllocationAction, m_reportAction})
+        a->setToolTip(a->statusTip());
+
+    connect(m_panel, &SensitivityPanel::allocationReady, this, [this](const SensitivityPanel::AllocationOutcome& outcome) {
+        QList<LayerSetting> settings;
+        const QString error = applyRecipeJson(outcome.recipeJson, tr("allocation"), m_window->planPanel()->planModel()->rows(),
+                                              &settings);
+        if (!error.isEmpty()) {
+            m_window->reportError(tr("Cannot apply the allocation"), error);
+            return;
+        }
+        const QList<PlanRow>& rows = m_window->planPanel()->planModel()->rows();
+        m_planBeforeAllocation = std::make_unique<std::vector<LayerSetting>>();
+        for (const PlanRow& row : rows)
+            m_planBeforeAllocation->push_back(row.setting);
+        m_window->planPanel()->planModel()->setSettings(settings);
+        m_window->logView()->appendInfo(outcome.summary);
+        m_window->statusBar()->showMessage(tr("Allocation applied to the plan (Undo Allocation: Ctrl+Alt+Z)"), 10'000);
+        updateActions();
+        Q_EMIT allocationApplied(outcome.summary);
+    });
+    connect(m_panel, &SensitivityPanel::allocationFailed, this,
+            [this](const QString& message) { m_window->reportError(tr("Cannot allocate"), message); });
+    connect(m_window, &MainWindow::busyChanged, this, &AnalysisController::updateActions);
+    connect(m_window->resultsPanel(), &ResultsPanel::runSelected, this, &AnalysisController::updateActions);
+    connect(m_window->resultsPanel(), &ResultsPanel::runRemoved, this, &AnalysisController::updateActions);
+    connect(m_window, &MainWindow::modelLoaded, this, [this] {
+        m_planBeforeAllocation.reset(); // another model: the saved plan no longer fits
+        updateActions();
+    });
+    updateActions();
+}
+
+AnalysisController::~AnalysisController() = default;
+
+void AnalysisController::populateFileMenu(QMenu* file)
+{
+    file->addAction(m_openScanAction);
+    file->addAction(m_reportAction);
+}
+
+void AnalysisController::populateRunMenu(QMenu* run)
+{
+    run->addAction(m_scanAction);
+    run->addAction(m_allocateAction);
+    run->addAction(m_undoAllocationAction);
+}
+
+void AnalysisController::updateActions()
+{
+    const bool busy = m_window->isBusy();
+    const bool running = m_window->isRunning();
+    m_scanAction->setEnabled(!busy && m_window->hasModel());
+    m_openScanAction->setEnabled(!isBusy());
+    m_allocateAction->setEnabled(!running && m_window->hasModel() && m_panel->hasScan());
+    m_undoAllocationAction->setEnabled(!running && m_window->hasModel() && m_planBeforeAllocation != nullptr);
+    const int selected = m_window->resultsPanel()->selectedRunId();
+    m_reportAction->setEnabled(!busy && selected >= 0 && m_window->runModel(selected) != nullptr);
+}
+
+bool AnalysisController::parseSparsities(const QString& text, std::vector<double>* out, QString* error)
+{
+    std::vector<double> values;
+    for (const QString& part : splitList(text)) {
+        bool ok = false;
+        double v = part.toDouble(&ok);
+        if (ok && part.endsWith(QLatin1Char('%')))
+            ok = false;
+        if (!ok && part.endsWith(QLatin1Char('%'))) {
+            v = part.chopped(1).toDouble(&ok) / 100.0;
+        }
+        if (!ok || !(v >= 0.0 && v < 1.0)) {
+            *error = tr("Sparsities: '%1' is not a fraction in [0, 1) (e.g. 0, 0.25, 0.5 or 50%)").arg(part);
+            return false;
+        }
+        values.push_back(v);
+    }
+    if (values.empty()) {
+        *error = tr("Sparsities: give at least one level, e.g. 0, 0.25, 0.5, 0.75");
+        return false;
+    }
+    *out = values;
+    return true;
+}
+
+bool AnalysisController::parseBits(const QString& text, std::vector<int>* out, QString* error)
+{
+    std::vector<int> values;
+    for (const QString& part : splitList(text)) {
+        bool ok = false;
+        const int v = part.toInt(&ok);
+        if (!ok || !((v >= 2 && v <= 8) || v == 16)) {
+            *error = tr("Bits: '%1' is not 2 – 8 or 16 (16 = not quantized)").arg(part);
+            return false;
+        }
+        values.push_back(v);
+    }
+    if (values.empty()) {
+        *error = tr("Bits: give at least one width, e.g. 16 or 16, 4");
+        return false;
+    }
+    *out = values;
+    return true;
+}
+
+void AnalysisController::onProgress(qint64 done, qint64 total, double etaSeconds, const QString& text)
+{
+    QProgressBar* bar = m_window->m_statusProgress;
+    if (total > 0) {
+        bar->setRange(0, 1000);
+        bar->setValue(int(done * 1000 / total));
+    }
+    QString message = m_jobName + QStringLiteral(" — ") + text;
+    if (total > 0)
+        message += QStringLiteral(" (%1/%2)").arg(done).arg(total);
+    if (etaSeconds >= 0)
+        message += tr(", %1 left").arg(formatSeconds(etaSeconds));
+    m_window->statusBar()->showMessage(message);
+}
+
+void AnalysisController::startJob(EngineJob* job, const QString& what)
+{
+    m_job = job;
+    m_jobName = what;
+    connect(job, &EngineJob::progress, this, &AnalysisController::onProgress);
+    connect(job, &EngineJob::cancelled, this, [this] {
+        finishJob();
+        const QString message = tr("%1 cancelled; nothing was written.").arg(m_jobName);
+        m_window->logView()->appendInfo(message);
+        m_window->statusBar()->showMessage(message, 5000);
+        Q_EMIT jobCancelled();
+    });
+    m_window->logView()->appendInfo(tr("%1 started.").arg(what));
+    m_window->statusBar()->showMessage(tr("%1…").arg(what));
+    m_window->setBusy(true);
+    updateActions();
+    m_window->m_pool.start(job);
+}
+
+void AnalysisController::finishJob()
+{
+    if (m_job)
+        m_job->deleteLater();
+    m_job = nullptr;
+    m_window->setBusy(false);
+    m_window->updateActions();
+    updateActions();
+}
+
+void AnalysisController::cancel()
+{
+    if (m_job)
+        m_job->cancel();
+}
+
+bool AnalysisController::startScan(const ScanRequest& request)
+{
+    if (m_window->isBusy()) {
+        m_window->reportError(tr("Busy"), tr("Another job is running: wait for it or cancel it (Esc)."));
+        return false;
+    }
+    if (!m_window->hasModel()) {
+        m_window->reportError(tr("No model"), tr("Open a model folder first (File → Open Model…, Ctrl+O)."));
+        return false;
+    }
+    SensitivityJob::Params params;
+    params.model = m_window->denseModel();
+    params.tokenizer = m_window->tokenizer();
+    params.calibration = m_window->calibrationPanel()->settings();
+    params.sparsities = request.sparsities;
+    params.bits = request.bits;
+    params.method = request.method == 1 ? PlanMethod::Magnitude : request.method == 2 ? PlanMethod::Wanda : PlanMethod::SparseGpt;
+    params.threads = workerThreads();
+    auto* job = new SensitivityJob(params, this);
+    connect(job, &SensitivityJob::finished, this, [this](const SensitivityJob::Result& result) {
+        finishJob();
+        m_panel->setScan(result.scan, QString());
+        m_window->resultsPanel()->tabs()->setCurrentWidget(m_panel);
+        m_window->workspace()->markModified();
+        const QString message = tr("Sensitivity scan finished in %1").arg(formatSeconds(result.seconds));
+        m_window->logView()->appendInfo(message);
+        m_window->statusBar()->showMessage(message, 10'000);
+        updateActions();
+        Q_EMIT scanFinished();
+    });
+    connect(job, &SensitivityJob::failed, this, [this](const QString& message) {
+        finishJob();
+        m_window->reportError(tr("Sensitivity scan failed"), message);
+        Q_EMIT scanFailed(message);
+    });
+    startJob(job, tr("Sensitivity scan (%1 levels × %2 bit-widths)").arg(request.sparsities.size()).arg(request.bits.size()));
+    return true;
+}
+
+bool AnalysisController::writeReport(const ReportRequest& request)
+{
+    if (m_window->isBusy()) {
+        m_window->reportError(tr("Busy"), tr("Another job is running: wait for it or cancel it (Esc)."));
+        return false;
+    }
+    const int id = m_window->resultsPanel()->selectedRunId();
+    const RunRecord* run = id >= 0 ? m_window->resultsPanel()->run(id) : nullptr;
+    if (!run) {
+        m_window->reportError(tr("No run"), tr("Select a run in Results first: the report is about one run."));
+        return false;
+    }
+    ReportJob::Params params;
+    params.model = m_window->runModel(id);
+    if (!params.model) {
+        m_window->reportError(tr("Run not in memory"),
+                              tr("The compressed model of “%1” is no longer in memory (runs opened from a workspace, "
+                                 "or released to save memory): run it again, or write the report with "
+                                 "sparselab-cli report.").arg(run->name));
+        return false;
+    }
+    params.record = *run;
+    params.htmlPath = request.htmlPath;
+    params.pdfPath = request.pdfPath;
+    params.evalTextPath = m_window->evaluationPanel()->textPath();
+    params.prompts = request.prompts;
+    params.newTokens = request.newTokens;
+    params.maxWindows = request.maxWindows;
+    if (const pipeline::SweepResult* sweep = m_window->sweepPanel()->sweep())
+        params.sweep = std::make_shared<pipeline::SweepResult>(*sweep);
+    params.sensitivity = m_panel->scan();
+    params.sessionRuns = m_window->resultsPanel()->runs();
+    params.workspaceFile = m_window->workspace()->currentFile();
+    params.threads = workerThreads();
+    if (const QString problem = ReportJob::outputProblem(params); !problem.isEmpty()) {
+        m_window->reportError(tr("Cannot write the report"), problem);
+        return false;
+    }
+    auto* job = new ReportJob(params, this);
+    connect(job, &ReportJob::finished, this, [this](const ReportJob::Result& result) {
+        finishJob();
+        m_lastReportFiles.clear();
+        for (const QString& f : {result.htmlPath, result.pdfPath})
+            if (!f.isEmpty())
+                m_lastReportFiles << f;
+        const QString message = tr("Report written: %1 (perplexity %2 → %3, mean KL %4 nats, top-1 agreement %5, %6 "
+                                   "windows, %7)")
+                                    .arg(m_lastReportFiles.join(QStringLiteral(", ")))
+                                    .arg(result.densePerplexity, 0, 'f', 4)
+                                    .arg(result.compressedPerplexity, 0, 'f', 4)
+                                    .arg(result.meanKl, 0, 'f', 5)
+                                    .arg(result.top1Agreement, 0, 'f', 4)
+                                    .arg(result.windows)
+                                    .arg(formatSeconds(result.seconds));
+        m_window->logView()->appendInfo(message);
+        m_window->statusBar()->showMessage(message, 15'000);
+        Q_EMIT reportWritten(m_lastReportFiles);
+    });
+    connect(job, &ReportJob::failed, this, [this](const QString& message) {
+        finishJob();
+        m_window->reportError(tr("Cannot write the report"), message);
+        Q_EMIT reportFailed(message);
+    });
+    startJob(job, tr("Report on “%1”").arg(run->name));
+    return true;
+}
+
+bool AnalysisController::openScan(const QString& file)
+{
+    QString error;
+    if (!m_panel->loadFile(file, &error)) {
+        m_window->reportError(tr("Cannot open the sensitivity scan"),
+                              error.isEmpty() ? tr("%1 holds no sensitivity scan.").arg(QDir::toNativeSeparators(file)) : error);
+        return false;
+    }
+    QSettings().setValue(key::scanFolder, QFileInfo(file).absolutePath());
+    m_window->resultsPanel()->tabs()->setCurrentWidget(m_panel);
+    m_window->logView()->appendInfo(tr("Opened sensitivity scan %1").arg(QDir::toNativeSeparators(file)));
+    updateActions();
+    return true;
+}
+
+bool AnalysisController::allocateToPlan()
+{
+    if (m_window->isRunning()) {
+        m_window->reportError(tr("Busy"), tr("The plan cannot change while a run uses it."));
+        return false;
+    }
+    if (!m_window->hasModel()) {
+        m_window->reportError(tr("No model"), tr("Open the model the scan was made on first."));
+        return false;
+    }
+    bool applied = false;
+    const auto connection = connect(this, &AnalysisController::allocationApplied, this, [&applied] { applied = true; });
+    m_window->resultsPanel()->tabs()->setCurrentWidget(m_panel);
+    m_panel->allocateToPlan();
+    disconnect(connection);
+    return applied;
+}
+
+bool AnalysisController::undoAllocation()
+{
+    if (!m_planBeforeAllocation || m_window->isRunning())
+        return false;
+    PlanModel* plan = m_window->planPanel()->planModel();
+    if (int(m_planBeforeAllocation->size()) != plan->rows().size())
+        return false;
+    plan->setSettings(QList<LayerSetting>(m_planBeforeAllocation->begin(), m_planBeforeAllocation->end()));
+    m_planBeforeAllocation.reset();
+    m_window->logView()->appendInfo(tr("Allocation undone: the plan is as before."));
+    m_window->statusBar()->showMessage(tr("Allocation undone."), 5000);
+    updateActions();
+    return true;
+}
+
+void AnalysisController::openScanDialog()
+{
+    const QString start = QSettings().value(key::scanFolder, QDir::homePath()).toString();
+    const QString file = QFileDialog::getOpenFileName(m_window, tr("Open Sensitivity Scan"), start,
+                                                      tr("Sensitivity scans (*.json *.h5);;All files (*)"));
+    if (!file.isEmpty())
+        openScan(file);
+}
+
+void AnalysisController::scanDialog()
+{
+    QSettings settings;
+    QDialog dialog(m_window);
+    dialog.setWindowTitle(tr("Sensitivity Scan"));
+    auto* sparsities = new QLineEdit(settings.value(key::scanSparsities, joinNumbers(ScanRequest{}.sparsities)).toString());
+    sparsities->setToolTip(tr("Sparsity levels, fractions in [0, 1), separated by commas"));
+    auto* bits = new QLineEdit(settings.value(key::scanBits, QStringLiteral("16")).toString());
+    bits->setToolTip(tr("Bit-widths, 2 – 8, or 16 for no quantization, separated by commas"));
+    auto* method = new QComboBox;
+    method->addItems({planMethodLabel(PlanMethod::SparseGpt), planMethodLabel(PlanMethod::Magnitude),
+                      planMethodLabel(PlanMethod::Wanda)});
+    method->setCurrentIndex(std::clamp(settings.value(key::scanMethod, 0).toInt(), 0, 2));
+    const CalibrationSettings calib = m_window->calibrationPanel()->settings();
+    auto* note = new QLabel(tr("Calibration: %1 windows × %2 tokens of %3, seed %4 (the Calibration view). One Hessian "
+                               "and one factorisation per layer; every level is solved from the dense weight.")
+                                .arg(calib.nsamples)
+                                .arg(calib.seqlen)
+                                .arg(QFileInfo(calib.textPath).fileName())
+                                .arg(calib.seed));
+    note->setWordWrap(true);
+    auto* error = new QLabel;
+    error->setWordWrap(true);
+    error->setStyleSheet(QStringLiteral("color: palette(link)"));
+    auto* buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel);
+    buttons->button(QDialogButtonBox::Ok)->setText(tr("Scan"));
+    auto* form = new QFormLayout(&dialog);
+    form->addRow(tr("Sparsities:"), sparsities);
+    form->addRow(tr("Bits:"), bits);
+    form->addRow(tr("Method:"), method);
+    form->addRow(note);
+    form->addRow(error);
+    form->addRow(buttons);
+    ScanRequest request;
+    connect(buttons, &QDialogButtonBox::rejected, &dialog, &QDialog::reject);
+    connect(buttons, &QDialogButtonBox::accepted, &dialog, [&] {
+        QString problem;
+        if (!parseSparsities(sparsities->text(), &request.sparsities, &problem)
+            || !parseBits(bits->text(), &request.bits, &problem)) {
+            error->setText(problem);
+            return;
+        }
+        request.method = method->currentIndex();
+        dialog.accept();
+    });
+    if (dialog.exec() != QDialog::Accepted)
+        return;
+    settings.setValue(key::scanSparsities, sparsities->text());
+    settings.setValue(key::scanBits, bits->text());
+    settings.setValue(key::scanMethod, method->currentIndex());
+    startScan(request);
+}
+
+void AnalysisController::reportDialog()
+{
+    const int id = m_window->resultsPanel()->selectedRunId();
+    const RunRecord* run = id >= 0 ? m_window->resultsPanel()->run(id) : nullptr;
+    if (!run) {
+        m_window->reportError(tr("No run"), tr("Select a run in Results first: the report is about one run."));
+        return;
+    }
+    QSettings settings;
+    const QString folder = settings.value(key::reportFolder, QDir::homePath()).toString();
+    QString base = run->name;
+    base.replace(QRegularExpression(QStringLiteral("[^A-Za-z0-9._-]+")), QStringLiteral("-"));
+    base = QStringLiteral("report-") + base.trimmed();
+
+    QDialog dialog(m_window);
+    dialog.setWindowTitle(tr("Write Report — %1").arg(run->name));
+    const auto pathRow = [&](const QString& suffix, const QString& filter, bool checked, QCheckBox** box, QLineEdit** edit) {
+        *box = new QCheckBox;
+        (*box)->setChecked(checked);
+        *edit = new QLineEdit(QDir(folder).filePath(base + suffix));
+        auto* browse = new QToolButton;
+        browse->setText(QStringLiteral("…"));
+        QLineEdit* target = *edit;
+        connect(browse, &QToolButton::clicked, &dialog, [&dialog, target, filter] {
+            const QString file = QFileDialog::getSaveFileName(&dialog, tr("Report file"), target->text(), filter);
+            if (!file.isEmpty())
+                target->setText(file);
+        });
+        auto* row = new QHBoxLayout;
+        row->addWidget(*box);
+        row->addWidget(*edit, 1);
+        row->addWidget(browse);
+        return row;
+    };
+    QCheckBox* htmlBox = nullptr;
+    QCheckBox* pdfBox = nullptr;
+    QLineEdit* html = nullptr;
+    QLineEdit* pdf = nullptr;
+    auto* form = new QFormLayout(&dialog);
+    form->addRow(tr("HTML:"), pathRow(QStringLiteral(".html"), tr("HTML (*.html)"), settings.value(key::reportHtml, true).toBool(),
+                                      &htmlBox, &html));
+    form->addRow(tr("PDF:"), pathRow(QStringLiteral(".pdf"), tr("PDF (*.pdf)"), settings.value(key::reportPdf, true).toBool(),
+                                     &pdfBox, &pdf));
+    auto* prompts = new QPlainTextEdit(settings.value(key::reportPrompts, QStringLiteral("Once upon a time\nThe little dog\nLily and her mom went to the park")).toString());
+    prompts->setToolTip(tr("Prompts for the greedy continuations, one per line"));
+    prompts->setMaximumHeight(prompts->fontMetrics().height() * 6);
+    form->addRow(tr("Prompts:"), prompts);
+    auto* tokens = new QSpinBox;
+    tokens->setRange(1, 4096);
+    tokens->setValue(settings.value(key::reportTokens, 40).toInt());
+    tokens->setToolTip(tr("Greedy tokens generated after each prompt by both models"));
+    form->addRow(tr("New tokens:"), tokens);
+    auto* note = new QLabel(tr("Both models are measured on %1 (KL divergence of the next-token distribution, "
+                               "perplexity); the loaded sweep and sensitivity scan are plotted; the session's runs "
+                               "are listed.")
+                                .arg(run->evaluation.enabled ? QFileInfo(run->evaluation.textPath).fileName()
+                                                             : QFileInfo(m_window->evaluationPanel()->textPath()).fileName()));
+    note->setWordWrap(true);
+    form->addRow(note);
+    auto* error = new QLabel;
+    error->setWordWrap(true);
+    form->addRow(error);
+    auto* buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel);
+    buttons->button(QDialogButtonBox::Ok)->setText(tr("Write"));
+    form->addRow(buttons);
+    ReportRequest request;
+    connect(buttons, &QDialogButtonBox::rejected, &dialog, &QDialog::reject);
+    connect(buttons, &QDialogButtonBox::accepted, &dialog, [&] {
+        request.htmlPath = htmlBox->isChecked() ? html->text().trimmed() : QString();
+        request.pdfPath = pdfBox->isChecked() ? pdf->text().trimmed() : QString();
+        request.prompts = prompts->toPlainText().split(QLatin1Char('\n'), Qt::SkipEmptyParts);
+        request.newTokens = tokens->value();
+        ReportJob::Params check;
+        check.htmlPath = request.htmlPath;
+        check.pdfPath = request.pdfPath;
+        check.record = *run;
+        check.workspaceFile = m_window->workspace()->currentFile();
+        if (const QString problem = ReportJob::outputProblem(check); !problem.isEmpty()) {
+            error->setText(problem);
+            return;
+        }
+        QStringList existing;
+        for (const QString& f : {request.htmlPath, request.pdfPath})
+            if (!f.isEmpty() && QFileInfo::exists(f))
+                existing << QDir::toNativeSeparators(f);
+        if (!existing.isEmpty()
+            && QMessageBox::question(&dialog, tr("Replace?"), tr("Replace %1?").arg(existing.join(tr(" and "))))
+                   != QMessageBox::Yes)
+            return;
+        dialog.accept();
+    });
+    if (dialog.exec() != QDialog::Accepted)
+        return;
+    settings.setValue(key::reportFolder, QFileInfo(!request.htmlPath.isEmpty() ? request.htmlPath : request.pdfPath).absolutePath());
+    settings.setValue(key::reportHtml, htmlBox->isChecked());
+    settings.setValue(key::reportPdf, pdfBox->isChecked());
+    settings.setValue(key::reportPrompts, prompts->toPlainText());
+    settings.setValue(key::reportTokens, tokens->value());
+    writeReport(request);
+}
+
+} // namespace sparselab::gui

@@ -1,0 +1,115 @@
+#pragma once
+// Trade-offs and hand-over in the workbench:
+//   Run → Sensitivity Scan… (Ctrl+Shift+Y)   scans the loaded model with the Calibration view's
+//                                            windows (analysis_jobs.h: SensitivityJob); the
+//                                            heat-map appears in Results → Sensitivity;
+//   File → Open Sensitivity Scan…            a scan file (.json) or a workspace's last scan;
+//   Run → Allocate from Scan (Ctrl+Shift+A)  the allocator over the scan, applied to the Plan
+//                                            view; Undo Allocation (Ctrl+Alt+Z) puts the
+//                                            previous plan back;
+//   File → Write Report… (Ctrl+Shift+R)      the hand-over report (HTML and/or PDF) of the run
+//                                            selected in Results (ReportJob), with the loaded
+//                                            sweep and scan as plots and the session's runs.
+// Jobs run on the window's engine pool (one engine job at a time): the window is busy
+// meanwhile, Esc cancels, progress and ETA show in the status bar. Errors go through the
+// window's error handler. A scan made or opened here is stored in the workspace on save
+// (workspace_controller.h). GUI thread only.
+
+#include <QObject>
+#include <QPointer>
+#include <QString>
+#include <QStringList>
+
+#include <memory>
+#include <vector>
+
+class QAction;
+class QMenu;
+
+namespace sparselab::pipeline { struct SensitivityResult; }
+
+namespace sparselab::gui {
+
+class EngineJob;
+class MainWindow;
+class SensitivityPanel;
+struct LayerSetting;
+
+class AnalysisController : public QObject {
+    Q_OBJECT
+
+public:
+    struct ScanRequest {
+        std::vector<double> sparsities{0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9};
+        std::vector<int> bits{16};
+        int method = 0;              // PlanMethod: SparseGpt (0), Magnitude (1), Wanda (2)
+    };
+    struct ReportRequest {
+        QString htmlPath, pdfPath;   // at least one
+        QStringList prompts;         // empty = the report's defaults
+        qint64 newTokens = 40;
+        qint64 maxWindows = 0;       // 0 = the run's evaluation setting
+    };
+
+    explicit AnalysisController(MainWindow* window);
+    ~AnalysisController() override;
+
+    void populateFileMenu(QMenu* file); // Write Report…, Open Sensitivity Scan…
+    void populateRunMenu(QMenu* run);   // Sensitivity Scan…, Allocate from Scan, Undo Allocation
+
+    [[nodiscard]] SensitivityPanel* panel() const { return m_panel; }
+    [[nodiscard]] QAction* scanAction() const { return m_scanAction; }
+    [[nodiscard]] QAction* openScanAction() const { return m_openScanAction; }
+    [[nodiscard]] QAction* allocateAction() const { return m_allocateAction; }
+    [[nodiscard]] QAction* undoAllocationAction() const { return m_undoAllocationAction; }
+    [[nodiscard]] QAction* reportAction() const { return m_reportAction; }
+    [[nodiscard]] bool isBusy() const { return m_job != nullptr; }
+    // Where the last report went (empty before).
+    [[nodiscard]] const QStringList& lastReportFiles() const { return m_lastReportFiles; }
+
+    // Parses "0, 0.25, 0.5" / "16,4"; false with the one-line reason.
+    static bool parseSparsities(const QString& text, std::vector<double>* out, QString* error);
+    static bool parseBits(const QString& text, std::vector<int>* out, QString* error);
+
+public Q_SLOTS:
+    // False (error reported) when refused: busy, no model, bad settings.
+    bool startScan(const ScanRequest& request);
+    bool writeReport(const ReportRequest& request);
+    bool openScan(const QString& file);
+    // Allocates with the Sensitivity tab's controls and applies the result to the plan.
+    bool allocateToPlan();
+    bool undoAllocation();
+    void cancel();
+    void updateActions();
+
+    void scanDialog();
+    void reportDialog();
+    void openScanDialog();
+
+Q_SIGNALS:
+    void scanFinished();
+    void scanFailed(const QString& message);
+    void reportWritten(const QStringList& files);
+    void reportFailed(const QString& message);
+    void jobCancelled();
+    void allocationApplied(const QString& summary);
+
+private:
+    void startJob(EngineJob* job, const QString& what);
+    void finishJob();
+    void onProgress(qint64 done, qint64 total, double etaSeconds, const QString& text);
+
+    MainWindow* m_window;
+    SensitivityPanel* m_panel = nullptr;
+    QPointer<EngineJob> m_job;
+    QString m_jobName;
+    QAction* m_scanAction = nullptr;
+    QAction* m_openScanAction = nullptr;
+    QAction* m_allocateAction = nullptr;
+    QAction* m_undoAllocationAction = nullptr;
+    QAction* m_reportAction = nullptr;
+    std::unique_ptr<std::vector<LayerSetting>> m_planBeforeAllocation;
+    QStringList m_lastReportFiles;
+};
+
+} // namespace sparselab::gui

@@ -1,0 +1,249 @@
+#include "analysis_jobs.h"
+#include "engine_support.h"
+
+#include "data/calibration.h"
+#include "export/hf_export.h"
+#include "model/causal_lm.h"
+#include "pipeline/sensitivity.h"
+#include "pipeline/sweep.h"
+#include "report/report.h"
+#include "util/atomic_file.h"
+#include "util/errors.h"
+#include "util/sha256.h"
+
+#include <QDir>
+#include <QElapsedTimer>
+#include <QFileInfo>
+#include <QTemporaryDir>
+
+#include <cmath>
+#include <cstdio>
+
+namespace sparselab::gui {
+
+namespace fs = std::filesystem;
+
+// ---------------------------------------------------------------------------------------------
+// SensitivityJob
+
+SensitivityJob::SensitivityJob(Params params, QObject* parent) : EngineJob(params.threads, parent), m_params(std::move(params)) {}
+
+void SensitivityJob::execute()
+{
+    if (!m_params.model || !m_params.tokenizer)
+        throw InputError("No model is loaded: open a model folder first.");
+    pipeline::SensitivityParams params;
+    params.sparsities = m_params.sparsities;
+    params.bits = m_params.bits;
+    switch (m_params.method) {
+    case PlanMethod::SparseGpt: params.base.method = solve::Method::SparseGpt; break;
+    case PlanMethod::Magnitude: params.base.method = solve::Method::Magnitude; break;
+    case PlanMethod::Wanda: params.base.method = solve::Method::Wanda; break;
+    default: throw optionError("Method", "a sensitivity scan prunes: choose SparseGPT, Magnitude or Wanda");
+    }
+    params.base.damp = m_params.damp;
+    params.base.blocksize = m_params.blocksize;
+    const CalibrationSettings& calib = m_params.calibration;
+    if (calib.seqlen > m_params.model->config().maxPositions)
+        throw optionError("Window length", std::to_string(calib.seqlen) + " exceeds the model's maximum of "
+                                               + std::to_string(m_params.model->config().maxPositions) + " positions");
+    pipeline::validateSensitivityParams(*m_params.model, params);
+
+    const ProgressCallback callback = progressCallback();
+    ProgressReporter(callback, "Tokenizing", 1).report(0, QFileInfo(calib.textPath).fileName().toStdString());
+    const data::CalibrationWindows windows = drawCalibrationWindows(*m_params.tokenizer, calib);
+    throwIfCancelled(cancelToken());
+
+    auto scan = std::make_shared<pipeline::SensitivityResult>(
+        pipeline::scanSensitivity(*m_params.model, windows, params, callback, cancelToken()));
+    const fs::path folder = m_params.model->folder();
+    scan->provenance["model"] = {{"folder", fs::absolute(folder).string()}, {"sha256", exporting::hashModelFolder(folder)}};
+    scan->provenance["calibration"] = {{"file", toEnginePath(QFileInfo(calib.textPath).absoluteFilePath()).string()},
+                                       {"sha256", sha256Hex(readEngineText(calib.textPath, "calibration"))},
+                                       {"nsamples", calib.nsamples},
+                                       {"seqlen", calib.seqlen},
+                                       {"seed", calib.seed}};
+    Result result;
+    result.seconds = scan->seconds;
+    result.scan = std::move(scan);
+    deliver([this, result] { Q_EMIT finished(result); });
+}
+
+// ---------------------------------------------------------------------------------------------
+// ReportJob
+
+namespace {
+
+QString extensionProblem(const QString& path, const char* extension, const char* what)
+{
+    if (path.isEmpty())
+        return {};
+    if (!path.endsWith(QLatin1String(extension), Qt::CaseInsensitive))
+        return QObject::tr("The %1 report must be a %2 file: %3").arg(QLatin1String(what), QLatin1String(extension), path);
+    const QFileInfo info(path);
+    if (!info.absoluteDir().exists())
+        return QObject::tr("%1: its folder does not exist").arg(QDir::toNativeSeparators(path));
+    if (info.isDir())
+        return QObject::tr("%1 is a folder").arg(QDir::toNativeSeparators(path));
+    return {};
+}
+
+bool samePath(const QString& a, const QString& b)
+{
+    if (a.isEmpty() || b.isEmpty())
+        return false;
+    const QFileInfo x(a), y(b);
+    const QString cx = x.exists() ? x.canonicalFilePath() : x.absoluteFilePath();
+    const QString cy = y.exists() ? y.canonicalFilePath() : y.absoluteFilePath();
+    return QDir::cleanPath(cx) == QDir::cleanPath(cy);
+}
+
+// The path inside `folder`, or the folder itself.
+bool insideFolder(const QString& path, const QString& folder)
+{
+    if (path.isEmpty() || folder.isEmpty())
+        return false;
+    const QString p = QDir::cleanPath(QFileInfo(path).absoluteFilePath());
+    const QFileInfo f(folder);
+    const QString dir = QDir::cleanPath(f.exists() ? f.canonicalFilePath() : f.absoluteFilePath());
+    const QString canonicalParent = QFileInfo(QFileInfo(path).absolutePath()).canonicalFilePath();
+    const QString resolved = canonicalParent.isEmpty() ? p : QDir::cleanPath(canonicalParent + QLatin1Char('/') + QFileInfo(path).fileName());
+    return resolved == dir || resolved.startsWith(dir + QLatin1Char('/'));
+}
+
+std::string number(double value, int digits)
+{
+    if (!std::isfinite(value))
+        return "-";
+    char buffer[64];
+    std::snprintf(buffer, sizeof buffer, "%.*f", digits, value);
+    return buffer;
+}
+
+} // namespace
+
+ReportJob::ReportJob(Params params, QObject* parent) : EngineJob(params.threads, parent), m_params(std::move(params)) {}
+
+QString ReportJob::outputProblem(const Params& params)
+{
+    if (params.htmlPath.isEmpty() && params.pdfPath.isEmpty())
+        return QObject::tr("Choose an HTML and/or a PDF file for the report.");
+    if (const QString p = extensionProblem(params.htmlPath, ".html", "HTML"); !p.isEmpty())
+        return p;
+    if (const QString p = extensionProblem(params.pdfPath, ".pdf", "PDF"); !p.isEmpty())
+        return p;
+    if (samePath(params.htmlPath, params.pdfPath))
+        return QObject::tr("The HTML and the PDF report cannot be the same file.");
+    const RunRecord& run = params.record;
+    const QString evalText = run.evaluation.enabled && !run.evaluation.textPath.isEmpty() ? run.evaluation.textPath
+                                                                                           : params.evalTextPath;
+    for (const QString& out : {params.htmlPath, params.pdfPath}) {
+        for (const QString& input : {run.calibration.textPath, evalText, params.workspaceFile})
+            if (samePath(out, input))
+                return QObject::tr("%1 is one of the report's inputs; refusing to overwrite it").arg(QDir::toNativeSeparators(out));
+        if (insideFolder(out, run.modelFolder))
+            return QObject::tr("%1 lies inside the model folder %2; choose another place")
+                .arg(QDir::toNativeSeparators(out), QDir::toNativeSeparators(run.modelFolder));
+    }
+    return {};
+}
+
+void ReportJob::execute()
+{
+    QElapsedTimer timer;
+    timer.start();
+    if (!m_params.model)
+        throw InputError("This run's compressed model is no longer in memory: run it again to report on it.");
+    if (const QString problem = outputProblem(m_params); !problem.isEmpty())
+        throw InputError(problem.toStdString());
+    const RunRecord& run = m_params.record;
+    const fs::path dense = m_params.model->folder();
+
+    // The compressed model as Export would write it, in a private folder removed at the end.
+    const ProgressCallback callback = progressCallback();
+    ProgressReporter(callback, "Hashing", 1).report(0, "source model and texts");
+    const nlohmann::json provenance = runProvenance(run, dense);
+    QTemporaryDir scratch(QDir::tempPath() + QStringLiteral("/sparselab-report-XXXXXX"));
+    if (!scratch.isValid())
+        throw InputError("Cannot create a temporary folder for the report: " + scratch.errorString().toStdString());
+    const fs::path compressed = toEnginePath(scratch.filePath(QStringLiteral("compressed")));
+    (void)exporting::exportHuggingFaceFolder(*m_params.model, compressed, provenance, callback, cancelToken());
+    throwIfCancelled(cancelToken());
+
+    report::ReportParams params;
+    params.denseFolder = dense;
+    params.compressedFolder = compressed;
+    if (run.evaluation.enabled && !run.evaluation.textPath.isEmpty()) {
+        params.evalFile = toEnginePath(run.evaluation.textPath);
+        params.seqlen = run.evalSeqlen > 0 ? run.evalSeqlen : run.evaluation.seqlen;
+        params.maxWindows = run.evaluation.maxWindows;
+    } else {
+        if (m_params.evalTextPath.isEmpty())
+            throw InputError("The run measured no perplexity: choose an evaluation text (Ctrl+T) for the report.");
+        params.evalFile = toEnginePath(m_params.evalTextPath);
+        params.seqlen = run.calibration.seqlen;
+    }
+    if (m_params.maxWindows > 0)
+        params.maxWindows = m_params.maxWindows;
+    if (!m_params.prompts.isEmpty()) {
+        params.prompts.clear();
+        for (const QString& prompt : m_params.prompts)
+            if (!prompt.trimmed().isEmpty())
+                params.prompts.push_back(prompt.toStdString());
+    }
+    params.newTokens = std::max<qint64>(1, m_params.newTokens);
+    if (m_params.sweep)
+        params.sweep = *m_params.sweep;
+    if (m_params.sensitivity)
+        params.sensitivity = *m_params.sensitivity;
+    if (!m_params.sessionRuns.isEmpty()) {
+        report::WorkspaceSection section;
+        section.file = m_params.workspaceFile.isEmpty() ? std::string("(this workbench session, not saved)")
+                                                        : toEnginePath(m_params.workspaceFile).string();
+        section.runId = run.name.toStdString();
+        section.modelCheck = "the dense model is the workbench's loaded model, " + fs::absolute(dense).string();
+        for (const RunRecord& r : m_params.sessionRuns) {
+            qint64 bytes = 0;
+            for (const PlanRow& row : r.plan)
+                bytes += estimatedBytes(row);
+            section.runs.push_back({std::to_string(r.id), r.name.toStdString(), "prune", number(r.linearSparsity, 4),
+                                    number(r.perplexityBefore, 4), number(r.perplexityAfter, 4),
+                                    formatBytes(bytes).toStdString(), "-"});
+        }
+        params.workspace = section;
+    }
+
+    report::ReportData data = report::buildReport(params, callback, cancelToken());
+    // The scratch folder is gone after this job: name the run instead.
+    QString label = run.name;
+    label.replace(QLatin1Char('/'), QLatin1Char('-'));
+    data.compressedFolder = "workbench run '" + label.toStdString() + "' (in memory, not exported)";
+
+    // Render both before writing either, so a failure leaves no half-written pair.
+    ProgressReporter(callback, "Writing the report", 1).report(0, "");
+    std::string html, pdf;
+    if (!m_params.htmlPath.isEmpty())
+        html = report::renderHtml(data);
+    if (!m_params.pdfPath.isEmpty())
+        pdf = report::renderPdf(data);
+    throwIfCancelled(cancelToken());
+    Result result;
+    if (!m_params.htmlPath.isEmpty()) {
+        writeFileAtomically(toEnginePath(m_params.htmlPath), html);
+        result.htmlPath = QFileInfo(m_params.htmlPath).absoluteFilePath();
+    }
+    if (!m_params.pdfPath.isEmpty()) {
+        writeFileAtomically(toEnginePath(m_params.pdfPath), pdf);
+        result.pdfPath = QFileInfo(m_params.pdfPath).absoluteFilePath();
+    }
+    const auto& c = data.comparison;
+    result.densePerplexity = c.referencePerplexity;
+    result.compressedPerplexity = c.otherPerplexity;
+    result.meanKl = c.meanKl;
+    result.top1Agreement = c.top1Agreement;
+    result.windows = c.windows;
+    result.seconds = double(timer.nsecsElapsed()) / 1e9;
+    deliver([this, result] { Q_EMIT finished(result); });
+}
+
+} // namespace sparselab::gui

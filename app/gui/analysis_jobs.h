@@ -1,0 +1,110 @@
+#pragma once
+// Trade-off work for the workbench, off the GUI thread, in the shape of engine_jobs.h
+// (Params in, Result out, progress/finished/failed/cancelled, cancel from any thread):
+//
+//   SensitivityJob  pipeline::scanSensitivity on the loaded (dense) model with the Calibration
+//                   view's windows: every linear layer at every (sparsity, bits) level from one
+//                   Hessian factorisation per layer. The model is not modified.
+//   ReportJob       the hand-over report (core report/report.h) of one run of the session:
+//                   the run's compressed model, still in memory, is written to a private
+//                   temporary folder with its provenance (as Export would write it), then both
+//                   models are measured on the run's evaluation text (perplexity, KL, greedy
+//                   continuations) and the HTML and/or PDF are rendered and written
+//                   atomically. Nothing is left behind on failure or cancel.
+//
+// No LibTorch in this header; analysis_jobs.cpp is one of the GUI's engine translation units.
+
+#include "engine_jobs.h"
+
+#include <QList>
+#include <QString>
+#include <QStringList>
+
+#include <memory>
+#include <vector>
+
+namespace sparselab::pipeline {
+struct SensitivityResult;
+struct SweepResult;
+} // namespace sparselab::pipeline
+
+namespace sparselab::gui {
+
+class SensitivityJob final : public EngineJob {
+    Q_OBJECT
+
+public:
+    struct Params {
+        std::shared_ptr<const model::CausalLM> model;         // required: the dense model
+        std::shared_ptr<const tokenize::Tokenizer> tokenizer; // required
+        CalibrationSettings calibration;
+        std::vector<double> sparsities;  // each in [0, 1)
+        std::vector<int> bits;           // each 2..8 or 16
+        PlanMethod method = PlanMethod::SparseGpt; // SparseGPT, Magnitude or Wanda
+        double damp = 0.01;
+        qint64 blocksize = 128;
+        int threads = 0;
+    };
+    struct Result {
+        std::shared_ptr<const pipeline::SensitivityResult> scan; // with model/calibration provenance
+        double seconds = 0;
+    };
+
+    explicit SensitivityJob(Params params, QObject* parent = nullptr);
+
+Q_SIGNALS:
+    void finished(const sparselab::gui::SensitivityJob::Result& result);
+
+protected:
+    void execute() override;
+
+private:
+    Params m_params;
+};
+
+class ReportJob final : public EngineJob {
+    Q_OBJECT
+
+public:
+    struct Params {
+        std::shared_ptr<const model::CausalLM> model; // required: the run's compressed copy
+        RunRecord record;             // the run (its settings, statistics, evaluation text)
+        QString htmlPath, pdfPath;    // at least one; must not be an input; their folders must exist
+        QString evalTextPath;         // used when the run measured no perplexity
+        QStringList prompts;          // greedy continuation prompts (empty = the report's defaults)
+        qint64 newTokens = 40;
+        qint64 maxWindows = 0;        // evaluation windows for KL/perplexity; 0 = the run's setting
+        std::shared_ptr<const pipeline::SweepResult> sweep;             // optional plots
+        std::shared_ptr<const pipeline::SensitivityResult> sensitivity; // optional heat-map
+        QList<RunRecord> sessionRuns; // listed in section 7 (empty = no section 7)
+        QString workspaceFile;        // shown in section 7 ("" = not saved)
+        int threads = 0;
+    };
+    struct Result {
+        QString htmlPath, pdfPath;    // what was written ("" = not asked)
+        double densePerplexity = 0, compressedPerplexity = 0;
+        double meanKl = 0, top1Agreement = 0;
+        qint64 windows = 0;
+        double seconds = 0;
+    };
+
+    explicit ReportJob(Params params, QObject* parent = nullptr);
+
+    // "" when the outputs may be written, else the one-line reason (wrong extension, missing
+    // folder, an input would be overwritten, nothing asked).
+    [[nodiscard]] static QString outputProblem(const Params& params);
+
+Q_SIGNALS:
+    void finished(const sparselab::gui::ReportJob::Result& result);
+
+protected:
+    void execute() override;
+
+private:
+    Params m_params;
+};
+
+} // namespace sparselab::gui
+
+Q_DECLARE_METATYPE(sparselab::gui::SensitivityJob::Result)
+Q_DECLARE_METATYPE(sparselab::gui::ReportJob::Result)

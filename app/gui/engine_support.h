@@ -1,0 +1,32 @@
+#pragma once
+// Helpers shared by the GUI's engine translation units (engine_jobs.cpp, analysis_jobs.cpp):
+// paths and texts as the engine takes them, the calibration windows a run draws, and the
+// provenance record a run's export carries. Worker-thread safe. No LibTorch here.
+
+#include "run_types.h"
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <QString>
+
+#include <filesystem>
+#include <string>
+
+namespace sparselab::data { struct CalibrationWindows; }
+namespace sparselab::tokenize { class Tokenizer; }
+
+namespace sparselab::gui {
+
+[[nodiscard]] std::filesystem::path toEnginePath(const QString& path);
+// Reads a whole UTF-8 text file; InputError naming it when unreadable or empty ("No <what>
+// text was chosen." when `path` is empty).
+[[nodiscard]] std::string readEngineText(const QString& path, const char* what);
+// Tokenizes the calibration text and draws the windows exactly as a run does (and as the CLI
+// does with the same settings).
+[[nodiscard]] data::CalibrationWindows drawCalibrationWindows(const tokenize::Tokenizer& tokenizer,
+                                                              const CalibrationSettings& calibration);
+// The sparselab.json provenance of a run's export (`source` is the dense model's folder):
+// version, source model and text hashes, recipe, per-layer statistics, perplexities.
+[[nodiscard]] nlohmann::json runProvenance(const RunRecord& run, const std::filesystem::path& source);
+
+} // namespace sparselab::gui

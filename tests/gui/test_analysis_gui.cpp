@@ -1,0 +1,373 @@
+// Trade-offs and reports in the workbench, offscreen, on the bundled demo model:
+// - Run → Sensitivity Scan gives exactly the scan the core computes on the same windows, and
+//   the heat-map and table show its cells;
+// - Allocate from Scan puts the allocator's per-layer levels in the plan; Undo puts the plan
+//   back; an impossible budget is refused with the plan unchanged;
+// - Write Report writes an HTML (self-contained) and a PDF (its text read back with
+//   pdftotext) whose perplexities are those of the run; a report over an input is refused, a
+//   cancelled one leaves nothing;
+// - the scan is stored in the workspace on save, comes back on open, and is not duplicated
+//   by saving again.
+
+#include "analysis_controller.h"
+#include "calibration_panel.h"
+#include "evaluation_panel.h"
+#include "main_window.h"
+#include "plan_model.h"
+#include "plan_panel.h"
+#include "results_panel.h"
+#include "sensitivity_panel.h"
+#include "testsupport.h"
+#include "workspace_controller.h"
+
+#include "data/calibration.h"
+#include "model/causal_lm.h"
+#include "pipeline/allocator.h"
+#include "pipeline/analysis_store.h"
+#include "pipeline/sensitivity.h"
+#include "store/workspace.h"
+#include "tokenize/tokenizer.h"
+#include "util/atomic_file.h"
+
+#define signals Q_SIGNALS
+#define slots Q_SLOTS
+#define emit Q_EMIT
+#define foreach Q_FOREACH
+#include <qcustomplot.h>
+#undef signals
+#undef slots
+#undef emit
+#undef foreach
+
+#include <QFile>
+#include <QProcess>
+#include <QSettings>
+#include <QSignalSpy>
+#include <QStandardPaths>
+#include <QTableWidget>
+#include <QTemporaryDir>
+#include <QTest>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+using namespace sparselab;
+using namespace sparselab::gui;
+
+namespace {
+
+QString qpath(const std::filesystem::path& p) { return QString::fromStdString(p.string()); }
+
+std::string readAll(const QString& file)
+{
+    std::ifstream in(file.toStdString(), std::ios::binary);
+    std::ostringstream out;
+    out << in.rdbuf();
+    return out.str();
+}
+
+} // namespace
+
+class TestAnalysisGui : public QObject {
+    Q_OBJECT
+
+private:
+    std::unique_ptr<MainWindow> m_window;
+    QStringList m_errors;
+    QTemporaryDir m_tmp;
+    CalibrationSettings m_calib;
+
+    std::unique_ptr<MainWindow> makeWindow(const QString& model)
+    {
+        MainWindow::Options options;
+        options.restoreSettings = false;
+        options.openInitialModel = !model.isEmpty();
+        options.initialModel = model;
+        auto w = std::make_unique<MainWindow>(options);
+        w->setErrorHandler([this](const QString&, const QString& message) { m_errors.append(message); });
+        w->show();
+        return w;
+    }
+
+    AnalysisController* analysis() const { return m_window->analysis(); }
+
+private Q_SLOTS:
+    void initTestCase()
+    {
+        QStandardPaths::setTestModeEnabled(true);
+        QCoreApplication::setOrganizationName(QStringLiteral("SparseLabTest"));
+        QCoreApplication::setApplicationName(QStringLiteral("SparseLabAnalysisTest"));
+        QSettings().clear();
+        QVERIFY(m_tmp.isValid());
+        m_window = makeWindow(qpath(testing::demoModelDir()));
+        QSignalSpy loaded(m_window.get(), &MainWindow::modelLoaded);
+        QVERIFY(m_window->hasModel() || loaded.wait(120'000));
+        m_calib.textPath = qpath(testing::demoCalibText());
+        m_calib.nsamples = 4;
+        m_calib.seqlen = 64;
+        m_window->calibrationPanel()->setSettings(m_calib);
+        m_window->evaluationPanel()->setTextPath(qpath(testing::demoEvalText()));
+        m_window->evaluationPanel()->setSeqlen(64);
+        m_window->evaluationPanel()->setMaxWindows(4);
+        QVERIFY(QTest::qWaitFor([this] { return !m_window->isBusy(); }, 60'000));
+    }
+
+    void cleanupTestCase()
+    {
+        m_window.reset();
+        QSettings().clear();
+    }
+
+    void actionsAndShortcuts()
+    {
+        QCOMPARE(analysis()->scanAction()->shortcut(), QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_Y));
+        QCOMPARE(analysis()->reportAction()->shortcut(), QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_R));
+        QCOMPARE(analysis()->allocateAction()->shortcut(), QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_A));
+        QVERIFY(analysis()->scanAction()->isEnabled());
+        QVERIFY(!analysis()->allocateAction()->isEnabled()); // no scan yet
+        QVERIFY(!analysis()->reportAction()->isEnabled());   // no run yet
+        QVERIFY(!analysis()->undoAllocationAction()->isEnabled());
+        for (QAction* a : {analysis()->scanAction(), analysis()->reportAction(), analysis()->allocateAction(),
+                           analysis()->openScanAction()})
+            QVERIFY(!a->toolTip().isEmpty());
+    }
+
+    void listParsing()
+    {
+        std::vector<double> s;
+        std::vector<int> b;
+        QString error;
+        QVERIFY(AnalysisController::parseSparsities(QStringLiteral("0, 0.25;0.5 75%"), &s, &error));
+        QCOMPARE(s, (std::vector<double>{0.0, 0.25, 0.5, 0.75}));
+        QVERIFY(!AnalysisController::parseSparsities(QStringLiteral("0.5, 1.0"), &s, &error));
+        QVERIFY(error.contains(QStringLiteral("'1.0'")));
+        QVERIFY(!AnalysisController::parseSparsities(QString(), &s, &error));
+        QVERIFY(AnalysisController::parseBits(QStringLiteral("16,4 3"), &b, &error));
+        QCOMPARE(b, (std::vector<int>{16, 4, 3}));
+        QVERIFY(!AnalysisController::parseBits(QStringLiteral("16, 12"), &b, &error));
+        QVERIFY(error.contains(QStringLiteral("'12'")));
+    }
+
+    void scanEqualsTheCoreScan()
+    {
+        AnalysisController::ScanRequest request;
+        request.sparsities = {0.0, 0.5, 0.8};
+        request.bits = {16, 4};
+        QSignalSpy finished(analysis(), &AnalysisController::scanFinished);
+        QVERIFY(analysis()->startScan(request));
+        QVERIFY(m_window->isBusy());
+        QVERIFY(finished.wait(300'000));
+        QVERIFY2(m_errors.isEmpty(), m_errors.isEmpty() ? "" : qPrintable(m_errors.first()));
+        SensitivityPanel* panel = analysis()->panel();
+        QVERIFY(panel->hasScan());
+        const auto scan = panel->scan();
+
+        // The core on the same windows (drawn here independently of the GUI).
+        std::ifstream in(testing::demoCalibText(), std::ios::binary);
+        std::ostringstream text;
+        text << in.rdbuf();
+        data::CalibrationParams cp;
+        cp.nsamples = m_calib.nsamples;
+        cp.seqlen = m_calib.seqlen;
+        cp.seed = m_calib.seed;
+        const auto windows = data::sampleCalibrationWindows(m_window->tokenizer()->encodeForModel(text.str()), cp,
+                                                            testing::demoCalibText());
+        pipeline::SensitivityParams params;
+        params.sparsities = request.sparsities;
+        params.bits = request.bits;
+        const auto core = pipeline::scanSensitivity(*m_window->denseModel(), windows, params);
+        QCOMPARE(scan->layers.size(), core.layers.size());
+        QCOMPARE(scan->layers.size(), size_t(35));
+        for (size_t l = 0; l < core.layers.size(); ++l) {
+            QCOMPARE(scan->layers[l].name, core.layers[l].name);
+            for (size_t i = 0; i < 3; ++i)
+                for (size_t j = 0; j < 2; ++j)
+                    QCOMPARE(scan->cell(l, i, j).relError, core.cell(l, i, j).relError);
+        }
+        // Dense level is exact, 80 % hurts more than 50 %, 4 bits add error.
+        QCOMPARE(scan->cell(0, 0, 0).relError, 0.0);
+        QVERIFY(scan->cell(0, 2, 0).relError > scan->cell(0, 1, 0).relError);
+        QVERIFY(scan->cell(0, 1, 1).relError > scan->cell(0, 1, 0).relError);
+        QVERIFY(scan->provenance.contains("model") && scan->provenance.contains("calibration"));
+
+        // The view: a 6 × 35 colour map and table with the same numbers.
+        QCPColorMap* map = panel->heatmap();
+        QCOMPARE(map->data()->keySize(), 6);
+        QCOMPARE(map->data()->valueSize(), 35);
+        QCOMPARE(map->data()->cell(3, 7), std::max(scan->cell(7, 1, 1).relError, 1e-6));
+        QCOMPARE(panel->table()->rowCount(), 35);
+        QCOMPARE(panel->table()->columnCount(), 6);
+        QCOMPARE(panel->table()->item(7, 3)->data(Qt::UserRole).toDouble(), scan->cell(7, 1, 1).relError);
+        QCOMPARE(panel->table()->horizontalHeaderItem(3)->text(), QStringLiteral("50%/4b"));
+        QVERIFY(analysis()->allocateAction()->isEnabled());
+        QVERIFY(m_window->workspace()->isModified());
+    }
+
+    void allocationGoesToThePlanAndUndoes()
+    {
+        QVERIFY(analysis()->panel()->hasScan());
+        PlanModel* plan = m_window->planPanel()->planModel();
+        LayerSetting uniform;
+        uniform.sparsity = 0.5;
+        plan->applyUniform(uniform);
+        const QList<PlanRow> before = plan->rows();
+
+        SensitivityPanel::AllocationRequest request;
+        request.budget = SensitivityPanel::Budget::AverageSparsity;
+        request.value = 0.5;
+        request.metric = SensitivityPanel::Metric::Relative;
+        analysis()->panel()->setAllocationRequest(request);
+        QVERIFY(analysis()->allocateToPlan());
+
+        pipeline::AllocatorParams params;
+        params.kind = pipeline::BudgetKind::AverageSparsity;
+        params.averageSparsity = 0.5;
+        const auto expected = pipeline::allocate(*analysis()->panel()->scan(), params).allocated;
+        const QList<PlanRow>& rows = plan->rows();
+        QCOMPARE(size_t(rows.size()), expected.layers.size());
+        double weighted = 0.0, weights = 0.0;
+        bool differs = false;
+        for (const auto& layer : expected.layers) {
+            const auto it = std::find_if(rows.begin(), rows.end(),
+                                         [&](const PlanRow& r) { return r.name.toStdString() == layer.name; });
+            QVERIFY(it != rows.end());
+            const LayerSetting& s = it->setting;
+            if (layer.sparsity == 0.0 && layer.bits == 16) {
+                QVERIFY(s.dense() || (s.sparsity == 0.0 && s.bits == 16));
+            } else {
+                QCOMPARE(s.sparsity, layer.sparsity);
+                QCOMPARE(s.bits, layer.bits);
+            }
+            differs = differs || std::abs(layer.sparsity - 0.5) > 1e-9;
+            weighted += s.targetSparsity() * double(it->weights());
+            weights += double(it->weights());
+        }
+        QVERIFY(differs);                        // not simply uniform
+        QVERIFY(weighted / weights >= 0.5 - 1e-9); // the budget holds in the plan
+        QVERIFY(analysis()->panel()->allocationLabel()->text().contains(QStringLiteral("uniform")));
+        QVERIFY(analysis()->undoAllocationAction()->isEnabled());
+
+        QVERIFY(analysis()->undoAllocation());
+        for (int i = 0; i < rows.size(); ++i)
+            QVERIFY(plan->rows()[i].setting == before[i].setting);
+        QVERIFY(!analysis()->undoAllocationAction()->isEnabled());
+
+        // A model-size budget below what any allocation can reach: refused, plan unchanged.
+        request.budget = SensitivityPanel::Budget::ModelMegabytes;
+        request.value = 0.001;
+        analysis()->panel()->setAllocationRequest(request);
+        m_errors.clear();
+        QVERIFY(!analysis()->allocateToPlan());
+        QCOMPARE(m_errors.size(), 1);
+        for (int i = 0; i < rows.size(); ++i)
+            QVERIFY(plan->rows()[i].setting == before[i].setting);
+        m_errors.clear();
+    }
+
+    void reportOfARun()
+    {
+        LayerSetting s;
+        s.sparsity = 0.5;
+        m_window->planPanel()->planModel()->applyUniform(s);
+        QSignalSpy ran(m_window.get(), &MainWindow::runFinished);
+        QVERIFY(m_window->startRun());
+        QVERIFY(ran.wait(300'000));
+        QVERIFY(analysis()->reportAction()->isEnabled());
+        const RunRecord run = m_window->resultsPanel()->runs().last();
+        QVERIFY(std::isfinite(run.perplexityAfter));
+
+        // An output over an input is refused before anything runs.
+        m_errors.clear();
+        AnalysisController::ReportRequest bad;
+        bad.htmlPath = qpath(testing::demoEvalText());
+        QVERIFY(!analysis()->writeReport(bad));
+        QCOMPARE(m_errors.size(), 1);
+        bad.htmlPath = m_tmp.filePath(QStringLiteral("report.pdf"));
+        QVERIFY(!analysis()->writeReport(bad)); // wrong extension
+        QCOMPARE(m_errors.size(), 2);
+        m_errors.clear();
+
+        // Cancelled: nothing written.
+        AnalysisController::ReportRequest request;
+        request.htmlPath = m_tmp.filePath(QStringLiteral("cancelled.html"));
+        request.pdfPath = m_tmp.filePath(QStringLiteral("cancelled.pdf"));
+        QSignalSpy cancelled(analysis(), &AnalysisController::jobCancelled);
+        QVERIFY(analysis()->writeReport(request));
+        m_window->cancelJob();
+        QVERIFY(cancelled.wait(120'000));
+        QVERIFY(!QFile::exists(request.htmlPath) && !QFile::exists(request.pdfPath));
+        QVERIFY(m_errors.isEmpty());
+
+        request.htmlPath = m_tmp.filePath(QStringLiteral("report.html"));
+        request.pdfPath = m_tmp.filePath(QStringLiteral("report.pdf"));
+        request.prompts = {QStringLiteral("Once upon a time"), QStringLiteral("The cat")};
+        request.newTokens = 12;
+        QSignalSpy written(analysis(), &AnalysisController::reportWritten);
+        QVERIFY(analysis()->writeReport(request));
+        QVERIFY(written.wait(300'000));
+        QVERIFY2(m_errors.isEmpty(), m_errors.isEmpty() ? "" : qPrintable(m_errors.first()));
+        QCOMPARE(analysis()->lastReportFiles().size(), 2);
+
+        const std::string html = readAll(request.htmlPath);
+        QVERIFY(html.size() > 2000);
+        for (const char* absent : {"<script", "src=\"http", "href=\"http", "<link", "@import", "url("})
+            QVERIFY2(html.find(absent) == std::string::npos, absent);
+        for (const char* expected : {"Summary", "Provenance", "Greedy continuations", "The cat", "model.layers.4.mlp.down_proj",
+                                     "Workspace"})
+            QVERIFY2(html.find(expected) != std::string::npos, expected);
+        QVERIFY(html.find(run.name.toStdString()) != std::string::npos);
+        // Perplexities as the run measured them (same text, windows and length), 4 decimals.
+        char before[32], after[32];
+        std::snprintf(before, sizeof before, "%.4f", run.perplexityBefore);
+        std::snprintf(after, sizeof after, "%.4f", run.perplexityAfter);
+        QVERIFY2(html.find(before) != std::string::npos, before);
+        QVERIFY2(html.find(after) != std::string::npos, after);
+        // The sensitivity heat-map of the Sensitivity tab is plotted.
+        QVERIFY(html.find("<svg") != std::string::npos);
+
+        if (QStandardPaths::findExecutable(QStringLiteral("pdftotext")).isEmpty())
+            QSKIP("pdftotext (poppler-utils) is not installed; the PDF was written but not read back");
+        QProcess pdftotext;
+        pdftotext.start(QStringLiteral("pdftotext"), {QStringLiteral("-layout"), request.pdfPath, QStringLiteral("-")});
+        QVERIFY(pdftotext.waitForFinished(60'000) && pdftotext.exitCode() == 0);
+        const std::string text = pdftotext.readAllStandardOutput().toStdString();
+        for (const char* expected : {"SparseLab compression report", "1. Summary", "2. Provenance", "3. Per-layer results",
+                                     "4. Plots", "5. Next-token distribution", "6. Greedy continuations", "The cat"})
+            QVERIFY2(text.find(expected) != std::string::npos, expected);
+        QVERIFY(text.find(after) != std::string::npos);
+        QVERIFY(std::count(text.begin(), text.end(), '\f') >= 3); // pages
+    }
+
+    void scanIsStoredInTheWorkspace()
+    {
+        QVERIFY(analysis()->panel()->hasScan());
+        const QString file = m_tmp.filePath(QStringLiteral("analysis.h5"));
+        QSignalSpy saved(m_window->workspace(), &WorkspaceController::workspaceSaved);
+        QVERIFY(m_window->workspace()->saveWorkspaceAs(file));
+        QVERIFY(saved.wait(120'000));
+        auto contents = store::loadWorkspace(file.toStdString(), {false, false});
+        QCOMPARE(pipeline::storedSensitivities(contents), std::vector<std::string>{"scan_0001"});
+        const std::string json = analysis()->panel()->scan()->toJson().dump();
+        QCOMPARE(pipeline::loadSensitivityFrom(file.toStdString()).toJson().dump(), json);
+
+        auto other = makeWindow(QString());
+        QSignalSpy loaded(other->workspace(), &WorkspaceController::workspaceLoaded);
+        QVERIFY(other->workspace()->openWorkspace(file));
+        QVERIFY(loaded.wait(120'000));
+        QVERIFY(other->analysis()->panel()->hasScan());
+        QCOMPARE(other->analysis()->panel()->scan()->toJson().dump(), json);
+        QCOMPARE(other->analysis()->panel()->table()->rowCount(), 35);
+
+        // Saving the reopened workspace again keeps one copy of the scan.
+        QSignalSpy savedAgain(other->workspace(), &WorkspaceController::workspaceSaved);
+        QVERIFY(other->workspace()->saveWorkspace());
+        QVERIFY(savedAgain.wait(120'000));
+        contents = store::loadWorkspace(file.toStdString(), {false, false});
+        QCOMPARE(pipeline::storedSensitivities(contents), std::vector<std::string>{"scan_0001"});
+        QVERIFY2(m_errors.isEmpty(), m_errors.isEmpty() ? "" : qPrintable(m_errors.first()));
+    }
+};
+
+QTEST_MAIN(TestAnalysisGui)
+#include "test_analysis_gui.moc"
