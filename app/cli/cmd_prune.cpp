@@ -114,8 +114,6 @@ int cmdPrune(const Args& args)
     const bool stream = args.flag("stream");
     if (stream && evalFile)
         throw optionError("--stream", "cannot be combined with --eval yet (evaluate the exported model instead)");
-    if (stream && args.value("workspace"))
-        throw optionError("--stream", "cannot be combined with --workspace yet (resume restores whole blocks in memory)");
     applyThreadsOption(args);
     const torch::Device device = deviceOption(args);
     const bool quiet = args.flag("quiet");
@@ -214,11 +212,15 @@ int cmdPrune(const Args& args)
             resume->clear();
         }
         for (int64_t b = 0; b < finished; ++b) {
+            // The reports now; the weights when the pipeline has the block in memory (a
+            // streamed model holds one block at a time).
             const auto checkpoint = resume->loadBlock(b);
-            store::restoreBlock(*model, checkpoint, resume->blockFile(b));
             for (const auto& layer : checkpoint.layers)
                 params.finishedLayers.push_back(store::layerReport(layer));
         }
+        params.restoreFinishedBlock = [&](int64_t b) {
+            store::restoreBlock(*model, resume->loadBlock(b), resume->blockFile(b));
+        };
         params.startBlock = finished;
         if (finished > 0)
             log("resuming: " + std::to_string(finished) + " of " + std::to_string(model->numBlocks())

@@ -162,7 +162,12 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
     // Resume: the finished blocks are already compressed; only their outputs are needed.
     for (int64_t b = 0; b < params.startBlock; ++b) {
         reporter.report(solved, "block " + std::to_string(b) + ": restored from checkpoint");
+        model.materializeBlock(b);
+        if (params.restoreFinishedBlock)
+            params.restoreFinishedBlock(b);
+        // Forward with the restored float32 weights, as the interrupted run did before its spill.
         inputs = runBlockBatched(model, b, inputs, batch, {}, cancel);
+        model.finishBlock(b);
     }
     for (const auto& finished : params.finishedLayers) {
         solved += finished.dense ? 0 : 1;

@@ -44,6 +44,11 @@ struct PruneParams {
     // the same deterministic computation an uninterrupted run does.
     int64_t startBlock = 0;
     std::vector<LayerReport> finishedLayers;
+    // Called for every block b < startBlock once its weights are in memory (after
+    // materializeBlock on streamed models) and before it is run forward: it puts the finished
+    // block's compressed weights in place (store::restoreBlock). Streamed models spill the
+    // block again afterwards. Unset: the blocks are taken as already restored in the model.
+    std::function<void(int64_t block)> restoreFinishedBlock;
 };
 
 struct LayerReport {

@@ -85,8 +85,16 @@ std::map<std::string, PackedMask> zeroMasks(const model::CausalLM& model)
 {
     std::map<std::string, PackedMask> masks;
     for (int64_t b = 0; b < model.numBlocks(); ++b)
-        for (const auto& layer : model.linears(b))
+        for (const auto& layer : model.linears(b)) {
+            // A streamed model's finished blocks live in their spill files (stored dtype and
+            // layout; zeros stay zeros in every float format), one layer in memory at a time.
+            if (const auto spilled = layer.weight.is_meta() ? model.finishedWeight(layer.name) : std::nullopt) {
+                const at::Tensor w = model::toFloatTensor(*spilled);
+                masks.emplace(pipeline::moduleName(layer.name), zeroMask(layer.storedTransposed ? w.t() : w));
+                continue;
+            }
             masks.emplace(pipeline::moduleName(layer.name), zeroMask(layer.weight));
+        }
     return masks;
 }
 

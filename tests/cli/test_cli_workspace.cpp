@@ -1,7 +1,8 @@
 // `prune --workspace`: the run is recorded (model hashes, settings, layer table, masks that
 // match the exported weights, perplexities with per-token NLL), and a prune killed with
 // SIGKILL after block k resumes from block k+1 and writes the same export byte for byte as an
-// uninterrupted run. Bad workspace files give exit 2 and one line naming the file.
+// uninterrupted run, also when both runs stream the model block by block (--stream). Bad
+// workspace files give exit 2 and one line naming the file.
 // The kill is deterministic: SPARSELAB_TEST_KILL_AFTER_BLOCK=k makes sparselab-cli SIGKILL
 // itself right after block k's checkpoint is on disk (what a kill -9 at that moment does).
 
@@ -176,20 +177,31 @@ void TestCliWorkspace::recordsTheRun()
 void TestCliWorkspace::resumeAfterKillIsBitIdentical_data()
 {
     QTest::addColumn<int>("killAfter");
-    QTest::newRow("after block 0") << 0;
-    QTest::newRow("after block 3 of 5") << 3;
+    QTest::addColumn<bool>("streamed");
+    QTest::newRow("after block 0") << 0 << false;
+    QTest::newRow("after block 3 of 5") << 3 << false;
+    // --stream: one block in memory; the killed and the resumed run both stream, and the
+    // export equals the uninterrupted in-memory run's.
+    QTest::newRow("streamed, after block 2 of 5") << 2 << true;
 }
 
 void TestCliWorkspace::resumeAfterKillIsBitIdentical()
 {
     QFETCH(int, killAfter);
-    const fs::path ws = m_root / ("resume" + std::to_string(killAfter) + ".h5");
-    const fs::path out = m_root / ("resumed" + std::to_string(killAfter));
+    QFETCH(bool, streamed);
+    const std::string tag = std::to_string(killAfter) + (streamed ? "s" : "");
+    const fs::path ws = m_root / ("resume" + tag + ".h5");
+    const fs::path out = m_root / ("resumed" + tag);
+    const auto withStream = [streamed](QStringList args) {
+        if (streamed)
+            args << "--stream";
+        return args;
+    };
     // A run recorded earlier in the same workspace must survive the kill and the resume.
-    const auto first = runCli(pruneArgs(m_root / ("earlier" + std::to_string(killAfter)), ws, "0.25"));
+    const auto first = runCli(pruneArgs(m_root / ("earlier" + tag), ws, "0.25"));
     QVERIFY2(first.exitCode == 0, qPrintable(first.stderrText));
 
-    const auto killed = runCli(pruneArgs(out, ws), QString::number(killAfter));
+    const auto killed = runCli(withStream(pruneArgs(out, ws)), QString::number(killAfter));
     QCOMPARE(killed.exitCode, -1); // died by SIGKILL
     QVERIFY(!fs::exists(out));
     const fs::path resumeFolder = ws.string() + ".resume";
@@ -198,7 +210,7 @@ void TestCliWorkspace::resumeAfterKillIsBitIdentical()
     QVERIFY(!fs::exists(resumeFolder / ("block_0000" + std::to_string(killAfter + 1) + ".h5")));
     QCOMPARE(store::listRuns(ws).size(), size_t(1)); // the killed run recorded nothing
 
-    auto resumeArgs = pruneArgs(out, ws);
+    auto resumeArgs = withStream(pruneArgs(out, ws));
     resumeArgs.removeAll("--quiet"); // the resume notice is a log line
     const auto resumed = runCli(resumeArgs);
     QVERIFY2(resumed.exitCode == 0, qPrintable(resumed.stderrText));
