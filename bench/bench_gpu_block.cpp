@@ -9,7 +9,10 @@
 //              (attention, norms and activations are not included), counted twice per block
 //              (the dense pass and the pass through the compressed block);
 //   tf32     — opt-in TF32: fc1's solve and one Hessian chunk set again with TF32 allowed,
-//              reporting speed and the deviation from float32.
+//              reporting speed and the deviation from float32 (CUDA only);
+//   bf16     — opt-in bfloat16 Hessian accumulation: fc1's input Hessian on forward-samples
+//              windows in bf16 and in float32 side by side, the relative deviation, and fc1
+//              solved with each (loss, mask mismatches, error judged by the float32 Hessian).
 // Per-block seconds as the pipeline would spend them (every layer accumulates its own Hessian,
 // as in SparseLab's pipeline and the reference), achieved TFLOP/s of the solve against the
 // fp32 peak given with --fp32-peak-tflops, and the projection to `blocks` blocks (96).
@@ -19,7 +22,7 @@
 //
 //   bench_gpu_block [--device cuda|cpu] [--hidden 12288] [--mlp 49152] [--samples 128]
 //                   [--seqlen 2048] [--chunk 8] [--forward-samples 16] [--blocks 96]
-//                   [--fp32-peak-tflops P] [--skip-tf32]
+//                   [--fp32-peak-tflops P] [--skip-tf32] [--skip-bf16]
 // Data: W ~ N(0, 0.02²), inputs ~ N(0, 1), generated on the device from fixed seeds.
 
 #include "solve/solver.h"
@@ -46,6 +49,7 @@ struct Options {
     int64_t hidden = 12288, mlp = 49152, samples = 128, seqlen = 2048, chunk = 8, forwardSamples = 16, blocks = 96;
     double peakTflops = 0.0;
     bool tf32 = true;
+    bool bf16 = true;
 };
 
 void sync(const torch::Device& device)
@@ -105,6 +109,7 @@ int main(int argc, char** argv)
         else if (key == "--blocks") o.blocks = std::atoll(next().c_str());
         else if (key == "--fp32-peak-tflops") o.peakTflops = std::atof(next().c_str());
         else if (key == "--skip-tf32") o.tf32 = false;
+        else if (key == "--skip-bf16") o.bf16 = false;
         else {
             std::fprintf(stderr, "error: unknown option %s\n", key.c_str());
             return 2;
@@ -229,6 +234,34 @@ int main(int argc, char** argv)
                        {"hessian_rel_frobenius_deviation", hDev},
                        {"hessian_seconds_tf32", tfSeconds},
                        {"hessian_seconds_fp32", fpSeconds}};
+    }
+    if (o.bf16) {
+        const auto fs = std::min(o.forwardSamples, o.samples);
+        torch::manual_seed(98);
+        const auto x = torch::randn({fs, o.seqlen, d}, fopts);
+        solve::HessianAccumulator fp(d, device);
+        solve::HessianAccumulator bf(d, device, solve::HessianPrecision::BFloat16);
+        const double fpSeconds = timed(device, [&] { fp.add(x); (void)fp.hessian(); });
+        const double bfSeconds = timed(device, [&] { bf.add(x); (void)bf.hessian(); });
+        const torch::Tensor& h32 = fp.hessian();
+        const double hDev = ((bf.hessian() - h32).norm() / h32.norm()).item<double>();
+        auto w32 = fc1Dense.clone();
+        auto w16 = fc1Dense.clone();
+        const auto r32 = solve::solveLayer(w32, h32, so);
+        const auto r16 = solve::solveLayer(w16, bf.hessian(), so);
+        const auto errorBy = [&](const torch::Tensor& w) {
+            const auto delta = fc1Dense - w;
+            return ((delta.mm(h32) * delta).sum() / (fc1Dense.mm(h32) * fc1Dense).sum()).item<double>();
+        };
+        out["bf16_hessian"] = {{"windows", fs},
+                               {"hessian_seconds_bf16", bfSeconds},
+                               {"hessian_seconds_fp32", fpSeconds},
+                               {"speedup", fpSeconds / bfSeconds},
+                               {"hessian_rel_frobenius_deviation", hDev},
+                               {"fc1_loss_rel_deviation", std::fabs(r16.stats.loss - r32.stats.loss) / r32.stats.loss},
+                               {"fc1_mask_mismatches", (w16.eq(0) != w32.eq(0)).sum().item<int64_t>()},
+                               {"fc1_rel_output_error_fp32_solve", errorBy(w32)},
+                               {"fc1_rel_output_error_bf16_solve", errorBy(w16)}};
     }
     std::printf("%s\n", out.dump().c_str());
     return 0;

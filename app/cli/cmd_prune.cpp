@@ -144,6 +144,7 @@ int cmdPrune(const Args& args)
     params.recipe = recipeFromArgs(args);
     params.recipeSource = args.valueOr("recipe", "options");
     params.trueSequential = args.flag("true-sequential");
+    params.hessianPrecision = solve::parseHessianPrecision(args.valueOr("hessian-dtype", "fp32"), "--hessian-dtype");
     if (const auto layers = args.value("layers"))
         params.layerFilter = splitList(*layers);
 
@@ -204,6 +205,7 @@ int cmdPrune(const Args& args)
                                   {"true_sequential", params.trueSequential},
                                   {"forward_batch", params.forwardBatch},
                                   {"device", device.str()},
+                                  {"hessian_dtype", solve::hessianPrecisionName(params.hessianPrecision)},
                                   {"torch_threads", at::get_num_threads()}};
         resume.emplace(*workspace, store::resumeKey(keySettings.dump()));
         const int64_t finished = resume->finishedBlocks();
@@ -258,11 +260,20 @@ int cmdPrune(const Args& args)
         {"layer_filter", params.layerFilter},
         {"true_sequential", params.trueSequential},
         {"streamed", stream},
+        {"hessian_dtype", solve::hessianPrecisionName(params.hessianPrecision)},
         {"linear_sparsity", result.linearSparsity()},
         {"prune_seconds", result.seconds},
         {"torch_threads", at::get_num_threads()},
         {"layers", layers},
     };
+    if (!result.hessianDeviation.empty()) {
+        json deviation = json::array();
+        for (const auto& d : result.hessianDeviation)
+            deviation.push_back({{"name", d.name},
+                                 {"rel_frobenius", d.relFrobenius},
+                                 {"rel_output_error_fp32_hessian", d.relOutputErrorFp32}});
+        provenance["hessian_deviation_from_fp32"] = deviation;
+    }
     if (evalFile) {
         provenance["evaluation"] = {{"file", fs::absolute(*evalFile).string()},
                                     {"sha256", sha256Hex(evalText)},
@@ -317,6 +328,8 @@ int cmdPrune(const Args& args)
                     {"linear_sparsity", result.linearSparsity()},
                     {"seconds", result.seconds},
                     {"layers", layers}};
+        if (provenance.contains("hessian_deviation_from_fp32"))
+            out["hessian_deviation_from_fp32"] = provenance["hessian_deviation_from_fp32"];
         if (workspace) {
             out["workspace"] = fs::absolute(*workspace).string();
             out["run_id"] = runId;

@@ -36,12 +36,14 @@ commands:
         [--fp16-scale]]
        [--nsamples 128] [--seqlen 2048] [--seed 0] [--layers SPEC]
        [--recipe R.json] [--true-sequential] [--eval FILE] [--workspace W.h5] [--json]
-       [--device cpu|cuda] [--stream] [--dry-run]
+       [--device cpu|cuda] [--stream] [--dry-run] [--hessian-dtype fp32|bf16]
                                   --workspace: record the run in W.h5 and resume an
                                   interrupted prune from its last finished block;
                                   --stream: one decoder block in memory at a time;
                                   refuses (exit 2) when the memory plan does not fit;
-                                  --dry-run: print the memory plan and stop
+                                  --dry-run: print the memory plan and stop;
+                                  --hessian-dtype bf16: opt-in bfloat16 Hessians (GPU
+                                  speed), deviation from float32 reported for block 0
   workspace W.h5 [--json]         list the model, settings and runs recorded in a workspace
   plan MODEL [--nsamples N] [--seqlen N] [--device cpu|cuda] [--stream] [--true-sequential] [--json]
                                   memory a prune run needs (host and GPU); exit 2 if it does not fit
@@ -134,7 +136,7 @@ int main(int argc, char** argv)
              return cmdPrune(Args("prune", a,
                                   {"calib", "out", "method", "sparsity", "nm", "bits", "group", "nsamples",
                                    "seqlen", "seed", "layers", "recipe", "eval", "blocksize", "damp",
-                                   "threads", "device", "workspace"},
+                                   "threads", "device", "workspace", "hessian-dtype"},
                                   {"sym", "act-order", "static-groups", "fp16-scale", "signed-scale", "true-sequential",
                                    "stream", "dry-run", "json", "quiet"}));
          }},

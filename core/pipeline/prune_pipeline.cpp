@@ -191,10 +191,18 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
         for (const auto& group : groups) {
             // Hessians only for this group's layers that will be solved.
             std::map<std::string, solve::HessianAccumulator> hessians;
+            // bf16 Hessians: float32 ones beside them in the first block, to report the deviation.
+            const bool measureDeviation =
+                params.hessianPrecision != solve::HessianPrecision::Float32 && b == params.startBlock;
+            std::map<std::string, solve::HessianAccumulator> fp32Hessians;
             for (size_t i : group) {
                 const auto& layer = layers[i];
-                if (!plans.at(moduleName(layer.name)).dense)
-                    hessians.emplace(layer.name, solve::HessianAccumulator(layer.weight.size(1), model.device()));
+                if (plans.at(moduleName(layer.name)).dense)
+                    continue;
+                hessians.emplace(layer.name,
+                                 solve::HessianAccumulator(layer.weight.size(1), model.device(), params.hessianPrecision));
+                if (measureDeviation)
+                    fp32Hessians.emplace(layer.name, solve::HessianAccumulator(layer.weight.size(1), model.device()));
             }
             if (!hessians.empty()) {
                 reporter.report(solved, "block " + std::to_string(b) + ": collecting inputs");
@@ -202,6 +210,9 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
                     const auto it = hessians.find(layer.name);
                     if (it != hessians.end())
                         it->second.add(x);
+                    const auto fp32 = fp32Hessians.find(layer.name);
+                    if (fp32 != fp32Hessians.end())
+                        fp32->second.add(x);
                 };
                 (void)runBlockBatched(model, b, inputs, batch, hook, cancel);
             }
@@ -227,6 +238,7 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
                     // Solve on a handle to the model's own storage; copy back if the solver
                     // replaced the tensor rather than writing into it.
                     torch::Tensor weight = layer.weight;
+                    const torch::Tensor denseWeight = fp32Hessians.count(layer.name) ? weight.clone() : torch::Tensor();
                     const void* storage = weight.data_ptr();
                     ProgressCallback blockProgress;
                     if (blockDone)
@@ -235,6 +247,26 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
                         solve::solveLayer(weight, found->second.hessian(), plan.options, blockProgress, cancel);
                     if (weight.data_ptr() != storage)
                         layer.weight.copy_(weight);
+                    if (const auto fp32 = fp32Hessians.find(layer.name); fp32 != fp32Hessians.end()) {
+                        const torch::Tensor& h32 = fp32->second.hessian();
+                        HessianDeviation deviation;
+                        deviation.name = name;
+                        deviation.relFrobenius = ((found->second.hessian() - h32).norm() / h32.norm()).item<double>();
+                        // The solved layer's error judged by the float32 Hessian: tr(ΔW H ΔWᵀ)/tr(W H Wᵀ).
+                        const torch::Tensor delta = denseWeight - weight;
+                        deviation.relOutputErrorFp32 = ((delta.mm(h32) * delta).sum()
+                                                        / (denseWeight.mm(h32) * denseWeight).sum()).item<double>();
+                        if (log) {
+                            std::ostringstream line;
+                            line << name << ": " << solve::hessianPrecisionName(params.hessianPrecision)
+                                 << " Hessian deviates from float32 by " << deviation.relFrobenius
+                                 << " (relative Frobenius); output error " << layerResult.stats.relOutputError
+                                 << " by it, " << deviation.relOutputErrorFp32 << " by the float32 Hessian";
+                            log(line.str());
+                        }
+                        result.hessianDeviation.push_back(deviation);
+                        fp32Hessians.erase(fp32);
+                    }
                     hessians.erase(found); // free the Hessian as soon as its layer is solved
                     report.stats = layerResult.stats;
                     if (log && layerResult.stats.dampRaises > 0) {

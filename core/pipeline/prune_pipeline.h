@@ -38,6 +38,10 @@ struct PruneParams {
     std::vector<std::string> layerFilter; // globs; empty = all layers (others stay dense)
     bool trueSequential = false;
     int64_t forwardBatch = 8;             // windows per block forward pass
+    // Opt-in bfloat16 Hessian accumulation (solve/solver.h). Then the first block solved also
+    // accumulates float32 Hessians, and PruneResult::hessianDeviation reports how far apart
+    // they are.
+    solve::HessianPrecision hessianPrecision = solve::HessianPrecision::Float32;
     // Resume (store/resume.h): blocks [0, startBlock) are already compressed in the model and
     // `finishedLayers` are their reports (they open the result). The pipeline re-derives the
     // inputs of block startBlock by running the calibration windows through those blocks,
@@ -61,8 +65,15 @@ struct LayerReport {
     solve::LayerStats stats;              // what came out
 };
 
+struct HessianDeviation {
+    std::string name;                     // module name (a layer of the first block solved)
+    double relFrobenius = 0.0;            // ‖H − H_fp32‖_F / ‖H_fp32‖_F
+    double relOutputErrorFp32 = 0.0;      // the solved layer's error measured with H_fp32
+};
+
 struct PruneResult {
     std::vector<LayerReport> layers;
+    std::vector<HessianDeviation> hessianDeviation; // empty with float32 Hessians
     double seconds = 0.0;
     [[nodiscard]] double linearSparsity() const; // zeros / weights over all linear layers
 };

@@ -41,10 +41,16 @@ void upperRankUpdate(torch::Tensor& h, const torch::Tensor& x, double beta, doub
 {
     const int64_t cols = h.size(0);
     const int64_t bs = symmetricBlock(cols);
+    const bool lowPrecision = x.scalar_type() != torch::kFloat; // bfloat16 inputs: GEMM in x's type
     for (int64_t c0 = 0; c0 < cols; c0 += bs) {
         const int64_t len = std::min(bs, cols - c0);
-        h.narrow(0, c0, len).narrow(1, c0, cols - c0)
-            .addmm_(x.narrow(1, c0, len).t(), x.narrow(1, c0, cols - c0), beta, alpha);
+        auto target = h.narrow(0, c0, len).narrow(1, c0, cols - c0);
+        if (lowPrecision) {
+            const auto product = at::mm(x.narrow(1, c0, len).t(), x.narrow(1, c0, cols - c0)).to(torch::kFloat);
+            target.mul_(beta).add_(product, alpha);
+        } else {
+            target.addmm_(x.narrow(1, c0, len).t(), x.narrow(1, c0, cols - c0), beta, alpha);
+        }
     }
 }
 
@@ -390,8 +396,22 @@ LayerResult solveLayerWithFactor(torch::Tensor& weight, const torch::Tensor& hes
                                   options.method == Method::SparseGpt ? &factor : nullptr);
 }
 
-HessianAccumulator::HessianAccumulator(int64_t cols, torch::Device device)
-    : m_h(torch::zeros({cols, cols}, torch::TensorOptions().dtype(torch::kFloat).device(device)))
+std::string hessianPrecisionName(HessianPrecision precision)
+{
+    return precision == HessianPrecision::BFloat16 ? "bf16" : "fp32";
+}
+
+HessianPrecision parseHessianPrecision(const std::string& name, const std::string& option)
+{
+    if (name == "fp32" || name == "float32")
+        return HessianPrecision::Float32;
+    if (name == "bf16" || name == "bfloat16")
+        return HessianPrecision::BFloat16;
+    throw optionError(option, "expects fp32 or bf16, got '" + name + "'");
+}
+
+HessianAccumulator::HessianAccumulator(int64_t cols, torch::Device device, HessianPrecision precision)
+    : m_h(torch::zeros({cols, cols}, torch::TensorOptions().dtype(torch::kFloat).device(device))), m_precision(precision)
 {
 }
 
@@ -414,6 +434,8 @@ void HessianAccumulator::add(const torch::Tensor& x)
     const double beta = double(m_samples) / double(m_samples + batch);
     m_samples += batch;
     if (rows.size(0) > 0) {
+        if (m_precision == HessianPrecision::BFloat16)
+            rows = rows.to(torch::kBFloat16);
         upperRankUpdate(m_h, rows, beta, 2.0 / double(m_samples));
     } else {
         m_h.mul_(beta);

@@ -127,9 +127,20 @@ struct LayerResult {
 // hessian() mirrors it on first access after an add, so H is exactly symmetric. add() throws
 // InputError ("inputs: ...") on a wrong shape or non-finite values, before touching H.
 // Not thread-safe (hessian() may write).
+//
+// Precision (opt-in, for GPUs): BFloat16 rounds the inputs to bfloat16 and forms each XᵀX
+// product by a bfloat16 GEMM (its result rounded to bfloat16), then accumulates the products
+// into the float32 H. About 2⁻⁸ relative error per entry; the pipeline reports the deviation
+// from float32 it causes (PruneResult::hessianDeviation). Float32, the default, is the
+// reference's arithmetic.
+enum class HessianPrecision { Float32, BFloat16 };
+[[nodiscard]] std::string hessianPrecisionName(HessianPrecision precision); // "fp32", "bf16"
+// "fp32"/"float32", "bf16"/"bfloat16"; InputError naming `option` otherwise.
+[[nodiscard]] HessianPrecision parseHessianPrecision(const std::string& name, const std::string& option);
+
 class HessianAccumulator {
 public:
-    HessianAccumulator(int64_t cols, torch::Device device);
+    HessianAccumulator(int64_t cols, torch::Device device, HessianPrecision precision = HessianPrecision::Float32);
     void add(const torch::Tensor& x);
     [[nodiscard]] const torch::Tensor& hessian() const; // [cols, cols] float32, on `device`
     [[nodiscard]] int64_t samples() const { return m_samples; }
@@ -137,6 +148,7 @@ private:
     mutable torch::Tensor m_h;     // upper triangle current; lower valid when m_symmetric
     mutable bool m_symmetric = true;
     int64_t m_samples = 0;
+    HessianPrecision m_precision = HessianPrecision::Float32;
 };
 
 } // namespace sparselab::solve
