@@ -57,6 +57,10 @@ const QString reportPdf = QStringLiteral("Report/pdf");
 const QString reportPrompts = QStringLiteral("Report/prompts");
 const QString reportTokens = QStringLiteral("Report/newTokens");
 const QString scanFolder = QStringLiteral("Sensitivity/lastFolder");
+const QString sweepSparsities = QStringLiteral("Sweep/sparsities");
+const QString sweepBits = QStringLiteral("Sweep/bits");
+const QString sweepMethods = QStringLiteral("Sweep/methods");
+const QString sweepGroups = QStringLiteral("Sweep/groups");
 } // namespace key
 
 QString joinNumbers(const std::vector<double>& values)
@@ -98,13 +102,19 @@ AnalysisController::AnalysisController(MainWindow* window) : QObject(window), m_
     m_undoAllocationAction->setShortcut(QKeySequence(Qt::CTRL | Qt::ALT | Qt::Key_Z));
     m_undoAllocationAction->setStatusTip(tr("Put back the plan as it was before the last allocation."));
     connect(m_undoAllocationAction, &QAction::triggered, this, &AnalysisController::undoAllocation);
+    m_sweepAction = new QAction(tr("S&weep…"), this);
+    m_sweepAction->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_G));
+    m_sweepAction->setStatusTip(tr("Prune and evaluate a grid of settings (methods × layer groups × bit-widths × "
+                                   "sparsities), each from the dense model; the table and plots fill in point by "
+                                   "point in Results → Sweeps."));
+    connect(m_sweepAction, &QAction::triggered, this, &AnalysisController::sweepDialog);
     m_reportAction = new QAction(tr("Write &Report…"), this);
     m_reportAction->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_R));
     m_reportAction->setStatusTip(tr("Write the hand-over report (HTML and/or PDF) of the run selected in Results: "
                                     "summary, provenance, per-layer table, plots, KL divergence and greedy "
                                     "continuations against the dense model."));
     connect(m_reportAction, &QAction::triggered, this, &AnalysisController::reportDialog);
-    for (QAction* a : {m_scanAction, m_openScanAction, m_allocateAction, m_undoAllocationAction, m_reportAction})
+    for (QAction* a : {m_scanAction, m_openScanAction, m_allocateAction, m_undoAllocationAction, m_reportAction, m_sweepAction})
         a->setToolTip(a->statusTip());
 
     connect(m_panel, &SensitivityPanel::allocationReady, this, [this](const SensitivityPanel::AllocationOutcome& outcome) {
@@ -147,6 +157,7 @@ void AnalysisController::populateFileMenu(QMenu* file)
 
 void AnalysisController::populateRunMenu(QMenu* run)
 {
+    run->addAction(m_sweepAction);
     run->addAction(m_scanAction);
     run->addAction(m_allocateAction);
     run->addAction(m_undoAllocationAction);
@@ -157,6 +168,7 @@ void AnalysisController::updateActions()
     const bool busy = m_window->isBusy();
     const bool running = m_window->isRunning();
     m_scanAction->setEnabled(!busy && m_window->hasModel());
+    m_sweepAction->setEnabled(!busy && m_window->hasModel());
     m_openScanAction->setEnabled(!isBusy());
     m_allocateAction->setEnabled(!running && m_window->hasModel() && m_panel->hasScan());
     m_undoAllocationAction->setEnabled(!running && m_window->hasModel() && m_planBeforeAllocation != nullptr);
@@ -295,6 +307,62 @@ bool AnalysisController::startScan(const ScanRequest& request)
         Q_EMIT scanFailed(message);
     });
     startJob(job, tr("Sensitivity scan (%1 levels × %2 bit-widths)").arg(request.sparsities.size()).arg(request.bits.size()));
+    return true;
+}
+
+bool AnalysisController::startSweep(const SweepRequest& request)
+{
+    if (m_window->isBusy()) {
+        m_window->reportError(tr("Busy"), tr("Another job is running: wait for it or cancel it (Esc)."));
+        return false;
+    }
+    if (!m_window->hasModel()) {
+        m_window->reportError(tr("No model"), tr("Open a model folder first (File → Open Model…, Ctrl+O)."));
+        return false;
+    }
+    SweepJob::Params params;
+    params.model = m_window->denseModel();
+    params.tokenizer = m_window->tokenizer();
+    params.calibration = m_window->calibrationPanel()->settings();
+    params.evaluation = m_window->evaluationSettings();
+    if (params.evaluation.textPath.isEmpty()) {
+        m_window->reportError(tr("No evaluation text"), tr("A sweep measures perplexity: choose an evaluation text (Ctrl+T)."));
+        return false;
+    }
+    params.sparsities = request.sparsities;
+    params.bits = request.bits;
+    for (int m : request.methods)
+        params.methods.push_back(m == 1 ? PlanMethod::Magnitude : m == 2 ? PlanMethod::Wanda : PlanMethod::SparseGpt);
+    params.groups = request.groups;
+    params.threads = workerThreads();
+    const qint64 points = SweepJob::pointCount(params);
+    if (points == 0) {
+        m_window->reportError(tr("Empty sweep"), tr("Choose at least one sparsity, bit-width, method and layer group."));
+        return false;
+    }
+    auto* job = new SweepJob(params, this);
+    const QString source = tr("sweep of this session");
+    connect(job, &SweepJob::pointFinished, this, [this, source](const std::shared_ptr<const pipeline::SweepResult>& soFar) {
+        m_window->sweepPanel()->setSweep(*soFar, source);
+        m_window->resultsPanel()->tabs()->setCurrentWidget(m_window->sweepPanel());
+    });
+    connect(job, &SweepJob::finished, this, [this, source](const SweepJob::Result& result) {
+        finishJob();
+        m_window->sweepPanel()->setSweep(*result.sweep, source);
+        m_window->resultsPanel()->tabs()->setCurrentWidget(m_window->sweepPanel());
+        m_window->workspace()->markModified();
+        const QString message = tr("Sweep finished: %n point(s) in %1", nullptr, int(result.sweep->points.size()))
+                                    .arg(formatSeconds(result.seconds));
+        m_window->logView()->appendInfo(message);
+        m_window->statusBar()->showMessage(message, 10'000);
+        Q_EMIT sweepFinished();
+    });
+    connect(job, &SweepJob::failed, this, [this](const QString& message) {
+        finishJob();
+        m_window->reportError(tr("Sweep failed"), message);
+        Q_EMIT sweepFailed(message);
+    });
+    startJob(job, tr("Sweep (%n point(s))", nullptr, int(points)));
     return true;
 }
 
@@ -473,6 +541,117 @@ void AnalysisController::scanDialog()
     settings.setValue(key::scanBits, bits->text());
     settings.setValue(key::scanMethod, method->currentIndex());
     startScan(request);
+}
+
+void AnalysisController::sweepDialog()
+{
+    QSettings settings;
+    QDialog dialog(m_window);
+    dialog.setWindowTitle(tr("Sweep"));
+    const SweepRequest defaults;
+    std::vector<double> defaultSparsities = defaults.sparsities;
+    auto* sparsities = new QLineEdit(settings.value(key::sweepSparsities, joinNumbers(defaultSparsities)).toString());
+    sparsities->setToolTip(tr("Sparsity levels, fractions in [0, 1), separated by commas"));
+    auto* bits = new QLineEdit(settings.value(key::sweepBits, QStringLiteral("16, 4")).toString());
+    bits->setToolTip(tr("Bit-widths, 2 – 8, or 16 for no quantization, separated by commas"));
+    const QStringList savedMethods = settings.value(key::sweepMethods, QStringList{QStringLiteral("0")}).toStringList();
+    const QStringList savedGroups = settings.value(key::sweepGroups, QStringList{QStringLiteral("all")}).toStringList();
+    auto* methodRow = new QHBoxLayout;
+    QList<QCheckBox*> methods;
+    for (int m = 0; m < 3; ++m) {
+        auto* box = new QCheckBox(planMethodLabel(m == 0 ? PlanMethod::SparseGpt : m == 1 ? PlanMethod::Magnitude : PlanMethod::Wanda));
+        box->setChecked(savedMethods.contains(QString::number(m)));
+        methodRow->addWidget(box);
+        methods << box;
+    }
+    auto* groupRow = new QHBoxLayout;
+    QList<QCheckBox*> groups;
+    const QStringList groupKeys = {QStringLiteral("all"), QStringLiteral("attention"), QStringLiteral("mlp")};
+    const QStringList groupNames = {tr("All layers"), tr("Attention only"), tr("MLP only")};
+    for (int g = 0; g < 3; ++g) {
+        auto* box = new QCheckBox(groupNames[g]);
+        box->setChecked(savedGroups.contains(groupKeys[g]));
+        box->setToolTip(tr("The layers this point compresses; the others stay dense"));
+        groupRow->addWidget(box);
+        groups << box;
+    }
+    const CalibrationSettings calib = m_window->calibrationPanel()->settings();
+    const EvaluationSettings evaluation = m_window->evaluationSettings();
+    auto* count = new QLabel;
+    auto* note = new QLabel(tr("Each point prunes a fresh copy of the dense model with %1 windows × %2 tokens of %3 and "
+                               "measures perplexity on %4 (%5).")
+                                .arg(calib.nsamples)
+                                .arg(calib.seqlen)
+                                .arg(QFileInfo(calib.textPath).fileName(), QFileInfo(evaluation.textPath).fileName(),
+                                     evaluation.maxWindows > 0 ? tr("first %1 windows").arg(evaluation.maxWindows)
+                                                               : tr("all windows")));
+    note->setWordWrap(true);
+    auto* error = new QLabel;
+    error->setWordWrap(true);
+    auto* buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel);
+    buttons->button(QDialogButtonBox::Ok)->setText(tr("Run Sweep"));
+    auto* form = new QFormLayout(&dialog);
+    form->addRow(tr("Sparsities:"), sparsities);
+    form->addRow(tr("Bits:"), bits);
+    form->addRow(tr("Methods:"), methodRow);
+    form->addRow(tr("Layers:"), groupRow);
+    form->addRow(count);
+    form->addRow(note);
+    form->addRow(error);
+    form->addRow(buttons);
+    SweepRequest request;
+    const auto collect = [&](QString* problem) {
+        if (!parseSparsities(sparsities->text(), &request.sparsities, problem) || !parseBits(bits->text(), &request.bits, problem))
+            return false;
+        request.methods.clear();
+        for (int m = 0; m < 3; ++m)
+            if (methods[m]->isChecked())
+                request.methods.push_back(m);
+        request.groups.clear();
+        for (int g = 0; g < 3; ++g)
+            if (groups[g]->isChecked())
+                request.groups.push_back(groupKeys[g].toStdString());
+        if (request.methods.empty() || request.groups.empty()) {
+            *problem = tr("Choose at least one method and one layer group.");
+            return false;
+        }
+        return true;
+    };
+    const auto updateCount = [&] {
+        QString problem;
+        if (collect(&problem)) {
+            const size_t n = request.sparsities.size() * request.bits.size() * request.methods.size() * request.groups.size();
+            count->setText(tr("%n point(s), each a full prune and evaluation.", nullptr, int(n)));
+        } else {
+            count->setText(problem);
+        }
+    };
+    connect(sparsities, &QLineEdit::textChanged, &dialog, updateCount);
+    connect(bits, &QLineEdit::textChanged, &dialog, updateCount);
+    for (QCheckBox* box : methods + groups)
+        connect(box, &QCheckBox::toggled, &dialog, updateCount);
+    updateCount();
+    connect(buttons, &QDialogButtonBox::rejected, &dialog, &QDialog::reject);
+    connect(buttons, &QDialogButtonBox::accepted, &dialog, [&] {
+        QString problem;
+        if (!collect(&problem)) {
+            error->setText(problem);
+            return;
+        }
+        dialog.accept();
+    });
+    if (dialog.exec() != QDialog::Accepted)
+        return;
+    settings.setValue(key::sweepSparsities, sparsities->text());
+    settings.setValue(key::sweepBits, bits->text());
+    QStringList m, g;
+    for (int i : request.methods)
+        m << QString::number(i);
+    for (const auto& group : request.groups)
+        g << QString::fromStdString(group);
+    settings.setValue(key::sweepMethods, m);
+    settings.setValue(key::sweepGroups, g);
+    startSweep(request);
 }
 
 void AnalysisController::reportDialog()

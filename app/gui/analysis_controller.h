@@ -4,6 +4,8 @@
 //                                            windows (analysis_jobs.h: SensitivityJob); the
 //                                            heat-map appears in Results → Sensitivity;
 //   File → Open Sensitivity Scan…            a scan file (.json) or a workspace's last scan;
+//   Run → Sweep… (Ctrl+Shift+G)              a grid of methods × layer groups × bits × sparsities
+//                                            (SweepJob), filling Results → Sweeps point by point;
 //   Run → Allocate from Scan (Ctrl+Shift+A)  the allocator over the scan, applied to the Plan
 //                                            view; Undo Allocation (Ctrl+Alt+Z) puts the
 //                                            previous plan back;
@@ -12,7 +14,7 @@
 //                                            sweep and scan as plots and the session's runs.
 // Jobs run on the window's engine pool (one engine job at a time): the window is busy
 // meanwhile, Esc cancels, progress and ETA show in the status bar. Errors go through the
-// window's error handler. A scan made or opened here is stored in the workspace on save
+// window's error handler. A scan or sweep made or opened here is stored in the workspace on save
 // (workspace_controller.h). GUI thread only.
 
 #include <QObject>
@@ -44,6 +46,12 @@ public:
         std::vector<int> bits{16};
         int method = 0;              // PlanMethod: SparseGpt (0), Magnitude (1), Wanda (2)
     };
+    struct SweepRequest {
+        std::vector<double> sparsities{0.3, 0.5, 0.7};
+        std::vector<int> bits{16, 4};
+        std::vector<int> methods{0};             // PlanMethod values: SparseGpt (0), Magnitude (1), Wanda (2)
+        std::vector<std::string> groups{"all"};  // "all", "attention", "mlp"
+    };
     struct ReportRequest {
         QString htmlPath, pdfPath;   // at least one
         QStringList prompts;         // empty = the report's defaults
@@ -63,6 +71,7 @@ public:
     [[nodiscard]] QAction* allocateAction() const { return m_allocateAction; }
     [[nodiscard]] QAction* undoAllocationAction() const { return m_undoAllocationAction; }
     [[nodiscard]] QAction* reportAction() const { return m_reportAction; }
+    [[nodiscard]] QAction* sweepAction() const { return m_sweepAction; }
     [[nodiscard]] bool isBusy() const { return m_job != nullptr; }
     // Where the last report went (empty before).
     [[nodiscard]] const QStringList& lastReportFiles() const { return m_lastReportFiles; }
@@ -74,6 +83,7 @@ public:
 public Q_SLOTS:
     // False (error reported) when refused: busy, no model, bad settings.
     bool startScan(const ScanRequest& request);
+    bool startSweep(const SweepRequest& request);
     bool writeReport(const ReportRequest& request);
     bool openScan(const QString& file);
     // Allocates with the Sensitivity tab's controls and applies the result to the plan.
@@ -83,11 +93,14 @@ public Q_SLOTS:
     void updateActions();
 
     void scanDialog();
+    void sweepDialog();
     void reportDialog();
     void openScanDialog();
 
 Q_SIGNALS:
     void scanFinished();
+    void sweepFinished();
+    void sweepFailed(const QString& message);
     void scanFailed(const QString& message);
     void reportWritten(const QStringList& files);
     void reportFailed(const QString& message);
@@ -108,6 +121,7 @@ private:
     QAction* m_allocateAction = nullptr;
     QAction* m_undoAllocationAction = nullptr;
     QAction* m_reportAction = nullptr;
+    QAction* m_sweepAction = nullptr;
     std::unique_ptr<std::vector<LayerSetting>> m_planBeforeAllocation;
     QStringList m_lastReportFiles;
 };

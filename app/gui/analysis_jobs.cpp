@@ -2,11 +2,14 @@
 #include "engine_support.h"
 
 #include "data/calibration.h"
+#include "eval/perplexity.h"
 #include "export/hf_export.h"
 #include "model/causal_lm.h"
 #include "pipeline/sensitivity.h"
+#include "pipeline/size_model.h"
 #include "pipeline/sweep.h"
 #include "report/report.h"
+#include "tokenize/tokenizer.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
 #include "util/sha256.h"
@@ -16,6 +19,7 @@
 #include <QFileInfo>
 #include <QTemporaryDir>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -67,6 +71,107 @@ void SensitivityJob::execute()
     result.seconds = scan->seconds;
     result.scan = std::move(scan);
     deliver([this, result] { Q_EMIT finished(result); });
+}
+
+// ---------------------------------------------------------------------------------------------
+// SweepJob
+
+namespace {
+
+solve::Method engineMethod(PlanMethod method)
+{
+    switch (method) {
+    case PlanMethod::SparseGpt: return solve::Method::SparseGpt;
+    case PlanMethod::Magnitude: return solve::Method::Magnitude;
+    case PlanMethod::Wanda: return solve::Method::Wanda;
+    case PlanMethod::Rtn: return solve::Method::Rtn;
+    case PlanMethod::Dense: break;
+    }
+    throw optionError("Methods", "a sweep point must prune or quantize: not 'dense'");
+}
+
+} // namespace
+
+SweepJob::SweepJob(Params params, QObject* parent) : EngineJob(params.threads, parent), m_params(std::move(params)) {}
+
+qint64 SweepJob::pointCount(const Params& params)
+{
+    return qint64(params.sparsities.size() * params.bits.size() * params.methods.size() * params.groups.size());
+}
+
+void SweepJob::execute()
+{
+    if (!m_params.model || !m_params.tokenizer)
+        throw InputError("No model is loaded: open a model folder first.");
+    pipeline::SweepGrid grid;
+    grid.sparsities = m_params.sparsities;
+    grid.bits = m_params.bits;
+    grid.methods.clear();
+    for (PlanMethod m : m_params.methods)
+        grid.methods.push_back(engineMethod(m));
+    grid.groups = m_params.groups;
+    grid.validate();
+    const CalibrationSettings& calib = m_params.calibration;
+    const auto& model = *m_params.model;
+    if (calib.seqlen > model.config().maxPositions)
+        throw optionError("Window length", std::to_string(calib.seqlen) + " exceeds the model's maximum of "
+                                               + std::to_string(model.config().maxPositions) + " positions");
+    const solve::SolverOptions base;
+    std::vector<int64_t> indices;
+    for (int64_t i = 0; i < grid.size(); ++i) {
+        indices.push_back(i);
+        const auto params = pipeline::sweepPointParams(model, pipeline::sweepPointSpec(grid, i), base, false);
+        pipeline::validatePlan(model, params);
+    }
+
+    const ProgressCallback callback = progressCallback();
+    ProgressReporter(callback, "Tokenizing", 1).report(0, QFileInfo(calib.textPath).fileName().toStdString());
+    const data::CalibrationWindows windows = drawCalibrationWindows(*m_params.tokenizer, calib);
+    const std::string evalText = readEngineText(m_params.evaluation.textPath, "evaluation");
+    const std::vector<int32_t> evalIds = m_params.tokenizer->encodeForModel(evalText);
+    eval::PerplexityParams evalParams;
+    evalParams.seqlen = m_params.evaluation.seqlen > 0 ? m_params.evaluation.seqlen : calib.seqlen;
+    evalParams.maxWindows = m_params.evaluation.maxWindows;
+    evalParams.batchSize = m_params.evaluation.batchSize > 0 ? m_params.evaluation.batchSize : 8;
+    evalParams.keepTokenNll = false;
+    throwIfCancelled(cancelToken());
+    const eval::PerplexityResult dense = eval::evaluatePerplexity(model, evalIds, evalParams, callback, cancelToken());
+
+    auto result = std::make_shared<pipeline::SweepResult>();
+    result->grid = grid;
+    result->densePerplexity = dense.perplexity;
+    result->denseBytes = pipeline::fixedParameterBytes(model.parameterCount());
+    const fs::path folder = model.folder();
+    result->settings = {{"model", {{"sha256", exporting::hashModelFolder(folder)}}},
+                        {"calibration",
+                         {{"sha256", sha256Hex(readEngineText(calib.textPath, "calibration"))},
+                          {"nsamples", calib.nsamples},
+                          {"seqlen", calib.seqlen},
+                          {"seed", calib.seed}}},
+                        {"evaluation",
+                         {{"sha256", sha256Hex(evalText)}, {"seqlen", evalParams.seqlen}, {"max_windows", evalParams.maxWindows}}},
+                        {"base", {{"damp", base.damp}, {"blocksize", base.blocksize}, {"group", base.quant.groupSize}, {"sym", base.quant.symmetric}}},
+                        {"true_sequential", false},
+                        {"paths",
+                         {{"model", fs::absolute(folder).string()},
+                          {"calibration", toEnginePath(QFileInfo(calib.textPath).absoluteFilePath()).string()},
+                          {"evaluation", toEnginePath(QFileInfo(m_params.evaluation.textPath).absoluteFilePath()).string()}}}};
+    QElapsedTimer timer;
+    timer.start();
+    auto soFar = std::make_shared<pipeline::SweepResult>(*result);
+    const auto onPoint = [this, &soFar](const pipeline::SweepPoint& point) {
+        soFar->points.push_back(point);
+        std::sort(soFar->points.begin(), soFar->points.end(),
+                  [](const auto& a, const auto& b) { return a.spec.index < b.spec.index; });
+        std::shared_ptr<const pipeline::SweepResult> snapshot = std::make_shared<pipeline::SweepResult>(*soFar);
+        post([this, snapshot] { Q_EMIT pointFinished(snapshot); });
+    };
+    result->points = pipeline::runSweepPoints(model, windows, evalIds, grid, indices, base, false, evalParams, callback,
+                                              cancelToken(), onPoint);
+    Result r;
+    r.seconds = double(timer.nsecsElapsed()) / 1e9;
+    r.sweep = std::move(result);
+    deliver([this, r] { Q_EMIT finished(r); });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,6 +5,8 @@
 //   SensitivityJob  pipeline::scanSensitivity on the loaded (dense) model with the Calibration
 //                   view's windows: every linear layer at every (sparsity, bits) level from one
 //                   Hessian factorisation per layer. The model is not modified.
+//   SweepJob        pipeline::runSweepPoints over a grid of methods × layer groups × bits ×
+//                   sparsities, each point a prune of a fresh copy and a perplexity;
 //   ReportJob       the hand-over report (core report/report.h) of one run of the session:
 //                   the run's compressed model, still in memory, is written to a private
 //                   temporary folder with its provenance (as Export would write it), then both
@@ -62,6 +64,45 @@ private:
     Params m_params;
 };
 
+// A sweep (pipeline/sweep.h) over the loaded model: every grid point prunes a fresh copy of the
+// dense model with the Calibration view's windows and measures perplexity on the Evaluation
+// view's text. pointFinished() carries the sweep so far after each point (live table and
+// plots); cancel stops between and inside points, keeping nothing.
+class SweepJob final : public EngineJob {
+    Q_OBJECT
+
+public:
+    struct Params {
+        std::shared_ptr<const model::CausalLM> model;         // required: the dense model
+        std::shared_ptr<const tokenize::Tokenizer> tokenizer; // required
+        CalibrationSettings calibration;
+        EvaluationSettings evaluation;    // text, seqlen (0 = calibration's), max windows, batch
+        std::vector<double> sparsities;
+        std::vector<int> bits;
+        std::vector<PlanMethod> methods;  // SparseGpt, Magnitude, Wanda
+        std::vector<std::string> groups;  // "all", "attention", "mlp"
+        int threads = 0;
+    };
+    struct Result {
+        std::shared_ptr<const pipeline::SweepResult> sweep;
+        double seconds = 0;
+    };
+
+    explicit SweepJob(Params params, QObject* parent = nullptr);
+    // Points in the grid (0 when a list is empty).
+    [[nodiscard]] static qint64 pointCount(const Params& params);
+
+Q_SIGNALS:
+    void finished(const sparselab::gui::SweepJob::Result& result);
+    void pointFinished(const std::shared_ptr<const sparselab::pipeline::SweepResult>& sweepSoFar);
+
+protected:
+    void execute() override;
+
+private:
+    Params m_params;
+};
+
 class ReportJob final : public EngineJob {
     Q_OBJECT
 
@@ -108,3 +149,4 @@ private:
 
 Q_DECLARE_METATYPE(sparselab::gui::SensitivityJob::Result)
 Q_DECLARE_METATYPE(sparselab::gui::ReportJob::Result)
+Q_DECLARE_METATYPE(sparselab::gui::SweepJob::Result)

@@ -6,7 +6,8 @@
 // - Write Report writes an HTML (self-contained) and a PDF (its text read back with
 //   pdftotext) whose perplexities are those of the run; a report over an input is refused, a
 //   cancelled one leaves nothing;
-// - the scan is stored in the workspace on save, comes back on open, and is not duplicated
+// - Run → Sweep fills the Sweeps tab point by point, its 50 % point equal to the F5 run;
+// - the scan and the sweep are stored in the workspace on save, comes back on open, and is not duplicated
 //   by saving again.
 
 #include "analysis_controller.h"
@@ -16,6 +17,7 @@
 #include "plan_model.h"
 #include "plan_panel.h"
 #include "results_panel.h"
+#include "sweep_panel.h"
 #include "sensitivity_panel.h"
 #include "testsupport.h"
 #include "workspace_controller.h"
@@ -25,6 +27,7 @@
 #include "pipeline/allocator.h"
 #include "pipeline/analysis_store.h"
 #include "pipeline/sensitivity.h"
+#include "pipeline/sweep.h"
 #include "store/workspace.h"
 #include "tokenize/tokenizer.h"
 #include "util/atomic_file.h"
@@ -47,6 +50,7 @@
 #include <QTableWidget>
 #include <QTemporaryDir>
 #include <QTest>
+#include <QTimer>
 
 #include <cmath>
 #include <fstream>
@@ -124,12 +128,14 @@ private Q_SLOTS:
         QCOMPARE(analysis()->scanAction()->shortcut(), QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_Y));
         QCOMPARE(analysis()->reportAction()->shortcut(), QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_R));
         QCOMPARE(analysis()->allocateAction()->shortcut(), QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_A));
+        QCOMPARE(analysis()->sweepAction()->shortcut(), QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_G));
+        QVERIFY(analysis()->sweepAction()->isEnabled());
         QVERIFY(analysis()->scanAction()->isEnabled());
         QVERIFY(!analysis()->allocateAction()->isEnabled()); // no scan yet
         QVERIFY(!analysis()->reportAction()->isEnabled());   // no run yet
         QVERIFY(!analysis()->undoAllocationAction()->isEnabled());
         for (QAction* a : {analysis()->scanAction(), analysis()->reportAction(), analysis()->allocateAction(),
-                           analysis()->openScanAction()})
+                           analysis()->openScanAction(), analysis()->sweepAction()})
             QVERIFY(!a->toolTip().isEmpty());
     }
 
@@ -339,6 +345,43 @@ private Q_SLOTS:
         QVERIFY(std::count(text.begin(), text.end(), '\f') >= 3); // pages
     }
 
+    void sweepFillsTheSweepsTab()
+    {
+        // The 50 % point must equal the F5 run of reportOfARun (same windows, same evaluation),
+        // reached through another path (pipeline::evaluateRecipe on a fresh copy).
+        const RunRecord run = m_window->resultsPanel()->runs().last();
+        AnalysisController::SweepRequest request;
+        request.sparsities = {0.3, 0.5};
+        request.bits = {16};
+        request.methods = {0};
+        request.groups = {"all"};
+        QSignalSpy finished(analysis(), &AnalysisController::sweepFinished);
+        int tableUpdates = 0;
+        QTimer poll;
+        int maxRows = 0;
+        connect(&poll, &QTimer::timeout, this, [&] {
+            const int rows = m_window->sweepPanel()->table()->rowCount();
+            if (rows != maxRows)
+                ++tableUpdates;
+            maxRows = std::max(maxRows, rows);
+        });
+        poll.start(5);
+        QVERIFY(analysis()->startSweep(request));
+        QVERIFY(finished.wait(300'000));
+        poll.stop();
+        QVERIFY2(m_errors.isEmpty(), m_errors.isEmpty() ? "" : qPrintable(m_errors.first()));
+        const pipeline::SweepResult* sweep = m_window->sweepPanel()->sweep();
+        QVERIFY(sweep);
+        QCOMPARE(sweep->points.size(), size_t(2));
+        QCOMPARE(m_window->sweepPanel()->table()->rowCount(), 2);
+        QCOMPARE(sweep->densePerplexity, run.perplexityBefore);
+        QCOMPARE(sweep->points[1].spec.sparsity, 0.5);
+        QVERIFY2(std::abs(sweep->points[1].perplexity / run.perplexityAfter - 1.0) < 1e-9,
+                 qPrintable(QStringLiteral("%1 vs %2").arg(sweep->points[1].perplexity).arg(run.perplexityAfter)));
+        QVERIFY(sweep->points[0].perplexity < sweep->points[1].perplexity);
+        QVERIFY(tableUpdates >= 1); // the table filled in before the end
+    }
+
     void scanIsStoredInTheWorkspace()
     {
         QVERIFY(analysis()->panel()->hasScan());
@@ -348,6 +391,8 @@ private Q_SLOTS:
         QVERIFY(saved.wait(120'000));
         auto contents = store::loadWorkspace(file.toStdString(), {false, false});
         QCOMPARE(pipeline::storedSensitivities(contents), std::vector<std::string>{"scan_0001"});
+        QCOMPARE(pipeline::storedSweeps(contents), std::vector<std::string>{"sweep_0001"});
+        QCOMPARE(pipeline::loadSweepFrom(file.toStdString()).toJson().dump(), m_window->sweepPanel()->sweep()->toJson().dump());
         const std::string json = analysis()->panel()->scan()->toJson().dump();
         QCOMPARE(pipeline::loadSensitivityFrom(file.toStdString()).toJson().dump(), json);
 
@@ -365,6 +410,7 @@ private Q_SLOTS:
         QVERIFY(savedAgain.wait(120'000));
         contents = store::loadWorkspace(file.toStdString(), {false, false});
         QCOMPARE(pipeline::storedSensitivities(contents), std::vector<std::string>{"scan_0001"});
+        QCOMPARE(pipeline::storedSweeps(contents), std::vector<std::string>{"sweep_0001"});
         QVERIFY2(m_errors.isEmpty(), m_errors.isEmpty() ? "" : qPrintable(m_errors.first()));
     }
 };
