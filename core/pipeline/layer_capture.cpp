@@ -51,7 +51,7 @@ LayerProblem captureLayerProblem(const model::CausalLM& model, const data::Calib
         const std::string target = found->name;
         (void)model.runBlock(found->block, hidden, [&](const model::LinearLayer& l, const torch::Tensor& x) {
             if (l.name == target)
-                hessian.add(x);
+                hessian.addSequences(x);
         });
         reporter.report(end, problem.name);
     }

@@ -209,10 +209,10 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
                 const auto hook = [&](const model::LinearLayer& layer, const torch::Tensor& x) {
                     const auto it = hessians.find(layer.name);
                     if (it != hessians.end())
-                        it->second.add(x);
+                        it->second.addSequences(x);
                     const auto fp32 = fp32Hessians.find(layer.name);
                     if (fp32 != fp32Hessians.end())
-                        fp32->second.add(x);
+                        fp32->second.addSequences(x);
                 };
                 (void)runBlockBatched(model, b, inputs, batch, hook, cancel);
             }

@@ -149,7 +149,7 @@ SensitivityResult scanSensitivity(const model::CausalLM& model, const data::Cali
         const auto hook = [&](const model::LinearLayer& layer, const torch::Tensor& x) {
             const auto it = hessians.find(layer.name);
             if (it != hessians.end())
-                it->second.add(x);
+                it->second.addSequences(x);
         };
         for (int64_t start = 0; start < inputs.size(0); start += batch) {
             throwIfCancelled(cancel);

@@ -443,6 +443,16 @@ void HessianAccumulator::add(const torch::Tensor& x)
     m_symmetric = false;
 }
 
+void HessianAccumulator::addSequences(const torch::Tensor& x)
+{
+    if (!x.defined() || x.dim() != 3) {
+        add(x);
+        return;
+    }
+    for (int64_t j = 0; j < x.size(0); ++j)
+        add(x.narrow(0, j, 1));
+}
+
 const torch::Tensor& HessianAccumulator::hessian() const
 {
     if (!m_symmetric) {

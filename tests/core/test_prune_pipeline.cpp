@@ -92,11 +92,13 @@ private Q_SLOTS:
         QTest::addColumn<int>("bits");
         QTest::addColumn<double>("expected");
         QTest::addColumn<double>("tolerance");
-        // magnitude is deterministic: ±0.1 absolute. SparseGPT: within 10 % (the bound).
+        // Same windows, the reference's Hessian order (one sequence per add_batch) and its solver:
+        // the figures agree to their printed precision, so ±0.006 (half a unit of the second
+        // decimal, plus float noise between BLAS builds). magnitude: ±0.1 as before.
         QTest::newRow("magnitude 50%") << "magnitude" << 0.5 << 0 << 0 << 16 << 52.95 << 0.1;
-        QTest::newRow("sparsegpt 50%") << "sparsegpt" << 0.5 << 0 << 0 << 16 << 22.82 << 0.1 * 22.82;
-        QTest::newRow("sparsegpt 2:4") << "sparsegpt" << 0.0 << 2 << 4 << 16 << 38.25 << 0.1 * 38.25;
-        QTest::newRow("sparsegpt 50% 4-bit") << "sparsegpt" << 0.5 << 0 << 0 << 4 << 24.40 << 0.1 * 24.40;
+        QTest::newRow("sparsegpt 50%") << "sparsegpt" << 0.5 << 0 << 0 << 16 << 22.82 << 0.006;
+        QTest::newRow("sparsegpt 2:4") << "sparsegpt" << 0.0 << 2 << 4 << 16 << 38.25 << 0.006;
+        QTest::newRow("sparsegpt 50% 4-bit") << "sparsegpt" << 0.5 << 0 << 0 << 4 << 24.40 << 0.006;
     }
     void matchesReferenceFigures()
     {
