@@ -1,16 +1,6 @@
 #include "layer_error_plot.h"
 
-// QCustomPlot's header uses Qt's keyword macros, which this project turns off
-// (QT_NO_KEYWORDS, because LibTorch uses the same names): map them for this include only.
-#define signals Q_SIGNALS
-#define slots Q_SLOTS
-#define emit Q_EMIT
-#define foreach Q_FOREACH
-#include <qcustomplot.h>
-#undef signals
-#undef slots
-#undef emit
-#undef foreach
+#include "qcustomplot_include.h"
 
 #include <QEvent>
 #include <QHelpEvent>

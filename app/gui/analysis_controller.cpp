@@ -271,16 +271,28 @@ void AnalysisController::cancel()
         m_job->cancel();
 }
 
+bool AnalysisController::canStart()
+{
+    if (!m_window->isBusy())
+        return true;
+    m_window->reportError(tr("Busy"), tr("Another job is running: wait for it or cancel it (Esc)."));
+    return false;
+}
+
+bool AnalysisController::canStartOnModel()
+{
+    if (!canStart())
+        return false;
+    if (m_window->hasModel())
+        return true;
+    m_window->reportError(tr("No model"), tr("Open a model folder first (File → Open Model…, Ctrl+O)."));
+    return false;
+}
+
 bool AnalysisController::startScan(const ScanRequest& request)
 {
-    if (m_window->isBusy()) {
-        m_window->reportError(tr("Busy"), tr("Another job is running: wait for it or cancel it (Esc)."));
+    if (!canStartOnModel())
         return false;
-    }
-    if (!m_window->hasModel()) {
-        m_window->reportError(tr("No model"), tr("Open a model folder first (File → Open Model…, Ctrl+O)."));
-        return false;
-    }
     SensitivityJob::Params params;
     params.model = m_window->denseModel();
     params.tokenizer = m_window->tokenizer();
@@ -312,14 +324,8 @@ bool AnalysisController::startScan(const ScanRequest& request)
 
 bool AnalysisController::startSweep(const SweepRequest& request)
 {
-    if (m_window->isBusy()) {
-        m_window->reportError(tr("Busy"), tr("Another job is running: wait for it or cancel it (Esc)."));
+    if (!canStartOnModel())
         return false;
-    }
-    if (!m_window->hasModel()) {
-        m_window->reportError(tr("No model"), tr("Open a model folder first (File → Open Model…, Ctrl+O)."));
-        return false;
-    }
     SweepJob::Params params;
     params.model = m_window->denseModel();
     params.tokenizer = m_window->tokenizer();
@@ -368,10 +374,8 @@ bool AnalysisController::startSweep(const SweepRequest& request)
 
 bool AnalysisController::writeReport(const ReportRequest& request)
 {
-    if (m_window->isBusy()) {
-        m_window->reportError(tr("Busy"), tr("Another job is running: wait for it or cancel it (Esc)."));
+    if (!canStart())
         return false;
-    }
     const int id = m_window->resultsPanel()->selectedRunId();
     const RunRecord* run = id >= 0 ? m_window->resultsPanel()->run(id) : nullptr;
     if (!run) {

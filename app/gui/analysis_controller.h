@@ -108,6 +108,9 @@ Q_SIGNALS:
     void allocationApplied(const QString& summary);
 
 private:
+    // False, with the reason shown, while another engine job runs / also when no model is loaded.
+    bool canStart();
+    bool canStartOnModel();
     void startJob(EngineJob* job, const QString& what);
     void finishJob();
     void onProgress(qint64 done, qint64 total, double etaSeconds, const QString& text);

@@ -32,15 +32,7 @@
 #include "tokenize/tokenizer.h"
 #include "util/atomic_file.h"
 
-#define signals Q_SIGNALS
-#define slots Q_SLOTS
-#define emit Q_EMIT
-#define foreach Q_FOREACH
-#include <qcustomplot.h>
-#undef signals
-#undef slots
-#undef emit
-#undef foreach
+#include "qcustomplot_include.h"
 
 #include <QFile>
 #include <QProcess>
