@@ -173,7 +173,9 @@ void AnalysisController::updateActions()
     m_allocateAction->setEnabled(!running && m_window->hasModel() && m_panel->hasScan());
     m_undoAllocationAction->setEnabled(!running && m_window->hasModel() && m_planBeforeAllocation != nullptr);
     const int selected = m_window->resultsPanel()->selectedRunId();
-    m_reportAction->setEnabled(!busy && selected >= 0 && m_window->runModel(selected) != nullptr);
+    const RunRecord* run = selected >= 0 ? m_window->resultsPanel()->run(selected) : nullptr;
+    m_reportAction->setEnabled(!busy && run
+                               && (m_window->runModel(selected) != nullptr || !run->originFile.isEmpty()));
 }
 
 bool AnalysisController::parseSparsities(const QString& text, std::vector<double>* out, QString* error)
@@ -385,11 +387,16 @@ bool AnalysisController::writeReport(const ReportRequest& request)
     ReportJob::Params params;
     params.model = m_window->runModel(id);
     if (!params.model) {
-        m_window->reportError(tr("Run not in memory"),
-                              tr("The compressed model of “%1” is no longer in memory (runs opened from a workspace, "
-                                 "or released to save memory): run it again, or write the report with "
-                                 "sparselab-cli report.").arg(run->name));
-        return false;
+        if (run->originFile.isEmpty()) {
+            m_window->reportError(tr("Run not in memory"),
+                                  tr("The compressed model of “%1” is no longer in memory (released to save memory): "
+                                     "run it again to report on it.").arg(run->name));
+            return false;
+        }
+        // A run read from a workspace: the report comes from the workspace (its export folder,
+        // the recorded hashes), as `sparselab-cli report W.h5 --run ID` makes it.
+        params.originFile = run->originFile;
+        params.originId = run->originId;
     }
     params.record = *run;
     params.htmlPath = request.htmlPath;

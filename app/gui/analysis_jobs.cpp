@@ -9,6 +9,7 @@
 #include "pipeline/size_model.h"
 #include "pipeline/sweep.h"
 #include "report/report.h"
+#include "report/workspace_report.h"
 #include "tokenize/tokenizer.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
@@ -243,7 +244,7 @@ QString ReportJob::outputProblem(const Params& params)
     const QString evalText = run.evaluation.enabled && !run.evaluation.textPath.isEmpty() ? run.evaluation.textPath
                                                                                            : params.evalTextPath;
     for (const QString& out : {params.htmlPath, params.pdfPath}) {
-        for (const QString& input : {run.calibration.textPath, evalText, params.workspaceFile})
+        for (const QString& input : {run.calibration.textPath, evalText, params.workspaceFile, params.originFile})
             if (samePath(out, input))
                 return QObject::tr("%1 is one of the report's inputs; refusing to overwrite it").arg(QDir::toNativeSeparators(out));
         if (insideFolder(out, run.modelFolder))
@@ -257,15 +258,23 @@ void ReportJob::execute()
 {
     QElapsedTimer timer;
     timer.start();
-    if (!m_params.model)
-        throw InputError("This run's compressed model is no longer in memory: run it again to report on it.");
     if (const QString problem = outputProblem(m_params); !problem.isEmpty())
         throw InputError(problem.toStdString());
     const RunRecord& run = m_params.record;
+    const ProgressCallback callback = progressCallback();
+    if (!m_params.model) {
+        if (m_params.originFile.isEmpty())
+            throw InputError("This run's compressed model is no longer in memory: run it again to report on it.");
+        report::WorkspaceReportOptions options;
+        options.runId = m_params.originId.toStdString();
+        report::ReportParams params = report::workspaceReportParams(toEnginePath(m_params.originFile), options);
+        applyReportOptions(params);
+        writeReport(report::buildReport(params, callback, cancelToken()), timer);
+        return;
+    }
     const fs::path dense = m_params.model->folder();
 
     // The compressed model as Export would write it, in a private folder removed at the end.
-    const ProgressCallback callback = progressCallback();
     ProgressReporter(callback, "Hashing", 1).report(0, "source model and texts");
     const nlohmann::json provenance = runProvenance(run, dense);
     QTemporaryDir scratch(QDir::tempPath() + QStringLiteral("/sparselab-report-XXXXXX"));
@@ -288,15 +297,7 @@ void ReportJob::execute()
         params.evalFile = toEnginePath(m_params.evalTextPath);
         params.seqlen = run.calibration.seqlen;
     }
-    if (m_params.maxWindows > 0)
-        params.maxWindows = m_params.maxWindows;
-    if (!m_params.prompts.isEmpty()) {
-        params.prompts.clear();
-        for (const QString& prompt : m_params.prompts)
-            if (!prompt.trimmed().isEmpty())
-                params.prompts.push_back(prompt.toStdString());
-    }
-    params.newTokens = std::max<qint64>(1, m_params.newTokens);
+    applyReportOptions(params);
     if (m_params.sweep)
         params.sweep = *m_params.sweep;
     if (m_params.sensitivity)
@@ -324,8 +325,26 @@ void ReportJob::execute()
     label.replace(QLatin1Char('/'), QLatin1Char('-'));
     data.compressedFolder = "workbench run '" + label.toStdString() + "' (in memory, not exported)";
 
+    writeReport(data, timer);
+}
+
+void ReportJob::applyReportOptions(report::ReportParams& params) const
+{
+    if (m_params.maxWindows > 0)
+        params.maxWindows = m_params.maxWindows;
+    if (!m_params.prompts.isEmpty()) {
+        params.prompts.clear();
+        for (const QString& prompt : m_params.prompts)
+            if (!prompt.trimmed().isEmpty())
+                params.prompts.push_back(prompt.toStdString());
+    }
+    params.newTokens = std::max<qint64>(1, m_params.newTokens);
+}
+
+void ReportJob::writeReport(const report::ReportData& data, const QElapsedTimer& timer)
+{
     // Render both before writing either, so a failure leaves no half-written pair.
-    ProgressReporter(callback, "Writing the report", 1).report(0, "");
+    ProgressReporter(progressCallback(), "Writing the report", 1).report(0, "");
     std::string html, pdf;
     if (!m_params.htmlPath.isEmpty())
         html = report::renderHtml(data);

@@ -12,7 +12,9 @@
 //                   temporary folder with its provenance (as Export would write it), then both
 //                   models are measured on the run's evaluation text (perplexity, KL, greedy
 //                   continuations) and the HTML and/or PDF are rendered and written
-//                   atomically. Nothing is left behind on failure or cancel.
+//                   atomically. Nothing is left behind on failure or cancel. A run read
+//                   from a workspace (no model in memory) is reported from the workspace: its
+//                   recorded export folder, with the model's hashes checked.
 //
 // No LibTorch in this header; analysis_jobs.cpp is one of the GUI's engine translation units.
 
@@ -29,6 +31,10 @@ namespace sparselab::pipeline {
 struct SensitivityResult;
 struct SweepResult;
 } // namespace sparselab::pipeline
+namespace sparselab::report {
+struct ReportData;
+struct ReportParams;
+} // namespace sparselab::report
 
 namespace sparselab::gui {
 
@@ -108,7 +114,9 @@ class ReportJob final : public EngineJob {
 
 public:
     struct Params {
-        std::shared_ptr<const model::CausalLM> model; // required: the run's compressed copy
+        std::shared_ptr<const model::CausalLM> model; // the run's compressed copy, or null with:
+        QString originFile, originId; // a workspace run: report::workspaceReportParams (its export
+                                      // folder, hashes checked), as `sparselab-cli report W.h5 --run ID`
         RunRecord record;             // the run (its settings, statistics, evaluation text)
         QString htmlPath, pdfPath;    // at least one; must not be an input; their folders must exist
         QString evalTextPath;         // used when the run measured no perplexity
@@ -142,6 +150,8 @@ protected:
     void execute() override;
 
 private:
+    void applyReportOptions(report::ReportParams& params) const; // prompts, tokens, windows
+    void writeReport(const report::ReportData& data, const QElapsedTimer& timer);
     Params m_params;
 };
 

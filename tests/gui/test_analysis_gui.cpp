@@ -7,12 +7,15 @@
 //   pdftotext) whose perplexities are those of the run; a report over an input is refused, a
 //   cancelled one leaves nothing;
 // - Run → Sweep fills the Sweeps tab point by point, its 50 % point equal to the F5 run;
+// - a run reopened from a workspace is reported from its recorded export folder (refused in one
+//   line when it has none);
 // - the scan and the sweep are stored in the workspace on save, comes back on open, and is not duplicated
 //   by saving again.
 
 #include "analysis_controller.h"
 #include "calibration_panel.h"
 #include "evaluation_panel.h"
+#include "export_panel.h"
 #include "main_window.h"
 #include "plan_model.h"
 #include "plan_panel.h"
@@ -404,6 +407,67 @@ private Q_SLOTS:
         QCOMPARE(pipeline::storedSensitivities(contents), std::vector<std::string>{"scan_0001"});
         QCOMPARE(pipeline::storedSweeps(contents), std::vector<std::string>{"sweep_0001"});
         QVERIFY2(m_errors.isEmpty(), m_errors.isEmpty() ? "" : qPrintable(m_errors.first()));
+    }
+
+    // A run opened from a workspace has no model in memory: the report comes from the
+    // workspace (its recorded export folder, the model hashes checked), as the CLI's
+    // `report W.h5 --run ID`; without an export folder it is refused with one line.
+    void reportOfAWorkspaceRun()
+    {
+        const RunRecord run = m_window->resultsPanel()->runs().last();
+        const QString exported = m_tmp.filePath(QStringLiteral("exported"));
+        m_window->resultsPanel()->selectRun(run.id);
+        m_window->exportPanel()->setOutDir(exported);
+        QSignalSpy exportDone(m_window.get(), &MainWindow::exportFinished);
+        QVERIFY(m_window->exportSelectedRun());
+        QVERIFY(exportDone.wait(120'000));
+
+        const QString file = m_tmp.filePath(QStringLiteral("reports.h5"));
+        QSignalSpy saved(m_window->workspace(), &WorkspaceController::workspaceSaved);
+        QVERIFY(m_window->workspace()->saveWorkspaceAs(file));
+        QVERIFY(saved.wait(120'000));
+        const QString noExport = m_tmp.filePath(QStringLiteral("no-export.h5"));
+        QVERIFY(QFile::copy(file, noExport));
+        auto contents = store::loadWorkspace(file.toStdString());
+        contents.runs.back().exportPath = exported.toStdString(); // as `prune --workspace` records it
+        store::saveWorkspace(file.toStdString(), contents);
+        const auto openIn = [this](const QString& workspace) {
+            auto window = makeWindow(QString());
+            QSignalSpy loaded(window->workspace(), &WorkspaceController::workspaceLoaded);
+            if (!window->workspace()->openWorkspace(workspace) || !loaded.wait(120'000))
+                return std::unique_ptr<MainWindow>();
+            window->resultsPanel()->selectRun(window->resultsPanel()->runs().last().id);
+            return window;
+        };
+        m_errors.clear();
+
+        // Recorded no export folder: refused in one line, nothing written.
+        auto first = openIn(noExport);
+        QVERIFY(first);
+        QVERIFY(first->analysis()->reportAction()->isEnabled());
+        AnalysisController::ReportRequest request;
+        request.htmlPath = m_tmp.filePath(QStringLiteral("from-workspace.html"));
+        QSignalSpy failed(first->analysis(), &AnalysisController::reportFailed);
+        QVERIFY(first->analysis()->writeReport(request));
+        QVERIFY(failed.wait(120'000));
+        QCOMPARE(m_errors.size(), 1);
+        QVERIFY2(m_errors.first().contains(QStringLiteral("recorded no export folder")), qPrintable(m_errors.first()));
+        QVERIFY(!QFile::exists(request.htmlPath));
+        m_errors.clear();
+
+        // With the export folder recorded.
+        auto other = openIn(file);
+        QVERIFY(other);
+        request.newTokens = 8;
+        QSignalSpy written(other->analysis(), &AnalysisController::reportWritten);
+        QVERIFY(other->analysis()->writeReport(request));
+        QVERIFY(written.wait(300'000));
+        QVERIFY2(m_errors.isEmpty(), m_errors.isEmpty() ? "" : qPrintable(m_errors.first()));
+        const std::string html = readAll(request.htmlPath);
+        char after[32];
+        std::snprintf(after, sizeof after, "%.4f", run.perplexityAfter);
+        QVERIFY2(html.find(after) != std::string::npos, after);
+        QVERIFY(html.find("files match the SHA-256") != std::string::npos); // the workspace's hash check
     }
 };
 
