@@ -18,6 +18,9 @@
 #include "sweep_panel.h"
 #include "workspace_controller.h"
 
+#include "plan/memory_plan.h"
+#include "util/gpu_info.h"
+
 #include <QAction>
 #include <QApplication>
 #include <QCloseEvent>
@@ -733,6 +736,54 @@ void MainWindow::updateRunSummary()
                         .arg(seqlen)
                   : tr("Perplexity is not measured; the run only prunes."));
     m_runPanel->setSuggestedName(suggestedRunName());
+    QString memory;
+    const QString problem = runMemoryProblem(&memory);
+    m_runPanel->setMemorySummary(memory, problem.isEmpty());
+}
+
+QString MainWindow::runMemoryProblem(QString* summary) const
+{
+    if (!m_memoryInput) {
+        if (summary)
+            *summary = hasModel() ? tr("Memory: not estimated for this model.") : QString();
+        return {};
+    }
+    plan::MemoryPlanInput in = *m_memoryInput;
+    const CalibrationSettings calib = m_calibPanel->settings();
+    in.nsamples = calib.nsamples;
+    in.seqlen = calib.seqlen;
+    in.cuda = m_runPanel->device() == QLatin1String("cuda");
+    in.hostAvailableBytes = plan::hostAvailableMemory();
+    if (in.cuda) {
+        const util::GpuQuery gpus = util::queryGpus();
+        if (!gpus.gpus.empty())
+            in.deviceAvailableBytes = gpus.gpus.front().freeBytes;
+    }
+    // The run prunes a copy of the loaded model: the plan's weights are that copy. The loaded
+    // model itself is already resident, so it is not in the available figure either.
+    const plan::MemoryPlan p = plan::planMemory(in);
+    const auto text = [](int64_t bytes) { return QString::fromStdString(plan::formatBytes(bytes)); };
+    QString line = tr("Memory: about %1 of host memory").arg(text(p.hostBytes));
+    if (p.hostAvailableBytes >= 0)
+        line += tr(" (%1 available)").arg(text(p.hostAvailableBytes));
+    if (p.usesDevice()) {
+        line += tr(", %1 on the GPU").arg(text(p.deviceBytes));
+        if (p.deviceAvailableBytes >= 0)
+            line += tr(" (%1 free)").arg(text(p.deviceAvailableBytes));
+    }
+    line += QLatin1Char('.');
+    if (summary)
+        *summary = line;
+    if (p.fits())
+        return {};
+    QStringList parts;
+    if (!p.fitsDevice())
+        parts << tr("%1 on the GPU, %2 free").arg(text(p.deviceBytes), text(p.deviceAvailableBytes));
+    if (!p.fitsHost())
+        parts << tr("%1 of host memory, %2 available").arg(text(p.hostBytes), text(p.hostAvailableBytes));
+    return tr("This run needs %1: use fewer calibration windows or shorter windows (Calibration view), or "
+              "sparselab-cli prune --stream for one block in memory.")
+        .arg(parts.join(tr("; ")));
 }
 
 QString MainWindow::suggestedRunName() const
@@ -844,6 +895,12 @@ void MainWindow::onModelLoaded(const LoadModelJob::Result& result)
     m_model = result.model;
     m_tokenizer = result.tokenizer;
     m_summary = result.summary;
+    try {
+        m_memoryInput = std::make_shared<plan::MemoryPlanInput>(
+            plan::describeModelFolder(std::filesystem::path(QFile::encodeName(m_summary.folder).toStdString())));
+    } catch (const std::exception&) {
+        m_memoryInput.reset(); // e.g. a .gguf file: the planner reads safetensors headers
+    }
     if (m_teachingWindow)
         m_teachingWindow->setModel(m_model, m_tokenizer);
     m_densePerplexity.clear();
@@ -1105,6 +1162,10 @@ bool MainWindow::startRun()
     if (evaluation.enabled && (evaluation.textPath.isEmpty() || !QFileInfo(evaluation.textPath).isFile())) {
         reportError(tr("No evaluation text"),
                     tr("Choose an evaluation text in the Evaluation view, or turn off perplexity in the Run view."));
+        return false;
+    }
+    if (const QString problem = runMemoryProblem(nullptr); !problem.isEmpty()) {
+        reportError(tr("Not enough memory"), problem);
         return false;
     }
 

@@ -47,6 +47,8 @@ class LogView;
 class ModelTreeWidget;
 } // namespace sparselab::widgets
 
+namespace sparselab::plan { struct MemoryPlanInput; }
+
 namespace sparselab::gui {
 
 class AnalysisController;
@@ -224,6 +226,9 @@ private:
     void reportError(const QString& title, const QString& message);
     [[nodiscard]] QString suggestedRunName() const;
     [[nodiscard]] EvaluationSettings evaluationSettings() const;
+    // The memory planner for a run with the current settings: "" when it fits (or cannot be
+    // estimated), else the one-line reason; `summary` gets the Run view's line.
+    [[nodiscard]] QString runMemoryProblem(QString* summary) const;
     [[nodiscard]] QString densePerplexityKey(const QString& text, qint64 seqlen, qint64 maxWindows) const;
     void releaseOldModels();
 
@@ -238,6 +243,7 @@ private:
     std::shared_ptr<const tokenize::Tokenizer> m_tokenizer;
     widgets::ModelSummary m_summary;
     PerplexityJob::Result m_lastEvaluation;
+    std::shared_ptr<const plan::MemoryPlanInput> m_memoryInput; // the loaded model's shapes; null if unknown
     std::map<int, std::shared_ptr<model::CausalLM>> m_runModels; // run id → compressed copy
     struct DenseEvaluation {
         double perplexity = 0;

@@ -57,6 +57,12 @@ RunPanel::RunPanel(QWidget* parent)
     form->addRow(tr("&Name:"), m_name);
     form->addRow(m_evaluate);
     form->addRow(m_evalSummary);
+    m_memorySummary = new QLabel(this);
+    m_memorySummary->setWordWrap(true);
+    m_memorySummary->setToolTip(tr("The memory planner's estimate for this run (model, calibration windows and "
+                                   "length, device), against the memory available now; a run that does not fit "
+                                   "is refused before it starts. sparselab-cli plan prints the breakdown."));
+    form->addRow(m_memorySummary);
     m_gpu = new QLabel(this);
     m_gpu->setToolTip(tr("GPU utilisation and memory in use, read from the NVIDIA driver (NVML) once a second."));
     m_gpu->setVisible(false);
@@ -170,6 +176,17 @@ void RunPanel::clearRunName() { m_name->clear(); }
 bool RunPanel::evaluate() const { return m_evaluate->isChecked(); }
 void RunPanel::setEvaluate(bool on) { m_evaluate->setChecked(on); }
 void RunPanel::setEvaluationSummary(const QString& text) { m_evalSummary->setText(text); }
+
+void RunPanel::setMemorySummary(const QString& text, bool fits)
+{
+    m_memorySummary->setText(text);
+    m_memorySummary->setForegroundRole(fits ? QPalette::PlaceholderText : QPalette::Link);
+    QFont font = m_memorySummary->font();
+    font.setBold(!fits);
+    m_memorySummary->setFont(font);
+}
+
+QString RunPanel::memorySummary() const { return m_memorySummary->text(); }
 
 void RunPanel::setRunning(bool running)
 {

@@ -45,6 +45,10 @@ public:
     void setEvaluate(bool on);
     // One line under the checkbox saying which text/windows the evaluation uses.
     void setEvaluationSummary(const QString& text);
+    // The memory planner's line (plan/memory_plan.h): what the run will need against what is
+    // available; `fits` false shows it as a warning.
+    void setMemorySummary(const QString& text, bool fits);
+    [[nodiscard]] QString memorySummary() const;
 
     void setRunning(bool running);
     void setProgress(const RunProgress& p);
@@ -73,6 +77,7 @@ private:
     QLineEdit* m_name = nullptr;
     QCheckBox* m_evaluate = nullptr;
     QLabel* m_evalSummary = nullptr;
+    QLabel* m_memorySummary = nullptr;
     QProgressBar* m_overall = nullptr;
     QLabel* m_stage = nullptr;
     QProgressBar* m_layer = nullptr;

@@ -21,6 +21,7 @@
 #include "results_panel.h"
 #include "run_panel.h"
 #include "testsupport.h"
+#include "plan/memory_plan.h"
 #include "token_preview_widget.h"
 
 #include "data/calibration.h"
@@ -598,6 +599,35 @@ private Q_SLOTS:
         QCOMPARE(m_window->resultsPanel()->runs().size(), 2);
         QVERIFY(!m_window->isBusy());
         m_errors.clear();
+    }
+
+    // The memory planner in the Run view: its line follows the calibration settings, and a run
+    // that cannot fit is refused before any work with one readable line. The figures are the
+    // planner's (plan/memory_plan.h, checked against hand derivations in core_test_memory_plan).
+    void memoryPlannerRefusesWhatCannotFit()
+    {
+        configure(kSamples);
+        const QString small = m_window->runPanel()->memorySummary();
+        QVERIFY2(small.startsWith(QStringLiteral("Memory: about ")) && small.contains(QStringLiteral("available")),
+                 qPrintable(small));
+        // 1,000,000 windows of kSeqlen tokens: the calibration activations alone are
+        // 3 · 10⁶ · kSeqlen · 64 (hidden) · 4 bytes.
+        CalibrationSettings huge = m_window->calibrationPanel()->settings();
+        huge.nsamples = 1'000'000;
+        m_window->calibrationPanel()->setSettings(huge);
+        QTRY_VERIFY(m_window->runPanel()->memorySummary() != small);
+        const double activations = 3.0 * 1e6 * double(kSeqlen) * 64.0 * 4.0;
+        if (activations < 2.0 * double(plan::hostAvailableMemory()))
+            QSKIP("this machine has enough memory for the oversized run");
+        m_errors.clear();
+        QVERIFY(!m_window->startRun());
+        QVERIFY(!m_window->isBusy());
+        QCOMPARE(m_errors.size(), 1);
+        QVERIFY2(m_errors.first().contains(QStringLiteral("of host memory")) && m_errors.first().contains(QStringLiteral("available")),
+                 qPrintable(m_errors.first()));
+        QVERIFY(!m_errors.first().contains(QLatin1Char('\n')));
+        m_errors.clear();
+        configure(kSamples);
     }
 
     void settingsPersist()
