@@ -248,6 +248,16 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
 MainWindow::~MainWindow()
 {
     stopJobs();
+    // The controllers first: their slots read this window's members.
+    delete m_analysis;
+    m_analysis = nullptr;
+    // The views outlive this object's members (QWidget deletes its children last) and may
+    // still signal while they are torn down: nothing of theirs reaches this window any more.
+    for (QObject* view : std::initializer_list<QObject*>{m_evalPanel, m_calibPanel, m_runPanel, m_planPanel,
+                                                         m_planPanel ? m_planPanel->planModel() : nullptr,
+                                                         m_resultsPanel, m_exportPanel})
+        if (view)
+            disconnect(view, nullptr, this, nullptr);
 }
 
 // ---------------------------------------------------------------------------------------------
