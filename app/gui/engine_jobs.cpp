@@ -13,6 +13,7 @@
 #include "model/config.h"
 #include "pipeline/prune_pipeline.h"
 #include "pipeline/recipe.h"
+#include "store/run_records.h"
 #include "tokenize/tokenizer.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
@@ -205,12 +206,7 @@ void EngineJob::deliver(std::function<void()> emitFinished)
 
 EvaluationDetailPtr evaluationDetail(const eval::PerplexityResult& result)
 {
-    auto detail = std::make_shared<EvaluationDetail>();
-    detail->tokens = result.tokens;
-    detail->seconds = result.seconds;
-    detail->windowLoss = result.windowLoss;
-    detail->tokenNll = result.tokenNll;
-    return detail;
+    return std::make_shared<const store::PerplexityRecord>(store::perplexityRecord(result));
 }
 
 QString engineDescription()

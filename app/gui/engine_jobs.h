@@ -327,7 +327,7 @@ struct DeviceChoice {
 // The plain description of a loaded model that widgets display (worker thread safe).
 [[nodiscard]] ModelSummary summarizeModel(const model::CausalLM& model, const tokenize::Tokenizer& tokenizer);
 
-// The per-window and per-token detail of an evaluation (shared, immutable).
+// An evaluation as the workspace records it (store::perplexityRecord), shared and immutable.
 [[nodiscard]] EvaluationDetailPtr evaluationDetail(const eval::PerplexityResult& result);
 
 // e.g. "LibTorch 1.13.0, 2 CPU threads" for the About box and the log.

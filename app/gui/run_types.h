@@ -12,7 +12,8 @@
 
 #include <cmath>
 #include <memory>
-#include <vector>
+
+namespace sparselab::store { struct PerplexityRecord; }
 
 namespace sparselab::gui {
 
@@ -129,17 +130,10 @@ struct EvaluationSettings {
     qint64 batchSize = 8;
 };
 
-// The detail of one perplexity measurement, as a workspace stores it (store::PerplexityRecord):
-// the mean NLL of every window and the NLL of every predicted token (window-major,
-// [windows, seqlen-1]). Immutable once made and shared between copies of a RunRecord, so
-// copying runs between views stays cheap.
-struct EvaluationDetail {
-    qint64 tokens = 0;               // ids in the whole text
-    double seconds = 0;
-    std::vector<double> windowLoss;
-    std::vector<float> tokenNll;
-};
-using EvaluationDetailPtr = std::shared_ptr<const EvaluationDetail>;
+// One perplexity measurement with its per-window loss and per-token NLL, as the workspace
+// stores it. Immutable once made and shared between copies of a RunRecord, so copying runs
+// between views stays cheap.
+using EvaluationDetailPtr = std::shared_ptr<const store::PerplexityRecord>;
 
 // A finished run as the Results view keeps it.
 struct RunRecord {

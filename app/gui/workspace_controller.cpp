@@ -199,33 +199,17 @@ T attributeOr(const store::Attributes& a, const char* name, T fallback)
     return std::get<T>(it->second);
 }
 
-// A measured perplexity with its detail (when the run kept it: older workspaces and runs that
-// reused a known dense perplexity from before this feature have none).
+// A measured perplexity as stored: the run's own record when it kept one (its detail), else
+// the summary (older workspaces, and runs that reused a dense perplexity known before).
 store::PerplexityRecord perplexityRecord(double perplexity, const EvaluationDetailPtr& detail, const RunRecord& run)
 {
+    if (detail)
+        return *detail;
     store::PerplexityRecord p;
     p.perplexity = perplexity;
     p.windows = run.evalWindows;
     p.seqlen = run.evalSeqlen;
-    if (detail) {
-        p.tokens = detail->tokens;
-        p.seconds = detail->seconds;
-        p.windowLoss = detail->windowLoss;
-        p.tokenNll = detail->tokenNll;
-    }
     return p;
-}
-
-EvaluationDetailPtr evaluationDetail(const store::PerplexityRecord& p)
-{
-    if (p.windowLoss.empty() && p.tokenNll.empty())
-        return nullptr;
-    auto detail = std::make_shared<EvaluationDetail>();
-    detail->tokens = p.tokens;
-    detail->seconds = p.seconds;
-    detail->windowLoss = p.windowLoss;
-    detail->tokenNll = p.tokenNll;
-    return detail;
 }
 
 } // namespace
@@ -295,8 +279,10 @@ RunRecord fromStoreRun(const store::RunRecord& s)
         run.layers.push_back(fromLayerRecord(l));
     run.perplexityBefore = s.perplexityBefore ? s.perplexityBefore->perplexity : NAN;
     run.perplexityAfter = s.perplexityAfter ? s.perplexityAfter->perplexity : NAN;
-    run.detailBefore = s.perplexityBefore ? evaluationDetail(*s.perplexityBefore) : nullptr;
-    run.detailAfter = s.perplexityAfter ? evaluationDetail(*s.perplexityAfter) : nullptr;
+    if (s.perplexityBefore)
+        run.detailBefore = std::make_shared<const store::PerplexityRecord>(*s.perplexityBefore);
+    if (s.perplexityAfter)
+        run.detailAfter = std::make_shared<const store::PerplexityRecord>(*s.perplexityAfter);
     const auto* after = s.perplexityAfter ? &*s.perplexityAfter : (s.perplexityBefore ? &*s.perplexityBefore : nullptr);
     if (after) {
         run.evalWindows = after->windows;
