@@ -183,13 +183,16 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
     m_resultsPanel->tabs()->setTabToolTip(m_resultsPanel->tabs()->count() - 1,
                                           tr("A sensitivity scan as a heat-map (layers × levels) and the allocator "
                                              "(Run → Sensitivity Scan…, File → Open Sensitivity Scan…)"));
-    // An opened workspace's last sweep (if it holds one) goes to the Sweeps tab; otherwise the
-    // tab is cleared so it never shows another file's sweep.
+    // An opened workspace's last sweep and scan (if it holds them) go to the Sweeps and
+    // Sensitivity tabs; otherwise the tabs are cleared so they never show another file's.
     connect(m_workspace, &WorkspaceController::workspaceLoaded, this, [this](const QString& file, int) {
-        QString error;
-        if (!m_sweepPanel->loadFile(file, &error))
+        if (const auto sweep = m_workspace->loadedSweep())
+            m_sweepPanel->setSweep(*sweep, file);
+        else
             m_sweepPanel->clear();
-        if (!m_analysis->panel()->loadFile(file, &error))
+        if (const auto scan = m_workspace->loadedScan())
+            m_analysis->panel()->setScan(scan, file);
+        else
             m_analysis->panel()->clear();
         m_analysis->updateActions();
     });

@@ -167,13 +167,18 @@ void SensitivityPanel::clear() { setScan(nullptr, {}); }
 bool SensitivityPanel::loadFile(const QString& file, QString* error)
 {
     try {
-        if (file.endsWith(QLatin1String(".h5"), Qt::CaseInsensitive)
-            && pipeline::storedSensitivities(store::loadWorkspace(file.toStdString(), {false, false})).empty()) {
-            if (error)
-                error->clear();
-            return false;
+        if (file.endsWith(QLatin1String(".h5"), Qt::CaseInsensitive)) {
+            auto scan = pipeline::lastStoredSensitivity(store::loadWorkspace(file.toStdString(), {false, false}),
+                                                        file.toStdString());
+            if (!scan) {
+                if (error)
+                    error->clear();
+                return false;
+            }
+            setScan(std::make_shared<pipeline::SensitivityResult>(std::move(*scan)), file);
+            return true;
         }
-        setScan(std::make_shared<pipeline::SensitivityResult>(pipeline::loadSensitivityFrom(file.toStdString())), file);
+        setScan(std::make_shared<pipeline::SensitivityResult>(pipeline::SensitivityResult::load(file.toStdString())), file);
         return true;
     } catch (const std::exception& e) {
         if (error)

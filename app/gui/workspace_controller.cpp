@@ -591,9 +591,12 @@ bool WorkspaceController::openWorkspace(const QString& file)
     m_pool.start([self, path] {
         QString error;
         auto runs = std::make_shared<QList<RunRecord>>();
-        QString modelPath;
+        QString modelPath, analysisError;
+        std::shared_ptr<const pipeline::SweepResult> sweep;
+        std::shared_ptr<const pipeline::SensitivityResult> scan;
         try {
-            // Masks and token NLL are not shown by the Results view: skip reading them.
+            // Masks are not shown by the Results view: skip reading them (saving re-reads the
+            // stored runs whole).
             const auto contents = store::loadWorkspace(path.toStdString(), {false, true});
             if (contents.model)
                 modelPath = text(contents.model->path);
@@ -603,12 +606,22 @@ bool WorkspaceController::openWorkspace(const QString& file)
                 r.originId = text(run.id);
                 runs->push_back(std::move(r));
             }
+            // The last sweep and scan for their tabs, from the same read. A malformed one does
+            // not stop the runs from opening.
+            try {
+                if (auto s = pipeline::lastStoredSweep(contents, path.toStdString()))
+                    sweep = std::make_shared<const pipeline::SweepResult>(std::move(*s));
+                if (auto s = pipeline::lastStoredSensitivity(contents, path.toStdString()))
+                    scan = std::make_shared<const pipeline::SensitivityResult>(std::move(*s));
+            } catch (const std::exception& e) {
+                analysisError = QString::fromUtf8(e.what());
+            }
         } catch (const std::exception& e) {
             error = QString::fromUtf8(e.what());
         }
         QMetaObject::invokeMethod(
             qApp,
-            [self, path, error, runs, modelPath] {
+            [self, path, error, runs, modelPath, sweep, scan, analysisError] {
                 if (!self)
                     return;
                 self->setBusy(false);
@@ -617,6 +630,10 @@ bool WorkspaceController::openWorkspace(const QString& file)
                     return;
                 }
                 self->m_window->replaceRuns(*runs);
+                self->m_loadedSweep = sweep;
+                self->m_loadedScan = scan;
+                if (!analysisError.isEmpty())
+                    self->m_window->logView()->appendError(analysisError);
                 self->m_file = path;
                 self->m_modified = false;
                 self->addRecent(path);

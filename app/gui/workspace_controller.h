@@ -20,10 +20,16 @@
 #include <QStringList>
 #include <QThreadPool>
 
+#include <memory>
+
 class QAction;
 class QMenu;
 
 namespace sparselab::store { struct RunRecord; }
+namespace sparselab::pipeline {
+struct SweepResult;
+struct SensitivityResult;
+} // namespace sparselab::pipeline
 
 namespace sparselab::gui {
 
@@ -54,6 +60,10 @@ public:
     [[nodiscard]] const QString& currentFile() const { return m_file; }  // "" until saved/opened
     [[nodiscard]] bool isBusy() const { return m_busy; }
     [[nodiscard]] bool isModified() const { return m_modified; }        // runs changed since save/open
+    // The last sweep and sensitivity scan of the workspace opened last (null when it held none),
+    // read by the same worker pass as its runs; valid when workspaceLoaded is emitted.
+    [[nodiscard]] std::shared_ptr<const pipeline::SweepResult> loadedSweep() const { return m_loadedSweep; }
+    [[nodiscard]] std::shared_ptr<const pipeline::SensitivityResult> loadedScan() const { return m_loadedScan; }
     // Something saved with the workspace changed (e.g. a new sensitivity scan).
     void markModified() { m_modified = true; }
 
@@ -87,6 +97,8 @@ private:
     QMenu* m_recentMenu = nullptr;
     QStringList m_recent;
     QString m_file;
+    std::shared_ptr<const pipeline::SweepResult> m_loadedSweep;
+    std::shared_ptr<const pipeline::SensitivityResult> m_loadedScan;
     bool m_busy = false;
     bool m_modified = false;
 };

@@ -182,6 +182,22 @@ SensitivityResult loadSensitivityFrom(const fs::path& file, const std::string& n
     return sensitivityFromGroup(findGroup(contents, file, kScanPrefix, names, name, "sensitivity scan"), file.string());
 }
 
+std::optional<SweepResult> lastStoredSweep(const store::WorkspaceContents& contents, const fs::path& file)
+{
+    const auto names = storedSweeps(contents);
+    if (names.empty())
+        return std::nullopt;
+    return sweepFromGroup(findGroup(contents, file, kSweepPrefix, names, {}, "sweep"), file.string());
+}
+
+std::optional<SensitivityResult> lastStoredSensitivity(const store::WorkspaceContents& contents, const fs::path& file)
+{
+    const auto names = storedSensitivities(contents);
+    if (names.empty())
+        return std::nullopt;
+    return sensitivityFromGroup(findGroup(contents, file, kScanPrefix, names, {}, "sensitivity scan"), file.string());
+}
+
 void storeSweep(const fs::path& workspace, const SweepResult& sweep, const std::string& name)
 {
     store::writeGroup(workspace, sweepGroup(sweep, name));

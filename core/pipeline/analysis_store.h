@@ -24,6 +24,7 @@
 #include "store/workspace.h"
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,13 @@ struct SensitivityResult;
 // none or the name is absent) or from a JSON results file, by the file's extension (.h5).
 [[nodiscard]] SweepResult loadSweepFrom(const std::filesystem::path& file, const std::string& name = {});
 [[nodiscard]] SensitivityResult loadSensitivityFrom(const std::filesystem::path& file, const std::string& name = {});
+
+// The last sweep / scan stored in already-loaded `contents` of `file` (nullopt when there is
+// none), for readers that load the workspace once for several things.
+[[nodiscard]] std::optional<SweepResult> lastStoredSweep(const store::WorkspaceContents& contents,
+                                                         const std::filesystem::path& file);
+[[nodiscard]] std::optional<SensitivityResult> lastStoredSensitivity(const store::WorkspaceContents& contents,
+                                                                     const std::filesystem::path& file);
 
 // Stores into a workspace (creates it if absent; replaces a group of the same name).
 void storeSweep(const std::filesystem::path& workspace, const SweepResult& sweep, const std::string& name);
