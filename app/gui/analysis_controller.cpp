@@ -37,7 +37,6 @@
 #include <QSpinBox>
 #include <QStatusBar>
 #include <QTabWidget>
-#include <QThread>
 #include <QToolButton>
 #include <QRegularExpression>
 
@@ -77,7 +76,6 @@ QStringList splitList(const QString& text)
     return parts;
 }
 
-int workerThreads() { return std::max(1, QThread::idealThreadCount()); }
 
 } // namespace
 
@@ -302,7 +300,7 @@ bool AnalysisController::startScan(const ScanRequest& request)
     params.sparsities = request.sparsities;
     params.bits = request.bits;
     params.method = request.method == 1 ? PlanMethod::Magnitude : request.method == 2 ? PlanMethod::Wanda : PlanMethod::SparseGpt;
-    params.threads = workerThreads();
+    params.threads = engineThreads();
     auto* job = new SensitivityJob(params, this);
     connect(job, &SensitivityJob::finished, this, [this](const SensitivityJob::Result& result) {
         finishJob();
@@ -342,7 +340,7 @@ bool AnalysisController::startSweep(const SweepRequest& request)
     for (int m : request.methods)
         params.methods.push_back(m == 1 ? PlanMethod::Magnitude : m == 2 ? PlanMethod::Wanda : PlanMethod::SparseGpt);
     params.groups = request.groups;
-    params.threads = workerThreads();
+    params.threads = engineThreads();
     const qint64 points = SweepJob::pointCount(params);
     if (points == 0) {
         m_window->reportError(tr("Empty sweep"), tr("Choose at least one sparsity, bit-width, method and layer group."));
@@ -410,7 +408,7 @@ bool AnalysisController::writeReport(const ReportRequest& request)
     params.sensitivity = m_panel->scan();
     params.sessionRuns = m_window->resultsPanel()->runs();
     params.workspaceFile = m_window->workspace()->currentFile();
-    params.threads = workerThreads();
+    params.threads = engineThreads();
     if (const QString problem = ReportJob::outputProblem(params); !problem.isEmpty()) {
         m_window->reportError(tr("Cannot write the report"), problem);
         return false;

@@ -209,6 +209,8 @@ EvaluationDetailPtr evaluationDetail(const eval::PerplexityResult& result)
     return std::make_shared<const store::PerplexityRecord>(store::perplexityRecord(result));
 }
 
+int engineThreads() { return std::max(1, QThread::idealThreadCount()); }
+
 QString engineDescription()
 {
     return QStringLiteral("LibTorch %1, %2 CPU threads").arg(QStringLiteral(TORCH_VERSION)).arg(at::get_num_threads());

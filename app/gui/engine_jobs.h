@@ -330,6 +330,10 @@ struct DeviceChoice {
 // An evaluation as the workspace records it (store::perplexityRecord), shared and immutable.
 [[nodiscard]] EvaluationDetailPtr evaluationDetail(const eval::PerplexityResult& result);
 
+// Intra-op threads for the window's engine jobs: one per core (the jobs run at a lower
+// priority, so the GUI thread keeps its share).
+[[nodiscard]] int engineThreads();
+
 // e.g. "LibTorch 1.13.0, 2 CPU threads" for the About box and the log.
 [[nodiscard]] QString engineDescription();
 

@@ -96,8 +96,6 @@ QString compactCount(qint64 n)
     return QString::number(n);
 }
 
-// One intra-op thread per core, but leave the GUI thread room on small machines.
-int workerThreads() { return std::max(1, QThread::idealThreadCount()); }
 
 bool looksLikeText(const QFileInfo& info)
 {
@@ -862,7 +860,7 @@ bool MainWindow::openModel(const QString& path)
     m_log->appendInfo(tr("Opening %1").arg(QDir::toNativeSeparators(folder)));
     statusBar()->showMessage(tr("Loading %1…").arg(QFileInfo(folder).fileName()));
 
-    auto* job = new LoadModelJob({folder, workerThreads()}, this);
+    auto* job = new LoadModelJob({folder, engineThreads()}, this);
     m_loadJob = job;
     connect(job, &LoadModelJob::progress, this, [this](qint64 done, qint64 total, double, const QString& text) {
         if (total > 0) {
@@ -1082,7 +1080,7 @@ bool MainWindow::evaluate()
     params.seqlen = m_evalPanel->seqlen();
     params.maxWindows = m_evalPanel->maxWindows();
     params.batchSize = m_evalPanel->batchSize();
-    params.threads = workerThreads();
+    params.threads = engineThreads();
 
     auto* job = new PerplexityJob(params, this);
     m_evalJob = job;
@@ -1189,7 +1187,7 @@ bool MainWindow::startRun()
     params.evaluation = evaluation;
     params.plan = m_planPanel->planModel()->rows();
     params.device = m_runPanel->device();
-    params.threads = workerThreads();
+    params.threads = engineThreads();
     if (evaluation.enabled) {
         const qint64 seqlen = evaluation.seqlen > 0 ? evaluation.seqlen : calib.seqlen;
         const auto known = m_densePerplexity.find(densePerplexityKey(evaluation.textPath, seqlen, evaluation.maxWindows));
@@ -1418,7 +1416,7 @@ bool MainWindow::exportSelectedRun()
     params.outDir = out;
     params.ggufType = m_exportPanel->ggufType();
     params.record = *run;
-    params.threads = workerThreads();
+    params.threads = engineThreads();
     auto* job = new ExportJob(params, this);
     m_exportJob = job;
     connect(job, &ExportJob::progress, this, [this](qint64 done, qint64 total, double, const QString& text) {

@@ -667,44 +667,41 @@ int64_t PackedMask::countPruned() const
     return count; // padding bits are never set by pack()
 }
 
-Dataset Dataset::float64(std::string name, std::vector<double> values, std::vector<int64_t> shape)
+namespace {
+
+// The four factories differ only in the type tag and the vector that holds the values.
+template <typename T>
+Dataset makeDataset(std::string name, Dataset::Type type, std::vector<T> values, std::vector<int64_t> shape,
+                    std::vector<T> Dataset::*field)
 {
     Dataset d;
     d.name = std::move(name);
-    d.type = Type::Float64;
+    d.type = type;
     d.shape = shape.empty() ? std::vector<int64_t>{int64_t(values.size())} : std::move(shape);
-    d.f64 = std::move(values);
+    d.*field = std::move(values);
     return d;
+}
+
+} // namespace
+
+Dataset Dataset::float64(std::string name, std::vector<double> values, std::vector<int64_t> shape)
+{
+    return makeDataset(std::move(name), Type::Float64, std::move(values), std::move(shape), &Dataset::f64);
 }
 
 Dataset Dataset::float32(std::string name, std::vector<float> values, std::vector<int64_t> shape)
 {
-    Dataset d;
-    d.name = std::move(name);
-    d.type = Type::Float32;
-    d.shape = shape.empty() ? std::vector<int64_t>{int64_t(values.size())} : std::move(shape);
-    d.f32 = std::move(values);
-    return d;
+    return makeDataset(std::move(name), Type::Float32, std::move(values), std::move(shape), &Dataset::f32);
 }
 
 Dataset Dataset::int64(std::string name, std::vector<int64_t> values, std::vector<int64_t> shape)
 {
-    Dataset d;
-    d.name = std::move(name);
-    d.type = Type::Int64;
-    d.shape = shape.empty() ? std::vector<int64_t>{int64_t(values.size())} : std::move(shape);
-    d.i64 = std::move(values);
-    return d;
+    return makeDataset(std::move(name), Type::Int64, std::move(values), std::move(shape), &Dataset::i64);
 }
 
 Dataset Dataset::text(std::string name, std::vector<std::string> values, std::vector<int64_t> shape)
 {
-    Dataset d;
-    d.name = std::move(name);
-    d.type = Type::String;
-    d.shape = shape.empty() ? std::vector<int64_t>{int64_t(values.size())} : std::move(shape);
-    d.strings = std::move(values);
-    return d;
+    return makeDataset(std::move(name), Type::String, std::move(values), std::move(shape), &Dataset::strings);
 }
 
 int64_t Dataset::size() const
