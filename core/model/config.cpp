@@ -63,6 +63,17 @@ public:
         return v.get<bool>();
     }
 
+    // A nested object's fields ("rope_parameters"), or nullopt when absent; InputError when
+    // present but not an object.
+    [[nodiscard]] std::optional<Fields> object(const char* key) const
+    {
+        if (!has(key))
+            return std::nullopt;
+        if (!m_json.at(key).is_object())
+            throw inputError(m_file, std::string("field '") + key + "' must be an object, got " + m_json.at(key).dump());
+        return Fields(m_json.at(key), m_file);
+    }
+
     [[nodiscard]] std::string string(const char* key, const std::string& fallback) const
     {
         if (!has(key))
@@ -110,6 +121,14 @@ void loadLlama(ModelConfig& c, const std::string& family, const Fields& f, const
     // Defaults are those of the transformers config classes.
     c.normEps = f.positiveNumber("rms_norm_eps", 1e-6);
     c.ropeTheta = f.positiveNumber("rope_theta", 10000.0);
+    // transformers 5 writes RoPE as "rope_parameters": {"rope_type": ..., "rope_theta": ...}
+    // (and no top-level rope_theta); only the plain ("default") type is computed here.
+    if (const auto rope = f.object("rope_parameters")) {
+        const std::string type = rope->string("rope_type", "default");
+        if (type != "default")
+            throw inputError(file, "rope_parameters.rope_type '" + type + "' is not supported (only plain RoPE)");
+        c.ropeTheta = rope->positiveNumber("rope_theta", c.ropeTheta);
+    }
     if (family == "qwen2") {
         // Qwen2 hard-codes biases on q/k/v and none on o_proj.
         c.attentionBias = true;
@@ -241,7 +260,7 @@ ModelConfig ModelConfig::load(const fs::path& configJsonOrFolder)
     ModelConfig c;
     c.architecture = match->arch;
     c.modelType = modelType.empty() ? match->modelType : modelType;
-    c.torchDtype = f.string("torch_dtype", "");
+    c.torchDtype = f.string("torch_dtype", f.string("dtype", "")); // "dtype" since transformers 5
     switch (c.architecture) {
     case Architecture::Llama: loadLlama(c, match->modelType, f, file); break;
     case Architecture::Gpt2: loadGpt2(c, f, file); break;
