@@ -226,6 +226,23 @@ int main(int argc, char** argv)
         const double hDev = ((tf.hessian() - fp.hessian()).norm() / fp.hessian().norm()).item<double>();
         const double wDev = ((w - fc1Fp32).abs().max() / fc1Fp32.abs().max()).item<double>();
         const int64_t maskDiff = (w.eq(0) != fc1Fp32.eq(0)).sum().item<int64_t>();
+        // The six forward GEMMs again with TF32 allowed (same windows and scaling as above).
+        double forwardTf32 = 0.0;
+        at::globalContext().setAllowTF32CuBLAS(true);
+        for (size_t l = 0; l < layers.size(); ++l) {
+            torch::manual_seed(uint64_t(l + 1));
+            const auto wl = torch::randn({layers[l].rows, layers[l].cols}, fopts) * 0.02;
+            torch::manual_seed(7);
+            const auto xl = torch::randn({fs * o.seqlen, layers[l].cols}, fopts);
+            (void)at::mm(xl, wl.t()); // warm-up: cuBLAS picks its TF32 kernel once
+            forwardTf32 += 2.0 * timed(device, [&] { (void)at::mm(xl, wl.t()); }) * double(o.samples) / double(fs);
+        }
+        at::globalContext().setAllowTF32CuBLAS(false);
+        // Block time with every GEMM in TF32, estimated from the measured ratios: Hessians scaled
+        // by fc1's Hessian ratio, the solve by fc1's solve ratio, the forward GEMMs measured.
+        const double fc1Fp32Seconds = perLayer[4]["solve_seconds"].get<double>();
+        const double blockTf32 = hessianBlockSeconds * (tfSeconds / fpSeconds) + solveSeconds * (seconds / fc1Fp32Seconds)
+            + forwardTf32;
         out["tf32"] = {{"fc1_solve_seconds", seconds},
                        {"fc1_solve_seconds_fp32", perLayer[4]["solve_seconds"]},
                        {"fc1_loss_rel_deviation", std::fabs(r.stats.loss - fc1LossFp32) / fc1LossFp32},
@@ -233,7 +250,10 @@ int main(int argc, char** argv)
                        {"fc1_mask_mismatches", maskDiff},
                        {"hessian_rel_frobenius_deviation", hDev},
                        {"hessian_seconds_tf32", tfSeconds},
-                       {"hessian_seconds_fp32", fpSeconds}};
+                       {"hessian_seconds_fp32", fpSeconds},
+                       {"forward_linear_seconds_block_tf32", forwardTf32},
+                       {"block_seconds_tf32_estimated", blockTf32},
+                       {"projection_hours_tf32_estimated", blockTf32 * double(o.blocks) / 3600.0}};
     }
     if (o.bf16) {
         const auto fs = std::min(o.forwardSamples, o.samples);

@@ -5,7 +5,7 @@
 # scripts/prepare_gpu_bundle.sh on a Debian machine and carry gpu-bundle/ along (nlohmann_json
 # and HDF5 headers and libraries, the reference SparseGPT code, the end-to-end text).
 #
-#   scripts/gpu_check.sh [PHASE...]   phases: goldens build test bench reference e2e (default: all)
+#   scripts/gpu_check.sh [PHASE...]   phases: goldens build test bench reference exitcheck e2e (default: all)
 #
 #   goldens   — scripts/make_hf_goldens.py: small random Llama/Mistral/Qwen2/GPT-2/OPT models
 #               and transformers' logits into tests/data/models/hf-* (in the background, while
@@ -19,6 +19,8 @@
 #               128 x 2048 tokens) with SparseLab's solver;
 #   reference — bench/reference_sparsegpt_block.py: the published SparseGPT class on the same
 #               block (skipped when gpu-bundle/reference is absent);
+#   exitcheck — the demo model pruned by the CLI on CUDA, in memory and --stream: exit codes,
+#               and cuda-gdb's backtraces of a crash;
 #   e2e       — a random Qwen2.5-0.5B-shaped model (scripts/make_random_sized_model.py, made in
 #               the background during the build) planned and pruned 50 % with SparseGPT on
 #               CUDA, 128 x 2048 calibration, --stream: wall time, per-block times, peak GPU
@@ -35,7 +37,7 @@ OUT="${OUT:-$root/gpu-check-out}"
 WORK="${WORK:-/tmp/gpu-check}"
 mkdir -p "$OUT" "$WORK"
 phases=("$@")
-[[ ${#phases[@]} -eq 0 ]] && phases=(goldens build test bench reference e2e)
+[[ ${#phases[@]} -eq 0 ]] && phases=(goldens build test bench reference exitcheck e2e)
 want() { local p; for p in "${phases[@]}"; do [[ "$p" == "$1" ]] && return 0; done; return 1; }
 declare -A status
 started=$(date +%s)
@@ -164,6 +166,25 @@ PY
   fi
 fi
 
+if want exitcheck; then
+  # A whole CLI prune of the demo model on CUDA, in memory and streamed, with its exit code
+  # (a crash at exit is a failure too); a backtrace from cuda-gdb when one crashes.
+  for mode in memory stream; do
+    extra=(); [[ $mode == stream ]] && extra=(--stream)
+    cmd=(build-gpu/app/sparselab-cli prune resources/models/stories260K-hf
+         --calib resources/text/tinystories_calib.txt --nsamples 16 --seqlen 128 --sparsity 0.5
+         --device cuda "${extra[@]}" --out "$WORK/demo-$mode" --json)
+    rm -rf "$WORK/demo-$mode"
+    withlibs timeout 120 "${cmd[@]}" > "$WORK/exit_$mode.json" 2> "$WORK/exit_$mode.log"
+    status[exit_$mode]=$?
+    if [[ ${status[exit_$mode]} -ge 128 ]] && command -v cuda-gdb > /dev/null; then
+      rm -rf "$WORK/demo-$mode"
+      withlibs timeout 180 cuda-gdb -batch -ex run -ex bt -ex "info threads" -ex "thread apply all bt 12" \
+        --args "${cmd[@]}" > "$WORK/exit_${mode}_gdb.log" 2>&1
+    fi
+  done
+fi
+
 pack_logs
 python3 - "$OUT" "$WORK" "$gpu_name" "$peak" "$(( $(date +%s) - started ))" \
   "$(for k in "${!status[@]}"; do printf '%s=%s,' "$k" "${status[$k]}"; done)" <<'PY' | tee "$OUT/gpu_check.json"
@@ -195,5 +216,11 @@ try:
     result["build_errors"] = open(os.path.join(work, "build.errors")).read().splitlines()[:30]
 except OSError:
     pass
+for mode in ("memory", "stream"):
+    try:
+        lines = open(os.path.join(work, f"exit_{mode}_gdb.log")).read().splitlines()
+        result[f"exit_{mode}_backtrace"] = [l for l in lines if l.startswith("#") or "signal" in l.lower()][:40]
+    except OSError:
+        pass
 print(json.dumps(result))
 PY

@@ -1,5 +1,6 @@
 #include "report/pdf_writer.h"
 
+#include <cstdint>
 #include <cmath>
 #include <cstdio>
 #include <ctime>

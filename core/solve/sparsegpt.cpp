@@ -170,7 +170,9 @@ double runGeneric(Problem& p, ProgressReporter& reporter, const CancelToken* can
         if (!o.structured() && o.sparsity > 0.0) {
             auto tmp = w1.pow(2) / diag1.reshape({1, -1}).pow(2);
             const int64_t k = unstructuredRank(tmp.numel(), o.sparsity);
-            auto thresh = std::get<0>(at::kthvalue(tmp.flatten(), k + 1));
+            // CUDA: a device-wide sort (kthvalue over one long row is one thread block's work).
+            auto thresh = tmp.is_cuda() ? std::get<0>(at::sort(tmp.flatten())).select(0, k)
+                                        : std::get<0>(at::kthvalue(tmp.flatten(), k + 1));
             mask1 = tmp <= thresh;
         }
 

@@ -66,7 +66,10 @@ double runCudaKernels(torch::Tensor& w, const torch::Tensor& hinv, torch::Tensor
             } else {
                 const auto scores = w.narrow(1, i1, count).pow(2) / hinv1.diagonal().pow(2).reshape({1, -1});
                 const auto k = std::clamp<int64_t>(int64_t(double(scores.numel()) * o.sparsity), 0, scores.numel() - 1);
-                const auto thresh = std::get<0>(at::kthvalue(scores.flatten(), k + 1));
+                // The k-th smallest score by a full sort, as the reference's torch.sort finds it:
+                // on CUDA, kthvalue over one long row is a single thread block's radix select,
+                // which made the whole solve of wide layers slow (docs/gpu.md, "Figures").
+                const auto thresh = std::get<0>(at::sort(scores.flatten())).select(0, k);
                 block.copy_(scores <= thresh);
             }
         }

@@ -5,8 +5,12 @@
 //   887,357,440 bytes; embeddings + head (untied, vocab 512): 2·512·4096·4 = 16,777,216 bytes.
 // Solving phase peak (down_proj, last): its Hessian + Hinv (2·I²·4 = 969,408,512) + its dense
 // copy d·I·4 = 180,355,072 → 1,149,763,584 bytes, larger than collecting (887,357,440 + the
-// forward temporaries of 8 × 128 tokens: 8·128·11008·4·4 + 2·8·32·128²·4 = 213,909,504 →
-// 1,101,266,944). Streamed: one block of weights; in memory: all of them.
+// forward temporaries of 8 × 128 tokens: 8·128·11008·4·4 + 128²·4 + 3·2 MiB = 186,712,064 →
+// 1,074,069,504). Streamed: one block of weights; in memory: all of them.
+// Long windows (Qwen2.5-0.5B shape, 128 × 2048 on CUDA, streamed): collecting is the peak —
+// Hessians 6·896²·4 + 4864²·4 = 113,901,568, forward 8·2048·4864·4·4 + 2048²·4 + 3·2 MiB =
+// 1,298,137,088 → 1,412,038,656 (attention is tiled: no [batch, heads, T, T] tensor; the H200
+// run of docs/gpu.md peaked at 5,833 MiB against 5,570 MiB planned for the whole GPU).
 
 #include "plan/memory_plan.h"
 
@@ -59,6 +63,28 @@ private Q_SLOTS:
             QCOMPARE(item(p, "export"), int64_t(0));
             QCOMPARE(p.deviceBytes, int64_t(0));
         }
+    }
+
+    void longWindowsPeakWhileCollecting()
+    {
+        plan::MemoryPlanInput in;
+        in.config.architecture = model::Architecture::Llama;
+        in.config.hiddenSize = 896;
+        in.config.intermediateSize = 4864;
+        in.config.numLayers = 24;
+        in.config.numHeads = 14;
+        in.config.numKvHeads = 2;
+        in.config.headDim = 64;
+        in.config.vocabSize = 151936;
+        in.config.tieWordEmbeddings = true;
+        in.config.maxPositions = 32768;
+        in.nsamples = 128;
+        in.seqlen = 2048;
+        in.streamed = true;
+        in.cuda = true;
+        const auto p = plan::planMemory(in);
+        QCOMPARE(item(p, "hessians+solve"), int64_t(1'412'038'656));
+        QCOMPARE(item(p, "activations"), int64_t(3) * 128 * 2048 * 896 * 4);
     }
 
     void inMemoryGrowsWithBlocks()

@@ -96,6 +96,34 @@ void solverCases()
     }
 }
 
+// The factor U (UᵀU = H⁻¹ of the damped H) on both devices: LAPACK on the CPU, cuSOLVER through
+// ATen on CUDA. Printed, not checked: on exact ties (problem_c: integer W, H = I) the masks are
+// decided by the last bits of U's diagonal, so this says whether the two factorisations agree
+// to the bit and how many distinct diagonal values each has (one, for H = I, when exact).
+void factorDiagnostics()
+{
+    const fs::path dir = fs::path(SPARSELAB_TEST_DATA_DIR) / "solver";
+    for (const char* id : {"a", "b", "c"}) {
+        const auto file = io::SafetensorsFile::open(dir / (std::string("problem_") + id + ".safetensors"));
+        const auto h = loadF32(file, "hessian");
+        auto diagonal = at::diag(h).clone();
+        diagonal.masked_fill_(diagonal.eq(0), 1.0);
+        diagonal += diagonal.mean() * 0.01;
+        const auto cpu = solve::detail::upperCholeskyOfInverse(h, diagonal).contiguous();
+        const auto gpu = solve::detail::upperCholeskyOfInverse(h.to(torch::kCUDA), diagonal.to(torch::kCUDA))
+                             .to(torch::kCPU)
+                             .contiguous();
+        const auto dc = at::diag(cpu), dg = at::diag(gpu);
+        std::printf("  factor problem_%s: max|U_gpu - U_cpu|/max|U| %.3g, diagonal entries differing %lld of %lld, "
+                    "distinct diagonal values cpu %lld gpu %lld, off-diagonal nonzeros cpu %lld gpu %lld\n",
+                    id, ((gpu - cpu).abs().max() / cpu.abs().max()).item<double>(),
+                    (long long)dc.ne(dg).sum().item<int64_t>(), (long long)dc.numel(),
+                    (long long)std::get<0>(at::_unique(dc)).numel(), (long long)std::get<0>(at::_unique(dg)).numel(),
+                    (long long)at::triu(cpu, 1).ne(0).sum().item<int64_t>(),
+                    (long long)at::triu(gpu, 1).ne(0).sum().item<int64_t>());
+    }
+}
+
 void demoModelPrune()
 {
     const fs::path folder = fs::path(SPARSELAB_RESOURCES_DIR) / "models" / "stories260K-hf";
@@ -167,6 +195,7 @@ int main()
     at::globalContext().setAllowTF32CuBLAS(false);
     std::printf("CUDA solver path: %s\n", solve::detail::cudaKernelsBuilt() ? "core/cuda kernels" : "generic tensor ops");
     solverCases();
+    factorDiagnostics();
     demoModelPrune();
     tf32Deviation();
     return gputest::finish(suite);
