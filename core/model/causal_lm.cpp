@@ -281,9 +281,9 @@ struct CausalLM::Stream {
     fs::path spillDir;                                   // created on the first finishBlock
     std::map<int64_t, io::SafetensorsFile> spills;       // block → its spill file
     std::map<std::string, int64_t, std::less<>> spilled; // linear weight name → block
-    // CUDA devices: the next block's weights converted to float32 in host memory on a
+    // CUDA devices: the next block's weights converted to float32 in pinned host memory on a
     // background thread while the current block is solved (prefetchBlock), copied to the GPU
-    // by materializeBlock. One block staged at most.
+    // asynchronously by materializeBlock. One block staged at most.
     std::future<std::vector<torch::Tensor>> staged;
     int64_t stagedBlock = -1;
 };
@@ -499,7 +499,9 @@ void CausalLM::materializeBlock(int64_t block)
         if (!layer.weight.is_meta())
             continue;
         if (!staged.empty() && !m_stream->spilled.count(layer.name)) {
-            layer.weight = staged.at(next++).to(m_device);
+            // Pinned host memory: the copy is queued on the current stream, ahead of the kernels
+            // that read it, and the host thread goes on.
+            layer.weight = staged.at(next++).to(m_device, /*non_blocking=*/true);
             continue;
         }
         const auto spilled = m_stream->spilled.find(layer.name);
@@ -542,11 +544,7 @@ void CausalLM::prefetchBlock(int64_t block)
             io::releaseMappedPages(s.view.data, s.view.nbytes);
             if (s.transposed)
                 t = t.t().contiguous();
-            // Pageable memory: pinning here made the CUDA runtime part of this thread, and
-            // every streamed CUDA prune then crashed at process exit (a jump to address 0,
-            // after all output was written; H200, LibTorch 2.11, docs/gpu.md). The copy in
-            // materializeBlock is synchronous instead; the read and conversion still overlap.
-            out.push_back(std::move(t));
+            out.push_back(t.pin_memory());
         }
         return out;
     });

@@ -69,9 +69,9 @@ public:
     // temporary folder, removed with the model) and puts meta tensors back, so memory stays
     // bounded by one block whatever the model's size. prefetchBlock(b) starts reading block b
     // from disk in the background (MADV_WILLNEED); on a CUDA device it also converts block b
-    // to float32 in host memory on a background thread, so that materializeBlock(b) only
-    // copies to the GPU (the next block's read and conversion overlap the current solve; the
-    // host then holds one staged block). finishedWeight(name) is the spilled tensor
+    // to float32 in pinned host memory on a background thread, so that materializeBlock(b)
+    // only queues asynchronous copies (the next block's transfer overlaps the current solve;
+    // the host then holds one staged block). finishedWeight(name) is the spilled tensor
     // of a finished block (valid while the model lives), for the exporter. Forward calls on a
     // block that is not materialized throw (meta tensors). On a model loaded without
     // streamBlocks, materializeBlock/finishBlock/prefetchBlock do nothing.
