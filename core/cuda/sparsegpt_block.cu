@@ -10,6 +10,7 @@
 // multiply-subtracts per row and column, which the column lanes share.
 
 #include "cuda/sparsegpt_block.cuh"
+#include "solve/topk_select.h"
 
 #include <cfloat>
 
@@ -107,21 +108,19 @@ __global__ void __launch_bounds__(kThreads) sparseGptBlockKernel(SparseGptBlockA
                 if (structured && i % a.nmM == 0) {
                     const int width = min(a.nmM, count - i);
                     const int keep = min(a.nmN, width);
-                    // Mark the `keep` smallest scores: rank of each entry = number of entries
-                    // smaller, or equal with a lower index (M is small: O(M²) is nothing).
+                    // The group's scores, then the entries torch.topk(largest=False) takes on the
+                    // CPU, ties included: solve/topk_select.h is the CPU loop's own selection.
+                    float scores[kMaxBlockColumns];
+                    solve::topk::Entry work[kMaxBlockColumns];
+                    unsigned char chosen[kMaxBlockColumns];
                     for (int k = 0; k < width; ++k) {
                         const float xk = t[(i + k) * kTileStride + r];
                         const float dk = h[(i + k) * count + (i + k)];
-                        const float sk = __fdiv_rn(__fmul_rn(xk, xk), __fmul_rn(dk, dk));
-                        int rank = 0;
-                        for (int l = 0; l < width; ++l) {
-                            const float xl = t[(i + l) * kTileStride + r];
-                            const float dl = h[(i + l) * count + (i + l)];
-                            const float sl = __fdiv_rn(__fmul_rn(xl, xl), __fmul_rn(dl, dl));
-                            rank += (sl < sk || (sl == sk && l < k)) ? 1 : 0;
-                        }
-                        m[(i + k) * kTileStride + r] = rank < keep ? 1 : 0;
+                        scores[k] = __fdiv_rn(__fmul_rn(xk, xk), __fmul_rn(dk, dk));
                     }
+                    solve::topk::selectSmallest(scores, width, keep, work, chosen);
+                    for (int k = 0; k < width; ++k)
+                        m[(i + k) * kTileStride + r] = chosen[k];
                 }
                 if (quant && a.groupSize > 0 && (a.i1 + i) % a.groupSize == 0) {
                     // GPTQ reads the group from W in global memory, which still holds the values

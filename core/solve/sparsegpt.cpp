@@ -222,7 +222,7 @@ struct TileScratch {
     std::vector<uint8_t> m;     // pruned flags
     std::vector<double> loss;   // per row
     std::vector<float> scale, zero;
-    std::vector<std::pair<double, int64_t>> queue;
+    std::vector<topk::Entry> queue;
     std::vector<float> groupScores;
     std::vector<uint8_t> chosen;
     void resize(int64_t count, int64_t nmM)
@@ -298,7 +298,7 @@ void runTile(Problem& p, int64_t tile, int64_t i1, int64_t count, const float* h
                     const float d = hinv1[(i + k) * count + (i + k)];
                     s.groupScores[size_t(k)] = (x * x) / (d * d);
                 }
-                selectSmallest(s.groupScores.data(), 1, width, o.nmN, s.queue, s.chosen.data());
+                selectSmallest(s.groupScores.data(), width, o.nmN, s.queue, s.chosen.data());
                 for (int64_t k = 0; k < width; ++k)
                     if (s.chosen[size_t(k)])
                         m[(i + k) * kTileRows + r] = 1;

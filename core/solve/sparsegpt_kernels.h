@@ -5,6 +5,7 @@
 // reference's unstructured rank. Internal (solve/ only); plain floats (QuantOptions only for its flags).
 
 #include "solve/solver.h"
+#include "solve/topk_select.h"
 
 #include <algorithm>
 #include <cmath>
@@ -23,32 +24,13 @@ inline constexpr int64_t kTileRows = 32;
 
 // ---- N:M selection, as torch.topk(largest=False) on CPU -----------------------------------------
 
-// Marks in `chosen[0..width)` the `n` entries torch.topk(scores, n, largest=False) returns.
-// ATen's CPU topk copies (value, index) pairs with the value widened to double, then runs
-// std::partial_sort when n·64 <= width and std::nth_element otherwise, comparing values only;
-// doing the same keeps ties (equal scores) resolved exactly as the reference resolves them.
-inline void selectSmallest(const float* scores, int64_t stride, int64_t width, int64_t n,
-                    std::vector<std::pair<double, int64_t>>& queue, uint8_t* chosen)
+// Marks in `chosen[0..width)` the `n` entries torch.topk(scores, n, largest=False) returns,
+// ties included (solve/topk_select.h, shared with the CUDA kernel). `queue` is scratch.
+inline void selectSmallest(const float* scores, int64_t width, int64_t n, std::vector<topk::Entry>& queue,
+                           uint8_t* chosen)
 {
-    for (int64_t k = 0; k < width; ++k)
-        chosen[k] = 0;
-    if (n >= width) {
-        for (int64_t k = 0; k < width; ++k)
-            chosen[k] = 1;
-        return;
-    }
     queue.resize(size_t(width));
-    for (int64_t k = 0; k < width; ++k)
-        queue[size_t(k)] = {double(scores[k * stride]), k};
-    auto less = [](const std::pair<double, int64_t>& x, const std::pair<double, int64_t>& y) {
-        return (!std::isnan(x.first) && std::isnan(y.first)) || (x.first < y.first);
-    };
-    if (n * 64 <= width)
-        std::partial_sort(queue.begin(), queue.begin() + n, queue.end(), less);
-    else
-        std::nth_element(queue.begin(), queue.begin() + (n - 1), queue.end(), less);
-    for (int64_t k = 0; k < n; ++k)
-        chosen[queue[size_t(k)].second] = 1;
+    topk::selectSmallest(scores, int(width), int(n), queue.data(), chosen);
 }
 
 // ---- quantization on raw floats (same float32 operations as quant.py) -------------------------

@@ -132,7 +132,7 @@ bool SparseGptStepper::stepColumn()
         c.groupSaliency.resize(size_t(m_rows * width));
         std::vector<float> groupScores(static_cast<size_t>(width));
         std::vector<uint8_t> chosen(static_cast<size_t>(width));
-        std::vector<std::pair<double, int64_t>> queue;
+        std::vector<topk::Entry> queue;
         for (int64_t r = 0; r < m_rows; ++r) {
             for (int64_t k = 0; k < width; ++k) {
                 const float x = m_t[size_t(r * count + i + k)];
@@ -140,7 +140,7 @@ bool SparseGptStepper::stepColumn()
                 groupScores[size_t(k)] = (x * x) / (d * d);
                 c.groupSaliency[size_t(r * width + k)] = groupScores[size_t(k)];
             }
-            detail::selectSmallest(groupScores.data(), 1, width, o.nmN, queue, chosen.data());
+            detail::selectSmallest(groupScores.data(), width, o.nmN, queue, chosen.data());
             for (int64_t k = 0; k < width; ++k)
                 if (chosen[size_t(k)])
                     m_m[size_t(r * count + i + k)] = 1;
