@@ -74,6 +74,10 @@ store::LayerRecord toLayerRecord(const LayerRunRow& l)
     r.bits = l.setting.bits;
     r.groupSize = l.setting.group;
     r.symmetric = l.setting.sym;
+    r.actOrder = l.setting.actOrder;
+    r.staticGroups = l.setting.staticGroups;
+    r.fp16Scale = l.setting.fp16Scale;
+    r.signedScale = l.setting.signedScale;
     r.blocksize = l.setting.blocksize;
     r.damp = l.setting.damp;
     r.sparsity = l.sparsity;
@@ -108,6 +112,10 @@ LayerRunRow fromLayerRecord(const store::LayerRecord& r)
     l.setting.bits = int(r.bits);
     l.setting.group = r.groupSize;
     l.setting.sym = r.symmetric;
+    l.setting.actOrder = r.actOrder;
+    l.setting.staticGroups = r.staticGroups;
+    l.setting.fp16Scale = r.fp16Scale;
+    l.setting.signedScale = r.signedScale;
     l.setting.blocksize = r.blocksize;
     l.setting.damp = r.damp;
     l.sparsity = r.sparsity;

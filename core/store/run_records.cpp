@@ -33,6 +33,10 @@ LayerRecord layerRecord(const pipeline::LayerReport& r)
     l.bits = r.dense ? 16 : r.options.quant.bits;
     l.groupSize = r.options.quant.groupSize;
     l.symmetric = r.options.quant.symmetric;
+    l.actOrder = r.options.quant.actOrder;
+    l.staticGroups = r.options.quant.staticGroups;
+    l.fp16Scale = r.options.quant.fp16Scale;
+    l.signedScale = r.options.quant.signedScale;
     l.blocksize = r.options.blocksize;
     l.damp = r.options.damp;
     l.sparsity = r.stats.sparsity;
@@ -62,6 +66,10 @@ pipeline::LayerReport layerReport(const LayerRecord& l)
     r.options.quant.bits = int(l.bits);
     r.options.quant.groupSize = l.groupSize;
     r.options.quant.symmetric = l.symmetric;
+    r.options.quant.actOrder = l.actOrder;
+    r.options.quant.staticGroups = l.staticGroups;
+    r.options.quant.fp16Scale = l.fp16Scale;
+    r.options.quant.signedScale = l.signedScale;
     r.options.blocksize = l.blocksize;
     r.options.damp = l.damp;
     r.stats.sparsity = l.sparsity;

@@ -156,6 +156,10 @@ void detail::writeLayers(hid_t run, const std::vector<LayerRecord>& layers)
     h5::writeInts(t, "dead_inputs", column<int64_t>(layers, [](const auto& l) { return l.deadInputs; }));
     h5::writeBytes(t, "dense", column<uint8_t>(layers, [](const auto& l) { return l.dense ? 1 : 0; }));
     h5::writeBytes(t, "symmetric", column<uint8_t>(layers, [](const auto& l) { return l.symmetric ? 1 : 0; }));
+    h5::writeBytes(t, "act_order", column<uint8_t>(layers, [](const auto& l) { return l.actOrder ? 1 : 0; }));
+    h5::writeBytes(t, "static_groups", column<uint8_t>(layers, [](const auto& l) { return l.staticGroups ? 1 : 0; }));
+    h5::writeBytes(t, "fp16_scale", column<uint8_t>(layers, [](const auto& l) { return l.fp16Scale ? 1 : 0; }));
+    h5::writeBytes(t, "signed_scale", column<uint8_t>(layers, [](const auto& l) { return l.signedScale ? 1 : 0; }));
     h5::writeDoubles(t, "target_sparsity", column<double>(layers, [](const auto& l) { return l.targetSparsity; }));
     h5::writeDoubles(t, "damp", column<double>(layers, [](const auto& l) { return l.damp; }));
     h5::writeDoubles(t, "sparsity", column<double>(layers, [](const auto& l) { return l.sparsity; }));
@@ -410,6 +414,12 @@ std::vector<LayerRecord> detail::readLayers(hid_t run)
                nmM = ints("nm_m"), bits = ints("bits"), groupSize = ints("group_size"), blocksize = ints("blocksize"),
                dampRaises = ints("damp_raises"), deadInputs = ints("dead_inputs"), dense = ints("dense"),
                symmetric = ints("symmetric");
+    // Columns added later: absent in older files, where they were false.
+    const auto flags = [&](const char* c) {
+        return h5::exists(t, c) ? ints(c) : std::vector<int64_t>(n, 0);
+    };
+    const auto actOrder = flags("act_order"), staticGroups = flags("static_groups"), fp16Scale = flags("fp16_scale"),
+               signedScale = flags("signed_scale");
     const auto target = doubles("target_sparsity"), damp = doubles("damp"), sparsity = doubles("sparsity"),
                loss = doubles("loss"), relErr = doubles("rel_output_error"), dampUsed = doubles("damp_used"),
                seconds = doubles("seconds");
@@ -431,6 +441,10 @@ std::vector<LayerRecord> detail::readLayers(hid_t run)
         l.deadInputs = deadInputs[i];
         l.dense = dense[i] != 0;
         l.symmetric = symmetric[i] != 0;
+        l.actOrder = actOrder[i] != 0;
+        l.staticGroups = staticGroups[i] != 0;
+        l.fp16Scale = fp16Scale[i] != 0;
+        l.signedScale = signedScale[i] != 0;
         l.targetSparsity = target[i];
         l.damp = damp[i];
         l.sparsity = sparsity[i];

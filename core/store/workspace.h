@@ -135,6 +135,13 @@ struct LayerRecord {
     int64_t bits = 16;               // 16 = not quantized
     int64_t groupSize = 0;
     bool symmetric = false;
+    // GPTQ grid options (solve::QuantOptions): kept so that a resumed run, sparselab.json and
+    // the GGUF export see the same grid as an uninterrupted run (absent in files written before
+    // they were stored: read as false).
+    bool actOrder = false;
+    bool staticGroups = false;
+    bool fp16Scale = false;
+    bool signedScale = false;
     int64_t blocksize = 128;
     double damp = 0.01;
     double sparsity = 0.0;           // achieved fraction of exact zeros

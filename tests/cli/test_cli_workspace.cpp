@@ -85,6 +85,7 @@ private Q_SLOTS:
     void recordsTheRun();
     void resumeAfterKillIsBitIdentical_data();
     void resumeAfterKillIsBitIdentical();
+    void gptqResumeKeepsGridOptions();
     void staleCheckpointsAreDiscarded();
     void badWorkspaceFiles();
 
@@ -172,6 +173,48 @@ void TestCliWorkspace::recordsTheRun()
     const auto list = nlohmann::json::parse(listing.stdoutText.toStdString());
     QCOMPARE(list.at("runs").size(), size_t(1));
     QCOMPARE(list.at("runs")[0].at("perplexity_after").get<double>(), after.perplexity);
+}
+
+// A GPTQ prune with act-order, static groups and fp16 scales, killed after block 1 and
+// resumed, must record the same grid for the restored layers as an uninterrupted run: the
+// per-layer record once dropped those four options, so the resumed sparselab.json said
+// fp16_scale false (and GGUF export re-quantized those layers instead of packing them).
+void TestCliWorkspace::gptqResumeKeepsGridOptions()
+{
+    const auto args = [&](const fs::path& out, const fs::path& ws) {
+        return QStringList{"prune", q(testing::demoModelDir()), "--calib", q(testing::demoCalibText()), "--out", q(out),
+                           "--nsamples", "8", "--seqlen", "64", "--sparsity", "0", "--bits", "4", "--group", "32",
+                           "--sym", "--fp16-scale", "--act-order", "--static-groups", "--workspace", q(ws), "--quiet"};
+    };
+    const fs::path whole = m_root / "gptq-whole";
+    const auto uninterrupted = runCli(args(whole, m_root / "gptq-whole.h5"));
+    QVERIFY2(uninterrupted.exitCode == 0, qPrintable(uninterrupted.stderrText));
+
+    const fs::path ws = m_root / "gptq-resume.h5";
+    const fs::path out = m_root / "gptq-resumed";
+    const auto killed = runCli(args(out, ws), "1");
+    QCOMPARE(killed.exitCode, -1);
+    const auto resumed = runCli(args(out, ws));
+    QVERIFY2(resumed.exitCode == 0, qPrintable(resumed.stderrText));
+
+    const auto layers = layersWithoutSeconds(out);
+    QVERIFY(layers == layersWithoutSeconds(whole));
+    int restored = 0;
+    for (const auto& l : layers) {
+        QVERIFY2(l.dump().find("\"fp16_scale\":true") != std::string::npos, l.dump().c_str());
+        restored += l.at("block").get<int>() <= 1 ? 1 : 0;
+    }
+    QCOMPARE(restored, 14); // blocks 0 and 1, seven layers each, came from the checkpoints
+    for (const auto& entry : fs::directory_iterator(whole))
+        if (entry.path().filename() != "sparselab.json")
+            QVERIFY2(fileBytes(entry.path()) == fileBytes(out / entry.path().filename()), entry.path().c_str());
+    const auto run = store::loadWorkspace(ws).runs.at(0);
+    for (const auto& l : run.layers) {
+        QVERIFY(l.actOrder);
+        QVERIFY(l.staticGroups);
+        QVERIFY(l.fp16Scale);
+        QVERIFY(!l.signedScale);
+    }
 }
 
 void TestCliWorkspace::resumeAfterKillIsBitIdentical_data()
