@@ -18,6 +18,7 @@
 #include "util/atomic_file.h"
 #include "util/errors.h"
 #include "util/gpu_info.h"
+#include "util/json_file.h"
 #include "util/sha256.h"
 
 #include <ATen/Parallel.h>
@@ -344,19 +345,12 @@ void PerplexityJob::execute()
         throw InputError("No model is loaded: open a model folder first.");
     if (m_params.textPath.trimmed().isEmpty())
         throw InputError("No evaluation text was chosen.");
-    const std::filesystem::path textPath = toPath(m_params.textPath);
-    QFile file(m_params.textPath);
-    if (!file.open(QIODevice::ReadOnly))
-        throw inputError(textPath, "cannot open: " + file.errorString().toStdString());
-    const QByteArray text = file.readAll();
-    file.close();
-    if (text.trimmed().isEmpty())
-        throw inputError(textPath, "the file holds no text");
+    const std::string text = readEngineText(m_params.textPath, "evaluation");
 
     const ProgressCallback callback = progressCallback(); // ProgressReporter keeps a reference
     ProgressReporter(callback, "Tokenizing", 1).report(0, QFileInfo(m_params.textPath).fileName().toStdString());
     const std::vector<int32_t> ids =
-        m_params.tokenizer->encodeForModel(std::string_view(text.constData(), size_t(text.size())));
+        m_params.tokenizer->encodeForModel(text);
     throwIfCancelled(cancelToken());
 
     eval::PerplexityParams params;
@@ -892,19 +886,17 @@ nlohmann::json layerJson(const LayerRunRow& r)
 
 std::filesystem::path toEnginePath(const QString& path) { return std::filesystem::path(QFile::encodeName(path).toStdString()); }
 
-// Reads a whole UTF-8 text file; InputError naming it when unreadable or empty.
+// Reads a whole UTF-8 text file (readTextFile: a regular file, size-capped); InputError naming
+// it when unreadable or empty.
 std::string readEngineText(const QString& path, const char* what)
 {
     if (path.trimmed().isEmpty())
         throw InputError(std::string("No ") + what + " text was chosen.");
     const std::filesystem::path file = toEnginePath(path);
-    QFile f(path);
-    if (!f.open(QIODevice::ReadOnly))
-        throw inputError(file, "cannot open: " + f.errorString().toStdString());
-    const QByteArray bytes = f.readAll();
-    if (bytes.trimmed().isEmpty())
+    std::string text = readTextFile(file);
+    if (text.find_first_not_of(" \t\r\n\v\f") == std::string::npos)
         throw inputError(file, "the file holds no text");
-    return std::string(bytes.constData(), size_t(bytes.size()));
+    return text;
 }
 
 data::CalibrationWindows drawCalibrationWindows(const tokenize::Tokenizer& tokenizer, const CalibrationSettings& calibration)
@@ -925,7 +917,8 @@ nlohmann::json runProvenance(const RunRecord& rec, const std::filesystem::path& 
         layers.push_back(layerJson(r));
     nlohmann::json recipe = nlohmann::json::object();
     if (!rec.recipeJson.isEmpty())
-        recipe = nlohmann::json::parse(rec.recipeJson.constData(), rec.recipeJson.constData() + rec.recipeJson.size());
+        recipe = parseJsonText(std::string_view(rec.recipeJson.constData(), size_t(rec.recipeJson.size())),
+                               "run '" + rec.name.toStdString() + "'", "its recipe");
     const std::string calibText = readText(rec.calibration.textPath, "calibration");
     nlohmann::json provenance = {
         {"sparselab_version", SPARSELAB_VERSION},

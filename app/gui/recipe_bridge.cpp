@@ -5,6 +5,7 @@
 
 #include "pipeline/recipe.h"
 #include "util/errors.h"
+#include "util/json_file.h"
 
 #include <nlohmann/json.hpp>
 
@@ -203,10 +204,9 @@ QString applyRecipeJson(const QByteArray& json, const QString& source, const QLi
                         QList<LayerSetting>* settings)
 {
     try {
-        const nlohmann::json j = nlohmann::json::parse(json.constData(), json.constData() + json.size());
+        const nlohmann::json j =
+            parseJsonText(std::string_view(json.constData(), size_t(json.size())), source.toStdString());
         return applyRecipe(pipeline::Recipe::fromJson(j, source.toStdString()), source.toStdString(), rows, settings);
-    } catch (const nlohmann::json::parse_error& e) {
-        return QStringLiteral("%1: not valid JSON: %2").arg(source, firstLine(e.what()));
     } catch (const std::exception& e) {
         return firstLine(e.what());
     }

@@ -6,6 +6,7 @@
 #include "pipeline/layer_capture.h"
 #include "solve/teaching_problems.h"
 #include "tokenize/tokenizer.h"
+#include "util/atomic_file.h"
 #include "util/errors.h"
 
 #include <QFile>
@@ -31,15 +32,12 @@ void CaptureLayerJob::execute()
     if (m_params.textPath.trimmed().isEmpty())
         throw InputError("No calibration text was chosen (File → Choose Calibration Text).");
     const std::filesystem::path textPath(QFile::encodeName(m_params.textPath).toStdString());
-    QFile file(m_params.textPath);
-    if (!file.open(QIODevice::ReadOnly))
-        throw InputError(textPath.string() + ": cannot open: " + file.errorString().toStdString());
-    const QByteArray text = file.readAll();
-    if (text.trimmed().isEmpty())
-        throw InputError(textPath.string() + ": the file holds no text");
+    const std::string text = readTextFile(textPath); // a regular file, size-capped
+    if (text.find_first_not_of(" \t\r\n\v\f") == std::string::npos)
+        throw inputError(textPath, "the file holds no text");
     const ProgressCallback callback = progressCallback();
     ProgressReporter(callback, "Tokenizing", 1).report(0, QFileInfo(m_params.textPath).fileName().toStdString());
-    const auto ids = m_params.tokenizer->encodeForModel(std::string_view(text.constData(), size_t(text.size())));
+    const auto ids = m_params.tokenizer->encodeForModel(text);
     throwIfCancelled(cancelToken());
     data::CalibrationParams calib;
     calib.nsamples = m_params.nsamples;

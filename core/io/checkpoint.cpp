@@ -1,7 +1,7 @@
 #include "io/checkpoint.h"
 
-#include "util/atomic_file.h"
 #include "util/errors.h"
+#include "util/json_file.h"
 
 #include <nlohmann/json.hpp>
 
@@ -74,12 +74,7 @@ Checkpoint Checkpoint::open(const fs::path& folder)
     std::vector<std::pair<std::string, std::string>> claimed;
     if (fs::exists(indexFile, ec)) {
         ckpt.m_sharded = true;
-        nlohmann::json index;
-        try {
-            index = nlohmann::json::parse(readTextFile(indexFile));
-        } catch (const nlohmann::json::exception& e) {
-            throw inputError(indexFile, std::string("not valid JSON: ") + e.what());
-        }
+        nlohmann::json index = readJsonFile(indexFile);
         if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
             throw inputError(indexFile, "missing object 'weight_map'");
         std::vector<std::string> shards;

@@ -4,6 +4,7 @@
 #include "tokenize/tokenizer.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
+#include "util/json_file.h"
 
 #include <nlohmann/json.hpp>
 
@@ -165,11 +166,7 @@ private:
 
 json readJson(const fs::path& file)
 {
-    try {
-        return json::parse(readTextFile(file));
-    } catch (const json::exception& e) {
-        throw inputError(file, std::string("invalid JSON: ") + e.what());
-    }
+    return readJsonFile(file);
 }
 
 std::optional<std::string> tokenString(const json& j, const char* key)
@@ -424,7 +421,7 @@ GgufVocab vocabFromModelFolder(const fs::path& folder, int64_t vocabSize)
     if (fs::exists(tokenizerJson)) {
         used = tokenizerJson;
         vocabFromTokenizerJson(tokenizerJson, v);
-        v.huggingFaceJson = readTextFile(tokenizerJson);
+        v.huggingFaceJson = readTextFile(tokenizerJson, kMaxJsonFileBytes);
     } else if (fs::exists(spmModel)) {
         used = spmModel;
         vocabFromSentencePiece(spmModel, v);
@@ -622,6 +619,7 @@ void writeHfTokenizer(const GgufVocab& v, const fs::path& folder, const fs::path
     name("pad_token", v.padId);
 
     if (!v.huggingFaceJson.empty()) {
+        requireJsonDepth(v.huggingFaceJson, source, "tokenizer.huggingface.json");
         if (!json::accept(v.huggingFaceJson))
             throw inputError(source, "tokenizer.huggingface.json is not valid JSON");
         writeFileAtomically(folder / "tokenizer.json", v.huggingFaceJson);

@@ -17,7 +17,8 @@ namespace sparselab::io {
 
 MappedFile::MappedFile(const std::filesystem::path& path)
 {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: a FIFO's open() would otherwise wait for a writer; fstat below refuses it.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         throw inputError(path, std::string("cannot open: ") + std::strerror(errno));
     struct stat st {};

@@ -4,6 +4,7 @@
 
 #include "util/atomic_file.h"
 #include "util/errors.h"
+#include "util/json_file.h"
 
 #include <nlohmann/json.hpp>
 
@@ -153,6 +154,7 @@ SafetensorsFile SafetensorsFile::open(const fs::path& path)
         }
         return true;
     };
+    requireJsonDepth(std::string_view(headerBegin, size_t(headerLen)), path, "header");
     json header;
     try {
         header = json::parse(headerBegin, headerEnd, onEvent);

@@ -1,8 +1,8 @@
 #include "model/config.h"
 
 #include "io/checkpoint.h"
-#include "util/atomic_file.h"
 #include "util/errors.h"
+#include "util/json_file.h"
 
 #include <nlohmann/json.hpp>
 
@@ -227,13 +227,7 @@ ModelConfig ModelConfig::load(const fs::path& configJsonOrFolder)
                                                                    : configJsonOrFolder;
     if (io::isPickleWeightsName(file))
         throw inputError(file, "is a PyTorch pickle file, not a model folder: " + io::pickleRefusal());
-    const std::string text = readTextFile(file);
-    json j;
-    try {
-        j = json::parse(text);
-    } catch (const json::exception& e) {
-        throw inputError(file, std::string("not valid JSON: ") + e.what());
-    }
+    const json j = readJsonFile(file);
     if (!j.is_object())
         throw inputError(file, "not a JSON object");
     const Fields f(j, file);

@@ -3,6 +3,7 @@
 #include "pipeline/sensitivity.h"
 #include "pipeline/sweep.h"
 #include "util/errors.h"
+#include "util/json_file.h"
 
 #include <algorithm>
 
@@ -35,11 +36,7 @@ json groupJson(const store::ExtraGroup& group, const std::string& format, const 
     const auto text = group.attributes.find("json");
     if (text == group.attributes.end() || !std::holds_alternative<std::string>(text->second))
         throw inputError(source, "group /" + group.path + " has no 'json' attribute");
-    try {
-        return json::parse(std::get<std::string>(text->second));
-    } catch (const json::parse_error& e) {
-        throw inputError(source, "group /" + group.path + ": 'json' is not valid JSON: " + e.what());
-    }
+    return parseJsonText(std::get<std::string>(text->second), source, "group /" + group.path + ": 'json'");
 }
 
 const store::ExtraGroup& findGroup(const store::WorkspaceContents& contents, const fs::path& file,

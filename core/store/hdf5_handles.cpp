@@ -1,6 +1,7 @@
 #include "store/hdf5_handles.h"
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 namespace sparselab::store::h5 {
@@ -174,6 +175,9 @@ File createFile(const std::string& path)
 
 File openFileReadOnly(const std::string& path)
 {
+    std::error_code ec;
+    if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec))
+        fail("not a regular file"); // libhdf5 would block on a FIFO's open
     const htri_t isHdf5 = H5Fis_hdf5(path.c_str());
     if (isHdf5 == 0)
         fail("not an HDF5 file");
@@ -428,6 +432,9 @@ void copyObject(hid_t from, const std::string& name, hid_t to)
 bool hasHdf5Signature(const std::string& path)
 {
     static const char signature[8] = {'\x89', 'H', 'D', 'F', '\r', '\n', '\x1a', '\n'};
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec)) // never open a FIFO or a device
+        return false;
     std::ifstream in(path, std::ios::binary);
     char head[8] = {};
     if (!in.read(head, 8))

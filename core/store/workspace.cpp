@@ -3,6 +3,7 @@
 #include "store/hdf5_handles.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
+#include "util/json_file.h"
 
 #include <nlohmann/json.hpp>
 
@@ -469,7 +470,10 @@ RunRecord readRun(hid_t runs, const std::string& runId, const LoadOptions& optio
     run.createdUtc = h5::readStringAttribute(r, "created_utc");
     run.status = h5::readStringAttribute(r, "status");
     run.recipeJson = h5::readStringAttribute(r, "recipe");
-    const auto filter = nlohmann::json::parse(h5::readStringAttribute(r, "layer_filter"), nullptr, false);
+    const std::string filterText = h5::readStringAttribute(r, "layer_filter");
+    if (jsonNestedDeeperThan(filterText))
+        throw h5::Hdf5Failure("attribute 'layer_filter' is nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    const auto filter = nlohmann::json::parse(filterText, nullptr, false);
     if (!filter.is_array())
         throw h5::Hdf5Failure("attribute 'layer_filter' is not a JSON array");
     for (const auto& f : filter) {

@@ -6,14 +6,15 @@
 
 #include "tokenize/pre_tokenizer.h"
 #include "tokenize/unicode.h"
+#include "util/atomic_file.h"
 #include "util/errors.h"
+#include "util/json_file.h"
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <array>
 #include <cstdio>
-#include <fstream>
 #include <queue>
 #include <sstream>
 #include <stdexcept>
@@ -91,27 +92,9 @@ struct Segment {
     bool atStart = false;
 };
 
-std::string readFile(const fs::path& file)
-{
-    std::error_code ec;
-    if (!fs::is_regular_file(file, ec))
-        throw inputError(file, "no such file");
-    std::ifstream in(file, std::ios::binary);
-    if (!in)
-        throw inputError(file, "cannot open file");
-    std::ostringstream buffer;
-    buffer << in.rdbuf();
-    return buffer.str();
-}
-
 json parseJsonFile(const fs::path& file)
 {
-    const std::string text = readFile(file);
-    try {
-        return json::parse(text);
-    } catch (const json::exception& e) {
-        throw inputError(file, std::string("malformed JSON: ") + e.what());
-    }
+    return readJsonFile(file);
 }
 
 void replaceAll(std::string& s, std::string_view from, std::string_view to)
@@ -1084,7 +1067,7 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::fromVocabMerges(const fs::path& voca
     } catch (const json::exception& e) {
         throw inputError(vocabJson, std::string("unexpected structure: ") + e.what());
     }
-    std::istringstream lines(readFile(mergesTxt));
+    std::istringstream lines(readTextFile(mergesTxt));
     std::string line;
     int32_t rank = 0;
     int lineNumber = 0;

@@ -17,14 +17,13 @@
 #include "tokenize/tokenizer.h"
 
 #include "tokenize/unicode.h"
+#include "util/atomic_file.h"
 #include "util/errors.h"
 
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <queue>
-#include <sstream>
 #include <stdexcept>
 #include <unordered_map>
 
@@ -727,16 +726,9 @@ private:
 
 std::unique_ptr<Tokenizer> loadSentencePieceModel(const std::filesystem::path& modelFile)
 {
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(modelFile, ec))
-        throw inputError(modelFile, "no such file");
-    std::ifstream in(modelFile, std::ios::binary);
-    if (!in)
-        throw inputError(modelFile, "cannot open file");
-    std::ostringstream buffer;
-    buffer << in.rdbuf();
+    const std::string bytes = readTextFile(modelFile);
     try {
-        return std::make_unique<SentencePieceTokenizer>(modelFile, parseModelFile(buffer.str()));
+        return std::make_unique<SentencePieceTokenizer>(modelFile, parseModelFile(bytes));
     } catch (const FormatError& e) {
         throw inputError(modelFile, std::string("not a usable SentencePiece model: ") + e.what());
     }

@@ -2,12 +2,11 @@
 
 #include "tokenize/bpe_tokenizer.h"
 #include "util/errors.h"
+#include "util/json_file.h"
 
 #include <nlohmann/json.hpp>
 
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 
 namespace sparselab::tokenize {
 
@@ -37,19 +36,10 @@ nlohmann::json readOptionalJson(const fs::path& file)
     std::error_code ec;
     if (!fs::exists(file, ec))
         return nullptr;
-    std::ifstream in(file, std::ios::binary);
-    if (!in)
-        throw inputError(file, "cannot open file");
-    std::ostringstream buffer;
-    buffer << in.rdbuf();
-    try {
-        nlohmann::json j = nlohmann::json::parse(buffer.str());
-        if (!j.is_object())
-            throw inputError(file, "expected a JSON object");
-        return j;
-    } catch (const nlohmann::json::exception& e) {
-        throw inputError(file, std::string("malformed JSON: ") + e.what());
-    }
+    nlohmann::json j = readJsonFile(file);
+    if (!j.is_object())
+        throw inputError(file, "expected a JSON object");
+    return j;
 }
 
 // A special-token entry: "text", {"content": "text", ...}, or null/absent.

@@ -6,9 +6,9 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <sstream>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace sparselab {
@@ -113,19 +113,65 @@ void writeFileAtomically(const fs::path& target, std::string_view bytes)
     });
 }
 
-std::string readTextFile(const fs::path& file)
+namespace {
+
+std::string byteSize(std::uintmax_t bytes)
+{
+    const std::uintmax_t mib = std::uintmax_t(1) << 20;
+    return bytes % mib == 0 ? std::to_string(bytes / mib) + " MiB" : std::to_string(bytes) + " bytes";
+}
+
+} // namespace
+
+void requireRegularFile(const fs::path& file)
 {
     std::error_code ec;
-    if (!fs::exists(file, ec))
+    const fs::file_status st = fs::status(file, ec); // follows symlinks; never opens
+    if (st.type() == fs::file_type::not_found)
         throw inputError(file, "file not found");
-    if (fs::is_directory(file, ec))
+    if (ec)
+        throw inputError(file, "cannot read: " + ec.message());
+    if (st.type() == fs::file_type::directory)
         throw inputError(file, "is a folder, expected a file");
-    std::ifstream in(file, std::ios::binary);
-    if (!in)
+    if (st.type() != fs::file_type::regular)
+        throw inputError(file, "not a regular file");
+}
+
+std::string readTextFile(const fs::path& file, std::uintmax_t maxBytes)
+{
+    requireRegularFile(file);
+    // O_NONBLOCK: should the path have become a FIFO since the check, open() still returns
+    // (and fstat below refuses it); for a regular file the flag changes nothing.
+    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
         throw inputError(file, std::string("cannot open: ") + std::strerror(errno));
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
+    struct FdCloser {
+        int fd;
+        ~FdCloser() { ::close(fd); }
+    } closer{fd};
+    struct stat st {};
+    if (::fstat(fd, &st) != 0)
+        throw inputError(file, std::string("cannot read: ") + std::strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        throw inputError(file, "not a regular file");
+    if (st.st_size < 0 || std::uintmax_t(st.st_size) > maxBytes)
+        throw inputError(file, "larger than " + byteSize(maxBytes));
+    // Reads what the file held when it was opened; a file growing meanwhile is cut there.
+    std::string text(size_t(st.st_size), '\0');
+    size_t got = 0;
+    while (got < text.size()) {
+        const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            throw inputError(file, std::string("cannot read: ") + std::strerror(errno));
+        }
+        if (n == 0)
+            break; // shrunk meanwhile
+        got += size_t(n);
+    }
+    text.resize(got);
+    return text;
 }
 
 } // namespace sparselab

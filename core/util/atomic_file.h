@@ -3,6 +3,7 @@
 // and is renamed over it only when complete (after fsync), so a crash, a cancel or a full
 // disk never leaves a partial file, and a reader never sees one.
 
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <string_view>
@@ -32,7 +33,21 @@ void syncFolderTree(const std::filesystem::path& folder, const std::filesystem::
 // A temporary sibling path: "<dir>/.<name>.tmp-<pid>-<counter>".
 [[nodiscard]] std::filesystem::path temporarySibling(const std::filesystem::path& target);
 
-// Reads a whole (small) file; InputError naming the file when it cannot be read.
-[[nodiscard]] std::string readTextFile(const std::filesystem::path& file);
+// ---- reading inputs ----------------------------------------------------------------------
+// Every input is a regular file (after symlinks): a FIFO, a device such as /dev/zero or a
+// socket is refused with "not a regular file" before anything is read, so no reader blocks
+// on an open or reads without end. Whatever is read into memory whole has a size cap.
+
+// The cap on a text read whole (calibration, evaluation and prompt texts, tokenizer.model).
+inline constexpr std::uintmax_t kMaxTextFileBytes = std::uintmax_t(1) << 30; // 1 GiB
+
+// InputError naming `file` unless it exists and is a regular file ("file not found",
+// "is a folder, expected a file", "not a regular file"). Does not open it.
+void requireRegularFile(const std::filesystem::path& file);
+
+// Reads a whole regular file of at most `maxBytes` bytes; InputError naming the file when it
+// is not one, cannot be read, or is larger ("larger than N MiB").
+[[nodiscard]] std::string readTextFile(const std::filesystem::path& file,
+                                       std::uintmax_t maxBytes = kMaxTextFileBytes);
 
 } // namespace sparselab

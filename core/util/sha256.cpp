@@ -1,5 +1,6 @@
 #include "util/sha256.h"
 
+#include "util/atomic_file.h"
 #include "util/errors.h"
 
 #include <cstring>
@@ -116,6 +117,7 @@ std::string sha256Hex(std::string_view bytes)
 
 std::string sha256File(const std::filesystem::path& file)
 {
+    requireRegularFile(file); // a FIFO would block the open, a device never end
     std::ifstream in(file, std::ios::binary);
     if (!in)
         throw inputError(file, "cannot open for hashing");

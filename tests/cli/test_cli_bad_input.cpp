@@ -1,7 +1,8 @@
 // The bad-input catalogue of the CLI: every malformed input gives exit code 2, ONE line on
 // stderr that names the offending file or option, and leaves no output behind. It covers
 // every reader (safetensors, shard index, config.json, tokenizer.json, tokenizer.model,
-// GGUF, recipe, text files) and the options of each command.
+// GGUF, recipe, text files) and the options of each command, JSON nested too deep and
+// special files (FIFOs, /dev/zero) and files over the size caps given as inputs.
 // Inputs are built in a temporary folder from the bundled demo model.
 
 #include "testsupport.h"
@@ -13,10 +14,13 @@
 #include <QTemporaryDir>
 #include <QTest>
 
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <string>
 #include <vector>
+
+#include <sys/stat.h>
 
 namespace fs = std::filesystem;
 
@@ -371,6 +375,155 @@ private Q_SLOTS:
             writeFile(brokenIndex + "/model.safetensors.index.json", "{\"weight_map\": ");
             QTest::newRow("shard index not JSON")
                 << QStringList{"info", brokenIndex} << "model.safetensors.index.json" << "";
+        }
+
+        // --- unbounded JSON: every JSON is read with a depth limit (256) and a size limit -----
+        {
+            const QString demoConfig = [&] {
+                QFile f(m_demo + "/config.json");
+                return f.open(QIODevice::ReadOnly) ? QString::fromUtf8(f.readAll()) : QString();
+            }();
+            QVERIFY(demoConfig.trimmed().endsWith('}'));
+            // An otherwise valid config.json with one field 100,000 arrays deep.
+            const QString deepConfig = makeModel(m_dir, "deep-config", QByteArray());
+            QFile::copy(m_demo + "/model.safetensors", deepConfig + "/model.safetensors");
+            QString config = demoConfig.trimmed();
+            config.chop(1);
+            config += ", \"x\": " + QString(100000, '[') + QString(100000, ']') + "}";
+            writeFile(deepConfig + "/config.json", config.toUtf8());
+            QTest::newRow("config.json nested 100,000 deep")
+                << QStringList{"info", deepConfig} << "config.json: nested deeper than 256 levels" << "";
+            // 257 levels is one too many; brackets inside strings do not count.
+            const QString justTooDeep = makeModel(m_dir, "config-257", QByteArray());
+            QFile::copy(m_demo + "/model.safetensors", justTooDeep + "/model.safetensors");
+            config = demoConfig.trimmed();
+            config.chop(1);
+            config += ", \"x\": " + QString(256, '[') + "\"]]]]\"" + QString(256, ']') + "}";
+            writeFile(justTooDeep + "/config.json", config.toUtf8());
+            QTest::newRow("config.json nested 257 deep")
+                << QStringList{"info", justTooDeep} << "config.json: nested deeper than 256 levels" << "";
+
+            // A tokenizer.json whose normalizer is a Sequence nested 200,000 deep.
+            const QString deepTok = makeModel(m_dir, "deep-tokenizer", QByteArray());
+            QFile::copy(m_demo + "/model.safetensors", deepTok + "/model.safetensors");
+            QFile::remove(deepTok + "/tokenizer.model");
+            QByteArray tok = R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "normalizer": )";
+            const int levels = 200000;
+            for (int i = 0; i < levels; ++i)
+                tok += R"({"type": "Sequence", "normalizers": [)";
+            tok += R"({"type": "Lowercase"})";
+            for (int i = 0; i < levels; ++i)
+                tok += "]}";
+            tok += "}";
+            writeFile(deepTok + "/tokenizer.json", tok);
+            QTest::newRow("tokenizer.json normalizer nested 200,000 deep")
+                << QStringList{"eval", deepTok, "--text", m_eval, "--seqlen", "64"}
+                << "tokenizer.json: nested deeper than 256 levels" << "";
+
+            const QString deepRecipe = d + "/deep-recipe.json";
+            writeFile(deepRecipe, "{\"layers\": " + QByteArray(100000, '[') + QByteArray(100000, ']') + "}");
+            QTest::newRow("prune: recipe nested 100,000 deep")
+                << (prune + QStringList{"--recipe", deepRecipe, "--out", out})
+                << "deep-recipe.json: nested deeper than 256 levels" << out;
+
+            // report reads the compressed folder's sparselab.json, whose recipe is nested deep.
+            const QString deepProv = d + "/deep-provenance";
+            QDir().mkpath(deepProv);
+            writeFile(deepProv + "/sparselab.json", "{\"layers\": [], \"recipe\": {\"layers\": "
+                                                        + QByteArray(100000, '[') + QByteArray(100000, ']') + "}}");
+            const QString html = d + "/never.html";
+            QTest::newRow("report: sparselab.json with a recipe nested 100,000 deep")
+                << QStringList{"report", "--dense", m_demo, "--compressed", deepProv, "--html", html}
+                << "sparselab.json: nested deeper than 256 levels" << html;
+
+            const QString deepIndex = makeModel(m_dir, "deep-index", QByteArray());
+            writeFile(deepIndex + "/model.safetensors.index.json",
+                      "{\"weight_map\": {}, \"metadata\": " + QByteArray(100000, '[') + QByteArray(100000, ']') + "}");
+            QTest::newRow("shard index nested 100,000 deep")
+                << QStringList{"info", deepIndex} << "model.safetensors.index.json: nested deeper than 256 levels" << "";
+
+            const std::string header = "{\"__metadata__\": " + std::string(100000, '[') + std::string(100000, ']') + "}";
+            const QString deepHeader = makeModel(m_dir, "deep-header", safetensorsBytes(header, QByteArray()));
+            QTest::newRow("safetensors header nested 100,000 deep")
+                << QStringList{"info", deepHeader} << "model.safetensors: header is nested deeper than 256 levels" << "";
+
+            // Over the size limit: a sparse file, so the test costs no disk.
+            const QString hugeConfig = makeModel(m_dir, "huge-config", QByteArray());
+            QFile::copy(m_demo + "/model.safetensors", hugeConfig + "/model.safetensors");
+            {
+                QFile f(hugeConfig + "/config.json");
+                QVERIFY(f.open(QIODevice::ReadWrite));
+                QVERIFY(f.resize((qint64(256) << 20) + 1));
+            }
+            QTest::newRow("config.json larger than 256 MiB")
+                << QStringList{"info", hugeConfig} << "config.json: larger than 256 MiB" << "";
+        }
+
+        // --- special files: inputs must be regular files, read with a size cap ----------------
+        {
+            const auto fifo = [&](const QString& path) {
+                QFile::remove(path);
+                const bool made = ::mkfifo(QFile::encodeName(path).constData(), 0600) == 0;
+                if (!made)
+                    qWarning("mkfifo %s: %s", qPrintable(path), std::strerror(errno));
+                return path;
+            };
+            const QString fifoText = fifo(d + "/fifo.txt");
+            QTest::newRow("prune: FIFO as --calib")
+                << (QStringList{"prune", m_demo, "--calib", fifoText, "--nsamples", "4", "--seqlen", "64", "--out", out})
+                << "fifo.txt: not a regular file" << out;
+            QTest::newRow("eval: FIFO as --text")
+                << QStringList{"eval", m_demo, "--text", fifoText, "--seqlen", "64"} << "fifo.txt: not a regular file" << "";
+            QTest::newRow("prune: /dev/zero as --calib")
+                << (QStringList{"prune", m_demo, "--calib", "/dev/zero", "--nsamples", "4", "--seqlen", "64", "--out", out})
+                << "/dev/zero: not a regular file" << out;
+            QTest::newRow("eval: /dev/zero as --text")
+                << QStringList{"eval", m_demo, "--text", "/dev/zero", "--seqlen", "64"} << "/dev/zero: not a regular file" << "";
+            QTest::newRow("report: FIFO as --prompts")
+                << QStringList{"report", "--dense", m_demo, "--compressed", m_demo, "--html", d + "/never.html",
+                               "--prompts", fifoText}
+                << "fifo.txt: not a regular file" << d + "/never.html";
+
+            const QString fifoConfig = makeModel(m_dir, "fifo-config", QByteArray());
+            QFile::copy(m_demo + "/model.safetensors", fifoConfig + "/model.safetensors");
+            QFile::remove(fifoConfig + "/config.json");
+            fifo(fifoConfig + "/config.json");
+            QTest::newRow("FIFO as config.json") << QStringList{"info", fifoConfig} << "config.json: not a regular file" << "";
+            QTest::newRow("FIFO given as the config.json itself")
+                << QStringList{"info", fifoConfig + "/config.json"} << "config.json: not a regular file" << "";
+
+            const QString fifoRecipe = fifo(d + "/fifo-recipe.json");
+            QTest::newRow("prune: FIFO as --recipe")
+                << (prune + QStringList{"--recipe", fifoRecipe, "--out", out}) << "fifo-recipe.json: not a regular file" << out;
+
+            const QString fifoWeights = makeModel(m_dir, "fifo-weights", QByteArray());
+            fifo(fifoWeights + "/model.safetensors");
+            QTest::newRow("FIFO as model.safetensors")
+                << QStringList{"info", fifoWeights} << "model.safetensors: not a regular file" << "";
+
+            const QString fifoTok = makeModel(m_dir, "fifo-tokenizer", QByteArray());
+            QFile::copy(m_demo + "/model.safetensors", fifoTok + "/model.safetensors");
+            QFile::remove(fifoTok + "/tokenizer.model");
+            fifo(fifoTok + "/tokenizer.model");
+            QTest::newRow("FIFO as tokenizer.model")
+                << QStringList{"eval", fifoTok, "--text", m_eval, "--seqlen", "64"} << "tokenizer.model: not a regular file" << "";
+
+            const QString fifoTokJson = makeModel(m_dir, "fifo-tokenizer-json", QByteArray());
+            QFile::copy(m_demo + "/model.safetensors", fifoTokJson + "/model.safetensors");
+            QFile::remove(fifoTokJson + "/tokenizer.model");
+            fifo(fifoTokJson + "/tokenizer.json");
+            QTest::newRow("FIFO as tokenizer.json")
+                << QStringList{"eval", fifoTokJson, "--text", m_eval, "--seqlen", "64"} << "tokenizer.json: not a regular file" << "";
+
+            // A regular text over the 1 GiB cap (sparse: no disk used) is refused before reading.
+            const QString hugeText = d + "/huge.txt";
+            {
+                QFile f(hugeText);
+                QVERIFY(f.open(QIODevice::WriteOnly));
+                QVERIFY(f.resize((qint64(1) << 30) + 1));
+            }
+            QTest::newRow("eval: text larger than 1 GiB")
+                << QStringList{"eval", m_demo, "--text", hugeText, "--seqlen", "64"} << "huge.txt: larger than 1024 MiB" << "";
         }
 
         // --- outputs never replace inputs --------------------------------------------------------
