@@ -94,6 +94,7 @@ int cmdReport(const Args& args)
                 params.prompts.push_back(line);
         if (params.prompts.empty())
             throw inputError(*prompts, "holds no prompt (one per line)");
+        inputs.push_back(*prompts);
     }
     if (const auto sweep = args.value("sweep"))
         params.sweepFile = fs::path(*sweep);

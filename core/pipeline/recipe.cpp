@@ -70,6 +70,19 @@ T fieldAs(const json& object, const char* key, const std::string& source)
     }
 }
 
+// An integer field within [lo, hi]: JSON floats (4.7) and integers outside the range
+// (4294967298, which a plain get<int> would wrap to 2) are refused, not converted.
+int64_t integerField(const json& object, const char* key, const std::string& source, int64_t lo, int64_t hi)
+{
+    const json& v = object.at(key);
+    if (!v.is_number_integer())
+        throw InputError(source + ": field '" + key + "' must be a whole number, got " + v.dump());
+    if (v.is_number_unsigned() ? v.get<uint64_t>() > uint64_t(hi) : (v.get<int64_t>() < lo || v.get<int64_t>() > hi))
+        throw InputError(source + ": field '" + key + "' must be in " + std::to_string(lo) + ".." + std::to_string(hi)
+                         + ", got " + v.dump());
+    return v.is_number_unsigned() ? int64_t(v.get<uint64_t>()) : v.get<int64_t>();
+}
+
 RecipeRule parseRule(const json& object, const std::string& source, bool isDefaults)
 {
     if (!object.is_object())
@@ -116,16 +129,13 @@ RecipeRule parseRule(const json& object, const std::string& source, bool isDefau
             }
     }
     if (object.contains("bits")) {
-        const int b = fieldAs<int>(object, "bits", source);
+        const int b = int(integerField(object, "bits", source, 2, 16));
         if (!((b >= 2 && b <= 8) || b == 16))
             throw InputError(source + ": bits must be 2..8 or 16 (no quantization), got " + std::to_string(b));
         rule.bits = b;
     }
     if (object.contains("group")) {
-        const auto g = fieldAs<int64_t>(object, "group", source);
-        if (g < 0)
-            throw InputError(source + ": group must be >= 0");
-        rule.group = g;
+        rule.group = integerField(object, "group", source, 0, int64_t(1) << 31);
     }
     if (object.contains("sym"))
         rule.sym = fieldAs<bool>(object, "sym", source);
@@ -138,10 +148,7 @@ RecipeRule parseRule(const json& object, const std::string& source, bool isDefau
     if (object.contains("signed_scale"))
         rule.signedScale = fieldAs<bool>(object, "signed_scale", source);
     if (object.contains("blocksize")) {
-        const auto b = fieldAs<int64_t>(object, "blocksize", source);
-        if (b < 1)
-            throw InputError(source + ": blocksize must be >= 1");
-        rule.blocksize = b;
+        rule.blocksize = integerField(object, "blocksize", source, 1, int64_t(1) << 31);
     }
     if (object.contains("damp")) {
         const double d = fieldAs<double>(object, "damp", source);
@@ -154,8 +161,13 @@ RecipeRule parseRule(const json& object, const std::string& source, bool isDefau
 
 void applyRule(LayerPlan& plan, const RecipeRule& rule)
 {
+    // Later rules override earlier ones (README): a rule that asks for compression — a method,
+    // a sparsity, an N:M pattern or a bit-width — compresses a layer an earlier rule made dense
+    // (with the method in effect before it); the other fields only adjust the settings.
     if (rule.dense)
         plan.dense = *rule.dense;
+    else if (rule.sparsity || rule.nm || rule.bits)
+        plan.dense = false;
     if (rule.method) {
         plan.options.method = *rule.method;
         if (*rule.method == solve::Method::Rtn && !rule.sparsity && !rule.nm) {

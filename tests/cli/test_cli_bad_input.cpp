@@ -230,6 +230,14 @@ private Q_SLOTS:
             writeFile(unknownField, R"({"defaults": {"sparsity": 0.5, "speed": "fast"}})");
             QTest::newRow("prune: recipe with an unknown field")
                 << (prune + QStringList{"--recipe", unknownField, "--out", out}) << "unknown-field-recipe.json" << out;
+            const QString wrapping = d + "/wrapping-bits-recipe.json";
+            writeFile(wrapping, R"({"defaults": {"sparsity": 0.5, "bits": 4294967298}})");
+            QTest::newRow("prune: recipe bits that wrap around int")
+                << (prune + QStringList{"--recipe", wrapping, "--out", out}) << "wrapping-bits-recipe.json" << out;
+            const QString fractional = d + "/fractional-bits-recipe.json";
+            writeFile(fractional, R"({"defaults": {"sparsity": 0.5, "bits": 4.7}})");
+            QTest::newRow("prune: recipe bits 4.7")
+                << (prune + QStringList{"--recipe", fractional, "--out", out}) << "fractional-bits-recipe.json" << out;
             const QString notJson = d + "/broken-recipe.json";
             writeFile(notJson, "{");
             QTest::newRow("prune: recipe not JSON")
@@ -532,6 +540,21 @@ private Q_SLOTS:
             << QStringList{"export", m_demo, "--gguf", m_demo + "/config.json"} << "config.json" << "";
         QTest::newRow("export: --gguf is a folder") << QStringList{"export", m_demo, "--gguf", d} << d << "";
         QTest::newRow("unknown command") << QStringList{"compress"} << "compress" << "";
+    }
+
+    // No output may be an input of the same command: --html naming the --prompts file is
+    // refused and the prompts are left as they were.
+    void reportNeverOverwritesItsPrompts()
+    {
+        const QString prompts = m_dir.filePath("prompts.html");
+        writeFile(prompts, "Once upon a time\n");
+        const auto run = runCli({"report", "--dense", m_demo, "--compressed", m_demo, "--prompts", prompts, "--html",
+                                 prompts, "--quiet"});
+        QVERIFY2(run.exitCode == 2, qPrintable(run.stderrText));
+        QVERIFY2(errorLine(run.stderrText).contains("is one of the inputs"), qPrintable(run.stderrText));
+        QFile file(prompts);
+        QVERIFY(file.open(QIODevice::ReadOnly));
+        QCOMPARE(file.readAll(), QByteArray("Once upon a time\n"));
     }
 
     void catalogue()

@@ -36,6 +36,56 @@ private Q_SLOTS:
         QCOMPARE(pipeline::globMatch(pattern.toStdString(), text.toStdString()), matches);
     }
 
+    // A later rule that asks for compression overrides an earlier "dense"; one that only
+    // adjusts (sym, damp) leaves the layer dense.
+    void laterRulesOverrideDense()
+    {
+        const auto recipe = pipeline::Recipe::fromJson(json::parse(R"({
+            "defaults": {"method": "wanda", "sparsity": 0.5},
+            "layers": [
+                {"pattern": "model.layers.0.*", "method": "dense"},
+                {"pattern": "model.layers.0.mlp.*", "sparsity": 0.3},
+                {"pattern": "model.layers.0.self_attn.q_proj", "bits": 4},
+                {"pattern": "model.layers.0.self_attn.k_proj", "sym": true, "damp": 0.1}
+            ]})"), "r.json");
+        const auto up = recipe.planFor("model.layers.0.mlp.up_proj");
+        QVERIFY(!up.dense);
+        QCOMPARE(up.options.method, solve::Method::Wanda);
+        QCOMPARE(up.options.sparsity, 0.3);
+        const auto q = recipe.planFor("model.layers.0.self_attn.q_proj");
+        QVERIFY(!q.dense);
+        QCOMPARE(q.options.quant.bits, 4);
+        QVERIFY(recipe.planFor("model.layers.0.self_attn.k_proj").dense);
+        QVERIFY(recipe.planFor("model.layers.0.self_attn.v_proj").dense);
+    }
+
+    // Whole numbers must be whole and in range: 4.7 is not 4, and 4294967298 is not 2.
+    void recipeNumbersAreValidated_data()
+    {
+        QTest::addColumn<QString>("rule");
+        QTest::addColumn<QString>("message");
+        QTest::newRow("bits wraps around int") << R"("bits": 4294967298)" << "field 'bits' must be in 2..16";
+        QTest::newRow("bits fractional") << R"("bits": 4.7)" << "field 'bits' must be a whole number";
+        QTest::newRow("bits 12") << R"("bits": 12)" << "bits must be 2..8 or 16";
+        QTest::newRow("group fractional") << R"("group": 32.5)" << "field 'group' must be a whole number";
+        QTest::newRow("group negative") << R"("group": -32)" << "field 'group' must be in 0..";
+        QTest::newRow("blocksize huge") << R"("blocksize": 18446744073709551615)" << "field 'blocksize' must be in 1..";
+        QTest::newRow("blocksize string") << R"("blocksize": "128")" << "field 'blocksize' must be a whole number";
+    }
+    void recipeNumbersAreValidated()
+    {
+        QFETCH(QString, rule);
+        QFETCH(QString, message);
+        const std::string text = R"({"defaults": {"sparsity": 0.5, )" + rule.toStdString() + "}}";
+        try {
+            (void)pipeline::Recipe::fromJson(json::parse(text), "r.json");
+            QFAIL("accepted");
+        } catch (const InputError& e) {
+            QVERIFY2(std::string(e.what()).find(message.toStdString()) != std::string::npos, e.what());
+            QVERIFY2(std::string(e.what()).rfind("r.json", 0) == 0, e.what());
+        }
+    }
+
     void laterRulesOverrideEarlierOnes()
     {
         const auto recipe = pipeline::Recipe::fromJson(json::parse(R"({
