@@ -36,6 +36,16 @@ struct CausalLM::Impl {
 
 namespace {
 
+// One rule for every command: a checkpoint tensor holding NaN or Inf is refused when it is
+// read, naming the file and the tensor (evaluation would print "perplexity nan", GGUF export
+// would quantize it to finite numbers, the solver could only name "weight").
+void requireFiniteTensor(const torch::Tensor& t, const fs::path& file, const std::string& name)
+{
+    if (t.numel() > 0 && !at::isfinite(t).all().item<bool>())
+        throw inputError(file, "tensor '" + name + "' holds NaN or Inf values");
+}
+
+
 torch::ScalarType scalarTypeOf(io::DType dtype)
 {
     switch (dtype) {
@@ -98,6 +108,7 @@ public:
         const io::TensorView view = m_ckpt.view(name);
         torch::Tensor t = toFloatTensor(view);
         io::releaseMappedPages(view.data, view.nbytes); // copied: the mapped pages may go
+        requireFiniteTensor(t, file, info.name);
         if (transposed)
             t = t.t().contiguous();
         t = t.to(m_device);
@@ -510,6 +521,8 @@ void CausalLM::materializeBlock(int64_t block)
             : m_stream->checkpoint.view(layer.name);
         torch::Tensor t = toFloatTensor(view);
         io::releaseMappedPages(view.data, view.nbytes);
+        if (spilled == m_stream->spilled.end())
+            requireFiniteTensor(t, m_stream->checkpoint.fileOf(layer.name).path(), layer.name);
         if (layer.storedTransposed)
             t = t.t().contiguous();
         layer.weight = t.to(m_device);
@@ -523,13 +536,15 @@ void CausalLM::prefetchBlock(int64_t block)
     struct Source {
         io::TensorView view;
         bool transposed;
+        fs::path file;
+        std::string name;
     };
     std::vector<Source> sources;
     for (const LinearLayer& layer : m_linears.at(size_t(block)))
         if (layer.weight.is_meta() && !m_stream->spilled.count(layer.name)) {
             const io::TensorView view = m_stream->checkpoint.view(layer.name);
             io::prefetchMappedPages(view.data, view.nbytes);
-            sources.push_back({view, layer.storedTransposed});
+            sources.push_back({view, layer.storedTransposed, m_stream->checkpoint.fileOf(layer.name).path(), layer.name});
         }
     if (!m_device.is_cuda() || sources.empty() || m_stream->staged.valid())
         return;
@@ -542,6 +557,7 @@ void CausalLM::prefetchBlock(int64_t block)
         for (const Source& s : sources) {
             torch::Tensor t = toFloatTensor(s.view);
             io::releaseMappedPages(s.view.data, s.view.nbytes);
+            requireFiniteTensor(t, s.file, s.name); // rethrown by materializeBlock's get()
             if (s.transposed)
                 t = t.t().contiguous();
             out.push_back(t.pin_memory());

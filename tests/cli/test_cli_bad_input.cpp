@@ -14,7 +14,10 @@
 #include <QTemporaryDir>
 #include <QTest>
 
+#include <nlohmann/json.hpp>
+
 #include <cerrno>
+#include <limits>
 #include <cstring>
 #include <filesystem>
 #include <string>
@@ -257,6 +260,31 @@ private Q_SLOTS:
             writeFile(p, safetensorsBytes(
                 R"({"weight":{"dtype":"F32","shape":[2,4],"data_offsets":[0,32]},"inputs":{"dtype":"F32","shape":[4,4],"data_offsets":[32,96]}})",
                 data));
+            // The demo model with one NaN in a weight: every command that reads the model
+            // refuses it when it reads it, naming the file and the tensor.
+            QFile demoWeights(m_demo + "/model.safetensors");
+            QVERIFY(demoWeights.open(QIODevice::ReadOnly));
+            QByteArray bytes = demoWeights.readAll();
+            uint64_t headerLength = 0;
+            std::memcpy(&headerLength, bytes.constData(), 8);
+            const auto header = nlohmann::json::parse(bytes.mid(8, int(headerLength)).toStdString());
+            const auto offset = header.at("model.layers.0.mlp.up_proj.weight").at("data_offsets").at(0).get<int64_t>();
+            const float nan = std::numeric_limits<float>::quiet_NaN();
+            std::memcpy(bytes.data() + 8 + headerLength + offset + 4 * 17, &nan, 4);
+            const QString nanModel = makeModel(m_dir, "nan-model", bytes);
+            const QString nanTensor = "model.layers.0.mlp.up_proj.weight' holds NaN or Inf";
+            QTest::newRow("eval: NaN in a weight")
+                << QStringList{"eval", nanModel, "--text", m_eval, "--seqlen", "64"} << nanTensor << "";
+            QTest::newRow("prune: NaN in a weight")
+                << QStringList{"prune", nanModel, "--calib", m_calib, "--nsamples", "4", "--seqlen", "64", "--out", out}
+                << nanTensor << out;
+            QTest::newRow("prune --stream: NaN in a weight")
+                << QStringList{"prune", nanModel, "--calib", m_calib, "--nsamples", "4", "--seqlen", "64", "--stream",
+                               "--out", out}
+                << nanTensor << out;
+            QTest::newRow("export --gguf q8_0: NaN in a weight")
+                << QStringList{"export", nanModel, "--gguf", d + "/nan.gguf", "--type", "q8_0"} << nanTensor
+                << d + "/nan.gguf";
             QTest::newRow("solve-layer: non-finite weight")
                 << QStringList{"solve-layer", "--problem", p, "--out", lout} << "nan-weight.safetensors" << lout;
             f[3] = 1.0f;
