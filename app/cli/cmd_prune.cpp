@@ -108,7 +108,12 @@ int cmdPrune(const Args& args)
                                                   : std::nullopt;
     const auto startedAt = std::chrono::steady_clock::now();
     const fs::path calibFile = *args.value("calib");
-    const fs::path outDir = *args.value("out");
+    // "newdir/" names the folder newdir (a trailing separator is not part of the name).
+    fs::path outDir = *args.value("out");
+    while (!outDir.empty() && !outDir.has_filename() && outDir.has_parent_path() && outDir != outDir.root_path())
+        outDir = outDir.parent_path();
+    if (outDir.empty())
+        throw optionError("--out", "is empty: give the folder to write the compressed model to");
     const std::optional<fs::path> evalFile = args.value("eval") ? std::optional<fs::path>(*args.value("eval"))
                                                                 : std::nullopt;
     const bool stream = args.flag("stream");

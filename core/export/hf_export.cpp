@@ -50,6 +50,8 @@ private:
 void checkExportTarget(const fs::path& sourceDir, const fs::path& outDir)
 {
     std::error_code ec;
+    if (outDir.empty())
+        throw InputError("the output folder name is empty");
     if (fs::exists(outDir, ec))
         throw inputError(outDir, "already exists; choose a new output folder (nothing is overwritten)");
     const fs::path source = fs::weakly_canonical(sourceDir, ec);
@@ -59,6 +61,13 @@ void checkExportTarget(const fs::path& sourceDir, const fs::path& outDir)
         throw inputError(outDir, "is inside the input model folder; choose a folder elsewhere");
     if (!target.parent_path().empty() && !fs::is_directory(target.parent_path(), ec))
         throw inputError(outDir, "its parent folder does not exist");
+    // Writable, before any work: the export is written under a temporary sibling name first, so
+    // make (and remove) one now — a read-only folder or a name too long shows here, not after
+    // the whole prune.
+    const fs::path probe = temporarySibling(outDir);
+    if (!fs::create_directory(probe, ec) || ec)
+        throw inputError(outDir, "cannot be written: " + (ec ? ec.message() : std::string("the folder cannot be created")));
+    fs::remove(probe, ec);
 }
 
 nlohmann::json hashModelFolder(const fs::path& folder)

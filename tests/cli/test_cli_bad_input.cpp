@@ -222,6 +222,13 @@ private Q_SLOTS:
         QTest::newRow("prune: output inside the model folder")
             << (prune + QStringList{"--out", m_demo + "/pruned"}) << "pruned" << m_demo + "/pruned";
         QTest::newRow("prune: missing --out") << prune << "--out" << "";
+        QTest::newRow("prune: empty --out") << (prune + QStringList{"--out", ""}) << "--out" << "";
+        {
+            // Found before the work starts (the export's temporary sibling is made and removed).
+            const QString tooLong = d + "/" + QString(300, QChar('n'));
+            QTest::newRow("prune: output name too long")
+                << (prune + QStringList{"--out", tooLong}) << "cannot be written" << tooLong;
+        }
         QTest::newRow("prune: layers matching nothing")
             << (prune + QStringList{"--layers", "model.layers.*.nothing", "--out", out}) << "--layers" << out;
         {
@@ -572,6 +579,17 @@ private Q_SLOTS:
 
     // No output may be an input of the same command: --html naming the --prompts file is
     // refused and the prompts are left as they were.
+    // "newdir/" names the folder newdir.
+    void pruneOutputWithTrailingSlash()
+    {
+        const QString out = m_dir.filePath("slash-out");
+        const auto run = runCli({"prune", m_demo, "--calib", m_calib, "--nsamples", "4", "--seqlen", "64", "--sparsity",
+                                 "0.5", "--out", out + "/", "--quiet"});
+        QVERIFY2(run.exitCode == 0, qPrintable(run.stderrText));
+        QVERIFY(QFileInfo::exists(out + "/model.safetensors"));
+        QVERIFY(QDir(m_dir.path()).entryList({".*.tmp-*"}, QDir::AllEntries | QDir::Hidden).isEmpty());
+    }
+
     void reportNeverOverwritesItsPrompts()
     {
         const QString prompts = m_dir.filePath("prompts.html");
