@@ -222,6 +222,8 @@ private Q_SLOTS:
         QTest::newRow("prune: output inside the model folder")
             << (prune + QStringList{"--out", m_demo + "/pruned"}) << "pruned" << m_demo + "/pruned";
         QTest::newRow("prune: missing --out") << prune << "--out" << "";
+        QTest::newRow("plan: window longer than the model's positions")
+            << QStringList{"plan", m_demo, "--seqlen", "4096"} << "--seqlen" << "";
         QTest::newRow("prune: empty --out") << (prune + QStringList{"--out", ""}) << "--out" << "";
         {
             // Found before the work starts (the export's temporary sibling is made and removed).
