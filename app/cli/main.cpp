@@ -142,10 +142,15 @@ int main(int argc, char** argv)
          }},
     };
 
-    if (argc < 2 || std::strcmp(argv[1], "help") == 0 || std::strcmp(argv[1], "--help") == 0
-        || std::strcmp(argv[1], "-h") == 0) {
-        std::fputs(kUsage, argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+    if (argc < 2) {
+        // A usage mistake like any other: one error line (last, as everywhere), not a page.
+        std::fputs("usage: sparselab-cli COMMAND [ARGS…]   (commands: sparselab-cli help)\n", stderr);
+        std::fputs("error: no command given\n", stderr);
+        return 2;
+    }
+    if (std::strcmp(argv[1], "help") == 0 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
+        std::fputs(kUsage, stdout);
+        return 0;
     }
     if (std::strcmp(argv[1], "version") == 0 || std::strcmp(argv[1], "--version") == 0) {
         std::printf("sparselab-cli %s\n", SPARSELAB_VERSION);

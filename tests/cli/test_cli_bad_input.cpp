@@ -222,6 +222,7 @@ private Q_SLOTS:
         QTest::newRow("prune: output inside the model folder")
             << (prune + QStringList{"--out", m_demo + "/pruned"}) << "pruned" << m_demo + "/pruned";
         QTest::newRow("prune: missing --out") << prune << "--out" << "";
+        QTest::newRow("no command at all") << QStringList{} << "no command given" << "";
         QTest::newRow("plan: window longer than the model's positions")
             << QStringList{"plan", m_demo, "--seqlen", "4096"} << "--seqlen" << "";
         QTest::newRow("prune: empty --out") << (prune + QStringList{"--out", ""}) << "--out" << "";
