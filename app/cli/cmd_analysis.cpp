@@ -202,6 +202,7 @@ Session openSession(const Args& args, const fs::path& folder, bool needEval)
         s.evalText = readNonEmpty(s.evalFile);
     s.tokenizer = tokenize::loadTokenizer(folder);
     s.model = model::CausalLM::load(folder, deviceOption(args));
+    s.calib.vocabSize = s.model->config().vocabSize;
     s.windows = data::sampleCalibrationWindows(s.tokenizer->encodeForModel(s.calibText), s.calib, s.calibFile);
     s.evalParams.seqlen = s.calib.seqlen;
     s.evalParams.maxWindows = args.intOr("max-windows", 0, 0, int64_t(1) << 40);

@@ -174,6 +174,7 @@ int cmdPrune(const Args& args)
     // The whole plan against the model's layers before any slow step (tokenizing, calibration).
     pipeline::validatePlan(*model, params);
     const auto calibIds = tokenizer->encodeForModel(calibText);
+    calib.vocabSize = model->config().vocabSize;
     const auto windows = data::sampleCalibrationWindows(calibIds, calib, calibFile);
     std::vector<int32_t> evalIds;
     eval::PerplexityParams evalParams;

@@ -672,6 +672,7 @@ void RunJob::execute()
     cp.nsamples = calib.nsamples;
     cp.seqlen = calib.seqlen;
     cp.seed = calib.seed;
+    cp.vocabSize = m_params.model->config().vocabSize;
     const data::CalibrationWindows windows = data::sampleCalibrationWindows(calibIds, cp, toPath(calib.textPath));
     log(tr("Calibration: %1 windows × %2 tokens from %3 (%4 tokens), seed %5")
             .arg(calib.nsamples)

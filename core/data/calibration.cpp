@@ -2,6 +2,8 @@
 
 #include "util/errors.h"
 
+#include <algorithm>
+
 namespace sparselab::data {
 
 // MT19937 as in CPython's _randommodule.c (init_genrand / init_by_array / genrand_uint32).
@@ -104,6 +106,12 @@ CalibrationWindows sampleCalibrationWindows(const std::vector<int32_t>& ids, con
     if (length < params.seqlen + 1)
         throw inputError(textFile, "has " + std::to_string(length) + " tokens, fewer than one calibration window of "
                                        + std::to_string(params.seqlen) + " (+1)");
+    if (params.vocabSize > 0) {
+        const auto bad = std::find_if(ids.begin(), ids.end(), [&](int32_t id) { return id < 0 || id >= params.vocabSize; });
+        if (bad != ids.end())
+            throw inputError(textFile, "token id " + std::to_string(*bad) + " is outside the model's vocabulary of "
+                                           + std::to_string(params.vocabSize) + " (a tokenizer of another model?)");
+    }
     CalibrationWindows windows;
     windows.nsamples = params.nsamples;
     windows.seqlen = params.seqlen;

@@ -27,6 +27,9 @@ struct CalibrationParams {
     int64_t nsamples = 128; // windows
     int64_t seqlen = 2048;  // tokens per window
     uint64_t seed = 0;
+    // The model's vocabulary: every token id of the text must be below it (a tokenizer that
+    // does not belong to the model is refused naming the text). 0 = not checked.
+    int64_t vocabSize = 0;
 };
 
 struct CalibrationWindows {
@@ -37,7 +40,8 @@ struct CalibrationWindows {
 };
 
 // Draws the windows from `ids` (the whole calibration text, BOS included as the tokenizer
-// adds it). InputError naming `textFile` when the text is shorter than seqlen + 1 tokens.
+// adds it). InputError naming `textFile` when the text is shorter than seqlen + 1 tokens, or
+// holds a token id outside [0, params.vocabSize) when that is given.
 [[nodiscard]] CalibrationWindows sampleCalibrationWindows(const std::vector<int32_t>& ids,
                                                           const CalibrationParams& params,
                                                           const std::filesystem::path& textFile);

@@ -413,6 +413,14 @@ torch::Tensor CausalLM::embed(const torch::Tensor& ids) const
     if (ids.dim() != 2)
         throw std::invalid_argument("CausalLM::embed: ids must be [batch, tokens], got " + shapeText(ids.sizes()));
     const int64_t T = ids.size(1);
+    // Every caller checks its ids against the vocabulary with the file named; this is the
+    // backstop that turns a missed one into one clear line instead of an index error.
+    if (ids.numel() > 0) {
+        const int64_t lo = ids.min().item<int64_t>(), hi = ids.max().item<int64_t>();
+        if (lo < 0 || hi >= m_config.vocabSize)
+            throw InputError("token id " + std::to_string(lo < 0 ? lo : hi) + " is outside the model's vocabulary of "
+                             + std::to_string(m_config.vocabSize) + " (a tokenizer of another model?)");
+    }
     const torch::Tensor idx = ids.to(m_device, torch::kLong);
     torch::Tensor x = at::embedding(m_impl->tokenEmbedding, idx); // [B, T, d]
     if (m_impl->positionEmbedding.defined()) {

@@ -222,6 +222,27 @@ private Q_SLOTS:
         QTest::newRow("prune: output inside the model folder")
             << (prune + QStringList{"--out", m_demo + "/pruned"}) << "pruned" << m_demo + "/pruned";
         QTest::newRow("prune: missing --out") << prune << "--out" << "";
+        {
+            // transformers' small Llama (vocabulary 320) with the demo's tokenizer (512 pieces):
+            // ids of the text fall outside the model's vocabulary. Every command that draws
+            // calibration windows refuses it, naming the text (this died with "index out of
+            // range" and a backtrace in prune and sensitivity).
+            const QString mixed = d + "/mixed-tokenizer";
+            QDir().mkpath(mixed);
+            const QString hf = QString::fromStdString((sparselab::testing::testDataDir() / "models" / "hf-llama").string());
+            for (const char* file : {"config.json", "model.safetensors"})
+                QFile::copy(hf + "/" + file, mixed + "/" + file);
+            for (const char* file : {"tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"})
+                QFile::copy(m_demo + "/" + file, mixed + "/" + file);
+            const QString calibName = QFileInfo(m_calib).fileName() + ": token id";
+            QTest::newRow("prune: tokenizer of another model")
+                << QStringList{"prune", mixed, "--calib", m_calib, "--nsamples", "4", "--seqlen", "64", "--out", out}
+                << calibName << out;
+            QTest::newRow("sensitivity: tokenizer of another model")
+                << QStringList{"sensitivity", mixed, "--calib", m_calib, "--nsamples", "4", "--seqlen", "64", "--out",
+                               d + "/never-sens.json"}
+                << calibName << d + "/never-sens.json";
+        }
         QTest::newRow("no command at all") << QStringList{} << "no command given" << "";
         QTest::newRow("plan: window longer than the model's positions")
             << QStringList{"plan", m_demo, "--seqlen", "4096"} << "--seqlen" << "";
