@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
@@ -329,11 +330,14 @@ LlamaGguf describeLlamaGguf(const GgufFile& f)
                 return *fallback;
             throw inputError(path, "missing key '" + key + "'");
         }
-        if (v->elementType() == GgufValueType::Float32 && v->asReal())
-            return shortestDouble(float(*v->asReal()));
-        if (v->asReal())
-            return *v->asReal();
-        throw inputError(path, key + " must be a FLOAT32 or FLOAT64, found " + v->describe());
+        if (!v->asReal())
+            throw inputError(path, key + " must be a FLOAT32 or FLOAT64, found " + v->describe());
+        // The keys read here (epsilon, RoPE base) are positive; a NaN would not even survive the
+        // conversion to config.json (JSON has no NaN) and silently became the default.
+        const double x = *v->asReal();
+        if (!std::isfinite(x) || !(x > 0.0))
+            throw inputError(path, key + " must be a positive finite number, got " + std::to_string(x));
+        return v->elementType() == GgufValueType::Float32 ? shortestDouble(float(x)) : x;
     };
 
     if (integer("llama.expert_count", 0) > 0)

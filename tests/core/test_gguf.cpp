@@ -33,6 +33,7 @@
 
 #include <bit>
 #include <cmath>
+#include <limits>
 #include <cstring>
 #include <random>
 
@@ -927,6 +928,10 @@ void TestGguf::llamaLevelErrors_data()
     QTest::newRow("unreadable type") << "unreadable type" << "has type Q6_K";
     QTest::newRow("token count") << "token count" << "tokenizer.ggml.tokens has 511 tokens";
     QTest::newRow("bad special id") << "bad special id" << "bos_token_id = 9999";
+    // NaN does not survive into config.json (JSON has no NaN): it became "absent", i.e. 10000.
+    QTest::newRow("NaN freq_base") << "NaN freq_base" << "llama.rope.freq_base must be a positive finite number";
+    QTest::newRow("negative epsilon") << "negative epsilon"
+                                      << "llama.attention.layer_norm_rms_epsilon must be a positive finite number";
 }
 
 // Files that are valid GGUF but not a Llama model SparseLab can load.
@@ -948,6 +953,10 @@ void TestGguf::llamaLevelErrors()
             w.set(key, GgufValue::string("gpt2"));
         else if (mutation == "missing key" && key == "llama.block_count")
             continue;
+        else if (mutation == "NaN freq_base" && key == "llama.rope.freq_base")
+            w.set(key, GgufValue::f32(std::numeric_limits<float>::quiet_NaN()));
+        else if (mutation == "negative epsilon" && key == "llama.attention.layer_norm_rms_epsilon")
+            w.set(key, GgufValue::f32(-1e-5f));
         else if (mutation == "token count" && key == "tokenizer.ggml.tokens") {
             std::vector<std::string> tokens = value.strings();
             tokens.pop_back();
