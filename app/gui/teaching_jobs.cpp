@@ -1,12 +1,12 @@
 #include "teaching_jobs.h"
 
+#include "engine_support.h"
 #include "teaching_problem.h"
 
 #include "data/calibration.h"
 #include "pipeline/layer_capture.h"
 #include "solve/teaching_problems.h"
 #include "tokenize/tokenizer.h"
-#include "util/atomic_file.h"
 #include "util/errors.h"
 
 #include <QFile>
@@ -32,9 +32,7 @@ void CaptureLayerJob::execute()
     if (m_params.textPath.trimmed().isEmpty())
         throw InputError("No calibration text was chosen (File → Choose Calibration Text).");
     const std::filesystem::path textPath(QFile::encodeName(m_params.textPath).toStdString());
-    const std::string text = readTextFile(textPath); // a regular file, size-capped
-    if (text.find_first_not_of(" \t\r\n\v\f") == std::string::npos)
-        throw inputError(textPath, "the file holds no text");
+    const std::string text = readEngineText(m_params.textPath, "calibration");
     const ProgressCallback callback = progressCallback();
     ProgressReporter(callback, "Tokenizing", 1).report(0, QFileInfo(m_params.textPath).fileName().toStdString());
     const auto ids = m_params.tokenizer->encodeForModel(text);
