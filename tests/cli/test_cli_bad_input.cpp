@@ -568,19 +568,22 @@ private Q_SLOTS:
             QTest::newRow("FIFO as model.safetensors")
                 << QStringList{"info", fifoWeights} << "model.safetensors: not a regular file" << "";
 
-            const QString fifoTok = makeModel(m_dir, "fifo-tokenizer", QByteArray());
-            QFile::copy(m_demo + "/model.safetensors", fifoTok + "/model.safetensors");
-            QFile::remove(fifoTok + "/tokenizer.model");
-            fifo(fifoTok + "/tokenizer.model");
+            // The demo model whose only tokenizer file is a FIFO named `tokenizerFile`.
+            const auto fifoTokenizerModel = [&](const QString& folder, const QString& tokenizerFile) {
+                const QString m = makeModel(m_dir, folder, QByteArray());
+                QFile::copy(m_demo + "/model.safetensors", m + "/model.safetensors");
+                QFile::remove(m + "/tokenizer.model");
+                fifo(m + "/" + tokenizerFile);
+                return m;
+            };
             QTest::newRow("FIFO as tokenizer.model")
-                << QStringList{"eval", fifoTok, "--text", m_eval, "--seqlen", "64"} << "tokenizer.model: not a regular file" << "";
-
-            const QString fifoTokJson = makeModel(m_dir, "fifo-tokenizer-json", QByteArray());
-            QFile::copy(m_demo + "/model.safetensors", fifoTokJson + "/model.safetensors");
-            QFile::remove(fifoTokJson + "/tokenizer.model");
-            fifo(fifoTokJson + "/tokenizer.json");
+                << QStringList{"eval", fifoTokenizerModel("fifo-tokenizer", "tokenizer.model"), "--text", m_eval,
+                               "--seqlen", "64"}
+                << "tokenizer.model: not a regular file" << "";
             QTest::newRow("FIFO as tokenizer.json")
-                << QStringList{"eval", fifoTokJson, "--text", m_eval, "--seqlen", "64"} << "tokenizer.json: not a regular file" << "";
+                << QStringList{"eval", fifoTokenizerModel("fifo-tokenizer-json", "tokenizer.json"), "--text", m_eval,
+                               "--seqlen", "64"}
+                << "tokenizer.json: not a regular file" << "";
 
             // A regular text over the 1 GiB cap (sparse: no disk used) is refused before reading.
             const QString hugeText = d + "/huge.txt";
