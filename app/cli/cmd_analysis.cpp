@@ -194,9 +194,7 @@ Session openSession(const Args& args, const fs::path& folder, bool needEval)
     s.calib.nsamples = args.intOr("nsamples", 128, 1, 1 << 20);
     s.calib.seqlen = args.intOr("seqlen", std::min<int64_t>(2048, config.maxPositions), 2, 1 << 20);
     s.calib.seed = uint64_t(args.intOr("seed", 0, 0, std::numeric_limits<int64_t>::max()));
-    if (s.calib.seqlen > config.maxPositions)
-        throw optionError("--seqlen", std::to_string(s.calib.seqlen) + " exceeds the model's maximum of "
-                                          + std::to_string(config.maxPositions) + " positions");
+    model::requireWindowFits(config, s.calib.seqlen);
     s.calibText = readNonEmpty(s.calibFile);
     if (needEval)
         s.evalText = readNonEmpty(s.evalFile);

@@ -120,9 +120,7 @@ int cmdEval(const Args& args)
     params.seqlen = args.intOr("seqlen", 0, 2, 1 << 20);
     params.maxWindows = args.intOr("max-windows", 0, 0, int64_t(1) << 40);
     params.batchSize = args.intOr("batch", 8, 1, 4096);
-    if (params.seqlen > config.maxPositions)
-        throw optionError("--seqlen", std::to_string(params.seqlen) + " exceeds the model's maximum of "
-                                          + std::to_string(config.maxPositions) + " positions");
+    model::requireWindowFits(config, params.seqlen);
 
     const std::string text = readTextFile(textFile);
     if (text.empty())

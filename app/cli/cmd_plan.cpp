@@ -77,9 +77,7 @@ int cmdPlan(const Args& args)
     const int64_t nsamples = args.intOr("nsamples", 128, 1, 1 << 20);
     const int64_t seqlen = args.intOr("seqlen", std::min<int64_t>(2048, config.maxPositions), 2, 1 << 20);
     // The plan of a run that prune would refuse is no plan: the same check as prune's.
-    if (seqlen > config.maxPositions)
-        throw optionError("--seqlen", std::to_string(seqlen) + " exceeds the model's maximum of "
-                                          + std::to_string(config.maxPositions) + " positions");
+    model::requireWindowFits(config, seqlen);
     const auto p = planForArgs(folder, args, nsamples, seqlen);
     printPlan(p, args.flag("json"));
     if (!p.fits()) {

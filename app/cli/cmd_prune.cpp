@@ -132,9 +132,7 @@ int cmdPrune(const Args& args)
     calib.nsamples = args.intOr("nsamples", 128, 1, 1 << 20);
     calib.seqlen = args.intOr("seqlen", std::min<int64_t>(2048, config.maxPositions), 2, 1 << 20);
     calib.seed = uint64_t(args.intOr("seed", 0, 0, std::numeric_limits<int64_t>::max()));
-    if (calib.seqlen > config.maxPositions)
-        throw optionError("--seqlen", std::to_string(calib.seqlen) + " exceeds the model's maximum of "
-                                          + std::to_string(config.maxPositions) + " positions");
+    model::requireWindowFits(config, calib.seqlen);
     // Memory: refuse before loading anything when the run cannot fit (--dry-run: show the plan).
     const auto memoryPlan = planForArgs(folder, args, calib.nsamples, calib.seqlen);
     if (args.flag("dry-run")) {

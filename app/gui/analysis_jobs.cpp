@@ -49,9 +49,7 @@ void SensitivityJob::execute()
     params.base.damp = m_params.damp;
     params.base.blocksize = m_params.blocksize;
     const CalibrationSettings& calib = m_params.calibration;
-    if (calib.seqlen > m_params.model->config().maxPositions)
-        throw optionError("Window length", std::to_string(calib.seqlen) + " exceeds the model's maximum of "
-                                               + std::to_string(m_params.model->config().maxPositions) + " positions");
+    model::requireWindowFits(m_params.model->config(), calib.seqlen, "Window length");
     pipeline::validateSensitivityParams(*m_params.model, params);
 
     const ProgressCallback callback = progressCallback();
@@ -114,9 +112,7 @@ void SweepJob::execute()
     grid.validate();
     const CalibrationSettings& calib = m_params.calibration;
     const auto& model = *m_params.model;
-    if (calib.seqlen > model.config().maxPositions)
-        throw optionError("Window length", std::to_string(calib.seqlen) + " exceeds the model's maximum of "
-                                               + std::to_string(model.config().maxPositions) + " positions");
+    model::requireWindowFits(model.config(), calib.seqlen, "Window length");
     const solve::SolverOptions base;
     std::vector<int64_t> indices;
     for (int64_t i = 0; i < grid.size(); ++i) {

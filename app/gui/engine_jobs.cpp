@@ -635,9 +635,7 @@ void RunJob::execute()
     std::string evalText;
     if (evalSettings.enabled)
         evalText = readText(evalSettings.textPath, "evaluation");
-    if (calib.seqlen > m_params.model->config().maxPositions)
-        throw optionError("Window length", std::to_string(calib.seqlen) + " exceeds the model's maximum of "
-                                               + std::to_string(m_params.model->config().maxPositions) + " positions");
+    model::requireWindowFits(m_params.model->config(), calib.seqlen, "Window length");
 
     const auto log = [this](const QString& line) { post([this, line] { Q_EMIT logLine(line); }); };
 

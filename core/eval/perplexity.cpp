@@ -23,9 +23,7 @@ PerplexityResult evaluatePerplexity(const model::CausalLM& model, const std::vec
     const int64_t seqlen = params.seqlen > 0 ? params.seqlen : std::min<int64_t>(config.maxPositions, 2048);
     if (seqlen < 2)
         throw optionError("--seqlen", "must be at least 2 tokens, got " + std::to_string(seqlen));
-    if (seqlen > config.maxPositions)
-        throw optionError("--seqlen", std::to_string(seqlen) + " exceeds the model's maximum of "
-                                          + std::to_string(config.maxPositions) + " positions");
+    model::requireWindowFits(config, seqlen);
     const int64_t available = int64_t(ids.size()) / seqlen;
     if (available == 0)
         throw optionError("--seqlen", "the text has only " + std::to_string(ids.size())

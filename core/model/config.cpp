@@ -263,4 +263,11 @@ ModelConfig ModelConfig::load(const fs::path& configJsonOrFolder)
     return c;
 }
 
+void requireWindowFits(const ModelConfig& config, int64_t seqlen, const std::string& option)
+{
+    if (seqlen > config.maxPositions)
+        throw optionError(option, std::to_string(seqlen) + " exceeds the model's maximum of "
+                                      + std::to_string(config.maxPositions) + " positions");
+}
+
 } // namespace sparselab::model

@@ -48,4 +48,8 @@ struct ModelConfig {
     static ModelConfig load(const std::filesystem::path& configJsonOrFolder);
 };
 
+// InputError naming `option` ("--seqlen", or "Window length" in the GUI) when windows of
+// `seqlen` tokens are longer than the model's positions; every command checks this before work.
+void requireWindowFits(const ModelConfig& config, int64_t seqlen, const std::string& option = "--seqlen");
+
 } // namespace sparselab::model

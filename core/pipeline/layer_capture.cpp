@@ -25,9 +25,7 @@ LayerProblem captureLayerProblem(const model::CausalLM& model, const data::Calib
         throw InputError("layer '" + layer + "': the model has no such linear layer");
     if (windows.nsamples < 1 || int64_t(windows.ids.size()) != windows.nsamples * windows.seqlen)
         throw std::invalid_argument("captureLayerProblem: malformed calibration windows");
-    if (windows.seqlen > model.config().maxPositions)
-        throw optionError("--seqlen", std::to_string(windows.seqlen) + " exceeds the model's maximum of "
-                                          + std::to_string(model.config().maxPositions) + " positions");
+    model::requireWindowFits(model.config(), windows.seqlen);
 
     LayerProblem problem;
     problem.name = moduleName(found->name);

@@ -97,9 +97,7 @@ SensitivityResult scanSensitivity(const model::CausalLM& model, const data::Cali
     const auto started = Clock::now();
     if (windows.nsamples < 1 || int64_t(windows.ids.size()) != windows.nsamples * windows.seqlen)
         throw std::invalid_argument("scanSensitivity: malformed calibration windows");
-    if (windows.seqlen > model.config().maxPositions)
-        throw optionError("--seqlen", std::to_string(windows.seqlen) + " exceeds the model's maximum of "
-                                          + std::to_string(model.config().maxPositions) + " positions");
+    model::requireWindowFits(model.config(), windows.seqlen);
     validateSensitivityParams(model, params);
 
     SensitivityResult result;

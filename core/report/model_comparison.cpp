@@ -38,8 +38,8 @@ DistributionComparison compareDistributions(const model::CausalLM& reference, co
     c10::InferenceMode inference;
     if (seqlen < 2)
         throw optionError("--seqlen", "must be at least 2");
-    if (seqlen > reference.config().maxPositions || seqlen > other.config().maxPositions)
-        throw optionError("--seqlen", std::to_string(seqlen) + " exceeds the model's maximum positions");
+    model::requireWindowFits(reference.config(), seqlen);
+    model::requireWindowFits(other.config(), seqlen);
     if (reference.config().vocabSize != other.config().vocabSize)
         throw InputError("the dense and compressed models have different vocabularies");
     int64_t windows = int64_t(ids.size()) / seqlen;
