@@ -1,5 +1,8 @@
 #include "store/hdf5_handles.h"
 
+#include "util/sha256.h"
+
+#include <array>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -24,6 +27,18 @@ DataType utf8StringType()
     H5Tset_size(id(type), H5T_VARIABLE);
     H5Tset_cset(id(type), H5T_CSET_UTF8);
     return type;
+}
+
+// Creation properties that keep up to 4096 attributes in the object header ("compact"). With
+// the newest file format HDF5 would move an object's attributes to "dense" storage after 8,
+// and libhdf5 1.10's H5Ocopy of dense variable-length string attributes jumps through a null
+// pointer (Debian 12's 1.10.8) — which a workspace append does for every existing run.
+PropList compactAttributeCreation(hid_t propertyClass)
+{
+    auto list = check<PropList>(H5Pcreate(propertyClass), "cannot create a property list");
+    if (H5Pset_attr_phase_change(id(list), 4096, 4096) < 0)
+        fail("cannot set the attribute storage");
+    return list;
 }
 
 DataSpace simpleSpace(const std::vector<int64_t>& shape)
@@ -53,7 +68,8 @@ void writeNumeric(hid_t loc, const std::string& name, const std::vector<T>& valu
 {
     shape = resolveShape(std::move(shape), values.size(), name);
     const auto space = simpleSpace(shape);
-    const auto set = check<DataSet>(H5Dcreate2(loc, name.c_str(), fileType, id(space), H5P_DEFAULT, H5P_DEFAULT,
+    const auto create = compactAttributeCreation(H5P_DATASET_CREATE);
+    const auto set = check<DataSet>(H5Dcreate2(loc, name.c_str(), fileType, id(space), H5P_DEFAULT, id(create),
                                                H5P_DEFAULT),
                                     "cannot create dataset '" + name + "'");
     if (!values.empty() && H5Dwrite(id(set), memType, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0)
@@ -168,9 +184,122 @@ std::unique_lock<std::recursive_mutex> hdf5Lock()
     return lock;
 }
 
-File createFile(const std::string& path)
+namespace {
+
+constexpr char kHdf5Signature[8] = {'\x89', 'H', 'D', 'F', '\r', '\n', '\x1a', '\n'};
+// The seal: this line, the hex SHA-256 of every byte after the user block, a newline, the
+// byte count after the user block, a newline, then zeros up to kSealSize.
+constexpr std::string_view kSealMagic = "SparseLab sealed HDF5 v1\nsha256 ";
+
+struct SealDigest {
+    std::string hex;
+    uint64_t bytes = 0;
+};
+
+// SHA-256 of the bytes of `path` after the user block.
+SealDigest digestAfterSeal(const std::string& path)
 {
-    return check<File>(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), "cannot create the file");
+    std::ifstream in(path, std::ios::binary);
+    if (!in.seekg(std::streamoff(kSealSize)))
+        fail("cannot read the file");
+    Sha256 hash;
+    std::vector<char> buffer(size_t(1) << 20);
+    SealDigest digest;
+    while (in) {
+        in.read(buffer.data(), std::streamsize(buffer.size()));
+        const auto got = in.gcount();
+        if (got <= 0)
+            break;
+        hash.update(buffer.data(), size_t(got));
+        digest.bytes += uint64_t(got);
+    }
+    if (in.bad())
+        fail("cannot read the file");
+    digest.hex = hash.finishHex();
+    return digest;
+}
+
+std::string sealText(const SealDigest& digest)
+{
+    std::string text = std::string(kSealMagic) + digest.hex + "\n" + std::to_string(digest.bytes) + "\n";
+    text.resize(kSealSize, '\0');
+    return text;
+}
+
+std::array<char, kSealSize> readHead(const std::string& path, size_t* got)
+{
+    std::array<char, kSealSize> head{};
+    std::ifstream in(path, std::ios::binary);
+    in.read(head.data(), std::streamsize(head.size()));
+    *got = size_t(std::max<std::streamsize>(in.gcount(), 0));
+    return head;
+}
+
+bool startsWithSeal(const std::array<char, kSealSize>& head, size_t got)
+{
+    return got >= kSealMagic.size() && std::string_view(head.data(), kSealMagic.size()) == kSealMagic;
+}
+
+// Throws unless the seal in the first kSealSize bytes matches the rest of the file. Legacy
+// files (HDF5 signature at offset 0, no seal) pass unchecked.
+void verifySeal(const std::string& path)
+{
+    size_t got = 0;
+    const auto head = readHead(path, &got);
+    if (got >= 8 && std::memcmp(head.data(), kHdf5Signature, 8) == 0)
+        return; // written before seals existed: only libhdf5's own checks apply
+    if (!startsWithSeal(head, got)) {
+        std::ifstream in(path, std::ios::binary);
+        char at512[8] = {};
+        if (in.seekg(std::streamoff(kSealSize)) && in.read(at512, 8) && std::memcmp(at512, kHdf5Signature, 8) == 0)
+            fail("corrupt: its checksum block is damaged");
+        return; // not ours: libhdf5 decides (and says "not an HDF5 file")
+    }
+    if (got < kSealSize)
+        fail("corrupt: truncated inside its checksum block");
+    const std::string recordedHex(head.data() + kSealMagic.size(), 64);
+    const SealDigest actual = digestAfterSeal(path);
+    if (sealText(actual) == std::string(head.data(), kSealSize))
+        return;
+    if (actual.hex != recordedHex)
+        fail("corrupt: its checksum does not match (the file was damaged, truncated or changed after "
+             "SparseLab wrote it)");
+    fail("corrupt: its checksum block is damaged");
+}
+
+void seal(const std::string& path)
+{
+    const std::string text = sealText(digestAfterSeal(path));
+    std::fstream out(path, std::ios::binary | std::ios::in | std::ios::out);
+    if (!out || !out.write(text.data(), std::streamsize(text.size())) || !out.flush())
+        fail("cannot write the checksum block");
+}
+
+} // namespace
+
+void writeSealedFile(const std::string& path, const std::function<void(hid_t file)>& body)
+{
+    {
+        const auto create = compactAttributeCreation(H5P_FILE_CREATE); // the root group's attributes too
+        if (H5Pset_userblock(id(create), kSealSize) < 0)
+            fail("cannot reserve the checksum block");
+        const auto access = check<PropList>(H5Pcreate(H5P_FILE_ACCESS), "cannot create a property list");
+        // The newest format: checksummed superblock, object headers, B-trees and heaps.
+        if (H5Pset_libver_bounds(id(access), H5F_LIBVER_LATEST, H5F_LIBVER_LATEST) < 0)
+            fail("cannot select the HDF5 file format");
+        // Strong close: H5Fclose below closes every object still open, so the bytes are final.
+        if (H5Pset_fclose_degree(id(access), H5F_CLOSE_STRONG) < 0)
+            fail("cannot set the close mode");
+        auto file = check<File>(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, id(create), id(access)),
+                                "cannot create the file");
+        body(id(file));
+        if (H5Fflush(id(file), H5F_SCOPE_GLOBAL) < 0)
+            fail("cannot write (disk full?)");
+        const hid_t raw = file.release().id;
+        if (H5Fclose(raw) < 0)
+            fail("cannot close the file (disk full?)");
+    }
+    seal(path);
 }
 
 File openFileReadOnly(const std::string& path)
@@ -178,6 +307,7 @@ File openFileReadOnly(const std::string& path)
     std::error_code ec;
     if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec))
         fail("not a regular file"); // libhdf5 would block on a FIFO's open
+    verifySeal(path);
     const htri_t isHdf5 = H5Fis_hdf5(path.c_str());
     if (isHdf5 == 0)
         fail("not an HDF5 file");
@@ -222,10 +352,21 @@ Group createGroup(hid_t loc, const std::string& path)
 {
     if (exists(loc, path))
         return openGroup(loc, path);
-    const auto lcpl = check<PropList>(H5Pcreate(H5P_LINK_CREATE), "cannot create a property list");
-    H5Pset_create_intermediate_group(id(lcpl), 1);
-    return check<Group>(H5Gcreate2(loc, path.c_str(), id(lcpl), H5P_DEFAULT, H5P_DEFAULT),
-                        "cannot create group '" + path + "'");
+    // Component by component, so that intermediate groups get the same creation properties.
+    const auto create = compactAttributeCreation(H5P_GROUP_CREATE);
+    size_t slash = path.find('/');
+    for (;;) {
+        const std::string prefix = path.substr(0, slash);
+        if (!exists(loc, prefix)) {
+            auto group = check<Group>(H5Gcreate2(loc, prefix.c_str(), H5P_DEFAULT, id(create), H5P_DEFAULT),
+                                      "cannot create group '" + prefix + "'");
+            if (slash == std::string::npos)
+                return group;
+        }
+        if (slash == std::string::npos)
+            return openGroup(loc, path);
+        slash = path.find('/', slash + 1);
+    }
 }
 
 std::vector<Child> children(hid_t group)
@@ -360,7 +501,8 @@ void writeStrings(hid_t loc, const std::string& name, const std::vector<std::str
     shape = resolveShape(std::move(shape), values.size(), name);
     const auto type = utf8StringType();
     const auto space = simpleSpace(shape);
-    const auto set = check<DataSet>(H5Dcreate2(loc, name.c_str(), id(type), id(space), H5P_DEFAULT, H5P_DEFAULT,
+    const auto create = compactAttributeCreation(H5P_DATASET_CREATE);
+    const auto set = check<DataSet>(H5Dcreate2(loc, name.c_str(), id(type), id(space), H5P_DEFAULT, id(create),
                                                H5P_DEFAULT),
                                     "cannot create dataset '" + name + "'");
     std::vector<const char*> pointers;
@@ -431,15 +573,12 @@ void copyObject(hid_t from, const std::string& name, hid_t to)
 
 bool hasHdf5Signature(const std::string& path)
 {
-    static const char signature[8] = {'\x89', 'H', 'D', 'F', '\r', '\n', '\x1a', '\n'};
     std::error_code ec;
     if (!std::filesystem::is_regular_file(path, ec)) // never open a FIFO or a device
         return false;
-    std::ifstream in(path, std::ios::binary);
-    char head[8] = {};
-    if (!in.read(head, 8))
-        return false;
-    return std::memcmp(head, signature, 8) == 0;
+    size_t got = 0;
+    const auto head = readHead(path, &got);
+    return startsWithSeal(head, got) || (got >= 8 && std::memcmp(head.data(), kHdf5Signature, 8) == 0);
 }
 
 } // namespace sparselab::store::h5

@@ -74,18 +74,17 @@ void ResumeStore::saveBlock(const BlockCheckpoint& checkpoint) const
     const auto lock = h5::hdf5Lock();
     try {
         writeFileAtomically(file, [&](const fs::path& temp) {
-            auto out = h5::createFile(temp.string());
-            const auto root = h5::openGroup(id(out), ".");
-            h5::writeAttribute(id(root), "format", kResumeFormat);
-            h5::writeAttribute(id(root), "format_version", kResumeVersion);
-            h5::writeAttribute(id(root), "key", m_key);
-            h5::writeAttribute(id(root), "block", checkpoint.block);
-            detail::writeLayers(id(out), checkpoint.layers);
-            const auto weights = h5::createGroup(id(out), "weights");
-            for (const auto& w : checkpoint.weights)
-                h5::writeFloats(id(weights), w.name, w.values, {w.rows, w.cols});
-            if (H5Fflush(id(out), H5F_SCOPE_GLOBAL) < 0)
-                throw h5::Hdf5Failure("cannot write (disk full?)");
+            h5::writeSealedFile(temp.string(), [&](hid_t out) {
+                const auto root = h5::openGroup(out, ".");
+                h5::writeAttribute(id(root), "format", kResumeFormat);
+                h5::writeAttribute(id(root), "format_version", kResumeVersion);
+                h5::writeAttribute(id(root), "key", m_key);
+                h5::writeAttribute(id(root), "block", checkpoint.block);
+                detail::writeLayers(out, checkpoint.layers);
+                const auto weights = h5::createGroup(out, "weights");
+                for (const auto& w : checkpoint.weights)
+                    h5::writeFloats(id(weights), w.name, w.values, {w.rows, w.cols});
+            });
         });
     } catch (const h5::Hdf5Failure& e) {
         throw inputError(file, e.what());

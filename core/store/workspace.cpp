@@ -600,16 +600,14 @@ void rewrite(const fs::path& file, const std::set<std::string>& replaced, const 
                 createdUtc = h5::readStringAttribute(id(root), "created_utc");
         }
         writeFileAtomically(file, [&](const fs::path& temp) {
-            auto out = h5::createFile(temp.string());
-            writeRootAttributes(id(out), createdUtc);
-            if (old)
-                for (const auto& child : h5::children(id(old)))
-                    if (!replaced.count(child.name))
-                        h5::copyObject(id(old), child.name, id(out));
-            edit(id(out));
-            if (H5Fflush(id(out), H5F_SCOPE_GLOBAL) < 0)
-                throw h5::Hdf5Failure("cannot write (disk full?)");
-            out.reset();
+            h5::writeSealedFile(temp.string(), [&](hid_t out) {
+                writeRootAttributes(out, createdUtc);
+                if (old)
+                    for (const auto& child : h5::children(id(old)))
+                        if (!replaced.count(child.name))
+                            h5::copyObject(id(old), child.name, out);
+                edit(out);
+            });
         });
     });
 }
@@ -799,23 +797,20 @@ void saveWorkspace(const fs::path& file, const WorkspaceContents& contents)
     }
     guarded(file, [&] {
         writeFileAtomically(file, [&](const fs::path& temp) {
-            auto out = h5::createFile(temp.string());
-            const hid_t f = id(out);
-            writeRootAttributes(f, contents.createdUtc);
-            if (contents.model)
-                writeModel(f, *contents.model);
-            if (contents.calibration)
-                writeCalibration(f, "calibration", *contents.calibration);
-            if (contents.evaluation)
-                writeEvaluation(f, "evaluation", *contents.evaluation);
-            const auto runs = h5::createGroup(f, "runs");
-            for (const auto& run : contents.runs)
-                writeRun(id(runs), run);
-            for (const auto& group : contents.groups)
-                writeExtra(f, group);
-            if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0)
-                throw h5::Hdf5Failure("cannot write (disk full?)");
-            out.reset();
+            h5::writeSealedFile(temp.string(), [&](hid_t f) {
+                writeRootAttributes(f, contents.createdUtc);
+                if (contents.model)
+                    writeModel(f, *contents.model);
+                if (contents.calibration)
+                    writeCalibration(f, "calibration", *contents.calibration);
+                if (contents.evaluation)
+                    writeEvaluation(f, "evaluation", *contents.evaluation);
+                const auto runs = h5::createGroup(f, "runs");
+                for (const auto& run : contents.runs)
+                    writeRun(id(runs), run);
+                for (const auto& group : contents.groups)
+                    writeExtra(f, group);
+            });
         });
     });
 }
