@@ -311,7 +311,9 @@ LlamaGguf describeLlamaGguf(const GgufFile& f)
     if (*arch->asString() != "llama")
         throw inputError(path, "architecture '" + *arch->asString() + "' is not supported (SparseLab reads llama GGUF files)");
 
-    const auto integer = [&](const std::string& key, std::optional<int64_t> fallback) -> int64_t {
+    // A size: an integer key from 1 up to `largest` (config.h's kMaxModel* limits, the same as
+    // for a config.json), refused naming the GGUF key.
+    const auto integer = [&](const std::string& key, int64_t largest, std::optional<int64_t> fallback) -> int64_t {
         const GgufValue* v = f.find(key);
         if (!v) {
             if (fallback)
@@ -319,8 +321,11 @@ LlamaGguf describeLlamaGguf(const GgufFile& f)
             throw inputError(path, "missing key '" + key + "'");
         }
         const auto x = v->asInt();
-        if (!x || *x < 0 || *x > int64_t(INT32_MAX))
-            throw inputError(path, key + " must be a non-negative integer below 2^31, found " + v->describe());
+        if (!x || *x < 1)
+            throw inputError(path, key + " must be a positive integer, found " + v->describe());
+        if (*x > largest)
+            throw inputError(path, key + " is " + std::to_string(*x) + ", above the largest "
+                                       + std::to_string(largest) + " SparseLab accepts");
         return *x;
     };
     const auto real = [&](const std::string& key, std::optional<double> fallback) -> double {
@@ -340,7 +345,7 @@ LlamaGguf describeLlamaGguf(const GgufFile& f)
         return v->elementType() == GgufValueType::Float32 ? shortestDouble(float(x)) : x;
     };
 
-    if (integer("llama.expert_count", 0) > 0)
+    if (const GgufValue* experts = f.find("llama.expert_count"); experts && experts->asInt() != std::optional<int64_t>(0))
         throw inputError(path, "mixture-of-experts Llama models are not supported");
     if (const GgufValue* s = f.find("llama.rope.scaling.type"); s && s->asString() && *s->asString() != "none")
         throw inputError(path, "RoPE scaling '" + *s->asString() + "' is not supported");
@@ -353,12 +358,12 @@ LlamaGguf describeLlamaGguf(const GgufFile& f)
     c.modelType = "llama";
     c.activation = "silu";
     c.torchDtype = "float32";
-    c.numLayers = integer("llama.block_count", std::nullopt);
-    c.hiddenSize = integer("llama.embedding_length", std::nullopt);
-    c.intermediateSize = integer("llama.feed_forward_length", std::nullopt);
-    c.numHeads = integer("llama.attention.head_count", std::nullopt);
-    c.numKvHeads = integer("llama.attention.head_count_kv", c.numHeads);
-    c.maxPositions = integer("llama.context_length", std::nullopt);
+    c.numLayers = integer("llama.block_count", model::kMaxModelLayers, std::nullopt);
+    c.hiddenSize = integer("llama.embedding_length", model::kMaxModelWidth, std::nullopt);
+    c.intermediateSize = integer("llama.feed_forward_length", model::kMaxModelMlpWidth, std::nullopt);
+    c.numHeads = integer("llama.attention.head_count", model::kMaxModelHeads, std::nullopt);
+    c.numKvHeads = integer("llama.attention.head_count_kv", model::kMaxModelHeads, c.numHeads);
+    c.maxPositions = integer("llama.context_length", model::kMaxModelPositions, std::nullopt);
     c.normEps = real("llama.attention.layer_norm_rms_epsilon", std::nullopt);
     c.ropeTheta = real("llama.rope.freq_base", 10000.0);
     if (c.numLayers < 1 || c.hiddenSize < 1 || c.intermediateSize < 1 || c.numHeads < 1 || c.numKvHeads < 1
@@ -366,10 +371,10 @@ LlamaGguf describeLlamaGguf(const GgufFile& f)
         throw inputError(path, "inconsistent llama.* sizes (blocks, widths and heads must be positive, "
                                "head_count a multiple of head_count_kv)");
     const int64_t defaultHeadDim = c.hiddenSize / c.numHeads;
-    c.headDim = integer("llama.attention.key_length", defaultHeadDim);
-    if (integer("llama.attention.value_length", c.headDim) != c.headDim)
+    c.headDim = integer("llama.attention.key_length", model::kMaxModelWidth, defaultHeadDim);
+    if (integer("llama.attention.value_length", model::kMaxModelWidth, c.headDim) != c.headDim)
         throw inputError(path, "llama.attention.value_length differs from key_length");
-    if (integer("llama.rope.dimension_count", c.headDim) != c.headDim)
+    if (integer("llama.rope.dimension_count", model::kMaxModelWidth, c.headDim) != c.headDim)
         throw inputError(path, "partial RoPE (llama.rope.dimension_count below the head size) is not supported");
     if (c.headDim < 2 || c.headDim % 2 != 0)
         throw inputError(path, "head size " + std::to_string(c.headDim) + " must be even");
@@ -387,7 +392,10 @@ LlamaGguf describeLlamaGguf(const GgufFile& f)
         throw inputError(path, "tensor 'token_embd.weight' is missing");
     if (embd->ne.size() != 2)
         throw inputError(path, "token_embd.weight must be a matrix");
-    c.vocabSize = integer("llama.vocab_size", embd->ne[1]);
+    c.vocabSize = integer("llama.vocab_size", model::kMaxModelVocab, int64_t(embd->ne[1]));
+    if (c.vocabSize < 1 || c.vocabSize > model::kMaxModelVocab)
+        throw inputError(path, "token_embd.weight has " + std::to_string(embd->ne[1]) + " rows, not a vocabulary of 1 to "
+                                   + std::to_string(model::kMaxModelVocab) + " tokens");
     if (out.vocab && int64_t(out.vocab->tokens.size()) != c.vocabSize)
         throw inputError(path, "tokenizer.ggml.tokens has " + std::to_string(out.vocab->tokens.size())
                                    + " tokens but the model has " + std::to_string(c.vocabSize));

@@ -30,7 +30,9 @@ public:
         return m_json.contains(key) && !m_json.at(key).is_null();
     }
 
-    [[nodiscard]] int64_t positiveInt(const char* key, std::optional<int64_t> fallback = std::nullopt) const
+    // A positive integer no larger than `largest` (the kMaxModel* limit for what the field sizes).
+    [[nodiscard]] int64_t positiveInt(const char* key, int64_t largest,
+                                      std::optional<int64_t> fallback = std::nullopt) const
     {
         if (!has(key)) {
             if (fallback)
@@ -38,8 +40,15 @@ public:
             throw inputError(m_file, std::string("missing field '") + key + "'");
         }
         const json& v = m_json.at(key);
-        if (!v.is_number_integer() || v.get<int64_t>() <= 0)
+        // JSON's non-negative integers are unsigned here (up to 2^64 - 1): compared as such, a
+        // value above INT64_MAX never wraps to a negative int64.
+        const bool positive = v.is_number_unsigned() ? v.get<uint64_t>() > 0
+                                                     : v.is_number_integer() && v.get<int64_t>() > 0;
+        if (!positive)
             throw inputError(m_file, std::string("field '") + key + "' must be a positive integer, got " + v.dump());
+        if (v.get<uint64_t>() > uint64_t(largest))
+            throw inputError(m_file, std::string("field '") + key + "' is " + v.dump() + ", above the largest "
+                                         + std::to_string(largest) + " SparseLab accepts");
         return v.get<int64_t>();
     }
 
@@ -104,20 +113,20 @@ constexpr ArchName kArchNames[] = {
 
 void loadLlama(ModelConfig& c, const std::string& family, const Fields& f, const fs::path& file)
 {
-    c.hiddenSize = f.positiveInt("hidden_size");
-    c.intermediateSize = f.positiveInt("intermediate_size");
-    c.numLayers = f.positiveInt("num_hidden_layers");
-    c.numHeads = f.positiveInt("num_attention_heads");
-    c.numKvHeads = f.positiveInt("num_key_value_heads", c.numHeads);
+    c.hiddenSize = f.positiveInt("hidden_size", kMaxModelWidth);
+    c.intermediateSize = f.positiveInt("intermediate_size", kMaxModelMlpWidth);
+    c.numLayers = f.positiveInt("num_hidden_layers", kMaxModelLayers);
+    c.numHeads = f.positiveInt("num_attention_heads", kMaxModelHeads);
+    c.numKvHeads = f.positiveInt("num_key_value_heads", kMaxModelHeads, c.numHeads);
     if (c.hiddenSize % c.numHeads != 0 && !f.has("head_dim"))
         throw inputError(file, "hidden_size " + std::to_string(c.hiddenSize) + " is not a multiple of num_attention_heads "
                                    + std::to_string(c.numHeads));
-    c.headDim = f.positiveInt("head_dim", c.hiddenSize / c.numHeads);
+    c.headDim = f.positiveInt("head_dim", kMaxModelWidth, c.hiddenSize / c.numHeads);
     if (c.numHeads % c.numKvHeads != 0)
         throw inputError(file, "num_attention_heads " + std::to_string(c.numHeads)
                                    + " is not a multiple of num_key_value_heads " + std::to_string(c.numKvHeads));
-    c.vocabSize = f.positiveInt("vocab_size");
-    c.maxPositions = f.positiveInt("max_position_embeddings", 2048);
+    c.vocabSize = f.positiveInt("vocab_size", kMaxModelVocab);
+    c.maxPositions = f.positiveInt("max_position_embeddings", kMaxModelPositions, 2048);
     // Defaults are those of the transformers config classes.
     c.normEps = f.positiveNumber("rms_norm_eps", 1e-6);
     c.ropeTheta = f.positiveNumber("rope_theta", 10000.0);
@@ -150,17 +159,17 @@ void loadLlama(ModelConfig& c, const std::string& family, const Fields& f, const
 
 void loadGpt2(ModelConfig& c, const Fields& f, const fs::path& file)
 {
-    c.hiddenSize = f.positiveInt("n_embd");
-    c.numLayers = f.positiveInt("n_layer");
-    c.numHeads = f.positiveInt("n_head");
+    c.hiddenSize = f.positiveInt("n_embd", kMaxModelWidth);
+    c.numLayers = f.positiveInt("n_layer", kMaxModelLayers);
+    c.numHeads = f.positiveInt("n_head", kMaxModelHeads);
     if (c.hiddenSize % c.numHeads != 0)
         throw inputError(file, "n_embd " + std::to_string(c.hiddenSize) + " is not a multiple of n_head "
                                    + std::to_string(c.numHeads));
     c.numKvHeads = c.numHeads;
     c.headDim = c.hiddenSize / c.numHeads;
-    c.intermediateSize = f.positiveInt("n_inner", 4 * c.hiddenSize);
-    c.vocabSize = f.positiveInt("vocab_size");
-    c.maxPositions = f.positiveInt("n_positions", 1024);
+    c.intermediateSize = f.positiveInt("n_inner", kMaxModelMlpWidth, 4 * c.hiddenSize);
+    c.vocabSize = f.positiveInt("vocab_size", kMaxModelVocab);
+    c.maxPositions = f.positiveInt("n_positions", kMaxModelPositions, 1024);
     c.normEps = f.positiveNumber("layer_norm_epsilon", 1e-5);
     c.attentionBias = true;
     c.attentionOutputBias = true;
@@ -178,17 +187,17 @@ void loadGpt2(ModelConfig& c, const Fields& f, const fs::path& file)
 
 void loadOpt(ModelConfig& c, const Fields& f, const fs::path& file)
 {
-    c.hiddenSize = f.positiveInt("hidden_size");
-    c.intermediateSize = f.positiveInt("ffn_dim");
-    c.numLayers = f.positiveInt("num_hidden_layers");
-    c.numHeads = f.positiveInt("num_attention_heads");
+    c.hiddenSize = f.positiveInt("hidden_size", kMaxModelWidth);
+    c.intermediateSize = f.positiveInt("ffn_dim", kMaxModelMlpWidth);
+    c.numLayers = f.positiveInt("num_hidden_layers", kMaxModelLayers);
+    c.numHeads = f.positiveInt("num_attention_heads", kMaxModelHeads);
     if (c.hiddenSize % c.numHeads != 0)
         throw inputError(file, "hidden_size " + std::to_string(c.hiddenSize) + " is not a multiple of num_attention_heads "
                                    + std::to_string(c.numHeads));
     c.numKvHeads = c.numHeads;
     c.headDim = c.hiddenSize / c.numHeads;
-    c.vocabSize = f.positiveInt("vocab_size");
-    c.maxPositions = f.positiveInt("max_position_embeddings", 2048);
+    c.vocabSize = f.positiveInt("vocab_size", kMaxModelVocab);
+    c.maxPositions = f.positiveInt("max_position_embeddings", kMaxModelPositions, 2048);
     c.normEps = 1e-5; // OPT's LayerNorms use PyTorch's default epsilon
     c.doLayerNormBefore = f.boolean("do_layer_norm_before", true);
     const bool bias = f.boolean("enable_bias", true);
@@ -199,7 +208,7 @@ void loadOpt(ModelConfig& c, const Fields& f, const fs::path& file)
     c.activation = f.string("activation_function", "relu");
     if (c.activation != "relu" && c.activation != "gelu")
         throw inputError(file, "activation_function '" + c.activation + "' is not supported for OPT (relu, gelu)");
-    const int64_t proj = f.positiveInt("word_embed_proj_dim", c.hiddenSize);
+    const int64_t proj = f.positiveInt("word_embed_proj_dim", kMaxModelWidth, c.hiddenSize);
     if (proj != c.hiddenSize)
         throw inputError(file, "word_embed_proj_dim " + std::to_string(proj) + " differs from hidden_size "
                                    + std::to_string(c.hiddenSize)

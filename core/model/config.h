@@ -22,6 +22,17 @@ enum class Architecture { Llama, Gpt2, Opt };
 
 [[nodiscard]] std::string architectureName(Architecture arch); // "LlamaForCausalLM", ...
 
+// The largest sizes SparseLab accepts in a model's configuration (config.json or GGUF keys):
+// far above any released model, and low enough that every size, parameter count and byte
+// count computed from them stays far from int64 overflow. Beyond them a config is refused
+// naming the field, before anything is allocated from it.
+inline constexpr int64_t kMaxModelLayers = 10'000;
+inline constexpr int64_t kMaxModelWidth = int64_t(1) << 20;    // hidden size, head size, projections
+inline constexpr int64_t kMaxModelMlpWidth = int64_t(1) << 22; // intermediate (MLP) size
+inline constexpr int64_t kMaxModelHeads = int64_t(1) << 16;    // attention and key/value heads
+inline constexpr int64_t kMaxModelVocab = int64_t(1) << 24;    // vocabulary entries
+inline constexpr int64_t kMaxModelPositions = int64_t(1) << 40; // context length (only bounds windows)
+
 struct ModelConfig {
     Architecture architecture = Architecture::Llama;
     std::string modelType;            // config's model_type, e.g. "llama", "qwen2"

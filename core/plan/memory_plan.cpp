@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <initializer_list>
+#include <limits>
 #include <fstream>
 #include <sstream>
 
@@ -20,6 +22,29 @@ constexpr int64_t kDeviceRuntime = 1'000'000'000;
 // probabilities, each at most 2 MiB (kScoreTileBytes in model/causal_lm.cpp).
 constexpr int64_t kAttentionTiles = 3 * (int64_t(2) << 20);
 
+// Byte counts saturate at kUnbounded instead of wrapping: with sizes at the config limits and
+// the largest --nsamples and --seqlen, products reach 2^64 and beyond, and a wrapped (even
+// negative) total would say "fits". A saturated total never fits and prints as unknown.
+constexpr int64_t kUnbounded = std::numeric_limits<int64_t>::max();
+
+int64_t mul(std::initializer_list<int64_t> factors)
+{
+    int64_t product = 1;
+    for (const int64_t f : factors)
+        if (__builtin_mul_overflow(product, f, &product))
+            return kUnbounded;
+    return product;
+}
+
+int64_t sum(std::initializer_list<int64_t> terms)
+{
+    int64_t total = 0;
+    for (const int64_t t : terms)
+        if (__builtin_add_overflow(total, t, &total))
+            return kUnbounded;
+    return total;
+}
+
 } // namespace
 
 std::vector<std::pair<int64_t, int64_t>> blockLinearShapes(const model::ModelConfig& c)
@@ -27,11 +52,11 @@ std::vector<std::pair<int64_t, int64_t>> blockLinearShapes(const model::ModelCon
     const int64_t d = c.hiddenSize, I = c.intermediateSize;
     switch (c.architecture) {
     case model::Architecture::Llama: {
-        const int64_t q = c.numHeads * c.headDim, kv = c.numKvHeads * c.headDim;
+        const int64_t q = mul({c.numHeads, c.headDim}), kv = mul({c.numKvHeads, c.headDim});
         return {{q, d}, {kv, d}, {kv, d}, {d, q}, {I, d}, {I, d}, {d, I}};
     }
     case model::Architecture::Gpt2:
-        return {{3 * d, d}, {d, d}, {I, d}, {d, I}};
+        return {{mul({3, d}), d}, {d, d}, {I, d}, {d, I}};
     case model::Architecture::Opt:
         return {{d, d}, {d, d}, {d, d}, {d, d}, {I, d}, {d, I}};
     }
@@ -44,47 +69,48 @@ MemoryPlan planMemory(const MemoryPlanInput& in)
     const auto shapes = blockLinearShapes(c);
     int64_t blockWeights = 0, hessians = 0, largestHessianGroup = 0, solve = 0, widest = c.hiddenSize;
     for (const auto& [rows, cols] : shapes) {
-        blockWeights += rows * cols * kFloat;
-        hessians += cols * cols * kFloat;
-        largestHessianGroup = std::max(largestHessianGroup, cols * cols * kFloat);
-        solve = std::max(solve, (2 * cols * cols + rows * cols) * kFloat);
+        blockWeights = sum({blockWeights, mul({rows, cols, kFloat})});
+        hessians = sum({hessians, mul({cols, cols, kFloat})});
+        largestHessianGroup = std::max(largestHessianGroup, mul({cols, cols, kFloat}));
+        solve = std::max(solve, mul({sum({mul({2, cols, cols}), mul({rows, cols})}), kFloat}));
         widest = std::max(widest, rows);
     }
     if (in.trueSequential) {
         // Groups of layers sharing an input (q/k/v, gate/up) hold their Hessians together.
         int64_t group = 0;
         for (size_t i = 0; i < shapes.size(); ++i) {
-            const int64_t h = shapes[i].second * shapes[i].second * kFloat;
-            group = (i > 0 && shapes[i].second == shapes[i - 1].second) ? group + h : h;
+            const int64_t h = mul({shapes[i].second, shapes[i].second, kFloat});
+            group = (i > 0 && shapes[i].second == shapes[i - 1].second) ? sum({group, h}) : h;
             largestHessianGroup = std::max(largestHessianGroup, group);
         }
         hessians = largestHessianGroup;
     }
     const int64_t d = c.hiddenSize;
-    int64_t nonBlock = c.vocabSize * d * kFloat * (c.tieWordEmbeddings ? 1 : 2);
+    int64_t nonBlock = mul({c.vocabSize, d, kFloat, c.tieWordEmbeddings ? 1 : 2});
     if (c.architecture != model::Architecture::Llama)
-        nonBlock += (c.maxPositions + 2) * d * kFloat;
+        nonBlock = sum({nonBlock, mul({sum({c.maxPositions, 2}), d, kFloat})});
     const int64_t residentBlocks = in.streamed ? 1 : c.numLayers;
-    const int64_t tokens = in.nsamples * in.seqlen;
+    const int64_t tokens = mul({in.nsamples, in.seqlen});
     const int64_t batch = std::min(in.forwardBatch, in.nsamples);
-    const int64_t activations = 3 * tokens * d * kFloat;
+    const int64_t activations = mul({3, tokens, d, kFloat});
     // Forward temporaries: four [batch, seqlen, widest] activations of the MLP, plus attention,
     // which is tiled (model/causal_lm.cpp, attend): the [seqlen, seqlen] causal mask and a few
     // score tiles of at most 2 MiB, never a [batch, heads, seqlen, seqlen] tensor. Measured on
     // an H200 (docs/gpu.md): a Qwen2.5-0.5B-shaped prune at 128 × 2048 peaked at 5,833 MiB
     // (nvidia-smi, context included) against 9,126 MiB planned with full score tensors.
-    const int64_t forward = batch * in.seqlen * widest * kFloat * 4 + in.seqlen * in.seqlen * kFloat
-        + kAttentionTiles;
+    const int64_t forward = sum({mul({batch, in.seqlen, widest, kFloat, 4}), mul({in.seqlen, in.seqlen, kFloat}),
+                                 kAttentionTiles});
 
     MemoryPlan plan;
     plan.hostAvailableBytes = in.hostAvailableBytes;
     plan.deviceAvailableBytes = in.deviceAvailableBytes;
     auto add = [&](const std::string& what, bool device, int64_t bytes, const std::string& detail) {
         plan.items.push_back({what, device, bytes, detail});
-        (device ? plan.deviceBytes : plan.hostBytes) += bytes;
+        int64_t& total = device ? plan.deviceBytes : plan.hostBytes;
+        total = sum({total, bytes});
     };
     const bool dev = in.cuda;
-    add("weights", dev, residentBlocks * blockWeights + nonBlock,
+    add("weights", dev, sum({mul({residentBlocks, blockWeights}), nonBlock}),
         std::to_string(residentBlocks) + (in.streamed ? " block (streamed)" : " blocks") + " x "
             + formatBytes(blockWeights) + " float32 + " + formatBytes(nonBlock) + " embeddings/head");
     add("activations", dev, activations,
@@ -98,14 +124,15 @@ MemoryPlan planMemory(const MemoryPlanInput& in)
         for (size_t i = 0; i < shapes.size(); ++i) {
             int64_t alive = 0;
             for (size_t j = i; j < shapes.size(); ++j)
-                alive += shapes[j].second * shapes[j].second * kFloat;
+                alive = sum({alive, mul({shapes[j].second, shapes[j].second, kFloat})});
             const auto [rows, cols] = shapes[i];
-            solvePhase = std::max(solvePhase, alive + (cols * cols + rows * cols) * kFloat); // + Hinv + dense copy
+            solvePhase = std::max(solvePhase, sum({alive, mul({sum({mul({cols, cols}), mul({rows, cols})}), kFloat})}));
+            // + Hinv + dense copy
         }
     } else {
-        solvePhase = hessians + solve;
+        solvePhase = sum({hessians, solve});
     }
-    const int64_t collectPhase = hessians + forward;
+    const int64_t collectPhase = sum({hessians, forward});
     add("hessians+solve", dev, std::max(collectPhase, solvePhase),
         collectPhase >= solvePhase
             ? "collecting: " + formatBytes(hessians) + " of [cols, cols] Hessians + " + formatBytes(forward)
@@ -119,8 +146,8 @@ MemoryPlan planMemory(const MemoryPlanInput& in)
         const int64_t staging = [&] {
             int64_t largest = 0;
             for (const auto& [rows, cols] : shapes)
-                largest = std::max(largest, rows * cols);
-            return largest * (kFloat + in.storedBytesPerWeight);
+                largest = std::max(largest, mul({rows, cols}));
+            return mul({largest, kFloat + in.storedBytesPerWeight});
         }();
         add("staging", false, staging, "largest tensor converted on the host before the copy to the GPU");
         add("runtime", true, kDeviceRuntime, "CUDA context, cuBLAS workspace (allowance)");
@@ -192,6 +219,8 @@ std::string formatBytes(int64_t bytes)
 {
     if (bytes < 0)
         return "unknown";
+    if (bytes == kUnbounded)
+        return "more than 9.2 EB"; // saturated: beyond int64
     char text[32];
     if (bytes >= 1'000'000'000)
         std::snprintf(text, sizeof text, "%.2f GB", double(bytes) / 1e9);
