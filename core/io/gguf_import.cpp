@@ -174,14 +174,25 @@ public:
         const std::lock_guard lock(m_mutex);
         if (const auto it = m_folders.find(key); it != m_folders.end())
             return it->second;
-        const fs::path root = fs::temp_directory_path()
+        const fs::path root = scratchFolder()
                               / ("sparselab-gguf-" + std::to_string(::getpid()) + "-" + std::to_string(m_next++));
         std::error_code ec;
         fs::remove_all(root, ec);
-        fs::create_directories(root);
+        if (fs::create_directories(root, ec); ec)
+            throw inputError(root, "cannot create the folder for the GGUF import: " + ec.message());
         const fs::path folder = root / canonical.stem();
         try {
             importGgufAsHfFolder(canonical, folder);
+            // The import's config.json is read back now, so that anything it refuses is
+            // reported naming the GGUF file, not a temporary file that is gone by then.
+            (void)model::ModelConfig::load(folder);
+        } catch (const InputError& e) {
+            fs::remove_all(root, ec);
+            std::string message = e.what();
+            for (size_t at = message.find(folder.string()); at != std::string::npos;
+                 at = message.find(folder.string(), at))
+                message.replace(at, folder.string().size(), canonical.string() + " (imported)");
+            throw InputError(message);
         } catch (...) {
             fs::remove_all(root, ec);
             throw;

@@ -2,6 +2,7 @@
 
 #include "io/checkpoint.h"
 #include "io/mapped_file.h"
+#include "util/atomic_file.h"
 #include "util/errors.h"
 
 #include <algorithm>
@@ -308,8 +309,10 @@ std::unique_ptr<CausalLM> CausalLM::load(const fs::path& folder, torch::Device d
     lm->m_device = device;
     const ModelConfig& c = lm->m_config;
     std::optional<io::Checkpoint> local;
-    if (streamBlocks)
+    if (streamBlocks) {
+        (void)scratchFolder(); // finished blocks are spilled there: a missing TMPDIR fails now, not after block 0
         lm->m_stream = std::make_shared<Stream>(io::Checkpoint::open(folder));
+    }
     else
         local.emplace(io::Checkpoint::open(folder));
     const io::Checkpoint& ckpt = streamBlocks ? lm->m_stream->checkpoint : *local;
@@ -596,10 +599,10 @@ void CausalLM::finishBlock(int64_t block)
         return;
     if (m_stream->spillDir.empty()) {
         // A private folder next to the system's temporary files; mkdtemp makes it unique.
-        std::string pattern = (fs::temp_directory_path() / "sparselab-stream-XXXXXX").string();
+        const fs::path scratch = scratchFolder();
+        std::string pattern = (scratch / "sparselab-stream-XXXXXX").string();
         if (!::mkdtemp(pattern.data()))
-            throw InputError(fs::temp_directory_path().string() + ": cannot create a folder for streamed blocks: "
-                             + std::strerror(errno));
+            throw InputError(scratch.string() + ": cannot create a folder for streamed blocks: " + std::strerror(errno));
         m_stream->spillDir = pattern;
     }
     const fs::path file = m_stream->spillDir / ("block-" + std::to_string(block) + ".safetensors");

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 
@@ -12,6 +13,24 @@
 #include <unistd.h>
 
 namespace sparselab {
+
+std::filesystem::path scratchFolder()
+{
+    const char* variable = std::getenv("TMPDIR");
+    const bool fromEnvironment = variable && *variable;
+    const std::filesystem::path folder = fromEnvironment ? variable : "/tmp";
+    const std::string named = fromEnvironment ? "TMPDIR (" + folder.string() + ")" : folder.string();
+    struct stat info{};
+    if (::stat(folder.c_str(), &info) != 0)
+        throw InputError(named + ": " + std::strerror(errno) + "; scratch files need a writable folder "
+                         "(set TMPDIR to one)");
+    if (!S_ISDIR(info.st_mode))
+        throw InputError(named + ": not a folder; scratch files need a writable folder (set TMPDIR to one)");
+    if (::access(folder.c_str(), W_OK | X_OK) != 0)
+        throw InputError(named + ": not writable (" + std::strerror(errno)
+                         + "); scratch files need a writable folder (set TMPDIR to one)");
+    return folder;
+}
 
 namespace fs = std::filesystem;
 

@@ -30,6 +30,11 @@ void renameFolderIntoPlace(const std::filesystem::path& tempFolder, const std::f
 // `nameInError` on failure.
 void syncFolderTree(const std::filesystem::path& folder, const std::filesystem::path& nameInError);
 
+// The folder for scratch files (a GGUF model's import, a streamed prune's spilled blocks):
+// $TMPDIR, or /tmp when TMPDIR is unset or empty. InputError naming TMPDIR when it is missing,
+// not a folder or not writable, so a command says so before its work instead of failing late.
+[[nodiscard]] std::filesystem::path scratchFolder();
+
 // A temporary sibling path: "<dir>/.<name>.tmp-<pid>-<counter>".
 [[nodiscard]] std::filesystem::path temporarySibling(const std::filesystem::path& target);
 
