@@ -1,5 +1,6 @@
 #include "cli_support.h"
 
+#include "tokenize/unicode.h"
 #include "util/errors.h"
 
 #include <csignal>
@@ -43,6 +44,15 @@ Args::Args(const std::string& command, const std::vector<std::string>& argv,
             m_positional.push_back(arg);
         }
     }
+    // Paths and names given here are recorded in JSON, HDF5 and GGUF, which hold UTF-8 text:
+    // a name that is not UTF-8 is refused now, not by a JSON writer after the work.
+    const std::string advice = "is not valid UTF-8 (SparseLab records file names and names as UTF-8: rename it)";
+    for (const auto& [name, value] : m_values)
+        if (!tokenize::unicode::isValidUtf8(value))
+            throw optionError("--" + name, advice);
+    for (const std::string& arg : m_positional)
+        if (!tokenize::unicode::isValidUtf8(arg))
+            throw InputError(tokenize::unicode::toValidUtf8(arg) + ": " + advice);
 }
 
 std::optional<std::string> Args::value(const std::string& name) const
@@ -160,7 +170,9 @@ ProgressCallback stderrProgress(bool quiet)
 
 void printJson(const nlohmann::json& object)
 {
-    std::cout << object.dump() << std::endl;
+    // Replace, not throw, on invalid UTF-8: text decoded from a model (a continuation cut
+    // inside a multi-byte character) may hold some, and the result is still worth printing.
+    std::cout << object.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
 }
 
 fs::path bundledResource(const std::string& relative)

@@ -1,6 +1,7 @@
 #include "io/gguf.h"
 
 #include "io/mapped_file.h"
+#include "tokenize/unicode.h"
 
 #include "util/atomic_file.h"
 #include "util/errors.h"
@@ -690,6 +691,22 @@ void GgufWriter::write(const fs::path& path,
     if (const GgufValue* a = find("general.alignment"))
         if (a->type() != GgufValueType::UInt32 || a->asInt() != int64_t(m_alignment))
             throw std::invalid_argument("GgufWriter: general.alignment does not match the writer's alignment");
+
+    // GGUF strings are UTF-8 (llama.cpp decodes them as such): a name or token that is not is
+    // refused before anything is written, naming the key.
+    const auto requireUtf8 = [&](const std::string& text, const std::string& what) {
+        if (!tokenize::unicode::isValidUtf8(text))
+            throw inputError(path, what + " is not valid UTF-8, which GGUF strings must be");
+    };
+    for (const auto& [key, value] : m_kv) {
+        requireUtf8(key, "a metadata key");
+        if (const std::string* text = value.asString())
+            requireUtf8(*text, "the value of '" + key + "'");
+        for (size_t i = 0; i < value.strings().size(); ++i)
+            requireUtf8(value.strings()[i], "'" + key + "' element " + std::to_string(i));
+    }
+    for (const Tensor& t : m_tensors)
+        requireUtf8(t.name, "a tensor name");
 
     ByteSink header;
     header.bytes().append("GGUF", 4);
