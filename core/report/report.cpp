@@ -5,6 +5,7 @@
 #include "pipeline/size_model.h"
 #include "report/pdf_writer.h"
 #include "tokenize/tokenizer.h"
+#include "tokenize/unicode.h"
 #include "export/hf_export.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
@@ -502,6 +503,72 @@ std::vector<Drawing> reportPlots(const ReportData& data)
 
 // ---- build -------------------------------------------------------------------------------------
 
+namespace {
+
+// The fields of a compressed folder's sparselab.json that the report reads, with the JSON type
+// each must have when present (absent ones take defaults). Checked once when the file is read,
+// so a wrongly typed field is one line naming the file and the field, never a JSON type_error
+// from deep inside the report (exit 1).
+void checkProvenanceTypes(const json& prov, const fs::path& file)
+{
+    enum class Kind { Number, Integer, String, Object, Array, Boolean };
+    const auto check = [&](const json& object, const std::string& where, const char* key, Kind kind) {
+        if (!object.contains(key))
+            return; // absent: the report's default (a null is a wrongly typed value)
+        const json& v = object.at(key);
+        const bool ok = kind == Kind::Number    ? v.is_number() && std::isfinite(v.get<double>())
+                        : kind == Kind::Integer ? v.is_number_integer()
+                        : kind == Kind::String  ? v.is_string()
+                        : kind == Kind::Object  ? v.is_object()
+                        : kind == Kind::Array   ? v.is_array()
+                                                : v.is_boolean();
+        static const char* const names[] = {"a finite number", "an integer", "a string", "an object", "an array",
+                                            "true or false"};
+        if (!ok)
+            throw inputError(file, "field '" + where + key + "' must be " + names[int(kind)] + ", got "
+                                       + v.dump().substr(0, 80));
+    };
+    for (const char* key : {"linear_sparsity", "prune_seconds"})
+        check(prov, "", key, Kind::Number);
+    for (const char* key : {"calibration", "evaluation", "recipe"})
+        check(prov, "", key, Kind::Object);
+    check(prov, "", "layers", Kind::Array);
+    if (prov.contains("evaluation") && prov.at("evaluation").is_object()) {
+        check(prov.at("evaluation"), "evaluation.", "file", Kind::String);
+        check(prov.at("evaluation"), "evaluation.", "seqlen", Kind::Integer);
+    }
+    if (prov.contains("calibration") && prov.at("calibration").is_object())
+        check(prov.at("calibration"), "calibration.", "seqlen", Kind::Integer);
+    if (prov.contains("recipe") && prov.at("recipe").is_object()) {
+        check(prov.at("recipe"), "recipe.", "defaults", Kind::Object);
+        if (prov.at("recipe").contains("defaults") && prov.at("recipe").at("defaults").is_object())
+            check(prov.at("recipe").at("defaults"), "recipe.defaults.", "group", Kind::Integer);
+    }
+    for (size_t i = 0; prov.contains("layers") && i < prov.at("layers").size(); ++i) {
+        const json& layer = prov.at("layers").at(i);
+        const std::string where = "layers[" + std::to_string(i) + "].";
+        if (!layer.is_object())
+            throw inputError(file, "field '" + where.substr(0, where.size() - 1) + "' must be an object");
+        for (const char* key : {"name", "method"})
+            check(layer, where, key, Kind::String);
+        for (const char* key : {"target_sparsity", "sparsity", "rel_output_error", "loss", "seconds"})
+            check(layer, where, key, Kind::Number);
+        for (const char* key : {"bits", "rows", "cols"})
+            check(layer, where, key, Kind::Integer);
+        // rows × cols are summed into parameter counts: bounded like a model's own sizes.
+        for (const char* key : {"rows", "cols"})
+            if (layer.contains(key) && layer.at(key).is_number_integer()
+                && (layer.at(key).get<int64_t>() < 0 || layer.at(key).get<int64_t>() > model::kMaxModelMlpWidth))
+                throw inputError(file, "field '" + where + key + "' is " + layer.at(key).dump()
+                                           + ", not a layer size from 0 to " + std::to_string(model::kMaxModelMlpWidth));
+        if (layer.contains("bits") && layer.at("bits").is_number_integer()
+            && (layer.at("bits").get<int64_t>() < 1 || layer.at("bits").get<int64_t>() > 32))
+            throw inputError(file, "field '" + where + "bits' is " + layer.at("bits").dump() + ", not 1 to 32");
+    }
+}
+
+} // namespace
+
 ReportData buildReport(const ReportParams& params, const ProgressCallback& progress, const CancelToken* cancel)
 {
     ReportData data;
@@ -513,10 +580,11 @@ ReportData buildReport(const ReportParams& params, const ProgressCallback& progr
     data.provenance = readJsonFile(provFile);
     if (!data.provenance.is_object() || !data.provenance.contains("layers") || !data.provenance.at("layers").is_array())
         throw inputError(provFile, "has no 'layers' array");
+    checkProvenanceTypes(data.provenance, provFile);
     data.denseFolder = fs::absolute(params.denseFolder).string();
     data.compressedFolder = fs::absolute(params.compressedFolder).string();
-    data.denseHashes = exporting::hashModelFolder(params.denseFolder);
-    data.compressedHashes = exporting::hashModelFolder(params.compressedFolder);
+    data.denseHashes = exporting::hashModelFolder(params.denseFolder, cancel);
+    data.compressedHashes = exporting::hashModelFolder(params.compressedFolder, cancel);
     data.denseDiskBytes = folderBytes(params.denseFolder);
     data.compressedDiskBytes = folderBytes(params.compressedFolder);
     data.linearSparsity = data.provenance.value("linear_sparsity", 0.0);
@@ -573,7 +641,7 @@ ReportData buildReport(const ReportParams& params, const ProgressCallback& progr
     data.denseBytes = pipeline::fixedParameterBytes(dense->parameterCount());
     data.compressedBytes = linearBytes + pipeline::fixedParameterBytes(dense->parameterCount() - linearParams);
 
-    const auto ids = tokenizer->encodeForModel(evalText);
+    const auto ids = tokenizer->encodeForModel(evalText, cancel);
     if (int64_t(ids.size()) < seqlen)
         throw inputError(evalFile, "has fewer tokens than one window of " + std::to_string(seqlen));
     data.comparison = compareDistributions(*dense, *compressed, ids, seqlen, params.maxWindows, 8, progress, cancel);
@@ -581,13 +649,15 @@ ReportData buildReport(const ReportParams& params, const ProgressCallback& progr
     const int32_t stop = tokenizer->eosId().value_or(-1);
     ProgressReporter reporter(progress, "continuations", int64_t(params.prompts.size()));
     for (size_t i = 0; i < params.prompts.size(); ++i) {
-        const auto prompt = tokenizer->encodeForModel(params.prompts[i]);
+        const auto prompt = tokenizer->encodeForModel(params.prompts[i], cancel);
         Continuation c;
         c.prompt = params.prompts[i];
         const auto a = greedyContinuation(*dense, prompt, params.newTokens, stop, cancel);
         const auto b = greedyContinuation(*compressed, prompt, params.newTokens, stop, cancel);
-        c.dense = tokenizer->decode(a);
-        c.compressed = tokenizer->decode(b);
+        // A continuation can stop inside a multi-byte character: kept as valid UTF-8 (U+FFFD)
+        // for the HTML, PDF and JSON that show it.
+        c.dense = tokenize::unicode::toValidUtf8(tokenizer->decode(a));
+        c.compressed = tokenize::unicode::toValidUtf8(tokenizer->decode(b));
         data.continuations.push_back(c);
         reporter.report(int64_t(i + 1));
     }
