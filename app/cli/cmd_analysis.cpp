@@ -152,7 +152,7 @@ std::optional<store::ModelIdentity> workspaceModel(const ResultOutputs& outputs,
 {
     if (!outputs.workspace)
         return std::nullopt;
-    auto identity = store::modelIdentity(model);
+    auto identity = store::modelIdentity(model, &interruptToken());
     checkWorkspaceFor(*outputs.workspace, identity);
     return identity;
 }
@@ -201,11 +201,11 @@ Session openSession(const Args& args, const fs::path& folder, bool needEval)
     s.tokenizer = tokenize::loadTokenizer(folder);
     s.model = model::CausalLM::load(folder, deviceOption(args));
     s.calib.vocabSize = s.model->config().vocabSize;
-    s.windows = data::sampleCalibrationWindows(s.tokenizer->encodeForModel(s.calibText), s.calib, s.calibFile);
+    s.windows = data::sampleCalibrationWindows(s.tokenizer->encodeForModel(s.calibText, &interruptToken()), s.calib, s.calibFile);
     s.evalParams.seqlen = s.calib.seqlen;
     s.evalParams.maxWindows = args.intOr("max-windows", 0, 0, int64_t(1) << 40);
     if (needEval) {
-        s.evalIds = s.tokenizer->encodeForModel(s.evalText);
+        s.evalIds = s.tokenizer->encodeForModel(s.evalText, &interruptToken());
         if (int64_t(s.evalIds.size()) < s.calib.seqlen)
             throw inputError(s.evalFile, "has " + std::to_string(s.evalIds.size()) + " tokens, fewer than one window of "
                                              + std::to_string(s.calib.seqlen));
@@ -273,7 +273,7 @@ int cmdSensitivity(const Args& args)
     pipeline::validateSensitivityParams(*s.model, params);
     const auto identity = workspaceModel(outputs, *s.model);
     auto result = pipeline::scanSensitivity(*s.model, s.windows, params, stderrProgress(quiet), &interruptToken());
-    result.provenance["model"] = {{"folder", fs::absolute(folder).string()}, {"sha256", exporting::hashModelFolder(folder)}};
+    result.provenance["model"] = {{"folder", fs::absolute(folder).string()}, {"sha256", exporting::hashModelFolder(folder, &interruptToken())}};
     json calibration = calibrationJson(s);
     calibration["file"] = fs::absolute(s.calibFile).string();
     result.provenance["calibration"] = calibration;
@@ -475,7 +475,7 @@ int cmdSweep(const Args& args)
     result.grid = grid;
     result.densePerplexity = dense.perplexity;
     result.denseBytes = pipeline::fixedParameterBytes(s.model->parameterCount());
-    result.settings = {{"model", {{"sha256", exporting::hashModelFolder(folder)}}},
+    result.settings = {{"model", {{"sha256", exporting::hashModelFolder(folder, &interruptToken())}}},
                        {"calibration", calibrationJson(s)},
                        {"evaluation",
                         {{"sha256", sha256Hex(s.evalText)}, {"seqlen", s.evalParams.seqlen}, {"max_windows", s.evalParams.maxWindows}}},

@@ -4,7 +4,8 @@
 // decoder block is checkpointed in W.h5.resume/ (store/resume.h): a prune killed mid-way
 // continues from the last finished block when restarted with the same settings.
 // Test hook: SPARSELAB_TEST_KILL_AFTER_BLOCK=k makes the process SIGKILL itself right after
-// block k's checkpoint is written (used by tests/cli/test_cli_workspace.cpp).
+// block k's checkpoint is written, SPARSELAB_TEST_INTERRUPT_AFTER_BLOCK=k sends it a SIGINT
+// there (both used by tests/cli/test_cli_workspace.cpp).
 
 #include "cli_plan.h"
 #include "cli_workspace.h"
@@ -166,19 +167,19 @@ int cmdPrune(const Args& args)
     auto model = model::CausalLM::load(folder, device, stream);
     std::optional<store::ModelIdentity> identity;
     if (workspace) {
-        identity = store::modelIdentity(*model); // hashes every file of the folder
+        identity = store::modelIdentity(*model, &interruptToken()); // hashes every file of the folder
         checkWorkspaceFor(*workspace, *identity);
     }
     // The whole plan against the model's layers before any slow step (tokenizing, calibration).
     pipeline::validatePlan(*model, params);
-    const auto calibIds = tokenizer->encodeForModel(calibText);
+    const auto calibIds = tokenizer->encodeForModel(calibText, &interruptToken());
     calib.vocabSize = model->config().vocabSize;
     const auto windows = data::sampleCalibrationWindows(calibIds, calib, calibFile);
     std::vector<int32_t> evalIds;
     eval::PerplexityParams evalParams;
     evalParams.seqlen = calib.seqlen;
     if (evalFile) {
-        evalIds = tokenizer->encodeForModel(evalText);
+        evalIds = tokenizer->encodeForModel(evalText, &interruptToken());
         if (int64_t(evalIds.size()) < calib.seqlen)
             throw inputError(*evalFile, "has " + std::to_string(evalIds.size()) + " tokens, fewer than one window of "
                                             + std::to_string(calib.seqlen));
@@ -233,13 +234,30 @@ int cmdPrune(const Args& args)
                 + " blocks restored from " + resume->folder().string());
         const char* killHook = std::getenv("SPARSELAB_TEST_KILL_AFTER_BLOCK");
         const int64_t killAfter = killHook ? std::atoll(killHook) : -1;
-        blockFinished = [&, killAfter](int64_t block, const std::vector<pipeline::LayerReport>& layers) {
+        // Test hook, as the kill: a Ctrl-C (SIGINT) delivered right after block k's checkpoint.
+        const char* interruptHook = std::getenv("SPARSELAB_TEST_INTERRUPT_AFTER_BLOCK");
+        const int64_t interruptAfter = interruptHook ? std::atoll(interruptHook) : -1;
+        blockFinished = [&, killAfter, interruptAfter](int64_t block, const std::vector<pipeline::LayerReport>& layers) {
             resume->saveBlock(store::blockCheckpoint(*model, block, layers));
             if (block == killAfter)
                 std::raise(SIGKILL);
+            if (block == interruptAfter)
+                std::raise(SIGINT);
         };
     }
-    const auto result = pipeline::pruneModel(*model, windows, params, progress, &cancel, {}, log, {}, blockFinished);
+    const auto result = [&] {
+        try {
+            return pipeline::pruneModel(*model, windows, params, progress, &cancel, {}, log, {}, blockFinished);
+        } catch (const CancelledError&) {
+            const int64_t kept = resume ? resume->finishedBlocks() : 0;
+            if (kept == 0)
+                throw;
+            // The checkpoints stay on purpose: the same command resumes from them.
+            throw CancelledError("no model was written; " + std::to_string(kept) + " of "
+                                 + std::to_string(model->numBlocks()) + " finished blocks are kept in "
+                                 + resume->folder().string() + " and the same command resumes from them");
+        }
+    }();
     if (evalFile)
         after = eval::evaluatePerplexity(*model, evalIds, evalParams, progress, &cancel);
 
@@ -253,7 +271,7 @@ int cmdPrune(const Args& args)
                                          {"sha256", sha256File(modelPath)}}
                                   : json{{"folder", fs::absolute(folder).string()},
                                          {"sha256", identity ? json(identity->fileSha256)
-                                                             : exporting::hashModelFolder(folder)}}},
+                                                             : exporting::hashModelFolder(folder, &interruptToken())}}},
         {"calibration",
          {{"file", fs::absolute(calibFile).string()},
           {"sha256", sha256Hex(calibText)},

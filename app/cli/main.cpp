@@ -168,8 +168,11 @@ int main(int argc, char** argv)
     } catch (const InputError& e) {
         std::fprintf(stderr, "error: %s\n", e.what());
         return 2;
-    } catch (const CancelledError&) {
-        std::fprintf(stderr, "cancelled: nothing was written\n");
+    } catch (const CancelledError& e) {
+        if (e.kept().empty())
+            std::fprintf(stderr, "cancelled: nothing was written\n");
+        else
+            std::fprintf(stderr, "cancelled: %s\n", e.kept().c_str());
         return 130;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "internal error: %s\n", e.what());

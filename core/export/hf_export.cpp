@@ -70,12 +70,12 @@ void checkExportTarget(const fs::path& sourceDir, const fs::path& outDir)
     fs::remove(probe, ec);
 }
 
-nlohmann::json hashModelFolder(const fs::path& folder)
+nlohmann::json hashModelFolder(const fs::path& folder, const CancelToken* cancel)
 {
     std::map<std::string, std::string> hashes;
     for (const auto& entry : fs::directory_iterator(folder))
         if (entry.is_regular_file())
-            hashes[entry.path().filename().string()] = sha256File(entry.path());
+            hashes[entry.path().filename().string()] = sha256File(entry.path(), cancel);
     return hashes;
 }
 

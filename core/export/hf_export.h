@@ -43,6 +43,6 @@ struct ExportSummary {
 void checkExportTarget(const std::filesystem::path& sourceDir, const std::filesystem::path& outDir);
 
 // SHA-256 of every regular file in a model folder, by file name (sorted).
-[[nodiscard]] nlohmann::json hashModelFolder(const std::filesystem::path& folder);
+[[nodiscard]] nlohmann::json hashModelFolder(const std::filesystem::path& folder, const CancelToken* cancel = nullptr);
 
 } // namespace sparselab::exporting

@@ -119,7 +119,7 @@ PerplexityRecord perplexityRecord(const eval::PerplexityResult& result)
     return p;
 }
 
-ModelIdentity modelIdentity(const model::CausalLM& model)
+ModelIdentity modelIdentity(const model::CausalLM& model, const CancelToken* cancel)
 {
     ModelIdentity m;
     const auto& config = model.config();
@@ -135,9 +135,9 @@ ModelIdentity modelIdentity(const model::CausalLM& model)
     if (fs::is_directory(model.folder(), ec)) {
         for (const auto& entry : fs::directory_iterator(model.folder()))
             if (entry.is_regular_file())
-                m.fileSha256[entry.path().filename().string()] = sha256File(entry.path());
+                m.fileSha256[entry.path().filename().string()] = sha256File(entry.path(), cancel);
     } else {
-        m.fileSha256[model.folder().filename().string()] = sha256File(model.folder());
+        m.fileSha256[model.folder().filename().string()] = sha256File(model.folder(), cancel);
     }
     return m;
 }

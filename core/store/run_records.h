@@ -5,6 +5,7 @@
 
 #include "store/resume.h"
 #include "store/workspace.h"
+#include "util/progress.h"
 
 #include <filesystem>
 #include <vector>
@@ -31,7 +32,7 @@ namespace sparselab::store {
 
 // Model identity: absolute folder, architecture from config, file hashes (every regular file
 // of the folder, SHA-256 — reads them all), parameter count and stored dtype.
-[[nodiscard]] ModelIdentity modelIdentity(const model::CausalLM& model);
+[[nodiscard]] ModelIdentity modelIdentity(const model::CausalLM& model, const CancelToken* cancel = nullptr);
 
 // The compressed weights of block `block` (float32 CPU copies) with the block's reports.
 [[nodiscard]] BlockCheckpoint blockCheckpoint(const model::CausalLM& model, int64_t block,

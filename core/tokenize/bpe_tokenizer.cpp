@@ -859,8 +859,10 @@ struct BpeTokenizer::Impl {
                     ids.push_back(segment.tokenId);
                     continue;
                 }
-                for (const Piece& piece : preTokenize(std::string(segment.text), segment.atStart))
+                for (const Piece& piece : preTokenize(std::string(segment.text), segment.atStart)) {
+                    pollEncodeCancel();
                     encodePiece(piece.text, ids, cache);
+                }
             }
         }
         return ids;

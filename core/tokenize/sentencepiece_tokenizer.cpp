@@ -464,6 +464,7 @@ public:
         const std::string_view all = normalized;
         std::size_t start = 0;
         const auto flush = [&](std::size_t end) {
+            pollEncodeCancel();
             const std::string_view chunk = all.substr(start, end - start);
             start = end;
             if (chunk.empty())
@@ -678,6 +679,7 @@ private:
             maybeAddPair(static_cast<int>(i) - 1, static_cast<int>(i));
 
         while (!agenda.empty()) {
+            pollEncodeCancel(); // a text without spaces is one chunk: merged here at length
             const Pair top = agenda.top();
             agenda.pop();
             Symbol& left = symbols[static_cast<std::size_t>(top.left)];

@@ -20,9 +20,29 @@ std::optional<int32_t> Tokenizer::tokenId(std::string_view token) const
     return std::nullopt;
 }
 
-std::vector<int32_t> Tokenizer::encodeForModel(std::string_view text) const
+namespace {
+// The token of the encodeForModel call running on this thread (encode() is a virtual of every
+// tokenizer: a thread-local keeps cancellation out of its signature).
+thread_local const CancelToken* t_encodeCancel = nullptr;
+thread_local uint32_t t_encodePolls = 0;
+} // namespace
+
+void pollEncodeCancel()
 {
+    if (t_encodeCancel && (++t_encodePolls & 255u) == 0)
+        throwIfCancelled(t_encodeCancel);
+}
+
+std::vector<int32_t> Tokenizer::encodeForModel(std::string_view text, const CancelToken* cancel) const
+{
+    struct Scope {
+        const CancelToken* previous;
+        explicit Scope(const CancelToken* token) : previous(t_encodeCancel) { t_encodeCancel = token; }
+        ~Scope() { t_encodeCancel = previous; }
+    } scope(cancel);
+    throwIfCancelled(cancel);
     std::vector<int32_t> ids = encode(text);
+    throwIfCancelled(cancel);
     if (addsBos())
         ids.insert(ids.begin(), *m_bosId);
     return ids;

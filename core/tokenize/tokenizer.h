@@ -26,6 +26,8 @@
 // Thread-safety: a loaded Tokenizer is immutable; all const members may be called from
 // several threads at once. setBos/setEos are for set-up before sharing.
 
+#include "util/progress.h"
+
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -64,8 +66,11 @@ public:
     void setBos(std::optional<int32_t> id, bool add) { m_bosId = id; m_addBos = add; }
     void setEos(std::optional<int32_t> id) { m_eosId = id; }
 
-    // BOS (when the model's tokenizer adds one) followed by encode(text).
-    [[nodiscard]] std::vector<int32_t> encodeForModel(std::string_view text) const;
+    // BOS (when the model's tokenizer adds one) followed by encode(text). With `cancel`, a
+    // long text stops with CancelledError soon after the token is cancelled (Ctrl-C, Cancel):
+    // the encoders poll it between words (see pollEncodeCancel); a 50 MB text took ~95 s.
+    [[nodiscard]] std::vector<int32_t> encodeForModel(std::string_view text,
+                                                      const CancelToken* cancel = nullptr) const;
 
 private:
     std::optional<int32_t> m_bosId;
@@ -92,5 +97,10 @@ private:
 [[nodiscard]] std::unique_ptr<Tokenizer> loadSentencePieceModelWithLibrary(const std::filesystem::path& modelFile);
 // False when the bridge library is missing (a build without libsentencepiece).
 [[nodiscard]] bool libSentencePieceAvailable();
+
+// For the encoders: throws CancelledError when the encodeForModel call running on this thread
+// was given a cancelled token. Cheap enough to call once per word (the token is read every
+// 256th call).
+void pollEncodeCancel();
 
 } // namespace sparselab::tokenize

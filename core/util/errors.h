@@ -23,6 +23,13 @@ public:
 class CancelledError : public std::runtime_error {
 public:
     CancelledError() : std::runtime_error("cancelled") {}
+    // `kept`: what the cancelled command left on purpose (e.g. a resume checkpoint), said to
+    // the user instead of "nothing was written".
+    explicit CancelledError(std::string kept) : std::runtime_error("cancelled"), m_kept(std::move(kept)) {}
+    [[nodiscard]] const std::string& kept() const { return m_kept; }
+
+private:
+    std::string m_kept;
 };
 
 // "FILE: PROBLEM" as one line (newlines in PROBLEM are replaced by spaces).

@@ -115,7 +115,7 @@ std::string sha256Hex(std::string_view bytes)
     return hash.finishHex();
 }
 
-std::string sha256File(const std::filesystem::path& file)
+std::string sha256File(const std::filesystem::path& file, const CancelToken* cancel)
 {
     requireRegularFile(file); // a FIFO would block the open, a device never end
     std::ifstream in(file, std::ios::binary);
@@ -124,6 +124,7 @@ std::string sha256File(const std::filesystem::path& file)
     Sha256 hash;
     std::vector<char> buffer(1 << 20);
     while (in) {
+        throwIfCancelled(cancel);
         in.read(buffer.data(), std::streamsize(buffer.size()));
         hash.update(buffer.data(), size_t(in.gcount()));
     }

@@ -1,6 +1,8 @@
 #pragma once
 // SHA-256 (FIPS 180-4) for provenance records: hashes of input model files and texts.
 
+#include "util/progress.h"
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -27,7 +29,8 @@ private:
 };
 
 [[nodiscard]] std::string sha256Hex(std::string_view bytes);
-// Streams the file; InputError naming it when unreadable.
-[[nodiscard]] std::string sha256File(const std::filesystem::path& file);
+// Streams the file; InputError naming it when unreadable; with `cancel`, CancelledError within
+// a megabyte of the token being cancelled (a model's weights take tens of seconds to hash).
+[[nodiscard]] std::string sha256File(const std::filesystem::path& file, const CancelToken* cancel = nullptr);
 
 } // namespace sparselab
