@@ -5,8 +5,9 @@
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
 #     SECONDS_PER_TARGET  default 60
 #     TARGET              safetensors gguf shard_index tokenizer_json tokenizer_model
-#                         config_json recipe (default: all)
-#   Environment: BUILD_DIR (default build-fuzz), CLI (a built sparselab-cli used to make
+#                         config_json recipe workspace json (default: all)
+#   Environment: RUNS (run each target for this many executions instead of a time),
+#   BUILD_DIR (default build-fuzz), CLI (a built sparselab-cli used to make
 #   GGUF seeds; default build/app/sparselab-cli if present), NICE (default 19), MAX_LEN
 #   (bytes; overrides the per-target input size limit, e.g. 90000 keeps tokenizer_json off
 #   the 2 MB GPT-2 seed and ~10x faster).
@@ -20,7 +21,7 @@ root=$PWD
 seconds=${1:-60}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(safetensors gguf shard_index tokenizer_json tokenizer_model config_json recipe)
+((${#targets[@]})) || targets=(safetensors gguf shard_index tokenizer_json tokenizer_model config_json recipe workspace json)
 build=${BUILD_DIR:-build-fuzz}
 shared=${SPARSELAB_SHARED_DATA_DIR:-$root/../shared/data}
 nice_level=${NICE:-19}
@@ -66,9 +67,27 @@ cat > "$build/corpus/shard_index/seed-index.json" <<'JSON'
 {"metadata": {"total_size": 16}, "weight_map": {"model.norm.weight": "model-00001-of-00001.safetensors"}}
 JSON
 
+# Workspaces: a sealed one from a real prune and a sensitivity scan of the demo (small runs).
+if [[ -x $cli && ! -f $build/corpus/workspace/seed-prune.h5 ]]; then
+  mkdir -p "$build/corpus/workspace"
+  seedtmp=$(mktemp -d)
+  "$cli" prune "$demo" --calib resources/text/tinystories_calib.txt --nsamples 4 --seqlen 32 \
+    --out "$seedtmp/out" --workspace "$build/corpus/workspace/seed-prune.h5" --quiet >/dev/null 2>&1 || true
+  "$cli" sensitivity "$demo" --calib resources/text/tinystories_calib.txt --nsamples 4 --seqlen 32 \
+    --sparsities 0.5 --layers 'model.layers.0.*' --out "$build/corpus/workspace/seed-scan.h5" >/dev/null 2>&1 || true
+  rm -rf "$seedtmp" "$build/corpus/workspace/"*.resume
+fi
+# JSON: the real configs and recipes, and documents nested 255, 256 and 257 levels deep.
+seed json $demo/config.json tests/data/models/*/config.json $demo/tokenizer_config.json
+mkdir -p "$build/corpus/json"
+for depth in 255 256 257; do
+  python3 -c "import sys; d=int(sys.argv[1]); print('{\"a\": ' + '['*(d-1) + '1' + ']'*(d-1) + '}')" "$depth" \
+    > "$build/corpus/json/seed-depth-$depth.json"
+done
+
 # ---- runs ----------------------------------------------------------------------------------
 declare -A max_len=([safetensors]=400000 [gguf]=2000000 [tokenizer_json]=2200000 [tokenizer_model]=16384
-                    [config_json]=4096 [recipe]=4096 [shard_index]=4096)
+                    [config_json]=4096 [recipe]=4096 [shard_index]=4096 [workspace]=131072 [json]=8192)
 mkdir -p "$build/logs"
 status=0
 for t in "${targets[@]}"; do
@@ -77,7 +96,8 @@ for t in "${targets[@]}"; do
   log=$build/logs/$t.log
   set +e
   ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    nice -n "$nice_level" "$build/fuzz/fuzz_$t" "$build/corpus/$t" -max_total_time="$seconds" \
+    nice -n "$nice_level" "$build/fuzz/fuzz_$t" "$build/corpus/$t" \
+    $([[ -n ${RUNS:-} ]] && echo "-runs=$RUNS" || echo "-max_total_time=$seconds") \
     -timeout=10 -rss_limit_mb=4096 -max_len="${MAX_LEN:-${max_len[$t]}}" -artifact_prefix="$findings/" \
     -print_final_stats=1 >"$log" 2>&1
   rc=$?

@@ -74,8 +74,8 @@ void writeModel(hid_t loc, const ModelIdentity& m)
 
 void writeAttributes(hid_t obj, const Attributes& attributes)
 {
-    for (const auto& [name, value] : attributes)
-        std::visit([&](const auto& v) { h5::writeAttribute(obj, name, v); }, value);
+    for (const auto& attribute : attributes) // (clang 14 cannot capture a structured binding)
+        std::visit([&](const auto& v) { h5::writeAttribute(obj, attribute.first, v); }, attribute.second);
 }
 
 void writeDataset(hid_t loc, const Dataset& d)
