@@ -13,9 +13,16 @@ struct CliRun {
     QString stdoutText;
 };
 
-inline CliRun runCli(const QStringList& args)
+// `environment`: "NAME=VALUE" entries set (VALUE may be empty) on top of this process's.
+inline CliRun runCli(const QStringList& args, const QStringList& environment = {})
 {
     QProcess process;
+    if (!environment.isEmpty()) {
+        QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+        for (const QString& entry : environment)
+            env.insert(entry.section('=', 0, 0), entry.section('=', 1));
+        process.setProcessEnvironment(env);
+    }
     process.start(QStringLiteral(SPARSELAB_CLI_PATH), args);
     process.waitForFinished(300000);
     CliRun run;

@@ -10,6 +10,8 @@
 #include "cli/cli_runner.h"
 
 #include <QDir>
+#include <QProcess>
+#include <QRegularExpression>
 #include <QFile>
 #include <QTemporaryDir>
 #include <QTest>
@@ -17,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cerrno>
+#include <functional>
 #include <limits>
 #include <cstring>
 #include <filesystem>
@@ -276,6 +279,95 @@ private Q_SLOTS:
             writeFile(notJson, "{");
             QTest::newRow("prune: recipe not JSON")
                 << (prune + QStringList{"--recipe", notJson, "--out", out}) << "broken-recipe.json" << out;
+        }
+
+        // --- absurd sizes in config.json: refused naming the field, before anything is allocated
+        // (2^62 layers died with "vector::_M_default_append", 2^31 with std::bad_alloc, exit 1).
+        {
+            const QString demoConfig = [&] {
+                QFile f(m_demo + "/config.json");
+                return f.open(QIODevice::ReadOnly) ? QString::fromUtf8(f.readAll()) : QString();
+            }();
+            const auto withField = [&](const QString& name, const QString& key, const QString& value) {
+                const QString m = makeModel(m_dir, name, QByteArray());
+                QFile::copy(m_demo + "/model.safetensors", m + "/model.safetensors");
+                auto config = nlohmann::json::parse(demoConfig.toStdString());
+                config[key.toStdString()] = nlohmann::json::parse(value.toStdString());
+                writeFile(m + "/config.json", QByteArray::fromStdString(config.dump()));
+                return m;
+            };
+            QTest::newRow("info: num_hidden_layers 2^62")
+                << QStringList{"info", withField("layers-2e62", "num_hidden_layers", "4611686018427387904")}
+                << "config.json: field 'num_hidden_layers' is 4611686018427387904, above the largest" << "";
+            QTest::newRow("eval: num_hidden_layers 2^31")
+                << QStringList{"eval", withField("layers-2e31", "num_hidden_layers", "2147483648"), "--text", m_eval,
+                               "--seqlen", "64"}
+                << "field 'num_hidden_layers' is 2147483648" << "";
+            QTest::newRow("prune: vocab_size 2^31 - 1")
+                << QStringList{"prune", withField("vocab-2e31", "vocab_size", "2147483647"), "--calib", m_calib,
+                               "--nsamples", "4", "--seqlen", "64", "--out", out}
+                << "field 'vocab_size' is 2147483647" << out;
+            QTest::newRow("plan: hidden_size 2^62")
+                << QStringList{"plan", withField("hidden-2e62", "hidden_size", "4611686018427387904")}
+                << "field 'hidden_size' is 4611686018427387904" << "";
+            QTest::newRow("info: intermediate_size above INT64_MAX")
+                << QStringList{"info", withField("mlp-2e64", "intermediate_size", "18446744073709551615")}
+                << "field 'intermediate_size' is 18446744073709551615" << "";
+            QTest::newRow("info: zero attention heads")
+                << QStringList{"info", withField("heads-0", "num_attention_heads", "0")}
+                << "field 'num_attention_heads' must be a positive integer" << "";
+        }
+
+        // --- scratch folder: a missing or unusable TMPDIR is one line naming it, before the work
+        // (it was "internal error: filesystem error: temp_directory_path", exit 1).
+        {
+            const QString gguf = d + "/scratch-demo.gguf";
+            QVERIFY(runCli({"export", m_demo, "--gguf", gguf, "--quiet"}).exitCode == 0);
+            QTest::newRow("GGUF model with TMPDIR missing")
+                << QStringList{"env:TMPDIR=" + d + "/no-such-folder", "info", gguf}
+                << "TMPDIR (" + d + "/no-such-folder): No such file or directory" << "";
+            QTest::newRow("GGUF model with TMPDIR a file")
+                << QStringList{"env:TMPDIR=" + gguf, "eval", gguf, "--text", m_eval, "--seqlen", "64"}
+                << "TMPDIR (" + gguf + "): not a folder" << "";
+            QTest::newRow("prune --stream with TMPDIR missing")
+                << QStringList{"env:TMPDIR=" + d + "/no-such-folder", "prune", m_demo, "--calib", m_calib,
+                               "--nsamples", "4", "--seqlen", "64", "--stream", "--out", out}
+                << "TMPDIR (" + d + "/no-such-folder)" << out;
+        }
+
+        // --- a compressed folder's sparselab.json with wrongly typed fields (report read them
+        // with nlohmann's value() and died with a JSON type_error, exit 1).
+        {
+            const QString pruned = d + "/typed-pruned";
+            QVERIFY(runCli({"prune", m_demo, "--calib", m_calib, "--nsamples", "4", "--seqlen", "64", "--out", pruned,
+                            "--quiet"}).exitCode == 0);
+            QFile provFile(pruned + "/sparselab.json");
+            QVERIFY(provFile.open(QIODevice::ReadOnly));
+            const auto provenance = nlohmann::json::parse(provFile.readAll().toStdString());
+            const auto withProvenance = [&](const QString& name, const std::function<void(nlohmann::json&)>& edit) {
+                const QString folder = d + "/" + name;
+                QDir().mkpath(folder);
+                for (const QString& f : QDir(pruned).entryList(QDir::Files))
+                    QFile::copy(pruned + "/" + f, folder + "/" + f);
+                nlohmann::json p = provenance;
+                edit(p);
+                QFile::remove(folder + "/sparselab.json");
+                writeFile(folder + "/sparselab.json", QByteArray::fromStdString(p.dump()));
+                return QStringList{"report", "--dense", m_demo, "--compressed", folder, "--eval", m_eval, "--seqlen",
+                                   "64", "--max-windows", "2", "--html", d + "/never-typed.html"};
+            };
+            QTest::newRow("report: sparselab.json linear_sparsity a string")
+                << withProvenance("typed-sparsity", [](nlohmann::json& p) { p["linear_sparsity"] = "half"; })
+                << "sparselab.json: field 'linear_sparsity' must be a finite number" << d + "/never-typed.html";
+            QTest::newRow("report: sparselab.json recipe null")
+                << withProvenance("typed-recipe", [](nlohmann::json& p) { p["recipe"] = nullptr; })
+                << "sparselab.json: field 'recipe' must be an object" << d + "/never-typed.html";
+            QTest::newRow("report: sparselab.json layer bits a string")
+                << withProvenance("typed-bits", [](nlohmann::json& p) { p["layers"][3]["bits"] = "4"; })
+                << "sparselab.json: field 'layers[3].bits' must be an integer" << d + "/never-typed.html";
+            QTest::newRow("report: sparselab.json layer rows 2^40")
+                << withProvenance("typed-rows", [](nlohmann::json& p) { p["layers"][0]["rows"] = int64_t(1) << 40; })
+                << "sparselab.json: field 'layers[0].rows' is 1099511627776" << d + "/never-typed.html";
         }
 
         // --- solve-layer ------------------------------------------------------------------------
@@ -617,6 +709,79 @@ private Q_SLOTS:
         QVERIFY(QDir(m_dir.path()).entryList({".*.tmp-*"}, QDir::AllEntries | QDir::Hidden).isEmpty());
     }
 
+    // Names that are not UTF-8 are refused when the command starts (a JSON writer threw
+    // type_error 316 after the whole prune, exit 1, and left a resume folder behind). QProcess
+    // arguments are QStrings, which cannot hold such bytes: the shell makes them with printf.
+    void namesNotUtf8()
+    {
+        const QString d = m_dir.path();
+        QProcess shell;
+        const QString setup = QStringLiteral(
+            "bad=\"$(printf 'bad\\377\\376name')\"; mkdir -p \"$D/$bad\" && cp \"$DEMO\"/* \"$D/$bad/\"");
+        QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+        env.insert("D", d);
+        env.insert("DEMO", m_demo);
+        env.insert("CALIB", m_calib);
+        env.insert("CLI", QStringLiteral(SPARSELAB_CLI_PATH));
+        shell.setProcessEnvironment(env);
+        shell.start("/bin/sh", {"-c", setup});
+        QVERIFY(shell.waitForFinished(60000) && shell.exitCode() == 0);
+        const struct {
+            const char* script;
+            const char* mustName;
+        } cases[] = {
+            {"\"$CLI\" info \"$D/$bad\" --json", "is not valid UTF-8"},
+            {"\"$CLI\" prune \"$DEMO\" --calib \"$CALIB\" --nsamples 4 --seqlen 64 --out \"$D/out-$bad\"",
+             "--out: is not valid UTF-8"},
+            {"\"$CLI\" prune \"$DEMO\" --calib \"$CALIB\" --nsamples 4 --seqlen 64 --out \"$D/ws-out\" "
+             "--workspace \"$D/$bad.h5\"",
+             "--workspace: is not valid UTF-8"},
+            {"\"$CLI\" export \"$DEMO\" --gguf \"$D/never-name.gguf\" --name \"$bad\"", "--name: is not valid UTF-8"},
+        };
+        for (const auto& c : cases) {
+            shell.start("/bin/sh", {"-c", QStringLiteral("bad=\"$(printf 'bad\\377\\376name')\"; ") + c.script});
+            QVERIFY(shell.waitForFinished(120000));
+            const QString err = QString::fromUtf8(shell.readAllStandardError());
+            QVERIFY2(shell.exitStatus() == QProcess::NormalExit && shell.exitCode() == 2, qPrintable(c.script + (" → " + err)));
+            QVERIFY2(errorLine(err).startsWith("error:") && errorLine(err).contains(c.mustName), qPrintable(err));
+        }
+        // Nothing was created under a name with those bytes but the model folder itself.
+        int withThoseBytes = 0;
+        for (const auto& entry : std::filesystem::directory_iterator(QFile::encodeName(d).toStdString()))
+            withThoseBytes += entry.path().filename().string().find("\xff\xfe") != std::string::npos ? 1 : 0;
+        QCOMPARE(withThoseBytes, 1);
+        // QTemporaryDir cannot remove a name QString cannot hold: remove it by its bytes.
+        for (const auto& entry : std::filesystem::directory_iterator(QFile::encodeName(d).toStdString()))
+            if (entry.path().filename().string().find("\xff\xfe") != std::string::npos)
+                std::filesystem::remove_all(entry.path());
+        QVERIFY(!QFileInfo::exists(d + "/never-name.gguf") && !QFileInfo::exists(d + "/ws-out"));
+    }
+
+    // Every model size at its limit with the largest --nsamples and --seqlen: the plan's byte
+    // counts pass 2^63 and once wrapped to a negative total that "fits" (exit 0); now they
+    // saturate: the plan is printed with "more than 9.2 EB" and the command refuses (exit 2).
+    void planSaturates()
+    {
+        const QString huge = makeModel(m_dir, "all-limits", QByteArray());
+        QFile::copy(m_demo + "/model.safetensors", huge + "/model.safetensors");
+        QFile demoConfig(m_demo + "/config.json");
+        QVERIFY(demoConfig.open(QIODevice::ReadOnly));
+        auto config = nlohmann::json::parse(demoConfig.readAll().toStdString());
+        config["hidden_size"] = 1048576;
+        config["intermediate_size"] = 4194304;
+        config["num_hidden_layers"] = 10000;
+        config["num_attention_heads"] = 65536;
+        config["num_key_value_heads"] = 65536;
+        config["vocab_size"] = 16777216;
+        config["max_position_embeddings"] = 1048576;
+        writeFile(huge + "/config.json", QByteArray::fromStdString(config.dump()));
+        const auto run = runCli({"plan", huge, "--nsamples", "1048576", "--seqlen", "1048576"});
+        QVERIFY2(run.exitCode == 2, qPrintable(run.stderrText));
+        QVERIFY2(errorLine(run.stderrText).contains("needs more than 9.2 EB of host memory"), qPrintable(run.stderrText));
+        QVERIFY2(run.stdoutText.contains("more than 9.2 EB"), qPrintable(run.stdoutText));
+        QVERIFY(!run.stdoutText.contains(QRegularExpression(" -[0-9]"))); // no wrapped, negative byte count
+    }
+
     void reportNeverOverwritesItsPrompts()
     {
         const QString prompts = m_dir.filePath("prompts.html");
@@ -635,7 +800,11 @@ private Q_SLOTS:
         QFETCH(QStringList, args);
         QFETCH(QString, mustName);
         QFETCH(QString, mustNotExist);
-        const auto run = runCli(args);
+        // Leading "env:NAME=VALUE" arguments set the command's environment.
+        QStringList environment;
+        while (!args.isEmpty() && args.first().startsWith(QStringLiteral("env:")))
+            environment << args.takeFirst().mid(4);
+        const auto run = runCli(args, environment);
         const QString line = errorLine(run.stderrText);
         QVERIFY2(run.exitCode == 2, qPrintable(QString("exit %1, stderr: %2").arg(run.exitCode).arg(run.stderrText)));
         QVERIFY2(line.contains(mustName), qPrintable("error line does not name '" + mustName + "': " + line));

@@ -37,12 +37,14 @@ struct Run {
     QString stderrText, stdoutText;
 };
 
-Run runCli(const QStringList& args, const QString& killAfterBlock = {})
+Run runCli(const QStringList& args, const QString& killAfterBlock = {}, const QString& interruptAfterBlock = {})
 {
     QProcess process;
     auto env = QProcessEnvironment::systemEnvironment();
     if (!killAfterBlock.isEmpty())
         env.insert("SPARSELAB_TEST_KILL_AFTER_BLOCK", killAfterBlock);
+    if (!interruptAfterBlock.isEmpty())
+        env.insert("SPARSELAB_TEST_INTERRUPT_AFTER_BLOCK", interruptAfterBlock);
     process.setProcessEnvironment(env);
     process.start(QStringLiteral(SPARSELAB_CLI_PATH), args);
     process.waitForFinished(600000);
@@ -88,6 +90,7 @@ private Q_SLOTS:
     void gptqResumeKeepsGridOptions();
     void staleCheckpointsAreDiscarded();
     void badWorkspaceFiles();
+    void interruptSaysWhatIsKept();
 
 private:
     QTemporaryDir m_dir;
@@ -334,6 +337,26 @@ void TestCliWorkspace::badWorkspaceFiles()
     const auto listing = runCli({"workspace", q(notes)});
     QCOMPARE(listing.exitCode, 2);
     QVERIFY(listing.stderrText.trimmed().endsWith(": not an HDF5 file"));
+}
+
+// Ctrl-C during prune --workspace keeps the finished blocks' checkpoints on purpose: the
+// message says so (it said "nothing was written"), exit 130, no output folder; the same
+// command then resumes and finishes.
+void TestCliWorkspace::interruptSaysWhatIsKept()
+{
+    const fs::path out = m_root / "interrupted_out";
+    const fs::path workspace = m_root / "interrupted.h5";
+    const auto interrupted = runCli(pruneArgs(out, workspace), {}, "1");
+    QCOMPARE(interrupted.exitCode, 130);
+    const QString last = interrupted.stderrText.trimmed().split('\n').last();
+    QVERIFY2(last.startsWith("cancelled: no model was written; 2 of 5 finished blocks are kept in "),
+             qPrintable(interrupted.stderrText));
+    QVERIFY2(last.contains(q(workspace) + ".resume"), qPrintable(last));
+    QVERIFY(!fs::exists(out));
+    QVERIFY(fs::exists(fs::path(workspace.string() + ".resume")));
+    const auto resumed = runCli(pruneArgs(out, workspace));
+    QCOMPARE(resumed.exitCode, 0);
+    QVERIFY(fs::exists(out / "model.safetensors"));
 }
 
 QTEST_GUILESS_MAIN(TestCliWorkspace)

@@ -201,6 +201,7 @@ void writeBytes(const fs::path& path, const QByteArray& bytes)
 class TestGguf : public QObject {
     Q_OBJECT
 private Q_SLOTS:
+    void stringsMustBeUtf8();
     void fp16Conversion();
     void q8_0HandBlock();
     void q4_0HandBlocks();
@@ -932,6 +933,12 @@ void TestGguf::llamaLevelErrors_data()
     QTest::newRow("NaN freq_base") << "NaN freq_base" << "llama.rope.freq_base must be a positive finite number";
     QTest::newRow("negative epsilon") << "negative epsilon"
                                       << "llama.attention.layer_norm_rms_epsilon must be a positive finite number";
+    // Absurd sizes are refused naming the GGUF key (not the config.json field of the import,
+    // and not a temporary file), before anything is allocated from them.
+    QTest::newRow("block count 2^40") << "block count 2^40"
+                                      << "llama.block_count is 1099511627776, above the largest 10000";
+    QTest::newRow("zero heads") << "zero heads" << "llama.attention.head_count must be a positive integer";
+    QTest::newRow("context length 2^62") << "context length 2^62" << "llama.context_length is 4611686018427387904";
 }
 
 // Files that are valid GGUF but not a Llama model SparseLab can load.
@@ -955,6 +962,12 @@ void TestGguf::llamaLevelErrors()
             continue;
         else if (mutation == "NaN freq_base" && key == "llama.rope.freq_base")
             w.set(key, GgufValue::f32(std::numeric_limits<float>::quiet_NaN()));
+        else if (mutation == "block count 2^40" && key == "llama.block_count")
+            w.set(key, GgufValue::u64(uint64_t(1) << 40));
+        else if (mutation == "zero heads" && key == "llama.attention.head_count")
+            w.set(key, GgufValue::u32(0));
+        else if (mutation == "context length 2^62" && key == "llama.context_length")
+            w.set(key, GgufValue::u64(uint64_t(1) << 62));
         else if (mutation == "negative epsilon" && key == "llama.attention.layer_norm_rms_epsilon")
             w.set(key, GgufValue::f32(-1e-5f));
         else if (mutation == "token count" && key == "tokenizer.ggml.tokens") {
@@ -1011,6 +1024,32 @@ void TestGguf::llamaLevelErrors()
                                 .toStdString();
     QVERIFY(!errorText([&] { importGgufAsHfFolder(file, folder); }).isEmpty());
     QVERIFY(!fs::exists(folder));
+}
+
+// GGUF strings are UTF-8: a value, an array element, a key or a tensor name that is not is
+// refused naming it, and nothing is written.
+void TestGguf::stringsMustBeUtf8()
+{
+    const std::string bad = "caf\xe9"; // Latin-1 é
+    const auto refusal = [&](const std::function<void(GgufWriter&)>& fill) {
+        GgufWriter w;
+        w.set("general.architecture", GgufValue::string("llama"));
+        fill(w);
+        const fs::path file = m_dir.filePath("utf8.gguf").toStdString();
+        const QString error = errorText([&] { w.write(file); });
+        const bool written = fs::exists(file);
+        fs::remove(file);
+        return written ? QString("written") + error : error;
+    };
+    QVERIFY(refusal([&](GgufWriter& w) { w.set("general.name", GgufValue::string(bad)); })
+                .contains("the value of 'general.name' is not valid UTF-8"));
+    QVERIFY(refusal([&](GgufWriter& w) { w.set("tokenizer.ggml.tokens", GgufValue::stringArray({"a", "b", bad})); })
+                .contains("'tokenizer.ggml.tokens' element 2 is not valid UTF-8"));
+    QVERIFY(refusal([&](GgufWriter& w) { w.set(bad, GgufValue::u32(1)); }).contains("a metadata key is not valid UTF-8"));
+    QVERIFY(refusal([&](GgufWriter& w) { w.addTensor(bad, GgmlType::F32, {1}, std::vector<std::byte>(4)); })
+                .contains("a tensor name is not valid UTF-8"));
+    QCOMPARE(refusal([&](GgufWriter& w) { w.set("general.name", GgufValue::string("caf\xc3\xa9")); }),
+             QString("written"));
 }
 
 QTEST_GUILESS_MAIN(TestGguf)

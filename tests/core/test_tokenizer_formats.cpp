@@ -15,7 +15,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <fstream>
+#include <thread>
 
 using namespace sparselab;
 using namespace sparselab::tokenize;
@@ -145,6 +147,7 @@ private Q_SLOTS:
     void gpt2VocabMergesFolder();
     void badInput_data();
     void badInput();
+    void encodeStopsWhenCancelled();
 };
 
 // Expected pieces from Python's `regex` module with the same patterns.
@@ -362,6 +365,40 @@ void TestTokenizerFormats::badInput()
         const QString message = QString::fromUtf8(e.what());
         QVERIFY2(message.startsWith(QString::fromStdString(expectedName + ": ")), qPrintable(message));
         QVERIFY2(!message.contains('\n'), qPrintable(message));
+    }
+}
+
+// Ctrl-C / Cancel reach the encoders: a long text (here ~24 MB) stops with CancelledError
+// once the token is cancelled from another thread, for the SentencePiece encoder and (with
+// ../shared) GPT-2's byte-level BPE; without a token, or before the cancel, results are intact.
+void TestTokenizerFormats::encodeStopsWhenCancelled()
+{
+    std::ifstream in(sparselab::testing::demoCalibText(), std::ios::binary);
+    const std::string calib((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    QVERIFY(calib.size() > 100000);
+    std::string big;
+    while (big.size() < 24'000'000)
+        big += calib;
+    std::vector<std::unique_ptr<Tokenizer>> tokenizers;
+    tokenizers.push_back(loadTokenizer(sparselab::testing::demoModelDir()));
+    if (sparselab::testing::haveSharedData())
+        tokenizers.push_back(loadTokenizerJson(sparselab::testing::sharedDataDir() / "tokenizers" / "gpt2" / "tokenizer.json"));
+    for (const auto& tokenizer : tokenizers) {
+        sparselab::CancelToken untouched;
+        QCOMPARE(tokenizer->encodeForModel(calib, &untouched), tokenizer->encodeForModel(calib));
+        sparselab::CancelToken token;
+        std::thread canceller([&] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            token.cancel();
+        });
+        bool cancelled = false;
+        try {
+            (void)tokenizer->encodeForModel(big, &token);
+        } catch (const sparselab::CancelledError&) {
+            cancelled = true;
+        }
+        canceller.join();
+        QVERIFY2(cancelled, tokenizer->description().c_str());
     }
 }
 
