@@ -267,15 +267,15 @@ void verifySeal(const std::string& path)
     fail("corrupt: its checksum block is damaged");
 }
 
-void seal(const std::string& path)
+} // namespace
+
+void sealFile(const std::string& path)
 {
     const std::string text = sealText(digestAfterSeal(path));
     std::fstream out(path, std::ios::binary | std::ios::in | std::ios::out);
     if (!out || !out.write(text.data(), std::streamsize(text.size())) || !out.flush())
         fail("cannot write the checksum block");
 }
-
-} // namespace
 
 void writeSealedFile(const std::string& path, const std::function<void(hid_t file)>& body)
 {
@@ -299,7 +299,7 @@ void writeSealedFile(const std::string& path, const std::function<void(hid_t fil
         if (H5Fclose(raw) < 0)
             fail("cannot close the file (disk full?)");
     }
-    seal(path);
+    sealFile(path);
 }
 
 File openFileReadOnly(const std::string& path)

@@ -68,6 +68,9 @@ std::unique_lock<std::recursive_mutex> hdf5Lock();
 // every handle `body` opened must be closed when it returns) and seals it.
 void writeSealedFile(const std::string& path, const std::function<void(hid_t file)>& body);
 File openFileReadOnly(const std::string& path);
+// (Re)writes the seal of a file that has the 512-byte user block: writeSealedFile's last step,
+// and how the workspace fuzzer gets mutated HDF5 bytes past the seal to libhdf5's parser.
+void sealFile(const std::string& path);
 inline constexpr size_t kSealSize = 512;           // the user block holding the seal
 
 // Groups
