@@ -26,6 +26,7 @@
 
 #include <QMainWindow>
 #include <QPointer>
+#include <QSize>
 #include <QStringList>
 #include <QThreadPool>
 
@@ -35,6 +36,7 @@
 
 class QAction;
 class QCloseEvent;
+class QShowEvent;
 class QDockWidget;
 class QDragEnterEvent;
 class QDropEvent;
@@ -82,6 +84,8 @@ public:
     // Compressed models kept for export: the latest always, older ones while their linear
     // weights (float32) stay under this budget.
     static constexpr qint64 kKeptModelBytes = qint64(4) << 30;
+    // The window's size on first start, made smaller to fit the screen it opens on.
+    static constexpr QSize kPreferredSize{1480, 920};
 
     MainWindow();
     explicit MainWindow(const Options& options, QWidget* parent = nullptr);
@@ -171,6 +175,8 @@ public Q_SLOTS:
     void cancelJob();
     void clearRecentModels();
     void clearRecentRecipes();
+    // View → Reset Layout: the default arrangement (built for watching a run) at a size that
+    // fits the screen.
     void resetLayout();
     void showAbout();
     // Opens the Teaching Mode window (View → Teaching Mode, Ctrl+Shift+M) on the loaded model.
@@ -197,6 +203,7 @@ Q_SIGNALS:
 
 protected:
     void closeEvent(QCloseEvent* event) override;
+    void showEvent(QShowEvent* event) override;
     void dragEnterEvent(QDragEnterEvent* event) override;
     void dropEvent(QDropEvent* event) override;
 
@@ -207,6 +214,9 @@ private:
     void createMenus();
     void createDocks();
     QDockWidget* addView(const QString& key, const QString& title, QWidget* widget, Qt::DockWidgetArea area);
+    void applyDefaultLayout();
+    void fitDocksToWindow();
+    void fitToScreen();
     void readSettings(const Options& options);
     void writeSettings() const;
     void saveEvaluationSettings() const;
@@ -304,11 +314,12 @@ private:
     QStringList m_recent;
     QStringList m_recentRecipes;
     QString m_lastRecipeFile;
-    QByteArray m_defaultState;
     ErrorHandler m_errorHandler;
     QString m_lastError;
     bool m_busy = false;
     bool m_restoring = false;
+    bool m_fitDocksOnShow = false; // the default layout's dock sizes are applied at first show
+    bool m_layoutRestored = false; // a saved layout (of this kStateVersion) was restored
     bool m_restoreSettings = true; // Options::restoreSettings (also the saved plan)
 };
 
