@@ -105,10 +105,13 @@ ModelTreeWidget::ModelTreeWidget(QWidget* parent)
     m_tree->setUniformRowHeights(true);
     m_tree->setSelectionBehavior(QAbstractItemView::SelectRows);
     m_tree->setEditTriggers(QAbstractItemView::NoEditTriggers);
-    m_tree->header()->setStretchLastSection(false);
-    m_tree->header()->setSectionResizeMode(NameColumn, QHeaderView::Stretch);
-    for (int c = ShapeColumn; c < ColumnCount; ++c)
+    // Every column as wide as its contents (a stretched name column was squeezed and clipped
+    // the layer names in a narrow dock); the last one takes the rest, and a scroll bar appears
+    // when the dock is narrower than the names.
+    m_tree->header()->setStretchLastSection(true);
+    for (int c = NameColumn; c < ColumnCount; ++c)
         m_tree->header()->setSectionResizeMode(c, QHeaderView::ResizeToContents);
+    m_tree->setHorizontalScrollBarPolicy(Qt::ScrollBarAsNeeded);
     m_tree->header()->setDefaultAlignment(Qt::AlignLeft | Qt::AlignVCenter);
     connect(m_tree, &QTreeView::activated, this, [this](const QModelIndex& proxyIndex) {
         const QModelIndex index = m_proxy->mapToSource(proxyIndex.siblingAtColumn(NameColumn));

@@ -344,6 +344,13 @@ bool AnalysisController::startSweep(const SweepRequest& request)
         m_window->reportError(tr("No evaluation text"), tr("A sweep measures perplexity: choose an evaluation text (Ctrl+T)."));
         return false;
     }
+    {
+        const qint64 seqlen = params.evaluation.seqlen > 0 ? params.evaluation.seqlen : params.calibration.seqlen;
+        const auto known = m_window->m_densePerplexity.find(
+            m_window->densePerplexityKey(params.evaluation.textPath, seqlen, params.evaluation.maxWindows));
+        if (known != m_window->m_densePerplexity.end())
+            params.densePerplexity = known->second.perplexity;
+    }
     params.sparsities = request.sparsities;
     params.bits = request.bits;
     for (int m : request.methods)

@@ -1360,10 +1360,21 @@ void MainWindow::replaceRuns(const QList<RunRecord>& runs)
     m_runModels.clear();
     m_resultsPanel->clearRuns();
     m_tree->clearLayerSparsity();
+    // The previous export's outcome belongs to runs that are gone.
+    m_exportPanel->clearStatus();
     for (RunRecord run : runs) {
         run.id = m_nextRunId++;
         run.modelKept = false;
         m_resultsPanel->addRun(run);
+        // The workspace holds each run's dense perplexity: for the loaded model, runs with the
+        // same evaluation settings reuse it instead of measuring it again.
+        const bool sameModel = QDir::cleanPath(run.modelFolder) == QDir::cleanPath(m_summary.folder);
+        if (sameModel && run.evaluation.enabled && std::isfinite(run.perplexityBefore) && run.detailBefore) {
+            const qint64 seqlen = run.evalSeqlen > 0 ? run.evalSeqlen
+                                                     : (run.evaluation.seqlen > 0 ? run.evaluation.seqlen : run.calibration.seqlen);
+            m_densePerplexity.try_emplace(densePerplexityKey(run.evaluation.textPath, seqlen, run.evaluation.maxWindows),
+                                          DenseEvaluation{run.perplexityBefore, run.detailBefore});
+        }
     }
     if (!runs.isEmpty()) {
         QHash<QString, double> sparsity;
