@@ -95,10 +95,8 @@ EvaluationPanel::EvaluationPanel(QWidget* parent)
     auto* form = new QFormLayout(settingsBox);
     form->setFieldGrowthPolicy(QFormLayout::AllNonFixedFieldsGrow);
     form->addRow(tr("&Window length:"), m_seqlen);
-    auto* windowsRow = new QHBoxLayout;
-    windowsRow->addWidget(m_maxWindows, 1);
-    windowsRow->addWidget(m_allWindows);
-    form->addRow(tr("&Evaluate:"), windowsRow);
+    form->addRow(tr("&Evaluate:"), m_maxWindows);
+    form->addRow(QString(), m_allWindows); // its own row: the dock stays as narrow as before
     form->addRow(tr("&Batch:"), m_batchSize);
 
     // --- run

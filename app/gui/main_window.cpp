@@ -703,12 +703,13 @@ void MainWindow::fitToScreen()
     if (!s)
         return;
     const QRect available = s->availableGeometry();
-    // Room for the title bar the window manager adds (not part of geometry(); unknown before
-    // the window is first shown, so a typical 32 px is assumed then).
-    const int frame = isVisible() ? std::max(0, frameGeometry().height() - geometry().height()) : 32;
-    const QSize room(available.width() - 2 * 8, available.height() - frame - 2 * 8);
+    // Room for the frame and title bar the window manager adds (not part of geometry();
+    // unknown before the window is first shown, so a typical 4 px border and 32 px title bar
+    // are assumed then, and the fit is checked again when it is shown).
+    const QSize frame = isVisible() ? frameGeometry().size() - geometry().size() : QSize(8, 36);
+    const QSize room = available.size() - frame;
     QSize size = isVisible() || testAttribute(Qt::WA_Resized) ? this->size() : kPreferredSize;
-    size = size.boundedTo(room).expandedTo(minimumSizeHint().boundedTo(room));
+    size = size.boundedTo(room);
     resize(size);
     QRect frameRect = frameGeometry();
     if (!available.contains(frameRect)) {
@@ -1151,9 +1152,14 @@ bool MainWindow::evaluate()
     connect(job, &PerplexityJob::finished, this, [this, done](const PerplexityJob::Result& result) {
         done();
         onEvaluationFinished(result);
+        m_runPanel->finishJob(RunPanel::Outcome::Done, tr("Perplexity %1 on %2 (%3 windows)")
+                                                           .arg(result.perplexity.perplexity, 0, 'f', 4)
+                                                           .arg(QFileInfo(result.textPath).fileName())
+                                                           .arg(result.perplexity.windows));
     });
     connect(job, &PerplexityJob::failed, this, [this, done](const QString& message) {
         done();
+        m_runPanel->finishJob(RunPanel::Outcome::Failed, tr("Evaluation failed: %1").arg(message));
         m_evalPanel->showStatus(tr("Failed: %1").arg(message));
         reportError(tr("Evaluation failed"), message);
         Q_EMIT evaluationFailed(message);
@@ -1161,6 +1167,7 @@ bool MainWindow::evaluate()
     connect(job, &PerplexityJob::cancelled, this, [this, done] {
         done();
         m_evalPanel->showStatus(tr("Cancelled."));
+        m_runPanel->finishJob(RunPanel::Outcome::Cancelled, tr("Evaluation cancelled."));
         m_log->appendInfo(tr("Evaluation cancelled."));
         statusBar()->showMessage(tr("Evaluation cancelled."), 5000);
         Q_EMIT evaluationCancelled();
@@ -1172,6 +1179,7 @@ bool MainWindow::evaluate()
                                params.maxWindows > 0 ? tr("first %1 windows").arg(params.maxWindows) : tr("all windows"))
                           .arg(params.batchSize));
     statusBar()->showMessage(tr("Evaluating…"));
+    m_runPanel->startJob(tr("Evaluation"));
     setBusy(true);
     updateActions();
     m_pool.start(job);
@@ -1181,6 +1189,7 @@ bool MainWindow::evaluate()
 void MainWindow::onEvaluationProgress(qint64 done, qint64 total, double etaSeconds, const QString& text)
 {
     m_evalPanel->setProgress(done, total, etaSeconds, text);
+    m_runPanel->setJobProgress(done, total, etaSeconds, text);
     if (total > 0) {
         m_statusProgress->setRange(0, 1000);
         m_statusProgress->setValue(int(done * 1000 / total));
@@ -1682,6 +1691,10 @@ void MainWindow::stopJobs()
 void MainWindow::showEvent(QShowEvent* event)
 {
     QMainWindow::showEvent(event);
+    if (!m_shownOnce) {
+        m_shownOnce = true;
+        fitToScreen(); // now with the real frame
+    }
     if (m_fitDocksOnShow) {
         m_fitDocksOnShow = false;
         fitDocksToWindow();

@@ -320,6 +320,7 @@ private:
     bool m_restoring = false;
     bool m_fitDocksOnShow = false; // the default layout's dock sizes are applied at first show
     bool m_layoutRestored = false; // a saved layout (of this kStateVersion) was restored
+    bool m_shownOnce = false;
     bool m_restoreSettings = true; // Options::restoreSettings (also the saved plan)
 };
 
