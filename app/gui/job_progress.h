@@ -32,12 +32,12 @@ struct CostRates {
     // Measured with sparselab-cli on the bundled demo (stories260K, 5 blocks, 2 threads, the
     // project's shared 2-core machine, load about 3; median of 3): 32 windows × 256 evaluation
     // tokens in 1.1 s (`eval --seqlen 256 --max-windows 32`); 128 × 256 calibration tokens
-    // pruned in 2.9 s (`prune --nsamples 128 --seqlen 256 --sparsity 0.5`); loading the model,
-    // tokenizing the 390 KB evaluation text and one window took 0.95 s, so tokenizing costs
-    // at most 0.95 s per 390 KB.
+    // pruned in 2.9 s (`prune --nsamples 128 --seqlen 256 --sparsity 0.5`). Tokenizing: the
+    // median of the rates six workbench runs stored (bench/bench_first_frame), 2.4e-7 s per
+    // byte (0.1 s for the 404 KB calibration text).
     static constexpr double kDemoEvalPerTokenBlock = 1.1 / (32.0 * 256.0 * 6.0);
     static constexpr double kDemoPrunePerTokenBlock = 2.9 / (128.0 * 256.0 * 5.0);
-    static constexpr double kDemoTokenizePerByte = 0.95 / 390441.0;
+    static constexpr double kDemoTokenizePerByte = 2.4e-7;
 
     double evalPerTokenBlock = kDemoEvalPerTokenBlock;
     double prunePerTokenBlock = kDemoPrunePerTokenBlock;
