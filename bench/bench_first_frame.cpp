@@ -119,7 +119,7 @@ double median(std::vector<double> v)
     return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
 }
 
-void print(const char* what, int session, const RunFigures& f)
+void print(const char* what, int session, const RunFigures& f, const CostRates& r)
 {
     std::printf("%-6s session %d: first frame %.2f s, run %.1f s, ETA at 10/25/50 %%: %.1f/%.1f/%.1f s vs %.1f/%.1f/%.1f s left;",
                 what, session, f.firstFrame, f.total, f.etaAt[0], f.etaAt[1], f.etaAt[2], f.leftAt[0], f.leftAt[1],
@@ -127,7 +127,6 @@ void print(const char* what, int session, const RunFigures& f)
     for (const auto& [stage, seconds] : f.phases)
         std::printf(" %s %.1f s;", qPrintable(stage), seconds);
     // The phase costs the run measured (what the next run's progress is weighted by).
-    const CostRates r = CostRates::load();
     std::printf(" rates: eval %.3g, prune %.3g s per token-block, tokenize %.3g s per byte\n", r.evalPerTokenBlock,
                 r.prunePerTokenBlock, r.tokenizePerByte);
     std::fflush(stdout);
@@ -161,9 +160,9 @@ int main(int argc, char* argv[])
             return 1;
         }
         cold.push_back(runOnce(window));
-        print("cold", s, cold.back());
+        print("cold", s, cold.back(), window.costRates());
         cached.push_back(runOnce(window));
-        print("cached", s, cached.back());
+        print("cached", s, cached.back(), window.costRates());
     }
     const auto summary = [](const char* what, const std::vector<RunFigures>& runs) {
         std::vector<double> frame, total, eta[3], left[3];

@@ -105,13 +105,14 @@ ModelTreeWidget::ModelTreeWidget(QWidget* parent)
     m_tree->setUniformRowHeights(true);
     m_tree->setSelectionBehavior(QAbstractItemView::SelectRows);
     m_tree->setEditTriggers(QAbstractItemView::NoEditTriggers);
-    // Every column as wide as its contents (a stretched name column was squeezed and clipped
-    // the layer names in a narrow dock); the last one takes the rest, and a scroll bar appears
-    // when the dock is narrower than the names.
+    // The name column is sized to the names once per model (setSummary) and can be dragged; a
+    // stretched name column was squeezed by the others and clipped the layer names in a narrow
+    // dock. A scroll bar appears when the dock is narrower than the names. (ResizeToContents
+    // on it would measure every row again at each sparsity update, on the GUI thread.)
     m_tree->header()->setStretchLastSection(true);
-    for (int c = NameColumn; c < ColumnCount; ++c)
+    m_tree->header()->setSectionResizeMode(NameColumn, QHeaderView::Interactive);
+    for (int c = ShapeColumn; c < ColumnCount; ++c)
         m_tree->header()->setSectionResizeMode(c, QHeaderView::ResizeToContents);
-    m_tree->setHorizontalScrollBarPolicy(Qt::ScrollBarAsNeeded);
     m_tree->header()->setDefaultAlignment(Qt::AlignLeft | Qt::AlignVCenter);
     connect(m_tree, &QTreeView::activated, this, [this](const QModelIndex& proxyIndex) {
         const QModelIndex index = m_proxy->mapToSource(proxyIndex.siblingAtColumn(NameColumn));
@@ -159,6 +160,9 @@ void ModelTreeWidget::setSummary(const ModelSummary& summary)
     m_sparsity.clear(); // sparsity belongs to the previous model's runs
     m_sparsityCaption.clear();
     rebuild();
+    // Wide enough for the names of the expanded tree (blocks and their layers), once per model.
+    m_tree->expandToDepth(0);
+    m_tree->resizeColumnToContents(NameColumn);
 }
 
 void ModelTreeWidget::clear()

@@ -561,8 +561,12 @@ void MainWindow::readSettings(const Options& options)
     m_restoring = false;
 }
 
+CostRates MainWindow::costRates() const { return m_measuredRates ? *m_measuredRates : CostRates::load(); }
+
 void MainWindow::writeSettings() const
 {
+    if (m_measuredRates)
+        m_measuredRates->store();
     QSettings settings;
     settings.setValue(key::geometry, saveGeometry());
     settings.setValue(key::state, saveState(kStateVersion));
@@ -1254,7 +1258,7 @@ bool MainWindow::startRun()
     params.plan = m_planPanel->planModel()->rows();
     params.device = m_runPanel->device();
     params.threads = engineThreads();
-    params.rates = CostRates::load();
+    params.rates = costRates();
     if (evaluation.enabled) {
         const qint64 seqlen = evaluation.seqlen > 0 ? evaluation.seqlen : calib.seqlen;
         const auto known = m_densePerplexity.find(densePerplexityKey(evaluation.textPath, seqlen, evaluation.maxWindows));
@@ -1326,7 +1330,9 @@ void MainWindow::onRunFinished(const RunJob::Result& result)
 {
     RunRecord record = result.record;
     record.id = m_nextRunId++;
-    result.measured.store(); // the next run's progress is weighted by what this one took
+    // The next run's progress is weighted by what this one took (written to the settings
+    // when the window closes: writing them now would hold up the GUI thread for a sync).
+    m_measuredRates = result.measured;
     record.name = m_runName;
     m_runModels[record.id] = result.model;
     if (std::isfinite(record.perplexityBefore) && record.evaluation.enabled) {
@@ -1338,10 +1344,6 @@ void MainWindow::onRunFinished(const RunJob::Result& result)
     releaseOldModels();
     record.modelKept = m_runModels.count(record.id) > 0;
     m_resultsPanel->addRun(record);
-    // Where Results shares the Live Solver's place (the default layout), the finished run's
-    // numbers come to the front; the live view is one tab away.
-    if (QDockWidget* live = dock(QStringLiteral("live")); live && tabifiedDockWidgets(live).contains(dock(QStringLiteral("results"))))
-        dock(QStringLiteral("results"))->raise();
 
     QHash<QString, double> sparsity;
     for (const LayerRunRow& l : record.layers)

@@ -33,6 +33,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 
 class QAction;
 class QCloseEvent;
@@ -104,6 +105,9 @@ public:
     [[nodiscard]] QStringList recentRecipes() const { return m_recentRecipes; }
     // The last successful evaluation (perplexity 0 when none).
     [[nodiscard]] const PerplexityJob::Result& lastEvaluation() const { return m_lastEvaluation; }
+    // What the phases of the next run are expected to cost (job_progress.h): the rates the
+    // last run of this session measured, else those remembered in the settings.
+    [[nodiscard]] CostRates costRates() const;
     // The compressed model of a run, while it is kept (null otherwise).
     [[nodiscard]] std::shared_ptr<const model::CausalLM> runModel(int runId) const;
     [[nodiscard]] std::shared_ptr<const model::CausalLM> denseModel() const { return m_model; }
@@ -321,6 +325,7 @@ private:
     bool m_fitDocksOnShow = false; // the default layout's dock sizes are applied at first show
     bool m_layoutRestored = false; // a saved layout (of this kStateVersion) was restored
     bool m_shownOnce = false;
+    std::optional<CostRates> m_measuredRates; // measured by this session's last run
     bool m_restoreSettings = true; // Options::restoreSettings (also the saved plan)
 };
 
