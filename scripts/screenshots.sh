@@ -3,7 +3,9 @@
 # demo model, runs 50 % SparseGPT (then magnitude and Wanda, so Results overlays three runs),
 # exports the SparseGPT run to a temporary folder, and saves a PNG of every view into
 # docs/screenshots/ (model, calibration, plan, evaluation, run, live, results, export, log,
-# and the whole window as workbench.png). The user's settings are neither read nor changed.
+# and the whole window as workbench.png). Then the workbench mid-run (the live view filling in)
+# as it opens on a 1366 × 768 and a 1920 × 1080 screen: midrun-1366x768.png, midrun-1920x1080.png.
+# The user's settings are neither read nor changed.
 #
 # Usage: scripts/screenshots.sh [BUILD_DIR] [OUT_DIR]
 #   BUILD_DIR  default: build (falls back to build-gui)      OUT_DIR  default: docs/screenshots
@@ -27,6 +29,12 @@ mkdir -p "$out"
 # shellcheck disable=SC2086
 xvfb-run -a -s "-screen 0 1600x1000x24" \
   "$app" --screenshots "$out" ${SPARSELAB_SCREENSHOT_ARGS:-} resources/models/stories260K-hf
+# Mid-run, in the default layout, at the screen sizes of a small laptop and a desktop.
+for screen in 1366x768 1920x1080; do
+  # shellcheck disable=SC2086
+  SPARSELAB_SCREENSHOT_MIDRUN="midrun-$screen" xvfb-run -a -s "-screen 0 ${screen}x24" \
+    "$app" --screenshots "$out" ${SPARSELAB_SCREENSHOT_ARGS:-} resources/models/stories260K-hf
+done
 for png in "$out"/*.png; do
   size=$(stat -c %s "$png")
   printf '%8d bytes  %s\n' "$size" "$png"

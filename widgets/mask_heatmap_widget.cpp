@@ -67,8 +67,11 @@ QSize MaskHeatmapWidget::sizeHint() const
 
 QSize MaskHeatmapWidget::minimumSizeHint() const
 {
+    // Title (2.5 lines) and legend (2 lines) around a matrix of kReadableCells² cells at
+    // kMinPixelsPerCell each.
     const int em = fontMetrics().height();
-    return {em * 10, em * 6};
+    const int matrix = kReadableCells * kMinPixelsPerCell;
+    return {std::max(em * 10, matrix + em), matrix + em * 9 / 2 + 2};
 }
 
 void MaskHeatmapWidget::setPlaceholderText(const QString& text)
@@ -125,20 +128,32 @@ void MaskHeatmapWidget::rebuildImage()
     }
 }
 
-QRect MaskHeatmapWidget::matrixRect() const
+QRect MaskHeatmapWidget::matrixArea() const
 {
     const QFontMetrics fm(font());
     const int line = fm.height();
     const QRect area = rect().adjusted(line / 2, 2 * line + line / 2, -line / 2, -(2 * line));
-    if (area.width() <= 4 || area.height() <= 4 || m_frame.rows <= 0 || m_frame.cols <= 0)
+    if (area.width() <= 4 || area.height() <= 4 || m_frame.height <= 0 || m_frame.width <= 0)
         return {};
-    // Keep the matrix's aspect ratio, but never thinner than 1:4 so tall/wide layers stay visible.
-    const double aspect = std::clamp(double(m_frame.cols) / double(m_frame.rows), 0.25, 4.0);
-    int w = area.width();
-    int h = int(std::lround(w / aspect));
-    if (h > area.height()) {
-        h = area.height();
-        w = int(std::lround(h * aspect));
+    const int cellsAcross = m_frame.width, cellsDown = m_frame.height;
+    int zoomX = area.width() / cellsAcross;
+    int zoomY = area.height() / cellsDown;
+    int w = 0, h = 0;
+    if (zoomX >= 1 && zoomY >= 1) {
+        // Integer zoom per axis, cells no more than 2:1 in either direction.
+        zoomX = std::min(zoomX, 2 * zoomY);
+        zoomY = std::min(zoomY, 2 * zoomX);
+        w = cellsAcross * zoomX;
+        h = cellsDown * zoomY;
+    } else {
+        // Not even a pixel per cell: fit, keeping the aspect (at most 1:4) so the matrix stays visible.
+        const double aspect = std::clamp(double(cellsAcross) / double(cellsDown), 0.25, 4.0);
+        w = area.width();
+        h = int(std::lround(w / aspect));
+        if (h > area.height()) {
+            h = area.height();
+            w = int(std::lround(h * aspect));
+        }
     }
     return {area.left() + (area.width() - w) / 2, area.top() + (area.height() - h) / 2, w, h};
 }
@@ -176,7 +191,7 @@ void MaskHeatmapWidget::paintEvent(QPaintEvent*)
     p.drawText(QRect(line / 2, line + line / 4, width() - line, line), Qt::AlignLeft | Qt::AlignVCenter,
                fm.elidedText(sub, Qt::ElideRight, width() - line));
 
-    const QRect target = matrixRect();
+    const QRect target = matrixArea();
     if (target.isEmpty())
         return;
     // Nearest-neighbour scaling keeps every cell a crisp rectangle.

@@ -62,6 +62,16 @@ public:
     [[nodiscard]] static QColor scaleColor(double t);
     [[nodiscard]] static QColor prunedColor();
 
+    // Where the cells are painted: each cell an integer number of pixels wide and high
+    // (nearest-neighbour zoom, so a pruned weight is a crisp block), cells at most twice as
+    // wide as high or the other way round; scaled down only when even one pixel per cell
+    // does not fit. Empty when there is no frame.
+    [[nodiscard]] QRect matrixArea() const;
+    // Smallest matrix area the layout is asked for: kMinPixelsPerCell per cell of a
+    // kReadableCells × kReadableCells matrix (the demo's 64 × 64 attention projections).
+    static constexpr int kMinPixelsPerCell = 2;
+    static constexpr int kReadableCells = 64;
+
     [[nodiscard]] QSize sizeHint() const override;
     [[nodiscard]] QSize minimumSizeHint() const override;
 
@@ -71,7 +81,6 @@ protected:
 
 private:
     void rebuildImage();
-    [[nodiscard]] QRect matrixRect() const;
 
     HeatmapFrame m_frame;
     QImage m_image;

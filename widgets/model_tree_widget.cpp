@@ -105,8 +105,12 @@ ModelTreeWidget::ModelTreeWidget(QWidget* parent)
     m_tree->setUniformRowHeights(true);
     m_tree->setSelectionBehavior(QAbstractItemView::SelectRows);
     m_tree->setEditTriggers(QAbstractItemView::NoEditTriggers);
-    m_tree->header()->setStretchLastSection(false);
-    m_tree->header()->setSectionResizeMode(NameColumn, QHeaderView::Stretch);
+    // The name column is sized to the names once per model (setSummary) and can be dragged; a
+    // stretched name column was squeezed by the others and clipped the layer names in a narrow
+    // dock. A scroll bar appears when the dock is narrower than the names. (ResizeToContents
+    // on it would measure every row again at each sparsity update, on the GUI thread.)
+    m_tree->header()->setStretchLastSection(true);
+    m_tree->header()->setSectionResizeMode(NameColumn, QHeaderView::Interactive);
     for (int c = ShapeColumn; c < ColumnCount; ++c)
         m_tree->header()->setSectionResizeMode(c, QHeaderView::ResizeToContents);
     m_tree->header()->setDefaultAlignment(Qt::AlignLeft | Qt::AlignVCenter);
@@ -156,6 +160,9 @@ void ModelTreeWidget::setSummary(const ModelSummary& summary)
     m_sparsity.clear(); // sparsity belongs to the previous model's runs
     m_sparsityCaption.clear();
     rebuild();
+    // Wide enough for the names of the expanded tree (blocks and their layers), once per model.
+    m_tree->expandToDepth(0);
+    m_tree->resizeColumnToContents(NameColumn);
 }
 
 void ModelTreeWidget::clear()

@@ -9,6 +9,7 @@
 #include "plan_panel.h"
 #include "recipe_bridge.h"
 #include "results_panel.h"
+#include "run_panel.h"
 #include "sensitivity_panel.h"
 #include "sweep_panel.h"
 #include "workspace_controller.h"
@@ -234,6 +235,7 @@ void AnalysisController::onProgress(qint64 done, qint64 total, double etaSeconds
     if (etaSeconds >= 0)
         message += tr(", %1 left").arg(formatSeconds(etaSeconds));
     m_window->statusBar()->showMessage(message);
+    m_window->runPanel()->setJobProgress(done, total, etaSeconds, text);
 }
 
 void AnalysisController::startJob(EngineJob* job, const QString& what)
@@ -241,14 +243,20 @@ void AnalysisController::startJob(EngineJob* job, const QString& what)
     m_job = job;
     m_jobName = what;
     connect(job, &EngineJob::progress, this, &AnalysisController::onProgress);
+    // The Run view shows the job while it runs and how it ended (one progress area).
+    connect(job, &EngineJob::failed, this, [this](const QString& message) {
+        m_window->runPanel()->finishJob(RunPanel::Outcome::Failed, tr("%1 failed: %2").arg(m_jobName, message));
+    });
     connect(job, &EngineJob::cancelled, this, [this] {
         finishJob();
         const QString message = tr("%1 cancelled; nothing was written.").arg(m_jobName);
+        m_window->runPanel()->finishJob(RunPanel::Outcome::Cancelled, message);
         m_window->logView()->appendInfo(message);
         m_window->statusBar()->showMessage(message, 5000);
         Q_EMIT jobCancelled();
     });
     m_window->logView()->appendInfo(tr("%1 started.").arg(what));
+    m_window->runPanel()->startJob(what);
     m_window->statusBar()->showMessage(tr("%1…").arg(what));
     m_window->setBusy(true);
     updateActions();
@@ -309,6 +317,7 @@ bool AnalysisController::startScan(const ScanRequest& request)
         m_window->workspace()->markModified();
         const QString message = tr("Sensitivity scan finished in %1").arg(formatSeconds(result.seconds));
         m_window->logView()->appendInfo(message);
+        m_window->runPanel()->finishJob(RunPanel::Outcome::Done, message);
         m_window->statusBar()->showMessage(message, 10'000);
         updateActions();
         Q_EMIT scanFinished();
@@ -335,6 +344,13 @@ bool AnalysisController::startSweep(const SweepRequest& request)
         m_window->reportError(tr("No evaluation text"), tr("A sweep measures perplexity: choose an evaluation text (Ctrl+T)."));
         return false;
     }
+    {
+        const qint64 seqlen = params.evaluation.seqlen > 0 ? params.evaluation.seqlen : params.calibration.seqlen;
+        const auto known = m_window->m_densePerplexity.find(
+            m_window->densePerplexityKey(params.evaluation.textPath, seqlen, params.evaluation.maxWindows));
+        if (known != m_window->m_densePerplexity.end())
+            params.densePerplexity = known->second.perplexity;
+    }
     params.sparsities = request.sparsities;
     params.bits = request.bits;
     for (int m : request.methods)
@@ -360,6 +376,7 @@ bool AnalysisController::startSweep(const SweepRequest& request)
         const QString message = tr("Sweep finished: %n point(s) in %1", nullptr, int(result.sweep->points.size()))
                                     .arg(formatSeconds(result.seconds));
         m_window->logView()->appendInfo(message);
+        m_window->runPanel()->finishJob(RunPanel::Outcome::Done, message);
         m_window->statusBar()->showMessage(message, 10'000);
         Q_EMIT sweepFinished();
     });
@@ -430,6 +447,7 @@ bool AnalysisController::writeReport(const ReportRequest& request)
                                     .arg(result.windows)
                                     .arg(formatSeconds(result.seconds));
         m_window->logView()->appendInfo(message);
+        m_window->runPanel()->finishJob(RunPanel::Outcome::Done, message);
         m_window->statusBar()->showMessage(message, 15'000);
         Q_EMIT reportWritten(m_lastReportFiles);
     });

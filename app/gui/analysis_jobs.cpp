@@ -132,11 +132,14 @@ void SweepJob::execute()
     evalParams.batchSize = m_params.evaluation.batchSize > 0 ? m_params.evaluation.batchSize : 8;
     evalParams.keepTokenNll = false;
     throwIfCancelled(cancelToken());
-    const eval::PerplexityResult dense = eval::evaluatePerplexity(model, evalIds, evalParams, callback, cancelToken());
+    // The dense perplexity the window already knows for these settings is not measured again.
+    const double densePerplexity = std::isfinite(m_params.densePerplexity)
+        ? m_params.densePerplexity
+        : eval::evaluatePerplexity(model, evalIds, evalParams, callback, cancelToken()).perplexity;
 
     auto result = std::make_shared<pipeline::SweepResult>();
     result->grid = grid;
-    result->densePerplexity = dense.perplexity;
+    result->densePerplexity = densePerplexity;
     result->denseBytes = pipeline::fixedParameterBytes(model.parameterCount());
     const fs::path folder = model.folder();
     result->settings = {{"model", {{"sha256", exporting::hashModelFolder(folder)}}},

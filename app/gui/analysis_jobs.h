@@ -24,6 +24,7 @@
 #include <QString>
 #include <QStringList>
 
+#include <cmath>
 #include <memory>
 #include <vector>
 
@@ -87,6 +88,7 @@ public:
         std::vector<int> bits;
         std::vector<PlanMethod> methods;  // SparseGpt, Magnitude, Wanda
         std::vector<std::string> groups;  // "all", "attention", "mlp"
+        double densePerplexity = NAN;     // the dense model's perplexity for these evaluation settings, when known: not measured again
         int threads = 0;
     };
     struct Result {

@@ -214,7 +214,11 @@ int engineThreads() { return std::max(1, QThread::idealThreadCount()); }
 
 QString engineDescription()
 {
-    return QStringLiteral("LibTorch %1, %2 CPU threads").arg(QStringLiteral(TORCH_VERSION)).arg(at::get_num_threads());
+    // The threads the engine jobs use (engineThreads), as the Run view's device list says;
+    // not at::get_num_threads(), which is the GUI thread's own setting.
+    const int threads = engineThreads();
+    return threads == 1 ? QStringLiteral("LibTorch %1, 1 CPU thread").arg(QStringLiteral(TORCH_VERSION))
+                        : QStringLiteral("LibTorch %1, %2 CPU threads").arg(QStringLiteral(TORCH_VERSION)).arg(threads);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -550,25 +554,43 @@ std::shared_ptr<model::CausalLM> prunableCopy(const model::CausalLM& dense)
 } // namespace
 
 struct RunJob::State {
-    QElapsedTimer timer;
-    // Phases: 0 perplexity before, 1 pruning, 2 perplexity after; their share of the bar.
-    double start[3] = {0, 0, 0};
-    double span[3] = {0, 0, 0};
-    int phase = 0;
-    double phaseFraction = 0;
-    double overall = 0;
+    // The run's phases, in order; their weights are expected seconds (job_progress.h).
+    enum Phase { Tokenize = 0, Prune = 1, Before = 2, After = 3 };
+    PhasedProgress progress;
     QString stage;
     qint64 layersDone = 0;
     qint64 layerCount = 0;
     QString currentLayer;
+    qint64 currentLayerIndex = 0; // 0-based among the layers solved, of currentLayer
     double layerFraction = 0;
+    // Pruning advances per decoder block: collecting its inputs (kCollect), solving its layers
+    // (kSolve, by layers solved), passing the inputs on (the rest, done when the next block
+    // starts). Every block costs about the same, so block boundaries fall on the right time.
+    static constexpr double kCollect = 0.45;
+    static constexpr double kSolve = 0.10;
+    int64_t numBlocks = 1;
+    int64_t block = 0;                          // block being worked on
+    double blockShare = 0;                      // how much of it is done, [0, 1)
+    std::map<int64_t, int64_t> layersPerBlock;  // block → layers to solve
+    std::map<int64_t, int64_t> solvedPerBlock;  // block → layers solved
     std::chrono::steady_clock::time_point lastEmit{};
     bool emittedOnce = false;
     std::chrono::steady_clock::time_point lastFrame{};
     std::map<std::string, model::LinearLayer*> layers; // module name → layer of the copy
+    std::map<std::string, int64_t> layerBlock;         // module name → decoder block
     std::map<std::string, int64_t> blocksize;          // module name → SparseGPT block
     std::map<std::string, LayerSetting> settings;      // module name → plan setting
     std::map<std::string, std::pair<int64_t, int64_t>> blocks; // module name → last blocks done/total
+
+    void updatePruneFraction()
+    {
+        const int64_t layers = layersPerBlock.count(block) ? layersPerBlock.at(block) : 0;
+        const int64_t solved = solvedPerBlock.count(block) ? solvedPerBlock.at(block) : 0;
+        double share = blockShare;
+        if (layers > 0)
+            share = std::max(share, kCollect + kSolve * (double(solved) + std::min(layerFraction, 0.999)) / double(layers));
+        progress.set(Prune, (double(block) + std::min(share, 0.999)) / double(std::max<int64_t>(1, numBlocks)));
+    }
 };
 
 RunJob::RunJob(Params params, QObject* parent)
@@ -578,25 +600,22 @@ RunJob::RunJob(Params params, QObject* parent)
 
 void RunJob::report(State& state, bool force)
 {
-    const double computed = state.start[state.phase] + state.span[state.phase] * std::clamp(state.phaseFraction, 0.0, 1.0);
-    state.overall = std::clamp(std::max(state.overall, computed), 0.0, 1.0);
     const auto now = std::chrono::steady_clock::now();
     if (!force && state.emittedOnce && now - state.lastEmit < std::chrono::milliseconds(100))
         return;
     state.emittedOnce = true;
     state.lastEmit = now;
     RunProgress p;
-    p.overall = state.overall;
-    const double elapsed = double(state.timer.nsecsElapsed()) / 1e9;
-    p.etaSeconds = state.overall >= 1.0 ? 0.0 : state.overall > 0.02 ? elapsed * (1.0 - state.overall) / state.overall : -1.0;
+    p.overall = state.progress.overall();
+    p.etaSeconds = state.progress.etaSeconds();
     p.stage = state.stage;
     p.layer = state.currentLayer;
-    p.layerIndex = state.layersDone;
+    p.layerIndex = state.currentLayer.isEmpty() ? state.layersDone : state.currentLayerIndex;
     p.layerCount = state.layerCount;
     p.layerFraction = state.layerFraction;
     const qint64 done = qint64(std::llround(p.overall * 10000.0));
     QString text = p.stage;
-    if (state.phase == 1 && !p.layer.isEmpty())
+    if (state.progress.phase() == State::Prune && !p.layer.isEmpty())
         text += QStringLiteral(": ") + p.layer;
     post([this, p, done, text] {
         Q_EMIT runProgress(p);
@@ -624,7 +643,6 @@ void RunJob::postFrame(State& state, const QString& layer, bool force)
 void RunJob::execute()
 {
     State state;
-    state.timer.start();
     if (!m_params.model || !m_params.tokenizer)
         throw InputError("No model is loaded: open a model folder first.");
     if (m_params.plan.isEmpty())
@@ -652,17 +670,21 @@ void RunJob::execute()
         recipe.validate(names, "plan", cols);
     }
 
-    // Phase shares: evaluation passes are cheap next to calibration + solving.
+    // The phases and what each is expected to cost. The evaluation passes are weighed again
+    // once the text is tokenized and the number of windows is known.
     const bool before = evalSettings.enabled && !std::isfinite(m_params.perplexityBefore);
     const bool after = evalSettings.enabled;
-    state.span[0] = before ? 0.15 : 0.0;
-    state.span[2] = after ? 0.15 : 0.0;
-    state.span[1] = 1.0 - state.span[0] - state.span[2];
-    state.start[0] = 0.0;
-    state.start[1] = state.span[0];
-    state.start[2] = state.span[0] + state.span[1];
+    const CostRates& rates = m_params.rates;
+    state.numBlocks = std::max<int64_t>(1, m_params.model->numBlocks());
+    const double pruneUnits = double(calib.nsamples) * double(calib.seqlen) * double(state.numBlocks);
+    state.progress = PhasedProgress({{tr("Tokenizing"), double(calibText.size()) * rates.tokenizePerByte},
+                                     {tr("Pruning"), pruneUnits * rates.prunePerTokenBlock},
+                                     {tr("Perplexity before"), 0.0},
+                                     {tr("Perplexity after"), 0.0}});
+    CostRates measured = rates;
 
-    // Tokenize both texts and draw the calibration windows (same as the CLI).
+    // Tokenize the calibration text and draw its windows (same as the CLI). The evaluation
+    // text is tokenized when it is needed, after the solver: the live view starts sooner.
     state.stage = tr("Tokenizing");
     report(state, true);
     const std::vector<int32_t> calibIds = m_params.tokenizer->encodeForModel(calibText);
@@ -682,14 +704,23 @@ void RunJob::execute()
     evalParams.seqlen = evalSettings.seqlen > 0 ? evalSettings.seqlen : calib.seqlen;
     evalParams.maxWindows = evalSettings.maxWindows;
     evalParams.batchSize = evalSettings.batchSize > 0 ? evalSettings.batchSize : 8;
-    if (evalSettings.enabled)
-        evalIds = m_params.tokenizer->encodeForModel(evalText);
+    double evalUnits = 0;
+    if (evalSettings.enabled) {
+        // Windows the evaluation will have, from the text's length at the calibration text's
+        // bytes per token (same tokenizer; counted exactly once it is tokenized).
+        const double tokensPerByte = double(calibIds.size()) / double(std::max<size_t>(1, calibText.size()));
+        int64_t evalWindows = int64_t(double(evalText.size()) * tokensPerByte) / std::max<int64_t>(1, evalParams.seqlen);
+        if (evalParams.maxWindows > 0)
+            evalWindows = std::min<int64_t>(evalWindows, evalParams.maxWindows);
+        evalUnits = double(evalWindows) * double(evalParams.seqlen) * double(state.numBlocks + 1);
+        // Tokenizing the evaluation text is part of the first evaluation pass.
+        const double tokenizeEval = double(evalText.size()) * rates.tokenizePerByte;
+        state.progress.setExpectedSeconds(State::Before, before ? tokenizeEval + evalUnits * rates.evalPerTokenBlock : 0.0);
+        state.progress.setExpectedSeconds(State::After, (before ? 0.0 : tokenizeEval) + evalUnits * rates.evalPerTokenBlock);
+    }
+    if (!calibText.empty())
+        measured.tokenizePerByte = state.progress.phaseSeconds(State::Tokenize) / double(calibText.size());
     throwIfCancelled(cancelToken());
-
-    const ProgressCallback evalProgress = [this, &state](const Progress& p) {
-        state.phaseFraction = p.fraction();
-        report(state, false);
-    };
 
     RunRecord record;
     record.modelFolder = QFile::decodeName(m_params.model->folder().string().c_str());
@@ -698,23 +729,6 @@ void RunJob::execute()
     record.evaluation = evalSettings;
     record.plan = m_params.plan;
     record.recipeJson = recipeJson(m_params.plan);
-
-    if (before) {
-        state.phase = 0;
-        state.phaseFraction = 0;
-        state.stage = tr("Perplexity before");
-        report(state, true);
-        const eval::PerplexityResult r =
-            eval::evaluatePerplexity(*m_params.model, evalIds, evalParams, evalProgress, cancelToken());
-        record.perplexityBefore = r.perplexity;
-        record.detailBefore = evaluationDetail(r);
-        record.evalWindows = r.windows;
-        record.evalSeqlen = r.seqlen;
-        log(tr("Perplexity before: %1 (%2 windows × %3 tokens)").arg(r.perplexity, 0, 'f', 4).arg(r.windows).arg(r.seqlen));
-    } else if (evalSettings.enabled) {
-        record.perplexityBefore = m_params.perplexityBefore;
-        record.detailBefore = m_params.detailBefore;
-    }
 
     // The copy to prune.
     std::shared_ptr<model::CausalLM> lm;
@@ -725,21 +739,33 @@ void RunJob::execute()
     } else {
         lm = prunableCopy(*m_params.model);
     }
-    for (model::LinearLayer* layer : lm->allLinears()) {
-        const std::string name = pipeline::moduleName(layer->name);
-        state.layers[name] = layer;
-    }
+    for (int64_t b = 0; b < lm->numBlocks(); ++b)
+        for (model::LinearLayer& layer : lm->linears(b)) {
+            const std::string name = pipeline::moduleName(layer.name);
+            state.layers[name] = &layer;
+            state.layerBlock[name] = b;
+        }
     for (const PlanRow& row : m_params.plan) {
         const std::string name = row.name.toStdString();
         state.blocksize[name] = std::max<int64_t>(1, row.setting.blocksize);
         state.settings[name] = row.setting;
-        state.layerCount += row.setting.dense() ? 0 : 1;
+        if (!row.setting.dense()) {
+            ++state.layerCount;
+            ++state.layersPerBlock[row.block];
+        }
     }
 
-    state.phase = 1;
-    state.phaseFraction = 0;
     state.stage = tr("Pruning");
+    state.progress.set(State::Prune, 0.0);
     report(state, true);
+    // The first layer to be solved, still dense, while its block's calibration inputs are
+    // collected: the live view shows what is about to be pruned from the start.
+    for (const PlanRow& row : m_params.plan)
+        if (!row.setting.dense()) {
+            state.blocks[row.name.toStdString()] = {0, 0};
+            postFrame(state, row.name, false);
+            break;
+        }
     const ProgressCallback pruneProgress = [this, &state](const Progress& p) {
         if (p.stage != "prune")
             return;
@@ -748,23 +774,37 @@ void RunJob::execute()
             state.layerFraction = 0;
         }
         const QString detail = fromStd(p.detail);
-        if (state.layers.count(p.detail) && detail != state.currentLayer) {
-            // A layer starts: show it dense, before its first block.
-            state.currentLayer = detail;
-            state.layerFraction = 0;
-            state.blocks[p.detail] = {0, 0};
-            postFrame(state, detail, false);
+        if (const auto layer = state.layers.find(p.detail); layer != state.layers.end()) {
+            if (detail != state.currentLayer) {
+                // A layer starts: show it dense, before its first block.
+                state.currentLayer = detail;
+                state.currentLayerIndex = state.layersDone;
+                state.layerFraction = 0;
+                state.blocks[p.detail] = {0, 0};
+                const int64_t b = state.layerBlock[p.detail];
+                if (b != state.block) {
+                    state.block = b;
+                    state.blockShare = 0;
+                }
+                state.blockShare = std::max(state.blockShare, State::kCollect); // its inputs are collected
+                postFrame(state, detail, false);
+            }
+        } else if (p.detail.rfind("block ", 0) == 0) {
+            // "block B: collecting inputs": the previous block has passed its inputs on.
+            const int64_t b = std::strtoll(p.detail.c_str() + 6, nullptr, 10);
+            if (b != state.block) {
+                state.block = b;
+                state.blockShare = 0;
+            }
         }
-        if (state.layerCount > 0)
-            state.phaseFraction = (double(state.layersDone) + std::min(state.layerFraction, 0.999)) / double(state.layerCount);
+        state.updatePruneFraction();
         report(state, false);
     };
     const pipeline::BlockDoneCallback blockDone = [this, &state](const std::string& layer, int64_t done, int64_t total,
                                                                  const at::Tensor&) {
         state.blocks[layer] = {done, total};
         state.layerFraction = total > 0 ? double(done) / double(total) : 0.0;
-        if (state.layerCount > 0)
-            state.phaseFraction = (double(state.layersDone) + std::min(state.layerFraction, 0.999)) / double(state.layerCount);
+        state.updatePruneFraction();
         if (done < total)
             postFrame(state, fromStd(layer), false);
         report(state, false);
@@ -774,10 +814,14 @@ void RunJob::execute()
         const LayerRunRow row = toRow(r, setting != state.settings.end() ? setting->second : LayerSetting{});
         post([this, row] { Q_EMIT layerFinished(row); });
         if (!r.dense) {
+            ++state.solvedPerBlock[r.block];
+            state.layerFraction = 0;
             auto& blocks = state.blocks[r.name];
             if (blocks.second == 0)
                 blocks = {1, 1}; // baselines have no column blocks
             postFrame(state, row.name, true);
+            state.updatePruneFraction();
+            report(state, false);
         }
     };
     const pipeline::LogCallback engineLog = [&log](const std::string& line) { log(fromStd(line)); };
@@ -787,21 +831,51 @@ void RunJob::execute()
     const pipeline::PruneResult pruned =
         pipeline::pruneModel(*lm, windows, pruneParams, pruneProgress, cancelToken(), layerDone, engineLog, blockDone);
     state.layersDone = state.layerCount;
-    state.phaseFraction = 1.0;
     state.currentLayer.clear();
     state.layerFraction = 0;
+    state.progress.set(State::Prune, 1.0);
     report(state, false);
+    if (pruneUnits > 0)
+        measured.prunePerTokenBlock = state.progress.phaseSeconds(State::Prune) / pruneUnits;
     log(tr("Pruned %1 layers in %2; linear-layer sparsity %3 %")
             .arg(state.layerCount)
             .arg(formatSeconds(pruned.seconds))
             .arg(100.0 * pruned.linearSparsity(), 0, 'f', 2));
 
-    if (after) {
-        state.phase = 2;
-        state.phaseFraction = 0;
-        state.stage = tr("Perplexity after");
+    const auto evaluate = [&](const model::CausalLM& m, State::Phase phase) {
+        state.stage = phase == State::Before ? tr("Perplexity before") : tr("Perplexity after");
+        state.progress.set(phase, 0.0);
         report(state, true);
-        const eval::PerplexityResult r = eval::evaluatePerplexity(*lm, evalIds, evalParams, evalProgress, cancelToken());
+        if (evalIds.empty()) {
+            evalIds = m_params.tokenizer->encodeForModel(evalText);
+            throwIfCancelled(cancelToken());
+        }
+        const ProgressCallback evalProgress = [this, &state, phase](const Progress& p) {
+            state.progress.set(phase, p.fraction());
+            report(state, false);
+        };
+        const auto started = std::chrono::steady_clock::now();
+        eval::PerplexityResult r = eval::evaluatePerplexity(m, evalIds, evalParams, evalProgress, cancelToken());
+        const double units = double(r.windows) * double(r.seqlen) * double(state.numBlocks + 1);
+        if (units > 0)
+            measured.evalPerTokenBlock = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() / units;
+        return r;
+    };
+    if (before) {
+        // The dense model, measured after the solver (it needs no calibration): the same
+        // numbers as before it, without a blank wait at the start of the run.
+        const eval::PerplexityResult r = evaluate(*m_params.model, State::Before);
+        record.perplexityBefore = r.perplexity;
+        record.detailBefore = evaluationDetail(r);
+        record.evalWindows = r.windows;
+        record.evalSeqlen = r.seqlen;
+        log(tr("Perplexity before: %1 (%2 windows × %3 tokens)").arg(r.perplexity, 0, 'f', 4).arg(r.windows).arg(r.seqlen));
+    } else if (evalSettings.enabled) {
+        record.perplexityBefore = m_params.perplexityBefore;
+        record.detailBefore = m_params.detailBefore;
+    }
+    if (after) {
+        const eval::PerplexityResult r = evaluate(*lm, State::After);
         record.perplexityAfter = r.perplexity;
         record.detailAfter = evaluationDetail(r);
         record.evalWindows = r.windows;
@@ -815,19 +889,18 @@ void RunJob::execute()
     }
     record.linearSparsity = pruned.linearSparsity();
     record.pruneSeconds = pruned.seconds;
-    record.totalSeconds = double(state.timer.nsecsElapsed()) / 1e9;
+    record.totalSeconds = state.progress.elapsedSeconds();
     record.finishedAt = QDateTime::currentDateTime();
     record.modelKept = true;
 
-    state.phase = 2;
-    state.phaseFraction = 1.0;
-    state.overall = 1.0;
+    state.progress.finish();
     state.stage = tr("Done");
     report(state, true); // the final state, before finished()
 
     Result result;
     result.record = record;
     result.model = std::move(lm);
+    result.measured = measured;
     deliver([this, result] { Q_EMIT finished(result); });
 }
 
@@ -1033,7 +1106,7 @@ QList<DeviceChoice> availableDevices()
     QList<DeviceChoice> devices;
     DeviceChoice cpu;
     cpu.key = QStringLiteral("cpu");
-    cpu.label = QStringLiteral("CPU (%1 threads)").arg(std::max(1, QThread::idealThreadCount()));
+    cpu.label = engineThreads() == 1 ? QStringLiteral("CPU (1 thread)") : QStringLiteral("CPU (%1 threads)").arg(engineThreads());
     cpu.available = true;
     devices << cpu;
 

@@ -26,6 +26,7 @@
 //     job->cancel();                  // from any thread
 
 #include "eval/perplexity.h"
+#include "job_progress.h"
 #include "mask_heatmap_widget.h"
 #include "model_summary.h"
 #include "run_types.h"
@@ -217,8 +218,15 @@ private:
 };
 
 // One compression run on a private copy of the model (the loaded model stays dense, so runs
-// can be compared): perplexity before (unless already known), calibration, the layer-wise
-// pipeline per the plan, perplexity after. Nothing is written to disk.
+// can be compared): tokenizing and calibration, the layer-wise pipeline per the plan, then
+// perplexity before (unless already known) and after. The dense evaluation comes after the
+// solver, not before it: the live view starts moving within a second of F5 however long the
+// evaluation is. Nothing is written to disk.
+//
+// Progress is one PhasedProgress (job_progress.h): tokenizing, pruning, perplexity before,
+// perplexity after, each weighted by its expected seconds from Params::rates; pruning
+// advances block by block (collecting a block's inputs, solving its layers, passing the
+// inputs through the compressed block). Result::measured gives the rates this run showed.
 //
 // Signals besides EngineJob's (progress() carries the overall share in 1/10000):
 //   runProgress(p)      overall share (monotone), ETA, stage, current layer; ≤ ~10 per second,
@@ -244,10 +252,12 @@ public:
         EvaluationDetailPtr detailBefore; // its per-window / per-token detail, when known
         int heatmapCells = 256;    // heat-map cap per side
         int threads = 0;
+        CostRates rates;           // expected cost of each phase (weights of the progress bar)
     };
     struct Result {
         RunRecord record;          // id and name left for the window to fill in
         std::shared_ptr<model::CausalLM> model; // the compressed copy (for export)
+        CostRates measured;        // Params::rates with the phases this run timed replaced
     };
 
     explicit RunJob(Params params, QObject* parent = nullptr);

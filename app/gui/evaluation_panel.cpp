@@ -3,6 +3,7 @@
 #include "action_button.h"
 
 #include <QAction>
+#include <QCheckBox>
 #include <QFileInfo>
 #include <QFormLayout>
 #include <QGroupBox>
@@ -61,17 +62,25 @@ EvaluationPanel::EvaluationPanel(QWidget* parent)
     m_seqlen->setRange(0, kMaxSeqlen);
     m_seqlen->setSingleStep(128);
     m_seqlen->setSuffix(tr(" tokens"));
-    m_seqlen->setSpecialValueText(tr("Auto (model context)"));
-    m_seqlen->setToolTip(tr("Tokens per evaluation window; Auto uses the model's context length, at most 2048."));
+    m_seqlen->setToolTip(tr("Tokens per evaluation window; Auto uses the calibration window length, as runs do."));
     m_seqlen->setAccelerated(true);
+    setAutoSeqlen(m_autoSeqlen);
 
     m_maxWindows = new QSpinBox(this);
-    m_maxWindows->setRange(0, 10'000'000);
+    m_maxWindows->setRange(1, 10'000'000);
+    m_maxWindows->setValue(int(kDefaultWindows));
+    m_maxWindows->setPrefix(tr("first "));
     m_maxWindows->setSuffix(tr(" windows"));
-    m_maxWindows->setSpecialValueText(tr("All windows"));
     m_maxWindows->setToolTip(
-        tr("Evaluate only this many windows from the start of the text for a quick estimate; All uses every complete window."));
+        tr("Evaluate only this many windows from the start of the text: a quick estimate (%1 by default).").arg(kDefaultWindows));
     m_maxWindows->setAccelerated(true);
+    m_allWindows = new QCheckBox(tr("&All windows"), this);
+    m_allWindows->setToolTip(tr("Evaluate every complete window of the text, as the SparseGPT reference reports "
+                                "perplexity (slower: all 764 windows of the demo text take minutes)."));
+    connect(m_allWindows, &QCheckBox::toggled, this, [this](bool all) {
+        m_maxWindows->setEnabled(!all && m_allWindows->isEnabled());
+        Q_EMIT settingsChanged();
+    });
 
     m_batchSize = new QSpinBox(this);
     m_batchSize->setRange(1, 512);
@@ -87,6 +96,7 @@ EvaluationPanel::EvaluationPanel(QWidget* parent)
     form->setFieldGrowthPolicy(QFormLayout::AllNonFixedFieldsGrow);
     form->addRow(tr("&Window length:"), m_seqlen);
     form->addRow(tr("&Evaluate:"), m_maxWindows);
+    form->addRow(QString(), m_allWindows); // its own row: the dock stays as narrow as before
     form->addRow(tr("&Batch:"), m_batchSize);
 
     // --- run
@@ -161,8 +171,26 @@ void EvaluationPanel::setTextPath(const QString& path)
 
 qint64 EvaluationPanel::seqlen() const { return m_seqlen->value(); }
 void EvaluationPanel::setSeqlen(qint64 tokens) { m_seqlen->setValue(int(std::clamp<qint64>(tokens, 0, kMaxSeqlen))); }
-qint64 EvaluationPanel::maxWindows() const { return m_maxWindows->value(); }
-void EvaluationPanel::setMaxWindows(qint64 windows) { m_maxWindows->setValue(int(std::clamp<qint64>(windows, 0, m_maxWindows->maximum()))); }
+qint64 EvaluationPanel::maxWindows() const { return m_allWindows->isChecked() ? 0 : m_maxWindows->value(); }
+
+void EvaluationPanel::setMaxWindows(qint64 windows)
+{
+    const QSignalBlocker block(m_allWindows); // one settingsChanged, from the box that changes last
+    m_allWindows->setChecked(windows <= 0);
+    m_maxWindows->setEnabled(windows > 0 && m_allWindows->isEnabled());
+    if (windows > 0)
+        m_maxWindows->setValue(int(std::clamp<qint64>(windows, 1, m_maxWindows->maximum())));
+    else
+        Q_EMIT settingsChanged();
+}
+
+void EvaluationPanel::setAutoSeqlen(qint64 tokens)
+{
+    m_autoSeqlen = std::max<qint64>(2, tokens);
+    m_seqlen->setSpecialValueText(tr("Auto (%1 tokens, as calibration)").arg(m_autoSeqlen));
+}
+
+qint64 EvaluationPanel::effectiveSeqlen() const { return seqlen() > 0 ? seqlen() : m_autoSeqlen; }
 qint64 EvaluationPanel::batchSize() const { return m_batchSize->value(); }
 void EvaluationPanel::setBatchSize(qint64 windows) { m_batchSize->setValue(int(std::clamp<qint64>(windows, 1, 512))); }
 
@@ -171,17 +199,16 @@ void EvaluationPanel::setModelContext(qint64 maxPositions)
     m_modelContext = maxPositions;
     if (maxPositions > 0) {
         m_seqlen->setMaximum(int(std::min<qint64>(maxPositions, kMaxSeqlen)));
-        m_seqlen->setSpecialValueText(tr("Auto (%1 tokens)").arg(std::min<qint64>(maxPositions, 2048)));
     } else {
         m_seqlen->setMaximum(kMaxSeqlen);
-        m_seqlen->setSpecialValueText(tr("Auto (model context)"));
     }
 }
 
 void EvaluationPanel::setRunning(bool running)
 {
-    for (QWidget* w : std::initializer_list<QWidget*>{m_textPath, m_browse, m_seqlen, m_maxWindows, m_batchSize})
+    for (QWidget* w : std::initializer_list<QWidget*>{m_textPath, m_browse, m_seqlen, m_allWindows, m_batchSize})
         w->setEnabled(!running);
+    m_maxWindows->setEnabled(!running && !m_allWindows->isChecked());
     if (running) {
         m_progress->setRange(0, 0); // busy until the first report
         m_progress->setFormat(QString());

@@ -213,6 +213,14 @@ void ExportPanel::showStatus(const QString& text)
     m_status->setText(text);
 }
 
+void ExportPanel::clearStatus()
+{
+    m_progress->setRange(0, 1000);
+    m_progress->setValue(0);
+    m_status->clear();
+    m_summary->clear();
+}
+
 QString ExportPanel::summaryText() const { return m_summary->text(); }
 QString ExportPanel::statusText() const { return m_status->text(); }
 

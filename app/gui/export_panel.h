@@ -45,6 +45,8 @@ public:
     void setProgress(qint64 done, qint64 total, const QString& text);
     void showSummary(const ExportJob::Result& result);
     void showStatus(const QString& text);
+    // Forgets the last export's outcome (its summary and status line), e.g. when the runs change.
+    void clearStatus();
     [[nodiscard]] QString summaryText() const;
     [[nodiscard]] QString statusText() const;
 

@@ -31,9 +31,10 @@ LiveView::LiveView(QWidget* parent)
     auto* splitter = new QSplitter(Qt::Vertical, this);
     splitter->addWidget(m_heatmap);
     splitter->addWidget(plotBox);
-    splitter->setStretchFactor(0, 1);
-    splitter->setStretchFactor(1, 1);
-    splitter->setSizes({1000, 900});
+    // The heat-map is what moves during a run: it gets three fifths of the height.
+    splitter->setStretchFactor(0, 3);
+    splitter->setStretchFactor(1, 2);
+    splitter->setSizes({600, 400});
     splitter->setChildrenCollapsible(false);
 
     auto* layout = new QVBoxLayout(this);

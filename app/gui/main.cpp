@@ -99,9 +99,14 @@ int main(int argc, char* argv[])
     sparselab::gui::MainWindow window(options);
     std::unique_ptr<sparselab::gui::ScreenshotDriver> driver;
     if (!screenshots.isEmpty()) {
-        window.resize(1600, 1000);
         driver = std::make_unique<sparselab::gui::ScreenshotDriver>(&window, screenshots);
-        driver->start();
+        const QString midRun = qEnvironmentVariable("SPARSELAB_SCREENSHOT_MIDRUN");
+        if (midRun.isEmpty()) {
+            window.resize(1600, 1000);
+            driver->start();
+        } else {
+            driver->startMidRun(midRun); // the window as it opens on this screen
+        }
     }
     window.show();
     return QApplication::exec();

@@ -38,6 +38,7 @@
 #include <QMimeData>
 #include <QProgressBar>
 #include <QRegularExpression>
+#include <QScreen>
 #include <QSettings>
 #include <QStatusBar>
 #include <QStyle>
@@ -53,7 +54,8 @@ namespace sparselab::gui {
 namespace {
 
 // Bump when docks or toolbars are added/renamed: an old saved state is then ignored.
-constexpr int kStateVersion = 2;
+// 3: the layout built for watching a run (issue 19); older saved layouts are not restored.
+constexpr int kStateVersion = 3;
 
 namespace key {
 const QString geometry = QStringLiteral("MainWindow/geometry");
@@ -207,9 +209,13 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
 
     m_runPanel->setDevices(availableDevices());
 
-    resize(1480, 920);
-    m_defaultState = saveState(kStateVersion);
+    resize(kPreferredSize);
+    fitToScreen();
+    applyDefaultLayout();
     readSettings(options);
+    // Dock sizes only take once the window has its real size: again when it is first shown,
+    // unless a saved layout was restored.
+    m_fitDocksOnShow = !m_layoutRestored;
     // Only now: restoring the panels must not write half-restored values back.
     connect(m_evalPanel, &EvaluationPanel::settingsChanged, this, [this] {
         saveEvaluationSettings();
@@ -385,34 +391,21 @@ void MainWindow::createDocks()
     m_log = new widgets::LogView(this);
     m_sweepPanel = new SweepPanel(this);
 
-    // Default arrangement: settings on the left (tabbed), the live view and results in the
-    // middle, the run controls and export on the right.
     QDockWidget* plan = addView(QStringLiteral("plan"), tr("Plan"), m_planPanel, Qt::LeftDockWidgetArea);
-    QDockWidget* model = addView(QStringLiteral("model"), tr("Model"), m_tree, Qt::LeftDockWidgetArea);
-    QDockWidget* calib = addView(QStringLiteral("calibration"), tr("Calibration"), m_calibPanel, Qt::LeftDockWidgetArea);
-    QDockWidget* evaluation = addView(QStringLiteral("evaluation"), tr("Evaluation"), m_evalPanel, Qt::LeftDockWidgetArea);
-    QDockWidget* live = addView(QStringLiteral("live"), tr("Live Solver"), m_liveView, Qt::RightDockWidgetArea);
-    QDockWidget* run = addView(QStringLiteral("run"), tr("Run"), m_runPanel, Qt::RightDockWidgetArea);
-    QDockWidget* results = addView(QStringLiteral("results"), tr("Results"), m_resultsPanel, Qt::RightDockWidgetArea);
-    QDockWidget* exportDock = addView(QStringLiteral("export"), tr("Export"), m_exportPanel, Qt::RightDockWidgetArea);
-    QDockWidget* logDock = addView(QStringLiteral("log"), tr("Log"), m_log, Qt::RightDockWidgetArea);
+    addView(QStringLiteral("model"), tr("Model"), m_tree, Qt::LeftDockWidgetArea);
+    addView(QStringLiteral("calibration"), tr("Calibration"), m_calibPanel, Qt::LeftDockWidgetArea);
+    addView(QStringLiteral("evaluation"), tr("Evaluation"), m_evalPanel, Qt::LeftDockWidgetArea);
+    addView(QStringLiteral("live"), tr("Live Solver"), m_liveView, Qt::RightDockWidgetArea);
+    addView(QStringLiteral("run"), tr("Run"), m_runPanel, Qt::RightDockWidgetArea);
+    addView(QStringLiteral("results"), tr("Results"), m_resultsPanel, Qt::RightDockWidgetArea);
+    addView(QStringLiteral("export"), tr("Export"), m_exportPanel, Qt::RightDockWidgetArea);
+    addView(QStringLiteral("log"), tr("Log"), m_log, Qt::RightDockWidgetArea);
+    (void)plan;
     // Sweeps are results too: a tab of the Results view next to the run's table and plots.
     m_resultsPanel->tabs()->addTab(m_sweepPanel, tr("Sweeps"));
     m_resultsPanel->tabs()->setTabToolTip(m_resultsPanel->tabs()->count() - 1,
                                           tr("A sweep's table, perplexity vs sparsity per bit-width, and size vs "
                                              "perplexity with the Pareto frontier (File → Open Sweep Results…)"));
-    tabifyDockWidget(plan, model);
-    tabifyDockWidget(plan, calib);
-    tabifyDockWidget(plan, evaluation);
-    splitDockWidget(live, run, Qt::Horizontal);
-    splitDockWidget(live, results, Qt::Vertical);
-    splitDockWidget(run, exportDock, Qt::Vertical);
-    tabifyDockWidget(results, logDock);
-    plan->raise();
-    results->raise();
-    resizeDocks({plan, live, run}, {600, 560, 360}, Qt::Horizontal);
-    resizeDocks({live, results}, {480, 420}, Qt::Vertical);
-    resizeDocks({run, exportDock}, {560, 340}, Qt::Vertical);
     for (auto& [name, dock] : m_docks)
         dock->setMinimumWidth(fontMetrics().height() * 12);
 
@@ -532,9 +525,10 @@ void MainWindow::readSettings(const Options& options)
     CalibrationSettings calib = m_calibPanel->settings();
     if (options.restoreSettings) {
         restoreGeometry(settings.value(key::geometry).toByteArray());
-        restoreState(settings.value(key::state).toByteArray(), kStateVersion);
+        fitToScreen(); // a layout saved on a larger screen is brought inside this one
+        m_layoutRestored = restoreState(settings.value(key::state).toByteArray(), kStateVersion);
         m_evalPanel->setSeqlen(settings.value(key::seqlen, 0).toLongLong());
-        m_evalPanel->setMaxWindows(settings.value(key::maxWindows, 0).toLongLong());
+        m_evalPanel->setMaxWindows(settings.value(key::maxWindows, EvaluationPanel::kDefaultWindows).toLongLong());
         m_evalPanel->setBatchSize(settings.value(key::batchSize, 8).toLongLong());
         if (text.isEmpty()) {
             const QString last = settings.value(key::lastText).toString();
@@ -567,8 +561,12 @@ void MainWindow::readSettings(const Options& options)
     m_restoring = false;
 }
 
+CostRates MainWindow::costRates() const { return m_measuredRates ? *m_measuredRates : CostRates::load(); }
+
 void MainWindow::writeSettings() const
 {
+    if (m_measuredRates)
+        m_measuredRates->store();
     QSettings settings;
     settings.setValue(key::geometry, saveGeometry());
     settings.setValue(key::state, saveState(kStateVersion));
@@ -660,11 +658,74 @@ void MainWindow::updateRecentRecipeMenu()
     m_recentRecipeMenu->setEnabled(!m_recentRecipes.isEmpty() && !m_runJob && hasModel());
 }
 
-void MainWindow::resetLayout()
+void MainWindow::applyDefaultLayout()
 {
-    restoreState(m_defaultState, kStateVersion);
+    // Built for watching a run: the settings tabbed on the left, the Live Solver in the middle
+    // as the largest view (Results shares its place as a tab, so nothing jumps when the first
+    // result arrives), the Run controls on the right at full height (they need about 520 px),
+    // with Export and Log as tabs beside them.
+    QDockWidget* plan = dock(QStringLiteral("plan"));
+    QDockWidget* live = dock(QStringLiteral("live"));
+    QDockWidget* run = dock(QStringLiteral("run"));
+    QDockWidget* results = dock(QStringLiteral("results"));
+    QDockWidget* exportDock = dock(QStringLiteral("export"));
+    QDockWidget* logDock = dock(QStringLiteral("log"));
+    for (auto& [name, d] : m_docks) {
+        removeDockWidget(d);
+        d->setFloating(false);
+    }
+    addDockWidget(Qt::LeftDockWidgetArea, plan);
+    for (const char* view : {"model", "calibration", "evaluation"})
+        tabifyDockWidget(plan, dock(QLatin1String(view)));
+    addDockWidget(Qt::RightDockWidgetArea, live);
+    splitDockWidget(live, run, Qt::Horizontal);
+    tabifyDockWidget(live, results);
+    tabifyDockWidget(run, exportDock);
+    tabifyDockWidget(run, logDock);
     for (auto& [name, d] : m_docks)
         d->show();
+    plan->raise();
+    live->raise();
+    run->raise();
+    fitDocksToWindow();
+}
+
+void MainWindow::fitDocksToWindow()
+{
+    // Shares of the width: settings 28 %, live view 47 %, run controls 25 % (at 1366 px:
+    // about 380, 640 and 340 px).
+    const int w = std::max(width(), 800);
+    resizeDocks({dock(QStringLiteral("plan")), dock(QStringLiteral("live")), dock(QStringLiteral("run"))},
+                {w * 28 / 100, w * 47 / 100, w * 25 / 100}, Qt::Horizontal);
+}
+
+void MainWindow::fitToScreen()
+{
+    // The window opens inside the screen it is on (a 1366 × 768 laptop included), at most
+    // kPreferredSize, centred when it had to shrink or lay outside.
+    QScreen* s = screen() ? screen() : QGuiApplication::primaryScreen();
+    if (!s)
+        return;
+    const QRect available = s->availableGeometry();
+    // Room for the frame and title bar the window manager adds (not part of geometry();
+    // unknown before the window is first shown, so a typical 4 px border and 32 px title bar
+    // are assumed then, and the fit is checked again when it is shown).
+    const QSize frame = isVisible() ? frameGeometry().size() - geometry().size() : QSize(8, 36);
+    const QSize room = available.size() - frame;
+    QSize size = isVisible() || testAttribute(Qt::WA_Resized) ? this->size() : kPreferredSize;
+    size = size.boundedTo(room);
+    resize(size);
+    QRect frameRect = frameGeometry();
+    if (!available.contains(frameRect)) {
+        frameRect.moveCenter(available.center());
+        move(frameRect.topLeft());
+    }
+}
+
+void MainWindow::resetLayout()
+{
+    fitToScreen();
+    applyDefaultLayout();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -738,8 +799,9 @@ EvaluationSettings MainWindow::evaluationSettings() const
 
 void MainWindow::updateRunSummary()
 {
+    m_evalPanel->setAutoSeqlen(m_calibPanel->settings().seqlen);
     const EvaluationSettings e = evaluationSettings();
-    const qint64 seqlen = e.seqlen > 0 ? e.seqlen : m_calibPanel->settings().seqlen;
+    const qint64 seqlen = m_evalPanel->effectiveSeqlen();
     m_runPanel->setEvaluationSummary(
         e.enabled ? tr("On %1: %2 of %3 tokens (Evaluation view).")
                         .arg(e.textPath.isEmpty() ? tr("no text") : QFileInfo(e.textPath).fileName(),
@@ -1077,7 +1139,7 @@ bool MainWindow::evaluate()
     params.model = m_model;
     params.tokenizer = m_tokenizer;
     params.textPath = text;
-    params.seqlen = m_evalPanel->seqlen();
+    params.seqlen = m_evalPanel->effectiveSeqlen(); // Auto: the calibration length, as in runs
     params.maxWindows = m_evalPanel->maxWindows();
     params.batchSize = m_evalPanel->batchSize();
     params.threads = engineThreads();
@@ -1094,9 +1156,14 @@ bool MainWindow::evaluate()
     connect(job, &PerplexityJob::finished, this, [this, done](const PerplexityJob::Result& result) {
         done();
         onEvaluationFinished(result);
+        m_runPanel->finishJob(RunPanel::Outcome::Done, tr("Perplexity %1 on %2 (%3 windows)")
+                                                           .arg(result.perplexity.perplexity, 0, 'f', 4)
+                                                           .arg(QFileInfo(result.textPath).fileName())
+                                                           .arg(result.perplexity.windows));
     });
     connect(job, &PerplexityJob::failed, this, [this, done](const QString& message) {
         done();
+        m_runPanel->finishJob(RunPanel::Outcome::Failed, tr("Evaluation failed: %1").arg(message));
         m_evalPanel->showStatus(tr("Failed: %1").arg(message));
         reportError(tr("Evaluation failed"), message);
         Q_EMIT evaluationFailed(message);
@@ -1104,6 +1171,7 @@ bool MainWindow::evaluate()
     connect(job, &PerplexityJob::cancelled, this, [this, done] {
         done();
         m_evalPanel->showStatus(tr("Cancelled."));
+        m_runPanel->finishJob(RunPanel::Outcome::Cancelled, tr("Evaluation cancelled."));
         m_log->appendInfo(tr("Evaluation cancelled."));
         statusBar()->showMessage(tr("Evaluation cancelled."), 5000);
         Q_EMIT evaluationCancelled();
@@ -1115,6 +1183,7 @@ bool MainWindow::evaluate()
                                params.maxWindows > 0 ? tr("first %1 windows").arg(params.maxWindows) : tr("all windows"))
                           .arg(params.batchSize));
     statusBar()->showMessage(tr("Evaluating…"));
+    m_runPanel->startJob(tr("Evaluation"));
     setBusy(true);
     updateActions();
     m_pool.start(job);
@@ -1124,6 +1193,7 @@ bool MainWindow::evaluate()
 void MainWindow::onEvaluationProgress(qint64 done, qint64 total, double etaSeconds, const QString& text)
 {
     m_evalPanel->setProgress(done, total, etaSeconds, text);
+    m_runPanel->setJobProgress(done, total, etaSeconds, text);
     if (total > 0) {
         m_statusProgress->setRange(0, 1000);
         m_statusProgress->setValue(int(done * 1000 / total));
@@ -1188,6 +1258,7 @@ bool MainWindow::startRun()
     params.plan = m_planPanel->planModel()->rows();
     params.device = m_runPanel->device();
     params.threads = engineThreads();
+    params.rates = costRates();
     if (evaluation.enabled) {
         const qint64 seqlen = evaluation.seqlen > 0 ? evaluation.seqlen : calib.seqlen;
         const auto known = m_densePerplexity.find(densePerplexityKey(evaluation.textPath, seqlen, evaluation.maxWindows));
@@ -1225,14 +1296,14 @@ bool MainWindow::startRun()
     });
     connect(job, &RunJob::failed, this, [this, done](const QString& message) {
         done();
-        m_runPanel->showStatus(tr("Failed: %1").arg(message));
+        m_runPanel->finishJob(RunPanel::Outcome::Failed, tr("Failed: %1").arg(message));
         reportError(tr("Run failed"), message);
         Q_EMIT runFailed(message);
     });
     connect(job, &RunJob::cancelled, this, [this, done] {
         done();
         const QString message = tr("Run cancelled: earlier results are unchanged and nothing was written.");
-        m_runPanel->showStatus(message);
+        m_runPanel->finishJob(RunPanel::Outcome::Cancelled, message);
         m_runPanel->log()->appendInfo(message);
         m_log->appendInfo(message);
         statusBar()->showMessage(message, 5000);
@@ -1259,6 +1330,9 @@ void MainWindow::onRunFinished(const RunJob::Result& result)
 {
     RunRecord record = result.record;
     record.id = m_nextRunId++;
+    // The next run's progress is weighted by what this one took (written to the settings
+    // when the window closes: writing them now would hold up the GUI thread for a sync).
+    m_measuredRates = result.measured;
     record.name = m_runName;
     m_runModels[record.id] = result.model;
     if (std::isfinite(record.perplexityBefore) && record.evaluation.enabled) {
@@ -1297,10 +1371,21 @@ void MainWindow::replaceRuns(const QList<RunRecord>& runs)
     m_runModels.clear();
     m_resultsPanel->clearRuns();
     m_tree->clearLayerSparsity();
+    // The previous export's outcome belongs to runs that are gone.
+    m_exportPanel->clearStatus();
     for (RunRecord run : runs) {
         run.id = m_nextRunId++;
         run.modelKept = false;
         m_resultsPanel->addRun(run);
+        // The workspace holds each run's dense perplexity: for the loaded model, runs with the
+        // same evaluation settings reuse it instead of measuring it again.
+        const bool sameModel = QDir::cleanPath(run.modelFolder) == QDir::cleanPath(m_summary.folder);
+        if (sameModel && run.evaluation.enabled && std::isfinite(run.perplexityBefore) && run.detailBefore) {
+            const qint64 seqlen = run.evalSeqlen > 0 ? run.evalSeqlen
+                                                     : (run.evaluation.seqlen > 0 ? run.evaluation.seqlen : run.calibration.seqlen);
+            m_densePerplexity.try_emplace(densePerplexityKey(run.evaluation.textPath, seqlen, run.evaluation.maxWindows),
+                                          DenseEvaluation{run.perplexityBefore, run.detailBefore});
+        }
     }
     if (!runs.isEmpty()) {
         QHash<QString, double> sparsity;
@@ -1419,8 +1504,9 @@ bool MainWindow::exportSelectedRun()
     params.threads = engineThreads();
     auto* job = new ExportJob(params, this);
     m_exportJob = job;
-    connect(job, &ExportJob::progress, this, [this](qint64 done, qint64 total, double, const QString& text) {
+    connect(job, &ExportJob::progress, this, [this](qint64 done, qint64 total, double eta, const QString& text) {
         m_exportPanel->setProgress(done, total, text);
+        m_runPanel->setJobProgress(done, total, eta, text);
         if (total > 0) {
             m_statusProgress->setRange(0, 1000);
             m_statusProgress->setValue(int(done * 1000 / total));
@@ -1441,6 +1527,7 @@ bool MainWindow::exportSelectedRun()
                                     .arg(r.files)
                                     .arg(formatBytes(r.bytes))
                                     .arg(r.tensorsReplaced);
+        m_runPanel->finishJob(RunPanel::Outcome::Done, message);
         m_log->appendInfo(message);
         statusBar()->showMessage(message, 10'000);
         Q_EMIT exportFinished(r);
@@ -1448,16 +1535,19 @@ bool MainWindow::exportSelectedRun()
     connect(job, &ExportJob::failed, this, [this, done](const QString& message) {
         done();
         m_exportPanel->showStatus(tr("Failed: %1").arg(message));
+        m_runPanel->finishJob(RunPanel::Outcome::Failed, tr("Export failed: %1").arg(message));
         reportError(tr("Export failed"), message);
         Q_EMIT exportFailed(message);
     });
     connect(job, &ExportJob::cancelled, this, [this, done] {
         done();
         m_exportPanel->showStatus(tr("Export cancelled: nothing was written."));
+        m_runPanel->finishJob(RunPanel::Outcome::Cancelled, tr("Export cancelled: nothing was written."));
         m_log->appendInfo(tr("Export cancelled."));
         Q_EMIT exportCancelled();
     });
     m_log->appendInfo(tr("Exporting “%1” to %2").arg(run->name, QDir::toNativeSeparators(out)));
+    m_runPanel->startJob(tr("Export of “%1”").arg(run->name));
     setBusy(true);
     updateActions();
     m_pool.start(job);
@@ -1599,6 +1689,19 @@ void MainWindow::stopJobs()
 
 // ---------------------------------------------------------------------------------------------
 // Events
+
+void MainWindow::showEvent(QShowEvent* event)
+{
+    QMainWindow::showEvent(event);
+    if (!m_shownOnce) {
+        m_shownOnce = true;
+        fitToScreen(); // now with the real frame
+    }
+    if (m_fitDocksOnShow) {
+        m_fitDocksOnShow = false;
+        fitDocksToWindow();
+    }
+}
 
 void MainWindow::closeEvent(QCloseEvent* event)
 {

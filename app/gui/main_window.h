@@ -26,15 +26,18 @@
 
 #include <QMainWindow>
 #include <QPointer>
+#include <QSize>
 #include <QStringList>
 #include <QThreadPool>
 
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 
 class QAction;
 class QCloseEvent;
+class QShowEvent;
 class QDockWidget;
 class QDragEnterEvent;
 class QDropEvent;
@@ -82,6 +85,8 @@ public:
     // Compressed models kept for export: the latest always, older ones while their linear
     // weights (float32) stay under this budget.
     static constexpr qint64 kKeptModelBytes = qint64(4) << 30;
+    // The window's size on first start, made smaller to fit the screen it opens on.
+    static constexpr QSize kPreferredSize{1480, 920};
 
     MainWindow();
     explicit MainWindow(const Options& options, QWidget* parent = nullptr);
@@ -100,6 +105,9 @@ public:
     [[nodiscard]] QStringList recentRecipes() const { return m_recentRecipes; }
     // The last successful evaluation (perplexity 0 when none).
     [[nodiscard]] const PerplexityJob::Result& lastEvaluation() const { return m_lastEvaluation; }
+    // What the phases of the next run are expected to cost (job_progress.h): the rates the
+    // last run of this session measured, else those remembered in the settings.
+    [[nodiscard]] CostRates costRates() const;
     // The compressed model of a run, while it is kept (null otherwise).
     [[nodiscard]] std::shared_ptr<const model::CausalLM> runModel(int runId) const;
     [[nodiscard]] std::shared_ptr<const model::CausalLM> denseModel() const { return m_model; }
@@ -171,6 +179,8 @@ public Q_SLOTS:
     void cancelJob();
     void clearRecentModels();
     void clearRecentRecipes();
+    // View → Reset Layout: the default arrangement (built for watching a run) at a size that
+    // fits the screen.
     void resetLayout();
     void showAbout();
     // Opens the Teaching Mode window (View → Teaching Mode, Ctrl+Shift+M) on the loaded model.
@@ -197,6 +207,7 @@ Q_SIGNALS:
 
 protected:
     void closeEvent(QCloseEvent* event) override;
+    void showEvent(QShowEvent* event) override;
     void dragEnterEvent(QDragEnterEvent* event) override;
     void dropEvent(QDropEvent* event) override;
 
@@ -207,6 +218,9 @@ private:
     void createMenus();
     void createDocks();
     QDockWidget* addView(const QString& key, const QString& title, QWidget* widget, Qt::DockWidgetArea area);
+    void applyDefaultLayout();
+    void fitDocksToWindow();
+    void fitToScreen();
     void readSettings(const Options& options);
     void writeSettings() const;
     void saveEvaluationSettings() const;
@@ -304,11 +318,14 @@ private:
     QStringList m_recent;
     QStringList m_recentRecipes;
     QString m_lastRecipeFile;
-    QByteArray m_defaultState;
     ErrorHandler m_errorHandler;
     QString m_lastError;
     bool m_busy = false;
     bool m_restoring = false;
+    bool m_fitDocksOnShow = false; // the default layout's dock sizes are applied at first show
+    bool m_layoutRestored = false; // a saved layout (of this kStateVersion) was restored
+    bool m_shownOnce = false;
+    std::optional<CostRates> m_measuredRates; // measured by this session's last run
     bool m_restoreSettings = true; // Options::restoreSettings (also the saved plan)
 };
 

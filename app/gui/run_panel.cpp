@@ -100,10 +100,12 @@ RunPanel::RunPanel(QWidget* parent)
     layout->setContentsMargins(8, 8, 8, 8);
     layout->addLayout(form);
     layout->addLayout(buttons);
-    layout->addWidget(new QLabel(tr("Overall:"), this));
+    m_overallLabel = new QLabel(tr("Overall:"), this);
+    m_layerLabel = new QLabel(tr("Current layer:"), this);
+    layout->addWidget(m_overallLabel);
     layout->addWidget(m_overall);
     layout->addWidget(m_stage);
-    layout->addWidget(new QLabel(tr("Current layer:"), this));
+    layout->addWidget(m_layerLabel);
     layout->addWidget(m_layer);
     layout->addWidget(m_layerText);
     layout->addWidget(m_status);
@@ -192,46 +194,87 @@ void RunPanel::setRunning(bool running)
 {
     for (QWidget* w : std::initializer_list<QWidget*>{m_device, m_name, m_evaluate})
         w->setEnabled(!running);
-    if (running) {
-        m_overall->setValue(0);
-        m_layer->setValue(0);
+    const bool starting = running && !m_running; // the window calls this on every action update
+    m_running = running;
+    if (starting) {
+        startJob(tr("Run"));
         m_stage->setText(tr("Starting…"));
-        m_layerText->clear();
-        m_status->clear();
+        for (QWidget* w : std::initializer_list<QWidget*>{m_layerLabel, m_layer, m_layerText})
+            w->setVisible(true);
     }
+}
+
+void RunPanel::startJob(const QString& title)
+{
+    m_overallLabel->setText(tr("%1:").arg(title));
+    m_overall->setValue(0);
+    m_layer->setValue(0);
+    m_stage->setText(tr("Starting…"));
+    m_layerText->clear();
+    m_status->clear();
+    // Only runs solve layers one by one.
+    for (QWidget* w : std::initializer_list<QWidget*>{m_layerLabel, m_layer, m_layerText})
+        w->setVisible(false);
+}
+
+namespace {
+QString withEta(QString stage, double overall, double etaSeconds)
+{
+    if (overall < 1.0)
+        stage += QStringLiteral(" · ")
+            + (etaSeconds >= 0 ? RunPanel::tr("%1 left").arg(formatSeconds(etaSeconds)) : RunPanel::tr("estimating time left…"));
+    return stage;
+}
+} // namespace
+
+void RunPanel::setJobProgress(qint64 done, qint64 total, double etaSeconds, const QString& text)
+{
+    const double share = total > 0 ? std::clamp(double(done) / double(total), 0.0, 1.0) : 0.0;
+    if (total > 0)
+        m_overall->setValue(std::max(m_overall->value(), int(std::lround(share * kScale))));
+    m_stage->setText(withEta(text, share, etaSeconds));
 }
 
 void RunPanel::setProgress(const RunProgress& p)
 {
     m_overall->setValue(int(std::lround(std::clamp(p.overall, 0.0, 1.0) * kScale)));
-    QString stage = p.stage;
-    if (p.overall < 1.0)
-        stage += QStringLiteral(" · ") + (p.etaSeconds >= 0 ? tr("%1 left").arg(formatSeconds(p.etaSeconds)) : tr("estimating time left…"));
-    m_stage->setText(stage);
+    m_stage->setText(withEta(p.stage, p.overall, p.etaSeconds));
     if (!p.layer.isEmpty()) {
         m_layer->setValue(int(std::lround(std::clamp(p.layerFraction, 0.0, 1.0) * kScale)));
+        // layerIndex is the 0-based position of the layer shown among the layers solved.
         m_layerText->setText(tr("%1 (layer %2 of %3)").arg(p.layer).arg(std::min(p.layerIndex + 1, p.layerCount)).arg(p.layerCount));
     } else if (p.layerCount > 0 && p.layerIndex >= p.layerCount) {
         m_layer->setValue(kScale);
         m_layerText->setText(tr("All %1 layers solved").arg(p.layerCount));
+    } else if (p.layerCount > 0 && p.layerIndex > 0) {
+        m_layer->setValue(0);
+        m_layerText->setText(tr("%1 of %2 layers solved").arg(p.layerIndex).arg(p.layerCount));
     }
 }
 
-void RunPanel::showFinished(const QString& text)
+void RunPanel::finishJob(Outcome outcome, const QString& text)
 {
-    m_overall->setValue(kScale);
-    m_stage->setText(tr("Done"));
+    switch (outcome) {
+    case Outcome::Done:
+        m_overall->setValue(kScale);
+        m_stage->setText(tr("Done"));
+        break;
+    case Outcome::Cancelled:
+    case Outcome::Failed:
+        // Nothing of the job was kept: the bars say so rather than where it stopped.
+        m_overall->setValue(0);
+        m_layer->setValue(0);
+        m_layerText->clear();
+        m_stage->setText(outcome == Outcome::Cancelled ? tr("Cancelled") : tr("Failed"));
+        break;
+    }
     m_status->setText(text);
-}
-
-void RunPanel::showStatus(const QString& text)
-{
-    m_status->setText(text);
-    m_stage->setText(tr("Idle"));
 }
 
 int RunPanel::overallValue() const { return m_overall->value(); }
 QString RunPanel::stageText() const { return m_stage->text(); }
 QString RunPanel::statusText() const { return m_status->text(); }
+int RunPanel::layerValue() const { return m_layer->value(); }
+QString RunPanel::layerText() const { return m_layerText->text(); }
 
 } // namespace sparselab::gui

@@ -2,6 +2,11 @@
 // The "Run" dock: Start (F5) / Cancel (Esc), the compute device, the run's name, whether
 // perplexity is measured before and after, the overall and per-layer progress with ETA, and
 // the run's live log. MainWindow runs the RunJob; the panel holds settings and shows state.
+//
+// The progress area is the workbench's one place for the job that is running, whatever it
+// is (a run, a sensitivity scan, a sweep, an export, a report): Cancel (Esc) is active
+// exactly while the area shows a job. After a job ends it says how (Done / Cancelled /
+// Failed) and the bars agree with it: full when done, empty when nothing was kept.
 // GUI thread only.
 
 #include "engine_jobs.h"
@@ -50,15 +55,24 @@ public:
     void setMemorySummary(const QString& text, bool fits);
     [[nodiscard]] QString memorySummary() const;
 
+    enum class Outcome { Done, Cancelled, Failed };
+
+    // A run starts or stops: the settings are locked while it runs; starting resets the bars.
     void setRunning(bool running);
     void setProgress(const RunProgress& p);
-    void showFinished(const QString& text);
-    void showStatus(const QString& text);
+    // Another long job (scan, sweep, export, report) is shown in the same bars.
+    void startJob(const QString& title);
+    void setJobProgress(qint64 done, qint64 total, double etaSeconds, const QString& text);
+    // The job (run or other) has ended; `text` is the one-line outcome under the bars.
+    void finishJob(Outcome outcome, const QString& text);
+    void showFinished(const QString& text) { finishJob(Outcome::Done, text); }
 
     [[nodiscard]] widgets::LogView* log() const { return m_log; }
     [[nodiscard]] int overallValue() const;   // 0..1000
     [[nodiscard]] QString stageText() const;
     [[nodiscard]] QString statusText() const;
+    [[nodiscard]] int layerValue() const;     // 0..1000
+    [[nodiscard]] QString layerText() const;
 
     // The live GPU line ("GPU 0 NVIDIA H200: 87 % busy, 40.1 of 143.8 GB used"), refreshed
     // once a second from NVML while the CUDA device is chosen; hidden otherwise.
@@ -78,12 +92,15 @@ private:
     QCheckBox* m_evaluate = nullptr;
     QLabel* m_evalSummary = nullptr;
     QLabel* m_memorySummary = nullptr;
+    QLabel* m_overallLabel = nullptr;
     QProgressBar* m_overall = nullptr;
     QLabel* m_stage = nullptr;
+    QLabel* m_layerLabel = nullptr;
     QProgressBar* m_layer = nullptr;
     QLabel* m_layerText = nullptr;
     QLabel* m_status = nullptr;
     widgets::LogView* m_log = nullptr;
+    bool m_running = false;
 };
 
 } // namespace sparselab::gui

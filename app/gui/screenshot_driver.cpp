@@ -8,6 +8,8 @@
 #include "calibration_panel.h"
 #include "evaluation_panel.h"
 #include "export_panel.h"
+#include "live_view.h"
+#include "mask_heatmap_widget.h"
 #include "main_window.h"
 #include "plan_panel.h"
 #include "resource_paths.h"
@@ -87,6 +89,53 @@ void ScreenshotDriver::start()
     connect(m_window, &MainWindow::modelLoadFailed, this, &ScreenshotDriver::fail);
 }
 
+void ScreenshotDriver::startMidRun(const QString& name)
+{
+    if (!QDir().mkpath(m_outDir)) {
+        fail(QStringLiteral("cannot create %1").arg(m_outDir));
+        return;
+    }
+    auto begin = [this, name] {
+        CalibrationSettings calib;
+        calib.textPath = resourcesDir() + QStringLiteral("/text/tinystories_calib.txt");
+        calib.nsamples = 128;
+        calib.seqlen = 256;
+        m_window->calibrationPanel()->setSettings(calib);
+        m_window->evaluationPanel()->setTextPath(demoEvalText());
+        LayerSetting s;
+        s.method = PlanMethod::SparseGpt;
+        s.sparsity = 0.5;
+        m_window->planPanel()->setEditBarSetting(s);
+        m_window->planPanel()->applyEditBarToAll();
+        m_window->resetLayout();
+        settle(300);
+        connect(m_window, &MainWindow::runProgressed, this, [this, name](const RunProgress& p) {
+            m_layersSolved = int(p.layerIndex);
+            // A third of the layers solved (on the demo a layer takes milliseconds, so the frame
+            // is usually a finished layer rather than one half-way).
+            const widgets::HeatmapFrame& f = m_window->liveView()->heatmap()->frame();
+            if (m_midRunSaved || p.layerCount == 0 || p.layerIndex * 3 < p.layerCount || !f.isValid())
+                return;
+            m_midRunSaved = true;
+            QApplication::processEvents(QEventLoop::ExcludeUserInputEvents, 20);
+            if (save(m_window, name)) {
+                std::fprintf(stderr, "screenshots: mid-run at %.0f %% (%s)\n", 100.0 * p.overall, qPrintable(f.layer));
+                m_window->cancelJob();
+            }
+        });
+        connect(m_window, &MainWindow::runCancelled, this, [] { QApplication::exit(0); });
+        connect(m_window, &MainWindow::runFinished, this, [this] { fail(QStringLiteral("the run ended before a mid-layer frame")); });
+        connect(m_window, &MainWindow::runFailed, this, &ScreenshotDriver::fail);
+        if (!m_window->startRun())
+            fail(QStringLiteral("the run did not start"));
+    };
+    if (m_window->hasModel() && !m_window->isBusy())
+        begin();
+    else
+        connect(m_window, &MainWindow::modelLoaded, this, begin, Qt::SingleShotConnection);
+    connect(m_window, &MainWindow::modelLoadFailed, this, &ScreenshotDriver::fail);
+}
+
 void ScreenshotDriver::nextRun()
 {
     if (m_runIndex >= int(std::size(kMethods))) {
@@ -135,6 +184,8 @@ void ScreenshotDriver::capture()
 {
     m_window->resultsPanel()->selectRun(m_sparseGptRun);
     m_window->planPanel()->tableView()->selectRow(4);
+    // The three runs side by side: Results shares the Live Solver's place in the default layout.
+    m_window->dock(QStringLiteral("results"))->raise();
     settle();
     if (!save(m_window, QStringLiteral("workbench")))
         return;

@@ -6,6 +6,10 @@
 // then grab every dock (QWidget::grab) and the whole window, then run a sensitivity scan and
 // grab Results → Sensitivity (sensitivity.png), then the Teaching Mode window (teaching.png),
 // and quit.
+// Mid-run mode (startMidRun, SPARSELAB_SCREENSHOT_MIDRUN=NAME): the window as it opens on the
+// screen it is on, in the default layout, while a 50 % SparseGPT run is going: grabbed at a
+// frame in the middle of a layer once a third of the layers are solved (NAME.png), then the
+// run is cancelled and the application quits.
 // Images are saved with an 8-bit palette to stay small. GUI thread only.
 
 #include "run_types.h"
@@ -29,6 +33,7 @@ public:
     // Starts once the window's model has loaded; quits the application when done
     // (exit code 0, or 1 after printing the reason on stderr).
     void start();
+    void startMidRun(const QString& name);
 
 private:
     void nextRun();
@@ -43,6 +48,8 @@ private:
     QString m_outDir;
     int m_runIndex = 0;
     int m_sparseGptRun = -1;
+    int m_layersSolved = 0;
+    bool m_midRunSaved = false;
     std::unique_ptr<QTemporaryDir> m_exportParent;
 };
 

@@ -4,6 +4,7 @@
 #include "pipeline/sweep.h"
 #include "util/errors.h"
 
+#include "plot_legend.h"
 #include "qcustomplot_include.h"
 
 #include <QHeaderView>
@@ -45,6 +46,7 @@ void stylePlot(QCustomPlot* plot, const QString& x, const QString& y)
     plot->legend->setBrush(pal.color(QPalette::Base));
     plot->legend->setTextColor(pal.color(QPalette::WindowText));
     plot->legend->setBorderPen(QPen(pal.color(QPalette::Mid)));
+    widgets::placeLegendAboveAxes(plot, 3); // above the axes: an inset legend covered points
     plot->setInteractions(QCP::iRangeDrag | QCP::iRangeZoom);
 }
 
@@ -129,6 +131,11 @@ void SweepPanel::rebuild()
     if (!m_sweep) {
         m_summary->setText(tr("No sweep loaded."));
         m_summary->setToolTip(m_summary->text());
+        // Axes of no data: the previous sweep's ranges must not stay behind.
+        for (QCustomPlot* plot : {m_perplexityPlot, m_paretoPlot}) {
+            plot->xAxis->setRange(0, 1);
+            plot->yAxis->setRange(0, 1);
+        }
         m_perplexityPlot->replot();
         m_paretoPlot->replot();
         return;

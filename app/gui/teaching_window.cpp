@@ -3,6 +3,7 @@
 #include "teaching_problem.h"
 
 #include "matrix_view.h"
+#include "plot_legend.h"
 #include "model/causal_lm.h"
 #include "pipeline/prune_pipeline.h"
 #include "solve/sparsegpt_stepper.h"
@@ -101,10 +102,11 @@ void rescaleWithMargin(QCustomPlot* plot)
     plot->yAxis->setRange(y.lower - pad, y.upper + pad);
 }
 
-void placeLegend(QCustomPlot* plot, Qt::Alignment where)
+// The legend above the axes, not over the curves (plot_legend.h); `where` is kept by the
+// callers as the corner the curves leave free, no longer used.
+void placeLegend(QCustomPlot* plot, Qt::Alignment /*where*/)
 {
-    plot->axisRect()->insetLayout()->setInsetAlignment(0, where);
-    plot->legend->setBrush(QColor(255, 255, 255, 210));
+    widgets::placeLegendAboveAxes(plot, 3);
     plot->legend->setRowSpacing(0);
 }
 

@@ -1,0 +1,92 @@
+#pragma once
+// The one progress model of the workbench's long jobs: a job is a list of phases, each
+// weighted by what it is expected to cost in seconds; the overall share is the weighted sum
+// of the phases done, and the time left is `elapsed × (1 − share) / share`. With weights
+// proportional to the real costs that estimate is right from the first percent on; with the
+// unweighted shares used before (15 % per perplexity pass, 70 % for pruning) it was off by
+// a factor of four on the demo ("24:20 left" at 2 %).
+//
+// Where the expected costs come from: each phase kind has a rate (seconds per unit of work,
+// the units named below) measured on the last finished job of that kind and remembered in
+// QSettings (CostRates::load / store); before the first job the built-in rates measured on
+// the demo model are used (kDemo… below).
+//
+// Qt-free apart from QString/QSettings; no LibTorch. Not thread-safe: one thread drives a
+// PhasedProgress (the worker), values are copied out to the GUI.
+
+#include <QList>
+#include <QString>
+
+#include <chrono>
+
+namespace sparselab::gui {
+
+// Seconds per unit of work of each phase kind. Units:
+//   evalPerTokenBlock      one evaluation token through one decoder block (the LM head
+//                          counts as one more block);
+//   prunePerTokenBlock     one calibration token through one block, both passes of the
+//                          pipeline (collecting the Hessians, then through the compressed
+//                          block), solving included;
+//   tokenizePerByte        one byte of text tokenized (calibration and evaluation texts).
+struct CostRates {
+    // Measured with sparselab-cli on the bundled demo (stories260K, 5 blocks, 2 threads, the
+    // project's shared 2-core machine, load about 3; median of 3): 32 windows × 256 evaluation
+    // tokens in 1.1 s (`eval --seqlen 256 --max-windows 32`); 128 × 256 calibration tokens
+    // pruned in 2.9 s (`prune --nsamples 128 --seqlen 256 --sparsity 0.5`). Tokenizing: the
+    // median of the rates six workbench runs stored (bench/bench_first_frame), 2.4e-7 s per
+    // byte (0.1 s for the 404 KB calibration text).
+    static constexpr double kDemoEvalPerTokenBlock = 1.1 / (32.0 * 256.0 * 6.0);
+    static constexpr double kDemoPrunePerTokenBlock = 2.9 / (128.0 * 256.0 * 5.0);
+    static constexpr double kDemoTokenizePerByte = 2.4e-7;
+
+    double evalPerTokenBlock = kDemoEvalPerTokenBlock;
+    double prunePerTokenBlock = kDemoPrunePerTokenBlock;
+    double tokenizePerByte = kDemoTokenizePerByte;
+
+    // The rates remembered from the last finished run (the demo's where none is known).
+    [[nodiscard]] static CostRates load();
+    // Remembers these rates for the next run's estimate (only finite, positive values).
+    void store() const;
+};
+
+// Phases weighted by their expected seconds. Shares never go backwards.
+class PhasedProgress {
+public:
+    struct Phase {
+        QString label;            // shown as the stage, e.g. "Pruning"
+        double expectedSeconds;   // weight; 0 = the phase is skipped
+    };
+
+    PhasedProgress() = default;
+    explicit PhasedProgress(QList<Phase> phases);
+
+    // Starts the clock (construction does too).
+    void restart();
+    // Enters phase `index` (phases before it count as done) with share `fraction` of it done.
+    void set(int index, double fraction);
+    void setFraction(double fraction) { set(m_phase, fraction); }
+    // Changes the weight of a phase not yet entered (e.g. once the text's length is known).
+    void setExpectedSeconds(int index, double seconds);
+    void finish();
+
+    [[nodiscard]] int phase() const { return m_phase; }
+    [[nodiscard]] QString label() const;
+    [[nodiscard]] double overall() const { return m_overall; }          // [0, 1]
+    [[nodiscard]] double elapsedSeconds() const;
+    // Seconds left for the whole job; < 0 while unknown (before 1 % and half a second).
+    [[nodiscard]] double etaSeconds() const;
+    // Seconds spent in each phase so far (index as given), for measuring rates.
+    [[nodiscard]] double phaseSeconds(int index) const;
+
+private:
+    using Clock = std::chrono::steady_clock;
+    QList<Phase> m_phases;
+    QList<double> m_spent;
+    double m_total = 0;
+    int m_phase = 0;
+    double m_overall = 0;
+    Clock::time_point m_start = Clock::now();
+    Clock::time_point m_phaseStart = m_start;
+};
+
+} // namespace sparselab::gui
