@@ -54,7 +54,7 @@ void SensitivityJob::execute()
 
     const ProgressCallback callback = progressCallback();
     ProgressReporter(callback, "Tokenizing", 1).report(0, QFileInfo(calib.textPath).fileName().toStdString());
-    const data::CalibrationWindows windows = drawCalibrationWindows(*m_params.tokenizer, calib);
+    const data::CalibrationWindows windows = drawCalibrationWindows(*m_params.tokenizer, calib, cancelToken());
     throwIfCancelled(cancelToken());
 
     auto scan = std::make_shared<pipeline::SensitivityResult>(
@@ -123,9 +123,9 @@ void SweepJob::execute()
 
     const ProgressCallback callback = progressCallback();
     ProgressReporter(callback, "Tokenizing", 1).report(0, QFileInfo(calib.textPath).fileName().toStdString());
-    const data::CalibrationWindows windows = drawCalibrationWindows(*m_params.tokenizer, calib);
+    const data::CalibrationWindows windows = drawCalibrationWindows(*m_params.tokenizer, calib, cancelToken());
     const std::string evalText = readEngineText(m_params.evaluation.textPath, "evaluation");
-    const std::vector<int32_t> evalIds = m_params.tokenizer->encodeForModel(evalText);
+    const std::vector<int32_t> evalIds = m_params.tokenizer->encodeForModel(evalText, cancelToken());
     eval::PerplexityParams evalParams;
     evalParams.seqlen = m_params.evaluation.seqlen > 0 ? m_params.evaluation.seqlen : calib.seqlen;
     evalParams.maxWindows = m_params.evaluation.maxWindows;

@@ -354,7 +354,7 @@ void PerplexityJob::execute()
     const ProgressCallback callback = progressCallback(); // ProgressReporter keeps a reference
     ProgressReporter(callback, "Tokenizing", 1).report(0, QFileInfo(m_params.textPath).fileName().toStdString());
     const std::vector<int32_t> ids =
-        m_params.tokenizer->encodeForModel(text);
+        m_params.tokenizer->encodeForModel(text, cancelToken());
     throwIfCancelled(cancelToken());
 
     eval::PerplexityParams params;
@@ -405,7 +405,7 @@ void CalibrationPreviewJob::execute()
     const std::string text = readText(m_params.textPath, "calibration");
     const ProgressCallback callback = progressCallback();
     ProgressReporter(callback, "Tokenizing", 1).report(0, QFileInfo(m_params.textPath).fileName().toStdString());
-    const std::vector<int32_t> ids = m_params.tokenizer->encodeForModel(text);
+    const std::vector<int32_t> ids = m_params.tokenizer->encodeForModel(text, cancelToken());
     throwIfCancelled(cancelToken());
 
     Result r;
@@ -687,7 +687,7 @@ void RunJob::execute()
     // text is tokenized when it is needed, after the solver: the live view starts sooner.
     state.stage = tr("Tokenizing");
     report(state, true);
-    const std::vector<int32_t> calibIds = m_params.tokenizer->encodeForModel(calibText);
+    const std::vector<int32_t> calibIds = m_params.tokenizer->encodeForModel(calibText, cancelToken());
     data::CalibrationParams cp;
     cp.nsamples = calib.nsamples;
     cp.seqlen = calib.seqlen;
@@ -847,7 +847,7 @@ void RunJob::execute()
         state.progress.set(phase, 0.0);
         report(state, true);
         if (evalIds.empty()) {
-            evalIds = m_params.tokenizer->encodeForModel(evalText);
+            evalIds = m_params.tokenizer->encodeForModel(evalText, cancelToken());
             throwIfCancelled(cancelToken());
         }
         const ProgressCallback evalProgress = [this, &state, phase](const Progress& p) {
@@ -971,10 +971,11 @@ std::string readEngineText(const QString& path, const char* what)
     return text;
 }
 
-data::CalibrationWindows drawCalibrationWindows(const tokenize::Tokenizer& tokenizer, const CalibrationSettings& calibration)
+data::CalibrationWindows drawCalibrationWindows(const tokenize::Tokenizer& tokenizer, const CalibrationSettings& calibration,
+                                                const CancelToken* cancel)
 {
     const std::string text = readEngineText(calibration.textPath, "calibration");
-    const std::vector<int32_t> ids = tokenizer.encodeForModel(text);
+    const std::vector<int32_t> ids = tokenizer.encodeForModel(text, cancel);
     data::CalibrationParams cp;
     cp.nsamples = calibration.nsamples;
     cp.seqlen = calibration.seqlen;

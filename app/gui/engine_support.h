@@ -14,6 +14,7 @@
 
 namespace sparselab::data { struct CalibrationWindows; }
 namespace sparselab::tokenize { class Tokenizer; }
+namespace sparselab { class CancelToken; }
 
 namespace sparselab::gui {
 
@@ -22,9 +23,10 @@ namespace sparselab::gui {
 // text was chosen." when `path` is empty).
 [[nodiscard]] std::string readEngineText(const QString& path, const char* what);
 // Tokenizes the calibration text and draws the windows exactly as a run does (and as the CLI
-// does with the same settings).
+// does with the same settings); the tokenization stops (CancelledError) when `cancel` is set.
 [[nodiscard]] data::CalibrationWindows drawCalibrationWindows(const tokenize::Tokenizer& tokenizer,
-                                                              const CalibrationSettings& calibration);
+                                                              const CalibrationSettings& calibration,
+                                                              const CancelToken* cancel = nullptr);
 // The sparselab.json provenance of a run's export (`source` is the dense model's folder):
 // version, source model and text hashes, recipe, per-layer statistics, perplexities.
 [[nodiscard]] nlohmann::json runProvenance(const RunRecord& run, const std::filesystem::path& source);

@@ -35,7 +35,7 @@ void CaptureLayerJob::execute()
     const std::string text = readEngineText(m_params.textPath, "calibration");
     const ProgressCallback callback = progressCallback();
     ProgressReporter(callback, "Tokenizing", 1).report(0, QFileInfo(m_params.textPath).fileName().toStdString());
-    const auto ids = m_params.tokenizer->encodeForModel(text);
+    const auto ids = m_params.tokenizer->encodeForModel(text, cancelToken());
     throwIfCancelled(cancelToken());
     data::CalibrationParams calib;
     calib.nsamples = m_params.nsamples;
