@@ -2,6 +2,7 @@
 
 #include "util/sha256.h"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <filesystem>
@@ -39,6 +40,20 @@ PropList compactAttributeCreation(hid_t propertyClass)
     if (H5Pset_attr_phase_change(id(list), 4096, 4096) < 0)
         fail("cannot set the attribute storage");
     return list;
+}
+
+// Strings are written with a fixed length (zero-padded UTF-8), never variable-length: those
+// live in HDF5 "global heaps", which carry no checksum even in the newest format, and
+// libhdf5 1.10.8 hangs in H5HG_read on a damaged one (found by fuzz_workspace). Fixed-length
+// text sits in the checksummed object header (attributes) or in the dataset's own bytes.
+// Readers accept both kinds (files written before this are variable-length).
+DataType fixedUtf8StringType(size_t length)
+{
+    auto type = check<DataType>(H5Tcopy(H5T_C_S1), "cannot create a string type");
+    if (H5Tset_size(id(type), std::max<size_t>(length, 1)) < 0 || H5Tset_strpad(id(type), H5T_STR_NULLPAD) < 0
+        || H5Tset_cset(id(type), H5T_CSET_UTF8) < 0)
+        fail("cannot create a string type");
+    return type;
 }
 
 DataSpace simpleSpace(const std::vector<int64_t>& shape)
@@ -141,6 +156,7 @@ std::vector<std::string> readStringValues(hid_t type, size_t count,
         auto memType = check<DataType>(H5Tcopy(H5T_C_S1), "cannot create a string type");
         H5Tset_size(id(memType), width);
         H5Tset_strpad(id(memType), H5T_STR_NULLPAD);
+        H5Tset_cset(id(memType), H5Tget_cset(type)); // HDF5 does not convert between character sets
         std::vector<char> buffer(width * count, '\0');
         if (read(id(memType), buffer.data()) < 0)
             fail("cannot read " + what);
@@ -395,9 +411,8 @@ bool hasAttribute(hid_t obj, const std::string& name) { return H5Aexists(obj, na
 
 void writeAttribute(hid_t obj, const std::string& name, const std::string& value)
 {
-    const auto type = utf8StringType();
-    const char* pointer = value.c_str();
-    writeScalarAttribute(obj, name, id(type), id(type), &pointer);
+    const auto type = fixedUtf8StringType(value.size());
+    writeScalarAttribute(obj, name, id(type), id(type), value.data());
 }
 
 void writeAttribute(hid_t obj, const std::string& name, const char* value)
@@ -499,17 +514,19 @@ void writeStrings(hid_t loc, const std::string& name, const std::vector<std::str
                   std::vector<int64_t> shape)
 {
     shape = resolveShape(std::move(shape), values.size(), name);
-    const auto type = utf8StringType();
+    size_t width = 1;
+    for (const auto& v : values)
+        width = std::max(width, v.size());
+    const auto type = fixedUtf8StringType(width);
     const auto space = simpleSpace(shape);
     const auto create = compactAttributeCreation(H5P_DATASET_CREATE);
     const auto set = check<DataSet>(H5Dcreate2(loc, name.c_str(), id(type), id(space), H5P_DEFAULT, id(create),
                                                H5P_DEFAULT),
                                     "cannot create dataset '" + name + "'");
-    std::vector<const char*> pointers;
-    pointers.reserve(values.size());
-    for (const auto& v : values)
-        pointers.push_back(v.c_str());
-    if (!values.empty() && H5Dwrite(id(set), id(type), H5S_ALL, H5S_ALL, H5P_DEFAULT, pointers.data()) < 0)
+    std::vector<char> buffer(width * values.size(), '\0');
+    for (size_t i = 0; i < values.size(); ++i)
+        std::memcpy(buffer.data() + i * width, values[i].data(), values[i].size());
+    if (!values.empty() && H5Dwrite(id(set), id(type), H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer.data()) < 0)
         fail("cannot write dataset '" + name + "'");
 }
 

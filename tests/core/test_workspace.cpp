@@ -371,7 +371,7 @@ out = {
   "names": [n.decode() if isinstance(n, bytes) else n for n in r["layers/name"][:]],
   "mask": bits.flatten().tolist(),
   "token_nll_shape": list(r["perplexity_after/token_nll"].shape),
-  "recipe": r.attrs["recipe"],
+  "recipe": r.attrs["recipe"].decode() if isinstance(r.attrs["recipe"], bytes) else r.attrs["recipe"],
   "heat": f["sensitivity/scan_0001/error"][:].tolist(),
 }
 print(json.dumps(out))
