@@ -96,6 +96,7 @@ for t in "${targets[@]}"; do
   log=$build/logs/$t.log
   set +e
   ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    LSAN_OPTIONS=suppressions=$root/fuzz/lsan.supp \
     nice -n "$nice_level" "$build/fuzz/fuzz_$t" "$build/corpus/$t" \
     $([[ -n ${RUNS:-} ]] && echo "-runs=$RUNS" || echo "-max_total_time=$seconds") \
     -timeout=10 -rss_limit_mb=4096 -max_len="${MAX_LEN:-${max_len[$t]}}" -artifact_prefix="$findings/" \
