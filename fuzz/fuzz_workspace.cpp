@@ -8,14 +8,14 @@
 #include "store/hdf5_handles.h"
 #include "store/workspace.h"
 
-#include <cstring>
+#include <string_view>
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
 {
     using namespace sparselab;
-    static constexpr char kSealStart[] = "SparseLab sealed HDF5 v1\n";
     const auto path = fuzz::writeInput("w.h5", data, size);
-    if (size >= store::h5::kSealSize && std::memcmp(data, kSealStart, sizeof kSealStart - 1) == 0) {
+    const std::string_view bytes(reinterpret_cast<const char*>(data), size);
+    if (size >= store::h5::kSealSize && bytes.starts_with(store::h5::kSealMagic)) {
         const auto lock = store::h5::hdf5Lock();
         store::h5::sealFile(path.string());
     }

@@ -3,10 +3,14 @@
 #include "util/sha256.h"
 
 #include <algorithm>
-#include <array>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
+#include <set>
+#include <tuple>
+
+#include <sys/stat.h>
 
 namespace sparselab::store::h5 {
 
@@ -210,91 +214,94 @@ std::unique_lock<std::recursive_mutex> hdf5Lock()
 namespace {
 
 constexpr char kHdf5Signature[8] = {'\x89', 'H', 'D', 'F', '\r', '\n', '\x1a', '\n'};
-// The seal: this line, the hex SHA-256 of every byte after the user block, a newline, the
-// byte count after the user block, a newline, then zeros up to kSealSize.
-constexpr std::string_view kSealMagic = "SparseLab sealed HDF5 v1\nsha256 ";
 
-struct SealDigest {
-    std::string hex;
-    uint64_t bytes = 0;
-};
-
-// SHA-256 of the bytes of `path` after the user block.
-SealDigest digestAfterSeal(const std::string& path)
+// What a seal records of a file: the SHA-256 of every byte after the seal block, and how many.
+std::string sealOf(const std::string& path)
 {
-    std::ifstream in(path, std::ios::binary);
-    if (!in.seekg(std::streamoff(kSealSize)))
+    std::error_code ec;
+    const std::uintmax_t size = std::filesystem::file_size(path, ec);
+    if (ec || size < kSealSize)
         fail("cannot read the file");
-    Sha256 hash;
-    std::vector<char> buffer(size_t(1) << 20);
-    SealDigest digest;
-    while (in) {
-        in.read(buffer.data(), std::streamsize(buffer.size()));
-        const auto got = in.gcount();
-        if (got <= 0)
-            break;
-        hash.update(buffer.data(), size_t(got));
-        digest.bytes += uint64_t(got);
-    }
-    if (in.bad())
-        fail("cannot read the file");
-    digest.hex = hash.finishHex();
-    return digest;
-}
-
-std::string sealText(const SealDigest& digest)
-{
-    std::string text = std::string(kSealMagic) + digest.hex + "\n" + std::to_string(digest.bytes) + "\n";
+    std::string text = std::string(kSealMagic) + sha256File(path, nullptr, kSealSize) + "\n"
+                       + std::to_string(size - kSealSize) + "\n";
     text.resize(kSealSize, '\0');
     return text;
 }
 
-std::array<char, kSealSize> readHead(const std::string& path, size_t* got)
+// The first bytes of `path`: the seal block and, after it, where HDF5's signature would be.
+std::string readHead(const std::string& path)
 {
-    std::array<char, kSealSize> head{};
+    std::string head(kSealSize + sizeof kHdf5Signature, '\0');
     std::ifstream in(path, std::ios::binary);
     in.read(head.data(), std::streamsize(head.size()));
-    *got = size_t(std::max<std::streamsize>(in.gcount(), 0));
+    head.resize(size_t(std::max<std::streamsize>(in.gcount(), 0)));
     return head;
 }
 
-bool startsWithSeal(const std::array<char, kSealSize>& head, size_t got)
+bool hasSignatureAt(const std::string& head, size_t offset)
 {
-    return got >= kSealMagic.size() && std::string_view(head.data(), kSealMagic.size()) == kSealMagic;
+    return head.size() >= offset + sizeof kHdf5Signature
+        && std::memcmp(head.data() + offset, kHdf5Signature, sizeof kHdf5Signature) == 0;
+}
+
+bool startsWithSeal(const std::string& head) { return std::string_view(head).starts_with(kSealMagic); }
+
+// Files whose seal this process has verified, by identity: a resume reads each checkpoint up
+// to three times (counting, reports, weights) and the workbench checks a workspace before it
+// loads it, and hashing gigabytes once is enough (~190 MB/s here). SparseLab replaces files by
+// renaming (a new inode), and size and nanosecond mtime are in the key: an edited file is
+// verified again. Guarded by hdf5Lock(), which every caller of openFileReadOnly holds.
+using FileIdentity = std::tuple<dev_t, ino_t, off_t, int64_t, int64_t>;
+std::set<FileIdentity>& verifiedSeals()
+{
+    static std::set<FileIdentity> verified;
+    return verified;
+}
+
+std::optional<FileIdentity> identityOf(const std::string& path)
+{
+    struct stat info{};
+    if (::stat(path.c_str(), &info) != 0)
+        return std::nullopt;
+    return FileIdentity{info.st_dev, info.st_ino, info.st_size, int64_t(info.st_mtim.tv_sec),
+                        int64_t(info.st_mtim.tv_nsec)};
 }
 
 // Throws unless the seal in the first kSealSize bytes matches the rest of the file. Legacy
 // files (HDF5 signature at offset 0, no seal) pass unchecked.
 void verifySeal(const std::string& path)
 {
-    size_t got = 0;
-    const auto head = readHead(path, &got);
-    if (got >= 8 && std::memcmp(head.data(), kHdf5Signature, 8) == 0)
+    const std::string head = readHead(path);
+    if (hasSignatureAt(head, 0))
         return; // written before seals existed: only libhdf5's own checks apply
-    if (!startsWithSeal(head, got)) {
-        std::ifstream in(path, std::ios::binary);
-        char at512[8] = {};
-        if (in.seekg(std::streamoff(kSealSize)) && in.read(at512, 8) && std::memcmp(at512, kHdf5Signature, 8) == 0)
+    if (!startsWithSeal(head)) {
+        if (hasSignatureAt(head, kSealSize))
             fail("corrupt: its checksum block is damaged");
         return; // not ours: libhdf5 decides (and says "not an HDF5 file")
     }
-    if (got < kSealSize)
+    if (head.size() < kSealSize)
         fail("corrupt: truncated inside its checksum block");
-    const std::string recordedHex(head.data() + kSealMagic.size(), 64);
-    const SealDigest actual = digestAfterSeal(path);
-    if (sealText(actual) == std::string(head.data(), kSealSize))
+    const auto identity = identityOf(path);
+    if (identity && verifiedSeals().count(*identity))
         return;
-    if (actual.hex != recordedHex)
-        fail("corrupt: its checksum does not match (the file was damaged, truncated or changed after "
-             "SparseLab wrote it)");
-    fail("corrupt: its checksum block is damaged");
+    const std::string recorded = head.substr(0, kSealSize);
+    const std::string actual = sealOf(path);
+    if (actual != recorded) {
+        const size_t hexAt = kSealMagic.size();
+        if (actual.compare(hexAt, 64, recorded, hexAt, 64) != 0)
+            fail("corrupt: its checksum does not match (the file was damaged, truncated or changed after "
+                 "SparseLab wrote it)");
+        fail("corrupt: its checksum block is damaged");
+    }
+    if (identity)
+        verifiedSeals().insert(*identity);
 }
 
 } // namespace
 
 void sealFile(const std::string& path)
 {
-    const std::string text = sealText(digestAfterSeal(path));
+    const std::string text = sealOf(path);
     std::fstream out(path, std::ios::binary | std::ios::in | std::ios::out);
     if (!out || !out.write(text.data(), std::streamsize(text.size())) || !out.flush())
         fail("cannot write the checksum block");
@@ -600,9 +607,8 @@ bool hasHdf5Signature(const std::string& path)
     std::error_code ec;
     if (!std::filesystem::is_regular_file(path, ec)) // never open a FIFO or a device
         return false;
-    size_t got = 0;
-    const auto head = readHead(path, &got);
-    return startsWithSeal(head, got) || (got >= 8 && std::memcmp(head.data(), kHdf5Signature, 8) == 0);
+    const std::string head = readHead(path);
+    return startsWithSeal(head) || hasSignatureAt(head, 0);
 }
 
 } // namespace sparselab::store::h5

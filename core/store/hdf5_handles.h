@@ -14,6 +14,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace sparselab::store::h5 {
@@ -72,6 +73,8 @@ File openFileReadOnly(const std::string& path);
 // and how the workspace fuzzer gets mutated HDF5 bytes past the seal to libhdf5's parser.
 void sealFile(const std::string& path);
 inline constexpr size_t kSealSize = 512;           // the user block holding the seal
+// How a seal begins: this line, then "sha256 ", the hex digest, the byte count, zero padding.
+inline constexpr std::string_view kSealMagic = "SparseLab sealed HDF5 v1\nsha256 ";
 
 // Groups
 bool exists(hid_t loc, const std::string& path);   // every component checked

@@ -115,12 +115,14 @@ std::string sha256Hex(std::string_view bytes)
     return hash.finishHex();
 }
 
-std::string sha256File(const std::filesystem::path& file, const CancelToken* cancel)
+std::string sha256File(const std::filesystem::path& file, const CancelToken* cancel, std::uintmax_t skip)
 {
     requireRegularFile(file); // a FIFO would block the open, a device never end
     std::ifstream in(file, std::ios::binary);
     if (!in)
         throw inputError(file, "cannot open for hashing");
+    if (skip > 0 && !in.seekg(std::streamoff(skip)))
+        throw inputError(file, "cannot read for hashing");
     Sha256 hash;
     std::vector<char> buffer(1 << 20);
     while (in) {

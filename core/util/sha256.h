@@ -29,8 +29,10 @@ private:
 };
 
 [[nodiscard]] std::string sha256Hex(std::string_view bytes);
-// Streams the file; InputError naming it when unreadable; with `cancel`, CancelledError within
-// a megabyte of the token being cancelled (a model's weights take tens of seconds to hash).
-[[nodiscard]] std::string sha256File(const std::filesystem::path& file, const CancelToken* cancel = nullptr);
+// Streams the file (from byte `skip` on: the workspace seal hashes what follows its own block);
+// InputError naming it when unreadable; with `cancel`, CancelledError within a megabyte of the
+// token being cancelled (a model's weights take tens of seconds to hash).
+[[nodiscard]] std::string sha256File(const std::filesystem::path& file, const CancelToken* cancel = nullptr,
+                                     std::uintmax_t skip = 0);
 
 } // namespace sparselab
