@@ -21,11 +21,16 @@ std::optional<int32_t> Tokenizer::tokenId(std::string_view token) const
 }
 
 namespace {
-// The token of the encodeForModel call running on this thread (encode() is a virtual of every
-// tokenizer: a thread-local keeps cancellation out of its signature).
 thread_local const CancelToken* t_encodeCancel = nullptr;
 thread_local uint32_t t_encodePolls = 0;
 } // namespace
+
+EncodeCancelScope::EncodeCancelScope(const CancelToken* cancel) : m_previous(t_encodeCancel)
+{
+    t_encodeCancel = cancel;
+}
+
+EncodeCancelScope::~EncodeCancelScope() { t_encodeCancel = m_previous; }
 
 void pollEncodeCancel()
 {
@@ -35,11 +40,7 @@ void pollEncodeCancel()
 
 std::vector<int32_t> Tokenizer::encodeForModel(std::string_view text, const CancelToken* cancel) const
 {
-    struct Scope {
-        const CancelToken* previous;
-        explicit Scope(const CancelToken* token) : previous(t_encodeCancel) { t_encodeCancel = token; }
-        ~Scope() { t_encodeCancel = previous; }
-    } scope(cancel);
+    const EncodeCancelScope scope(cancel);
     throwIfCancelled(cancel);
     std::vector<int32_t> ids = encode(text);
     throwIfCancelled(cancel);

@@ -98,9 +98,22 @@ private:
 // False when the bridge library is missing (a build without libsentencepiece).
 [[nodiscard]] bool libSentencePieceAvailable();
 
-// For the encoders: throws CancelledError when the encodeForModel call running on this thread
-// was given a cancelled token. Cheap enough to call once per word (the token is read every
-// 256th call).
+// The cancel token the encoders on this thread poll while the scope lives (encode() is a
+// virtual of every tokenizer: a thread-local keeps cancellation out of its signature).
+// encodeForModel opens one; scopes nest, restoring the previous token when they end.
+class EncodeCancelScope {
+public:
+    explicit EncodeCancelScope(const CancelToken* cancel);
+    ~EncodeCancelScope();
+    EncodeCancelScope(const EncodeCancelScope&) = delete;
+    EncodeCancelScope& operator=(const EncodeCancelScope&) = delete;
+
+private:
+    const CancelToken* m_previous;
+};
+
+// For the encoders: throws CancelledError when the token of this thread's EncodeCancelScope is
+// cancelled. Cheap enough to call once per word (the token is read every 256th call).
 void pollEncodeCancel();
 
 } // namespace sparselab::tokenize
