@@ -3,6 +3,9 @@
 // Tests that read ../shared/data call sharedDataOrSkip(), which QSKIPs with a message
 // when that folder is absent (CI has it; a bare clone may not).
 
+#include <QCoreApplication>
+#include <QSettings>
+#include <QStandardPaths>
 #include <QString>
 #include <QTest>
 
@@ -17,6 +20,16 @@ inline std::filesystem::path demoEvalText() { return resourcesDir() / "text" / "
 inline std::filesystem::path testDataDir() { return SPARSELAB_TEST_DATA_DIR; }
 inline std::filesystem::path sharedDataDir() { return SPARSELAB_SHARED_DATA_DIR; }
 inline bool haveSharedData() { return std::filesystem::exists(sharedDataDir() / "README.md"); }
+
+// A GUI test's own settings, empty: QStandardPaths' test locations (never the user's), the
+// organisation "SparseLabTest" and `application` (one per suite, so suites never share state).
+inline void useFreshSettings(const QString& application)
+{
+    QStandardPaths::setTestModeEnabled(true);
+    QCoreApplication::setOrganizationName(QStringLiteral("SparseLabTest"));
+    QCoreApplication::setApplicationName(application);
+    QSettings().clear();
+}
 
 } // namespace sparselab::testing
 

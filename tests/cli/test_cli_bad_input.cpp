@@ -77,6 +77,22 @@ QString makeModel(const QTemporaryDir& dir, const QString& name, const QByteArra
     return folder;
 }
 
+// A model folder: the demo's files with its config.json changed by `edit`.
+QString makeModelWithConfig(const QTemporaryDir& dir, const QString& name,
+                            const std::function<void(nlohmann::json&)>& edit)
+{
+    const QString folder = makeModel(dir, name, QByteArray());
+    const QString demo = QString::fromStdString(sparselab::testing::demoModelDir().string());
+    QFile::copy(demo + "/model.safetensors", folder + "/model.safetensors");
+    QFile config(demo + "/config.json");
+    if (!config.open(QIODevice::ReadOnly))
+        return {};
+    auto json = nlohmann::json::parse(config.readAll().toStdString());
+    edit(json);
+    writeFile(folder + "/config.json", QByteArray::fromStdString(json.dump()));
+    return folder;
+}
+
 using sparselab::testing::runCli;
 
 // The last non-empty line on stderr (progress lines may precede the error).
@@ -284,17 +300,10 @@ private Q_SLOTS:
         // --- absurd sizes in config.json: refused naming the field, before anything is allocated
         // (2^62 layers died with "vector::_M_default_append", 2^31 with std::bad_alloc, exit 1).
         {
-            const QString demoConfig = [&] {
-                QFile f(m_demo + "/config.json");
-                return f.open(QIODevice::ReadOnly) ? QString::fromUtf8(f.readAll()) : QString();
-            }();
             const auto withField = [&](const QString& name, const QString& key, const QString& value) {
-                const QString m = makeModel(m_dir, name, QByteArray());
-                QFile::copy(m_demo + "/model.safetensors", m + "/model.safetensors");
-                auto config = nlohmann::json::parse(demoConfig.toStdString());
-                config[key.toStdString()] = nlohmann::json::parse(value.toStdString());
-                writeFile(m + "/config.json", QByteArray::fromStdString(config.dump()));
-                return m;
+                return makeModelWithConfig(m_dir, name, [&](nlohmann::json& config) {
+                    config[key.toStdString()] = nlohmann::json::parse(value.toStdString());
+                });
             };
             QTest::newRow("info: num_hidden_layers 2^62")
                 << QStringList{"info", withField("layers-2e62", "num_hidden_layers", "4611686018427387904")}
@@ -762,19 +771,16 @@ private Q_SLOTS:
     // saturate: the plan is printed with "more than 9.2 EB" and the command refuses (exit 2).
     void planSaturates()
     {
-        const QString huge = makeModel(m_dir, "all-limits", QByteArray());
-        QFile::copy(m_demo + "/model.safetensors", huge + "/model.safetensors");
-        QFile demoConfig(m_demo + "/config.json");
-        QVERIFY(demoConfig.open(QIODevice::ReadOnly));
-        auto config = nlohmann::json::parse(demoConfig.readAll().toStdString());
-        config["hidden_size"] = 1048576;
-        config["intermediate_size"] = 4194304;
-        config["num_hidden_layers"] = 10000;
-        config["num_attention_heads"] = 65536;
-        config["num_key_value_heads"] = 65536;
-        config["vocab_size"] = 16777216;
-        config["max_position_embeddings"] = 1048576;
-        writeFile(huge + "/config.json", QByteArray::fromStdString(config.dump()));
+        const QString huge = makeModelWithConfig(m_dir, "all-limits", [](nlohmann::json& config) {
+            config["hidden_size"] = 1048576;
+            config["intermediate_size"] = 4194304;
+            config["num_hidden_layers"] = 10000;
+            config["num_attention_heads"] = 65536;
+            config["num_key_value_heads"] = 65536;
+            config["vocab_size"] = 16777216;
+            config["max_position_embeddings"] = 1048576;
+        });
+        QVERIFY(!huge.isEmpty());
         const auto run = runCli({"plan", huge, "--nsamples", "1048576", "--seqlen", "1048576"});
         QVERIFY2(run.exitCode == 2, qPrintable(run.stderrText));
         QVERIFY2(errorLine(run.stderrText).contains("needs more than 9.2 EB of host memory"), qPrintable(run.stderrText));

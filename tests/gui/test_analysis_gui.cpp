@@ -94,10 +94,7 @@ private:
 private Q_SLOTS:
     void initTestCase()
     {
-        QStandardPaths::setTestModeEnabled(true);
-        QCoreApplication::setOrganizationName(QStringLiteral("SparseLabTest"));
-        QCoreApplication::setApplicationName(QStringLiteral("SparseLabAnalysisTest"));
-        QSettings().clear();
+        testing::useFreshSettings(QStringLiteral("SparseLabAnalysisTest"));
         QVERIFY(m_tmp.isValid());
         m_window = makeWindow(qpath(testing::demoModelDir()));
         QSignalSpy loaded(m_window.get(), &MainWindow::modelLoaded);

@@ -67,10 +67,7 @@ private:
 private Q_SLOTS:
     void initTestCase()
     {
-        QStandardPaths::setTestModeEnabled(true);
-        QCoreApplication::setOrganizationName(QStringLiteral("SparseLabTest"));
-        QCoreApplication::setApplicationName(QStringLiteral("SparseLabFirstMinuteTest"));
-        QSettings().clear();
+        testing::useFreshSettings(QStringLiteral("SparseLabFirstMinuteTest"));
         QVERIFY2(QGuiApplication::primaryScreen()->geometry().size() == QSize(1366, 768),
                  "the offscreen screen is 1366 x 768 (set up in main)");
 
@@ -114,7 +111,8 @@ private Q_SLOTS:
         EvaluationPanel* eval = m_window->evaluationPanel();
         QCOMPARE(eval->seqlen(), qint64(0)); // Auto by default
         QCOMPARE(eval->maxWindows(), EvaluationPanel::kDefaultWindows);
-        CalibrationSettings c = m_window->calibrationPanel()->settings();
+        const CalibrationSettings defaults = m_window->calibrationPanel()->settings();
+        CalibrationSettings c = defaults;
         QCOMPARE(eval->effectiveSeqlen(), c.seqlen);
         c.seqlen = 128;
         m_window->calibrationPanel()->setSettings(c);
@@ -127,6 +125,8 @@ private Q_SLOTS:
         QCOMPARE(eval->maxWindows(), qint64(0));
         eval->allWindowsBox()->click();
         QCOMPARE(eval->maxWindows(), EvaluationPanel::kDefaultWindows);
+        // The runs below use a new user's settings whatever order the functions run in.
+        m_window->calibrationPanel()->setSettings(defaults);
     }
 
     void firstFrameWithinTwoSecondsWhenCached()

@@ -79,10 +79,7 @@ private Q_SLOTS:
     void initTestCase()
     {
         // Settings go to a test location, never the user's.
-        QStandardPaths::setTestModeEnabled(true);
-        QCoreApplication::setOrganizationName(QStringLiteral("SparseLabTest"));
-        QCoreApplication::setApplicationName(QStringLiteral("SparseLabTest"));
-        QSettings().clear();
+        testing::useFreshSettings(QStringLiteral("SparseLabTest"));
     }
 
     void cleanupTestCase() { QSettings().clear(); }

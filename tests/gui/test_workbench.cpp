@@ -108,10 +108,7 @@ private:
 private Q_SLOTS:
     void initTestCase()
     {
-        QStandardPaths::setTestModeEnabled(true);
-        QCoreApplication::setOrganizationName(QStringLiteral("SparseLabTest"));
-        QCoreApplication::setApplicationName(QStringLiteral("SparseLabWorkbenchTest"));
-        QSettings().clear();
+        testing::useFreshSettings(QStringLiteral("SparseLabWorkbenchTest"));
         QVERIFY(m_tmp.isValid());
 
         // The reference: the core API alone, the same settings the views will hold.

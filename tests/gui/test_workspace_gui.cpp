@@ -147,10 +147,7 @@ private:
 private Q_SLOTS:
     void initTestCase()
     {
-        QStandardPaths::setTestModeEnabled(true);
-        QCoreApplication::setOrganizationName(QStringLiteral("SparseLabTest"));
-        QCoreApplication::setApplicationName(QStringLiteral("SparseLabWorkspaceTest"));
-        QSettings().clear();
+        testing::useFreshSettings(QStringLiteral("SparseLabWorkspaceTest"));
         QVERIFY(m_tmp.isValid());
         m_window = makeWindow(qpath(testing::demoModelDir()));
         QSignalSpy loaded(m_window.get(), &MainWindow::modelLoaded);
