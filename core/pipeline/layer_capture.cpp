@@ -1,6 +1,7 @@
 #include "pipeline/layer_capture.h"
 
 #include "model/causal_lm.h"
+#include "pipeline/block_walker.h"
 #include "pipeline/prune_pipeline.h"
 #include "solve/solver.h"
 #include "util/errors.h"
@@ -30,33 +31,25 @@ LayerProblem captureLayerProblem(const model::CausalLM& model, const data::Calib
     LayerProblem problem;
     problem.name = moduleName(found->name);
     problem.block = found->block;
-    ProgressReporter reporter(progress, "capture", windows.nsamples);
-    reporter.report(0, "embedding calibration windows");
-    const auto ids = torch::from_blob(const_cast<int64_t*>(windows.ids.data()), {windows.nsamples, windows.seqlen},
-                                      torch::kInt64)
-                         .to(model.device());
-    const int64_t batch = std::max<int64_t>(1, forwardBatch);
     solve::HessianAccumulator hessian(found->weight.size(1), model.device());
-    // Window batches go through the blocks one batch at a time: only one batch's activations live.
-    for (int64_t start = 0; start < windows.nsamples; start += batch) {
-        throwIfCancelled(cancel);
-        const int64_t end = std::min(windows.nsamples, start + batch);
-        auto hidden = model.embed(ids.slice(0, start, end));
-        for (int64_t b = 0; b < found->block; ++b) {
-            throwIfCancelled(cancel);
-            hidden = model.runBlock(b, hidden);
-        }
-        const std::string target = found->name;
-        (void)model.runBlock(found->block, hidden, [&](const model::LinearLayer& l, const torch::Tensor& x) {
-            if (l.name == target)
-                hessian.addSequences(x);
-        });
-        reporter.report(end, problem.name);
+    // The windows through the dense blocks before the layer's, then through its block with a
+    // hook that accumulates this layer's inputs only. Progress: one unit per block walked.
+    const int64_t units = found->block + 1;
+    ProgressReporter blocks(progress, "capture", units);
+    BlockWalker walker(model, windows, forwardBatch, cancel);
+    for (int64_t b = 0; b < found->block; ++b) {
+        blocks.report(b, "block " + std::to_string(b));
+        walker.advance(b);
     }
+    const std::string target = found->name;
+    (void)walker.run(found->block, [&](const model::LinearLayer& l, const torch::Tensor& x) {
+        if (l.name == target)
+            hessian.addSequences(x);
+    });
     problem.weight = found->weight.to(torch::kCPU).clone();
     problem.hessian = hessian.hessian().to(torch::kCPU).clone();
     problem.samples = hessian.samples();
-    reporter.report(windows.nsamples, problem.name);
+    blocks.report(units, problem.name);
     return problem;
 }
 

@@ -5,7 +5,8 @@
 // (pruneModel solves earlier blocks first, so its Hessian for a later block differs; here
 // the model is never modified.)
 // The windows are embedded, run through the dense blocks before the layer's block, and
-// through that block with a hook that accumulates only this layer's inputs.
+// through that block with a hook that accumulates only this layer's inputs (BlockWalker, the
+// pipeline's own loop, so the Hessian is the one pruneModel would accumulate for block 0).
 
 #include "data/calibration.h"
 #include "util/progress.h"
@@ -29,7 +30,7 @@ struct LayerProblem {
 
 // `layer`: module name (as moduleName() gives it) or weight tensor name. InputError naming the
 // layer when the model has no such linear layer; CancelledError when cancelled. Progress:
-// stage "capture", one unit per calibration window; cancel checked per window batch and block.
+// stage "capture", one unit per block walked; cancel checked per window batch.
 [[nodiscard]] LayerProblem captureLayerProblem(const model::CausalLM& model, const data::CalibrationWindows& windows,
                                                const std::string& layer, int64_t forwardBatch = 8,
                                                const ProgressCallback& progress = {},

@@ -1,6 +1,7 @@
 #include "pipeline/prune_pipeline.h"
 
 #include "model/causal_lm.h"
+#include "pipeline/block_walker.h"
 #include "util/errors.h"
 
 #include <torch/types.h>
@@ -23,19 +24,6 @@ bool passesFilter(const std::vector<std::string>& filter, const std::string& nam
         if (globMatch(pattern, name))
             return true;
     return false;
-}
-
-// Runs `model` block `block` over all windows in batches; returns the outputs.
-torch::Tensor runBlockBatched(const model::CausalLM& model, int64_t block, const torch::Tensor& inputs,
-                              int64_t batch, const model::LinearInputHook& hook, const CancelToken* cancel)
-{
-    std::vector<torch::Tensor> outputs;
-    for (int64_t start = 0; start < inputs.size(0); start += batch) {
-        throwIfCancelled(cancel);
-        const int64_t end = std::min(inputs.size(0), start + batch);
-        outputs.push_back(model.runBlock(block, inputs.slice(0, start, end), hook));
-    }
-    return torch::cat(outputs, 0);
 }
 
 // Groups consecutive layers that read the same input (q/k/v; gate/up), judged on the first
@@ -112,10 +100,14 @@ double PruneResult::linearSparsity() const
 }
 
 PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& windows, const PruneParams& params,
-                       const ProgressCallback& progress, const CancelToken* cancel,
-                       const LayerDoneCallback& layerDone, const LogCallback& log,
-                       const BlockDoneCallback& blockDone, const BlockFinishedCallback& blockFinished)
+                       const PruneObserver& observer)
 {
+    const ProgressCallback& progress = observer.progress;
+    const CancelToken* cancel = observer.cancel;
+    const LayerDoneCallback& layerDone = observer.onLayer;
+    const LogCallback& log = observer.log;
+    const BlockDoneCallback& blockDone = observer.onBlock;
+    const BlockFinishedCallback& blockFinished = observer.onBlockFinished;
     torch::NoGradGuard noGrad;
     const auto started = Clock::now();
     if (windows.nsamples < 1 || int64_t(windows.ids.size()) != windows.nsamples * windows.seqlen)
@@ -143,17 +135,7 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
     ProgressReporter reporter(progress, "prune", toSolve);
     reporter.report(0, "embedding calibration windows");
 
-    const auto ids = torch::from_blob(const_cast<int64_t*>(windows.ids.data()), {windows.nsamples, windows.seqlen},
-                                      torch::kInt64)
-                         .to(model.device());
-    const int64_t batch = std::max<int64_t>(1, params.forwardBatch);
-    std::vector<torch::Tensor> embedded;
-    for (int64_t start = 0; start < windows.nsamples; start += batch) {
-        throwIfCancelled(cancel);
-        embedded.push_back(model.embed(ids.slice(0, start, std::min(windows.nsamples, start + batch))));
-    }
-    torch::Tensor inputs = torch::cat(embedded, 0); // [nsamples, seqlen, hidden]
-    embedded.clear();
+    BlockWalker walker(model, windows, params.forwardBatch, cancel);
 
     PruneResult result;
     int64_t solved = 0;
@@ -166,7 +148,7 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
         if (params.restoreFinishedBlock)
             params.restoreFinishedBlock(b);
         // Forward with the restored float32 weights, as the interrupted run did before its spill.
-        inputs = runBlockBatched(model, b, inputs, batch, {}, cancel);
+        walker.advance(b);
         model.finishBlock(b);
     }
     for (const auto& finished : params.finishedLayers) {
@@ -181,7 +163,7 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
         auto& layers = model.linears(b);
         std::vector<std::vector<size_t>> groups;
         if (params.trueSequential) {
-            groups = groupBySharedInput(model, b, inputs);
+            groups = groupBySharedInput(model, b, walker.inputs());
         } else {
             groups.emplace_back();
             for (size_t i = 0; i < layers.size(); ++i)
@@ -214,7 +196,7 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
                     if (fp32 != fp32Hessians.end())
                         fp32->second.addSequences(x);
                 };
-                (void)runBlockBatched(model, b, inputs, batch, hook, cancel);
+                (void)walker.run(b, hook);
             }
 
             for (size_t i : group) {
@@ -286,7 +268,7 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
             }
         }
         // Propagate through the compressed block: the next block sees what it will see at inference.
-        inputs = runBlockBatched(model, b, inputs, batch, {}, cancel);
+        walker.advance(b);
         if (blockFinished)
             blockFinished(b, std::vector<LayerReport>(result.layers.begin() + std::ptrdiff_t(firstReport),
                                                       result.layers.end()));

@@ -97,13 +97,20 @@ using BlockDoneCallback = std::function<void(const std::string& layer, int64_t b
 // pruneModel calls it first; front ends may call it earlier to fail before slow steps.
 void validatePlan(const model::CausalLM& model, const PruneParams& params);
 
+// Everything a caller watches a prune with; every member is optional. Callbacks run on the
+// worker thread, in pipeline order.
+struct PruneObserver {
+    ProgressCallback progress;            // stage "prune": layers solved of those to solve
+    const CancelToken* cancel = nullptr;  // checked between windows, blocks and layers, and inside solves
+    LayerDoneCallback onLayer;            // each layer, dense ones too, once solved
+    BlockDoneCallback onBlock;            // each column block of a SparseGPT solve (live views)
+    BlockFinishedCallback onBlockFinished; // each decoder block, its weights final (checkpoints)
+    LogCallback log;                      // human-readable notes
+};
+
 // Compresses `model` in place. `windows` from data::sampleCalibrationWindows.
 [[nodiscard]] PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& windows,
-                                     const PruneParams& params, const ProgressCallback& progress = {},
-                                     const CancelToken* cancel = nullptr,
-                                     const LayerDoneCallback& layerDone = {}, const LogCallback& log = {},
-                                     const BlockDoneCallback& blockDone = {},
-                                     const BlockFinishedCallback& blockFinished = {});
+                                     const PruneParams& params, const PruneObserver& observer = {});
 
 // Module name of a linear layer's weight tensor name ("x.weight" → "x").
 [[nodiscard]] std::string moduleName(const std::string& weightName);

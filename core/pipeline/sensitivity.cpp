@@ -2,6 +2,7 @@
 #include "util/json_file.h"
 
 #include "model/causal_lm.h"
+#include "pipeline/block_walker.h"
 #include "pipeline/prune_pipeline.h"
 #include "pipeline/recipe.h"
 #include "solve/hessian_factor.h"
@@ -121,17 +122,7 @@ SensitivityResult scanSensitivity(const model::CausalLM& model, const data::Cali
     int64_t done = 0;
     reporter.report(0, "embedding calibration windows");
 
-    const auto ids = torch::from_blob(const_cast<int64_t*>(windows.ids.data()), {windows.nsamples, windows.seqlen},
-                                      torch::kInt64)
-                         .to(model.device());
-    const int64_t batch = std::max<int64_t>(1, params.forwardBatch);
-    std::vector<torch::Tensor> embedded;
-    for (int64_t start = 0; start < windows.nsamples; start += batch) {
-        throwIfCancelled(cancel);
-        embedded.push_back(model.embed(ids.slice(0, start, std::min(windows.nsamples, start + batch))));
-    }
-    torch::Tensor inputs = torch::cat(embedded, 0); // [nsamples, seqlen, hidden]
-    embedded.clear();
+    BlockWalker walker(model, windows, params.forwardBatch, cancel);
 
     for (int64_t b = 0; b < model.numBlocks(); ++b) {
         const auto& layers = model.linears(b);
@@ -143,17 +134,11 @@ SensitivityResult scanSensitivity(const model::CausalLM& model, const data::Cali
         // One dense pass over all windows: accumulates the Hessians and yields the next
         // block's inputs (the scan always propagates through the dense model).
         reporter.report(done, "block " + std::to_string(b) + ": collecting inputs");
-        std::vector<torch::Tensor> outputs;
-        const auto hook = [&](const model::LinearLayer& layer, const torch::Tensor& x) {
+        walker.advance(b, [&](const model::LinearLayer& layer, const torch::Tensor& x) {
             const auto it = hessians.find(layer.name);
             if (it != hessians.end())
                 it->second.addSequences(x);
-        };
-        for (int64_t start = 0; start < inputs.size(0); start += batch) {
-            throwIfCancelled(cancel);
-            const int64_t end = std::min(inputs.size(0), start + batch);
-            outputs.push_back(model.runBlock(b, inputs.slice(0, start, end), hook));
-        }
+        });
 
         for (const auto& layer : layers) {
             auto found = hessians.find(layer.name);
@@ -209,7 +194,6 @@ SensitivityResult scanSensitivity(const model::CausalLM& model, const data::Cali
             hessians.erase(found); // free each Hessian once its layer is scanned
             result.layers.push_back(std::move(entry));
         }
-        inputs = torch::cat(outputs, 0);
     }
     result.seconds = secondsSince(started);
     reporter.report(done, "done");

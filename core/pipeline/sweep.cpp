@@ -227,7 +227,10 @@ RecipeOutcome evaluateRecipe(const model::CausalLM& dense, const data::Calibrati
     for (model::LinearLayer* layer : copy.allLinears())
         layer->weight = layer->weight.clone();
     RecipeOutcome outcome;
-    outcome.prune = pruneModel(copy, windows, params, progress, cancel);
+    PruneObserver observer;
+    observer.progress = progress;
+    observer.cancel = cancel;
+    outcome.prune = pruneModel(copy, windows, params, observer);
     outcome.perplexity = eval::evaluatePerplexity(copy, evalIds, evalParams, progress, cancel);
     outcome.modelBytes = modelBytesOf(copy, outcome.prune);
     return outcome;

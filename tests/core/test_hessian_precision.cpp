@@ -115,8 +115,9 @@ private Q_SLOTS:
             params.recipe.defaults.options.sparsity = 0.5;
             params.hessianPrecision = mode == 0 ? solve::HessianPrecision::Float32 : solve::HessianPrecision::BFloat16;
             std::vector<std::string> lines;
-            const auto result = pipeline::pruneModel(*copy, windows, params, {}, nullptr, {},
-                                                     [&](const std::string& line) { lines.push_back(line); });
+            pipeline::PruneObserver observer;
+            observer.log = [&](const std::string& line) { lines.push_back(line); };
+            const auto result = pipeline::pruneModel(*copy, windows, params, observer);
             perplexity[mode] = eval::evaluatePerplexity(*copy, evalIds, ep).perplexity;
             if (mode == 0) {
                 QVERIFY(result.hessianDeviation.empty());

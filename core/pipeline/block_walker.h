@@ -1,0 +1,46 @@
+#pragma once
+// Calibration activations walked through a model's decoder blocks: the one loop that every
+// whole-model pass shares (the pruning pipeline, the sensitivity scan, the teaching mode's
+// layer capture).
+//
+//   BlockWalker walker(model, windows, forwardBatch, cancel); // embeds every window once
+//   walker.run(b, hook);      // block b over all windows, `hook` sees each linear's inputs
+//   walker.advance(b);        // block b's outputs become the inputs of block b + 1
+//
+// Windows go through a block `forwardBatch` at a time (cancel checked before each batch); the
+// inputs of the current block, [nsamples, seqlen, hidden] on the model's device, are the only
+// activations kept. Streamed models (CausalLM::streamed) need their block resident: the
+// caller pages it in and out (materializeBlock / finishBlock) around run and advance, since
+// only it knows whether the block changes (pruning) or not (a scan).
+
+#include "data/calibration.h"
+#include "model/causal_lm.h"
+#include "util/progress.h"
+
+#include <torch/types.h>
+
+#include <cstdint>
+
+namespace sparselab::pipeline {
+
+class BlockWalker {
+public:
+    BlockWalker(const model::CausalLM& model, const data::CalibrationWindows& windows, int64_t forwardBatch,
+                const CancelToken* cancel);
+
+    // Inputs of the block to run next, [nsamples, seqlen, hidden].
+    [[nodiscard]] const torch::Tensor& inputs() const { return m_inputs; }
+    // Block `block` over every window; its outputs (the inputs are left as they are).
+    [[nodiscard]] torch::Tensor run(int64_t block, const model::LinearInputHook& hook = {}) const;
+    // Block `block` over every window, its outputs becoming the inputs.
+    void advance(int64_t block, const model::LinearInputHook& hook = {});
+    [[nodiscard]] int64_t batch() const { return m_batch; }
+
+private:
+    const model::CausalLM& m_model;
+    int64_t m_batch = 8;
+    const CancelToken* m_cancel = nullptr;
+    torch::Tensor m_inputs;
+};
+
+} // namespace sparselab::pipeline
