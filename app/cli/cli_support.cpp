@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <iostream>
 #include <mutex>
+#include <sstream>
 
 #include <unistd.h>
 
@@ -166,6 +167,17 @@ ProgressCallback stderrProgress(bool quiet)
                          tty ? "" : "\n");
         std::fflush(stderr);
     };
+}
+
+std::vector<std::string> splitList(const std::string& text)
+{
+    std::vector<std::string> parts;
+    std::stringstream stream(text);
+    std::string part;
+    while (std::getline(stream, part, ','))
+        if (!part.empty())
+            parts.push_back(part);
+    return parts;
 }
 
 void printJson(const nlohmann::json& object)

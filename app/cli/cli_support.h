@@ -49,6 +49,9 @@ void installInterruptHandler();
 // most every 2 s otherwise), with percentage and ETA.
 ProgressCallback stderrProgress(bool quiet = false);
 
+// The parts of a comma-separated option value ("a,,b" → {"a", "b"}).
+[[nodiscard]] std::vector<std::string> splitList(const std::string& text);
+
 // Prints `object` as one line of JSON on stdout.
 void printJson(const nlohmann::json& object);
 

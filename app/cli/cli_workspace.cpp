@@ -11,37 +11,6 @@ namespace sparselab::cli {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-void checkWorkspaceFor(const fs::path& file, const store::ModelIdentity& model)
-{
-    std::error_code ec;
-    if (!fs::exists(file, ec))
-        return;
-    const auto contents = store::loadWorkspace(file, {false, false}); // InputError on a bad file
-    if (!contents.model)
-        return;
-    if (contents.model->fileSha256 != model.fileSha256)
-        throw inputError(file, "records model " + contents.model->path
-                                   + " whose files differ from this model's; use another workspace file");
-}
-
-std::string recipeLabel(const pipeline::Recipe& recipe, const std::string& source)
-{
-    if (!recipe.rules.empty())
-        return "recipe " + fs::path(source).filename().string();
-    const auto& plan = recipe.defaults;
-    if (plan.dense)
-        return "dense";
-    std::ostringstream label;
-    label << solve::methodName(plan.options.method) << ' ';
-    if (plan.options.structured())
-        label << plan.options.nmN << ':' << plan.options.nmM;
-    else
-        label << plan.options.sparsity * 100 << '%';
-    if (plan.options.quant.enabled())
-        label << ' ' << plan.options.quant.bits << "-bit";
-    return label.str();
-}
-
 int cmdWorkspace(const Args& args)
 {
     args.requirePositional(1, "sparselab-cli workspace W.h5 [--json]");

@@ -19,6 +19,7 @@
 #include "util/errors.h"
 #include "store/run_records.h"
 #include "util/sha256.h"
+#include "workflow/compression_run.h"
 
 #include <torch/types.h>
 
@@ -34,17 +35,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-std::vector<std::string> splitList(const std::string& text)
-{
-    std::vector<std::string> parts;
-    std::stringstream stream(text);
-    std::string part;
-    while (std::getline(stream, part, ','))
-        if (!part.empty())
-            parts.push_back(part);
-    return parts;
-}
 
 std::vector<double> doubleList(const Args& args, const std::string& name, std::vector<double> fallback)
 {
@@ -153,7 +143,7 @@ std::optional<store::ModelIdentity> workspaceModel(const ResultOutputs& outputs,
     if (!outputs.workspace)
         return std::nullopt;
     auto identity = store::modelIdentity(model, &interruptToken());
-    checkWorkspaceFor(*outputs.workspace, identity);
+    workflow::checkWorkspaceFor(*outputs.workspace, identity);
     return identity;
 }
 

@@ -35,8 +35,11 @@ commands:
        [--bits B [--group G] [--sym [--signed-scale]] [--act-order] [--static-groups]
         [--fp16-scale]]
        [--nsamples 128] [--seqlen 2048] [--seed 0] [--layers SPEC]
-       [--recipe R.json] [--true-sequential] [--eval FILE] [--workspace W.h5] [--json]
+       [--recipe R.json] [--true-sequential] [--eval FILE [--eval-windows K]]
+       [--workspace W.h5] [--name LABEL] [--json]
        [--device cpu|cuda] [--stream] [--dry-run] [--hessian-dtype fp32|bf16]
+                                  --eval-windows K: perplexity on the first K windows;
+                                  --name: the run's name (sparselab.json, workspace);
                                   --workspace: record the run in W.h5 and resume an
                                   interrupted prune from its last finished block;
                                   --stream: one decoder block in memory at a time;
@@ -136,7 +139,7 @@ int main(int argc, char** argv)
              return cmdPrune(Args("prune", a,
                                   {"calib", "out", "method", "sparsity", "nm", "bits", "group", "nsamples",
                                    "seqlen", "seed", "layers", "recipe", "eval", "blocksize", "damp",
-                                   "threads", "device", "workspace", "hessian-dtype"},
+                                   "threads", "device", "workspace", "hessian-dtype", "eval-windows", "name"},
                                   {"sym", "act-order", "static-groups", "fp16-scale", "signed-scale", "true-sequential",
                                    "stream", "dry-run", "json", "quiet"}));
          }},

@@ -274,8 +274,7 @@ void ReportJob::execute()
     const fs::path dense = m_params.model->folder();
 
     // The compressed model as Export would write it, in a private folder removed at the end.
-    ProgressReporter(callback, "Hashing", 1).report(0, "source model and texts");
-    const nlohmann::json provenance = runProvenance(run, dense);
+    const nlohmann::json provenance = runProvenance(run);
     QTemporaryDir scratch(QDir::tempPath() + QStringLiteral("/sparselab-report-XXXXXX"));
     if (!scratch.isValid())
         throw InputError("Cannot create a temporary folder for the report: " + scratch.errorString().toStdString());

@@ -20,6 +20,7 @@
 #include "util/gpu_info.h"
 #include "util/json_file.h"
 #include "util/sha256.h"
+#include "workflow/compression_run.h"
 
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
@@ -125,30 +126,30 @@ void EngineJob::run()
         return;
     } catch (const CancelledError&) {
         if (!m_delivered)
-            post([this] { Q_EMIT cancelled(); });
+            postFinal([this] { Q_EMIT cancelled(); });
         return;
     } catch (const InputError& e) {
         const QString message = firstLine(e.what());
         if (!m_delivered)
-            post([this, message] { Q_EMIT failed(message); });
+            postFinal([this, message] { Q_EMIT failed(message); });
         return;
     } catch (const c10::Error& e) {
         const QString message = tr("Internal error: %1").arg(firstLine(e.what_without_backtrace()));
         if (!m_delivered)
-            post([this, message] { Q_EMIT failed(message); });
+            postFinal([this, message] { Q_EMIT failed(message); });
         return;
     } catch (const std::bad_alloc&) {
         if (!m_delivered)
-            post([this] { Q_EMIT failed(tr("Out of memory: the model or the text is too large for this machine.")); });
+            postFinal([this] { Q_EMIT failed(tr("Out of memory: the model or the text is too large for this machine.")); });
         return;
     } catch (const std::exception& e) {
         const QString message = tr("Internal error: %1").arg(firstLine(e.what()));
         if (!m_delivered)
-            post([this, message] { Q_EMIT failed(message); });
+            postFinal([this, message] { Q_EMIT failed(message); });
         return;
     } catch (...) {
         if (!m_delivered)
-            post([this] { Q_EMIT failed(tr("Internal error: unknown exception")); });
+            postFinal([this] { Q_EMIT failed(tr("Internal error: unknown exception")); });
     }
 }
 
@@ -202,7 +203,15 @@ void EngineJob::deliver(std::function<void()> emitFinished)
 {
     flushProgress();
     m_delivered = true;
-    post(std::move(emitFinished));
+    postFinal(std::move(emitFinished));
+}
+
+void EngineJob::postFinal(std::function<void()> emitFinal)
+{
+    post([this, emitFinal = std::move(emitFinal)] {
+        Q_EMIT ending();
+        emitFinal();
+    });
 }
 
 EvaluationDetailPtr evaluationDetail(const eval::PerplexityResult& result)
@@ -649,86 +658,51 @@ void RunJob::execute()
         throw InputError("The plan has no layers: open a model first.");
     const CalibrationSettings& calib = m_params.calibration;
     const EvaluationSettings& evalSettings = m_params.evaluation;
-    const std::string calibText = readText(calib.textPath, "calibration");
-    std::string evalText;
-    if (evalSettings.enabled)
-        evalText = readText(evalSettings.textPath, "evaluation");
+    if (calib.textPath.trimmed().isEmpty())
+        throw InputError("No calibration text was chosen.");
+    if (evalSettings.enabled && evalSettings.textPath.trimmed().isEmpty())
+        throw InputError("No evaluation text was chosen.");
     model::requireWindowFits(m_params.model->config(), calib.seqlen, "Window length");
+
+    // The run as the CLI's prune runs it (workflow/compression_run.h): same spec, same record.
+    workflow::CompressionSpec spec;
+    spec.calibrationFile = toPath(calib.textPath);
+    spec.calibration.nsamples = calib.nsamples;
+    spec.calibration.seqlen = calib.seqlen;
+    spec.calibration.seed = calib.seed;
+    if (evalSettings.enabled)
+        spec.evaluationFile = toPath(evalSettings.textPath);
+    spec.evaluation.seqlen = evalSettings.seqlen > 0 ? evalSettings.seqlen : calib.seqlen;
+    spec.evaluation.maxWindows = evalSettings.maxWindows;
+    spec.evaluation.batchSize = evalSettings.batchSize > 0 ? evalSettings.batchSize : 8;
+    spec.prune.recipe = recipeFromPlan(m_params.plan);
+    spec.prune.recipeSource = "plan";
+    spec.device = m_params.device.toStdString();
+    spec.createdBy = "sparselab (GUI)";
+    spec.label = m_params.name.toStdString();
+    if (evalSettings.enabled && std::isfinite(m_params.perplexityBefore)) {
+        if (m_params.detailBefore) {
+            spec.knownBefore = *m_params.detailBefore;
+        } else {
+            store::PerplexityRecord known;
+            known.perplexity = m_params.perplexityBefore;
+            spec.knownBefore = known;
+        }
+    }
 
     const auto log = [this](const QString& line) { post([this, line] { Q_EMIT logLine(line); }); };
 
-    // Check the plan against the model before any heavy work (errors name the plan).
-    const pipeline::Recipe recipe = recipeFromPlan(m_params.plan);
-    {
-        std::vector<std::string> names;
-        std::vector<int64_t> cols;
-        for (int64_t b = 0; b < m_params.model->numBlocks(); ++b)
-            for (const auto& layer : m_params.model->linears(b)) {
-                names.push_back(pipeline::moduleName(layer.name));
-                cols.push_back(layer.weight.size(1));
-            }
-        recipe.validate(names, "plan", cols);
-    }
-
-    // The phases and what each is expected to cost. The evaluation passes are weighed again
-    // once the text is tokenized and the number of windows is known.
-    const bool before = evalSettings.enabled && !std::isfinite(m_params.perplexityBefore);
-    const bool after = evalSettings.enabled;
+    // The phases and what each is expected to cost; the evaluation passes are weighed once
+    // the calibration text is tokenized (its bytes per token give the evaluation's windows).
+    const bool before = evalSettings.enabled && !spec.knownBefore;
     const CostRates& rates = m_params.rates;
     state.numBlocks = std::max<int64_t>(1, m_params.model->numBlocks());
     const double pruneUnits = double(calib.nsamples) * double(calib.seqlen) * double(state.numBlocks);
-    state.progress = PhasedProgress({{tr("Tokenizing"), double(calibText.size()) * rates.tokenizePerByte},
+    state.progress = PhasedProgress({{tr("Tokenizing"), 0.0},
                                      {tr("Pruning"), pruneUnits * rates.prunePerTokenBlock},
                                      {tr("Perplexity before"), 0.0},
                                      {tr("Perplexity after"), 0.0}});
     CostRates measured = rates;
-
-    // Tokenize the calibration text and draw its windows (same as the CLI). The evaluation
-    // text is tokenized when it is needed, after the solver: the live view starts sooner.
-    state.stage = tr("Tokenizing");
-    report(state, true);
-    const std::vector<int32_t> calibIds = m_params.tokenizer->encodeForModel(calibText, cancelToken());
-    data::CalibrationParams cp;
-    cp.nsamples = calib.nsamples;
-    cp.seqlen = calib.seqlen;
-    cp.seed = calib.seed;
-    cp.vocabSize = m_params.model->config().vocabSize;
-    const data::CalibrationWindows windows = data::sampleCalibrationWindows(calibIds, cp, toPath(calib.textPath));
-    log(tr("Calibration: %1 windows × %2 tokens from %3 (%4 tokens), seed %5")
-            .arg(calib.nsamples)
-            .arg(calib.seqlen)
-            .arg(QFileInfo(calib.textPath).fileName(), QLocale().toString(qint64(calibIds.size())))
-            .arg(calib.seed));
-    std::vector<int32_t> evalIds;
-    eval::PerplexityParams evalParams;
-    evalParams.seqlen = evalSettings.seqlen > 0 ? evalSettings.seqlen : calib.seqlen;
-    evalParams.maxWindows = evalSettings.maxWindows;
-    evalParams.batchSize = evalSettings.batchSize > 0 ? evalSettings.batchSize : 8;
-    double evalUnits = 0;
-    if (evalSettings.enabled) {
-        // Windows the evaluation will have, from the text's length at the calibration text's
-        // bytes per token (same tokenizer; counted exactly once it is tokenized).
-        const double tokensPerByte = double(calibIds.size()) / double(std::max<size_t>(1, calibText.size()));
-        int64_t evalWindows = int64_t(double(evalText.size()) * tokensPerByte) / std::max<int64_t>(1, evalParams.seqlen);
-        if (evalParams.maxWindows > 0)
-            evalWindows = std::min<int64_t>(evalWindows, evalParams.maxWindows);
-        evalUnits = double(evalWindows) * double(evalParams.seqlen) * double(state.numBlocks + 1);
-        // Tokenizing the evaluation text is part of the first evaluation pass.
-        const double tokenizeEval = double(evalText.size()) * rates.tokenizePerByte;
-        state.progress.setExpectedSeconds(State::Before, before ? tokenizeEval + evalUnits * rates.evalPerTokenBlock : 0.0);
-        state.progress.setExpectedSeconds(State::After, (before ? 0.0 : tokenizeEval) + evalUnits * rates.evalPerTokenBlock);
-    }
-    if (!calibText.empty())
-        measured.tokenizePerByte = state.progress.phaseSeconds(State::Tokenize) / double(calibText.size());
-    throwIfCancelled(cancelToken());
-
-    RunRecord record;
-    record.modelFolder = QFile::decodeName(m_params.model->folder().string().c_str());
-    record.device = m_params.device;
-    record.calibration = calib;
-    record.evaluation = evalSettings;
-    record.plan = m_params.plan;
-    record.recipeJson = recipeJson(m_params.plan);
 
     // The copy to prune.
     std::shared_ptr<model::CausalLM> lm;
@@ -755,18 +729,76 @@ void RunJob::execute()
         }
     }
 
-    state.stage = tr("Pruning");
-    state.progress.set(State::Prune, 0.0);
-    report(state, true);
-    // The first layer to be solved, still dense, while its block's calibration inputs are
-    // collected: the live view shows what is about to be pruned from the start.
-    for (const PlanRow& row : m_params.plan)
-        if (!row.setting.dense()) {
-            state.blocks[row.name.toStdString()] = {0, 0};
-            postFrame(state, row.name, false);
+    workflow::RunObserver observer;
+    observer.prune.cancel = cancelToken();
+    observer.prune.log = [&log](const std::string& line) { log(fromStd(line)); };
+    observer.onPhase = [&](workflow::RunPhase phase, const workflow::RunFacts& facts) {
+        switch (phase) {
+        case workflow::RunPhase::Tokenizing:
+            state.progress.setExpectedSeconds(State::Tokenize, double(facts.calibrationBytes) * rates.tokenizePerByte);
+            state.stage = tr("Tokenizing");
+            report(state, true);
+            break;
+        case workflow::RunPhase::Pruning: {
+            if (facts.calibrationBytes > 0)
+                measured.tokenizePerByte = state.progress.phaseSeconds(State::Tokenize) / double(facts.calibrationBytes);
+            if (evalSettings.enabled) {
+                // Windows the evaluation will have, from the text's length at the calibration
+                // text's bytes per token (same tokenizer; counted exactly once it is tokenized).
+                const double tokensPerByte =
+                    double(facts.calibrationTokens) / double(std::max<int64_t>(1, facts.calibrationBytes));
+                int64_t evalWindows = int64_t(double(facts.evaluationBytes) * tokensPerByte)
+                                      / std::max<int64_t>(1, spec.evaluation.seqlen);
+                if (spec.evaluation.maxWindows > 0)
+                    evalWindows = std::min<int64_t>(evalWindows, spec.evaluation.maxWindows);
+                const double evalUnits =
+                    double(evalWindows) * double(spec.evaluation.seqlen) * double(state.numBlocks + 1);
+                // Tokenizing the evaluation text is part of the first evaluation pass.
+                const double tokenizeEval = double(facts.evaluationBytes) * rates.tokenizePerByte;
+                state.progress.setExpectedSeconds(State::Before,
+                                                  before ? tokenizeEval + evalUnits * rates.evalPerTokenBlock : 0.0);
+                state.progress.setExpectedSeconds(State::After, (before ? 0.0 : tokenizeEval)
+                                                                    + evalUnits * rates.evalPerTokenBlock);
+            }
+            state.stage = tr("Pruning");
+            state.progress.set(State::Prune, 0.0);
+            report(state, true);
+            // The first layer to be solved, still dense, while its block's calibration inputs
+            // are collected: the live view shows what is about to be pruned from the start.
+            for (const PlanRow& row : m_params.plan)
+                if (!row.setting.dense()) {
+                    state.blocks[row.name.toStdString()] = {0, 0};
+                    postFrame(state, row.name, false);
+                    break;
+                }
             break;
         }
-    const ProgressCallback pruneProgress = [this, &state](const Progress& p) {
+        case workflow::RunPhase::PerplexityBefore:
+        case workflow::RunPhase::PerplexityAfter: {
+            const State::Phase p = phase == workflow::RunPhase::PerplexityBefore ? State::Before : State::After;
+            if (p == State::After) {
+                state.layersDone = state.layerCount;
+                state.currentLayer.clear();
+                state.layerFraction = 0;
+                state.progress.set(State::Prune, 1.0);
+            }
+            state.stage = p == State::Before ? tr("Perplexity before") : tr("Perplexity after");
+            state.progress.set(p, 0.0);
+            report(state, true);
+            break;
+        }
+        case workflow::RunPhase::Recording:
+            break;
+        }
+    };
+    observer.onPhaseProgress = [&](workflow::RunPhase phase, const Progress& p) {
+        if (phase == workflow::RunPhase::PerplexityBefore || phase == workflow::RunPhase::PerplexityAfter) {
+            state.progress.set(phase == workflow::RunPhase::PerplexityBefore ? State::Before : State::After,
+                               p.fraction());
+            report(state, false);
+        }
+    };
+    observer.prune.progress = [this, &state](const Progress& p) {
         if (p.stage != "prune")
             return;
         if (p.done != state.layersDone) { // a layer was finished
@@ -800,8 +832,7 @@ void RunJob::execute()
         state.updatePruneFraction();
         report(state, false);
     };
-    const pipeline::BlockDoneCallback blockDone = [this, &state](const std::string& layer, int64_t done, int64_t total,
-                                                                 const at::Tensor&) {
+    observer.prune.onBlock = [this, &state](const std::string& layer, int64_t done, int64_t total, const at::Tensor&) {
         state.blocks[layer] = {done, total};
         state.layerFraction = total > 0 ? double(done) / double(total) : 0.0;
         state.updatePruneFraction();
@@ -809,7 +840,7 @@ void RunJob::execute()
             postFrame(state, fromStd(layer), false);
         report(state, false);
     };
-    const pipeline::LayerDoneCallback layerDone = [this, &state](const pipeline::LayerReport& r) {
+    observer.prune.onLayer = [this, &state](const pipeline::LayerReport& r) {
         const auto setting = state.settings.find(r.name);
         const LayerRunRow row = toRow(r, setting != state.settings.end() ? setting->second : LayerSetting{});
         post([this, row] { Q_EMIT layerFinished(row); });
@@ -824,74 +855,61 @@ void RunJob::execute()
             report(state, false);
         }
     };
-    const pipeline::LogCallback engineLog = [&log](const std::string& line) { log(fromStd(line)); };
 
-    pipeline::PruneParams pruneParams;
-    pruneParams.recipe = recipe;
-    const pipeline::PruneResult pruned =
-        pipeline::pruneModel(*lm, windows, pruneParams, pruneProgress, cancelToken(), layerDone, engineLog, blockDone);
-    state.layersDone = state.layerCount;
-    state.currentLayer.clear();
-    state.layerFraction = 0;
-    state.progress.set(State::Prune, 1.0);
-    report(state, false);
+    const workflow::CompressionOutcome outcome =
+        workflow::runCompression(*lm, *m_params.tokenizer, spec, observer, m_params.model.get());
+    const store::RunRecord& stored = outcome.record;
     if (pruneUnits > 0)
-        measured.prunePerTokenBlock = state.progress.phaseSeconds(State::Prune) / pruneUnits;
+        measured.prunePerTokenBlock = outcome.prune.seconds / pruneUnits;
+    for (const auto& measuredPass : {outcome.before, outcome.after})
+        if (measuredPass) {
+            const double units = double(measuredPass->windows) * double(measuredPass->seqlen) * double(state.numBlocks + 1);
+            if (units > 0)
+                measured.evalPerTokenBlock = measuredPass->seconds / units;
+        }
     log(tr("Pruned %1 layers in %2; linear-layer sparsity %3 %")
             .arg(state.layerCount)
-            .arg(formatSeconds(pruned.seconds))
-            .arg(100.0 * pruned.linearSparsity(), 0, 'f', 2));
+            .arg(formatSeconds(outcome.prune.seconds))
+            .arg(100.0 * outcome.prune.linearSparsity(), 0, 'f', 2));
 
-    const auto evaluate = [&](const model::CausalLM& m, State::Phase phase) {
-        state.stage = phase == State::Before ? tr("Perplexity before") : tr("Perplexity after");
-        state.progress.set(phase, 0.0);
-        report(state, true);
-        if (evalIds.empty()) {
-            evalIds = m_params.tokenizer->encodeForModel(evalText, cancelToken());
-            throwIfCancelled(cancelToken());
-        }
-        const ProgressCallback evalProgress = [this, &state, phase](const Progress& p) {
-            state.progress.set(phase, p.fraction());
-            report(state, false);
-        };
-        const auto started = std::chrono::steady_clock::now();
-        eval::PerplexityResult r = eval::evaluatePerplexity(m, evalIds, evalParams, evalProgress, cancelToken());
-        const double units = double(r.windows) * double(r.seqlen) * double(state.numBlocks + 1);
-        if (units > 0)
-            measured.evalPerTokenBlock = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() / units;
-        return r;
-    };
-    if (before) {
-        // The dense model, measured after the solver (it needs no calibration): the same
-        // numbers as before it, without a blank wait at the start of the run.
-        const eval::PerplexityResult r = evaluate(*m_params.model, State::Before);
-        record.perplexityBefore = r.perplexity;
-        record.detailBefore = evaluationDetail(r);
-        record.evalWindows = r.windows;
-        record.evalSeqlen = r.seqlen;
-        log(tr("Perplexity before: %1 (%2 windows × %3 tokens)").arg(r.perplexity, 0, 'f', 4).arg(r.windows).arg(r.seqlen));
-    } else if (evalSettings.enabled) {
-        record.perplexityBefore = m_params.perplexityBefore;
-        record.detailBefore = m_params.detailBefore;
+    RunRecord record;
+    record.name = m_params.name;
+    record.modelFolder = QFile::decodeName(m_params.model->folder().string().c_str());
+    record.device = m_params.device;
+    record.calibration = calib;
+    record.evaluation = evalSettings;
+    record.plan = m_params.plan;
+    record.recipeJson = QByteArray::fromStdString(stored.recipeJson); // the recipe the run ran, as recorded
+    if (stored.perplexityBefore) {
+        record.perplexityBefore = stored.perplexityBefore->perplexity;
+        record.detailBefore = outcome.before ? evaluationDetail(*outcome.before) : m_params.detailBefore;
+        if (outcome.before)
+            log(tr("Perplexity before: %1 (%2 windows × %3 tokens)")
+                    .arg(outcome.before->perplexity, 0, 'f', 4)
+                    .arg(outcome.before->windows)
+                    .arg(outcome.before->seqlen));
     }
-    if (after) {
-        const eval::PerplexityResult r = evaluate(*lm, State::After);
-        record.perplexityAfter = r.perplexity;
-        record.detailAfter = evaluationDetail(r);
-        record.evalWindows = r.windows;
-        record.evalSeqlen = r.seqlen;
-        log(tr("Perplexity after: %1").arg(r.perplexity, 0, 'f', 4));
+    if (outcome.after) {
+        record.perplexityAfter = outcome.after->perplexity;
+        record.detailAfter = evaluationDetail(*outcome.after);
+        record.evalWindows = outcome.after->windows;
+        record.evalSeqlen = outcome.after->seqlen;
+        log(tr("Perplexity after: %1").arg(outcome.after->perplexity, 0, 'f', 4));
     }
-
-    for (const pipeline::LayerReport& r : pruned.layers) {
+    for (const pipeline::LayerReport& r : outcome.prune.layers) {
         const auto setting = state.settings.find(r.name);
         record.layers.append(toRow(r, setting != state.settings.end() ? setting->second : LayerSetting{}));
     }
-    record.linearSparsity = pruned.linearSparsity();
-    record.pruneSeconds = pruned.seconds;
+    record.linearSparsity = stored.linearSparsity;
+    record.pruneSeconds = stored.timings.pruneSeconds;
     record.totalSeconds = state.progress.elapsedSeconds();
     record.finishedAt = QDateTime::currentDateTime();
     record.modelKept = true;
+    auto storedRecord = std::make_shared<store::RunRecord>(stored);
+    storedRecord->timings.totalSeconds = record.totalSeconds; // the whole job, as the views show it
+    record.stored = std::move(storedRecord);
+    const std::string provenance = outcome.provenance.dump();
+    record.provenanceJson = QByteArray(provenance.data(), qsizetype(provenance.size()));
 
     state.progress.finish();
     state.stage = tr("Done");
@@ -911,47 +929,6 @@ ExportJob::ExportJob(Params params, QObject* parent)
     : EngineJob(params.threads, parent), m_params(std::move(params))
 {
 }
-
-namespace {
-
-// The layer's grid as `prune` records it (pipeline::quantGridJson).
-nlohmann::json quantJson(const LayerSetting& s, bool dense)
-{
-    solve::SolverOptions o;
-    o.method = s.method == PlanMethod::SparseGpt ? solve::Method::SparseGpt : solve::Method::Rtn;
-    o.quant.bits = s.bits;
-    o.quant.groupSize = s.group;
-    o.quant.symmetric = s.sym;
-    o.quant.actOrder = s.actOrder;
-    o.quant.staticGroups = s.staticGroups;
-    o.quant.fp16Scale = s.fp16Scale;
-    o.quant.signedScale = s.signedScale;
-    return pipeline::quantGridJson(o, dense);
-}
-
-nlohmann::json layerJson(const LayerRunRow& r)
-{
-    const LayerSetting& s = r.setting;
-    return {{"name", r.name.toStdString()},
-            {"block", r.block},
-            {"rows", r.rows},
-            {"cols", r.cols},
-            {"method", r.dense ? std::string("dense") : planMethodKey(s.method).toStdString()},
-            {"target_sparsity", r.dense ? 0.0 : s.targetSparsity()},
-            {"nm", s.structured() && !r.dense ? nlohmann::json(std::to_string(s.nmN) + ":" + std::to_string(s.nmM))
-                                              : nlohmann::json(nullptr)},
-            {"bits", r.dense ? 16 : s.bits},
-            {"quant", quantJson(s, r.dense)},
-            {"sparsity", r.sparsity},
-            {"loss", r.loss},
-            {"rel_output_error", r.relError},
-            {"damp_used", r.damp},
-            {"damp_raises", r.dampRaises},
-            {"dead_inputs", r.deadInputs},
-            {"seconds", r.seconds}};
-}
-
-} // namespace
 
 // ---------------------------------------------------------------------------------------------
 // engine_support.h
@@ -983,46 +960,14 @@ data::CalibrationWindows drawCalibrationWindows(const tokenize::Tokenizer& token
     return data::sampleCalibrationWindows(ids, cp, toEnginePath(calibration.textPath));
 }
 
-nlohmann::json runProvenance(const RunRecord& rec, const std::filesystem::path& source)
+nlohmann::json runProvenance(const RunRecord& run)
 {
-    nlohmann::json layers = nlohmann::json::array();
-    for (const LayerRunRow& r : rec.layers)
-        layers.push_back(layerJson(r));
-    nlohmann::json recipe = nlohmann::json::object();
-    if (!rec.recipeJson.isEmpty())
-        recipe = parseJsonText(std::string_view(rec.recipeJson.constData(), size_t(rec.recipeJson.size())),
-                               "run '" + rec.name.toStdString() + "'", "its recipe");
-    const std::string calibText = readText(rec.calibration.textPath, "calibration");
-    nlohmann::json provenance = {
-        {"sparselab_version", SPARSELAB_VERSION},
-        {"created_utc", QDateTime::currentDateTimeUtc().toString(Qt::ISODate).toStdString()},
-        {"created_by", "sparselab (GUI)"},
-        {"run_name", rec.name.toStdString()},
-        {"source_model", {{"folder", std::filesystem::absolute(source).string()}, {"sha256", exporting::hashModelFolder(source)}}},
-        {"calibration",
-         {{"file", toPath(QFileInfo(rec.calibration.textPath).absoluteFilePath()).string()},
-          {"sha256", sha256Hex(calibText)},
-          {"nsamples", rec.calibration.nsamples},
-          {"seqlen", rec.calibration.seqlen},
-          {"seed", rec.calibration.seed}}},
-        {"recipe", recipe},
-        {"layer_filter", nlohmann::json::array()},
-        {"true_sequential", false},
-        {"device", rec.device.toStdString()},
-        {"linear_sparsity", rec.linearSparsity},
-        {"prune_seconds", rec.pruneSeconds},
-        {"torch_threads", at::get_num_threads()},
-        {"layers", layers},
-    };
-    if (rec.evaluation.enabled && std::isfinite(rec.perplexityAfter)) {
-        const std::string evalText = readText(rec.evaluation.textPath, "evaluation");
-        provenance["evaluation"] = {{"file", toPath(QFileInfo(rec.evaluation.textPath).absoluteFilePath()).string()},
-                                    {"sha256", sha256Hex(evalText)},
-                                    {"seqlen", rec.evalSeqlen},
-                                    {"windows", rec.evalWindows},
-                                    {"perplexity_before", rec.perplexityBefore},
-                                    {"perplexity_after", rec.perplexityAfter}};
-    }
+    if (run.provenanceJson.isEmpty())
+        throw InputError("Run '" + run.name.toStdString() + "' carries no provenance record: run it again to export it.");
+    nlohmann::json provenance =
+        parseJsonText(std::string_view(run.provenanceJson.constData(), size_t(run.provenanceJson.size())),
+                      "run '" + run.name.toStdString() + "'", "its provenance");
+    provenance["run_name"] = run.name.toStdString(); // renamed since, perhaps
     return provenance;
 }
 
@@ -1034,9 +979,7 @@ void ExportJob::exportGgufFile(const std::filesystem::path& out, const QElapsedT
     const QString problem = ggufTargetProblem(QFile::decodeName(out.string().c_str()));
     if (!problem.isEmpty())
         throw InputError(problem.toStdString());
-    nlohmann::json layers = nlohmann::json::array();
-    for (const LayerRunRow& r : m_params.record.layers)
-        layers.push_back(layerJson(r));
+    const nlohmann::json layers = runProvenance(m_params.record).at("layers");
     exporting::GgufExportParams params;
     params.type = *type;
     params.name = m_params.record.name.toStdString();
@@ -1075,9 +1018,7 @@ void ExportJob::execute()
     exporting::checkExportTarget(source, out);
 
     const ProgressCallback callback = progressCallback();
-    ProgressReporter(callback, "Hashing", 1).report(0, "source model and texts");
-    const nlohmann::json provenance = runProvenance(m_params.record, source);
-    throwIfCancelled(cancelToken());
+    const nlohmann::json provenance = runProvenance(m_params.record);
 
     const exporting::ExportSummary summary =
         exporting::exportHuggingFaceFolder(*m_params.model, out, provenance, callback, cancelToken());

@@ -74,6 +74,9 @@ Q_SIGNALS:
     void progress(qint64 done, qint64 total, double etaSeconds, const QString& text);
     void failed(const QString& message);
     void cancelled();
+    // Emitted right before the final signal (finished, failed or cancelled), on the same
+    // thread: JobRunner is idle again before any outcome handler runs.
+    void ending();
 
 protected:
     // threads: intra-op threads for LibTorch in this job; 0 = leave the process default.
@@ -97,6 +100,8 @@ protected:
 
     // Queues `emitter` to run on the job's thread (where its signals are emitted).
     void post(std::function<void()> emitter);
+    // post() for the final signal: ending() first, then `emitFinal`.
+    void postFinal(std::function<void()> emitFinal);
 
 private:
     void emitProgress(const Progress& p);
@@ -218,10 +223,11 @@ private:
 };
 
 // One compression run on a private copy of the model (the loaded model stays dense, so runs
-// can be compared): tokenizing and calibration, the layer-wise pipeline per the plan, then
-// perplexity before (unless already known) and after. The dense evaluation comes after the
-// solver, not before it: the live view starts moving within a second of F5 however long the
-// evaluation is. Nothing is written to disk.
+// can be compared): the workbench's adapter over workflow::runCompression, the run the CLI's
+// prune makes too (same record, same sparselab.json): tokenizing and calibration, the
+// layer-wise pipeline per the plan, then perplexity before (unless already known) and after.
+// The dense evaluation comes after the solver, not before it: the live view starts moving
+// within a second of F5 however long the evaluation is. Nothing is written to disk.
 //
 // Progress is one PhasedProgress (job_progress.h): tokenizing, pruning, perplexity before,
 // perplexity after, each weighted by its expected seconds from Params::rates; pruning
@@ -246,6 +252,7 @@ public:
         std::shared_ptr<const tokenize::Tokenizer> tokenizer; // required
         CalibrationSettings calibration;
         EvaluationSettings evaluation;
+        QString name;              // the run's name (recorded in sparselab.json and the workspace)
         QList<PlanRow> plan;       // one row per linear layer, as PlanModel holds them
         QString device = QStringLiteral("cpu"); // "cpu" or "cuda"
         double perplexityBefore = NAN; // known dense perplexity for these evaluation settings: skip measuring it
@@ -255,7 +262,7 @@ public:
         CostRates rates;           // expected cost of each phase (weights of the progress bar)
     };
     struct Result {
-        RunRecord record;          // id and name left for the window to fill in
+        RunRecord record;          // id left for the window to fill in
         std::shared_ptr<model::CausalLM> model; // the compressed copy (for export)
         CostRates measured;        // Params::rates with the phases this run timed replaced
     };

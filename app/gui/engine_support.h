@@ -27,8 +27,9 @@ namespace sparselab::gui {
 [[nodiscard]] data::CalibrationWindows drawCalibrationWindows(const tokenize::Tokenizer& tokenizer,
                                                               const CalibrationSettings& calibration,
                                                               const CancelToken* cancel = nullptr);
-// The sparselab.json provenance of a run's export (`source` is the dense model's folder):
-// version, source model and text hashes, recipe, per-layer statistics, perplexities.
-[[nodiscard]] nlohmann::json runProvenance(const RunRecord& run, const std::filesystem::path& source);
+// The sparselab.json provenance of a run's export: the record the run made when it ran
+// (workflow/compression_run.h; texts hashed as read), with the run's current name.
+// InputError when the run carries none (read back from a workspace).
+[[nodiscard]] nlohmann::json runProvenance(const RunRecord& run);
 
 } // namespace sparselab::gui

@@ -13,7 +13,7 @@
 #include <cmath>
 #include <memory>
 
-namespace sparselab::store { struct PerplexityRecord; }
+namespace sparselab::store { struct PerplexityRecord; struct RunRecord; }
 
 namespace sparselab::gui {
 
@@ -157,6 +157,11 @@ struct RunRecord {
     double totalSeconds = 0;
     QByteArray recipeJson;           // the plan as the recipe the CLI reads
     bool modelKept = false;          // the compressed model is still in memory (exportable)
+    // What the run recorded when it ran (workflow/compression_run.h), shared and immutable:
+    // the workspace entry (texts hashed and tokens counted at run time, masks) and the
+    // sparselab.json its export carries. Null / empty for runs read back from a workspace.
+    std::shared_ptr<const store::RunRecord> stored;
+    QByteArray provenanceJson;
     // Read back from a workspace: its file and run id there. Saving writes that stored run
     // again (masks, export folder and all, with the current name) instead of its summary here.
     QString originFile;

@@ -1,0 +1,362 @@
+#include "workflow/compression_run.h"
+
+#include "export/hf_export.h"
+#include "io/gguf_import.h"
+#include "model/causal_lm.h"
+#include "store/resume.h"
+#include "store/run_records.h"
+#include "tokenize/tokenizer.h"
+#include "util/atomic_file.h"
+#include "util/errors.h"
+#include "util/sha256.h"
+
+#include <ATen/Parallel.h>
+
+#include <chrono>
+#include <sstream>
+
+namespace sparselab::workflow {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double secondsSince(Clock::time_point start)
+{
+    return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+double steadySeconds()
+{
+    return std::chrono::duration<double>(Clock::now().time_since_epoch()).count();
+}
+
+// Everything that determines a prune's result, as the resume key hashes it.
+std::string resumeSettings(const CompressionSpec& spec, const store::ModelIdentity& identity,
+                           const std::string& calibrationSha256)
+{
+    const json settings = {{"sparselab_version", SPARSELAB_VERSION},
+                           {"model_sha256", identity.fileSha256},
+                           {"calib_sha256", calibrationSha256},
+                           {"nsamples", spec.calibration.nsamples},
+                           {"seqlen", spec.calibration.seqlen},
+                           {"seed", spec.calibration.seed},
+                           {"recipe", spec.prune.recipe.toJson()},
+                           {"layer_filter", spec.prune.layerFilter},
+                           {"true_sequential", spec.prune.trueSequential},
+                           {"forward_batch", spec.prune.forwardBatch},
+                           {"device", spec.device},
+                           {"hessian_dtype", solve::hessianPrecisionName(spec.prune.hessianPrecision)},
+                           {"torch_threads", at::get_num_threads()}};
+    return settings.dump();
+}
+
+// The `source_model` entry: the .gguf the model came from, or its folder's files.
+json sourceModelJson(const CompressionSpec& spec, const model::CausalLM& model,
+                     const std::optional<store::ModelIdentity>& identity, const CancelToken* cancel)
+{
+    const fs::path source = spec.source.empty() ? model.folder() : spec.source;
+    if (io::isGgufFile(source))
+        return {{"gguf", fs::absolute(source).string()}, {"sha256", sha256File(source, cancel)}};
+    return {{"folder", fs::absolute(model.folder()).string()},
+            {"sha256", identity ? json(identity->fileSha256) : exporting::hashModelFolder(model.folder(), cancel)}};
+}
+
+// sparselab.json: the one place its fields are written.
+json provenanceJson(const CompressionSpec& spec, const CompressionOutcome& outcome, json sourceModel)
+{
+    const store::RunRecord& run = outcome.record;
+    json layers = json::array();
+    for (const auto& layer : run.layers)
+        layers.push_back(layerJson(layer));
+    json provenance = {
+        {"sparselab_version", SPARSELAB_VERSION},
+        {"created_utc", run.createdUtc},
+        {"created_by", spec.createdBy},
+        {"run_name", run.label},
+        {"source_model", std::move(sourceModel)},
+        {"calibration",
+         {{"file", run.calibration->file},
+          {"sha256", run.calibration->sha256},
+          {"tokens", run.calibration->tokens},
+          {"nsamples", run.calibration->nsamples},
+          {"seqlen", run.calibration->seqlen},
+          {"seed", run.calibration->seed}}},
+        {"recipe", spec.prune.recipe.toJson()},
+        {"layer_filter", spec.prune.layerFilter},
+        {"true_sequential", spec.prune.trueSequential},
+        {"streamed", spec.streamed},
+        {"device", spec.device},
+        {"hessian_dtype", solve::hessianPrecisionName(spec.prune.hessianPrecision)},
+        {"linear_sparsity", run.linearSparsity},
+        {"prune_seconds", run.timings.pruneSeconds},
+        {"torch_threads", run.provenance.threads},
+        {"layers", layers},
+    };
+    if (!outcome.prune.hessianDeviation.empty()) {
+        json deviation = json::array();
+        for (const auto& d : outcome.prune.hessianDeviation)
+            deviation.push_back({{"name", d.name},
+                                 {"rel_frobenius", d.relFrobenius},
+                                 {"rel_output_error_fp32_hessian", d.relOutputErrorFp32}});
+        provenance["hessian_deviation_from_fp32"] = deviation;
+    }
+    if (run.evaluation && run.perplexityBefore && run.perplexityAfter) {
+        provenance["evaluation"] = {{"file", run.evaluation->file},
+                                    {"sha256", run.evaluation->sha256},
+                                    {"tokens", run.evaluation->tokens},
+                                    {"seqlen", run.perplexityAfter->seqlen},
+                                    {"windows", run.perplexityAfter->windows},
+                                    {"max_windows", run.evaluation->maxWindows},
+                                    {"perplexity_before", run.perplexityBefore->perplexity},
+                                    {"perplexity_after", run.perplexityAfter->perplexity}};
+    }
+    return provenance;
+}
+
+} // namespace
+
+std::string readRunText(const fs::path& file)
+{
+    std::string text = readTextFile(file);
+    if (text.find_first_not_of(" \t\r\n\v\f") == std::string::npos)
+        throw inputError(file, "the text is empty");
+    return text;
+}
+
+json layerJson(const store::LayerRecord& l)
+{
+    const pipeline::LayerReport report = store::layerReport(l);
+    return {{"name", l.name},
+            {"block", l.block},
+            {"rows", l.rows},
+            {"cols", l.cols},
+            {"method", l.method},
+            {"target_sparsity", l.targetSparsity},
+            {"nm", l.nmM > 0 && !l.dense ? json(std::to_string(l.nmN) + ":" + std::to_string(l.nmM)) : json(nullptr)},
+            {"bits", l.bits},
+            {"quant", pipeline::quantGridJson(report.options, l.dense)},
+            {"sparsity", l.sparsity},
+            {"loss", l.loss},
+            {"rel_output_error", l.relOutputError},
+            {"damp_used", l.dampUsed},
+            {"damp_raises", l.dampRaises},
+            {"dead_inputs", l.deadInputs},
+            {"seconds", l.seconds}};
+}
+
+std::string recipeLabel(const pipeline::Recipe& recipe, const std::string& source)
+{
+    if (!recipe.rules.empty())
+        return "recipe " + fs::path(source).filename().string();
+    const auto& plan = recipe.defaults;
+    if (plan.dense)
+        return "dense";
+    std::ostringstream label;
+    label << solve::methodName(plan.options.method) << ' ';
+    if (plan.options.structured())
+        label << plan.options.nmN << ':' << plan.options.nmM;
+    else
+        label << plan.options.sparsity * 100 << '%';
+    if (plan.options.quant.enabled())
+        label << ' ' << plan.options.quant.bits << "-bit";
+    return label.str();
+}
+
+void checkWorkspaceFor(const fs::path& file, const store::ModelIdentity& model)
+{
+    std::error_code ec;
+    if (!fs::exists(file, ec))
+        return;
+    const auto contents = store::loadWorkspace(file, {false, false}); // InputError on a bad file
+    if (!contents.model)
+        return;
+    if (contents.model->fileSha256 != model.fileSha256)
+        throw inputError(file, "records model " + contents.model->path
+                                   + " whose files differ from this model's; use another workspace file");
+}
+
+CompressionOutcome runCompression(model::CausalLM& model, const tokenize::Tokenizer& tokenizer,
+                                  const CompressionSpec& spec, const RunObserver& observer,
+                                  const model::CausalLM* denseBeside)
+{
+    const auto started = Clock::now();
+    const CancelToken* cancel = observer.prune.cancel;
+    const auto log = [&](const std::string& line) {
+        if (observer.prune.log)
+            observer.prune.log(line);
+    };
+    const auto phase = [&](RunPhase p, const RunFacts& facts) {
+        if (observer.onPhase)
+            observer.onPhase(p, facts);
+    };
+    CompressionOutcome outcome;
+    outcome.startedAtSeconds = steadySeconds();
+    store::RunRecord& run = outcome.record;
+    RunFacts& facts = outcome.facts;
+
+    // The texts, hashed as read: what the run used is what gets recorded.
+    const std::string calibText = readRunText(spec.calibrationFile);
+    std::string evalText;
+    if (spec.evaluationFile)
+        evalText = readRunText(*spec.evaluationFile);
+    facts.calibrationBytes = int64_t(calibText.size());
+    facts.evaluationBytes = int64_t(evalText.size());
+
+    if (spec.workspace) {
+        outcome.identity = store::modelIdentity(model, cancel); // hashes every file of the folder
+        checkWorkspaceFor(*spec.workspace, *outcome.identity);
+    }
+    // The whole plan against the model's layers before any slow step.
+    pipeline::validatePlan(model, spec.prune);
+
+    phase(RunPhase::Tokenizing, facts);
+    const std::vector<int32_t> calibIds = tokenizer.encodeForModel(calibText, cancel);
+    data::CalibrationParams calibration = spec.calibration;
+    calibration.vocabSize = model.config().vocabSize;
+    const data::CalibrationWindows windows = data::sampleCalibrationWindows(calibIds, calibration, spec.calibrationFile);
+    facts.calibrationTokens = int64_t(calibIds.size());
+    log("calibration: " + std::to_string(calibration.nsamples) + " windows x " + std::to_string(calibration.seqlen)
+        + " tokens from " + spec.calibrationFile.filename().string() + " (" + std::to_string(calibIds.size())
+        + " tokens), seed " + std::to_string(calibration.seed));
+    if (observer.onPhaseProgress)
+        observer.onPhaseProgress(RunPhase::Tokenizing, Progress{"tokenizing", "", 1, 1});
+
+    eval::PerplexityParams evalParams = spec.evaluation;
+    if (evalParams.seqlen <= 0)
+        evalParams.seqlen = calibration.seqlen;
+    std::vector<int32_t> evalIds;
+    const auto tokenizeEvaluation = [&] {
+        if (!spec.evaluationFile || !evalIds.empty())
+            return;
+        evalIds = tokenizer.encodeForModel(evalText, cancel);
+        throwIfCancelled(cancel);
+        if (int64_t(evalIds.size()) < evalParams.seqlen)
+            throw inputError(*spec.evaluationFile, "has " + std::to_string(evalIds.size())
+                                                       + " tokens, fewer than one window of "
+                                                       + std::to_string(evalParams.seqlen));
+        facts.evaluationTokens = int64_t(evalIds.size());
+    };
+    const auto evaluate = [&](const model::CausalLM& m, RunPhase p) {
+        phase(p, facts);
+        tokenizeEvaluation();
+        ProgressCallback progress;
+        if (observer.onPhaseProgress)
+            progress = [&observer, p](const Progress& update) { observer.onPhaseProgress(p, update); };
+        return eval::evaluatePerplexity(m, evalIds, evalParams, progress, cancel);
+    };
+    // Without a dense copy beside, the dense model is measured now, before it is pruned in
+    // place; a text too short for one window fails here, before the solver.
+    if (spec.evaluationFile && !denseBeside) {
+        tokenizeEvaluation();
+        if (!spec.knownBefore)
+            outcome.before = evaluate(model, RunPhase::PerplexityBefore);
+    }
+    throwIfCancelled(cancel);
+
+    // Resume: the finished blocks of an interrupted run with identical settings.
+    pipeline::PruneParams params = spec.prune;
+    pipeline::PruneObserver pruneObserver = observer.prune;
+    std::optional<store::ResumeStore> resume;
+    if (spec.workspace) {
+        resume.emplace(*spec.workspace,
+                       store::resumeKey(resumeSettings(spec, *outcome.identity, sha256Hex(calibText))));
+        const int64_t finished = resume->finishedBlocks();
+        if (finished == 0 && resume->hasCheckpoints()) {
+            log("discarding the checkpoints in " + resume->folder().string() + " (made with other settings)");
+            resume->clear();
+        }
+        for (int64_t b = 0; b < finished; ++b) {
+            // The reports now; the weights when the pipeline has the block in memory (a
+            // streamed model holds one block at a time).
+            for (const auto& layer : resume->loadBlock(b).layers)
+                params.finishedLayers.push_back(store::layerReport(layer));
+        }
+        params.restoreFinishedBlock = [&resume, &model](int64_t b) {
+            store::restoreBlock(model, resume->loadBlock(b), resume->blockFile(b));
+        };
+        params.startBlock = finished;
+        if (finished > 0)
+            log("resuming: " + std::to_string(finished) + " of " + std::to_string(model.numBlocks())
+                + " blocks restored from " + resume->folder().string());
+    }
+    pruneObserver.onBlockFinished = [&](int64_t block, const std::vector<pipeline::LayerReport>& layers) {
+        if (observer.prune.onBlockFinished)
+            observer.prune.onBlockFinished(block, layers);
+        if (resume)
+            resume->saveBlock(store::blockCheckpoint(model, block, layers));
+        if (observer.afterCheckpoint)
+            observer.afterCheckpoint(block, layers);
+    };
+
+    phase(RunPhase::Pruning, facts);
+    try {
+        outcome.prune = pipeline::pruneModel(model, windows, params, pruneObserver);
+    } catch (const CancelledError&) {
+        const int64_t kept = resume ? resume->finishedBlocks() : 0;
+        if (kept == 0)
+            throw;
+        // The checkpoints stay on purpose: the same run resumes from them.
+        throw CancelledError("no model was written; " + std::to_string(kept) + " of "
+                             + std::to_string(model.numBlocks()) + " finished blocks are kept in "
+                             + resume->folder().string() + " and the same command resumes from them");
+    }
+
+    if (spec.evaluationFile) {
+        if (denseBeside && !spec.knownBefore)
+            outcome.before = evaluate(*denseBeside, RunPhase::PerplexityBefore);
+        outcome.after = evaluate(model, RunPhase::PerplexityAfter);
+    }
+
+    // The record, with what the run actually read and measured.
+    phase(RunPhase::Recording, facts);
+    run.label = spec.label.empty() ? recipeLabel(spec.prune.recipe, spec.prune.recipeSource) : spec.label;
+    run.kind = "prune";
+    run.createdUtc = store::utcNow();
+    run.recipeJson = spec.prune.recipe.toJson().dump();
+    run.layerFilter = spec.prune.layerFilter;
+    run.trueSequential = spec.prune.trueSequential;
+    run.linearSparsity = outcome.prune.linearSparsity();
+    run.calibration = store::CalibrationSettings{fs::absolute(spec.calibrationFile).string(), sha256Hex(calibText),
+                                                 facts.calibrationTokens, calibration.nsamples, calibration.seqlen,
+                                                 calibration.seed};
+    if (spec.evaluationFile) {
+        run.evaluation = store::EvaluationSettings{fs::absolute(*spec.evaluationFile).string(), sha256Hex(evalText),
+                                                   facts.evaluationTokens, evalParams.seqlen, evalParams.maxWindows};
+        run.perplexityBefore = outcome.before ? store::perplexityRecord(*outcome.before) : spec.knownBefore;
+        run.perplexityAfter = store::perplexityRecord(*outcome.after);
+        run.timings.evalSeconds = (outcome.before ? outcome.before->seconds : 0.0) + outcome.after->seconds;
+    }
+    for (const auto& report : outcome.prune.layers)
+        run.layers.push_back(store::layerRecord(report));
+    run.masks = store::zeroMasks(model);
+    run.timings.pruneSeconds = outcome.prune.seconds;
+    run.provenance = store::currentProvenance();
+    run.provenance.threads = at::get_num_threads();
+    run.provenance.device = spec.device;
+    outcome.provenance = provenanceJson(spec, outcome, sourceModelJson(spec, model, outcome.identity, cancel));
+    run.timings.totalSeconds = secondsSince(started);
+    return outcome;
+}
+
+std::string recordRun(const CompressionSpec& spec, CompressionOutcome& outcome, const std::string& exportPath,
+                      int64_t sizeBytes, double exportSeconds)
+{
+    if (!spec.workspace)
+        return {};
+    store::RunRecord& run = outcome.record;
+    run.exportPath = exportPath;
+    run.sizeBytes = sizeBytes;
+    run.timings.exportSeconds = exportSeconds;
+    run.timings.totalSeconds = steadySeconds() - outcome.startedAtSeconds;
+    store::updateWorkspaceSettings(*spec.workspace, outcome.identity, run.calibration, run.evaluation);
+    const std::string id = store::appendRun(*spec.workspace, run);
+    // Recorded: the checkpoints have served their purpose.
+    store::ResumeStore(*spec.workspace, "").clear();
+    return id;
+}
+
+} // namespace sparselab::workflow

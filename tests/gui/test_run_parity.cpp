@@ -1,0 +1,182 @@
+// The two front ends make one run: the workbench's RunJob (then its ExportJob and the record
+// its workspace save writes) and `sparselab-cli prune --workspace` with the same spec write the
+// same sparselab.json, timings and the writer's name aside, and the same workspace entry:
+// text hashes and token counts taken at run time, every per-layer option and statistic, the
+// masks and both perplexities with their per-window and per-token detail.
+// Before the run existed once (workflow/compression_run.h) the GUI's sparselab.json lacked
+// hessian_dtype and hard-coded the layer filter, the CLI's lacked device and run_name, and the
+// GUI recorded 0 tokens and hashed the texts when saving rather than when running.
+#include "engine_jobs.h"
+#include "recipe_bridge.h"
+#include "workspace_controller.h"
+#include "plan_panel.h"
+#include "cli/cli_runner.h"
+#include "testsupport.h"
+
+#include "store/workspace.h"
+#include "util/atomic_file.h"
+#include "util/sha256.h"
+
+#include <nlohmann/json.hpp>
+
+#include <QSignalSpy>
+#include <QTemporaryDir>
+#include <QTest>
+#include <QThreadPool>
+
+#include <fstream>
+#include <optional>
+
+using namespace sparselab;
+using namespace sparselab::gui;
+namespace fs = std::filesystem;
+
+namespace {
+
+QString qpath(const fs::path& p) { return QString::fromStdString(p.string()); }
+
+// Runs an engine job on `pool` to its one final signal; the finished result, or a failure.
+template <typename Job>
+std::optional<typename Job::Result> runToEnd(Job& job, QThreadPool& pool, QString* error)
+{
+    std::optional<typename Job::Result> result;
+    bool ended = false;
+    QObject::connect(&job, &Job::finished, &job, [&](const typename Job::Result& r) { result = r; ended = true; });
+    QObject::connect(&job, &Job::failed, &job, [&](const QString& m) { *error = m; ended = true; });
+    QObject::connect(&job, &Job::cancelled, &job, [&] { *error = QStringLiteral("cancelled"); ended = true; });
+    pool.start(&job);
+    if (!QTest::qWaitFor([&] { return ended; }, 600'000))
+        *error = QStringLiteral("the job did not end in time");
+    pool.waitForDone();
+    return result;
+}
+
+// sparselab.json without what differs between two runs of one spec: when and by what it was
+// written, and how long each step took.
+nlohmann::json withoutTimings(nlohmann::json provenance)
+{
+    for (const char* key : {"created_utc", "created_by", "prune_seconds"})
+        provenance.erase(key);
+    for (auto& layer : provenance.at("layers"))
+        layer.erase("seconds");
+    return provenance;
+}
+
+// A workspace run without its id, times, export facts and the workbench's own groups.
+store::RunRecord comparable(store::RunRecord run)
+{
+    run.id.clear();
+    run.createdUtc.clear();
+    run.timings = {};
+    run.exportPath.clear();
+    run.sizeBytes = -1;
+    run.extras.clear();
+    for (auto& layer : run.layers)
+        layer.seconds = 0;
+    for (auto* p : {&run.perplexityBefore, &run.perplexityAfter})
+        if (*p)
+            (*p)->seconds = 0;
+    return run;
+}
+
+} // namespace
+
+class TestRunParity : public QObject {
+    Q_OBJECT
+
+private Q_SLOTS:
+    void guiAndCliRecordTheSameRun();
+};
+
+void TestRunParity::guiAndCliRecordTheSameRun()
+{
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    const fs::path root = dir.path().toStdString();
+    QThreadPool pool;
+    QString error;
+
+    LoadModelJob load({qpath(testing::demoModelDir()), 1});
+    const auto loaded = runToEnd(load, pool, &error);
+    QVERIFY2(loaded, qPrintable(error));
+
+    // A GPTQ-style plan on every layer: 50 % SparseGPT with a 4-bit symmetric grid in groups
+    // of 32, fp16 scales and act-order, so every grid option has to travel both ways.
+    LayerSetting setting;
+    setting.sparsity = 0.5;
+    setting.bits = 4;
+    setting.group = 32;
+    setting.sym = true;
+    setting.fp16Scale = true;
+    setting.actOrder = true;
+    RunJob::Params params;
+    params.model = loaded->model;
+    params.tokenizer = loaded->tokenizer;
+    params.name = QStringLiteral("parity");
+    params.calibration.textPath = qpath(testing::demoCalibText());
+    params.calibration.nsamples = 8;
+    params.calibration.seqlen = 64;
+    params.calibration.seed = 3;
+    params.evaluation.enabled = true;
+    params.evaluation.textPath = qpath(testing::demoEvalText());
+    params.evaluation.maxWindows = 6;
+    params.plan = PlanPanel::rowsFor(loaded->summary, setting);
+    params.threads = 1;
+    RunJob run(params);
+    const auto ran = runToEnd(run, pool, &error);
+    QVERIFY2(ran, qPrintable(error));
+    RunRecord record = ran->record;
+    record.name = params.name;
+
+    ExportJob exportJob({ran->model, qpath(root / "gui-out"), QString(), record, 1});
+    const auto exported = runToEnd(exportJob, pool, &error);
+    QVERIFY2(exported, qPrintable(error));
+
+    // The CLI with the same spec: the plan as the recipe file the workbench saves.
+    const fs::path recipe = root / "plan.json";
+    writeFileAtomically(recipe, std::string(record.recipeJson.constData(), size_t(record.recipeJson.size())));
+    const fs::path workspace = root / "cli.h5";
+    const auto cli = testing::runCli({"prune", qpath(testing::demoModelDir()), "--calib", qpath(testing::demoCalibText()),
+                                      "--eval", qpath(testing::demoEvalText()), "--eval-windows", "6", "--nsamples", "8",
+                                      "--seqlen", "64", "--seed", "3", "--recipe", qpath(recipe), "--name", "parity",
+                                      "--threads", "1", "--out", qpath(root / "cli-out"), "--workspace",
+                                      qpath(workspace), "--quiet"});
+    QVERIFY2(cli.exitCode == 0, qPrintable(cli.stderrText));
+
+    const auto gui = nlohmann::json::parse(readTextFile(root / "gui-out" / "sparselab.json"));
+    const auto cliJson = nlohmann::json::parse(readTextFile(root / "cli-out" / "sparselab.json"));
+    QCOMPARE(gui.at("created_by").get<std::string>(), std::string("sparselab (GUI)"));
+    QCOMPARE(cliJson.at("created_by").get<std::string>(), std::string("sparselab-cli prune"));
+    const auto a = withoutTimings(gui), b = withoutTimings(cliJson);
+    QVERIFY2(a == b, (a.dump(1) + "\n---- CLI ----\n" + b.dump(1)).c_str());
+    // The values themselves, not only their agreement: taken when the run read the texts.
+    QCOMPARE(gui.at("calibration").at("sha256").get<std::string>(),
+             sha256File(testing::demoCalibText()));
+    QVERIFY(gui.at("calibration").at("tokens").get<int64_t>() > 8 * 64);
+    QCOMPARE(gui.at("evaluation").at("windows").get<int64_t>(), int64_t(6));
+    QCOMPARE(gui.at("layers").size(), size_t(35));
+    for (const auto& layer : gui.at("layers"))
+        QVERIFY2(layer.at("quant").at("fp16_scale").get<bool>() && layer.at("quant").at("act_order").get<bool>(),
+                 layer.dump().c_str());
+
+    // The workspace entry the workbench's save writes, against the CLI's.
+    const auto stored = store::loadWorkspace(workspace);
+    QCOMPARE(stored.runs.size(), size_t(1));
+    const store::RunRecord fromCli = comparable(stored.runs.at(0));
+    const store::RunRecord fromGui = comparable(toStoreRun(record));
+    QVERIFY(fromGui.calibration && fromCli.calibration);
+    QCOMPARE(fromGui.calibration->tokens, gui.at("calibration").at("tokens").get<int64_t>());
+    QVERIFY(fromGui.calibration == fromCli.calibration);
+    QVERIFY(fromGui.evaluation == fromCli.evaluation);
+    QVERIFY(fromGui.layers == fromCli.layers);
+    QVERIFY(fromGui.masks == fromCli.masks);
+    QCOMPARE(fromGui.masks.size(), size_t(35));
+    QVERIFY(fromGui.perplexityBefore == fromCli.perplexityBefore);
+    QVERIFY(fromGui.perplexityAfter == fromCli.perplexityAfter);
+    QVERIFY(fromGui.perplexityAfter->tokenNll.size() == size_t(6 * 63));
+    QVERIFY(fromGui.provenance == fromCli.provenance);
+    QVERIFY(fromGui == fromCli);
+}
+
+QTEST_MAIN(TestRunParity)
+#include "test_run_parity.moc"
