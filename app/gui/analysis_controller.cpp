@@ -238,7 +238,7 @@ void AnalysisController::onProgress(qint64 done, qint64 total, double etaSeconds
     m_window->runPanel()->setJobProgress(done, total, etaSeconds, text);
 }
 
-void AnalysisController::startJob(EngineJob* job, const QString& what)
+bool AnalysisController::startJob(EngineJob* job, const QString& what)
 {
     m_job = job;
     m_jobName = what;
@@ -255,20 +255,21 @@ void AnalysisController::startJob(EngineJob* job, const QString& what)
         m_window->statusBar()->showMessage(message, 5000);
         Q_EMIT jobCancelled();
     });
+    if (const QString refusal = m_window->m_jobs.start(job, what, {m_window->m_model.get()}); !refusal.isEmpty()) {
+        m_job = nullptr;
+        m_window->reportError(tr("Busy"), refusal);
+        return false;
+    }
     m_window->logView()->appendInfo(tr("%1 started.").arg(what));
     m_window->runPanel()->startJob(what);
     m_window->statusBar()->showMessage(tr("%1…").arg(what));
-    m_window->setBusy(true);
     updateActions();
-    m_window->m_pool.start(job);
+    return true;
 }
 
 void AnalysisController::finishJob()
 {
-    if (m_job)
-        m_job->deleteLater();
-    m_job = nullptr;
-    m_window->setBusy(false);
+    m_job = nullptr; // the window's JobRunner deletes it
     m_window->updateActions();
     updateActions();
 }
@@ -327,8 +328,7 @@ bool AnalysisController::startScan(const ScanRequest& request)
         m_window->reportError(tr("Sensitivity scan failed"), message);
         Q_EMIT scanFailed(message);
     });
-    startJob(job, tr("Sensitivity scan (%1 levels × %2 bit-widths)").arg(request.sparsities.size()).arg(request.bits.size()));
-    return true;
+    return startJob(job, tr("Sensitivity scan (%1 levels × %2 bit-widths)").arg(request.sparsities.size()).arg(request.bits.size()));
 }
 
 bool AnalysisController::startSweep(const SweepRequest& request)
@@ -385,8 +385,7 @@ bool AnalysisController::startSweep(const SweepRequest& request)
         m_window->reportError(tr("Sweep failed"), message);
         Q_EMIT sweepFailed(message);
     });
-    startJob(job, tr("Sweep (%n point(s))", nullptr, int(points)));
-    return true;
+    return startJob(job, tr("Sweep (%n point(s))", nullptr, int(points)));
 }
 
 bool AnalysisController::writeReport(const ReportRequest& request)
@@ -456,8 +455,7 @@ bool AnalysisController::writeReport(const ReportRequest& request)
         m_window->reportError(tr("Cannot write the report"), message);
         Q_EMIT reportFailed(message);
     });
-    startJob(job, tr("Report on “%1”").arg(run->name));
-    return true;
+    return startJob(job, tr("Report on “%1”").arg(run->name));
 }
 
 bool AnalysisController::openScan(const QString& file)

@@ -111,7 +111,8 @@ private:
     // False, with the reason shown, while another engine job runs / also when no model is loaded.
     bool canStart();
     bool canStartOnModel();
-    void startJob(EngineJob* job, const QString& what);
+    // Starts `job` on the window's JobRunner; false (and the error reported) when refused.
+    bool startJob(EngineJob* job, const QString& what);
     void finishJob();
     void onProgress(qint64 done, qint64 total, double etaSeconds, const QString& text);
 

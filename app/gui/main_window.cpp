@@ -120,35 +120,6 @@ QString demoCalibText()
 namespace {
 
 // Most recent first, no duplicates, at most `max` entries.
-void pushRecent(QStringList& list, const QString& path, int max)
-{
-    list.removeAll(path);
-    list.prepend(path);
-    while (list.size() > max)
-        list.removeLast();
-}
-
-// Rebuilds a "recent files" menu: numbered entries (&1..&9) with the full path as tooltip,
-// then "Clear Menu". Actions are parented to the menu, so clearing it disconnects them.
-void fillRecentMenu(QMenu* menu, const QStringList& paths, QObject* context,
-                    const std::function<void(const QString&)>& open, const std::function<void()>& clear)
-{
-    menu->clear();
-    for (int i = 0; i < paths.size(); ++i) {
-        const QString path = paths.at(i);
-        const QString name = QFileInfo(path).fileName();
-        QAction* action = menu->addAction(i < 9 ? QStringLiteral("&%1  %2").arg(i + 1).arg(name) : name);
-        action->setToolTip(path);
-        action->setStatusTip(path);
-        QObject::connect(action, &QAction::triggered, context, [open, path] { open(path); });
-    }
-    if (!paths.isEmpty())
-        menu->addSeparator();
-    QAction* clearAction = menu->addAction(QCoreApplication::translate("MainWindow", "&Clear Menu"));
-    clearAction->setEnabled(!paths.isEmpty());
-    QObject::connect(clearAction, &QAction::triggered, context, [clear] { clear(); });
-}
-
 } // namespace
 
 MainWindow::MainWindow()
@@ -163,10 +134,11 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
     setAcceptDrops(true);
     m_restoreSettings = options.restoreSettings;
     setDockNestingEnabled(true);
-    m_pool.setMaxThreadCount(1);
-    // Engine jobs run long: never let the pool retire the thread between calls mid-job.
-    m_pool.setExpiryTimeout(-1);
     m_previewPool.setMaxThreadCount(1);
+    // Every engine job (load, evaluate, run, export, scans, sweeps, reports, workspace
+    // reads and the Teaching Mode window's captures) goes through m_jobs: one at a time, and
+    // one job per model.
+    connect(&m_jobs, &JobRunner::busyChanged, this, &MainWindow::setBusy);
 
     // Every view is a dock; the central widget is an empty placeholder so the docks share
     // the whole window and can be arranged freely.
@@ -445,12 +417,16 @@ void MainWindow::createMenus()
     QMenu* file = menuBar()->addMenu(tr("&File"));
     file->addAction(m_openAction);
     m_recentMenu = file->addMenu(tr("Open &Recent"));
-    m_recentMenu->setToolTipsVisible(true);
+    m_recentModels = new RecentFiles(key::recentModels, kMaxRecentModels, this);
+    m_recentModels->setMenu(m_recentMenu);
+    connect(m_recentModels, &RecentFiles::chosen, this, [this](const QString& folder) { openModel(folder); });
     file->addAction(m_openDemoAction);
     file->addSeparator();
     file->addAction(m_loadRecipeAction);
     m_recentRecipeMenu = file->addMenu(tr("Recent Re&cipes"));
-    m_recentRecipeMenu->setToolTipsVisible(true);
+    m_recentRecipes = new RecentFiles(key::recentRecipes, kMaxRecentRecipes, this);
+    m_recentRecipes->setMenu(m_recentRecipeMenu);
+    connect(m_recentRecipes, &RecentFiles::chosen, this, [this](const QString& file) { loadRecipe(file); });
     file->addAction(m_saveRecipeAction);
     file->addSeparator();
     m_workspace->populateFileMenu(file);
@@ -509,16 +485,8 @@ void MainWindow::readSettings(const Options& options)
 {
     m_restoring = true;
     QSettings settings;
-    m_recent = settings.value(key::recentModels).toStringList();
-    m_recent.removeAll(QString());
-    while (m_recent.size() > kMaxRecentModels)
-        m_recent.removeLast();
-    updateRecentMenu();
-    m_recentRecipes = settings.value(key::recentRecipes).toStringList();
-    m_recentRecipes.removeAll(QString());
-    while (m_recentRecipes.size() > kMaxRecentRecipes)
-        m_recentRecipes.removeLast();
-    updateRecentRecipeMenu();
+    m_recentModels->load();
+    m_recentRecipes->load();
 
     QString text = options.initialText;
     QString calibText = options.initialCalibrationText;
@@ -614,49 +582,20 @@ void MainWindow::savePlan() const
 
 void MainWindow::addRecentModel(const QString& folder)
 {
-    pushRecent(m_recent, folder, kMaxRecentModels);
-    QSettings().setValue(key::recentModels, m_recent);
-    updateRecentMenu();
+    m_recentModels->add(folder);
 }
 
-void MainWindow::clearRecentModels()
-{
-    m_recent.clear();
-    QSettings().setValue(key::recentModels, m_recent);
-    updateRecentMenu();
-}
-
-void MainWindow::updateRecentMenu()
-{
-    fillRecentMenu(m_recentMenu, m_recent, this, [this](const QString& folder) { openModel(folder); },
-                   [this] { clearRecentModels(); });
-    m_recentMenu->setEnabled(!m_recent.isEmpty() && !m_busy);
-}
+void MainWindow::clearRecentModels() { m_recentModels->clear(); }
 
 void MainWindow::addRecentRecipe(const QString& file)
 {
     const QString path = QDir::cleanPath(QFileInfo(file).absoluteFilePath());
-    pushRecent(m_recentRecipes, path, kMaxRecentRecipes);
+    m_recentRecipes->add(path);
     m_lastRecipeFile = path;
-    QSettings settings;
-    settings.setValue(key::recentRecipes, m_recentRecipes);
-    settings.setValue(key::lastRecipe, path);
-    updateRecentRecipeMenu();
+    QSettings().setValue(key::lastRecipe, path);
 }
 
-void MainWindow::clearRecentRecipes()
-{
-    m_recentRecipes.clear();
-    QSettings().setValue(key::recentRecipes, m_recentRecipes);
-    updateRecentRecipeMenu();
-}
-
-void MainWindow::updateRecentRecipeMenu()
-{
-    fillRecentMenu(m_recentRecipeMenu, m_recentRecipes, this, [this](const QString& file) { loadRecipe(file); },
-                   [this] { clearRecentRecipes(); });
-    m_recentRecipeMenu->setEnabled(!m_recentRecipes.isEmpty() && !m_runJob && hasModel());
-}
+void MainWindow::clearRecentRecipes() { m_recentRecipes->clear(); }
 
 void MainWindow::applyDefaultLayout()
 {
@@ -733,7 +672,7 @@ void MainWindow::resetLayout()
 
 bool MainWindow::isBusy() const
 {
-    return m_loadJob || m_evalJob || m_runJob || m_exportJob || (m_analysis && m_analysis->isBusy());
+    return m_jobs.isBusy();
 }
 
 void MainWindow::setBusy(bool busy)
@@ -752,8 +691,8 @@ void MainWindow::updateActions()
     const bool running = m_runJob != nullptr;
     m_openAction->setEnabled(!m_busy);
     m_openDemoAction->setEnabled(!m_busy && !demoModelDir().isEmpty());
-    m_recentMenu->setEnabled(!m_busy && !m_recent.isEmpty());
-    m_recentRecipeMenu->setEnabled(!running && hasModel() && !m_recentRecipes.isEmpty());
+    m_recentModels->setAvailable(!m_busy);
+    m_recentRecipes->setAvailable(!running && hasModel());
     m_chooseTextAction->setEnabled(!m_busy);
     m_chooseCalibAction->setEnabled(!running);
     m_evaluateAction->setEnabled(!m_busy && hasModel());
@@ -889,8 +828,8 @@ void MainWindow::reportError(const QString& title, const QString& message)
 void MainWindow::openModelDialog()
 {
     QString start = m_summary.isEmpty() ? QString() : QFileInfo(m_summary.folder).absolutePath();
-    if (start.isEmpty() && !m_recent.isEmpty())
-        start = QFileInfo(m_recent.first()).absolutePath();
+    if (start.isEmpty() && !m_recentModels->files().isEmpty())
+        start = QFileInfo(m_recentModels->files().first()).absolutePath();
     if (start.isEmpty())
         start = QFileInfo(demoModelDir()).absolutePath();
     const QString folder = QFileDialog::getExistingDirectory(this, tr("Open Model Folder"), start);
@@ -931,10 +870,8 @@ bool MainWindow::openModel(const QString& path)
         }
         statusBar()->showMessage(tr("Loading %1 — %2…").arg(QFileInfo(m_loadingFolder).fileName(), text));
     });
-    auto done = [this, job] {
-        job->deleteLater();
+    auto done = [this] {
         m_loadJob = nullptr;
-        setBusy(false);
         updateActions();
     };
     connect(job, &LoadModelJob::finished, this, [this, done](const LoadModelJob::Result& result) {
@@ -944,11 +881,8 @@ bool MainWindow::openModel(const QString& path)
     connect(job, &LoadModelJob::failed, this, [this, done, folder](const QString& message) {
         done();
         // A recent entry whose folder has gone is dropped; others stay (the error may be transient).
-        if (!QFileInfo(folder).isDir() && m_recent.contains(folder)) {
-            m_recent.removeAll(folder);
-            QSettings().setValue(key::recentModels, m_recent);
-            updateRecentMenu();
-        }
+        if (!QFileInfo(folder).isDir())
+            m_recentModels->remove(folder);
         reportError(tr("Cannot open model"), message);
         Q_EMIT modelLoadFailed(message);
     });
@@ -957,8 +891,10 @@ bool MainWindow::openModel(const QString& path)
         m_log->appendInfo(tr("Opening cancelled."));
         statusBar()->showMessage(tr("Cancelled."), 5000);
     });
-    setBusy(true);
-    m_pool.start(job);
+    if (const QString refusal = m_jobs.start(job, tr("opening a model")); !refusal.isEmpty()) {
+        reportError(tr("Busy"), refusal);
+        return false;
+    }
     return true;
 }
 
@@ -1147,10 +1083,8 @@ bool MainWindow::evaluate()
     auto* job = new PerplexityJob(params, this);
     m_evalJob = job;
     connect(job, &PerplexityJob::progress, this, &MainWindow::onEvaluationProgress);
-    auto done = [this, job] {
-        job->deleteLater();
+    auto done = [this] {
         m_evalJob = nullptr;
-        setBusy(false);
         updateActions();
     };
     connect(job, &PerplexityJob::finished, this, [this, done](const PerplexityJob::Result& result) {
@@ -1182,11 +1116,14 @@ bool MainWindow::evaluate()
                                params.seqlen > 0 ? tr("%1 tokens").arg(params.seqlen) : tr("auto"),
                                params.maxWindows > 0 ? tr("first %1 windows").arg(params.maxWindows) : tr("all windows"))
                           .arg(params.batchSize));
+    if (const QString refusal = m_jobs.start(job, tr("the evaluation"), {m_model.get()}); !refusal.isEmpty()) {
+        m_evalJob = nullptr;
+        reportError(tr("Busy"), refusal);
+        return false;
+    }
     statusBar()->showMessage(tr("Evaluating…"));
     m_runPanel->startJob(tr("Evaluation"));
-    setBusy(true);
     updateActions();
-    m_pool.start(job);
     return true;
 }
 
@@ -1268,6 +1205,7 @@ bool MainWindow::startRun()
         }
     }
     m_runName = m_runPanel->runName().isEmpty() ? suggestedRunName() : m_runPanel->runName();
+    params.name = m_runName;
 
     auto* job = new RunJob(params, this);
     m_runJob = job;
@@ -1284,10 +1222,8 @@ bool MainWindow::startRun()
         m_runPanel->log()->appendInfo(line);
         m_log->appendInfo(line);
     });
-    auto done = [this, job] {
-        job->deleteLater();
+    auto done = [this] {
         m_runJob = nullptr;
-        setBusy(false);
         updateActions();
     };
     connect(job, &RunJob::finished, this, [this, done](const RunJob::Result& result) {
@@ -1310,6 +1246,12 @@ bool MainWindow::startRun()
         Q_EMIT runCancelled();
     });
 
+    if (const QString refusal = m_jobs.start(job, tr("the run “%1”").arg(m_runName), {m_model.get()});
+        !refusal.isEmpty()) {
+        m_runJob = nullptr;
+        reportError(tr("Busy"), refusal);
+        return false;
+    }
     m_liveView->startRun(params.plan, m_runName);
     m_runPanel->log()->clear();
     const QString line = tr("Run “%1”: %2 on %3").arg(m_runName, suggestedRunName().section(QLatin1String(" #"), 0, 0),
@@ -1317,11 +1259,9 @@ bool MainWindow::startRun()
     m_runPanel->log()->appendInfo(line);
     m_log->appendInfo(line);
     statusBar()->showMessage(tr("Running…"));
-    setBusy(true);
     updateActions();
     if (QDockWidget* live = dock(QStringLiteral("live")))
         live->raise();
-    m_pool.start(job);
     Q_EMIT runStarted(m_runName);
     return true;
 }
@@ -1512,10 +1452,8 @@ bool MainWindow::exportSelectedRun()
             m_statusProgress->setValue(int(done * 1000 / total));
         }
     });
-    auto done = [this, job] {
-        job->deleteLater();
+    auto done = [this] {
         m_exportJob = nullptr;
-        setBusy(false);
         updateActions();
     };
     connect(job, &ExportJob::finished, this, [this, done](const ExportJob::Result& r) {
@@ -1546,11 +1484,15 @@ bool MainWindow::exportSelectedRun()
         m_log->appendInfo(tr("Export cancelled."));
         Q_EMIT exportCancelled();
     });
+    if (const QString refusal = m_jobs.start(job, tr("the export of “%1”").arg(run->name), {model.get()});
+        !refusal.isEmpty()) {
+        m_exportJob = nullptr;
+        reportError(tr("Busy"), refusal);
+        return false;
+    }
     m_log->appendInfo(tr("Exporting “%1” to %2").arg(run->name, QDir::toNativeSeparators(out)));
     m_runPanel->startJob(tr("Export of “%1”").arg(run->name));
-    setBusy(true);
     updateActions();
-    m_pool.start(job);
     return true;
 }
 
@@ -1657,33 +1599,16 @@ void MainWindow::cancelJob()
 {
     if (!isBusy())
         return;
-    if (m_loadJob)
-        m_loadJob->cancel();
-    if (m_evalJob)
-        m_evalJob->cancel();
-    if (m_runJob)
-        m_runJob->cancel();
-    if (m_exportJob)
-        m_exportJob->cancel();
-    m_analysis->cancel();
+    m_jobs.cancel();
     statusBar()->showMessage(tr("Cancelling…"));
 }
 
 void MainWindow::stopJobs()
 {
-    if (m_loadJob)
-        m_loadJob->cancel();
-    if (m_evalJob)
-        m_evalJob->cancel();
-    if (m_runJob)
-        m_runJob->cancel();
-    if (m_exportJob)
-        m_exportJob->cancel();
+    m_jobs.cancel();
     if (m_previewJob)
         m_previewJob->cancel();
-    if (m_analysis)
-        m_analysis->cancel();
-    m_pool.waitForDone();
+    m_jobs.waitForDone();
     m_previewPool.waitForDone();
 }
 
@@ -1770,6 +1695,7 @@ void MainWindow::openTeachingMode()
         // A top-level window of its own (slides want the whole screen), closed with the workbench.
         m_teachingWindow = new TeachingWindow(m_restoreSettings, this);
         m_teachingWindow->setWindowFlag(Qt::Window);
+        m_teachingWindow->setJobRunner(&m_jobs);
         m_teachingWindow->setModel(m_model, m_tokenizer);
     }
     m_teachingWindow->setCalibration(m_calibPanel->settings());

@@ -23,6 +23,8 @@
 // GUI thread only.
 
 #include "engine_jobs.h"
+#include "job_runner.h"
+#include "recent_files.h"
 
 #include <QMainWindow>
 #include <QPointer>
@@ -99,10 +101,12 @@ public:
     // An engine job is running (load, evaluation, run, export, scan or report).
     [[nodiscard]] bool isBusy() const;
     [[nodiscard]] bool isRunning() const { return m_runJob != nullptr; }
+    // The one runner of this window's engine jobs (the Teaching Mode window shares it).
+    [[nodiscard]] JobRunner& jobs() { return m_jobs; }
     [[nodiscard]] bool hasModel() const { return m_model != nullptr; }
     [[nodiscard]] const widgets::ModelSummary& modelSummary() const { return m_summary; }
-    [[nodiscard]] QStringList recentModels() const { return m_recent; }
-    [[nodiscard]] QStringList recentRecipes() const { return m_recentRecipes; }
+    [[nodiscard]] QStringList recentModels() const { return m_recentModels->files(); }
+    [[nodiscard]] QStringList recentRecipes() const { return m_recentRecipes->files(); }
     // The last successful evaluation (perplexity 0 when none).
     [[nodiscard]] const PerplexityJob::Result& lastEvaluation() const { return m_lastEvaluation; }
     // What the phases of the next run are expected to cost (job_progress.h): the rates the
@@ -213,7 +217,7 @@ protected:
 
 private:
     friend class WorkspaceController; // reports its errors through reportError()
-    friend class AnalysisController;  // and runs its jobs on m_pool, with the status bar's progress
+    friend class AnalysisController;  // and runs its jobs on m_jobs, with the status bar's progress
     void createActions();
     void createMenus();
     void createDocks();
@@ -229,8 +233,6 @@ private:
     void savePlan() const;
     void addRecentModel(const QString& folder);
     void addRecentRecipe(const QString& file);
-    void updateRecentMenu();
-    void updateRecentRecipeMenu();
     void updateActions();
     void updateTitle();
     void updateRunSummary();
@@ -266,7 +268,7 @@ private:
     std::map<QString, DenseEvaluation> m_densePerplexity;        // evaluation settings → dense ppl
     int m_nextRunId = 1;
 
-    QThreadPool m_pool;        // one engine job at a time
+    JobRunner m_jobs;          // every engine job: one at a time, one job per model
     QThreadPool m_previewPool; // calibration previews (tokenization only)
     QPointer<LoadModelJob> m_loadJob;
     QPointer<PerplexityJob> m_evalJob;
@@ -315,8 +317,8 @@ private:
     QMenu* m_recentRecipeMenu = nullptr;
     QMenu* m_viewMenu = nullptr;
 
-    QStringList m_recent;
-    QStringList m_recentRecipes;
+    RecentFiles* m_recentModels = nullptr;  // File → Open Recent
+    RecentFiles* m_recentRecipes = nullptr; // File → Recent Recipes
     QString m_lastRecipeFile;
     ErrorHandler m_errorHandler;
     QString m_lastError;

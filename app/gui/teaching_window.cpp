@@ -134,7 +134,7 @@ TeachingWindow::TeachingWindow(bool restoreSettings, QWidget* parent)
     : QMainWindow(parent), m_restoreSettings(restoreSettings)
 {
     setWindowTitle(tr("Teaching Mode — SparseGPT step by step"));
-    m_pool.setMaxThreadCount(1);
+    m_jobs = &m_ownJobs;
     m_playTimer.setTimerType(Qt::PreciseTimer);
     connect(&m_playTimer, &QTimer::timeout, this, &TeachingWindow::onPlayTick);
     m_workTimer.setSingleShot(true);
@@ -178,8 +178,15 @@ TeachingWindow::TeachingWindow(bool restoreSettings, QWidget* parent)
 
 TeachingWindow::~TeachingWindow()
 {
+    const bool running = m_captureJob || m_compareJob;
     cancelJob();
-    m_pool.waitForDone();
+    if (running && m_jobs)
+        m_jobs->waitForDone(); // the job's handlers point here
+}
+
+void TeachingWindow::setJobRunner(JobRunner* runner)
+{
+    m_jobs = runner ? runner : &m_ownJobs;
 }
 
 QWidget* TeachingWindow::createControls()
@@ -592,16 +599,14 @@ bool TeachingWindow::captureLayer(const QString& layer)
     params.nsamples = m_windows->value();
     params.seqlen = m_calibration.seqlen;
     params.seed = m_calibration.seed;
-    auto* job = new CaptureLayerJob(params, this);
-    job->setAutoDelete(false);
+    auto* job = new CaptureLayerJob(params); // the runner deletes it
     m_captureJob = job;
     connect(job, &EngineJob::progress, this, [this](qint64 done, qint64 total, double, const QString& text) {
         m_jobProgress->setRange(0, int(std::max<qint64>(total, 1)));
         m_jobProgress->setValue(int(done));
         m_status->setText(text);
     });
-    auto finish = [this, job] {
-        job->deleteLater();
+    auto finish = [this] {
         m_captureJob = nullptr;
         updateControls();
     };
@@ -622,7 +627,13 @@ bool TeachingWindow::captureLayer(const QString& layer)
         m_status->setText(tr("Capture cancelled."));
         Q_EMIT captureFailed(tr("cancelled"));
     });
-    m_pool.start(job);
+    if (const QString refusal = m_jobs->start(job, tr("the Teaching Mode capture of %1").arg(layer), {m_model.get()});
+        !refusal.isEmpty()) {
+        m_captureJob = nullptr;
+        reportError(tr("Capture"), refusal);
+        Q_EMIT captureFailed(refusal);
+        return false;
+    }
     updateControls();
     return true;
 }
@@ -837,16 +848,14 @@ bool TeachingWindow::compare()
     params.blocksize = s.blocksize;
     params.damp = s.damp;
     params.bits = s.bits;
-    auto* job = new CompareJob(params, this);
-    job->setAutoDelete(false);
+    auto* job = new CompareJob(params); // the runner deletes it
     m_compareJob = job;
     connect(job, &EngineJob::progress, this, [this](qint64 done, qint64 total, double, const QString& text) {
         m_jobProgress->setRange(0, int(std::max<qint64>(total, 1)));
         m_jobProgress->setValue(int(done));
         m_status->setText(tr("Comparing: %1").arg(text));
     });
-    auto finish = [this, job] {
-        job->deleteLater();
+    auto finish = [this] {
         m_compareJob = nullptr;
         updateControls();
     };
@@ -867,7 +876,12 @@ bool TeachingWindow::compare()
         m_status->setText(tr("Comparison cancelled."));
         Q_EMIT compareFailed(tr("cancelled"));
     });
-    m_pool.start(job);
+    if (const QString refusal = m_jobs->start(job, tr("the Teaching Mode comparison")); !refusal.isEmpty()) {
+        m_compareJob = nullptr;
+        reportError(tr("Comparison"), refusal);
+        Q_EMIT compareFailed(refusal);
+        return false;
+    }
     updateControls();
     return true;
 }

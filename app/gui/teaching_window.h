@@ -20,6 +20,7 @@
 // (written to a temporary name, then renamed).
 // GUI thread only.
 
+#include "job_runner.h"
 #include "run_types.h"
 #include "teaching_jobs.h"
 
@@ -81,6 +82,9 @@ public:
 
     // The model whose layers can be captured (null: none) and the calibration to use.
     void setModel(std::shared_ptr<const model::CausalLM> model, std::shared_ptr<const tokenize::Tokenizer> tokenizer);
+    // Runs captures and comparisons on `runner` (the workbench's, so they queue behind nothing
+    // and are refused while a run holds the model); null: this window's own.
+    void setJobRunner(JobRunner* runner);
     void setCalibration(const CalibrationSettings& settings);
     void setErrorHandler(ErrorHandler handler);
     [[nodiscard]] const QString& lastError() const { return m_lastError; }
@@ -167,7 +171,8 @@ private:
     qint64 m_pendingColumns = 0;
     qint64 m_cachedSaliencyBlock = -1;
     std::vector<float> m_sortedSaliency;
-    QThreadPool m_pool;
+    JobRunner m_ownJobs;           // when no window's runner is given
+    QPointer<JobRunner> m_jobs;    // where captures and comparisons run
     QPointer<CaptureLayerJob> m_captureJob;
     QPointer<CompareJob> m_compareJob;
     QTimer m_playTimer;

@@ -220,12 +220,11 @@ store::PerplexityRecord perplexityRecord(double perplexity, const EvaluationDeta
     return p;
 }
 
-} // namespace
-
-store::RunRecord toStoreRun(const RunRecord& run)
+// A run's summary as a record, for runs that carry none of their own (made before runs kept
+// their record): text hashes as the files are now, no token counts.
+store::RunRecord summaryRecord(const RunRecord& run)
 {
     store::RunRecord s;
-    s.label = text(run.name);
     s.kind = "prune";
     s.createdUtc = text(run.finishedAt.toUTC().toString(QStringLiteral("yyyy-MM-ddTHH:mm:ss.zzzZ")));
     s.recipeJson = run.recipeJson.toStdString();
@@ -247,6 +246,21 @@ store::RunRecord toStoreRun(const RunRecord& run)
     s.timings.totalSeconds = run.totalSeconds;
     s.provenance = store::currentProvenance();
     s.provenance.device = text(run.device);
+    return s;
+}
+
+} // namespace
+
+store::RunRecord toStoreRun(const RunRecord& run)
+{
+    store::RunRecord s;
+    if (run.stored) {
+        // The record the run made as it ran: the one the CLI writes for the same run.
+        s = *run.stored;
+    } else {
+        s = summaryRecord(run);
+    }
+    s.label = text(run.name);
     store::ExtraGroup gui;
     gui.path = kGuiGroup;
     gui.attributes = {{"model_folder", text(run.modelFolder)},
@@ -353,7 +367,9 @@ WorkspaceController::WorkspaceController(MainWindow* window)
     for (QAction* a : {m_openAction, m_saveAction, m_saveAsAction})
         window->addAction(a);
 
-    m_recent = QSettings().value(kRecentKey).toStringList();
+    m_recent = new RecentFiles(QString::fromLatin1(kRecentKey), kMaxRecentWorkspaces, this);
+    m_recent->load();
+    connect(m_recent, &RecentFiles::chosen, this, [this](const QString& path) { openWorkspace(path); });
     connect(window, &MainWindow::runFinished, this, [this] { m_modified = true; });
     connect(window->resultsPanel(), &ResultsPanel::runRemoved, this, [this] { m_modified = true; });
     connect(window->resultsPanel(), &ResultsPanel::runRenamed, this, [this] { m_modified = true; });
@@ -367,10 +383,9 @@ void WorkspaceController::populateFileMenu(QMenu* file)
 {
     file->addAction(m_openAction);
     m_recentMenu = file->addMenu(tr("Open Recent Wor&kspace"));
-    m_recentMenu->setToolTipsVisible(true);
+    m_recent->setMenu(m_recentMenu);
     file->addAction(m_saveAction);
     file->addAction(m_saveAsAction);
-    updateRecentMenu();
 }
 
 void WorkspaceController::setBusy(bool busy)
@@ -387,48 +402,19 @@ void WorkspaceController::updateActions()
     m_openAction->setEnabled(free);
     m_saveAction->setEnabled(free);
     m_saveAsAction->setEnabled(free);
-    if (m_recentMenu)
-        m_recentMenu->setEnabled(free && !m_recent.isEmpty());
+    m_recent->setAvailable(free);
 }
 
 void WorkspaceController::addRecent(const QString& file)
 {
     const QString path = QDir::cleanPath(QFileInfo(file).absoluteFilePath());
-    m_recent.removeAll(path);
-    m_recent.prepend(path);
-    while (m_recent.size() > kMaxRecentWorkspaces)
-        m_recent.removeLast();
-    QSettings settings;
-    settings.setValue(kRecentKey, m_recent);
-    settings.setValue(kLastDirKey, QFileInfo(path).absolutePath());
-    updateRecentMenu();
+    m_recent->add(path);
+    QSettings().setValue(kLastDirKey, QFileInfo(path).absolutePath());
 }
 
 void WorkspaceController::clearRecentWorkspaces()
 {
-    m_recent.clear();
-    QSettings().setValue(kRecentKey, m_recent);
-    updateRecentMenu();
-}
-
-void WorkspaceController::updateRecentMenu()
-{
-    if (!m_recentMenu)
-        return;
-    m_recentMenu->clear();
-    for (int i = 0; i < m_recent.size(); ++i) {
-        const QString path = m_recent.at(i);
-        const QString name = QFileInfo(path).fileName();
-        QAction* action = m_recentMenu->addAction(i < 9 ? QStringLiteral("&%1  %2").arg(i + 1).arg(name) : name);
-        action->setToolTip(path);
-        action->setStatusTip(path);
-        connect(action, &QAction::triggered, this, [this, path] { openWorkspace(path); });
-    }
-    if (!m_recent.isEmpty())
-        m_recentMenu->addSeparator();
-    QAction* clear = m_recentMenu->addAction(tr("&Clear Menu"));
-    clear->setEnabled(!m_recent.isEmpty());
-    connect(clear, &QAction::triggered, this, &WorkspaceController::clearRecentWorkspaces);
+    m_recent->clear();
     updateActions();
 }
 
@@ -471,8 +457,19 @@ bool WorkspaceController::saveWorkspace()
 
 bool WorkspaceController::saveWorkspaceAs(const QString& file)
 {
-    if (m_busy || file.isEmpty() || m_window->isRunning())
+    if (m_busy || file.isEmpty())
         return false;
+    // The models the save reads (the dense one, every kept run's): not while a job uses them.
+    ModelLease::Models models{m_window->denseModel().get()};
+    for (const RunRecord& run : m_window->resultsPanel()->runs())
+        models.push_back(m_window->runModel(run.id).get());
+    QString refusal;
+    m_saveLease = ModelLease::take(models, tr("saving the workspace"), &refusal);
+    if (!refusal.isEmpty()) {
+        m_window->reportError(tr("Cannot save the workspace now"), refusal);
+        Q_EMIT workspaceFailed(refusal);
+        return false;
+    }
     // Snapshot on the GUI thread; the worker converts, hashes and writes.
     struct Job {
         std::vector<std::pair<RunRecord, std::shared_ptr<const model::CausalLM>>> runs;
@@ -526,7 +523,7 @@ bool WorkspaceController::saveWorkspaceAs(const QString& file)
                 char id[32];
                 std::snprintf(id, sizeof id, "run_%04d", index++);
                 s.id = id;
-                if (!stored && model)
+                if (!stored && model && s.masks.empty())
                     s.masks = store::zeroMasks(*model);
                 contents.runs.push_back(std::move(s));
             }
@@ -563,6 +560,7 @@ bool WorkspaceController::saveWorkspaceAs(const QString& file)
                 if (!self)
                     return;
                 self->setBusy(false);
+                self->m_saveLease.release();
                 if (!error.isEmpty()) {
                     self->fail(tr("Cannot save the workspace"), error);
                     return;

@@ -13,6 +13,8 @@
 // the outcome arrives as workspaceSaved / workspaceLoaded / workspaceFailed. Errors are shown
 // through the window's error handler. GUI thread only.
 
+#include "job_runner.h"
+#include "recent_files.h"
 #include "run_types.h"
 
 #include <QObject>
@@ -56,7 +58,7 @@ public:
     [[nodiscard]] QAction* saveAction() const { return m_saveAction; }
     [[nodiscard]] QAction* saveAsAction() const { return m_saveAsAction; }
     [[nodiscard]] QMenu* recentMenu() const { return m_recentMenu; }
-    [[nodiscard]] QStringList recentWorkspaces() const { return m_recent; }
+    [[nodiscard]] QStringList recentWorkspaces() const { return m_recent->files(); }
     [[nodiscard]] const QString& currentFile() const { return m_file; }  // "" until saved/opened
     [[nodiscard]] bool isBusy() const { return m_busy; }
     [[nodiscard]] bool isModified() const { return m_modified; }        // runs changed since save/open
@@ -85,7 +87,6 @@ Q_SIGNALS:
 private:
     void setBusy(bool busy);
     void addRecent(const QString& file);
-    void updateRecentMenu();
     void updateActions();
     void fail(const QString& title, const QString& message);
 
@@ -95,11 +96,12 @@ private:
     QAction* m_saveAction = nullptr;
     QAction* m_saveAsAction = nullptr;
     QMenu* m_recentMenu = nullptr;
-    QStringList m_recent;
+    RecentFiles* m_recent = nullptr; // File → Open Recent Workspace
     QString m_file;
     std::shared_ptr<const pipeline::SweepResult> m_loadedSweep;
     std::shared_ptr<const pipeline::SensitivityResult> m_loadedScan;
     bool m_busy = false;
+    ModelLease m_saveLease;     // the models a save in progress reads
     bool m_modified = false;
 };
 

@@ -1,0 +1,91 @@
+#pragma once
+// The workbench's one way to run engine jobs (engine_jobs.h, analysis_jobs.h, teaching_jobs.h):
+// one engine pool that runs one job at a time, the busy state, cancel, and the rule that one
+// job uses a model at a time.
+//
+// Models are leased. A job started with the models it reads holds them until its final
+// signal; any other work that asks for a held model — a job on another runner (the Teaching
+// Mode window), a workspace save on its own thread (ModelLease) — is refused with one readable
+// sentence instead of racing the job. Leases are process-wide (windows share models) and are
+// taken and released on the GUI thread only.
+//
+// Usage:
+//     auto* job = new PerplexityJob(params, this);
+//     connect(job, &PerplexityJob::finished, this, &Window::onEvaluated); // and failed, cancelled
+//     if (const QString refusal = m_jobs.start(job, tr("the evaluation"), {m_model.get()});
+//         !refusal.isEmpty())
+//         reportError(tr("Busy"), refusal);  // the job was deleted, nothing started
+// The runner owns the job and deletes it after its final signal. It is idle again
+// (busyChanged(false) emitted, leases released) before the outcome handlers run (the job's
+// ending() comes first), so a handler may start the next job.
+
+#include "engine_jobs.h"
+
+#include <QObject>
+#include <QPointer>
+#include <QString>
+#include <QThreadPool>
+
+#include <vector>
+
+namespace sparselab::gui {
+
+// Models held outside a job; released when the lease is destroyed (or release() is called).
+class ModelLease {
+public:
+    using Models = std::vector<const void*>;
+    ModelLease() = default;
+    ModelLease(ModelLease&& other) noexcept;
+    ModelLease& operator=(ModelLease&& other) noexcept;
+    ModelLease(const ModelLease&) = delete;
+    ModelLease& operator=(const ModelLease&) = delete;
+    ~ModelLease();
+
+    // Takes every model of `models` (null entries are skipped) for `holder` (e.g. "the run
+    // “SparseGPT 50 %”"), or none of them: then the lease is empty and `refusal` says which
+    // work holds which model.
+    static ModelLease take(const Models& models, const QString& holder, QString* refusal);
+    // Who holds `model` ("" when free).
+    [[nodiscard]] static QString holderOf(const void* model);
+
+    [[nodiscard]] bool held() const { return !m_models.empty(); }
+    void release();
+
+private:
+    Models m_models;
+};
+
+class JobRunner : public QObject {
+    Q_OBJECT
+
+public:
+    using Models = ModelLease::Models;
+
+    explicit JobRunner(QObject* parent = nullptr);
+    ~JobRunner() override; // cancels the running job and waits for it
+
+    // Starts `job` (taking ownership) unless a job is running here or one of `models` is
+    // leased elsewhere: then deletes it and returns why, in one sentence naming what holds it.
+    // Connect the job's outcome signals before or after; the runner is idle again (leases
+    // released, busyChanged(false) emitted, the job deleted later) before any of them runs.
+    QString start(EngineJob* job, const QString& what, const Models& models = {});
+
+    [[nodiscard]] bool isBusy() const { return !m_job.isNull(); }
+    [[nodiscard]] QString currentWork() const { return m_what; } // "" when idle
+    [[nodiscard]] EngineJob* currentJob() const { return m_job; }
+    void cancel();        // asks the running job to stop (its cancelled() follows)
+    void waitForDone();   // blocks until the pool is idle (shutdown)
+
+Q_SIGNALS:
+    void busyChanged(bool busy);
+
+private:
+    void end();
+
+    QThreadPool m_pool;
+    QPointer<EngineJob> m_job;
+    QString m_what;
+    ModelLease m_lease;
+};
+
+} // namespace sparselab::gui
