@@ -88,6 +88,8 @@ private Q_SLOTS:
     void resumeAfterKillIsBitIdentical_data();
     void resumeAfterKillIsBitIdentical();
     void gptqResumeKeepsGridOptions();
+    void gptqResumeGgufIsByteIdentical_data();
+    void gptqResumeGgufIsByteIdentical();
     void staleCheckpointsAreDiscarded();
     void badWorkspaceFiles();
     void interruptSaysWhatIsKept();
@@ -218,6 +220,64 @@ void TestCliWorkspace::gptqResumeKeepsGridOptions()
         QVERIFY(l.fp16Scale);
         QVERIFY(!l.signedScale);
     }
+}
+
+// The same at 50 % with 4-bit symmetric groups of 32 and fp16 scales (the grid llama.cpp's
+// Q4_0 stores), killed after block 1: the resumed export and its GGUF Q4_0 are byte for byte
+// those of an uninterrupted run. The export packs a layer losslessly from its recorded grid
+// when Q4_0 can hold it (contiguous groups: no act-order, or act-order with static groups);
+// a grid option lost on resume would re-quantize the restored layers. With act-order alone
+// the groups follow the permuted columns, which Q4_0 cannot hold: both runs re-quantize every
+// layer, identically.
+void TestCliWorkspace::gptqResumeGgufIsByteIdentical_data()
+{
+    QTest::addColumn<QStringList>("grid");
+    QTest::addColumn<int>("lossless");
+    QTest::newRow("act-order") << QStringList{"--act-order"} << 0;
+    // 30 = every layer but the five down_proj, whose 172 columns are no whole number of
+    // Q4_0's 32-column blocks.
+    QTest::newRow("act-order, static groups") << QStringList{"--act-order", "--static-groups"} << 30;
+    QTest::newRow("columns in order") << QStringList{} << 30;
+}
+
+void TestCliWorkspace::gptqResumeGgufIsByteIdentical()
+{
+    QFETCH(QStringList, grid);
+    QFETCH(int, lossless);
+    static int row = 0;
+    const QString tag = QString::number(++row);
+    const auto args = [&](const fs::path& out, const fs::path& ws) {
+        return QStringList{"prune", q(testing::demoModelDir()), "--calib", q(testing::demoCalibText()), "--out", q(out),
+                           "--nsamples", "8", "--seqlen", "64", "--sparsity", "0.5", "--bits", "4", "--group", "32",
+                           "--sym", "--fp16-scale", "--workspace", q(ws), "--quiet"}
+               + grid;
+    };
+    const fs::path whole = m_root / ("q4-whole" + tag.toStdString());
+    const auto uninterrupted = runCli(args(whole, m_root / ("q4-whole" + tag.toStdString() + ".h5")));
+    QVERIFY2(uninterrupted.exitCode == 0, qPrintable(uninterrupted.stderrText));
+    const fs::path ws = m_root / ("q4-resume" + tag.toStdString() + ".h5");
+    const fs::path out = m_root / ("q4-resumed" + tag.toStdString());
+    QCOMPARE(runCli(args(out, ws), "1").exitCode, -1);
+    QVERIFY(!fs::exists(out));
+    const auto resumed = runCli(args(out, ws));
+    QVERIFY2(resumed.exitCode == 0, qPrintable(resumed.stderrText));
+
+    for (const auto& entry : fs::directory_iterator(whole))
+        if (entry.path().filename() != "sparselab.json")
+            QVERIFY2(fileBytes(entry.path()) == fileBytes(out / entry.path().filename()), entry.path().c_str());
+    QVERIFY(layersWithoutSeconds(out) == layersWithoutSeconds(whole));
+
+    std::vector<fs::path> files;
+    for (const fs::path& dir : {whole, out}) {
+        files.push_back(m_root / (dir.filename().string() + ".gguf"));
+        // One name for both: by default the GGUF is named after its folder.
+        const auto exported = runCli({"export", q(dir), "--gguf", q(files.back()), "--type", "q4_0", "--name", "q4",
+                                      "--json"});
+        QVERIFY2(exported.exitCode == 0, qPrintable(exported.stderrText));
+        QCOMPARE(nlohmann::json::parse(exported.stdoutText.toStdString()).at("lossless_grids").get<int>(), lossless);
+    }
+    QVERIFY(fileBytes(files[0]).size() > 1000);
+    QVERIFY(fileBytes(files[0]) == fileBytes(files[1]));
 }
 
 void TestCliWorkspace::resumeAfterKillIsBitIdentical_data()

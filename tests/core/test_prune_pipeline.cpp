@@ -70,12 +70,6 @@ pipeline::PruneParams paramsFor(solve::Method method, double sparsity, int n = 0
     return params;
 }
 
-std::map<std::string, double>& measured()
-{
-    static std::map<std::string, double> values;
-    return values;
-}
-
 } // namespace
 
 class TestPrunePipeline : public QObject {
@@ -113,7 +107,6 @@ private Q_SLOTS:
         const auto result = pipeline::pruneModel(
             *model, fixture().windows, paramsFor(solve::parseMethod(method.toStdString()), sparsity, n, m, bits));
         const double ppl = perplexity(*model);
-        measured()[QTest::currentDataTag()] = ppl;
         qInfo("%s: perplexity %.4f (reference %.2f), linear sparsity %.4f, %.1f s", QTest::currentDataTag(), ppl,
               expected, result.linearSparsity(), result.seconds);
         QVERIFY2(std::abs(ppl - expected) <= tolerance, qPrintable(QString::number(ppl, 'f', 4)));
@@ -135,17 +128,16 @@ private Q_SLOTS:
             }
     }
 
+    // Stands alone: the bounds are the reference figures above (measured outside this project
+    // with the published SparseGPT code on the same windows), not values another test left.
     void wandaLiesBetweenSparseGptAndMagnitude()
     {
         auto model = model::CausalLM::load(testing::demoModelDir());
         (void)pipeline::pruneModel(*model, fixture().windows, paramsFor(solve::Method::Wanda, 0.5));
         const double wanda = perplexity(*model);
-        const auto& m = measured();
-        if (!m.count("sparsegpt 50%") || !m.count("magnitude 50%"))
-            QSKIP("needs matchesReferenceFigures to run first");
         qInfo("wanda 50%%: perplexity %.4f", wanda);
-        QVERIFY(wanda > m.at("sparsegpt 50%"));
-        QVERIFY(wanda < m.at("magnitude 50%"));
+        QVERIFY2(wanda > 22.82 + 0.006, qPrintable(QString::number(wanda, 'f', 4))); // sparsegpt 50%
+        QVERIFY2(wanda < 52.95 - 0.1, qPrintable(QString::number(wanda, 'f', 4)));   // magnitude 50%
     }
 
     void exportReloadsToTheSamePerplexity()
@@ -196,10 +188,12 @@ private Q_SLOTS:
             if (++layersDone == 3)
                 cancel.cancel();
         };
+        pipeline::PruneObserver observer;
+        observer.cancel = &cancel;
+        observer.onLayer = onLayer;
         QVERIFY_THROWS_EXCEPTION(CancelledError,
                                  (void)pipeline::pruneModel(*model, fixture().windows,
-                                                            paramsFor(solve::Method::SparseGpt, 0.5), {}, &cancel,
-                                                            onLayer));
+                                                            paramsFor(solve::Method::SparseGpt, 0.5), observer));
         QCOMPARE(layersDone, 3);
     }
 

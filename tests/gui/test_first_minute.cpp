@@ -145,7 +145,8 @@ private Q_SLOTS:
         QSignalSpy started(m_window.get(), &MainWindow::runStarted);
         QSignalSpy finished(m_window.get(), &MainWindow::runFinished);
         QSignalSpy progressed(m_window.get(), &MainWindow::runProgressed);
-        connect(m_window.get(), &MainWindow::runStarted, this, [&watch] { watch.clock.start(); });
+        QObject scope; // ends the connection with this function: `watch` lives on its stack
+        connect(m_window.get(), &MainWindow::runStarted, &scope, [&watch] { watch.clock.start(); });
         m_window->activateWindow();
         QVERIFY(QTest::qWaitForWindowActive(m_window.get()));
         QTest::keyClick(m_window.get(), Qt::Key_F5);
@@ -182,7 +183,8 @@ private Q_SLOTS:
         QSignalSpy finished(m_window.get(), &MainWindow::runFinished);
         bool pressed = false;
         // Esc once the run is well under way (the solver working).
-        connect(m_window.get(), &MainWindow::runProgressed, this, [this, &pressed](const RunProgress& p) {
+        auto scope = std::make_unique<QObject>(); // the connection ends with `pressed`, even on failure
+        connect(m_window.get(), &MainWindow::runProgressed, scope.get(), [this, &pressed](const RunProgress& p) {
             if (!pressed && p.overall >= 0.05 && !p.layer.isEmpty()) {
                 pressed = true;
                 QTest::keyClick(m_window.get(), Qt::Key_Escape);
@@ -206,7 +208,7 @@ private Q_SLOTS:
 
         // The next run starts from zero, not from where the cancelled one stopped.
         QSignalSpy progressed(m_window.get(), &MainWindow::runProgressed);
-        disconnect(m_window.get(), &MainWindow::runProgressed, this, nullptr);
+        scope.reset();
         QVERIFY(m_window->startRun());
         QVERIFY(run->overallValue() < 50);
         QVERIFY(run->stageText() != QStringLiteral("Cancelled"));

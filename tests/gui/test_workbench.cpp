@@ -3,7 +3,7 @@
 // and perplexities equal what the core pipeline gives for the same settings (computed here
 // with the core API), the recipe round trip through the window, the export with its
 // overwrite guard, a run cancelled midway (earlier results intact, nothing written), the
-// event loop's responsiveness during a solve (largest gap between 10 ms timer ticks), runs
+// event loop's responsiveness during a solve (the GUI thread's CPU time per event), runs
 // overlaid for comparison, and engine errors shown as readable messages.
 //
 // Set SPARSELAB_SCREENSHOT_DIR=/folder to save a picture of the window after the full run.
@@ -21,6 +21,7 @@
 #include "results_panel.h"
 #include "run_panel.h"
 #include "testsupport.h"
+#include "gui/gui_event_timing.h"
 #include "plan/memory_plan.h"
 #include "token_preview_widget.h"
 
@@ -98,6 +99,21 @@ private:
         LayerSetting s = engineDefaultSetting();
         s.method = method;
         m_window->planPanel()->planModel()->applyUniform(s);
+    }
+
+    // The id of a finished SparseGPT run at the reference settings: the one fullRunMatchesCore
+    // made, or a new one when that test has not run (each test stands alone, in any order).
+    int firstRun()
+    {
+        for (const RunRecord& run : m_window->resultsPanel()->runs())
+            if (run.id == m_firstRunId)
+                return m_firstRunId;
+        configure(kSamples);
+        QSignalSpy finished(m_window.get(), &MainWindow::runFinished);
+        if (!m_window->startRun() || !finished.wait(600'000))
+            return -1;
+        m_firstRunId = finished.first().first().value<RunRecord>().id;
+        return m_firstRunId;
     }
 
     bool waitIdle(int ms = 300'000)
@@ -227,6 +243,7 @@ private Q_SLOTS:
     void fullRunMatchesCore()
     {
         configure(kSamples);
+        const qsizetype runsBefore = m_window->resultsPanel()->runs().size();
         QSignalSpy progress(m_window.get(), &MainWindow::runProgressed);
         QSignalSpy finished(m_window.get(), &MainWindow::runFinished);
         QSignalSpy failed(m_window.get(), &MainWindow::runFailed);
@@ -283,7 +300,7 @@ private Q_SLOTS:
             }
 
         // The views show it.
-        QCOMPARE(m_window->resultsPanel()->runs().size(), 1);
+        QCOMPARE(m_window->resultsPanel()->runs().size(), runsBefore + 1);
         QVERIFY(m_window->resultsPanel()->perplexityText().contains(QString::number(m_ref.before, 'f', 4)));
         QVERIFY(m_window->resultsPanel()->perplexityText().contains(QString::number(m_ref.after, 'f', 4)));
         QCOMPARE(m_window->resultsPanel()->layerTable()->rowCount(), 35);
@@ -352,7 +369,7 @@ private Q_SLOTS:
 
     void exportWritesFolderWithGuard()
     {
-        QVERIFY(m_firstRunId >= 0);
+        QVERIFY(firstRun() >= 0);
         m_window->resultsPanel()->selectRun(m_firstRunId);
         const QString out = m_tmp.filePath(QStringLiteral("exported"));
         m_window->exportPanel()->setOutDir(out);
@@ -399,7 +416,7 @@ private Q_SLOTS:
         // The same run as one GGUF file (Q8_0): a file the strict reader opens, with the tensor
         // count llama.cpp's converter writes for stories260K (9 per block × 5 + token embedding
         // + output norm = 47, tied output); the guard then refuses the existing file.
-        QVERIFY(m_firstRunId >= 0);
+        QVERIFY(firstRun() >= 0);
         m_window->resultsPanel()->selectRun(m_firstRunId);
         m_window->exportPanel()->setGgufType(QStringLiteral("q8_0"));
         const QString out = m_tmp.filePath(QStringLiteral("exported.gguf"));
@@ -424,13 +441,16 @@ private Q_SLOTS:
 
     void cancelMidwayKeepsResults()
     {
+        QVERIFY(firstRun() >= 0);
+        const qsizetype runsBefore = m_window->resultsPanel()->runs().size();
         const RunRecord previous = m_window->resultsPanel()->runs().first();
         const QStringList filesBefore = QDir(m_tmp.path()).entryList(QDir::AllEntries | QDir::NoDotAndDotDot);
         configure(64); // more calibration: more time to cancel in
         QSignalSpy cancelled(m_window.get(), &MainWindow::runCancelled);
         QSignalSpy finished(m_window.get(), &MainWindow::runFinished);
         bool pressed = false;
-        auto connection = connect(m_window.get(), &MainWindow::runProgressed, this, [&](const RunProgress& p) {
+        auto scope = std::make_unique<QObject>(); // the connection ends with the locals it uses, even on failure
+        connect(m_window.get(), &MainWindow::runProgressed, scope.get(), [&](const RunProgress& p) {
             if (!pressed && p.stage == QStringLiteral("Pruning") && p.layerIndex >= 3) {
                 pressed = true;
                 QTest::keyClick(m_window.get(), Qt::Key_Escape);
@@ -439,14 +459,14 @@ private Q_SLOTS:
         m_window->activateWindow();
         QVERIFY(m_window->startRun());
         QVERIFY(cancelled.wait(600'000));
-        disconnect(connection);
+        scope.reset();
         QVERIFY(pressed);
         QTest::qWait(100);
         QCOMPARE(finished.count(), 0);
         QVERIFY(!m_window->isBusy());
         QVERIFY(m_errors.isEmpty());
         // Earlier results intact, nothing written.
-        QCOMPARE(m_window->resultsPanel()->runs().size(), 1);
+        QCOMPARE(m_window->resultsPanel()->runs().size(), runsBefore);
         const RunRecord& kept = m_window->resultsPanel()->runs().first();
         QCOMPARE(kept.id, previous.id);
         QCOMPARE(kept.perplexityAfter, previous.perplexityAfter);
@@ -457,48 +477,34 @@ private Q_SLOTS:
         QVERIFY(m_window->runAction()->isEnabled());
     }
 
+    // The GUI thread never spends 50 ms on one event while a run streams progress, frames and
+    // layer rows into the views, nor when the results arrive. Measured in the GUI thread's CPU
+    // time per event (gui_event_timing.h): a loaded machine slows the clock, not the code.
     void eventLoopStaysResponsive()
     {
         configure(32, PlanMethod::SparseGpt);
-        QElapsedTimer clock;
-        qint64 lastTick = -1, maxGap = 0, ticks = 0;
-        bool measuring = false;
-        QTimer timer;
-        timer.setTimerType(Qt::PreciseTimer);
-        timer.setInterval(10);
-        QStringList events; // what happened around long gaps (printed on failure)
-        QObject scope;      // the connections below end with this function
-        connect(m_window.get(), &MainWindow::runProgressed, &scope, [&](const RunProgress& p) {
-            events << QStringLiteral("%1 ms: %2 %3 %4").arg(clock.elapsed()).arg(p.stage, p.layer).arg(p.overall);
-        });
-        connect(m_window.get(), &MainWindow::runFinished, &scope, [&] { events << QStringLiteral("%1 ms: finished").arg(clock.elapsed()); });
-        connect(&timer, &QTimer::timeout, this, [&] {
-            const qint64 now = clock.elapsed();
-            if (measuring && lastTick >= 0 && now - lastTick >= 30)
-                events << QStringLiteral("%1 ms: gap of %2 ms").arg(now).arg(now - lastTick);
-            if (measuring && lastTick >= 0)
-                maxGap = std::max(maxGap, now - lastTick);
-            lastTick = now;
-            ++ticks;
-        });
         QSignalSpy finished(m_window.get(), &MainWindow::runFinished);
-        clock.start();
-        timer.start();
-        QTest::qWait(50);
-        measuring = true;
+        QSignalSpy progressed(m_window.get(), &MainWindow::runProgressed);
+        auto* app = testing::EventTimingApplication::instance();
+        app->startMeasuring();
         QVERIFY(m_window->startRun());
         QVERIFY(finished.wait(600'000));
         QTest::qWait(400); // the views' updates after the run (results, plots) count too
-        measuring = false;
-        timer.stop();
-        qInfo("event loop: %lld ticks, largest gap %lld ms over %lld ms", ticks, maxGap, clock.elapsed());
-        if (maxGap >= 50 || qEnvironmentVariableIsSet("SPARSELAB_TIMELINE"))
-            qInfo("%s", qPrintable(events.join(QLatin1Char('\n'))));
-        QVERIFY2(maxGap < 50, qPrintable(QStringLiteral("largest gap between 10 ms ticks: %1 ms").arg(maxGap)));
+        const auto longest = app->stopMeasuring();
+        qInfo("%s; %lld progress signals", qPrintable(longest.describe()), qlonglong(progressed.count()));
+        QVERIFY(progressed.count() > 0);
+        QVERIFY(longest.events > progressed.count());
+        QVERIFY2(longest.milliseconds() < 50.0, qPrintable(longest.describe()));
     }
 
     void runsOverlay()
     {
+        QVERIFY(firstRun() >= 0);
+        int sparseGptSeries = -1;
+        for (int i = 0; i < m_window->resultsPanel()->runs().size(); ++i)
+            if (m_window->resultsPanel()->runs().at(i).id == m_firstRunId)
+                sparseGptSeries = i;
+        const int runsBefore = int(m_window->resultsPanel()->runs().size());
         configure(kSamples, PlanMethod::Magnitude);
         QSignalSpy finished(m_window.get(), &MainWindow::runFinished);
         QVERIFY(m_window->startRun());
@@ -507,22 +513,22 @@ private Q_SLOTS:
         QVERIFY(record.name.startsWith(QStringLiteral("Magnitude")));
         QCOMPARE(record.layers.first().loss, 0.0); // baselines report no OBS loss
         ResultsPanel* results = m_window->resultsPanel();
-        QCOMPARE(results->runs().size(), 3);
-        QCOMPARE(results->layerPlot()->seriesCount(), 3);
-        QCOMPARE(results->kindPlot()->seriesCount(), 3);
+        QCOMPARE(results->runs().size(), runsBefore + 1);
+        QCOMPARE(results->layerPlot()->seriesCount(), runsBefore + 1);
+        QCOMPARE(results->kindPlot()->seriesCount(), runsBefore + 1);
         QCOMPARE(results->kindPlot()->categoryCount(), 7); // q k v o gate up down
         // Magnitude pruning without updates reconstructs worse than SparseGPT, layer by layer on average.
         double sparsegpt = 0, magnitude = 0;
         for (int i = 0; i < 35; ++i) {
-            sparsegpt += std::log(results->layerPlot()->value(0, i));
-            magnitude += std::log(results->layerPlot()->value(2, i));
+            sparsegpt += std::log(results->layerPlot()->value(sparseGptSeries, i));
+            magnitude += std::log(results->layerPlot()->value(runsBefore, i));
         }
         QVERIFY(magnitude > sparsegpt);
         // Hidden from the plots, then removed.
         results->setShown(record.id, false);
-        QCOMPARE(results->layerPlot()->seriesCount(), 2);
+        QCOMPARE(results->layerPlot()->seriesCount(), runsBefore);
         QVERIFY(results->removeRun(record.id));
-        QCOMPARE(results->runs().size(), 2);
+        QCOMPARE(results->runs().size(), runsBefore);
         QVERIFY(!m_window->runModel(record.id));
     }
 
@@ -583,6 +589,7 @@ private Q_SLOTS:
         shortText.write("Once upon a time.");
         shortText.close();
         configure(kSamples);
+        const qsizetype runsBefore = m_window->resultsPanel()->runs().size();
         m_window->setCalibrationText(shortText.fileName());
         m_errors.clear();
         QSignalSpy failed(m_window.get(), &MainWindow::runFailed);
@@ -593,7 +600,7 @@ private Q_SLOTS:
         QVERIFY2(message.contains(QStringLiteral("tiny.txt")), qPrintable(message));
         QVERIFY(!message.contains(QLatin1Char('\n')));
         QVERIFY(!message.startsWith(QStringLiteral("Internal error")));
-        QCOMPARE(m_window->resultsPanel()->runs().size(), 2);
+        QCOMPARE(m_window->resultsPanel()->runs().size(), runsBefore);
         QVERIFY(!m_window->isBusy());
         m_errors.clear();
     }
@@ -657,5 +664,5 @@ private Q_SLOTS:
     }
 };
 
-QTEST_MAIN(TestWorkbench)
+SPARSELAB_GUI_TEST_MAIN(TestWorkbench)
 #include "test_workbench.moc"
