@@ -528,26 +528,6 @@ widgets::HeatmapFrame makeFrame(const QString& layer, const torch::Tensor& weigh
     return f;
 }
 
-LayerRunRow toRow(const pipeline::LayerReport& r, const LayerSetting& setting)
-{
-    LayerRunRow row;
-    row.name = fromStd(r.name);
-    row.kind = fromStd(r.kind);
-    row.block = int(r.block);
-    row.rows = r.rows;
-    row.cols = r.cols;
-    row.dense = r.dense;
-    row.setting = setting;
-    row.sparsity = r.stats.sparsity;
-    row.loss = r.stats.loss;
-    row.relError = r.stats.relOutputError;
-    row.damp = r.stats.dampUsed;
-    row.dampRaises = r.stats.dampRaises;
-    row.deadInputs = r.stats.deadInputs;
-    row.seconds = r.stats.seconds;
-    return row;
-}
-
 // A private copy whose linear weights can be pruned without touching `dense`: the copy
 // shares the never-pruned tensors (embeddings, norms, head) and owns fresh linear weights.
 // CausalLM reads linear weights from its LinearLayer entries at run time (causal_lm.cpp),
@@ -588,7 +568,6 @@ struct RunJob::State {
     std::map<std::string, model::LinearLayer*> layers; // module name → layer of the copy
     std::map<std::string, int64_t> layerBlock;         // module name → decoder block
     std::map<std::string, int64_t> blocksize;          // module name → SparseGPT block
-    std::map<std::string, LayerSetting> settings;      // module name → plan setting
     std::map<std::string, std::pair<int64_t, int64_t>> blocks; // module name → last blocks done/total
 
     void updatePruneFraction()
@@ -722,7 +701,6 @@ void RunJob::execute()
     for (const PlanRow& row : m_params.plan) {
         const std::string name = row.name.toStdString();
         state.blocksize[name] = std::max<int64_t>(1, row.setting.blocksize);
-        state.settings[name] = row.setting;
         if (!row.setting.dense()) {
             ++state.layerCount;
             ++state.layersPerBlock[row.block];
@@ -841,8 +819,7 @@ void RunJob::execute()
         report(state, false);
     };
     observer.prune.onLayer = [this, &state](const pipeline::LayerReport& r) {
-        const auto setting = state.settings.find(r.name);
-        const LayerRunRow row = toRow(r, setting != state.settings.end() ? setting->second : LayerSetting{});
+        const LayerRunRow row = layerRunRow(store::layerRecord(r));
         post([this, row] { Q_EMIT layerFinished(row); });
         if (!r.dense) {
             ++state.solvedPerBlock[r.block];
@@ -896,10 +873,8 @@ void RunJob::execute()
         record.evalSeqlen = outcome.after->seqlen;
         log(tr("Perplexity after: %1").arg(outcome.after->perplexity, 0, 'f', 4));
     }
-    for (const pipeline::LayerReport& r : outcome.prune.layers) {
-        const auto setting = state.settings.find(r.name);
-        record.layers.append(toRow(r, setting != state.settings.end() ? setting->second : LayerSetting{}));
-    }
+    for (const store::LayerRecord& layer : stored.layers)
+        record.layers.append(layerRunRow(layer));
     record.linearSparsity = stored.linearSparsity;
     record.pruneSeconds = stored.timings.pruneSeconds;
     record.totalSeconds = state.progress.elapsedSeconds();

@@ -1,5 +1,7 @@
 #include "run_types.h"
 
+#include "store/workspace.h"
+
 #include <algorithm>
 
 #include <QCoreApplication>
@@ -141,6 +143,44 @@ QString shortLayerLabel(const QString& kind)
     if (s.endsWith(QLatin1String("_proj")))
         s.chop(5);
     return s.isEmpty() ? kind : s;
+}
+
+LayerRunRow layerRunRow(const store::LayerRecord& r)
+{
+    LayerRunRow l;
+    l.name = QString::fromStdString(r.name);
+    l.kind = QString::fromStdString(r.kind);
+    l.block = int(r.block);
+    l.rows = r.rows;
+    l.cols = r.cols;
+    l.dense = r.dense;
+    PlanMethod method = PlanMethod::SparseGpt;
+    if (r.dense)
+        method = PlanMethod::Dense;
+    else
+        (void)parsePlanMethod(QString::fromStdString(r.method), &method); // unknown: keep SparseGPT
+    l.setting.method = method;
+    l.setting.nmN = int(r.nmN);
+    l.setting.nmM = int(r.nmM);
+    if (r.nmM == 0 && !r.dense)
+        l.setting.sparsity = r.targetSparsity;
+    l.setting.bits = int(r.bits);
+    l.setting.group = r.groupSize;
+    l.setting.sym = r.symmetric;
+    l.setting.actOrder = r.actOrder;
+    l.setting.staticGroups = r.staticGroups;
+    l.setting.fp16Scale = r.fp16Scale;
+    l.setting.signedScale = r.signedScale;
+    l.setting.blocksize = r.blocksize;
+    l.setting.damp = r.damp;
+    l.sparsity = r.sparsity;
+    l.loss = r.loss;
+    l.relError = r.relOutputError;
+    l.damp = r.dampUsed;
+    l.dampRaises = int(r.dampRaises);
+    l.deadInputs = r.deadInputs;
+    l.seconds = r.seconds;
+    return l;
 }
 
 } // namespace sparselab::gui

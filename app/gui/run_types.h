@@ -13,7 +13,7 @@
 #include <cmath>
 #include <memory>
 
-namespace sparselab::store { struct PerplexityRecord; struct RunRecord; }
+namespace sparselab::store { struct LayerRecord; struct PerplexityRecord; struct RunRecord; }
 
 namespace sparselab::gui {
 
@@ -112,6 +112,10 @@ struct LayerRunRow {
     qint64 deadInputs = 0;
     double seconds = 0;
 };
+
+// The per-layer record (store/workspace.h: what the pipeline reported, as the workspace and
+// sparselab.json hold it) as the views show it: the one conversion from the engine's record.
+[[nodiscard]] LayerRunRow layerRunRow(const store::LayerRecord& record);
 
 // The calibration part of a run's settings.
 struct CalibrationSettings {

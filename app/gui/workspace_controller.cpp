@@ -58,76 +58,6 @@ std::string hashIfFile(const QString& path)
     }
 }
 
-store::LayerRecord toLayerRecord(const LayerRunRow& l)
-{
-    store::LayerRecord r;
-    r.name = text(l.name);
-    r.kind = text(l.kind);
-    r.block = l.block;
-    r.rows = l.rows;
-    r.cols = l.cols;
-    r.dense = l.dense;
-    r.method = l.dense ? "dense" : text(planMethodKey(l.setting.method));
-    r.targetSparsity = l.dense ? 0.0 : l.setting.targetSparsity();
-    r.nmN = l.setting.nmN;
-    r.nmM = l.setting.nmM;
-    r.bits = l.setting.bits;
-    r.groupSize = l.setting.group;
-    r.symmetric = l.setting.sym;
-    r.actOrder = l.setting.actOrder;
-    r.staticGroups = l.setting.staticGroups;
-    r.fp16Scale = l.setting.fp16Scale;
-    r.signedScale = l.setting.signedScale;
-    r.blocksize = l.setting.blocksize;
-    r.damp = l.setting.damp;
-    r.sparsity = l.sparsity;
-    r.loss = l.loss;
-    r.relOutputError = l.relError;
-    r.dampUsed = l.damp;
-    r.dampRaises = l.dampRaises;
-    r.deadInputs = l.deadInputs;
-    r.seconds = l.seconds;
-    return r;
-}
-
-LayerRunRow fromLayerRecord(const store::LayerRecord& r)
-{
-    LayerRunRow l;
-    l.name = text(r.name);
-    l.kind = text(r.kind);
-    l.block = int(r.block);
-    l.rows = r.rows;
-    l.cols = r.cols;
-    l.dense = r.dense;
-    PlanMethod method = PlanMethod::SparseGpt;
-    if (r.dense)
-        method = PlanMethod::Dense;
-    else
-        (void)parsePlanMethod(text(r.method), &method); // unknown: keep SparseGPT
-    l.setting.method = method;
-    l.setting.nmN = int(r.nmN);
-    l.setting.nmM = int(r.nmM);
-    if (r.nmM == 0 && !r.dense)
-        l.setting.sparsity = r.targetSparsity;
-    l.setting.bits = int(r.bits);
-    l.setting.group = r.groupSize;
-    l.setting.sym = r.symmetric;
-    l.setting.actOrder = r.actOrder;
-    l.setting.staticGroups = r.staticGroups;
-    l.setting.fp16Scale = r.fp16Scale;
-    l.setting.signedScale = r.signedScale;
-    l.setting.blocksize = r.blocksize;
-    l.setting.damp = r.damp;
-    l.sparsity = r.sparsity;
-    l.loss = r.loss;
-    l.relError = r.relOutputError;
-    l.damp = r.dampUsed;
-    l.dampRaises = int(r.dampRaises);
-    l.deadInputs = r.deadInputs;
-    l.seconds = r.seconds;
-    return l;
-}
-
 store::ExtraGroup planGroup(const QList<PlanRow>& plan)
 {
     std::vector<std::string> names, kinds, methods;
@@ -207,59 +137,15 @@ T attributeOr(const store::Attributes& a, const char* name, T fallback)
     return std::get<T>(it->second);
 }
 
-// A measured perplexity as stored: the run's own record when it kept one (its detail), else
-// the summary (older workspaces, and runs that reused a dense perplexity known before).
-store::PerplexityRecord perplexityRecord(double perplexity, const EvaluationDetailPtr& detail, const RunRecord& run)
-{
-    if (detail)
-        return *detail;
-    store::PerplexityRecord p;
-    p.perplexity = perplexity;
-    p.windows = run.evalWindows;
-    p.seqlen = run.evalSeqlen;
-    return p;
-}
-
-// A run's summary as a record, for runs that carry none of their own (made before runs kept
-// their record): text hashes as the files are now, no token counts.
-store::RunRecord summaryRecord(const RunRecord& run)
-{
-    store::RunRecord s;
-    s.kind = "prune";
-    s.createdUtc = text(run.finishedAt.toUTC().toString(QStringLiteral("yyyy-MM-ddTHH:mm:ss.zzzZ")));
-    s.recipeJson = run.recipeJson.toStdString();
-    s.linearSparsity = run.linearSparsity;
-    s.calibration = store::CalibrationSettings{text(run.calibration.textPath), hashIfFile(run.calibration.textPath),
-                                               0, run.calibration.nsamples, run.calibration.seqlen,
-                                               run.calibration.seed};
-    if (run.evaluation.enabled)
-        s.evaluation = store::EvaluationSettings{text(run.evaluation.textPath), hashIfFile(run.evaluation.textPath), 0,
-                                                 run.evalSeqlen > 0 ? run.evalSeqlen : run.evaluation.seqlen,
-                                                 run.evaluation.maxWindows};
-    for (const LayerRunRow& l : run.layers)
-        s.layers.push_back(toLayerRecord(l));
-    if (std::isfinite(run.perplexityBefore))
-        s.perplexityBefore = perplexityRecord(run.perplexityBefore, run.detailBefore, run);
-    if (std::isfinite(run.perplexityAfter))
-        s.perplexityAfter = perplexityRecord(run.perplexityAfter, run.detailAfter, run);
-    s.timings.pruneSeconds = run.pruneSeconds;
-    s.timings.totalSeconds = run.totalSeconds;
-    s.provenance = store::currentProvenance();
-    s.provenance.device = text(run.device);
-    return s;
-}
-
 } // namespace
 
 store::RunRecord toStoreRun(const RunRecord& run)
 {
-    store::RunRecord s;
-    if (run.stored) {
-        // The record the run made as it ran: the one the CLI writes for the same run.
-        s = *run.stored;
-    } else {
-        s = summaryRecord(run);
-    }
+    // The record the run made as it ran (workflow/compression_run.h): the one the CLI writes
+    // for the same run. Runs read from a workspace are written back from their stored run.
+    if (!run.stored)
+        throw InputError("run '" + text(run.name) + "' carries no record of its own: run it again to save it");
+    store::RunRecord s = *run.stored;
     s.label = text(run.name);
     store::ExtraGroup gui;
     gui.path = kGuiGroup;
@@ -298,7 +184,7 @@ RunRecord fromStoreRun(const store::RunRecord& s)
         run.evaluation.maxWindows = s.evaluation->maxWindows;
     }
     for (const auto& l : s.layers)
-        run.layers.push_back(fromLayerRecord(l));
+        run.layers.push_back(layerRunRow(l));
     run.perplexityBefore = s.perplexityBefore ? s.perplexityBefore->perplexity : NAN;
     run.perplexityAfter = s.perplexityAfter ? s.perplexityAfter->perplexity : NAN;
     if (s.perplexityBefore)
