@@ -4,7 +4,7 @@
 // Rows (outputs) run down, columns (inputs) across — the direction the solver sweeps.
 //
 // The widget takes plain frames (below), produced on a worker thread by the application
-// (app/gui/engine_jobs.cpp downsamples the weight to at most ~256 × 256 cells and posts the
+// (app/gui/jobs/engine_jobs.cpp downsamples the weight to at most ~256 × 256 cells and posts the
 // frame through a queued signal). Painting only scales a cached QImage: setFrame() builds
 // the image once (O(cells)), so frames can arrive at ~10–40 Hz without stalling the GUI.
 //

@@ -1,7 +1,7 @@
 #pragma once
 // A loaded language model described as plain values, for widgets that must not see LibTorch.
 //
-// Produced on a worker thread by the application (app/gui/engine_jobs.cpp) from the engine's
+// Produced on a worker thread by the application (app/gui/jobs/engine_jobs.cpp) from the engine's
 // CausalLM and Tokenizer, then copied to the GUI thread. Everything here is a value type:
 // safe to copy across threads, no ownership of engine objects.
 

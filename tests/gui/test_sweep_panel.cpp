@@ -1,4 +1,4 @@
-// The Sweeps dock (app/gui/sweep_panel.h), offscreen: a hand-built sweep (no model needed)
+// The Sweeps dock (app/gui/views/sweep_panel.h), offscreen: a hand-built sweep (no model needed)
 // shown as a table and two plots — one perplexity-vs-sparsity line per bit-width, and the
 // size-vs-perplexity points with the Pareto frontier, whose points are derived by hand below;
 // the same sweep read back from a workspace (.h5) and from JSON; the main window's Results view

@@ -1,4 +1,4 @@
-// Teaching Mode (app/gui/teaching_window.h), offscreen: the formula panel shows the stepper's
+// Teaching Mode (app/gui/teaching/teaching_window.h), offscreen: the formula panel shows the stepper's
 // numbers, playback keeps the event loop responsive and ends at solveLayer's exact result,
 // a real demo-model layer is captured and compared on worker threads, figures export as
 // valid PNG / SVG / PDF, bad typed matrices give a readable error, and the workbench opens
