@@ -189,7 +189,8 @@ Session openSession(const Args& args, const fs::path& folder, bool needEval)
     if (needEval)
         s.evalText = readNonEmpty(s.evalFile);
     s.tokenizer = tokenize::loadTokenizer(folder);
-    s.model = model::CausalLM::load(folder, deviceOption(args));
+    // --stream (sensitivity): one decoder block resident at a time.
+    s.model = model::CausalLM::load(folder, deviceOption(args), args.flag("stream"));
     s.calib.vocabSize = s.model->config().vocabSize;
     s.windows = data::sampleCalibrationWindows(s.tokenizer->encodeForModel(s.calibText, &interruptToken()), s.calib, s.calibFile);
     s.evalParams.seqlen = s.calib.seqlen;

@@ -53,8 +53,9 @@ commands:
   export MODEL --gguf OUT.gguf [--type f32|f16|q8_0|q4_0] [--name NAME] [--json]
                                   write a GGUF file (llama.cpp) of a Llama-family model
   sensitivity MODEL --calib FILE --out S.json|W.h5 [--sparsities 0,0.1,…,0.9] [--bits 16,4]
-       [--method M] [--nsamples N] [--seqlen N] [--layers GLOBS] [--name NAME] [--json]
-                                  per-layer reconstruction error at every level (one Hessian each)
+       [--method M] [--nsamples N] [--seqlen N] [--layers GLOBS] [--name NAME] [--stream] [--json]
+                                  per-layer reconstruction error at every level (one Hessian each);
+                                  --stream: one decoder block in memory at a time
   allocate S.json|W.h5 (--budget-sparsity S | --budget-bytes B) --out RECIPE.json
        [--bits B] [--metric relative|absolute|kind-normalized] [--max-sparsity X]
        [--compare MODEL --calib FILE --eval FILE …]   per-layer plan under a budget, vs uniform
@@ -108,7 +109,7 @@ int main(int argc, char** argv)
              return cmdSensitivity(Args("sensitivity", a,
                                         {"calib", "out", "sparsities", "bits", "method", "group", "blocksize", "damp",
                                          "nsamples", "seqlen", "seed", "layers", "threads", "device", "workspace", "name"},
-                                        {"sym", "json", "quiet"}));
+                                        {"sym", "json", "quiet", "stream"}));
          }},
         {"allocate", [](const auto& a) {
              return cmdAllocate(Args("allocate", a,

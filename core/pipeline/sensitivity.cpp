@@ -90,9 +90,11 @@ void validateSensitivityParams(const model::CausalLM& model, const SensitivityPa
         throw optionError("--layers", "the patterns match no linear layer of the model");
 }
 
-SensitivityResult scanSensitivity(const model::CausalLM& model, const data::CalibrationWindows& windows,
-                                  const SensitivityParams& params, const ProgressCallback& progress,
-                                  const CancelToken* cancel)
+namespace {
+
+// The scan; `pager` is the same model when its blocks must be paged in and out (streamed).
+SensitivityResult scan(const model::CausalLM& model, model::CausalLM* pager, const data::CalibrationWindows& windows,
+                       const SensitivityParams& params, const ProgressCallback& progress, const CancelToken* cancel)
 {
     torch::NoGradGuard noGrad;
     const auto started = Clock::now();
@@ -125,6 +127,10 @@ SensitivityResult scanSensitivity(const model::CausalLM& model, const data::Cali
     BlockWalker walker(model, windows, params.forwardBatch, cancel);
 
     for (int64_t b = 0; b < model.numBlocks(); ++b) {
+        if (pager) { // streamed: this block's weights in, the next one read meanwhile
+            pager->materializeBlock(b);
+            pager->prefetchBlock(b + 1);
+        }
         const auto& layers = model.linears(b);
         std::map<std::string, solve::HessianAccumulator> hessians;
         for (const auto& layer : layers)
@@ -194,10 +200,30 @@ SensitivityResult scanSensitivity(const model::CausalLM& model, const data::Cali
             hessians.erase(found); // free each Hessian once its layer is scanned
             result.layers.push_back(std::move(entry));
         }
+        if (pager)
+            pager->finishBlock(b); // its weights are unchanged: released again
     }
     result.seconds = secondsSince(started);
     reporter.report(done, "done");
     return result;
+}
+
+} // namespace
+
+SensitivityResult scanSensitivity(const model::CausalLM& model, const data::CalibrationWindows& windows,
+                                  const SensitivityParams& params, const ProgressCallback& progress,
+                                  const CancelToken* cancel)
+{
+    if (model.streamed())
+        throw std::invalid_argument("scanSensitivity: a streamed model must be passed as non-const (its blocks are paged)");
+    return scan(model, nullptr, windows, params, progress, cancel);
+}
+
+SensitivityResult scanSensitivity(model::CausalLM& model, const data::CalibrationWindows& windows,
+                                  const SensitivityParams& params, const ProgressCallback& progress,
+                                  const CancelToken* cancel)
+{
+    return scan(model, model.streamed() ? &model : nullptr, windows, params, progress, cancel);
 }
 
 json SensitivityResult::toJson() const

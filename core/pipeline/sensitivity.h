@@ -89,7 +89,15 @@ struct SensitivityResult {
 void validateSensitivityParams(const model::CausalLM& model, const SensitivityParams& params);
 
 // Runs the scan. `model` is not modified (each level solves a copy of the dense weight).
+// A streamed model (CausalLM::load with streamBlocks) is scanned through the non-const
+// overload, which pages each block in for its pass and out after it (BlockWalker leaves
+// paging to its caller), so one block's weights are resident; the result is the in-memory
+// scan's.
 [[nodiscard]] SensitivityResult scanSensitivity(const model::CausalLM& model, const data::CalibrationWindows& windows,
+                                                const SensitivityParams& params,
+                                                const ProgressCallback& progress = {},
+                                                const CancelToken* cancel = nullptr);
+[[nodiscard]] SensitivityResult scanSensitivity(model::CausalLM& model, const data::CalibrationWindows& windows,
                                                 const SensitivityParams& params,
                                                 const ProgressCallback& progress = {},
                                                 const CancelToken* cancel = nullptr);

@@ -12,6 +12,7 @@
 #include "export/hf_export.h"
 #include "model/causal_lm.h"
 #include "pipeline/prune_pipeline.h"
+#include "pipeline/sensitivity.h"
 #include "util/atomic_file.h"
 
 #include <torch/types.h>
@@ -117,6 +118,35 @@ private Q_SLOTS:
             QVERIFY2(filesB.count(name), name.c_str());
             QVERIFY2(filesB.at(name) == bytes, ("streamed export differs in " + name).c_str());
         }
+    }
+
+    // The sensitivity scan pages a streamed model's blocks in and out (BlockWalker leaves paging
+    // to its caller): every cell equals the in-memory scan's, and no block stays resident.
+    void sensitivityScanMatchesInMemory()
+    {
+        torch::NoGradGuard noGrad;
+        auto inMemory = model::CausalLM::load(testing::demoModelDir());
+        auto streamed = model::CausalLM::load(testing::demoModelDir(), torch::kCPU, /*streamBlocks=*/true);
+        const auto windows = randomWindows(inMemory->config().vocabSize, 8, 32);
+        pipeline::SensitivityParams params;
+        params.sparsities = {0.0, 0.5, 0.7};
+        params.bits = {16, 4};
+        const auto a = pipeline::scanSensitivity(*inMemory, windows, params);
+        const auto b = pipeline::scanSensitivity(*streamed, windows, params);
+        QCOMPARE(b.layers.size(), a.layers.size());
+        QCOMPARE(a.layers.size(), size_t(35));
+        for (size_t l = 0; l < a.layers.size(); ++l)
+            for (size_t i = 0; i < params.sparsities.size(); ++i)
+                for (size_t j = 0; j < params.bits.size(); ++j) {
+                    QCOMPARE(b.cell(l, i, j).relError, a.cell(l, i, j).relError);
+                    QCOMPARE(b.cell(l, i, j).achievedSparsity, a.cell(l, i, j).achievedSparsity);
+                }
+        for (int64_t blk = 0; blk < streamed->numBlocks(); ++blk)
+            for (const auto& layer : streamed->linears(blk))
+                QVERIFY2(layer.weight.is_meta(), layer.name.c_str());
+        // The const overload refuses a streamed model instead of reading meta tensors.
+        const model::CausalLM& readOnly = *streamed;
+        QVERIFY_THROWS_EXCEPTION(std::invalid_argument, (void)pipeline::scanSensitivity(readOnly, windows, params));
     }
 
     void unprunedStreamedModelExportsItsInput()
