@@ -10,7 +10,7 @@
 #include "export/hf_export.h"
 #include "model/causal_lm.h"
 #include "pipeline/allocator.h"
-#include "pipeline/analysis_store.h"
+#include "store/analysis_store.h"
 #include "pipeline/sensitivity.h"
 #include "pipeline/size_model.h"
 #include "pipeline/sweep.h"
@@ -125,10 +125,10 @@ ResultOutputs resultOutputs(const Args& args, const std::vector<fs::path>& input
         if (fs::exists(*o.workspace, ec))
             names = taken(store::loadWorkspace(*o.workspace, {false, false})); // InputError on a bad file
         if (const auto name = args.value("name")) {
-            pipeline::validateGroupName(*name, "--name");
+            store::validateGroupName(*name, "--name");
             o.groupName = *name;
         } else {
-            o.groupName = pipeline::nextGroupName(names, prefix);
+            o.groupName = store::nextGroupName(names, prefix);
         }
     } else if (args.value("name")) {
         throw optionError("--name", "names a group in a workspace; give --out W.h5 or --workspace W.h5");
@@ -246,7 +246,7 @@ int cmdSensitivity(const Args& args)
     const std::string usage = "sparselab-cli sensitivity MODEL --calib FILE --out S.json [options]";
     args.requirePositional(1, usage);
     const fs::path folder = args.positional().front();
-    const auto outputs = resultOutputs(args, {folder, args.valueOr("calib", "")}, "scan", pipeline::storedSensitivities);
+    const auto outputs = resultOutputs(args, {folder, args.valueOr("calib", "")}, "scan", store::storedSensitivities);
     applyThreadsOption(args);
     const bool quiet = args.flag("quiet");
 
@@ -273,7 +273,7 @@ int cmdSensitivity(const Args& args)
     if (outputs.json)
         result.save(*outputs.json);
     if (outputs.workspace)
-        pipeline::storeSensitivity(*outputs.workspace, result, outputs.groupName);
+        store::storeSensitivity(*outputs.workspace, result, outputs.groupName);
     const std::string written = outputs.json ? outputs.json->string() : "";
     const std::string stored =
         outputs.workspace ? outputs.workspace->string() + ": /sensitivity/" + outputs.groupName : "";
@@ -348,7 +348,7 @@ int cmdAllocate(const Args& args)
     else
         throw optionError("--metric", "expects relative, absolute or kind-normalized, got '" + metric + "'");
 
-    const auto scan = pipeline::loadSensitivityFrom(scanFile, args.valueOr("name", ""));
+    const auto scan = store::loadSensitivityFrom(scanFile, args.valueOr("name", ""));
     const auto allocation = pipeline::allocate(scan, params);
     const auto recipe = pipeline::allocationRecipe(allocation.allocated, scan.base, true);
     const auto uniformRecipe = pipeline::allocationRecipe(allocation.uniform, scan.base, true);
@@ -417,7 +417,7 @@ int cmdSweep(const Args& args)
     args.requirePositional(1, usage);
     const fs::path folder = args.positional().front();
     const auto outputs = resultOutputs(args, {folder, args.valueOr("calib", ""), args.valueOr("eval", "")}, "sweep",
-                                       pipeline::storedSweeps);
+                                       store::storedSweeps);
     applyThreadsOption(args);
     const bool quiet = args.flag("quiet");
 
@@ -483,7 +483,7 @@ int cmdSweep(const Args& args)
     if (outputs.json)
         result.save(*outputs.json);
     if (outputs.workspace)
-        pipeline::storeSweep(*outputs.workspace, result, outputs.groupName);
+        store::storeSweep(*outputs.workspace, result, outputs.groupName);
     const std::string out = outputs.json ? outputs.json->string()
                                          : outputs.workspace->string() + ": /sweeps/" + outputs.groupName;
 
@@ -520,9 +520,9 @@ int cmdMerge(const Args& args)
         inputs.emplace_back(p);
         sources.push_back(p);
         // A workspace input contributes its sweep named --from (default: its last one).
-        parts.push_back(pipeline::loadSweepFrom(p, args.valueOr("from", "")));
+        parts.push_back(store::loadSweepFrom(p, args.valueOr("from", "")));
     }
-    const auto outputs = resultOutputs(args, inputs, "sweep", pipeline::storedSweeps);
+    const auto outputs = resultOutputs(args, inputs, "sweep", store::storedSweeps);
     const auto merged = pipeline::mergeSweeps(parts, sources);
     if (outputs.workspace && fs::exists(*outputs.workspace)) {
         // One workspace per model: the sweep's model must be the one recorded there.
@@ -535,7 +535,7 @@ int cmdMerge(const Args& args)
     if (outputs.json)
         merged.save(*outputs.json);
     if (outputs.workspace)
-        pipeline::storeSweep(*outputs.workspace, merged, outputs.groupName);
+        store::storeSweep(*outputs.workspace, merged, outputs.groupName);
     const std::string out = outputs.json ? outputs.json->string()
                                          : outputs.workspace->string() + ": /sweeps/" + outputs.groupName;
     const auto missing = merged.missing();

@@ -1,6 +1,6 @@
 #include "report/workspace_report.h"
 
-#include "pipeline/analysis_store.h"
+#include "store/analysis_store.h"
 #include "store/workspace.h"
 #include "util/errors.h"
 #include "util/atomic_file.h"
@@ -109,12 +109,12 @@ ReportParams workspaceReportParams(const fs::path& workspace, const WorkspaceRep
         params.maxWindows = evaluation->maxWindows;
     }
 
-    section.sweeps = pipeline::storedSweeps(contents);
-    section.sensitivities = pipeline::storedSensitivities(contents);
+    section.sweeps = store::storedSweeps(contents);
+    section.sensitivities = store::storedSensitivities(contents);
     if (!section.sweeps.empty() || !options.sweepName.empty())
-        params.sweep = pipeline::loadSweepFrom(workspace, options.sweepName);
+        params.sweep = store::loadSweepFrom(workspace, options.sweepName);
     if (!section.sensitivities.empty() || !options.sensitivityName.empty())
-        params.sensitivity = pipeline::loadSensitivityFrom(workspace, options.sensitivityName);
+        params.sensitivity = store::loadSensitivityFrom(workspace, options.sensitivityName);
 
     for (const auto& r : contents.runs)
         section.runs.push_back({r.id, r.label, r.kind, number(r.linearSparsity, 4),

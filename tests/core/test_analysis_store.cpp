@@ -3,7 +3,7 @@
 // field for field; the h5py-facing datasets hold the same figures in the documented shapes;
 // names are numbered and validated; missing or foreign groups are InputErrors naming the file.
 
-#include "pipeline/analysis_store.h"
+#include "store/analysis_store.h"
 #include "pipeline/sensitivity.h"
 #include "pipeline/sweep.h"
 #include "store/workspace.h"
@@ -73,13 +73,13 @@ private Q_SLOTS:
         QTemporaryDir dir;
         const fs::path ws = dir.filePath("W.h5").toStdString();
         const auto sweep = handSweep();
-        pipeline::storeSweep(ws, sweep, "grid");
-        const auto back = pipeline::loadSweepFrom(ws, "grid");
+        store::storeSweep(ws, sweep, "grid");
+        const auto back = store::loadSweepFrom(ws, "grid");
         QCOMPARE(back.toJson().dump(), sweep.toJson().dump());
-        QCOMPARE(pipeline::loadSweepFrom(ws).toJson().dump(), sweep.toJson().dump()); // the only one
+        QCOMPARE(store::loadSweepFrom(ws).toJson().dump(), sweep.toJson().dump()); // the only one
 
         const auto contents = store::loadWorkspace(ws);
-        QCOMPARE(pipeline::storedSweeps(contents), std::vector<std::string>{"grid"});
+        QCOMPARE(store::storedSweeps(contents), std::vector<std::string>{"grid"});
         const auto* group = &contents.groups.front();
         QCOMPARE(QString::fromStdString(group->path), QString("sweeps/grid"));
         // The table: points 0, 1, 3 → (16 bit, 25 %), (16 bit, 50 %), (4 bit, 50 %).
@@ -92,13 +92,13 @@ private Q_SLOTS:
         QCOMPARE(std::get<int64_t>(group->attributes.at("points_total")), int64_t(4));
 
         // Next free names; a replaced group keeps one copy.
-        QCOMPARE(QString::fromStdString(pipeline::nextGroupName({"sweep_0001", "sweep_0003"}, "sweep")),
+        QCOMPARE(QString::fromStdString(store::nextGroupName({"sweep_0001", "sweep_0003"}, "sweep")),
                  QString("sweep_0002"));
         auto changed = sweep;
         changed.points.pop_back();
-        pipeline::storeSweep(ws, changed, "grid");
-        QCOMPARE(pipeline::loadSweepFrom(ws, "grid").points.size(), size_t(2));
-        QCOMPARE(pipeline::storedSweeps(store::loadWorkspace(ws)).size(), size_t(1));
+        store::storeSweep(ws, changed, "grid");
+        QCOMPARE(store::loadSweepFrom(ws, "grid").points.size(), size_t(2));
+        QCOMPARE(store::storedSweeps(store::loadWorkspace(ws)).size(), size_t(1));
     }
 
     void sensitivityRoundTrip()
@@ -106,8 +106,8 @@ private Q_SLOTS:
         QTemporaryDir dir;
         const fs::path ws = dir.filePath("W.h5").toStdString();
         const auto scan = handScan();
-        pipeline::storeSensitivity(ws, scan, "scan_0001");
-        QCOMPARE(pipeline::loadSensitivityFrom(ws).toJson().dump(), scan.toJson().dump());
+        store::storeSensitivity(ws, scan, "scan_0001");
+        QCOMPARE(store::loadSensitivityFrom(ws).toJson().dump(), scan.toJson().dump());
         const auto contents = store::loadWorkspace(ws);
         const auto& group = contents.groups.front();
         // rel_error [layers=2, sparsities=2, bits=2], row-major: element (1, 1, 0) is index 6,
@@ -122,18 +122,18 @@ private Q_SLOTS:
     {
         QTemporaryDir dir;
         const fs::path ws = dir.filePath("W.h5").toStdString();
-        QVERIFY_THROWS_EXCEPTION(InputError, pipeline::storeSweep(ws, handSweep(), "a/b"));
+        QVERIFY_THROWS_EXCEPTION(InputError, store::storeSweep(ws, handSweep(), "a/b"));
         QVERIFY(!fs::exists(ws));
-        pipeline::storeSensitivity(ws, handScan(), "s");
+        store::storeSensitivity(ws, handScan(), "s");
         try {
-            (void)pipeline::loadSweepFrom(ws);
+            (void)store::loadSweepFrom(ws);
             QFAIL("no sweep in the workspace");
         } catch (const InputError& e) {
             QVERIFY2(std::string(e.what()).find("W.h5") != std::string::npos, e.what());
             QVERIFY2(std::string(e.what()).find("holds no sweep") != std::string::npos, e.what());
         }
         try {
-            (void)pipeline::loadSensitivityFrom(ws, "other");
+            (void)store::loadSensitivityFrom(ws, "other");
             QFAIL("no scan named other");
         } catch (const InputError& e) {
             QVERIFY2(std::string(e.what()).find("'other'") != std::string::npos, e.what());
@@ -144,7 +144,7 @@ private Q_SLOTS:
         foreign.attributes["format"] = std::string("something-else");
         store::writeGroup(ws, foreign);
         try {
-            (void)pipeline::loadSweepFrom(ws, "foreign");
+            (void)store::loadSweepFrom(ws, "foreign");
             QFAIL("foreign group");
         } catch (const InputError& e) {
             QVERIFY2(std::string(e.what()).find("not a sparselab-sweep group") != std::string::npos, e.what());

@@ -28,7 +28,7 @@
 #include "data/calibration.h"
 #include "model/causal_lm.h"
 #include "pipeline/allocator.h"
-#include "pipeline/analysis_store.h"
+#include "store/analysis_store.h"
 #include "pipeline/sensitivity.h"
 #include "pipeline/sweep.h"
 #include "store/workspace.h"
@@ -382,11 +382,11 @@ private Q_SLOTS:
         QVERIFY(m_window->workspace()->saveWorkspaceAs(file));
         QVERIFY(saved.wait(120'000));
         auto contents = store::loadWorkspace(file.toStdString(), {false, false});
-        QCOMPARE(pipeline::storedSensitivities(contents), std::vector<std::string>{"scan_0001"});
-        QCOMPARE(pipeline::storedSweeps(contents), std::vector<std::string>{"sweep_0001"});
-        QCOMPARE(pipeline::loadSweepFrom(file.toStdString()).toJson().dump(), m_window->sweepPanel()->sweep()->toJson().dump());
+        QCOMPARE(store::storedSensitivities(contents), std::vector<std::string>{"scan_0001"});
+        QCOMPARE(store::storedSweeps(contents), std::vector<std::string>{"sweep_0001"});
+        QCOMPARE(store::loadSweepFrom(file.toStdString()).toJson().dump(), m_window->sweepPanel()->sweep()->toJson().dump());
         const std::string json = analysis()->panel()->scan()->toJson().dump();
-        QCOMPARE(pipeline::loadSensitivityFrom(file.toStdString()).toJson().dump(), json);
+        QCOMPARE(store::loadSensitivityFrom(file.toStdString()).toJson().dump(), json);
 
         auto other = makeWindow(QString());
         QSignalSpy loaded(other->workspace(), &WorkspaceController::workspaceLoaded);
@@ -401,8 +401,8 @@ private Q_SLOTS:
         QVERIFY(other->workspace()->saveWorkspace());
         QVERIFY(savedAgain.wait(120'000));
         contents = store::loadWorkspace(file.toStdString(), {false, false});
-        QCOMPARE(pipeline::storedSensitivities(contents), std::vector<std::string>{"scan_0001"});
-        QCOMPARE(pipeline::storedSweeps(contents), std::vector<std::string>{"sweep_0001"});
+        QCOMPARE(store::storedSensitivities(contents), std::vector<std::string>{"scan_0001"});
+        QCOMPARE(store::storedSweeps(contents), std::vector<std::string>{"sweep_0001"});
         QVERIFY2(m_errors.isEmpty(), m_errors.isEmpty() ? "" : qPrintable(m_errors.first()));
     }
 

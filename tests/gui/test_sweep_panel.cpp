@@ -9,7 +9,7 @@
 #include "workspace_controller.h"
 #include "sweep_panel.h"
 
-#include "pipeline/analysis_store.h"
+#include "store/analysis_store.h"
 #include "pipeline/sweep.h"
 
 #include "qcustomplot_include.h"
@@ -86,7 +86,7 @@ private Q_SLOTS:
     {
         QTemporaryDir dir;
         const QString ws = dir.filePath("W.h5"), json = dir.filePath("s.json");
-        pipeline::storeSweep(ws.toStdString(), handSweep(), "grid");
+        store::storeSweep(ws.toStdString(), handSweep(), "grid");
         handSweep().save(json.toStdString());
         gui::SweepPanel panel;
         QString error;
@@ -106,7 +106,7 @@ private Q_SLOTS:
     {
         QTemporaryDir dir;
         const QString ws = dir.filePath("W.h5");
-        pipeline::storeSweep(ws.toStdString(), handSweep(), "grid");
+        store::storeSweep(ws.toStdString(), handSweep(), "grid");
         gui::MainWindow window;
         QString lastError;
         window.setErrorHandler([&](const QString&, const QString& message) { lastError = message; });

@@ -7,7 +7,7 @@
 #include "analysis_controller.h"
 #include "sweep_panel.h"
 
-#include "pipeline/analysis_store.h"
+#include "store/analysis_store.h"
 #include "pipeline/sensitivity.h"
 #include "pipeline/sweep.h"
 #include "store/run_records.h"
@@ -425,14 +425,14 @@ bool WorkspaceController::saveWorkspaceAs(const QString& file)
                     if (a != g.attributes.end() && b != group.attributes.end() && a->second == b->second)
                         return; // the same result is there already
                 }
-                const std::string name = pipeline::nextGroupName(taken, prefix == "sweeps" ? "sweep" : "scan");
+                const std::string name = store::nextGroupName(taken, prefix == "sweeps" ? "sweep" : "scan");
                 group.path = prefix + "/" + name;
                 groups[group.path] = std::move(group);
             };
             if (job->scan)
-                storeAnalysis(pipeline::sensitivityGroup(*job->scan, "scan"), "sensitivity");
+                storeAnalysis(store::sensitivityGroup(*job->scan, "scan"), "sensitivity");
             if (job->sweep)
-                storeAnalysis(pipeline::sweepGroup(*job->sweep, "sweep"), "sweeps");
+                storeAnalysis(store::sweepGroup(*job->sweep, "sweep"), "sweeps");
             for (auto& [path, g] : groups)
                 contents.groups.push_back(std::move(g));
             store::saveWorkspace(path.toStdString(), contents);
@@ -501,9 +501,9 @@ bool WorkspaceController::openWorkspace(const QString& file)
             // The last sweep and scan for their tabs, from the same read. A malformed one does
             // not stop the runs from opening.
             try {
-                if (auto s = pipeline::lastStoredSweep(contents, path.toStdString()))
+                if (auto s = store::lastStoredSweep(contents, path.toStdString()))
                     sweep = std::make_shared<const pipeline::SweepResult>(std::move(*s));
-                if (auto s = pipeline::lastStoredSensitivity(contents, path.toStdString()))
+                if (auto s = store::lastStoredSensitivity(contents, path.toStdString()))
                     scan = std::make_shared<const pipeline::SensitivityResult>(std::move(*s));
             } catch (const std::exception& e) {
                 analysisError = QString::fromUtf8(e.what());

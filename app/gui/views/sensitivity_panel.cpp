@@ -2,7 +2,7 @@
 #include "run_types.h"
 
 #include "pipeline/allocator.h"
-#include "pipeline/analysis_store.h"
+#include "store/analysis_store.h"
 #include "pipeline/sensitivity.h"
 #include "util/errors.h"
 
@@ -168,7 +168,7 @@ bool SensitivityPanel::loadFile(const QString& file, QString* error)
 {
     try {
         if (file.endsWith(QLatin1String(".h5"), Qt::CaseInsensitive)) {
-            auto scan = pipeline::lastStoredSensitivity(store::loadWorkspace(file.toStdString(), {false, false}),
+            auto scan = store::lastStoredSensitivity(store::loadWorkspace(file.toStdString(), {false, false}),
                                                         file.toStdString());
             if (!scan) {
                 if (error)

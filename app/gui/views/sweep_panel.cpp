@@ -1,6 +1,6 @@
 #include "sweep_panel.h"
 
-#include "pipeline/analysis_store.h"
+#include "store/analysis_store.h"
 #include "pipeline/sweep.h"
 #include "util/errors.h"
 
@@ -108,7 +108,7 @@ void SweepPanel::clear()
 bool SweepPanel::loadFile(const QString& file, QString* error)
 {
     try {
-        setSweep(pipeline::loadSweepFrom(file.toStdString()), file);
+        setSweep(store::loadSweepFrom(file.toStdString()), file);
         return true;
     } catch (const InputError& e) {
         if (error)

@@ -1,4 +1,4 @@
-#include "pipeline/analysis_store.h"
+#include "store/analysis_store.h"
 
 #include "pipeline/sensitivity.h"
 #include "pipeline/sweep.h"
@@ -7,7 +7,7 @@
 
 #include <algorithm>
 
-namespace sparselab::pipeline {
+namespace sparselab::store {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -17,7 +17,7 @@ namespace {
 constexpr const char* kSweepPrefix = "sweeps/";
 constexpr const char* kScanPrefix = "sensitivity/";
 
-std::vector<std::string> namesUnder(const store::WorkspaceContents& contents, const std::string& prefix)
+std::vector<std::string> namesUnder(const WorkspaceContents& contents, const std::string& prefix)
 {
     std::vector<std::string> names;
     for (const auto& g : contents.groups)
@@ -27,7 +27,7 @@ std::vector<std::string> namesUnder(const store::WorkspaceContents& contents, co
     return names;
 }
 
-json groupJson(const store::ExtraGroup& group, const std::string& format, const std::string& source)
+json groupJson(const ExtraGroup& group, const std::string& format, const std::string& source)
 {
     const auto fmt = group.attributes.find("format");
     if (fmt == group.attributes.end() || !std::holds_alternative<std::string>(fmt->second)
@@ -39,7 +39,7 @@ json groupJson(const store::ExtraGroup& group, const std::string& format, const 
     return parseJsonText(std::get<std::string>(text->second), source, "group /" + group.path + ": 'json'");
 }
 
-const store::ExtraGroup& findGroup(const store::WorkspaceContents& contents, const fs::path& file,
+const ExtraGroup& findGroup(const WorkspaceContents& contents, const fs::path& file,
                                    const std::string& prefix, const std::vector<std::string>& names,
                                    const std::string& name, const std::string& what)
 {
@@ -68,10 +68,10 @@ void validateGroupName(const std::string& name, const std::string& option)
         throw optionError(option, "expects a name of letters, digits, '_', '-' or '.', got '" + name + "'");
 }
 
-store::ExtraGroup sweepGroup(const SweepResult& sweep, const std::string& name)
+ExtraGroup sweepGroup(const SweepResult& sweep, const std::string& name)
 {
     validateGroupName(name, "--name");
-    store::ExtraGroup g;
+    ExtraGroup g;
     g.path = kSweepPrefix + name;
     g.attributes["format"] = std::string("sparselab-sweep");
     g.attributes["version"] = int64_t(1);
@@ -92,21 +92,21 @@ store::ExtraGroup sweepGroup(const SweepResult& sweep, const std::string& name)
         perplexity.push_back(p.perplexity);
         linear.push_back(p.linearSparsity);
     }
-    g.datasets = {store::Dataset::int64("bits", bits),
-                  store::Dataset::text("group", group),
-                  store::Dataset::int64("index", index),
-                  store::Dataset::float64("linear_sparsity", linear),
-                  store::Dataset::text("method", method),
-                  store::Dataset::int64("model_bytes", bytes),
-                  store::Dataset::float64("perplexity", perplexity),
-                  store::Dataset::float64("sparsity", sparsity)};
+    g.datasets = {Dataset::int64("bits", bits),
+                  Dataset::text("group", group),
+                  Dataset::int64("index", index),
+                  Dataset::float64("linear_sparsity", linear),
+                  Dataset::text("method", method),
+                  Dataset::int64("model_bytes", bytes),
+                  Dataset::float64("perplexity", perplexity),
+                  Dataset::float64("sparsity", sparsity)};
     return g;
 }
 
-store::ExtraGroup sensitivityGroup(const SensitivityResult& scan, const std::string& name)
+ExtraGroup sensitivityGroup(const SensitivityResult& scan, const std::string& name)
 {
     validateGroupName(name, "--name");
-    store::ExtraGroup g;
+    ExtraGroup g;
     g.path = kScanPrefix + name;
     g.attributes["format"] = std::string("sparselab-sensitivity");
     g.attributes["version"] = int64_t(1);
@@ -123,30 +123,30 @@ store::ExtraGroup sensitivityGroup(const SensitivityResult& scan, const std::str
     }
     const std::vector<int64_t> shape = {int64_t(scan.layers.size()), int64_t(scan.sparsities.size()),
                                         int64_t(scan.bits.size())};
-    g.datasets = {store::Dataset::float64("abs_error", abs, shape),
-                  store::Dataset::int64("bits", std::vector<int64_t>(scan.bits.begin(), scan.bits.end())),
-                  store::Dataset::text("layer_names", names),
-                  store::Dataset::float64("rel_error", rel, shape),
-                  store::Dataset::float64("sparsities", scan.sparsities)};
+    g.datasets = {Dataset::float64("abs_error", abs, shape),
+                  Dataset::int64("bits", std::vector<int64_t>(scan.bits.begin(), scan.bits.end())),
+                  Dataset::text("layer_names", names),
+                  Dataset::float64("rel_error", rel, shape),
+                  Dataset::float64("sparsities", scan.sparsities)};
     return g;
 }
 
-SweepResult sweepFromGroup(const store::ExtraGroup& group, const std::string& source)
+SweepResult sweepFromGroup(const ExtraGroup& group, const std::string& source)
 {
     return SweepResult::fromJson(groupJson(group, "sparselab-sweep", source), source + ": /" + group.path);
 }
 
-SensitivityResult sensitivityFromGroup(const store::ExtraGroup& group, const std::string& source)
+SensitivityResult sensitivityFromGroup(const ExtraGroup& group, const std::string& source)
 {
     return SensitivityResult::fromJson(groupJson(group, "sparselab-sensitivity", source), source + ": /" + group.path);
 }
 
-std::vector<std::string> storedSweeps(const store::WorkspaceContents& contents)
+std::vector<std::string> storedSweeps(const WorkspaceContents& contents)
 {
     return namesUnder(contents, kSweepPrefix);
 }
 
-std::vector<std::string> storedSensitivities(const store::WorkspaceContents& contents)
+std::vector<std::string> storedSensitivities(const WorkspaceContents& contents)
 {
     return namesUnder(contents, kScanPrefix);
 }
@@ -165,7 +165,7 @@ SweepResult loadSweepFrom(const fs::path& file, const std::string& name)
 {
     if (file.extension() != ".h5")
         return SweepResult::load(file);
-    const auto contents = store::loadWorkspace(file, {false, false});
+    const auto contents = loadWorkspace(file, {false, false});
     const auto names = storedSweeps(contents);
     return sweepFromGroup(findGroup(contents, file, kSweepPrefix, names, name, "sweep"), file.string());
 }
@@ -174,12 +174,12 @@ SensitivityResult loadSensitivityFrom(const fs::path& file, const std::string& n
 {
     if (file.extension() != ".h5")
         return SensitivityResult::load(file);
-    const auto contents = store::loadWorkspace(file, {false, false});
+    const auto contents = loadWorkspace(file, {false, false});
     const auto names = storedSensitivities(contents);
     return sensitivityFromGroup(findGroup(contents, file, kScanPrefix, names, name, "sensitivity scan"), file.string());
 }
 
-std::optional<SweepResult> lastStoredSweep(const store::WorkspaceContents& contents, const fs::path& file)
+std::optional<SweepResult> lastStoredSweep(const WorkspaceContents& contents, const fs::path& file)
 {
     const auto names = storedSweeps(contents);
     if (names.empty())
@@ -187,7 +187,7 @@ std::optional<SweepResult> lastStoredSweep(const store::WorkspaceContents& conte
     return sweepFromGroup(findGroup(contents, file, kSweepPrefix, names, {}, "sweep"), file.string());
 }
 
-std::optional<SensitivityResult> lastStoredSensitivity(const store::WorkspaceContents& contents, const fs::path& file)
+std::optional<SensitivityResult> lastStoredSensitivity(const WorkspaceContents& contents, const fs::path& file)
 {
     const auto names = storedSensitivities(contents);
     if (names.empty())
@@ -197,12 +197,12 @@ std::optional<SensitivityResult> lastStoredSensitivity(const store::WorkspaceCon
 
 void storeSweep(const fs::path& workspace, const SweepResult& sweep, const std::string& name)
 {
-    store::writeGroup(workspace, sweepGroup(sweep, name));
+    writeGroup(workspace, sweepGroup(sweep, name));
 }
 
 void storeSensitivity(const fs::path& workspace, const SensitivityResult& scan, const std::string& name)
 {
-    store::writeGroup(workspace, sensitivityGroup(scan, name));
+    writeGroup(workspace, sensitivityGroup(scan, name));
 }
 
-} // namespace sparselab::pipeline
+} // namespace sparselab::store

@@ -1,6 +1,6 @@
 #pragma once
 // Sweep tables and sensitivity scans inside a workspace (store/workspace.h), as workspace-level
-// groups next to the runs:
+// groups next to the runs (kept in store/, so that pipeline/ does not depend on the store):
 //
 //   /sweeps/<name>                    attrs: format = "sparselab-sweep", version (i64),
 //                                            json (the complete SweepResult JSON of
@@ -29,20 +29,25 @@
 #include <vector>
 
 namespace sparselab::pipeline {
-
 struct SweepResult;
 struct SensitivityResult;
+} // namespace sparselab::pipeline
 
-[[nodiscard]] store::ExtraGroup sweepGroup(const SweepResult& sweep, const std::string& name);
-[[nodiscard]] store::ExtraGroup sensitivityGroup(const SensitivityResult& scan, const std::string& name);
+namespace sparselab::store {
+
+using pipeline::SensitivityResult;
+using pipeline::SweepResult;
+
+[[nodiscard]] ExtraGroup sweepGroup(const SweepResult& sweep, const std::string& name);
+[[nodiscard]] ExtraGroup sensitivityGroup(const SensitivityResult& scan, const std::string& name);
 
 // From a group written by sweepGroup / sensitivityGroup; `source` names the file in errors.
-[[nodiscard]] SweepResult sweepFromGroup(const store::ExtraGroup& group, const std::string& source);
-[[nodiscard]] SensitivityResult sensitivityFromGroup(const store::ExtraGroup& group, const std::string& source);
+[[nodiscard]] SweepResult sweepFromGroup(const ExtraGroup& group, const std::string& source);
+[[nodiscard]] SensitivityResult sensitivityFromGroup(const ExtraGroup& group, const std::string& source);
 
 // Names of the sweeps / scans stored in `contents` (sorted).
-[[nodiscard]] std::vector<std::string> storedSweeps(const store::WorkspaceContents& contents);
-[[nodiscard]] std::vector<std::string> storedSensitivities(const store::WorkspaceContents& contents);
+[[nodiscard]] std::vector<std::string> storedSweeps(const WorkspaceContents& contents);
+[[nodiscard]] std::vector<std::string> storedSensitivities(const WorkspaceContents& contents);
 
 // The next free name "sweep_0001", "sweep_0002", … (prefix "scan" for scans).
 [[nodiscard]] std::string nextGroupName(const std::vector<std::string>& taken, const std::string& prefix);
@@ -54,9 +59,9 @@ struct SensitivityResult;
 
 // The last sweep / scan stored in already-loaded `contents` of `file` (nullopt when there is
 // none), for readers that load the workspace once for several things.
-[[nodiscard]] std::optional<SweepResult> lastStoredSweep(const store::WorkspaceContents& contents,
+[[nodiscard]] std::optional<SweepResult> lastStoredSweep(const WorkspaceContents& contents,
                                                          const std::filesystem::path& file);
-[[nodiscard]] std::optional<SensitivityResult> lastStoredSensitivity(const store::WorkspaceContents& contents,
+[[nodiscard]] std::optional<SensitivityResult> lastStoredSensitivity(const WorkspaceContents& contents,
                                                                      const std::filesystem::path& file);
 
 // Stores into a workspace (creates it if absent; replaces a group of the same name).
@@ -66,4 +71,4 @@ void storeSensitivity(const std::filesystem::path& workspace, const SensitivityR
 // InputError("<option>: ...") unless `name` is a valid group name.
 void validateGroupName(const std::string& name, const std::string& option);
 
-} // namespace sparselab::pipeline
+} // namespace sparselab::store
