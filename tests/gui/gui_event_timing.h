@@ -28,7 +28,7 @@ class EventTimingApplication : public QApplication {
 public:
     struct Longest {
         qint64 nanoseconds = 0;
-        QString receiver;            // class and object name of the receiver
+        QString receiver;            // class name of the receiver
         int eventType = 0;
         qint64 events = 0;           // outermost events measured
         [[nodiscard]] double milliseconds() const { return double(nanoseconds) / 1e6; }
@@ -63,7 +63,10 @@ public:
             return QApplication::notify(receiver, event);
         const bool outermost = m_depth++ == 0;
         const qint64 started = outermost ? threadCpuNanoseconds() : 0;
-        const int type = event->type(); // the event may be gone after delivery
+        // Taken before delivery: a DeferredDelete event deletes its receiver, and the event
+        // itself may be gone afterwards. The class name is static storage.
+        const int type = event->type();
+        const char* receiverClass = receiver ? receiver->metaObject()->className() : "";
         const bool result = QApplication::notify(receiver, event);
         --m_depth;
         if (outermost && m_measuring) {
@@ -72,9 +75,7 @@ public:
             if (spent > m_longest.nanoseconds) {
                 m_longest.nanoseconds = spent;
                 m_longest.eventType = type;
-                m_longest.receiver = receiver ? QString::fromLatin1(receiver->metaObject()->className()) + QLatin1Char(' ')
-                                                    + receiver->objectName()
-                                              : QString();
+                m_longest.receiver = QString::fromLatin1(receiverClass);
             }
         }
         return result;
