@@ -476,8 +476,11 @@ int cmdSweep(const Args& args)
                         {{"model", fs::absolute(folder).string()},
                          {"calibration", fs::absolute(s.calibFile).string()},
                          {"evaluation", fs::absolute(s.evalFile).string()}}}};
-    result.points = pipeline::runSweepPoints(*s.model, s.windows, s.evalIds, grid, indices, base, trueSequential,
-                                             s.evalParams, progress, &interruptToken());
+    pipeline::SweepObserver observer;
+    observer.progress = progress;
+    observer.cancel = &interruptToken();
+    result.points = pipeline::runSweepPoints(*s.model, s.windows, s.evalIds,
+                                             {grid, indices, base, trueSequential, s.evalParams}, observer);
     if (outputs.workspace)
         store::updateWorkspaceSettings(*outputs.workspace, identity);
     if (outputs.json)

@@ -237,12 +237,17 @@ RecipeOutcome evaluateRecipe(const model::CausalLM& dense, const data::Calibrati
 }
 
 std::vector<SweepPoint> runSweepPoints(const model::CausalLM& dense, const data::CalibrationWindows& windows,
-                                       const std::vector<int32_t>& evalIds, const SweepGrid& grid,
-                                       const std::vector<int64_t>& indices, const solve::SolverOptions& base,
-                                       bool trueSequential, const eval::PerplexityParams& evalParams,
-                                       const ProgressCallback& progress, const CancelToken* cancel,
-                                       const std::function<void(const SweepPoint&)>& onPoint)
+                                       const std::vector<int32_t>& evalIds, const SweepRunParams& run,
+                                       const SweepObserver& observer)
 {
+    const SweepGrid& grid = run.grid;
+    const std::vector<int64_t>& indices = run.indices;
+    const solve::SolverOptions& base = run.base;
+    const bool trueSequential = run.trueSequential;
+    const eval::PerplexityParams& evalParams = run.evaluation;
+    const ProgressCallback& progress = observer.progress;
+    const CancelToken* cancel = observer.cancel;
+    const std::function<void(const SweepPoint&)>& onPoint = observer.onPoint;
     grid.validate();
     std::vector<int64_t> sorted = indices;
     std::sort(sorted.begin(), sorted.end());

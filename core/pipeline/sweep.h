@@ -34,6 +34,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -122,16 +123,26 @@ struct RecipeOutcome {
                                            const eval::PerplexityParams& evalParams,
                                            const ProgressCallback& progress = {}, const CancelToken* cancel = nullptr);
 
-// Runs the given points (indices into grid) and returns them in index order. `onPoint` is
-// called after each point (for saving partial progress or live plots), on this thread.
+// Which points of a grid to run, and how.
+struct SweepRunParams {
+    SweepGrid grid;
+    std::vector<int64_t> indices;        // points to run (indices into grid), any order
+    solve::SolverOptions base;           // damp, blocksize, group, sym for every point
+    bool trueSequential = false;
+    eval::PerplexityParams evaluation;
+};
+
+// What a caller watches a sweep with; every member is optional.
+struct SweepObserver {
+    ProgressCallback progress;           // stage "sweep", and the inner stages prefixed "sweep k/n: "
+    const CancelToken* cancel = nullptr;
+    std::function<void(const SweepPoint&)> onPoint; // after each point (partial saves, live plots)
+};
+
+// Runs the points of `params` and returns them in index order; callbacks on this thread.
 [[nodiscard]] std::vector<SweepPoint> runSweepPoints(const model::CausalLM& dense, const data::CalibrationWindows& windows,
-                                                     const std::vector<int32_t>& evalIds, const SweepGrid& grid,
-                                                     const std::vector<int64_t>& indices,
-                                                     const solve::SolverOptions& base, bool trueSequential,
-                                                     const eval::PerplexityParams& evalParams,
-                                                     const ProgressCallback& progress = {},
-                                                     const CancelToken* cancel = nullptr,
-                                                     const std::function<void(const SweepPoint&)>& onPoint = {});
+                                                     const std::vector<int32_t>& evalIds, const SweepRunParams& params,
+                                                     const SweepObserver& observer = {});
 
 // Merges shard results: settings, grid and dense figures must be equal (InputError naming the
 // differing `sources` entry); a point present in several inputs must agree in everything but

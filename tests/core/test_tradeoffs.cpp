@@ -327,7 +327,7 @@ private Q_SLOTS:
             r.grid = grid;
             r.settings = {{"test", 1}, {"paths", {{"model", "anywhere"}}}};
             r.densePerplexity = 1.0;
-            r.points = pipeline::runSweepPoints(*f.model, f.windows, f.evalIds, grid, indices, base, false, evalParams);
+            r.points = pipeline::runSweepPoints(*f.model, f.windows, f.evalIds, {grid, indices, base, false, evalParams});
             return r;
         };
         std::vector<int64_t> all(size_t(grid.size()));

@@ -166,8 +166,8 @@ void SweepJob::execute()
         std::shared_ptr<const pipeline::SweepResult> snapshot = std::make_shared<pipeline::SweepResult>(*soFar);
         post([this, snapshot] { Q_EMIT pointFinished(snapshot); });
     };
-    result->points = pipeline::runSweepPoints(model, windows, evalIds, grid, indices, base, false, evalParams, callback,
-                                              cancelToken(), onPoint);
+    pipeline::SweepRunParams run{grid, indices, base, false, evalParams};
+    result->points = pipeline::runSweepPoints(model, windows, evalIds, run, {callback, cancelToken(), onPoint});
     Result r;
     r.seconds = double(timer.nsecsElapsed()) / 1e9;
     r.sweep = std::move(result);
