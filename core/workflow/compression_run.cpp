@@ -200,6 +200,7 @@ CompressionOutcome runCompression(model::CausalLM& model, const tokenize::Tokeni
 
     // The texts, hashed as read: what the run used is what gets recorded.
     const std::string calibText = readRunText(spec.calibrationFile);
+    const std::string calibSha256 = sha256Hex(calibText); // once: the resume key and the record
     std::string evalText;
     if (spec.evaluationFile)
         evalText = readRunText(*spec.evaluationFile);
@@ -263,7 +264,7 @@ CompressionOutcome runCompression(model::CausalLM& model, const tokenize::Tokeni
     std::optional<store::ResumeStore> resume;
     if (spec.workspace) {
         resume.emplace(*spec.workspace,
-                       store::resumeKey(resumeSettings(spec, *outcome.identity, sha256Hex(calibText))));
+                       store::resumeKey(resumeSettings(spec, *outcome.identity, calibSha256)));
         const int64_t finished = resume->finishedBlocks();
         if (finished == 0 && resume->hasCheckpoints()) {
             log("discarding the checkpoints in " + resume->folder().string() + " (made with other settings)");
@@ -320,7 +321,7 @@ CompressionOutcome runCompression(model::CausalLM& model, const tokenize::Tokeni
     run.layerFilter = spec.prune.layerFilter;
     run.trueSequential = spec.prune.trueSequential;
     run.linearSparsity = outcome.prune.linearSparsity();
-    run.calibration = store::CalibrationSettings{fs::absolute(spec.calibrationFile).string(), sha256Hex(calibText),
+    run.calibration = store::CalibrationSettings{fs::absolute(spec.calibrationFile).string(), calibSha256,
                                                  facts.calibrationTokens, calibration.nsamples, calibration.seqlen,
                                                  calibration.seed};
     if (spec.evaluationFile) {
