@@ -675,6 +675,15 @@ bool MainWindow::isBusy() const
     return m_jobs.isBusy();
 }
 
+bool MainWindow::refuseWhileBusy(const QString& before)
+{
+    if (!isBusy())
+        return false;
+    reportError(tr("Busy"), before.isEmpty() ? tr("Another job is running: wait for it or cancel it (Esc).")
+                                             : tr("Another job is running: wait for it or cancel it (Esc) %1.").arg(before));
+    return true;
+}
+
 void MainWindow::setBusy(bool busy)
 {
     if (m_busy == busy)
@@ -852,10 +861,8 @@ bool MainWindow::openModel(const QString& path)
 {
     if (path.trimmed().isEmpty())
         return false;
-    if (isBusy()) {
-        reportError(tr("Busy"), tr("Another job is running: wait for it or cancel it (Esc) before opening a model."));
+    if (refuseWhileBusy(tr("before opening a model")))
         return false;
-    }
     const QString folder = normalizedFolder(path);
     m_loadingFolder = folder;
     m_log->appendInfo(tr("Opening %1").arg(QDir::toNativeSeparators(folder)));
@@ -1054,10 +1061,8 @@ QString MainWindow::densePerplexityKey(const QString& text, qint64 seqlen, qint6
 
 bool MainWindow::evaluate()
 {
-    if (isBusy()) {
-        reportError(tr("Busy"), tr("Another job is running: wait for it or cancel it (Esc)."));
+    if (refuseWhileBusy())
         return false;
-    }
     if (!hasModel()) {
         reportError(tr("No model"), tr("Open a model folder first (File → Open Model…, Ctrl+O)."));
         return false;
@@ -1161,10 +1166,8 @@ void MainWindow::onEvaluationFinished(const PerplexityJob::Result& result)
 
 bool MainWindow::startRun()
 {
-    if (isBusy()) {
-        reportError(tr("Busy"), tr("Another job is running: wait for it or cancel it (Esc)."));
+    if (refuseWhileBusy())
         return false;
-    }
     if (!hasModel()) {
         reportError(tr("No model"), tr("Open a model folder first (File → Open Model…, Ctrl+O)."));
         return false;
@@ -1410,10 +1413,8 @@ void MainWindow::chooseExportFolderDialog()
 
 bool MainWindow::exportSelectedRun()
 {
-    if (isBusy()) {
-        reportError(tr("Busy"), tr("Another job is running: wait for it or cancel it (Esc)."));
+    if (refuseWhileBusy())
         return false;
-    }
     const int id = m_resultsPanel->selectedRunId();
     const RunRecord* run = m_resultsPanel->run(id);
     if (!run) {

@@ -238,6 +238,8 @@ private:
     void updateRunSummary();
     void updateExportTarget();
     void setBusy(bool busy);
+    // True, with the one "Busy" message (ending "… (Esc) <before>."), while a job runs.
+    bool refuseWhileBusy(const QString& before = {});
     void stopJobs();
     void reportError(const QString& title, const QString& message);
     [[nodiscard]] QString suggestedRunName() const;
