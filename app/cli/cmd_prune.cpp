@@ -114,6 +114,9 @@ int cmdPrune(const Args& args)
         solve::parseHessianPrecision(args.valueOr("hessian-dtype", "fp32"), "--hessian-dtype");
     if (const auto layers = args.value("layers"))
         spec.prune.layerFilter = splitList(*layers);
+    spec.recovery = recoveryParamsFromArgs(args);
+    if (spec.recovery.enabled() && spec.streamed && spec.recovery.loss == recovery::RecoveryLoss::LogitKl)
+        throw optionError("--recover-loss", "kl needs the whole model in memory; use --recover-loss block with --stream");
 
     torch::NoGradGuard noGrad;
     const auto tokenizer = tokenize::loadTokenizer(folder);
@@ -127,7 +130,7 @@ int cmdPrune(const Args& args)
             std::fprintf(stderr, "\n%s\n", line.c_str());
     };
     observer.onPhaseProgress = [progress = observer.prune.progress](workflow::RunPhase phase, const Progress& p) {
-        if (progress && (phase == workflow::RunPhase::PerplexityBefore || phase == workflow::RunPhase::PerplexityAfter))
+        if (progress && phase != workflow::RunPhase::Pruning && phase != workflow::RunPhase::Tokenizing)
             progress(p);
     };
     const int64_t killAfter = hookBlock("SPARSELAB_TEST_KILL_AFTER_BLOCK");
@@ -164,11 +167,23 @@ int cmdPrune(const Args& args)
             out["perplexity_before"] = run.perplexityBefore->perplexity;
             out["perplexity_after"] = run.perplexityAfter->perplexity;
         }
+        if (outcome.provenance.contains("recovery"))
+            out["recovery"] = outcome.provenance["recovery"];
         printJson(out);
     } else {
         std::printf("pruned %zu linear layers in %.1f s; linear-layer sparsity %.4f\n", run.layers.size(),
                     run.timings.pruneSeconds, run.linearSparsity);
-        if (run.perplexityBefore && run.perplexityAfter)
+        if (outcome.recovery)
+            std::printf("recovered with %s distillation: %lld steps in %.1f s (stopped by %s); nonzero weights "
+                        "%lld before, %lld after\n",
+                        recovery::lossName(spec.recovery.loss), (long long)outcome.recovery->stepsRun,
+                        outcome.recovery->seconds, outcome.recovery->stoppedBy.c_str(),
+                        (long long)outcome.recovery->nonzeroBefore, (long long)outcome.recovery->nonzeroAfter);
+        if (run.perplexityBefore && run.perplexityAfter && outcome.pruned)
+            std::printf("perplexity %.4f -> %.4f pruned -> %.4f recovered on %s (seqlen %lld)\n",
+                        run.perplexityBefore->perplexity, outcome.pruned->perplexity, run.perplexityAfter->perplexity,
+                        spec.evaluationFile->filename().c_str(), (long long)run.perplexityAfter->seqlen);
+        else if (run.perplexityBefore && run.perplexityAfter)
             std::printf("perplexity %.4f -> %.4f on %s (seqlen %lld)\n", run.perplexityBefore->perplexity,
                         run.perplexityAfter->perplexity, spec.evaluationFile->filename().c_str(),
                         (long long)run.perplexityAfter->seqlen);

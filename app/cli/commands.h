@@ -12,6 +12,11 @@ int cmdInfo(const Args& args);
 int cmdEval(const Args& args);
 int cmdSolveLayer(const Args& args);
 int cmdPrune(const Args& args);
+// recover PRUNED_DIR --dense MODEL --calib FILE --out OUT_DIR --recover STEPS …
+int cmdRecover(const Args& args);
 int cmdPlan(const Args& args);
+
+// The value options of recovery (prune --recover …, recover); the flag --recover-norms is separate.
+[[nodiscard]] std::vector<std::string> recoveryOptionNames();
 
 } // namespace sparselab::cli

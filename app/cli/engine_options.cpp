@@ -6,6 +6,8 @@
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 
+#include <limits>
+
 namespace sparselab::cli {
 
 void applyThreadsOption(const Args& args)
@@ -65,5 +67,32 @@ solve::SolverOptions solverOptionsFromArgs(const Args& args, solve::SolverOption
     base.validate(1); // ranges; the layer's own width is checked again by the solver
     return base;
 }
+
+recovery::RecoveryParams recoveryParamsFromArgs(const Args& args, bool stepsRequired)
+{
+    recovery::RecoveryParams p;
+    if (stepsRequired && !args.value("recover"))
+        throw optionError("--recover", "is required (the number of training steps)");
+    p.steps = args.intOr("recover", 0, stepsRequired ? 1 : 0, int64_t(1) << 30);
+    const bool any = args.value("recover-loss") || args.value("recover-lr") || args.value("recover-schedule")
+                     || args.value("recover-warmup") || args.value("recover-batch") || args.value("recover-seed")
+                     || args.value("recover-heldout") || args.value("recover-eval-every")
+                     || args.value("recover-patience") || args.flag("recover-norms");
+    if (any && p.steps == 0)
+        throw optionError("--recover", "is needed with the other --recover-… options (the number of steps)");
+    p.loss = recovery::parseLoss(args.valueOr("recover-loss", "kl"), "--recover-loss");
+    p.learningRate = args.doubleOr("recover-lr", p.learningRate);
+    p.schedule = recovery::parseSchedule(args.valueOr("recover-schedule", "cosine"), "--recover-schedule");
+    p.warmupSteps = args.intOr("recover-warmup", 0, 0, int64_t(1) << 30);
+    p.batchWindows = args.intOr("recover-batch", p.batchWindows, 1, 1 << 20);
+    p.seed = uint64_t(args.intOr("recover-seed", 0, 0, std::numeric_limits<int64_t>::max()));
+    p.heldOutWindows = args.intOr("recover-heldout", p.heldOutWindows, 0, 1 << 20);
+    p.evalEvery = args.intOr("recover-eval-every", 0, 0, int64_t(1) << 30);
+    p.patience = args.intOr("recover-patience", 0, 0, int64_t(1) << 30);
+    p.trainNorms = args.flag("recover-norms");
+    p.validate();
+    return p;
+}
+
 
 } // namespace sparselab::cli

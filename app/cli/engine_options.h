@@ -5,6 +5,7 @@
 // sets sparsity 0). InputError names the option on bad values.
 
 #include "cli_support.h"
+#include "recovery/recovery.h"
 #include "solve/solver.h"
 
 #include <c10/core/Device.h>
@@ -22,5 +23,11 @@ void applyThreadsOption(const Args& args);
 // untouched); otherwise it is an unknown method.
 [[nodiscard]] solve::SolverOptions solverOptionsFromArgs(const Args& args, solve::SolverOptions base,
                                                          bool* dense = nullptr);
+
+// The recovery options (--recover STEPS --recover-loss kl|block --recover-lr X
+// --recover-schedule constant|cosine --recover-warmup N --recover-batch N --recover-seed K
+// --recover-heldout N --recover-eval-every N --recover-patience N --recover-norms), validated.
+// `stepsRequired`: --recover must be given (the `recover` command).
+[[nodiscard]] recovery::RecoveryParams recoveryParamsFromArgs(const Args& args, bool stepsRequired = false);
 
 } // namespace sparselab::cli

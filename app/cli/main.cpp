@@ -8,6 +8,7 @@
 #include "commands_export.h"
 
 #include "util/errors.h"
+#include "util/memory_policy.h"
 
 #include <cstdio>
 #include <cstring>
@@ -38,6 +39,10 @@ commands:
        [--recipe R.json] [--true-sequential] [--eval FILE [--eval-windows K]]
        [--workspace W.h5] [--name LABEL] [--json]
        [--device cpu|cuda] [--stream] [--dry-run] [--hessian-dtype fp32|bf16]
+       [--recover STEPS [--recover-loss kl|block] [--recover-lr 1e-3]
+        [--recover-schedule cosine|constant] [--recover-warmup N] [--recover-batch 8]
+        [--recover-seed K] [--recover-heldout 16] [--recover-eval-every N]
+        [--recover-patience N] [--recover-norms]]
                                   --eval-windows K: perplexity on the first K windows;
                                   --name: the run's name (sparselab.json, workspace);
                                   --workspace: record the run in W.h5 and resume an
@@ -47,6 +52,12 @@ commands:
                                   --dry-run: print the memory plan and stop;
                                   --hessian-dtype bf16: opt-in bfloat16 Hessians (GPU
                                   speed), deviation from float32 reported for block 0
+                                  --recover: distil the pruned model from the dense one
+                                  (pruned weights stay zero; docs/recovery.md)
+  recover PRUNED_DIR --dense MODEL --calib FILE --out OUT_DIR --recover STEPS
+       [--nsamples 128] [--seqlen N] [--seed 0] [--eval FILE [--eval-windows K]]
+       [recovery options as for prune] [--device cpu|cuda] [--json]
+                                  recovery for a model pruned earlier (a prune export)
   workspace W.h5 [--json]         list the model, settings and runs recorded in a workspace
   plan MODEL [--nsamples N] [--seqlen N] [--device cpu|cuda] [--stream] [--true-sequential] [--json]
                                   memory a prune run needs (host and GPU); exit 2 if it does not fit
@@ -137,12 +148,21 @@ int main(int argc, char** argv)
              return cmdPlan(Args("plan", a, {"nsamples", "seqlen", "device"}, {"stream", "true-sequential", "json"}));
          }},
         {"prune", [](const auto& a) {
-             return cmdPrune(Args("prune", a,
-                                  {"calib", "out", "method", "sparsity", "nm", "bits", "group", "nsamples",
-                                   "seqlen", "seed", "layers", "recipe", "eval", "blocksize", "damp",
-                                   "threads", "device", "workspace", "hessian-dtype", "eval-windows", "name"},
+             std::set<std::string> values = {"calib", "out", "method", "sparsity", "nm", "bits", "group", "nsamples",
+                                             "seqlen", "seed", "layers", "recipe", "eval", "blocksize", "damp",
+                                             "threads", "device", "workspace", "hessian-dtype", "eval-windows", "name"};
+             for (const auto& name : recoveryOptionNames())
+                 values.insert(name);
+             return cmdPrune(Args("prune", a, values,
                                   {"sym", "act-order", "static-groups", "fp16-scale", "signed-scale", "true-sequential",
-                                   "stream", "dry-run", "json", "quiet"}));
+                                   "stream", "dry-run", "json", "quiet", "recover-norms"}));
+         }},
+        {"recover", [](const auto& a) {
+             std::set<std::string> values = {"dense", "calib", "out", "nsamples", "seqlen", "seed", "eval",
+                                             "eval-windows", "threads", "device"};
+             for (const auto& name : recoveryOptionNames())
+                 values.insert(name);
+             return cmdRecover(Args("recover", a, values, {"json", "quiet", "recover-norms"}));
          }},
     };
 
@@ -167,6 +187,7 @@ int main(int argc, char** argv)
     }
 
     installInterruptHandler();
+    reuseFreedMemory();
     try {
         return command->second(std::vector<std::string>(argv + 2, argv + argc));
     } catch (const InputError& e) {

@@ -3,6 +3,8 @@
 #include "main_window.h"
 #include "screenshot_driver.h"
 
+#include "util/memory_policy.h"
+
 #include <QApplication>
 #include <QCommandLineParser>
 #include <QPalette>
@@ -45,6 +47,7 @@ void useDarkPalette()
 
 int main(int argc, char* argv[])
 {
+    sparselab::reuseFreedMemory();
     QApplication app(argc, argv);
     QCoreApplication::setOrganizationName(QStringLiteral("SparseLab"));
     QCoreApplication::setOrganizationDomain(QStringLiteral("sparselab.org"));

@@ -8,6 +8,7 @@
 
 #include <torch/types.h>
 
+#include <cstring>
 #include <map>
 #include <optional>
 #include <set>
@@ -27,6 +28,27 @@ torch::ScalarType scalarTypeOf(io::DType dtype)
     default: break;
     }
     throw std::invalid_argument("linear weights must be floating point");
+}
+
+// A one-dimensional parameter (a norm or a bias) whose value in the model differs from the
+// source file — recovery trained it — converted to the stored dtype; nullopt when unchanged
+// (then the source bytes are copied as they are). Two-dimensional tensors other than the
+// linears are never changed by SparseLab.
+std::optional<torch::Tensor> changedVector(const model::CausalLM& model, const io::TensorInfo& info,
+                                           const io::TensorView& view)
+{
+    if (info.shape.size() != 1)
+        return std::nullopt;
+    const auto it = model.parameters().find(info.name);
+    if (it == model.parameters().end() || it->second.is_meta()
+        || (info.dtype != io::DType::F32 && info.dtype != io::DType::F16 && info.dtype != io::DType::BF16))
+        return std::nullopt;
+    torch::Tensor current = it->second.detach().to(torch::kCPU).to(scalarTypeOf(info.dtype)).contiguous();
+    if (size_t(current.numel()) * size_t(current.element_size()) != view.nbytes)
+        return std::nullopt;
+    if (std::memcmp(current.data_ptr(), view.data, view.nbytes) == 0)
+        return std::nullopt;
+    return current;
 }
 
 // Removes a partially written folder on scope exit unless released.
@@ -134,6 +156,13 @@ ExportSummary exportHuggingFaceFolder(const model::CausalLM& model, const fs::pa
                     throw std::logic_error("export: streamed result of " + info.name + " changed dtype or shape");
                 out.data = finished->data;
                 out.nbytes = finished->nbytes;
+                ++summary.tensorsReplaced;
+            } else if (const auto trained = changedVector(model, info, view)) {
+                // A norm or bias that recovery trained (--recover-norms): its current values.
+                out.mappedSource = false;
+                out.data = trained->data_ptr();
+                out.nbytes = size_t(trained->numel()) * size_t(trained->element_size());
+                keepAlive.push_back(*trained);
                 ++summary.tensorsReplaced;
             } else if (it != linears.end() && !it->second->weight.is_meta()) {
                 out.mappedSource = false;

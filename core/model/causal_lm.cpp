@@ -5,6 +5,8 @@
 #include "util/atomic_file.h"
 #include "util/errors.h"
 
+#include <c10/core/GradMode.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -190,6 +192,15 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch
     const torch::Tensor vg = v.reshape({G, T, hd});                   // [G, T, hd]
     // 0 on and below the diagonal, -inf above: added to the scores, as HF's causal mask.
     const torch::Tensor mask = torch::full({T, T}, -std::numeric_limits<float>::infinity(), opts).triu_(1);
+
+    // Under autograd (recovery training) the tiles below cannot be used: writing into a
+    // preallocated output (bmm_out, copy_ into a band) is not differentiable. The same
+    // arithmetic in one piece is, at the cost of the [G, rep·T, T] score tensor.
+    if (at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad())) {
+        const torch::Tensor scores = at::baddbmm(mask.repeat({rep, 1}), qg.view({G, rep * T, hd}), kt, 1.0, scale);
+        const torch::Tensor whole = at::bmm(at::softmax(scores, -1), vg); // [G, rep·T, hd]
+        return whole.view({B, H, T, hd}).transpose(1, 2).reshape({B, T, H * hd});
+    }
     torch::Tensor out = torch::empty({G, rep, T, hd}, opts);
 
     const int64_t elem = int64_t(q.element_size());
@@ -497,6 +508,26 @@ torch::Tensor CausalLM::head(const torch::Tensor& hidden) const
     else if (m_impl->finalNormWeight.defined())
         x = layerNorm(x, m_impl->finalNormWeight, m_impl->finalNormBias, m_config.normEps);
     return at::linear(x, m_impl->lmHead);
+}
+
+std::vector<torch::Tensor> CausalLM::normParameters(int64_t block) const
+{
+    std::vector<torch::Tensor> out;
+    const auto add = [&out](const torch::Tensor& t) {
+        if (t.defined())
+            out.push_back(t);
+    };
+    if (block < 0) {
+        add(m_impl->finalNormWeight);
+        add(m_impl->finalNormBias);
+    } else {
+        const Impl::Block& blk = m_impl->blocks.at(size_t(block));
+        add(blk.norm1Weight);
+        add(blk.norm1Bias);
+        add(blk.norm2Weight);
+        add(blk.norm2Bias);
+    }
+    return out;
 }
 
 torch::Tensor CausalLM::logits(const torch::Tensor& ids) const

@@ -103,6 +103,11 @@ public:
     [[nodiscard]] const std::vector<LinearLayer>& linears(int64_t block) const { return m_linears.at(size_t(block)); }
     [[nodiscard]] std::vector<LinearLayer*> allLinears();
 
+    // The normalisation weights (and biases, where the architecture has them) of one block,
+    // or of the final norm for block -1 (none for post-norm OPT). The model's own tensors, not
+    // copies: training them (recovery) changes the model.
+    [[nodiscard]] std::vector<torch::Tensor> normParameters(int64_t block) const;
+
     // Every parameter tensor by checkpoint name (float32, [out, in] for linears; tied
     // weights appear once under their stored name).
     [[nodiscard]] const std::map<std::string, torch::Tensor>& parameters() const { return m_params; }

@@ -9,6 +9,7 @@
 #include "util/atomic_file.h"
 #include "util/errors.h"
 #include "util/sha256.h"
+#include "workflow/recovery_step.h"
 
 #include <ATen/Parallel.h>
 
@@ -104,6 +105,10 @@ json provenanceJson(const CompressionSpec& spec, const CompressionOutcome& outco
                                  {"rel_output_error_fp32_hessian", d.relOutputErrorFp32}});
         provenance["hessian_deviation_from_fp32"] = deviation;
     }
+    if (outcome.recovery)
+        provenance["recovery"] = recoveryJson(outcome.recoveryParams, *outcome.recovery,
+                                              outcome.pruned ? std::optional<double>(outcome.pruned->perplexity)
+                                                             : std::nullopt);
     if (run.evaluation && run.perplexityBefore && run.perplexityAfter) {
         provenance["evaluation"] = {{"file", run.evaluation->file},
                                     {"sha256", run.evaluation->sha256},
@@ -258,6 +263,22 @@ CompressionOutcome runCompression(model::CausalLM& model, const tokenize::Tokeni
     }
     throwIfCancelled(cancel);
 
+    // Recovery needs the dense model's signal, taken while the model is still dense, and its
+    // held-out windows (checked now, before the solver).
+    std::optional<PreparedTeacher> teacher;
+    data::CalibrationWindows heldOut;
+    if (spec.recovery.enabled()) {
+        spec.recovery.validate();
+        if (spec.recovery.loss == recovery::RecoveryLoss::LogitKl && model.streamed())
+            throw optionError("--recover-loss", "kl needs the whole model in memory; use --recover-loss block with --stream");
+        heldOut = recovery::heldOutWindows(calibIds, windows, spec.recovery.heldOutWindows, spec.calibrationFile);
+        log("recovery: " + std::string(recovery::lossName(spec.recovery.loss)) + " loss, "
+            + std::to_string(spec.recovery.steps) + " steps; " + std::to_string(heldOut.nsamples)
+            + " held-out windows from " + spec.calibrationFile.filename().string());
+        teacher = prepareTeacher(denseBeside ? *denseBeside : model, denseBeside == nullptr, windows, spec.recovery,
+                                 cancel);
+    }
+
     // Resume: the finished blocks of an interrupted run with identical settings.
     pipeline::PruneParams params = spec.prune;
     pipeline::PruneObserver pruneObserver = observer.prune;
@@ -306,11 +327,32 @@ CompressionOutcome runCompression(model::CausalLM& model, const tokenize::Tokeni
                              + resume->folder().string() + " and the same command resumes from them");
     }
 
-    if (spec.evaluationFile) {
-        if (denseBeside && !spec.knownBefore)
-            outcome.before = evaluate(*denseBeside, RunPhase::PerplexityBefore);
-        outcome.after = evaluate(model, RunPhase::PerplexityAfter);
+    if (spec.evaluationFile && denseBeside && !spec.knownBefore)
+        outcome.before = evaluate(*denseBeside, RunPhase::PerplexityBefore);
+    if (teacher) {
+        if (spec.evaluationFile)
+            outcome.pruned = evaluate(model, RunPhase::PerplexityPruned);
+        phase(RunPhase::Recovering, facts);
+        outcome.recoveryParams = spec.recovery;
+        for (const auto& name : quantizedLayerNames(outcome.prune.layers))
+            outcome.recoveryParams.frozenLayers.insert(name);
+        recovery::RecoveryObserver recoveryObserver;
+        recoveryObserver.cancel = cancel;
+        recoveryObserver.log = observer.prune.log;
+        recoveryObserver.onStep = observer.onRecoveryStep;
+        recoveryObserver.onHeldOut = observer.onRecoveryHeldOut;
+        if (observer.onPhaseProgress)
+            recoveryObserver.progress = [&observer](const Progress& p) { observer.onPhaseProgress(RunPhase::Recovering, p); };
+        outcome.recovery = recovery::recoverModel(model, teacher->signal, windows, heldOut, outcome.recoveryParams,
+                                                  recoveryObserver);
+        teacher.reset(); // the cached log-probabilities or the dense copy are not needed any more
+        // A cancel during recovery cancels the run like any other phase: nothing is written.
+        throwIfCancelled(cancel);
+        log("recovery: " + std::to_string(outcome.recovery->stepsRun) + " steps in "
+            + std::to_string(int64_t(outcome.recovery->seconds)) + " s, stopped by " + outcome.recovery->stoppedBy);
     }
+    if (spec.evaluationFile)
+        outcome.after = evaluate(model, RunPhase::PerplexityAfter);
 
     // The record, with what the run actually read and measured.
     phase(RunPhase::Recording, facts);
@@ -329,8 +371,13 @@ CompressionOutcome runCompression(model::CausalLM& model, const tokenize::Tokeni
                                                    facts.evaluationTokens, evalParams.seqlen, evalParams.maxWindows};
         run.perplexityBefore = outcome.before ? store::perplexityRecord(*outcome.before) : spec.knownBefore;
         run.perplexityAfter = store::perplexityRecord(*outcome.after);
-        run.timings.evalSeconds = (outcome.before ? outcome.before->seconds : 0.0) + outcome.after->seconds;
+        run.timings.evalSeconds = (outcome.before ? outcome.before->seconds : 0.0)
+                                  + (outcome.pruned ? outcome.pruned->seconds : 0.0) + outcome.after->seconds;
     }
+    if (outcome.recovery)
+        run.extras.push_back(recoveryExtraGroup(outcome.recoveryParams, *outcome.recovery,
+                                                outcome.pruned ? std::optional<double>(outcome.pruned->perplexity)
+                                                               : std::nullopt));
     for (const auto& report : outcome.prune.layers)
         run.layers.push_back(store::layerRecord(report));
     run.masks = store::zeroMasks(model);

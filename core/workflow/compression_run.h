@@ -3,10 +3,12 @@
 // workbench's Run are thin adapters over it):
 //
 //   read the texts (hashed as they are read) → tokenize → draw the calibration windows →
-//   check the plan → [perplexity before] → prune, checkpointing every finished block and
-//   resuming from earlier checkpoints when a workspace is given → [perplexity before, when the
-//   dense model is kept beside the pruned one] → perplexity after → one store::RunRecord and
-//   the sparselab.json provenance, both made here and nowhere else.
+//   check the plan → [perplexity before] → [recovery: the dense teacher's signal] → prune,
+//   checkpointing every finished block and resuming from earlier checkpoints when a workspace
+//   is given → [perplexity before, when the dense model is kept beside the pruned one] →
+//   [recovery: perplexity of the pruned model, then distillation from the dense teacher
+//   (workflow/recovery_step.h)] → perplexity after → one store::RunRecord and the
+//   sparselab.json provenance, both made here and nowhere else.
 //
 // So a feature that changes what a run does (allocation, recovery, a device) lands here once,
 // and both front ends record the same sparselab.json and the same workspace entry: the texts'
@@ -20,6 +22,7 @@
 #include "data/calibration.h"
 #include "eval/perplexity.h"
 #include "pipeline/prune_pipeline.h"
+#include "recovery/recovery.h"
 #include "store/workspace.h"
 
 #include <nlohmann/json.hpp>
@@ -46,6 +49,9 @@ struct CompressionSpec {
     eval::PerplexityParams evaluation;       // seqlen 0 = the calibration seqlen; maxWindows; batch
     pipeline::PruneParams prune;             // recipe and its source name, layer filter, true
                                              // sequential, Hessian precision, forward batch
+    // Recovery after pruning (off unless recovery.steps > 0). Layers the solver quantized are
+    // added to recovery.frozenLayers by the run.
+    recovery::RecoveryParams recovery;
     std::string device = "cpu";              // as recorded: "cpu", "cuda", "cuda:0"
     bool streamed = false;                   // the model was loaded with one block resident
     std::string label;                       // the run's name; empty: recipeLabel(recipe, source)
@@ -59,7 +65,7 @@ struct CompressionSpec {
 };
 
 // The run's phases, in order, as onPhase announces them.
-enum class RunPhase { Tokenizing, Pruning, PerplexityBefore, PerplexityAfter, Recording };
+enum class RunPhase { Tokenizing, Pruning, PerplexityBefore, PerplexityPruned, Recovering, PerplexityAfter, Recording };
 
 // Facts a progress display can weigh the phases by, filled in as they become known.
 struct RunFacts {
@@ -79,6 +85,10 @@ struct RunObserver {
     // Progress inside the phases that are not pruning: the evaluator's ("perplexity", windows),
     // and tokenizing's end.
     std::function<void(RunPhase, const Progress&)> onPhaseProgress;
+    // Recovery's steps and held-out measurements, as they happen (progress goes to
+    // onPhaseProgress with RunPhase::Recovering).
+    std::function<void(int64_t step, double loss)> onRecoveryStep;
+    std::function<void(const recovery::HeldOutPoint&)> onRecoveryHeldOut;
 };
 
 struct CompressionOutcome {
@@ -87,6 +97,9 @@ struct CompressionOutcome {
     nlohmann::json provenance;               // sparselab.json as exportHuggingFaceFolder writes it
     pipeline::PruneResult prune;             // reports, Hessian deviation, seconds
     std::optional<eval::PerplexityResult> before, after; // as measured (before: not when known)
+    std::optional<eval::PerplexityResult> pruned; // after pruning, before recovery (with recovery)
+    std::optional<recovery::RecoveryResult> recovery;
+    recovery::RecoveryParams recoveryParams; // as run (frozen layers filled in)
     std::optional<store::ModelIdentity> identity; // when a workspace was given (files hashed)
     RunFacts facts;
     double startedAtSeconds = 0;             // steady-clock seconds when the run started

@@ -765,6 +765,8 @@ void RunJob::execute()
             report(state, true);
             break;
         }
+        case workflow::RunPhase::PerplexityPruned:
+        case workflow::RunPhase::Recovering:
         case workflow::RunPhase::Recording:
             break;
         }
