@@ -55,7 +55,7 @@ enum class LearningRateSchedule { Constant, Cosine };
 struct RecoveryParams {
     int64_t steps = 0;                    // optimizer steps (BlockMse: per block); 0 = no recovery
     RecoveryLoss loss = RecoveryLoss::LogitKl;
-    double learningRate = 1e-3;           // Adam's peak learning rate
+    double learningRate = 2e-3;           // Adam's peak learning rate (docs/recovery.md: best on the demo)
     LearningRateSchedule schedule = LearningRateSchedule::Cosine; // decay to 0 after warm-up
     int64_t warmupSteps = 0;              // linear warm-up from 0 (counted within `steps`)
     int64_t batchWindows = 8;             // calibration windows per step

@@ -24,6 +24,8 @@
 #include <QTest>
 #include <QThreadPool>
 
+#include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <optional>
 
@@ -59,6 +61,8 @@ nlohmann::json withoutTimings(nlohmann::json provenance)
         provenance.erase(key);
     for (auto& layer : provenance.at("layers"))
         layer.erase("seconds");
+    if (provenance.contains("recovery"))
+        provenance["recovery"].erase("seconds");
     return provenance;
 }
 
@@ -86,6 +90,7 @@ class TestRunParity : public QObject {
 
 private Q_SLOTS:
     void guiAndCliRecordTheSameRun();
+    void recoveryIsTheSameInBothFrontEnds();
 };
 
 void TestRunParity::guiAndCliRecordTheSameRun()
@@ -176,6 +181,83 @@ void TestRunParity::guiAndCliRecordTheSameRun()
     QVERIFY(fromGui.perplexityAfter->tokenNll.size() == size_t(6 * 63));
     QVERIFY(fromGui.provenance == fromCli.provenance);
     QVERIFY(fromGui == fromCli);
+}
+
+// Recovery after pruning through the workbench's Run and through `prune --recover`: the same
+// training (loss curve bit for bit, on one thread), the same held-out and evaluation figures,
+// the same sparselab.json; the live signals carry the curve; the workspace record keeps the
+// recovery group and reads back as a recovered run.
+void TestRunParity::recoveryIsTheSameInBothFrontEnds()
+{
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    const fs::path root = dir.path().toStdString();
+    QThreadPool pool;
+    QString error;
+    LoadModelJob load({qpath(testing::demoModelDir()), 1});
+    const auto loaded = runToEnd(load, pool, &error);
+    QVERIFY2(loaded, qPrintable(error));
+
+    RunJob::Params params;
+    params.model = loaded->model;
+    params.tokenizer = loaded->tokenizer;
+    params.name = QStringLiteral("recovered");
+    params.calibration.textPath = qpath(testing::demoCalibText());
+    params.calibration.nsamples = 16;
+    params.calibration.seqlen = 64;
+    params.evaluation.enabled = true;
+    params.evaluation.textPath = qpath(testing::demoEvalText());
+    params.evaluation.maxWindows = 6;
+    params.plan = PlanPanel::rowsFor(loaded->summary, LayerSetting{});
+    params.threads = 1;
+    params.recovery.enabled = true;
+    params.recovery.steps = 10;
+    params.recovery.learningRate = 2e-3;
+    RunJob run(params);
+    QSignalSpy steps(&run, &RunJob::recoveryStep);
+    QSignalSpy heldOut(&run, &RunJob::recoveryHeldOut);
+    const auto ran = runToEnd(run, pool, &error);
+    QVERIFY2(ran, qPrintable(error));
+    RunRecord record = ran->record;
+    record.name = params.name;
+    QVERIFY(record.recovery.enabled);
+    QVERIFY(std::isfinite(record.perplexityPruned));
+    QVERIFY2(record.perplexityAfter < record.perplexityPruned,
+             qPrintable(QString("%1 -> %2").arg(record.perplexityPruned).arg(record.perplexityAfter)));
+    QVERIFY(!steps.isEmpty());
+    QCOMPARE(steps.last().at(0).toLongLong(), qint64(10)); // the last step always arrives
+    QCOMPARE(heldOut.size(), 11);                          // before training and every step (10 / 10)
+    QCOMPARE(heldOut.first().at(0).toLongLong(), qint64(0));
+
+    ExportJob exportJob({ran->model, qpath(root / "gui-out"), QString(), record, 1});
+    QVERIFY2(runToEnd(exportJob, pool, &error), qPrintable(error));
+    const auto cli = testing::runCli({"prune", qpath(testing::demoModelDir()), "--calib", qpath(testing::demoCalibText()),
+                                      "--eval", qpath(testing::demoEvalText()), "--eval-windows", "6", "--nsamples", "16",
+                                      "--seqlen", "64", "--sparsity", "0.5", "--name", "recovered", "--recover", "10",
+                                      "--recover-lr", "0.002", "--threads", "1", "--out", qpath(root / "cli-out"),
+                                      "--quiet"});
+    QVERIFY2(cli.exitCode == 0, qPrintable(cli.stderrText));
+    auto gui = nlohmann::json::parse(readTextFile(root / "gui-out" / "sparselab.json"));
+    auto cliJson = nlohmann::json::parse(readTextFile(root / "cli-out" / "sparselab.json"));
+    QCOMPARE(gui.at("recovery").at("loss_curve").size(), size_t(10));
+    QCOMPARE(gui.at("recovery").at("perplexity_pruned").get<double>(), record.perplexityPruned);
+    // The recipe differs only in its source's spelling (plan rows vs options): compare the rest.
+    gui.erase("recipe");
+    cliJson.erase("recipe");
+    const auto a = withoutTimings(gui), b = withoutTimings(cliJson);
+    QVERIFY2(a == b, (a.dump(1) + "\n---- CLI ----\n" + b.dump(1)).c_str());
+
+    // The workspace record keeps the group and reads back as a recovered run.
+    const store::RunRecord storedRun = toStoreRun(record);
+    const auto group = std::find_if(storedRun.extras.begin(), storedRun.extras.end(),
+                                    [](const store::ExtraGroup& g) { return g.path == "recovery"; });
+    QVERIFY(group != storedRun.extras.end());
+    QCOMPARE(group->dataset("loss_curve")->f64.size(), size_t(10));
+    const RunRecord back = fromStoreRun(storedRun);
+    QVERIFY(back.recovery.enabled);
+    QCOMPARE(back.recovery.steps, qint64(10));
+    QCOMPARE(back.perplexityPruned, record.perplexityPruned);
+    QVERIFY(back.methodSummary().endsWith(QStringLiteral("+ KL recovery")));
 }
 
 QTEST_MAIN(TestRunParity)

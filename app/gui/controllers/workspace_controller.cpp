@@ -158,7 +158,14 @@ store::RunRecord toStoreRun(const RunRecord& run)
                       {"eval_batch", int64_t(run.evaluation.batchSize)},
                       {"eval_windows", int64_t(run.evalWindows)},
                       {"eval_used_seqlen", int64_t(run.evalSeqlen)}};
-    s.extras = {gui, planGroup(run.plan)};
+    // The run's own groups (e.g. "recovery") stay; the workbench's two are written afresh.
+    std::vector<store::ExtraGroup> extras;
+    for (const auto& extra : s.extras)
+        if (extra.path != kGuiGroup && extra.path != kPlanGroup)
+            extras.push_back(extra);
+    extras.push_back(gui);
+    extras.push_back(planGroup(run.plan));
+    s.extras = std::move(extras);
     return s;
 }
 
@@ -211,6 +218,13 @@ RunRecord fromStoreRun(const store::RunRecord& s)
             run.evaluation.batchSize = attributeOr<int64_t>(a, "eval_batch", run.evaluation.batchSize);
             run.evalWindows = attributeOr<int64_t>(a, "eval_windows", run.evalWindows);
             run.evalSeqlen = attributeOr<int64_t>(a, "eval_used_seqlen", run.evalSeqlen);
+        } else if (extra.path == "recovery") { // workflow/recovery_step.h
+            const auto& a = extra.attributes;
+            run.recovery.enabled = true;
+            run.recovery.steps = attributeOr<int64_t>(a, "steps", run.recovery.steps);
+            run.recovery.loss = text(attributeOr<std::string>(a, "loss", "kl"));
+            run.recovery.learningRate = attributeOr<double>(a, "learning_rate", run.recovery.learningRate);
+            run.perplexityPruned = attributeOr<double>(a, "perplexity_pruned", NAN);
         } else if (extra.path == kPlanGroup) {
             run.plan = planFromGroup(extra);
         }

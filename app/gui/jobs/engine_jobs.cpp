@@ -46,6 +46,7 @@
 #endif
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <new>
 #include <set>
@@ -544,7 +545,7 @@ std::shared_ptr<model::CausalLM> prunableCopy(const model::CausalLM& dense)
 
 struct RunJob::State {
     // The run's phases, in order; their weights are expected seconds (job_progress.h).
-    enum Phase { Tokenize = 0, Prune = 1, Before = 2, After = 3 };
+    enum Phase { Tokenize = 0, Prune = 1, Before = 2, Pruned = 3, Recover = 4, After = 5 };
     PhasedProgress progress;
     QString stage;
     qint64 layersDone = 0;
@@ -677,9 +678,24 @@ void RunJob::execute()
     const CostRates& rates = m_params.rates;
     state.numBlocks = std::max<int64_t>(1, m_params.model->numBlocks());
     const double pruneUnits = double(calib.nsamples) * double(calib.seqlen) * double(state.numBlocks);
+    const RecoverySettings& recoverySettings = m_params.recovery;
+    if (recoverySettings.enabled) {
+        spec.recovery.steps = recoverySettings.steps;
+        spec.recovery.loss = recovery::parseLoss(recoverySettings.loss.toStdString(), "Recovery loss");
+        spec.recovery.learningRate = recoverySettings.learningRate;
+    }
+    // A recovery step runs the model forward and backward over one batch of windows: about
+    // three evaluation passes of as many tokens (block loss: through one block per step).
+    const double recoveryUnits =
+        recoverySettings.enabled
+            ? double(recoverySettings.steps) * double(spec.recovery.batchWindows) * double(calib.seqlen) * 3.0
+                  * (spec.recovery.loss == recovery::RecoveryLoss::BlockMse ? double(state.numBlocks) : double(state.numBlocks + 1))
+            : 0.0;
     state.progress = PhasedProgress({{tr("Tokenizing"), 0.0},
                                      {tr("Pruning"), pruneUnits * rates.prunePerTokenBlock},
                                      {tr("Perplexity before"), 0.0},
+                                     {tr("Perplexity of the pruned model"), 0.0},
+                                     {tr("Recovery"), recoveryUnits * rates.evalPerTokenBlock},
                                      {tr("Perplexity after"), 0.0}});
     CostRates measured = rates;
 
@@ -737,6 +753,8 @@ void RunJob::execute()
                                                   before ? tokenizeEval + evalUnits * rates.evalPerTokenBlock : 0.0);
                 state.progress.setExpectedSeconds(State::After, (before ? 0.0 : tokenizeEval)
                                                                     + evalUnits * rates.evalPerTokenBlock);
+                if (recoverySettings.enabled)
+                    state.progress.setExpectedSeconds(State::Pruned, evalUnits * rates.evalPerTokenBlock);
             }
             state.stage = tr("Pruning");
             state.progress.set(State::Prune, 0.0);
@@ -766,17 +784,48 @@ void RunJob::execute()
             break;
         }
         case workflow::RunPhase::PerplexityPruned:
-        case workflow::RunPhase::Recovering:
+        case workflow::RunPhase::Recovering: {
+            const State::Phase p = phase == workflow::RunPhase::PerplexityPruned ? State::Pruned : State::Recover;
+            state.layersDone = state.layerCount;
+            state.currentLayer.clear();
+            state.layerFraction = 0;
+            state.stage = p == State::Pruned ? tr("Perplexity of the pruned model") : tr("Recovery");
+            state.progress.set(p, 0.0);
+            report(state, true);
+            break;
+        }
         case workflow::RunPhase::Recording:
             break;
         }
     };
     observer.onPhaseProgress = [&](workflow::RunPhase phase, const Progress& p) {
-        if (phase == workflow::RunPhase::PerplexityBefore || phase == workflow::RunPhase::PerplexityAfter) {
-            state.progress.set(phase == workflow::RunPhase::PerplexityBefore ? State::Before : State::After,
-                               p.fraction());
+        const auto index = [phase]() -> int {
+            switch (phase) {
+            case workflow::RunPhase::PerplexityBefore: return State::Before;
+            case workflow::RunPhase::PerplexityPruned: return State::Pruned;
+            case workflow::RunPhase::Recovering: return State::Recover;
+            case workflow::RunPhase::PerplexityAfter: return State::After;
+            default: return -1;
+            }
+        }();
+        if (index >= 0) {
+            state.progress.set(index, p.fraction());
             report(state, false);
         }
+    };
+    // The loss curve, throttled to ~10 points a second (the record keeps every step).
+    auto lastStepPost = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+    const int64_t recoverySteps =
+        spec.recovery.steps * (spec.recovery.loss == recovery::RecoveryLoss::BlockMse ? state.numBlocks : 1);
+    observer.onRecoveryStep = [&](int64_t step, double loss) {
+        const auto now = std::chrono::steady_clock::now();
+        if (now - lastStepPost < std::chrono::milliseconds(100) && step < recoverySteps)
+            return;
+        lastStepPost = now;
+        post([this, step, loss] { Q_EMIT recoveryStep(step, loss); });
+    };
+    observer.onRecoveryHeldOut = [this](const recovery::HeldOutPoint& point) {
+        post([this, point] { Q_EMIT recoveryHeldOut(point.step, point.perplexity); });
     };
     observer.prune.progress = [this, &state](const Progress& p) {
         if (p.stage != "prune")
@@ -867,6 +916,18 @@ void RunJob::execute()
                     .arg(outcome.before->perplexity, 0, 'f', 4)
                     .arg(outcome.before->windows)
                     .arg(outcome.before->seqlen));
+    }
+    if (outcome.recovery) {
+        record.recovery = recoverySettings;
+        if (outcome.pruned)
+            record.perplexityPruned = outcome.pruned->perplexity;
+        log(tr("Recovery (%1): %2 steps in %3, stopped by %4%5")
+                .arg(recoverySettings.summary())
+                .arg(outcome.recovery->stepsRun)
+                .arg(formatSeconds(outcome.recovery->seconds))
+                .arg(fromStd(outcome.recovery->stoppedBy))
+                .arg(outcome.pruned ? tr("; perplexity of the pruned model %1").arg(outcome.pruned->perplexity, 0, 'f', 4)
+                                    : QString()));
     }
     if (outcome.after) {
         record.perplexityAfter = outcome.after->perplexity;

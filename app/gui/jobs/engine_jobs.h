@@ -225,7 +225,8 @@ private:
 // One compression run on a private copy of the model (the loaded model stays dense, so runs
 // can be compared): the workbench's adapter over workflow::runCompression, the run the CLI's
 // prune makes too (same record, same sparselab.json): tokenizing and calibration, the
-// layer-wise pipeline per the plan, then perplexity before (unless already known) and after.
+// layer-wise pipeline per the plan, then perplexity before (unless already known), and with
+// Params::recovery the pruned model's perplexity and the recovery training, then after.
 // The dense evaluation comes after the solver, not before it: the live view starts moving
 // within a second of F5 however long the evaluation is. Nothing is written to disk.
 //
@@ -241,8 +242,10 @@ private:
 //                       heatmapCells² cells: when a layer starts and as blocks finish
 //                       (≤ ~10 per second), and always when a layer is done;
 //   layerFinished(row)  every layer, in pipeline order (dense ones too);
-//   logLine(text)       engine notes (damping raised, dead inputs, stage changes).
-// Cancel stops at the next column block; the copy is dropped and cancelled() follows.
+//   logLine(text)       engine notes (damping raised, dead inputs, stage changes);
+//   recoveryStep / recoveryHeldOut  the recovery's loss curve and held-out perplexity.
+// Cancel stops at the next column block (or recovery step); the copy is dropped and
+// cancelled() follows.
 class RunJob final : public EngineJob {
     Q_OBJECT
 
@@ -260,6 +263,7 @@ public:
         int heatmapCells = 256;    // heat-map cap per side
         int threads = 0;
         CostRates rates;           // expected cost of each phase (weights of the progress bar)
+        RecoverySettings recovery; // recovery after pruning (off by default)
     };
     struct Result {
         RunRecord record;          // id left for the window to fill in
@@ -276,6 +280,10 @@ Q_SIGNALS:
     void heatmapFrame(const sparselab::widgets::HeatmapFrame& frame);
     void layerFinished(const sparselab::gui::LayerRunRow& row);
     void logLine(const QString& text);
+    // Recovery (Params::recovery): the training loss as steps finish (at most ~10 per
+    // second, always the last), and every held-out perplexity measured.
+    void recoveryStep(qint64 step, double loss);
+    void recoveryHeldOut(qint64 step, double perplexity);
 
 protected:
     void execute() override;

@@ -17,9 +17,12 @@
 #include <QLocale>
 #include <QPushButton>
 #include <QRegularExpressionValidator>
+#include <QSpinBox>
 #include <QStyledItemDelegate>
 #include <QTableView>
 #include <QVBoxLayout>
+
+#include <algorithm>
 
 namespace sparselab::gui {
 
@@ -284,12 +287,48 @@ PlanPanel::PlanPanel(QWidget* parent)
     fileRow->addWidget(m_exact);
     fileRow->addStretch(1);
 
+    // --- recovery after pruning
+    m_recovery = new QGroupBox(tr("Recovery after pruning"), this);
+    m_recovery->setCheckable(true);
+    m_recovery->setChecked(false);
+    m_recovery->setToolTip(tr("After pruning, train the kept weights to imitate the dense model (distillation); "
+                              "pruned weights stay exactly zero and quantized layers stay on their grid. "
+                              "See docs/recovery.md."));
+    m_recoverySteps = new QSpinBox(m_recovery);
+    m_recoverySteps->setRange(1, 1'000'000);
+    m_recoverySteps->setValue(300);
+    m_recoverySteps->setToolTip(tr("Adam steps of 8 calibration windows each (block-wise: per decoder block)."));
+    m_recoveryLoss = new QComboBox(m_recovery);
+    m_recoveryLoss->addItem(tr("KL to the dense model's predictions"), QStringLiteral("kl"));
+    m_recoveryLoss->addItem(tr("Block-wise reconstruction"), QStringLiteral("block"));
+    m_recoveryLoss->setToolTip(tr("KL: the whole model matches the dense model's next-token distributions (best "
+                                  "quality). Block-wise: each block matches the dense block's outputs (cheaper, "
+                                  "one block in memory at a time)."));
+    m_recoveryRate = new QDoubleSpinBox(m_recovery);
+    m_recoveryRate->setDecimals(5);
+    m_recoveryRate->setRange(1e-5, 1.0);
+    m_recoveryRate->setSingleStep(5e-4);
+    m_recoveryRate->setValue(2e-3);
+    m_recoveryRate->setToolTip(tr("Adam's peak learning rate; it decays to zero along a cosine."));
+    auto* recoveryRow = new QHBoxLayout(m_recovery);
+    recoveryRow->addWidget(new QLabel(tr("Loss:"), m_recovery));
+    recoveryRow->addWidget(m_recoveryLoss, 2);
+    recoveryRow->addWidget(new QLabel(tr("Steps:"), m_recovery));
+    recoveryRow->addWidget(m_recoverySteps, 1);
+    recoveryRow->addWidget(new QLabel(tr("Rate:"), m_recovery));
+    recoveryRow->addWidget(m_recoveryRate, 1);
+    connect(m_recovery, &QGroupBox::toggled, this, &PlanPanel::recoveryChanged);
+    connect(m_recoverySteps, &QSpinBox::valueChanged, this, &PlanPanel::recoveryChanged);
+    connect(m_recoveryLoss, &QComboBox::currentIndexChanged, this, &PlanPanel::recoveryChanged);
+    connect(m_recoveryRate, &QDoubleSpinBox::valueChanged, this, &PlanPanel::recoveryChanged);
+
     auto* layout = new QVBoxLayout(this);
     layout->setContentsMargins(8, 8, 8, 8);
     layout->addWidget(editBox);
     layout->addLayout(presetRow);
     layout->addWidget(m_table, 1);
     layout->addWidget(m_totals);
+    layout->addWidget(m_recovery);
     layout->addLayout(fileRow);
 
     connect(m_model, &PlanModel::planChanged, this, &PlanPanel::updateTotals);
@@ -441,7 +480,7 @@ void PlanPanel::setEditable(bool editable)
                                             | QAbstractItemView::SelectedClicked
                                       : QAbstractItemView::NoEditTriggers);
     for (QWidget* w : std::initializer_list<QWidget*>{m_method, m_sparsity, m_pattern, m_bits, m_grid, m_applySelected, m_applyAll,
-                                                      m_preset, m_attention, m_mlp, m_applyPreset})
+                                                      m_preset, m_attention, m_mlp, m_applyPreset, m_recovery})
         w->setEnabled(editable);
     if (editable) {
         // Re-derive the dependent states.
@@ -453,6 +492,29 @@ void PlanPanel::setEditable(bool editable)
         m_bits->setEnabled(!dense);
         m_grid->setEnabled(!dense);
     }
+}
+
+} // namespace sparselab::gui
+
+namespace sparselab::gui {
+
+RecoverySettings PlanPanel::recoverySettings() const
+{
+    RecoverySettings r;
+    r.enabled = m_recovery->isChecked();
+    r.steps = m_recoverySteps->value();
+    r.loss = m_recoveryLoss->currentData().toString();
+    r.learningRate = m_recoveryRate->value();
+    return r;
+}
+
+void PlanPanel::setRecoverySettings(const RecoverySettings& r)
+{
+    m_recovery->setChecked(r.enabled);
+    m_recoverySteps->setValue(int(std::clamp<qint64>(r.steps, 1, 1'000'000)));
+    const int loss = m_recoveryLoss->findData(r.loss);
+    m_recoveryLoss->setCurrentIndex(loss >= 0 ? loss : 0);
+    m_recoveryRate->setValue(r.learningRate);
 }
 
 } // namespace sparselab::gui

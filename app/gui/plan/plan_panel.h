@@ -1,7 +1,8 @@
 #pragma once
 // The "Plan" dock: every linear layer with its method, sparsity or N:M pattern and bits
 // (PlanModel in a table with editing delegates), bulk edits of the selected rows, presets,
-// the model-wide totals the plan implies, and load/save as the recipe JSON the CLI reads.
+// the model-wide totals the plan implies, load/save as the recipe JSON the CLI reads, and
+// whether the run recovers after pruning (distillation from the dense model, off by default).
 //
 // Editing a cell while several rows are selected applies the value to all of them.
 // Loading and saving go through the window's actions (Ctrl+L, Ctrl+S) so menus, shortcuts
@@ -17,8 +18,10 @@ class QAction;
 class QCheckBox;
 class QComboBox;
 class QDoubleSpinBox;
+class QGroupBox;
 class QLabel;
 class QPushButton;
+class QSpinBox;
 class QTableView;
 
 namespace sparselab::gui {
@@ -54,10 +57,16 @@ public:
     [[nodiscard]] QString totalsText() const;
     void setEditable(bool editable);
 
+    // The "Recovery after pruning" section under the table (off by default).
+    [[nodiscard]] RecoverySettings recoverySettings() const;
+    void setRecoverySettings(const RecoverySettings& settings);
+    [[nodiscard]] QGroupBox* recoveryBox() const { return m_recovery; }
+
     [[nodiscard]] static QList<PlanRow> rowsFor(const widgets::ModelSummary& summary, const LayerSetting& setting);
 
 Q_SIGNALS:
     void exactRulesChanged(bool exact);
+    void recoveryChanged();
 
 private:
     void updateTotals();
@@ -81,6 +90,10 @@ private:
     QPushButton* m_load = nullptr;
     QPushButton* m_save = nullptr;
     QCheckBox* m_exact = nullptr;
+    QGroupBox* m_recovery = nullptr;
+    QSpinBox* m_recoverySteps = nullptr;
+    QComboBox* m_recoveryLoss = nullptr;
+    QDoubleSpinBox* m_recoveryRate = nullptr;
 };
 
 } // namespace sparselab::gui

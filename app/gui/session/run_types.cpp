@@ -112,7 +112,19 @@ QString RunRecord::methodSummary() const
         text += QStringLiteral(" %1-bit").arg(best.setting.bits);
     if (counts.size() > 1 || best.rows < plan.size())
         text += QCoreApplication::translate("RunRecord", " (mixed)");
+    if (recovery.enabled)
+        text += recovery.loss == QLatin1String("block") ? QCoreApplication::translate("RunRecord", " + block recovery")
+                                                       : QCoreApplication::translate("RunRecord", " + KL recovery");
     return text;
+}
+
+QString RecoverySettings::summary() const
+{
+    if (!enabled)
+        return {};
+    return loss == QLatin1String("block")
+               ? QCoreApplication::translate("RunRecord", "block-wise reconstruction, %1 steps per block").arg(steps)
+               : QCoreApplication::translate("RunRecord", "KL distillation, %1 steps").arg(steps);
 }
 
 QString formatBytes(qint64 bytes)

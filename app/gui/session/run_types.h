@@ -134,6 +134,19 @@ struct EvaluationSettings {
     qint64 batchSize = 8;
 };
 
+// Recovery after pruning (recovery/recovery.h): the survivors distilled from the dense model.
+// Off by default; the engine's defaults for everything not listed here.
+struct RecoverySettings {
+    bool enabled = false;
+    qint64 steps = 300;          // optimizer steps (block loss: per block)
+    QString loss = QStringLiteral("kl"); // "kl" (logits) or "block" (block outputs)
+    double learningRate = 2e-3;  // Adam's peak rate, cosine decay
+
+    // "KL distillation, 300 steps", "" when off.
+    [[nodiscard]] QString summary() const;
+    bool operator==(const RecoverySettings&) const = default;
+};
+
 // One perplexity measurement with its per-window loss and per-token NLL, as the workspace
 // stores it. Immutable once made and shared between copies of a RunRecord, so copying runs
 // between views stays cheap.
@@ -156,6 +169,8 @@ struct RunRecord {
     EvaluationDetailPtr detailAfter;
     qint64 evalWindows = 0;
     qint64 evalSeqlen = 0;
+    RecoverySettings recovery;       // enabled when the run recovered after pruning
+    double perplexityPruned = NAN;   // with recovery: after pruning, before recovery
     double linearSparsity = 0;       // zeros / weights over all linear layers
     double pruneSeconds = 0;
     double totalSeconds = 0;
@@ -171,7 +186,7 @@ struct RunRecord {
     QString originFile;
     QString originId;
 
-    [[nodiscard]] QString methodSummary() const; // e.g. "SparseGPT 50 %", "mixed"
+    [[nodiscard]] QString methodSummary() const; // e.g. "SparseGPT 50 %", "mixed", "… + KL recovery"
 };
 
 // Where a run is (RunJob::runProgress): overall share and the current layer.

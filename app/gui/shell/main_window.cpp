@@ -76,6 +76,10 @@ const QString planExact = QStringLiteral("Plan/exactRules");
 const QString lastRecipe = QStringLiteral("Plan/lastRecipeFile");
 const QString runDevice = QStringLiteral("Run/device");
 const QString runEvaluate = QStringLiteral("Run/evaluate");
+const QString recoveryEnabled = QStringLiteral("Recovery/enabled");
+const QString recoverySteps = QStringLiteral("Recovery/steps");
+const QString recoveryLoss = QStringLiteral("Recovery/loss");
+const QString recoveryRate = QStringLiteral("Recovery/learningRate");
 const QString exportDir = QStringLiteral("Export/lastFolder");
 } // namespace key
 
@@ -208,6 +212,11 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
         m_runPanel->setSuggestedName(suggestedRunName());
     });
     connect(m_planPanel, &PlanPanel::exactRulesChanged, this, [](bool exact) { QSettings().setValue(key::planExact, exact); });
+    connect(m_planPanel, &PlanPanel::recoveryChanged, this, [this] {
+        saveRunSettings();
+        if (m_runPanel->runName().isEmpty())
+            m_runPanel->setSuggestedName(suggestedRunName());
+    });
     updateActions();
     updateTitle();
     updateRunSummary();
@@ -514,6 +523,12 @@ void MainWindow::readSettings(const Options& options)
         m_runPanel->setDevice(settings.value(key::runDevice, QStringLiteral("cpu")).toString());
         m_runPanel->setEvaluate(settings.value(key::runEvaluate, true).toBool());
         m_planPanel->setExactRules(settings.value(key::planExact, false).toBool());
+        RecoverySettings recovery;
+        recovery.enabled = settings.value(key::recoveryEnabled, recovery.enabled).toBool();
+        recovery.steps = settings.value(key::recoverySteps, recovery.steps).toLongLong();
+        recovery.loss = settings.value(key::recoveryLoss, recovery.loss).toString();
+        recovery.learningRate = settings.value(key::recoveryRate, recovery.learningRate).toDouble();
+        m_planPanel->setRecoverySettings(recovery);
         m_lastRecipeFile = settings.value(key::lastRecipe).toString();
         const QString exportFolder = settings.value(key::exportDir).toString();
         if (!exportFolder.isEmpty())
@@ -571,6 +586,11 @@ void MainWindow::saveRunSettings() const
     QSettings settings;
     settings.setValue(key::runDevice, m_runPanel->device());
     settings.setValue(key::runEvaluate, m_runPanel->evaluate());
+    const RecoverySettings recovery = m_planPanel->recoverySettings();
+    settings.setValue(key::recoveryEnabled, recovery.enabled);
+    settings.setValue(key::recoverySteps, recovery.steps);
+    settings.setValue(key::recoveryLoss, recovery.loss);
+    settings.setValue(key::recoveryRate, recovery.learningRate);
 }
 
 void MainWindow::savePlan() const
@@ -811,6 +831,7 @@ QString MainWindow::suggestedRunName() const
 {
     RunRecord probe;
     probe.plan = m_planPanel->planModel()->rows();
+    probe.recovery = m_planPanel->recoverySettings();
     return tr("%1 #%2").arg(probe.methodSummary()).arg(m_nextRunId);
 }
 
@@ -1199,6 +1220,7 @@ bool MainWindow::startRun()
     params.device = m_runPanel->device();
     params.threads = engineThreads();
     params.rates = costRates();
+    params.recovery = m_planPanel->recoverySettings();
     if (evaluation.enabled) {
         const qint64 seqlen = evaluation.seqlen > 0 ? evaluation.seqlen : calib.seqlen;
         const auto known = m_densePerplexity.find(densePerplexityKey(evaluation.textPath, seqlen, evaluation.maxWindows));
@@ -1221,6 +1243,8 @@ bool MainWindow::startRun()
     });
     connect(job, &RunJob::heatmapFrame, m_liveView, &LiveView::showFrame);
     connect(job, &RunJob::layerFinished, m_liveView, &LiveView::addLayer);
+    connect(job, &RunJob::recoveryStep, m_liveView, &LiveView::addRecoveryStep);
+    connect(job, &RunJob::recoveryHeldOut, m_liveView, &LiveView::addRecoveryHeldOut);
     connect(job, &RunJob::logLine, this, [this](const QString& line) {
         m_runPanel->log()->appendInfo(line);
         m_log->appendInfo(line);
@@ -1256,6 +1280,14 @@ bool MainWindow::startRun()
         return false;
     }
     m_liveView->startRun(params.plan, m_runName);
+    if (params.recovery.enabled) {
+        qint64 blocks = 0;
+        for (const PlanRow& row : params.plan)
+            blocks = std::max<qint64>(blocks, row.block + 1);
+        m_liveView->startRecovery(params.recovery.loss == QLatin1String("block") ? params.recovery.steps * blocks
+                                                                                : params.recovery.steps,
+                                  params.recovery.summary());
+    }
     m_runPanel->log()->clear();
     const QString line = tr("Run “%1”: %2 on %3").arg(m_runName, suggestedRunName().section(QLatin1String(" #"), 0, 0),
                                                      params.device.toUpper());

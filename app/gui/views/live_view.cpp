@@ -2,6 +2,7 @@
 
 #include "layer_error_plot.h"
 #include "mask_heatmap_widget.h"
+#include "training_curve_plot.h"
 
 #include <QLabel>
 #include <QSplitter>
@@ -28,9 +29,23 @@ LiveView::LiveView(QWidget* parent)
     plotLayout->addWidget(m_caption);
     plotLayout->addWidget(m_plot, 1);
 
+    m_recoveryPlot = new widgets::TrainingCurvePlot(this);
+    m_recoveryPlot->setToolTip(tr("Recovery after pruning: the distillation loss of every step (left, log scale) "
+                                  "and the perplexity on held-out calibration windows (right)."));
+    m_recoveryCaption = new QLabel(this);
+    m_recoveryCaption->setForegroundRole(QPalette::PlaceholderText);
+    m_recoveryPane = new QWidget(this);
+    auto* recoveryLayout = new QVBoxLayout(m_recoveryPane);
+    recoveryLayout->setContentsMargins(0, 0, 0, 0);
+    recoveryLayout->addWidget(m_recoveryCaption);
+    recoveryLayout->addWidget(m_recoveryPlot, 1);
+    m_recoveryPane->hide();
+
     auto* splitter = new QSplitter(Qt::Vertical, this);
     splitter->addWidget(m_heatmap);
     splitter->addWidget(plotBox);
+    splitter->addWidget(m_recoveryPane);
+    splitter->setStretchFactor(2, 2);
     // The heat-map is what moves during a run: it gets three fifths of the height.
     splitter->setStretchFactor(0, 3);
     splitter->setStretchFactor(1, 2);
@@ -62,6 +77,8 @@ void LiveView::layerLabels(const QList<PlanRow>& plan, QStringList* names, QStri
 
 void LiveView::startRun(const QList<PlanRow>& plan, const QString& runName)
 {
+    m_recoveryPlot->clear();
+    m_recoveryPane->hide();
     m_heatmap->clear();
     m_index.clear();
     QStringList names, ticks;
@@ -87,8 +104,21 @@ void LiveView::addLayer(const LayerRunRow& row)
         m_plot->setValue(0, it.value(), row.relError);
 }
 
+void LiveView::startRecovery(qint64 steps, const QString& description)
+{
+    m_recoveryPlot->start(steps, tr("held-out perplexity"));
+    m_recoveryCaption->setText(tr("Recovery — %1").arg(description));
+    m_recoveryPane->show();
+}
+
+void LiveView::addRecoveryStep(qint64 step, double loss) { m_recoveryPlot->addLoss(step, loss); }
+
+void LiveView::addRecoveryHeldOut(qint64 step, double perplexity) { m_recoveryPlot->addHeldOut(step, perplexity); }
+
 void LiveView::clear()
 {
+    m_recoveryPlot->clear();
+    m_recoveryPane->hide();
     m_heatmap->clear();
     m_plot->clear();
     m_index.clear();

@@ -1,7 +1,9 @@
 #pragma once
 // The "Live Solver" dock: while a run prunes, the heat-map of the layer being solved (pruned
 // entries appearing block by block) above the per-layer reconstruction-error bars filling in
-// as layers finish (log axis). Fed by RunJob's heatmapFrame / layerFinished signals.
+// as layers finish (log axis); when the run recovers after pruning, a third pane with the
+// training loss and the held-out perplexity as recovery runs. Fed by RunJob's heatmapFrame /
+// layerFinished / recoveryStep / recoveryHeldOut signals.
 // GUI thread only.
 
 #include "run_types.h"
@@ -14,6 +16,7 @@ class QLabel;
 namespace sparselab::widgets {
 class LayerErrorPlot;
 class MaskHeatmapWidget;
+class TrainingCurvePlot;
 struct HeatmapFrame;
 } // namespace sparselab::widgets
 
@@ -29,10 +32,16 @@ public:
     void startRun(const QList<PlanRow>& plan, const QString& runName);
     void showFrame(const widgets::HeatmapFrame& frame);
     void addLayer(const LayerRunRow& row);
+    // Recovery: shows the training-curve pane (x axis 0..steps) until the next startRun/clear.
+    void startRecovery(qint64 steps, const QString& description);
+    void addRecoveryStep(qint64 step, double loss);
+    void addRecoveryHeldOut(qint64 step, double perplexity);
     void clear();
 
     [[nodiscard]] widgets::MaskHeatmapWidget* heatmap() const { return m_heatmap; }
     [[nodiscard]] widgets::LayerErrorPlot* errorPlot() const { return m_plot; }
+    [[nodiscard]] widgets::TrainingCurvePlot* recoveryPlot() const { return m_recoveryPlot; }
+    [[nodiscard]] QWidget* recoveryPane() const { return m_recoveryPane; }
     [[nodiscard]] int layersShown() const { return m_layersShown; }
 
     // Axis labels for a list of layers: "0.q" … for small models, block starts for large ones.
@@ -42,6 +51,9 @@ private:
     widgets::MaskHeatmapWidget* m_heatmap = nullptr;
     widgets::LayerErrorPlot* m_plot = nullptr;
     QLabel* m_caption = nullptr;
+    widgets::TrainingCurvePlot* m_recoveryPlot = nullptr;
+    QLabel* m_recoveryCaption = nullptr;
+    QWidget* m_recoveryPane = nullptr;
     QHash<QString, int> m_index; // module name → bar position
     int m_layersShown = 0;
 };

@@ -196,7 +196,13 @@ void ResultsPanel::addRun(const RunRecord& run)
     m_runTable->setItem(row, MethodColumn, cell(run.methodSummary(), Qt::AlignLeft | Qt::AlignVCenter));
     m_runTable->setItem(row, SparsityColumn, cell(QStringLiteral("%1 %").arg(100.0 * run.linearSparsity, 0, 'f', 1)));
     m_runTable->setItem(row, BeforeColumn, cell(ppl(run.perplexityBefore)));
-    m_runTable->setItem(row, AfterColumn, cell(ppl(run.perplexityAfter)));
+    QTableWidgetItem* after = cell(ppl(run.perplexityAfter));
+    if (run.recovery.enabled)
+        after->setToolTip(std::isfinite(run.perplexityPruned)
+                              ? tr("Pruned: %1; after recovery (%2): %3")
+                                    .arg(ppl(run.perplexityPruned), run.recovery.summary(), ppl(run.perplexityAfter))
+                              : tr("After recovery (%1)").arg(run.recovery.summary()));
+    m_runTable->setItem(row, AfterColumn, after);
     m_runTable->setItem(row, TimeColumn, cell(formatSeconds(run.totalSeconds)));
     m_updating = false;
     m_runTable->selectRow(row);
