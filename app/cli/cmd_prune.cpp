@@ -114,7 +114,7 @@ int cmdPrune(const Args& args)
         solve::parseHessianPrecision(args.valueOr("hessian-dtype", "fp32"), "--hessian-dtype");
     if (const auto layers = args.value("layers"))
         spec.prune.layerFilter = splitList(*layers);
-    spec.recovery = recoveryParamsFromArgs(args);
+    spec.recovery = recoveryParamsFromArgs(args, spec.calibration.nsamples);
     if (spec.recovery.enabled() && spec.streamed && spec.recovery.loss == recovery::RecoveryLoss::LogitKl)
         throw optionError("--recover-loss", "kl needs the whole model in memory; use --recover-loss block with --stream");
 

@@ -32,7 +32,7 @@ using nlohmann::json;
 
 std::vector<std::string> recoveryOptionNames()
 {
-    return {"recover", "recover-loss", "recover-lr", "recover-schedule", "recover-warmup", "recover-batch",
+    return {"recover", "recover-epochs", "recover-loss", "recover-lr", "recover-schedule", "recover-warmup", "recover-batch",
             "recover-seed", "recover-heldout", "recover-eval-every", "recover-patience"};
 }
 
@@ -95,7 +95,6 @@ int cmdRecover(const Args& args)
     const fs::path densePath = *args.value("dense");
     const fs::path calibFile = *args.value("calib");
     const fs::path outDir = *args.value("out");
-    recovery::RecoveryParams params = recoveryParamsFromArgs(args, /*stepsRequired=*/true);
     applyThreadsOption(args);
     const torch::Device device = deviceOption(args);
     const bool quiet = args.flag("quiet");
@@ -109,10 +108,11 @@ int cmdRecover(const Args& args)
     const auto denseConfig = model::ModelConfig::load(denseFolder);
     requireSameShapes(denseConfig, prunedConfig, denseFolder, prunedFolder);
     json provenance = prunedProvenance(prunedFolder);
-    params.frozenLayers = frozenFromProvenance(provenance, prunedFolder);
 
     data::CalibrationParams calibration;
     calibration.nsamples = args.intOr("nsamples", 128, 1, 1 << 20);
+    recovery::RecoveryParams params = recoveryParamsFromArgs(args, calibration.nsamples, /*stepsRequired=*/true);
+    params.frozenLayers = frozenFromProvenance(provenance, prunedFolder);
     calibration.seqlen = args.intOr("seqlen", std::min<int64_t>(2048, denseConfig.maxPositions), 2, 1 << 20);
     calibration.seed = uint64_t(args.intOr("seed", 0, 0, std::numeric_limits<int64_t>::max()));
     calibration.vocabSize = denseConfig.vocabSize;

@@ -6,6 +6,8 @@
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 
+#include <algorithm>
+#include <cmath>
 #include <limits>
 
 namespace sparselab::cli {
@@ -68,12 +70,24 @@ solve::SolverOptions solverOptionsFromArgs(const Args& args, solve::SolverOption
     return base;
 }
 
-recovery::RecoveryParams recoveryParamsFromArgs(const Args& args, bool stepsRequired)
+recovery::RecoveryParams recoveryParamsFromArgs(const Args& args, int64_t nsamples, bool stepsRequired)
 {
     recovery::RecoveryParams p;
-    if (stepsRequired && !args.value("recover"))
-        throw optionError("--recover", "is required (the number of training steps)");
-    p.steps = args.intOr("recover", 0, stepsRequired ? 1 : 0, int64_t(1) << 30);
+    const bool epochs = args.value("recover-epochs").has_value();
+    if (epochs && args.value("recover"))
+        throw optionError("--recover-epochs", "give either --recover STEPS or --recover-epochs E, not both");
+    if (stepsRequired && !args.value("recover") && !epochs)
+        throw optionError("--recover", "is required (the number of training steps, or --recover-epochs E)");
+    p.batchWindows = args.intOr("recover-batch", p.batchWindows, 1, 1 << 20);
+    if (epochs) {
+        const double e = args.doubleOr("recover-epochs", 0.0);
+        if (!(e > 0.0) || e > 1e6)
+            throw optionError("--recover-epochs", "must be a positive number of passes over the calibration windows");
+        const int64_t perEpoch = std::max<int64_t>(1, nsamples / std::min(p.batchWindows, nsamples));
+        p.steps = std::max<int64_t>(1, int64_t(std::ceil(e * double(perEpoch))));
+    } else {
+        p.steps = args.intOr("recover", 0, stepsRequired ? 1 : 0, int64_t(1) << 30);
+    }
     const bool any = args.value("recover-loss") || args.value("recover-lr") || args.value("recover-schedule")
                      || args.value("recover-warmup") || args.value("recover-batch") || args.value("recover-seed")
                      || args.value("recover-heldout") || args.value("recover-eval-every")
@@ -84,7 +98,6 @@ recovery::RecoveryParams recoveryParamsFromArgs(const Args& args, bool stepsRequ
     p.learningRate = args.doubleOr("recover-lr", p.learningRate);
     p.schedule = recovery::parseSchedule(args.valueOr("recover-schedule", "cosine"), "--recover-schedule");
     p.warmupSteps = args.intOr("recover-warmup", 0, 0, int64_t(1) << 30);
-    p.batchWindows = args.intOr("recover-batch", p.batchWindows, 1, 1 << 20);
     p.seed = uint64_t(args.intOr("recover-seed", 0, 0, std::numeric_limits<int64_t>::max()));
     p.heldOutWindows = args.intOr("recover-heldout", p.heldOutWindows, 0, 1 << 20);
     p.evalEvery = args.intOr("recover-eval-every", 0, 0, int64_t(1) << 30);

@@ -24,10 +24,12 @@ void applyThreadsOption(const Args& args);
 [[nodiscard]] solve::SolverOptions solverOptionsFromArgs(const Args& args, solve::SolverOptions base,
                                                          bool* dense = nullptr);
 
-// The recovery options (--recover STEPS --recover-loss kl|block --recover-lr X
-// --recover-schedule constant|cosine --recover-warmup N --recover-batch N --recover-seed K
-// --recover-heldout N --recover-eval-every N --recover-patience N --recover-norms), validated.
-// `stepsRequired`: --recover must be given (the `recover` command).
-[[nodiscard]] recovery::RecoveryParams recoveryParamsFromArgs(const Args& args, bool stepsRequired = false);
+// The recovery options (--recover STEPS or --recover-epochs E, --recover-loss kl|block
+// --recover-lr X --recover-schedule constant|cosine --recover-warmup N --recover-batch N
+// --recover-seed K --recover-heldout N --recover-eval-every N --recover-patience N
+// --recover-norms), validated. Epochs become steps: ⌈E · nsamples / batch⌉ (per block with the
+// block loss). `stepsRequired`: one of the two must be given (the `recover` command).
+[[nodiscard]] recovery::RecoveryParams recoveryParamsFromArgs(const Args& args, int64_t nsamples,
+                                                              bool stepsRequired = false);
 
 } // namespace sparselab::cli

@@ -39,10 +39,10 @@ commands:
        [--recipe R.json] [--true-sequential] [--eval FILE [--eval-windows K]]
        [--workspace W.h5] [--name LABEL] [--json]
        [--device cpu|cuda] [--stream] [--dry-run] [--hessian-dtype fp32|bf16]
-       [--recover STEPS [--recover-loss kl|block] [--recover-lr 2e-3]
+       [--recover STEPS | --recover-epochs E] [--recover-loss kl|block] [--recover-lr 2e-3]
         [--recover-schedule cosine|constant] [--recover-warmup N] [--recover-batch 8]
         [--recover-seed K] [--recover-heldout 16] [--recover-eval-every N]
-        [--recover-patience N] [--recover-norms]]
+        [--recover-patience N] [--recover-norms]
                                   --eval-windows K: perplexity on the first K windows;
                                   --name: the run's name (sparselab.json, workspace);
                                   --workspace: record the run in W.h5 and resume an

@@ -189,6 +189,41 @@ std::vector<Block> reportBlocks(const ReportData& data)
                         fmt(l.value("seconds", 0.0), 3)});
     blocks.push_back(table({"layer", "method", "target", "bits", "sparsity", "rel. error", "loss", "s"}, rows));
 
+    if (prov.contains("recovery")) {
+        const json& r = prov.at("recovery");
+        blocks.push_back(heading("3a. Recovery after pruning"));
+        std::ostringstream text;
+        text << "After pruning, the kept weights were trained to imitate the dense model ("
+             << (jsonText(r, "loss") == "block" ? "block-wise reconstruction: each block's output matched to the dense block's"
+                                               : "KL divergence of the next-token distributions")
+             << ") with Adam; pruned weights stayed exactly zero and quantized layers were left on their grid. "
+             << jsonText(r, "steps_run") << " of " << jsonText(r, "steps") << " steps ("
+             << (jsonText(r, "loss") == "block" ? "per block" : "in all") << "), stopped by " << jsonText(r, "stopped_by")
+             << ", in " << fmt(r.value("seconds", 0.0), 1) << " s.";
+        blocks.push_back(paragraph(text.str()));
+        // The run's own evaluation: dense, pruned (before recovery), recovered.
+        std::vector<std::vector<std::string>> figures;
+        const json runEval = r.value("evaluation", prov.value("evaluation", json::object()));
+        const auto number = [](const json& j, const char* key) {
+            return j.contains(key) && j.at(key).is_number() ? fmt(j.at(key).get<double>()) : std::string("—");
+        };
+        if (r.contains("evaluation"))
+            figures.push_back({number(runEval, "perplexity_dense"), number(runEval, "perplexity_pruned"),
+                               number(runEval, "perplexity_recovered")});
+        else
+            figures.push_back({number(runEval, "perplexity_before"), number(r, "perplexity_pruned"),
+                               number(runEval, "perplexity_after")});
+        blocks.push_back(table({"perplexity: dense", "pruned", "after recovery"}, figures));
+        blocks.push_back(table({"setting", "value"},
+                               {{"learning rate, schedule", jsonText(r, "learning_rate") + ", " + jsonText(r, "schedule")},
+                                {"windows per step", jsonText(r, "batch_windows")},
+                                {"held-out windows (calibration text)", jsonText(r, "held_out_windows")},
+                                {"weights kept from step", jsonText(r, "best_step") == "-1" ? std::string("the last")
+                                                                                            : jsonText(r, "best_step")},
+                                {"nonzero linear weights before / after",
+                                 jsonText(r, "nonzero_before") + " / " + jsonText(r, "nonzero_after")}}));
+    }
+
     blocks.push_back(heading("4. Plots"));
     for (auto& d : reportPlots(data))
         blocks.push_back(figure(std::move(d)));
@@ -492,6 +527,25 @@ std::vector<Drawing> reportPlots(const ReportData& data)
         }
         plots.push_back(lineChart("KL(dense || compressed) per evaluation window", {kl}, {"window", "mean KL (nats)", false}));
     }
+    if (const auto r = data.provenance.find("recovery"); r != data.provenance.end() && r->is_object()) {
+        Series loss{"training loss", {}, {}, true, false, false};
+        const json curve = r->value("loss_curve", json::array());
+        for (size_t i = 0; i < curve.size(); ++i)
+            if (curve[i].is_number() && curve[i].get<double>() > 0) {
+                loss.x.push_back(double(i + 1));
+                loss.y.push_back(curve[i].get<double>());
+            }
+        if (!loss.x.empty())
+            plots.push_back(lineChart("Recovery: training loss per step", {loss}, {"step", "loss", true}));
+        Series held{"held-out perplexity", {}, {}, true, true, false};
+        for (const auto& point : r->value("held_out", json::array())) {
+            held.x.push_back(double(point.at("step").get<int64_t>()));
+            held.y.push_back(point.at("perplexity").get<double>());
+        }
+        if (held.x.size() > 1)
+            plots.push_back(lineChart("Recovery: perplexity on held-out calibration windows", {held},
+                                      {"step", "perplexity", false}));
+    }
     if (data.sweep && !data.sweep->points.empty()) {
         plots.push_back(sweepPerplexityPlot(*data.sweep));
         plots.push_back(sweepParetoPlot(*data.sweep));
@@ -544,6 +598,36 @@ void checkProvenanceTypes(const json& prov, const fs::path& file)
         if (prov.at("recipe").contains("defaults") && prov.at("recipe").at("defaults").is_object())
             check(prov.at("recipe").at("defaults"), "recipe.defaults.", "group", Kind::Integer);
     }
+    check(prov, "", "recovery", Kind::Object);
+    if (prov.contains("recovery") && prov.at("recovery").is_object()) {
+        const json& r = prov.at("recovery");
+        for (const char* key : {"loss", "schedule", "stopped_by"})
+            check(r, "recovery.", key, Kind::String);
+        for (const char* key : {"learning_rate", "seconds", "perplexity_pruned"})
+            check(r, "recovery.", key, Kind::Number);
+        for (const char* key : {"steps", "steps_run", "best_step", "batch_windows", "held_out_windows",
+                                "nonzero_before", "nonzero_after"})
+            check(r, "recovery.", key, Kind::Integer);
+        for (const char* key : {"loss_curve", "held_out"})
+            check(r, "recovery.", key, Kind::Array);
+        for (size_t i = 0; r.contains("loss_curve") && r.at("loss_curve").is_array() && i < r.at("loss_curve").size(); ++i)
+            if (!r.at("loss_curve").at(i).is_number())
+                throw inputError(file, "field 'recovery.loss_curve' must hold numbers");
+        for (size_t i = 0; r.contains("held_out") && r.at("held_out").is_array() && i < r.at("held_out").size(); ++i) {
+            const json& point = r.at("held_out").at(i);
+            if (!point.is_object() || !point.contains("step") || !point.at("step").is_number_integer()
+                || !point.contains("perplexity") || !point.at("perplexity").is_number())
+                throw inputError(file, "field 'recovery.held_out' must hold {step, perplexity} objects");
+        }
+        check(r, "recovery.", "evaluation", Kind::Object);
+        if (r.contains("evaluation") && r.at("evaluation").is_object())
+            for (const char* key : {"perplexity_dense", "perplexity_pruned", "perplexity_recovered"})
+                check(r.at("evaluation"), "recovery.evaluation.", key, Kind::Number);
+    }
+    check(prov, "", "evaluation", Kind::Object);
+    if (prov.contains("evaluation") && prov.at("evaluation").is_object())
+        for (const char* key : {"perplexity_before", "perplexity_after"})
+            check(prov.at("evaluation"), "evaluation.", key, Kind::Number);
     for (size_t i = 0; prov.contains("layers") && i < prov.at("layers").size(); ++i) {
         const json& layer = prov.at("layers").at(i);
         const std::string where = "layers[" + std::to_string(i) + "].";

@@ -12,6 +12,7 @@
 
 #include "cli/cli_runner.h"
 
+#include <QFile>
 #include <QTemporaryDir>
 #include <QTest>
 
@@ -105,6 +106,42 @@ private Q_SLOTS:
         const json provenance = json::parse(std::ifstream(fs::path(path("nm24r").toStdString()) / "sparselab.json"));
         QVERIFY(provenance["layers"].is_array()); // the prune's record, carried over
         QCOMPARE(provenance["recovery"]["loss"].get<std::string>(), std::string("block"));
+
+        // The hand-over report shows the recovery with its three perplexities.
+        run = runCli({"report", "--dense", m_model, "--compressed", path("nm24r"), "--html", path("r.html"), "--eval",
+                      m_eval, "--seqlen", "128", "--max-windows", "4", "--threads", "1", "--quiet"});
+        QVERIFY2(run.exitCode == 0, qPrintable(run.stderrText));
+        QFile html(path("r.html"));
+        QVERIFY(html.open(QIODevice::ReadOnly));
+        const QString page = QString::fromUtf8(html.readAll());
+        QVERIFY(page.contains("Recovery after pruning"));
+        QVERIFY(page.contains(QString::number(recovered, 'f', 4)));
+        QVERIFY(page.contains("Recovery: training loss per step"));
+
+        // A wrongly typed recovery field in a folder's sparselab.json is one line, exit 2.
+        const fs::path broken = path("broken").toStdString();
+        fs::copy(path("nm24r").toStdString(), broken);
+        json bad = provenance;
+        bad["recovery"]["loss_curve"] = "not a list";
+        std::ofstream(broken / "sparselab.json") << bad.dump();
+        run = runCli({"report", "--dense", m_model, "--compressed", str(broken), "--html", path("bad.html"), "--eval",
+                      m_eval, "--seqlen", "128", "--max-windows", "4", "--quiet"});
+        QCOMPARE(run.exitCode, 2);
+        QVERIFY2(run.stderrText.contains("recovery.loss_curve"), qPrintable(run.stderrText));
+        QVERIFY(!fs::exists(path("bad.html").toStdString()));
+    }
+
+    void epochsBecomeSteps()
+    {
+        // 2 epochs of 16 windows in batches of 4: 8 steps.
+        const auto run = runCli({"prune", m_model, "--calib", m_calib, "--out", path("epochs"), "--sparsity", "0.5",
+                                 "--seqlen", "64", "--nsamples", "16", "--recover-epochs", "2", "--recover-batch", "4",
+                                 "--recover-heldout", "2", "--threads", "1", "--json", "--quiet"});
+        QVERIFY2(run.exitCode == 0, qPrintable(run.stderrText));
+        const json recovery = lastJsonLine(run.stdoutText)["recovery"];
+        QCOMPARE(recovery["steps"].get<int64_t>(), int64_t(8));
+        QCOMPARE(recovery["steps_run"].get<int64_t>(), int64_t(8));
+        QCOMPARE(recovery["held_out"].size(), size_t(9)); // step 0, then every step (8 / 10 → 1)
     }
 
     void badRecoveryInput_data()
@@ -121,6 +158,8 @@ private Q_SLOTS:
                                           << "--recover-warmup";
         QTest::newRow("no room to hold out")
             << (prune + QStringList{"--recover", "5", "--nsamples", "20000"}) << "to hold out";
+        QTest::newRow("steps and epochs")
+            << (prune + QStringList{"--recover", "5", "--recover-epochs", "1"}) << "not both";
         QTest::newRow("recover without dense")
             << QStringList{"recover", m_model, "--calib", m_calib, "--out", out, "--recover", "5"} << "--dense";
         QTest::newRow("recover without steps")
