@@ -5,9 +5,11 @@
 #include "commands_analysis.h"
 #include "engine_options.h"
 
+#include "allocation/owl.h"
 #include "data/calibration.h"
 #include "eval/perplexity.h"
 #include "export/hf_export.h"
+#include "io/gguf_import.h"
 #include "model/causal_lm.h"
 #include "pipeline/allocator.h"
 #include "store/analysis_store.h"
@@ -314,13 +316,95 @@ int cmdSensitivity(const Args& args)
 
 // ---- allocate ----------------------------------------------------------------------------------
 
+namespace {
+
+// allocate --method owl: OWL's per-block sparsities (allocation/owl.h) from the model and its
+// calibration windows, as a recipe of SparseGPT rules; uniform is the defaults alone.
+int allocateOwl(const Args& args, const fs::path& modelPath, const fs::path& out)
+{
+    if (!args.value("budget-sparsity"))
+        throw optionError("--budget-sparsity", "is required with --method owl (the average sparsity S)");
+    if (args.value("budget-bytes"))
+        throw optionError("--budget-bytes", "OWL allocates sparsity: give --budget-sparsity");
+    allocation::OwlParams owl;
+    owl.targetSparsity = args.doubleOr("budget-sparsity", 0.5);
+    owl.lambda = args.doubleOr("owl-lambda", owl.lambda);
+    owl.outlierMultiple = args.doubleOr("owl-m", owl.outlierMultiple);
+    owl.validate();
+    applyThreadsOption(args);
+    torch::NoGradGuard noGrad;
+    const bool quiet = args.flag("quiet");
+    const bool compare = args.value("eval").has_value();
+    Session s = openSession(args, io::resolveModelPath(modelPath), compare);
+    const auto progress = stderrProgress(quiet);
+    const auto result = allocation::owlAllocation(*s.model, s.windows, owl, progress, &interruptToken());
+    solve::SolverOptions base;
+    base.sparsity = owl.targetSparsity;
+    const auto recipe = allocation::owlRecipe(result, *s.model, base);
+    pipeline::Recipe uniform;
+    uniform.defaults.options = base;
+
+    json blocks = json::array();
+    for (size_t b = 0; b < result.blockSparsity.size(); ++b)
+        blocks.push_back({{"block", b}, {"outlier_ratio", result.outlierRatio[b]}, {"sparsity", result.blockSparsity[b]}});
+    json report = {{"method", "owl"},
+                   {"budget_sparsity", owl.targetSparsity},
+                   {"lambda", owl.lambda},
+                   {"outlier_multiple", owl.outlierMultiple},
+                   {"average_sparsity", result.averageSparsity},
+                   {"blocks", blocks}};
+    if (compare) {
+        const auto dense = eval::evaluatePerplexity(*s.model, s.evalIds, s.evalParams, progress, &interruptToken());
+        json measured = {{"dense_perplexity", dense.perplexity}, {"windows", dense.windows}, {"seqlen", dense.seqlen}};
+        for (const auto& [name, r] : {std::pair<std::string, const pipeline::Recipe*>{"uniform", &uniform},
+                                      std::pair<std::string, const pipeline::Recipe*>{"owl", &recipe}}) {
+            pipeline::PruneParams prune;
+            prune.recipe = *r;
+            prune.recipeSource = name + " recipe";
+            const auto outcome =
+                pipeline::evaluateRecipe(*s.model, s.windows, s.evalIds, prune, s.evalParams, progress, &interruptToken());
+            measured[name] = {{"perplexity", outcome.perplexity.perplexity},
+                              {"linear_sparsity", outcome.prune.linearSparsity()}};
+        }
+        report["measured"] = measured;
+    }
+    recipe.save(out);
+    report["out"] = fs::absolute(out).string();
+    if (args.flag("json")) {
+        printJson(report);
+        return 0;
+    }
+    std::printf("OWL: average sparsity %.4f (lambda %.3g, M %.3g)\n", result.averageSparsity, owl.lambda,
+                owl.outlierMultiple);
+    std::printf("%6s %14s %9s\n", "block", "outlier ratio", "sparsity");
+    for (size_t b = 0; b < result.blockSparsity.size(); ++b)
+        std::printf("%6zu %14.5f %9.4f\n", b, result.outlierRatio[b], result.blockSparsity[b]);
+    if (report.contains("measured"))
+        std::printf("perplexity: dense %.4f, uniform %.4f, OWL %.4f\n",
+                    report["measured"]["dense_perplexity"].get<double>(),
+                    report["measured"]["uniform"]["perplexity"].get<double>(),
+                    report["measured"]["owl"]["perplexity"].get<double>());
+    std::printf("wrote %s\n", out.c_str());
+    return 0;
+}
+
+} // namespace
+
 int cmdAllocate(const Args& args)
 {
-    const std::string usage =
-        "sparselab-cli allocate S.json (--budget-sparsity S | --budget-bytes B) --out RECIPE.json [options]";
+    const std::string usage = "sparselab-cli allocate (S.json | MODEL --calib FILE --method owl) "
+                              "(--budget-sparsity S | --budget-bytes B) --out RECIPE.json [options]";
     args.requirePositional(1, usage);
+    const std::string method = args.valueOr("method", "dp");
+    if (method != "dp" && method != "owl")
+        throw optionError("--method", "expects dp or owl, got '" + method + "'");
     const fs::path scanFile = args.positional().front();
     const fs::path out = outputPath(args, {scanFile}, ".json");
+    if (method == "owl")
+        return allocateOwl(args, scanFile, out);
+    for (const char* owlOnly : {"owl-lambda", "owl-m"})
+        if (args.value(owlOnly))
+            throw optionError(std::string("--") + owlOnly, "applies to --method owl only");
     const bool quiet = args.flag("quiet");
 
     pipeline::AllocatorParams params;

@@ -70,6 +70,10 @@ commands:
   allocate S.json|W.h5 (--budget-sparsity S | --budget-bytes B) --out RECIPE.json
        [--bits B] [--metric relative|absolute|kind-normalized] [--max-sparsity X]
        [--compare MODEL --calib FILE --eval FILE …]   per-layer plan under a budget, vs uniform
+  allocate MODEL --method owl --calib FILE --budget-sparsity S --out RECIPE.json
+       [--owl-lambda 0.08] [--owl-m 5] [--nsamples 128] [--seqlen N] [--seed 0]
+       [--eval FILE]                 OWL's per-block sparsities (average exactly S);
+                                     --eval: prune uniform and OWL and compare perplexity
   sweep MODEL --calib FILE --eval FILE --out R.json|W.h5 [--sparsities L] [--bits L]
        [--methods L] [--groups all,attention,mlp] [--shard i/N] [--name NAME] [--json]
                                   prune + perplexity at every grid point (a shard of them)
@@ -125,6 +129,7 @@ int main(int argc, char** argv)
         {"allocate", [](const auto& a) {
              return cmdAllocate(Args("allocate", a,
                                      {"out", "budget-sparsity", "budget-bytes", "bits", "metric", "max-sparsity",
+                                      "method", "owl-lambda", "owl-m",
                                       "resolution", "compare", "calib", "eval", "nsamples", "seqlen", "seed",
                                       "max-windows", "threads", "device", "name"},
                                      {"json", "quiet"}));
