@@ -5,8 +5,10 @@
 #
 #   bash bench/bench_recovery.sh [BUILD_DIR] [OUT.json]
 #
-# Runs `sparselab-cli prune … --recover …` once per row (one process at a time, --threads 2,
-# the machine's two cores). Writes one JSON object per row to OUT.json (default
+# Runs `sparselab-cli prune … --recover …` once per row (one process at a time, --threads 1:
+# on these tiny models a second thread makes a recovery step slower, not faster — the 50 % KL
+# row took 281 s of recovery with --threads 2 against about 110 s with one; the matrices are
+# 64–128 wide and the threads mostly wait for each other). Writes one JSON object per row to OUT.json (default
 # bench/results/recovery-<date>.json) and prints a Markdown table. Needs ../shared/data for
 # the TinyStories-656K rows (skipped, and said so, when it is absent). About 25 minutes on
 # the project's 2-core machine. Report `uptime` with the figures: the script prints it
@@ -40,7 +42,7 @@ row() { # model-name model-dir method-label loss-label prune-args... -- recover-
     rec=("$@")
     local dir="$work/out-$RANDOM"
     local started=$(date +%s.%N)
-    "$cli" prune "$model" --calib "$calib" --eval "$eval_text" --seqlen 256 --nsamples 128 --threads 2 \
+    "$cli" prune "$model" --calib "$calib" --eval "$eval_text" --seqlen 256 --nsamples 128 --threads 1 \
         --out "$dir" --json --quiet "${args[@]}" "${rec[@]}" > "$work/row.json"
     local ended=$(date +%s.%N)
     python3 - "$name" "$method" "$loss" "$work/row.json" "$started" "$ended" >> "$out.tmp" <<'EOF'

@@ -212,6 +212,9 @@ RecoveryResult recoverLogits(model::CausalLM& student, const TeacherSignal& teac
             result.trainedWeights += t.numel();
         }
     result.trainedTensors = int64_t(tensors.size());
+    if (result.trainedWeights == 0)
+        throw optionError("--recover", "every pruned layer is quantized and stays on its grid, so there is nothing to "
+                                       "train; add --recover-norms or compress without --bits");
 
     const torch::Device device = student.device();
     const torch::Tensor ids = windowIds(train, device);
@@ -250,6 +253,10 @@ RecoveryResult recoverLogits(model::CausalLM& student, const TeacherSignal& teac
         for (int64_t step = 0; step < p.steps; ++step) {
             if (cancelled(observer.cancel)) {
                 result.stoppedBy = "cancel";
+                break;
+            }
+            if (cancelled(observer.stop)) {
+                result.stoppedBy = "stop";
                 break;
             }
             const torch::Tensor idx = sampler.next(device);
@@ -351,13 +358,20 @@ RecoveryResult recoverBlocks(model::CausalLM& student, const model::CausalLM& te
         std::vector<TrainedTensor> tensors;
         addBlockTensors(student, b, p, tensors, result);
         result.trainedTensors += int64_t(tensors.size());
-        {
+        if (tensors.empty()) { // every layer of the block is quantized (frozen): nothing to train here
+            done += p.steps;
+            reporter.report(done, "block " + std::to_string(b));
+        } else {
             TrainingScope scope(tensors);
             Adam adam(tensors);
             WindowSampler sampler(train.nsamples, p.batchWindows, p.seed + uint64_t(b));
             for (int64_t step = 0; step < p.steps; ++step) {
                 if (cancelled(observer.cancel)) {
                     result.stoppedBy = "cancel";
+                    break;
+                }
+                if (cancelled(observer.stop)) {
+                    result.stoppedBy = "stop";
                     break;
                 }
                 const torch::Tensor idx = sampler.next(device);
@@ -392,7 +406,7 @@ RecoveryResult recoverBlocks(model::CausalLM& student, const model::CausalLM& te
             observer.log("recovery: block " + std::to_string(b) + " done, last loss "
                          + (result.loss.empty() ? std::string("-") : std::to_string(result.loss.back())));
     }
-    if (evaluateWhole && result.stoppedBy == "steps") {
+    if (evaluateWhole && result.stoppedBy != "cancel") {
         try {
             const HeldOutPoint point{result.stepsRun, heldOutPerplexity(student, heldOut, observer.cancel)};
             result.heldOut.push_back(point);

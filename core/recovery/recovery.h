@@ -27,7 +27,8 @@
 //
 // Deterministic for a seed on one thread. Cancel is checked before every step and before
 // every update: a cancelled recovery returns (stoppedBy "cancel") with the weights of the
-// last finished step — never a half-applied update.
+// last finished step — never a half-applied update. `stop` ends training early as if the
+// steps were done (stoppedBy "stop"): the best held-out weights are kept, as at the end.
 
 #include "data/calibration.h"
 #include "util/progress.h"
@@ -112,7 +113,7 @@ struct RecoveryResult {
     std::vector<HeldOutPoint> heldOut;    // held-out perplexity as training went
     int64_t stepsRun = 0;
     int64_t bestStep = -1;                // the held-out evaluation whose weights were kept; -1: the last
-    std::string stoppedBy;                // "steps", "early-stop" or "cancel"
+    std::string stoppedBy;                // "steps", "early-stop", "stop" or "cancel"
     int64_t trainedTensors = 0;           // tensors that were trained
     int64_t trainedWeights = 0;           // their entries that could move (unmasked)
     int64_t nonzeroBefore = 0, nonzeroAfter = 0; // nonzero linear weights (after ≤ before)
@@ -122,6 +123,7 @@ struct RecoveryResult {
 struct RecoveryObserver {
     ProgressCallback progress;            // stage "recovery", steps done / total
     const CancelToken* cancel = nullptr;
+    const CancelToken* stop = nullptr;    // "stop training now, keep the result" (see above)
     std::function<void(int64_t step, double loss)> onStep;         // after every update
     std::function<void(const HeldOutPoint&)> onHeldOut;           // after every evaluation
     std::function<void(const std::string&)> log;

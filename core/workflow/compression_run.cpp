@@ -338,6 +338,7 @@ CompressionOutcome runCompression(model::CausalLM& model, const tokenize::Tokeni
             outcome.recoveryParams.frozenLayers.insert(name);
         recovery::RecoveryObserver recoveryObserver;
         recoveryObserver.cancel = cancel;
+        recoveryObserver.stop = observer.stopRecovery;
         recoveryObserver.log = observer.prune.log;
         recoveryObserver.onStep = observer.onRecoveryStep;
         recoveryObserver.onHeldOut = observer.onRecoveryHeldOut;

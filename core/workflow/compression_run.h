@@ -89,6 +89,9 @@ struct RunObserver {
     // onPhaseProgress with RunPhase::Recovering).
     std::function<void(int64_t step, double loss)> onRecoveryStep;
     std::function<void(const recovery::HeldOutPoint&)> onRecoveryHeldOut;
+    // Set from any thread: recovery ends at the next step and the run goes on with the weights
+    // it has (the workbench's "Stop Recovery"); unlike cancel, the run is completed.
+    const CancelToken* stopRecovery = nullptr;
 };
 
 struct CompressionOutcome {

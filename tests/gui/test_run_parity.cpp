@@ -91,6 +91,7 @@ class TestRunParity : public QObject {
 private Q_SLOTS:
     void guiAndCliRecordTheSameRun();
     void recoveryIsTheSameInBothFrontEnds();
+    void stopRecoveryKeepsTheRun();
 };
 
 void TestRunParity::guiAndCliRecordTheSameRun()
@@ -258,6 +259,49 @@ void TestRunParity::recoveryIsTheSameInBothFrontEnds()
     QCOMPARE(back.recovery.steps, qint64(10));
     QCOMPARE(back.perplexityPruned, record.perplexityPruned);
     QVERIFY(back.methodSummary().endsWith(QStringLiteral("+ KL recovery")));
+}
+
+// Stop Recovery (RunJob::stopRecovery, from the GUI thread while the worker trains) ends the
+// training early and the run is completed and recorded, unlike Cancel.
+void TestRunParity::stopRecoveryKeepsTheRun()
+{
+    QThreadPool pool;
+    QString error;
+    LoadModelJob load({qpath(testing::demoModelDir()), 1});
+    const auto loaded = runToEnd(load, pool, &error);
+    QVERIFY2(loaded, qPrintable(error));
+    RunJob::Params params;
+    params.model = loaded->model;
+    params.tokenizer = loaded->tokenizer;
+    params.name = QStringLiteral("stopped");
+    params.calibration.textPath = qpath(testing::demoCalibText());
+    params.calibration.nsamples = 16;
+    params.calibration.seqlen = 64;
+    params.evaluation.enabled = true;
+    params.evaluation.textPath = qpath(testing::demoEvalText());
+    params.evaluation.maxWindows = 4;
+    params.plan = PlanPanel::rowsFor(loaded->summary, LayerSetting{});
+    params.threads = 1;
+    params.recovery.enabled = true;
+    params.recovery.steps = 100000; // far more than the test waits for
+    RunJob run(params);
+    bool sawRecovering = false;
+    QObject::connect(&run, &RunJob::runProgress, &run, [&](const RunProgress& p) { sawRecovering |= p.recovering; });
+    QObject::connect(&run, &RunJob::recoveryStep, &run, [&](qint64 step, double) {
+        if (step >= 3)
+            run.stopRecovery();
+    });
+    const auto ran = runToEnd(run, pool, &error);
+    QVERIFY2(ran, qPrintable(error));
+    QVERIFY(sawRecovering);
+    QVERIFY(ran->record.recovery.enabled);
+    QVERIFY(std::isfinite(ran->record.perplexityAfter));
+    const auto& extras = ran->record.stored->extras;
+    const auto group = std::find_if(extras.begin(), extras.end(), [](const store::ExtraGroup& g) { return g.path == "recovery"; });
+    QVERIFY(group != extras.end());
+    QCOMPARE(std::get<std::string>(group->attributes.at("stopped_by")), std::string("stop"));
+    const int64_t stepsRun = std::get<int64_t>(group->attributes.at("steps_run"));
+    QVERIFY2(stepsRun >= 3 && stepsRun < 1000, qPrintable(QString::number(stepsRun)));
 }
 
 QTEST_MAIN(TestRunParity)

@@ -602,6 +602,7 @@ void RunJob::report(State& state, bool force)
     p.layerIndex = state.currentLayer.isEmpty() ? state.layersDone : state.currentLayerIndex;
     p.layerCount = state.layerCount;
     p.layerFraction = state.layerFraction;
+    p.recovering = state.progress.phase() == State::Recover;
     const qint64 done = qint64(std::llround(p.overall * 10000.0));
     QString text = p.stage;
     if (state.progress.phase() == State::Prune && !p.layer.isEmpty())
@@ -684,18 +685,18 @@ void RunJob::execute()
         spec.recovery.loss = recovery::parseLoss(recoverySettings.loss.toStdString(), "Recovery loss");
         spec.recovery.learningRate = recoverySettings.learningRate;
     }
-    // A recovery step runs the model forward and backward over one batch of windows: about
-    // three evaluation passes of as many tokens (block loss: through one block per step).
+    // A recovery step runs one batch of windows forward and backward through the whole model
+    // (block loss: through one block per step, every block in turn).
     const double recoveryUnits =
         recoverySettings.enabled
-            ? double(recoverySettings.steps) * double(spec.recovery.batchWindows) * double(calib.seqlen) * 3.0
+            ? double(recoverySettings.steps) * double(spec.recovery.batchWindows) * double(calib.seqlen)
                   * (spec.recovery.loss == recovery::RecoveryLoss::BlockMse ? double(state.numBlocks) : double(state.numBlocks + 1))
             : 0.0;
     state.progress = PhasedProgress({{tr("Tokenizing"), 0.0},
                                      {tr("Pruning"), pruneUnits * rates.prunePerTokenBlock},
                                      {tr("Perplexity before"), 0.0},
                                      {tr("Perplexity of the pruned model"), 0.0},
-                                     {tr("Recovery"), recoveryUnits * rates.evalPerTokenBlock},
+                                     {tr("Recovery"), recoveryUnits * rates.recoverPerTokenBlock},
                                      {tr("Perplexity after"), 0.0}});
     CostRates measured = rates;
 
@@ -824,6 +825,7 @@ void RunJob::execute()
         lastStepPost = now;
         post([this, step, loss] { Q_EMIT recoveryStep(step, loss); });
     };
+    observer.stopRecovery = &m_stopRecovery;
     observer.onRecoveryHeldOut = [this](const recovery::HeldOutPoint& point) {
         post([this, point] { Q_EMIT recoveryHeldOut(point.step, point.perplexity); });
     };
@@ -889,6 +891,8 @@ void RunJob::execute()
     const store::RunRecord& stored = outcome.record;
     if (pruneUnits > 0)
         measured.prunePerTokenBlock = outcome.prune.seconds / pruneUnits;
+    if (outcome.recovery && recoveryUnits > 0 && outcome.recovery->stoppedBy == "steps")
+        measured.recoverPerTokenBlock = outcome.recovery->seconds / recoveryUnits;
     for (const auto& measuredPass : {outcome.before, outcome.after})
         if (measuredPass) {
             const double units = double(measuredPass->windows) * double(measuredPass->seqlen) * double(state.numBlocks + 1);

@@ -273,6 +273,9 @@ public:
 
     explicit RunJob(Params params, QObject* parent = nullptr);
     [[nodiscard]] const Params& params() const { return m_params; }
+    // Thread-safe: ends recovery at its next step and completes the run with the weights it
+    // has (the best held-out ones); unlike cancel(), the run is kept. No effect without recovery.
+    void stopRecovery() { m_stopRecovery.cancel(); }
 
 Q_SIGNALS:
     void finished(const sparselab::gui::RunJob::Result& result);
@@ -294,6 +297,7 @@ private:
     void postFrame(State& state, const QString& layer, bool force);
 
     Params m_params;
+    CancelToken m_stopRecovery;
 };
 
 // Writes a run's compressed model as a Hugging Face folder (exportHuggingFaceFolder:

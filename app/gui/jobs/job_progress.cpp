@@ -12,6 +12,7 @@ namespace {
 const char* const kEvalKey = "progress/evalSecondsPerTokenBlock";
 const char* const kPruneKey = "progress/pruneSecondsPerTokenBlock";
 const char* const kTokenizeKey = "progress/tokenizeSecondsPerByte";
+const char* const kRecoverKey = "progress/recoverSecondsPerTokenBlock";
 
 bool usable(double rate) { return std::isfinite(rate) && rate > 0; }
 
@@ -30,6 +31,7 @@ CostRates CostRates::load()
     r.evalPerTokenBlock = readRate(settings, kEvalKey, r.evalPerTokenBlock);
     r.prunePerTokenBlock = readRate(settings, kPruneKey, r.prunePerTokenBlock);
     r.tokenizePerByte = readRate(settings, kTokenizeKey, r.tokenizePerByte);
+    r.recoverPerTokenBlock = readRate(settings, kRecoverKey, r.recoverPerTokenBlock);
     return r;
 }
 
@@ -42,6 +44,8 @@ void CostRates::store() const
         settings.setValue(QLatin1String(kPruneKey), prunePerTokenBlock);
     if (usable(tokenizePerByte))
         settings.setValue(QLatin1String(kTokenizeKey), tokenizePerByte);
+    if (usable(recoverPerTokenBlock))
+        settings.setValue(QLatin1String(kRecoverKey), recoverPerTokenBlock);
 }
 
 PhasedProgress::PhasedProgress(QList<Phase> phases)

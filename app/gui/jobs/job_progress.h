@@ -27,7 +27,9 @@ namespace sparselab::gui {
 //   prunePerTokenBlock     one calibration token through one block, both passes of the
 //                          pipeline (collecting the Hessians, then through the compressed
 //                          block), solving included;
-//   tokenizePerByte        one byte of text tokenized (calibration and evaluation texts).
+//   tokenizePerByte        one byte of text tokenized (calibration and evaluation texts);
+//   recoverPerTokenBlock   one calibration token of a recovery step through one block,
+//                          forward and backward (the LM head counts as one more block).
 struct CostRates {
     // Measured with sparselab-cli on the bundled demo (stories260K, 5 blocks, 2 threads, the
     // project's shared 2-core machine, load about 3; median of 3): 32 windows × 256 evaluation
@@ -38,10 +40,14 @@ struct CostRates {
     static constexpr double kDemoEvalPerTokenBlock = 1.1 / (32.0 * 256.0 * 6.0);
     static constexpr double kDemoPrunePerTokenBlock = 2.9 / (128.0 * 256.0 * 5.0);
     static constexpr double kDemoTokenizePerByte = 2.4e-7;
+    // Recovery: 200 KL steps of 8 × 256 tokens in 36.1 s (`prune … --recover 200 --threads 1`,
+    // the same machine, load about 2).
+    static constexpr double kDemoRecoverPerTokenBlock = 36.1 / (200.0 * 8.0 * 256.0 * 6.0);
 
     double evalPerTokenBlock = kDemoEvalPerTokenBlock;
     double prunePerTokenBlock = kDemoPrunePerTokenBlock;
     double tokenizePerByte = kDemoTokenizePerByte;
+    double recoverPerTokenBlock = kDemoRecoverPerTokenBlock;
 
     // The rates remembered from the last finished run (the demo's where none is known).
     [[nodiscard]] static CostRates load();

@@ -198,6 +198,7 @@ struct RunProgress {
     qint64 layerIndex = 0;           // layers finished
     qint64 layerCount = 0;           // layers to solve
     double layerFraction = 0;        // current layer's solver blocks done / total
+    bool recovering = false;         // in the recovery phase (Stop Recovery applies)
 };
 
 // Compact human forms used in several views.

@@ -290,6 +290,19 @@ void MainWindow::createActions()
                           tr("Stop the running job; earlier results stay as they were and nothing is written."));
     connect(m_cancelAction, &QAction::triggered, this, &MainWindow::cancelJob);
 
+    m_stopRecoveryAction = make(s->standardIcon(QStyle::SP_MediaSkipForward), tr("&Stop Recovery"),
+                                QKeySequence(Qt::CTRL | Qt::Key_Period),
+                                tr("End the recovery training now and keep the run with the weights it has "
+                                   "(the best on the held-out windows); Cancel instead discards the run."));
+    m_stopRecoveryAction->setEnabled(false);
+    connect(m_stopRecoveryAction, &QAction::triggered, this, [this] {
+        if (m_runJob) {
+            m_runJob->stopRecovery();
+            m_stopRecoveryAction->setEnabled(false);
+            m_runPanel->log()->appendInfo(tr("Stopping recovery after the current step…"));
+        }
+    });
+
     m_exportAction = make(s->standardIcon(QStyle::SP_DialogSaveButton), tr("E&xport Run…"), QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_E),
                           tr("Write the selected run's compressed model as a Hugging Face folder."));
     connect(m_exportAction, &QAction::triggered, this, [this] {
@@ -335,7 +348,8 @@ void MainWindow::createActions()
 
     // Shortcuts work wherever focus is inside the window, docks included.
     for (QAction* a : {m_openAction, m_chooseTextAction, m_chooseCalibAction, m_evaluateAction, m_runAction, m_cancelAction,
-                       m_exportAction, m_loadRecipeAction, m_saveRecipeAction, m_quitAction, m_teachingAction})
+                       m_exportAction, m_loadRecipeAction, m_saveRecipeAction, m_quitAction, m_teachingAction,
+                       m_stopRecoveryAction})
         addAction(a);
 }
 
@@ -365,6 +379,7 @@ void MainWindow::createDocks()
     m_evalPanel->setActions(m_evaluateAction, m_cancelAction, m_chooseTextAction);
     m_runPanel = new RunPanel(this);
     m_runPanel->setActions(m_runAction, m_cancelAction);
+    m_runPanel->setStopRecoveryAction(m_stopRecoveryAction);
     m_liveView = new LiveView(this);
     m_resultsPanel = new ResultsPanel(this);
     m_exportPanel = new ExportPanel(this);
@@ -452,6 +467,7 @@ void MainWindow::createMenus()
     QMenu* run = menuBar()->addMenu(tr("&Run"));
     run->addAction(m_runAction);
     run->addAction(m_cancelAction);
+    run->addAction(m_stopRecoveryAction);
     run->addSeparator();
     run->addAction(m_evaluateAction);
     run->addSeparator();
@@ -1236,6 +1252,7 @@ bool MainWindow::startRun()
     m_runJob = job;
     connect(job, &RunJob::runProgress, this, [this](const RunProgress& p) {
         m_runPanel->setProgress(p);
+        m_stopRecoveryAction->setEnabled(p.recovering);
         m_statusProgress->setRange(0, 1000);
         m_statusProgress->setValue(int(std::lround(p.overall * 1000)));
         statusBar()->showMessage(p.layer.isEmpty() ? p.stage : tr("%1 %2").arg(p.stage, p.layer));
@@ -1251,6 +1268,7 @@ bool MainWindow::startRun()
     });
     auto done = [this] {
         m_runJob = nullptr;
+        m_stopRecoveryAction->setEnabled(false);
         updateActions();
     };
     connect(job, &RunJob::finished, this, [this, done](const RunJob::Result& result) {

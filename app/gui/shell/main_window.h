@@ -305,6 +305,7 @@ private:
     QAction* m_evaluateAction = nullptr;
     QAction* m_runAction = nullptr;
     QAction* m_cancelAction = nullptr;
+    QAction* m_stopRecoveryAction = nullptr;
     QAction* m_exportAction = nullptr;
     QAction* m_chooseExportAction = nullptr;
     QAction* m_loadRecipeAction = nullptr;

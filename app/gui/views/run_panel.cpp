@@ -33,9 +33,12 @@ RunPanel::RunPanel(QWidget* parent)
     m_start = new QPushButton(tr("Run"), this);
     m_start->setDefault(true);
     m_cancel = new QPushButton(tr("Cancel"), this);
+    m_stopRecovery = new QPushButton(tr("Stop Recovery"), this);
+    m_stopRecovery->hide();
     auto* buttons = new QHBoxLayout;
     buttons->addWidget(m_start, 1);
     buttons->addWidget(m_cancel, 1);
+    buttons->addWidget(m_stopRecovery, 1);
 
     m_device = new QComboBox(this);
     m_device->setToolTip(tr("Where the solver runs; unavailable devices say why when you hover them."));
@@ -116,6 +119,13 @@ void RunPanel::setActions(QAction* start, QAction* cancel)
 {
     widgets::bindButtonToAction(m_start, start, true);
     widgets::bindButtonToAction(m_cancel, cancel, true);
+}
+
+void RunPanel::setStopRecoveryAction(QAction* stop)
+{
+    widgets::bindButtonToAction(m_stopRecovery, stop, true);
+    // Shown only while it applies, so the Run dock's two usual buttons keep their place.
+    connect(stop, &QAction::changed, m_stopRecovery, [this, stop] { m_stopRecovery->setVisible(stop->isEnabled()); });
 }
 
 void RunPanel::setDevices(const QList<DeviceChoice>& devices)

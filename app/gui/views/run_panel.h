@@ -34,6 +34,8 @@ public:
     explicit RunPanel(QWidget* parent = nullptr);
 
     void setActions(QAction* start, QAction* cancel);
+    // "Stop Recovery": a button shown while a run recovers (ends training, keeps the run).
+    void setStopRecoveryAction(QAction* stop);
 
     // Devices offered; unavailable ones are listed greyed out with their reason as tooltip.
     void setDevices(const QList<DeviceChoice>& devices);
@@ -87,6 +89,7 @@ private:
     QTimer* m_gpuTimer = nullptr;
     QPushButton* m_start = nullptr;
     QPushButton* m_cancel = nullptr;
+    QPushButton* m_stopRecovery = nullptr;
     QComboBox* m_device = nullptr;
     QLineEdit* m_name = nullptr;
     QCheckBox* m_evaluate = nullptr;
