@@ -4,7 +4,8 @@
 # exports the SparseGPT run to a temporary folder, and saves a PNG of every view into
 # docs/screenshots/ (model, calibration, plan, evaluation, run, live, results, export, log,
 # and the whole window as workbench.png). Then the workbench mid-run (the live view filling in)
-# as it opens on a 1366 × 768 and a 1920 × 1080 screen: midrun-1366x768.png, midrun-1920x1080.png.
+# as it opens on a 1366 × 768 and a 1920 × 1080 screen: midrun-1366x768.png, midrun-1920x1080.png,
+# and a run recovering after pruning: recovery-1366x768.png.
 # The user's settings are neither read nor changed.
 #
 # Usage: scripts/screenshots.sh [BUILD_DIR] [OUT_DIR]
@@ -35,6 +36,10 @@ for screen in 1366x768 1920x1080; do
   SPARSELAB_SCREENSHOT_MIDRUN="midrun-$screen" xvfb-run -a -s "-screen 0 ${screen}x24" \
     "$app" --screenshots "$out" ${SPARSELAB_SCREENSHOT_ARGS:-} resources/models/stories260K-hf
 done
+# Recovery after pruning, half-way: the training curve beside the heat-map (1366 × 768).
+# shellcheck disable=SC2086
+SPARSELAB_SCREENSHOT_MIDRUN="recovery-1366x768" SPARSELAB_SCREENSHOT_RECOVERY=1 xvfb-run -a -s "-screen 0 1366x768x24" \
+  "$app" --screenshots "$out" ${SPARSELAB_SCREENSHOT_ARGS:-} resources/models/stories260K-hf
 for png in "$out"/*.png; do
   size=$(stat -c %s "$png")
   printf '%8d bytes  %s\n' "$size" "$png"

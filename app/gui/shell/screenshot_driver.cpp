@@ -14,6 +14,7 @@
 #include "plan_panel.h"
 #include "resource_paths.h"
 #include "results_panel.h"
+#include "training_curve_plot.h"
 
 #include <QApplication>
 #include <QDir>
@@ -107,9 +108,27 @@ void ScreenshotDriver::startMidRun(const QString& name)
         s.sparsity = 0.5;
         m_window->planPanel()->setEditBarSetting(s);
         m_window->planPanel()->applyEditBarToAll();
+        // SPARSELAB_SCREENSHOT_RECOVERY=1: the run recovers after pruning, and the picture is
+        // taken half-way through the recovery (the training curve in the Live Solver).
+        const bool recovery = qEnvironmentVariableIntValue("SPARSELAB_SCREENSHOT_RECOVERY") > 0;
+        if (recovery) {
+            RecoverySettings r;
+            r.enabled = true;
+            r.steps = 300;
+            m_window->planPanel()->setRecoverySettings(r);
+        }
         m_window->resetLayout();
         settle(300);
-        connect(m_window, &MainWindow::runProgressed, this, [this, name](const RunProgress& p) {
+        connect(m_window, &MainWindow::runProgressed, this, [this, name, recovery](const RunProgress& p) {
+            if (recovery) {
+                if (m_midRunSaved || !p.recovering || m_window->liveView()->recoveryPlot()->lossPoints() < 40)
+                    return;
+                m_midRunSaved = true;
+                QApplication::processEvents(QEventLoop::ExcludeUserInputEvents, 20);
+                if (save(m_window, name))
+                    m_window->cancelJob();
+                return;
+            }
             m_layersSolved = int(p.layerIndex);
             // A third of the layers solved (on the demo a layer takes milliseconds, so the frame
             // is usually a finished layer rather than one half-way).

@@ -8,6 +8,8 @@
 #include <QSplitter>
 #include <QVBoxLayout>
 
+#include <algorithm>
+
 namespace sparselab::gui {
 
 LiveView::LiveView(QWidget* parent)
@@ -41,7 +43,7 @@ LiveView::LiveView(QWidget* parent)
     recoveryLayout->addWidget(m_recoveryPlot, 1);
     m_recoveryPane->hide();
 
-    auto* splitter = new QSplitter(Qt::Vertical, this);
+    auto* splitter = m_splitter = new QSplitter(Qt::Vertical, this);
     splitter->addWidget(m_heatmap);
     splitter->addWidget(plotBox);
     splitter->addWidget(m_recoveryPane);
@@ -109,6 +111,10 @@ void LiveView::startRecovery(qint64 steps, const QString& description)
     m_recoveryPlot->start(steps, tr("held-out perplexity"));
     m_recoveryCaption->setText(tr("Recovery — %1").arg(description));
     m_recoveryPane->show();
+    // A pane shown in a splitter gets no height of its own: the heat-map and the training
+    // curve share the room, the error bars (complete by then) keep a strip.
+    const int height = std::max(m_splitter->height(), 300);
+    m_splitter->setSizes({height * 2 / 5, height / 5, height * 2 / 5});
 }
 
 void LiveView::addRecoveryStep(qint64 step, double loss) { m_recoveryPlot->addLoss(step, loss); }

@@ -12,6 +12,7 @@
 #include <QWidget>
 
 class QLabel;
+class QSplitter;
 
 namespace sparselab::widgets {
 class LayerErrorPlot;
@@ -54,6 +55,7 @@ private:
     widgets::TrainingCurvePlot* m_recoveryPlot = nullptr;
     QLabel* m_recoveryCaption = nullptr;
     QWidget* m_recoveryPane = nullptr;
+    QSplitter* m_splitter = nullptr;
     QHash<QString, int> m_index; // module name → bar position
     int m_layersShown = 0;
 };
