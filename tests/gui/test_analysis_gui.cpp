@@ -25,6 +25,7 @@
 #include "testsupport.h"
 #include "workspace_controller.h"
 
+#include "allocation/owl.h"
 #include "data/calibration.h"
 #include "model/causal_lm.h"
 #include "pipeline/allocator.h"
@@ -200,6 +201,44 @@ private Q_SLOTS:
         QCOMPARE(panel->table()->horizontalHeaderItem(3)->text(), QStringLiteral("50%/4b"));
         QVERIFY(analysis()->allocateAction()->isEnabled());
         QVERIFY(m_window->workspace()->isModified());
+    }
+
+    // Run → OWL Allocation: the job's plan equals the core's OWL on the same windows (drawn
+    // here independently), the average is exactly the one asked for, and Undo puts it back.
+    void owlAllocationGoesToThePlanAndUndoes()
+    {
+        PlanModel* plan = m_window->planPanel()->planModel();
+        LayerSetting uniform;
+        uniform.sparsity = 0.5;
+        plan->applyUniform(uniform);
+        QSignalSpy applied(analysis(), &AnalysisController::allocationApplied);
+        QVERIFY(analysis()->startOwl(0.6));
+        QVERIFY(applied.wait(300'000));
+        QVERIFY2(m_errors.isEmpty(), m_errors.isEmpty() ? "" : qPrintable(m_errors.first()));
+
+        std::ifstream in(testing::demoCalibText(), std::ios::binary);
+        std::ostringstream text;
+        text << in.rdbuf();
+        data::CalibrationParams cp;
+        cp.nsamples = m_calib.nsamples;
+        cp.seqlen = m_calib.seqlen;
+        cp.seed = m_calib.seed;
+        const auto windows = data::sampleCalibrationWindows(m_window->tokenizer()->encodeForModel(text.str()), cp,
+                                                            testing::demoCalibText());
+        allocation::OwlParams params;
+        params.targetSparsity = 0.6;
+        const auto owl = allocation::owlAllocation(*m_window->denseModel(), windows, params);
+        double sum = 0.0;
+        for (const PlanRow& row : plan->rows()) {
+            QCOMPARE(row.setting.sparsity, owl.blockSparsity.at(size_t(row.block)));
+            QCOMPARE(row.setting.method, PlanMethod::SparseGpt);
+            sum += row.setting.sparsity;
+        }
+        QVERIFY(std::abs(sum / double(plan->rows().size()) - 0.6) < 1e-12); // equal-sized blocks
+        QVERIFY(applied.first().at(0).toString().contains(QStringLiteral("OWL")));
+        QVERIFY(analysis()->undoAllocation());
+        for (const PlanRow& row : plan->rows())
+            QCOMPARE(row.setting.sparsity, 0.5);
     }
 
     void allocationGoesToThePlanAndUndoes()

@@ -17,6 +17,7 @@
 #include "pipeline/sweep.h"
 
 #include <QAction>
+#include <QInputDialog>
 #include <QApplication>
 #include <QComboBox>
 #include <QCheckBox>
@@ -101,6 +102,11 @@ AnalysisController::AnalysisController(MainWindow* window) : QObject(window), m_
     m_undoAllocationAction->setShortcut(QKeySequence(Qt::CTRL | Qt::ALT | Qt::Key_Z));
     m_undoAllocationAction->setStatusTip(tr("Put back the plan as it was before the last allocation."));
     connect(m_undoAllocationAction, &QAction::triggered, this, &AnalysisController::undoAllocation);
+    m_owlAction = new QAction(tr("&OWL Allocation…"), this);
+    m_owlAction->setStatusTip(tr("Per-block sparsities by OWL (outlier-weighted layer-wise sparsity): blocks with "
+                                 "more outlier weights are pruned less, the average is exactly the one you give. "
+                                 "Applied to the plan; Undo Allocation puts it back."));
+    connect(m_owlAction, &QAction::triggered, this, &AnalysisController::owlDialog);
     m_sweepAction = new QAction(tr("S&weep…"), this);
     m_sweepAction->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_G));
     m_sweepAction->setStatusTip(tr("Prune and evaluate a grid of settings (methods × layer groups × bit-widths × "
@@ -113,26 +119,12 @@ AnalysisController::AnalysisController(MainWindow* window) : QObject(window), m_
                                     "summary, provenance, per-layer table, plots, KL divergence and greedy "
                                     "continuations against the dense model."));
     connect(m_reportAction, &QAction::triggered, this, &AnalysisController::reportDialog);
-    for (QAction* a : {m_scanAction, m_openScanAction, m_allocateAction, m_undoAllocationAction, m_reportAction, m_sweepAction})
+    for (QAction* a : {m_scanAction, m_openScanAction, m_allocateAction, m_owlAction, m_undoAllocationAction, m_reportAction,
+                       m_sweepAction})
         a->setToolTip(a->statusTip());
 
     connect(m_panel, &SensitivityPanel::allocationReady, this, [this](const SensitivityPanel::AllocationOutcome& outcome) {
-        QList<LayerSetting> settings;
-        const QString error = applyRecipeJson(outcome.recipeJson, tr("allocation"), m_window->planPanel()->planModel()->rows(),
-                                              &settings);
-        if (!error.isEmpty()) {
-            m_window->reportError(tr("Cannot apply the allocation"), error);
-            return;
-        }
-        const QList<PlanRow>& rows = m_window->planPanel()->planModel()->rows();
-        m_planBeforeAllocation = std::make_unique<std::vector<LayerSetting>>();
-        for (const PlanRow& row : rows)
-            m_planBeforeAllocation->push_back(row.setting);
-        m_window->planPanel()->planModel()->setSettings(settings);
-        m_window->logView()->appendInfo(outcome.summary);
-        m_window->statusBar()->showMessage(tr("Allocation applied to the plan (Undo Allocation: Ctrl+Alt+Z)"), 10'000);
-        updateActions();
-        Q_EMIT allocationApplied(outcome.summary);
+        applyAllocation(outcome.recipeJson, outcome.summary);
     });
     connect(m_panel, &SensitivityPanel::allocationFailed, this,
             [this](const QString& message) { m_window->reportError(tr("Cannot allocate"), message); });
@@ -159,6 +151,7 @@ void AnalysisController::populateRunMenu(QMenu* run)
     run->addAction(m_sweepAction);
     run->addAction(m_scanAction);
     run->addAction(m_allocateAction);
+    run->addAction(m_owlAction);
     run->addAction(m_undoAllocationAction);
 }
 
@@ -170,6 +163,7 @@ void AnalysisController::updateActions()
     m_sweepAction->setEnabled(!busy && m_window->hasModel());
     m_openScanAction->setEnabled(!isBusy());
     m_allocateAction->setEnabled(!running && m_window->hasModel() && m_panel->hasScan());
+    m_owlAction->setEnabled(!busy && m_window->hasModel());
     m_undoAllocationAction->setEnabled(!running && m_window->hasModel() && m_planBeforeAllocation != nullptr);
     const int selected = m_window->resultsPanel()->selectedRunId();
     const RunRecord* run = selected >= 0 ? m_window->resultsPanel()->run(selected) : nullptr;
@@ -489,6 +483,64 @@ bool AnalysisController::allocateToPlan()
     m_panel->allocateToPlan();
     disconnect(connection);
     return applied;
+}
+
+bool AnalysisController::applyAllocation(const QByteArray& recipeJson, const QString& summary)
+{
+    QList<LayerSetting> settings;
+    const QString error =
+        applyRecipeJson(recipeJson, tr("allocation"), m_window->planPanel()->planModel()->rows(), &settings);
+    if (!error.isEmpty()) {
+        m_window->reportError(tr("Cannot apply the allocation"), error);
+        return false;
+    }
+    const QList<PlanRow>& rows = m_window->planPanel()->planModel()->rows();
+    m_planBeforeAllocation = std::make_unique<std::vector<LayerSetting>>();
+    for (const PlanRow& row : rows)
+        m_planBeforeAllocation->push_back(row.setting);
+    m_window->planPanel()->planModel()->setSettings(settings);
+    m_window->logView()->appendInfo(summary);
+    m_window->statusBar()->showMessage(tr("Allocation applied to the plan (Undo Allocation: Ctrl+Alt+Z)"), 10'000);
+    updateActions();
+    Q_EMIT allocationApplied(summary);
+    return true;
+}
+
+bool AnalysisController::startOwl(double averageSparsity)
+{
+    if (!canStartOnModel())
+        return false;
+    OwlJob::Params params;
+    params.model = m_window->denseModel();
+    params.tokenizer = m_window->tokenizer();
+    params.calibration = m_window->calibrationPanel()->settings();
+    params.targetSparsity = averageSparsity;
+    params.threads = engineThreads();
+    auto* job = new OwlJob(params, this);
+    connect(job, &OwlJob::finished, this, [this](const OwlJob::Result& result) {
+        finishJob();
+        m_window->runPanel()->finishJob(RunPanel::Outcome::Done, result.summary);
+        applyAllocation(result.recipeJson, result.summary);
+    });
+    connect(job, &OwlJob::failed, this, [this](const QString& message) {
+        finishJob();
+        m_window->reportError(tr("OWL allocation failed"), message);
+    });
+    return startJob(job, tr("OWL allocation (%1 % average)").arg(100.0 * averageSparsity, 0, 'f', 1));
+}
+
+void AnalysisController::owlDialog()
+{
+    bool ok = false;
+    const double percent = QInputDialog::getDouble(
+        m_window, tr("OWL Allocation"),
+        tr("Average sparsity over the blocks (%). Blocks with more outlier weights get less, within a band of "
+           "16 points; the Calibration view's windows measure the outliers."),
+        QSettings().value(QStringLiteral("Allocation/owlPercent"), 50.0).toDouble(), 16.0, 83.9, 1, &ok);
+    if (!ok)
+        return;
+    QSettings().setValue(QStringLiteral("Allocation/owlPercent"), percent);
+    startOwl(percent / 100.0);
 }
 
 bool AnalysisController::undoAllocation()

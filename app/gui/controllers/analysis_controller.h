@@ -88,6 +88,10 @@ public Q_SLOTS:
     bool openScan(const QString& file);
     // Allocates with the Sensitivity tab's controls and applies the result to the plan.
     bool allocateToPlan();
+    // OWL's per-block sparsities at `averageSparsity` (an OwlJob), applied to the plan when it
+    // finishes (Undo Allocation puts the plan back).
+    bool startOwl(double averageSparsity);
+    void owlDialog();
     bool undoAllocation();
     void cancel();
     void updateActions();
@@ -115,6 +119,8 @@ private:
     bool startJob(EngineJob* job, const QString& what);
     void finishJob();
     void onProgress(qint64 done, qint64 total, double etaSeconds, const QString& text);
+    // Applies an allocation's recipe to the plan, keeping the plan before for Undo Allocation.
+    bool applyAllocation(const QByteArray& recipeJson, const QString& summary);
 
     MainWindow* m_window;
     SensitivityPanel* m_panel = nullptr;
@@ -123,6 +129,7 @@ private:
     QAction* m_scanAction = nullptr;
     QAction* m_openScanAction = nullptr;
     QAction* m_allocateAction = nullptr;
+    QAction* m_owlAction = nullptr;
     QAction* m_undoAllocationAction = nullptr;
     QAction* m_reportAction = nullptr;
     QAction* m_sweepAction = nullptr;

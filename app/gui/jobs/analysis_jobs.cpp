@@ -1,6 +1,7 @@
 #include "analysis_jobs.h"
 #include "engine_support.h"
 
+#include "allocation/owl.h"
 #include "data/calibration.h"
 #include "eval/perplexity.h"
 #include "export/hf_export.h"
@@ -69,6 +70,42 @@ void SensitivityJob::execute()
     Result result;
     result.seconds = scan->seconds;
     result.scan = std::move(scan);
+    deliver([this, result] { Q_EMIT finished(result); });
+}
+
+// ---------------------------------------------------------------------------------------------
+// OwlJob
+
+OwlJob::OwlJob(Params params, QObject* parent)
+    : EngineJob(params.threads, parent), m_params(std::move(params))
+{
+}
+
+void OwlJob::execute()
+{
+    if (!m_params.model || !m_params.tokenizer)
+        throw InputError("No model is loaded: open a model folder first.");
+    allocation::OwlParams params;
+    params.targetSparsity = m_params.targetSparsity;
+    params.validate();
+    const CalibrationSettings& calib = m_params.calibration;
+    model::requireWindowFits(m_params.model->config(), calib.seqlen, "Window length");
+    const ProgressCallback callback = progressCallback();
+    ProgressReporter(callback, "Tokenizing", 1).report(0, QFileInfo(calib.textPath).fileName().toStdString());
+    const data::CalibrationWindows windows = drawCalibrationWindows(*m_params.tokenizer, calib, cancelToken());
+    throwIfCancelled(cancelToken());
+    const auto owl = allocation::owlAllocation(*m_params.model, windows, params, callback, cancelToken());
+    solve::SolverOptions base;
+    base.sparsity = params.targetSparsity;
+    const std::string json = allocation::owlRecipe(owl, *m_params.model, base).toJson().dump();
+    Result result;
+    result.recipeJson = QByteArray(json.data(), qsizetype(json.size()));
+    QStringList blocks;
+    for (const double s : owl.blockSparsity)
+        blocks << QString::number(100.0 * s, 'f', 1);
+    result.summary = tr("OWL allocation at %1 % average sparsity: blocks %2 %")
+                         .arg(100.0 * params.targetSparsity, 0, 'f', 1)
+                         .arg(blocks.join(QStringLiteral(" / ")));
     deliver([this, result] { Q_EMIT finished(result); });
 }
 

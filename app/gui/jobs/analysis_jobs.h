@@ -16,6 +16,9 @@
 //                   from a workspace (no model in memory) is reported from the workspace: its
 //                   recorded export folder, with the model's hashes checked.
 //
+//   OwlJob          OWL's per-block sparsities (allocation/owl.h) for the loaded (dense)
+//                   model with the Calibration view's windows, as the recipe the plan takes.
+//
 // No LibTorch in this header; analysis_jobs.cpp is one of the GUI's engine translation units.
 
 #include "engine_jobs.h"
@@ -63,6 +66,34 @@ public:
 
 Q_SIGNALS:
     void finished(const sparselab::gui::SensitivityJob::Result& result);
+
+protected:
+    void execute() override;
+
+private:
+    Params m_params;
+};
+
+class OwlJob final : public EngineJob {
+    Q_OBJECT
+
+public:
+    struct Params {
+        std::shared_ptr<const model::CausalLM> model;         // required: the dense model
+        std::shared_ptr<const tokenize::Tokenizer> tokenizer; // required
+        CalibrationSettings calibration;
+        double targetSparsity = 0.5; // the average over blocks, exact
+        int threads = 0;
+    };
+    struct Result {
+        QByteArray recipeJson;  // SparseGPT with the block sparsities, one rule per layer
+        QString summary;        // one line for the log: the block sparsities
+    };
+
+    explicit OwlJob(Params params, QObject* parent = nullptr);
+
+Q_SIGNALS:
+    void finished(const sparselab::gui::OwlJob::Result& result);
 
 protected:
     void execute() override;
