@@ -25,6 +25,9 @@ plan::MemoryPlan planForArgs(const std::filesystem::path& folder, const Args& ar
     in.streamed = args.flag("stream");
     in.trueSequential = args.flag("true-sequential");
     in.cuda = args.valueOr("device", "cpu") == "cuda";
+    if (args.value("recover") || args.value("recover-epochs"))
+        in.recoveryLoss = args.valueOr("recover-loss", "kl") == "block" ? 2 : 1;
+    in.recoveryBatch = args.intOr("recover-batch", in.recoveryBatch, 1, 1 << 20);
     in.hostAvailableBytes = plan::hostAvailableMemory();
     std::string gpuNote;
     if (in.cuda) {

@@ -59,7 +59,8 @@ commands:
        [recovery options as for prune] [--device cpu|cuda] [--json]
                                   recovery for a model pruned earlier (a prune export)
   workspace W.h5 [--json]         list the model, settings and runs recorded in a workspace
-  plan MODEL [--nsamples N] [--seqlen N] [--device cpu|cuda] [--stream] [--true-sequential] [--json]
+  plan MODEL [--nsamples N] [--seqlen N] [--device cpu|cuda] [--stream] [--true-sequential]
+       [--recover STEPS [--recover-loss kl|block] [--recover-batch N]] [--json]
                                   memory a prune run needs (host and GPU); exit 2 if it does not fit
   export MODEL --gguf OUT.gguf [--type f32|f16|q8_0|q4_0] [--name NAME] [--json]
                                   write a GGUF file (llama.cpp) of a Llama-family model
@@ -150,7 +151,9 @@ int main(int argc, char** argv)
          }},
         {"workspace", [](const auto& a) { return cmdWorkspace(Args("workspace", a, {}, {"json"})); }},
         {"plan", [](const auto& a) {
-             return cmdPlan(Args("plan", a, {"nsamples", "seqlen", "device"}, {"stream", "true-sequential", "json"}));
+             return cmdPlan(Args("plan", a, {"nsamples", "seqlen", "device", "recover", "recover-epochs", "recover-loss",
+                                             "recover-batch"},
+                                 {"stream", "true-sequential", "json"}));
          }},
         {"prune", [](const auto& a) {
              std::set<std::string> values = {"calib", "out", "method", "sparsity", "nm", "bits", "group", "nsamples",

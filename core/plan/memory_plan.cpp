@@ -139,6 +139,35 @@ MemoryPlan planMemory(const MemoryPlanInput& in)
                   + " forward temporaries (batch " + std::to_string(batch) + ")"
             : "solving: the layer's Hinv and dense copy with the Hessians still alive (largest: "
                   + formatBytes(solve) + " of solve buffers)");
+    if (in.recoveryLoss == 1 || in.recoveryLoss == 2) {
+        const bool kl = in.recoveryLoss == 1;
+        const int64_t rb = std::min(std::max<int64_t>(1, in.recoveryBatch), in.nsamples);
+        const int64_t perBlock = sum({mul({10, rb, in.seqlen, d, kFloat}), mul({4, rb, in.seqlen, widest, kFloat}),
+                                      mul({2, rb, c.numHeads, in.seqlen, in.seqlen, kFloat})});
+        int64_t teacher = 0, state = 0, autograd = 0;
+        std::string detail;
+        if (kl) {
+            const int64_t logProbs = mul({in.nsamples, in.seqlen, c.vocabSize, kFloat});
+            const int64_t denseCopy = sum({mul({c.numLayers, blockWeights}), nonBlock});
+            teacher = logProbs <= (int64_t(2) << 30) ? logProbs : denseCopy;
+            state = mul({4, c.numLayers, blockWeights});
+            autograd = sum({mul({c.numLayers, perBlock}), mul({3, rb, in.seqlen, c.vocabSize, kFloat})});
+            detail = (logProbs <= (int64_t(2) << 30) ? "teacher log-probabilities " : "dense teacher copy ")
+                     + formatBytes(teacher) + " + Adam state " + formatBytes(state) + " + autograd "
+                     + formatBytes(autograd) + " (batch " + std::to_string(rb) + ")";
+        } else {
+            teacher = sum({mul({residentBlocks, blockWeights}), nonBlock, mul({in.nsamples, in.seqlen, d, kFloat})});
+            state = mul({4, blockWeights});
+            autograd = perBlock;
+            detail = "dense teacher " + formatBytes(teacher) + " + one block's Adam state " + formatBytes(state)
+                     + " + autograd " + formatBytes(autograd) + " (batch " + std::to_string(rb) + ")";
+        }
+        // The teacher's signal is alive during pruning too; the training replaces the solver's
+        // buffers, so only its excess over them is added.
+        const int64_t solverBuffers = std::max(collectPhase, solvePhase);
+        const int64_t training = sum({state, autograd});
+        add("recovery", dev, sum({teacher, training > solverBuffers ? training - solverBuffers : 0}), detail);
+    }
     const int64_t exportBytes = in.streamed ? 0 : in.largestShardLinearBytes;
     add("export", false, exportBytes, in.streamed ? "spilled blocks, mapped and released as written"
                                                   : "largest shard's replaced tensors in the stored dtype");

@@ -17,7 +17,18 @@
 //                  cols², and dense copy, rows·cols, while the Hessians of it and of the layers
 //                  after it are alive);
 //   export       — in memory: the largest shard's replaced tensors in the stored dtype;
-//                  streamed: nothing (mapped pages are released as written).
+//                  streamed: nothing (mapped pages are released as written);
+//   recovery     — with recovery after pruning (recovery/recovery.h), what it adds: the dense
+//                  teacher's cached log-probabilities [nsamples, seqlen, vocab] float32 (alive
+//                  from before pruning; above 2 GiB a dense copy of the weights instead), or for
+//                  the block loss a dense copy of the resident weights and the dense block
+//                  outputs [nsamples, seqlen, hidden]; plus the training state — gradient, two
+//                  Adam moments and the mask, four float32 copies of the trained weights (all
+//                  linears, or one block's) — and one batch's autograd activations: per block
+//                  passed through, 10 × [batch, seqlen, hidden] + 4 × [batch, seqlen, widest]
+//                  + 2 × [batch, heads, seqlen, seqlen], and 3 × [batch, seqlen, vocab] for the
+//                  logits (kl). The solver's buffers are gone by then, so only what exceeds
+//                  them counts on top.
 // With device "cuda" everything but export and a one-tensor staging buffer is on the GPU;
 // with "cpu" all of it is host memory. A fixed allowance covers the runtime itself (LibTorch,
 // CUDA context). The figures are estimates with a stated method, not measurements: the
@@ -43,6 +54,8 @@ struct MemoryPlanInput {
     bool streamed = false;              // one block resident (--stream)
     bool trueSequential = false;
     bool cuda = false;                  // device "cuda" (else "cpu")
+    int recoveryLoss = 0;               // recovery after pruning: 0 none, 1 kl, 2 block
+    int64_t recoveryBatch = 8;          // windows per recovery step
     int64_t hostAvailableBytes = -1;    // -1 = unknown (no check)
     int64_t deviceAvailableBytes = -1;  // -1 = unknown (no check)
 };

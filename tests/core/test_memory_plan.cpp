@@ -65,6 +65,30 @@ private Q_SLOTS:
         }
     }
 
+    // Recovery after pruning, 2 blocks in memory, 8 × 128 tokens, batch 8, by hand:
+    // per block passed through: 10·8·128·4096·4 + 4·8·128·11008·4 + 2·8·32·128²·4 =
+    // 167,772,160 + 180,355,072 + 33,554,432 = 381,681,664.
+    // kl: teacher log-probs 8·128·512·4 = 2,097,152; Adam state 4·2·809,500,672 =
+    // 6,476,005,376; autograd 2·381,681,664 + 3·8·128·512·4 = 769,654,784; the training's
+    // 7,245,660,160 less the solver's 1,149,763,584 → 6,095,896,576 + 2,097,152 = 6,097,993,728.
+    // block: teacher 2·809,500,672 + 16,777,216 + 8·128·4096·4 = 1,652,555,776; one block's
+    // state 3,238,002,688 + autograd 381,681,664 − 1,149,763,584 = 2,469,920,768 → 4,122,476,544.
+    void recoveryAddsItsTeacherAndTraining()
+    {
+        plan::MemoryPlanInput in;
+        in.config = llama7bShaped(2);
+        in.nsamples = 8;
+        in.seqlen = 128;
+        const auto without = plan::planMemory(in);
+        QCOMPARE(item(without, "recovery"), int64_t(-1));
+        in.recoveryLoss = 1;
+        const auto kl = plan::planMemory(in);
+        QCOMPARE(item(kl, "recovery"), int64_t(6'097'993'728));
+        QCOMPARE(kl.hostBytes, without.hostBytes + int64_t(6'097'993'728));
+        in.recoveryLoss = 2;
+        QCOMPARE(item(plan::planMemory(in), "recovery"), int64_t(4'122'476'544));
+    }
+
     void longWindowsPeakWhileCollecting()
     {
         plan::MemoryPlanInput in;

@@ -214,8 +214,7 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
     connect(m_planPanel, &PlanPanel::exactRulesChanged, this, [](bool exact) { QSettings().setValue(key::planExact, exact); });
     connect(m_planPanel, &PlanPanel::recoveryChanged, this, [this] {
         saveRunSettings();
-        if (m_runPanel->runName().isEmpty())
-            m_runPanel->setSuggestedName(suggestedRunName());
+        updateRunSummary(); // the suggested name and the memory the run will need
     });
     updateActions();
     updateTitle();
@@ -810,6 +809,8 @@ QString MainWindow::runMemoryProblem(QString* summary) const
     in.nsamples = calib.nsamples;
     in.seqlen = calib.seqlen;
     in.cuda = m_runPanel->device() == QLatin1String("cuda");
+    if (const RecoverySettings recovery = m_planPanel->recoverySettings(); recovery.enabled)
+        in.recoveryLoss = recovery.loss == QLatin1String("block") ? 2 : 1;
     in.hostAvailableBytes = plan::hostAvailableMemory();
     if (in.cuda) {
         const util::GpuQuery gpus = util::queryGpus();
