@@ -1,6 +1,7 @@
 #include "allocation/owl.h"
 
 #include "model/causal_lm.h"
+#include "pipeline/block_walker.h"
 #include "pipeline/prune_pipeline.h"
 #include "util/errors.h"
 
@@ -49,13 +50,7 @@ OwlResult owlAllocation(const model::CausalLM& dense, const data::CalibrationWin
     if (dense.streamed())
         throw optionError("--stream", "OWL reads every block's weights: load the model without --stream");
     torch::NoGradGuard noGrad;
-    std::vector<int64_t> flat(windows.ids.begin(), windows.ids.end());
-    const torch::Tensor ids =
-        torch::from_blob(flat.data(), {windows.nsamples, windows.seqlen}, torch::kLong).clone().to(dense.device());
-    const int64_t batch = params.forwardBatch;
-    std::vector<torch::Tensor> hidden;
-    for (int64_t i = 0; i < windows.nsamples; i += batch)
-        hidden.push_back(dense.embed(ids.narrow(0, i, std::min(batch, windows.nsamples - i))));
+    pipeline::BlockWalker walker(dense, windows, params.forwardBatch, cancel);
 
     OwlResult result;
     ProgressReporter reporter(progress, "owl", dense.numBlocks());
@@ -68,8 +63,7 @@ OwlResult owlAllocation(const model::CausalLM& dense, const data::CalibrationWin
             auto& s = sumSquares[layer.name];
             s = s.defined() ? s + part : part;
         };
-        for (auto& h : hidden)
-            h = dense.runBlock(b, h, hook);
+        walker.advance(b, hook);
         // The block's scores A = |W| · ‖X_j‖, their mean over all the block's weights, and the
         // share above M × mean.
         double sum = 0.0;

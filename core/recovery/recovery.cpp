@@ -2,6 +2,7 @@
 
 #include "eval/perplexity.h"
 #include "model/causal_lm.h"
+#include "pipeline/block_walker.h"
 #include "util/errors.h"
 
 #include <ATen/ATen.h>
@@ -12,6 +13,7 @@
 #include <cmath>
 #include <iterator>
 #include <numeric>
+#include <optional>
 #include <random>
 
 namespace sparselab::recovery {
@@ -143,10 +145,20 @@ private:
     size_t m_next = 0;
 };
 
+// The windows' ids as one [windows, seqlen] int64 tensor on `device` (a copy).
 torch::Tensor windowIds(const data::CalibrationWindows& w, torch::Device device)
 {
-    std::vector<int64_t> ids(w.ids.begin(), w.ids.end());
-    return torch::from_blob(ids.data(), {w.nsamples, w.seqlen}, torch::kLong).clone().to(device);
+    return torch::from_blob(const_cast<int64_t*>(w.ids.data()), {w.nsamples, w.seqlen}, torch::kLong).clone().to(device);
+}
+
+// Why training must stop before the next step, or "" to go on: a cancel wins over a stop.
+std::string stopRequested(const RecoveryObserver& observer)
+{
+    if (observer.cancel && observer.cancel->cancelled())
+        return "cancel";
+    if (observer.stop && observer.stop->cancelled())
+        return "stop";
+    return {};
 }
 
 int64_t countNonzero(const std::vector<model::LinearLayer>& layers)
@@ -251,12 +263,8 @@ RecoveryResult recoverLogits(model::CausalLM& student, const TeacherSignal& teac
     try {
         evaluate(0);
         for (int64_t step = 0; step < p.steps; ++step) {
-            if (cancelled(observer.cancel)) {
-                result.stoppedBy = "cancel";
-                break;
-            }
-            if (cancelled(observer.stop)) {
-                result.stoppedBy = "stop";
+            if (std::string why = stopRequested(observer); !why.empty()) {
+                result.stoppedBy = std::move(why);
                 break;
             }
             const torch::Tensor idx = sampler.next(device);
@@ -308,16 +316,6 @@ RecoveryResult recoverLogits(model::CausalLM& student, const TeacherSignal& teac
     return result;
 }
 
-// Runs `m`'s block over `x` ([N, T, d]) in batches, without autograd.
-torch::Tensor blockForward(const model::CausalLM& m, int64_t block, const torch::Tensor& x, int64_t batch)
-{
-    torch::NoGradGuard noGrad;
-    std::vector<torch::Tensor> parts;
-    for (int64_t i = 0; i < x.size(0); i += batch)
-        parts.push_back(m.runBlock(block, x.narrow(0, i, std::min(batch, x.size(0) - i))));
-    return torch::cat(parts, 0);
-}
-
 RecoveryResult recoverBlocks(model::CausalLM& student, const model::CausalLM& teacherIn,
                              const data::CalibrationWindows& train, const data::CalibrationWindows& heldOut,
                              const RecoveryParams& p, const RecoveryObserver& observer)
@@ -327,7 +325,6 @@ RecoveryResult recoverBlocks(model::CausalLM& student, const model::CausalLM& te
     auto& teacher = const_cast<model::CausalLM&>(teacherIn);
     RecoveryResult result;
     const torch::Device device = student.device();
-    const torch::Tensor ids = windowIds(train, device);
     const int64_t blocks = student.numBlocks();
     ProgressReporter reporter(observer.progress, "recovery", p.steps * blocks);
     const bool evaluateWhole = heldOut.nsamples > 0 && !student.streamed();
@@ -338,11 +335,14 @@ RecoveryResult recoverBlocks(model::CausalLM& student, const model::CausalLM& te
             observer.onHeldOut(point);
     }
 
-    torch::Tensor studentIn, teacherInputs;
+    // Both models' activations walk the blocks in step (cancel is checked by the steps, so the
+    // walkers get none): the teacher's outputs of block b are its target, the student's inputs
+    // of block b its training data.
+    std::optional<pipeline::BlockWalker> studentWalker, teacherWalker;
     {
         torch::NoGradGuard noGrad;
-        studentIn = student.embed(ids);
-        teacherInputs = teacher.embed(ids);
+        studentWalker.emplace(student, train, p.batchWindows, nullptr);
+        teacherWalker.emplace(teacher, train, p.batchWindows, nullptr);
     }
     result.stoppedBy = "steps";
     int64_t done = 0;
@@ -353,7 +353,12 @@ RecoveryResult recoverBlocks(model::CausalLM& student, const model::CausalLM& te
             student.prefetchBlock(b + 1);
             teacher.prefetchBlock(b + 1);
         }
-        const torch::Tensor target = blockForward(teacher, b, teacherInputs, p.batchWindows);
+        {
+            torch::NoGradGuard noGrad;
+            teacherWalker->advance(b);
+        }
+        const torch::Tensor& target = teacherWalker->inputs();
+        const torch::Tensor& studentIn = studentWalker->inputs();
         result.nonzeroBefore += countNonzero(student.linears(b));
         std::vector<TrainedTensor> tensors;
         addBlockTensors(student, b, p, tensors, result);
@@ -366,12 +371,8 @@ RecoveryResult recoverBlocks(model::CausalLM& student, const model::CausalLM& te
             Adam adam(tensors);
             WindowSampler sampler(train.nsamples, p.batchWindows, p.seed + uint64_t(b));
             for (int64_t step = 0; step < p.steps; ++step) {
-                if (cancelled(observer.cancel)) {
-                    result.stoppedBy = "cancel";
-                    break;
-                }
-                if (cancelled(observer.stop)) {
-                    result.stoppedBy = "stop";
+                if (std::string why = stopRequested(observer); !why.empty()) {
+                    result.stoppedBy = std::move(why);
                     break;
                 }
                 const torch::Tensor idx = sampler.next(device);
@@ -397,8 +398,8 @@ RecoveryResult recoverBlocks(model::CausalLM& student, const model::CausalLM& te
         }
         result.nonzeroAfter += countNonzero(student.linears(b));
         if (result.stoppedBy == "steps") {
-            studentIn = blockForward(student, b, studentIn, p.batchWindows);
-            teacherInputs = target;
+            torch::NoGradGuard noGrad;
+            studentWalker->advance(b);
         }
         student.finishBlock(b);
         teacher.finishBlock(b);
