@@ -6,6 +6,7 @@
 #include "model/causal_lm.h"
 #include "pipeline/prune_pipeline.h"
 #include "util/errors.h"
+#include "model_test_data.h"
 
 #include <ATen/Parallel.h>
 #include <QTest>
@@ -18,25 +19,8 @@
 
 using namespace sparselab;
 
-namespace {
-
-std::filesystem::path tinyLlama() { return std::filesystem::path(SPARSELAB_TEST_DATA_DIR) / "models" / "hf-llama"; }
-
-data::CalibrationWindows randomWindows(int64_t count, int64_t seqlen, int64_t vocab, uint32_t seed)
-{
-    std::mt19937 random(seed);
-    data::CalibrationWindows w;
-    w.nsamples = count;
-    w.seqlen = seqlen;
-    for (int64_t i = 0; i < count; ++i) {
-        w.offsets.push_back(i * seqlen);
-        for (int64_t t = 0; t < seqlen; ++t)
-            w.ids.push_back(int64_t(random() % uint32_t(vocab)));
-    }
-    return w;
-}
-
-} // namespace
+using testing::randomWindows;
+using testing::tinyLlama;
 
 class OwlTest : public QObject {
     Q_OBJECT

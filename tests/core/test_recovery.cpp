@@ -4,10 +4,10 @@
 // seed fixes the result, a cancel keeps the last finished step, the block loss falls, and
 // held-out windows never touch a training window.
 
-#include "data/calibration.h"
 #include "model/causal_lm.h"
 #include "recovery/recovery.h"
 #include "util/errors.h"
+#include "model_test_data.h"
 
 #include <ATen/Parallel.h>
 #include <QTest>
@@ -19,24 +19,10 @@
 
 using namespace sparselab;
 
+using testing::randomWindows;
+using testing::tinyLlama;
+
 namespace {
-
-std::filesystem::path tinyLlama() { return std::filesystem::path(SPARSELAB_TEST_DATA_DIR) / "models" / "hf-llama"; }
-
-// `count` windows of `seqlen` random token ids below `vocab`, seeded.
-data::CalibrationWindows randomWindows(int64_t count, int64_t seqlen, int64_t vocab, uint32_t seed)
-{
-    std::mt19937 random(seed);
-    data::CalibrationWindows w;
-    w.nsamples = count;
-    w.seqlen = seqlen;
-    for (int64_t i = 0; i < count; ++i) {
-        w.offsets.push_back(i * seqlen);
-        for (int64_t t = 0; t < seqlen; ++t)
-            w.ids.push_back(int64_t(random() % uint32_t(vocab)));
-    }
-    return w;
-}
 
 torch::Tensor idsTensor(const data::CalibrationWindows& w)
 {

@@ -92,6 +92,21 @@ private:
 
     AnalysisController* analysis() const { return m_window->analysis(); }
 
+    // The calibration windows the GUI's jobs use (m_calib on the demo text), drawn here with
+    // the core alone, independently of the GUI.
+    data::CalibrationWindows calibrationWindowsHere() const
+    {
+        std::ifstream in(testing::demoCalibText(), std::ios::binary);
+        std::ostringstream text;
+        text << in.rdbuf();
+        data::CalibrationParams cp;
+        cp.nsamples = m_calib.nsamples;
+        cp.seqlen = m_calib.seqlen;
+        cp.seed = m_calib.seed;
+        return data::sampleCalibrationWindows(m_window->tokenizer()->encodeForModel(text.str()), cp,
+                                              testing::demoCalibText());
+    }
+
 private Q_SLOTS:
     void initTestCase()
     {
@@ -163,15 +178,7 @@ private Q_SLOTS:
         const auto scan = panel->scan();
 
         // The core on the same windows (drawn here independently of the GUI).
-        std::ifstream in(testing::demoCalibText(), std::ios::binary);
-        std::ostringstream text;
-        text << in.rdbuf();
-        data::CalibrationParams cp;
-        cp.nsamples = m_calib.nsamples;
-        cp.seqlen = m_calib.seqlen;
-        cp.seed = m_calib.seed;
-        const auto windows = data::sampleCalibrationWindows(m_window->tokenizer()->encodeForModel(text.str()), cp,
-                                                            testing::demoCalibText());
+        const auto windows = calibrationWindowsHere();
         pipeline::SensitivityParams params;
         params.sparsities = request.sparsities;
         params.bits = request.bits;
@@ -207,6 +214,7 @@ private Q_SLOTS:
     // here independently), the average is exactly the one asked for, and Undo puts it back.
     void owlAllocationGoesToThePlanAndUndoes()
     {
+        m_errors.clear(); // this test's errors only, whatever ran before
         PlanModel* plan = m_window->planPanel()->planModel();
         LayerSetting uniform;
         uniform.sparsity = 0.5;
@@ -216,15 +224,7 @@ private Q_SLOTS:
         QVERIFY(applied.wait(300'000));
         QVERIFY2(m_errors.isEmpty(), m_errors.isEmpty() ? "" : qPrintable(m_errors.first()));
 
-        std::ifstream in(testing::demoCalibText(), std::ios::binary);
-        std::ostringstream text;
-        text << in.rdbuf();
-        data::CalibrationParams cp;
-        cp.nsamples = m_calib.nsamples;
-        cp.seqlen = m_calib.seqlen;
-        cp.seed = m_calib.seed;
-        const auto windows = data::sampleCalibrationWindows(m_window->tokenizer()->encodeForModel(text.str()), cp,
-                                                            testing::demoCalibText());
+        const auto windows = calibrationWindowsHere();
         allocation::OwlParams params;
         params.targetSparsity = 0.6;
         const auto owl = allocation::owlAllocation(*m_window->denseModel(), windows, params);

@@ -83,6 +83,27 @@ store::RunRecord comparable(store::RunRecord run)
     return run;
 }
 
+// A run of the demo model on one thread with `setting` on every layer: `nsamples` × `seqlen`
+// windows of the demo calibration text (seed 0), perplexity on the first `evalWindows` windows
+// of the demo evaluation text.
+RunJob::Params demoRun(const LoadModelJob::Result& loaded, const QString& name, const LayerSetting& setting,
+                       qint64 nsamples, qint64 seqlen, qint64 evalWindows)
+{
+    RunJob::Params params;
+    params.model = loaded.model;
+    params.tokenizer = loaded.tokenizer;
+    params.name = name;
+    params.calibration.textPath = qpath(testing::demoCalibText());
+    params.calibration.nsamples = nsamples;
+    params.calibration.seqlen = seqlen;
+    params.evaluation.enabled = true;
+    params.evaluation.textPath = qpath(testing::demoEvalText());
+    params.evaluation.maxWindows = evalWindows;
+    params.plan = PlanPanel::rowsFor(loaded.summary, setting);
+    params.threads = 1;
+    return params;
+}
+
 } // namespace
 
 class TestRunParity : public QObject {
@@ -199,18 +220,7 @@ void TestRunParity::recoveryIsTheSameInBothFrontEnds()
     const auto loaded = runToEnd(load, pool, &error);
     QVERIFY2(loaded, qPrintable(error));
 
-    RunJob::Params params;
-    params.model = loaded->model;
-    params.tokenizer = loaded->tokenizer;
-    params.name = QStringLiteral("recovered");
-    params.calibration.textPath = qpath(testing::demoCalibText());
-    params.calibration.nsamples = 16;
-    params.calibration.seqlen = 64;
-    params.evaluation.enabled = true;
-    params.evaluation.textPath = qpath(testing::demoEvalText());
-    params.evaluation.maxWindows = 6;
-    params.plan = PlanPanel::rowsFor(loaded->summary, LayerSetting{});
-    params.threads = 1;
+    RunJob::Params params = demoRun(*loaded, QStringLiteral("recovered"), LayerSetting{}, 16, 64, 6);
     params.recovery.enabled = true;
     params.recovery.steps = 10;
     params.recovery.learningRate = 2e-3;
@@ -270,18 +280,7 @@ void TestRunParity::stopRecoveryKeepsTheRun()
     LoadModelJob load({qpath(testing::demoModelDir()), 1});
     const auto loaded = runToEnd(load, pool, &error);
     QVERIFY2(loaded, qPrintable(error));
-    RunJob::Params params;
-    params.model = loaded->model;
-    params.tokenizer = loaded->tokenizer;
-    params.name = QStringLiteral("stopped");
-    params.calibration.textPath = qpath(testing::demoCalibText());
-    params.calibration.nsamples = 16;
-    params.calibration.seqlen = 64;
-    params.evaluation.enabled = true;
-    params.evaluation.textPath = qpath(testing::demoEvalText());
-    params.evaluation.maxWindows = 4;
-    params.plan = PlanPanel::rowsFor(loaded->summary, LayerSetting{});
-    params.threads = 1;
+    RunJob::Params params = demoRun(*loaded, QStringLiteral("stopped"), LayerSetting{}, 16, 64, 4);
     params.recovery.enabled = true;
     params.recovery.steps = 100000; // far more than the test waits for
     RunJob run(params);
