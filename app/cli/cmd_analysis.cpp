@@ -318,6 +318,27 @@ int cmdSensitivity(const Args& args)
 
 namespace {
 
+// Prunes a fresh copy per recipe with the session's windows and measures each on its evaluation
+// text (pipeline::evaluateRecipe), with the dense perplexity first: the "measured" object of
+// `allocate`'s report. `recipes`: (name, recipe) in the order they are reported.
+json measureRecipes(Session& s, const std::vector<std::pair<std::string, const pipeline::Recipe*>>& recipes,
+                    const ProgressCallback& progress)
+{
+    const auto dense = eval::evaluatePerplexity(*s.model, s.evalIds, s.evalParams, progress, &interruptToken());
+    json measured = {{"dense_perplexity", dense.perplexity}, {"windows", dense.windows}, {"seqlen", dense.seqlen}};
+    for (const auto& [name, recipe] : recipes) {
+        pipeline::PruneParams prune;
+        prune.recipe = *recipe;
+        prune.recipeSource = name + " recipe";
+        const auto outcome =
+            pipeline::evaluateRecipe(*s.model, s.windows, s.evalIds, prune, s.evalParams, progress, &interruptToken());
+        measured[name] = {{"perplexity", outcome.perplexity.perplexity},
+                          {"linear_sparsity", outcome.prune.linearSparsity()},
+                          {"model_bytes", outcome.modelBytes}};
+    }
+    return measured;
+}
+
 // allocate --method owl: OWL's per-block sparsities (allocation/owl.h) from the model and its
 // calibration windows, as a recipe of SparseGPT rules; uniform is the defaults alone.
 int allocateOwl(const Args& args, const fs::path& modelPath, const fs::path& out)
@@ -353,21 +374,8 @@ int allocateOwl(const Args& args, const fs::path& modelPath, const fs::path& out
                    {"outlier_multiple", owl.outlierMultiple},
                    {"average_sparsity", result.averageSparsity},
                    {"blocks", blocks}};
-    if (compare) {
-        const auto dense = eval::evaluatePerplexity(*s.model, s.evalIds, s.evalParams, progress, &interruptToken());
-        json measured = {{"dense_perplexity", dense.perplexity}, {"windows", dense.windows}, {"seqlen", dense.seqlen}};
-        for (const auto& [name, r] : {std::pair<std::string, const pipeline::Recipe*>{"uniform", &uniform},
-                                      std::pair<std::string, const pipeline::Recipe*>{"owl", &recipe}}) {
-            pipeline::PruneParams prune;
-            prune.recipe = *r;
-            prune.recipeSource = name + " recipe";
-            const auto outcome =
-                pipeline::evaluateRecipe(*s.model, s.windows, s.evalIds, prune, s.evalParams, progress, &interruptToken());
-            measured[name] = {{"perplexity", outcome.perplexity.perplexity},
-                              {"linear_sparsity", outcome.prune.linearSparsity()}};
-        }
-        report["measured"] = measured;
-    }
+    if (compare)
+        report["measured"] = measureRecipes(s, {{"uniform", &uniform}, {"owl", &recipe}}, progress);
     recipe.save(out);
     report["out"] = fs::absolute(out).string();
     if (args.flag("json")) {
@@ -448,21 +456,8 @@ int cmdAllocate(const Args& args)
         applyThreadsOption(args);
         torch::NoGradGuard noGrad;
         Session s = openSession(args, *compare, true);
-        const auto progress = stderrProgress(quiet);
-        const auto dense = eval::evaluatePerplexity(*s.model, s.evalIds, s.evalParams, progress, &interruptToken());
-        json measured = {{"dense_perplexity", dense.perplexity}, {"windows", dense.windows}, {"seqlen", dense.seqlen}};
-        for (const auto& [name, r] : {std::pair<std::string, const pipeline::Recipe*>{"uniform", &uniformRecipe},
-                                      std::pair<std::string, const pipeline::Recipe*>{"allocated", &recipe}}) {
-            pipeline::PruneParams prune;
-            prune.recipe = *r;
-            prune.recipeSource = name + " recipe";
-            const auto outcome =
-                pipeline::evaluateRecipe(*s.model, s.windows, s.evalIds, prune, s.evalParams, progress, &interruptToken());
-            measured[name] = {{"perplexity", outcome.perplexity.perplexity},
-                              {"linear_sparsity", outcome.prune.linearSparsity()},
-                              {"model_bytes", outcome.modelBytes}};
-        }
-        report["measured"] = measured;
+        report["measured"] =
+            measureRecipes(s, {{"uniform", &uniformRecipe}, {"allocated", &recipe}}, stderrProgress(quiet));
     }
 
     recipe.save(out);
