@@ -1,5 +1,6 @@
 #include "layer_error_plot.h"
 
+#include "plot_style.h"
 #include "qcustomplot_include.h"
 
 #include <QEvent>
@@ -276,27 +277,7 @@ void LayerErrorPlot::updatePlaceholder()
 
 void LayerErrorPlot::applyPalette()
 {
-    const QPalette& pal = palette();
-    const QColor text = pal.color(QPalette::WindowText);
-    QColor grid = pal.color(QPalette::Mid);
-    grid.setAlpha(110);
-    m_plot->setBackground(pal.brush(QPalette::Window));
-    m_plot->axisRect()->setBackground(pal.brush(QPalette::Base));
-    for (QCPAxis* axis : {m_plot->xAxis, m_plot->yAxis, m_plot->xAxis2, m_plot->yAxis2}) {
-        axis->setBasePen(QPen(text, 1));
-        axis->setTickPen(QPen(text, 1));
-        axis->setSubTickPen(QPen(text, 1));
-        axis->setTickLabelColor(text);
-        axis->setLabelColor(text);
-        axis->setTickLabelFont(font());
-        axis->setLabelFont(font());
-        axis->grid()->setPen(QPen(grid, 1, Qt::DotLine));
-        axis->grid()->setSubGridPen(Qt::NoPen);
-    }
-    m_plot->legend->setBrush(pal.brush(QPalette::Base));
-    m_plot->legend->setBorderPen(QPen(pal.color(QPalette::Mid)));
-    m_plot->legend->setTextColor(text);
-    m_plot->legend->setFont(font());
+    applyPlotStyle(m_plot, *this);
     for (int i = 0; i < m_bars.size(); ++i) {
         const QColor c = seriesColor(i);
         m_bars[i]->setPen(QPen(c.darker(130), 1));

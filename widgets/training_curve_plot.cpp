@@ -1,5 +1,6 @@
 #include "training_curve_plot.h"
 
+#include "plot_style.h"
 #include "qcustomplot_include.h"
 
 #include <QEvent>
@@ -104,23 +105,8 @@ void TrainingCurvePlot::rescale()
 
 void TrainingCurvePlot::applyPalette()
 {
+    applyPlotStyle(m_plot, *this);
     const QPalette& pal = palette();
-    const QColor text = pal.color(QPalette::WindowText);
-    QColor grid = pal.color(QPalette::Mid);
-    grid.setAlpha(110);
-    m_plot->setBackground(pal.brush(QPalette::Window));
-    m_plot->axisRect()->setBackground(pal.brush(QPalette::Base));
-    for (QCPAxis* axis : {m_plot->xAxis, m_plot->yAxis, m_plot->yAxis2}) {
-        axis->setBasePen(QPen(text, 1));
-        axis->setTickPen(QPen(text, 1));
-        axis->setSubTickPen(QPen(text, 1));
-        axis->setTickLabelColor(text);
-        axis->setLabelColor(text);
-        axis->setTickLabelFont(font());
-        axis->setLabelFont(font());
-        axis->grid()->setPen(QPen(grid, 1, Qt::DotLine));
-        axis->grid()->setSubGridPen(Qt::NoPen);
-    }
     m_plot->yAxis2->grid()->setVisible(false);
     const QColor highlight = pal.color(QPalette::Highlight);
     m_lossGraph->setPen(QPen(highlight, 1.5));
@@ -128,10 +114,6 @@ void TrainingCurvePlot::applyPalette()
     const QColor second = QColor::fromHsv((highlight.hsvHue() + 180) % 360, std::max(120, highlight.hsvSaturation()),
                                           std::max(150, highlight.value()));
     m_heldGraph->setPen(QPen(second, 1.5));
-    m_plot->legend->setBrush(pal.brush(QPalette::Base));
-    m_plot->legend->setBorderPen(QPen(pal.color(QPalette::Mid)));
-    m_plot->legend->setTextColor(text);
-    m_plot->legend->setFont(font());
     m_plot->replot(QCustomPlot::rpQueuedReplot);
 }
 
