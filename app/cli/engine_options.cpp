@@ -1,4 +1,5 @@
 #include "engine_options.h"
+#include "util/engine_threads.h"
 
 #include "pipeline/recipe.h"
 #include "util/errors.h"
@@ -15,7 +16,7 @@ namespace sparselab::cli {
 void applyThreadsOption(const Args& args)
 {
     if (const auto threads = args.intOr("threads", 0, 0, 1024); threads > 0)
-        at::set_num_threads(int(threads));
+        setEngineThreads(int(threads));
 }
 
 c10::Device deviceOption(const Args& args)

@@ -16,6 +16,7 @@
 #include "store/run_records.h"
 #include "tokenize/tokenizer.h"
 #include "util/atomic_file.h"
+#include "util/engine_threads.h"
 #include "util/errors.h"
 #include "util/gpu_info.h"
 #include "util/json_file.h"
@@ -120,7 +121,7 @@ void EngineJob::run()
         lowerWorkerPriority(); // before any OpenMP team is created on this thread
         at::init_num_threads();
         if (m_threads > 0)
-            at::set_num_threads(m_threads);
+            setEngineThreads(m_threads); // torch's pool (thread-local) and OpenBLAS's (process-wide)
         at::NoGradGuard noGrad;
         throwIfCancelled(&m_cancel);
         execute();
