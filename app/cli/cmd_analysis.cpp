@@ -6,6 +6,7 @@
 #include "engine_options.h"
 
 #include "allocation/owl.h"
+#include "allocation/search.h"
 #include "data/calibration.h"
 #include "eval/perplexity.h"
 #include "export/hf_export.h"
@@ -347,6 +348,10 @@ int allocateOwl(const Args& args, const fs::path& modelPath, const fs::path& out
         throw optionError("--budget-sparsity", "is required with --method owl (the average sparsity S)");
     if (args.value("budget-bytes"))
         throw optionError("--budget-bytes", "OWL allocates sparsity: give --budget-sparsity");
+    for (const char* searchOnly : {"generations", "offspring", "survivors", "max-mutations", "fitness-windows",
+                                   "level-step", "levels", "time-limit", "search-seed"})
+        if (args.value(searchOnly))
+            throw optionError(std::string("--") + searchOnly, "applies to --method search only");
     allocation::OwlParams owl;
     owl.targetSparsity = args.doubleOr("budget-sparsity", 0.5);
     owl.lambda = args.doubleOr("owl-lambda", owl.lambda);
@@ -396,23 +401,136 @@ int allocateOwl(const Args& args, const fs::path& modelPath, const fs::path& out
     return 0;
 }
 
+// allocate --method search: per-layer levels from the end-to-end search (allocation/search.h)
+// over a database of SparseGPT variants made from the model and its calibration windows.
+int allocateSearch(const Args& args, const fs::path& modelPath, const fs::path& out)
+{
+    if (!args.value("budget-sparsity"))
+        throw optionError("--budget-sparsity", "is required with --method search (the average sparsity S)");
+    if (args.value("budget-bytes"))
+        throw optionError("--budget-bytes", "the search allocates sparsity: give --budget-sparsity");
+    allocation::SearchParams search;
+    search.targetSparsity = args.doubleOr("budget-sparsity", 0.5);
+    search.levelStep = args.doubleOr("level-step", search.levelStep);
+    search.levelsEachSide = int(args.intOr("levels", search.levelsEachSide, 1, 50));
+    search.maxSparsity = args.doubleOr("max-sparsity", search.maxSparsity);
+    search.generations = args.intOr("generations", search.generations, 0, 1000000);
+    search.offspring = args.intOr("offspring", search.offspring, 1, 4096);
+    search.survivors = args.intOr("survivors", std::min(search.survivors, search.offspring), 1, 4096);
+    search.maxMutations = args.intOr("max-mutations", search.maxMutations, 1, 1000);
+    search.fitnessWindows = args.intOr("fitness-windows", search.fitnessWindows, 1, 1 << 20);
+    search.timeLimitSeconds = args.doubleOr("time-limit", 0.0);
+    search.seed = uint64_t(args.intOr("search-seed", args.intOr("seed", 0, 0, std::numeric_limits<int64_t>::max()), 0,
+                                      std::numeric_limits<int64_t>::max()));
+    search.base.sparsity = search.targetSparsity;
+    search.validate();
+    applyThreadsOption(args);
+    torch::NoGradGuard noGrad;
+    const bool quiet = args.flag("quiet");
+    const bool compare = args.value("eval").has_value();
+    Session s = openSession(args, io::resolveModelPath(modelPath), compare);
+    if (search.fitnessWindows > s.calib.nsamples)
+        throw optionError("--fitness-windows", "must not exceed --nsamples (" + std::to_string(s.calib.nsamples) + ")");
+    const auto progress = stderrProgress(quiet);
+    allocation::SearchObserver observer;
+    observer.progress = progress;
+    observer.cancel = &interruptToken();
+    const auto result = allocation::searchAllocation(*s.model, s.windows, search, observer);
+    const auto recipe = allocation::searchRecipe(result, search.base);
+
+    json layers = json::array();
+    for (size_t l = 0; l < result.layers.size(); ++l)
+        layers.push_back({{"name", result.layers[l].name}, {"kind", result.layers[l].kind},
+                          {"block", result.layers[l].block}, {"weights", result.layers[l].weights},
+                          {"sparsity", result.sparsity[l]}});
+    json history = json::array();
+    for (const auto& g : result.history)
+        history.push_back({{"generation", g.generation}, {"kl", g.bestFitness}, {"evaluations", g.evaluations},
+                           {"seconds", g.seconds}});
+    json report = {{"method", "search"},
+                   {"budget_sparsity", search.targetSparsity},
+                   {"average_sparsity", result.averageSparsity},
+                   {"levels", result.levelSparsity},
+                   {"seed", search.seed},
+                   {"generations", result.generationsRun},
+                   {"stopped_by", result.stoppedBy},
+                   {"fitness_windows", std::min<int64_t>(search.fitnessWindows, s.calib.nsamples)},
+                   {"uniform_kl", result.uniformFitness},
+                   {"search_kl", result.bestFitness},
+                   {"database_bytes", result.databaseBytes},
+                   {"database_seconds", result.databaseSeconds},
+                   {"search_seconds", result.searchSeconds},
+                   {"layers", layers},
+                   {"history", history}};
+    if (compare) {
+        // OWL beside it, with its published defaults, for the comparison.
+        allocation::OwlParams owl;
+        owl.targetSparsity = search.targetSparsity;
+        owl.lambda = args.doubleOr("owl-lambda", owl.lambda);
+        owl.outlierMultiple = args.doubleOr("owl-m", owl.outlierMultiple);
+        pipeline::Recipe owlRecipe;
+        const bool owlFits = owl.targetSparsity - 2 * owl.lambda >= 0 && owl.targetSparsity + 2 * owl.lambda < 1;
+        if (owlFits)
+            owlRecipe = allocation::owlRecipe(allocation::owlAllocation(*s.model, s.windows, owl, progress,
+                                                                        &interruptToken()),
+                                              *s.model, search.base);
+        pipeline::Recipe uniform;
+        uniform.defaults.options = search.base;
+        std::vector<std::pair<std::string, const pipeline::Recipe*>> recipes = {{"uniform", &uniform}};
+        if (owlFits)
+            recipes.emplace_back("owl", &owlRecipe);
+        recipes.emplace_back("search", &recipe);
+        report["measured"] = measureRecipes(s, recipes, progress);
+    }
+    recipe.save(out);
+    report["out"] = fs::absolute(out).string();
+    if (args.flag("json")) {
+        printJson(report);
+        return 0;
+    }
+    std::printf("search: average sparsity %.4f; KL on %lld calibration windows: uniform %.5f, found %.5f "
+                "(%lld generations, %s; database %.1f s, search %.1f s)\n",
+                result.averageSparsity, (long long)report["fitness_windows"].get<int64_t>(), result.uniformFitness,
+                result.bestFitness, (long long)result.generationsRun, result.stoppedBy.c_str(),
+                result.databaseSeconds, result.searchSeconds);
+    std::printf("%-44s %9s\n", "layer", "sparsity");
+    for (size_t l = 0; l < result.layers.size(); ++l)
+        std::printf("%-44s %9.3f\n", result.layers[l].name.c_str(), result.sparsity[l]);
+    if (report.contains("measured")) {
+        const auto& m = report["measured"];
+        std::printf("perplexity: dense %.4f, uniform %.4f", m["dense_perplexity"].get<double>(),
+                    m["uniform"]["perplexity"].get<double>());
+        if (m.contains("owl"))
+            std::printf(", OWL %.4f", m["owl"]["perplexity"].get<double>());
+        std::printf(", search %.4f\n", m["search"]["perplexity"].get<double>());
+    }
+    std::printf("wrote %s\n", out.c_str());
+    return 0;
+}
+
 } // namespace
 
 int cmdAllocate(const Args& args)
 {
-    const std::string usage = "sparselab-cli allocate (S.json | MODEL --calib FILE --method owl) "
+    const std::string usage = "sparselab-cli allocate (S.json | MODEL --calib FILE --method owl|search) "
                               "(--budget-sparsity S | --budget-bytes B) --out RECIPE.json [options]";
     args.requirePositional(1, usage);
     const std::string method = args.valueOr("method", "dp");
-    if (method != "dp" && method != "owl")
-        throw optionError("--method", "expects dp or owl, got '" + method + "'");
+    if (method != "dp" && method != "owl" && method != "search")
+        throw optionError("--method", "expects dp, owl or search, got '" + method + "'");
     const fs::path scanFile = args.positional().front();
     const fs::path out = outputPath(args, {scanFile}, ".json");
     if (method == "owl")
         return allocateOwl(args, scanFile, out);
+    if (method == "search")
+        return allocateSearch(args, scanFile, out);
     for (const char* owlOnly : {"owl-lambda", "owl-m"})
         if (args.value(owlOnly))
             throw optionError(std::string("--") + owlOnly, "applies to --method owl only");
+    for (const char* searchOnly : {"generations", "offspring", "survivors", "max-mutations", "fitness-windows",
+                                   "level-step", "levels", "time-limit", "search-seed"})
+        if (args.value(searchOnly))
+            throw optionError(std::string("--") + searchOnly, "applies to --method search only");
     const bool quiet = args.flag("quiet");
 
     pipeline::AllocatorParams params;

@@ -75,6 +75,12 @@ commands:
        [--owl-lambda 0.08] [--owl-m 5] [--nsamples 128] [--seqlen N] [--seed 0]
        [--eval FILE]                 OWL's per-block sparsities (average exactly S);
                                      --eval: prune uniform and OWL and compare perplexity
+  allocate MODEL --method search --calib FILE --budget-sparsity S --out RECIPE.json
+       [--generations 200] [--offspring 16] [--survivors 4] [--fitness-windows 32]
+       [--level-step 0.05] [--levels 6] [--max-sparsity 0.95] [--time-limit SEC]
+       [--search-seed K] [--eval FILE]  per-layer levels by an evolutionary search on the
+                                     whole model's KL (average exactly S); --eval: compare
+                                     uniform, OWL and the search on held-out text
   sweep MODEL --calib FILE --eval FILE --out R.json|W.h5 [--sparsities L] [--bits L]
        [--methods L] [--groups all,attention,mlp] [--shard i/N] [--name NAME] [--json]
                                   prune + perplexity at every grid point (a shard of them)
@@ -130,7 +136,9 @@ int main(int argc, char** argv)
         {"allocate", [](const auto& a) {
              return cmdAllocate(Args("allocate", a,
                                      {"out", "budget-sparsity", "budget-bytes", "bits", "metric", "max-sparsity",
-                                      "method", "owl-lambda", "owl-m",
+                                      "method", "owl-lambda", "owl-m", "generations", "offspring", "survivors",
+                                      "max-mutations", "fitness-windows", "level-step", "levels", "time-limit",
+                                      "search-seed",
                                       "resolution", "compare", "calib", "eval", "nsamples", "seqlen", "seed",
                                       "max-windows", "threads", "device", "name"},
                                      {"json", "quiet"}));

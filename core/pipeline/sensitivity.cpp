@@ -173,8 +173,10 @@ SensitivityResult scan(const model::CausalLM& model, model::CausalLM* pager, con
             }
             entry.factorSeconds = secondsSince(factorStart);
 
-            for (double sparsity : params.sparsities)
-                for (int bits : params.bits) {
+            for (size_t si = 0; si < params.sparsities.size(); ++si)
+                for (size_t bi = 0; bi < params.bits.size(); ++bi) {
+                    const double sparsity = params.sparsities[si];
+                    const int bits = params.bits[bi];
                     throwIfCancelled(cancel);
                     SensitivityCell cell;
                     cell.sparsity = sparsity;
@@ -182,6 +184,8 @@ SensitivityResult scan(const model::CausalLM& model, model::CausalLM* pager, con
                     if (sparsity == 0.0 && bits == 16) {
                         // The dense layer itself: nothing to solve, no error.
                         cell.achievedSparsity = dense.eq(0).sum().item<double>() / double(dense.numel());
+                        if (params.onVariant)
+                            params.onVariant(result.layers.size(), si, bi, dense);
                     } else {
                         const auto cellStart = Clock::now();
                         solve::SolverOptions options = params.base;
@@ -193,6 +197,8 @@ SensitivityResult scan(const model::CausalLM& model, model::CausalLM* pager, con
                         cell.relError = solved.stats.relOutputError;
                         cell.absError = solved.stats.relOutputError * entry.outputEnergy;
                         cell.seconds = secondsSince(cellStart);
+                        if (params.onVariant)
+                            params.onVariant(result.layers.size(), si, bi, w);
                     }
                     entry.cells.push_back(cell);
                     reporter.report(++done, name);

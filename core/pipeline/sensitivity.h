@@ -30,6 +30,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,12 @@ struct SensitivityParams {
     solve::SolverOptions base;           // method, damp, blocksize, group, sym (sparsity/bits ignored)
     std::vector<std::string> layerFilter; // globs over module names; empty = all linear layers
     int64_t forwardBatch = 8;            // windows per block forward pass
+    // Optional: every level's weight as the scan makes it — the solved copy, or for the 0 % /
+    // 16-bit level the dense weight (which may share the model's storage) — with the index its layer will have in
+    // SensitivityResult::layers and the level's indices into `sparsities` and `bits`. The
+    // weight is [rows, cols] float32 and is not used by the scan afterwards (keep it). The
+    // allocation search builds its database of per-layer variants from it (allocation/search.h).
+    std::function<void(size_t layer, size_t sparsityIndex, size_t bitsIndex, const torch::Tensor& weight)> onVariant;
 };
 
 struct SensitivityCell {
