@@ -47,12 +47,23 @@ TrainingCurvePlot::TrainingCurvePlot(QWidget* parent)
     clear();
 }
 
-void TrainingCurvePlot::start(qint64 steps, const QString& heldOutLabel)
+void TrainingCurvePlot::start(qint64 steps, const QString& heldOutLabel, const QString& lossLabel,
+                              const QString& stepLabel)
 {
     clear();
     m_steps = std::max<qint64>(1, steps);
+    const QString loss = lossLabel.isEmpty() ? tr("training loss") : lossLabel;
+    m_plot->xAxis->setLabel(stepLabel.isEmpty() ? tr("step") : stepLabel);
+    m_plot->yAxis->setLabel(loss);
+    m_lossGraph->setName(loss);
+    // No held-out metric: no right axis and no legend entry for it.
+    m_plot->yAxis2->setVisible(!heldOutLabel.isEmpty());
     m_plot->yAxis2->setLabel(heldOutLabel);
     m_heldGraph->setName(heldOutLabel);
+    if (heldOutLabel.isEmpty())
+        m_heldGraph->removeFromLegend();
+    else
+        m_heldGraph->addToLegend();
     rescale();
 }
 

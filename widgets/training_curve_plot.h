@@ -1,7 +1,7 @@
 #pragma once
 // A training curve: loss per step (left axis, log scale) and a held-out metric at the steps
 // it was measured (right axis, e.g. perplexity), filling in live. Used for recovery after
-// pruning. Built on QCustomPlot, styled from the palette like LayerErrorPlot.
+// pruning and the allocation search. Built on QCustomPlot, styled from the palette like LayerErrorPlot.
 //
 // Usage:
 //     auto* plot = new TrainingCurvePlot;
@@ -27,8 +27,11 @@ class TrainingCurvePlot : public QWidget {
 public:
     explicit TrainingCurvePlot(QWidget* parent = nullptr);
 
-    // Clears both curves; the step axis spans 0..steps; `heldOutLabel` names the right axis.
-    void start(qint64 steps, const QString& heldOutLabel);
+    // Clears both curves; the step axis spans 0..steps; `heldOutLabel` names the right axis
+    // (empty: no right axis). The left axis and the x axis default to "training loss" and
+    // "step" (the allocation search plots its best KL per generation here).
+    void start(qint64 steps, const QString& heldOutLabel, const QString& lossLabel = {},
+               const QString& stepLabel = {});
     void addLoss(qint64 step, double loss);
     void addHeldOut(qint64 step, double value);
     void clear();

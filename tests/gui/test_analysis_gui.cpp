@@ -16,6 +16,7 @@
 #include "calibration_panel.h"
 #include "evaluation_panel.h"
 #include "export_panel.h"
+#include "live_view.h"
 #include "main_window.h"
 #include "plan_model.h"
 #include "plan_panel.h"
@@ -26,6 +27,7 @@
 #include "workspace_controller.h"
 
 #include "allocation/owl.h"
+#include "allocation/search.h"
 #include "data/calibration.h"
 #include "model/causal_lm.h"
 #include "pipeline/allocator.h"
@@ -37,6 +39,7 @@
 #include "util/atomic_file.h"
 
 #include "qcustomplot_include.h"
+#include "training_curve_plot.h"
 
 #include <QFile>
 #include <QProcess>
@@ -236,6 +239,56 @@ private Q_SLOTS:
         }
         QVERIFY(std::abs(sum / double(plan->rows().size()) - 0.6) < 1e-12); // equal-sized blocks
         QVERIFY(applied.first().at(0).toString().contains(QStringLiteral("OWL")));
+        QVERIFY(analysis()->undoAllocation());
+        for (const PlanRow& row : plan->rows())
+            QCOMPARE(row.setting.sparsity, 0.5);
+    }
+
+    void searchAllocationGoesToThePlanAndUndoes()
+    {
+        m_errors.clear();
+        PlanModel* plan = m_window->planPanel()->planModel();
+        LayerSetting uniform;
+        uniform.sparsity = 0.5;
+        plan->applyUniform(uniform);
+        QSignalSpy applied(analysis(), &AnalysisController::allocationApplied);
+        AnalysisController::SearchRequest request;
+        request.averageSparsity = 0.6;
+        request.generations = 3;
+        request.seed = 4;
+        QVERIFY(analysis()->startSearch(request));
+        QVERIFY(analysis()->stopSearchAction()->isEnabled());
+        QVERIFY(!analysis()->startSearch(request)); // one engine job at a time
+        m_errors.clear();
+        QVERIFY(applied.wait(300'000));
+        QVERIFY2(m_errors.isEmpty(), m_errors.isEmpty() ? "" : qPrintable(m_errors.first()));
+        QVERIFY(!analysis()->stopSearchAction()->isEnabled());
+        // The live curve: the uniform start and one point per generation.
+        QCOMPARE(m_window->liveView()->recoveryPlot()->lossPoints(), 4);
+        QVERIFY(m_window->liveView()->recoveryPane()->isVisible() || !m_window->isVisible());
+
+        // The same search run here directly (same windows, seed and one thread) gives the plan.
+        const auto windows = calibrationWindowsHere();
+        allocation::SearchParams params;
+        params.targetSparsity = 0.6;
+        params.base.sparsity = 0.6;
+        params.generations = 3;
+        params.seed = 4;
+        params.fitnessWindows = std::min<int64_t>(params.fitnessWindows, windows.nsamples);
+        const auto expected = allocation::searchAllocation(*m_window->denseModel(), windows, params);
+        QCOMPARE(m_window->liveView()->recoveryPlot()->lastLoss(), expected.bestFitness);
+        double weighted = 0.0, weights = 0.0;
+        for (const PlanRow& row : plan->rows()) {
+            const auto it = std::find_if(expected.layers.begin(), expected.layers.end(),
+                                         [&](const auto& l) { return l.name == row.name.toStdString(); });
+            QVERIFY(it != expected.layers.end());
+            QCOMPARE(row.setting.sparsity, expected.sparsity[size_t(it - expected.layers.begin())]);
+            QCOMPARE(row.setting.method, PlanMethod::SparseGpt);
+            weighted += row.setting.sparsity * double(row.weights());
+            weights += double(row.weights());
+        }
+        QVERIFY(std::abs(weighted / weights - 0.6) < 1e-12); // exact at the weighted average
+        QVERIFY(applied.first().at(0).toString().contains(QStringLiteral("search")));
         QVERIFY(analysis()->undoAllocation());
         for (const PlanRow& row : plan->rows())
             QCOMPARE(row.setting.sparsity, 0.5);

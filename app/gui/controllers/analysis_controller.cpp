@@ -3,6 +3,7 @@
 #include "analysis_jobs.h"
 #include "calibration_panel.h"
 #include "evaluation_panel.h"
+#include "live_view.h"
 #include "log_view.h"
 #include "main_window.h"
 #include "plan_model.h"
@@ -23,6 +24,7 @@
 #include <QCheckBox>
 #include <QDialog>
 #include <QDialogButtonBox>
+#include <QDoubleSpinBox>
 #include <QDir>
 #include <QFileDialog>
 #include <QFileInfo>
@@ -37,6 +39,7 @@
 #include <QPushButton>
 #include <QSettings>
 #include <QSpinBox>
+#include <QVBoxLayout>
 #include <QStatusBar>
 #include <QTabWidget>
 #include <QToolButton>
@@ -107,6 +110,16 @@ AnalysisController::AnalysisController(MainWindow* window) : QObject(window), m_
                                  "more outlier weights are pruned less, the average is exactly the one you give. "
                                  "Applied to the plan; Undo Allocation puts it back."));
     connect(m_owlAction, &QAction::triggered, this, &AnalysisController::owlDialog);
+    m_searchAction = new QAction(tr("Searc&h Allocation…"), this);
+    m_searchAction->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_L));
+    m_searchAction->setStatusTip(tr("Per-layer sparsities found by an evolutionary search on the whole model's KL "
+                                    "divergence from the dense model (calibration windows), at exactly the average "
+                                    "you give. Applied to the plan; Undo Allocation puts it back."));
+    connect(m_searchAction, &QAction::triggered, this, &AnalysisController::searchDialog);
+    m_stopSearchAction = new QAction(tr("Stop Searc&h"), this);
+    m_stopSearchAction->setStatusTip(tr("End the allocation search after this generation and apply the best levels "
+                                        "found so far (Cancel discards them)."));
+    connect(m_stopSearchAction, &QAction::triggered, this, &AnalysisController::stopSearch);
     m_sweepAction = new QAction(tr("S&weep…"), this);
     m_sweepAction->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_G));
     m_sweepAction->setStatusTip(tr("Prune and evaluate a grid of settings (methods × layer groups × bit-widths × "
@@ -119,7 +132,8 @@ AnalysisController::AnalysisController(MainWindow* window) : QObject(window), m_
                                     "summary, provenance, per-layer table, plots, KL divergence and greedy "
                                     "continuations against the dense model."));
     connect(m_reportAction, &QAction::triggered, this, &AnalysisController::reportDialog);
-    for (QAction* a : {m_scanAction, m_openScanAction, m_allocateAction, m_owlAction, m_undoAllocationAction, m_reportAction,
+    for (QAction* a : {m_scanAction, m_openScanAction, m_allocateAction, m_owlAction, m_searchAction, m_stopSearchAction,
+                       m_undoAllocationAction, m_reportAction,
                        m_sweepAction})
         a->setToolTip(a->statusTip());
 
@@ -152,6 +166,8 @@ void AnalysisController::populateRunMenu(QMenu* run)
     run->addAction(m_scanAction);
     run->addAction(m_allocateAction);
     run->addAction(m_owlAction);
+    run->addAction(m_searchAction);
+    run->addAction(m_stopSearchAction);
     run->addAction(m_undoAllocationAction);
 }
 
@@ -164,6 +180,8 @@ void AnalysisController::updateActions()
     m_openScanAction->setEnabled(!isBusy());
     m_allocateAction->setEnabled(!running && m_window->hasModel() && m_panel->hasScan());
     m_owlAction->setEnabled(!busy && m_window->hasModel());
+    m_searchAction->setEnabled(!busy && m_window->hasModel());
+    m_stopSearchAction->setEnabled(m_searchJob != nullptr);
     m_undoAllocationAction->setEnabled(!running && m_window->hasModel() && m_planBeforeAllocation != nullptr);
     const int selected = m_window->resultsPanel()->selectedRunId();
     const RunRecord* run = selected >= 0 ? m_window->resultsPanel()->run(selected) : nullptr;
@@ -541,6 +559,115 @@ void AnalysisController::owlDialog()
         return;
     QSettings().setValue(QStringLiteral("Allocation/owlPercent"), percent);
     startOwl(percent / 100.0);
+}
+
+bool AnalysisController::startSearch(const SearchRequest& request)
+{
+    if (!canStartOnModel())
+        return false;
+    SearchJob::Params params;
+    params.model = m_window->denseModel();
+    params.tokenizer = m_window->tokenizer();
+    params.calibration = m_window->calibrationPanel()->settings();
+    params.targetSparsity = request.averageSparsity;
+    params.generations = request.generations;
+    params.timeLimitSeconds = request.timeLimitSeconds;
+    params.seed = request.seed;
+    params.threads = engineThreads();
+    auto* job = new SearchJob(params, this);
+    const QString description = tr("%1 % average, %2 generations").arg(100.0 * request.averageSparsity, 0, 'f', 1)
+                                    .arg(request.generations);
+    connect(job, &SearchJob::generationFinished, this, [this](qint64 generation, double kl) {
+        m_window->liveView()->addSearchGeneration(generation, kl);
+    });
+    connect(job, &SearchJob::finished, this, [this](const SearchJob::Result& result) {
+        m_searchJob = nullptr;
+        finishJob();
+        m_window->runPanel()->finishJob(RunPanel::Outcome::Done, result.summary);
+        applyAllocation(result.recipeJson, result.summary);
+    });
+    connect(job, &SearchJob::failed, this, [this](const QString& message) {
+        m_searchJob = nullptr;
+        finishJob();
+        m_window->reportError(tr("Allocation search failed"), message);
+    });
+    connect(job, &SearchJob::cancelled, this, [this] { m_searchJob = nullptr; updateActions(); });
+    m_searchJob = job;
+    if (!startJob(job, tr("Allocation search (%1)").arg(description))) {
+        m_searchJob = nullptr;
+        return false;
+    }
+    m_window->liveView()->startSearch(request.generations, description);
+    updateActions();
+    return true;
+}
+
+void AnalysisController::stopSearch()
+{
+    if (!m_searchJob)
+        return;
+    m_searchJob->stop();
+    m_stopSearchAction->setEnabled(false);
+    m_window->logView()->appendInfo(tr("Stopping the allocation search after this generation…"));
+}
+
+void AnalysisController::searchDialog()
+{
+    QDialog dialog(m_window);
+    dialog.setWindowTitle(tr("Search Allocation"));
+    auto* form = new QFormLayout;
+    auto* sparsity = new QDoubleSpinBox(&dialog);
+    sparsity->setRange(1.0, 95.0);
+    sparsity->setDecimals(1);
+    sparsity->setSuffix(tr(" %"));
+    sparsity->setToolTip(tr("The average sparsity over all linear weights; the search keeps it exactly."));
+    auto* generations = new QSpinBox(&dialog);
+    generations->setRange(1, 100000);
+    generations->setToolTip(tr("Each generation scores 16 variants of the best levels so far (about 1.5 s on the "
+                               "demo model on one thread)."));
+    auto* timeLimit = new QSpinBox(&dialog);
+    timeLimit->setRange(0, 24 * 3600);
+    timeLimit->setSuffix(tr(" s"));
+    timeLimit->setSpecialValueText(tr("none"));
+    timeLimit->setToolTip(tr("Stop after this long and keep the best levels so far."));
+    auto* seed = new QSpinBox(&dialog);
+    seed->setRange(0, 1 << 30);
+    seed->setToolTip(tr("The same seed, calibration and threads give the same levels."));
+    QSettings settings;
+    sparsity->setValue(settings.value(QStringLiteral("Allocation/searchPercent"), 60.0).toDouble());
+    generations->setValue(settings.value(QStringLiteral("Allocation/searchGenerations"), 100).toInt());
+    timeLimit->setValue(settings.value(QStringLiteral("Allocation/searchSeconds"), 0).toInt());
+    seed->setValue(settings.value(QStringLiteral("Allocation/searchSeed"), 0).toInt());
+    form->addRow(tr("Average sparsity:"), sparsity);
+    form->addRow(tr("Generations:"), generations);
+    form->addRow(tr("Time limit:"), timeLimit);
+    form->addRow(tr("Seed:"), seed);
+    auto* help = new QLabel(tr("Every layer is solved once at levels 5 points apart around the average; the search "
+                               "then trades levels between layers of the same size and keeps what lowers the whole "
+                               "model's KL divergence from the dense model on the Calibration view's first 32 "
+                               "windows. F5 afterwards runs the real pipeline with the levels found."),
+                            &dialog);
+    help->setWordWrap(true);
+    auto* buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel, &dialog);
+    buttons->button(QDialogButtonBox::Ok)->setText(tr("Search"));
+    connect(buttons, &QDialogButtonBox::accepted, &dialog, &QDialog::accept);
+    connect(buttons, &QDialogButtonBox::rejected, &dialog, &QDialog::reject);
+    auto* layout = new QVBoxLayout(&dialog);
+    layout->addWidget(help);
+    layout->addLayout(form);
+    layout->addWidget(buttons);
+    if (dialog.exec() != QDialog::Accepted)
+        return;
+    settings.setValue(QStringLiteral("Allocation/searchPercent"), sparsity->value());
+    settings.setValue(QStringLiteral("Allocation/searchGenerations"), generations->value());
+    settings.setValue(QStringLiteral("Allocation/searchSeconds"), timeLimit->value());
+    settings.setValue(QStringLiteral("Allocation/searchSeed"), seed->value());
+    SearchRequest request;
+    request.averageSparsity = sparsity->value() / 100.0;
+    request.generations = generations->value();
+    request.timeLimitSeconds = timeLimit->value();
+    request.seed = quint64(seed->value());
+    startSearch(request);
 }
 
 bool AnalysisController::undoAllocation()

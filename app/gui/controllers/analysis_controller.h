@@ -9,6 +9,10 @@
 //   Run → Allocate from Scan (Ctrl+Shift+A)  the allocator over the scan, applied to the Plan
 //                                            view; Undo Allocation (Ctrl+Alt+Z) puts the
 //                                            previous plan back;
+//   Run → OWL Allocation…, Search Allocation… (Ctrl+Shift+L)  OWL's block sparsities, or the
+//                                            end-to-end search (best KL per generation live in
+//                                            the Live Solver view; Stop Search keeps the best),
+//                                            applied to the Plan view the same way;
 //   File → Write Report… (Ctrl+Shift+R)      the hand-over report (HTML and/or PDF) of the run
 //                                            selected in Results (ReportJob), with the loaded
 //                                            sweep and scan as plots and the session's runs.
@@ -34,6 +38,7 @@ namespace sparselab::gui {
 
 class EngineJob;
 class MainWindow;
+class SearchJob;
 class SensitivityPanel;
 struct LayerSetting;
 
@@ -51,6 +56,12 @@ public:
         std::vector<int> bits{16, 4};
         std::vector<int> methods{0};             // PlanMethod values: SparseGpt (0), Magnitude (1), Wanda (2)
         std::vector<std::string> groups{"all"};  // "all", "attention", "mlp"
+    };
+    struct SearchRequest {
+        double averageSparsity = 0.5;
+        qint64 generations = 200;
+        double timeLimitSeconds = 0; // 0 = none
+        quint64 seed = 0;
     };
     struct ReportRequest {
         QString htmlPath, pdfPath;   // at least one
@@ -72,6 +83,8 @@ public:
     [[nodiscard]] QAction* undoAllocationAction() const { return m_undoAllocationAction; }
     [[nodiscard]] QAction* reportAction() const { return m_reportAction; }
     [[nodiscard]] QAction* sweepAction() const { return m_sweepAction; }
+    [[nodiscard]] QAction* searchAction() const { return m_searchAction; }
+    [[nodiscard]] QAction* stopSearchAction() const { return m_stopSearchAction; }
     [[nodiscard]] bool isBusy() const { return m_job != nullptr; }
     // Where the last report went (empty before).
     [[nodiscard]] const QStringList& lastReportFiles() const { return m_lastReportFiles; }
@@ -92,6 +105,12 @@ public Q_SLOTS:
     // finishes (Undo Allocation puts the plan back).
     bool startOwl(double averageSparsity);
     void owlDialog();
+    // The end-to-end allocation search (a SearchJob) with its best KL per generation in the
+    // Live Solver view; its levels go to the plan when it ends (Undo Allocation puts the plan
+    // back). Stop Search ends it early keeping the best levels so far.
+    bool startSearch(const SearchRequest& request);
+    void searchDialog();
+    void stopSearch();
     bool undoAllocation();
     void cancel();
     void updateActions();
@@ -130,6 +149,9 @@ private:
     QAction* m_openScanAction = nullptr;
     QAction* m_allocateAction = nullptr;
     QAction* m_owlAction = nullptr;
+    QAction* m_searchAction = nullptr;
+    QAction* m_stopSearchAction = nullptr;
+    QPointer<SearchJob> m_searchJob;
     QAction* m_undoAllocationAction = nullptr;
     QAction* m_reportAction = nullptr;
     QAction* m_sweepAction = nullptr;

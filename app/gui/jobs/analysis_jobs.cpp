@@ -2,6 +2,7 @@
 #include "engine_support.h"
 
 #include "allocation/owl.h"
+#include "allocation/search.h"
 #include "data/calibration.h"
 #include "eval/perplexity.h"
 #include "export/hf_export.h"
@@ -106,6 +107,62 @@ void OwlJob::execute()
     result.summary = tr("OWL allocation at %1 % average sparsity: blocks %2 %")
                          .arg(100.0 * params.targetSparsity, 0, 'f', 1)
                          .arg(blocks.join(QStringLiteral(" / ")));
+    deliver([this, result] { Q_EMIT finished(result); });
+}
+
+// ---------------------------------------------------------------------------------------------
+// SearchJob
+
+SearchJob::SearchJob(Params params, QObject* parent)
+    : EngineJob(params.threads, parent), m_params(std::move(params))
+{
+}
+
+void SearchJob::execute()
+{
+    if (!m_params.model || !m_params.tokenizer)
+        throw InputError("No model is loaded: open a model folder first.");
+    allocation::SearchParams params;
+    params.targetSparsity = m_params.targetSparsity;
+    params.generations = m_params.generations;
+    params.timeLimitSeconds = m_params.timeLimitSeconds;
+    params.seed = m_params.seed;
+    params.base.sparsity = m_params.targetSparsity;
+    params.validate();
+    const CalibrationSettings& calib = m_params.calibration;
+    model::requireWindowFits(m_params.model->config(), calib.seqlen, "Window length");
+    const ProgressCallback callback = progressCallback();
+    ProgressReporter(callback, "Tokenizing", 1).report(0, QFileInfo(calib.textPath).fileName().toStdString());
+    const data::CalibrationWindows windows = drawCalibrationWindows(*m_params.tokenizer, calib, cancelToken());
+    throwIfCancelled(cancelToken());
+    params.fitnessWindows = std::min(params.fitnessWindows, windows.nsamples);
+    allocation::SearchObserver observer;
+    observer.progress = callback;
+    observer.cancel = cancelToken();
+    observer.stop = &m_stop;
+    observer.onGeneration = [this](const allocation::SearchGeneration& g) {
+        post([this, generation = g.generation, kl = g.bestFitness] { Q_EMIT generationFinished(generation, kl); });
+    };
+    const auto found = allocation::searchAllocation(*m_params.model, windows, params, observer);
+    const std::string json = allocation::searchRecipe(found, params.base).toJson().dump();
+    Result result;
+    result.recipeJson = QByteArray(json.data(), qsizetype(json.size()));
+    for (size_t l = 0; l < found.layers.size(); ++l)
+        result.profile.push_back({QString::fromStdString(found.layers[l].name), found.layers[l].block,
+                                  QString::fromStdString(found.layers[l].kind), found.sparsity[l]});
+    result.uniformKl = found.uniformFitness;
+    result.bestKl = found.bestFitness;
+    result.generations = found.generationsRun;
+    result.stoppedBy = QString::fromStdString(found.stoppedBy);
+    const auto [lo, hi] = std::minmax_element(found.sparsity.begin(), found.sparsity.end());
+    result.summary = tr("Allocation search at %1 % average sparsity: calibration KL %2 (uniform) → %3 after %4 "
+                        "generations; layers from %5 % to %6 %")
+                         .arg(100.0 * params.targetSparsity, 0, 'f', 1)
+                         .arg(found.uniformFitness, 0, 'f', 4)
+                         .arg(found.bestFitness, 0, 'f', 4)
+                         .arg(found.generationsRun)
+                         .arg(found.sparsity.empty() ? 0.0 : 100.0 * *lo, 0, 'f', 0)
+                         .arg(found.sparsity.empty() ? 0.0 : 100.0 * *hi, 0, 'f', 0);
     deliver([this, result] { Q_EMIT finished(result); });
 }
 

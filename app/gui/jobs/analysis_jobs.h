@@ -18,6 +18,10 @@
 //
 //   OwlJob          OWL's per-block sparsities (allocation/owl.h) for the loaded (dense)
 //                   model with the Calibration view's windows, as the recipe the plan takes.
+//   SearchJob       the end-to-end allocation search (allocation/search.h) on the loaded
+//                   model with the Calibration view's windows: the best KL per generation as
+//                   it goes (generationFinished), the per-layer levels as a recipe at the end.
+//                   stop() ends the search keeping the best levels so far.
 //
 // No LibTorch in this header; analysis_jobs.cpp is one of the GUI's engine translation units.
 
@@ -100,6 +104,51 @@ protected:
 
 private:
     Params m_params;
+};
+
+class SearchJob final : public EngineJob {
+    Q_OBJECT
+
+public:
+    struct Params {
+        std::shared_ptr<const model::CausalLM> model;         // required: the dense model
+        std::shared_ptr<const tokenize::Tokenizer> tokenizer; // required
+        CalibrationSettings calibration;
+        double targetSparsity = 0.5;  // the average linear sparsity, exact
+        qint64 generations = 200;
+        double timeLimitSeconds = 0;  // 0 = none
+        quint64 seed = 0;
+        int threads = 0;
+    };
+    struct LayerLevel {
+        QString name;                 // module name
+        qint64 block = 0;
+        QString kind;                 // e.g. "mlp.down_proj"
+        double sparsity = 0;
+    };
+    struct Result {
+        QByteArray recipeJson;        // SparseGPT, one rule per layer
+        QString summary;              // one line for the log
+        QList<LayerLevel> profile;
+        double uniformKl = 0, bestKl = 0;
+        qint64 generations = 0;
+        QString stoppedBy;            // "generations", "time" or "stop"
+    };
+
+    explicit SearchJob(Params params, QObject* parent = nullptr);
+    // Thread-safe: ends the search after the current generation, keeping the best so far.
+    void stop() { m_stop.cancel(); }
+
+Q_SIGNALS:
+    void generationFinished(qint64 generation, double bestKl);
+    void finished(const sparselab::gui::SearchJob::Result& result);
+
+protected:
+    void execute() override;
+
+private:
+    Params m_params;
+    CancelToken m_stop;
 };
 
 // A sweep (pipeline/sweep.h) over the loaded model: every grid point prunes a fresh copy of the

@@ -117,6 +117,17 @@ void LiveView::startRecovery(qint64 steps, const QString& description)
     m_splitter->setSizes({height * 2 / 5, height / 5, height * 2 / 5});
 }
 
+void LiveView::startSearch(qint64 generations, const QString& description)
+{
+    m_recoveryPlot->start(generations, QString(), tr("calibration KL (best)"), tr("generation"));
+    m_recoveryCaption->setText(tr("Allocation search — %1").arg(description));
+    m_recoveryPane->show();
+    const int height = std::max(m_splitter->height(), 300);
+    m_splitter->setSizes({height / 5, height / 5, height * 3 / 5});
+}
+
+void LiveView::addSearchGeneration(qint64 generation, double kl) { m_recoveryPlot->addLoss(generation, kl); }
+
 void LiveView::addRecoveryStep(qint64 step, double loss) { m_recoveryPlot->addLoss(step, loss); }
 
 void LiveView::addRecoveryHeldOut(qint64 step, double perplexity) { m_recoveryPlot->addHeldOut(step, perplexity); }

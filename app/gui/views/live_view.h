@@ -2,8 +2,9 @@
 // The "Live Solver" dock: while a run prunes, the heat-map of the layer being solved (pruned
 // entries appearing block by block) above the per-layer reconstruction-error bars filling in
 // as layers finish (log axis); when the run recovers after pruning, a third pane with the
-// training loss and the held-out perplexity as recovery runs. Fed by RunJob's heatmapFrame /
-// layerFinished / recoveryStep / recoveryHeldOut signals.
+// training loss and the held-out perplexity as recovery runs (and, for an allocation search,
+// its best KL per generation). Fed by RunJob's heatmapFrame / layerFinished / recoveryStep /
+// recoveryHeldOut signals and SearchJob's generationFinished.
 // GUI thread only.
 
 #include "run_types.h"
@@ -37,6 +38,10 @@ public:
     void startRecovery(qint64 steps, const QString& description);
     void addRecoveryStep(qint64 step, double loss);
     void addRecoveryHeldOut(qint64 step, double perplexity);
+    // Allocation search (Run → Search Allocation…): the same curve pane, with the best
+    // calibration KL per generation (x axis 0..generations), given most of the height.
+    void startSearch(qint64 generations, const QString& description);
+    void addSearchGeneration(qint64 generation, double kl);
     void clear();
 
     [[nodiscard]] widgets::MaskHeatmapWidget* heatmap() const { return m_heatmap; }
