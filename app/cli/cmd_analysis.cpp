@@ -405,12 +405,25 @@ int allocateOwl(const Args& args, const fs::path& modelPath, const fs::path& out
 // over a database of SparseGPT variants made from the model and its calibration windows.
 int allocateSearch(const Args& args, const fs::path& modelPath, const fs::path& out)
 {
-    if (!args.value("budget-sparsity"))
-        throw optionError("--budget-sparsity", "is required with --method search (the average sparsity S)");
-    if (args.value("budget-bytes"))
-        throw optionError("--budget-bytes", "the search allocates sparsity: give --budget-sparsity");
+    if (args.value("budget-sparsity") && args.value("budget-bytes"))
+        throw optionError("--budget-bytes", "give either --budget-sparsity or --budget-bytes, not both");
+    if (!args.value("budget-sparsity") && !args.value("budget-bytes"))
+        throw optionError("--budget-sparsity", "a budget is required (--budget-sparsity S or --budget-bytes B)");
     allocation::SearchParams search;
-    search.targetSparsity = args.doubleOr("budget-sparsity", 0.5);
+    const bool bytesBudget = args.value("budget-bytes").has_value();
+    if (bytesBudget) {
+        // Sparsity and bits together: levels 0, 0.1, … × 16, 8, 4 bits by default.
+        search.budgetBytes = args.intOr("budget-bytes", 0, 1, std::numeric_limits<int64_t>::max());
+        search.bits = intList(args, "bits", {16, 8, 4});
+        search.levelStep = 0.1;
+        search.maxSparsity = 0.9;
+        search.base.sparsity = 0.0;
+    } else {
+        search.targetSparsity = args.doubleOr("budget-sparsity", 0.5);
+        if (args.value("bits"))
+            throw optionError("--bits", "bit-widths are searched with a bytes budget (--budget-bytes) only");
+        search.base.sparsity = search.targetSparsity;
+    }
     search.levelStep = args.doubleOr("level-step", search.levelStep);
     search.levelsEachSide = int(args.intOr("levels", search.levelsEachSide, 1, 50));
     search.maxSparsity = args.doubleOr("max-sparsity", search.maxSparsity);
@@ -422,15 +435,17 @@ int allocateSearch(const Args& args, const fs::path& modelPath, const fs::path& 
     search.timeLimitSeconds = args.doubleOr("time-limit", 0.0);
     search.seed = uint64_t(args.intOr("search-seed", args.intOr("seed", 0, 0, std::numeric_limits<int64_t>::max()), 0,
                                       std::numeric_limits<int64_t>::max()));
-    search.base.sparsity = search.targetSparsity;
     search.validate();
     applyThreadsOption(args);
     torch::NoGradGuard noGrad;
     const bool quiet = args.flag("quiet");
     const bool compare = args.value("eval").has_value();
     Session s = openSession(args, io::resolveModelPath(modelPath), compare);
-    if (search.fitnessWindows > s.calib.nsamples)
-        throw optionError("--fitness-windows", "must not exceed --nsamples (" + std::to_string(s.calib.nsamples) + ")");
+    if (search.fitnessWindows > s.calib.nsamples) {
+        if (args.value("fitness-windows"))
+            throw optionError("--fitness-windows", "must not exceed --nsamples (" + std::to_string(s.calib.nsamples) + ")");
+        search.fitnessWindows = s.calib.nsamples; // the default (32) with fewer calibration windows
+    }
     const auto progress = stderrProgress(quiet);
     allocation::SearchObserver observer;
     observer.progress = progress;
@@ -442,15 +457,21 @@ int allocateSearch(const Args& args, const fs::path& modelPath, const fs::path& 
     for (size_t l = 0; l < result.layers.size(); ++l)
         layers.push_back({{"name", result.layers[l].name}, {"kind", result.layers[l].kind},
                           {"block", result.layers[l].block}, {"weights", result.layers[l].weights},
-                          {"sparsity", result.sparsity[l]}});
+                          {"sparsity", result.sparsity[l]}, {"bits", result.bits[l]}});
     json history = json::array();
     for (const auto& g : result.history)
         history.push_back({{"generation", g.generation}, {"kl", g.bestFitness}, {"evaluations", g.evaluations},
                            {"seconds", g.seconds}});
+    json levels = json::array();
+    for (size_t v = 0; v < result.levelSparsity.size(); ++v)
+        levels.push_back({{"sparsity", result.levelSparsity[v]}, {"bits", result.levelBits[v]}});
     json report = {{"method", "search"},
-                   {"budget_sparsity", search.targetSparsity},
                    {"average_sparsity", result.averageSparsity},
-                   {"levels", result.levelSparsity},
+                   {"model_bytes", result.modelBytes},
+                   {"uniform", {{"sparsity", result.levelSparsity[size_t(result.uniformLevel)]},
+                                {"bits", result.levelBits[size_t(result.uniformLevel)]},
+                                {"model_bytes", result.uniformBytes}}},
+                   {"levels", levels},
                    {"seed", search.seed},
                    {"generations", result.generationsRun},
                    {"stopped_by", result.stoppedBy},
@@ -462,7 +483,25 @@ int allocateSearch(const Args& args, const fs::path& modelPath, const fs::path& 
                    {"search_seconds", result.searchSeconds},
                    {"layers", layers},
                    {"history", history}};
-    if (compare) {
+    if (bytesBudget)
+        report["budget_bytes"] = search.budgetBytes;
+    else
+        report["budget_sparsity"] = search.targetSparsity;
+    if (compare && bytesBudget) {
+        // The best uniform level that fits (the search's start) and the DP allocator over the
+        // same scan (the database's errors) at the same bytes, beside the search.
+        pipeline::Recipe uniform;
+        uniform.defaults.options = search.base;
+        uniform.defaults.options.sparsity = result.levelSparsity[size_t(result.uniformLevel)];
+        uniform.defaults.options.quant.bits = result.levelBits[size_t(result.uniformLevel)];
+        pipeline::AllocatorParams dp;
+        dp.kind = pipeline::BudgetKind::ModelBytes;
+        dp.modelBytes = search.budgetBytes;
+        const auto allocated = pipeline::allocate(result.scan, dp);
+        const auto dpRecipe = pipeline::allocationRecipe(allocated.allocated, search.base, true);
+        report["dp"] = allocated.allocated.toJson();
+        report["measured"] = measureRecipes(s, {{"uniform", &uniform}, {"dp", &dpRecipe}, {"search", &recipe}}, progress);
+    } else if (compare) {
         // OWL beside it, with its published defaults, for the comparison.
         allocation::OwlParams owl;
         owl.targetSparsity = search.targetSparsity;
@@ -488,20 +527,22 @@ int allocateSearch(const Args& args, const fs::path& modelPath, const fs::path& 
         printJson(report);
         return 0;
     }
-    std::printf("search: average sparsity %.4f; KL on %lld calibration windows: uniform %.5f, found %.5f "
-                "(%lld generations, %s; database %.1f s, search %.1f s)\n",
-                result.averageSparsity, (long long)report["fitness_windows"].get<int64_t>(), result.uniformFitness,
-                result.bestFitness, (long long)result.generationsRun, result.stoppedBy.c_str(),
+    std::printf("search: average sparsity %.4f, %lld bytes; KL on %lld calibration windows: uniform %.5f, found "
+                "%.5f (%lld generations, %s; database %.1f s, search %.1f s)\n",
+                result.averageSparsity, (long long)result.modelBytes, (long long)report["fitness_windows"].get<int64_t>(),
+                result.uniformFitness, result.bestFitness, (long long)result.generationsRun, result.stoppedBy.c_str(),
                 result.databaseSeconds, result.searchSeconds);
-    std::printf("%-44s %9s\n", "layer", "sparsity");
+    std::printf("%-44s %9s %5s\n", "layer", "sparsity", "bits");
     for (size_t l = 0; l < result.layers.size(); ++l)
-        std::printf("%-44s %9.3f\n", result.layers[l].name.c_str(), result.sparsity[l]);
+        std::printf("%-44s %9.3f %5d\n", result.layers[l].name.c_str(), result.sparsity[l], result.bits[l]);
     if (report.contains("measured")) {
         const auto& m = report["measured"];
         std::printf("perplexity: dense %.4f, uniform %.4f", m["dense_perplexity"].get<double>(),
                     m["uniform"]["perplexity"].get<double>());
         if (m.contains("owl"))
             std::printf(", OWL %.4f", m["owl"]["perplexity"].get<double>());
+        if (m.contains("dp"))
+            std::printf(", DP %.4f", m["dp"]["perplexity"].get<double>());
         std::printf(", search %.4f\n", m["search"]["perplexity"].get<double>());
     }
     std::printf("wrote %s\n", out.c_str());

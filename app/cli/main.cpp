@@ -75,12 +75,13 @@ commands:
        [--owl-lambda 0.08] [--owl-m 5] [--nsamples 128] [--seqlen N] [--seed 0]
        [--eval FILE]                 OWL's per-block sparsities (average exactly S);
                                      --eval: prune uniform and OWL and compare perplexity
-  allocate MODEL --method search --calib FILE --budget-sparsity S --out RECIPE.json
+  allocate MODEL --method search --calib FILE (--budget-sparsity S | --budget-bytes B [--bits 16,8,4])
+       --out RECIPE.json
        [--generations 200] [--offspring 16] [--survivors 4] [--fitness-windows 32]
        [--level-step 0.05] [--levels 6] [--max-sparsity 0.95] [--time-limit SEC]
        [--search-seed K] [--eval FILE]  per-layer levels by an evolutionary search on the
                                      whole model's KL (average exactly S); --eval: compare
-                                     uniform, OWL and the search on held-out text
+                                     uniform, OWL (DP with bytes) and the search on held-out text
   sweep MODEL --calib FILE --eval FILE --out R.json|W.h5 [--sparsities L] [--bits L]
        [--methods L] [--groups all,attention,mlp] [--shard i/N] [--name NAME] [--json]
                                   prune + perplexity at every grid point (a shard of them)

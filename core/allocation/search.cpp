@@ -3,6 +3,7 @@
 #include "model/causal_lm.h"
 #include "pipeline/prune_pipeline.h"
 #include "pipeline/sensitivity.h"
+#include "pipeline/size_model.h"
 #include "recovery/recovery.h"
 #include "util/errors.h"
 
@@ -11,6 +12,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
+#include <limits>
 #include <map>
 #include <numeric>
 #include <random>
@@ -21,12 +24,24 @@ using Clock = std::chrono::steady_clock;
 
 void SearchParams::validate() const
 {
-    if (!(targetSparsity > 0.0 && targetSparsity < 1.0))
-        throw optionError("--budget-sparsity", "must lie in (0, 1)");
     if (!(maxSparsity > 0.0 && maxSparsity < 1.0))
         throw optionError("--max-sparsity", "must lie in (0, 1)");
-    if (targetSparsity > maxSparsity)
-        throw optionError("--budget-sparsity", "must not exceed --max-sparsity");
+    if (budgetBytes < 0)
+        throw optionError("--budget-bytes", "must be a number of bytes > 0");
+    if (budgetBytes == 0) {
+        if (!(targetSparsity > 0.0 && targetSparsity < 1.0))
+            throw optionError("--budget-sparsity", "must lie in (0, 1)");
+        if (targetSparsity > maxSparsity)
+            throw optionError("--budget-sparsity", "must not exceed --max-sparsity");
+        if (bits != std::vector<int>{16})
+            throw optionError("--bits", "bit-widths are searched with a bytes budget (--budget-bytes) only");
+    } else {
+        if (bits.empty())
+            throw optionError("--bits", "needs at least one bit-width");
+        for (int b : bits)
+            if (!(b == 16 || (b >= 2 && b <= 8)))
+                throw optionError("--bits", "each bit-width must be 2..8 or 16, got " + std::to_string(b));
+    }
     if (!(levelStep > 0.0 && levelStep <= 0.5))
         throw optionError("--level-step", "must lie in (0, 0.5]");
     if (levelsEachSide < 1 || levelsEachSide > 50)
@@ -44,7 +59,7 @@ void SearchParams::validate() const
     if (!(timeLimitSeconds >= 0.0) || !std::isfinite(timeLimitSeconds))
         throw optionError("--time-limit", "must be a number of seconds ≥ 0");
     if (base.method != solve::Method::SparseGpt || base.structured() || base.quant.bits != 16)
-        throw optionError("--method", "the search allocates unstructured SparseGPT sparsity (no --nm, no --bits)");
+        throw optionError("--method", "the search allocates unstructured SparseGPT levels (no --nm)");
     if (forwardBatch < 1)
         throw std::invalid_argument("SearchParams: forwardBatch must be at least 1");
 }
@@ -52,6 +67,11 @@ void SearchParams::validate() const
 std::vector<double> searchLevels(const SearchParams& params, int* uniformLevel)
 {
     std::vector<double> levels;
+    if (params.budgetBytes > 0) {
+        for (int k = 0; k * params.levelStep <= params.maxSparsity + 1e-12; ++k)
+            levels.push_back(std::min(k * params.levelStep, params.maxSparsity));
+        return levels;
+    }
     for (int k = -params.levelsEachSide; k <= params.levelsEachSide; ++k) {
         const double s = params.targetSparsity + k * params.levelStep;
         // A little tolerance so that S + K·step = maxSparsity (in decimal) is kept.
@@ -70,7 +90,8 @@ int64_t searchDatabaseBytes(const model::CausalLM& model, const SearchParams& pa
     for (int64_t b = 0; b < model.numBlocks(); ++b)
         for (const auto& layer : model.linears(b))
             weights += layer.weight.numel();
-    return weights * int64_t(sizeof(float)) * int64_t(searchLevels(params).size());
+    const int64_t bitWidths = params.budgetBytes > 0 ? int64_t(params.bits.size()) : 1;
+    return weights * int64_t(sizeof(float)) * int64_t(searchLevels(params).size()) * bitWidths;
 }
 
 namespace {
@@ -175,22 +196,34 @@ SearchResult searchAllocation(const model::CausalLM& dense, const data::Calibrat
     };
 
     SearchResult result;
-    int uniformLevel = 0;
-    result.levelSparsity = searchLevels(params, &uniformLevel);
+    const bool bytesBudget = params.budgetBytes > 0;
+    int uniformSparsity = 0;
+    const std::vector<double> sparsityGrid = searchLevels(params, &uniformSparsity);
+    // Bit-widths from the widest down, so that the next index is always more compression.
+    std::vector<int> bitGrid = bytesBudget ? params.bits : std::vector<int>{16};
+    std::sort(bitGrid.begin(), bitGrid.end(), std::greater<>());
+    bitGrid.erase(std::unique(bitGrid.begin(), bitGrid.end()), bitGrid.end());
+    const int sparsityCount = int(sparsityGrid.size()), bitCount = int(bitGrid.size());
+    // Level v = sparsity index · bitCount + bits index (the scan's cell order).
+    for (double sparsity : sparsityGrid)
+        for (int bits : bitGrid) {
+            result.levelSparsity.push_back(sparsity);
+            result.levelBits.push_back(bits);
+        }
     result.databaseBytes = databaseBytes;
 
     // 1. The database: the scan solves every layer at every level from one factorisation.
     const auto databaseStart = Clock::now();
     pipeline::SensitivityParams scan;
-    scan.sparsities = result.levelSparsity;
-    scan.bits = {16};
+    scan.sparsities = sparsityGrid;
+    scan.bits = bitGrid;
     scan.base = params.base;
     scan.forwardBatch = params.forwardBatch;
     std::vector<std::vector<torch::Tensor>> database;
-    scan.onVariant = [&](size_t layer, size_t sparsityIndex, size_t, const torch::Tensor& weight) {
+    scan.onVariant = [&](size_t layer, size_t sparsityIndex, size_t bitsIndex, const torch::Tensor& weight) {
         if (database.size() <= layer)
             database.resize(layer + 1, std::vector<torch::Tensor>(result.levelSparsity.size()));
-        database[layer][sparsityIndex] = weight;
+        database[layer][sparsityIndex * size_t(bitCount) + bitsIndex] = weight;
     };
     ProgressCallback variantsProgress;
     if (observer.progress)
@@ -201,7 +234,8 @@ SearchResult searchAllocation(const model::CausalLM& dense, const data::Calibrat
         };
     log("solving every layer at " + std::to_string(result.levelSparsity.size()) + " levels ("
         + std::to_string(databaseBytes >> 20) + " MiB of variants)");
-    const auto scanned = pipeline::scanSensitivity(dense, windows, scan, variantsProgress, observer.cancel);
+    result.scan = pipeline::scanSensitivity(dense, windows, scan, variantsProgress, observer.cancel);
+    const pipeline::SensitivityResult& scanned = result.scan;
     result.databaseSeconds = std::chrono::duration<double>(Clock::now() - databaseStart).count();
 
     // Layers and their groups (equal numbers of weights trade levels).
@@ -223,6 +257,22 @@ SearchResult searchAllocation(const model::CausalLM& dense, const data::Calibrat
         if (members[result.layers[l].group].size() > 1)
             tradable.push_back(int64_t(l));
 
+    // Sizes (bytes budget): every layer at every level, by the size model.
+    const int levelCount = int(result.levelSparsity.size());
+    const int64_t fixedBytes = pipeline::fixedParameterBytes(scanned.fixedParameters);
+    std::vector<std::vector<int64_t>> levelBytes(layerCount, std::vector<int64_t>(size_t(levelCount)));
+    for (size_t l = 0; l < layerCount; ++l)
+        for (int v = 0; v < levelCount; ++v)
+            levelBytes[l][size_t(v)] =
+                pipeline::linearLayerBytes(scanned.layers[l].rows, scanned.layers[l].cols, result.levelSparsity[size_t(v)],
+                                           result.levelBits[size_t(v)], params.base.quant.groupSize);
+    const auto bytesOf = [&](const std::vector<int>& levels) {
+        int64_t total = fixedBytes;
+        for (size_t l = 0; l < layerCount; ++l)
+            total += levelBytes[l][size_t(levels[l])];
+        return total;
+    };
+
     // 2.–3. The search.
     const auto searchStart = Clock::now();
     const auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - searchStart).count(); };
@@ -230,11 +280,36 @@ SearchResult searchAllocation(const model::CausalLM& dense, const data::Calibrat
                       observer.cancel);
     const int64_t allWindows = stitcher.windows();
     const int64_t firstStage = std::max<int64_t>(1, allWindows / 4);
-    const int levelCount = int(result.levelSparsity.size());
 
     std::mt19937_64 rng(params.seed);
-    std::vector<int> parent(layerCount, uniformLevel);
-    double parentFitness = stitcher.fitness(parent, allWindows);
+    // The start: uniform S, or the best uniform level that fits the bytes budget.
+    std::vector<int> parent(layerCount, uniformSparsity * bitCount);
+    double parentFitness = 0.0;
+    if (!bytesBudget) {
+        parentFitness = stitcher.fitness(parent, allWindows);
+    } else {
+        int64_t smallest = std::numeric_limits<int64_t>::max();
+        bool found = false;
+        for (int v = 0; v < levelCount; ++v) {
+            const std::vector<int> uniform(layerCount, v);
+            const int64_t bytes = bytesOf(uniform);
+            smallest = std::min(smallest, bytes);
+            if (bytes > params.budgetBytes)
+                continue;
+            const double f = stitcher.fitness(uniform, allWindows);
+            if (!found || f < parentFitness) {
+                parent = uniform;
+                parentFitness = f;
+                found = true;
+            }
+        }
+        if (!found)
+            throw optionError("--budget-bytes", "no uniform level fits " + std::to_string(params.budgetBytes)
+                                                    + " bytes (the smallest takes " + std::to_string(smallest)
+                                                    + "): raise the budget or add sparser levels or fewer bits");
+    }
+    result.uniformLevel = parent.empty() ? 0 : parent.front();
+    result.uniformBytes = bytesOf(parent);
     result.uniformFitness = parentFitness;
     const auto record = [&](int64_t generation) {
         SearchGeneration g{generation, parentFitness, stitcher.evaluations(), elapsed()};
@@ -244,8 +319,51 @@ SearchResult searchAllocation(const model::CausalLM& dense, const data::Calibrat
     };
     record(0);
 
-    // One level switch: a layer up a step, another of its group down a step (both in range).
+    // Bytes budget: the levels one step more (or less) compressed than v.
+    const auto neighbours = [&](int v, bool moreCompressed) {
+        const int si = v / bitCount, bi = v % bitCount, step = moreCompressed ? 1 : -1;
+        std::vector<int> out;
+        if (si + step >= 0 && si + step < sparsityCount)
+            out.push_back((si + step) * bitCount + bi);
+        if (bi + step >= 0 && bi + step < bitCount)
+            out.push_back(si * bitCount + bi + step);
+        return out;
+    };
+    const auto pick = [&](const std::vector<int>& options) { return options[size_t(uniformIndex(rng, int64_t(options.size())))]; };
+    const auto mutateBytes = [&](std::vector<int>& levels) {
+        for (int attempt = 0; attempt < 64; ++attempt) {
+            std::vector<int> child = levels;
+            const size_t a = size_t(uniformIndex(rng, int64_t(layerCount)));
+            if (uniformIndex(rng, 2) == 0 && layerCount > 1) { // a less compressed, b more
+                size_t b = size_t(uniformIndex(rng, int64_t(layerCount) - 1));
+                if (b == a)
+                    b = layerCount - 1;
+                const auto less = neighbours(child[a], false), more = neighbours(child[b], true);
+                if (less.empty() || more.empty())
+                    continue;
+                child[a] = pick(less);
+                child[b] = pick(more);
+            } else { // one layer, either way
+                const auto options = neighbours(child[a], uniformIndex(rng, 2) == 0);
+                if (options.empty())
+                    continue;
+                child[a] = pick(options);
+            }
+            if (bytesOf(child) <= params.budgetBytes) {
+                levels = std::move(child);
+                return;
+            }
+        }
+    };
+    if (bytesBudget)
+        tradable.assign(1, 0); // every layer can move (the loop below needs a non-empty list)
+
+    // Sparsity budget, one level switch: a layer up a step, another of its group down a step.
     const auto mutate = [&](std::vector<int>& levels) {
+        if (bytesBudget) {
+            mutateBytes(levels);
+            return;
+        }
         for (int attempt = 0; attempt < 64; ++attempt) {
             const int64_t up = tradable[size_t(uniformIndex(rng, int64_t(tradable.size())))];
             const auto& group = members[result.layers[size_t(up)].group];
@@ -304,8 +422,10 @@ SearchResult searchAllocation(const model::CausalLM& dense, const data::Calibrat
     result.searchSeconds = elapsed();
     result.chosenLevel = parent;
     result.bestFitness = parentFitness;
+    result.modelBytes = bytesOf(parent);
     double weighted = 0.0, weights = 0.0;
     for (size_t l = 0; l < layerCount; ++l) {
+        result.bits.push_back(result.levelBits[size_t(parent[l])]);
         result.sparsity.push_back(result.levelSparsity[size_t(parent[l])]);
         weighted += result.sparsity.back() * double(result.layers[l].weights);
         weights += double(result.layers[l].weights);
@@ -324,6 +444,8 @@ pipeline::Recipe searchRecipe(const SearchResult& result, const solve::SolverOpt
         pipeline::RecipeRule rule;
         rule.pattern = result.layers[l].name;
         rule.sparsity = result.sparsity[l];
+        if (l < result.bits.size() && result.bits[l] < 16)
+            rule.bits = result.bits[l];
         recipe.rules.push_back(rule);
     }
     return recipe;

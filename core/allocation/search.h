@@ -22,6 +22,15 @@
 // database an exact trade between, e.g., a 64×64 and a 64×172 layer does not exist. In Llama
 // models q/o, k/v and gate/up/down form the groups that trade, across all blocks.)
 //
+// A bytes budget (budgetBytes > 0) searches sparsity and bits together: a level is a pair
+// (sparsity 0, step, 2·step … ≤ maxSparsity; bits from `bits`, e.g. 16, 8, 4), a layer's size
+// is the size model's (pipeline/size_model.h, the one the DP allocator and the exports'
+// reports use; every other parameter at fp16), and the whole model must stay ≤ budgetBytes:
+// a candidate over it is never made. The start is the best uniform level that fits (every
+// layer at the same pair, the least KL); a mutation moves one layer a step towards less
+// compression (sparsity down or bits up) and another a step towards more, or one layer a step
+// either way, whenever the result fits.
+//
 // Deterministic: the same seed, windows and thread count give the same levels (the random
 // choices are drawn from mt19937_64 without library distributions).
 // Stops after `generations`, after `timeLimitSeconds`, on `stop` (keeps the best so far), or
@@ -33,6 +42,7 @@
 
 #include "data/calibration.h"
 #include "pipeline/recipe.h"
+#include "pipeline/sensitivity.h"
 #include "solve/solver.h"
 #include "util/progress.h"
 
@@ -46,7 +56,9 @@ namespace sparselab::model { class CausalLM; }
 namespace sparselab::allocation {
 
 struct SearchParams {
-    double targetSparsity = 0.5;    // S: the average linear sparsity, exact
+    double targetSparsity = 0.5;    // S: the average linear sparsity, exact (sparsity budget)
+    int64_t budgetBytes = 0;        // > 0: a bytes budget for the whole model instead of S
+    std::vector<int> bits{16};      // bit-widths of a bytes budget's levels (16, or 2…8)
     double levelStep = 0.05;        // sparsity between neighbouring levels
     int levelsEachSide = 6;         // K: levels S − K·step … S + K·step (clipped to [0, maxSparsity])
     double maxSparsity = 0.95;      // no layer above this
@@ -81,10 +93,15 @@ struct SearchGeneration {
 
 struct SearchResult {
     std::vector<SearchLayer> layers;        // every linear layer, block by block
-    std::vector<double> levelSparsity;      // the grid, ascending
-    std::vector<int> chosenLevel;           // per layer, index into levelSparsity
+    std::vector<double> levelSparsity;      // the grid (sparsity budget: ascending)
+    std::vector<int> levelBits;             // the level's bits (16 with a sparsity budget)
+    std::vector<int> chosenLevel;           // per layer, index into levelSparsity / levelBits
     std::vector<double> sparsity;           // per layer, levelSparsity[chosenLevel]
-    double averageSparsity = 0.0;           // weighted by weights (= S)
+    std::vector<int> bits;                  // per layer, levelBits[chosenLevel]
+    double averageSparsity = 0.0;           // weighted by weights (= S with a sparsity budget)
+    int64_t modelBytes = 0;                 // the size model's bytes of the levels found
+    int uniformLevel = 0;                   // the start: every layer at this level
+    int64_t uniformBytes = 0;               // the size model's bytes of the start
     double uniformFitness = 0.0;            // KL of the uniform candidate
     double bestFitness = 0.0;               // KL of the levels found
     std::vector<SearchGeneration> history;
@@ -92,6 +109,9 @@ struct SearchResult {
     std::string stoppedBy;                  // "generations", "time", "stop"
     int64_t databaseBytes = 0;
     double databaseSeconds = 0.0, searchSeconds = 0.0;
+    // The scan that made the database: every layer's reconstruction error at every level, the
+    // DP allocator's input (pipeline/allocator.h), for comparisons.
+    pipeline::SensitivityResult scan;
 };
 
 struct SearchObserver {
@@ -102,7 +122,8 @@ struct SearchObserver {
     std::function<void(const std::string&)> log;
 };
 
-// The level grid for these parameters, ascending; index of S in it via `uniformLevel`.
+// The sparsity grid for these parameters, ascending; index of S in it via `uniformLevel`
+// (a bytes budget: 0, step, … ≤ maxSparsity, and uniformLevel is not set).
 [[nodiscard]] std::vector<double> searchLevels(const SearchParams& params, int* uniformLevel = nullptr);
 
 // Bytes the database of variants takes for this model (float32 weights, every level).
@@ -114,7 +135,8 @@ struct SearchObserver {
 [[nodiscard]] SearchResult searchAllocation(const model::CausalLM& dense, const data::CalibrationWindows& windows,
                                             const SearchParams& params, const SearchObserver& observer = {});
 
-// A recipe with `base` (sparsity S) as defaults and one rule per linear layer.
+// A recipe with `base` (sparsity S) as defaults and one rule per linear layer (its sparsity,
+// and its bits when below 16).
 [[nodiscard]] pipeline::Recipe searchRecipe(const SearchResult& result, const solve::SolverOptions& base);
 
 } // namespace sparselab::allocation

@@ -105,12 +105,34 @@ private Q_SLOTS:
         QVERIFY(std::abs(lastJsonLine(run.stdoutText)["linear_sparsity"].get<double>() - 0.7) < 0.003);
     }
 
+    void searchWithABytesBudget()
+    {
+        // 200,000 bytes for stories260K (fp16: 520,064): sparsity and bits searched together.
+        auto run = runCli({"allocate", m_model, "--method", "search", "--calib", m_calib, "--budget-bytes", "200000",
+                           "--nsamples", "16", "--seqlen", "64", "--generations", "3", "--offspring", "4",
+                           "--fitness-windows", "8", "--threads", "1", "--json", "--quiet", "--out", path("bytes.json")});
+        QVERIFY2(run.exitCode == 0, qPrintable(run.stderrText));
+        const json out = lastJsonLine(run.stdoutText);
+        QCOMPARE(out["budget_bytes"].get<int64_t>(), int64_t(200000));
+        QVERIFY(out["model_bytes"].get<int64_t>() <= 200000);
+        QVERIFY(out["uniform"]["model_bytes"].get<int64_t>() <= 200000);
+        QCOMPARE(out["levels"].size(), size_t(10 * 3)); // 0 … 0.9 by 0.1, × 16, 8, 4 bits
+        for (const auto& layer : out["layers"]) {
+            const int bits = layer["bits"].get<int>();
+            QVERIFY(bits == 16 || bits == 8 || bits == 4);
+        }
+        run = runCli({"prune", m_model, "--calib", m_calib, "--recipe", path("bytes.json"), "--nsamples", "16",
+                      "--seqlen", "64", "--out", path("pruned-bytes"), "--threads", "1", "--json", "--quiet"});
+        QVERIFY2(run.exitCode == 0, qPrintable(run.stderrText));
+    }
+
     void badSearchInput_data()
     {
         QTest::addColumn<QStringList>("args");
         QTest::addColumn<QString>("expected");
         const QStringList base = {"allocate", m_model, "--method", "search", "--out", path("never.json")};
-        QTest::newRow("bytes budget") << (base + QStringList{"--calib", m_calib, "--budget-bytes", "1000"}) << "--budget";
+        QTest::newRow("both budgets")
+            << (base + QStringList{"--calib", m_calib, "--budget-bytes", "1000", "--budget-sparsity", "0.5"}) << "--budget";
         QTest::newRow("more fitness windows than samples")
             << (base + QStringList{"--calib", m_calib, "--budget-sparsity", "0.5", "--nsamples", "8", "--seqlen", "64",
                                    "--fitness-windows", "9"})
@@ -120,6 +142,11 @@ private Q_SLOTS:
             << "--survivors";
         QTest::newRow("budget above the top level")
             << (base + QStringList{"--calib", m_calib, "--budget-sparsity", "0.97"}) << "--budget-sparsity";
+        QTest::newRow("bits with a sparsity budget")
+            << (base + QStringList{"--calib", m_calib, "--budget-sparsity", "0.5", "--bits", "16,4"}) << "--bits";
+        QTest::newRow("bytes budget below every uniform level")
+            << (base + QStringList{"--calib", m_calib, "--budget-bytes", "70000", "--nsamples", "8", "--seqlen", "32"})
+            << "--budget-bytes";
         QTest::newRow("search option with dp")
             << QStringList{"allocate", path("scan.json"), "--budget-sparsity", "0.5", "--generations", "3", "--out",
                            path("never.json")}

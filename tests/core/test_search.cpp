@@ -7,6 +7,7 @@
 #include "model/causal_lm.h"
 #include "pipeline/layer_capture.h"
 #include "pipeline/prune_pipeline.h"
+#include "pipeline/size_model.h"
 #include "util/errors.h"
 #include "model_test_data.h"
 #include "testsupport.h"
@@ -172,6 +173,62 @@ private Q_SLOTS:
         QVERIFY2(result.bestFitness < 0.97 * result.uniformFitness,
                  qPrintable(QString("uniform %1, found %2").arg(result.uniformFitness).arg(result.bestFitness)));
         QVERIFY(std::abs(averageSparsity(*model, result) - 0.6) < 1e-12);
+    }
+
+    void bytesBudgetNeverExceeded()
+    {
+        const auto model = model::CausalLM::load(tinyLlama());
+        const auto windows = randomWindows(8, 16, model->config().vocabSize, 17);
+        // The size model by hand: every linear layer's bytes at (s, b), every other parameter fp16.
+        int64_t linear = 0;
+        std::map<std::string, std::pair<int64_t, int64_t>> shapes;
+        for (int64_t b = 0; b < model->numBlocks(); ++b)
+            for (const auto& layer : model->linears(b)) {
+                shapes[pipeline::moduleName(layer.name)] = {layer.weight.size(0), layer.weight.size(1)};
+                linear += layer.weight.numel();
+            }
+        const int64_t fixed = 2 * (model->parameterCount() - linear);
+        const auto sizeAt = [&](double s, int bits) {
+            int64_t total = fixed;
+            for (const auto& [name, shape] : shapes)
+                total += pipeline::linearLayerBytes(shape.first, shape.second, s, bits);
+            return total;
+        };
+        // A budget between uniform (0.5, 8 bits) and (0.3, 8 bits): the best uniform that fits
+        // is searched from, and the search never goes over.
+        const int64_t budget = (sizeAt(0.5, 8) + sizeAt(0.3, 8)) / 2;
+        auto p = smallSearch(0.5, 5);
+        p.budgetBytes = budget;
+        p.bits = {4, 16, 8}; // any order
+        p.levelStep = 0.1;
+        p.maxSparsity = 0.9;
+        p.generations = 8;
+        const auto r = allocation::searchAllocation(*model, windows, p);
+        QCOMPARE(r.levelSparsity.size(), size_t(10 * 3));
+        QCOMPARE(r.levelBits[0], 16);
+        QCOMPARE(r.levelBits[2], 4); // bits from the widest down
+        int64_t total = fixed;
+        for (size_t l = 0; l < r.layers.size(); ++l) {
+            const auto shape = shapes.at(r.layers[l].name);
+            total += pipeline::linearLayerBytes(shape.first, shape.second, r.sparsity[l], r.bits[l]);
+        }
+        QCOMPARE(total, r.modelBytes);
+        QVERIFY2(total <= budget, qPrintable(QString("%1 > %2").arg(total).arg(budget)));
+        QVERIFY(r.uniformBytes <= budget);
+        QVERIFY(r.bestFitness <= r.uniformFitness);
+        // The start is a uniform level: its bytes are the size model's at that level.
+        QCOMPARE(r.uniformBytes, sizeAt(r.levelSparsity[size_t(r.uniformLevel)], r.levelBits[size_t(r.uniformLevel)]));
+        // Same seed, same levels.
+        const auto again = allocation::searchAllocation(*model, windows, p);
+        QCOMPARE(again.chosenLevel, r.chosenLevel);
+        // The recipe carries the bits below 16.
+        solve::SolverOptions base;
+        const auto recipe = allocation::searchRecipe(r, base);
+        for (size_t l = 0; l < r.layers.size(); ++l)
+            QCOMPARE(recipe.planFor(r.layers[l].name).options.quant.bits, r.bits[l]);
+        // A budget below every uniform level is refused, naming the option.
+        p.budgetBytes = sizeAt(0.9, 4) - 1;
+        QVERIFY_THROWS_EXCEPTION(InputError, (void)allocation::searchAllocation(*model, windows, p));
     }
 
     void refusals()
