@@ -122,6 +122,82 @@ Block table(std::vector<std::string> headers, std::vector<std::vector<std::strin
 }
 Block figure(Drawing d) { return {Block::Kind::Figure, {}, {}, {}, false, std::move(d)}; }
 
+// Section 3b: when the layers were not all given the same target sparsity and bits (a recipe
+// from an allocator), the profile — each layer kind's target sparsity by block against the
+// size-weighted average, which is where a uniform plan's flat line would be — and a summary.
+// Layers without a number target (N:M, dense) are left out.
+std::vector<Block> allocationProfileBlocks(const json& layers)
+{
+    struct Row { std::string kind; int64_t block; double target, realised, weights; int bits; };
+    std::vector<Row> rows;
+    for (const auto& l : layers) {
+        if (!l.is_object() || !l.contains("target_sparsity") || !l.at("target_sparsity").is_number())
+            continue;
+        if (l.contains("nm") && l.at("nm").is_string())
+            continue;
+        const std::string name = l.value("name", std::string());
+        const auto dot = name.rfind('.');
+        const double weights = double(l.value("rows", int64_t(0))) * double(l.value("cols", int64_t(0)));
+        rows.push_back({dot == std::string::npos ? name : name.substr(dot + 1), l.value("block", int64_t(0)),
+                        l.at("target_sparsity").get<double>(), l.value("sparsity", 0.0), weights > 0 ? weights : 1.0,
+                        l.value("bits", 16)});
+    }
+    if (rows.size() < 2)
+        return {};
+    const auto [lo, hi] = std::minmax_element(rows.begin(), rows.end(),
+                                              [](const Row& a, const Row& b) { return a.target < b.target; });
+    const bool bitsVary = std::any_of(rows.begin(), rows.end(), [&](const Row& r) { return r.bits != rows.front().bits; });
+    if (hi->target - lo->target < 1e-12 && !bitsVary)
+        return {};
+    double weights = 0, target = 0, realised = 0;
+    std::map<int, double> weightsAtBits;
+    for (const Row& r : rows) {
+        weights += r.weights;
+        target += r.weights * r.target;
+        realised += r.weights * r.realised;
+        weightsAtBits[r.bits] += r.weights;
+    }
+    target /= weights;
+    realised /= weights;
+    std::ostringstream text;
+    text << "The layers were not compressed alike (a per-layer allocation, e.g. from sparselab-cli allocate: "
+            "the DP over a sensitivity scan, OWL or the end-to-end search; docs/allocation.md). Target sparsity "
+            "ranges from "
+         << fmt(100 * lo->target, 1) << " % to " << fmt(100 * hi->target, 1) << " %; weighted by layer size the "
+         << "average is " << fmt(100 * target, 2) << " % (realised " << fmt(100 * realised, 2) << " %).";
+    if (bitsVary) {
+        text << " Bit-widths by share of the weights:";
+        for (auto it = weightsAtBits.rbegin(); it != weightsAtBits.rend(); ++it)
+            text << ' ' << it->first << " bits " << fmt(100 * it->second / weights, 1) << " %"
+                 << (std::next(it) == weightsAtBits.rend() ? "." : ",");
+    }
+    text << " The chart shows each layer kind's target by block; the flat line is the average, where a "
+            "uniform plan of the same average would put every layer.";
+    std::map<std::string, Series> byKind;
+    std::vector<std::string> order;
+    int64_t lastBlock = 0;
+    for (const Row& r : rows) {
+        if (!byKind.count(r.kind)) {
+            order.push_back(r.kind);
+            byKind[r.kind] = Series{r.kind, {}, {}, true, true, false};
+        }
+        byKind[r.kind].x.push_back(double(r.block));
+        byKind[r.kind].y.push_back(100 * r.target);
+        lastBlock = std::max(lastBlock, r.block);
+    }
+    std::vector<Series> series;
+    for (const auto& kind : order)
+        series.push_back(byKind[kind]);
+    series.push_back(Series{"average (uniform)", {0.0, double(std::max<int64_t>(1, lastBlock))}, {100 * target, 100 * target},
+                            true, false, true});
+    std::vector<Block> blocks;
+    blocks.push_back(heading("3b. Per-layer allocation"));
+    blocks.push_back(paragraph(text.str()));
+    blocks.push_back(figure(lineChart("Allocation profile: target sparsity by block and layer kind", series,
+                                      {"block", "target sparsity (%)", false}, 480, 300)));
+    return blocks;
+}
+
 std::vector<Block> reportBlocks(const ReportData& data)
 {
     std::vector<Block> blocks;
@@ -223,6 +299,9 @@ std::vector<Block> reportBlocks(const ReportData& data)
                                 {"nonzero linear weights before / after",
                                  jsonText(r, "nonzero_before") + " / " + jsonText(r, "nonzero_after")}}));
     }
+
+    for (auto& block : allocationProfileBlocks(prov.value("layers", json::array())))
+        blocks.push_back(std::move(block));
 
     blocks.push_back(heading("4. Plots"));
     for (auto& d : reportPlots(data))

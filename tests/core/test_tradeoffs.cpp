@@ -464,6 +464,7 @@ private Q_SLOTS:
         QVERIFY(html.find("<svg") != std::string::npos);
         QVERIFY(html.find("<style>") != std::string::npos);
         QVERIFY(html.find("model.layers.4.mlp.down_proj") != std::string::npos);
+        QVERIFY(html.find("3b. Per-layer allocation") == std::string::npos); // uniform: no profile
 
         const fs::path pdf = root / "r.pdf";
         writeFileAtomically(pdf, report::renderPdf(data));
@@ -484,6 +485,58 @@ private Q_SLOTS:
         const auto pages = std::count(text.begin(), text.end(), '\f');
         QVERIFY2(pages >= 3, "expected at least three pages");
         QVERIFY(text.find("page " + std::to_string(pages)) != std::string::npos);
+    }
+
+    void reportShowsAnAllocationProfile()
+    {
+        // A compressed folder whose layers got different levels: blocks 0–1 at 30 %, the
+        // attention of blocks 2–4 at 80 %, their MLPs at 60 %. The report's section 3b gives
+        // the range and the size-weighted average, computed here by hand from the shapes.
+        const auto& f = fixture();
+        QTemporaryDir dir;
+        const fs::path root = dir.path().toStdString();
+        model::CausalLM copy(*f.model);
+        for (auto* layer : copy.allLinears())
+            layer->weight = layer->weight.clone();
+        const auto target = [](const std::string& name) {
+            const bool early = name.find("layers.0.") != std::string::npos || name.find("layers.1.") != std::string::npos;
+            return early ? 0.3 : name.find("self_attn") != std::string::npos ? 0.8 : 0.6;
+        };
+        nlohmann::json layers = nlohmann::json::array();
+        double weighted = 0, weights = 0;
+        for (int64_t b = 0; b < copy.numBlocks(); ++b)
+            for (const auto& layer : copy.linears(b)) {
+                const std::string name = pipeline::moduleName(layer.name);
+                const double w = double(layer.weight.numel());
+                weighted += w * target(name);
+                weights += w;
+                layers.push_back({{"name", name}, {"block", b}, {"rows", layer.weight.size(0)},
+                                  {"cols", layer.weight.size(1)}, {"method", "sparsegpt"},
+                                  {"target_sparsity", target(name)}, {"bits", 16}, {"sparsity", target(name)},
+                                  {"loss", 0.0}, {"rel_output_error", 0.0}, {"seconds", 0.0}});
+            }
+        const nlohmann::json provenance = {
+            {"sparselab_version", SPARSELAB_VERSION},
+            {"calibration", {{"file", testing::demoCalibText().string()}, {"nsamples", 8}, {"seqlen", 64}, {"seed", 0}}},
+            {"layers", layers},
+            {"evaluation", {{"file", testing::demoEvalText().string()}, {"seqlen", 64}}}};
+        const fs::path out = root / "allocated";
+        (void)exporting::exportHuggingFaceFolder(copy, out, provenance);
+        report::ReportParams params;
+        params.denseFolder = testing::demoModelDir();
+        params.compressedFolder = out;
+        params.maxWindows = 2;
+        params.newTokens = 4;
+        params.prompts = {"Once"};
+        const std::string html = report::renderHtml(report::buildReport(params));
+        QVERIFY(html.find("3b. Per-layer allocation") != std::string::npos);
+        QVERIFY(html.find("ranges from 30.0 % to 80.0 %") != std::string::npos);
+        char average[64];
+        std::snprintf(average, sizeof average, "average is %.2f %%", 100 * weighted / weights);
+        QVERIFY2(html.find(average) != std::string::npos, average);
+        QVERIFY(html.find("Allocation profile: target sparsity by block and layer kind") != std::string::npos);
+        for (const char* kind : {"q_proj", "down_proj", "average (uniform)"})
+            QVERIFY2(html.find(kind) != std::string::npos, kind);
     }
 };
 
