@@ -33,6 +33,7 @@
 #include "pipeline/allocator.h"
 #include "store/analysis_store.h"
 #include "pipeline/sensitivity.h"
+#include "pipeline/size_model.h"
 #include "pipeline/sweep.h"
 #include "store/workspace.h"
 #include "tokenize/tokenizer.h"
@@ -292,6 +293,33 @@ private Q_SLOTS:
         QVERIFY(analysis()->undoAllocation());
         for (const PlanRow& row : plan->rows())
             QCOMPARE(row.setting.sparsity, 0.5);
+    }
+
+    void searchWithASizeBudgetStaysUnderIt()
+    {
+        m_errors.clear();
+        PlanModel* plan = m_window->planPanel()->planModel();
+        LayerSetting uniform;
+        uniform.sparsity = 0.5;
+        plan->applyUniform(uniform);
+        QSignalSpy applied(analysis(), &AnalysisController::allocationApplied);
+        AnalysisController::SearchRequest request;
+        request.budgetBytes = 200'000; // the demo at fp16: 520,064 bytes
+        request.generations = 2;
+        QVERIFY(analysis()->startSearch(request));
+        QVERIFY(applied.wait(300'000));
+        QVERIFY2(m_errors.isEmpty(), m_errors.isEmpty() ? "" : qPrintable(m_errors.first()));
+        // The plan's size by the size model, every other parameter at fp16.
+        int64_t linear = 0, bytes = 0;
+        for (const PlanRow& row : plan->rows()) {
+            QVERIFY(row.setting.bits == 16 || row.setting.bits == 8 || row.setting.bits == 4);
+            linear += row.weights();
+            bytes += pipeline::linearLayerBytes(row.rows, row.cols, row.setting.sparsity, row.setting.bits);
+        }
+        bytes += pipeline::fixedParameterBytes(m_window->denseModel()->parameterCount() - linear);
+        QVERIFY2(bytes <= 200'000, qPrintable(QString::number(bytes)));
+        QVERIFY(applied.first().at(0).toString().contains(QStringLiteral("200.0 KB")));
+        QVERIFY(analysis()->undoAllocation());
     }
 
     void allocationGoesToThePlanAndUndoes()

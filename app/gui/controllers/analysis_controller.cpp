@@ -570,13 +570,16 @@ bool AnalysisController::startSearch(const SearchRequest& request)
     params.tokenizer = m_window->tokenizer();
     params.calibration = m_window->calibrationPanel()->settings();
     params.targetSparsity = request.averageSparsity;
+    params.budgetBytes = request.budgetBytes;
     params.generations = request.generations;
     params.timeLimitSeconds = request.timeLimitSeconds;
     params.seed = request.seed;
     params.threads = engineThreads();
     auto* job = new SearchJob(params, this);
-    const QString description = tr("%1 % average, %2 generations").arg(100.0 * request.averageSparsity, 0, 'f', 1)
-                                    .arg(request.generations);
+    const QString budget = request.budgetBytes > 0
+                               ? tr("%1 KB").arg(double(request.budgetBytes) / 1000.0, 0, 'f', 1)
+                               : tr("%1 % average").arg(100.0 * request.averageSparsity, 0, 'f', 1);
+    const QString description = tr("%1, %2 generations").arg(budget).arg(request.generations);
     connect(job, &SearchJob::generationFinished, this, [this](qint64 generation, double kl) {
         m_window->liveView()->addSearchGeneration(generation, kl);
     });
@@ -616,11 +619,29 @@ void AnalysisController::searchDialog()
     QDialog dialog(m_window);
     dialog.setWindowTitle(tr("Search Allocation"));
     auto* form = new QFormLayout;
+    auto* budgetKind = new QComboBox(&dialog);
+    budgetKind->addItem(tr("Average sparsity"));
+    budgetKind->addItem(tr("Model size (sparsity and 16/8/4 bits)"));
+    budgetKind->setToolTip(tr("Average sparsity: the same share of zeros as a uniform plan, spread differently. "
+                              "Model size: the whole model's bytes by the size model, sparsity and bits chosen "
+                              "together, never over the size."));
     auto* sparsity = new QDoubleSpinBox(&dialog);
     sparsity->setRange(1.0, 95.0);
     sparsity->setDecimals(1);
     sparsity->setSuffix(tr(" %"));
     sparsity->setToolTip(tr("The average sparsity over all linear weights; the search keeps it exactly."));
+    auto* sizeKb = new QDoubleSpinBox(&dialog);
+    sizeKb->setRange(1.0, 1e9);
+    sizeKb->setDecimals(1);
+    sizeKb->setSuffix(tr(" KB"));
+    // The plan's linear layers at fp16, for scale (the rest of the model counts at fp16 too).
+    qint64 linearWeights = 0;
+    for (const PlanRow& row : m_window->planPanel()->planModel()->rows())
+        linearWeights += row.weights();
+    const qint64 fp16Kb = linearWeights * 2 / 1000;
+    sizeKb->setToolTip(tr("The whole model's size (1 KB = 1000 bytes): the linear layers at fp16 take %1 KB, and "
+                          "embeddings, norms and head count at fp16 as well.")
+                           .arg(fp16Kb));
     auto* generations = new QSpinBox(&dialog);
     generations->setRange(1, 100000);
     generations->setToolTip(tr("Each generation scores 16 variants of the best levels so far (about 1.5 s on the "
@@ -635,17 +656,29 @@ void AnalysisController::searchDialog()
     seed->setToolTip(tr("The same seed, calibration and threads give the same levels."));
     QSettings settings;
     sparsity->setValue(settings.value(QStringLiteral("Allocation/searchPercent"), 60.0).toDouble());
+    budgetKind->setCurrentIndex(settings.value(QStringLiteral("Allocation/searchBudgetKind"), 0).toInt() == 1 ? 1 : 0);
+    sizeKb->setValue(settings.value(QStringLiteral("Allocation/searchKb"), std::max<double>(1.0, 0.35 * double(fp16Kb)))
+                         .toDouble());
     generations->setValue(settings.value(QStringLiteral("Allocation/searchGenerations"), 100).toInt());
     timeLimit->setValue(settings.value(QStringLiteral("Allocation/searchSeconds"), 0).toInt());
     seed->setValue(settings.value(QStringLiteral("Allocation/searchSeed"), 0).toInt());
+    form->addRow(tr("Budget:"), budgetKind);
     form->addRow(tr("Average sparsity:"), sparsity);
+    form->addRow(tr("Model size:"), sizeKb);
+    const auto showBudget = [=] {
+        sparsity->setEnabled(budgetKind->currentIndex() == 0);
+        sizeKb->setEnabled(budgetKind->currentIndex() == 1);
+    };
+    connect(budgetKind, &QComboBox::currentIndexChanged, &dialog, showBudget);
+    showBudget();
     form->addRow(tr("Generations:"), generations);
     form->addRow(tr("Time limit:"), timeLimit);
     form->addRow(tr("Seed:"), seed);
-    auto* help = new QLabel(tr("Every layer is solved once at levels 5 points apart around the average; the search "
-                               "then trades levels between layers of the same size and keeps what lowers the whole "
-                               "model's KL divergence from the dense model on the Calibration view's first 32 "
-                               "windows. F5 afterwards runs the real pipeline with the levels found."),
+    auto* help = new QLabel(tr("Every layer is solved once at each level (sparsity 5 points apart around the "
+                               "average; or 0–90 % × 16/8/4 bits for a size); the search then trades levels between "
+                               "layers and keeps what lowers the whole model's KL divergence from the dense model on "
+                               "the Calibration view's first 32 windows. F5 afterwards runs the real pipeline with "
+                               "the levels found."),
                             &dialog);
     help->setWordWrap(true);
     auto* buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel, &dialog);
@@ -659,11 +692,15 @@ void AnalysisController::searchDialog()
     if (dialog.exec() != QDialog::Accepted)
         return;
     settings.setValue(QStringLiteral("Allocation/searchPercent"), sparsity->value());
+    settings.setValue(QStringLiteral("Allocation/searchBudgetKind"), budgetKind->currentIndex());
+    settings.setValue(QStringLiteral("Allocation/searchKb"), sizeKb->value());
     settings.setValue(QStringLiteral("Allocation/searchGenerations"), generations->value());
     settings.setValue(QStringLiteral("Allocation/searchSeconds"), timeLimit->value());
     settings.setValue(QStringLiteral("Allocation/searchSeed"), seed->value());
     SearchRequest request;
     request.averageSparsity = sparsity->value() / 100.0;
+    if (budgetKind->currentIndex() == 1)
+        request.budgetBytes = qint64(std::llround(sizeKb->value() * 1000.0));
     request.generations = generations->value();
     request.timeLimitSeconds = timeLimit->value();
     request.seed = quint64(seed->value());

@@ -59,6 +59,7 @@ public:
     };
     struct SearchRequest {
         double averageSparsity = 0.5;
+        qint64 budgetBytes = 0;      // > 0: a model-size budget instead (sparsity × 16/8/4 bits)
         qint64 generations = 200;
         double timeLimitSeconds = 0; // 0 = none
         quint64 seed = 0;

@@ -124,10 +124,17 @@ void SearchJob::execute()
         throw InputError("No model is loaded: open a model folder first.");
     allocation::SearchParams params;
     params.targetSparsity = m_params.targetSparsity;
+    params.base.sparsity = m_params.targetSparsity;
+    if (m_params.budgetBytes > 0) { // as the CLI's --budget-bytes: 0 … 0.9 by 0.1 × 16, 8, 4 bits
+        params.budgetBytes = m_params.budgetBytes;
+        params.bits = {16, 8, 4};
+        params.levelStep = 0.1;
+        params.maxSparsity = 0.9;
+        params.base.sparsity = 0.0;
+    }
     params.generations = m_params.generations;
     params.timeLimitSeconds = m_params.timeLimitSeconds;
     params.seed = m_params.seed;
-    params.base.sparsity = m_params.targetSparsity;
     params.validate();
     const CalibrationSettings& calib = m_params.calibration;
     model::requireWindowFits(m_params.model->config(), calib.seqlen, "Window length");
@@ -149,15 +156,19 @@ void SearchJob::execute()
     result.recipeJson = QByteArray(json.data(), qsizetype(json.size()));
     for (size_t l = 0; l < found.layers.size(); ++l)
         result.profile.push_back({QString::fromStdString(found.layers[l].name), found.layers[l].block,
-                                  QString::fromStdString(found.layers[l].kind), found.sparsity[l]});
+                                  QString::fromStdString(found.layers[l].kind), found.sparsity[l], found.bits[l]});
     result.uniformKl = found.uniformFitness;
     result.bestKl = found.bestFitness;
     result.generations = found.generationsRun;
     result.stoppedBy = QString::fromStdString(found.stoppedBy);
     const auto [lo, hi] = std::minmax_element(found.sparsity.begin(), found.sparsity.end());
-    result.summary = tr("Allocation search at %1 % average sparsity: calibration KL %2 (uniform) → %3 after %4 "
-                        "generations; layers from %5 % to %6 %")
-                         .arg(100.0 * params.targetSparsity, 0, 'f', 1)
+    const QString budget = params.budgetBytes > 0
+                               ? tr("%1 KB (found %2 KB)").arg(double(params.budgetBytes) / 1000.0, 0, 'f', 1)
+                                     .arg(double(found.modelBytes) / 1000.0, 0, 'f', 1)
+                               : tr("%1 % average sparsity").arg(100.0 * params.targetSparsity, 0, 'f', 1);
+    result.summary = tr("Allocation search at %1: calibration KL %2 (uniform) → %3 after %4 "
+                        "generations; layers from %5 % to %6 % sparsity")
+                         .arg(budget)
                          .arg(found.uniformFitness, 0, 'f', 4)
                          .arg(found.bestFitness, 0, 'f', 4)
                          .arg(found.generationsRun)

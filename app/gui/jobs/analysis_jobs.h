@@ -115,6 +115,7 @@ public:
         std::shared_ptr<const tokenize::Tokenizer> tokenizer; // required
         CalibrationSettings calibration;
         double targetSparsity = 0.5;  // the average linear sparsity, exact
+        qint64 budgetBytes = 0;       // > 0: the whole model's bytes instead, sparsity × 16/8/4 bits
         qint64 generations = 200;
         double timeLimitSeconds = 0;  // 0 = none
         quint64 seed = 0;
@@ -125,6 +126,7 @@ public:
         qint64 block = 0;
         QString kind;                 // e.g. "mlp.down_proj"
         double sparsity = 0;
+        int bits = 16;
     };
     struct Result {
         QByteArray recipeJson;        // SparseGPT, one rule per layer
