@@ -22,6 +22,10 @@ namespace sparselab::allocation {
 
 using Clock = std::chrono::steady_clock;
 
+// Layers of different groups trade levels when one group's layers have at most this many
+// times the other's weights (a step of one against that many steps of the other).
+constexpr int64_t kMaxTradeRatio = 8;
+
 void SearchParams::validate() const
 {
     if (!(maxSparsity > 0.0 && maxSparsity < 1.0))
@@ -256,6 +260,18 @@ SearchResult searchAllocation(const model::CausalLM& dense, const data::Calibrat
     for (size_t l = 0; l < layerCount; ++l)
         if (members[result.layers[l].group].size() > 1)
             tradable.push_back(int64_t(l));
+    // Groups whose sizes are whole multiples trade too: a step of a layer of the bigger group
+    // (n_big weights) against `ratio` = n_big / n_small steps of layers of the smaller one.
+    struct Link { int64_t big, small, ratio; };
+    std::vector<Link> links;
+    std::map<int64_t, int64_t> weightsOfGroup;
+    for (const auto& layer : result.layers)
+        weightsOfGroup[layer.group] = layer.weights;
+    for (const auto& [big, bigWeights] : weightsOfGroup)
+        for (const auto& [small, smallWeights] : weightsOfGroup)
+            if (bigWeights > smallWeights && bigWeights % smallWeights == 0
+                && bigWeights / smallWeights <= kMaxTradeRatio)
+                links.push_back({big, small, bigWeights / smallWeights});
 
     // Sizes (bytes budget): every layer at every level, by the size model.
     const int levelCount = int(result.levelSparsity.size());
@@ -355,8 +371,8 @@ SearchResult searchAllocation(const model::CausalLM& dense, const data::Calibrat
             }
         }
     };
-    if (bytesBudget)
-        tradable.assign(1, 0); // every layer can move (the loop below needs a non-empty list)
+    // Whether any switch exists (with a bytes budget every layer can move).
+    const bool movable = bytesBudget || !tradable.empty() || !links.empty();
 
     // Sparsity budget, one level switch: a layer up a step, another of its group down a step.
     const auto mutate = [&](std::vector<int>& levels) {
@@ -365,6 +381,22 @@ SearchResult searchAllocation(const model::CausalLM& dense, const data::Calibrat
             return;
         }
         for (int attempt = 0; attempt < 64; ++attempt) {
+            // Half the switches within a group (when any has two layers), half across a link.
+            if (!links.empty() && (tradable.empty() || uniformIndex(rng, 2) == 1)) {
+                const Link& link = links[size_t(uniformIndex(rng, int64_t(links.size())))];
+                const int direction = uniformIndex(rng, 2) == 0 ? 1 : -1;
+                const auto& bigs = members[link.big];
+                const auto& smalls = members[link.small];
+                std::vector<int> child = levels;
+                child[size_t(bigs[size_t(uniformIndex(rng, int64_t(bigs.size())))])] += direction;
+                for (int64_t k = 0; k < link.ratio; ++k)
+                    child[size_t(smalls[size_t(uniformIndex(rng, int64_t(smalls.size())))])] -= direction;
+                if (std::all_of(child.begin(), child.end(), [&](int v) { return v >= 0 && v < levelCount; })) {
+                    levels = std::move(child);
+                    return;
+                }
+                continue;
+            }
             const int64_t up = tradable[size_t(uniformIndex(rng, int64_t(tradable.size())))];
             const auto& group = members[result.layers[size_t(up)].group];
             int64_t down = group[size_t(uniformIndex(rng, int64_t(group.size()) - 1))];
@@ -380,7 +412,7 @@ SearchResult searchAllocation(const model::CausalLM& dense, const data::Calibrat
 
     ProgressReporter reporter(observer.progress, "search", params.generations);
     result.stoppedBy = "generations";
-    for (int64_t generation = 1; generation <= params.generations && !tradable.empty(); ++generation) {
+    for (int64_t generation = 1; generation <= params.generations && movable; ++generation) {
         throwIfCancelled(observer.cancel);
         if (observer.stop && observer.stop->cancelled()) {
             result.stoppedBy = "stop";

@@ -18,9 +18,13 @@
 //
 // The budget is exact. A level switch raises one layer by a step and lowers another layer of
 // the same number of weights by a step, so Σ_layers weights·sparsity — the average linear
-// sparsity — stays S at every step. (Layers of different sizes never trade: with a discrete
-// database an exact trade between, e.g., a 64×64 and a 64×172 layer does not exist. In Llama
-// models q/o, k/v and gate/up/down form the groups that trade, across all blocks.)
+// sparsity — stays S at every step. Layers group by size (in Llama models q/o, k/v and
+// gate/up/down, across all blocks). Groups whose sizes are whole multiples (n_big = r·n_small,
+// r ≤ 8; e.g. q against k/v with 4 KV heads of 8, or an MLP of 3× hidden against q) also trade:
+// one layer of the bigger group a step one way against r steps of the smaller group's layers
+// the other way, still exact. Half the switches are within a group, half across such a link.
+// Sizes with no such ratio never trade (with a discrete database an exact trade between,
+// e.g., a 64×64 and a 64×172 layer does not exist).
 //
 // A bytes budget (budgetBytes > 0) searches sparsity and bits together: a level is a pair
 // (sparsity 0, step, 2·step … ≤ maxSparsity; bits from `bits`, e.g. 16, 8, 4), a layer's size

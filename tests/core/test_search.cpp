@@ -99,17 +99,23 @@ private Q_SLOTS:
         QVERIFY2(std::abs(averageSparsity(*model, first) - 0.5) < 1e-12,
                  qPrintable(QString::number(averageSparsity(*model, first), 'g', 17)));
         QVERIFY(std::abs(first.averageSparsity - 0.5) < 1e-12);
-        // Levels moved (the search did something) and every group's levels still sum to zero
-        // around the uniform one.
-        std::map<int64_t, int> net;
+        // Levels moved (the search did something), and in whole steps the weighted moves
+        // cancel: Σ weights · (level − uniform) = 0 exactly, in integers.
+        int64_t net = 0;
         bool moved = false;
         for (size_t l = 0; l < first.layers.size(); ++l) {
-            net[first.layers[l].weights] += first.chosenLevel[l] - 3;
+            net += first.layers[l].weights * (first.chosenLevel[l] - 3);
             moved = moved || first.chosenLevel[l] != 3;
         }
-        for (const auto& [size, sum] : net)
-            QVERIFY2(sum == 0, qPrintable(QString("layers of %1 weights: net %2").arg(size).arg(sum)));
+        QCOMPARE(net, int64_t(0));
         QVERIFY(moved);
+        // This model has no group trade-free: q/o (4096 weights) trade with k/v (2048) 1:2 and
+        // the MLP (10240) with k/v 1:5. With this seed some sparsity moved between groups.
+        std::map<int64_t, int64_t> perGroup;
+        for (size_t l = 0; l < first.layers.size(); ++l)
+            perGroup[first.layers[l].weights] += first.layers[l].weights * (first.chosenLevel[l] - 3);
+        QCOMPARE(perGroup.size(), size_t(3));
+        QVERIFY(std::any_of(perGroup.begin(), perGroup.end(), [](const auto& g) { return g.second != 0; }));
         // The fitness never gets worse from one generation to the next (the parent is kept).
         QCOMPARE(first.history.size(), size_t(7));
         for (size_t g = 1; g < first.history.size(); ++g)
