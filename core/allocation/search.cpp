@@ -327,13 +327,15 @@ SearchResult searchAllocation(const model::CausalLM& dense, const data::Calibrat
     result.uniformLevel = parent.empty() ? 0 : parent.front();
     result.uniformBytes = bytesOf(parent);
     result.uniformFitness = parentFitness;
-    const auto record = [&](int64_t generation) {
-        SearchGeneration g{generation, parentFitness, stitcher.evaluations(), elapsed()};
+    const auto record = [&](int64_t generation, bool improved) {
+        SearchGeneration g{generation, parentFitness, stitcher.evaluations(), elapsed(), improved, {}};
+        for (int level : parent)
+            g.sparsity.push_back(result.levelSparsity[size_t(level)]);
         result.history.push_back(g);
         if (observer.onGeneration)
             observer.onGeneration(g);
     };
-    record(0);
+    record(0, true);
 
     // Bytes budget: the levels one step more (or less) compressed than v.
     const auto neighbours = [&](int v, bool moreCompressed) {
@@ -448,7 +450,7 @@ SearchResult searchAllocation(const model::CausalLM& dense, const data::Calibrat
             parentFitness = bestFitness;
         }
         result.generationsRun = generation;
-        record(generation);
+        record(generation, best >= 0);
         reporter.report(generation, "KL " + std::to_string(parentFitness));
     }
     result.searchSeconds = elapsed();

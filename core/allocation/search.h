@@ -93,6 +93,8 @@ struct SearchGeneration {
     double bestFitness = 0.0;       // the parent's fitness on all fitness windows
     int64_t evaluations = 0;        // window forward passes so far
     double seconds = 0.0;           // since the search began (database excluded)
+    bool improved = false;          // the parent changed in this generation (0: the start)
+    std::vector<double> sparsity;   // the parent's per layer (SearchResult::layers' order)
 };
 
 struct SearchResult {

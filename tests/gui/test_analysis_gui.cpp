@@ -40,6 +40,7 @@
 #include "util/atomic_file.h"
 
 #include "qcustomplot_include.h"
+#include "allocation_profile_plot.h"
 #include "training_curve_plot.h"
 
 #include <QFile>
@@ -266,6 +267,10 @@ private Q_SLOTS:
         QVERIFY(!analysis()->stopSearchAction()->isEnabled());
         // The live curve: the uniform start and one point per generation.
         QCOMPARE(m_window->liveView()->recoveryPlot()->lossPoints(), 4);
+        // The profile beside it: 7 layer kinds, the uniform line and OWL's block sparsities.
+        QCOMPARE(m_window->liveView()->profilePlot()->kindCount(), 7);
+        QCOMPARE(m_window->liveView()->profilePlot()->plot()->graphCount(), 9);
+        QCOMPARE(m_window->liveView()->profilePlot()->plot()->graph(8)->dataCount(), 5); // OWL, per block
         QVERIFY(m_window->liveView()->recoveryPane()->isVisible() || !m_window->isVisible());
 
         // The same search run here directly (same windows, seed and one thread) gives the plan.

@@ -3,6 +3,7 @@
 #include "analysis_jobs.h"
 #include "calibration_panel.h"
 #include "evaluation_panel.h"
+#include "allocation_profile_plot.h"
 #include "live_view.h"
 #include "log_view.h"
 #include "main_window.h"
@@ -580,9 +581,23 @@ bool AnalysisController::startSearch(const SearchRequest& request)
                                ? tr("%1 KB").arg(double(request.budgetBytes) / 1000.0, 0, 'f', 1)
                                : tr("%1 % average").arg(100.0 * request.averageSparsity, 0, 'f', 1);
     const QString description = tr("%1, %2 generations").arg(budget).arg(request.generations);
-    connect(job, &SearchJob::generationFinished, this, [this](qint64 generation, double kl) {
-        m_window->liveView()->addSearchGeneration(generation, kl);
-    });
+    // The profile plot needs the layers once; each improvement redraws it.
+    auto layers = std::make_shared<QList<SearchJob::LayerLevel>>();
+    connect(job, &SearchJob::layersKnown, this,
+            [this, layers](const QList<SearchJob::LayerLevel>& known, double uniform, const QVector<double>& owl) {
+                *layers = known;
+                m_window->liveView()->setSearchReference(uniform, owl);
+            });
+    connect(job, &SearchJob::generationFinished, this,
+            [this, layers](qint64 generation, double kl, const QVector<double>& sparsity) {
+                m_window->liveView()->addSearchGeneration(generation, kl);
+                if (sparsity.size() != layers->size())
+                    return;
+                QVector<widgets::ProfileLayer> profile;
+                for (qsizetype l = 0; l < sparsity.size(); ++l)
+                    profile.push_back({layers->at(l).kind, int(layers->at(l).block), sparsity[l]});
+                m_window->liveView()->setSearchProfile(profile);
+            });
     connect(job, &SearchJob::finished, this, [this](const SearchJob::Result& result) {
         m_searchJob = nullptr;
         finishJob();

@@ -7,6 +7,7 @@
 #include "eval/perplexity.h"
 #include "export/hf_export.h"
 #include "model/causal_lm.h"
+#include "pipeline/prune_pipeline.h"
 #include "pipeline/sensitivity.h"
 #include "pipeline/size_model.h"
 #include "pipeline/sweep.h"
@@ -143,12 +144,34 @@ void SearchJob::execute()
     const data::CalibrationWindows windows = drawCalibrationWindows(*m_params.tokenizer, calib, cancelToken());
     throwIfCancelled(cancelToken());
     params.fitnessWindows = std::min(params.fitnessWindows, windows.nsamples);
+    {
+        // What the profile plot draws against: the layers, the uniform level and OWL at it.
+        QList<LayerLevel> layers;
+        for (int64_t b = 0; b < m_params.model->numBlocks(); ++b)
+            for (const auto& layer : m_params.model->linears(b))
+                layers.push_back({QString::fromStdString(pipeline::moduleName(layer.name)), b,
+                                  QString::fromStdString(layer.kind), 0.0, 16});
+        QVector<double> owlPerBlock;
+        const bool sparsityBudget = params.budgetBytes == 0;
+        allocation::OwlParams owl;
+        owl.targetSparsity = params.targetSparsity;
+        if (sparsityBudget && owl.targetSparsity - 2 * owl.lambda >= 0 && owl.targetSparsity + 2 * owl.lambda < 1)
+            for (double s : allocation::owlAllocation(*m_params.model, windows, owl, callback, cancelToken()).blockSparsity)
+                owlPerBlock.push_back(s);
+        const double uniform = sparsityBudget ? params.targetSparsity : -1.0;
+        post([this, layers, uniform, owlPerBlock] { Q_EMIT layersKnown(layers, uniform, owlPerBlock); });
+    }
     allocation::SearchObserver observer;
     observer.progress = callback;
     observer.cancel = cancelToken();
     observer.stop = &m_stop;
     observer.onGeneration = [this](const allocation::SearchGeneration& g) {
-        post([this, generation = g.generation, kl = g.bestFitness] { Q_EMIT generationFinished(generation, kl); });
+        QVector<double> sparsity;
+        if (g.improved)
+            sparsity = QVector<double>(g.sparsity.begin(), g.sparsity.end());
+        post([this, generation = g.generation, kl = g.bestFitness, sparsity] {
+            Q_EMIT generationFinished(generation, kl, sparsity);
+        });
     };
     const auto found = allocation::searchAllocation(*m_params.model, windows, params, observer);
     const std::string json = allocation::searchRecipe(found, params.base).toJson().dump();

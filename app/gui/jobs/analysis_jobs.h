@@ -30,6 +30,7 @@
 #include <QList>
 #include <QString>
 #include <QStringList>
+#include <QVector>
 
 #include <cmath>
 #include <memory>
@@ -142,7 +143,13 @@ public:
     void stop() { m_stop.cancel(); }
 
 Q_SIGNALS:
-    void generationFinished(qint64 generation, double bestKl);
+    // Once, before the database is built: the layers in the search's order, the uniform level
+    // (< 0 with a size budget) and OWL's per-block sparsities at it (empty with a size budget).
+    void layersKnown(const QList<sparselab::gui::SearchJob::LayerLevel>& layers, double uniform,
+                     const QVector<double>& owlPerBlock);
+    // After every generation; `sparsity` (per layer, layersKnown's order) only when the best
+    // levels changed, else empty.
+    void generationFinished(qint64 generation, double bestKl, const QVector<double>& sparsity);
     void finished(const sparselab::gui::SearchJob::Result& result);
 
 protected:

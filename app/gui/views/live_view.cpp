@@ -1,5 +1,6 @@
 #include "live_view.h"
 
+#include "allocation_profile_plot.h"
 #include "layer_error_plot.h"
 #include "mask_heatmap_widget.h"
 #include "training_curve_plot.h"
@@ -40,7 +41,16 @@ LiveView::LiveView(QWidget* parent)
     auto* recoveryLayout = new QVBoxLayout(m_recoveryPane);
     recoveryLayout->setContentsMargins(0, 0, 0, 0);
     recoveryLayout->addWidget(m_recoveryCaption);
-    recoveryLayout->addWidget(m_recoveryPlot, 1);
+    // The allocation search draws its per-layer profile beside its curve.
+    m_profilePlot = new widgets::AllocationProfilePlot(this);
+    m_profilePlot->setToolTip(tr("Allocation search: each layer kind's sparsity by block in the best levels so far, "
+                                 "against the uniform level and OWL's block sparsities."));
+    m_profilePlot->hide();
+    auto* curves = new QSplitter(Qt::Horizontal, m_recoveryPane);
+    curves->setChildrenCollapsible(false);
+    curves->addWidget(m_recoveryPlot);
+    curves->addWidget(m_profilePlot);
+    recoveryLayout->addWidget(curves, 1);
     m_recoveryPane->hide();
 
     auto* splitter = m_splitter = new QSplitter(Qt::Vertical, this);
@@ -80,6 +90,8 @@ void LiveView::layerLabels(const QList<PlanRow>& plan, QStringList* names, QStri
 void LiveView::startRun(const QList<PlanRow>& plan, const QString& runName)
 {
     m_recoveryPlot->clear();
+    m_profilePlot->clear();
+    m_profilePlot->hide();
     m_recoveryPane->hide();
     m_heatmap->clear();
     m_index.clear();
@@ -109,6 +121,7 @@ void LiveView::addLayer(const LayerRunRow& row)
 void LiveView::startRecovery(qint64 steps, const QString& description)
 {
     m_recoveryPlot->start(steps, tr("held-out perplexity"));
+    m_profilePlot->hide();
     m_recoveryCaption->setText(tr("Recovery — %1").arg(description));
     m_recoveryPane->show();
     // A pane shown in a splitter gets no height of its own: the heat-map and the training
@@ -121,12 +134,21 @@ void LiveView::startSearch(qint64 generations, const QString& description)
 {
     m_recoveryPlot->start(generations, QString(), tr("calibration KL (best)"), tr("generation"));
     m_recoveryCaption->setText(tr("Allocation search — %1").arg(description));
+    m_profilePlot->clear();
+    m_profilePlot->show();
     m_recoveryPane->show();
     const int height = std::max(m_splitter->height(), 300);
     m_splitter->setSizes({height / 5, height / 5, height * 3 / 5});
 }
 
 void LiveView::addSearchGeneration(qint64 generation, double kl) { m_recoveryPlot->addLoss(generation, kl); }
+
+void LiveView::setSearchReference(double uniform, const QVector<double>& owlPerBlock)
+{
+    m_profilePlot->setReference(uniform, owlPerBlock);
+}
+
+void LiveView::setSearchProfile(const QVector<widgets::ProfileLayer>& layers) { m_profilePlot->setProfile(layers); }
 
 void LiveView::addRecoveryStep(qint64 step, double loss) { m_recoveryPlot->addLoss(step, loss); }
 
@@ -135,6 +157,8 @@ void LiveView::addRecoveryHeldOut(qint64 step, double perplexity) { m_recoveryPl
 void LiveView::clear()
 {
     m_recoveryPlot->clear();
+    m_profilePlot->clear();
+    m_profilePlot->hide();
     m_recoveryPane->hide();
     m_heatmap->clear();
     m_plot->clear();

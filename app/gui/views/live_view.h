@@ -10,16 +10,19 @@
 #include "run_types.h"
 
 #include <QHash>
+#include <QVector>
 #include <QWidget>
 
 class QLabel;
 class QSplitter;
 
 namespace sparselab::widgets {
+class AllocationProfilePlot;
 class LayerErrorPlot;
 class MaskHeatmapWidget;
 class TrainingCurvePlot;
 struct HeatmapFrame;
+struct ProfileLayer;
 } // namespace sparselab::widgets
 
 namespace sparselab::gui {
@@ -42,12 +45,16 @@ public:
     // calibration KL per generation (x axis 0..generations), given most of the height.
     void startSearch(qint64 generations, const QString& description);
     void addSearchGeneration(qint64 generation, double kl);
+    // The search's profile plot, beside its curve: the reference lines, then the best levels.
+    void setSearchReference(double uniform, const QVector<double>& owlPerBlock);
+    void setSearchProfile(const QVector<widgets::ProfileLayer>& layers);
     void clear();
 
     [[nodiscard]] widgets::MaskHeatmapWidget* heatmap() const { return m_heatmap; }
     [[nodiscard]] widgets::LayerErrorPlot* errorPlot() const { return m_plot; }
     [[nodiscard]] widgets::TrainingCurvePlot* recoveryPlot() const { return m_recoveryPlot; }
     [[nodiscard]] QWidget* recoveryPane() const { return m_recoveryPane; }
+    [[nodiscard]] widgets::AllocationProfilePlot* profilePlot() const { return m_profilePlot; }
     [[nodiscard]] int layersShown() const { return m_layersShown; }
 
     // Axis labels for a list of layers: "0.q" … for small models, block starts for large ones.
@@ -60,6 +67,7 @@ private:
     widgets::TrainingCurvePlot* m_recoveryPlot = nullptr;
     QLabel* m_recoveryCaption = nullptr;
     QWidget* m_recoveryPane = nullptr;
+    widgets::AllocationProfilePlot* m_profilePlot = nullptr;
     QSplitter* m_splitter = nullptr;
     QHash<QString, int> m_index; // module name → bar position
     int m_layersShown = 0;
