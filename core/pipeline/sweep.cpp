@@ -204,12 +204,19 @@ PruneParams sweepPointParams(const model::CausalLM& model, const SweepPointSpec&
 
 int64_t modelBytesOf(const model::CausalLM& model, const PruneResult& result)
 {
+    // Priced by the plan — the layout a layer is stored in — not by every zero the solver left:
+    // a layer quantized without pruning stores no mask even where values round to exactly 0
+    // (pricing those as sparse added a mask per layer, 2.7 % over a bytes budget on the demo),
+    // and the allocators (DP, search) price the same way.
     int64_t linear = 0, bytes = 0;
     for (const auto& layer : result.layers) {
         linear += layer.rows * layer.cols;
+        const auto& o = layer.options;
+        const double planned = o.method == solve::Method::Rtn ? 0.0
+                               : o.structured()               ? double(o.nmN) / double(o.nmM)
+                                                              : o.sparsity;
         bytes += layer.dense ? linearLayerBytes(layer.rows, layer.cols, 0.0, 16)
-                             : linearLayerBytes(layer.rows, layer.cols, layer.stats.sparsity,
-                                                layer.options.quant.bits, layer.options.quant.groupSize);
+                             : linearLayerBytes(layer.rows, layer.cols, planned, o.quant.bits, o.quant.groupSize);
     }
     return bytes + fixedParameterBytes(model.parameterCount() - linear);
 }

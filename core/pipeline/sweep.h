@@ -107,7 +107,8 @@ struct SweepResult {
 // Layers of `group` ("all" | "attention" | "mlp"), as module names. InputError for unknown groups.
 [[nodiscard]] std::vector<std::string> groupLayers(const model::CausalLM& model, const std::string& group);
 
-// Model bytes (size model) of `model` with its linear layers priced per `plan` results.
+// Model bytes (size model) of `model`, each linear layer priced by its plan (target sparsity or
+// N:M, bits, group) rather than by the zeros it ended with; the allocators price the same way.
 [[nodiscard]] int64_t modelBytesOf(const model::CausalLM& model, const PruneResult& result);
 
 // One point: prunes a fresh copy of `dense` (whose linear weights are cloned; `dense` is not
