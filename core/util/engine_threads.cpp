@@ -4,11 +4,14 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
+
 namespace sparselab {
 
 namespace {
 
 using SetThreads = void (*)(int);
+using GetThreads = int (*)();
 
 // Looked up at run time: the project does not link OpenBLAS itself, LibTorch's BLAS may be
 // another library, and then there is nothing to set.
@@ -19,6 +22,17 @@ SetThreads openBlasSetThreads()
     return function;
 }
 
+// OpenBLAS's pool as the process started (its default, or OPENBLAS_NUM_THREADS /
+// OMP_NUM_THREADS from the environment), read once before anything here changes it.
+int openBlasInitialThreads()
+{
+    static const int initial = [] {
+        const auto get = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+        return get ? std::max(1, get()) : 0;
+    }();
+    return initial;
+}
+
 } // namespace
 
 void setEngineThreads(int threads)
@@ -26,8 +40,9 @@ void setEngineThreads(int threads)
     if (threads < 1)
         threads = 1;
     at::set_num_threads(threads);
-    if (const SetThreads set = openBlasSetThreads())
-        set(threads);
+    const int initial = openBlasInitialThreads();
+    if (const SetThreads set = openBlasSetThreads(); set && initial > 0)
+        set(std::min(threads, initial));
 }
 
 bool openBlasThreadsControllable() { return openBlasSetThreads() != nullptr; }
