@@ -659,8 +659,8 @@ void AnalysisController::searchDialog()
                            .arg(fp16Kb));
     auto* generations = new QSpinBox(&dialog);
     generations->setRange(1, 100000);
-    generations->setToolTip(tr("Each generation scores 16 variants of the best levels so far (about 1.5 s on the "
-                               "demo model on one thread)."));
+    generations->setToolTip(tr("Each generation scores 16 variants of the best levels so far: 256 forward passes "
+                               "of one calibration window (a second or two on the demo model)."));
     auto* timeLimit = new QSpinBox(&dialog);
     timeLimit->setRange(0, 24 * 3600);
     timeLimit->setSuffix(tr(" s"));
