@@ -413,11 +413,9 @@ int allocateSearch(const Args& args, const fs::path& modelPath, const fs::path& 
     const bool bytesBudget = args.value("budget-bytes").has_value();
     if (bytesBudget) {
         // Sparsity and bits together: levels 0, 0.1, … × 16, 8, 4 bits by default.
-        search.budgetBytes = args.intOr("budget-bytes", 0, 1, std::numeric_limits<int64_t>::max());
-        search.bits = intList(args, "bits", {16, 8, 4});
-        search.levelStep = 0.1;
-        search.maxSparsity = 0.9;
-        search.base.sparsity = 0.0;
+        search = allocation::SearchParams::forBudgetBytes(
+            args.intOr("budget-bytes", 0, 1, std::numeric_limits<int64_t>::max()));
+        search.bits = intList(args, "bits", search.bits);
     } else {
         search.targetSparsity = args.doubleOr("budget-sparsity", 0.5);
         if (args.value("bits"))

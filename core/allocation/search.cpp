@@ -68,6 +68,17 @@ void SearchParams::validate() const
         throw std::invalid_argument("SearchParams: forwardBatch must be at least 1");
 }
 
+SearchParams SearchParams::forBudgetBytes(int64_t bytes)
+{
+    SearchParams p;
+    p.budgetBytes = bytes;
+    p.bits = {16, 8, 4};
+    p.levelStep = 0.1;
+    p.maxSparsity = 0.9;
+    p.base.sparsity = 0.0;
+    return p;
+}
+
 std::vector<double> searchLevels(const SearchParams& params, int* uniformLevel)
 {
     std::vector<double> levels;

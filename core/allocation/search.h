@@ -78,6 +78,9 @@ struct SearchParams {
     int64_t maxDatabaseBytes = int64_t(4) << 30; // refused above this, before any work
     // InputError naming the CLI option for a value out of range.
     void validate() const;
+    // A bytes budget with the levels both front ends default to: sparsity 0 … 0.9 by 0.1 ×
+    // 16, 8 and 4 bits.
+    [[nodiscard]] static SearchParams forBudgetBytes(int64_t bytes);
 };
 
 struct SearchLayer {

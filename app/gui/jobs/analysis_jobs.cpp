@@ -124,14 +124,11 @@ void SearchJob::execute()
     if (!m_params.model || !m_params.tokenizer)
         throw InputError("No model is loaded: open a model folder first.");
     allocation::SearchParams params;
-    params.targetSparsity = m_params.targetSparsity;
-    params.base.sparsity = m_params.targetSparsity;
-    if (m_params.budgetBytes > 0) { // as the CLI's --budget-bytes: 0 … 0.9 by 0.1 × 16, 8, 4 bits
-        params.budgetBytes = m_params.budgetBytes;
-        params.bits = {16, 8, 4};
-        params.levelStep = 0.1;
-        params.maxSparsity = 0.9;
-        params.base.sparsity = 0.0;
+    if (m_params.budgetBytes > 0) {
+        params = allocation::SearchParams::forBudgetBytes(m_params.budgetBytes); // as the CLI's --budget-bytes
+    } else {
+        params.targetSparsity = m_params.targetSparsity;
+        params.base.sparsity = m_params.targetSparsity;
     }
     params.generations = m_params.generations;
     params.timeLimitSeconds = m_params.timeLimitSeconds;
