@@ -7,6 +7,7 @@
 
 #include "allocation/owl.h"
 #include "allocation/search.h"
+#include "allocation/sweep_allocator.h"
 #include "data/calibration.h"
 #include "eval/perplexity.h"
 #include "export/hf_export.h"
@@ -667,7 +668,35 @@ int cmdSweep(const Args& args)
     }
     if (const auto groups = args.value("groups"))
         grid.groups = splitList(*groups);
+    if (const auto allocations = args.value("allocations"))
+        grid.allocations = splitList(*allocations);
     grid.validate();
+    // OWL's and the search's options, as `allocate` takes them; refused where the grid has no use.
+    allocation::SweepAllocationParams allocationParams;
+    allocationParams.owl.lambda = args.doubleOr("owl-lambda", allocationParams.owl.lambda);
+    allocationParams.owl.outlierMultiple = args.doubleOr("owl-m", allocationParams.owl.outlierMultiple);
+    auto& search = allocationParams.search;
+    search.levelStep = args.doubleOr("level-step", search.levelStep);
+    search.levelsEachSide = int(args.intOr("levels", search.levelsEachSide, 1, 50));
+    search.maxSparsity = args.doubleOr("max-sparsity", search.maxSparsity);
+    search.generations = args.intOr("generations", search.generations, 0, 1000000);
+    search.offspring = args.intOr("offspring", search.offspring, 1, 4096);
+    search.survivors = args.intOr("survivors", std::min(search.survivors, search.offspring), 1, 4096);
+    search.maxMutations = args.intOr("max-mutations", search.maxMutations, 1, 1000);
+    search.fitnessWindows = args.intOr("fitness-windows", search.fitnessWindows, 1, 1 << 20);
+    search.timeLimitSeconds = args.doubleOr("time-limit", 0.0);
+    search.seed = uint64_t(args.intOr("search-seed", args.intOr("seed", 0, 0, std::numeric_limits<int64_t>::max()), 0,
+                                      std::numeric_limits<int64_t>::max()));
+    const auto usesAllocation = [&](const char* name) {
+        return std::find(grid.allocations.begin(), grid.allocations.end(), name) != grid.allocations.end();
+    };
+    for (const char* owlOnly : {"owl-lambda", "owl-m"})
+        if (args.value(owlOnly) && !usesAllocation("owl"))
+            throw optionError(std::string("--") + owlOnly, "applies to --allocations owl only");
+    for (const char* searchOnly : {"generations", "offspring", "survivors", "max-mutations", "fitness-windows",
+                                   "level-step", "levels", "max-sparsity", "time-limit", "search-seed"})
+        if (args.value(searchOnly) && !usesAllocation("search"))
+            throw optionError(std::string("--") + searchOnly, "applies to --allocations search only");
     int64_t shard = 0, shards = 1;
     if (const auto spec = args.value("shard")) {
         const auto slash = spec->find('/');
@@ -684,6 +713,7 @@ int cmdSweep(const Args& args)
         }
     }
     const auto indices = pipeline::shardIndices(grid, shard, shards);
+    allocation::validateSweepAllocations(grid, indices, allocationParams);
     const solve::SolverOptions base = baseOptions(args);
     const bool trueSequential = args.flag("true-sequential");
 
@@ -712,11 +742,15 @@ int cmdSweep(const Args& args)
                         {{"model", fs::absolute(folder).string()},
                          {"calibration", fs::absolute(s.calibFile).string()},
                          {"evaluation", fs::absolute(s.evalFile).string()}}}};
+    if (grid.allocatesPerLayer())
+        result.settings["allocation"] = allocationParams.toJson(grid);
+    pipeline::SweepRunParams run{grid, indices, base, trueSequential, s.evalParams, {}};
+    if (grid.allocatesPerLayer())
+        run.allocator = allocation::sweepAllocator(*s.model, s.windows, allocationParams);
     pipeline::SweepObserver observer;
     observer.progress = progress;
     observer.cancel = &interruptToken();
-    result.points = pipeline::runSweepPoints(*s.model, s.windows, s.evalIds,
-                                             {grid, indices, base, trueSequential, s.evalParams}, observer);
+    result.points = pipeline::runSweepPoints(*s.model, s.windows, s.evalIds, run, observer);
     if (outputs.workspace)
         store::updateWorkspaceSettings(*outputs.workspace, identity);
     if (outputs.json)
@@ -738,12 +772,12 @@ int cmdSweep(const Args& args)
         return 0;
     }
     std::printf("dense perplexity %.4f, %lld bytes (fp16)\n", dense.perplexity, (long long)result.denseBytes);
-    std::printf("%6s %-10s %-9s %5s %9s %12s %12s\n", "point", "method", "group", "bits", "sparsity", "perplexity",
-                "bytes");
+    std::printf("%6s %-10s %-10s %-9s %5s %9s %12s %12s\n", "point", "allocation", "method", "group", "bits",
+                "sparsity", "perplexity", "bytes");
     for (const auto& p : result.points)
-        std::printf("%6lld %-10s %-9s %5d %9.3f %12.4f %12lld\n", (long long)p.spec.index,
-                    solve::methodName(p.spec.method).c_str(), p.spec.group.c_str(), p.spec.bits, p.spec.sparsity,
-                    p.perplexity, (long long)p.modelBytes);
+        std::printf("%6lld %-10s %-10s %-9s %5d %9.3f %12.4f %12lld\n", (long long)p.spec.index,
+                    p.spec.allocation.c_str(), solve::methodName(p.spec.method).c_str(), p.spec.group.c_str(),
+                    p.spec.bits, p.spec.sparsity, p.perplexity, (long long)p.modelBytes);
     std::printf("wrote %s (%zu of %lld points)\n", out.c_str(), result.points.size(), (long long)grid.size());
     return 0;
 }

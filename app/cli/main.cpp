@@ -83,7 +83,8 @@ commands:
                                      whole model's KL (average exactly S); --eval: compare
                                      uniform, OWL (DP with bytes) and the search on held-out text
   sweep MODEL --calib FILE --eval FILE --out R.json|W.h5 [--sparsities L] [--bits L]
-       [--methods L] [--groups all,attention,mlp] [--shard i/N] [--name NAME] [--json]
+       [--methods L] [--groups all,attention,mlp] [--allocations uniform,owl,search]
+       [--shard i/N] [--name NAME] [--json]  (owl/search take allocate's options)
                                   prune + perplexity at every grid point (a shard of them)
   merge A.json|A.h5 B.json|B.h5 … --out M.json|M.h5 [--from NAME] [--name NAME]
                                   join sweep shards (results files or workspaces)
@@ -146,9 +147,11 @@ int main(int argc, char** argv)
          }},
         {"sweep", [](const auto& a) {
              return cmdSweep(Args("sweep", a,
-                                  {"calib", "eval", "out", "sparsities", "bits", "methods", "groups", "shard", "group",
-                                   "blocksize", "damp", "nsamples", "seqlen", "seed", "max-windows", "threads",
-                                   "device", "workspace", "name"},
+                                  {"calib", "eval", "out", "sparsities", "bits", "methods", "groups", "allocations",
+                                   "shard", "group", "blocksize", "damp", "nsamples", "seqlen", "seed", "max-windows",
+                                   "threads", "device", "workspace", "name", "owl-lambda", "owl-m", "generations",
+                                   "offspring", "survivors", "max-mutations", "fitness-windows", "level-step", "levels",
+                                   "max-sparsity", "time-limit", "search-seed"},
                                   {"sym", "true-sequential", "json", "quiet"}));
          }},
         {"merge", [](const auto& a) { return cmdMerge(Args("merge", a, {"out", "workspace", "name", "from"}, {"json", "quiet"})); }},

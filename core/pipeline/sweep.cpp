@@ -31,6 +31,7 @@ T field(const json& object, const char* key, const std::string& source)
 }
 
 const std::set<std::string> kGroups = {"all", "attention", "mlp"};
+const std::set<std::string> kAllocations = {"uniform", "owl", "search"};
 
 json pointToJson(const SweepPoint& p)
 {
@@ -39,6 +40,7 @@ json pointToJson(const SweepPoint& p)
         layers.push_back(
             {{"name", l.name}, {"sparsity", l.sparsity}, {"rel_output_error", l.relOutputError}, {"loss", l.loss}});
     return {{"index", p.spec.index},
+            {"allocation", p.spec.allocation},
             {"method", solve::methodName(p.spec.method)},
             {"group", p.spec.group},
             {"bits", p.spec.bits},
@@ -46,6 +48,7 @@ json pointToJson(const SweepPoint& p)
             {"perplexity", p.perplexity},
             {"linear_sparsity", p.linearSparsity},
             {"model_bytes", p.modelBytes},
+            {"allocation_seconds", p.allocationSeconds},
             {"prune_seconds", p.pruneSeconds},
             {"eval_seconds", p.evalSeconds},
             {"layers", layers}};
@@ -55,6 +58,7 @@ SweepPoint pointFromJson(const json& j, const std::string& source)
 {
     SweepPoint p;
     p.spec.index = field<int64_t>(j, "index", source);
+    p.spec.allocation = j.contains("allocation") ? field<std::string>(j, "allocation", source) : "uniform";
     p.spec.method = solve::parseMethod(field<std::string>(j, "method", source));
     p.spec.group = field<std::string>(j, "group", source);
     p.spec.bits = field<int>(j, "bits", source);
@@ -62,6 +66,7 @@ SweepPoint pointFromJson(const json& j, const std::string& source)
     p.perplexity = field<double>(j, "perplexity", source);
     p.linearSparsity = field<double>(j, "linear_sparsity", source);
     p.modelBytes = field<int64_t>(j, "model_bytes", source);
+    p.allocationSeconds = j.contains("allocation_seconds") ? field<double>(j, "allocation_seconds", source) : 0.0;
     p.pruneSeconds = field<double>(j, "prune_seconds", source);
     p.evalSeconds = field<double>(j, "eval_seconds", source);
     if (j.contains("layers")) {
@@ -79,6 +84,7 @@ bool samePoint(const SweepPoint& a, const SweepPoint& b)
 {
     json ja = pointToJson(a), jb = pointToJson(b);
     for (auto* j : {&ja, &jb}) {
+        j->erase("allocation_seconds");
         j->erase("prune_seconds");
         j->erase("eval_seconds");
     }
@@ -89,7 +95,12 @@ bool samePoint(const SweepPoint& a, const SweepPoint& b)
 
 int64_t SweepGrid::size() const
 {
-    return int64_t(methods.size() * groups.size() * bits.size() * sparsities.size());
+    return int64_t(allocations.size() * methods.size() * groups.size() * bits.size() * sparsities.size());
+}
+
+bool SweepGrid::allocatesPerLayer() const
+{
+    return std::any_of(allocations.begin(), allocations.end(), [](const std::string& a) { return a != "uniform"; });
 }
 
 void SweepGrid::validate() const
@@ -111,6 +122,24 @@ void SweepGrid::validate() const
     for (const auto& g : groups)
         if (!kGroups.count(g))
             throw optionError("--groups", "unknown group '" + g + "' (all, attention, mlp)");
+    if (allocations.empty())
+        throw optionError("--allocations", "needs at least one allocation");
+    for (const auto& a : allocations)
+        if (!kAllocations.count(a))
+            throw optionError("--allocations", "unknown allocation '" + a + "' (uniform, owl, search)");
+    if (!allocatesPerLayer())
+        return;
+    // Every grid point is run, so a combination an allocation cannot take is refused up front.
+    for (auto m : methods)
+        if (m == solve::Method::Rtn)
+            throw optionError("--allocations", "owl and search spread sparsity over layers: the method 'rtn' "
+                                               "does not prune (sweep it in a grid of its own)");
+    if (std::count(allocations.begin(), allocations.end(), "search") && groups != std::vector<std::string>{"all"})
+        throw optionError("--allocations", "the search allocates over every linear layer: use it with --groups all");
+    for (double s : sparsities)
+        if (s <= 0.0)
+            throw optionError("--allocations", "owl and search spread a sparsity above 0 over layers: drop level 0 "
+                                               "from --sparsities (or sweep it in a grid of its own)");
 }
 
 json SweepGrid::toJson() const
@@ -118,12 +147,14 @@ json SweepGrid::toJson() const
     std::vector<std::string> names;
     for (auto m : methods)
         names.push_back(solve::methodName(m));
-    return {{"methods", names}, {"groups", groups}, {"bits", bits}, {"sparsities", sparsities}};
+    return {{"allocations", allocations}, {"methods", names}, {"groups", groups}, {"bits", bits}, {"sparsities", sparsities}};
 }
 
 SweepGrid SweepGrid::fromJson(const json& j, const std::string& source)
 {
     SweepGrid g;
+    if (j.contains("allocations"))
+        g.allocations = field<std::vector<std::string>>(j, "allocations", source);
     g.methods.clear();
     for (const auto& name : field<std::vector<std::string>>(j, "methods", source))
         g.methods.push_back(solve::parseMethod(name));
@@ -151,10 +182,13 @@ SweepPointSpec sweepPointSpec(const SweepGrid& grid, int64_t index)
     rest /= int64_t(grid.bits.size());
     const auto g = size_t(rest % int64_t(grid.groups.size()));
     rest /= int64_t(grid.groups.size());
+    const auto m = size_t(rest % int64_t(grid.methods.size()));
+    rest /= int64_t(grid.methods.size());
     spec.sparsity = grid.sparsities[s];
     spec.bits = grid.bits[b];
     spec.group = grid.groups[g];
-    spec.method = grid.methods[size_t(rest)];
+    spec.method = grid.methods[m];
+    spec.allocation = grid.allocations[size_t(rest)];
     return spec;
 }
 
@@ -256,6 +290,8 @@ std::vector<SweepPoint> runSweepPoints(const model::CausalLM& dense, const data:
     const CancelToken* cancel = observer.cancel;
     const std::function<void(const SweepPoint&)>& onPoint = observer.onPoint;
     grid.validate();
+    if (grid.allocatesPerLayer() && !run.allocator)
+        throw std::logic_error("runSweepPoints: a grid with per-layer allocations needs SweepRunParams::allocator");
     std::vector<int64_t> sorted = indices;
     std::sort(sorted.begin(), sorted.end());
     ProgressReporter reporter(progress, "sweep", int64_t(sorted.size()));
@@ -263,7 +299,8 @@ std::vector<SweepPoint> runSweepPoints(const model::CausalLM& dense, const data:
     for (size_t k = 0; k < sorted.size(); ++k) {
         throwIfCancelled(cancel);
         const SweepPointSpec spec = sweepPointSpec(grid, sorted[k]);
-        const std::string label = solve::methodName(spec.method) + " " + spec.group + " s=" + std::to_string(spec.sparsity)
+        const std::string label = (spec.allocation == "uniform" ? std::string() : spec.allocation + " ")
+            + solve::methodName(spec.method) + " " + spec.group + " s=" + std::to_string(spec.sparsity)
             + " b=" + std::to_string(spec.bits);
         reporter.report(int64_t(k), label);
         // Inner stages are forwarded with the sweep's own position, so a front end sees one bar.
@@ -274,10 +311,18 @@ std::vector<SweepPoint> runSweepPoints(const model::CausalLM& dense, const data:
                 outer.stage = "sweep " + std::to_string(k + 1) + "/" + std::to_string(sorted.size()) + ": " + p.stage;
                 progress(outer);
             };
-        const auto params = sweepPointParams(dense, spec, base, trueSequential);
+        auto params = sweepPointParams(dense, spec, base, trueSequential);
+        double allocationSeconds = 0.0;
+        if (spec.allocation != "uniform") {
+            const auto start = std::chrono::steady_clock::now();
+            params.recipe = run.allocator(spec, params.recipe, inner, cancel);
+            params.recipeSource = "sweep point " + std::to_string(spec.index) + " (" + spec.allocation + ")";
+            allocationSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        }
         const auto outcome = evaluateRecipe(dense, windows, evalIds, params, evalParams, inner, cancel);
         SweepPoint point;
         point.spec = spec;
+        point.allocationSeconds = allocationSeconds;
         point.perplexity = outcome.perplexity.perplexity;
         point.linearSparsity = outcome.prune.linearSparsity();
         point.modelBytes = outcome.modelBytes;
@@ -299,7 +344,7 @@ json SweepResult::toJson() const
     for (const auto& p : points)
         pts.push_back(pointToJson(p));
     return {{"format", "sparselab-sweep"},
-            {"version", 1},
+            {"version", 2},
             {"settings", settings},
             {"grid", grid.toJson()},
             {"points_total", grid.size()},
@@ -311,8 +356,10 @@ SweepResult SweepResult::fromJson(const json& j, const std::string& source)
 {
     if (!j.is_object() || j.value("format", std::string()) != "sparselab-sweep")
         throw InputError(source + ": not a SparseLab sweep file (no \"format\": \"sparselab-sweep\")");
-    if (field<int>(j, "version", source) != 1)
-        throw InputError(source + ": unsupported sweep file version");
+    const int version = field<int>(j, "version", source);
+    if (version != 1 && version != 2)
+        throw InputError(source + ": unsupported sweep file version " + std::to_string(version)
+                         + " (this SparseLab reads 1 and 2)");
     SweepResult r;
     r.settings = j.contains("settings") ? j.at("settings") : json::object();
     if (!j.contains("grid"))
@@ -329,7 +376,8 @@ SweepResult SweepResult::fromJson(const json& j, const std::string& source)
         if (point.spec.index < 0 || point.spec.index >= r.grid.size())
             throw InputError(source + ": point index " + std::to_string(point.spec.index) + " lies outside the grid");
         const SweepPointSpec expected = sweepPointSpec(r.grid, point.spec.index);
-        if (expected.method != point.spec.method || expected.group != point.spec.group
+        if (expected.allocation != point.spec.allocation || expected.method != point.spec.method
+            || expected.group != point.spec.group
             || expected.bits != point.spec.bits || expected.sparsity != point.spec.sparsity)
             throw InputError(source + ": point " + std::to_string(point.spec.index) + " does not match the grid");
         if (!seen.insert(point.spec.index).second)

@@ -2,8 +2,17 @@
 // Sweeps: a grid of compression settings, each point a full prune of a fresh copy of the dense
 // model (pipeline::pruneModel) followed by perplexity on the evaluation text.
 //
-// Grid order (the point index): for method in methods, for group in groups, for bits in bits,
-// for sparsity in sparsities — index = ((m·|groups| + g)·|bits| + b)·|sparsities| + s.
+// Grid order (the point index): for allocation in allocations, for method in methods, for group
+// in groups, for bits in bits, for sparsity in sparsities —
+//   index = (((a·|methods| + m)·|groups| + g)·|bits| + b)·|sparsities| + s
+// (with the one allocation "uniform" this is the version-1 index, so old files keep their points).
+// An allocation says how a point's sparsity is spread over its layers:
+//   "uniform"   every layer of the group at the point's sparsity,
+//   "owl"       OWL's per-block sparsities around it (allocation/owl.h),
+//   "search"    the end-to-end search's per-layer levels at that average (allocation/search.h);
+// the average linear sparsity of the group is the point's sparsity either way. The per-layer
+// levels come from SweepRunParams::allocator (allocation/sweep_allocator.h); the point's method
+// and bits then solve them through the real pipeline.
 // A group names the layers the point compresses; the others stay dense:
 //   "all"       every linear layer,
 //   "attention" layers whose sub-layer kind contains "attn" (q/k/v/o, c_attn, …),
@@ -13,18 +22,19 @@
 // points with index % N == i, and mergeSweeps() of all shards equals the whole sweep.
 //
 // Results serialise to JSON (SweepResult::save/load, atomic):
-//   {"format": "sparselab-sweep", "version": 1,
+//   {"format": "sparselab-sweep", "version": 2,
 //    "settings": {"model": {"sha256": {file: hash}}, "calibration": {"sha256", "nsamples",
 //                 "seqlen", "seed"}, "evaluation": {"sha256", "seqlen", "max_windows"},
 //                 "base": {"damp", "blocksize", "group", "sym"}, "true_sequential": false,
-//                 "paths": {"model", "calibration", "evaluation"}},   (paths: not compared by merge)
-//    "grid": {"methods": [..], "groups": [..], "bits": [..], "sparsities": [..]},
+//                 "paths": {"model", "calibration", "evaluation"},   (paths: not compared by merge)
+//                 "allocation": {"owl": {..}, "search": {..}}},      (only with a non-uniform allocation)
+//    "grid": {"allocations": [..], "methods": [..], "groups": [..], "bits": [..], "sparsities": [..]},
 //    "points_total": N, "dense": {"perplexity", "model_bytes"},
-//    "points": [{"index", "method", "group", "bits", "sparsity", "perplexity",
-//                "linear_sparsity", "model_bytes", "prune_seconds", "eval_seconds",
+//    "points": [{"index", "allocation", "method", "group", "bits", "sparsity", "perplexity",
+//                "linear_sparsity", "model_bytes", "allocation_seconds", "prune_seconds", "eval_seconds",
 //                "layers": [{"name", "sparsity", "rel_output_error", "loss"}, …]}, …]}
 // Points are kept sorted by index. Seconds differ between runs; everything else is
-// reproducible.
+// reproducible. Version 1 files (no "allocations", no "allocation") are read as uniform.
 
 #include "data/calibration.h"
 #include "eval/perplexity.h"
@@ -43,6 +53,7 @@ namespace sparselab::model { class CausalLM; }
 namespace sparselab::pipeline {
 
 struct SweepGrid {
+    std::vector<std::string> allocations{"uniform"}; // "uniform" | "owl" | "search"
     std::vector<double> sparsities{0.5};
     std::vector<int> bits{16};
     std::vector<solve::Method> methods{solve::Method::SparseGpt};
@@ -50,12 +61,16 @@ struct SweepGrid {
     [[nodiscard]] int64_t size() const;
     [[nodiscard]] nlohmann::json toJson() const;
     static SweepGrid fromJson(const nlohmann::json& json, const std::string& source);
-    // InputError naming the option ("--sparsities", "--bits", "--methods", "--groups").
+    // InputError naming the option ("--sparsities", "--bits", "--methods", "--groups",
+    // "--allocations"), also for a point whose allocation its other axes cannot take (OWL or
+    // search with a method that does not prune, search with a group other than "all").
     void validate() const;
+    [[nodiscard]] bool allocatesPerLayer() const; // any allocation other than "uniform"
 };
 
 struct SweepPointSpec {
     int64_t index = 0;
+    std::string allocation = "uniform";
     solve::Method method = solve::Method::SparseGpt;
     std::string group = "all";
     int bits = 16;
@@ -74,6 +89,7 @@ struct SweepPoint {
     double perplexity = 0.0;
     double linearSparsity = 0.0;  // zeros / weights over all linear layers
     int64_t modelBytes = 0;       // pipeline/size_model.h
+    double allocationSeconds = 0.0; // OWL's pass or the search (0 when uniform or reused)
     double pruneSeconds = 0.0;
     double evalSeconds = 0.0;
     std::vector<SweepPointLayer> layers;
@@ -124,6 +140,12 @@ struct RecipeOutcome {
                                            const eval::PerplexityParams& evalParams,
                                            const ProgressCallback& progress = {}, const CancelToken* cancel = nullptr);
 
+// The per-layer plan of a point whose allocation is not "uniform": given the point and its
+// uniform recipe (defaults = the point's options), the recipe with one rule per layer.
+// Progress and cancel are the sweep's. Made by allocation::sweepAllocator.
+using SweepAllocator = std::function<Recipe(const SweepPointSpec& point, const Recipe& uniform,
+                                            const ProgressCallback& progress, const CancelToken* cancel)>;
+
 // Which points of a grid to run, and how.
 struct SweepRunParams {
     SweepGrid grid;
@@ -131,6 +153,7 @@ struct SweepRunParams {
     solve::SolverOptions base;           // damp, blocksize, group, sym for every point
     bool trueSequential = false;
     eval::PerplexityParams evaluation;
+    SweepAllocator allocator;            // required when the grid has a non-uniform allocation
 };
 
 // What a caller watches a sweep with; every member is optional.

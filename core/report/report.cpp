@@ -520,6 +520,8 @@ Drawing sweepPerplexityPlot(const pipeline::SweepResult& sweep)
     std::map<std::string, Series> bySeries;
     for (const auto& p : sweep.points) {
         std::string name = solve::methodName(p.spec.method) + ", " + std::to_string(p.spec.bits) + " bit";
+        if (sweep.grid.allocatesPerLayer())
+            name = p.spec.allocation + " " + name;
         if (sweep.grid.groups.size() > 1 || p.spec.group != "all")
             name += ", " + p.spec.group;
         auto& s = bySeries[name];

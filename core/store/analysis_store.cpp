@@ -74,16 +74,17 @@ ExtraGroup sweepGroup(const SweepResult& sweep, const std::string& name)
     ExtraGroup g;
     g.path = kSweepPrefix + name;
     g.attributes["format"] = std::string("sparselab-sweep");
-    g.attributes["version"] = int64_t(1);
+    g.attributes["version"] = int64_t(2);
     g.attributes["json"] = sweep.toJson().dump();
     g.attributes["points_total"] = sweep.grid.size();
     g.attributes["dense_perplexity"] = sweep.densePerplexity;
     g.attributes["dense_bytes"] = sweep.denseBytes;
     std::vector<int64_t> index, bits, bytes;
-    std::vector<std::string> method, group;
+    std::vector<std::string> allocation, method, group;
     std::vector<double> sparsity, perplexity, linear;
     for (const auto& p : sweep.points) {
         index.push_back(p.spec.index);
+        allocation.push_back(p.spec.allocation);
         bits.push_back(p.spec.bits);
         bytes.push_back(p.modelBytes);
         method.push_back(solve::methodName(p.spec.method));
@@ -92,7 +93,8 @@ ExtraGroup sweepGroup(const SweepResult& sweep, const std::string& name)
         perplexity.push_back(p.perplexity);
         linear.push_back(p.linearSparsity);
     }
-    g.datasets = {Dataset::int64("bits", bits),
+    g.datasets = {Dataset::text("allocation", allocation),
+                  Dataset::int64("bits", bits),
                   Dataset::text("group", group),
                   Dataset::int64("index", index),
                   Dataset::float64("linear_sparsity", linear),

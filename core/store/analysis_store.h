@@ -2,12 +2,13 @@
 // Sweep tables and sensitivity scans inside a workspace (store/workspace.h), as workspace-level
 // groups next to the runs (kept in store/, so that pipeline/ does not depend on the store):
 //
-//   /sweeps/<name>                    attrs: format = "sparselab-sweep", version (i64),
+//   /sweeps/<name>                    attrs: format = "sparselab-sweep", version (i64, 2; 1 was
+//                                            written before the allocation axis),
 //                                            json (the complete SweepResult JSON of
 //                                            pipeline/sweep.h — authoritative; reading uses it),
 //                                            points_total (i64), dense_perplexity (f64),
 //                                            dense_bytes (i64)
-//     index, bits, model_bytes [P] i64; method, group [P] string;
+//     index, bits, model_bytes [P] i64; allocation (version 2), method, group [P] string;
 //     sparsity, perplexity, linear_sparsity [P] f64   the table, one row per point (index order),
 //                                                     copies of the JSON for h5py / h5dump
 //   /sensitivity/<name>               attrs: format = "sparselab-sensitivity", version (i64),

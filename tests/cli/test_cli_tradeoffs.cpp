@@ -7,6 +7,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
+#include <set>
+
 #include <QDir>
 #include <QFile>
 #include <QTemporaryDir>
@@ -33,6 +36,7 @@ nlohmann::json readJson(const QString& path)
 nlohmann::json points(nlohmann::json j)
 {
     for (auto& p : j["points"]) {
+        p.erase("allocation_seconds");
         p.erase("prune_seconds");
         p.erase("eval_seconds");
     }
@@ -82,6 +86,41 @@ private Q_SLOTS:
         QVERIFY(!QFile::exists(dir.filePath("x.json")));
     }
 
+    void sweepTakesAnAllocationAxis()
+    {
+        QTemporaryDir dir;
+        const QString out = dir.filePath("alloc.json"), ws = dir.filePath("W.h5");
+        auto run = runCli(QStringList{"sweep", model(), "--calib", calib(), "--eval", evalText(), "--sparsities", "0.5",
+                                      "--allocations", "uniform,owl,search", "--generations", "2", "--fitness-windows",
+                                      "4", "--out", out, "--workspace", ws}
+                          + kTiny);
+        QVERIFY2(run.exitCode == 0, qPrintable(run.stderrText));
+        const auto sweep = readJson(out);
+        QCOMPARE(sweep["version"].get<int>(), 2);
+        QCOMPARE(sweep["grid"]["allocations"].dump(), std::string(R"(["uniform","owl","search"])"));
+        QCOMPARE(sweep["settings"]["allocation"]["search"]["generations"].get<int>(), 2);
+        QCOMPARE(sweep["settings"]["allocation"]["owl"]["lambda"].get<double>(), 0.08);
+        const auto p = sweep["points"];
+        QCOMPARE(p.size(), size_t(3));
+        for (size_t i = 0; i < 3; ++i) {
+            QCOMPARE(p[i]["allocation"].get<std::string>(), std::string(i == 0 ? "uniform" : i == 1 ? "owl" : "search"));
+            QVERIFY(std::abs(p[i]["linear_sparsity"].get<double>() - 0.5) < 3e-3);
+        }
+        // OWL's points differ per block; the uniform point has one sparsity for every layer.
+        std::set<double> owlLevels, uniformLevels;
+        for (const auto& layer : p[1]["layers"])
+            owlLevels.insert(std::round(layer["sparsity"].get<double>() * 100.0));
+        for (const auto& layer : p[0]["layers"])
+            uniformLevels.insert(std::round(layer["sparsity"].get<double>() * 100.0));
+        QCOMPARE(uniformLevels.size(), size_t(1));
+        QVERIFY(owlLevels.size() > 1);
+        // The workspace holds the same sweep; merge reads it back.
+        const QString merged = dir.filePath("m.json");
+        run = runCli({"merge", ws, "--out", merged, "--quiet"});
+        QVERIFY2(run.exitCode == 0, qPrintable(run.stderrText));
+        QCOMPARE(points(readJson(merged)).dump(), points(sweep).dump());
+    }
+
     void sensitivityAllocateAndReport()
     {
         QTemporaryDir dir;
@@ -125,6 +164,17 @@ private Q_SLOTS:
                                                         "--shard", "1-2", "--out", "OUT.json"} << "--shard";
         QTest::newRow("unknown group") << QStringList{"sweep", model(), "--calib", calib(), "--eval", evalText(),
                                                       "--groups", "heads", "--out", "OUT.json"} << "--groups";
+        QTest::newRow("unknown allocation") << QStringList{"sweep", model(), "--calib", calib(), "--eval", evalText(),
+                                                           "--allocations", "dp", "--out", "OUT.json"} << "--allocations";
+        QTest::newRow("rtn with owl") << QStringList{"sweep", model(), "--calib", calib(), "--eval", evalText(),
+                                                     "--methods", "rtn", "--allocations", "owl", "--out", "OUT.json"}
+                                      << "--allocations";
+        QTest::newRow("search option without search") << QStringList{"sweep", model(), "--calib", calib(), "--eval",
+                                                                     evalText(), "--allocations", "owl", "--generations",
+                                                                     "3", "--out", "OUT.json"} << "--generations";
+        QTest::newRow("owl band at 0.1") << QStringList{"sweep", model(), "--calib", calib(), "--eval", evalText(),
+                                                        "--allocations", "owl", "--sparsities", "0.1,0.5", "--out",
+                                                        "OUT.json"} << "sweep point 0 (owl at sparsity 0.1)";
         QTest::newRow("sparsity 1") << QStringList{"sensitivity", model(), "--calib", calib(), "--sparsities", "0.5,1",
                                                    "--out", "OUT.json"} << "--sparsities";
         QTest::newRow("bits 1") << QStringList{"sweep", model(), "--calib", calib(), "--eval", evalText(), "--bits",

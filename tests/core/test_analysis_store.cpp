@@ -89,6 +89,8 @@ private Q_SLOTS:
         QCOMPARE(group->dataset("perplexity")->f64[2], sweep.points[2].perplexity);
         QCOMPARE(group->dataset("model_bytes")->i64[1], int64_t(399000));
         QCOMPARE(group->dataset("method")->strings[0], std::string("sparsegpt"));
+        QCOMPARE(group->dataset("allocation")->strings, (std::vector<std::string>{"uniform", "uniform", "uniform"}));
+        QCOMPARE(std::get<int64_t>(group->attributes.at("version")), int64_t(2));
         QCOMPARE(std::get<int64_t>(group->attributes.at("points_total")), int64_t(4));
 
         // Next free names; a replaced group keeps one copy.

@@ -4,6 +4,9 @@
 
 #include "testsupport.h"
 
+#include "allocation/owl.h"
+#include "allocation/search.h"
+#include "allocation/sweep_allocator.h"
 #include "data/calibration.h"
 #include "eval/perplexity.h"
 #include "export/hf_export.h"
@@ -30,6 +33,7 @@
 #include <QTest>
 
 #include <cmath>
+#include <set>
 
 using namespace sparselab;
 namespace fs = std::filesystem;
@@ -101,6 +105,7 @@ pipeline::SweepPoint handPoint(int64_t bytes, double perplexity)
 nlohmann::json withoutTimings(nlohmann::json j)
 {
     for (auto& p : j["points"]) {
+        p.erase("allocation_seconds");
         p.erase("prune_seconds");
         p.erase("eval_seconds");
     }
@@ -327,7 +332,7 @@ private Q_SLOTS:
             r.grid = grid;
             r.settings = {{"test", 1}, {"paths", {{"model", "anywhere"}}}};
             r.densePerplexity = 1.0;
-            r.points = pipeline::runSweepPoints(*f.model, f.windows, f.evalIds, {grid, indices, base, false, evalParams});
+            r.points = pipeline::runSweepPoints(*f.model, f.windows, f.evalIds, {grid, indices, base, false, evalParams, {}});
             return r;
         };
         std::vector<int64_t> all(size_t(grid.size()));
@@ -381,6 +386,156 @@ private Q_SLOTS:
         const fs::path file = fs::path(dir.path().toStdString()) / "m.json";
         merged.save(file);
         QCOMPARE(pipeline::SweepResult::load(file).toJson().dump(), merged.toJson().dump());
+    }
+
+    void gridAllocationAxisIndexAndVersionOne()
+    {
+        pipeline::SweepGrid grid;
+        grid.allocations = {"uniform", "owl"};
+        grid.methods = {solve::Method::SparseGpt, solve::Method::Wanda};
+        grid.sparsities = {0.3, 0.6};
+        QCOMPARE(grid.size(), int64_t(8));
+        // index = ((a·|methods| + m)·|groups| + g)·|bits| + b)·|sparsities| + s = 4a + 2m + s.
+        const auto spec = pipeline::sweepPointSpec(grid, 5);
+        QCOMPARE(spec.allocation, std::string("owl"));
+        QCOMPARE(spec.method, solve::Method::SparseGpt);
+        QCOMPARE(spec.sparsity, 0.6);
+        QCOMPARE(pipeline::sweepPointSpec(grid, 2).allocation, std::string("uniform"));
+        QCOMPARE(pipeline::sweepPointSpec(grid, 2).method, solve::Method::Wanda);
+
+        // A version-1 file (written before the axis) reads as uniform, with the same indices.
+        pipeline::SweepResult v2;
+        v2.grid.sparsities = {0.3, 0.6};
+        v2.grid.bits = {16, 4};
+        v2.densePerplexity = 7.0;
+        for (int64_t i : {1, 2}) {
+            pipeline::SweepPoint p = handPoint(1000 - i, 8.0 + double(i));
+            p.spec = pipeline::sweepPointSpec(v2.grid, i);
+            v2.points.push_back(p);
+        }
+        auto v1 = v2.toJson();
+        QCOMPARE(v1["version"].get<int>(), 2);
+        v1["version"] = 1;
+        v1["grid"].erase("allocations");
+        for (auto& p : v1["points"]) {
+            p.erase("allocation");
+            p.erase("allocation_seconds");
+        }
+        const auto read = pipeline::SweepResult::fromJson(v1, "old.json");
+        QCOMPARE(read.grid.allocations, std::vector<std::string>{"uniform"});
+        QCOMPARE(read.toJson().dump(), v2.toJson().dump());
+        auto v3 = v2.toJson();
+        v3["version"] = 3;
+        QVERIFY_THROWS_EXCEPTION(InputError, (void)pipeline::SweepResult::fromJson(v3, "new.json"));
+        auto mislabelled = v2.toJson();
+        mislabelled["points"][0]["allocation"] = "owl";
+        QVERIFY_THROWS_EXCEPTION(InputError, (void)pipeline::SweepResult::fromJson(mislabelled, "m.json"));
+
+        // Combinations an allocation cannot take are refused before any work, naming the option.
+        const auto refused = [](const pipeline::SweepGrid& g) {
+            try {
+                g.validate();
+            } catch (const InputError& e) {
+                return std::string(e.what()).find("--allocations") != std::string::npos;
+            }
+            return false;
+        };
+        auto unknown = grid;
+        unknown.allocations = {"dp"};
+        QVERIFY(refused(unknown));
+        auto rtn = grid;
+        rtn.methods = {solve::Method::Rtn};
+        QVERIFY(refused(rtn));
+        rtn.allocations = {"uniform"};
+        rtn.validate(); // rtn alone sweeps as before
+        auto searchMlp = grid;
+        searchMlp.allocations = {"search"};
+        searchMlp.groups = {"all", "mlp"};
+        QVERIFY(refused(searchMlp));
+        auto owlMlp = grid;
+        owlMlp.groups = {"mlp"};
+        owlMlp.validate(); // OWL spreads over the group's layers, block by block
+        auto zero = grid;
+        zero.sparsities = {0.0, 0.5};
+        QVERIFY(refused(zero));
+
+        // OWL's band must fit at every point's sparsity; the point is named.
+        allocation::SweepAllocationParams params;
+        params.owl.lambda = 0.16; // S − 2λ < 0 at S = 0.3
+        try {
+            allocation::validateSweepAllocations(grid, {0, 4, 5}, params);
+            QFAIL("no error");
+        } catch (const InputError& e) {
+            QVERIFY2(std::string(e.what()).find("sweep point 4 (owl at sparsity 0.3): --sparsities") == 0, e.what());
+        }
+        allocation::validateSweepAllocations(grid, {0, 1, 5}, params); // 0.6 ± 0.32 fits
+    }
+
+    void allocationPointsEqualTheirRecipesPrunedAlone()
+    {
+        const auto& f = fixture();
+        pipeline::SweepGrid grid;
+        grid.allocations = {"owl", "search"};
+        grid.methods = {solve::Method::SparseGpt, solve::Method::Magnitude};
+        grid.sparsities = {0.6};
+        allocation::SweepAllocationParams params;
+        params.search.generations = 3;
+        params.search.fitnessWindows = 4;
+        params.search.seed = 7;
+        const auto evalParams = smallEval();
+        const solve::SolverOptions base;
+        pipeline::SweepRunParams run{grid, {0, 1, 2, 3}, base, false, evalParams, {}};
+        QVERIFY_THROWS_EXCEPTION(std::logic_error, (void)pipeline::runSweepPoints(*f.model, f.windows, f.evalIds, run));
+        run.allocator = allocation::sweepAllocator(*f.model, f.windows, params);
+        std::set<std::string> searchedIn; // sweep points whose progress shows the search's database
+        pipeline::SweepObserver observer;
+        observer.progress = [&](const Progress& p) {
+            const auto colon = p.stage.find(": ");
+            if (colon != std::string::npos && p.stage.substr(colon + 2) == "variants")
+                searchedIn.insert(p.stage.substr(0, colon));
+        };
+        const auto points = pipeline::runSweepPoints(*f.model, f.windows, f.evalIds, run, observer);
+        QCOMPARE(points.size(), size_t(4));
+        // One search for the sparsity level, reused by the magnitude point.
+        QCOMPARE(searchedIn, (std::set<std::string>{"sweep 3/4"}));
+
+        const auto prunedAlone = [&](const pipeline::Recipe& recipe) {
+            model::CausalLM copy(*f.model);
+            for (auto* layer : copy.allLinears())
+                layer->weight = layer->weight.clone();
+            pipeline::PruneParams prune;
+            prune.recipe = recipe;
+            (void)pipeline::pruneModel(copy, f.windows, prune);
+            return eval::evaluatePerplexity(copy, f.evalIds, evalParams).perplexity;
+        };
+        // OWL, as `allocate --method owl` makes it.
+        allocation::OwlParams owl;
+        owl.targetSparsity = 0.6;
+        const auto owlResult = allocation::owlAllocation(*f.model, f.windows, owl);
+        solve::SolverOptions owlBase = base;
+        owlBase.sparsity = 0.6;
+        QCOMPARE(points[0].spec.allocation, std::string("owl"));
+        QCOMPARE(points[0].perplexity, prunedAlone(allocation::owlRecipe(owlResult, *f.model, owlBase)));
+        // The search, as `allocate --method search` makes it (same seed, same windows).
+        allocation::SearchParams search = params.search;
+        search.targetSparsity = 0.6;
+        search.base.sparsity = 0.6;
+        const auto searched = allocation::searchAllocation(*f.model, f.windows, search);
+        QCOMPARE(points[2].spec.allocation, std::string("search"));
+        QCOMPARE(points[2].perplexity, prunedAlone(allocation::searchRecipe(searched, search.base)));
+        solve::SolverOptions magnitude = search.base;
+        magnitude.method = solve::Method::Magnitude;
+        QCOMPARE(points[3].spec.method, solve::Method::Magnitude);
+        QCOMPARE(points[3].perplexity, prunedAlone(allocation::searchRecipe(searched, magnitude)));
+        // The average is the budget at every point; OWL's per-layer sparsities are not uniform.
+        for (const auto& p : points)
+            QVERIFY2(std::abs(p.linearSparsity - 0.6) < 2e-3, std::to_string(p.linearSparsity).c_str());
+        double lo = 1.0, hi = 0.0;
+        for (const auto& layer : points[0].layers) {
+            lo = std::min(lo, layer.sparsity);
+            hi = std::max(hi, layer.sparsity);
+        }
+        QVERIFY(hi - lo > 0.02);
     }
 
     // ---- KL and continuations -------------------------------------------------------------------

@@ -472,6 +472,7 @@ private Q_SLOTS:
         request.bits = {16};
         request.methods = {0};
         request.groups = {"all"};
+        request.allocations = {"uniform", "owl"}; // the allocation axis: uniform points first
         QSignalSpy finished(analysis(), &AnalysisController::sweepFinished);
         int tableUpdates = 0;
         QTimer poll;
@@ -489,14 +490,32 @@ private Q_SLOTS:
         QVERIFY2(m_errors.isEmpty(), m_errors.isEmpty() ? "" : qPrintable(m_errors.first()));
         const pipeline::SweepResult* sweep = m_window->sweepPanel()->sweep();
         QVERIFY(sweep);
-        QCOMPARE(sweep->points.size(), size_t(2));
-        QCOMPARE(m_window->sweepPanel()->table()->rowCount(), 2);
+        QCOMPARE(sweep->points.size(), size_t(4));
+        QCOMPARE(m_window->sweepPanel()->table()->rowCount(), 4);
         QCOMPARE(sweep->densePerplexity, run.perplexityBefore);
         QCOMPARE(sweep->points[1].spec.sparsity, 0.5);
         QVERIFY2(std::abs(sweep->points[1].perplexity / run.perplexityAfter - 1.0) < 1e-9,
                  qPrintable(QStringLiteral("%1 vs %2").arg(sweep->points[1].perplexity).arg(run.perplexityAfter)));
         QVERIFY(sweep->points[0].perplexity < sweep->points[1].perplexity);
         QVERIFY(tableUpdates >= 1); // the table filled in before the end
+        // OWL's points: the same average sparsity spread unevenly over the blocks, recorded with
+        // OWL's settings; the table and the legend name the allocation.
+        for (size_t i : {size_t(2), size_t(3)}) {
+            const auto& owl = sweep->points[i];
+            QCOMPARE(owl.spec.allocation, std::string("owl"));
+            QVERIFY(std::abs(owl.linearSparsity - owl.spec.sparsity) < 2e-3);
+            double lo = 1.0, hi = 0.0;
+            for (const auto& layer : owl.layers) {
+                lo = std::min(lo, layer.sparsity);
+                hi = std::max(hi, layer.sparsity);
+            }
+            QVERIFY(hi - lo > 0.02);
+        }
+        QCOMPARE(sweep->settings["allocation"]["owl"]["lambda"].get<double>(), 0.08);
+        int owlRows = 0;
+        for (int row = 0; row < 4; ++row)
+            owlRows += m_window->sweepPanel()->table()->item(row, SweepPanel::AllocationColumn)->text() == "owl";
+        QCOMPARE(owlRows, 2);
     }
 
     void scanIsStoredInTheWorkspace()

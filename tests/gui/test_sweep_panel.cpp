@@ -50,6 +50,16 @@ pipeline::SweepResult handSweep()
     return r;
 }
 
+bool panelLegendHas(const pipeline::SweepResult& sweep, const QString& name)
+{
+    gui::SweepPanel panel;
+    panel.setSweep(sweep, "hand");
+    for (int g = 0; g < panel.perplexityPlot()->graphCount(); ++g)
+        if (panel.perplexityPlot()->graph(g)->name() == name)
+            return true;
+    return false;
+}
+
 } // namespace
 
 class TestSweepPanel : public QObject {
@@ -80,6 +90,26 @@ private Q_SLOTS:
         for (int i = 0; i < 4; ++i)
             QVERIFY(qAbs(frontier->data()->at(i)->key - sizes[i]) < 1e-12);
         QCOMPARE(panel.paretoPlot()->graph(0)->data()->size(), 6);
+    }
+
+    void namesTheAllocationWhenTheGridHasOne()
+    {
+        auto sweep = handSweep();
+        QVERIFY(panelLegendHas(sweep, "sparsegpt all 16-bit")); // a uniform-only sweep keeps the old names
+        sweep.grid.allocations = {"uniform", "search"};
+        for (int64_t i = 6; i < 12; ++i) {
+            pipeline::SweepPoint p = sweep.points[size_t(i - 6)];
+            p.spec = pipeline::sweepPointSpec(sweep.grid, i);
+            p.perplexity *= 0.9;
+            sweep.points.push_back(p);
+        }
+        QCOMPARE(sweep.points[7].spec.allocation, std::string("search"));
+        QVERIFY(panelLegendHas(sweep, "search sparsegpt all 16-bit"));
+        QVERIFY(panelLegendHas(sweep, "uniform sparsegpt all 4-bit"));
+        gui::SweepPanel panel;
+        panel.setSweep(sweep, "hand");
+        QCOMPARE(panel.table()->rowCount(), 12);
+        QCOMPARE(panel.perplexityPlot()->graphCount(), 5); // 2 allocations × 2 bit-widths + dense
     }
 
     void loadsWorkspaceAndJson()

@@ -17,6 +17,7 @@
 #include "workspace_controller.h"
 
 #include "pipeline/sweep.h"
+#include "util/errors.h"
 
 #include <QAction>
 #include <QInputDialog>
@@ -52,6 +53,18 @@ namespace sparselab::gui {
 
 namespace {
 
+// An engine message without the CLI option it starts with ("--groups: …" → "…"): the dialog's
+// fields have their own names.
+QString withoutOptionName(const QString& message)
+{
+    if (message.startsWith(QLatin1String("--"))) {
+        const qsizetype colon = message.indexOf(QLatin1String(": "));
+        if (colon > 0)
+            return message.mid(colon + 2);
+    }
+    return message;
+}
+
 namespace key {
 const QString scanSparsities = QStringLiteral("Sensitivity/sparsities");
 const QString scanBits = QStringLiteral("Sensitivity/bits");
@@ -66,6 +79,8 @@ const QString sweepSparsities = QStringLiteral("Sweep/sparsities");
 const QString sweepBits = QStringLiteral("Sweep/bits");
 const QString sweepMethods = QStringLiteral("Sweep/methods");
 const QString sweepGroups = QStringLiteral("Sweep/groups");
+const QString sweepAllocations = QStringLiteral("Sweep/allocations");
+const QString sweepSearchGenerations = QStringLiteral("Sweep/searchGenerations");
 } // namespace key
 
 QString joinNumbers(const std::vector<double>& values)
@@ -369,6 +384,8 @@ bool AnalysisController::startSweep(const SweepRequest& request)
     for (int m : request.methods)
         params.methods.push_back(m == 1 ? PlanMethod::Magnitude : m == 2 ? PlanMethod::Wanda : PlanMethod::SparseGpt);
     params.groups = request.groups;
+    params.allocations = request.allocations;
+    params.searchGenerations = request.searchGenerations;
     params.threads = engineThreads();
     const qint64 points = SweepJob::pointCount(params);
     if (points == 0) {
@@ -831,6 +848,31 @@ void AnalysisController::sweepDialog()
         groupRow->addWidget(box);
         groups << box;
     }
+    // The allocation axis: how each point's sparsity is spread over its layers.
+    const QStringList savedAllocations =
+        settings.value(key::sweepAllocations, QStringList{QStringLiteral("uniform")}).toStringList();
+    auto* allocationRow = new QHBoxLayout;
+    QList<QCheckBox*> allocations;
+    const QStringList allocationKeys = {QStringLiteral("uniform"), QStringLiteral("owl"), QStringLiteral("search")};
+    const QStringList allocationNames = {tr("Uniform"), tr("OWL"), tr("Search")};
+    const QStringList allocationTips = {
+        tr("Every layer at the point's sparsity"),
+        tr("OWL: blocks with more outlier weights are pruned less (within ±2λ, λ = 0.08); same average"),
+        tr("End-to-end search: per-layer levels chosen on the whole model's KL divergence; same average. "
+           "One search per sparsity level, shared by the methods and bit-widths at that level")};
+    for (int a = 0; a < 3; ++a) {
+        auto* box = new QCheckBox(allocationNames[a]);
+        box->setChecked(savedAllocations.contains(allocationKeys[a]));
+        box->setToolTip(allocationTips[a]);
+        allocationRow->addWidget(box);
+        allocations << box;
+    }
+    auto* generations = new QSpinBox;
+    generations->setRange(1, 100000);
+    generations->setValue(settings.value(key::sweepSearchGenerations, qlonglong(SweepRequest{}.searchGenerations)).toInt());
+    generations->setToolTip(tr("Generations of each search (Run → Search Allocation… runs one with more options)"));
+    generations->setEnabled(allocations[2]->isChecked());
+    connect(allocations[2], &QCheckBox::toggled, generations, &QWidget::setEnabled);
     const CalibrationSettings calib = m_window->calibrationPanel()->settings();
     const EvaluationSettings evaluation = m_window->evaluationSettings();
     auto* count = new QLabel;
@@ -851,6 +893,8 @@ void AnalysisController::sweepDialog()
     form->addRow(tr("Bits:"), bits);
     form->addRow(tr("Methods:"), methodRow);
     form->addRow(tr("Layers:"), groupRow);
+    form->addRow(tr("Allocation:"), allocationRow);
+    form->addRow(tr("Search generations:"), generations);
     form->addRow(count);
     form->addRow(note);
     form->addRow(error);
@@ -867,8 +911,25 @@ void AnalysisController::sweepDialog()
         for (int g = 0; g < 3; ++g)
             if (groups[g]->isChecked())
                 request.groups.push_back(groupKeys[g].toStdString());
-        if (request.methods.empty() || request.groups.empty()) {
-            *problem = tr("Choose at least one method and one layer group.");
+        request.allocations.clear();
+        for (int a = 0; a < 3; ++a)
+            if (allocations[a]->isChecked())
+                request.allocations.push_back(allocationKeys[a].toStdString());
+        request.searchGenerations = generations->value();
+        if (request.methods.empty() || request.groups.empty() || request.allocations.empty()) {
+            *problem = tr("Choose at least one method, one layer group and one allocation.");
+            return false;
+        }
+        // The grid's own rules (e.g. the search needs all layers, OWL and search a level above 0).
+        pipeline::SweepGrid grid;
+        grid.sparsities = request.sparsities;
+        grid.bits = request.bits;
+        grid.groups = request.groups;
+        grid.allocations = request.allocations;
+        try {
+            grid.validate();
+        } catch (const InputError& e) {
+            *problem = withoutOptionName(QString::fromStdString(e.what()));
             return false;
         }
         return true;
@@ -876,15 +937,20 @@ void AnalysisController::sweepDialog()
     const auto updateCount = [&] {
         QString problem;
         if (collect(&problem)) {
-            const size_t n = request.sparsities.size() * request.bits.size() * request.methods.size() * request.groups.size();
-            count->setText(tr("%n point(s), each a full prune and evaluation.", nullptr, int(n)));
+            const size_t n = request.allocations.size() * request.sparsities.size() * request.bits.size()
+                * request.methods.size() * request.groups.size();
+            const bool searches = std::find(request.allocations.begin(), request.allocations.end(), "search")
+                != request.allocations.end();
+            count->setText(searches ? tr("%n point(s), each a full prune and evaluation, and %1 search(es).", nullptr, int(n))
+                                          .arg(request.sparsities.size())
+                                    : tr("%n point(s), each a full prune and evaluation.", nullptr, int(n)));
         } else {
             count->setText(problem);
         }
     };
     connect(sparsities, &QLineEdit::textChanged, &dialog, updateCount);
     connect(bits, &QLineEdit::textChanged, &dialog, updateCount);
-    for (QCheckBox* box : methods + groups)
+    for (QCheckBox* box : methods + groups + allocations)
         connect(box, &QCheckBox::toggled, &dialog, updateCount);
     updateCount();
     connect(buttons, &QDialogButtonBox::rejected, &dialog, &QDialog::reject);
@@ -907,6 +973,11 @@ void AnalysisController::sweepDialog()
         g << QString::fromStdString(group);
     settings.setValue(key::sweepMethods, m);
     settings.setValue(key::sweepGroups, g);
+    QStringList a;
+    for (const auto& allocation : request.allocations)
+        a << QString::fromStdString(allocation);
+    settings.setValue(key::sweepAllocations, a);
+    settings.setValue(key::sweepSearchGenerations, generations->value());
     startSweep(request);
 }
 

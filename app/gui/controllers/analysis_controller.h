@@ -56,6 +56,8 @@ public:
         std::vector<int> bits{16, 4};
         std::vector<int> methods{0};             // PlanMethod values: SparseGpt (0), Magnitude (1), Wanda (2)
         std::vector<std::string> groups{"all"};  // "all", "attention", "mlp"
+        std::vector<std::string> allocations{"uniform"}; // "uniform", "owl", "search"
+        qint64 searchGenerations = 50;           // per search; one search per sparsity level
     };
     struct SearchRequest {
         double averageSparsity = 0.5;

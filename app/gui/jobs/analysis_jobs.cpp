@@ -3,6 +3,7 @@
 
 #include "allocation/owl.h"
 #include "allocation/search.h"
+#include "allocation/sweep_allocator.h"
 #include "data/calibration.h"
 #include "eval/perplexity.h"
 #include "export/hf_export.h"
@@ -220,7 +221,8 @@ SweepJob::SweepJob(Params params, QObject* parent) : EngineJob(params.threads, p
 
 qint64 SweepJob::pointCount(const Params& params)
 {
-    return qint64(params.sparsities.size() * params.bits.size() * params.methods.size() * params.groups.size());
+    return qint64(params.allocations.size() * params.sparsities.size() * params.bits.size() * params.methods.size()
+                  * params.groups.size());
 }
 
 void SweepJob::execute()
@@ -234,7 +236,11 @@ void SweepJob::execute()
     for (PlanMethod m : m_params.methods)
         grid.methods.push_back(engineMethod(m));
     grid.groups = m_params.groups;
+    grid.allocations = m_params.allocations;
     grid.validate();
+    allocation::SweepAllocationParams allocationParams;
+    allocationParams.search.generations = m_params.searchGenerations;
+    allocationParams.search.seed = m_params.searchSeed;
     const CalibrationSettings& calib = m_params.calibration;
     const auto& model = *m_params.model;
     model::requireWindowFits(model.config(), calib.seqlen, "Window length");
@@ -245,6 +251,7 @@ void SweepJob::execute()
         const auto params = pipeline::sweepPointParams(model, pipeline::sweepPointSpec(grid, i), base, false);
         pipeline::validatePlan(model, params);
     }
+    allocation::validateSweepAllocations(grid, indices, allocationParams);
 
     const ProgressCallback callback = progressCallback();
     ProgressReporter(callback, "Tokenizing", 1).report(0, QFileInfo(calib.textPath).fileName().toStdString());
@@ -281,6 +288,8 @@ void SweepJob::execute()
                          {{"model", fs::absolute(folder).string()},
                           {"calibration", toEnginePath(QFileInfo(calib.textPath).absoluteFilePath()).string()},
                           {"evaluation", toEnginePath(QFileInfo(m_params.evaluation.textPath).absoluteFilePath()).string()}}}};
+    if (grid.allocatesPerLayer())
+        result->settings["allocation"] = allocationParams.toJson(grid);
     QElapsedTimer timer;
     timer.start();
     auto soFar = std::make_shared<pipeline::SweepResult>(*result);
@@ -291,7 +300,9 @@ void SweepJob::execute()
         std::shared_ptr<const pipeline::SweepResult> snapshot = std::make_shared<pipeline::SweepResult>(*soFar);
         post([this, snapshot] { Q_EMIT pointFinished(snapshot); });
     };
-    pipeline::SweepRunParams run{grid, indices, base, false, evalParams};
+    pipeline::SweepRunParams run{grid, indices, base, false, evalParams, {}};
+    if (grid.allocatesPerLayer())
+        run.allocator = allocation::sweepAllocator(model, windows, allocationParams);
     result->points = pipeline::runSweepPoints(model, windows, evalIds, run, {callback, cancelToken(), onPoint});
     Result r;
     r.seconds = double(timer.nsecsElapsed()) / 1e9;

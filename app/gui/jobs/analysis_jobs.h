@@ -177,6 +177,9 @@ public:
         std::vector<int> bits;
         std::vector<PlanMethod> methods;  // SparseGpt, Magnitude, Wanda
         std::vector<std::string> groups;  // "all", "attention", "mlp"
+        std::vector<std::string> allocations{"uniform"}; // "uniform", "owl", "search" (pipeline/sweep.h)
+        int64_t searchGenerations = 50;   // the search's generations, one search per sparsity level
+        uint64_t searchSeed = 0;
         double densePerplexity = NAN;     // the dense model's perplexity for these evaluation settings, when known: not measured again
         int threads = 0;
     };

@@ -62,7 +62,7 @@ SweepPanel::SweepPanel(QWidget* parent) : QWidget(parent)
     m_summary->setToolTip(m_summary->text());
     m_table = new QTableWidget(0, ColumnCount);
     m_table->setHorizontalHeaderLabels(
-        {tr("Method"), tr("Group"), tr("Bits"), tr("Sparsity"), tr("Perplexity"), tr("Size"), tr("Pareto")});
+        {tr("Allocation"), tr("Method"), tr("Group"), tr("Bits"), tr("Sparsity"), tr("Perplexity"), tr("Size"), tr("Pareto")});
     m_table->setEditTriggers(QAbstractItemView::NoEditTriggers);
     m_table->setSelectionBehavior(QAbstractItemView::SelectRows);
     m_table->verticalHeader()->setVisible(false);
@@ -159,6 +159,7 @@ void SweepPanel::rebuild()
             return item;
         };
         const int row = int(i);
+        m_table->setItem(row, AllocationColumn, new QTableWidgetItem(QString::fromStdString(p.spec.allocation)));
         m_table->setItem(row, MethodColumn, new QTableWidgetItem(QString::fromStdString(solve::methodName(p.spec.method))));
         m_table->setItem(row, GroupColumn, new QTableWidgetItem(QString::fromStdString(p.spec.group)));
         m_table->setItem(row, BitsColumn, number(p.spec.bits, 0));
@@ -170,10 +171,12 @@ void SweepPanel::rebuild()
     m_table->setSortingEnabled(true);
     m_summary->setToolTip(m_summary->text());
 
-    // Perplexity vs sparsity: one line per (method, group, bits), by increasing sparsity.
-    std::map<std::tuple<int, std::string, int>, std::vector<const pipeline::SweepPoint*>> lines;
+    // Perplexity vs sparsity: one line per (allocation, method, group, bits), by increasing
+    // sparsity; the allocation is named only when the sweep has more than uniform.
+    const bool namesAllocation = sweep.grid.allocatesPerLayer();
+    std::map<std::tuple<std::string, int, std::string, int>, std::vector<const pipeline::SweepPoint*>> lines;
     for (const auto& p : sweep.points)
-        lines[{int(p.spec.method), p.spec.group, p.spec.bits}].push_back(&p);
+        lines[{p.spec.allocation, int(p.spec.method), p.spec.group, p.spec.bits}].push_back(&p);
     int index = 0;
     for (const auto& [key, pts] : lines) {
         QCPGraph* g = m_perplexityPlot->addGraph();
@@ -183,11 +186,12 @@ void SweepPanel::rebuild()
             y.push_back(p->perplexity);
         }
         g->setData(x, y); // QCPGraph sorts by key
-        const auto& [method, group, bits] = key;
-        g->setName(QStringLiteral("%1 %2 %3-bit")
-                       .arg(QString::fromStdString(solve::methodName(solve::Method(method))),
-                            QString::fromStdString(group))
-                       .arg(bits));
+        const auto& [allocation, method, group, bits] = key;
+        g->setName((namesAllocation ? QString::fromStdString(allocation) + QLatin1Char(' ') : QString())
+                   + QStringLiteral("%1 %2 %3-bit")
+                         .arg(QString::fromStdString(solve::methodName(solve::Method(method))),
+                              QString::fromStdString(group))
+                         .arg(bits));
         const QColor c = seriesColor(palette(), index++);
         g->setPen(QPen(c, 2));
         g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssCircle, c, c, 6));

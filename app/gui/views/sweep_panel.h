@@ -23,7 +23,7 @@ class SweepPanel : public QWidget {
     Q_OBJECT
 
 public:
-    enum Column { MethodColumn, GroupColumn, BitsColumn, SparsityColumn, PerplexityColumn, SizeColumn, ParetoColumn,
+    enum Column { AllocationColumn, MethodColumn, GroupColumn, BitsColumn, SparsityColumn, PerplexityColumn, SizeColumn, ParetoColumn,
                   ColumnCount };
 
     explicit SweepPanel(QWidget* parent = nullptr);
