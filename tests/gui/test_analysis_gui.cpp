@@ -43,11 +43,18 @@
 #include "allocation_profile_plot.h"
 #include "training_curve_plot.h"
 
+#include <QApplication>
+#include <QComboBox>
+#include <QDialog>
+#include <QDialogButtonBox>
+#include <QDoubleSpinBox>
 #include <QFile>
 #include <QProcess>
 #include <QSettings>
 #include <QSignalSpy>
 #include <QStandardPaths>
+#include <QPushButton>
+#include <QSpinBox>
 #include <QTableWidget>
 #include <QTemporaryDir>
 #include <QTest>
@@ -215,7 +222,7 @@ private Q_SLOTS:
         QVERIFY(m_window->workspace()->isModified());
     }
 
-    // Run → OWL Allocation: the job's plan equals the core's OWL on the same windows (drawn
+    // Run → Allocate… with OWL: the job's plan equals the core's OWL on the same windows (drawn
     // here independently), the average is exactly the one asked for, and Undo puts it back.
     void owlAllocationGoesToThePlanAndUndoes()
     {
@@ -225,7 +232,26 @@ private Q_SLOTS:
         uniform.sparsity = 0.5;
         plan->applyUniform(uniform);
         QSignalSpy applied(analysis(), &AnalysisController::allocationApplied);
-        QVERIFY(analysis()->startOwl(0.6));
+        // Through the dialog as a user would: method OWL, 60 %; the search's fields are off.
+        bool dialogSeen = false;
+        QTimer::singleShot(0, this, [&] {
+            auto* dialog = qobject_cast<QDialog*>(QApplication::activeModalWidget());
+            QVERIFY(dialog);
+            QCOMPARE(dialog->windowTitle(), QStringLiteral("Allocate"));
+            const auto combos = dialog->findChildren<QComboBox*>();
+            QCOMPARE(combos.size(), 2); // method, budget
+            combos[0]->setCurrentIndex(1); // OWL
+            QVERIFY(!combos[1]->isEnabled());
+            for (QSpinBox* searchOnly : dialog->findChildren<QSpinBox*>())
+                QVERIFY(!searchOnly->isEnabled()); // generations, time limit, seed
+            dialog->findChildren<QDoubleSpinBox*>().first()->setValue(60.0);
+            auto* box = dialog->findChild<QDialogButtonBox*>();
+            QCOMPARE(box->button(QDialogButtonBox::Ok)->text(), QStringLiteral("Allocate"));
+            dialogSeen = true;
+            box->button(QDialogButtonBox::Ok)->click();
+        });
+        analysis()->searchAction()->trigger();
+        QVERIFY(dialogSeen);
         QVERIFY(applied.wait(300'000));
         QVERIFY2(m_errors.isEmpty(), m_errors.isEmpty() ? "" : qPrintable(m_errors.first()));
 

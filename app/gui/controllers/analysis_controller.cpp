@@ -121,17 +121,13 @@ AnalysisController::AnalysisController(MainWindow* window) : QObject(window), m_
     m_undoAllocationAction->setShortcut(QKeySequence(Qt::CTRL | Qt::ALT | Qt::Key_Z));
     m_undoAllocationAction->setStatusTip(tr("Put back the plan as it was before the last allocation."));
     connect(m_undoAllocationAction, &QAction::triggered, this, &AnalysisController::undoAllocation);
-    m_owlAction = new QAction(tr("&OWL Allocation…"), this);
-    m_owlAction->setStatusTip(tr("Per-block sparsities by OWL (outlier-weighted layer-wise sparsity): blocks with "
-                                 "more outlier weights are pruned less, the average is exactly the one you give. "
-                                 "Applied to the plan; Undo Allocation puts it back."));
-    connect(m_owlAction, &QAction::triggered, this, &AnalysisController::owlDialog);
-    m_searchAction = new QAction(tr("Searc&h Allocation…"), this);
+    m_searchAction = new QAction(tr("Allocat&e…"), this);
     m_searchAction->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_L));
-    m_searchAction->setStatusTip(tr("Per-layer sparsities found by an evolutionary search on the whole model's KL "
-                                    "divergence from the dense model (calibration windows), at exactly the average "
-                                    "you give. Applied to the plan; Undo Allocation puts it back."));
-    connect(m_searchAction, &QAction::triggered, this, &AnalysisController::searchDialog);
+    m_searchAction->setStatusTip(tr("Spread a sparsity or size budget over the layers: the end-to-end search (levels "
+                                    "chosen on the whole model's KL divergence from the dense model) or OWL "
+                                    "(outlier-weighted per-block sparsities). Applied to the plan; Undo Allocation "
+                                    "puts it back."));
+    connect(m_searchAction, &QAction::triggered, this, &AnalysisController::allocateDialog);
     m_stopSearchAction = new QAction(tr("Stop Searc&h"), this);
     m_stopSearchAction->setStatusTip(tr("End the allocation search after this generation and apply the best levels "
                                         "found so far (Cancel discards them)."));
@@ -148,7 +144,7 @@ AnalysisController::AnalysisController(MainWindow* window) : QObject(window), m_
                                     "summary, provenance, per-layer table, plots, KL divergence and greedy "
                                     "continuations against the dense model."));
     connect(m_reportAction, &QAction::triggered, this, &AnalysisController::reportDialog);
-    for (QAction* a : {m_scanAction, m_openScanAction, m_allocateAction, m_owlAction, m_searchAction, m_stopSearchAction,
+    for (QAction* a : {m_scanAction, m_openScanAction, m_allocateAction, m_searchAction, m_stopSearchAction,
                        m_undoAllocationAction, m_reportAction,
                        m_sweepAction})
         a->setToolTip(a->statusTip());
@@ -181,7 +177,6 @@ void AnalysisController::populateRunMenu(QMenu* run)
     run->addAction(m_sweepAction);
     run->addAction(m_scanAction);
     run->addAction(m_allocateAction);
-    run->addAction(m_owlAction);
     run->addAction(m_searchAction);
     run->addAction(m_stopSearchAction);
     run->addAction(m_undoAllocationAction);
@@ -195,7 +190,6 @@ void AnalysisController::updateActions()
     m_sweepAction->setEnabled(!busy && m_window->hasModel());
     m_openScanAction->setEnabled(!isBusy());
     m_allocateAction->setEnabled(!running && m_window->hasModel() && m_panel->hasScan());
-    m_owlAction->setEnabled(!busy && m_window->hasModel());
     m_searchAction->setEnabled(!busy && m_window->hasModel());
     m_stopSearchAction->setEnabled(m_searchJob != nullptr);
     m_undoAllocationAction->setEnabled(!running && m_window->hasModel() && m_planBeforeAllocation != nullptr);
@@ -565,20 +559,6 @@ bool AnalysisController::startOwl(double averageSparsity)
     return startJob(job, tr("OWL allocation (%1 % average)").arg(100.0 * averageSparsity, 0, 'f', 1));
 }
 
-void AnalysisController::owlDialog()
-{
-    bool ok = false;
-    const double percent = QInputDialog::getDouble(
-        m_window, tr("OWL Allocation"),
-        tr("Average sparsity over the blocks (%). Blocks with more outlier weights get less, within a band of "
-           "16 points; the Calibration view's windows measure the outliers."),
-        QSettings().value(QStringLiteral("Allocation/owlPercent"), 50.0).toDouble(), 16.0, 83.9, 1, &ok);
-    if (!ok)
-        return;
-    QSettings().setValue(QStringLiteral("Allocation/owlPercent"), percent);
-    startOwl(percent / 100.0);
-}
-
 bool AnalysisController::startSearch(const SearchRequest& request)
 {
     if (!canStartOnModel())
@@ -646,11 +626,18 @@ void AnalysisController::stopSearch()
     m_window->logView()->appendInfo(tr("Stopping the allocation search after this generation…"));
 }
 
-void AnalysisController::searchDialog()
+void AnalysisController::allocateDialog()
 {
     QDialog dialog(m_window);
-    dialog.setWindowTitle(tr("Search Allocation"));
+    dialog.setWindowTitle(tr("Allocate"));
     auto* form = new QFormLayout;
+    auto* method = new QComboBox(&dialog);
+    method->addItem(tr("End-to-end search"));
+    method->addItem(tr("OWL"));
+    method->setToolTip(tr("End-to-end search: per-layer levels traded between layers while the whole model's KL "
+                          "divergence from the dense model falls (EvoPress). OWL: blocks with more outlier weights "
+                          "(|W|·‖X‖ above 5 × the block's mean) pruned less, within a band of 16 points (Yin et "
+                          "al., 2024). For the DP allocator over a sensitivity scan, use Allocate from Scan."));
     auto* budgetKind = new QComboBox(&dialog);
     budgetKind->addItem(tr("Average sparsity"));
     budgetKind->addItem(tr("Model size (sparsity and 16/8/4 bits)"));
@@ -694,35 +681,66 @@ void AnalysisController::searchDialog()
     generations->setValue(settings.value(QStringLiteral("Allocation/searchGenerations"), 100).toInt());
     timeLimit->setValue(settings.value(QStringLiteral("Allocation/searchSeconds"), 0).toInt());
     seed->setValue(settings.value(QStringLiteral("Allocation/searchSeed"), 0).toInt());
+    method->setCurrentIndex(settings.value(QStringLiteral("Allocation/method"), 0).toInt() == 1 ? 1 : 0);
+    form->addRow(tr("Method:"), method);
     form->addRow(tr("Budget:"), budgetKind);
     form->addRow(tr("Average sparsity:"), sparsity);
     form->addRow(tr("Model size:"), sizeKb);
-    const auto showBudget = [=] {
-        sparsity->setEnabled(budgetKind->currentIndex() == 0);
-        sizeKb->setEnabled(budgetKind->currentIndex() == 1);
-    };
-    connect(budgetKind, &QComboBox::currentIndexChanged, &dialog, showBudget);
-    showBudget();
+
     form->addRow(tr("Generations:"), generations);
     form->addRow(tr("Time limit:"), timeLimit);
     form->addRow(tr("Seed:"), seed);
-    auto* help = new QLabel(tr("Every layer is solved once at each level (sparsity 5 points apart around the "
-                               "average; or 0–90 % × 16/8/4 bits for a size); the search then trades levels between "
-                               "layers and keeps what lowers the whole model's KL divergence from the dense model on "
-                               "the Calibration view's first 32 windows. F5 afterwards runs the real pipeline with "
-                               "the levels found."),
-                            &dialog);
+    const QString searchHelp =
+        tr("Every layer is solved once at each level (sparsity 5 points apart around the average; or 0–90 % × "
+           "16/8/4 bits for a size); the search then trades levels between layers and keeps what lowers the whole "
+           "model's KL divergence from the dense model on the Calibration view's first 32 windows. F5 afterwards "
+           "runs the real pipeline with the levels found.");
+    const QString owlHelp =
+        tr("One pass of the Calibration view's windows through the dense model measures each block's share of "
+           "outlier weights; blocks with more are pruned less, within a band of 16 points around the average, "
+           "which stays exact (16 – 84 %). F5 afterwards runs the real pipeline with these sparsities.");
+    auto* help = new QLabel(&dialog);
     help->setWordWrap(true);
     auto* buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel, &dialog);
-    buttons->button(QDialogButtonBox::Ok)->setText(tr("Search"));
-    connect(buttons, &QDialogButtonBox::accepted, &dialog, &QDialog::accept);
+    const auto showMethod = [=] {
+        const bool owl = method->currentIndex() == 1;
+        if (owl)
+            budgetKind->setCurrentIndex(0); // OWL spreads an average sparsity only
+        budgetKind->setEnabled(!owl);
+        sparsity->setEnabled(budgetKind->currentIndex() == 0);
+        sizeKb->setEnabled(budgetKind->currentIndex() == 1);
+        for (QWidget* searchOnly : std::initializer_list<QWidget*>{generations, timeLimit, seed})
+            searchOnly->setEnabled(!owl);
+        help->setText(owl ? owlHelp : searchHelp);
+        buttons->button(QDialogButtonBox::Ok)->setText(owl ? tr("Allocate") : tr("Search"));
+    };
+    connect(method, &QComboBox::currentIndexChanged, &dialog, showMethod);
+    connect(budgetKind, &QComboBox::currentIndexChanged, &dialog, showMethod);
+    showMethod();
     connect(buttons, &QDialogButtonBox::rejected, &dialog, &QDialog::reject);
     auto* layout = new QVBoxLayout(&dialog);
     layout->addWidget(help);
     layout->addLayout(form);
     layout->addWidget(buttons);
+    // OWL's band (2λ = 16 points) must stay inside [0, 1).
+    const auto accept = [&] {
+        if (method->currentIndex() == 1 && (sparsity->value() < 16.0 || sparsity->value() >= 84.0)) {
+            QMessageBox::warning(&dialog, tr("Allocate"),
+                                 tr("OWL needs an average sparsity from 16 % to just under 84 %: its band of "
+                                    "±16 points must stay between 0 and 100 %."));
+            return;
+        }
+        dialog.accept();
+    };
+    connect(buttons, &QDialogButtonBox::accepted, &dialog, accept);
     if (dialog.exec() != QDialog::Accepted)
         return;
+    settings.setValue(QStringLiteral("Allocation/method"), method->currentIndex());
+    if (method->currentIndex() == 1) {
+        settings.setValue(QStringLiteral("Allocation/searchPercent"), sparsity->value());
+        startOwl(sparsity->value() / 100.0);
+        return;
+    }
     settings.setValue(QStringLiteral("Allocation/searchPercent"), sparsity->value());
     settings.setValue(QStringLiteral("Allocation/searchBudgetKind"), budgetKind->currentIndex());
     settings.setValue(QStringLiteral("Allocation/searchKb"), sizeKb->value());
@@ -870,7 +888,7 @@ void AnalysisController::sweepDialog()
     auto* generations = new QSpinBox;
     generations->setRange(1, 100000);
     generations->setValue(settings.value(key::sweepSearchGenerations, qlonglong(SweepRequest{}.searchGenerations)).toInt());
-    generations->setToolTip(tr("Generations of each search (Run → Search Allocation… runs one with more options)"));
+    generations->setToolTip(tr("Generations of each search (Run → Allocate… runs one with more options)"));
     generations->setEnabled(allocations[2]->isChecked());
     connect(allocations[2], &QCheckBox::toggled, generations, &QWidget::setEnabled);
     const CalibrationSettings calib = m_window->calibrationPanel()->settings();

@@ -9,7 +9,7 @@
 //   Run → Allocate from Scan (Ctrl+Shift+A)  the allocator over the scan, applied to the Plan
 //                                            view; Undo Allocation (Ctrl+Alt+Z) puts the
 //                                            previous plan back;
-//   Run → OWL Allocation…, Search Allocation… (Ctrl+Shift+L)  OWL's block sparsities, or the
+//   Run → Allocate… (Ctrl+Shift+L)           one dialog for OWL's block sparsities or the
 //                                            end-to-end search (best KL per generation live in
 //                                            the Live Solver view; Stop Search keeps the best),
 //                                            applied to the Plan view the same way;
@@ -107,12 +107,11 @@ public Q_SLOTS:
     // OWL's per-block sparsities at `averageSparsity` (an OwlJob), applied to the plan when it
     // finishes (Undo Allocation puts the plan back).
     bool startOwl(double averageSparsity);
-    void owlDialog();
     // The end-to-end allocation search (a SearchJob) with its best KL per generation in the
     // Live Solver view; its levels go to the plan when it ends (Undo Allocation puts the plan
     // back). Stop Search ends it early keeping the best levels so far.
     bool startSearch(const SearchRequest& request);
-    void searchDialog();
+    void allocateDialog(); // the end-to-end search or OWL
     void stopSearch();
     bool undoAllocation();
     void cancel();
@@ -151,7 +150,6 @@ private:
     QAction* m_scanAction = nullptr;
     QAction* m_openScanAction = nullptr;
     QAction* m_allocateAction = nullptr;
-    QAction* m_owlAction = nullptr;
     QAction* m_searchAction = nullptr;
     QAction* m_stopSearchAction = nullptr;
     QPointer<SearchJob> m_searchJob;

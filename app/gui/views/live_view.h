@@ -41,7 +41,7 @@ public:
     void startRecovery(qint64 steps, const QString& description);
     void addRecoveryStep(qint64 step, double loss);
     void addRecoveryHeldOut(qint64 step, double perplexity);
-    // Allocation search (Run → Search Allocation…): the same curve pane, with the best
+    // Allocation search (Run → Allocate…): the same curve pane, with the best
     // calibration KL per generation (x axis 0..generations), given most of the height.
     void startSearch(qint64 generations, const QString& description);
     void addSearchGeneration(qint64 generation, double kl);
