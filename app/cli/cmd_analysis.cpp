@@ -195,6 +195,7 @@ Session openSession(const Args& args, const fs::path& folder, bool needEval)
     s.tokenizer = tokenize::loadTokenizer(folder);
     // --stream (sensitivity): one decoder block resident at a time.
     s.model = model::CausalLM::load(folder, deviceOption(args), args.flag("stream"));
+    applyDefaultThreads(args, *s.model);
     s.calib.vocabSize = s.model->config().vocabSize;
     s.windows = data::sampleCalibrationWindows(s.tokenizer->encodeForModel(s.calibText, &interruptToken()), s.calib, s.calibFile);
     s.evalParams.seqlen = s.calib.seqlen;

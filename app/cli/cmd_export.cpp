@@ -68,6 +68,7 @@ int cmdExport(const Args& args)
     torch::NoGradGuard noGrad;
     const fs::path folder = io::resolveModelPath(modelPath);
     const auto model = model::CausalLM::load(folder);
+    applyDefaultThreads(args, *model);
 
     exporting::GgufExportParams params;
     params.type = *type;

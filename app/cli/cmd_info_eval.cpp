@@ -127,6 +127,7 @@ int cmdEval(const Args& args)
         throw inputError(textFile, "the text is empty");
     const auto tokenizer = tokenize::loadTokenizer(folder);
     const auto model = model::CausalLM::load(folder, device);
+    applyDefaultThreads(args, *model);
     const std::vector<int32_t> ids = tokenizer->encodeForModel(text, &interruptToken());
     const int64_t seqlen = params.seqlen > 0 ? params.seqlen : std::min<int64_t>(config.maxPositions, 2048);
     if (int64_t(ids.size()) < seqlen)

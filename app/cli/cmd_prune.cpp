@@ -121,6 +121,7 @@ int cmdPrune(const Args& args)
     torch::NoGradGuard noGrad;
     const auto tokenizer = tokenize::loadTokenizer(folder);
     auto model = model::CausalLM::load(folder, device, spec.streamed);
+    applyDefaultThreads(args, *model);
 
     workflow::RunObserver observer;
     observer.prune.progress = stderrProgress(quiet);

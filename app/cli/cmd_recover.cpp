@@ -139,6 +139,7 @@ int cmdRecover(const Args& args)
 
     const auto dense = model::CausalLM::load(denseFolder, device);
     const auto pruned = model::CausalLM::load(prunedFolder, device);
+    applyDefaultThreads(args, *dense);
     const ProgressCallback progress = stderrProgress(quiet);
     std::optional<eval::PerplexityResult> denseEval, prunedEval, recoveredEval;
     if (evalFile) {

@@ -1,6 +1,7 @@
 #include "engine_options.h"
 #include "util/engine_threads.h"
 
+#include "model/causal_lm.h"
 #include "pipeline/recipe.h"
 #include "util/errors.h"
 
@@ -17,6 +18,12 @@ void applyThreadsOption(const Args& args)
 {
     if (const auto threads = args.intOr("threads", 0, 0, 1024); threads > 0)
         setEngineThreads(int(threads));
+}
+
+void applyDefaultThreads(const Args& args, const model::CausalLM& model)
+{
+    if (args.intOr("threads", 0, 0, 1024) == 0)
+        setEngineThreads(defaultEngineThreads(model.config().hiddenSize));
 }
 
 c10::Device deviceOption(const Args& args)

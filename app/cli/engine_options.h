@@ -10,10 +10,16 @@
 
 #include <c10/core/Device.h>
 
+namespace sparselab::model { class CausalLM; }
+
 namespace sparselab::cli {
 
-// --threads T (0 or absent = LibTorch's default).
+// --threads T (0 or absent = LibTorch's default until a model is loaded, see below).
 void applyThreadsOption(const Args& args);
+
+// Without --threads: the engine's default for this model (util/engine_threads.h: one thread
+// below hidden size 1024, every core from there). Called once the model is loaded.
+void applyDefaultThreads(const Args& args, const model::CausalLM& model);
 
 // --device cpu|cuda (default cpu); cuda only when this build and machine have it.
 [[nodiscard]] c10::Device deviceOption(const Args& args);

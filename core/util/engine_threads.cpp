@@ -33,10 +33,25 @@ int openBlasInitialThreads()
     return initial;
 }
 
+// Torch's intra-op threads as the process started (hardware threads or OMP_NUM_THREADS), read
+// once before setEngineThreads changes them.
+int torchInitialThreads()
+{
+    static const int initial = std::max(1, at::get_num_threads());
+    return initial;
+}
+
 } // namespace
+
+int defaultEngineThreads(int64_t hiddenSize)
+{
+    const int all = torchInitialThreads();
+    return hiddenSize > 0 && hiddenSize < kAllThreadsFromHidden ? 1 : all;
+}
 
 void setEngineThreads(int threads)
 {
+    (void)torchInitialThreads(); // remembered before the first change
     if (threads < 1)
         threads = 1;
     at::set_num_threads(threads);

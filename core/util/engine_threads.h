@@ -14,11 +14,25 @@
 // and inside a bigger batch differ in the last bits (1.720571757 against 1.720571637 on the
 // demo); one BLAS thread, as the tests run, keeps them equal.
 
+#include <cstdint>
+
 namespace sparselab {
 
 // Sets torch's intra-op threads to `threads` (≥ 1) and, when the BLAS in the process is
 // OpenBLAS, its pool to min(threads, the pool's size when the process started).
 void setEngineThreads(int threads);
+
+// The thread count the engine uses when the user gives none (no --threads; the workbench
+// always): every thread torch starts with (one per core, or OMP_NUM_THREADS) for models whose
+// hidden size is at least kAllThreadsFromHidden, one thread below it. Small models lose more to
+// starting and waiting on a second thread in their many small products (the forward passes
+// above all) than their solves gain — bench/bench_threads.sh on the 2-core machine, medians of
+// 3, whole-prune time on 1 thread over 2 threads: 0.28 at hidden 64 (the demo: 1.8 s against
+// 6.4 s), 0.31 at 128, 0.53 at 256, 0.77 at 512, and 1.18 at 1024, where two threads win; one
+// layer's Hessian and solve alone gains from 512² on (1.18, 1.24 at 1024², 1.44 at 2048²).
+// hiddenSize ≤ 0 (not known yet, e.g. while loading): every thread.
+inline constexpr int64_t kAllThreadsFromHidden = 1024;
+[[nodiscard]] int defaultEngineThreads(int64_t hiddenSize);
 
 // Whether an OpenBLAS thread setting was found in the process (for logs and tests).
 [[nodiscard]] bool openBlasThreadsControllable();

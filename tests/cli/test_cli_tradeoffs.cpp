@@ -121,6 +121,24 @@ private Q_SLOTS:
         QCOMPARE(points(readJson(merged)).dump(), points(sweep).dump());
     }
 
+    // With two threads available (OMP_NUM_THREADS=2 in the child; the suite itself runs with
+    // 1), a prune without --threads runs the demo (hidden 64) on one thread, as
+    // util/engine_threads.h decides, and --threads still wins.
+    void defaultThreadsFollowTheModelSize()
+    {
+        QTemporaryDir dir;
+        for (const QString& threads : {QString(), QStringLiteral("2")}) {
+            const QString out = dir.filePath("threads" + threads);
+            QStringList args = {"prune", model(), "--calib", calib(), "--out", out, "--nsamples", "4", "--seqlen", "32",
+                                "--sparsity", "0.5", "--quiet"};
+            if (!threads.isEmpty())
+                args << "--threads" << threads;
+            const auto run = runCli(args, {"OMP_NUM_THREADS=2", "OPENBLAS_NUM_THREADS=2"});
+            QVERIFY2(run.exitCode == 0, qPrintable(run.stderrText));
+            QCOMPARE(readJson(out + "/sparselab.json").at("torch_threads").get<int>(), threads.isEmpty() ? 1 : 2);
+        }
+    }
+
     void sensitivityAllocateAndReport()
     {
         QTemporaryDir dir;

@@ -21,6 +21,7 @@
 #include "results_panel.h"
 #include "run_panel.h"
 #include "testsupport.h"
+#include "util/engine_threads.h"
 #include "gui/gui_event_timing.h"
 #include "plan/memory_plan.h"
 #include "token_preview_widget.h"
@@ -128,10 +129,11 @@ private Q_SLOTS:
         QVERIFY(m_tmp.isValid());
 
         // The reference: the core API alone, the same settings the views will hold.
-        at::set_num_threads(std::max(1, QThread::idealThreadCount())); // as the GUI's worker
         torch::NoGradGuard noGrad;
         const auto tokenizer = tokenize::loadTokenizer(testing::demoModelDir());
         m_ref.pruned = model::CausalLM::load(testing::demoModelDir());
+        // As the GUI's worker: the engine's default threads for this model (one for the demo).
+        setEngineThreads(defaultEngineThreads(m_ref.pruned->config().hiddenSize));
         data::CalibrationParams cp;
         cp.nsamples = kSamples;
         cp.seqlen = kSeqlen;

@@ -331,7 +331,7 @@ bool AnalysisController::startScan(const ScanRequest& request)
     params.sparsities = request.sparsities;
     params.bits = request.bits;
     params.method = request.method == 1 ? PlanMethod::Magnitude : request.method == 2 ? PlanMethod::Wanda : PlanMethod::SparseGpt;
-    params.threads = engineThreads();
+    params.threads = engineThreads(m_window->modelSummary().hiddenSize);
     auto* job = new SensitivityJob(params, this);
     connect(job, &SensitivityJob::finished, this, [this](const SensitivityJob::Result& result) {
         finishJob();
@@ -380,7 +380,7 @@ bool AnalysisController::startSweep(const SweepRequest& request)
     params.groups = request.groups;
     params.allocations = request.allocations;
     params.searchGenerations = request.searchGenerations;
-    params.threads = engineThreads();
+    params.threads = engineThreads(m_window->modelSummary().hiddenSize);
     const qint64 points = SweepJob::pointCount(params);
     if (points == 0) {
         m_window->reportError(tr("Empty sweep"), tr("Choose at least one sparsity, bit-width, method and layer group."));
@@ -448,7 +448,7 @@ bool AnalysisController::writeReport(const ReportRequest& request)
     params.sensitivity = m_panel->scan();
     params.sessionRuns = m_window->resultsPanel()->runs();
     params.workspaceFile = m_window->workspace()->currentFile();
-    params.threads = engineThreads();
+    params.threads = engineThreads(m_window->modelSummary().hiddenSize);
     if (const QString problem = ReportJob::outputProblem(params); !problem.isEmpty()) {
         m_window->reportError(tr("Cannot write the report"), problem);
         return false;
@@ -545,7 +545,7 @@ bool AnalysisController::startOwl(double averageSparsity)
     params.tokenizer = m_window->tokenizer();
     params.calibration = m_window->calibrationPanel()->settings();
     params.targetSparsity = averageSparsity;
-    params.threads = engineThreads();
+    params.threads = engineThreads(m_window->modelSummary().hiddenSize);
     auto* job = new OwlJob(params, this);
     connect(job, &OwlJob::finished, this, [this](const OwlJob::Result& result) {
         finishJob();
@@ -572,7 +572,7 @@ bool AnalysisController::startSearch(const SearchRequest& request)
     params.generations = request.generations;
     params.timeLimitSeconds = request.timeLimitSeconds;
     params.seed = request.seed;
-    params.threads = engineThreads();
+    params.threads = engineThreads(m_window->modelSummary().hiddenSize);
     auto* job = new SearchJob(params, this);
     const QString budget = request.budgetBytes > 0
                                ? tr("%1 KB").arg(double(request.budgetBytes) / 1000.0, 0, 'f', 1)

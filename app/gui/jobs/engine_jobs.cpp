@@ -221,13 +221,13 @@ EvaluationDetailPtr evaluationDetail(const eval::PerplexityResult& result)
     return std::make_shared<const store::PerplexityRecord>(store::perplexityRecord(result));
 }
 
-int engineThreads() { return std::max(1, QThread::idealThreadCount()); }
+int engineThreads(qint64 hiddenSize) { return defaultEngineThreads(hiddenSize); }
 
-QString engineDescription()
+QString engineDescription(qint64 hiddenSize)
 {
     // The threads the engine jobs use (engineThreads), as the Run view's device list says;
     // not at::get_num_threads(), which is the GUI thread's own setting.
-    const int threads = engineThreads();
+    const int threads = engineThreads(hiddenSize);
     return threads == 1 ? QStringLiteral("LibTorch %1, 1 CPU thread").arg(QStringLiteral(TORCH_VERSION))
                         : QStringLiteral("LibTorch %1, %2 CPU threads").arg(QStringLiteral(TORCH_VERSION)).arg(threads);
 }
@@ -1086,12 +1086,13 @@ void ExportJob::execute()
 // ---------------------------------------------------------------------------------------------
 // Devices and the export guard
 
-QList<DeviceChoice> availableDevices()
+QList<DeviceChoice> availableDevices(qint64 hiddenSize)
 {
     QList<DeviceChoice> devices;
     DeviceChoice cpu;
     cpu.key = QStringLiteral("cpu");
-    cpu.label = engineThreads() == 1 ? QStringLiteral("CPU (1 thread)") : QStringLiteral("CPU (%1 threads)").arg(engineThreads());
+    const int threads = engineThreads(hiddenSize);
+    cpu.label = threads == 1 ? QStringLiteral("CPU (1 thread)") : QStringLiteral("CPU (%1 threads)").arg(threads);
     cpu.available = true;
     devices << cpu;
 

@@ -343,8 +343,9 @@ struct DeviceChoice {
     bool available = false;
     QString reason;     // why not, when unavailable (one sentence)
 };
-// CPU always; CUDA when this LibTorch build has it and a device is present.
-[[nodiscard]] QList<DeviceChoice> availableDevices();
+// CPU always (labelled with its threads for a model of this hidden size); CUDA when this
+// LibTorch build has it and a device is present.
+[[nodiscard]] QList<DeviceChoice> availableDevices(qint64 hiddenSize = 0);
 
 // The export overwrite guard (exporting::checkExportTarget): "" when `outDir` may be
 // written, else the reason (it exists, or lies inside the model folder).
@@ -359,12 +360,14 @@ struct DeviceChoice {
 // An evaluation as the workspace records it (store::perplexityRecord), shared and immutable.
 [[nodiscard]] EvaluationDetailPtr evaluationDetail(const eval::PerplexityResult& result);
 
-// Intra-op threads for the window's engine jobs: one per core (the jobs run at a lower
-// priority, so the GUI thread keeps its share).
-[[nodiscard]] int engineThreads();
+// Threads for the window's engine jobs on a model of this hidden size: the engine's default
+// (util/engine_threads.h — one thread below hidden size 1024, one per core from there; 0 =
+// no model yet: one per core). The jobs run at a lower priority, so the GUI thread keeps its
+// share.
+[[nodiscard]] int engineThreads(qint64 hiddenSize = 0);
 
-// e.g. "LibTorch 1.13.0, 2 CPU threads" for the About box and the log.
-[[nodiscard]] QString engineDescription();
+// e.g. "LibTorch 1.13.0, 2 CPU threads" for the About box and the log (for this hidden size).
+[[nodiscard]] QString engineDescription(qint64 hiddenSize = 0);
 
 } // namespace sparselab::gui
 

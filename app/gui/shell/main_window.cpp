@@ -996,6 +996,14 @@ void MainWindow::onModelLoaded(const LoadModelJob::Result& result)
                                 .arg(QLocale().toString(m_summary.totalParameters), m_summary.storedDtype,
                                      EvaluationPanel::formatDuration(result.seconds));
     m_log->appendInfo(message);
+    // The engine's threads depend on the model's size (util/engine_threads.h): the device list
+    // and the log say what this model's jobs will use.
+    m_runPanel->setDevices(availableDevices(m_summary.hiddenSize));
+    const int threads = engineThreads(m_summary.hiddenSize);
+    m_log->appendInfo(threads == 1 && QThread::idealThreadCount() > 1
+                          ? tr("Engine jobs use 1 CPU thread for this model: below hidden size 1024 a second "
+                               "thread costs more than it gains (bench/bench_threads.sh).")
+                          : tr("Engine jobs use %n CPU thread(s) for this model.", nullptr, threads));
     statusBar()->showMessage(message, 5000);
     refreshCalibrationPreview();
     Q_EMIT modelLoaded(m_summary);
@@ -1121,7 +1129,7 @@ bool MainWindow::evaluate()
     params.seqlen = m_evalPanel->effectiveSeqlen(); // Auto: the calibration length, as in runs
     params.maxWindows = m_evalPanel->maxWindows();
     params.batchSize = m_evalPanel->batchSize();
-    params.threads = engineThreads();
+    params.threads = engineThreads(m_summary.hiddenSize);
 
     auto* job = new PerplexityJob(params, this);
     m_evalJob = job;
@@ -1235,7 +1243,7 @@ bool MainWindow::startRun()
     params.evaluation = evaluation;
     params.plan = m_planPanel->planModel()->rows();
     params.device = m_runPanel->device();
-    params.threads = engineThreads();
+    params.threads = engineThreads(m_summary.hiddenSize);
     params.rates = costRates();
     params.recovery = m_planPanel->recoverySettings();
     if (evaluation.enabled) {
@@ -1493,7 +1501,7 @@ bool MainWindow::exportSelectedRun()
     params.outDir = out;
     params.ggufType = m_exportPanel->ggufType();
     params.record = *run;
-    params.threads = engineThreads();
+    params.threads = engineThreads(m_summary.hiddenSize);
     auto* job = new ExportJob(params, this);
     m_exportJob = job;
     connect(job, &ExportJob::progress, this, [this](qint64 done, qint64 total, double eta, const QString& text) {
