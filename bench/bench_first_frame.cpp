@@ -22,6 +22,8 @@
 #include <QAction>
 #include <QApplication>
 #include <QElapsedTimer>
+#include <QEventLoop>
+#include <QTimer>
 #include <QEvent>
 #include <QSettings>
 #include <QStandardPaths>
@@ -62,16 +64,24 @@ public:
     }
 };
 
+// Runs the event loop until `done` (checked every 5 ms) or `ms` pass. An event loop that sleeps
+// between events, as the application's own does: a processEvents() loop would keep a core
+// busy and slow the engine's worker down (it cost the demo run about 5× before).
 bool waitFor(const std::function<bool()>& done, int ms)
 {
     QElapsedTimer t;
     t.start();
-    while (!done()) {
-        if (t.elapsed() > ms)
-            return false;
-        QApplication::processEvents(QEventLoop::AllEvents, 10);
-    }
-    return true;
+    if (done())
+        return true;
+    QEventLoop loop;
+    QTimer tick;
+    QObject::connect(&tick, &QTimer::timeout, &loop, [&] {
+        if (done() || t.elapsed() > ms)
+            loop.quit();
+    });
+    tick.start(5);
+    loop.exec();
+    return done();
 }
 
 RunFigures runOnce(MainWindow& window)

@@ -5,7 +5,8 @@
 # docs/screenshots/ (model, calibration, plan, evaluation, run, live, results, export, log,
 # and the whole window as workbench.png). Then the workbench mid-run (the live view filling in)
 # as it opens on a 1366 × 768 and a 1920 × 1080 screen: midrun-1366x768.png, midrun-1920x1080.png,
-# and a run recovering after pruning: recovery-1366x768.png.
+# the 1366 × 768 layout at 200 % scale (a 2732 × 1536 screen, QT_SCALE_FACTOR=2):
+# midrun-1366x768@2x.png, and a run recovering after pruning: recovery-1366x768.png.
 # The user's settings are neither read nor changed.
 #
 # Usage: scripts/screenshots.sh [BUILD_DIR] [OUT_DIR]
@@ -36,6 +37,10 @@ for screen in 1366x768 1920x1080; do
   SPARSELAB_SCREENSHOT_MIDRUN="midrun-$screen" xvfb-run -a -s "-screen 0 ${screen}x24" \
     "$app" --screenshots "$out" ${SPARSELAB_SCREENSHOT_ARGS:-} resources/models/stories260K-hf
 done
+# The small laptop's layout at 200 %: every text and the per-layer chart must stay readable.
+# shellcheck disable=SC2086
+QT_SCALE_FACTOR=2 SPARSELAB_SCREENSHOT_MIDRUN="midrun-1366x768@2x" xvfb-run -a -s "-screen 0 2732x1536x24" \
+  "$app" --screenshots "$out" ${SPARSELAB_SCREENSHOT_ARGS:-} resources/models/stories260K-hf
 # Recovery after pruning, half-way: the training curve beside the heat-map (1366 × 768).
 # shellcheck disable=SC2086
 SPARSELAB_SCREENSHOT_MIDRUN="recovery-1366x768" SPARSELAB_SCREENSHOT_RECOVERY=1 xvfb-run -a -s "-screen 0 1366x768x24" \

@@ -113,9 +113,11 @@ double PhasedProgress::etaSeconds() const
     if (m_overall >= 1.0)
         return 0.0;
     const double elapsed = elapsedSeconds();
-    // Too little done for a rate: the first percent is start-up (threads, first allocations).
+    // Too little done for a measured rate (the first percent and half second are start-up:
+    // threads, first allocations): the expected seconds of what is left, from the rates. A
+    // demo run takes two seconds, so without this its first half had no estimate at all.
     if (m_overall < 0.01 || elapsed < 0.5)
-        return -1.0;
+        return m_total > 0 ? m_total * (1.0 - m_overall) : -1.0;
     return elapsed * (1.0 - m_overall) / m_overall;
 }
 

@@ -31,15 +31,14 @@ namespace sparselab::gui {
 //   recoverPerTokenBlock   one calibration token of a recovery step through one block,
 //                          forward and backward (the LM head counts as one more block).
 struct CostRates {
-    // Measured with sparselab-cli on the bundled demo (stories260K, 5 blocks, 2 threads, the
-    // project's shared 2-core machine, load about 3; median of 3): 32 windows × 256 evaluation
-    // tokens in 1.1 s (`eval --seqlen 256 --max-windows 32`); 128 × 256 calibration tokens
-    // pruned in 2.9 s (`prune --nsamples 128 --seqlen 256 --sparsity 0.5`). Tokenizing: the
-    // median of the rates six workbench runs stored (bench/bench_first_frame), 2.4e-7 s per
-    // byte (0.1 s for the 404 KB calibration text).
-    static constexpr double kDemoEvalPerTokenBlock = 1.1 / (32.0 * 256.0 * 6.0);
-    static constexpr double kDemoPrunePerTokenBlock = 2.9 / (128.0 * 256.0 * 5.0);
-    static constexpr double kDemoTokenizePerByte = 2.4e-7;
+    // Measured in the workbench on the bundled demo (stories260K, 5 blocks; one engine thread,
+    // the default for its size, util/engine_threads.h), the rates the three cold runs of
+    // `bench_first_frame 3` stored (2-core machine, nothing else running; medians): evaluation
+    // 3.9e-6 s per token-block (32 windows × 256 tokens in 0.2 s), pruning 1.2e-5 (128 × 256
+    // calibration tokens in 2.0 s), tokenizing 8.1e-8 s per byte.
+    static constexpr double kDemoEvalPerTokenBlock = 3.9e-6;
+    static constexpr double kDemoPrunePerTokenBlock = 1.2e-5;
+    static constexpr double kDemoTokenizePerByte = 8.1e-8;
     // Recovery: 200 KL steps of 8 × 256 tokens in 36.1 s (`prune … --recover 200 --threads 1`,
     // the same machine, load about 2).
     static constexpr double kDemoRecoverPerTokenBlock = 36.1 / (200.0 * 8.0 * 256.0 * 6.0);
@@ -79,7 +78,9 @@ public:
     [[nodiscard]] QString label() const;
     [[nodiscard]] double overall() const { return m_overall; }          // [0, 1]
     [[nodiscard]] double elapsedSeconds() const;
-    // Seconds left for the whole job; < 0 while unknown (before 1 % and half a second).
+    // Seconds left for the whole job: before 1 % and half a second the expected seconds of the
+    // phases not done (the rates), then elapsed × (1 − share) / share; < 0 when no phase has a
+    // cost.
     [[nodiscard]] double etaSeconds() const;
     // Seconds spent in each phase so far (index as given), for measuring rates.
     [[nodiscard]] double phaseSeconds(int index) const;
