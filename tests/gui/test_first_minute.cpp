@@ -104,6 +104,12 @@ private Q_SLOTS:
         }
         QVERIFY(!m_window->dock(QStringLiteral("live"))->visibleRegion().isEmpty());
         QVERIFY(!m_window->dock(QStringLiteral("run"))->visibleRegion().isEmpty());
+        // The live view is the biggest thing on screen: wider than the settings and the Run
+        // controls beside it (all three run the window's full height).
+        const int live = m_window->dock(QStringLiteral("live"))->width();
+        const int plan = m_window->dock(QStringLiteral("plan"))->width();
+        const int run = m_window->dock(QStringLiteral("run"))->width();
+        QVERIFY2(live > plan && live > run, qPrintable(QStringLiteral("live %1, plan %2, run %3 px").arg(live).arg(plan).arg(run)));
     }
 
     void evaluationAutoLengthIsTheCalibrationLength()

@@ -230,6 +230,8 @@ PlanPanel::PlanPanel(QWidget* parent)
     m_preset->addItem(tr("Keep first and last blocks dense"), EndsDensePreset);
     m_preset->addItem(tr("Attention vs MLP sparsity"), AttentionMlpPreset);
     m_preset->setToolTip(tr("A starting point for the plan; edit single layers afterwards."));
+    m_preset->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+    m_preset->setMinimumContentsLength(12);
     m_attention = new QDoubleSpinBox(this);
     m_attention->setRange(0.0, 99.0);
     m_attention->setDecimals(1);
@@ -267,7 +269,9 @@ PlanPanel::PlanPanel(QWidget* parent)
     m_table->verticalHeader()->setVisible(false);
     m_table->verticalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
     m_table->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
-    m_table->horizontalHeader()->setSectionResizeMode(PlanModel::LayerColumn, QHeaderView::Stretch);
+    // Every column as wide as its contents, the spare width to the last: a stretched Layer
+    // column took 180 px at 1366 × 768 and pushed Pattern, Bits, Grid and Size out of view.
+    m_table->horizontalHeader()->setStretchLastSection(true);
     m_table->horizontalHeader()->setDefaultAlignment(Qt::AlignLeft | Qt::AlignVCenter);
     m_table->setToolTip(tr("Double-click a cell to edit it; with several rows selected, the edit applies to all of them."));
 
@@ -301,6 +305,10 @@ PlanPanel::PlanPanel(QWidget* parent)
     m_recoveryLoss = new QComboBox(m_recovery);
     m_recoveryLoss->addItem(tr("KL to the dense model's predictions"), QStringLiteral("kl"));
     m_recoveryLoss->addItem(tr("Block-wise reconstruction"), QStringLiteral("block"));
+    // Its long first entry must not set the dock's minimum width (it made the Plan dock wider
+    // than the Live Solver at 1366 × 768).
+    m_recoveryLoss->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+    m_recoveryLoss->setMinimumContentsLength(8);
     m_recoveryLoss->setToolTip(tr("KL: the whole model matches the dense model's next-token distributions (best "
                                   "quality). Block-wise: each block matches the dense block's outputs (cheaper, "
                                   "one block in memory at a time)."));
