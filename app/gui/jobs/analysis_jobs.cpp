@@ -32,6 +32,32 @@ namespace sparselab::gui {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+// The start every analysis job shares. A loaded model and tokenizer:
+void requireLoadedModel(const std::shared_ptr<const model::CausalLM>& model,
+                        const std::shared_ptr<const tokenize::Tokenizer>& tokenizer)
+{
+    if (!model || !tokenizer)
+        throw InputError("No model is loaded: open a model folder first.");
+}
+
+// Then, once the job's own settings are checked, its calibration windows: the window length
+// checked against the model, the text tokenized (progress "Tokenizing", naming the file) and
+// the windows drawn as a run draws them.
+data::CalibrationWindows analysisWindows(const model::CausalLM& model, const tokenize::Tokenizer& tokenizer,
+                                         const CalibrationSettings& calib, const ProgressCallback& progress,
+                                         const CancelToken* cancel)
+{
+    model::requireWindowFits(model.config(), calib.seqlen, "Window length");
+    ProgressReporter(progress, "Tokenizing", 1).report(0, QFileInfo(calib.textPath).fileName().toStdString());
+    data::CalibrationWindows windows = drawCalibrationWindows(tokenizer, calib, cancel);
+    throwIfCancelled(cancel);
+    return windows;
+}
+
+} // namespace
+
 // ---------------------------------------------------------------------------------------------
 // SensitivityJob
 
@@ -39,8 +65,7 @@ SensitivityJob::SensitivityJob(Params params, QObject* parent) : EngineJob(param
 
 void SensitivityJob::execute()
 {
-    if (!m_params.model || !m_params.tokenizer)
-        throw InputError("No model is loaded: open a model folder first.");
+    requireLoadedModel(m_params.model, m_params.tokenizer);
     pipeline::SensitivityParams params;
     params.sparsities = m_params.sparsities;
     params.bits = m_params.bits;
@@ -53,13 +78,10 @@ void SensitivityJob::execute()
     params.base.damp = m_params.damp;
     params.base.blocksize = m_params.blocksize;
     const CalibrationSettings& calib = m_params.calibration;
-    model::requireWindowFits(m_params.model->config(), calib.seqlen, "Window length");
     pipeline::validateSensitivityParams(*m_params.model, params);
 
     const ProgressCallback callback = progressCallback();
-    ProgressReporter(callback, "Tokenizing", 1).report(0, QFileInfo(calib.textPath).fileName().toStdString());
-    const data::CalibrationWindows windows = drawCalibrationWindows(*m_params.tokenizer, calib, cancelToken());
-    throwIfCancelled(cancelToken());
+    const auto windows = analysisWindows(*m_params.model, *m_params.tokenizer, calib, callback, cancelToken());
 
     auto scan = std::make_shared<pipeline::SensitivityResult>(
         pipeline::scanSensitivity(*m_params.model, windows, params, callback, cancelToken()));
@@ -86,17 +108,13 @@ OwlJob::OwlJob(Params params, QObject* parent)
 
 void OwlJob::execute()
 {
-    if (!m_params.model || !m_params.tokenizer)
-        throw InputError("No model is loaded: open a model folder first.");
+    requireLoadedModel(m_params.model, m_params.tokenizer);
     allocation::OwlParams params;
     params.targetSparsity = m_params.targetSparsity;
     params.validate();
     const CalibrationSettings& calib = m_params.calibration;
-    model::requireWindowFits(m_params.model->config(), calib.seqlen, "Window length");
     const ProgressCallback callback = progressCallback();
-    ProgressReporter(callback, "Tokenizing", 1).report(0, QFileInfo(calib.textPath).fileName().toStdString());
-    const data::CalibrationWindows windows = drawCalibrationWindows(*m_params.tokenizer, calib, cancelToken());
-    throwIfCancelled(cancelToken());
+    const auto windows = analysisWindows(*m_params.model, *m_params.tokenizer, calib, callback, cancelToken());
     const auto owl = allocation::owlAllocation(*m_params.model, windows, params, callback, cancelToken());
     solve::SolverOptions base;
     base.sparsity = params.targetSparsity;
@@ -122,8 +140,7 @@ SearchJob::SearchJob(Params params, QObject* parent)
 
 void SearchJob::execute()
 {
-    if (!m_params.model || !m_params.tokenizer)
-        throw InputError("No model is loaded: open a model folder first.");
+    requireLoadedModel(m_params.model, m_params.tokenizer);
     allocation::SearchParams params;
     if (m_params.budgetBytes > 0) {
         params = allocation::SearchParams::forBudgetBytes(m_params.budgetBytes); // as the CLI's --budget-bytes
@@ -136,11 +153,8 @@ void SearchJob::execute()
     params.seed = m_params.seed;
     params.validate();
     const CalibrationSettings& calib = m_params.calibration;
-    model::requireWindowFits(m_params.model->config(), calib.seqlen, "Window length");
     const ProgressCallback callback = progressCallback();
-    ProgressReporter(callback, "Tokenizing", 1).report(0, QFileInfo(calib.textPath).fileName().toStdString());
-    const data::CalibrationWindows windows = drawCalibrationWindows(*m_params.tokenizer, calib, cancelToken());
-    throwIfCancelled(cancelToken());
+    const auto windows = analysisWindows(*m_params.model, *m_params.tokenizer, calib, callback, cancelToken());
     params.fitnessWindows = std::min(params.fitnessWindows, windows.nsamples);
     {
         // What the profile plot draws against: the layers, the uniform level and OWL at it.
@@ -227,8 +241,7 @@ qint64 SweepJob::pointCount(const Params& params)
 
 void SweepJob::execute()
 {
-    if (!m_params.model || !m_params.tokenizer)
-        throw InputError("No model is loaded: open a model folder first.");
+    requireLoadedModel(m_params.model, m_params.tokenizer);
     pipeline::SweepGrid grid;
     grid.sparsities = m_params.sparsities;
     grid.bits = m_params.bits;
@@ -243,7 +256,6 @@ void SweepJob::execute()
     allocationParams.search.seed = m_params.searchSeed;
     const CalibrationSettings& calib = m_params.calibration;
     const auto& model = *m_params.model;
-    model::requireWindowFits(model.config(), calib.seqlen, "Window length");
     const solve::SolverOptions base;
     std::vector<int64_t> indices;
     for (int64_t i = 0; i < grid.size(); ++i) {
@@ -254,8 +266,7 @@ void SweepJob::execute()
     allocation::validateSweepAllocations(grid, indices, allocationParams);
 
     const ProgressCallback callback = progressCallback();
-    ProgressReporter(callback, "Tokenizing", 1).report(0, QFileInfo(calib.textPath).fileName().toStdString());
-    const data::CalibrationWindows windows = drawCalibrationWindows(*m_params.tokenizer, calib, cancelToken());
+    const auto windows = analysisWindows(model, *m_params.tokenizer, calib, callback, cancelToken());
     const std::string evalText = readEngineText(m_params.evaluation.textPath, "evaluation");
     const std::vector<int32_t> evalIds = m_params.tokenizer->encodeForModel(evalText, cancelToken());
     eval::PerplexityParams evalParams;
