@@ -403,6 +403,24 @@ int allocateOwl(const Args& args, const fs::path& modelPath, const fs::path& out
     return 0;
 }
 
+// The search's own options (--level-step --levels --max-sparsity --generations --offspring
+// --survivors --max-mutations --fitness-windows --time-limit --search-seed, the last defaulting
+// to --seed), for `allocate --method search` and a sweep's search allocations.
+void searchOptionsFromArgs(const Args& args, allocation::SearchParams& search)
+{
+    search.levelStep = args.doubleOr("level-step", search.levelStep);
+    search.levelsEachSide = int(args.intOr("levels", search.levelsEachSide, 1, 50));
+    search.maxSparsity = args.doubleOr("max-sparsity", search.maxSparsity);
+    search.generations = args.intOr("generations", search.generations, 0, 1000000);
+    search.offspring = args.intOr("offspring", search.offspring, 1, 4096);
+    search.survivors = args.intOr("survivors", std::min(search.survivors, search.offspring), 1, 4096);
+    search.maxMutations = args.intOr("max-mutations", search.maxMutations, 1, 1000);
+    search.fitnessWindows = args.intOr("fitness-windows", search.fitnessWindows, 1, 1 << 20);
+    search.timeLimitSeconds = args.doubleOr("time-limit", 0.0);
+    search.seed = uint64_t(args.intOr("search-seed", args.intOr("seed", 0, 0, std::numeric_limits<int64_t>::max()), 0,
+                                      std::numeric_limits<int64_t>::max()));
+}
+
 // allocate --method search: per-layer levels from the end-to-end search (allocation/search.h)
 // over a database of SparseGPT variants made from the model and its calibration windows.
 int allocateSearch(const Args& args, const fs::path& modelPath, const fs::path& out)
@@ -424,17 +442,7 @@ int allocateSearch(const Args& args, const fs::path& modelPath, const fs::path& 
             throw optionError("--bits", "bit-widths are searched with a bytes budget (--budget-bytes) only");
         search.base.sparsity = search.targetSparsity;
     }
-    search.levelStep = args.doubleOr("level-step", search.levelStep);
-    search.levelsEachSide = int(args.intOr("levels", search.levelsEachSide, 1, 50));
-    search.maxSparsity = args.doubleOr("max-sparsity", search.maxSparsity);
-    search.generations = args.intOr("generations", search.generations, 0, 1000000);
-    search.offspring = args.intOr("offspring", search.offspring, 1, 4096);
-    search.survivors = args.intOr("survivors", std::min(search.survivors, search.offspring), 1, 4096);
-    search.maxMutations = args.intOr("max-mutations", search.maxMutations, 1, 1000);
-    search.fitnessWindows = args.intOr("fitness-windows", search.fitnessWindows, 1, 1 << 20);
-    search.timeLimitSeconds = args.doubleOr("time-limit", 0.0);
-    search.seed = uint64_t(args.intOr("search-seed", args.intOr("seed", 0, 0, std::numeric_limits<int64_t>::max()), 0,
-                                      std::numeric_limits<int64_t>::max()));
+    searchOptionsFromArgs(args, search);
     search.validate();
     applyThreadsOption(args);
     torch::NoGradGuard noGrad;
@@ -677,17 +685,7 @@ int cmdSweep(const Args& args)
     allocationParams.owl.lambda = args.doubleOr("owl-lambda", allocationParams.owl.lambda);
     allocationParams.owl.outlierMultiple = args.doubleOr("owl-m", allocationParams.owl.outlierMultiple);
     auto& search = allocationParams.search;
-    search.levelStep = args.doubleOr("level-step", search.levelStep);
-    search.levelsEachSide = int(args.intOr("levels", search.levelsEachSide, 1, 50));
-    search.maxSparsity = args.doubleOr("max-sparsity", search.maxSparsity);
-    search.generations = args.intOr("generations", search.generations, 0, 1000000);
-    search.offspring = args.intOr("offspring", search.offspring, 1, 4096);
-    search.survivors = args.intOr("survivors", std::min(search.survivors, search.offspring), 1, 4096);
-    search.maxMutations = args.intOr("max-mutations", search.maxMutations, 1, 1000);
-    search.fitnessWindows = args.intOr("fitness-windows", search.fitnessWindows, 1, 1 << 20);
-    search.timeLimitSeconds = args.doubleOr("time-limit", 0.0);
-    search.seed = uint64_t(args.intOr("search-seed", args.intOr("seed", 0, 0, std::numeric_limits<int64_t>::max()), 0,
-                                      std::numeric_limits<int64_t>::max()));
+    searchOptionsFromArgs(args, search);
     const auto usesAllocation = [&](const char* name) {
         return std::find(grid.allocations.begin(), grid.allocations.end(), name) != grid.allocations.end();
     };
