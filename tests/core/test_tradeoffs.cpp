@@ -683,7 +683,23 @@ private Q_SLOTS:
         params.maxWindows = 2;
         params.newTokens = 4;
         params.prompts = {"Once"};
+        // A sweep with an allocation axis: section 3c puts its allocations side by side.
+        pipeline::SweepResult sweep;
+        sweep.grid.allocations = {"uniform", "owl", "search"};
+        sweep.grid.sparsities = {0.6};
+        sweep.densePerplexity = 5.85;
+        const double perplexity[] = {57.93, 50.4, 38.17};
+        for (int64_t i = 0; i < 3; ++i) {
+            pipeline::SweepPoint p = handPoint(276000, perplexity[i]);
+            p.spec = pipeline::sweepPointSpec(sweep.grid, i);
+            sweep.points.push_back(p);
+        }
+        params.sweep = sweep;
         const std::string html = report::renderHtml(report::buildReport(params));
+        QVERIFY(html.find("3c. Allocations compared (sweep)") != std::string::npos);
+        for (const char* cell : {"uniform perplexity", "search perplexity", "60.0 %", "57.93", "50.40", "38.17 (best)", "(dense 5.85)"})
+            QVERIFY2(html.find(cell) != std::string::npos, cell);
+        QVERIFY(html.find("57.93 (best)") == std::string::npos);
         QVERIFY(html.find("3b. Per-layer allocation") != std::string::npos);
         QVERIFY(html.find("ranges from 30.0 % to 80.0 %") != std::string::npos);
         char average[64];
