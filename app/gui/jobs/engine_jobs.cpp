@@ -225,6 +225,13 @@ int engineThreads(qint64 hiddenSize) { return defaultEngineThreads(hiddenSize); 
 
 QString engineDescription(qint64 hiddenSize)
 {
+    // Before a model is loaded the threads are not decided yet (they depend on its size), so the
+    // machine's cores are named instead of a thread count the first run may not use.
+    if (hiddenSize <= 0) {
+        const int cores = std::max(1, QThread::idealThreadCount());
+        return cores == 1 ? QStringLiteral("LibTorch %1, 1 CPU core").arg(QStringLiteral(TORCH_VERSION))
+                          : QStringLiteral("LibTorch %1, %2 CPU cores").arg(QStringLiteral(TORCH_VERSION)).arg(cores);
+    }
     // The threads the engine jobs use (engineThreads), as the Run view's device list says;
     // not at::get_num_threads(), which is the GUI thread's own setting.
     const int threads = engineThreads(hiddenSize);

@@ -366,7 +366,8 @@ struct DeviceChoice {
 // share.
 [[nodiscard]] int engineThreads(qint64 hiddenSize = 0);
 
-// e.g. "LibTorch 1.13.0, 2 CPU threads" for the About box and the log (for this hidden size).
+// e.g. "LibTorch 1.13.0, 1 CPU thread" for the log (the threads for this hidden size), or with
+// no model yet "LibTorch 1.13.0, 2 CPU cores" (the About box and the log at start-up).
 [[nodiscard]] QString engineDescription(qint64 hiddenSize = 0);
 
 } // namespace sparselab::gui
