@@ -1,19 +1,33 @@
 #pragma once
-// How the process hands freed memory back to the system, set once at start-up by each front
-// end (sparselab-cli, the workbench).
+// How the process gets and hands back memory, set once at start-up by each front end
+// (sparselab-cli, the workbench) before any tensor exists.
 //
-// Why: glibc's malloc serves blocks above its (adaptive, initially 128 KiB) mmap threshold
-// with fresh mmap calls and returns freed heap tops to the system above 128 KiB. Torch's
-// forward and backward passes allocate and free the same multi-megabyte tensors again and
-// again, so every step paid for fresh zeroed pages: on the demo model a recovery step spent
-// more time in page faults than in arithmetic (30 steps: 23.6 s with 1.6 M minor faults,
-// 9.8 s and 0.12 M faults with this policy; bench/recovery).
-// The policy: blocks up to 32 MiB (glibc's maximum for this setting) come from the heap, and
-// up to 256 MiB of freed heap is kept for reuse instead of being trimmed.
+// Why: page faults are the dearest thing a large tensor costs here. glibc's malloc serves
+// blocks above its (adaptive, initially 128 KiB) mmap threshold with fresh mmap calls and
+// returns freed heap tops to the system above 128 KiB, and every fresh 4 KiB page is one
+// fault (≈ 10 µs of system time on this virtual machine). Two measures:
+// - Blocks up to 32 MiB (glibc's maximum for this setting) come from the heap, and up to
+//   256 MiB of freed heap is kept for reuse instead of being trimmed. Torch's forward and
+//   backward passes allocate and free the same multi-megabyte tensors again and again: on the
+//   demo model a recovery step spent more time in page faults than in arithmetic (30 steps:
+//   23.6 s with 1.6 M minor faults, 9.8 s and 0.12 M faults with this policy; bench/recovery).
+// - Tensors of 8 MiB and more (Hessians, their inverses, weights and activations of large
+//   layers) get their own mapping, 2 MiB-aligned and advised for transparent huge pages
+//   (MADV_HUGEPAGE, which takes effect where the kernel's THP mode is `madvise` or `always`):
+//   one fault per 2 MiB instead of 512. A 4096-column solve-layer took 200 k faults and 2.1 s
+//   of system time without it (bench/bench_solve_layer_vs_reference.sh). The mapping is
+//   returned to the system when the tensor is freed, so nothing is cached and the resident
+//   set is what it was.
+
+#include <cstddef>
 
 namespace sparselab {
 
-// Applies the policy (mallopt); a no-op where the C library has no mallopt.
+// Applies the policy: mallopt where the C library has it, and installs the large-tensor
+// allocator as LibTorch's CPU allocator (where mmap exists). Call once, first thing in main.
 void reuseFreedMemory();
+
+// Allocations of at least this many bytes take the huge-page path.
+inline constexpr size_t kHugePageAllocationThreshold = size_t(8) << 20;
 
 } // namespace sparselab
