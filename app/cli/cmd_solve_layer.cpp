@@ -18,6 +18,7 @@
 
 #include <torch/types.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <sstream>
@@ -33,8 +34,11 @@ const char* const kUsage =
     "[--sparsity S | --nm N:M] [--bits B [--group G] [--sym] [--act-order] [--static-groups] [--fp16-scale] [--signed-scale]] "
     "[--blocksize 128] [--damp 0.01] [--json]";
 
-// A float tensor (copied to float32) from a mapped view; InputError naming the file otherwise.
-torch::Tensor floatTensor(const io::SafetensorsFile& file, const std::string& name)
+// A float32 tensor from a mapped view; InputError naming the file on another dtype or on NaN/Inf.
+// F32 data is used in place when `inPlace` (read-only, valid while `file` is open: the inputs
+// are only read, and a copy of a 128 MiB input cost 32 k page faults); otherwise it is copied
+// (the weight is solved in place).
+torch::Tensor floatTensor(const io::SafetensorsFile& file, const std::string& name, bool inPlace = false)
 {
     const io::TensorView view = file.view(name);
     torch::ScalarType type;
@@ -47,9 +51,12 @@ torch::Tensor floatTensor(const io::SafetensorsFile& file, const std::string& na
                                           + "; expected F32, F16 or BF16");
     }
     auto t = torch::from_blob(const_cast<std::byte*>(view.data), view.shape, type);
-    // Own the data (the mapping closes with the file): a conversion copies, F32 is cloned.
-    t = view.dtype == io::DType::F32 ? t.clone() : t.to(torch::kFloat32);
-    if (t.numel() > 0 && !at::isfinite(t).all().item<bool>())
+    const bool aligned = reinterpret_cast<uintptr_t>(view.data) % alignof(float) == 0;
+    if (view.dtype != io::DType::F32)
+        t = t.to(torch::kFloat32);
+    else if (!inPlace || !aligned)
+        t = t.clone();
+    if (!solve::allFinite(t))
         throw inputError(file.path(), "tensor '" + name + "' contains NaN or Inf");
     return t;
 }
@@ -112,7 +119,7 @@ int cmdSolveLayer(const Args& args)
                                               + ", got " + shapeText(hessian));
         hessian = hessian.to(device);
     } else {
-        const auto inputs = floatTensor(file, "inputs");
+        const auto inputs = floatTensor(file, "inputs", /*inPlace=*/device.is_cpu());
         if ((inputs.dim() != 2 && inputs.dim() != 3) || inputs.size(-1) != cols)
             throw inputError(problemPath, "tensor 'inputs' must be [tokens, " + std::to_string(cols)
                                               + "] or [sequences, tokens, " + std::to_string(cols) + "], got "

@@ -147,6 +147,26 @@ void SolverOptions::validate(int64_t cols) const
         throw InputError("weight: the layer has no input columns");
 }
 
+bool allFinite(const torch::Tensor& t)
+{
+    if (t.numel() == 0)
+        return true;
+    if (!(t.device().is_cpu() && t.scalar_type() == torch::kFloat && t.is_contiguous()))
+        return at::isfinite(t).all().item<bool>();
+    // x·0 is 0 for finite x and NaN for ±Inf and NaN: one vectorisable pass.
+    const float* data = t.data_ptr<float>();
+    const int64_t n = t.numel();
+    constexpr int64_t kChunk = 4096;
+    for (int64_t i = 0; i < n; i += kChunk) {
+        float probe = 0.0f;
+        for (int64_t k = i; k < std::min(n, i + kChunk); ++k)
+            probe += data[k] * 0.0f;
+        if (probe != 0.0f)
+            return false;
+    }
+    return true;
+}
+
 namespace detail {
 
 int solverThreads()
@@ -156,24 +176,7 @@ int solverThreads()
 
 void requireFinite(const torch::Tensor& t, const char* what)
 {
-    if (t.numel() == 0)
-        return;
-    bool finite = true;
-    if (t.device().is_cpu() && t.scalar_type() == torch::kFloat && t.is_contiguous()) {
-        // x·0 is 0 for finite x and NaN for ±Inf and NaN: one vectorisable pass.
-        const float* data = t.data_ptr<float>();
-        const int64_t n = t.numel();
-        constexpr int64_t kChunk = 4096;
-        for (int64_t i = 0; i < n && finite; i += kChunk) {
-            float probe = 0.0f;
-            for (int64_t k = i; k < std::min(n, i + kChunk); ++k)
-                probe += data[k] * 0.0f;
-            finite = probe == 0.0f;
-        }
-    } else {
-        finite = at::isfinite(t).all().item<bool>();
-    }
-    if (!finite)
+    if (!allFinite(t))
         throw InputError(std::string(what) + ": contains non-finite values (NaN or Inf)");
 }
 

@@ -133,6 +133,11 @@ struct LayerResult {
 // into the float32 H. About 2⁻⁸ relative error per entry; the pipeline reports the deviation
 // from float32 it causes (PruneResult::hessianDeviation). Float32, the default, is the
 // reference's arithmetic.
+// Whether `t` holds no NaN or Inf. Float32 contiguous CPU tensors are checked in one pass on
+// the calling thread without allocating (a 128 MiB input costs no page faults; see forkJoin in
+// solver_detail.h for why the solvers avoid OpenMP regions); others through ATen.
+[[nodiscard]] bool allFinite(const torch::Tensor& t);
+
 enum class HessianPrecision { Float32, BFloat16 };
 [[nodiscard]] std::string hessianPrecisionName(HessianPrecision precision); // "fp32", "bf16"
 // "fp32"/"float32", "bf16"/"bfloat16"; InputError naming `option` otherwise.

@@ -73,8 +73,7 @@ struct QuantGrid {
 // blocked so that the work is about half of the full A·H product). Accumulated in double.
 [[nodiscard]] double quadraticTrace(const torch::Tensor& a, const torch::Tensor& h);
 
-// Throws InputError("<what>: ...") when `t` holds NaN or Inf. Float32 CPU tensors are checked
-// on the calling thread (see forkJoin for why the solvers avoid OpenMP regions).
+// Throws InputError("<what>: ...") when `t` holds NaN or Inf (solve::allFinite).
 void requireFinite(const torch::Tensor& t, const char* what);
 
 // Number of threads the CPU solver uses: at::get_num_threads().
