@@ -153,10 +153,18 @@ int cmdPrune(const Args& args)
         workflow::recordRun(spec, outcome, fs::absolute(outDir).string(), int64_t(summary.bytes), exportSeconds);
 
     const auto& run = outcome.record;
+    const pipeline::PrunePhaseSeconds& phases = outcome.prune.phases;
     if (args.flag("json")) {
         json out = {{"out", fs::absolute(outDir).string()},
                     {"linear_sparsity", run.linearSparsity},
                     {"seconds", run.timings.pruneSeconds},
+                    {"phase_seconds",
+                     {{"block_io", phases.blockIo},
+                      {"forward", phases.forward},
+                      {"hessian", phases.hessian},
+                      {"solve", phases.solve},
+                      {"evaluation", run.timings.evalSeconds},
+                      {"export", exportSeconds}}},
                     {"layers", outcome.provenance["layers"]}};
         if (outcome.provenance.contains("hessian_deviation_from_fp32"))
             out["hessian_deviation_from_fp32"] = outcome.provenance["hessian_deviation_from_fp32"];
@@ -174,6 +182,10 @@ int cmdPrune(const Args& args)
     } else {
         std::printf("pruned %zu linear layers in %.1f s; linear-layer sparsity %.4f\n", run.layers.size(),
                     run.timings.pruneSeconds, run.linearSparsity);
+        std::printf("time: forward passes %.1f s, Hessians %.1f s, solves %.1f s, block I/O %.1f s, evaluation "
+                    "%.1f s, export %.1f s\n",
+                    phases.forward, phases.hessian, phases.solve, phases.blockIo, run.timings.evalSeconds,
+                    exportSeconds);
         if (outcome.recovery)
             std::printf("recovered with %s distillation: %lld steps in %.1f s (stopped by %s); nonzero weights "
                         "%lld before, %lld after\n",

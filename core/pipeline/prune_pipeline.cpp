@@ -138,18 +138,27 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
     BlockWalker walker(model, windows, params.forwardBatch, cancel);
 
     PruneResult result;
+    PrunePhaseSeconds& phases = result.phases;
+    // Adds the seconds `work` takes to `phase`.
+    const auto timed = [](double& phase, auto&& work) {
+        const auto t0 = Clock::now();
+        work();
+        phase += std::chrono::duration<double>(Clock::now() - t0).count();
+    };
     int64_t solved = 0;
     if (params.startBlock < 0 || params.startBlock > model.numBlocks())
         throw std::invalid_argument("pruneModel: startBlock outside the model's blocks");
     // Resume: the finished blocks are already compressed; only their outputs are needed.
     for (int64_t b = 0; b < params.startBlock; ++b) {
         reporter.report(solved, "block " + std::to_string(b) + ": restored from checkpoint");
-        model.materializeBlock(b);
-        if (params.restoreFinishedBlock)
-            params.restoreFinishedBlock(b);
+        timed(phases.blockIo, [&] {
+            model.materializeBlock(b);
+            if (params.restoreFinishedBlock)
+                params.restoreFinishedBlock(b);
+        });
         // Forward with the restored float32 weights, as the interrupted run did before its spill.
-        walker.advance(b);
-        model.finishBlock(b);
+        timed(phases.forward, [&] { walker.advance(b); });
+        timed(phases.blockIo, [&] { model.finishBlock(b); });
     }
     for (const auto& finished : params.finishedLayers) {
         solved += finished.dense ? 0 : 1;
@@ -158,12 +167,33 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
     for (int64_t b = params.startBlock; b < model.numBlocks(); ++b) {
         const size_t firstReport = result.layers.size();
         // Streamed models: page this block in, and let the disk read the next one meanwhile.
-        model.materializeBlock(b);
-        model.prefetchBlock(b + 1);
+        timed(phases.blockIo, [&] {
+            model.materializeBlock(b);
+            model.prefetchBlock(b + 1);
+        });
         auto& layers = model.linears(b);
+        // Layers that read the same input (q/k/v, gate/up) have the same Hessian: it is
+        // accumulated once, by the first of them that is solved, and the others solve with it
+        // (the solver only reads H). The reference accumulates one per layer; the values are
+        // the same, and at 128 × 2048 calibration tokens the Hessians are most of a block's time.
+        std::vector<std::vector<size_t>> shared;
+        timed(phases.forward, [&] { shared = groupBySharedInput(model, b, walker.inputs()); });
+        std::map<std::string, std::string> hessianOwner; // layer tensor name → the accumulator's owner
+        std::map<std::string, int> hessianUsers;         // owner → layers still to solve with it
+        for (const auto& set : shared) {
+            std::string owner;
+            for (size_t i : set) {
+                if (plans.at(moduleName(layers[i].name)).dense)
+                    continue;
+                if (owner.empty())
+                    owner = layers[i].name;
+                hessianOwner[layers[i].name] = owner;
+                ++hessianUsers[owner];
+            }
+        }
         std::vector<std::vector<size_t>> groups;
         if (params.trueSequential) {
-            groups = groupBySharedInput(model, b, walker.inputs());
+            groups = shared;
         } else {
             groups.emplace_back();
             for (size_t i = 0; i < layers.size(); ++i)
@@ -179,7 +209,7 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
             std::map<std::string, solve::HessianAccumulator> fp32Hessians;
             for (size_t i : group) {
                 const auto& layer = layers[i];
-                if (plans.at(moduleName(layer.name)).dense)
+                if (plans.at(moduleName(layer.name)).dense || hessianOwner.at(layer.name) != layer.name)
                     continue;
                 hessians.emplace(layer.name,
                                  solve::HessianAccumulator(layer.weight.size(1), model.device(), params.hessianPrecision));
@@ -188,15 +218,21 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
             }
             if (!hessians.empty()) {
                 reporter.report(solved, "block " + std::to_string(b) + ": collecting inputs");
+                double hessianSeconds = 0.0;
                 const auto hook = [&](const model::LinearLayer& layer, const torch::Tensor& x) {
-                    const auto it = hessians.find(layer.name);
-                    if (it != hessians.end())
-                        it->second.addSequences(x);
-                    const auto fp32 = fp32Hessians.find(layer.name);
-                    if (fp32 != fp32Hessians.end())
-                        fp32->second.addSequences(x);
+                    timed(hessianSeconds, [&] {
+                        const auto it = hessians.find(layer.name);
+                        if (it != hessians.end())
+                            it->second.addSequences(x);
+                        const auto fp32 = fp32Hessians.find(layer.name);
+                        if (fp32 != fp32Hessians.end())
+                            fp32->second.addSequences(x);
+                    });
                 };
-                (void)walker.run(b, hook);
+                double passSeconds = 0.0;
+                timed(passSeconds, [&] { (void)walker.run(b, hook); });
+                phases.hessian += hessianSeconds;
+                phases.forward += passSeconds - hessianSeconds;
             }
 
             for (size_t i : group) {
@@ -216,20 +252,25 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
                 } else {
                     throwIfCancelled(cancel);
                     reporter.report(solved, name);
-                    auto found = hessians.find(layer.name);
+                    const std::string& owner = hessianOwner.at(layer.name);
+                    auto found = hessians.find(owner);
                     // Solve on a handle to the model's own storage; copy back if the solver
                     // replaced the tensor rather than writing into it.
                     torch::Tensor weight = layer.weight;
-                    const torch::Tensor denseWeight = fp32Hessians.count(layer.name) ? weight.clone() : torch::Tensor();
+                    const torch::Tensor denseWeight = fp32Hessians.count(owner) ? weight.clone() : torch::Tensor();
                     const void* storage = weight.data_ptr();
                     ProgressCallback blockProgress;
                     if (blockDone)
                         blockProgress = [&](const Progress& p) { blockDone(name, p.done, p.total, weight); };
-                    const auto layerResult =
-                        solve::solveLayer(weight, found->second.hessian(), plan.options, blockProgress, cancel);
+                    solve::LayerResult layerResult;
+                    timed(phases.solve, [&] {
+                        layerResult = solve::solveLayer(weight, found->second.hessian(), plan.options, blockProgress,
+                                                        cancel);
+                    });
                     if (weight.data_ptr() != storage)
                         layer.weight.copy_(weight);
-                    if (const auto fp32 = fp32Hessians.find(layer.name); fp32 != fp32Hessians.end()) {
+                    const bool lastUser = --hessianUsers.at(owner) == 0;
+                    if (const auto fp32 = fp32Hessians.find(owner); fp32 != fp32Hessians.end()) {
                         const torch::Tensor& h32 = fp32->second.hessian();
                         HessianDeviation deviation;
                         deviation.name = name;
@@ -247,9 +288,11 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
                             log(line.str());
                         }
                         result.hessianDeviation.push_back(deviation);
-                        fp32Hessians.erase(fp32);
+                        if (lastUser)
+                            fp32Hessians.erase(fp32);
                     }
-                    hessians.erase(found); // free the Hessian as soon as its layer is solved
+                    if (lastUser)
+                        hessians.erase(found); // free the Hessian as soon as its last layer is solved
                     report.stats = layerResult.stats;
                     if (log && layerResult.stats.dampRaises > 0) {
                         std::ostringstream line;
@@ -268,11 +311,11 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
             }
         }
         // Propagate through the compressed block: the next block sees what it will see at inference.
-        walker.advance(b);
+        timed(phases.forward, [&] { walker.advance(b); });
         if (blockFinished)
             blockFinished(b, std::vector<LayerReport>(result.layers.begin() + std::ptrdiff_t(firstReport),
                                                       result.layers.end()));
-        model.finishBlock(b); // streamed models: write the block's results back, free its weights
+        timed(phases.blockIo, [&] { model.finishBlock(b); }); // streamed: write back, free its weights
     }
     result.seconds = std::chrono::duration<double>(Clock::now() - started).count();
     reporter.report(toSolve, "done");

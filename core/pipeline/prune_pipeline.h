@@ -71,8 +71,17 @@ struct HessianDeviation {
     double relOutputErrorFp32 = 0.0;      // the solved layer's error measured with H_fp32
 };
 
+// Where a prune's wall time went, in seconds (the rest is bookkeeping and callbacks).
+struct PrunePhaseSeconds {
+    double blockIo = 0.0;   // streamed models: paging blocks in and writing them back
+    double forward = 0.0;   // calibration windows through the blocks, Hessian updates excluded
+    double hessian = 0.0;   // accumulating the layers' Hessians from their inputs
+    double solve = 0.0;     // the layer solves (factorisation, column loop, statistics)
+};
+
 struct PruneResult {
     std::vector<LayerReport> layers;
+    PrunePhaseSeconds phases;
     std::vector<HessianDeviation> hessianDeviation; // empty with float32 Hessians
     double seconds = 0.0;
     [[nodiscard]] double linearSparsity() const; // zeros / weights over all linear layers
