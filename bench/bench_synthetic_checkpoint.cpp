@@ -7,7 +7,10 @@
 // one tensor at a time.
 //
 //   bench_synthetic_checkpoint OUT_DIR [--blocks 2] [--hidden 4096] [--intermediate 11008]
-//                              [--heads 32] [--vocab 512]
+//                              [--heads 32] [--kv-heads H] [--vocab 512]
+// --kv-heads (default: --heads) below --heads gives grouped-query attention: k_proj and v_proj
+// are [kv_heads · hidden/heads, hidden]. TinyLlama-1.1B's shapes: --blocks 22 --hidden 2048
+// --intermediate 5632 --heads 32 --kv-heads 4 --vocab 32000 (bench/bench_tinyllama_stream.sh).
 // Sizes: one 7B-shaped block is 202.4 M parameters = 405 MB in F16.
 
 #include "io/safetensors.h"
@@ -28,7 +31,7 @@ using sparselab::io::DType;
 namespace {
 
 struct Shape {
-    int64_t blocks = 2, hidden = 4096, intermediate = 11008, heads = 32, vocab = 512;
+    int64_t blocks = 2, hidden = 4096, intermediate = 11008, heads = 32, kvHeads = 0, vocab = 512;
 };
 
 void writeShard(const fs::path& file, const std::vector<std::pair<std::string, torch::Tensor>>& tensors)
@@ -50,7 +53,7 @@ torch::Tensor randomHalf(std::vector<int64_t> shape)
 int main(int argc, char** argv)
 {
     if (argc < 2) {
-        std::fprintf(stderr, "usage: %s OUT_DIR [--blocks N] [--hidden D] [--intermediate I] [--heads H] [--vocab V]\n", argv[0]);
+        std::fprintf(stderr, "usage: %s OUT_DIR [--blocks N] [--hidden D] [--intermediate I] [--heads H] [--kv-heads H] [--vocab V]\n", argv[0]);
         return 2;
     }
     const fs::path out = argv[1];
@@ -62,14 +65,19 @@ int main(int argc, char** argv)
         else if (key == "--hidden") s.hidden = value;
         else if (key == "--intermediate") s.intermediate = value;
         else if (key == "--heads") s.heads = value;
+        else if (key == "--kv-heads") s.kvHeads = value;
         else if (key == "--vocab") s.vocab = value;
         else {
             std::fprintf(stderr, "error: unknown option %s\n", key.c_str());
             return 2;
         }
     }
-    if (s.blocks < 1 || s.hidden < 1 || s.intermediate < 1 || s.heads < 1 || s.hidden % s.heads != 0) {
-        std::fprintf(stderr, "error: need blocks, hidden, intermediate, heads >= 1 and heads dividing hidden\n");
+    if (s.kvHeads == 0)
+        s.kvHeads = s.heads;
+    if (s.blocks < 1 || s.hidden < 1 || s.intermediate < 1 || s.heads < 1 || s.hidden % s.heads != 0
+        || s.kvHeads < 1 || s.heads % s.kvHeads != 0) {
+        std::fprintf(stderr, "error: need blocks, hidden, intermediate, heads, kv-heads >= 1, heads dividing hidden "
+                             "and kv-heads dividing heads\n");
         return 2;
     }
     if (fs::exists(out)) {
@@ -86,15 +94,15 @@ int main(int argc, char** argv)
     };
     nlohmann::json weightMap = nlohmann::json::object();
     int64_t bytes = 0;
-    const int64_t d = s.hidden, I = s.intermediate;
+    const int64_t d = s.hidden, I = s.intermediate, kv = s.kvHeads * (s.hidden / s.heads);
     for (int64_t b = 0; b < s.blocks; ++b) {
         const std::string p = "model.layers." + std::to_string(b) + ".";
         std::vector<std::pair<std::string, torch::Tensor>> t = {
             {p + "input_layernorm.weight", torch::ones({d}).to(torch::kHalf)},
             {p + "post_attention_layernorm.weight", torch::ones({d}).to(torch::kHalf)},
             {p + "self_attn.q_proj.weight", randomHalf({d, d})},
-            {p + "self_attn.k_proj.weight", randomHalf({d, d})},
-            {p + "self_attn.v_proj.weight", randomHalf({d, d})},
+            {p + "self_attn.k_proj.weight", randomHalf({kv, d})},
+            {p + "self_attn.v_proj.weight", randomHalf({kv, d})},
             {p + "self_attn.o_proj.weight", randomHalf({d, d})},
             {p + "mlp.gate_proj.weight", randomHalf({I, d})},
             {p + "mlp.up_proj.weight", randomHalf({I, d})},
@@ -122,7 +130,7 @@ int main(int argc, char** argv)
     const nlohmann::json config = {
         {"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"}, {"hidden_size", d},
         {"intermediate_size", I}, {"num_hidden_layers", s.blocks}, {"num_attention_heads", s.heads},
-        {"num_key_value_heads", s.heads}, {"vocab_size", s.vocab}, {"max_position_embeddings", 2048},
+        {"num_key_value_heads", s.kvHeads}, {"vocab_size", s.vocab}, {"max_position_embeddings", 2048},
         {"rms_norm_eps", 1e-5}, {"rope_theta", 10000.0}, {"hidden_act", "silu"},
         {"tie_word_embeddings", false}, {"bos_token_id", 1}, {"eos_token_id", 2}, {"attention_bias", false},
         {"torch_dtype", "float16"}};
