@@ -3,8 +3,13 @@
 #include <ATen/Parallel.h>
 
 #include <dlfcn.h>
+#if defined(__linux__)
+#include <sched.h>
+#endif
 
 #include <algorithm>
+#include <cstdlib>
+#include <thread>
 
 namespace sparselab {
 
@@ -33,11 +38,28 @@ int openBlasInitialThreads()
     return initial;
 }
 
-// Torch's intra-op threads as the process started (hardware threads or OMP_NUM_THREADS), read
-// once before setEngineThreads changes them.
-int torchInitialThreads()
+// The threads the machine gives this process, read once: OMP_NUM_THREADS when it is set (as
+// LibTorch and OpenBLAS read it), otherwise the CPUs this process may run on. Not
+// at::get_num_threads(): Debian's LibTorch 1.13 starts with one thread on the 2-CPU machine
+// this was measured on (Python's torch.get_num_threads() says 1 there too), so "every core"
+// silently meant one, and a TinyLlama-shaped prune ran on one core.
+int machineThreads()
 {
-    static const int initial = std::max(1, at::get_num_threads());
+    static const int initial = [] {
+        if (const char* text = std::getenv("OMP_NUM_THREADS"); text && *text) {
+            char* end = nullptr;
+            const long value = std::strtol(text, &end, 10);
+            if (end && *end == '\0' && value >= 1 && value <= 4096)
+                return int(value);
+        }
+#if defined(__linux__)
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+            return CPU_COUNT(&set);
+#endif
+        return int(std::max(1u, std::thread::hardware_concurrency()));
+    }();
     return initial;
 }
 
@@ -45,13 +67,13 @@ int torchInitialThreads()
 
 int defaultEngineThreads(int64_t hiddenSize)
 {
-    const int all = torchInitialThreads();
+    const int all = machineThreads();
     return hiddenSize > 0 && hiddenSize < kAllThreadsFromHidden ? 1 : all;
 }
 
 void setEngineThreads(int threads)
 {
-    (void)torchInitialThreads(); // remembered before the first change
+    (void)machineThreads(); // remembered before the first change
     if (threads < 1)
         threads = 1;
     at::set_num_threads(threads);

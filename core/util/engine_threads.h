@@ -23,8 +23,8 @@ namespace sparselab {
 void setEngineThreads(int threads);
 
 // The thread count the engine uses when the user gives none (no --threads; the workbench
-// always): every thread torch starts with (one per core, or OMP_NUM_THREADS) for models whose
-// hidden size is at least kAllThreadsFromHidden, one thread below it. Small models lose more to
+// always): every CPU the process may run on (its affinity mask, or OMP_NUM_THREADS when set) for
+// models whose hidden size is at least kAllThreadsFromHidden, one thread below it. Small models lose more to
 // starting and waiting on a second thread in their many small products (the forward passes
 // above all) than their solves gain — bench/bench_threads.sh on the 2-core machine, medians of
 // 3, whole-prune time on 1 thread over 2 threads: 0.28 at hidden 64 (the demo: 1.8 s against
