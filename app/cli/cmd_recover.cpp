@@ -18,6 +18,7 @@
 #include "util/sha256.h"
 #include "workflow/compression_run.h"
 #include "workflow/recovery_step.h"
+#include "util/utc_time.h"
 
 #include <ATen/Parallel.h>
 #include <torch/types.h>
@@ -109,14 +110,10 @@ int cmdRecover(const Args& args)
     requireSameShapes(denseConfig, prunedConfig, denseFolder, prunedFolder);
     json provenance = prunedProvenance(prunedFolder);
 
-    data::CalibrationParams calibration;
-    calibration.nsamples = args.intOr("nsamples", 128, 1, 1 << 20);
+    data::CalibrationParams calibration = calibrationFromArgs(args, denseConfig);
+    calibration.vocabSize = denseConfig.vocabSize;
     recovery::RecoveryParams params = recoveryParamsFromArgs(args, calibration.nsamples, /*stepsRequired=*/true);
     params.frozenLayers = frozenFromProvenance(provenance, prunedFolder);
-    calibration.seqlen = args.intOr("seqlen", std::min<int64_t>(2048, denseConfig.maxPositions), 2, 1 << 20);
-    calibration.seed = uint64_t(args.intOr("seed", 0, 0, std::numeric_limits<int64_t>::max()));
-    calibration.vocabSize = denseConfig.vocabSize;
-    model::requireWindowFits(denseConfig, calibration.seqlen);
     const std::string calibText = workflow::readRunText(calibFile);
     std::string evalText;
     const auto evalFile = args.value("eval");
@@ -163,7 +160,7 @@ int cmdRecover(const Args& args)
     json section = workflow::recoveryJson(params, result,
                                           prunedEval ? std::optional<double>(prunedEval->perplexity) : std::nullopt);
     section["created_by"] = "sparselab-cli recover";
-    section["created_utc"] = store::utcNow();
+    section["created_utc"] = utcNow();
     section["dense_model"] = fs::absolute(denseFolder).string();
     section["pruned_model"] = fs::absolute(prunedFolder).string();
     section["calibration"] = {{"file", fs::absolute(calibFile).string()},

@@ -10,6 +10,7 @@
 #include "util/atomic_file.h"
 #include "util/errors.h"
 #include "util/sha256.h"
+#include "util/utc_time.h"
 
 #include <ATen/Parallel.h>
 #include <torch/types.h>
@@ -35,14 +36,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-std::string utcNow()
-{
-    const std::time_t now = std::time(nullptr);
-    char buffer[32];
-    std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-    return buffer;
-}
 
 std::string fmt(double v, int digits = 4)
 {
@@ -852,7 +845,7 @@ ReportData buildReport(const ReportParams& params, const ProgressCallback& progr
     const auto ids = tokenizer->encodeForModel(evalText, cancel);
     if (int64_t(ids.size()) < seqlen)
         throw inputError(evalFile, "has fewer tokens than one window of " + std::to_string(seqlen));
-    data.comparison = compareDistributions(*dense, *compressed, ids, seqlen, params.maxWindows, 8, progress, cancel);
+    data.comparison = eval::compareDistributions(*dense, *compressed, ids, seqlen, params.maxWindows, 8, progress, cancel);
 
     const int32_t stop = tokenizer->eosId().value_or(-1);
     ProgressReporter reporter(progress, "continuations", int64_t(params.prompts.size()));
@@ -860,8 +853,8 @@ ReportData buildReport(const ReportParams& params, const ProgressCallback& progr
         const auto prompt = tokenizer->encodeForModel(params.prompts[i], cancel);
         Continuation c;
         c.prompt = params.prompts[i];
-        const auto a = greedyContinuation(*dense, prompt, params.newTokens, stop, cancel);
-        const auto b = greedyContinuation(*compressed, prompt, params.newTokens, stop, cancel);
+        const auto a = eval::greedyContinuation(*dense, prompt, params.newTokens, stop, cancel);
+        const auto b = eval::greedyContinuation(*compressed, prompt, params.newTokens, stop, cancel);
         // A continuation can stop inside a multi-byte character: kept as valid UTF-8 (U+FFFD)
         // for the HTML, PDF and JSON that show it.
         c.dense = tokenize::unicode::toValidUtf8(tokenizer->decode(a));

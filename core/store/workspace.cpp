@@ -4,6 +4,7 @@
 #include "util/atomic_file.h"
 #include "util/errors.h"
 #include "util/json_file.h"
+#include "util/utc_time.h"
 
 #include <nlohmann/json.hpp>
 
@@ -922,16 +923,6 @@ bool isWorkspace(const fs::path& file)
     } catch (const h5::Hdf5Failure&) {
         return false;
     }
-}
-
-std::string utcNow()
-{
-    const std::time_t now = std::time(nullptr);
-    std::tm parts{};
-    gmtime_r(&now, &parts);
-    char buffer[32];
-    std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &parts);
-    return buffer;
 }
 
 std::string hdf5Version()

@@ -311,8 +311,6 @@ struct RunSummary {
 // This process's provenance (versions, compiler, os, host, cpu); `device` and `threads` are
 // left for the caller.
 [[nodiscard]] Provenance currentProvenance();
-// UTC now as "YYYY-MM-DDTHH:MM:SSZ".
-[[nodiscard]] std::string utcNow();
 // The HDF5 library version, e.g. "1.10.8".
 [[nodiscard]] std::string hdf5Version();
 

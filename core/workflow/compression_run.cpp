@@ -10,6 +10,7 @@
 #include "util/errors.h"
 #include "util/sha256.h"
 #include "workflow/recovery_step.h"
+#include "util/utc_time.h"
 
 #include <ATen/Parallel.h>
 
@@ -359,7 +360,7 @@ CompressionOutcome runCompression(model::CausalLM& model, const tokenize::Tokeni
     phase(RunPhase::Recording, facts);
     run.label = spec.label.empty() ? recipeLabel(spec.prune.recipe, spec.prune.recipeSource) : spec.label;
     run.kind = "prune";
-    run.createdUtc = store::utcNow();
+    run.createdUtc = utcNow();
     run.recipeJson = spec.prune.recipe.toJson().dump();
     run.layerFilter = spec.prune.layerFilter;
     run.trueSequential = spec.prune.trueSequential;
