@@ -185,10 +185,7 @@ Session openSession(const Args& args, const fs::path& folder, bool needEval)
         s.evalFile = *args.value("eval");
     }
     const auto config = model::ModelConfig::load(folder);
-    s.calib.nsamples = args.intOr("nsamples", 128, 1, 1 << 20);
-    s.calib.seqlen = args.intOr("seqlen", std::min<int64_t>(2048, config.maxPositions), 2, 1 << 20);
-    s.calib.seed = uint64_t(args.intOr("seed", 0, 0, std::numeric_limits<int64_t>::max()));
-    model::requireWindowFits(config, s.calib.seqlen);
+    s.calib = calibrationFromArgs(args, config);
     s.calibText = readNonEmpty(s.calibFile);
     if (needEval)
         s.evalText = readNonEmpty(s.evalFile);

@@ -3,6 +3,7 @@
 // and prints the plan and stops with --dry-run.
 
 #include "cli_plan.h"
+#include "engine_options.h"
 #include "commands.h"
 
 #include "plan/memory_plan.h"
@@ -77,11 +78,9 @@ int cmdPlan(const Args& args)
                               "[--stream] [--true-sequential] [--json]");
     const std::filesystem::path folder = args.positional().front();
     const auto config = model::ModelConfig::load(folder);
-    const int64_t nsamples = args.intOr("nsamples", 128, 1, 1 << 20);
-    const int64_t seqlen = args.intOr("seqlen", std::min<int64_t>(2048, config.maxPositions), 2, 1 << 20);
-    // The plan of a run that prune would refuse is no plan: the same check as prune's.
-    model::requireWindowFits(config, seqlen);
-    const auto p = planForArgs(folder, args, nsamples, seqlen);
+    // The plan of a run that prune would refuse is no plan: the same options and checks as prune's.
+    const data::CalibrationParams calibration = calibrationFromArgs(args, config);
+    const auto p = planForArgs(folder, args, calibration.nsamples, calibration.seqlen);
     printPlan(p, args.flag("json"));
     if (!p.fits()) {
         std::fprintf(stderr, "error: %s: %s\n", folder.c_str(), p.refusal().c_str());

@@ -93,10 +93,7 @@ int cmdPrune(const Args& args)
     exporting::checkExportTarget(modelPath, outDir);
     const fs::path folder = io::resolveModelPath(modelPath); // a .gguf becomes a converted folder
     const auto config = model::ModelConfig::load(folder);
-    spec.calibration.nsamples = args.intOr("nsamples", 128, 1, 1 << 20);
-    spec.calibration.seqlen = args.intOr("seqlen", std::min<int64_t>(2048, config.maxPositions), 2, 1 << 20);
-    spec.calibration.seed = uint64_t(args.intOr("seed", 0, 0, std::numeric_limits<int64_t>::max()));
-    model::requireWindowFits(config, spec.calibration.seqlen);
+    spec.calibration = calibrationFromArgs(args, config);
     // Memory: refuse before loading anything when the run cannot fit (--dry-run: show the plan).
     const auto memoryPlan = planForArgs(folder, args, spec.calibration.nsamples, spec.calibration.seqlen);
     if (args.flag("dry-run")) {

@@ -2,6 +2,7 @@
 #include "util/engine_threads.h"
 
 #include "model/causal_lm.h"
+#include "model/config.h"
 #include "pipeline/recipe.h"
 #include "util/errors.h"
 
@@ -115,5 +116,15 @@ recovery::RecoveryParams recoveryParamsFromArgs(const Args& args, int64_t nsampl
     return p;
 }
 
+
+data::CalibrationParams calibrationFromArgs(const Args& args, const model::ModelConfig& config)
+{
+    data::CalibrationParams calibration;
+    calibration.nsamples = args.intOr("nsamples", 128, 1, 1 << 20);
+    calibration.seqlen = args.intOr("seqlen", std::min<int64_t>(2048, config.maxPositions), 2, 1 << 20);
+    calibration.seed = uint64_t(args.intOr("seed", 0, 0, std::numeric_limits<int64_t>::max()));
+    model::requireWindowFits(config, calibration.seqlen);
+    return calibration;
+}
 
 } // namespace sparselab::cli

@@ -5,12 +5,13 @@
 // sets sparsity 0). InputError names the option on bad values.
 
 #include "cli_support.h"
+#include "data/calibration.h"
 #include "recovery/recovery.h"
 #include "solve/solver.h"
 
 #include <c10/core/Device.h>
 
-namespace sparselab::model { class CausalLM; }
+namespace sparselab::model { class CausalLM; struct ModelConfig; }
 
 namespace sparselab::cli {
 
@@ -20,6 +21,12 @@ void applyThreadsOption(const Args& args);
 // Without --threads: the engine's default for this model (util/engine_threads.h: one thread
 // below hidden size 1024, every core from there). Called once the model is loaded.
 void applyDefaultThreads(const Args& args, const model::CausalLM& model);
+
+// The calibration windows asked for, the same for prune, recover, plan and the analyses:
+// --nsamples N (default 128), --seqlen L (default the smaller of 2048 and the model's
+// positions), --seed K (default 0). A window longer than the model's positions is refused here,
+// naming --seqlen, before anything is loaded. vocabSize is left 0 (the run sets it).
+[[nodiscard]] data::CalibrationParams calibrationFromArgs(const Args& args, const model::ModelConfig& config);
 
 // --device cpu|cuda (default cpu); cuda only when this build and machine have it.
 [[nodiscard]] c10::Device deviceOption(const Args& args);
