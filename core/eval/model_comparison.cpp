@@ -1,4 +1,4 @@
-#include "report/model_comparison.h"
+#include "eval/model_comparison.h"
 
 #include "model/causal_lm.h"
 #include "util/errors.h"
@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <cmath>
 
-namespace sparselab::report {
+namespace sparselab::eval {
 
 namespace {
 
@@ -116,4 +116,4 @@ std::vector<int32_t> greedyContinuation(const model::CausalLM& model, const std:
     return out;
 }
 
-} // namespace sparselab::report
+} // namespace sparselab::eval

@@ -19,7 +19,7 @@
 
 namespace sparselab::model { class CausalLM; }
 
-namespace sparselab::report {
+namespace sparselab::eval {
 
 // Per-position KL(P‖Q) from logits: reference, other [T, V] float → [T] float64 (nats).
 [[nodiscard]] torch::Tensor tokenKl(const torch::Tensor& referenceLogits, const torch::Tensor& otherLogits);
@@ -51,4 +51,4 @@ struct DistributionComparison {
                                                       int64_t maxNewTokens, int32_t stopId = -1,
                                                       const CancelToken* cancel = nullptr);
 
-} // namespace sparselab::report
+} // namespace sparselab::eval

@@ -7,7 +7,7 @@
 // scan (JSON, pipeline/sweep.h and pipeline/sensitivity.h) for the trade-off plots.
 // buildReport() loads both models and measures, on the same evaluation windows, both
 // perplexities and the KL divergence of the compressed model's next-token distribution from
-// the dense one (report/model_comparison.h), and greedy continuations of a few prompts.
+// the dense one (eval/model_comparison.h), and greedy continuations of a few prompts.
 // renderHtml() gives one self-contained HTML file (inline CSS and SVG; no scripts, no
 // external references); renderPdf() a PDF of the same content (report/pdf_writer.h).
 //
@@ -17,7 +17,7 @@
 #include "pipeline/sensitivity.h"
 #include "pipeline/sweep.h"
 #include "report/drawing.h"
-#include "report/model_comparison.h"
+#include "eval/model_comparison.h"
 #include "util/progress.h"
 
 #include <nlohmann/json.hpp>
@@ -63,7 +63,7 @@ struct ReportData {
     nlohmann::json denseHashes, compressedHashes;
     std::string architecture;
     int64_t parameters = 0;
-    DistributionComparison comparison;           // perplexities and KL on the evaluation windows
+    eval::DistributionComparison comparison;           // perplexities and KL on the evaluation windows
     int64_t denseBytes = 0, compressedBytes = 0; // size model (pipeline/size_model.h)
     int64_t denseDiskBytes = 0, compressedDiskBytes = 0; // files on disk
     double linearSparsity = 0.0;

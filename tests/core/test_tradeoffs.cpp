@@ -17,7 +17,7 @@
 #include "pipeline/size_model.h"
 #include "pipeline/sweep.h"
 #include "report/drawing.h"
-#include "report/model_comparison.h"
+#include "eval/model_comparison.h"
 #include "report/pdf_writer.h"
 #include "report/report.h"
 #include "solve/hessian_factor.h"
@@ -545,7 +545,7 @@ private Q_SLOTS:
         // KL = ½ ln((1/2)/(3/4)) + ½ ln((1/2)/(1/4)) = ½ ln(2/3 · 2) = ½ ln(4/3).
         const auto p = torch::tensor({0.0, 0.0, 1.0, -2.0}, torch::kDouble).reshape({2, 2});
         const auto q = torch::tensor({std::log(3.0), 0.0, 1.0, -2.0}, torch::kDouble).reshape({2, 2});
-        const auto kl = report::tokenKl(p, q);
+        const auto kl = eval::tokenKl(p, q);
         QVERIFY(std::abs(kl[0].item<double>() - 0.5 * std::log(4.0 / 3.0)) < 1e-12);
         QCOMPARE(kl[1].item<double>(), 0.0);
     }
@@ -553,7 +553,7 @@ private Q_SLOTS:
     void klOfAModelAgainstItselfIsZero()
     {
         const auto& f = fixture();
-        const auto c = report::compareDistributions(*f.model, *f.model, f.evalIds, 64, 6);
+        const auto c = eval::compareDistributions(*f.model, *f.model, f.evalIds, 64, 6);
         QCOMPARE(c.meanKl, 0.0);
         QCOMPARE(c.maxKl, 0.0);
         QCOMPARE(c.top1Agreement, 1.0);
@@ -567,9 +567,9 @@ private Q_SLOTS:
         QCOMPARE(c.otherPerplexity, c.referencePerplexity);
         // Greedy continuation is deterministic and starts a story.
         const auto prompt = f.tokenizer->encodeForModel("Once upon a time");
-        const auto a = report::greedyContinuation(*f.model, prompt, 12);
+        const auto a = eval::greedyContinuation(*f.model, prompt, 12);
         QCOMPARE(a.size(), size_t(12));
-        QCOMPARE(report::greedyContinuation(*f.model, prompt, 12), a);
+        QCOMPARE(eval::greedyContinuation(*f.model, prompt, 12), a);
     }
 
     // ---- report -------------------------------------------------------------------------------
