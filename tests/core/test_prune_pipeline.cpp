@@ -112,6 +112,14 @@ private Q_SLOTS:
         QVERIFY2(std::abs(ppl - expected) <= tolerance, qPrintable(QString::number(ppl, 'f', 4)));
         QCOMPARE(int(result.layers.size()), 5 * 7);
 
+        // The phases are disjoint parts of the prune's wall time: each was entered (a model held
+        // in memory does no block I/O worth a millisecond), and together they fit in the whole.
+        const auto& p = result.phases;
+        QVERIFY(p.forward > 0.0 && p.hessian > 0.0 && p.solve > 0.0 && p.blockIo >= 0.0);
+        QVERIFY2(p.forward + p.hessian + p.solve + p.blockIo <= result.seconds,
+                 qPrintable(QString("%1 + %2 + %3 + %4 > %5").arg(p.forward).arg(p.hessian).arg(p.solve)
+                                .arg(p.blockIo).arg(result.seconds)));
+
         // Every linear layer has exactly the requested pattern.
         for (int64_t b = 0; b < model->numBlocks(); ++b)
             for (const auto& layer : model->linears(b)) {
