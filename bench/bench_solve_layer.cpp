@@ -8,7 +8,15 @@
 //                          [--threads N] [--sparsity 0.5 | --nm N:M] [--bits B] [--repeat R]
 //                          [--breakdown 1]
 // --breakdown 1 also times the pieces of the solve separately (Hinv factorisation, one
-// quadratic trace of the statistics) and adds them as "hinv_s" and "trace_s".
+// quadratic trace of the statistics) and adds them as "hinv_s" and "trace_s", an n×n×n sgemm
+// at the same threads ("sgemm_gflops", best of 3) and each phase's rate in GFLOP/s with its
+// share of that sgemm rate ("*_gflops", "*_of_sgemm"). FLOPs counted (n inputs, r rows, T tokens):
+//   Hessian      T·n²           (XᵀX is symmetric: half of the 2·T·n² of a full product)
+//   factorisation 2n³/3         (Cholesky n³/3, triangular inverse n³/3)
+//   column loop  r·n²           (lazy block updates r·n·(n − B) plus in-block updates r·n·B);
+//                               its time is solve − factorisation − trace, so it carries the
+//                               O(r·n) passes (mask selection, statistics) as well
+//   trace        r·n·(n + 256)  (tr(W H Wᵀ) over the block-upper part, 256-column blocks)
 
 #include "solve/solver.h"
 #include "solve/solver_detail.h"
@@ -131,6 +139,15 @@ int main(int argc, char** argv)
         }
         std::string extra;
         if (breakdown) {
+            // sgemm at the same threads, best of 3: the machine's limit for this size.
+            const auto a = at::randn({n, n}, gen), b = at::randn({n, n}, gen);
+            double sgemm = 1e300;
+            for (int k = 0; k < 3; ++k) {
+                const auto t0 = Clock::now();
+                (void)at::mm(a, b);
+                sgemm = std::min(sgemm, since(t0));
+            }
+            const double sgemmRate = 2.0 * double(n) * double(n) * double(n) / sgemm / 1e9;
             solve::HessianAccumulator acc(n, torch::kCPU);
             acc.add(x);
             auto hd = acc.hessian().clone();
@@ -141,8 +158,18 @@ int main(int argc, char** argv)
             t0 = Clock::now();
             (void)solve::detail::quadraticTrace(w0, acc.hessian());
             const double traceSeconds = since(t0);
-            char text[128];
-            std::snprintf(text, sizeof text, ", \"hinv_s\": %.4f, \"trace_s\": %.4f", hinvSeconds, traceSeconds);
+            const double nn = double(n) * double(n), rows = double(n), T = double(tokens);
+            const double loopSeconds = std::max(1e-9, best[1] - hinvSeconds - traceSeconds);
+            const double rates[4] = {T * nn / best[0] / 1e9, 2.0 * nn * double(n) / 3.0 / hinvSeconds / 1e9,
+                                     rows * nn / loopSeconds / 1e9, rows * double(n) * double(n + 256) / traceSeconds / 1e9};
+            char text[512];
+            std::snprintf(text, sizeof text,
+                          ", \"hinv_s\": %.4f, \"trace_s\": %.4f, \"loop_s\": %.4f, \"sgemm_gflops\": %.1f, "
+                          "\"hessian_gflops\": %.1f, \"hinv_gflops\": %.1f, \"loop_gflops\": %.1f, \"trace_gflops\": %.1f, "
+                          "\"hessian_of_sgemm\": %.2f, \"hinv_of_sgemm\": %.2f, \"loop_of_sgemm\": %.2f, "
+                          "\"trace_of_sgemm\": %.2f",
+                          hinvSeconds, traceSeconds, loopSeconds, sgemmRate, rates[0], rates[1], rates[2], rates[3],
+                          rates[0] / sgemmRate, rates[1] / sgemmRate, rates[2] / sgemmRate, rates[3] / sgemmRate);
             extra = text;
         }
         std::printf("{\"size\": %lld, \"tokens\": %lld, \"threads\": %d, \"hessian_s\": %.4f, \"solve_s\": %.4f, "

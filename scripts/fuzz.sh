@@ -15,7 +15,12 @@
 #   2 s under ASan alone has taken over 15 s), LEAKS (default 1; 0 turns off libFuzzer's
 #   leak check after each input — libhdf5 keeps blocks on free lists, so every workspace input
 #   looks leaky and costs a LeakSanitizer scan of the whole process: 9 inputs a second against
-#   105 without; then run `RUNS=1 LEAKS=1` over the grown corpus to check it for leaks).
+#   105 without; then run `RUNS=1 LEAKS=1` over the grown corpus to check it for leaks),
+#   INSTANCE (a name: the log becomes logs/<target>-INSTANCE.log, so that two runs of one target
+#   can share its corpus on two cores, e.g. INSTANCE=a and INSTANCE=b started side by side).
+# Do not pause a run (SIGSTOP) for a benchmark: libFuzzer's timeout is wall-clock, so the input
+# it was on when paused is reported as a timeout when it resumes. Stop it (Ctrl-C / SIGINT, which
+# prints its counts) and start it again.
 #
 # Each run keeps its grown corpus in $BUILD_DIR/corpus/<target>/, crash/leak/timeout inputs
 # in $BUILD_DIR/findings/<target>/, and its log in $BUILD_DIR/logs/<target>.log; the summary
@@ -98,7 +103,7 @@ status=0
 for t in "${targets[@]}"; do
   findings=$build/findings/$t
   mkdir -p "$findings"
-  log=$build/logs/$t.log
+  log=$build/logs/$t${INSTANCE:+-$INSTANCE}.log
   set +e
   ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
     LSAN_OPTIONS=suppressions=$root/fuzz/lsan.supp \
