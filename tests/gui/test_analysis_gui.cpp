@@ -23,6 +23,7 @@
 #include "results_panel.h"
 #include "sweep_panel.h"
 #include "sensitivity_panel.h"
+#include "gui_fixture.h"
 #include "testsupport.h"
 #include "workspace_controller.h"
 
@@ -90,17 +91,7 @@ private:
     QTemporaryDir m_tmp;
     CalibrationSettings m_calib;
 
-    std::unique_ptr<MainWindow> makeWindow(const QString& model)
-    {
-        MainWindow::Options options;
-        options.restoreSettings = false;
-        options.openInitialModel = !model.isEmpty();
-        options.initialModel = model;
-        auto w = std::make_unique<MainWindow>(options);
-        w->setErrorHandler([this](const QString&, const QString& message) { m_errors.append(message); });
-        w->show();
-        return w;
-    }
+    std::unique_ptr<MainWindow> makeWindow(const QString& model) { return testing::makeWindow(&m_errors, model); }
 
     AnalysisController* analysis() const { return m_window->analysis(); }
 
@@ -125,8 +116,7 @@ private Q_SLOTS:
         testing::useFreshSettings(QStringLiteral("SparseLabAnalysisTest"));
         QVERIFY(m_tmp.isValid());
         m_window = makeWindow(qpath(testing::demoModelDir()));
-        QSignalSpy loaded(m_window.get(), &MainWindow::modelLoaded);
-        QVERIFY(m_window->hasModel() || loaded.wait(120'000));
+        QVERIFY(testing::waitForModel(m_window.get()));
         m_calib.textPath = qpath(testing::demoCalibText());
         m_calib.nsamples = 4;
         m_calib.seqlen = 64;

@@ -14,6 +14,7 @@
 #include "mask_heatmap_widget.h"
 #include "results_panel.h"
 #include "run_panel.h"
+#include "gui_fixture.h"
 #include "testsupport.h"
 
 #include <QAction>
@@ -71,13 +72,10 @@ private Q_SLOTS:
         QVERIFY2(QGuiApplication::primaryScreen()->geometry().size() == QSize(1366, 768),
                  "the offscreen screen is 1366 x 768 (set up in main)");
 
-        MainWindow::Options options;
-        options.restoreSettings = false; // a new user: default settings, the bundled demo
-        m_window = std::make_unique<MainWindow>(options);
-        m_window->setErrorHandler([this](const QString& title, const QString& message) { m_errors << title + QStringLiteral(": ") + message; });
-        m_window->show();
+        // A new user: default settings, and the bundled demo opened at start.
+        m_window = testing::makeFirstStartWindow(&m_errors, testing::ErrorText::WithTitle);
         QVERIFY(QTest::qWaitForWindowExposed(m_window.get()));
-        QVERIFY(QTest::qWaitFor([this] { return m_window->hasModel() && !m_window->isBusy(); }, 120'000));
+        QVERIFY(testing::waitForModel(m_window.get()));
         QVERIFY2(m_errors.isEmpty(), qPrintable(m_errors.join(QLatin1Char('\n'))));
     }
 

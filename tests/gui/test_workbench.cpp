@@ -20,6 +20,7 @@
 #include "recipe_bridge.h"
 #include "results_panel.h"
 #include "run_panel.h"
+#include "gui_fixture.h"
 #include "testsupport.h"
 #include "util/engine_threads.h"
 #include "gui/gui_event_timing.h"
@@ -153,15 +154,9 @@ private Q_SLOTS:
         m_ref.after = eval::evaluatePerplexity(*m_ref.pruned, evalIds, ep).perplexity;
         qInfo("reference: perplexity %.4f -> %.4f, sparsity %.4f", m_ref.before, m_ref.after, m_ref.linearSparsity);
 
-        MainWindow::Options options;
-        options.initialModel = qpath(testing::demoModelDir());
-        m_window = std::make_unique<MainWindow>(options);
-        m_window->setErrorHandler([this](const QString&, const QString& message) { m_errors.append(message); });
+        m_window = testing::makeWindow(&m_errors, qpath(testing::demoModelDir()));
         m_window->resize(1400, 900);
-        m_window->show();
-        QSignalSpy loaded(m_window.get(), &MainWindow::modelLoaded);
-        QVERIFY(loaded.wait(120'000));
-        QVERIFY(m_window->hasModel());
+        QVERIFY(testing::waitForModel(m_window.get()));
     }
 
     void cleanupTestCase()

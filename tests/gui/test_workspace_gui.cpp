@@ -11,6 +11,7 @@
 #include "plan_panel.h"
 #include "recipe_bridge.h"
 #include "results_panel.h"
+#include "gui_fixture.h"
 #include "testsupport.h"
 #include "workspace_controller.h"
 
@@ -121,17 +122,7 @@ private:
     QStringList m_errors;
     QTemporaryDir m_tmp;
 
-    std::unique_ptr<MainWindow> makeWindow(const QString& model)
-    {
-        MainWindow::Options options;
-        options.restoreSettings = false;
-        options.openInitialModel = !model.isEmpty();
-        options.initialModel = model;
-        auto w = std::make_unique<MainWindow>(options);
-        w->setErrorHandler([this](const QString&, const QString& message) { m_errors.append(message); });
-        w->show();
-        return w;
-    }
+    std::unique_ptr<MainWindow> makeWindow(const QString& model) { return testing::makeWindow(&m_errors, model); }
 
     bool runOnce(PlanMethod method)
     {
@@ -150,8 +141,7 @@ private Q_SLOTS:
         testing::useFreshSettings(QStringLiteral("SparseLabWorkspaceTest"));
         QVERIFY(m_tmp.isValid());
         m_window = makeWindow(qpath(testing::demoModelDir()));
-        QSignalSpy loaded(m_window.get(), &MainWindow::modelLoaded);
-        QVERIFY(m_window->hasModel() || loaded.wait(120'000));
+        QVERIFY(testing::waitForModel(m_window.get()));
         CalibrationSettings c;
         c.textPath = qpath(testing::demoCalibText());
         c.nsamples = 4;
