@@ -37,8 +37,10 @@ const char* const kUsage =
 // A float32 tensor from a mapped view; InputError naming the file on another dtype or on NaN/Inf.
 // F32 data is used in place when `inPlace` (read-only, valid while `file` is open: the inputs
 // are only read, and a copy of a 128 MiB input cost 32 k page faults); otherwise it is copied
-// (the weight is solved in place).
-torch::Tensor floatTensor(const io::SafetensorsFile& file, const std::string& name, bool inPlace = false)
+// (the weight is solved in place). The inputs skip the NaN/Inf pass here (`checkFinite` false):
+// HessianAccumulator::add makes it before touching H, and its refusal is given the file's name.
+torch::Tensor floatTensor(const io::SafetensorsFile& file, const std::string& name, bool inPlace = false,
+                          bool checkFinite = true)
 {
     const io::TensorView view = file.view(name);
     torch::ScalarType type;
@@ -56,7 +58,7 @@ torch::Tensor floatTensor(const io::SafetensorsFile& file, const std::string& na
         t = t.to(torch::kFloat32);
     else if (!inPlace || !aligned)
         t = t.clone();
-    if (!solve::allFinite(t))
+    if (checkFinite && !solve::allFinite(t))
         throw inputError(file.path(), "tensor '" + name + "' contains NaN or Inf");
     return t;
 }
@@ -119,13 +121,17 @@ int cmdSolveLayer(const Args& args)
                                               + ", got " + shapeText(hessian));
         hessian = hessian.to(device);
     } else {
-        const auto inputs = floatTensor(file, "inputs", /*inPlace=*/device.is_cpu());
+        const auto inputs = floatTensor(file, "inputs", /*inPlace=*/device.is_cpu(), /*checkFinite=*/false);
         if ((inputs.dim() != 2 && inputs.dim() != 3) || inputs.size(-1) != cols)
             throw inputError(problemPath, "tensor 'inputs' must be [tokens, " + std::to_string(cols)
                                               + "] or [sequences, tokens, " + std::to_string(cols) + "], got "
                                               + shapeText(inputs));
         solve::HessianAccumulator accumulator(cols, device);
-        accumulator.add(inputs);
+        try {
+            accumulator.add(inputs); // refuses NaN/Inf inputs before any work
+        } catch (const InputError& e) {
+            throw inputError(problemPath, "tensor " + std::string(e.what())); // "tensor inputs: contains ..."
+        }
         hessian = accumulator.hessian();
     }
 
