@@ -52,12 +52,7 @@ done
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-if [[ -f "$sparsegpt/sparsegpt.py" ]]; then
-    cp "$sparsegpt/sparsegpt.py" "$sparsegpt/quant.py" "$work/"
-else
-    git --git-dir="$sparsegpt" show HEAD:sparsegpt.py > "$work/sparsegpt.py"
-    git --git-dir="$sparsegpt" show HEAD:quant.py > "$work/quant.py"
-fi
+sparsegpt="$(cd "$sparsegpt" && pwd)"
 
 # Problem files (safetensors written by hand: an 8-byte header length, the JSON header, data).
 "$python" - "$work" "$sizes" "$tokens" "$seqlen" <<'PY'
@@ -81,10 +76,14 @@ for n in (int(s) for s in sizes.split(",")):
 PY
 
 cat > "$work/reference.py" <<'PY'
-import contextlib, json, struct, sys, time, types
+import contextlib, json, struct, sys, time
 import numpy as np
 import torch
-work, n, threads, sparsity = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+work, n, threads, sparsity, here, source = sys.argv[1:7]
+n, threads, sparsity = int(n), int(threads), float(sparsity)
+sys.path.insert(0, here)
+from sparsegpt_reference import import_sparsegpt  # noqa: E402
+SparseGPT = import_sparsegpt(source)
 if threads > 0:
     torch.set_num_threads(threads)
 
@@ -102,17 +101,6 @@ def read_safetensors(path):
             dtype = {"F32": np.float32, "U8": np.uint8}[meta["dtype"]]
             out[name] = np.frombuffer(f.read(end - start), dtype=dtype).reshape(meta["shape"])
         return out
-
-class Conv1D(torch.nn.Module):  # sparsegpt.py imports transformers only for an isinstance check
-    pass
-try:
-    import transformers  # noqa: F401
-except ImportError:
-    sys.modules["transformers"] = types.SimpleNamespace(Conv1D=Conv1D)
-if not torch.cuda.is_available():
-    torch.cuda.synchronize = lambda *args, **kwargs: None  # fasterprune calls it unconditionally
-sys.path.insert(0, work)
-from sparsegpt import SparseGPT  # noqa: E402
 
 problem = read_safetensors(f"{work}/problem-{n}.safetensors")
 layer = torch.nn.Linear(n, n, bias=False)
@@ -147,7 +135,7 @@ for ((run = 1; run <= runs; ++run)); do
         "$python" -c 'import json,sys; j=json.load(open(sys.argv[1])); print(json.dumps({"impl": "sparselab", "size": int(sys.argv[2]), "run": int(sys.argv[3]), "wall_s": float(sys.argv[4]), "user_s": float(sys.argv[5]), "system_s": float(sys.argv[6]), "minor_faults": int(sys.argv[7]), "major_faults": int(sys.argv[8]), "max_rss_mb": round(int(sys.argv[9]) / 1024, 1), "solve_s": j["seconds"], "sparsity": j["sparsity"]}))' \
             "$work/cli.json" "$n" "$run" "$wall" "$user" "$sys" "$minor" "$major" "$rss" | tee -a "$results"
         for threads in 0 2; do
-            "$python" "$work/reference.py" "$work" "$n" "$threads" "$sparsity" 2>/dev/null \
+            "$python" "$work/reference.py" "$work" "$n" "$threads" "$sparsity" "$here" "$sparsegpt" 2>/dev/null \
                 | sed "s/^{/{\"run\": $run, /" | tee -a "$results"
         done
     done

@@ -66,32 +66,15 @@ if [[ -z "$sparsegpt" ]]; then
     echo "bench_reference_solver.sh: --sparsegpt DIR (a checkout or bare clone of IST-DASLab/sparsegpt) is required" >&2
     exit 2
 fi
-src="$(mktemp -d)"
-trap 'rm -rf "$src"' EXIT
-if [[ -f "$sparsegpt/sparsegpt.py" ]]; then
-    cp "$sparsegpt/sparsegpt.py" "$sparsegpt/quant.py" "$src/"
-else
-    git --git-dir="$sparsegpt" show HEAD:sparsegpt.py > "$src/sparsegpt.py"
-    git --git-dir="$sparsegpt" show HEAD:quant.py > "$src/quant.py"
-fi
-
-"$python" - "$src" "$threads" "$sizes" "$tokens" "$seqlen" "$sparsity" <<'PY'
-import contextlib, json, sys, time, types
+"$python" - "$here/../bench" "$(cd "$sparsegpt" && pwd)" "$threads" "$sizes" "$tokens" "$seqlen" "$sparsity" <<'PY'
+import contextlib, json, sys, time
 import torch
 
-src, threads, sizes, tokens, seqlen, sparsity = sys.argv[1:]
+bench, source, threads, sizes, tokens, seqlen, sparsity = sys.argv[1:]
 threads, tokens, seqlen, sparsity = int(threads), int(tokens), int(seqlen), float(sparsity)
-
-class Conv1D(torch.nn.Module):  # stand-in: only used for isinstance checks
-    pass
-try:
-    import transformers  # noqa: F401
-except ImportError:
-    sys.modules["transformers"] = types.SimpleNamespace(Conv1D=Conv1D)
-if not torch.cuda.is_available():
-    torch.cuda.synchronize = lambda *args, **kwargs: None
-sys.path.insert(0, src)
-from sparsegpt import SparseGPT  # noqa: E402
+sys.path.insert(0, bench)
+from sparsegpt_reference import import_sparsegpt  # noqa: E402
+SparseGPT = import_sparsegpt(source)
 
 torch.set_num_threads(threads)
 for n in (int(s) for s in sizes.split(",")):
