@@ -133,7 +133,7 @@ int cmdPrune(const Args& args)
     };
     const int64_t killAfter = hookBlock("SPARSELAB_TEST_KILL_AFTER_BLOCK");
     const int64_t interruptAfter = hookBlock("SPARSELAB_TEST_INTERRUPT_AFTER_BLOCK");
-    observer.afterCheckpoint = [killAfter, interruptAfter](int64_t block, const std::vector<pipeline::LayerReport>&) {
+    observer.afterCheckpoint = [killAfter, interruptAfter](int64_t block, const std::vector<solve::LayerRecord>&) {
         if (block == killAfter)
             std::raise(SIGKILL);
         if (block == interruptAfter)

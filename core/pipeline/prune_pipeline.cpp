@@ -165,7 +165,7 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
         result.layers.push_back(finished);
     }
     for (int64_t b = params.startBlock; b < model.numBlocks(); ++b) {
-        const size_t firstReport = result.layers.size();
+        const size_t firstRecord = result.layers.size();
         // Streamed models: page this block in, and let the disk read the next one meanwhile.
         timed(phases.blockIo, [&] {
             model.materializeBlock(b);
@@ -239,16 +239,16 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
                 auto& layer = layers[i];
                 const std::string name = moduleName(layer.name);
                 const LayerPlan& plan = plans.at(name);
-                LayerReport report;
-                report.name = name;
-                report.kind = layer.kind;
-                report.block = b;
-                report.rows = layer.weight.size(0);
-                report.cols = layer.weight.size(1);
-                report.dense = plan.dense;
-                report.options = plan.options;
+                solve::LayerRecord record;
+                record.name = name;
+                record.kind = layer.kind;
+                record.block = b;
+                record.rows = layer.weight.size(0);
+                record.cols = layer.weight.size(1);
+                record.dense = plan.dense;
+                record.options = solve::recordedOptions(plan.options, plan.dense);
                 if (plan.dense) {
-                    report.stats.sparsity = zeroFraction(layer.weight);
+                    record.stats.sparsity = zeroFraction(layer.weight);
                 } else {
                     throwIfCancelled(cancel);
                     reporter.report(solved, name);
@@ -293,7 +293,7 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
                     }
                     if (lastUser)
                         hessians.erase(found); // free the Hessian as soon as its last layer is solved
-                    report.stats = layerResult.stats;
+                    record.stats = layerResult.stats;
                     if (log && layerResult.stats.dampRaises > 0) {
                         std::ostringstream line;
                         line << name << ": Cholesky failed; damping raised " << layerResult.stats.dampRaises
@@ -306,14 +306,14 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
                     reporter.report(solved, name);
                 }
                 if (layerDone)
-                    layerDone(report);
-                result.layers.push_back(std::move(report));
+                    layerDone(record);
+                result.layers.push_back(std::move(record));
             }
         }
         // Propagate through the compressed block: the next block sees what it will see at inference.
         timed(phases.forward, [&] { walker.advance(b); });
         if (blockFinished)
-            blockFinished(b, std::vector<LayerReport>(result.layers.begin() + std::ptrdiff_t(firstReport),
+            blockFinished(b, std::vector<solve::LayerRecord>(result.layers.begin() + std::ptrdiff_t(firstRecord),
                                                       result.layers.end()));
         timed(phases.blockIo, [&] { model.finishBlock(b); }); // streamed: write back, free its weights
     }

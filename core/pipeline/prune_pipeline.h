@@ -18,6 +18,7 @@
 
 #include "data/calibration.h"
 #include "pipeline/recipe.h"
+#include "solve/layer_record.h"
 #include "solve/solver.h"
 #include "util/progress.h"
 
@@ -30,8 +31,6 @@ namespace sparselab::model { class CausalLM; }
 
 namespace sparselab::pipeline {
 
-struct LayerReport;
-
 struct PruneParams {
     Recipe recipe;                        // per-layer plan
     std::string recipeSource = "recipe";  // named in plan errors (the recipe file, or "options")
@@ -43,26 +42,16 @@ struct PruneParams {
     // they are.
     solve::HessianPrecision hessianPrecision = solve::HessianPrecision::Float32;
     // Resume (store/resume.h): blocks [0, startBlock) are already compressed in the model and
-    // `finishedLayers` are their reports (they open the result). The pipeline re-derives the
+    // `finishedLayers` are their records (they open the result). The pipeline re-derives the
     // inputs of block startBlock by running the calibration windows through those blocks,
     // the same deterministic computation an uninterrupted run does.
     int64_t startBlock = 0;
-    std::vector<LayerReport> finishedLayers;
+    std::vector<solve::LayerRecord> finishedLayers;
     // Called for every block b < startBlock once its weights are in memory (after
     // materializeBlock on streamed models) and before it is run forward: it puts the finished
     // block's compressed weights in place (store::restoreBlock). Streamed models spill the
     // block again afterwards. Unset: the blocks are taken as already restored in the model.
     std::function<void(int64_t block)> restoreFinishedBlock;
-};
-
-struct LayerReport {
-    std::string name;                     // module name, e.g. "model.layers.0.self_attn.q_proj"
-    std::string kind;                     // e.g. "self_attn.q_proj"
-    int64_t block = 0;
-    int64_t rows = 0, cols = 0;
-    bool dense = false;                   // left untouched by the plan
-    solve::SolverOptions options;         // what was asked
-    solve::LayerStats stats;              // what came out
 };
 
 struct HessianDeviation {
@@ -80,7 +69,7 @@ struct PrunePhaseSeconds {
 };
 
 struct PruneResult {
-    std::vector<LayerReport> layers;
+    std::vector<solve::LayerRecord> layers;
     PrunePhaseSeconds phases;
     std::vector<HessianDeviation> hessianDeviation; // empty with float32 Hessians
     double seconds = 0.0;
@@ -89,9 +78,9 @@ struct PruneResult {
 
 // Called after decoder block `block` is compressed and its outputs computed, with that
 // block's reports (for checkpoints: the block's weights are final), on the worker thread.
-using BlockFinishedCallback = std::function<void(int64_t block, const std::vector<LayerReport>& layers)>;
+using BlockFinishedCallback = std::function<void(int64_t block, const std::vector<solve::LayerRecord>& layers)>;
 // Called after each layer is solved (for live views), on the worker thread.
-using LayerDoneCallback = std::function<void(const LayerReport&)>;
+using LayerDoneCallback = std::function<void(const solve::LayerRecord&)>;
 // Human-readable log lines (damping raised, dead inputs, ...), on the worker thread.
 using LogCallback = std::function<void(const std::string&)>;
 // Called after each column block of a SparseGPT solve with the layer's module name, blocks

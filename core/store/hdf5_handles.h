@@ -121,10 +121,10 @@ bool hasHdf5Signature(const std::string& path);
 
 } // namespace sparselab::store::h5
 
-namespace sparselab::store { struct LayerRecord; }
+namespace sparselab::solve { struct LayerRecord; }
 
 namespace sparselab::store::detail {
 // The per-layer table ("layers" group of columns) shared by runs and resume checkpoints.
-void writeLayers(hid_t parent, const std::vector<LayerRecord>& layers);
-std::vector<LayerRecord> readLayers(hid_t parent);
+void writeLayers(hid_t parent, const std::vector<solve::LayerRecord>& layers);
+std::vector<solve::LayerRecord> readLayers(hid_t parent);
 } // namespace sparselab::store::detail

@@ -36,7 +36,7 @@ struct BlockCheckpoint {
         bool operator==(const Weight&) const = default;
     };
     int64_t block = 0;
-    std::vector<LayerRecord> layers;  // the block's reports, pipeline order
+    std::vector<solve::LayerRecord> layers;  // the block's records, pipeline order
     std::vector<Weight> weights;
     bool operator==(const BlockCheckpoint&) const = default;
 };

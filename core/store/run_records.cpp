@@ -15,73 +15,6 @@ namespace sparselab::store {
 
 namespace fs = std::filesystem;
 
-LayerRecord layerRecord(const pipeline::LayerReport& r)
-{
-    LayerRecord l;
-    l.name = r.name;
-    l.kind = r.kind;
-    l.block = r.block;
-    l.rows = r.rows;
-    l.cols = r.cols;
-    l.dense = r.dense;
-    l.method = r.dense ? std::string("dense") : solve::methodName(r.options.method);
-    l.targetSparsity = r.dense ? 0.0
-                               : (r.options.structured() ? double(r.options.nmN) / double(r.options.nmM)
-                                                         : r.options.sparsity);
-    l.nmN = r.options.nmN;
-    l.nmM = r.options.nmM;
-    l.bits = r.dense ? 16 : r.options.quant.bits;
-    l.groupSize = r.options.quant.groupSize;
-    l.symmetric = r.options.quant.symmetric;
-    l.actOrder = r.options.quant.actOrder;
-    l.staticGroups = r.options.quant.staticGroups;
-    l.fp16Scale = r.options.quant.fp16Scale;
-    l.signedScale = r.options.quant.signedScale;
-    l.blocksize = r.options.blocksize;
-    l.damp = r.options.damp;
-    l.sparsity = r.stats.sparsity;
-    l.loss = r.stats.loss;
-    l.relOutputError = r.stats.relOutputError;
-    l.dampUsed = r.stats.dampUsed;
-    l.dampRaises = r.stats.dampRaises;
-    l.deadInputs = r.stats.deadInputs;
-    l.seconds = r.stats.seconds;
-    return l;
-}
-
-pipeline::LayerReport layerReport(const LayerRecord& l)
-{
-    pipeline::LayerReport r;
-    r.name = l.name;
-    r.kind = l.kind;
-    r.block = l.block;
-    r.rows = l.rows;
-    r.cols = l.cols;
-    r.dense = l.dense;
-    if (!l.dense)
-        r.options.method = solve::parseMethod(l.method);
-    r.options.sparsity = l.nmM > 0 ? r.options.sparsity : l.targetSparsity;
-    r.options.nmN = int(l.nmN);
-    r.options.nmM = int(l.nmM);
-    r.options.quant.bits = int(l.bits);
-    r.options.quant.groupSize = l.groupSize;
-    r.options.quant.symmetric = l.symmetric;
-    r.options.quant.actOrder = l.actOrder;
-    r.options.quant.staticGroups = l.staticGroups;
-    r.options.quant.fp16Scale = l.fp16Scale;
-    r.options.quant.signedScale = l.signedScale;
-    r.options.blocksize = l.blocksize;
-    r.options.damp = l.damp;
-    r.stats.sparsity = l.sparsity;
-    r.stats.loss = l.loss;
-    r.stats.relOutputError = l.relOutputError;
-    r.stats.dampUsed = l.dampUsed;
-    r.stats.dampRaises = int(l.dampRaises);
-    r.stats.deadInputs = l.deadInputs;
-    r.stats.seconds = l.seconds;
-    return r;
-}
-
 PackedMask zeroMask(const at::Tensor& weight)
 {
     TORCH_CHECK(weight.dim() == 2, "zeroMask: weight must be [rows, cols]");
@@ -143,12 +76,11 @@ ModelIdentity modelIdentity(const model::CausalLM& model, const CancelToken* can
 }
 
 BlockCheckpoint blockCheckpoint(const model::CausalLM& model, int64_t block,
-                                const std::vector<pipeline::LayerReport>& reports)
+                                const std::vector<solve::LayerRecord>& records)
 {
     BlockCheckpoint checkpoint;
     checkpoint.block = block;
-    for (const auto& r : reports)
-        checkpoint.layers.push_back(layerRecord(r));
+    checkpoint.layers = records;
     for (const auto& layer : model.linears(block)) {
         const torch::Tensor w = layer.weight.to(torch::kCPU, torch::kFloat).contiguous(); // [out, in]
         BlockCheckpoint::Weight weight;

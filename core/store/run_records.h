@@ -1,7 +1,7 @@
 #pragma once
-// Conversions between the engine's results (pipeline, eval, model) and the workspace's plain
-// records (store/workspace.h, store/resume.h). Front ends (CLI, GUI, sweeps) use these to
-// record runs the same way.
+// Conversions between the engine's results (eval, model weights) and the workspace's plain
+// records (store/workspace.h, store/resume.h). Per-layer results need none: the pipeline
+// reports solve::LayerRecord, the type the workspace stores.
 
 #include "store/resume.h"
 #include "store/workspace.h"
@@ -12,15 +12,9 @@
 
 namespace at { class Tensor; }
 namespace sparselab::model { class CausalLM; }
-namespace sparselab::pipeline { struct LayerReport; }
 namespace sparselab::eval { struct PerplexityResult; }
 
 namespace sparselab::store {
-
-// What was asked and what came out for one layer (method "dense" for untouched layers).
-[[nodiscard]] LayerRecord layerRecord(const pipeline::LayerReport& report);
-// The inverse, for resume: options and stats as recorded.
-[[nodiscard]] pipeline::LayerReport layerReport(const LayerRecord& record);
 
 // Bit-packed mask of the exact zeros of `weight` [rows, cols] (any device, any float dtype).
 // After a prune these are the pruned entries (plus any kept weight that quantized to 0).
@@ -34,9 +28,9 @@ namespace sparselab::store {
 // of the folder, SHA-256 — reads them all), parameter count and stored dtype.
 [[nodiscard]] ModelIdentity modelIdentity(const model::CausalLM& model, const CancelToken* cancel = nullptr);
 
-// The compressed weights of block `block` (float32 CPU copies) with the block's reports.
+// The compressed weights of block `block` (float32 CPU copies) with the block's records.
 [[nodiscard]] BlockCheckpoint blockCheckpoint(const model::CausalLM& model, int64_t block,
-                                              const std::vector<pipeline::LayerReport>& reports);
+                                              const std::vector<solve::LayerRecord>& records);
 // Writes a checkpoint's weights back into the model (InputError naming `source` when a name
 // or shape does not match the model).
 void restoreBlock(model::CausalLM& model, const BlockCheckpoint& checkpoint, const std::filesystem::path& source);

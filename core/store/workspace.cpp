@@ -130,7 +130,7 @@ void writePerplexity(hid_t loc, const std::string& name, const PerplexityRecord&
 } // namespace
 
 template <typename T, typename Get>
-std::vector<T> column(const std::vector<LayerRecord>& layers, Get get)
+std::vector<T> column(const std::vector<solve::LayerRecord>& layers, Get get)
 {
     std::vector<T> out;
     out.reserve(layers.size());
@@ -139,36 +139,42 @@ std::vector<T> column(const std::vector<LayerRecord>& layers, Get get)
     return out;
 }
 
-void detail::writeLayers(hid_t run, const std::vector<LayerRecord>& layers)
+// The columns hold the record's canonical options (solve::recordedOptions) without loss:
+// readLayers rebuilds the same record.
+void detail::writeLayers(hid_t run, const std::vector<solve::LayerRecord>& layers)
 {
     const auto g = h5::createGroup(run, "layers");
     const hid_t t = id(g);
-    h5::writeStrings(t, "name", column<std::string>(layers, [](const auto& l) { return l.name; }));
-    h5::writeStrings(t, "kind", column<std::string>(layers, [](const auto& l) { return l.kind; }));
-    h5::writeStrings(t, "method", column<std::string>(layers, [](const auto& l) { return l.method; }));
-    h5::writeInts(t, "block", column<int64_t>(layers, [](const auto& l) { return l.block; }));
-    h5::writeInts(t, "rows", column<int64_t>(layers, [](const auto& l) { return l.rows; }));
-    h5::writeInts(t, "cols", column<int64_t>(layers, [](const auto& l) { return l.cols; }));
-    h5::writeInts(t, "nm_n", column<int64_t>(layers, [](const auto& l) { return l.nmN; }));
-    h5::writeInts(t, "nm_m", column<int64_t>(layers, [](const auto& l) { return l.nmM; }));
-    h5::writeInts(t, "bits", column<int64_t>(layers, [](const auto& l) { return l.bits; }));
-    h5::writeInts(t, "group_size", column<int64_t>(layers, [](const auto& l) { return l.groupSize; }));
-    h5::writeInts(t, "blocksize", column<int64_t>(layers, [](const auto& l) { return l.blocksize; }));
-    h5::writeInts(t, "damp_raises", column<int64_t>(layers, [](const auto& l) { return l.dampRaises; }));
-    h5::writeInts(t, "dead_inputs", column<int64_t>(layers, [](const auto& l) { return l.deadInputs; }));
-    h5::writeBytes(t, "dense", column<uint8_t>(layers, [](const auto& l) { return l.dense ? 1 : 0; }));
-    h5::writeBytes(t, "symmetric", column<uint8_t>(layers, [](const auto& l) { return l.symmetric ? 1 : 0; }));
-    h5::writeBytes(t, "act_order", column<uint8_t>(layers, [](const auto& l) { return l.actOrder ? 1 : 0; }));
-    h5::writeBytes(t, "static_groups", column<uint8_t>(layers, [](const auto& l) { return l.staticGroups ? 1 : 0; }));
-    h5::writeBytes(t, "fp16_scale", column<uint8_t>(layers, [](const auto& l) { return l.fp16Scale ? 1 : 0; }));
-    h5::writeBytes(t, "signed_scale", column<uint8_t>(layers, [](const auto& l) { return l.signedScale ? 1 : 0; }));
-    h5::writeDoubles(t, "target_sparsity", column<double>(layers, [](const auto& l) { return l.targetSparsity; }));
-    h5::writeDoubles(t, "damp", column<double>(layers, [](const auto& l) { return l.damp; }));
-    h5::writeDoubles(t, "sparsity", column<double>(layers, [](const auto& l) { return l.sparsity; }));
-    h5::writeDoubles(t, "loss", column<double>(layers, [](const auto& l) { return l.loss; }));
-    h5::writeDoubles(t, "rel_output_error", column<double>(layers, [](const auto& l) { return l.relOutputError; }));
-    h5::writeDoubles(t, "damp_used", column<double>(layers, [](const auto& l) { return l.dampUsed; }));
-    h5::writeDoubles(t, "seconds", column<double>(layers, [](const auto& l) { return l.seconds; }));
+    using L = solve::LayerRecord;
+    h5::writeStrings(t, "name", column<std::string>(layers, [](const L& l) { return l.name; }));
+    h5::writeStrings(t, "kind", column<std::string>(layers, [](const L& l) { return l.kind; }));
+    h5::writeStrings(t, "method", column<std::string>(layers, [](const L& l) { return l.methodKey(); }));
+    h5::writeInts(t, "block", column<int64_t>(layers, [](const L& l) { return l.block; }));
+    h5::writeInts(t, "rows", column<int64_t>(layers, [](const L& l) { return l.rows; }));
+    h5::writeInts(t, "cols", column<int64_t>(layers, [](const L& l) { return l.cols; }));
+    h5::writeInts(t, "nm_n", column<int64_t>(layers, [](const L& l) { return l.options.nmN; }));
+    h5::writeInts(t, "nm_m", column<int64_t>(layers, [](const L& l) { return l.options.nmM; }));
+    h5::writeInts(t, "bits", column<int64_t>(layers, [](const L& l) { return l.bits(); }));
+    h5::writeInts(t, "group_size", column<int64_t>(layers, [](const L& l) { return l.options.quant.groupSize; }));
+    h5::writeInts(t, "blocksize", column<int64_t>(layers, [](const L& l) { return l.options.blocksize; }));
+    h5::writeInts(t, "damp_raises", column<int64_t>(layers, [](const L& l) { return l.stats.dampRaises; }));
+    h5::writeInts(t, "dead_inputs", column<int64_t>(layers, [](const L& l) { return l.stats.deadInputs; }));
+    const auto flag = [&](const char* name, bool (*get)(const L&)) {
+        h5::writeBytes(t, name, column<uint8_t>(layers, [get](const L& l) { return get(l) ? 1 : 0; }));
+    };
+    flag("dense", [](const L& l) { return l.dense; });
+    flag("symmetric", [](const L& l) { return l.options.quant.symmetric; });
+    flag("act_order", [](const L& l) { return l.options.quant.actOrder; });
+    flag("static_groups", [](const L& l) { return l.options.quant.staticGroups; });
+    flag("fp16_scale", [](const L& l) { return l.options.quant.fp16Scale; });
+    flag("signed_scale", [](const L& l) { return l.options.quant.signedScale; });
+    h5::writeDoubles(t, "target_sparsity", column<double>(layers, [](const L& l) { return l.targetSparsity(); }));
+    h5::writeDoubles(t, "damp", column<double>(layers, [](const L& l) { return l.options.damp; }));
+    h5::writeDoubles(t, "sparsity", column<double>(layers, [](const L& l) { return l.stats.sparsity; }));
+    h5::writeDoubles(t, "loss", column<double>(layers, [](const L& l) { return l.stats.loss; }));
+    h5::writeDoubles(t, "rel_output_error", column<double>(layers, [](const L& l) { return l.stats.relOutputError; }));
+    h5::writeDoubles(t, "damp_used", column<double>(layers, [](const L& l) { return l.stats.dampUsed; }));
+    h5::writeDoubles(t, "seconds", column<double>(layers, [](const L& l) { return l.stats.seconds; }));
 }
 
 namespace {
@@ -387,7 +393,7 @@ PerplexityRecord readPerplexity(hid_t loc, const std::string& name, const LoadOp
 
 } // namespace
 
-std::vector<LayerRecord> detail::readLayers(hid_t run)
+std::vector<solve::LayerRecord> detail::readLayers(hid_t run)
 {
     const auto g = h5::openGroup(run, "layers");
     const hid_t t = id(g);
@@ -425,35 +431,43 @@ std::vector<LayerRecord> detail::readLayers(hid_t run)
     const auto target = doubles("target_sparsity"), damp = doubles("damp"), sparsity = doubles("sparsity"),
                loss = doubles("loss"), relErr = doubles("rel_output_error"), dampUsed = doubles("damp_used"),
                seconds = doubles("seconds");
-    std::vector<LayerRecord> out(n);
+    std::vector<solve::LayerRecord> out(n);
     for (size_t i = 0; i < n; ++i) {
-        LayerRecord& l = out[i];
+        solve::LayerRecord& l = out[i];
         l.name = names[i];
         l.kind = kind[i];
-        l.method = method[i];
         l.block = block[i];
         l.rows = rows[i];
         l.cols = cols[i];
-        l.nmN = nmN[i];
-        l.nmM = nmM[i];
-        l.bits = bits[i];
-        l.groupSize = groupSize[i];
-        l.blocksize = blocksize[i];
-        l.dampRaises = dampRaises[i];
-        l.deadInputs = deadInputs[i];
         l.dense = dense[i] != 0;
-        l.symmetric = symmetric[i] != 0;
-        l.actOrder = actOrder[i] != 0;
-        l.staticGroups = staticGroups[i] != 0;
-        l.fp16Scale = fp16Scale[i] != 0;
-        l.signedScale = signedScale[i] != 0;
-        l.targetSparsity = target[i];
-        l.damp = damp[i];
-        l.sparsity = sparsity[i];
-        l.loss = loss[i];
-        l.relOutputError = relErr[i];
-        l.dampUsed = dampUsed[i];
-        l.seconds = seconds[i];
+        solve::SolverOptions& o = l.options;
+        if (!l.dense) {
+            try {
+                o.method = solve::parseMethod(method[i]);
+            } catch (const InputError&) {
+                throw h5::Hdf5Failure("layers/method: unknown method '" + method[i] + "' for " + names[i]);
+            }
+        }
+        o.nmN = int(nmN[i]);
+        o.nmM = int(nmM[i]);
+        o.sparsity = target[i];
+        o.blocksize = blocksize[i];
+        o.damp = damp[i];
+        o.quant.bits = int(bits[i]);
+        o.quant.groupSize = groupSize[i];
+        o.quant.symmetric = symmetric[i] != 0;
+        o.quant.actOrder = actOrder[i] != 0;
+        o.quant.staticGroups = staticGroups[i] != 0;
+        o.quant.fp16Scale = fp16Scale[i] != 0;
+        o.quant.signedScale = signedScale[i] != 0;
+        l.options = solve::recordedOptions(o, l.dense);
+        l.stats.sparsity = sparsity[i];
+        l.stats.loss = loss[i];
+        l.stats.relOutputError = relErr[i];
+        l.stats.dampUsed = dampUsed[i];
+        l.stats.dampRaises = int(dampRaises[i]);
+        l.stats.deadInputs = deadInputs[i];
+        l.stats.seconds = seconds[i];
     }
     return out;
 }

@@ -27,12 +27,16 @@
 //                                            total_seconds
 //   /runs/<id>/provenance             attrs: sparselab_version, torch_version, hdf5_version,
 //                                            compiler, os, host, cpu, cpu_count, threads, device
-//   /runs/<id>/layers/<column> [L]    the per-layer table, one 1-D dataset per column, rows in
-//                                     pipeline order: name, kind, method (string); block, rows,
+//   /runs/<id>/layers/<column> [L]    the per-layer table (solve::LayerRecord), one 1-D dataset
+//                                     per column, rows in pipeline order: name, kind, method
+//                                     ("dense" for untouched layers) (string); block, rows,
 //                                     cols, nm_n, nm_m, bits, group_size, blocksize,
-//                                     damp_raises, dead_inputs (i64); dense, symmetric (u8);
-//                                     target_sparsity, damp, sparsity, loss,
-//                                     rel_output_error, damp_used, seconds (f64)
+//                                     damp_raises, dead_inputs (i64); dense, symmetric,
+//                                     act_order, static_groups, fp16_scale, signed_scale (u8;
+//                                     the last four absent in files written before they were
+//                                     stored, read as 0); target_sparsity (N/M for N:M, 0 when
+//                                     dense), damp, sparsity, loss, rel_output_error,
+//                                     damp_used, seconds (f64)
 //   /runs/<id>/masks/<layer name> [ceil(rows·cols/8)] u8
 //                                     bit-packed mask, 1 = pruned, row-major flat index i in
 //                                     byte i/8 at bit i%8 (LSB first: numpy
@@ -63,6 +67,8 @@
 //
 // Thread-safety: the HDF5 library (Debian, serial build) is not thread-safe; every function
 // here takes one process-wide lock, so calls from several threads are serialised.
+
+#include "solve/layer_record.h"
 
 #include <cstdint>
 #include <filesystem>
@@ -122,37 +128,6 @@ struct PackedMask {
     bool operator==(const PackedMask&) const = default;
 };
 
-// One row of a run's per-layer table: what was asked and what came out.
-struct LayerRecord {
-    std::string name;                // module name, e.g. "model.layers.0.self_attn.q_proj"
-    std::string kind;                // e.g. "self_attn.q_proj"
-    int64_t block = 0;
-    int64_t rows = 0, cols = 0;
-    bool dense = false;              // left untouched by the plan
-    std::string method;              // "sparsegpt" | "magnitude" | "wanda" | "dense"
-    double targetSparsity = 0.0;     // asked fraction (N/M for N:M)
-    int64_t nmN = 0, nmM = 0;        // 0:0 = unstructured
-    int64_t bits = 16;               // 16 = not quantized
-    int64_t groupSize = 0;
-    bool symmetric = false;
-    // GPTQ grid options (solve::QuantOptions): kept so that a resumed run, sparselab.json and
-    // the GGUF export see the same grid as an uninterrupted run (absent in files written before
-    // they were stored: read as false).
-    bool actOrder = false;
-    bool staticGroups = false;
-    bool fp16Scale = false;
-    bool signedScale = false;
-    int64_t blocksize = 128;
-    double damp = 0.01;
-    double sparsity = 0.0;           // achieved fraction of exact zeros
-    double loss = 0.0;               // OBS loss
-    double relOutputError = 0.0;
-    double dampUsed = 0.0;
-    int64_t dampRaises = 0;
-    int64_t deadInputs = 0;
-    double seconds = 0.0;
-    bool operator==(const LayerRecord&) const = default;
-};
 
 struct PerplexityRecord {
     double perplexity = 0.0;
@@ -242,7 +217,7 @@ struct RunRecord {
     int64_t sizeBytes = -1;          // size of the compressed model, -1 = unknown
     std::optional<CalibrationSettings> calibration;
     std::optional<EvaluationSettings> evaluation;
-    std::vector<LayerRecord> layers;
+    std::vector<solve::LayerRecord> layers; // the per-layer table, pipeline order
     std::map<std::string, PackedMask> masks;       // layer name → mask (may be empty)
     std::optional<PerplexityRecord> perplexityBefore;
     std::optional<PerplexityRecord> perplexityAfter;

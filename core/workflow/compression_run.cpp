@@ -133,25 +133,25 @@ std::string readRunText(const fs::path& file)
     return text;
 }
 
-json layerJson(const store::LayerRecord& l)
+json layerJson(const solve::LayerRecord& l)
 {
-    const pipeline::LayerReport report = store::layerReport(l);
+    const auto& o = l.options;
     return {{"name", l.name},
             {"block", l.block},
             {"rows", l.rows},
             {"cols", l.cols},
-            {"method", l.method},
-            {"target_sparsity", l.targetSparsity},
-            {"nm", l.nmM > 0 && !l.dense ? json(std::to_string(l.nmN) + ":" + std::to_string(l.nmM)) : json(nullptr)},
-            {"bits", l.bits},
-            {"quant", pipeline::quantGridJson(report.options, l.dense)},
-            {"sparsity", l.sparsity},
-            {"loss", l.loss},
-            {"rel_output_error", l.relOutputError},
-            {"damp_used", l.dampUsed},
-            {"damp_raises", l.dampRaises},
-            {"dead_inputs", l.deadInputs},
-            {"seconds", l.seconds}};
+            {"method", l.methodKey()},
+            {"target_sparsity", l.targetSparsity()},
+            {"nm", o.structured() && !l.dense ? json(std::to_string(o.nmN) + ":" + std::to_string(o.nmM)) : json(nullptr)},
+            {"bits", l.bits()},
+            {"quant", pipeline::quantGridJson(o, l.dense)},
+            {"sparsity", l.stats.sparsity},
+            {"loss", l.stats.loss},
+            {"rel_output_error", l.stats.relOutputError},
+            {"damp_used", l.stats.dampUsed},
+            {"damp_raises", l.stats.dampRaises},
+            {"dead_inputs", l.stats.deadInputs},
+            {"seconds", l.stats.seconds}};
 }
 
 std::string recipeLabel(const pipeline::Recipe& recipe, const std::string& source)
@@ -293,10 +293,10 @@ CompressionOutcome runCompression(model::CausalLM& model, const tokenize::Tokeni
             resume->clear();
         }
         for (int64_t b = 0; b < finished; ++b) {
-            // The reports now; the weights when the pipeline has the block in memory (a
+            // The records now; the weights when the pipeline has the block in memory (a
             // streamed model holds one block at a time).
-            for (const auto& layer : resume->loadBlock(b).layers)
-                params.finishedLayers.push_back(store::layerReport(layer));
+            const auto layers = resume->loadBlock(b).layers;
+            params.finishedLayers.insert(params.finishedLayers.end(), layers.begin(), layers.end());
         }
         params.restoreFinishedBlock = [&resume, &model](int64_t b) {
             store::restoreBlock(model, resume->loadBlock(b), resume->blockFile(b));
@@ -306,7 +306,7 @@ CompressionOutcome runCompression(model::CausalLM& model, const tokenize::Tokeni
             log("resuming: " + std::to_string(finished) + " of " + std::to_string(model.numBlocks())
                 + " blocks restored from " + resume->folder().string());
     }
-    pruneObserver.onBlockFinished = [&](int64_t block, const std::vector<pipeline::LayerReport>& layers) {
+    pruneObserver.onBlockFinished = [&](int64_t block, const std::vector<solve::LayerRecord>& layers) {
         if (observer.prune.onBlockFinished)
             observer.prune.onBlockFinished(block, layers);
         if (resume)
@@ -380,8 +380,7 @@ CompressionOutcome runCompression(model::CausalLM& model, const tokenize::Tokeni
         run.extras.push_back(recoveryExtraGroup(outcome.recoveryParams, *outcome.recovery,
                                                 outcome.pruned ? std::optional<double>(outcome.pruned->perplexity)
                                                                : std::nullopt));
-    for (const auto& report : outcome.prune.layers)
-        run.layers.push_back(store::layerRecord(report));
+    run.layers = outcome.prune.layers;
     run.masks = store::zeroMasks(model);
     run.timings.pruneSeconds = outcome.prune.seconds;
     run.provenance = store::currentProvenance();

@@ -130,7 +130,7 @@ std::string recordRun(const CompressionSpec& spec, CompressionOutcome& outcome, 
 void checkWorkspaceFor(const std::filesystem::path& file, const store::ModelIdentity& model);
 
 // One row of sparselab.json's "layers" (and of `prune --json`) from the per-layer record.
-[[nodiscard]] nlohmann::json layerJson(const store::LayerRecord& layer);
+[[nodiscard]] nlohmann::json layerJson(const solve::LayerRecord& layer);
 
 // The run's text, read whole (util/atomic_file.h readTextFile); InputError "FILE: the text is
 // empty" when it holds nothing but white space.

@@ -26,7 +26,7 @@ PreparedTeacher prepareTeacher(const model::CausalLM& dense, bool prunedInPlace,
     return teacher;
 }
 
-std::set<std::string> quantizedLayerNames(const std::vector<pipeline::LayerReport>& layers)
+std::set<std::string> quantizedLayerNames(const std::vector<solve::LayerRecord>& layers)
 {
     std::set<std::string> names;
     for (const auto& l : layers)
@@ -35,14 +35,6 @@ std::set<std::string> quantizedLayerNames(const std::vector<pipeline::LayerRepor
     return names;
 }
 
-std::set<std::string> quantizedLayerNames(const std::vector<store::LayerRecord>& layers)
-{
-    std::set<std::string> names;
-    for (const auto& l : layers)
-        if (!l.dense && l.bits > 0 && l.bits < 16)
-            names.insert(l.name + ".weight");
-    return names;
-}
 
 json recoveryJson(const recovery::RecoveryParams& p, const recovery::RecoveryResult& r,
                   std::optional<double> perplexityPruned)

@@ -17,7 +17,6 @@
 #include <vector>
 
 namespace sparselab::model { class CausalLM; }
-namespace sparselab::pipeline { struct LayerReport; }
 
 namespace sparselab::workflow {
 
@@ -36,8 +35,7 @@ struct PreparedTeacher {
                                              const recovery::RecoveryParams& params, const CancelToken* cancel);
 
 // Layers the solver put on a quantization grid: recovery keeps them frozen (recovery.h says why).
-[[nodiscard]] std::set<std::string> quantizedLayerNames(const std::vector<pipeline::LayerReport>& layers);
-[[nodiscard]] std::set<std::string> quantizedLayerNames(const std::vector<store::LayerRecord>& layers);
+[[nodiscard]] std::set<std::string> quantizedLayerNames(const std::vector<solve::LayerRecord>& layers);
 
 // The settings and the outcome as sparselab.json's "recovery" object. `perplexityPruned`: the
 // evaluation perplexity of the pruned model before recovery, when measured.

@@ -215,10 +215,10 @@ void TestCliWorkspace::gptqResumeKeepsGridOptions()
             QVERIFY2(fileBytes(entry.path()) == fileBytes(out / entry.path().filename()), entry.path().c_str());
     const auto run = store::loadWorkspace(ws).runs.at(0);
     for (const auto& l : run.layers) {
-        QVERIFY(l.actOrder);
-        QVERIFY(l.staticGroups);
-        QVERIFY(l.fp16Scale);
-        QVERIFY(!l.signedScale);
+        QVERIFY(l.options.quant.actOrder);
+        QVERIFY(l.options.quant.staticGroups);
+        QVERIFY(l.options.quant.fp16Scale);
+        QVERIFY(!l.options.quant.signedScale);
     }
 }
 
@@ -343,7 +343,7 @@ void TestCliWorkspace::resumeAfterKillIsBitIdentical()
     QCOMPARE(again.layers.size(), reference.layers.size());
     for (size_t i = 0; i < again.layers.size(); ++i) {
         auto a = again.layers[i], b = reference.layers[i];
-        a.seconds = b.seconds = 0;
+        a.stats.seconds = b.stats.seconds = 0;
         QVERIFY2(a == b, a.name.c_str());
     }
 }

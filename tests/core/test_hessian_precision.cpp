@@ -128,7 +128,7 @@ private Q_SLOTS:
                 QVERIFY2(d.name.rfind("model.layers.0.", 0) == 0, d.name.c_str());
                 QVERIFY2(d.relFrobenius > 1e-5 && d.relFrobenius < 3e-2, d.name.c_str());
                 const auto layer = std::find_if(result.layers.begin(), result.layers.end(),
-                                                [&](const pipeline::LayerReport& r) { return r.name == d.name; });
+                                                [&](const solve::LayerRecord& r) { return r.name == d.name; });
                 QVERIFY(layer != result.layers.end());
                 // Judged by either Hessian, the error is the same to within a few per cent.
                 QVERIFY(std::abs(d.relOutputErrorFp32 / layer->stats.relOutputError - 1.0) < 0.1);

@@ -192,7 +192,7 @@ private Q_SLOTS:
         auto model = model::CausalLM::load(testing::demoModelDir());
         CancelToken cancel;
         int layersDone = 0;
-        const auto onLayer = [&](const pipeline::LayerReport&) {
+        const auto onLayer = [&](const solve::LayerRecord&) {
             if (++layersDone == 3)
                 cancel.cancel();
         };

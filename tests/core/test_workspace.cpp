@@ -83,29 +83,35 @@ store::RunRecord sampleRun(int variant)
     run.calibration = store::CalibrationSettings{"/data/calib.txt", std::string(64, 'a'), 9000, 16, 256, 7};
     run.evaluation = store::EvaluationSettings{"/data/eval.txt", std::string(64, 'b'), 8000, 256, 3};
     for (int i = 0; i < 3; ++i) {
-        store::LayerRecord l;
+        solve::LayerRecord l;
         l.name = "model.layers.0.mlp.l" + std::to_string(i);
         l.kind = "mlp.l" + std::to_string(i);
         l.block = i;
         l.rows = 3 + i;
         l.cols = 5 + i;
         l.dense = i == 2;
-        l.method = i == 2 ? "dense" : "sparsegpt";
-        l.targetSparsity = 0.5 + 0.01 * i;
-        l.nmN = i == 1 ? 2 : 0;
-        l.nmM = i == 1 ? 4 : 0;
-        l.bits = 4 + i;
-        l.groupSize = 32 * i;
-        l.symmetric = i == 0;
-        l.blocksize = 64 + i;
-        l.damp = 0.02 + i;
-        l.sparsity = 0.49 + i;
-        l.loss = 1.5e-3 * (i + 1);
-        l.relOutputError = 0.011 * (i + 1);
-        l.dampUsed = 0.1 * (i + 1);
-        l.dampRaises = i;
-        l.deadInputs = 2 * i;
-        l.seconds = 0.25 * (i + 1);
+        solve::SolverOptions o;
+        o.method = i == 0 ? solve::Method::Wanda : solve::Method::SparseGpt;
+        o.sparsity = 0.5 + 0.01 * i;
+        o.nmN = i == 1 ? 2 : 0;
+        o.nmM = i == 1 ? 4 : 0;
+        o.quant.bits = 4 + i;
+        o.quant.groupSize = 32 * i;
+        o.quant.symmetric = i == 0;
+        o.quant.actOrder = i == 1;
+        o.quant.staticGroups = i == 1;
+        o.quant.fp16Scale = i == 0;
+        o.quant.signedScale = i == 0;
+        o.blocksize = 64 + i;
+        o.damp = 0.02 + i;
+        l.options = solve::recordedOptions(o, l.dense);
+        l.stats.sparsity = 0.49 + i;
+        l.stats.loss = 1.5e-3 * (i + 1);
+        l.stats.relOutputError = 0.011 * (i + 1);
+        l.stats.dampUsed = 0.1 * (i + 1);
+        l.stats.dampRaises = i;
+        l.stats.deadInputs = 2 * i;
+        l.stats.seconds = 0.25 * (i + 1);
         run.layers.push_back(l);
         std::vector<uint8_t> bits(size_t(l.rows * l.cols));
         for (size_t k = 0; k < bits.size(); ++k)
@@ -195,6 +201,7 @@ class TestWorkspace : public QObject {
     Q_OBJECT
 private Q_SLOTS:
     void roundTripEveryField();
+    void layerRecordsAreCanonical();
     void appendKeepsEarlierRuns();
     void packedMaskLayoutByHand();
     void packedMaskRandomRoundTrip();
@@ -245,6 +252,55 @@ void TestWorkspace::roundTripEveryField()
     QCOMPARE(summaries[1].id, std::string("run_0002"));
     QCOMPARE(summaries[1].layers, int64_t(3));
     QCOMPARE(*summaries[1].perplexityAfter, 13.25);
+}
+
+// A record keeps what was asked in the one form the per-layer table stores without loss: a
+// dense layer was asked nothing, an N:M layer's sparsity is N/M. Values derived by hand.
+void TestWorkspace::layerRecordsAreCanonical()
+{
+    solve::SolverOptions asked;
+    asked.method = solve::Method::Wanda;
+    asked.sparsity = 0.7;
+    asked.nmN = 2;
+    asked.nmM = 4;
+    asked.blocksize = 64;
+    asked.damp = 0.05;
+    asked.quant.bits = 4;
+    asked.quant.groupSize = 32;
+    asked.quant.actOrder = true;
+
+    const solve::SolverOptions nm = solve::recordedOptions(asked, false);
+    QCOMPARE(nm.sparsity, 0.5);
+    QVERIFY(nm.method == solve::Method::Wanda);
+    QVERIFY(nm.quant == asked.quant);
+    const solve::SolverOptions dense = solve::recordedOptions(asked, true);
+    QVERIFY(dense.method == solve::Method::SparseGpt);
+    QCOMPARE(dense.sparsity, 0.0);
+    QCOMPARE(dense.nmM, 0);
+    QVERIFY(dense.quant == solve::QuantOptions{});
+    QCOMPARE(dense.blocksize, int64_t(64));
+    QCOMPARE(dense.damp, 0.05);
+
+    solve::LayerRecord nmRecord{"model.layers.0.mlp.up_proj", "mlp.up_proj", 0, 8, 16, false, nm, {}};
+    solve::LayerRecord denseRecord{"model.layers.0.mlp.down_proj", "mlp.down_proj", 0, 16, 8, true, dense, {}};
+    QCOMPARE(nmRecord.methodKey(), std::string("wanda"));
+    QCOMPARE(nmRecord.targetSparsity(), 0.5);
+    QCOMPARE(nmRecord.bits(), 4);
+    QCOMPARE(denseRecord.methodKey(), std::string("dense"));
+    QCOMPARE(denseRecord.targetSparsity(), 0.0);
+    QCOMPARE(denseRecord.bits(), 16);
+
+    QTemporaryDir dir;
+    const fs::path file = fs::path(dir.path().toStdString()) / "w.h5";
+    auto contents = sampleContents();
+    contents.runs.resize(1);
+    contents.runs[0].layers = {nmRecord, denseRecord};
+    contents.runs[0].masks.clear();
+    store::saveWorkspace(file, contents);
+    const auto read = store::loadWorkspace(file).runs.at(0).layers;
+    QCOMPARE(read.size(), size_t(2));
+    QVERIFY(read[0] == nmRecord);
+    QVERIFY(read[1] == denseRecord);
 }
 
 void TestWorkspace::appendKeepsEarlierRuns()
@@ -383,7 +439,7 @@ print(json.dumps(out))
     const auto json = nlohmann::json::parse(p.readAllStandardOutput().toStdString());
     QCOMPARE(json["format"].get<std::string>(), std::string("sparselab-workspace"));
     QCOMPARE(json["loss"].size(), size_t(3));
-    QCOMPARE(json["loss"][1].get<double>(), layer.loss);
+    QCOMPARE(json["loss"][1].get<double>(), layer.stats.loss);
     QCOMPARE(json["names"][2].get<std::string>(), run.layers[2].name);
     const auto decoded = json["mask"].get<std::vector<int>>();
     const auto expected = run.masks.at(layer.name).unpack();

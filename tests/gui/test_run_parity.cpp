@@ -76,7 +76,7 @@ store::RunRecord comparable(store::RunRecord run)
     run.sizeBytes = -1;
     run.extras.clear();
     for (auto& layer : run.layers)
-        layer.seconds = 0;
+        layer.stats.seconds = 0;
     for (auto* p : {&run.perplexityBefore, &run.perplexityAfter})
         if (*p)
             (*p)->seconds = 0;

@@ -69,7 +69,7 @@ bool close(double a, double b, double rel) { return std::abs(a - b) <= rel * std
 
 struct Reference {
     double before = 0, after = 0, linearSparsity = 0;
-    std::vector<pipeline::LayerReport> layers;
+    std::vector<solve::LayerRecord> layers;
     std::unique_ptr<model::CausalLM> pruned;
 };
 
@@ -277,14 +277,14 @@ private Q_SLOTS:
         QCOMPARE(record.evalSeqlen, kSeqlen);
         QCOMPARE(record.layers.size(), qsizetype(m_ref.layers.size()));
         for (size_t i = 0; i < m_ref.layers.size(); ++i) {
-            const LayerRunRow& got = record.layers[qsizetype(i)];
-            const pipeline::LayerReport& want = m_ref.layers[i];
-            QCOMPARE(got.name, QString::fromStdString(want.name));
-            QCOMPARE(got.sparsity, want.stats.sparsity);
-            QVERIFY2(close(got.loss, want.stats.loss, 1e-6), qPrintable(got.name));
-            QVERIFY2(close(got.relError, want.stats.relOutputError, 1e-6), qPrintable(got.name));
-            QCOMPARE(got.damp, want.stats.dampUsed);
-            QCOMPARE(got.setting.method, PlanMethod::SparseGpt);
+            const solve::LayerRecord& got = record.layers[qsizetype(i)];
+            const solve::LayerRecord& want = m_ref.layers[i];
+            QCOMPARE(got.name, want.name);
+            QCOMPARE(got.stats.sparsity, want.stats.sparsity);
+            QVERIFY2(close(got.stats.loss, want.stats.loss, 1e-6), got.name.c_str());
+            QVERIFY2(close(got.stats.relOutputError, want.stats.relOutputError, 1e-6), got.name.c_str());
+            QCOMPARE(got.stats.dampUsed, want.stats.dampUsed);
+            QCOMPARE(layerSetting(got).method, PlanMethod::SparseGpt);
         }
         // The compressed copy holds the reference's weights; the loaded model is still dense.
         const auto pruned = m_window->runModel(record.id);
@@ -544,9 +544,9 @@ private Q_SLOTS:
         params.threads = 2;
         RunJob job(params);
         QList<widgets::HeatmapFrame> frames;
-        QList<LayerRunRow> layers;
+        QList<solve::LayerRecord> layers;
         connect(&job, &RunJob::heatmapFrame, this, [&](const widgets::HeatmapFrame& f) { frames.append(f); });
-        connect(&job, &RunJob::layerFinished, this, [&](const LayerRunRow& r) { layers.append(r); });
+        connect(&job, &RunJob::layerFinished, this, [&](const solve::LayerRecord& r) { layers.append(r); });
         QSignalSpy finished(&job, &RunJob::finished);
         QThreadPool pool;
         pool.start(&job);
@@ -566,16 +566,16 @@ private Q_SLOTS:
                 QVERIFY(std::isfinite(m) && m >= 0.0f);
             last[f.layer] = f;
         }
-        for (const LayerRunRow& r : layers) {
-            const widgets::HeatmapFrame& f = last.value(r.name);
-            QVERIFY2(f.isValid(), qPrintable(r.name));
+        for (const solve::LayerRecord& r : layers) {
+            const widgets::HeatmapFrame& f = last.value(layerName(r));
+            QVERIFY2(f.isValid(), r.name.c_str());
             QCOMPARE(f.colsFinal, r.cols);
-            QVERIFY(std::abs(f.prunedFraction - r.sparsity) < 1e-12);
+            QVERIFY(std::abs(f.prunedFraction - r.stats.sparsity) < 1e-12);
             double mean = 0;
             for (float p : f.pruned)
                 mean += p;
             mean /= f.pruned.size();
-            QVERIFY2(std::abs(mean - r.sparsity) < 0.03, qPrintable(QStringLiteral("%1: %2").arg(r.name).arg(mean)));
+            QVERIFY2(std::abs(mean - r.stats.sparsity) < 0.03, qPrintable(QStringLiteral("%1: %2").arg(layerName(r)).arg(mean)));
         }
     }
 

@@ -190,8 +190,7 @@ RunRecord fromStoreRun(const store::RunRecord& s)
         run.evaluation.textPath = text(s.evaluation->file);
         run.evaluation.maxWindows = s.evaluation->maxWindows;
     }
-    for (const auto& l : s.layers)
-        run.layers.push_back(layerRunRow(l));
+    run.layers = QList<solve::LayerRecord>(s.layers.begin(), s.layers.end());
     run.perplexityBefore = s.perplexityBefore ? s.perplexityBefore->perplexity : NAN;
     run.perplexityAfter = s.perplexityAfter ? s.perplexityAfter->perplexity : NAN;
     if (s.perplexityBefore)
@@ -230,9 +229,8 @@ RunRecord fromStoreRun(const store::RunRecord& s)
         }
     }
     if (run.plan.isEmpty()) // a workspace written by the CLI: the plan is what the layers were given
-        for (const LayerRunRow& l : run.layers)
-            run.plan.push_back(PlanRow{l.name, l.kind, l.block, l.rows, l.cols,
-                                       l.dense ? LayerSetting{PlanMethod::Dense} : l.setting});
+        for (const solve::LayerRecord& l : run.layers)
+            run.plan.push_back(planRow(l));
     if (run.modelFolder.isEmpty())
         run.modelFolder = text(s.exportPath);
     run.modelKept = false;

@@ -879,16 +879,15 @@ void RunJob::execute()
             postFrame(state, fromStd(layer), false);
         report(state, false);
     };
-    observer.prune.onLayer = [this, &state](const pipeline::LayerReport& r) {
-        const LayerRunRow row = layerRunRow(store::layerRecord(r));
-        post([this, row] { Q_EMIT layerFinished(row); });
+    observer.prune.onLayer = [this, &state](const solve::LayerRecord& r) {
+        post([this, r] { Q_EMIT layerFinished(r); });
         if (!r.dense) {
             ++state.solvedPerBlock[r.block];
             state.layerFraction = 0;
             auto& blocks = state.blocks[r.name];
             if (blocks.second == 0)
                 blocks = {1, 1}; // baselines have no column blocks
-            postFrame(state, row.name, true);
+            postFrame(state, fromStd(r.name), true);
             state.updatePruneFraction();
             report(state, false);
         }
@@ -948,8 +947,7 @@ void RunJob::execute()
         record.evalSeqlen = outcome.after->seqlen;
         log(tr("Perplexity after: %1").arg(outcome.after->perplexity, 0, 'f', 4));
     }
-    for (const store::LayerRecord& layer : stored.layers)
-        record.layers.append(layerRunRow(layer));
+    record.layers = QList<solve::LayerRecord>(stored.layers.begin(), stored.layers.end());
     record.linearSparsity = stored.linearSparsity;
     record.pruneSeconds = stored.timings.pruneSeconds;
     record.totalSeconds = state.progress.elapsedSeconds();

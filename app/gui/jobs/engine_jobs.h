@@ -281,7 +281,7 @@ Q_SIGNALS:
     void finished(const sparselab::gui::RunJob::Result& result);
     void runProgress(const sparselab::gui::RunProgress& progress);
     void heatmapFrame(const sparselab::widgets::HeatmapFrame& frame);
-    void layerFinished(const sparselab::gui::LayerRunRow& row);
+    void layerFinished(const sparselab::solve::LayerRecord& row);
     void logLine(const QString& text);
     // Recovery (Params::recovery): the training loss as steps finish (at most ~10 per
     // second, always the last), and every held-out perplexity measured.

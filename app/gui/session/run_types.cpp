@@ -1,6 +1,5 @@
 #include "run_types.h"
 
-#include "store/workspace.h"
 
 #include <algorithm>
 
@@ -157,42 +156,47 @@ QString shortLayerLabel(const QString& kind)
     return s.isEmpty() ? kind : s;
 }
 
-LayerRunRow layerRunRow(const store::LayerRecord& r)
+LayerSetting layerSetting(const solve::LayerRecord& r)
 {
-    LayerRunRow l;
-    l.name = QString::fromStdString(r.name);
-    l.kind = QString::fromStdString(r.kind);
-    l.block = int(r.block);
-    l.rows = r.rows;
-    l.cols = r.cols;
-    l.dense = r.dense;
-    PlanMethod method = PlanMethod::SparseGpt;
-    if (r.dense)
-        method = PlanMethod::Dense;
-    else
-        (void)parsePlanMethod(QString::fromStdString(r.method), &method); // unknown: keep SparseGPT
-    l.setting.method = method;
-    l.setting.nmN = int(r.nmN);
-    l.setting.nmM = int(r.nmM);
-    if (r.nmM == 0 && !r.dense)
-        l.setting.sparsity = r.targetSparsity;
-    l.setting.bits = int(r.bits);
-    l.setting.group = r.groupSize;
-    l.setting.sym = r.symmetric;
-    l.setting.actOrder = r.actOrder;
-    l.setting.staticGroups = r.staticGroups;
-    l.setting.fp16Scale = r.fp16Scale;
-    l.setting.signedScale = r.signedScale;
-    l.setting.blocksize = r.blocksize;
-    l.setting.damp = r.damp;
-    l.sparsity = r.sparsity;
-    l.loss = r.loss;
-    l.relError = r.relOutputError;
-    l.damp = r.dampUsed;
-    l.dampRaises = int(r.dampRaises);
-    l.deadInputs = r.deadInputs;
-    l.seconds = r.seconds;
-    return l;
+    LayerSetting s;
+    if (r.dense) {
+        s.method = PlanMethod::Dense;
+        return s;
+    }
+    const solve::SolverOptions& o = r.options;
+    switch (o.method) {
+    case solve::Method::SparseGpt: s.method = PlanMethod::SparseGpt; break;
+    case solve::Method::Magnitude: s.method = PlanMethod::Magnitude; break;
+    case solve::Method::Wanda: s.method = PlanMethod::Wanda; break;
+    case solve::Method::Rtn: s.method = PlanMethod::Rtn; break;
+    }
+    s.nmN = o.nmN;
+    s.nmM = o.nmM;
+    if (!o.structured())
+        s.sparsity = o.sparsity;
+    s.bits = o.quant.bits;
+    s.group = o.quant.groupSize;
+    s.sym = o.quant.symmetric;
+    s.actOrder = o.quant.actOrder;
+    s.staticGroups = o.quant.staticGroups;
+    s.fp16Scale = o.quant.fp16Scale;
+    s.signedScale = o.quant.signedScale;
+    s.blocksize = o.blocksize;
+    s.damp = o.damp;
+    return s;
+}
+
+QHash<QString, double> achievedSparsity(const RunRecord& run)
+{
+    QHash<QString, double> sparsity;
+    for (const solve::LayerRecord& l : run.layers)
+        sparsity.insert(layerName(l), l.stats.sparsity);
+    return sparsity;
+}
+
+PlanRow planRow(const solve::LayerRecord& r)
+{
+    return PlanRow{layerName(r), layerKind(r), int(r.block), r.rows, r.cols, layerSetting(r)};
 }
 
 } // namespace sparselab::gui

@@ -1,10 +1,13 @@
 #pragma once
 // Plain values the workbench passes between its views and its engine jobs: the per-layer
-// plan (what the Plan view edits and the recipe JSON stores), and what a run produces.
-// No LibTorch here: engine_jobs.cpp and recipe_bridge.cpp convert to and from the engine's
-// types. Everything is a value type, safe to copy across threads.
+// plan (what the Plan view edits and the recipe JSON stores), and what a run produces (its
+// per-layer results are the engine's solve::LayerRecord). No LibTorch here: engine_jobs.cpp
+// and recipe_bridge.cpp convert plans to and from the engine's recipes. Everything is a value type, safe to copy across threads.
+
+#include "solve/layer_record.h"
 
 #include <QDateTime>
+#include <QHash>
 #include <QList>
 #include <QMetaType>
 #include <QString>
@@ -13,7 +16,7 @@
 #include <cmath>
 #include <memory>
 
-namespace sparselab::store { struct LayerRecord; struct PerplexityRecord; struct RunRecord; }
+namespace sparselab::store { struct PerplexityRecord; struct RunRecord; }
 
 namespace sparselab::gui {
 
@@ -96,26 +99,14 @@ struct SettingCount {
 [[nodiscard]] qint64 estimatedBytes(const PlanRow& row);
 [[nodiscard]] qint64 denseBytes(const PlanRow& row); // fp16, no mask
 
-// What a run did to one layer (pipeline::LayerReport as plain values).
-struct LayerRunRow {
-    QString name;            // module name
-    QString kind;
-    int block = 0;
-    qint64 rows = 0, cols = 0;
-    bool dense = false;      // left untouched
-    LayerSetting setting;    // what was asked
-    double sparsity = 0;     // achieved fraction of exact zeros
-    double loss = 0;         // SparseGPT OBS loss (0 for baselines)
-    double relError = 0;     // ‖XWᵀ − XŴᵀ‖² / ‖XWᵀ‖² on the calibration inputs
-    double damp = 0;         // relative damping finally used
-    int dampRaises = 0;
-    qint64 deadInputs = 0;
-    double seconds = 0;
-};
-
-// The per-layer record (store/workspace.h: what the pipeline reported, as the workspace and
-// sparselab.json hold it) as the views show it: the one conversion from the engine's record.
-[[nodiscard]] LayerRunRow layerRunRow(const store::LayerRecord& record);
+// What a run did to one layer is solve::LayerRecord (solve/layer_record.h), the engine's own
+// record, shown as it is. These read it the way the views need it.
+// What was asked, as the plan states it (method Dense for untouched layers).
+[[nodiscard]] LayerSetting layerSetting(const solve::LayerRecord& record);
+// The layer as a plan row with that setting (runs recorded by the CLI carry no plan).
+[[nodiscard]] PlanRow planRow(const solve::LayerRecord& record);
+[[nodiscard]] inline QString layerName(const solve::LayerRecord& record) { return QString::fromStdString(record.name); }
+[[nodiscard]] inline QString layerKind(const solve::LayerRecord& record) { return QString::fromStdString(record.kind); }
 
 // The calibration part of a run's settings.
 struct CalibrationSettings {
@@ -162,7 +153,7 @@ struct RunRecord {
     CalibrationSettings calibration;
     EvaluationSettings evaluation;
     QList<PlanRow> plan;
-    QList<LayerRunRow> layers;
+    QList<solve::LayerRecord> layers; // pipeline order
     double perplexityBefore = NAN;   // NaN when not evaluated
     double perplexityAfter = NAN;
     EvaluationDetailPtr detailBefore; // null when not measured in this run nor read back
@@ -189,6 +180,9 @@ struct RunRecord {
     [[nodiscard]] QString methodSummary() const; // e.g. "SparseGPT 50 %", "mixed", "… + KL recovery"
 };
 
+// Each layer's achieved sparsity in `run`, by module name (the model tree's column).
+[[nodiscard]] QHash<QString, double> achievedSparsity(const RunRecord& run);
+
 // Where a run is (RunJob::runProgress): overall share and the current layer.
 struct RunProgress {
     double overall = 0;              // [0, 1], never decreases within a run
@@ -208,6 +202,6 @@ struct RunProgress {
 
 } // namespace sparselab::gui
 
-Q_DECLARE_METATYPE(sparselab::gui::LayerRunRow)
+Q_DECLARE_METATYPE(sparselab::solve::LayerRecord)
 Q_DECLARE_METATYPE(sparselab::gui::RunRecord)
 Q_DECLARE_METATYPE(sparselab::gui::RunProgress)

@@ -1347,10 +1347,7 @@ void MainWindow::onRunFinished(const RunJob::Result& result)
     record.modelKept = m_runModels.count(record.id) > 0;
     m_resultsPanel->addRun(record);
 
-    QHash<QString, double> sparsity;
-    for (const LayerRunRow& l : record.layers)
-        sparsity.insert(l.name, l.sparsity);
-    m_tree->setLayerSparsity(sparsity, record.name);
+    m_tree->setLayerSparsity(achievedSparsity(record), record.name);
     m_runPanel->clearRunName();
     m_runPanel->setSuggestedName(suggestedRunName());
 
@@ -1389,12 +1386,8 @@ void MainWindow::replaceRuns(const QList<RunRecord>& runs)
                                           DenseEvaluation{run.perplexityBefore, run.detailBefore});
         }
     }
-    if (!runs.isEmpty()) {
-        QHash<QString, double> sparsity;
-        for (const LayerRunRow& l : runs.last().layers)
-            sparsity.insert(l.name, l.sparsity);
-        m_tree->setLayerSparsity(sparsity, runs.last().name);
-    }
+    if (!runs.isEmpty())
+        m_tree->setLayerSparsity(achievedSparsity(runs.last()), runs.last().name);
     updateExportTarget();
     updateActions();
 }
@@ -1431,12 +1424,8 @@ void MainWindow::onRunSelected(int id)
 {
     const RunRecord* run = m_resultsPanel->run(id);
     m_exportPanel->setRun(run, m_summary.folder);
-    if (run) {
-        QHash<QString, double> sparsity;
-        for (const LayerRunRow& l : run->layers)
-            sparsity.insert(l.name, l.sparsity);
-        m_tree->setLayerSparsity(sparsity, run->name);
-    }
+    if (run)
+        m_tree->setLayerSparsity(achievedSparsity(*run), run->name);
     updateExportTarget();
     updateActions();
 }

@@ -108,14 +108,14 @@ void LiveView::startRun(const QList<PlanRow>& plan, const QString& runName)
 
 void LiveView::showFrame(const widgets::HeatmapFrame& frame) { m_heatmap->setFrame(frame); }
 
-void LiveView::addLayer(const LayerRunRow& row)
+void LiveView::addLayer(const solve::LayerRecord& row)
 {
-    const auto it = m_index.constFind(row.name);
+    const auto it = m_index.constFind(layerName(row));
     if (it == m_index.constEnd())
         return;
     ++m_layersShown;
     if (!row.dense)
-        m_plot->setValue(0, it.value(), row.relError);
+        m_plot->setValue(0, it.value(), row.stats.relOutputError);
 }
 
 void LiveView::startRecovery(qint64 steps, const QString& description)

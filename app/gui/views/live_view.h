@@ -36,7 +36,7 @@ public:
     // A run starts: one bar position per layer of `plan`, all empty.
     void startRun(const QList<PlanRow>& plan, const QString& runName);
     void showFrame(const widgets::HeatmapFrame& frame);
-    void addLayer(const LayerRunRow& row);
+    void addLayer(const solve::LayerRecord& row);
     // Recovery: shows the training-curve pane (x axis 0..steps) until the next startRun/clear.
     void startRecovery(qint64 steps, const QString& description);
     void addRecoveryStep(qint64 step, double loss);

@@ -345,25 +345,26 @@ void ResultsPanel::showRunDetails(const RunRecord* r)
 
     m_layerTable->setRowCount(int(r->layers.size()));
     for (int i = 0; i < r->layers.size(); ++i) {
-        const LayerRunRow& l = r->layers[i];
-        auto* name = cell(l.name, Qt::AlignLeft | Qt::AlignVCenter);
-        name->setToolTip(tr("%1\n[%2, %3], %4 dead inputs, damping raised %5×").arg(l.name).arg(l.rows).arg(l.cols).arg(l.deadInputs).arg(l.dampRaises));
+        const solve::LayerRecord& l = r->layers[i];
+        const solve::LayerStats& stats = l.stats;
+        auto* name = cell(layerName(l), Qt::AlignLeft | Qt::AlignVCenter);
+        name->setToolTip(tr("%1\n[%2, %3], %4 dead inputs, damping raised %5×").arg(layerName(l)).arg(l.rows).arg(l.cols).arg(stats.deadInputs).arg(stats.dampRaises));
         m_layerTable->setItem(i, LayerNameColumn, name);
-        m_layerTable->setItem(i, LayerMethodColumn, cell(l.dense ? tr("Dense") : planMethodLabel(l.setting.method), Qt::AlignLeft | Qt::AlignVCenter));
-        m_layerTable->setItem(i, LayerSparsityColumn, cell(QStringLiteral("%1 %").arg(100.0 * l.sparsity, 0, 'f', 2)));
-        m_layerTable->setItem(i, LayerBitsColumn, cell(l.dense ? QStringLiteral("—") : QString::number(l.setting.bits)));
-        m_layerTable->setItem(i, LayerLossColumn, cell(l.dense ? QStringLiteral("—") : sci(l.loss)));
-        m_layerTable->setItem(i, LayerErrorColumn, cell(l.dense ? QStringLiteral("—") : sci(l.relError)));
-        m_layerTable->setItem(i, LayerDampColumn, cell(l.dense ? QStringLiteral("—") : sci(l.damp)));
-        m_layerTable->setItem(i, LayerSecondsColumn, cell(QString::number(l.seconds, 'f', 3)));
+        m_layerTable->setItem(i, LayerMethodColumn, cell(planMethodLabel(layerSetting(l).method), Qt::AlignLeft | Qt::AlignVCenter));
+        m_layerTable->setItem(i, LayerSparsityColumn, cell(QStringLiteral("%1 %").arg(100.0 * stats.sparsity, 0, 'f', 2)));
+        m_layerTable->setItem(i, LayerBitsColumn, cell(l.dense ? QStringLiteral("—") : QString::number(l.bits())));
+        m_layerTable->setItem(i, LayerLossColumn, cell(l.dense ? QStringLiteral("—") : sci(stats.loss)));
+        m_layerTable->setItem(i, LayerErrorColumn, cell(l.dense ? QStringLiteral("—") : sci(stats.relOutputError)));
+        m_layerTable->setItem(i, LayerDampColumn, cell(l.dense ? QStringLiteral("—") : sci(stats.dampUsed)));
+        m_layerTable->setItem(i, LayerSecondsColumn, cell(QString::number(stats.seconds, 'f', 3)));
     }
 }
 
-double ResultsPanel::metricOf(const LayerRunRow& row) const
+double ResultsPanel::metricOf(const solve::LayerRecord& row) const
 {
     if (row.dense)
         return std::nan("");
-    return m_metric->currentData().toInt() == Loss ? row.loss : row.relError;
+    return m_metric->currentData().toInt() == Loss ? row.stats.loss : row.stats.relOutputError;
 }
 
 void ResultsPanel::updatePlots()
@@ -380,16 +381,17 @@ void ResultsPanel::updatePlots()
     for (int r = 0; r < m_runs.size(); ++r) {
         if (!m_shown[r])
             continue;
-        for (const LayerRunRow& l : m_runs[r].layers) {
-            if (!layerIndex.contains(l.name)) {
-                layerIndex.insert(l.name, int(layers.size()));
+        for (const solve::LayerRecord& l : m_runs[r].layers) {
+            const QString name = layerName(l);
+            if (!layerIndex.contains(name)) {
+                layerIndex.insert(name, int(layers.size()));
                 PlanRow p;
-                p.name = l.name;
-                p.kind = l.kind;
-                p.block = l.block;
+                p.name = name;
+                p.kind = layerKind(l);
+                p.block = int(l.block);
                 layers.append(p);
             }
-            const QString kind = shortLayerLabel(l.kind);
+            const QString kind = shortLayerLabel(layerKind(l));
             if (!kinds.contains(kind))
                 kinds.append(kind);
         }
@@ -403,11 +405,11 @@ void ResultsPanel::updatePlots()
             continue;
         widgets::ErrorSeries s{m_runs[r].name, QVector<double>(layers.size(), std::nan(""))};
         std::map<QString, std::pair<double, int>> sums;
-        for (const LayerRunRow& l : m_runs[r].layers) {
+        for (const solve::LayerRecord& l : m_runs[r].layers) {
             const double v = metricOf(l);
-            s.values[layerIndex.value(l.name)] = v;
+            s.values[layerIndex.value(layerName(l))] = v;
             if (std::isfinite(v)) {
-                auto& acc = sums[shortLayerLabel(l.kind)];
+                auto& acc = sums[shortLayerLabel(layerKind(l))];
                 acc.first += v;
                 acc.second += 1;
             }

@@ -60,7 +60,7 @@ private:
     void showRunDetails(const RunRecord* run);
     void updatePlots();
     [[nodiscard]] int rowOf(int id) const;
-    [[nodiscard]] double metricOf(const LayerRunRow& row) const;
+    [[nodiscard]] double metricOf(const solve::LayerRecord& row) const;
 
     QList<RunRecord> m_runs;
     QList<bool> m_shown;
