@@ -168,7 +168,7 @@ void TestCliWorkspace::recordsTheRun()
     for (const auto& layer : r.layers) {
         const auto& mask = r.masks.at(layer.name);
         QVERIFY2(mask == masks.at(layer.name), layer.name.c_str());
-        QCOMPARE(double(mask.countPruned()) / double(layer.rows * layer.cols), layer.sparsity);
+        QCOMPARE(double(mask.countPruned()) / double(layer.rows * layer.cols), layer.stats.sparsity);
     }
     QVERIFY(!fs::exists(ws.string() + ".resume"));
 

@@ -302,18 +302,18 @@ private Q_SLOTS:
         QVERIFY(m_window->resultsPanel()->perplexityText().contains(QString::number(m_ref.after, 'f', 4)));
         QCOMPARE(m_window->resultsPanel()->layerTable()->rowCount(), 35);
         QCOMPARE(m_window->liveView()->layersShown(), 35);
-        QCOMPARE(m_window->liveView()->errorPlot()->value(0, 34), record.layers.last().relError);
+        QCOMPARE(m_window->liveView()->errorPlot()->value(0, 34), record.layers.last().stats.relOutputError);
         const widgets::HeatmapFrame& frame = m_window->liveView()->heatmap()->frame();
         QVERIFY(frame.isValid());
         QCOMPARE(frame.layer, QStringLiteral("model.layers.4.mlp.down_proj"));
         QCOMPARE(frame.rows, 64);
         QCOMPARE(frame.cols, 172);
         QCOMPARE(frame.colsFinal, 172);
-        QVERIFY2(std::abs(frame.prunedFraction - record.layers.last().sparsity) < 1e-9,
-                 qPrintable(QStringLiteral("%1 vs %2").arg(frame.prunedFraction, 0, 'g', 10).arg(record.layers.last().sparsity, 0, 'g', 10)));
+        QVERIFY2(std::abs(frame.prunedFraction - record.layers.last().stats.sparsity) < 1e-9,
+                 qPrintable(QStringLiteral("%1 vs %2").arg(frame.prunedFraction, 0, 'g', 10).arg(record.layers.last().stats.sparsity, 0, 'g', 10)));
         const QAbstractItemModel* tree = m_window->modelTree()->model();
         const QModelIndex q0 = tree->index(0, 0, tree->index(0, 0));
-        QVERIFY(std::abs(q0.data(widgets::ModelTreeWidget::SparsityRole).toDouble() - record.layers.first().sparsity) < 1e-12);
+        QVERIFY(std::abs(q0.data(widgets::ModelTreeWidget::SparsityRole).toDouble() - record.layers.first().stats.sparsity) < 1e-12);
         QVERIFY(!m_window->runAction()->isEnabled() == m_window->isBusy());
 
         if (const QString dir = qEnvironmentVariable("SPARSELAB_SCREENSHOT_DIR"); !dir.isEmpty()) {
@@ -508,7 +508,7 @@ private Q_SLOTS:
         QVERIFY(finished.wait(600'000));
         const auto record = finished.first().first().value<RunRecord>();
         QVERIFY(record.name.startsWith(QStringLiteral("Magnitude")));
-        QCOMPARE(record.layers.first().loss, 0.0); // baselines report no OBS loss
+        QCOMPARE(record.layers.first().stats.loss, 0.0); // baselines report no OBS loss
         ResultsPanel* results = m_window->resultsPanel();
         QCOMPARE(results->runs().size(), runsBefore + 1);
         QCOMPARE(results->layerPlot()->seriesCount(), runsBefore + 1);
