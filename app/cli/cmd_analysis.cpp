@@ -13,11 +13,11 @@
 #include "export/hf_export.h"
 #include "io/gguf_import.h"
 #include "model/causal_lm.h"
-#include "pipeline/allocator.h"
+#include "analysis/allocator.h"
 #include "store/analysis_store.h"
-#include "pipeline/sensitivity.h"
-#include "pipeline/size_model.h"
-#include "pipeline/sweep.h"
+#include "analysis/sensitivity.h"
+#include "analysis/size_model.h"
+#include "analysis/sweep.h"
 #include "tokenize/tokenizer.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
@@ -252,7 +252,7 @@ int cmdSensitivity(const Args& args)
     applyThreadsOption(args);
     const bool quiet = args.flag("quiet");
 
-    pipeline::SensitivityParams params;
+    analysis::SensitivityParams params;
     params.sparsities = doubleList(args, "sparsities", params.sparsities);
     params.bits = intList(args, "bits", params.bits);
     params.base = baseOptions(args);
@@ -263,9 +263,9 @@ int cmdSensitivity(const Args& args)
 
     torch::NoGradGuard noGrad;
     Session s = openSession(args, folder, false);
-    pipeline::validateSensitivityParams(*s.model, params);
+    analysis::validateSensitivityParams(*s.model, params);
     const auto identity = workspaceModel(outputs, *s.model);
-    auto result = pipeline::scanSensitivity(*s.model, s.windows, params, stderrProgress(quiet), &interruptToken());
+    auto result = analysis::scanSensitivity(*s.model, s.windows, params, {stderrProgress(quiet), &interruptToken()});
     result.provenance["model"] = {{"folder", fs::absolute(folder).string()}, {"sha256", exporting::hashModelFolder(folder, &interruptToken())}};
     json calibration = calibrationJson(s);
     calibration["file"] = fs::absolute(s.calibFile).string();
@@ -319,7 +319,7 @@ int cmdSensitivity(const Args& args)
 namespace {
 
 // Prunes a fresh copy per recipe with the session's windows and measures each on its evaluation
-// text (pipeline::evaluateRecipe), with the dense perplexity first: the "measured" object of
+// text (analysis::evaluateRecipe), with the dense perplexity first: the "measured" object of
 // `allocate`'s report. `recipes`: (name, recipe) in the order they are reported.
 json measureRecipes(Session& s, const std::vector<std::pair<std::string, const pipeline::Recipe*>>& recipes,
                     const ProgressCallback& progress)
@@ -331,7 +331,7 @@ json measureRecipes(Session& s, const std::vector<std::pair<std::string, const p
         prune.recipe = *recipe;
         prune.recipeSource = name + " recipe";
         const auto outcome =
-            pipeline::evaluateRecipe(*s.model, s.windows, s.evalIds, prune, s.evalParams, progress, &interruptToken());
+            analysis::evaluateRecipe(*s.model, s.windows, s.evalIds, prune, s.evalParams, progress, &interruptToken());
         measured[name] = {{"perplexity", outcome.perplexity.perplexity},
                           {"linear_sparsity", outcome.prune.linearSparsity()},
                           {"model_bytes", outcome.modelBytes}};
@@ -499,11 +499,11 @@ int allocateSearch(const Args& args, const fs::path& modelPath, const fs::path& 
         uniform.defaults.options = search.base;
         uniform.defaults.options.sparsity = result.levelSparsity[size_t(result.uniformLevel)];
         uniform.defaults.options.quant.bits = result.levelBits[size_t(result.uniformLevel)];
-        pipeline::AllocatorParams dp;
-        dp.kind = pipeline::BudgetKind::ModelBytes;
+        analysis::AllocatorParams dp;
+        dp.kind = analysis::BudgetKind::ModelBytes;
         dp.modelBytes = search.budgetBytes;
-        const auto allocated = pipeline::allocate(result.scan, dp);
-        const auto dpRecipe = pipeline::allocationRecipe(allocated.allocated, search.base, true);
+        const auto allocated = analysis::allocate(result.scan, dp);
+        const auto dpRecipe = analysis::allocationRecipe(allocated.allocated, search.base, true);
         report["dp"] = allocated.allocated.toJson();
         report["measured"] = measureRecipes(s, {{"uniform", &uniform}, {"dp", &dpRecipe}, {"search", &recipe}}, progress);
     } else if (compare) {
@@ -579,14 +579,14 @@ int cmdAllocate(const Args& args)
             throw optionError(std::string("--") + searchOnly, "applies to --method search only");
     const bool quiet = args.flag("quiet");
 
-    pipeline::AllocatorParams params;
+    analysis::AllocatorParams params;
     if (args.value("budget-sparsity") && args.value("budget-bytes"))
         throw optionError("--budget-bytes", "give either --budget-sparsity or --budget-bytes, not both");
     if (args.value("budget-sparsity")) {
-        params.kind = pipeline::BudgetKind::AverageSparsity;
+        params.kind = analysis::BudgetKind::AverageSparsity;
         params.averageSparsity = args.doubleOr("budget-sparsity", 0.5);
     } else if (args.value("budget-bytes")) {
-        params.kind = pipeline::BudgetKind::ModelBytes;
+        params.kind = analysis::BudgetKind::ModelBytes;
         params.modelBytes = args.intOr("budget-bytes", 0, 1, std::numeric_limits<int64_t>::max());
     } else {
         throw optionError("--budget-sparsity", "a budget is required (--budget-sparsity S or --budget-bytes B)");
@@ -596,18 +596,18 @@ int cmdAllocate(const Args& args)
     params.resolution = args.intOr("resolution", params.resolution, 10, 1000000);
     const std::string metric = args.valueOr("metric", "relative");
     if (metric == "relative")
-        params.metric = pipeline::ErrorMetric::Relative;
+        params.metric = analysis::ErrorMetric::Relative;
     else if (metric == "absolute")
-        params.metric = pipeline::ErrorMetric::Absolute;
+        params.metric = analysis::ErrorMetric::Absolute;
     else if (metric == "kind-normalized")
-        params.metric = pipeline::ErrorMetric::KindNormalized;
+        params.metric = analysis::ErrorMetric::KindNormalized;
     else
         throw optionError("--metric", "expects relative, absolute or kind-normalized, got '" + metric + "'");
 
     const auto scan = store::loadSensitivityFrom(scanFile, args.valueOr("name", ""));
-    const auto allocation = pipeline::allocate(scan, params);
-    const auto recipe = pipeline::allocationRecipe(allocation.allocated, scan.base, true);
-    const auto uniformRecipe = pipeline::allocationRecipe(allocation.uniform, scan.base, true);
+    const auto allocation = analysis::allocate(scan, params);
+    const auto recipe = analysis::allocationRecipe(allocation.allocated, scan.base, true);
+    const auto uniformRecipe = analysis::allocationRecipe(allocation.uniform, scan.base, true);
 
     json report = {{"budget", allocation.budgetText},
                    {"metric", metric},
@@ -664,7 +664,7 @@ int cmdSweep(const Args& args)
     applyThreadsOption(args);
     const bool quiet = args.flag("quiet");
 
-    pipeline::SweepGrid grid;
+    analysis::SweepGrid grid;
     grid.sparsities = doubleList(args, "sparsities", grid.sparsities);
     grid.bits = intList(args, "bits", grid.bits);
     if (const auto methods = args.value("methods")) {
@@ -708,7 +708,7 @@ int cmdSweep(const Args& args)
             throw optionError("--shard", "expects i/N (0 <= i < N), got '" + *spec + "'");
         }
     }
-    const auto indices = pipeline::shardIndices(grid, shard, shards);
+    const auto indices = analysis::shardIndices(grid, shard, shards);
     allocation::validateSweepAllocations(grid, indices, allocationParams);
     const solve::SolverOptions base = baseOptions(args);
     const bool trueSequential = args.flag("true-sequential");
@@ -718,16 +718,16 @@ int cmdSweep(const Args& args)
     const auto identity = workspaceModel(outputs, *s.model);
     // Every point's plan against the model before any slow step.
     for (int64_t i : indices) {
-        const auto params = pipeline::sweepPointParams(*s.model, pipeline::sweepPointSpec(grid, i), base, trueSequential);
+        const auto params = analysis::sweepPointParams(*s.model, analysis::sweepPointSpec(grid, i), base, trueSequential);
         pipeline::validatePlan(*s.model, params);
     }
     const auto progress = stderrProgress(quiet);
     const auto dense = eval::evaluatePerplexity(*s.model, s.evalIds, s.evalParams, progress, &interruptToken());
 
-    pipeline::SweepResult result;
+    analysis::SweepResult result;
     result.grid = grid;
     result.densePerplexity = dense.perplexity;
-    result.denseBytes = pipeline::fixedParameterBytes(s.model->parameterCount());
+    result.denseBytes = analysis::fixedParameterBytes(s.model->parameterCount());
     result.settings = {{"model", {{"sha256", exporting::hashModelFolder(folder, &interruptToken())}}},
                        {"calibration", calibrationJson(s)},
                        {"evaluation",
@@ -740,13 +740,13 @@ int cmdSweep(const Args& args)
                          {"evaluation", fs::absolute(s.evalFile).string()}}}};
     if (grid.allocatesPerLayer())
         result.settings["allocation"] = allocationParams.toJson(grid);
-    pipeline::SweepRunParams run{grid, indices, base, trueSequential, s.evalParams, {}};
+    analysis::SweepRunParams run{grid, indices, base, trueSequential, s.evalParams, {}};
     if (grid.allocatesPerLayer())
         run.allocator = allocation::sweepAllocator(*s.model, s.windows, allocationParams);
-    pipeline::SweepObserver observer;
+    analysis::SweepObserver observer;
     observer.progress = progress;
     observer.cancel = &interruptToken();
-    result.points = pipeline::runSweepPoints(*s.model, s.windows, s.evalIds, run, observer);
+    result.points = analysis::runSweepPoints(*s.model, s.windows, s.evalIds, run, observer);
     if (outputs.workspace)
         store::updateWorkspaceSettings(*outputs.workspace, identity);
     if (outputs.json)
@@ -784,7 +784,7 @@ int cmdMerge(const Args& args)
         throw InputError("usage: sparselab-cli merge A.json|A.h5 B.json|B.h5 … --out M.json|M.h5");
     std::vector<fs::path> inputs;
     std::vector<std::string> sources;
-    std::vector<pipeline::SweepResult> parts;
+    std::vector<analysis::SweepResult> parts;
     for (const auto& p : args.positional()) {
         inputs.emplace_back(p);
         sources.push_back(p);
@@ -792,7 +792,7 @@ int cmdMerge(const Args& args)
         parts.push_back(store::loadSweepFrom(p, args.valueOr("from", "")));
     }
     const auto outputs = resultOutputs(args, inputs, "sweep", store::storedSweeps);
-    const auto merged = pipeline::mergeSweeps(parts, sources);
+    const auto merged = analysis::mergeSweeps(parts, sources);
     if (outputs.workspace && fs::exists(*outputs.workspace)) {
         // One workspace per model: the sweep's model must be the one recorded there.
         const auto contents = store::loadWorkspace(*outputs.workspace, {false, false});

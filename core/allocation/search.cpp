@@ -2,8 +2,8 @@
 
 #include "model/causal_lm.h"
 #include "pipeline/prune_pipeline.h"
-#include "pipeline/sensitivity.h"
-#include "pipeline/size_model.h"
+#include "analysis/sensitivity.h"
+#include "analysis/size_model.h"
 #include "recovery/recovery.h"
 #include "util/errors.h"
 
@@ -229,7 +229,7 @@ SearchResult searchAllocation(const model::CausalLM& dense, const data::Calibrat
 
     // 1. The database: the scan solves every layer at every level from one factorisation.
     const auto databaseStart = Clock::now();
-    pipeline::SensitivityParams scan;
+    analysis::SensitivityParams scan;
     scan.sparsities = sparsityGrid;
     scan.bits = bitGrid;
     scan.base = params.base;
@@ -249,8 +249,8 @@ SearchResult searchAllocation(const model::CausalLM& dense, const data::Calibrat
         };
     log("solving every layer at " + std::to_string(result.levelSparsity.size()) + " levels ("
         + std::to_string(databaseBytes >> 20) + " MiB of variants)");
-    result.scan = pipeline::scanSensitivity(dense, windows, scan, variantsProgress, observer.cancel);
-    const pipeline::SensitivityResult& scanned = result.scan;
+    result.scan = analysis::scanSensitivity(dense, windows, scan, {variantsProgress, observer.cancel});
+    const analysis::SensitivityResult& scanned = result.scan;
     result.databaseSeconds = std::chrono::duration<double>(Clock::now() - databaseStart).count();
 
     // Layers and their groups (equal numbers of weights trade levels).
@@ -286,12 +286,12 @@ SearchResult searchAllocation(const model::CausalLM& dense, const data::Calibrat
 
     // Sizes (bytes budget): every layer at every level, by the size model.
     const int levelCount = int(result.levelSparsity.size());
-    const int64_t fixedBytes = pipeline::fixedParameterBytes(scanned.fixedParameters);
+    const int64_t fixedBytes = analysis::fixedParameterBytes(scanned.fixedParameters);
     std::vector<std::vector<int64_t>> levelBytes(layerCount, std::vector<int64_t>(size_t(levelCount)));
     for (size_t l = 0; l < layerCount; ++l)
         for (int v = 0; v < levelCount; ++v)
             levelBytes[l][size_t(v)] =
-                pipeline::linearLayerBytes(scanned.layers[l].rows, scanned.layers[l].cols, result.levelSparsity[size_t(v)],
+                analysis::linearLayerBytes(scanned.layers[l].rows, scanned.layers[l].cols, result.levelSparsity[size_t(v)],
                                            result.levelBits[size_t(v)], params.base.quant.groupSize);
     const auto bytesOf = [&](const std::vector<int>& levels) {
         int64_t total = fixedBytes;

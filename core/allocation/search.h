@@ -46,7 +46,7 @@
 
 #include "data/calibration.h"
 #include "pipeline/recipe.h"
-#include "pipeline/sensitivity.h"
+#include "analysis/sensitivity.h"
 #include "solve/solver.h"
 #include "util/progress.h"
 
@@ -120,7 +120,7 @@ struct SearchResult {
     double databaseSeconds = 0.0, searchSeconds = 0.0;
     // The scan that made the database: every layer's reconstruction error at every level, the
     // DP allocator's input (pipeline/allocator.h), for comparisons.
-    pipeline::SensitivityResult scan;
+    analysis::SensitivityResult scan;
 };
 
 struct SearchObserver {

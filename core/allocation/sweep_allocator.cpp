@@ -13,7 +13,7 @@ namespace sparselab::allocation {
 
 namespace {
 
-std::string pointName(const pipeline::SweepPointSpec& spec)
+std::string pointName(const analysis::SweepPointSpec& spec)
 {
     char sparsity[32];
     std::snprintf(sparsity, sizeof sparsity, "%g", spec.sparsity);
@@ -47,7 +47,7 @@ struct AllocatorState {
 
 } // namespace
 
-nlohmann::json SweepAllocationParams::toJson(const pipeline::SweepGrid& grid) const
+nlohmann::json SweepAllocationParams::toJson(const analysis::SweepGrid& grid) const
 {
     nlohmann::json j = nlohmann::json::object();
     const auto uses = [&](const char* name) {
@@ -64,11 +64,11 @@ nlohmann::json SweepAllocationParams::toJson(const pipeline::SweepGrid& grid) co
     return j;
 }
 
-void validateSweepAllocations(const pipeline::SweepGrid& grid, const std::vector<int64_t>& indices,
+void validateSweepAllocations(const analysis::SweepGrid& grid, const std::vector<int64_t>& indices,
                               const SweepAllocationParams& params)
 {
     for (int64_t index : indices) {
-        const auto spec = pipeline::sweepPointSpec(grid, index);
+        const auto spec = analysis::sweepPointSpec(grid, index);
         try {
             if (spec.allocation == "owl") {
                 OwlParams owl = params.owl;
@@ -88,14 +88,14 @@ void validateSweepAllocations(const pipeline::SweepGrid& grid, const std::vector
     }
 }
 
-pipeline::SweepAllocator sweepAllocator(const model::CausalLM& dense, const data::CalibrationWindows& windows,
+analysis::SweepAllocator sweepAllocator(const model::CausalLM& dense, const data::CalibrationWindows& windows,
                                         const SweepAllocationParams& params)
 {
     auto state = std::make_shared<AllocatorState>();
     state->dense = &dense;
     state->windows = &windows;
     state->params = params;
-    return [state](const pipeline::SweepPointSpec& spec, const pipeline::Recipe& uniform,
+    return [state](const analysis::SweepPointSpec& spec, const pipeline::Recipe& uniform,
                    const ProgressCallback& progress, const CancelToken* cancel) -> pipeline::Recipe {
         const solve::SolverOptions& options = uniform.defaults.options;
         if (spec.allocation == "owl") {

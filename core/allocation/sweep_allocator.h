@@ -14,7 +14,7 @@
 
 #include "allocation/owl.h"
 #include "allocation/search.h"
-#include "pipeline/sweep.h"
+#include "analysis/sweep.h"
 
 #include <nlohmann/json.hpp>
 
@@ -24,18 +24,18 @@ struct SweepAllocationParams {
     OwlParams owl;        // targetSparsity is set per point
     SearchParams search;  // targetSparsity and base are set per point (a sparsity budget)
     // The settings a sweep records (and merge compares) for the allocations the grid uses.
-    [[nodiscard]] nlohmann::json toJson(const pipeline::SweepGrid& grid) const;
+    [[nodiscard]] nlohmann::json toJson(const analysis::SweepGrid& grid) const;
 };
 
 // Every point of `indices` that its allocation can take with these parameters (OWL's band
 // inside [0, 1), the search's levels within its maximum), before any work: an InputError
 // naming the point and the option otherwise.
-void validateSweepAllocations(const pipeline::SweepGrid& grid, const std::vector<int64_t>& indices,
+void validateSweepAllocations(const analysis::SweepGrid& grid, const std::vector<int64_t>& indices,
                               const SweepAllocationParams& params);
 
 // The allocator for runSweepPoints. `dense` and `windows` are referenced, not copied: they must
 // outlive the sweep. Not thread-safe (a sweep runs its points one after another).
-[[nodiscard]] pipeline::SweepAllocator sweepAllocator(const model::CausalLM& dense,
+[[nodiscard]] analysis::SweepAllocator sweepAllocator(const model::CausalLM& dense,
                                                       const data::CalibrationWindows& windows,
                                                       const SweepAllocationParams& params);
 

@@ -11,9 +11,10 @@
 namespace sparselab::pipeline {
 
 LayerProblem captureLayerProblem(const model::CausalLM& model, const data::CalibrationWindows& windows,
-                                 const std::string& layer, int64_t forwardBatch, const ProgressCallback& progress,
-                                 const CancelToken* cancel)
+                                 const std::string& layer, int64_t forwardBatch, const Watch& watch)
 {
+    const ProgressCallback& progress = watch.progress;
+    const CancelToken* cancel = watch.cancel;
     torch::NoGradGuard noGrad;
     const model::LinearLayer* found = nullptr;
     for (int64_t b = 0; b < model.numBlocks() && !found; ++b)

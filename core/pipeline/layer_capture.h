@@ -33,7 +33,6 @@ struct LayerProblem {
 // stage "capture", one unit per block walked; cancel checked per window batch.
 [[nodiscard]] LayerProblem captureLayerProblem(const model::CausalLM& model, const data::CalibrationWindows& windows,
                                                const std::string& layer, int64_t forwardBatch = 8,
-                                               const ProgressCallback& progress = {},
-                                               const CancelToken* cancel = nullptr);
+                                               const Watch& watch = {});
 
 } // namespace sparselab::pipeline

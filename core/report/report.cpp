@@ -2,7 +2,7 @@
 #include "util/json_file.h"
 
 #include "model/causal_lm.h"
-#include "pipeline/size_model.h"
+#include "analysis/size_model.h"
 #include "report/pdf_writer.h"
 #include "tokenize/tokenizer.h"
 #include "tokenize/unicode.h"
@@ -196,7 +196,7 @@ std::vector<Block> allocationProfileBlocks(const json& layers)
 // sparsity — one row per (method, layers, bits, sparsity), one perplexity column per
 // allocation, the lowest of each row marked — so that a reader sees what the per-layer
 // allocation bought against uniform on the same model, texts and settings.
-std::vector<Block> allocationComparisonBlocks(const pipeline::SweepResult& sweep)
+std::vector<Block> allocationComparisonBlocks(const analysis::SweepResult& sweep)
 {
     if (!sweep.grid.allocatesPerLayer() || sweep.points.empty())
         return {};
@@ -551,7 +551,7 @@ td.mono{font-family:monospace})";
 
 // ---- plots ---------------------------------------------------------------------------------------
 
-Drawing sweepPerplexityPlot(const pipeline::SweepResult& sweep)
+Drawing sweepPerplexityPlot(const analysis::SweepResult& sweep)
 {
     std::map<std::string, Series> bySeries;
     for (const auto& p : sweep.points) {
@@ -588,7 +588,7 @@ Drawing sweepPerplexityPlot(const pipeline::SweepResult& sweep)
     return lineChart("Sweep: perplexity vs sparsity", series, {"sparsity (fraction of weights pruned)", "perplexity", true});
 }
 
-Drawing sweepParetoPlot(const pipeline::SweepResult& sweep)
+Drawing sweepParetoPlot(const analysis::SweepResult& sweep)
 {
     Series all{"sweep points", {}, {}, false, true, false};
     for (const auto& p : sweep.points) {
@@ -596,7 +596,7 @@ Drawing sweepParetoPlot(const pipeline::SweepResult& sweep)
         all.y.push_back(p.perplexity);
     }
     Series frontier{"Pareto frontier", {}, {}, true, true, true};
-    for (size_t i : pipeline::paretoFrontier(sweep.points)) {
+    for (size_t i : analysis::paretoFrontier(sweep.points)) {
         frontier.x.push_back(double(sweep.points[i].modelBytes) / 1e6);
         frontier.y.push_back(sweep.points[i].perplexity);
     }
@@ -604,7 +604,7 @@ Drawing sweepParetoPlot(const pipeline::SweepResult& sweep)
     return lineChart("Sweep: size vs perplexity", {all, frontier, dense}, {"model size (MB, size model)", "perplexity", true});
 }
 
-Drawing sensitivityHeatMap(const pipeline::SensitivityResult& scan)
+Drawing sensitivityHeatMap(const analysis::SensitivityResult& scan)
 {
     std::vector<std::string> rows, columns;
     for (const auto& l : scan.layers)
@@ -793,11 +793,11 @@ ReportData buildReport(const ReportParams& params, const ProgressCallback& progr
     data.createdUtc = utcNow();
     data.newTokens = params.newTokens;
     if (params.sweepFile)
-        data.sweep = pipeline::SweepResult::load(*params.sweepFile);
+        data.sweep = analysis::SweepResult::load(*params.sweepFile);
     else
         data.sweep = params.sweep;
     if (params.sensitivityFile)
-        data.sensitivity = pipeline::SensitivityResult::load(*params.sensitivityFile);
+        data.sensitivity = analysis::SensitivityResult::load(*params.sensitivityFile);
     else
         data.sensitivity = params.sensitivity;
     data.workspace = params.workspace;
@@ -836,11 +836,11 @@ ReportData buildReport(const ReportParams& params, const ProgressCallback& progr
         const int64_t rows = l.value("rows", int64_t(0)), cols = l.value("cols", int64_t(0));
         linearParams += rows * cols;
         const bool isDense = l.value("method", std::string()) == "dense";
-        linearBytes += isDense ? pipeline::linearLayerBytes(rows, cols, 0.0, 16)
-                               : pipeline::linearLayerBytes(rows, cols, l.value("sparsity", 0.0), l.value("bits", 16), group);
+        linearBytes += isDense ? analysis::linearLayerBytes(rows, cols, 0.0, 16)
+                               : analysis::linearLayerBytes(rows, cols, l.value("sparsity", 0.0), l.value("bits", 16), group);
     }
-    data.denseBytes = pipeline::fixedParameterBytes(dense->parameterCount());
-    data.compressedBytes = linearBytes + pipeline::fixedParameterBytes(dense->parameterCount() - linearParams);
+    data.denseBytes = analysis::fixedParameterBytes(dense->parameterCount());
+    data.compressedBytes = linearBytes + analysis::fixedParameterBytes(dense->parameterCount() - linearParams);
 
     const auto ids = tokenizer->encodeForModel(evalText, cancel);
     if (int64_t(ids.size()) < seqlen)

@@ -14,8 +14,8 @@
 // Sections (both formats): 1 Summary, 2 Provenance, 3 Per-layer results, 4 Plots,
 // 5 Next-token distribution (KL), 6 Greedy continuations, and 7 Workspace (when built from one).
 
-#include "pipeline/sensitivity.h"
-#include "pipeline/sweep.h"
+#include "analysis/sensitivity.h"
+#include "analysis/sweep.h"
 #include "report/drawing.h"
 #include "eval/model_comparison.h"
 #include "util/progress.h"
@@ -48,8 +48,8 @@ struct ReportParams {
     int64_t newTokens = 40;                      // greedy tokens per prompt
     std::optional<std::filesystem::path> sweepFile;
     std::optional<std::filesystem::path> sensitivityFile;
-    std::optional<pipeline::SweepResult> sweep;             // already loaded (used when sweepFile is unset)
-    std::optional<pipeline::SensitivityResult> sensitivity; // already loaded (used when sensitivityFile is unset)
+    std::optional<analysis::SweepResult> sweep;             // already loaded (used when sweepFile is unset)
+    std::optional<analysis::SensitivityResult> sensitivity; // already loaded (used when sensitivityFile is unset)
     std::optional<WorkspaceSection> workspace;
 };
 
@@ -69,8 +69,8 @@ struct ReportData {
     double linearSparsity = 0.0;
     std::vector<Continuation> continuations;
     int64_t newTokens = 0;
-    std::optional<pipeline::SweepResult> sweep;
-    std::optional<pipeline::SensitivityResult> sensitivity;
+    std::optional<analysis::SweepResult> sweep;
+    std::optional<analysis::SensitivityResult> sensitivity;
     std::optional<WorkspaceSection> workspace;
     nlohmann::json machine;                      // host, os, cpus, versions
     std::string createdUtc;
@@ -88,9 +88,9 @@ struct ReportData {
 
 // Sweep plots, shared with front ends: perplexity vs sparsity (one series per method/group/
 // bits), and size vs perplexity with the Pareto frontier highlighted.
-[[nodiscard]] Drawing sweepPerplexityPlot(const pipeline::SweepResult& sweep);
-[[nodiscard]] Drawing sweepParetoPlot(const pipeline::SweepResult& sweep);
+[[nodiscard]] Drawing sweepPerplexityPlot(const analysis::SweepResult& sweep);
+[[nodiscard]] Drawing sweepParetoPlot(const analysis::SweepResult& sweep);
 // Sensitivity heat-map (layers × levels, relative error, log colour scale).
-[[nodiscard]] Drawing sensitivityHeatMap(const pipeline::SensitivityResult& scan);
+[[nodiscard]] Drawing sensitivityHeatMap(const analysis::SensitivityResult& scan);
 
 } // namespace sparselab::report

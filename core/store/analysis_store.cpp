@@ -1,7 +1,7 @@
 #include "store/analysis_store.h"
 
-#include "pipeline/sensitivity.h"
-#include "pipeline/sweep.h"
+#include "analysis/sensitivity.h"
+#include "analysis/sweep.h"
 #include "util/errors.h"
 #include "util/json_file.h"
 

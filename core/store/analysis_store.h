@@ -29,15 +29,15 @@
 #include <string>
 #include <vector>
 
-namespace sparselab::pipeline {
+namespace sparselab::analysis {
 struct SweepResult;
 struct SensitivityResult;
-} // namespace sparselab::pipeline
+} // namespace sparselab::analysis
 
 namespace sparselab::store {
 
-using pipeline::SensitivityResult;
-using pipeline::SweepResult;
+using analysis::SensitivityResult;
+using analysis::SweepResult;
 
 [[nodiscard]] ExtraGroup sweepGroup(const SweepResult& sweep, const std::string& name);
 [[nodiscard]] ExtraGroup sensitivityGroup(const SensitivityResult& scan, const std::string& name);

@@ -40,6 +40,14 @@ private:
 // Throws CancelledError when token is non-null and cancelled.
 void throwIfCancelled(const CancelToken* token);
 
+// What a caller watches a long engine call with that reports nothing else (a layer capture,
+// a sensitivity scan): progress and cancel, both optional. Calls that report more have their
+// own observer (pipeline::PruneObserver, analysis::SweepObserver, workflow::RunObserver).
+struct Watch {
+    ProgressCallback progress;
+    const CancelToken* cancel = nullptr;
+};
+
 // Computes elapsed time and a linear ETA for a stage, and forwards to a callback.
 class ProgressReporter {
 public:

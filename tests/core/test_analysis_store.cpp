@@ -4,8 +4,8 @@
 // names are numbered and validated; missing or foreign groups are InputErrors naming the file.
 
 #include "store/analysis_store.h"
-#include "pipeline/sensitivity.h"
-#include "pipeline/sweep.h"
+#include "analysis/sensitivity.h"
+#include "analysis/sweep.h"
 #include "store/workspace.h"
 #include "util/errors.h"
 
@@ -17,17 +17,17 @@ namespace fs = std::filesystem;
 
 namespace {
 
-pipeline::SweepResult handSweep()
+analysis::SweepResult handSweep()
 {
-    pipeline::SweepResult r;
+    analysis::SweepResult r;
     r.grid.sparsities = {0.25, 0.5};
     r.grid.bits = {16, 4};
     r.settings = {{"model", {{"sha256", {{"config.json", "ab"}}}}}, {"true_sequential", false}};
     r.densePerplexity = 12.125;
     r.denseBytes = 520000;
     for (int64_t i : {0, 1, 3}) {
-        pipeline::SweepPoint p;
-        p.spec = pipeline::sweepPointSpec(r.grid, i);
+        analysis::SweepPoint p;
+        p.spec = analysis::sweepPointSpec(r.grid, i);
         p.perplexity = 13.0 + 0.1 * double(i) + 1.0 / 3.0; // not exactly representable in decimal
         p.linearSparsity = p.spec.sparsity * 0.999;
         p.modelBytes = 400000 - 1000 * i;
@@ -39,16 +39,16 @@ pipeline::SweepResult handSweep()
     return r;
 }
 
-pipeline::SensitivityResult handScan()
+analysis::SensitivityResult handScan()
 {
-    pipeline::SensitivityResult s;
+    analysis::SensitivityResult s;
     s.sparsities = {0.0, 0.5};
     s.bits = {16, 4};
     s.fixedParameters = 1234;
     s.seconds = 1.5;
     s.factorizations = 2;
     for (int l = 0; l < 2; ++l) {
-        pipeline::SensitivityLayer layer;
+        analysis::SensitivityLayer layer;
         layer.name = "model.layers." + std::to_string(l) + ".mlp.down_proj";
         layer.kind = "mlp.down_proj";
         layer.block = l;

@@ -7,7 +7,7 @@
 #include "model/causal_lm.h"
 #include "pipeline/layer_capture.h"
 #include "pipeline/prune_pipeline.h"
-#include "pipeline/size_model.h"
+#include "analysis/size_model.h"
 #include "util/errors.h"
 #include "model_test_data.h"
 #include "testsupport.h"
@@ -197,7 +197,7 @@ private Q_SLOTS:
         const auto sizeAt = [&](double s, int bits) {
             int64_t total = fixed;
             for (const auto& [name, shape] : shapes)
-                total += pipeline::linearLayerBytes(shape.first, shape.second, s, bits);
+                total += analysis::linearLayerBytes(shape.first, shape.second, s, bits);
             return total;
         };
         // A budget between uniform (0.5, 8 bits) and (0.3, 8 bits): the best uniform that fits
@@ -216,7 +216,7 @@ private Q_SLOTS:
         int64_t total = fixed;
         for (size_t l = 0; l < r.layers.size(); ++l) {
             const auto shape = shapes.at(r.layers[l].name);
-            total += pipeline::linearLayerBytes(shape.first, shape.second, r.sparsity[l], r.bits[l]);
+            total += analysis::linearLayerBytes(shape.first, shape.second, r.sparsity[l], r.bits[l]);
         }
         QCOMPARE(total, r.modelBytes);
         QVERIFY2(total <= budget, qPrintable(QString("%1 > %2").arg(total).arg(budget)));

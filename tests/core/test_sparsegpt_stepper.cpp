@@ -438,7 +438,7 @@ private Q_SLOTS:
         CancelToken cancel;
         cancel.cancel();
         QVERIFY_THROWS_EXCEPTION(CancelledError, (void)pipeline::captureLayerProblem(
-                                                     *d.model, d.windows, p.name, 8, {}, &cancel));
+                                                     *d.model, d.windows, p.name, 8, {{}, &cancel}));
     }
 };
 

@@ -12,7 +12,7 @@
 #include "export/hf_export.h"
 #include "model/causal_lm.h"
 #include "pipeline/prune_pipeline.h"
-#include "pipeline/sensitivity.h"
+#include "analysis/sensitivity.h"
 #include "util/atomic_file.h"
 
 #include <torch/types.h>
@@ -128,11 +128,11 @@ private Q_SLOTS:
         auto inMemory = model::CausalLM::load(testing::demoModelDir());
         auto streamed = model::CausalLM::load(testing::demoModelDir(), torch::kCPU, /*streamBlocks=*/true);
         const auto windows = randomWindows(inMemory->config().vocabSize, 8, 32);
-        pipeline::SensitivityParams params;
+        analysis::SensitivityParams params;
         params.sparsities = {0.0, 0.5, 0.7};
         params.bits = {16, 4};
-        const auto a = pipeline::scanSensitivity(*inMemory, windows, params);
-        const auto b = pipeline::scanSensitivity(*streamed, windows, params);
+        const auto a = analysis::scanSensitivity(*inMemory, windows, params);
+        const auto b = analysis::scanSensitivity(*streamed, windows, params);
         QCOMPARE(b.layers.size(), a.layers.size());
         QCOMPARE(a.layers.size(), size_t(35));
         for (size_t l = 0; l < a.layers.size(); ++l)
@@ -146,7 +146,7 @@ private Q_SLOTS:
                 QVERIFY2(layer.weight.is_meta(), layer.name.c_str());
         // The const overload refuses a streamed model instead of reading meta tensors.
         const model::CausalLM& readOnly = *streamed;
-        QVERIFY_THROWS_EXCEPTION(std::invalid_argument, (void)pipeline::scanSensitivity(readOnly, windows, params));
+        QVERIFY_THROWS_EXCEPTION(std::invalid_argument, (void)analysis::scanSensitivity(readOnly, windows, params));
     }
 
     void unprunedStreamedModelExportsItsInput()

@@ -11,11 +11,11 @@
 #include "eval/perplexity.h"
 #include "export/hf_export.h"
 #include "model/causal_lm.h"
-#include "pipeline/allocator.h"
+#include "analysis/allocator.h"
 #include "pipeline/prune_pipeline.h"
-#include "pipeline/sensitivity.h"
-#include "pipeline/size_model.h"
-#include "pipeline/sweep.h"
+#include "analysis/sensitivity.h"
+#include "analysis/size_model.h"
+#include "analysis/sweep.h"
 #include "report/drawing.h"
 #include "eval/model_comparison.h"
 #include "report/pdf_writer.h"
@@ -73,14 +73,14 @@ eval::PerplexityParams smallEval()
 }
 
 // A hand-made scan: layers of rows×cols with the given errors per level (bits 16 only).
-pipeline::SensitivityResult handScan(const std::vector<double>& levels, const std::vector<std::vector<double>>& errors,
+analysis::SensitivityResult handScan(const std::vector<double>& levels, const std::vector<std::vector<double>>& errors,
                                      int64_t rows = 10, int64_t cols = 10)
 {
-    pipeline::SensitivityResult scan;
+    analysis::SensitivityResult scan;
     scan.sparsities = levels;
     scan.bits = {16};
     for (size_t l = 0; l < errors.size(); ++l) {
-        pipeline::SensitivityLayer layer;
+        analysis::SensitivityLayer layer;
         layer.name = "layer" + std::to_string(l);
         layer.kind = "kind" + std::to_string(l);
         layer.rows = rows;
@@ -93,9 +93,9 @@ pipeline::SensitivityResult handScan(const std::vector<double>& levels, const st
     return scan;
 }
 
-pipeline::SweepPoint handPoint(int64_t bytes, double perplexity)
+analysis::SweepPoint handPoint(int64_t bytes, double perplexity)
 {
-    pipeline::SweepPoint p;
+    analysis::SweepPoint p;
     p.modelBytes = bytes;
     p.perplexity = perplexity;
     return p;
@@ -164,14 +164,14 @@ private Q_SLOTS:
     void sizeModelHandValues()
     {
         // 10×10 layer, n = 100. Dense fp16: 100·16/8 = 200 bytes.
-        QCOMPARE(pipeline::linearLayerBytes(10, 10, 0.0, 16), int64_t(200));
+        QCOMPARE(analysis::linearLayerBytes(10, 10, 0.0, 16), int64_t(200));
         // 50 % pruned fp16: 50 kept ·2 = 100, mask ceil(100/8) = 13 → 113.
-        QCOMPARE(pipeline::linearLayerBytes(10, 10, 0.5, 16), int64_t(113));
+        QCOMPARE(analysis::linearLayerBytes(10, 10, 0.5, 16), int64_t(113));
         // dense 4-bit: 100·4/8 = 50, grid 4 bytes × 10 rows = 40 → 90.
-        QCOMPARE(pipeline::linearLayerBytes(10, 10, 0.0, 4), int64_t(90));
+        QCOMPARE(analysis::linearLayerBytes(10, 10, 0.0, 4), int64_t(90));
         // 50 % + 4-bit: 25 + 13 + 40 = 78; with groups of 4 columns: 3 groups/row → 25 + 13 + 120 = 158.
-        QCOMPARE(pipeline::linearLayerBytes(10, 10, 0.5, 4), int64_t(78));
-        QCOMPARE(pipeline::linearLayerBytes(10, 10, 0.5, 4, 4), int64_t(158));
+        QCOMPARE(analysis::linearLayerBytes(10, 10, 0.5, 4), int64_t(78));
+        QCOMPARE(analysis::linearLayerBytes(10, 10, 0.5, 4, 4), int64_t(158));
     }
 
     // ---- sensitivity scan ---------------------------------------------------------------------
@@ -180,10 +180,10 @@ private Q_SLOTS:
         // Block 0 sees the embeddings in both the scan and the sequential pipeline, so the scan's
         // 50 % cell of each block-0 layer must equal the pipeline's own statistics for it.
         const auto& f = fixture();
-        pipeline::SensitivityParams params;
+        analysis::SensitivityParams params;
         params.sparsities = {0.0, 0.5, 0.7};
         params.bits = {16, 4};
-        const auto scan = pipeline::scanSensitivity(*f.model, f.windows, params);
+        const auto scan = analysis::scanSensitivity(*f.model, f.windows, params);
         QCOMPARE(int64_t(scan.layers.size()), f.model->numBlocks() * 7);
         QCOMPARE(scan.factorizations, int64_t(scan.layers.size())); // one per layer, shared by its 5 solved levels
 
@@ -211,12 +211,12 @@ private Q_SLOTS:
         QTemporaryDir dir;
         const fs::path file = fs::path(dir.path().toStdString()) / "s.json";
         scan.save(file);
-        const auto back = pipeline::SensitivityResult::load(file);
+        const auto back = analysis::SensitivityResult::load(file);
         QCOMPARE(back.toJson().dump(), scan.toJson().dump());
         // A truncated file is one clear InputError naming it.
         writeFileAtomically(file, "{\"format\": \"sparselab-sensitivity\", \"version\": 1}");
         try {
-            (void)pipeline::SensitivityResult::load(file);
+            (void)analysis::SensitivityResult::load(file);
             QFAIL("no error");
         } catch (const InputError& e) {
             QVERIFY(std::string(e.what()).find(file.string()) != std::string::npos);
@@ -230,9 +230,9 @@ private Q_SLOTS:
         //   (0.25, 0.75): 1 + 5.5 = 6.5   (0.5, 0.5): 2 + 5 = 7   (0.75, 0.25): 10 + 0.1 = 10.1
         // (every other feasible pair costs more), so the optimum is A 0.25, B 0.75; uniform is 7.
         const auto scan = handScan({0.0, 0.25, 0.5, 0.75}, {{0, 1, 2, 10}, {0, 0.1, 5, 5.5}});
-        pipeline::AllocatorParams params;
+        analysis::AllocatorParams params;
         params.averageSparsity = 0.5;
-        const auto result = pipeline::allocate(scan, params);
+        const auto result = analysis::allocate(scan, params);
         QCOMPARE(result.allocated.layers[0].sparsity, 0.25);
         QCOMPARE(result.allocated.layers[1].sparsity, 0.75);
         QCOMPARE(result.allocated.predictedError, 6.5);
@@ -240,30 +240,30 @@ private Q_SLOTS:
         QCOMPARE(result.uniform.predictedError, 7.0);
         QVERIFY(!result.uniformInterpolated);
         // The recipe names each layer exactly.
-        const auto recipe = pipeline::allocationRecipe(result.allocated, scan.base);
+        const auto recipe = analysis::allocationRecipe(result.allocated, scan.base);
         QCOMPARE(recipe.planFor("layer0").options.sparsity, 0.25);
         QCOMPARE(recipe.planFor("layer1").options.sparsity, 0.75);
         QVERIFY(recipe.planFor("other").dense);
         // Uniform between levels is interpolated: 0.375 → A 1.5, B 2.55 → 4.05.
         params.averageSparsity = 0.375;
-        const auto mid = pipeline::allocate(scan, params);
+        const auto mid = analysis::allocate(scan, params);
         QVERIFY(mid.uniformInterpolated);
         QVERIFY(std::abs(mid.uniform.predictedError - 4.05) < 1e-12);
         // An impossible budget is an InputError.
         params.averageSparsity = 0.8;
-        QVERIFY_THROWS_EXCEPTION(InputError, (void)pipeline::allocate(scan, params));
+        QVERIFY_THROWS_EXCEPTION(InputError, (void)analysis::allocate(scan, params));
     }
 
     void allocatorBytesBudget()
     {
         // Bytes: 10×10 layers, fixed parameters 0. Levels (s, bits) with bits {16, 4}:
         //   (0,16) 200, (0.5,16) 113, (0,4) 90, (0.5,4) 78 bytes (sizeModelHandValues).
-        pipeline::SensitivityResult scan;
+        analysis::SensitivityResult scan;
         scan.sparsities = {0.0, 0.5};
         scan.bits = {16, 4};
         const std::vector<std::vector<double>> errors = {{0, 3, 5, 9}, {0, 1, 2, 4}}; // per layer: (0,16) (0,4) (.5,16) (.5,4)
         for (size_t l = 0; l < 2; ++l) {
-            pipeline::SensitivityLayer layer;
+            analysis::SensitivityLayer layer;
             layer.name = "layer" + std::to_string(l);
             layer.kind = "k";
             layer.rows = layer.cols = 10;
@@ -273,15 +273,15 @@ private Q_SLOTS:
         }
         // Budget 203 bytes. Feasible pairs (A, B): (200 no), (90+113=203: 3+2=5), (113+90=203: 5+1=6),
         // (90+90=180: 3+1=4), (78+113 ...). Best: both 4-bit dense, error 4, 180 bytes.
-        pipeline::AllocatorParams params;
-        params.kind = pipeline::BudgetKind::ModelBytes;
+        analysis::AllocatorParams params;
+        params.kind = analysis::BudgetKind::ModelBytes;
         params.modelBytes = 203;
-        auto result = pipeline::allocate(scan, params);
+        auto result = analysis::allocate(scan, params);
         QCOMPARE(result.allocated.predictedError, 4.0);
         QCOMPARE(result.allocated.modelBytes, int64_t(180));
         // Budget 170: (90, 78) = 168: 3 + 4 = 7; (78, 90) = 168: 9 + 1 = 10; (78, 78): 13 → 7.
         params.modelBytes = 170;
-        result = pipeline::allocate(scan, params);
+        result = analysis::allocate(scan, params);
         QCOMPARE(result.allocated.predictedError, 7.0);
         QCOMPARE(result.allocated.layers[0].bits, 4);
         QCOMPARE(result.allocated.layers[0].sparsity, 0.0);
@@ -295,25 +295,25 @@ private Q_SLOTS:
     void paretoFrontierByHand()
     {
         // (size, ppl): a(10, 9) b(20, 5) c(20, 7) d(30, 6) e(40, 4) → frontier a, b, e.
-        const std::vector<pipeline::SweepPoint> points = {handPoint(10, 9), handPoint(20, 5), handPoint(20, 7),
+        const std::vector<analysis::SweepPoint> points = {handPoint(10, 9), handPoint(20, 5), handPoint(20, 7),
                                                           handPoint(30, 6), handPoint(40, 4)};
-        QCOMPARE(pipeline::paretoFrontier(points), (std::vector<size_t>{0, 1, 4}));
+        QCOMPARE(analysis::paretoFrontier(points), (std::vector<size_t>{0, 1, 4}));
     }
 
     void gridIndexOrderAndShards()
     {
-        pipeline::SweepGrid grid;
+        analysis::SweepGrid grid;
         grid.sparsities = {0.3, 0.6};
         grid.bits = {16, 4};
         grid.groups = {"all", "mlp"};
         QCOMPARE(grid.size(), int64_t(8));
-        const auto spec = pipeline::sweepPointSpec(grid, 5); // g=1 (mlp), b=0 (16), s=1 (0.6)
+        const auto spec = analysis::sweepPointSpec(grid, 5); // g=1 (mlp), b=0 (16), s=1 (0.6)
         QCOMPARE(spec.group, std::string("mlp"));
         QCOMPARE(spec.bits, 16);
         QCOMPARE(spec.sparsity, 0.6);
-        QCOMPARE(pipeline::shardIndices(grid, 1, 3), (std::vector<int64_t>{1, 4, 7}));
-        QVERIFY_THROWS_EXCEPTION(InputError, (void)pipeline::shardIndices(grid, 3, 3));
-        const auto mlp = pipeline::groupLayers(*fixture().model, "mlp");
+        QCOMPARE(analysis::shardIndices(grid, 1, 3), (std::vector<int64_t>{1, 4, 7}));
+        QVERIFY_THROWS_EXCEPTION(InputError, (void)analysis::shardIndices(grid, 3, 3));
+        const auto mlp = analysis::groupLayers(*fixture().model, "mlp");
         QCOMPARE(mlp.size(), size_t(3 * fixture().model->numBlocks()));
         QVERIFY(mlp.front().find("mlp.gate_proj") != std::string::npos);
     }
@@ -321,30 +321,30 @@ private Q_SLOTS:
     void shardsMergedEqualTheWholeSweep()
     {
         const auto& f = fixture();
-        pipeline::SweepGrid grid;
+        analysis::SweepGrid grid;
         grid.sparsities = {0.3, 0.6};
         grid.bits = {16, 4};
         grid.groups = {"all", "attention"};
         const solve::SolverOptions base;
         const auto evalParams = smallEval();
         auto run = [&](const std::vector<int64_t>& indices) {
-            pipeline::SweepResult r;
+            analysis::SweepResult r;
             r.grid = grid;
             r.settings = {{"test", 1}, {"paths", {{"model", "anywhere"}}}};
             r.densePerplexity = 1.0;
-            r.points = pipeline::runSweepPoints(*f.model, f.windows, f.evalIds, {grid, indices, base, false, evalParams, {}});
+            r.points = analysis::runSweepPoints(*f.model, f.windows, f.evalIds, {grid, indices, base, false, evalParams, {}});
             return r;
         };
         std::vector<int64_t> all(size_t(grid.size()));
         for (int64_t i = 0; i < grid.size(); ++i)
             all[size_t(i)] = i;
         const auto whole = run(all);
-        auto shard0 = run(pipeline::shardIndices(grid, 0, 2));
-        const auto shard1 = run(pipeline::shardIndices(grid, 1, 2));
+        auto shard0 = run(analysis::shardIndices(grid, 0, 2));
+        const auto shard1 = run(analysis::shardIndices(grid, 1, 2));
         QCOMPARE(shard0.points.size(), size_t(4));
         QCOMPARE(shard0.missing(), (std::vector<int64_t>{1, 3, 5, 7}));
         shard0.settings["paths"]["model"] = "elsewhere"; // paths may differ between nodes
-        const auto merged = pipeline::mergeSweeps({shard1, shard0}, {"b.json", "a.json"});
+        const auto merged = analysis::mergeSweeps({shard1, shard0}, {"b.json", "a.json"});
         QVERIFY(merged.missing().empty());
         QCOMPARE(withoutTimings(merged.toJson())["points"].dump(), withoutTimings(whole.toJson())["points"].dump());
 
@@ -372,11 +372,11 @@ private Q_SLOTS:
         // Shards of different sweeps do not merge; a disagreeing point is named.
         auto other = shard1;
         other.settings["test"] = 2;
-        QVERIFY_THROWS_EXCEPTION(InputError, (void)pipeline::mergeSweeps({shard0, other}, {"a.json", "c.json"}));
+        QVERIFY_THROWS_EXCEPTION(InputError, (void)analysis::mergeSweeps({shard0, other}, {"a.json", "c.json"}));
         auto tampered = whole;
         tampered.points[1].perplexity += 1.0;
         try {
-            (void)pipeline::mergeSweeps({shard1, tampered}, {"b.json", "t.json"});
+            (void)analysis::mergeSweeps({shard1, tampered}, {"b.json", "t.json"});
             QFAIL("no error");
         } catch (const InputError& e) {
             QVERIFY(std::string(e.what()).find("point 1") != std::string::npos);
@@ -385,32 +385,32 @@ private Q_SLOTS:
         QTemporaryDir dir;
         const fs::path file = fs::path(dir.path().toStdString()) / "m.json";
         merged.save(file);
-        QCOMPARE(pipeline::SweepResult::load(file).toJson().dump(), merged.toJson().dump());
+        QCOMPARE(analysis::SweepResult::load(file).toJson().dump(), merged.toJson().dump());
     }
 
     void gridAllocationAxisIndexAndVersionOne()
     {
-        pipeline::SweepGrid grid;
+        analysis::SweepGrid grid;
         grid.allocations = {"uniform", "owl"};
         grid.methods = {solve::Method::SparseGpt, solve::Method::Wanda};
         grid.sparsities = {0.3, 0.6};
         QCOMPARE(grid.size(), int64_t(8));
         // index = ((a·|methods| + m)·|groups| + g)·|bits| + b)·|sparsities| + s = 4a + 2m + s.
-        const auto spec = pipeline::sweepPointSpec(grid, 5);
+        const auto spec = analysis::sweepPointSpec(grid, 5);
         QCOMPARE(spec.allocation, std::string("owl"));
         QCOMPARE(spec.method, solve::Method::SparseGpt);
         QCOMPARE(spec.sparsity, 0.6);
-        QCOMPARE(pipeline::sweepPointSpec(grid, 2).allocation, std::string("uniform"));
-        QCOMPARE(pipeline::sweepPointSpec(grid, 2).method, solve::Method::Wanda);
+        QCOMPARE(analysis::sweepPointSpec(grid, 2).allocation, std::string("uniform"));
+        QCOMPARE(analysis::sweepPointSpec(grid, 2).method, solve::Method::Wanda);
 
         // A version-1 file (written before the axis) reads as uniform, with the same indices.
-        pipeline::SweepResult v2;
+        analysis::SweepResult v2;
         v2.grid.sparsities = {0.3, 0.6};
         v2.grid.bits = {16, 4};
         v2.densePerplexity = 7.0;
         for (int64_t i : {1, 2}) {
-            pipeline::SweepPoint p = handPoint(1000 - i, 8.0 + double(i));
-            p.spec = pipeline::sweepPointSpec(v2.grid, i);
+            analysis::SweepPoint p = handPoint(1000 - i, 8.0 + double(i));
+            p.spec = analysis::sweepPointSpec(v2.grid, i);
             v2.points.push_back(p);
         }
         auto v1 = v2.toJson();
@@ -421,18 +421,18 @@ private Q_SLOTS:
             p.erase("allocation");
             p.erase("allocation_seconds");
         }
-        const auto read = pipeline::SweepResult::fromJson(v1, "old.json");
+        const auto read = analysis::SweepResult::fromJson(v1, "old.json");
         QCOMPARE(read.grid.allocations, std::vector<std::string>{"uniform"});
         QCOMPARE(read.toJson().dump(), v2.toJson().dump());
         auto v3 = v2.toJson();
         v3["version"] = 3;
-        QVERIFY_THROWS_EXCEPTION(InputError, (void)pipeline::SweepResult::fromJson(v3, "new.json"));
+        QVERIFY_THROWS_EXCEPTION(InputError, (void)analysis::SweepResult::fromJson(v3, "new.json"));
         auto mislabelled = v2.toJson();
         mislabelled["points"][0]["allocation"] = "owl";
-        QVERIFY_THROWS_EXCEPTION(InputError, (void)pipeline::SweepResult::fromJson(mislabelled, "m.json"));
+        QVERIFY_THROWS_EXCEPTION(InputError, (void)analysis::SweepResult::fromJson(mislabelled, "m.json"));
 
         // Combinations an allocation cannot take are refused before any work, naming the option.
-        const auto refused = [](const pipeline::SweepGrid& g) {
+        const auto refused = [](const analysis::SweepGrid& g) {
             try {
                 g.validate();
             } catch (const InputError& e) {
@@ -474,7 +474,7 @@ private Q_SLOTS:
     void allocationPointsEqualTheirRecipesPrunedAlone()
     {
         const auto& f = fixture();
-        pipeline::SweepGrid grid;
+        analysis::SweepGrid grid;
         grid.allocations = {"owl", "search"};
         grid.methods = {solve::Method::SparseGpt, solve::Method::Magnitude};
         grid.sparsities = {0.6};
@@ -484,17 +484,17 @@ private Q_SLOTS:
         params.search.seed = 7;
         const auto evalParams = smallEval();
         const solve::SolverOptions base;
-        pipeline::SweepRunParams run{grid, {0, 1, 2, 3}, base, false, evalParams, {}};
-        QVERIFY_THROWS_EXCEPTION(std::logic_error, (void)pipeline::runSweepPoints(*f.model, f.windows, f.evalIds, run));
+        analysis::SweepRunParams run{grid, {0, 1, 2, 3}, base, false, evalParams, {}};
+        QVERIFY_THROWS_EXCEPTION(std::logic_error, (void)analysis::runSweepPoints(*f.model, f.windows, f.evalIds, run));
         run.allocator = allocation::sweepAllocator(*f.model, f.windows, params);
         std::set<std::string> searchedIn; // sweep points whose progress shows the search's database
-        pipeline::SweepObserver observer;
+        analysis::SweepObserver observer;
         observer.progress = [&](const Progress& p) {
             const auto colon = p.stage.find(": ");
             if (colon != std::string::npos && p.stage.substr(colon + 2) == "variants")
                 searchedIn.insert(p.stage.substr(0, colon));
         };
-        const auto points = pipeline::runSweepPoints(*f.model, f.windows, f.evalIds, run, observer);
+        const auto points = analysis::runSweepPoints(*f.model, f.windows, f.evalIds, run, observer);
         QCOMPARE(points.size(), size_t(4));
         // One search for the sparsity level, reused by the magnitude point.
         QCOMPARE(searchedIn, (std::set<std::string>{"sweep 3/4"}));
@@ -684,14 +684,14 @@ private Q_SLOTS:
         params.newTokens = 4;
         params.prompts = {"Once"};
         // A sweep with an allocation axis: section 3c puts its allocations side by side.
-        pipeline::SweepResult sweep;
+        analysis::SweepResult sweep;
         sweep.grid.allocations = {"uniform", "owl", "search"};
         sweep.grid.sparsities = {0.6};
         sweep.densePerplexity = 5.85;
         const double perplexity[] = {57.93, 50.4, 38.17};
         for (int64_t i = 0; i < 3; ++i) {
-            pipeline::SweepPoint p = handPoint(276000, perplexity[i]);
-            p.spec = pipeline::sweepPointSpec(sweep.grid, i);
+            analysis::SweepPoint p = handPoint(276000, perplexity[i]);
+            p.spec = analysis::sweepPointSpec(sweep.grid, i);
             sweep.points.push_back(p);
         }
         params.sweep = sweep;

@@ -31,11 +31,11 @@
 #include "allocation/search.h"
 #include "data/calibration.h"
 #include "model/causal_lm.h"
-#include "pipeline/allocator.h"
+#include "analysis/allocator.h"
 #include "store/analysis_store.h"
-#include "pipeline/sensitivity.h"
-#include "pipeline/size_model.h"
-#include "pipeline/sweep.h"
+#include "analysis/sensitivity.h"
+#include "analysis/size_model.h"
+#include "analysis/sweep.h"
 #include "store/workspace.h"
 #include "tokenize/tokenizer.h"
 #include "util/atomic_file.h"
@@ -181,10 +181,10 @@ private Q_SLOTS:
 
         // The core on the same windows (drawn here independently of the GUI).
         const auto windows = calibrationWindowsHere();
-        pipeline::SensitivityParams params;
+        analysis::SensitivityParams params;
         params.sparsities = request.sparsities;
         params.bits = request.bits;
-        const auto core = pipeline::scanSensitivity(*m_window->denseModel(), windows, params);
+        const auto core = analysis::scanSensitivity(*m_window->denseModel(), windows, params);
         QCOMPARE(scan->layers.size(), core.layers.size());
         QCOMPARE(scan->layers.size(), size_t(35));
         for (size_t l = 0; l < core.layers.size(); ++l) {
@@ -335,9 +335,9 @@ private Q_SLOTS:
         for (const PlanRow& row : plan->rows()) {
             QVERIFY(row.setting.bits == 16 || row.setting.bits == 8 || row.setting.bits == 4);
             linear += row.weights();
-            bytes += pipeline::linearLayerBytes(row.rows, row.cols, row.setting.sparsity, row.setting.bits);
+            bytes += analysis::linearLayerBytes(row.rows, row.cols, row.setting.sparsity, row.setting.bits);
         }
-        bytes += pipeline::fixedParameterBytes(m_window->denseModel()->parameterCount() - linear);
+        bytes += analysis::fixedParameterBytes(m_window->denseModel()->parameterCount() - linear);
         QVERIFY2(bytes <= 200'000, qPrintable(QString::number(bytes)));
         QVERIFY(applied.first().at(0).toString().contains(QStringLiteral("200.0 KB")));
         QVERIFY(analysis()->undoAllocation());
@@ -359,10 +359,10 @@ private Q_SLOTS:
         analysis()->panel()->setAllocationRequest(request);
         QVERIFY(analysis()->allocateToPlan());
 
-        pipeline::AllocatorParams params;
-        params.kind = pipeline::BudgetKind::AverageSparsity;
+        analysis::AllocatorParams params;
+        params.kind = analysis::BudgetKind::AverageSparsity;
         params.averageSparsity = 0.5;
-        const auto expected = pipeline::allocate(*analysis()->panel()->scan(), params).allocated;
+        const auto expected = analysis::allocate(*analysis()->panel()->scan(), params).allocated;
         const QList<PlanRow>& rows = plan->rows();
         QCOMPARE(size_t(rows.size()), expected.layers.size());
         double weighted = 0.0, weights = 0.0;
@@ -481,7 +481,7 @@ private Q_SLOTS:
     void sweepFillsTheSweepsTab()
     {
         // The 50 % point must equal the F5 run of reportOfARun (same windows, same evaluation),
-        // reached through another path (pipeline::evaluateRecipe on a fresh copy).
+        // reached through another path (analysis::evaluateRecipe on a fresh copy).
         const RunRecord run = m_window->resultsPanel()->runs().last();
         AnalysisController::SweepRequest request;
         request.sparsities = {0.3, 0.5};
@@ -504,7 +504,7 @@ private Q_SLOTS:
         QVERIFY(finished.wait(300'000));
         poll.stop();
         QVERIFY2(m_errors.isEmpty(), m_errors.isEmpty() ? "" : qPrintable(m_errors.first()));
-        const pipeline::SweepResult* sweep = m_window->sweepPanel()->sweep();
+        const analysis::SweepResult* sweep = m_window->sweepPanel()->sweep();
         QVERIFY(sweep);
         QCOMPARE(sweep->points.size(), size_t(4));
         QCOMPARE(m_window->sweepPanel()->table()->rowCount(), 4);

@@ -10,7 +10,7 @@
 #include "sweep_panel.h"
 
 #include "store/analysis_store.h"
-#include "pipeline/sweep.h"
+#include "analysis/sweep.h"
 
 #include "qcustomplot_include.h"
 
@@ -30,9 +30,9 @@ namespace {
 // Pareto by hand (smaller and lower wins): sorted by size 0.10/30, 0.12/13, 0.15/11, then
 // 0.20/20 (beaten by 0.15/11), 0.30/12 (beaten by 0.15/11), 0.40/10 (lowest perplexity, kept).
 // Frontier: 0.10, 0.12, 0.15, 0.40 MB.
-pipeline::SweepResult handSweep()
+analysis::SweepResult handSweep()
 {
-    pipeline::SweepResult r;
+    analysis::SweepResult r;
     r.grid.sparsities = {0.3, 0.5, 0.7};
     r.grid.bits = {16, 4};
     r.densePerplexity = 9.5;
@@ -40,8 +40,8 @@ pipeline::SweepResult handSweep()
     const double ppl[] = {10, 12, 20, 11, 13, 30};
     const int64_t bytes[] = {400000, 300000, 200000, 150000, 120000, 100000};
     for (int64_t i = 0; i < 6; ++i) {
-        pipeline::SweepPoint p;
-        p.spec = pipeline::sweepPointSpec(r.grid, i);
+        analysis::SweepPoint p;
+        p.spec = analysis::sweepPointSpec(r.grid, i);
         p.perplexity = ppl[i];
         p.modelBytes = bytes[i];
         p.linearSparsity = p.spec.sparsity;
@@ -50,7 +50,7 @@ pipeline::SweepResult handSweep()
     return r;
 }
 
-bool panelLegendHas(const pipeline::SweepResult& sweep, const QString& name)
+bool panelLegendHas(const analysis::SweepResult& sweep, const QString& name)
 {
     gui::SweepPanel panel;
     panel.setSweep(sweep, "hand");
@@ -98,8 +98,8 @@ private Q_SLOTS:
         QVERIFY(panelLegendHas(sweep, "sparsegpt all 16-bit")); // a uniform-only sweep keeps the old names
         sweep.grid.allocations = {"uniform", "search"};
         for (int64_t i = 6; i < 12; ++i) {
-            pipeline::SweepPoint p = sweep.points[size_t(i - 6)];
-            p.spec = pipeline::sweepPointSpec(sweep.grid, i);
+            analysis::SweepPoint p = sweep.points[size_t(i - 6)];
+            p.spec = analysis::sweepPointSpec(sweep.grid, i);
             p.perplexity *= 0.9;
             sweep.points.push_back(p);
         }

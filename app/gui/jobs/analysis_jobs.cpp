@@ -9,9 +9,9 @@
 #include "export/hf_export.h"
 #include "model/causal_lm.h"
 #include "pipeline/prune_pipeline.h"
-#include "pipeline/sensitivity.h"
-#include "pipeline/size_model.h"
-#include "pipeline/sweep.h"
+#include "analysis/sensitivity.h"
+#include "analysis/size_model.h"
+#include "analysis/sweep.h"
 #include "report/report.h"
 #include "report/workspace_report.h"
 #include "tokenize/tokenizer.h"
@@ -66,7 +66,7 @@ SensitivityJob::SensitivityJob(Params params, QObject* parent) : EngineJob(param
 void SensitivityJob::execute()
 {
     requireLoadedModel(m_params.model, m_params.tokenizer);
-    pipeline::SensitivityParams params;
+    analysis::SensitivityParams params;
     params.sparsities = m_params.sparsities;
     params.bits = m_params.bits;
     switch (m_params.method) {
@@ -78,13 +78,13 @@ void SensitivityJob::execute()
     params.base.damp = m_params.damp;
     params.base.blocksize = m_params.blocksize;
     const CalibrationSettings& calib = m_params.calibration;
-    pipeline::validateSensitivityParams(*m_params.model, params);
+    analysis::validateSensitivityParams(*m_params.model, params);
 
     const ProgressCallback callback = progressCallback();
     const auto windows = analysisWindows(*m_params.model, *m_params.tokenizer, calib, callback, cancelToken());
 
-    auto scan = std::make_shared<pipeline::SensitivityResult>(
-        pipeline::scanSensitivity(*m_params.model, windows, params, callback, cancelToken()));
+    auto scan = std::make_shared<analysis::SensitivityResult>(
+        analysis::scanSensitivity(*m_params.model, windows, params, {callback, cancelToken()}));
     const fs::path folder = m_params.model->folder();
     scan->provenance["model"] = {{"folder", fs::absolute(folder).string()}, {"sha256", exporting::hashModelFolder(folder)}};
     scan->provenance["calibration"] = {{"file", toEnginePath(QFileInfo(calib.textPath).absoluteFilePath()).string()},
@@ -242,7 +242,7 @@ qint64 SweepJob::pointCount(const Params& params)
 void SweepJob::execute()
 {
     requireLoadedModel(m_params.model, m_params.tokenizer);
-    pipeline::SweepGrid grid;
+    analysis::SweepGrid grid;
     grid.sparsities = m_params.sparsities;
     grid.bits = m_params.bits;
     grid.methods.clear();
@@ -260,7 +260,7 @@ void SweepJob::execute()
     std::vector<int64_t> indices;
     for (int64_t i = 0; i < grid.size(); ++i) {
         indices.push_back(i);
-        const auto params = pipeline::sweepPointParams(model, pipeline::sweepPointSpec(grid, i), base, false);
+        const auto params = analysis::sweepPointParams(model, analysis::sweepPointSpec(grid, i), base, false);
         pipeline::validatePlan(model, params);
     }
     allocation::validateSweepAllocations(grid, indices, allocationParams);
@@ -280,10 +280,10 @@ void SweepJob::execute()
         ? m_params.densePerplexity
         : eval::evaluatePerplexity(model, evalIds, evalParams, callback, cancelToken()).perplexity;
 
-    auto result = std::make_shared<pipeline::SweepResult>();
+    auto result = std::make_shared<analysis::SweepResult>();
     result->grid = grid;
     result->densePerplexity = densePerplexity;
-    result->denseBytes = pipeline::fixedParameterBytes(model.parameterCount());
+    result->denseBytes = analysis::fixedParameterBytes(model.parameterCount());
     const fs::path folder = model.folder();
     result->settings = {{"model", {{"sha256", exporting::hashModelFolder(folder)}}},
                         {"calibration",
@@ -303,18 +303,18 @@ void SweepJob::execute()
         result->settings["allocation"] = allocationParams.toJson(grid);
     QElapsedTimer timer;
     timer.start();
-    auto soFar = std::make_shared<pipeline::SweepResult>(*result);
-    const auto onPoint = [this, &soFar](const pipeline::SweepPoint& point) {
+    auto soFar = std::make_shared<analysis::SweepResult>(*result);
+    const auto onPoint = [this, &soFar](const analysis::SweepPoint& point) {
         soFar->points.push_back(point);
         std::sort(soFar->points.begin(), soFar->points.end(),
                   [](const auto& a, const auto& b) { return a.spec.index < b.spec.index; });
-        std::shared_ptr<const pipeline::SweepResult> snapshot = std::make_shared<pipeline::SweepResult>(*soFar);
+        std::shared_ptr<const analysis::SweepResult> snapshot = std::make_shared<analysis::SweepResult>(*soFar);
         post([this, snapshot] { Q_EMIT pointFinished(snapshot); });
     };
-    pipeline::SweepRunParams run{grid, indices, base, false, evalParams, {}};
+    analysis::SweepRunParams run{grid, indices, base, false, evalParams, {}};
     if (grid.allocatesPerLayer())
         run.allocator = allocation::sweepAllocator(model, windows, allocationParams);
-    result->points = pipeline::runSweepPoints(model, windows, evalIds, run, {callback, cancelToken(), onPoint});
+    result->points = analysis::runSweepPoints(model, windows, evalIds, run, {callback, cancelToken(), onPoint});
     Result r;
     r.seconds = double(timer.nsecsElapsed()) / 1e9;
     r.sweep = std::move(result);

@@ -2,10 +2,10 @@
 // Trade-off work for the workbench, off the GUI thread, in the shape of engine_jobs.h
 // (Params in, Result out, progress/finished/failed/cancelled, cancel from any thread):
 //
-//   SensitivityJob  pipeline::scanSensitivity on the loaded (dense) model with the Calibration
+//   SensitivityJob  analysis::scanSensitivity on the loaded (dense) model with the Calibration
 //                   view's windows: every linear layer at every (sparsity, bits) level from one
 //                   Hessian factorisation per layer. The model is not modified.
-//   SweepJob        pipeline::runSweepPoints over a grid of methods × layer groups × bits ×
+//   SweepJob        analysis::runSweepPoints over a grid of methods × layer groups × bits ×
 //                   sparsities, each point a prune of a fresh copy and a perplexity;
 //   ReportJob       the hand-over report (core report/report.h) of one run of the session:
 //                   the run's compressed model, still in memory, is written to a private
@@ -36,10 +36,10 @@
 #include <memory>
 #include <vector>
 
-namespace sparselab::pipeline {
+namespace sparselab::analysis {
 struct SensitivityResult;
 struct SweepResult;
-} // namespace sparselab::pipeline
+} // namespace sparselab::analysis
 namespace sparselab::report {
 struct ReportData;
 struct ReportParams;
@@ -63,7 +63,7 @@ public:
         int threads = 0;
     };
     struct Result {
-        std::shared_ptr<const pipeline::SensitivityResult> scan; // with model/calibration provenance
+        std::shared_ptr<const analysis::SensitivityResult> scan; // with model/calibration provenance
         double seconds = 0;
     };
 
@@ -184,7 +184,7 @@ public:
         int threads = 0;
     };
     struct Result {
-        std::shared_ptr<const pipeline::SweepResult> sweep;
+        std::shared_ptr<const analysis::SweepResult> sweep;
         double seconds = 0;
     };
 
@@ -194,7 +194,7 @@ public:
 
 Q_SIGNALS:
     void finished(const sparselab::gui::SweepJob::Result& result);
-    void pointFinished(const std::shared_ptr<const sparselab::pipeline::SweepResult>& sweepSoFar);
+    void pointFinished(const std::shared_ptr<const sparselab::analysis::SweepResult>& sweepSoFar);
 
 protected:
     void execute() override;
@@ -217,8 +217,8 @@ public:
         QStringList prompts;          // greedy continuation prompts (empty = the report's defaults)
         qint64 newTokens = 40;
         qint64 maxWindows = 0;        // evaluation windows for KL/perplexity; 0 = the run's setting
-        std::shared_ptr<const pipeline::SweepResult> sweep;             // optional plots
-        std::shared_ptr<const pipeline::SensitivityResult> sensitivity; // optional heat-map
+        std::shared_ptr<const analysis::SweepResult> sweep;             // optional plots
+        std::shared_ptr<const analysis::SensitivityResult> sensitivity; // optional heat-map
         QList<RunRecord> sessionRuns; // listed in section 7 (empty = no section 7)
         QString workspaceFile;        // shown in section 7 ("" = not saved)
         int threads = 0;

@@ -1,7 +1,7 @@
 #include "teaching_jobs.h"
 
 #include "engine_support.h"
-#include "teaching_problem.h"
+#include "teaching_problem_tensors.h"
 
 #include "data/calibration.h"
 #include "pipeline/layer_capture.h"
@@ -42,8 +42,8 @@ void CaptureLayerJob::execute()
     calib.seqlen = m_params.seqlen;
     calib.seed = m_params.seed;
     const auto windows = data::sampleCalibrationWindows(ids, calib, textPath);
-    auto layer = pipeline::captureLayerProblem(*m_params.model, windows, m_params.layer.toStdString(), 8, callback,
-                                               cancelToken());
+    auto layer = pipeline::captureLayerProblem(*m_params.model, windows, m_params.layer.toStdString(), 8,
+                                               {callback, cancelToken()});
     auto problem = std::make_shared<TeachingProblem>();
     problem->name = QString::fromStdString(layer.name);
     problem->weight = layer.weight;

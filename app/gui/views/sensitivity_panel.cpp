@@ -1,9 +1,9 @@
 #include "sensitivity_panel.h"
-#include "run_types.h"
+#include "session_types.h"
 
-#include "pipeline/allocator.h"
+#include "analysis/allocator.h"
 #include "store/analysis_store.h"
-#include "pipeline/sensitivity.h"
+#include "analysis/sensitivity.h"
 #include "util/errors.h"
 
 #include "qcustomplot_include.h"
@@ -40,7 +40,7 @@ QString levelLabel(double sparsity, int bits)
     return text;
 }
 
-QString layerLabel(const pipeline::SensitivityLayer& layer)
+QString layerLabel(const analysis::SensitivityLayer& layer)
 {
     return QStringLiteral("%1 %2").arg(layer.block).arg(shortLayerLabel(QString::fromStdString(layer.kind)));
 }
@@ -154,7 +154,7 @@ SensitivityPanel::SensitivityPanel(QWidget* parent) : QWidget(parent)
 
 SensitivityPanel::~SensitivityPanel() = default;
 
-void SensitivityPanel::setScan(std::shared_ptr<const pipeline::SensitivityResult> scan, const QString& source)
+void SensitivityPanel::setScan(std::shared_ptr<const analysis::SensitivityResult> scan, const QString& source)
 {
     m_scan = std::move(scan);
     m_source = source;
@@ -175,10 +175,10 @@ bool SensitivityPanel::loadFile(const QString& file, QString* error)
                     error->clear();
                 return false;
             }
-            setScan(std::make_shared<pipeline::SensitivityResult>(std::move(*scan)), file);
+            setScan(std::make_shared<analysis::SensitivityResult>(std::move(*scan)), file);
             return true;
         }
-        setScan(std::make_shared<pipeline::SensitivityResult>(pipeline::SensitivityResult::load(file.toStdString())), file);
+        setScan(std::make_shared<analysis::SensitivityResult>(analysis::SensitivityResult::load(file.toStdString())), file);
         return true;
     } catch (const std::exception& e) {
         if (error)
@@ -241,25 +241,25 @@ bool SensitivityPanel::allocate(const AllocationRequest& request, AllocationOutc
         return false;
     }
     try {
-        pipeline::AllocatorParams params;
+        analysis::AllocatorParams params;
         if (request.budget == Budget::AverageSparsity) {
-            params.kind = pipeline::BudgetKind::AverageSparsity;
+            params.kind = analysis::BudgetKind::AverageSparsity;
             params.averageSparsity = request.value;
         } else {
-            params.kind = pipeline::BudgetKind::ModelBytes;
+            params.kind = analysis::BudgetKind::ModelBytes;
             params.modelBytes = int64_t(std::llround(request.value * 1e6));
         }
-        params.metric = request.metric == Metric::Relative         ? pipeline::ErrorMetric::Relative
-                        : request.metric == Metric::KindNormalized ? pipeline::ErrorMetric::KindNormalized
-                                                                   : pipeline::ErrorMetric::Absolute;
+        params.metric = request.metric == Metric::Relative         ? analysis::ErrorMetric::Relative
+                        : request.metric == Metric::KindNormalized ? analysis::ErrorMetric::KindNormalized
+                                                                   : analysis::ErrorMetric::Absolute;
         params.maxSparsity = request.maxSparsity;
-        const pipeline::AllocationResult result = pipeline::allocate(*m_scan, params);
+        const analysis::AllocationResult result = analysis::allocate(*m_scan, params);
         AllocationOutcome out;
         const auto dump = [](const pipeline::Recipe& recipe) {
             return QByteArray::fromStdString(recipe.toJson().dump(2) + "\n");
         };
-        out.recipeJson = dump(pipeline::allocationRecipe(result.allocated, m_scan->base, true));
-        out.uniformRecipeJson = dump(pipeline::allocationRecipe(result.uniform, m_scan->base, true));
+        out.recipeJson = dump(analysis::allocationRecipe(result.allocated, m_scan->base, true));
+        out.uniformRecipeJson = dump(analysis::allocationRecipe(result.uniform, m_scan->base, true));
         out.predictedError = result.allocated.predictedError;
         out.uniformPredictedError = result.uniform.predictedError;
         out.averageSparsity = result.allocated.averageSparsity;

@@ -23,7 +23,7 @@ class QLabel;
 class QPushButton;
 class QTableWidget;
 
-namespace sparselab::pipeline { struct SensitivityResult; }
+namespace sparselab::analysis { struct SensitivityResult; }
 
 namespace sparselab::gui {
 
@@ -51,7 +51,7 @@ public:
     explicit SensitivityPanel(QWidget* parent = nullptr);
     ~SensitivityPanel() override;
 
-    void setScan(std::shared_ptr<const pipeline::SensitivityResult> scan, const QString& source);
+    void setScan(std::shared_ptr<const analysis::SensitivityResult> scan, const QString& source);
     void clear();
     // Loads `file` (.json scan or .h5 workspace: its last scan). False with the one-line message
     // in `error` when it cannot be read (the panel is left as it was); false with an empty
@@ -59,7 +59,7 @@ public:
     bool loadFile(const QString& file, QString* error);
 
     [[nodiscard]] bool hasScan() const { return m_scan != nullptr; }
-    [[nodiscard]] std::shared_ptr<const pipeline::SensitivityResult> scan() const { return m_scan; }
+    [[nodiscard]] std::shared_ptr<const analysis::SensitivityResult> scan() const { return m_scan; }
     [[nodiscard]] QString sourceText() const { return m_source; }
     [[nodiscard]] QCustomPlot* heatmapPlot() const { return m_plot; }
     [[nodiscard]] QCPColorMap* heatmap() const { return m_map; }
@@ -87,7 +87,7 @@ private:
     void updateLayerTicks();
     void updateBudgetControls();
 
-    std::shared_ptr<const pipeline::SensitivityResult> m_scan;
+    std::shared_ptr<const analysis::SensitivityResult> m_scan;
     QString m_source;
     QLabel* m_summary = nullptr;
     QCustomPlot* m_plot = nullptr;

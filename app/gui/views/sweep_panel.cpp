@@ -1,7 +1,7 @@
 #include "sweep_panel.h"
 
 #include "store/analysis_store.h"
-#include "pipeline/sweep.h"
+#include "analysis/sweep.h"
 #include "util/errors.h"
 
 #include "plot_legend.h"
@@ -91,9 +91,9 @@ SweepPanel::SweepPanel(QWidget* parent) : QWidget(parent)
 
 SweepPanel::~SweepPanel() = default;
 
-void SweepPanel::setSweep(const pipeline::SweepResult& sweep, const QString& source)
+void SweepPanel::setSweep(const analysis::SweepResult& sweep, const QString& source)
 {
-    m_sweep = std::make_unique<pipeline::SweepResult>(sweep);
+    m_sweep = std::make_unique<analysis::SweepResult>(sweep);
     m_source = source;
     rebuild();
 }
@@ -141,7 +141,7 @@ void SweepPanel::rebuild()
         return;
     }
     const auto& sweep = *m_sweep;
-    const auto frontier = pipeline::paretoFrontier(sweep.points);
+    const auto frontier = analysis::paretoFrontier(sweep.points);
     const std::set<size_t> onFrontier(frontier.begin(), frontier.end());
     m_summary->setText(tr("%1: %2 of %3 points; dense perplexity %4, %5")
                            .arg(m_source)
@@ -174,7 +174,7 @@ void SweepPanel::rebuild()
     // Perplexity vs sparsity: one line per (allocation, method, group, bits), by increasing
     // sparsity; the allocation is named only when the sweep has more than uniform.
     const bool namesAllocation = sweep.grid.allocatesPerLayer();
-    std::map<std::tuple<std::string, int, std::string, int>, std::vector<const pipeline::SweepPoint*>> lines;
+    std::map<std::tuple<std::string, int, std::string, int>, std::vector<const analysis::SweepPoint*>> lines;
     for (const auto& p : sweep.points)
         lines[{p.spec.allocation, int(p.spec.method), p.spec.group, p.spec.bits}].push_back(&p);
     int index = 0;

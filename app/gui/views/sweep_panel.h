@@ -2,7 +2,7 @@
 // The Results view's "Sweeps" tab, itself three tabs: a sweep's table (one row per grid point:
 // method, group, bits, sparsity, perplexity, size, Pareto) and its two plots — perplexity vs
 // sparsity with one line per (method, group, bits), and size vs perplexity with every point
-// and the Pareto frontier (pipeline::paretoFrontier) drawn as a line. Fed from a sweep results
+// and the Pareto frontier (analysis::paretoFrontier) drawn as a line. Fed from a sweep results
 // file (.json) or a workspace (.h5, its last or named sweep; pipeline/analysis_store.h).
 // Loading reads one small JSON document, so it runs on the GUI thread. GUI thread only.
 
@@ -15,7 +15,7 @@ class QCustomPlot;
 class QLabel;
 class QTableWidget;
 
-namespace sparselab::pipeline { struct SweepResult; }
+namespace sparselab::analysis { struct SweepResult; }
 
 namespace sparselab::gui {
 
@@ -29,14 +29,14 @@ public:
     explicit SweepPanel(QWidget* parent = nullptr);
     ~SweepPanel() override;
 
-    void setSweep(const pipeline::SweepResult& sweep, const QString& source);
+    void setSweep(const analysis::SweepResult& sweep, const QString& source);
     void clear();
     // Loads `file` (.json results or .h5 workspace). On failure returns false with the one-line
     // message in `error`, leaving the panel as it was.
     bool loadFile(const QString& file, QString* error);
 
     [[nodiscard]] bool hasSweep() const { return m_sweep != nullptr; }
-    [[nodiscard]] const pipeline::SweepResult* sweep() const { return m_sweep.get(); }
+    [[nodiscard]] const analysis::SweepResult* sweep() const { return m_sweep.get(); }
     [[nodiscard]] QTableWidget* table() const { return m_table; }
     [[nodiscard]] QCustomPlot* perplexityPlot() const { return m_perplexityPlot; }
     [[nodiscard]] QCustomPlot* paretoPlot() const { return m_paretoPlot; }
@@ -45,7 +45,7 @@ public:
 private:
     void rebuild();
 
-    std::unique_ptr<pipeline::SweepResult> m_sweep;
+    std::unique_ptr<analysis::SweepResult> m_sweep;
     QString m_source;
     QLabel* m_summary = nullptr;
     QTableWidget* m_table = nullptr;

@@ -20,14 +20,14 @@
 // level (s, b) shared by all layers that fits and has the least predicted error.
 
 #include "pipeline/recipe.h"
-#include "pipeline/sensitivity.h"
+#include "analysis/sensitivity.h"
 
 #include <nlohmann/json.hpp>
 
 #include <string>
 #include <vector>
 
-namespace sparselab::pipeline {
+namespace sparselab::analysis {
 
 enum class BudgetKind { AverageSparsity, ModelBytes };
 // Relative: relError; Absolute: absError; KindNormalized: relError divided by the mean
@@ -78,7 +78,7 @@ struct AllocationResult {
 // A recipe that applies `allocation` (one rule per layer, exact module names) on top of
 // `base` (method, damp, blocksize, group, sym). Layers not in the allocation keep
 // `base`'s defaults unless `othersDense` (then "dense").
-[[nodiscard]] Recipe allocationRecipe(const Allocation& allocation, const solve::SolverOptions& base,
+[[nodiscard]] pipeline::Recipe allocationRecipe(const Allocation& allocation, const solve::SolverOptions& base,
                                       bool othersDense = true);
 
-} // namespace sparselab::pipeline
+} // namespace sparselab::analysis

@@ -1,8 +1,8 @@
-#include "pipeline/size_model.h"
+#include "analysis/size_model.h"
 
 #include <cmath>
 
-namespace sparselab::pipeline {
+namespace sparselab::analysis {
 
 int64_t linearLayerBytes(int64_t rows, int64_t cols, double sparsity, int bits, int64_t group)
 {
@@ -19,4 +19,4 @@ int64_t linearLayerBytes(int64_t rows, int64_t cols, double sparsity, int bits, 
     return bytes;
 }
 
-} // namespace sparselab::pipeline
+} // namespace sparselab::analysis

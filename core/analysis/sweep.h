@@ -50,7 +50,7 @@
 
 namespace sparselab::model { class CausalLM; }
 
-namespace sparselab::pipeline {
+namespace sparselab::analysis {
 
 struct SweepGrid {
     std::vector<std::string> allocations{"uniform"}; // "uniform" | "owl" | "search"
@@ -117,7 +117,7 @@ struct SweepResult {
 
 // The prune plan of a point: `base` options (damp, blocksize, group, sym) with the point's
 // method, sparsity and bits; the layers outside the point's group are filtered out (dense).
-[[nodiscard]] PruneParams sweepPointParams(const model::CausalLM& model, const SweepPointSpec& spec,
+[[nodiscard]] pipeline::PruneParams sweepPointParams(const model::CausalLM& model, const SweepPointSpec& spec,
                                            const solve::SolverOptions& base, bool trueSequential);
 
 // Layers of `group` ("all" | "attention" | "mlp"), as module names. InputError for unknown groups.
@@ -125,25 +125,25 @@ struct SweepResult {
 
 // Model bytes (size model) of `model`, each linear layer priced by its plan (target sparsity or
 // N:M, bits, group) rather than by the zeros it ended with; the allocators price the same way.
-[[nodiscard]] int64_t modelBytesOf(const model::CausalLM& model, const PruneResult& result);
+[[nodiscard]] int64_t modelBytesOf(const model::CausalLM& model, const pipeline::PruneResult& result);
 
 // One point: prunes a fresh copy of `dense` (whose linear weights are cloned; `dense` is not
 // modified) and measures perplexity on `evalIds`. Progress stages are the pipeline's and
 // "perplexity".
 struct RecipeOutcome {
-    PruneResult prune;
+    pipeline::PruneResult prune;
     eval::PerplexityResult perplexity;
     int64_t modelBytes = 0;
 };
 [[nodiscard]] RecipeOutcome evaluateRecipe(const model::CausalLM& dense, const data::CalibrationWindows& windows,
-                                           const std::vector<int32_t>& evalIds, const PruneParams& params,
+                                           const std::vector<int32_t>& evalIds, const pipeline::PruneParams& params,
                                            const eval::PerplexityParams& evalParams,
                                            const ProgressCallback& progress = {}, const CancelToken* cancel = nullptr);
 
 // The per-layer plan of a point whose allocation is not "uniform": given the point and its
 // uniform recipe (defaults = the point's options), the recipe with one rule per layer.
 // Progress and cancel are the sweep's. Made by allocation::sweepAllocator.
-using SweepAllocator = std::function<Recipe(const SweepPointSpec& point, const Recipe& uniform,
+using SweepAllocator = std::function<pipeline::Recipe(const SweepPointSpec& point, const pipeline::Recipe& uniform,
                                             const ProgressCallback& progress, const CancelToken* cancel)>;
 
 // Which points of a grid to run, and how.
@@ -177,4 +177,4 @@ struct SweepObserver {
 // lower-or-equal with one strictly better), as indices into `points`, by increasing size.
 [[nodiscard]] std::vector<size_t> paretoFrontier(const std::vector<SweepPoint>& points);
 
-} // namespace sparselab::pipeline
+} // namespace sparselab::analysis

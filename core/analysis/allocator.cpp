@@ -1,6 +1,6 @@
-#include "pipeline/allocator.h"
+#include "analysis/allocator.h"
 
-#include "pipeline/size_model.h"
+#include "analysis/size_model.h"
 #include "util/errors.h"
 
 #include <algorithm>
@@ -10,8 +10,10 @@
 #include <map>
 #include <sstream>
 
-namespace sparselab::pipeline {
+namespace sparselab::analysis {
 
+using pipeline::Recipe;
+using pipeline::RecipeRule;
 using nlohmann::json;
 
 namespace {
@@ -279,4 +281,4 @@ Recipe allocationRecipe(const Allocation& allocation, const solve::SolverOptions
     return recipe;
 }
 
-} // namespace sparselab::pipeline
+} // namespace sparselab::analysis

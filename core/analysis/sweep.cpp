@@ -1,8 +1,8 @@
-#include "pipeline/sweep.h"
+#include "analysis/sweep.h"
 #include "util/json_file.h"
 
 #include "model/causal_lm.h"
-#include "pipeline/size_model.h"
+#include "analysis/size_model.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
 
@@ -14,8 +14,13 @@
 #include <map>
 #include <set>
 
-namespace sparselab::pipeline {
+namespace sparselab::analysis {
 
+using pipeline::PruneObserver;
+using pipeline::PruneParams;
+using pipeline::PruneResult;
+using pipeline::moduleName;
+using pipeline::pruneModel;
 using nlohmann::json;
 
 namespace {
@@ -472,4 +477,4 @@ std::vector<size_t> paretoFrontier(const std::vector<SweepPoint>& points)
     return frontier;
 }
 
-} // namespace sparselab::pipeline
+} // namespace sparselab::analysis

@@ -15,7 +15,7 @@
 
 #include <cstdint>
 
-namespace sparselab::pipeline {
+namespace sparselab::analysis {
 
 // Bytes of one linear layer [rows, cols] at `sparsity` and `bits` (2..8 or 16); `group` = 0
 // for one grid per row, else columns per quantization group.
@@ -24,4 +24,4 @@ namespace sparselab::pipeline {
 // Bytes of `parameters` non-prunable parameters at fp16.
 [[nodiscard]] inline int64_t fixedParameterBytes(int64_t parameters) { return 2 * parameters; }
 
-} // namespace sparselab::pipeline
+} // namespace sparselab::analysis

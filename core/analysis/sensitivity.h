@@ -36,7 +36,7 @@
 
 namespace sparselab::model { class CausalLM; }
 
-namespace sparselab::pipeline {
+namespace sparselab::analysis {
 
 struct SensitivityParams {
     std::vector<double> sparsities{0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9}; // each in [0, 1)
@@ -101,12 +101,8 @@ void validateSensitivityParams(const model::CausalLM& model, const SensitivityPa
 // paging to its caller), so one block's weights are resident; the result is the in-memory
 // scan's.
 [[nodiscard]] SensitivityResult scanSensitivity(const model::CausalLM& model, const data::CalibrationWindows& windows,
-                                                const SensitivityParams& params,
-                                                const ProgressCallback& progress = {},
-                                                const CancelToken* cancel = nullptr);
+                                                const SensitivityParams& params, const Watch& watch = {});
 [[nodiscard]] SensitivityResult scanSensitivity(model::CausalLM& model, const data::CalibrationWindows& windows,
-                                                const SensitivityParams& params,
-                                                const ProgressCallback& progress = {},
-                                                const CancelToken* cancel = nullptr);
+                                                const SensitivityParams& params, const Watch& watch = {});
 
-} // namespace sparselab::pipeline
+} // namespace sparselab::analysis

@@ -1,4 +1,4 @@
-#include "pipeline/sensitivity.h"
+#include "analysis/sensitivity.h"
 #include "util/json_file.h"
 
 #include "model/causal_lm.h"
@@ -15,8 +15,11 @@
 #include <cmath>
 #include <map>
 
-namespace sparselab::pipeline {
+namespace sparselab::analysis {
 
+using pipeline::BlockWalker;
+using pipeline::globMatch;
+using pipeline::moduleName;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
@@ -217,19 +220,17 @@ SensitivityResult scan(const model::CausalLM& model, model::CausalLM* pager, con
 } // namespace
 
 SensitivityResult scanSensitivity(const model::CausalLM& model, const data::CalibrationWindows& windows,
-                                  const SensitivityParams& params, const ProgressCallback& progress,
-                                  const CancelToken* cancel)
+                                  const SensitivityParams& params, const Watch& watch)
 {
     if (model.streamed())
         throw std::invalid_argument("scanSensitivity: a streamed model must be passed as non-const (its blocks are paged)");
-    return scan(model, nullptr, windows, params, progress, cancel);
+    return scan(model, nullptr, windows, params, watch.progress, watch.cancel);
 }
 
 SensitivityResult scanSensitivity(model::CausalLM& model, const data::CalibrationWindows& windows,
-                                  const SensitivityParams& params, const ProgressCallback& progress,
-                                  const CancelToken* cancel)
+                                  const SensitivityParams& params, const Watch& watch)
 {
-    return scan(model, model.streamed() ? &model : nullptr, windows, params, progress, cancel);
+    return scan(model, model.streamed() ? &model : nullptr, windows, params, watch.progress, watch.cancel);
 }
 
 json SensitivityResult::toJson() const
@@ -342,4 +343,4 @@ void SensitivityResult::save(const std::filesystem::path& file) const
     writeFileAtomically(file, toJson().dump(1) + "\n");
 }
 
-} // namespace sparselab::pipeline
+} // namespace sparselab::analysis
