@@ -17,7 +17,7 @@
 #include "live_view.h"
 #include "main_window.h"
 #include "mask_heatmap_widget.h"
-#include "run_types.h"
+#include "session_types.h"
 
 #include <QAction>
 #include <QApplication>

@@ -5,7 +5,7 @@
 // the window from View → Teaching Mode.
 
 #include "main_window.h"
-#include "teaching_problem.h"
+#include "teaching_problem_tensors.h"
 #include "teaching_window.h"
 #include "testsupport.h"
 #include "gui/gui_event_timing.h"

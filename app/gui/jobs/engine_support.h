@@ -3,7 +3,7 @@
 // paths and texts as the engine takes them, the calibration windows a run draws, and the
 // provenance record a run's export carries. Worker-thread safe. No LibTorch here.
 
-#include "run_types.h"
+#include "session_types.h"
 
 #include <nlohmann/json_fwd.hpp>
 

@@ -18,7 +18,7 @@
 // from the recipe JSON the CLI reads.
 // GUI thread only.
 
-#include "run_types.h"
+#include "session_types.h"
 
 #include <QAbstractTableModel>
 

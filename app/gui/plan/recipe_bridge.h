@@ -13,7 +13,7 @@
 // recipe_bridge.cpp is one of the two GUI translation units that see the engine.
 // Errors are returned as one-line messages (empty string = success), never thrown.
 
-#include "run_types.h"
+#include "session_types.h"
 
 #include <QByteArray>
 #include <QList>

@@ -12,7 +12,7 @@
 // run is cancelled and the application quits.
 // Images are saved with an 8-bit palette to stay small. GUI thread only.
 
-#include "run_types.h"
+#include "session_types.h"
 
 #include <QObject>
 #include <QString>

@@ -1,6 +1,6 @@
 #include "teaching_window.h"
 
-#include "teaching_problem.h"
+#include "teaching_problem_tensors.h"
 
 #include "matrix_view.h"
 #include "plot_legend.h"

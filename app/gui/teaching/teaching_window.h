@@ -21,7 +21,7 @@
 // GUI thread only.
 
 #include "job_runner.h"
-#include "run_types.h"
+#include "session_types.h"
 #include "teaching_jobs.h"
 
 #include <QElapsedTimer>

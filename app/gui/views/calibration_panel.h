@@ -8,7 +8,7 @@
 // GUI thread only.
 
 #include "engine_jobs.h"
-#include "run_types.h"
+#include "session_types.h"
 
 #include <QWidget>
 

@@ -7,7 +7,7 @@
 // recoveryHeldOut signals and SearchJob's generationFinished.
 // GUI thread only.
 
-#include "run_types.h"
+#include "session_types.h"
 
 #include <QHash>
 #include <QVector>

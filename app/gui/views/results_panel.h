@@ -5,7 +5,7 @@
 // type with the checked runs overlaid (e.g. SparseGPT vs magnitude vs Wanda).
 // GUI thread only.
 
-#include "run_types.h"
+#include "session_types.h"
 
 #include <QWidget>
 

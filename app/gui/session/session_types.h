@@ -1,8 +1,10 @@
 #pragma once
-// Plain values the workbench passes between its views and its engine jobs: the per-layer
-// plan (what the Plan view edits and the recipe JSON stores), and what a run produces (its
-// per-layer results are the engine's solve::LayerRecord). No LibTorch here: engine_jobs.cpp
-// and recipe_bridge.cpp convert plans to and from the engine's recipes. Everything is a value type, safe to copy across threads.
+// The workbench session's plain values, passed between its views and its engine jobs: the
+// per-layer plan (what the Plan view edits and the recipe JSON stores), the calibration,
+// evaluation and recovery settings, and what a run produces (its per-layer results are the
+// engine's solve::LayerRecord). No LibTorch here: engine_jobs.cpp and recipe_bridge.cpp
+// convert plans to and from the engine's recipes. Everything is a value type, safe to copy
+// across threads. (The session itself — model, runs, caches, jobs — is workbench.h.)
 
 #include "solve/layer_record.h"
 

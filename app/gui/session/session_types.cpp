@@ -1,4 +1,4 @@
-#include "run_types.h"
+#include "session_types.h"
 
 
 #include <algorithm>
