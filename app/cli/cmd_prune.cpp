@@ -52,24 +52,22 @@ int64_t hookBlock(const char* variable)
     return value ? std::atoll(value) : -1;
 }
 
-} // namespace
-
-int cmdPrune(const Args& args)
+// --out as given; "newdir/" names the folder newdir (a trailing separator is not part of the name).
+fs::path outDirFromArgs(const Args& args)
 {
-    const std::string usage = "sparselab-cli prune MODEL --calib FILE --out OUT_DIR [options]";
-    args.requirePositional(1, usage);
-    const fs::path modelPath = args.positional().front();
-    if (!args.value("calib"))
-        throw optionError("--calib", "is required (the calibration text file)");
     if (!args.value("out"))
         throw optionError("--out", "is required (the folder to write the compressed model to)");
-    // "newdir/" names the folder newdir (a trailing separator is not part of the name).
     fs::path outDir = *args.value("out");
     while (!outDir.empty() && !outDir.has_filename() && outDir.has_parent_path() && outDir != outDir.root_path())
         outDir = outDir.parent_path();
     if (outDir.empty())
         throw optionError("--out", "is empty: give the folder to write the compressed model to");
+    return outDir;
+}
 
+// The run's spec from the options that need no model: texts, evaluation, workspace, device.
+workflow::CompressionSpec specFromArgs(const Args& args, const fs::path& modelPath, const torch::Device& device)
+{
     workflow::CompressionSpec spec;
     spec.source = modelPath;
     spec.calibrationFile = *args.value("calib");
@@ -81,29 +79,16 @@ int cmdPrune(const Args& args)
         throw optionError("--stream", "cannot be combined with --eval yet (evaluate the exported model instead)");
     if (const auto workspace = args.value("workspace"))
         spec.workspace = fs::path(*workspace);
-    applyThreadsOption(args);
-    const torch::Device device = deviceOption(args);
     spec.device = device.str();
     spec.createdBy = "sparselab-cli prune";
     if (const auto name = args.value("name"))
         spec.label = *name;
-    const bool quiet = args.flag("quiet");
+    return spec;
+}
 
-    // Validate everything cheap before any heavy work, so bad input fails fast and writes nothing.
-    exporting::checkExportTarget(modelPath, outDir);
-    const fs::path folder = io::resolveModelPath(modelPath); // a .gguf becomes a converted folder
-    const auto config = model::ModelConfig::load(folder);
-    spec.calibration = calibrationFromArgs(args, config);
-    // Memory: refuse before loading anything when the run cannot fit (--dry-run: show the plan).
-    const auto memoryPlan = planForArgs(folder, args, spec.calibration.nsamples, spec.calibration.seqlen);
-    if (args.flag("dry-run")) {
-        printPlan(memoryPlan, args.flag("json"));
-        if (!memoryPlan.fits())
-            throw inputError(folder, memoryPlan.refusal());
-        return 0;
-    }
-    if (!memoryPlan.fits())
-        throw inputError(folder, memoryPlan.refusal() + " (see sparselab-cli plan)");
+// The plan and solver options (after the memory check: they need no model either).
+void addPlanFromArgs(const Args& args, workflow::CompressionSpec& spec)
+{
     spec.prune.recipe = recipeFromArgs(args);
     spec.prune.recipeSource = args.valueOr("recipe", "options");
     spec.prune.trueSequential = args.flag("true-sequential");
@@ -114,12 +99,11 @@ int cmdPrune(const Args& args)
     spec.recovery = recoveryParamsFromArgs(args, spec.calibration.nsamples);
     if (spec.recovery.enabled() && spec.streamed && spec.recovery.loss == recovery::RecoveryLoss::LogitKl)
         throw optionError("--recover-loss", "kl needs the whole model in memory; use --recover-loss block with --stream");
+}
 
-    torch::NoGradGuard noGrad;
-    const auto tokenizer = tokenize::loadTokenizer(folder);
-    auto model = model::CausalLM::load(folder, device, spec.streamed);
-    applyDefaultThreads(args, *model);
-
+// Progress on stderr (unless --quiet), Ctrl-C cancels, and the test hooks.
+workflow::RunObserver terminalObserver(bool quiet)
+{
     workflow::RunObserver observer;
     observer.prune.progress = stderrProgress(quiet);
     observer.prune.cancel = &interruptToken();
@@ -139,16 +123,14 @@ int cmdPrune(const Args& args)
         if (block == interruptAfter)
             std::raise(SIGINT);
     };
+    return observer;
+}
 
-    auto outcome = workflow::runCompression(*model, *tokenizer, spec, observer);
-    const auto exportStarted = std::chrono::steady_clock::now();
-    const auto summary = exporting::exportHuggingFaceFolder(*model, outDir, outcome.provenance,
-                                                            observer.prune.progress, &interruptToken());
-    const double exportSeconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - exportStarted).count();
-    const std::string runId =
-        workflow::recordRun(spec, outcome, fs::absolute(outDir).string(), int64_t(summary.bytes), exportSeconds);
-
+// What the run did, as --json or as lines for a person.
+void printOutcome(const Args& args, const workflow::CompressionSpec& spec, const workflow::CompressionOutcome& outcome,
+                  const fs::path& outDir, const exporting::ExportSummary& summary, double exportSeconds,
+                  const std::string& runId)
+{
     const auto& run = outcome.record;
     const pipeline::PrunePhaseSeconds& phases = outcome.prune.phases;
     if (args.flag("json")) {
@@ -176,32 +158,77 @@ int cmdPrune(const Args& args)
         if (outcome.provenance.contains("recovery"))
             out["recovery"] = outcome.provenance["recovery"];
         printJson(out);
-    } else {
-        std::printf("pruned %zu linear layers in %.1f s; linear-layer sparsity %.4f\n", run.layers.size(),
-                    run.timings.pruneSeconds, run.linearSparsity);
-        std::printf("time: forward passes %.1f s, Hessians %.1f s, solves %.1f s, block I/O %.1f s, evaluation "
-                    "%.1f s, export %.1f s\n",
-                    phases.forward, phases.hessian, phases.solve, phases.blockIo, run.timings.evalSeconds,
-                    exportSeconds);
-        if (outcome.recovery)
-            std::printf("recovered with %s distillation: %lld steps in %.1f s (stopped by %s); nonzero weights "
-                        "%lld before, %lld after\n",
-                        recovery::lossName(spec.recovery.loss), (long long)outcome.recovery->stepsRun,
-                        outcome.recovery->seconds, outcome.recovery->stoppedBy.c_str(),
-                        (long long)outcome.recovery->nonzeroBefore, (long long)outcome.recovery->nonzeroAfter);
-        if (run.perplexityBefore && run.perplexityAfter && outcome.pruned)
-            std::printf("perplexity %.4f -> %.4f pruned -> %.4f recovered on %s (seqlen %lld)\n",
-                        run.perplexityBefore->perplexity, outcome.pruned->perplexity, run.perplexityAfter->perplexity,
-                        spec.evaluationFile->filename().c_str(), (long long)run.perplexityAfter->seqlen);
-        else if (run.perplexityBefore && run.perplexityAfter)
-            std::printf("perplexity %.4f -> %.4f on %s (seqlen %lld)\n", run.perplexityBefore->perplexity,
-                        run.perplexityAfter->perplexity, spec.evaluationFile->filename().c_str(),
-                        (long long)run.perplexityAfter->seqlen);
-        std::printf("wrote %s (%lld files, %.1f MB)\n", outDir.c_str(), (long long)summary.files,
-                    double(summary.bytes) / 1e6);
-        if (spec.workspace)
-            std::printf("recorded %s in %s\n", runId.c_str(), spec.workspace->c_str());
+        return;
     }
+    std::printf("pruned %zu linear layers in %.1f s; linear-layer sparsity %.4f\n", run.layers.size(),
+                run.timings.pruneSeconds, run.linearSparsity);
+    std::printf("time: forward passes %.1f s, Hessians %.1f s, solves %.1f s, block I/O %.1f s, evaluation "
+                "%.1f s, export %.1f s\n",
+                phases.forward, phases.hessian, phases.solve, phases.blockIo, run.timings.evalSeconds, exportSeconds);
+    if (outcome.recovery)
+        std::printf("recovered with %s distillation: %lld steps in %.1f s (stopped by %s); nonzero weights "
+                    "%lld before, %lld after\n",
+                    recovery::lossName(spec.recovery.loss), (long long)outcome.recovery->stepsRun,
+                    outcome.recovery->seconds, outcome.recovery->stoppedBy.c_str(),
+                    (long long)outcome.recovery->nonzeroBefore, (long long)outcome.recovery->nonzeroAfter);
+    if (run.perplexityBefore && run.perplexityAfter && outcome.pruned)
+        std::printf("perplexity %.4f -> %.4f pruned -> %.4f recovered on %s (seqlen %lld)\n",
+                    run.perplexityBefore->perplexity, outcome.pruned->perplexity, run.perplexityAfter->perplexity,
+                    spec.evaluationFile->filename().c_str(), (long long)run.perplexityAfter->seqlen);
+    else if (run.perplexityBefore && run.perplexityAfter)
+        std::printf("perplexity %.4f -> %.4f on %s (seqlen %lld)\n", run.perplexityBefore->perplexity,
+                    run.perplexityAfter->perplexity, spec.evaluationFile->filename().c_str(),
+                    (long long)run.perplexityAfter->seqlen);
+    std::printf("wrote %s (%lld files, %.1f MB)\n", outDir.c_str(), (long long)summary.files,
+                double(summary.bytes) / 1e6);
+    if (spec.workspace)
+        std::printf("recorded %s in %s\n", runId.c_str(), spec.workspace->c_str());
+}
+
+} // namespace
+
+int cmdPrune(const Args& args)
+{
+    const std::string usage = "sparselab-cli prune MODEL --calib FILE --out OUT_DIR [options]";
+    args.requirePositional(1, usage);
+    const fs::path modelPath = args.positional().front();
+    if (!args.value("calib"))
+        throw optionError("--calib", "is required (the calibration text file)");
+    const fs::path outDir = outDirFromArgs(args);
+    applyThreadsOption(args);
+    workflow::CompressionSpec spec = specFromArgs(args, modelPath, deviceOption(args));
+
+    // Validate everything cheap before any heavy work, so bad input fails fast and writes nothing.
+    exporting::checkExportTarget(modelPath, outDir);
+    const fs::path folder = io::resolveModelPath(modelPath); // a .gguf becomes a converted folder
+    const auto config = model::ModelConfig::load(folder);
+    spec.calibration = calibrationFromArgs(args, config);
+    // Memory: refuse before loading anything when the run cannot fit (--dry-run: show the plan).
+    const auto memoryPlan = planForArgs(folder, args, spec.calibration.nsamples, spec.calibration.seqlen);
+    if (args.flag("dry-run")) {
+        printPlan(memoryPlan, args.flag("json"));
+        if (!memoryPlan.fits())
+            throw inputError(folder, memoryPlan.refusal());
+        return 0;
+    }
+    if (!memoryPlan.fits())
+        throw inputError(folder, memoryPlan.refusal() + " (see sparselab-cli plan)");
+    addPlanFromArgs(args, spec);
+
+    torch::NoGradGuard noGrad;
+    const auto tokenizer = tokenize::loadTokenizer(folder);
+    auto model = model::CausalLM::load(folder, torch::Device(spec.device), spec.streamed);
+    applyDefaultThreads(args, *model);
+    const workflow::RunObserver observer = terminalObserver(args.flag("quiet"));
+    auto outcome = workflow::runCompression(*model, *tokenizer, spec, observer);
+    const auto exportStarted = std::chrono::steady_clock::now();
+    const auto summary = exporting::exportHuggingFaceFolder(*model, outDir, outcome.provenance,
+                                                            observer.prune.progress, &interruptToken());
+    const double exportSeconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - exportStarted).count();
+    const std::string runId =
+        workflow::recordRun(spec, outcome, fs::absolute(outDir).string(), int64_t(summary.bytes), exportSeconds);
+    printOutcome(args, spec, outcome, outDir, summary, exportSeconds, runId);
     return 0;
 }
 

@@ -18,9 +18,18 @@ constexpr int64_t kResumeVersion = 1;
 } // namespace
 
 ResumeStore::ResumeStore(const fs::path& workspace, std::string key)
-    : m_folder(fs::path(workspace.string() + ".resume")), m_key(std::move(key))
+    : m_folder(checkpointFolder(workspace)), m_key(std::move(key))
 {
 }
+
+ResumeStore::ResumeStore(InFolder, fs::path folder, std::string key) : m_folder(std::move(folder)), m_key(std::move(key)) {}
+
+ResumeStore ResumeStore::inFolder(const fs::path& folder, std::string key)
+{
+    return ResumeStore(InFolder{}, folder, std::move(key));
+}
+
+fs::path ResumeStore::checkpointFolder(const fs::path& workspace) { return fs::path(workspace.string() + ".resume"); }
 
 fs::path ResumeStore::blockFile(int64_t block) const
 {

@@ -1,8 +1,9 @@
 #pragma once
-// Resume checkpoints for a prune run recorded into a workspace (no LibTorch, no Qt).
+// Resume checkpoints for a prune run (no LibTorch, no Qt).
 //
 // While `prune --workspace W.h5` runs, every finished decoder block is checkpointed into the
-// folder "W.h5.resume/" beside the workspace, one HDF5 file per block, each written
+// folder "W.h5.resume/" beside the workspace (the workbench's runs use a folder of their own
+// in the user's cache; workflow/compression_run.h), one HDF5 file per block, each written
 // atomically (temporary name, fsync, rename), so a kill -9 at any moment leaves only whole
 // checkpoints. A restart with the same key (a hash of everything that determines the result:
 // model file hashes, calibration text hash and settings, recipe, layer filter, true-sequential,
@@ -43,8 +44,12 @@ struct BlockCheckpoint {
 
 class ResumeStore {
 public:
-    // Checkpoints of `workspace` under `key` (see resumeKey).
+    // Checkpoints of `workspace` under `key` (see resumeKey), in checkpointFolder(workspace).
     ResumeStore(const std::filesystem::path& workspace, std::string key);
+    // Checkpoints in `folder` itself (the workbench's runs, which have no workspace file).
+    [[nodiscard]] static ResumeStore inFolder(const std::filesystem::path& folder, std::string key);
+    // "W.h5.resume" beside workspace "W.h5".
+    [[nodiscard]] static std::filesystem::path checkpointFolder(const std::filesystem::path& workspace);
 
     [[nodiscard]] const std::filesystem::path& folder() const { return m_folder; }
     [[nodiscard]] const std::string& key() const { return m_key; }
@@ -64,6 +69,8 @@ public:
     [[nodiscard]] std::filesystem::path blockFile(int64_t block) const;
 
 private:
+    struct InFolder {};
+    ResumeStore(InFolder, std::filesystem::path folder, std::string key);
     std::filesystem::path m_folder;
     std::string m_key;
 };

@@ -213,10 +213,10 @@ CompressionOutcome runCompression(model::CausalLM& model, const tokenize::Tokeni
     facts.calibrationBytes = int64_t(calibText.size());
     facts.evaluationBytes = int64_t(evalText.size());
 
-    if (spec.workspace) {
+    if (spec.workspace || spec.checkpointFolder)
         outcome.identity = store::modelIdentity(model, cancel); // hashes every file of the folder
+    if (spec.workspace)
         checkWorkspaceFor(*spec.workspace, *outcome.identity);
-    }
     // The whole plan against the model's layers before any slow step.
     pipeline::validatePlan(model, spec.prune);
 
@@ -284,9 +284,12 @@ CompressionOutcome runCompression(model::CausalLM& model, const tokenize::Tokeni
     pipeline::PruneParams params = spec.prune;
     pipeline::PruneObserver pruneObserver = observer.prune;
     std::optional<store::ResumeStore> resume;
-    if (spec.workspace) {
-        resume.emplace(*spec.workspace,
-                       store::resumeKey(resumeSettings(spec, *outcome.identity, calibSha256)));
+    if (spec.workspace || spec.checkpointFolder) {
+        const std::string key = store::resumeKey(resumeSettings(spec, *outcome.identity, calibSha256));
+        if (spec.checkpointFolder)
+            resume.emplace(store::ResumeStore::inFolder(*spec.checkpointFolder, key));
+        else
+            resume.emplace(*spec.workspace, key);
         const int64_t finished = resume->finishedBlocks();
         if (finished == 0 && resume->hasCheckpoints()) {
             log("discarding the checkpoints in " + resume->folder().string() + " (made with other settings)");
@@ -309,8 +312,19 @@ CompressionOutcome runCompression(model::CausalLM& model, const tokenize::Tokeni
     pruneObserver.onBlockFinished = [&](int64_t block, const std::vector<solve::LayerRecord>& layers) {
         if (observer.prune.onBlockFinished)
             observer.prune.onBlockFinished(block, layers);
-        if (resume)
-            resume->saveBlock(store::blockCheckpoint(model, block, layers));
+        if (resume) {
+            try {
+                resume->saveBlock(store::blockCheckpoint(model, block, layers));
+            } catch (const InputError& e) {
+                // Asked for with a workspace: an error. The workbench's own checkpoints are a
+                // convenience: a full cache disk (or another window clearing the folder) must
+                // not end a long run, which goes on without them.
+                if (!spec.checkpointFolder)
+                    throw;
+                log(std::string("resume checkpoints stopped: ") + e.what());
+                resume.reset();
+            }
+        }
         if (observer.afterCheckpoint)
             observer.afterCheckpoint(block, layers);
     };
@@ -325,7 +339,7 @@ CompressionOutcome runCompression(model::CausalLM& model, const tokenize::Tokeni
         // The checkpoints stay on purpose: the same run resumes from them.
         throw CancelledError("no model was written; " + std::to_string(kept) + " of "
                              + std::to_string(model.numBlocks()) + " finished blocks are kept in "
-                             + resume->folder().string() + " and the same command resumes from them");
+                             + resume->folder().string() + "; the same run started again resumes from them");
     }
 
     if (spec.evaluationFile && denseBeside && !spec.knownBefore)
@@ -404,8 +418,16 @@ std::string recordRun(const CompressionSpec& spec, CompressionOutcome& outcome, 
     store::updateWorkspaceSettings(*spec.workspace, outcome.identity, run.calibration, run.evaluation);
     const std::string id = store::appendRun(*spec.workspace, run);
     // Recorded: the checkpoints have served their purpose.
-    store::ResumeStore(*spec.workspace, "").clear();
+    clearCheckpoints(spec);
     return id;
+}
+
+void clearCheckpoints(const CompressionSpec& spec)
+{
+    if (spec.checkpointFolder)
+        store::ResumeStore::inFolder(*spec.checkpointFolder, "").clear();
+    else if (spec.workspace)
+        store::ResumeStore(*spec.workspace, "").clear();
 }
 
 } // namespace sparselab::workflow

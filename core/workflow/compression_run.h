@@ -5,7 +5,7 @@
 //   read the texts (hashed as they are read) → tokenize → draw the calibration windows →
 //   check the plan → [perplexity before] → [recovery: the dense teacher's signal] → prune,
 //   checkpointing every finished block and resuming from earlier checkpoints when a workspace
-//   is given → [perplexity before, when the dense model is kept beside the pruned one] →
+//   or a checkpoint folder is given → [perplexity before, when the dense model is kept beside the pruned one] →
 //   [recovery: perplexity of the pruned model, then distillation from the dense teacher
 //   (workflow/recovery_step.h)] → perplexity after → one store::RunRecord and the
 //   sparselab.json provenance, both made here and nowhere else.
@@ -59,6 +59,12 @@ struct CompressionSpec {
     // Checkpoints in `workspace`.resume/ (store/resume.h) and the model's identity checked
     // against the workspace's; recordRun() then appends the run there.
     std::optional<std::filesystem::path> workspace;
+    // Without a workspace: checkpoints in this folder (the workbench's runs), so that a run
+    // that was cancelled or died resumes when it is started again with the same settings.
+    // The caller removes them (clearCheckpoints) once the run's result is safe. Unlike a
+    // workspace's, a checkpoint that cannot be written here is logged and the run goes on
+    // without further checkpoints.
+    std::optional<std::filesystem::path> checkpointFolder;
     // The dense perplexity already measured with the same model, text and evaluation settings:
     // used as the run's "before" instead of measuring it again.
     std::optional<store::PerplexityRecord> knownBefore;
@@ -121,6 +127,9 @@ struct CompressionOutcome {
 // checkpoints. Returns the run's id.
 std::string recordRun(const CompressionSpec& spec, CompressionOutcome& outcome, const std::string& exportPath,
                       int64_t sizeBytes, double exportSeconds);
+
+// Removes the run's resume checkpoints (spec.checkpointFolder, else spec.workspace's), if any.
+void clearCheckpoints(const CompressionSpec& spec);
 
 // A short label for lists: "sparsegpt 50%", "sparsegpt 2:4 4-bit", "recipe R.json".
 [[nodiscard]] std::string recipeLabel(const pipeline::Recipe& recipe, const std::string& source);

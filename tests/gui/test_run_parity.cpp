@@ -113,6 +113,7 @@ private Q_SLOTS:
     void guiAndCliRecordTheSameRun();
     void recoveryIsTheSameInBothFrontEnds();
     void stopRecoveryKeepsTheRun();
+    void runResumesFromCheckpoints();
 };
 
 void TestRunParity::guiAndCliRecordTheSameRun()
@@ -301,6 +302,83 @@ void TestRunParity::stopRecoveryKeepsTheRun()
     QCOMPARE(std::get<std::string>(group->attributes.at("stopped_by")), std::string("stop"));
     const int64_t stepsRun = std::get<int64_t>(group->attributes.at("steps_run"));
     QVERIFY2(stepsRun >= 3 && stepsRun < 1000, qPrintable(QString::number(stepsRun)));
+}
+
+// The workbench's Run resumes from checkpoints as the CLI's prune does (same run, same key):
+// checkpoints of blocks 0 and 1 left by a prune killed after block 1, given to a RunJob as its
+// checkpoint folder, are restored instead of solved again, and the export is byte-identical to
+// that of an uninterrupted Run. The folder is removed once the run completes.
+void TestRunParity::runResumesFromCheckpoints()
+{
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    const fs::path root = dir.path().toStdString();
+    QThreadPool pool;
+    QString error;
+    LoadModelJob load({qpath(testing::demoModelDir()), 1});
+    const auto loaded = runToEnd(load, pool, &error);
+    QVERIFY2(loaded, qPrintable(error));
+
+    LayerSetting setting; // GPTQ-style: every grid option has to survive the checkpoint
+    setting.sparsity = 0.5;
+    setting.bits = 4;
+    setting.group = 32;
+    setting.sym = true;
+    setting.fp16Scale = true;
+    setting.actOrder = true;
+    RunJob::Params params = demoRun(*loaded, QStringLiteral("resumed"), setting, 8, 64, 0);
+    params.evaluation.enabled = false;
+
+    // Uninterrupted, without checkpoints.
+    RunJob whole(params);
+    const auto wholeRun = runToEnd(whole, pool, &error);
+    QVERIFY2(wholeRun, qPrintable(error));
+    ExportJob wholeExport({wholeRun->model, qpath(root / "whole"), QString(), wholeRun->record, 1});
+    QVERIFY2(runToEnd(wholeExport, pool, &error), qPrintable(error));
+
+    // The same run by the CLI, killed after block 1's checkpoint.
+    const fs::path recipe = root / "plan.json";
+    const QByteArray& recipeJson = wholeRun->record.recipeJson;
+    writeFileAtomically(recipe, std::string(recipeJson.constData(), size_t(recipeJson.size())));
+    const fs::path workspace = root / "killed.h5";
+    const auto killed = testing::runCli({"prune", qpath(testing::demoModelDir()), "--calib", qpath(testing::demoCalibText()),
+                                         "--nsamples", "8", "--seqlen", "64", "--recipe", qpath(recipe), "--threads", "1",
+                                         "--out", qpath(root / "cli-out"), "--workspace", qpath(workspace), "--quiet"},
+                                        {QStringLiteral("SPARSELAB_TEST_KILL_AFTER_BLOCK=1")});
+    QCOMPARE(killed.exitCode, -1);
+    const fs::path checkpoints = root / "killed.h5.resume";
+    QVERIFY(fs::exists(checkpoints / "block_00001.h5"));
+    QVERIFY(!fs::exists(checkpoints / "block_00002.h5"));
+
+    // The workbench's Run with those checkpoints.
+    params.checkpointFolder = qpath(checkpoints);
+    RunJob resumed(params);
+    QStringList log;
+    QObject::connect(&resumed, &RunJob::logLine, &resumed, [&](const QString& line) { log << line; });
+    const auto resumedRun = runToEnd(resumed, pool, &error);
+    QVERIFY2(resumedRun, qPrintable(error));
+    QVERIFY2(log.filter(QStringLiteral("resuming: 2 of 5 blocks restored")).size() == 1, qPrintable(log.join('\n')));
+    QVERIFY(!fs::exists(checkpoints));
+    ExportJob resumedExport({resumedRun->model, qpath(root / "resumed"), QString(), resumedRun->record, 1});
+    QVERIFY2(runToEnd(resumedExport, pool, &error), qPrintable(error));
+    QVERIFY(readTextFile(root / "resumed" / "model.safetensors") == readTextFile(root / "whole" / "model.safetensors"));
+    QCOMPARE(resumedRun->record.layers.size(), wholeRun->record.layers.size());
+    for (qsizetype i = 0; i < wholeRun->record.layers.size(); ++i) {
+        solve::LayerRecord a = resumedRun->record.layers[i], b = wholeRun->record.layers[i];
+        a.stats.seconds = b.stats.seconds = 0;
+        QVERIFY2(a == b, a.name.c_str());
+    }
+
+    // Checkpoints that cannot be written (here: the folder would be inside a file) do not end
+    // the run: it says so once and completes without them.
+    params.checkpointFolder = qpath(recipe / "resume");
+    RunJob unwritable(params);
+    QStringList notes;
+    QObject::connect(&unwritable, &RunJob::logLine, &unwritable, [&](const QString& line) { notes << line; });
+    const auto unwritableRun = runToEnd(unwritable, pool, &error);
+    QVERIFY2(unwritableRun, qPrintable(error));
+    QCOMPARE(notes.filter(QStringLiteral("resume checkpoints stopped: ")).size(), 1);
+    QCOMPARE(unwritableRun->record.layers.size(), wholeRun->record.layers.size());
 }
 
 QTEST_MAIN(TestRunParity)

@@ -578,6 +578,9 @@ struct RunJob::State {
     std::map<std::string, int64_t> layerBlock;         // module name → decoder block
     std::map<std::string, int64_t> blocksize;          // module name → SparseGPT block
     std::map<std::string, std::pair<int64_t, int64_t>> blocks; // module name → last blocks done/total
+    double pruneUnits = 0;                      // windows × tokens × blocks to prune
+    double recoveryUnits = 0;                   // token-blocks recovery runs through
+    std::chrono::steady_clock::time_point lastStepPost{}; // the loss curve's last point
 
     void updatePruneFraction()
     {
@@ -640,20 +643,44 @@ void RunJob::postFrame(State& state, const QString& layer, bool force)
 
 void RunJob::execute()
 {
-    State state;
     if (!m_params.model || !m_params.tokenizer)
         throw InputError("No model is loaded: open a model folder first.");
     if (m_params.plan.isEmpty())
         throw InputError("The plan has no layers: open a model first.");
-    const CalibrationSettings& calib = m_params.calibration;
-    const EvaluationSettings& evalSettings = m_params.evaluation;
-    if (calib.textPath.trimmed().isEmpty())
+    if (m_params.calibration.textPath.trimmed().isEmpty())
         throw InputError("No calibration text was chosen.");
-    if (evalSettings.enabled && evalSettings.textPath.trimmed().isEmpty())
+    if (m_params.evaluation.enabled && m_params.evaluation.textPath.trimmed().isEmpty())
         throw InputError("No evaluation text was chosen.");
-    model::requireWindowFits(m_params.model->config(), calib.seqlen, "Window length");
+    model::requireWindowFits(m_params.model->config(), m_params.calibration.seqlen, "Window length");
 
     // The run as the CLI's prune runs it (workflow/compression_run.h): same spec, same record.
+    const workflow::CompressionSpec spec = compressionSpec();
+    State state;
+    planProgress(state, spec);
+    std::shared_ptr<model::CausalLM> copy = copyToPrune();
+    trackLayers(state, *copy);
+    CostRates measured = m_params.rates;
+    const workflow::RunObserver observer = runObserver(state, spec, measured);
+    const workflow::CompressionOutcome outcome =
+        workflow::runCompression(*copy, *m_params.tokenizer, spec, observer, m_params.model.get());
+    // The compressed model is in memory now, kept by the window: the checkpoints have served.
+    workflow::clearCheckpoints(spec);
+    measureRates(state, outcome, measured);
+
+    Result result;
+    result.record = viewRecord(state, outcome);
+    result.model = std::move(copy);
+    result.measured = measured;
+    state.progress.finish();
+    state.stage = tr("Done");
+    report(state, true); // the final state, before finished()
+    deliver([this, result] { Q_EMIT finished(result); });
+}
+
+workflow::CompressionSpec RunJob::compressionSpec() const
+{
+    const CalibrationSettings& calib = m_params.calibration;
+    const EvaluationSettings& evalSettings = m_params.evaluation;
     workflow::CompressionSpec spec;
     spec.calibrationFile = toPath(calib.textPath);
     spec.calibration.nsamples = calib.nsamples;
@@ -678,47 +705,56 @@ void RunJob::execute()
             spec.knownBefore = known;
         }
     }
-
-    const auto log = [this](const QString& line) { post([this, line] { Q_EMIT logLine(line); }); };
-
-    // The phases and what each is expected to cost; the evaluation passes are weighed once
-    // the calibration text is tokenized (its bytes per token give the evaluation's windows).
-    const bool before = evalSettings.enabled && !spec.knownBefore;
-    const CostRates& rates = m_params.rates;
-    state.numBlocks = std::max<int64_t>(1, m_params.model->numBlocks());
-    const double pruneUnits = double(calib.nsamples) * double(calib.seqlen) * double(state.numBlocks);
-    const RecoverySettings& recoverySettings = m_params.recovery;
-    if (recoverySettings.enabled) {
-        spec.recovery.steps = recoverySettings.steps;
-        spec.recovery.loss = recovery::parseLoss(recoverySettings.loss.toStdString(), "Recovery loss");
-        spec.recovery.learningRate = recoverySettings.learningRate;
+    if (m_params.recovery.enabled) {
+        spec.recovery.steps = m_params.recovery.steps;
+        spec.recovery.loss = recovery::parseLoss(m_params.recovery.loss.toStdString(), "Recovery loss");
+        spec.recovery.learningRate = m_params.recovery.learningRate;
     }
+    if (!m_params.checkpointFolder.isEmpty())
+        spec.checkpointFolder = toPath(m_params.checkpointFolder);
+    return spec;
+}
+
+// The phases and what each is expected to cost (the weights of the progress bar).
+void RunJob::planProgress(State& state, const workflow::CompressionSpec& spec) const
+{
+    // The evaluation passes are weighed once the calibration text is tokenized (its bytes per
+    // token give the evaluation's windows).
+    state.numBlocks = std::max<int64_t>(1, m_params.model->numBlocks());
+    const CalibrationSettings& calib = m_params.calibration;
+    state.pruneUnits = double(calib.nsamples) * double(calib.seqlen) * double(state.numBlocks);
+    const RecoverySettings& recoverySettings = m_params.recovery;
     // A recovery step runs one batch of windows forward and backward through the whole model
     // (block loss: through one block per step, every block in turn).
-    const double recoveryUnits =
+    state.recoveryUnits =
         recoverySettings.enabled
             ? double(recoverySettings.steps) * double(spec.recovery.batchWindows) * double(calib.seqlen)
                   * (spec.recovery.loss == recovery::RecoveryLoss::BlockMse ? double(state.numBlocks) : double(state.numBlocks + 1))
             : 0.0;
     state.progress = PhasedProgress({{tr("Tokenizing"), 0.0},
-                                     {tr("Pruning"), pruneUnits * rates.prunePerTokenBlock},
+                                     {tr("Pruning"), state.pruneUnits * m_params.rates.prunePerTokenBlock},
                                      {tr("Perplexity before"), 0.0},
                                      {tr("Perplexity of the pruned model"), 0.0},
-                                     {tr("Recovery"), recoveryUnits * rates.recoverPerTokenBlock},
+                                     {tr("Recovery"), state.recoveryUnits * m_params.rates.recoverPerTokenBlock},
                                      {tr("Perplexity after"), 0.0}});
-    CostRates measured = rates;
+}
 
-    // The copy to prune.
-    std::shared_ptr<model::CausalLM> lm;
+// The model to prune: a copy sharing the dense model's other tensors, or a fresh load on the GPU.
+std::shared_ptr<model::CausalLM> RunJob::copyToPrune() const
+{
     if (m_params.device == QLatin1String("cuda")) {
         if (!torch::cuda::is_available())
             throw InputError("CUDA was chosen, but this build's LibTorch has no CUDA or no GPU is present.");
-        lm = std::shared_ptr<model::CausalLM>(model::CausalLM::load(m_params.model->folder(), torch::kCUDA));
-    } else {
-        lm = prunableCopy(*m_params.model);
+        return std::shared_ptr<model::CausalLM>(model::CausalLM::load(m_params.model->folder(), torch::kCUDA));
     }
-    for (int64_t b = 0; b < lm->numBlocks(); ++b)
-        for (model::LinearLayer& layer : lm->linears(b)) {
+    return prunableCopy(*m_params.model);
+}
+
+// The copy's layers by module name, for the live view's frames and the layer progress.
+void RunJob::trackLayers(State& state, model::CausalLM& copy) const
+{
+    for (int64_t b = 0; b < copy.numBlocks(); ++b)
+        for (model::LinearLayer& layer : copy.linears(b)) {
             const std::string name = pipeline::moduleName(layer.name);
             state.layers[name] = &layer;
             state.layerBlock[name] = b;
@@ -731,11 +767,18 @@ void RunJob::execute()
             ++state.layersPerBlock[row.block];
         }
     }
+}
 
+// What the run reports, turned into progress, heat-map frames, the live view's layer bars, the
+// loss curve and log lines. `state`, `spec` and `measured` outlive the run.
+workflow::RunObserver RunJob::runObserver(State& state, const workflow::CompressionSpec& spec, CostRates& measured)
+{
     workflow::RunObserver observer;
     observer.prune.cancel = cancelToken();
-    observer.prune.log = [&log](const std::string& line) { log(fromStd(line)); };
-    observer.onPhase = [&](workflow::RunPhase phase, const workflow::RunFacts& facts) {
+    observer.prune.log = [this](const std::string& line) { postLog(fromStd(line)); };
+    observer.onPhase = [this, &state, &spec, &measured](workflow::RunPhase phase, const workflow::RunFacts& facts) {
+        const CostRates& rates = m_params.rates;
+        const bool before = m_params.evaluation.enabled && !spec.knownBefore;
         switch (phase) {
         case workflow::RunPhase::Tokenizing:
             state.progress.setExpectedSeconds(State::Tokenize, double(facts.calibrationBytes) * rates.tokenizePerByte);
@@ -745,7 +788,7 @@ void RunJob::execute()
         case workflow::RunPhase::Pruning: {
             if (facts.calibrationBytes > 0)
                 measured.tokenizePerByte = state.progress.phaseSeconds(State::Tokenize) / double(facts.calibrationBytes);
-            if (evalSettings.enabled) {
+            if (m_params.evaluation.enabled) {
                 // Windows the evaluation will have, from the text's length at the calibration
                 // text's bytes per token (same tokenizer; counted exactly once it is tokenized).
                 const double tokensPerByte =
@@ -762,7 +805,7 @@ void RunJob::execute()
                                                   before ? tokenizeEval + evalUnits * rates.evalPerTokenBlock : 0.0);
                 state.progress.setExpectedSeconds(State::After, (before ? 0.0 : tokenizeEval)
                                                                     + evalUnits * rates.evalPerTokenBlock);
-                if (recoverySettings.enabled)
+                if (m_params.recovery.enabled)
                     state.progress.setExpectedSeconds(State::Pruned, evalUnits * rates.evalPerTokenBlock);
             }
             state.stage = tr("Pruning");
@@ -807,7 +850,7 @@ void RunJob::execute()
             break;
         }
     };
-    observer.onPhaseProgress = [&](workflow::RunPhase phase, const Progress& p) {
+    observer.onPhaseProgress = [this, &state](workflow::RunPhase phase, const Progress& p) {
         const auto index = [phase]() -> int {
             switch (phase) {
             case workflow::RunPhase::PerplexityBefore: return State::Before;
@@ -823,14 +866,14 @@ void RunJob::execute()
         }
     };
     // The loss curve, throttled to ~10 points a second (the record keeps every step).
-    auto lastStepPost = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+    state.lastStepPost = std::chrono::steady_clock::now() - std::chrono::seconds(1);
     const int64_t recoverySteps =
         spec.recovery.steps * (spec.recovery.loss == recovery::RecoveryLoss::BlockMse ? state.numBlocks : 1);
-    observer.onRecoveryStep = [&](int64_t step, double loss) {
+    observer.onRecoveryStep = [this, &state, recoverySteps](int64_t step, double loss) {
         const auto now = std::chrono::steady_clock::now();
-        if (now - lastStepPost < std::chrono::milliseconds(100) && step < recoverySteps)
+        if (now - state.lastStepPost < std::chrono::milliseconds(100) && step < recoverySteps)
             return;
-        lastStepPost = now;
+        state.lastStepPost = now;
         post([this, step, loss] { Q_EMIT recoveryStep(step, loss); });
     };
     observer.stopRecovery = &m_stopRecovery;
@@ -892,21 +935,30 @@ void RunJob::execute()
             report(state, false);
         }
     };
+    return observer;
+}
 
-    const workflow::CompressionOutcome outcome =
-        workflow::runCompression(*lm, *m_params.tokenizer, spec, observer, m_params.model.get());
-    const store::RunRecord& stored = outcome.record;
-    if (pruneUnits > 0)
-        measured.prunePerTokenBlock = outcome.prune.seconds / pruneUnits;
-    if (outcome.recovery && recoveryUnits > 0 && outcome.recovery->stoppedBy == "steps")
-        measured.recoverPerTokenBlock = outcome.recovery->seconds / recoveryUnits;
+// The rates this run measured, for weighing the next run's progress.
+void RunJob::measureRates(const State& state, const workflow::CompressionOutcome& outcome, CostRates& measured) const
+{
+    if (state.pruneUnits > 0)
+        measured.prunePerTokenBlock = outcome.prune.seconds / state.pruneUnits;
+    if (outcome.recovery && state.recoveryUnits > 0 && outcome.recovery->stoppedBy == "steps")
+        measured.recoverPerTokenBlock = outcome.recovery->seconds / state.recoveryUnits;
     for (const auto& measuredPass : {outcome.before, outcome.after})
         if (measuredPass) {
             const double units = double(measuredPass->windows) * double(measuredPass->seqlen) * double(state.numBlocks + 1);
             if (units > 0)
                 measured.evalPerTokenBlock = measuredPass->seconds / units;
         }
-    log(tr("Pruned %1 layers in %2; linear-layer sparsity %3 %")
+}
+
+// The run as the views keep it: the record the run made, its perplexities and details, plan
+// and settings; the outcome is logged as it is read.
+RunRecord RunJob::viewRecord(const State& state, const workflow::CompressionOutcome& outcome)
+{
+    const store::RunRecord& stored = outcome.record;
+    postLog(tr("Pruned %1 layers in %2; linear-layer sparsity %3 %")
             .arg(state.layerCount)
             .arg(formatSeconds(outcome.prune.seconds))
             .arg(100.0 * outcome.prune.linearSparsity(), 0, 'f', 2));
@@ -915,25 +967,25 @@ void RunJob::execute()
     record.name = m_params.name;
     record.modelFolder = QFile::decodeName(m_params.model->folder().string().c_str());
     record.device = m_params.device;
-    record.calibration = calib;
-    record.evaluation = evalSettings;
+    record.calibration = m_params.calibration;
+    record.evaluation = m_params.evaluation;
     record.plan = m_params.plan;
     record.recipeJson = QByteArray::fromStdString(stored.recipeJson); // the recipe the run ran, as recorded
     if (stored.perplexityBefore) {
         record.perplexityBefore = stored.perplexityBefore->perplexity;
         record.detailBefore = outcome.before ? evaluationDetail(*outcome.before) : m_params.detailBefore;
         if (outcome.before)
-            log(tr("Perplexity before: %1 (%2 windows × %3 tokens)")
+            postLog(tr("Perplexity before: %1 (%2 windows × %3 tokens)")
                     .arg(outcome.before->perplexity, 0, 'f', 4)
                     .arg(outcome.before->windows)
                     .arg(outcome.before->seqlen));
     }
     if (outcome.recovery) {
-        record.recovery = recoverySettings;
+        record.recovery = m_params.recovery;
         if (outcome.pruned)
             record.perplexityPruned = outcome.pruned->perplexity;
-        log(tr("Recovery (%1): %2 steps in %3, stopped by %4%5")
-                .arg(recoverySettings.summary())
+        postLog(tr("Recovery (%1): %2 steps in %3, stopped by %4%5")
+                .arg(m_params.recovery.summary())
                 .arg(outcome.recovery->stepsRun)
                 .arg(formatSeconds(outcome.recovery->seconds))
                 .arg(fromStd(outcome.recovery->stoppedBy))
@@ -945,7 +997,7 @@ void RunJob::execute()
         record.detailAfter = evaluationDetail(*outcome.after);
         record.evalWindows = outcome.after->windows;
         record.evalSeqlen = outcome.after->seqlen;
-        log(tr("Perplexity after: %1").arg(outcome.after->perplexity, 0, 'f', 4));
+        postLog(tr("Perplexity after: %1").arg(outcome.after->perplexity, 0, 'f', 4));
     }
     record.layers = QList<solve::LayerRecord>(stored.layers.begin(), stored.layers.end());
     record.linearSparsity = stored.linearSparsity;
@@ -959,15 +1011,12 @@ void RunJob::execute()
     const std::string provenance = outcome.provenance.dump();
     record.provenanceJson = QByteArray(provenance.data(), qsizetype(provenance.size()));
 
-    state.progress.finish();
-    state.stage = tr("Done");
-    report(state, true); // the final state, before finished()
+    return record;
+}
 
-    Result result;
-    result.record = record;
-    result.model = std::move(lm);
-    result.measured = measured;
-    deliver([this, result] { Q_EMIT finished(result); });
+void RunJob::postLog(const QString& line)
+{
+    post([this, line] { Q_EMIT logLine(line); });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@
 #include "job_progress.h"
 #include "mask_heatmap_widget.h"
 #include "model_summary.h"
-#include "run_types.h"
+#include "session_types.h"
 #include "token_preview_widget.h"
 #include "util/progress.h"
 
@@ -46,6 +46,11 @@ class QElapsedTimer;
 
 namespace sparselab::model { class CausalLM; }
 namespace sparselab::tokenize { class Tokenizer; }
+namespace sparselab::workflow {
+struct CompressionSpec;
+struct RunObserver;
+struct CompressionOutcome;
+} // namespace sparselab::workflow
 
 namespace sparselab::gui {
 
@@ -264,6 +269,10 @@ public:
         int threads = 0;
         CostRates rates;           // expected cost of each phase (weights of the progress bar)
         RecoverySettings recovery; // recovery after pruning (off by default)
+        // Resume checkpoints (workflow/compression_run.h): every finished decoder block is
+        // kept here, so that a run cancelled or killed resumes when started again with the same
+        // settings; removed when the run completes. Empty: none.
+        QString checkpointFolder;
     };
     struct Result {
         RunRecord record;          // id left for the window to fill in
@@ -293,8 +302,18 @@ protected:
 
 private:
     struct State;
+    // The steps of execute(), in order.
+    [[nodiscard]] workflow::CompressionSpec compressionSpec() const;
+    void planProgress(State& state, const workflow::CompressionSpec& spec) const;
+    [[nodiscard]] std::shared_ptr<model::CausalLM> copyToPrune() const;
+    void trackLayers(State& state, model::CausalLM& copy) const;
+    [[nodiscard]] workflow::RunObserver runObserver(State& state, const workflow::CompressionSpec& spec,
+                                                    CostRates& measured);
+    void measureRates(const State& state, const workflow::CompressionOutcome& outcome, CostRates& measured) const;
+    [[nodiscard]] RunRecord viewRecord(const State& state, const workflow::CompressionOutcome& outcome);
     void report(State& state, bool force);
     void postFrame(State& state, const QString& layer, bool force);
+    void postLog(const QString& line);
 
     Params m_params;
     CancelToken m_stopRecovery;

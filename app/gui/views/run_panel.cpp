@@ -48,11 +48,18 @@ RunPanel::RunPanel(QWidget* parent)
     m_evaluate = new QCheckBox(tr("Measure perplexity before and after"), this);
     m_evaluate->setChecked(true);
     m_evaluate->setToolTip(tr("Evaluate the dense and the compressed model on the Evaluation dock's text (the dense value is reused when known)."));
+    m_checkpoints = new QCheckBox(tr("Keep checkpoints to resume"), this);
+    m_checkpoints->setChecked(true);
+    m_checkpoints->setToolTip(tr("Write every finished decoder block to disk (in your cache folder), so that a run "
+                                 "that was cancelled or stopped by a crash resumes from its last block when you run "
+                                 "it again with the same settings. Costs one float32 copy of the model's linear "
+                                 "weights on disk while the run lasts; removed when it completes."));
     m_evalSummary = new QLabel(this);
     m_evalSummary->setForegroundRole(QPalette::PlaceholderText);
     m_evalSummary->setWordWrap(true);
     connect(m_device, &QComboBox::currentIndexChanged, this, &RunPanel::settingsChanged);
     connect(m_evaluate, &QCheckBox::toggled, this, &RunPanel::settingsChanged);
+    connect(m_checkpoints, &QCheckBox::toggled, this, &RunPanel::settingsChanged);
 
     auto* form = new QFormLayout;
     form->setFieldGrowthPolicy(QFormLayout::AllNonFixedFieldsGrow);
@@ -60,6 +67,7 @@ RunPanel::RunPanel(QWidget* parent)
     form->addRow(tr("&Name:"), m_name);
     form->addRow(m_evaluate);
     form->addRow(m_evalSummary);
+    form->addRow(m_checkpoints);
     m_memorySummary = new QLabel(this);
     m_memorySummary->setWordWrap(true);
     m_memorySummary->setToolTip(tr("The memory planner's estimate for this run (model, calibration windows and "
@@ -187,6 +195,8 @@ void RunPanel::clearRunName() { m_name->clear(); }
 
 bool RunPanel::evaluate() const { return m_evaluate->isChecked(); }
 void RunPanel::setEvaluate(bool on) { m_evaluate->setChecked(on); }
+bool RunPanel::keepCheckpoints() const { return m_checkpoints->isChecked(); }
+void RunPanel::setKeepCheckpoints(bool on) { m_checkpoints->setChecked(on); }
 void RunPanel::setEvaluationSummary(const QString& text) { m_evalSummary->setText(text); }
 
 void RunPanel::setMemorySummary(const QString& text, bool fits)
@@ -202,7 +212,7 @@ QString RunPanel::memorySummary() const { return m_memorySummary->text(); }
 
 void RunPanel::setRunning(bool running)
 {
-    for (QWidget* w : std::initializer_list<QWidget*>{m_device, m_name, m_evaluate})
+    for (QWidget* w : std::initializer_list<QWidget*>{m_device, m_name, m_evaluate, m_checkpoints})
         w->setEnabled(!running);
     const bool starting = running && !m_running; // the window calls this on every action update
     m_running = running;

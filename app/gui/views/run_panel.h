@@ -10,7 +10,7 @@
 // GUI thread only.
 
 #include "engine_jobs.h"
-#include "run_types.h"
+#include "session_types.h"
 
 #include <QWidget>
 
@@ -50,6 +50,9 @@ public:
 
     [[nodiscard]] bool evaluate() const;
     void setEvaluate(bool on);
+    // Resume checkpoints for the next run (RunJob::Params::checkpointFolder); on by default.
+    [[nodiscard]] bool keepCheckpoints() const;
+    void setKeepCheckpoints(bool on);
     // One line under the checkbox saying which text/windows the evaluation uses.
     void setEvaluationSummary(const QString& text);
     // The memory planner's line (plan/memory_plan.h): what the run will need against what is
@@ -93,6 +96,7 @@ private:
     QComboBox* m_device = nullptr;
     QLineEdit* m_name = nullptr;
     QCheckBox* m_evaluate = nullptr;
+    QCheckBox* m_checkpoints = nullptr;
     QLabel* m_evalSummary = nullptr;
     QLabel* m_memorySummary = nullptr;
     QLabel* m_overallLabel = nullptr;
