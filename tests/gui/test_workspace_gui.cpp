@@ -168,6 +168,10 @@ private Q_SLOTS:
         QVERIFY(ws->saveWorkspaceAs(file));
         QVERIFY(ws->isBusy());
         QVERIFY(!ws->saveAction()->isEnabled()); // no second save while one runs
+        // The save is a job of the window's one runner: no run or evaluation starts beside it.
+        QCOMPARE(m_window->jobs().currentWork(), QStringLiteral("saving the workspace"));
+        QVERIFY(!m_window->startRun());
+        QVERIFY(m_errors.size() == 1 && m_errors.takeFirst().contains(QStringLiteral("saving the workspace")));
         QVERIFY(saved.wait(120'000));
         QVERIFY2(m_errors.isEmpty(), m_errors.isEmpty() ? "" : qPrintable(m_errors.first()));
         QCOMPARE(saved.first().at(1).toInt(), 2);

@@ -7,6 +7,7 @@
 #include "live_view.h"
 #include "log_view.h"
 #include "main_window.h"
+#include "workbench.h"
 #include "plan_model.h"
 #include "plan_panel.h"
 #include "recipe_bridge.h"
@@ -16,7 +17,7 @@
 #include "sweep_panel.h"
 #include "workspace_controller.h"
 
-#include "pipeline/sweep.h"
+#include "analysis/sweep.h"
 #include "util/errors.h"
 
 #include <QAction>
@@ -100,7 +101,8 @@ QStringList splitList(const QString& text)
 
 } // namespace
 
-AnalysisController::AnalysisController(MainWindow* window) : QObject(window), m_window(window)
+AnalysisController::AnalysisController(MainWindow* window, Workbench& session)
+    : QObject(window), m_window(window), m_session(session)
 {
     m_panel = new SensitivityPanel(window);
     m_scanAction = new QAction(tr("Sensitivity &Scan…"), this);
@@ -186,17 +188,17 @@ void AnalysisController::updateActions()
 {
     const bool busy = m_window->isBusy();
     const bool running = m_window->isRunning();
-    m_scanAction->setEnabled(!busy && m_window->hasModel());
-    m_sweepAction->setEnabled(!busy && m_window->hasModel());
+    m_scanAction->setEnabled(!busy && m_session.hasModel());
+    m_sweepAction->setEnabled(!busy && m_session.hasModel());
     m_openScanAction->setEnabled(!isBusy());
-    m_allocateAction->setEnabled(!running && m_window->hasModel() && m_panel->hasScan());
-    m_searchAction->setEnabled(!busy && m_window->hasModel());
+    m_allocateAction->setEnabled(!running && m_session.hasModel() && m_panel->hasScan());
+    m_searchAction->setEnabled(!busy && m_session.hasModel());
     m_stopSearchAction->setEnabled(m_searchJob != nullptr);
-    m_undoAllocationAction->setEnabled(!running && m_window->hasModel() && m_planBeforeAllocation != nullptr);
+    m_undoAllocationAction->setEnabled(!running && m_session.hasModel() && m_planBeforeAllocation != nullptr);
     const int selected = m_window->resultsPanel()->selectedRunId();
     const RunRecord* run = selected >= 0 ? m_window->resultsPanel()->run(selected) : nullptr;
     m_reportAction->setEnabled(!busy && run
-                               && (m_window->runModel(selected) != nullptr || !run->originFile.isEmpty()));
+                               && (m_session.runModel(selected) != nullptr || !run->originFile.isEmpty()));
 }
 
 bool AnalysisController::parseSparsities(const QString& text, std::vector<double>* out, QString* error)
@@ -246,7 +248,7 @@ bool AnalysisController::parseBits(const QString& text, std::vector<int>* out, Q
 
 void AnalysisController::onProgress(qint64 done, qint64 total, double etaSeconds, const QString& text)
 {
-    QProgressBar* bar = m_window->m_statusProgress;
+    QProgressBar* bar = m_window->statusProgress();
     if (total > 0) {
         bar->setRange(0, 1000);
         bar->setValue(int(done * 1000 / total));
@@ -277,7 +279,7 @@ bool AnalysisController::startJob(EngineJob* job, const QString& what)
         m_window->statusBar()->showMessage(message, 5000);
         Q_EMIT jobCancelled();
     });
-    if (const QString refusal = m_window->m_jobs.start(job, what, {m_window->m_model.get()}); !refusal.isEmpty()) {
+    if (const QString refusal = m_session.jobs().start(job, what, {m_session.model().get()}); !refusal.isEmpty()) {
         m_job = nullptr;
         m_window->reportError(tr("Busy"), refusal);
         return false;
@@ -304,17 +306,14 @@ void AnalysisController::cancel()
 
 bool AnalysisController::canStart()
 {
-    if (!m_window->isBusy())
-        return true;
-    m_window->reportError(tr("Busy"), tr("Another job is running: wait for it or cancel it (Esc)."));
-    return false;
+    return !m_window->refuseWhileBusy();
 }
 
 bool AnalysisController::canStartOnModel()
 {
     if (!canStart())
         return false;
-    if (m_window->hasModel())
+    if (m_session.hasModel())
         return true;
     m_window->reportError(tr("No model"), tr("Open a model folder first (File → Open Model…, Ctrl+O)."));
     return false;
@@ -325,13 +324,13 @@ bool AnalysisController::startScan(const ScanRequest& request)
     if (!canStartOnModel())
         return false;
     SensitivityJob::Params params;
-    params.model = m_window->denseModel();
-    params.tokenizer = m_window->tokenizer();
+    params.model = m_session.model();
+    params.tokenizer = m_session.tokenizer();
     params.calibration = m_window->calibrationPanel()->settings();
     params.sparsities = request.sparsities;
     params.bits = request.bits;
     params.method = request.method == 1 ? PlanMethod::Magnitude : request.method == 2 ? PlanMethod::Wanda : PlanMethod::SparseGpt;
-    params.threads = engineThreads(m_window->modelSummary().hiddenSize);
+    params.threads = engineThreads(m_session.summary().hiddenSize);
     auto* job = new SensitivityJob(params, this);
     connect(job, &SensitivityJob::finished, this, [this](const SensitivityJob::Result& result) {
         finishJob();
@@ -358,8 +357,8 @@ bool AnalysisController::startSweep(const SweepRequest& request)
     if (!canStartOnModel())
         return false;
     SweepJob::Params params;
-    params.model = m_window->denseModel();
-    params.tokenizer = m_window->tokenizer();
+    params.model = m_session.model();
+    params.tokenizer = m_session.tokenizer();
     params.calibration = m_window->calibrationPanel()->settings();
     params.evaluation = m_window->evaluationSettings();
     if (params.evaluation.textPath.isEmpty()) {
@@ -368,10 +367,9 @@ bool AnalysisController::startSweep(const SweepRequest& request)
     }
     {
         const qint64 seqlen = params.evaluation.seqlen > 0 ? params.evaluation.seqlen : params.calibration.seqlen;
-        const auto known = m_window->m_densePerplexity.find(
-            m_window->densePerplexityKey(params.evaluation.textPath, seqlen, params.evaluation.maxWindows));
-        if (known != m_window->m_densePerplexity.end())
-            params.densePerplexity = known->second.perplexity;
+        const auto known = m_session.densePerplexity(params.evaluation.textPath, seqlen, params.evaluation.maxWindows);
+        if (known)
+            params.densePerplexity = known->perplexity;
     }
     params.sparsities = request.sparsities;
     params.bits = request.bits;
@@ -380,7 +378,7 @@ bool AnalysisController::startSweep(const SweepRequest& request)
     params.groups = request.groups;
     params.allocations = request.allocations;
     params.searchGenerations = request.searchGenerations;
-    params.threads = engineThreads(m_window->modelSummary().hiddenSize);
+    params.threads = engineThreads(m_session.summary().hiddenSize);
     const qint64 points = SweepJob::pointCount(params);
     if (points == 0) {
         m_window->reportError(tr("Empty sweep"), tr("Choose at least one sparsity, bit-width, method and layer group."));
@@ -388,7 +386,7 @@ bool AnalysisController::startSweep(const SweepRequest& request)
     }
     auto* job = new SweepJob(params, this);
     const QString source = tr("sweep of this session");
-    connect(job, &SweepJob::pointFinished, this, [this, source](const std::shared_ptr<const pipeline::SweepResult>& soFar) {
+    connect(job, &SweepJob::pointFinished, this, [this, source](const std::shared_ptr<const analysis::SweepResult>& soFar) {
         m_window->sweepPanel()->setSweep(*soFar, source);
         m_window->resultsPanel()->tabs()->setCurrentWidget(m_window->sweepPanel());
     });
@@ -423,7 +421,7 @@ bool AnalysisController::writeReport(const ReportRequest& request)
         return false;
     }
     ReportJob::Params params;
-    params.model = m_window->runModel(id);
+    params.model = m_session.runModel(id);
     if (!params.model) {
         if (run->originFile.isEmpty()) {
             m_window->reportError(tr("Run not in memory"),
@@ -443,12 +441,12 @@ bool AnalysisController::writeReport(const ReportRequest& request)
     params.prompts = request.prompts;
     params.newTokens = request.newTokens;
     params.maxWindows = request.maxWindows;
-    if (const pipeline::SweepResult* sweep = m_window->sweepPanel()->sweep())
-        params.sweep = std::make_shared<pipeline::SweepResult>(*sweep);
+    if (const analysis::SweepResult* sweep = m_window->sweepPanel()->sweep())
+        params.sweep = std::make_shared<analysis::SweepResult>(*sweep);
     params.sensitivity = m_panel->scan();
     params.sessionRuns = m_window->resultsPanel()->runs();
     params.workspaceFile = m_window->workspace()->currentFile();
-    params.threads = engineThreads(m_window->modelSummary().hiddenSize);
+    params.threads = engineThreads(m_session.summary().hiddenSize);
     if (const QString problem = ReportJob::outputProblem(params); !problem.isEmpty()) {
         m_window->reportError(tr("Cannot write the report"), problem);
         return false;
@@ -503,7 +501,7 @@ bool AnalysisController::allocateToPlan()
         m_window->reportError(tr("Busy"), tr("The plan cannot change while a run uses it."));
         return false;
     }
-    if (!m_window->hasModel()) {
+    if (!m_session.hasModel()) {
         m_window->reportError(tr("No model"), tr("Open the model the scan was made on first."));
         return false;
     }
@@ -541,11 +539,11 @@ bool AnalysisController::startOwl(double averageSparsity)
     if (!canStartOnModel())
         return false;
     OwlJob::Params params;
-    params.model = m_window->denseModel();
-    params.tokenizer = m_window->tokenizer();
+    params.model = m_session.model();
+    params.tokenizer = m_session.tokenizer();
     params.calibration = m_window->calibrationPanel()->settings();
     params.targetSparsity = averageSparsity;
-    params.threads = engineThreads(m_window->modelSummary().hiddenSize);
+    params.threads = engineThreads(m_session.summary().hiddenSize);
     auto* job = new OwlJob(params, this);
     connect(job, &OwlJob::finished, this, [this](const OwlJob::Result& result) {
         finishJob();
@@ -564,15 +562,15 @@ bool AnalysisController::startSearch(const SearchRequest& request)
     if (!canStartOnModel())
         return false;
     SearchJob::Params params;
-    params.model = m_window->denseModel();
-    params.tokenizer = m_window->tokenizer();
+    params.model = m_session.model();
+    params.tokenizer = m_session.tokenizer();
     params.calibration = m_window->calibrationPanel()->settings();
     params.targetSparsity = request.averageSparsity;
     params.budgetBytes = request.budgetBytes;
     params.generations = request.generations;
     params.timeLimitSeconds = request.timeLimitSeconds;
     params.seed = request.seed;
-    params.threads = engineThreads(m_window->modelSummary().hiddenSize);
+    params.threads = engineThreads(m_session.summary().hiddenSize);
     auto* job = new SearchJob(params, this);
     const QString budget = request.budgetBytes > 0
                                ? tr("%1 KB").arg(double(request.budgetBytes) / 1000.0, 0, 'f', 1)
@@ -939,7 +937,7 @@ void AnalysisController::sweepDialog()
             return false;
         }
         // The grid's own rules (e.g. the search needs all layers, OWL and search a level above 0).
-        pipeline::SweepGrid grid;
+        analysis::SweepGrid grid;
         grid.sparsities = request.sparsities;
         grid.bits = request.bits;
         grid.groups = request.groups;

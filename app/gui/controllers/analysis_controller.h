@@ -32,12 +32,13 @@
 class QAction;
 class QMenu;
 
-namespace sparselab::pipeline { struct SensitivityResult; }
+namespace sparselab::analysis { struct SensitivityResult; }
 
 namespace sparselab::gui {
 
 class EngineJob;
 class MainWindow;
+class Workbench;
 class SearchJob;
 class SensitivityPanel;
 struct LayerSetting;
@@ -73,7 +74,9 @@ public:
         qint64 maxWindows = 0;       // 0 = the run's evaluation setting
     };
 
-    explicit AnalysisController(MainWindow* window);
+    // `window` shows what the controller does (its views, error handler and status bar);
+    // `session` is what it works on (the window's own).
+    AnalysisController(MainWindow* window, Workbench& session);
     ~AnalysisController() override;
 
     void populateFileMenu(QMenu* file); // Write Report…, Open Sensitivity Scan…
@@ -144,6 +147,7 @@ private:
     bool applyAllocation(const QByteArray& recipeJson, const QString& summary);
 
     MainWindow* m_window;
+    Workbench& m_session;
     SensitivityPanel* m_panel = nullptr;
     QPointer<EngineJob> m_job;
     QString m_jobName;

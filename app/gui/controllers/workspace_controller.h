@@ -8,19 +8,20 @@
 // plots come back. Runs read from a workspace are written back as stored (masks, export folder,
 // per-token NLL), and the workspace-level groups of the files they came from (sweeps, scans)
 // are carried over, so opening and saving a CLI-written workspace loses nothing.
-// Saving and loading run on a worker thread (hashing model files and writing masks can take a
-// while on big models); the window stays responsive, the actions are disabled meanwhile, and
-// the outcome arrives as workspaceSaved / workspaceLoaded / workspaceFailed. Errors are shown
-// through the window's error handler. GUI thread only.
+// Saving and opening are engine jobs on the session's JobRunner (workspace_jobs.h): refused
+// while another job runs or uses a model the save reads, cancelled with Esc, shown in the
+// status bar; the window stays responsive, and the outcome arrives as workspaceSaved /
+// workspaceLoaded / workspaceFailed. Errors are shown through the window's error handler.
+// GUI thread only.
 
 #include "job_runner.h"
+#include "workspace_jobs.h" // toStoreRun / fromStoreRun
 #include "recent_files.h"
-#include "run_types.h"
+#include "session_types.h"
 
 #include <QObject>
 #include <QPointer>
 #include <QStringList>
-#include <QThreadPool>
 
 #include <memory>
 
@@ -28,19 +29,15 @@ class QAction;
 class QMenu;
 
 namespace sparselab::store { struct RunRecord; }
-namespace sparselab::pipeline {
+namespace sparselab::analysis {
 struct SweepResult;
 struct SensitivityResult;
-} // namespace sparselab::pipeline
+} // namespace sparselab::analysis
 
 namespace sparselab::gui {
 
 class MainWindow;
-
-// Conversions between the Results view's runs and the workspace's (no engine work; the
-// calibration/evaluation text hashes are read from the files when they exist).
-[[nodiscard]] store::RunRecord toStoreRun(const RunRecord& run);
-[[nodiscard]] RunRecord fromStoreRun(const store::RunRecord& run);
+class Workbench;
 
 class WorkspaceController : public QObject {
     Q_OBJECT
@@ -48,7 +45,9 @@ class WorkspaceController : public QObject {
 public:
     static constexpr int kMaxRecentWorkspaces = 8;
 
-    explicit WorkspaceController(MainWindow* window);
+    // `window` shows what the controller does (its views, error handler and status bar);
+    // `session` is what it works on (the window's own).
+    WorkspaceController(MainWindow* window, Workbench& session);
     ~WorkspaceController() override;
 
     // Adds the workspace actions and the recent menu to `file`.
@@ -64,8 +63,8 @@ public:
     [[nodiscard]] bool isModified() const { return m_modified; }        // runs changed since save/open
     // The last sweep and sensitivity scan of the workspace opened last (null when it held none),
     // read by the same worker pass as its runs; valid when workspaceLoaded is emitted.
-    [[nodiscard]] std::shared_ptr<const pipeline::SweepResult> loadedSweep() const { return m_loadedSweep; }
-    [[nodiscard]] std::shared_ptr<const pipeline::SensitivityResult> loadedScan() const { return m_loadedScan; }
+    [[nodiscard]] std::shared_ptr<const analysis::SweepResult> loadedSweep() const { return m_loadedSweep; }
+    [[nodiscard]] std::shared_ptr<const analysis::SensitivityResult> loadedScan() const { return m_loadedScan; }
     // Something saved with the workspace changed (e.g. a new sensitivity scan).
     void markModified() { m_modified = true; }
 
@@ -91,17 +90,16 @@ private:
     void fail(const QString& title, const QString& message);
 
     MainWindow* m_window;
-    QThreadPool m_pool;
+    Workbench& m_session;
     QAction* m_openAction = nullptr;
     QAction* m_saveAction = nullptr;
     QAction* m_saveAsAction = nullptr;
     QMenu* m_recentMenu = nullptr;
     RecentFiles* m_recent = nullptr; // File → Open Recent Workspace
     QString m_file;
-    std::shared_ptr<const pipeline::SweepResult> m_loadedSweep;
-    std::shared_ptr<const pipeline::SensitivityResult> m_loadedScan;
+    std::shared_ptr<const analysis::SweepResult> m_loadedSweep;
+    std::shared_ptr<const analysis::SensitivityResult> m_loadedScan;
     bool m_busy = false;
-    ModelLease m_saveLease;     // the models a save in progress reads
     bool m_modified = false;
 };
 

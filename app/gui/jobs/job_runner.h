@@ -4,10 +4,11 @@
 // job uses a model at a time.
 //
 // Models are leased. A job started with the models it reads holds them until its final
-// signal; any other work that asks for a held model — a job on another runner (the Teaching
-// Mode window), a workspace save on its own thread (ModelLease) — is refused with one readable
-// sentence instead of racing the job. Leases are process-wide (windows share models) and are
-// taken and released on the GUI thread only.
+// signal; a job on another runner (another window) that asks for a held model is refused with
+// one readable sentence instead of racing the job. Leases are process-wide (windows may share
+// models) and are taken and released on the GUI thread only. Every engine job of a window —
+// load, evaluation, run, export, analyses, workspace open and save (workspace_jobs.h) and the
+// Teaching Mode window's captures — goes through that window's one runner (session/workbench.h).
 //
 // Usage:
 //     auto* job = new PerplexityJob(params, this);

@@ -76,6 +76,7 @@ const QString planExact = QStringLiteral("Plan/exactRules");
 const QString lastRecipe = QStringLiteral("Plan/lastRecipeFile");
 const QString runDevice = QStringLiteral("Run/device");
 const QString runEvaluate = QStringLiteral("Run/evaluate");
+const QString runCheckpoints = QStringLiteral("Run/checkpoints");
 const QString recoveryEnabled = QStringLiteral("Recovery/enabled");
 const QString recoverySteps = QStringLiteral("Recovery/steps");
 const QString recoveryLoss = QStringLiteral("Recovery/loss");
@@ -140,9 +141,9 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
     setDockNestingEnabled(true);
     m_previewPool.setMaxThreadCount(1);
     // Every engine job (load, evaluate, run, export, scans, sweeps, reports, workspace
-    // reads and the Teaching Mode window's captures) goes through m_jobs: one at a time, and
+    // reads and the Teaching Mode window's captures) goes through the session's JobRunner: one at a time, and
     // one job per model.
-    connect(&m_jobs, &JobRunner::busyChanged, this, &MainWindow::setBusy);
+    connect(&m_session.jobs(), &JobRunner::busyChanged, this, &MainWindow::setBusy);
 
     // Every view is a dock; the central widget is an empty placeholder so the docks share
     // the whole window and can be arranged freely.
@@ -153,8 +154,8 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
 
     createActions();
     createDocks();
-    m_workspace = new WorkspaceController(this);
-    m_analysis = new AnalysisController(this);
+    m_workspace = new WorkspaceController(this, m_session);
+    m_analysis = new AnalysisController(this, m_session);
     m_resultsPanel->tabs()->addTab(m_analysis->panel(), tr("Sensitivity"));
     m_resultsPanel->tabs()->setTabToolTip(m_resultsPanel->tabs()->count() - 1,
                                           tr("A sensitivity scan as a heat-map (layers × levels) and the allocator "
@@ -420,7 +421,7 @@ void MainWindow::createDocks()
 
     connect(m_resultsPanel, &ResultsPanel::runSelected, this, &MainWindow::onRunSelected);
     connect(m_resultsPanel, &ResultsPanel::runRemoved, this, [this](int id) {
-        m_runModels.erase(id);
+        m_session.forgetRunModel(id);
         m_log->appendInfo(tr("Run removed."));
         if (m_resultsPanel->runs().isEmpty())
             m_tree->clearLayerSparsity();
@@ -537,6 +538,7 @@ void MainWindow::readSettings(const Options& options)
         calib.seed = settings.value(key::calibSeed, calib.seed).toULongLong();
         m_runPanel->setDevice(settings.value(key::runDevice, QStringLiteral("cpu")).toString());
         m_runPanel->setEvaluate(settings.value(key::runEvaluate, true).toBool());
+        m_runPanel->setKeepCheckpoints(settings.value(key::runCheckpoints, true).toBool());
         m_planPanel->setExactRules(settings.value(key::planExact, false).toBool());
         RecoverySettings recovery;
         recovery.enabled = settings.value(key::recoveryEnabled, recovery.enabled).toBool();
@@ -601,6 +603,7 @@ void MainWindow::saveRunSettings() const
     QSettings settings;
     settings.setValue(key::runDevice, m_runPanel->device());
     settings.setValue(key::runEvaluate, m_runPanel->evaluate());
+    settings.setValue(key::runCheckpoints, m_runPanel->keepCheckpoints());
     const RecoverySettings recovery = m_planPanel->recoverySettings();
     settings.setValue(key::recoveryEnabled, recovery.enabled);
     settings.setValue(key::recoverySteps, recovery.steps);
@@ -707,15 +710,18 @@ void MainWindow::resetLayout()
 
 bool MainWindow::isBusy() const
 {
-    return m_jobs.isBusy();
+    return m_session.jobs().isBusy();
 }
 
 bool MainWindow::refuseWhileBusy(const QString& before)
 {
     if (!isBusy())
         return false;
-    reportError(tr("Busy"), before.isEmpty() ? tr("Another job is running: wait for it or cancel it (Esc).")
-                                             : tr("Another job is running: wait for it or cancel it (Esc) %1.").arg(before));
+    // Name the job when it is the runner's (a calibration preview is not).
+    const QString work = m_session.jobs().currentWork();
+    const QString running = work.isEmpty() ? tr("Another job is running") : tr("Another job is running (%1)").arg(work);
+    reportError(tr("Busy"), before.isEmpty() ? tr("%1: wait for it or cancel it (Esc).").arg(running)
+                                             : tr("%1: wait for it or cancel it (Esc) %2.").arg(running, before));
     return true;
 }
 
@@ -757,15 +763,15 @@ void MainWindow::updateActions()
 
 void MainWindow::updateTitle()
 {
-    setWindowTitle(m_summary.isEmpty() ? tr("SparseLab")
-                                       : tr("%1 — SparseLab").arg(m_summary.name));
-    if (m_summary.isEmpty()) {
+    setWindowTitle(m_session.summary().isEmpty() ? tr("SparseLab")
+                                                 : tr("%1 — SparseLab").arg(m_session.summary().name));
+    if (m_session.summary().isEmpty()) {
         m_statusModel->setText(tr("No model"));
         m_statusModel->setToolTip({});
     } else {
         m_statusModel->setText(tr("%1 · %2 parameters · %3 · CPU")
-                                   .arg(m_summary.name, compactCount(m_summary.totalParameters), m_summary.storedDtype));
-        m_statusModel->setToolTip(m_summary.folder);
+                                   .arg(m_session.summary().name, compactCount(m_session.summary().totalParameters), m_session.summary().storedDtype));
+        m_statusModel->setToolTip(m_session.summary().folder);
     }
 }
 
@@ -799,12 +805,12 @@ void MainWindow::updateRunSummary()
 
 QString MainWindow::runMemoryProblem(QString* summary) const
 {
-    if (!m_memoryInput) {
+    if (!m_session.memoryInput()) {
         if (summary)
             *summary = hasModel() ? tr("Memory: not estimated for this model.") : QString();
         return {};
     }
-    plan::MemoryPlanInput in = *m_memoryInput;
+    plan::MemoryPlanInput in = *m_session.memoryInput();
     const CalibrationSettings calib = m_calibPanel->settings();
     in.nsamples = calib.nsamples;
     in.seqlen = calib.seqlen;
@@ -849,7 +855,7 @@ QString MainWindow::suggestedRunName() const
     RunRecord probe;
     probe.plan = m_planPanel->planModel()->rows();
     probe.recovery = m_planPanel->recoverySettings();
-    return tr("%1 #%2").arg(probe.methodSummary()).arg(m_nextRunId);
+    return tr("%1 #%2").arg(probe.methodSummary()).arg(m_session.nextRunId());
 }
 
 void MainWindow::setErrorHandler(ErrorHandler handler) { m_errorHandler = std::move(handler); }
@@ -874,7 +880,7 @@ void MainWindow::reportError(const QString& title, const QString& message)
 
 void MainWindow::openModelDialog()
 {
-    QString start = m_summary.isEmpty() ? QString() : QFileInfo(m_summary.folder).absolutePath();
+    QString start = m_session.summary().isEmpty() ? QString() : QFileInfo(m_session.summary().folder).absolutePath();
     if (start.isEmpty() && !m_recentModels->files().isEmpty())
         start = QFileInfo(m_recentModels->files().first()).absolutePath();
     if (start.isEmpty())
@@ -936,7 +942,7 @@ bool MainWindow::openModel(const QString& path)
         m_log->appendInfo(tr("Opening cancelled."));
         statusBar()->showMessage(tr("Cancelled."), 5000);
     });
-    if (const QString refusal = m_jobs.start(job, tr("opening a model")); !refusal.isEmpty()) {
+    if (const QString refusal = m_session.jobs().start(job, tr("opening a model")); !refusal.isEmpty()) {
         reportError(tr("Busy"), refusal);
         return false;
     }
@@ -945,33 +951,22 @@ bool MainWindow::openModel(const QString& path)
 
 void MainWindow::onModelLoaded(const LoadModelJob::Result& result)
 {
-    const bool sameModel = result.summary.folder == m_summary.folder;
-    m_model = result.model;
-    m_tokenizer = result.tokenizer;
-    m_summary = result.summary;
-    try {
-        m_memoryInput = std::make_shared<plan::MemoryPlanInput>(
-            plan::describeModelFolder(std::filesystem::path(QFile::encodeName(m_summary.folder).toStdString())));
-    } catch (const std::exception&) {
-        m_memoryInput.reset(); // e.g. a .gguf file: the planner reads safetensors headers
-    }
+    const bool sameModel = m_session.setModel(result.model, result.tokenizer, result.summary);
     if (m_teachingWindow)
-        m_teachingWindow->setModel(m_model, m_tokenizer);
-    m_densePerplexity.clear();
-    m_tree->setSummary(m_summary);
-    m_evalPanel->setModelContext(m_summary.maxPositions);
-    m_calibPanel->setModelContext(m_summary.maxPositions);
+        m_teachingWindow->setModel(m_session.model(), m_session.tokenizer());
+    m_tree->setSummary(m_session.summary());
+    m_evalPanel->setModelContext(m_session.summary().maxPositions);
+    m_calibPanel->setModelContext(m_session.summary().maxPositions);
     m_evalPanel->clearResult();
     if (!sameModel) {
         // Runs belong to the model they compressed.
         m_resultsPanel->clearRuns();
-        m_runModels.clear();
         m_liveView->clear();
     }
 
     // The plan: every linear layer at the engine's defaults, then the last plan if it fits.
     m_restoring = true;
-    m_planPanel->setModel(m_summary, engineDefaultSetting());
+    m_planPanel->setModel(m_session.summary(), engineDefaultSetting());
     const QString saved = QSettings().value(key::planRecipe).toString();
     if (!saved.isEmpty() && m_restoreSettings) {
         QList<LayerSetting> settings;
@@ -984,29 +979,29 @@ void MainWindow::onModelLoaded(const LoadModelJob::Result& result)
     m_restoring = false;
     savePlan();
 
-    addRecentModel(m_summary.folder);
-    QSettings().setValue(key::lastModel, m_summary.folder);
+    addRecentModel(m_session.summary().folder);
+    QSettings().setValue(key::lastModel, m_session.summary().folder);
     updateTitle();
     updateActions();
     updateRunSummary();
     updateExportTarget();
     const QString message = tr("Loaded %1: %2, %3 blocks, %4 parameters (%5) in %6")
-                                .arg(m_summary.name, m_summary.architecture)
-                                .arg(m_summary.blocks.size())
-                                .arg(QLocale().toString(m_summary.totalParameters), m_summary.storedDtype,
+                                .arg(m_session.summary().name, m_session.summary().architecture)
+                                .arg(m_session.summary().blocks.size())
+                                .arg(QLocale().toString(m_session.summary().totalParameters), m_session.summary().storedDtype,
                                      EvaluationPanel::formatDuration(result.seconds));
     m_log->appendInfo(message);
     // The engine's threads depend on the model's size (util/engine_threads.h): the device list
     // and the log say what this model's jobs will use.
-    m_runPanel->setDevices(availableDevices(m_summary.hiddenSize));
-    const int threads = engineThreads(m_summary.hiddenSize);
+    m_runPanel->setDevices(availableDevices(m_session.summary().hiddenSize));
+    const int threads = engineThreads(m_session.summary().hiddenSize);
     m_log->appendInfo(threads == 1 && QThread::idealThreadCount() > 1
                           ? tr("Engine jobs use 1 CPU thread for this model: below hidden size 1024 a second "
                                "thread costs more than it gains (bench/bench_threads.sh).")
                           : tr("Engine jobs use %n CPU thread(s) for this model.", nullptr, threads));
     statusBar()->showMessage(message, 5000);
     refreshCalibrationPreview();
-    Q_EMIT modelLoaded(m_summary);
+    Q_EMIT modelLoaded(m_session.summary());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1049,7 +1044,7 @@ void MainWindow::setCalibrationText(const QString& path)
 
 void MainWindow::refreshCalibrationPreview()
 {
-    if (!m_tokenizer)
+    if (!m_session.tokenizer())
         return;
     if (m_previewJob) {
         // One preview at a time: stop the stale one, start again when it has ended.
@@ -1064,7 +1059,7 @@ void MainWindow::refreshCalibrationPreview()
         return;
     }
     CalibrationPreviewJob::Params params;
-    params.tokenizer = m_tokenizer;
+    params.tokenizer = m_session.tokenizer();
     params.textPath = c.textPath;
     params.nsamples = c.nsamples;
     params.seqlen = c.seqlen;
@@ -1100,11 +1095,6 @@ void MainWindow::refreshCalibrationPreview()
 // ---------------------------------------------------------------------------------------------
 // Evaluation
 
-QString MainWindow::densePerplexityKey(const QString& text, qint64 seqlen, qint64 maxWindows) const
-{
-    return QStringLiteral("%1|%2|%3").arg(QDir::cleanPath(QFileInfo(text).absoluteFilePath())).arg(seqlen).arg(maxWindows);
-}
-
 bool MainWindow::evaluate()
 {
     if (refuseWhileBusy())
@@ -1123,13 +1113,13 @@ bool MainWindow::evaluate()
     saveEvaluationSettings();
 
     PerplexityJob::Params params;
-    params.model = m_model;
-    params.tokenizer = m_tokenizer;
+    params.model = m_session.model();
+    params.tokenizer = m_session.tokenizer();
     params.textPath = text;
     params.seqlen = m_evalPanel->effectiveSeqlen(); // Auto: the calibration length, as in runs
     params.maxWindows = m_evalPanel->maxWindows();
     params.batchSize = m_evalPanel->batchSize();
-    params.threads = engineThreads(m_summary.hiddenSize);
+    params.threads = engineThreads(m_session.summary().hiddenSize);
 
     auto* job = new PerplexityJob(params, this);
     m_evalJob = job;
@@ -1163,11 +1153,11 @@ bool MainWindow::evaluate()
     });
 
     m_log->appendInfo(tr("Evaluating %1 on %2 (window %3, %4, batch %5)")
-                          .arg(m_summary.name, QFileInfo(text).fileName(),
+                          .arg(m_session.summary().name, QFileInfo(text).fileName(),
                                params.seqlen > 0 ? tr("%1 tokens").arg(params.seqlen) : tr("auto"),
                                params.maxWindows > 0 ? tr("first %1 windows").arg(params.maxWindows) : tr("all windows"))
                           .arg(params.batchSize));
-    if (const QString refusal = m_jobs.start(job, tr("the evaluation"), {m_model.get()}); !refusal.isEmpty()) {
+    if (const QString refusal = m_session.jobs().start(job, tr("the evaluation"), {m_session.model().get()}); !refusal.isEmpty()) {
         m_evalJob = nullptr;
         reportError(tr("Busy"), refusal);
         return false;
@@ -1193,8 +1183,8 @@ void MainWindow::onEvaluationFinished(const PerplexityJob::Result& result)
     m_lastEvaluation = result;
     const eval::PerplexityResult& r = result.perplexity;
     // The dense model's perplexity for these settings: a run with the same settings reuses it.
-    m_densePerplexity[densePerplexityKey(result.textPath, r.seqlen, m_evalPanel->maxWindows())] = {r.perplexity,
-                                                                                              evaluationDetail(r)};
+    m_session.rememberDensePerplexity(result.textPath, r.seqlen, m_evalPanel->maxWindows(),
+                                      {r.perplexity, evaluationDetail(r)});
     const QString textName = QFileInfo(result.textPath).fileName();
     m_evalPanel->showResult(r.perplexity, r.windows, r.seqlen, r.tokens, r.seconds, textName);
     const QString message = tr("Perplexity %1 on %2 (%3 windows × %4 tokens, %5)")
@@ -1237,21 +1227,22 @@ bool MainWindow::startRun()
     }
 
     RunJob::Params params;
-    params.model = m_model;
-    params.tokenizer = m_tokenizer;
+    params.model = m_session.model();
+    params.tokenizer = m_session.tokenizer();
     params.calibration = calib;
     params.evaluation = evaluation;
     params.plan = m_planPanel->planModel()->rows();
     params.device = m_runPanel->device();
-    params.threads = engineThreads(m_summary.hiddenSize);
+    params.threads = engineThreads(m_session.summary().hiddenSize);
     params.rates = costRates();
     params.recovery = m_planPanel->recoverySettings();
+    if (m_runPanel->keepCheckpoints())
+        params.checkpointFolder = m_session.checkpointFolder();
     if (evaluation.enabled) {
         const qint64 seqlen = evaluation.seqlen > 0 ? evaluation.seqlen : calib.seqlen;
-        const auto known = m_densePerplexity.find(densePerplexityKey(evaluation.textPath, seqlen, evaluation.maxWindows));
-        if (known != m_densePerplexity.end()) {
-            params.perplexityBefore = known->second.perplexity;
-            params.detailBefore = known->second.detail;
+        if (const auto known = m_session.densePerplexity(evaluation.textPath, seqlen, evaluation.maxWindows)) {
+            params.perplexityBefore = known->perplexity;
+            params.detailBefore = known->detail;
         }
     }
     m_runName = m_runPanel->runName().isEmpty() ? suggestedRunName() : m_runPanel->runName();
@@ -1300,7 +1291,7 @@ bool MainWindow::startRun()
         Q_EMIT runCancelled();
     });
 
-    if (const QString refusal = m_jobs.start(job, tr("the run “%1”").arg(m_runName), {m_model.get()});
+    if (const QString refusal = m_session.jobs().start(job, tr("the run “%1”").arg(m_runName), {m_session.model().get()});
         !refusal.isEmpty()) {
         m_runJob = nullptr;
         reportError(tr("Busy"), refusal);
@@ -1331,20 +1322,15 @@ bool MainWindow::startRun()
 void MainWindow::onRunFinished(const RunJob::Result& result)
 {
     RunRecord record = result.record;
-    record.id = m_nextRunId++;
+    record.id = m_session.takeRunId();
     // The next run's progress is weighted by what this one took (written to the settings
     // when the window closes: writing them now would hold up the GUI thread for a sync).
     m_measuredRates = result.measured;
     record.name = m_runName;
-    m_runModels[record.id] = result.model;
-    if (std::isfinite(record.perplexityBefore) && record.evaluation.enabled) {
-        const qint64 seqlen = record.evalSeqlen > 0 ? record.evalSeqlen
-                                                    : (record.evaluation.seqlen > 0 ? record.evaluation.seqlen : record.calibration.seqlen);
-        m_densePerplexity[densePerplexityKey(record.evaluation.textPath, seqlen, record.evaluation.maxWindows)] = {
-            record.perplexityBefore, record.detailBefore};
-    }
+    m_session.keepRunModel(record.id, result.model);
+    m_session.rememberDensePerplexityOf(record, /*replace=*/true);
     releaseOldModels();
-    record.modelKept = m_runModels.count(record.id) > 0;
+    record.modelKept = m_session.runModel(record.id) != nullptr;
     m_resultsPanel->addRun(record);
 
     m_tree->setLayerSparsity(achievedSparsity(record), record.name);
@@ -1367,24 +1353,20 @@ void MainWindow::onRunFinished(const RunJob::Result& result)
 
 void MainWindow::replaceRuns(const QList<RunRecord>& runs)
 {
-    m_runModels.clear();
+    m_session.forgetRunModels();
     m_resultsPanel->clearRuns();
     m_tree->clearLayerSparsity();
     // The previous export's outcome belongs to runs that are gone.
     m_exportPanel->clearStatus();
     for (RunRecord run : runs) {
-        run.id = m_nextRunId++;
+        run.id = m_session.takeRunId();
         run.modelKept = false;
         m_resultsPanel->addRun(run);
         // The workspace holds each run's dense perplexity: for the loaded model, runs with the
         // same evaluation settings reuse it instead of measuring it again.
-        const bool sameModel = QDir::cleanPath(run.modelFolder) == QDir::cleanPath(m_summary.folder);
-        if (sameModel && run.evaluation.enabled && std::isfinite(run.perplexityBefore) && run.detailBefore) {
-            const qint64 seqlen = run.evalSeqlen > 0 ? run.evalSeqlen
-                                                     : (run.evaluation.seqlen > 0 ? run.evaluation.seqlen : run.calibration.seqlen);
-            m_densePerplexity.try_emplace(densePerplexityKey(run.evaluation.textPath, seqlen, run.evaluation.maxWindows),
-                                          DenseEvaluation{run.perplexityBefore, run.detailBefore});
-        }
+        const bool sameModel = QDir::cleanPath(run.modelFolder) == QDir::cleanPath(m_session.summary().folder);
+        if (sameModel && run.detailBefore)
+            m_session.rememberDensePerplexityOf(run, /*replace=*/false);
     }
     if (!runs.isEmpty())
         m_tree->setLayerSparsity(achievedSparsity(runs.last()), runs.last().name);
@@ -1394,36 +1376,16 @@ void MainWindow::replaceRuns(const QList<RunRecord>& runs)
 
 void MainWindow::releaseOldModels()
 {
-    // Keep the newest models while their linear weights fit the budget; the latest always.
-    qint64 perModel = 0;
-    for (const auto& block : m_summary.blocks)
-        for (const auto& layer : block.linears)
-            perModel += layer.rows * layer.cols * 4; // float32 copies of the linear weights
-    QList<int> ids;
-    for (const auto& [id, model] : m_runModels)
-        ids.prepend(id); // newest first
-    qint64 used = 0;
-    for (int i = 0; i < ids.size(); ++i) {
-        if (i > 0 && used + perModel > kKeptModelBytes) {
-            m_runModels.erase(ids[i]);
-            m_resultsPanel->setModelKept(ids[i], false);
-            m_log->appendInfo(tr("Released the compressed model of an older run to save memory."));
-            continue;
-        }
-        used += perModel;
+    for (const int id : m_session.releaseOldRunModels()) {
+        m_resultsPanel->setModelKept(id, false);
+        m_log->appendInfo(tr("Released the compressed model of an older run to save memory."));
     }
-}
-
-std::shared_ptr<const model::CausalLM> MainWindow::runModel(int runId) const
-{
-    const auto it = m_runModels.find(runId);
-    return it == m_runModels.end() ? nullptr : it->second;
 }
 
 void MainWindow::onRunSelected(int id)
 {
     const RunRecord* run = m_resultsPanel->run(id);
-    m_exportPanel->setRun(run, m_summary.folder);
+    m_exportPanel->setRun(run, m_session.summary().folder);
     if (run)
         m_tree->setLayerSparsity(achievedSparsity(*run), run->name);
     updateExportTarget();
@@ -1435,20 +1397,20 @@ void MainWindow::onRunSelected(int id)
 
 void MainWindow::updateExportTarget()
 {
-    m_exportPanel->setRun(m_resultsPanel->run(m_resultsPanel->selectedRunId()), m_summary.folder);
+    m_exportPanel->setRun(m_resultsPanel->run(m_resultsPanel->selectedRunId()), m_session.summary().folder);
 }
 
 void MainWindow::chooseExportFolderDialog()
 {
     QString start = m_exportPanel->outDir();
     if (start.isEmpty())
-        start = m_summary.isEmpty() ? QDir::homePath() : QFileInfo(m_summary.folder).absolutePath();
+        start = m_session.summary().isEmpty() ? QDir::homePath() : QFileInfo(m_session.summary().folder).absolutePath();
     const QString parent = QFileDialog::getExistingDirectory(this, tr("Choose the Folder to Export Into"),
                                                              QFileInfo(start).absolutePath());
     if (parent.isEmpty())
         return;
     const RunRecord* run = m_resultsPanel->run(m_resultsPanel->selectedRunId());
-    QString name = m_summary.name.isEmpty() ? QStringLiteral("model") : m_summary.name;
+    QString name = m_session.summary().name.isEmpty() ? QStringLiteral("model") : m_session.summary().name;
     if (run)
         name += QLatin1Char('-') + run->name;
     name.replace(QRegularExpression(QStringLiteral("[^A-Za-z0-9._-]+")), QStringLiteral("-"));
@@ -1475,7 +1437,7 @@ bool MainWindow::exportSelectedRun()
         return false;
     }
     const QString out = QDir::cleanPath(QDir::fromNativeSeparators(m_exportPanel->outDir()));
-    const QString problem = m_exportPanel->ggufType().isEmpty() ? exportTargetProblem(m_summary.folder, out)
+    const QString problem = m_exportPanel->ggufType().isEmpty() ? exportTargetProblem(m_session.summary().folder, out)
                                                                  : ggufTargetProblem(out);
     if (!problem.isEmpty()) {
         // The overwrite guard: never write into an existing folder or the model itself.
@@ -1490,7 +1452,7 @@ bool MainWindow::exportSelectedRun()
     params.outDir = out;
     params.ggufType = m_exportPanel->ggufType();
     params.record = *run;
-    params.threads = engineThreads(m_summary.hiddenSize);
+    params.threads = engineThreads(m_session.summary().hiddenSize);
     auto* job = new ExportJob(params, this);
     m_exportJob = job;
     connect(job, &ExportJob::progress, this, [this](qint64 done, qint64 total, double eta, const QString& text) {
@@ -1533,7 +1495,7 @@ bool MainWindow::exportSelectedRun()
         m_log->appendInfo(tr("Export cancelled."));
         Q_EMIT exportCancelled();
     });
-    if (const QString refusal = m_jobs.start(job, tr("the export of “%1”").arg(run->name), {model.get()});
+    if (const QString refusal = m_session.jobs().start(job, tr("the export of “%1”").arg(run->name), {model.get()});
         !refusal.isEmpty()) {
         m_exportJob = nullptr;
         reportError(tr("Busy"), refusal);
@@ -1589,7 +1551,7 @@ void MainWindow::saveRecipeDialog()
 {
     QString start = m_lastRecipeFile;
     if (start.isEmpty())
-        start = QDir(QDir::homePath()).filePath(m_summary.name + QStringLiteral("-recipe.json"));
+        start = QDir(QDir::homePath()).filePath(m_session.summary().name + QStringLiteral("-recipe.json"));
     QString file = QFileDialog::getSaveFileName(this, tr("Save Recipe"), start, tr("Recipes (*.json);;All files (*)"));
     if (file.isEmpty())
         return;
@@ -1648,16 +1610,19 @@ void MainWindow::cancelJob()
 {
     if (!isBusy())
         return;
-    m_jobs.cancel();
+    m_session.jobs().cancel();
     statusBar()->showMessage(tr("Cancelling…"));
 }
 
 void MainWindow::stopJobs()
 {
-    m_jobs.cancel();
+    // A workspace being saved is let to finish (the user asked for it; it is written
+    // atomically either way); engine work is cancelled.
+    if (!m_workspace->isBusy())
+        m_session.jobs().cancel();
     if (m_previewJob)
         m_previewJob->cancel();
-    m_jobs.waitForDone();
+    m_session.jobs().waitForDone();
     m_previewPool.waitForDone();
 }
 
@@ -1744,8 +1709,8 @@ void MainWindow::openTeachingMode()
         // A top-level window of its own (slides want the whole screen), closed with the workbench.
         m_teachingWindow = new TeachingWindow(m_restoreSettings, this);
         m_teachingWindow->setWindowFlag(Qt::Window);
-        m_teachingWindow->setJobRunner(&m_jobs);
-        m_teachingWindow->setModel(m_model, m_tokenizer);
+        m_teachingWindow->setJobRunner(&m_session.jobs());
+        m_teachingWindow->setModel(m_session.model(), m_session.tokenizer());
     }
     m_teachingWindow->setCalibration(m_calibPanel->settings());
     m_teachingWindow->show();

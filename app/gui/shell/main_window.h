@@ -25,6 +25,7 @@
 #include "engine_jobs.h"
 #include "job_runner.h"
 #include "recent_files.h"
+#include "workbench.h"
 
 #include <QMainWindow>
 #include <QPointer>
@@ -84,9 +85,6 @@ public:
 
     static constexpr int kMaxRecentModels = 8;
     static constexpr int kMaxRecentRecipes = 8;
-    // Compressed models kept for export: the latest always, older ones while their linear
-    // weights (float32) stay under this budget.
-    static constexpr qint64 kKeptModelBytes = qint64(4) << 30;
     // The window's size on first start, made smaller to fit the screen it opens on.
     static constexpr QSize kPreferredSize{1480, 920};
 
@@ -101,10 +99,12 @@ public:
     // An engine job is running (load, evaluation, run, export, scan or report).
     [[nodiscard]] bool isBusy() const;
     [[nodiscard]] bool isRunning() const { return m_runJob != nullptr; }
+    // What the window works on (session/workbench.h): model, runs, caches, the job runner.
+    [[nodiscard]] Workbench& session() { return m_session; }
     // The one runner of this window's engine jobs (the Teaching Mode window shares it).
-    [[nodiscard]] JobRunner& jobs() { return m_jobs; }
-    [[nodiscard]] bool hasModel() const { return m_model != nullptr; }
-    [[nodiscard]] const widgets::ModelSummary& modelSummary() const { return m_summary; }
+    [[nodiscard]] JobRunner& jobs() { return m_session.jobs(); }
+    [[nodiscard]] bool hasModel() const { return m_session.hasModel(); }
+    [[nodiscard]] const widgets::ModelSummary& modelSummary() const { return m_session.summary(); }
     [[nodiscard]] QStringList recentModels() const { return m_recentModels->files(); }
     [[nodiscard]] QStringList recentRecipes() const { return m_recentRecipes->files(); }
     // The last successful evaluation (perplexity 0 when none).
@@ -113,9 +113,9 @@ public:
     // last run of this session measured, else those remembered in the settings.
     [[nodiscard]] CostRates costRates() const;
     // The compressed model of a run, while it is kept (null otherwise).
-    [[nodiscard]] std::shared_ptr<const model::CausalLM> runModel(int runId) const;
-    [[nodiscard]] std::shared_ptr<const model::CausalLM> denseModel() const { return m_model; }
-    [[nodiscard]] std::shared_ptr<const tokenize::Tokenizer> tokenizer() const { return m_tokenizer; }
+    [[nodiscard]] std::shared_ptr<const model::CausalLM> runModel(int runId) const { return m_session.runModel(runId); }
+    [[nodiscard]] std::shared_ptr<const model::CausalLM> denseModel() const { return m_session.model(); }
+    [[nodiscard]] std::shared_ptr<const tokenize::Tokenizer> tokenizer() const { return m_session.tokenizer(); }
 
     [[nodiscard]] widgets::ModelTreeWidget* modelTree() const { return m_tree; }
     [[nodiscard]] EvaluationPanel* evaluationPanel() const { return m_evalPanel; }
@@ -147,6 +147,18 @@ public:
     // Replaces the Results view's runs (a workspace was opened): new ids, no kept models.
     void replaceRuns(const QList<RunRecord>& runs);
     [[nodiscard]] QAction* teachingAction() const { return m_teachingAction; }
+    // What the controllers (workspace_controller.h, analysis_controller.h) use of the shell:
+    // errors go to the error handler (a message box by default), job progress to the status
+    // bar, and the actions follow the busy state and the selection.
+    void reportError(const QString& title, const QString& message);
+    [[nodiscard]] QProgressBar* statusProgress() const { return m_statusProgress; }
+    void updateActions();
+    // True, with the one "Busy" message naming the running job (ending "… (Esc) <before>."),
+    // while a job runs.
+    bool refuseWhileBusy(const QString& before = {});
+    // The Evaluation view's settings (the text, window length and count a run measures with).
+    [[nodiscard]] EvaluationSettings evaluationSettings() const;
+
     // The Teaching Mode window once opened (null before).
     [[nodiscard]] TeachingWindow* teachingWindow() const;
 
@@ -216,8 +228,6 @@ protected:
     void dropEvent(QDropEvent* event) override;
 
 private:
-    friend class WorkspaceController; // reports its errors through reportError()
-    friend class AnalysisController;  // and runs its jobs on m_jobs, with the status bar's progress
     void createActions();
     void createMenus();
     void createDocks();
@@ -233,21 +243,15 @@ private:
     void savePlan() const;
     void addRecentModel(const QString& folder);
     void addRecentRecipe(const QString& file);
-    void updateActions();
     void updateTitle();
     void updateRunSummary();
     void updateExportTarget();
     void setBusy(bool busy);
-    // True, with the one "Busy" message (ending "… (Esc) <before>."), while a job runs.
-    bool refuseWhileBusy(const QString& before = {});
     void stopJobs();
-    void reportError(const QString& title, const QString& message);
     [[nodiscard]] QString suggestedRunName() const;
-    [[nodiscard]] EvaluationSettings evaluationSettings() const;
     // The memory planner for a run with the current settings: "" when it fits (or cannot be
     // estimated), else the one-line reason; `summary` gets the Run view's line.
     [[nodiscard]] QString runMemoryProblem(QString* summary) const;
-    [[nodiscard]] QString densePerplexityKey(const QString& text, qint64 seqlen, qint64 maxWindows) const;
     void releaseOldModels();
 
     void onModelLoaded(const LoadModelJob::Result& result);
@@ -256,21 +260,9 @@ private:
     void onRunFinished(const RunJob::Result& result);
     void onRunSelected(int id);
 
-    // The engine: kept for evaluation and runs, released when another model is loaded.
-    std::shared_ptr<const model::CausalLM> m_model;
-    std::shared_ptr<const tokenize::Tokenizer> m_tokenizer;
-    widgets::ModelSummary m_summary;
-    PerplexityJob::Result m_lastEvaluation;
-    std::shared_ptr<const plan::MemoryPlanInput> m_memoryInput; // the loaded model's shapes; null if unknown
-    std::map<int, std::shared_ptr<model::CausalLM>> m_runModels; // run id → compressed copy
-    struct DenseEvaluation {
-        double perplexity = 0;
-        EvaluationDetailPtr detail;
-    };
-    std::map<QString, DenseEvaluation> m_densePerplexity;        // evaluation settings → dense ppl
-    int m_nextRunId = 1;
-
-    JobRunner m_jobs;          // every engine job: one at a time, one job per model
+    // The session (the dense model, run models, caches, the job runner); the views show it.
+    Workbench m_session;
+    PerplexityJob::Result m_lastEvaluation; // shown by the Evaluation view
     QThreadPool m_previewPool; // calibration previews (tokenization only)
     QPointer<LoadModelJob> m_loadJob;
     QPointer<PerplexityJob> m_evalJob;
