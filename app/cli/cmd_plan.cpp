@@ -6,7 +6,7 @@
 #include "engine_options.h"
 #include "commands.h"
 
-#include "plan/memory_plan.h"
+#include "memory/memory_plan.h"
 #include "util/errors.h"
 #include "util/gpu_info.h"
 
@@ -17,10 +17,10 @@
 
 namespace sparselab::cli {
 
-plan::MemoryPlan planForArgs(const std::filesystem::path& folder, const Args& args, int64_t nsamples,
+memory::MemoryPlan planForArgs(const std::filesystem::path& folder, const Args& args, int64_t nsamples,
                              int64_t seqlen)
 {
-    plan::MemoryPlanInput in = plan::describeModelFolder(folder);
+    memory::MemoryPlanInput in = memory::describeModelFolder(folder);
     in.nsamples = nsamples;
     in.seqlen = seqlen;
     in.streamed = args.flag("stream");
@@ -29,7 +29,7 @@ plan::MemoryPlan planForArgs(const std::filesystem::path& folder, const Args& ar
     if (args.value("recover") || args.value("recover-epochs"))
         in.recoveryLoss = args.valueOr("recover-loss", "kl") == "block" ? 2 : 1;
     in.recoveryBatch = args.intOr("recover-batch", in.recoveryBatch, 1, 1 << 20);
-    in.hostAvailableBytes = plan::hostAvailableMemory();
+    in.hostAvailableBytes = memory::hostAvailableMemory();
     std::string gpuNote;
     if (in.cuda) {
         const auto gpus = util::queryGpus();
@@ -38,13 +38,13 @@ plan::MemoryPlan planForArgs(const std::filesystem::path& folder, const Args& ar
         else
             gpuNote = gpus.unavailableReason;
     }
-    auto p = plan::planMemory(in);
+    auto p = memory::planMemory(in);
     if (!gpuNote.empty())
         p.items.push_back({"gpu", true, 0, "free memory unknown, not checked: " + gpuNote});
     return p;
 }
 
-void printPlan(const plan::MemoryPlan& p, bool json)
+void printPlan(const memory::MemoryPlan& p, bool json)
 {
     if (json) {
         nlohmann::json items = nlohmann::json::array();
@@ -63,12 +63,12 @@ void printPlan(const plan::MemoryPlan& p, bool json)
     std::printf("memory plan (estimate):\n");
     for (const auto& item : p.items)
         std::printf("  %-12s %-5s %10s  %s\n", item.what.c_str(), item.onDevice ? "gpu" : "host",
-                    plan::formatBytes(item.bytes).c_str(), item.detail.c_str());
-    std::printf("  total host %s (available %s)", plan::formatBytes(p.hostBytes).c_str(),
-                plan::formatBytes(p.hostAvailableBytes).c_str());
+                    memory::formatBytes(item.bytes).c_str(), item.detail.c_str());
+    std::printf("  total host %s (available %s)", memory::formatBytes(p.hostBytes).c_str(),
+                memory::formatBytes(p.hostAvailableBytes).c_str());
     if (p.deviceBytes > 0)
-        std::printf(", gpu %s (free %s)", plan::formatBytes(p.deviceBytes).c_str(),
-                    plan::formatBytes(p.deviceAvailableBytes).c_str());
+        std::printf(", gpu %s (free %s)", memory::formatBytes(p.deviceBytes).c_str(),
+                    memory::formatBytes(p.deviceAvailableBytes).c_str());
     std::printf("\n  %s\n", p.fits() ? "fits" : ("does not fit: " + p.refusal()).c_str());
 }
 

@@ -1,4 +1,4 @@
-// Memory planner (plan/memory_plan.h) on a 7B-shaped Llama config, every figure derived by hand:
+// Memory planner (memory/memory_plan.h) on a 7B-shaped Llama config, every figure derived by hand:
 //   d = 4096, I = 11008, 32 heads: one block's linears = 4·d² + 3·d·I = 202,375,168 weights
 //   → 809,500,672 bytes float32; Hessians: six layers with cols = d (16,777,216 floats each)
 //   and down_proj with cols = I (121,176,064 floats) → (6·16,777,216 + 121,176,064)·4 =
@@ -12,7 +12,7 @@
 // 1,298,137,088 → 1,412,038,656 (attention is tiled: no [batch, heads, T, T] tensor; the H200
 // run of docs/gpu.md peaked at 5,833 MiB against 5,570 MiB planned for the whole GPU).
 
-#include "plan/memory_plan.h"
+#include "memory/memory_plan.h"
 
 #include <QTest>
 
@@ -35,7 +35,7 @@ model::ModelConfig llama7bShaped(int64_t blocks)
     return c;
 }
 
-int64_t item(const plan::MemoryPlan& p, const std::string& what)
+int64_t item(const memory::MemoryPlan& p, const std::string& what)
 {
     for (const auto& i : p.items)
         if (i.what == what)
@@ -51,12 +51,12 @@ private Q_SLOTS:
     void streamedIsBoundedByOneBlock()
     {
         for (int64_t blocks : {2, 8, 80}) {
-            plan::MemoryPlanInput in;
+            memory::MemoryPlanInput in;
             in.config = llama7bShaped(blocks);
             in.nsamples = 8;
             in.seqlen = 128;
             in.streamed = true;
-            const auto p = plan::planMemory(in);
+            const auto p = memory::planMemory(in);
             QCOMPARE(item(p, "weights"), int64_t(809'500'672 + 16'777'216));
             QCOMPARE(item(p, "hessians+solve"), int64_t(1'149'763'584));
             QCOMPARE(item(p, "activations"), int64_t(3) * 8 * 128 * 4096 * 4);
@@ -75,23 +75,23 @@ private Q_SLOTS:
     // state 3,238,002,688 + autograd 381,681,664 − 1,149,763,584 = 2,469,920,768 → 4,122,476,544.
     void recoveryAddsItsTeacherAndTraining()
     {
-        plan::MemoryPlanInput in;
+        memory::MemoryPlanInput in;
         in.config = llama7bShaped(2);
         in.nsamples = 8;
         in.seqlen = 128;
-        const auto without = plan::planMemory(in);
+        const auto without = memory::planMemory(in);
         QCOMPARE(item(without, "recovery"), int64_t(-1));
         in.recoveryLoss = 1;
-        const auto kl = plan::planMemory(in);
+        const auto kl = memory::planMemory(in);
         QCOMPARE(item(kl, "recovery"), int64_t(6'097'993'728));
         QCOMPARE(kl.hostBytes, without.hostBytes + int64_t(6'097'993'728));
         in.recoveryLoss = 2;
-        QCOMPARE(item(plan::planMemory(in), "recovery"), int64_t(4'122'476'544));
+        QCOMPARE(item(memory::planMemory(in), "recovery"), int64_t(4'122'476'544));
     }
 
     void longWindowsPeakWhileCollecting()
     {
-        plan::MemoryPlanInput in;
+        memory::MemoryPlanInput in;
         in.config.architecture = model::Architecture::Llama;
         in.config.hiddenSize = 896;
         in.config.intermediateSize = 4864;
@@ -106,30 +106,30 @@ private Q_SLOTS:
         in.seqlen = 2048;
         in.streamed = true;
         in.cuda = true;
-        const auto p = plan::planMemory(in);
+        const auto p = memory::planMemory(in);
         QCOMPARE(item(p, "hessians+solve"), int64_t(1'412'038'656));
         QCOMPARE(item(p, "activations"), int64_t(3) * 128 * 2048 * 896 * 4);
     }
 
     void inMemoryGrowsWithBlocks()
     {
-        plan::MemoryPlanInput in;
+        memory::MemoryPlanInput in;
         in.config = llama7bShaped(8);
         in.nsamples = 8;
         in.seqlen = 128;
-        const auto p = plan::planMemory(in);
+        const auto p = memory::planMemory(in);
         QCOMPARE(item(p, "weights"), int64_t(8) * 809'500'672 + 16'777'216);
     }
 
     void cudaPutsTheWorkOnTheDevice()
     {
-        plan::MemoryPlanInput in;
+        memory::MemoryPlanInput in;
         in.config = llama7bShaped(2);
         in.nsamples = 8;
         in.seqlen = 128;
         in.streamed = true;
         in.cuda = true;
-        const auto p = plan::planMemory(in);
+        const auto p = memory::planMemory(in);
         QVERIFY(p.deviceBytes > 809'500'672 + 1'149'763'584);
         // Host: spill/export nothing, staging of the largest tensor (I·d floats, F16 + float32).
         QCOMPARE(item(p, "staging"), int64_t(11008) * 4096 * 6);
@@ -137,20 +137,20 @@ private Q_SLOTS:
 
     void refusesWhatDoesNotFit()
     {
-        plan::MemoryPlanInput in;
+        memory::MemoryPlanInput in;
         in.config = llama7bShaped(8);
         in.nsamples = 8;
         in.seqlen = 128;
         in.hostAvailableBytes = 2'000'000'000; // 2 GB: less than one block's float32 weights + Hessians
-        const auto p = plan::planMemory(in);
+        const auto p = memory::planMemory(in);
         QVERIFY(!p.fits());
         QVERIFY(!p.fitsHost());
         QVERIFY(p.fitsDevice()); // unknown = not checked
         QVERIFY(p.refusal().find("host memory") != std::string::npos);
         QVERIFY(p.refusal().find("--stream") != std::string::npos);
         in.hostAvailableBytes = -1;
-        QVERIFY(plan::planMemory(in).fits());
-        QVERIFY(plan::planMemory(in).refusal().empty());
+        QVERIFY(memory::planMemory(in).fits());
+        QVERIFY(memory::planMemory(in).refusal().empty());
     }
 };
 

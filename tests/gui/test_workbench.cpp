@@ -24,7 +24,7 @@
 #include "testsupport.h"
 #include "util/engine_threads.h"
 #include "gui/gui_event_timing.h"
-#include "plan/memory_plan.h"
+#include "memory/memory_plan.h"
 #include "token_preview_widget.h"
 
 #include "data/calibration.h"
@@ -604,7 +604,7 @@ private Q_SLOTS:
 
     // The memory planner in the Run view: its line follows the calibration settings, and a run
     // that cannot fit is refused before any work with one readable line. The figures are the
-    // planner's (plan/memory_plan.h, checked against hand derivations in core_test_memory_plan).
+    // planner's (memory/memory_plan.h, checked against hand derivations in core_test_memory_plan).
     void memoryPlannerRefusesWhatCannotFit()
     {
         configure(kSamples);
@@ -621,7 +621,7 @@ private Q_SLOTS:
         m_window->calibrationPanel()->setSettings(huge);
         QTRY_VERIFY(m_window->runPanel()->memorySummary() != small);
         const double activations = 3.0 * 1e6 * double(kHugeSeqlen) * 64.0 * 4.0;
-        QVERIFY2(activations > 2.0 * double(plan::hostAvailableMemory()),
+        QVERIFY2(activations > 2.0 * double(memory::hostAvailableMemory()),
                  "this machine has memory for the oversized run: the refusal cannot be tested here");
         m_errors.clear();
         QVERIFY(!m_window->startRun());

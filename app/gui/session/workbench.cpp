@@ -1,6 +1,6 @@
 #include "workbench.h"
 
-#include "plan/memory_plan.h"
+#include "memory/memory_plan.h"
 
 #include <QCryptographicHash>
 #include <QDir>
@@ -34,8 +34,8 @@ bool Workbench::setModel(std::shared_ptr<const model::CausalLM> model, std::shar
     m_tokenizer = std::move(tokenizer);
     m_summary = summary;
     try {
-        m_memoryInput = std::make_shared<plan::MemoryPlanInput>(
-            plan::describeModelFolder(std::filesystem::path(QFile::encodeName(m_summary.folder).toStdString())));
+        m_memoryInput = std::make_shared<memory::MemoryPlanInput>(
+            memory::describeModelFolder(std::filesystem::path(QFile::encodeName(m_summary.folder).toStdString())));
     } catch (const std::exception&) {
         m_memoryInput.reset(); // e.g. a .gguf file: the planner reads safetensors headers
     }

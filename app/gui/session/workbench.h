@@ -25,7 +25,7 @@
 
 namespace sparselab::model { class CausalLM; }
 namespace sparselab::tokenize { class Tokenizer; }
-namespace sparselab::plan { struct MemoryPlanInput; }
+namespace sparselab::memory { struct MemoryPlanInput; }
 
 namespace sparselab::gui {
 
@@ -48,9 +48,9 @@ public:
     [[nodiscard]] const std::shared_ptr<const model::CausalLM>& model() const { return m_model; }
     [[nodiscard]] const std::shared_ptr<const tokenize::Tokenizer>& tokenizer() const { return m_tokenizer; }
     [[nodiscard]] const widgets::ModelSummary& summary() const { return m_summary; }
-    // The model's shapes for the memory planner (plan/memory_plan.h); null when its files
+    // The model's shapes for the memory planner (memory/memory_plan.h); null when its files
     // cannot be described (e.g. a .gguf file).
-    [[nodiscard]] const plan::MemoryPlanInput* memoryInput() const { return m_memoryInput.get(); }
+    [[nodiscard]] const memory::MemoryPlanInput* memoryInput() const { return m_memoryInput.get(); }
     // Replaces the loaded model. The dense perplexities measured so far are forgotten; so are
     // the compressed models of runs when `summary` names another folder (runs belong to the
     // model they compressed). Returns whether it is the same folder as before.
@@ -93,7 +93,7 @@ private:
     std::shared_ptr<const model::CausalLM> m_model;
     std::shared_ptr<const tokenize::Tokenizer> m_tokenizer;
     widgets::ModelSummary m_summary;
-    std::shared_ptr<const plan::MemoryPlanInput> m_memoryInput;
+    std::shared_ptr<const memory::MemoryPlanInput> m_memoryInput;
     std::map<int, std::shared_ptr<model::CausalLM>> m_runModels; // run id → compressed copy
     std::map<QString, DenseEvaluation> m_densePerplexity;        // evaluation settings → dense ppl
     int m_nextRunId = 1;

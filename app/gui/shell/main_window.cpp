@@ -18,7 +18,7 @@
 #include "sweep_panel.h"
 #include "workspace_controller.h"
 
-#include "plan/memory_plan.h"
+#include "memory/memory_plan.h"
 #include "util/gpu_info.h"
 
 #include <QAction>
@@ -810,14 +810,14 @@ QString MainWindow::runMemoryProblem(QString* summary) const
             *summary = hasModel() ? tr("Memory: not estimated for this model.") : QString();
         return {};
     }
-    plan::MemoryPlanInput in = *m_session.memoryInput();
+    memory::MemoryPlanInput in = *m_session.memoryInput();
     const CalibrationSettings calib = m_calibPanel->settings();
     in.nsamples = calib.nsamples;
     in.seqlen = calib.seqlen;
     in.cuda = m_runPanel->device() == QLatin1String("cuda");
     if (const RecoverySettings recovery = m_planPanel->recoverySettings(); recovery.enabled)
         in.recoveryLoss = recovery.loss == QLatin1String("block") ? 2 : 1;
-    in.hostAvailableBytes = plan::hostAvailableMemory();
+    in.hostAvailableBytes = memory::hostAvailableMemory();
     if (in.cuda) {
         const util::GpuQuery gpus = util::queryGpus();
         if (!gpus.gpus.empty())
@@ -825,8 +825,8 @@ QString MainWindow::runMemoryProblem(QString* summary) const
     }
     // The run prunes a copy of the loaded model: the plan's weights are that copy. The loaded
     // model itself is already resident, so it is not in the available figure either.
-    const plan::MemoryPlan p = plan::planMemory(in);
-    const auto text = [](int64_t bytes) { return QString::fromStdString(plan::formatBytes(bytes)); };
+    const memory::MemoryPlan p = memory::planMemory(in);
+    const auto text = [](int64_t bytes) { return QString::fromStdString(memory::formatBytes(bytes)); };
     QString line = tr("Memory: about %1 of host memory").arg(text(p.hostBytes));
     if (p.hostAvailableBytes >= 0)
         line += tr(" (%1 available)").arg(text(p.hostAvailableBytes));

@@ -53,7 +53,7 @@ class LogView;
 class ModelTreeWidget;
 } // namespace sparselab::widgets
 
-namespace sparselab::plan { struct MemoryPlanInput; }
+namespace sparselab::memory { struct MemoryPlanInput; }
 
 namespace sparselab::gui {
 

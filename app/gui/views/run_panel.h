@@ -55,7 +55,7 @@ public:
     void setKeepCheckpoints(bool on);
     // One line under the checkbox saying which text/windows the evaluation uses.
     void setEvaluationSummary(const QString& text);
-    // The memory planner's line (plan/memory_plan.h): what the run will need against what is
+    // The memory planner's line (memory/memory_plan.h): what the run will need against what is
     // available; `fits` false shows it as a warning.
     void setMemorySummary(const QString& text, bool fits);
     [[nodiscard]] QString memorySummary() const;

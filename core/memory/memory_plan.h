@@ -42,7 +42,7 @@
 #include <utility>
 #include <vector>
 
-namespace sparselab::plan {
+namespace sparselab::memory {
 
 struct MemoryPlanInput {
     model::ModelConfig config;
@@ -93,13 +93,13 @@ struct MemoryPlan {
 // "1.23 GB" (decimal units).
 [[nodiscard]] std::string formatBytes(int64_t bytes);
 
-} // namespace sparselab::plan
+} // namespace sparselab::memory
 
-namespace sparselab::plan {
+namespace sparselab::memory {
 
 // Fills config, storedBytesPerWeight and largestShardLinearBytes from a model folder
 // (config.json and the safetensors headers; no weights are read). InputError naming the file
 // on a bad folder. The run settings keep their defaults.
 [[nodiscard]] MemoryPlanInput describeModelFolder(const std::filesystem::path& folder);
 
-} // namespace sparselab::plan
+} // namespace sparselab::memory

@@ -1,4 +1,4 @@
-#include "plan/memory_plan.h"
+#include "memory/memory_plan.h"
 
 #include "io/checkpoint.h"
 
@@ -9,7 +9,7 @@
 #include <fstream>
 #include <sstream>
 
-namespace sparselab::plan {
+namespace sparselab::memory {
 
 namespace {
 
@@ -258,4 +258,4 @@ std::string formatBytes(int64_t bytes)
     return text;
 }
 
-} // namespace sparselab::plan
+} // namespace sparselab::memory
