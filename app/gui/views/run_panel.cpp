@@ -53,7 +53,9 @@ RunPanel::RunPanel(QWidget* parent)
     m_checkpoints->setToolTip(tr("Write every finished decoder block to disk (in your cache folder), so that a run "
                                  "that was cancelled or stopped by a crash resumes from its last block when you run "
                                  "it again with the same settings. Costs one float32 copy of the model's linear "
-                                 "weights on disk while the run lasts; removed when it completes."));
+                                 "weights on disk while the run lasts (removed when it completes), and a SHA-256 of "
+                                 "the model's files at the start of each run, so that checkpoints are never applied "
+                                 "to a changed model."));
     m_evalSummary = new QLabel(this);
     m_evalSummary->setForegroundRole(QPalette::PlaceholderText);
     m_evalSummary->setWordWrap(true);
