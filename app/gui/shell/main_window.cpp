@@ -14,6 +14,7 @@
 #include "resource_paths.h"
 #include "results_panel.h"
 #include "teaching_window.h"
+#include "run_controller.h"
 #include "run_panel.h"
 #include "sweep_panel.h"
 #include "workspace_controller.h"
@@ -152,6 +153,19 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
     setCentralWidget(central);
     central->hide();
 
+    // Evaluate, Run and Export; their outcomes are this window's signals too.
+    m_runs = new RunController(this, m_session);
+    connect(m_runs, &RunController::evaluationFinished, this, &MainWindow::evaluationFinished);
+    connect(m_runs, &RunController::evaluationFailed, this, &MainWindow::evaluationFailed);
+    connect(m_runs, &RunController::evaluationCancelled, this, &MainWindow::evaluationCancelled);
+    connect(m_runs, &RunController::runStarted, this, &MainWindow::runStarted);
+    connect(m_runs, &RunController::runProgressed, this, &MainWindow::runProgressed);
+    connect(m_runs, &RunController::runFinished, this, &MainWindow::runFinished);
+    connect(m_runs, &RunController::runFailed, this, &MainWindow::runFailed);
+    connect(m_runs, &RunController::runCancelled, this, &MainWindow::runCancelled);
+    connect(m_runs, &RunController::exportFinished, this, &MainWindow::exportFinished);
+    connect(m_runs, &RunController::exportFailed, this, &MainWindow::exportFailed);
+    connect(m_runs, &RunController::exportCancelled, this, &MainWindow::exportCancelled);
     createActions();
     createDocks();
     m_workspace = new WorkspaceController(this, m_session);
@@ -296,8 +310,8 @@ void MainWindow::createActions()
                                    "(the best on the held-out windows); Cancel instead discards the run."));
     m_stopRecoveryAction->setEnabled(false);
     connect(m_stopRecoveryAction, &QAction::triggered, this, [this] {
-        if (m_runJob) {
-            m_runJob->stopRecovery();
+        if (m_runs->isRunning()) {
+            m_runs->stopRecovery();
             m_stopRecoveryAction->setEnabled(false);
             m_runPanel->log()->appendInfo(tr("Stopping recovery after the current step…"));
         }
@@ -561,12 +575,11 @@ void MainWindow::readSettings(const Options& options)
     m_restoring = false;
 }
 
-CostRates MainWindow::costRates() const { return m_measuredRates ? *m_measuredRates : CostRates::load(); }
+CostRates MainWindow::costRates() const { return m_runs->costRates(); }
 
 void MainWindow::writeSettings() const
 {
-    if (m_measuredRates)
-        m_measuredRates->store();
+    m_runs->storeMeasuredRates();
     QSettings settings;
     settings.setValue(key::geometry, saveGeometry());
     settings.setValue(key::state, saveState(kStateVersion));
@@ -738,7 +751,7 @@ void MainWindow::setBusy(bool busy)
 
 void MainWindow::updateActions()
 {
-    const bool running = m_runJob != nullptr;
+    const bool running = m_runs->isRunning();
     m_openAction->setEnabled(!m_busy);
     m_openDemoAction->setEnabled(!m_busy && !demoModelDir().isEmpty());
     m_recentModels->setAvailable(!m_busy);
@@ -753,12 +766,12 @@ void MainWindow::updateActions()
     m_exportAction->setEnabled(!m_busy && m_resultsPanel->selectedRunId() >= 0
                                && runModel(m_resultsPanel->selectedRunId()) != nullptr
                                && (m_exportPanel->outDir().isEmpty() || m_exportPanel->canExport()));
-    m_chooseExportAction->setEnabled(!m_exportJob);
-    m_evalPanel->setRunning(m_evalJob != nullptr);
+    m_chooseExportAction->setEnabled(!m_runs->isExporting());
+    m_evalPanel->setRunning(m_runs->isEvaluating());
     m_runPanel->setRunning(running);
     m_planPanel->setEditable(!running);
     m_calibPanel->setEditable(!running);
-    m_exportPanel->setRunning(m_exportJob != nullptr);
+    m_exportPanel->setRunning(m_runs->isExporting());
 }
 
 void MainWindow::updateTitle()
@@ -1095,261 +1108,8 @@ void MainWindow::refreshCalibrationPreview()
 // ---------------------------------------------------------------------------------------------
 // Evaluation
 
-bool MainWindow::evaluate()
-{
-    if (refuseWhileBusy())
-        return false;
-    if (!hasModel()) {
-        reportError(tr("No model"), tr("Open a model folder first (File → Open Model…, Ctrl+O)."));
-        return false;
-    }
-    const QString text = m_evalPanel->textPath();
-    if (text.isEmpty() || !QFileInfo(text).isFile()) {
-        reportError(tr("No evaluation text"),
-                    text.isEmpty() ? tr("Choose an evaluation text file first (Ctrl+T).")
-                                   : tr("%1: no such file").arg(QDir::toNativeSeparators(text)));
-        return false;
-    }
-    saveEvaluationSettings();
-
-    PerplexityJob::Params params;
-    params.model = m_session.model();
-    params.tokenizer = m_session.tokenizer();
-    params.textPath = text;
-    params.seqlen = m_evalPanel->effectiveSeqlen(); // Auto: the calibration length, as in runs
-    params.maxWindows = m_evalPanel->maxWindows();
-    params.batchSize = m_evalPanel->batchSize();
-    params.threads = engineThreads(m_session.summary().hiddenSize);
-
-    auto* job = new PerplexityJob(params, this);
-    m_evalJob = job;
-    connect(job, &PerplexityJob::progress, this, &MainWindow::onEvaluationProgress);
-    auto done = [this] {
-        m_evalJob = nullptr;
-        updateActions();
-    };
-    connect(job, &PerplexityJob::finished, this, [this, done](const PerplexityJob::Result& result) {
-        done();
-        onEvaluationFinished(result);
-        m_runPanel->finishJob(RunPanel::Outcome::Done, tr("Perplexity %1 on %2 (%3 windows)")
-                                                           .arg(result.perplexity.perplexity, 0, 'f', 4)
-                                                           .arg(QFileInfo(result.textPath).fileName())
-                                                           .arg(result.perplexity.windows));
-    });
-    connect(job, &PerplexityJob::failed, this, [this, done](const QString& message) {
-        done();
-        m_runPanel->finishJob(RunPanel::Outcome::Failed, tr("Evaluation failed: %1").arg(message));
-        m_evalPanel->showStatus(tr("Failed: %1").arg(message));
-        reportError(tr("Evaluation failed"), message);
-        Q_EMIT evaluationFailed(message);
-    });
-    connect(job, &PerplexityJob::cancelled, this, [this, done] {
-        done();
-        m_evalPanel->showStatus(tr("Cancelled."));
-        m_runPanel->finishJob(RunPanel::Outcome::Cancelled, tr("Evaluation cancelled."));
-        m_log->appendInfo(tr("Evaluation cancelled."));
-        statusBar()->showMessage(tr("Evaluation cancelled."), 5000);
-        Q_EMIT evaluationCancelled();
-    });
-
-    m_log->appendInfo(tr("Evaluating %1 on %2 (window %3, %4, batch %5)")
-                          .arg(m_session.summary().name, QFileInfo(text).fileName(),
-                               params.seqlen > 0 ? tr("%1 tokens").arg(params.seqlen) : tr("auto"),
-                               params.maxWindows > 0 ? tr("first %1 windows").arg(params.maxWindows) : tr("all windows"))
-                          .arg(params.batchSize));
-    if (const QString refusal = m_session.jobs().start(job, tr("the evaluation"), {m_session.model().get()}); !refusal.isEmpty()) {
-        m_evalJob = nullptr;
-        reportError(tr("Busy"), refusal);
-        return false;
-    }
-    statusBar()->showMessage(tr("Evaluating…"));
-    m_runPanel->startJob(tr("Evaluation"));
-    updateActions();
-    return true;
-}
-
-void MainWindow::onEvaluationProgress(qint64 done, qint64 total, double etaSeconds, const QString& text)
-{
-    m_evalPanel->setProgress(done, total, etaSeconds, text);
-    m_runPanel->setJobProgress(done, total, etaSeconds, text);
-    if (total > 0) {
-        m_statusProgress->setRange(0, 1000);
-        m_statusProgress->setValue(int(done * 1000 / total));
-    }
-}
-
-void MainWindow::onEvaluationFinished(const PerplexityJob::Result& result)
-{
-    m_lastEvaluation = result;
-    const eval::PerplexityResult& r = result.perplexity;
-    // The dense model's perplexity for these settings: a run with the same settings reuses it.
-    m_session.rememberDensePerplexity(result.textPath, r.seqlen, m_evalPanel->maxWindows(),
-                                      {r.perplexity, evaluationDetail(r)});
-    const QString textName = QFileInfo(result.textPath).fileName();
-    m_evalPanel->showResult(r.perplexity, r.windows, r.seqlen, r.tokens, r.seconds, textName);
-    const QString message = tr("Perplexity %1 on %2 (%3 windows × %4 tokens, %5)")
-                                .arg(QString::number(r.perplexity, 'f', 4), textName)
-                                .arg(r.windows)
-                                .arg(r.seqlen)
-                                .arg(EvaluationPanel::formatDuration(r.seconds));
-    m_log->appendInfo(message);
-    statusBar()->showMessage(message, 10'000);
-    Q_EMIT evaluationFinished(r.perplexity);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Runs
-
-bool MainWindow::startRun()
-{
-    if (refuseWhileBusy())
-        return false;
-    if (!hasModel()) {
-        reportError(tr("No model"), tr("Open a model folder first (File → Open Model…, Ctrl+O)."));
-        return false;
-    }
-    const CalibrationSettings calib = m_calibPanel->settings();
-    if (calib.textPath.isEmpty() || !QFileInfo(calib.textPath).isFile()) {
-        reportError(tr("No calibration text"),
-                    calib.textPath.isEmpty() ? tr("Choose a calibration text in the Calibration view first.")
-                                             : tr("%1: no such file").arg(QDir::toNativeSeparators(calib.textPath)));
-        return false;
-    }
-    const EvaluationSettings evaluation = evaluationSettings();
-    if (evaluation.enabled && (evaluation.textPath.isEmpty() || !QFileInfo(evaluation.textPath).isFile())) {
-        reportError(tr("No evaluation text"),
-                    tr("Choose an evaluation text in the Evaluation view, or turn off perplexity in the Run view."));
-        return false;
-    }
-    if (const QString problem = runMemoryProblem(nullptr); !problem.isEmpty()) {
-        reportError(tr("Not enough memory"), problem);
-        return false;
-    }
-
-    RunJob::Params params;
-    params.model = m_session.model();
-    params.tokenizer = m_session.tokenizer();
-    params.calibration = calib;
-    params.evaluation = evaluation;
-    params.plan = m_planPanel->planModel()->rows();
-    params.device = m_runPanel->device();
-    params.threads = engineThreads(m_session.summary().hiddenSize);
-    params.rates = costRates();
-    params.recovery = m_planPanel->recoverySettings();
-    if (m_runPanel->keepCheckpoints())
-        params.checkpointFolder = m_session.checkpointFolder();
-    if (evaluation.enabled) {
-        const qint64 seqlen = evaluation.seqlen > 0 ? evaluation.seqlen : calib.seqlen;
-        if (const auto known = m_session.densePerplexity(evaluation.textPath, seqlen, evaluation.maxWindows)) {
-            params.perplexityBefore = known->perplexity;
-            params.detailBefore = known->detail;
-        }
-    }
-    m_runName = m_runPanel->runName().isEmpty() ? suggestedRunName() : m_runPanel->runName();
-    params.name = m_runName;
-
-    auto* job = new RunJob(params, this);
-    m_runJob = job;
-    connect(job, &RunJob::runProgress, this, [this](const RunProgress& p) {
-        m_runPanel->setProgress(p);
-        m_stopRecoveryAction->setEnabled(p.recovering);
-        m_statusProgress->setRange(0, 1000);
-        m_statusProgress->setValue(int(std::lround(p.overall * 1000)));
-        statusBar()->showMessage(p.layer.isEmpty() ? p.stage : tr("%1 %2").arg(p.stage, p.layer));
-        Q_EMIT runProgressed(p);
-    });
-    connect(job, &RunJob::heatmapFrame, m_liveView, &LiveView::showFrame);
-    connect(job, &RunJob::layerFinished, m_liveView, &LiveView::addLayer);
-    connect(job, &RunJob::recoveryStep, m_liveView, &LiveView::addRecoveryStep);
-    connect(job, &RunJob::recoveryHeldOut, m_liveView, &LiveView::addRecoveryHeldOut);
-    connect(job, &RunJob::logLine, this, [this](const QString& line) {
-        m_runPanel->log()->appendInfo(line);
-        m_log->appendInfo(line);
-    });
-    auto done = [this] {
-        m_runJob = nullptr;
-        m_stopRecoveryAction->setEnabled(false);
-        updateActions();
-    };
-    connect(job, &RunJob::finished, this, [this, done](const RunJob::Result& result) {
-        done();
-        onRunFinished(result);
-    });
-    connect(job, &RunJob::failed, this, [this, done](const QString& message) {
-        done();
-        m_runPanel->finishJob(RunPanel::Outcome::Failed, tr("Failed: %1").arg(message));
-        reportError(tr("Run failed"), message);
-        Q_EMIT runFailed(message);
-    });
-    connect(job, &RunJob::cancelled, this, [this, done] {
-        done();
-        const QString message = tr("Run cancelled: earlier results are unchanged and nothing was written.");
-        m_runPanel->finishJob(RunPanel::Outcome::Cancelled, message);
-        m_runPanel->log()->appendInfo(message);
-        m_log->appendInfo(message);
-        statusBar()->showMessage(message, 5000);
-        Q_EMIT runCancelled();
-    });
-
-    if (const QString refusal = m_session.jobs().start(job, tr("the run “%1”").arg(m_runName), {m_session.model().get()});
-        !refusal.isEmpty()) {
-        m_runJob = nullptr;
-        reportError(tr("Busy"), refusal);
-        return false;
-    }
-    m_liveView->startRun(params.plan, m_runName);
-    if (params.recovery.enabled) {
-        qint64 blocks = 0;
-        for (const PlanRow& row : params.plan)
-            blocks = std::max<qint64>(blocks, row.block + 1);
-        m_liveView->startRecovery(params.recovery.loss == QLatin1String("block") ? params.recovery.steps * blocks
-                                                                                : params.recovery.steps,
-                                  params.recovery.summary());
-    }
-    m_runPanel->log()->clear();
-    const QString line = tr("Run “%1”: %2 on %3").arg(m_runName, suggestedRunName().section(QLatin1String(" #"), 0, 0),
-                                                     params.device.toUpper());
-    m_runPanel->log()->appendInfo(line);
-    m_log->appendInfo(line);
-    statusBar()->showMessage(tr("Running…"));
-    updateActions();
-    if (QDockWidget* live = dock(QStringLiteral("live")))
-        live->raise();
-    Q_EMIT runStarted(m_runName);
-    return true;
-}
-
-void MainWindow::onRunFinished(const RunJob::Result& result)
-{
-    RunRecord record = result.record;
-    record.id = m_session.takeRunId();
-    // The next run's progress is weighted by what this one took (written to the settings
-    // when the window closes: writing them now would hold up the GUI thread for a sync).
-    m_measuredRates = result.measured;
-    record.name = m_runName;
-    m_session.keepRunModel(record.id, result.model);
-    m_session.rememberDensePerplexityOf(record, /*replace=*/true);
-    releaseOldModels();
-    record.modelKept = m_session.runModel(record.id) != nullptr;
-    m_resultsPanel->addRun(record);
-
-    m_tree->setLayerSparsity(achievedSparsity(record), record.name);
-    m_runPanel->clearRunName();
-    m_runPanel->setSuggestedName(suggestedRunName());
-
-    QString message = tr("“%1” done in %2: linear sparsity %3 %")
-                          .arg(record.name, formatSeconds(record.totalSeconds))
-                          .arg(100.0 * record.linearSparsity, 0, 'f', 1);
-    if (std::isfinite(record.perplexityAfter))
-        message += tr(", perplexity %1 → %2").arg(record.perplexityBefore, 0, 'f', 4).arg(record.perplexityAfter, 0, 'f', 4);
-    m_runPanel->showFinished(message);
-    m_runPanel->log()->appendInfo(message);
-    m_log->appendInfo(message);
-    statusBar()->showMessage(message, 10'000);
-    updateExportTarget();
-    updateActions();
-    Q_EMIT runFinished(record);
-}
 
 void MainWindow::replaceRuns(const QList<RunRecord>& runs)
 {
@@ -1372,14 +1132,6 @@ void MainWindow::replaceRuns(const QList<RunRecord>& runs)
         m_tree->setLayerSparsity(achievedSparsity(runs.last()), runs.last().name);
     updateExportTarget();
     updateActions();
-}
-
-void MainWindow::releaseOldModels()
-{
-    for (const int id : m_session.releaseOldRunModels()) {
-        m_resultsPanel->setModelKept(id, false);
-        m_log->appendInfo(tr("Released the compressed model of an older run to save memory."));
-    }
 }
 
 void MainWindow::onRunSelected(int id)
@@ -1421,91 +1173,20 @@ void MainWindow::chooseExportFolderDialog()
     m_exportPanel->setOutDir(candidate);
 }
 
-bool MainWindow::exportSelectedRun()
-{
-    if (refuseWhileBusy())
-        return false;
-    const int id = m_resultsPanel->selectedRunId();
-    const RunRecord* run = m_resultsPanel->run(id);
-    if (!run) {
-        reportError(tr("Nothing to export"), tr("Run a plan first (F5), then select the run in Results."));
-        return false;
-    }
-    const std::shared_ptr<const model::CausalLM> model = runModel(id);
-    if (!model) {
-        reportError(tr("Nothing to export"), tr("The compressed model of “%1” was released: run it again to export it.").arg(run->name));
-        return false;
-    }
-    const QString out = QDir::cleanPath(QDir::fromNativeSeparators(m_exportPanel->outDir()));
-    const QString problem = m_exportPanel->ggufType().isEmpty() ? exportTargetProblem(m_session.summary().folder, out)
-                                                                 : ggufTargetProblem(out);
-    if (!problem.isEmpty()) {
-        // The overwrite guard: never write into an existing folder or the model itself.
-        m_exportPanel->showStatus(tr("Not exported: %1").arg(problem));
-        reportError(tr("Cannot export there"), problem);
-        Q_EMIT exportFailed(problem);
-        return false;
-    }
+// ---------------------------------------------------------------------------------------------
+// Evaluate, Run, Export: the run controller's (run_controller.h)
 
-    ExportJob::Params params;
-    params.model = model;
-    params.outDir = out;
-    params.ggufType = m_exportPanel->ggufType();
-    params.record = *run;
-    params.threads = engineThreads(m_session.summary().hiddenSize);
-    auto* job = new ExportJob(params, this);
-    m_exportJob = job;
-    connect(job, &ExportJob::progress, this, [this](qint64 done, qint64 total, double eta, const QString& text) {
-        m_exportPanel->setProgress(done, total, text);
-        m_runPanel->setJobProgress(done, total, eta, text);
-        if (total > 0) {
-            m_statusProgress->setRange(0, 1000);
-            m_statusProgress->setValue(int(done * 1000 / total));
-        }
-    });
-    auto done = [this] {
-        m_exportJob = nullptr;
-        updateActions();
-    };
-    connect(job, &ExportJob::finished, this, [this, done](const ExportJob::Result& r) {
-        done();
-        m_exportPanel->showSummary(r);
-        m_exportPanel->setOutDir(QString()); // done: the next export needs a new folder
-        const QString message = tr("Exported %1: %2 files, %3, %4 layers replaced")
-                                    .arg(QDir::toNativeSeparators(r.folder))
-                                    .arg(r.files)
-                                    .arg(formatBytes(r.bytes))
-                                    .arg(r.tensorsReplaced);
-        m_runPanel->finishJob(RunPanel::Outcome::Done, message);
-        m_log->appendInfo(message);
-        statusBar()->showMessage(message, 10'000);
-        Q_EMIT exportFinished(r);
-    });
-    connect(job, &ExportJob::failed, this, [this, done](const QString& message) {
-        done();
-        m_exportPanel->showStatus(tr("Failed: %1").arg(message));
-        m_runPanel->finishJob(RunPanel::Outcome::Failed, tr("Export failed: %1").arg(message));
-        reportError(tr("Export failed"), message);
-        Q_EMIT exportFailed(message);
-    });
-    connect(job, &ExportJob::cancelled, this, [this, done] {
-        done();
-        m_exportPanel->showStatus(tr("Export cancelled: nothing was written."));
-        m_runPanel->finishJob(RunPanel::Outcome::Cancelled, tr("Export cancelled: nothing was written."));
-        m_log->appendInfo(tr("Export cancelled."));
-        Q_EMIT exportCancelled();
-    });
-    if (const QString refusal = m_session.jobs().start(job, tr("the export of “%1”").arg(run->name), {model.get()});
-        !refusal.isEmpty()) {
-        m_exportJob = nullptr;
-        reportError(tr("Busy"), refusal);
-        return false;
-    }
-    m_log->appendInfo(tr("Exporting “%1” to %2").arg(run->name, QDir::toNativeSeparators(out)));
-    m_runPanel->startJob(tr("Export of “%1”").arg(run->name));
-    updateActions();
-    return true;
+bool MainWindow::evaluate()
+{
+    const bool started = m_runs->evaluate();
+    if (started)
+        saveEvaluationSettings();
+    return started;
 }
+bool MainWindow::isRunning() const { return m_runs->isRunning(); }
+const PerplexityJob::Result& MainWindow::lastEvaluation() const { return m_runs->lastEvaluation(); }
+bool MainWindow::startRun() { return m_runs->startRun(); }
+bool MainWindow::exportSelectedRun() { return m_runs->exportSelectedRun(); }
 
 // ---------------------------------------------------------------------------------------------
 // Sweeps
@@ -1566,7 +1247,7 @@ bool MainWindow::loadRecipe(const QString& file)
         reportError(tr("No model"), tr("Open a model first: a recipe is checked against its layers."));
         return false;
     }
-    if (m_runJob) {
+    if (m_runs->isRunning()) {
         reportError(tr("Busy"), tr("The plan cannot change while a run uses it."));
         return false;
     }

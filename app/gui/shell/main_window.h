@@ -58,6 +58,7 @@ namespace sparselab::memory { struct MemoryPlanInput; }
 namespace sparselab::gui {
 
 class AnalysisController;
+class RunController;
 class CalibrationPanel;
 class EvaluationPanel;
 class ExportPanel;
@@ -98,7 +99,7 @@ public:
 
     // An engine job is running (load, evaluation, run, export, scan or report).
     [[nodiscard]] bool isBusy() const;
-    [[nodiscard]] bool isRunning() const { return m_runJob != nullptr; }
+    [[nodiscard]] bool isRunning() const;
     // What the window works on (session/workbench.h): model, runs, caches, the job runner.
     [[nodiscard]] Workbench& session() { return m_session; }
     // The one runner of this window's engine jobs (the Teaching Mode window shares it).
@@ -108,7 +109,7 @@ public:
     [[nodiscard]] QStringList recentModels() const { return m_recentModels->files(); }
     [[nodiscard]] QStringList recentRecipes() const { return m_recentRecipes->files(); }
     // The last successful evaluation (perplexity 0 when none).
-    [[nodiscard]] const PerplexityJob::Result& lastEvaluation() const { return m_lastEvaluation; }
+    [[nodiscard]] const PerplexityJob::Result& lastEvaluation() const;
     // What the phases of the next run are expected to cost (job_progress.h): the rates the
     // last run of this session measured, else those remembered in the settings.
     [[nodiscard]] CostRates costRates() const;
@@ -158,6 +159,14 @@ public:
     bool refuseWhileBusy(const QString& before = {});
     // The Evaluation view's settings (the text, window length and count a run measures with).
     [[nodiscard]] EvaluationSettings evaluationSettings() const;
+    // The memory planner for a run with the current settings: "" when it fits (or cannot be
+    // estimated), else the one-line reason; `summary` gets the Run view's line.
+    [[nodiscard]] QString runMemoryProblem(QString* summary) const;
+    // The name the next run gets when the Run view's is empty, e.g. "SparseGPT 50 % #3".
+    [[nodiscard]] QString suggestedRunName() const;
+    // The Export view follows the run selected in Results.
+    void updateExportTarget();
+    [[nodiscard]] QAction* stopRecoveryAction() const { return m_stopRecoveryAction; }
 
     // The Teaching Mode window once opened (null before).
     [[nodiscard]] TeachingWindow* teachingWindow() const;
@@ -245,33 +254,19 @@ private:
     void addRecentRecipe(const QString& file);
     void updateTitle();
     void updateRunSummary();
-    void updateExportTarget();
     void setBusy(bool busy);
     void stopJobs();
-    [[nodiscard]] QString suggestedRunName() const;
-    // The memory planner for a run with the current settings: "" when it fits (or cannot be
-    // estimated), else the one-line reason; `summary` gets the Run view's line.
-    [[nodiscard]] QString runMemoryProblem(QString* summary) const;
-    void releaseOldModels();
 
     void onModelLoaded(const LoadModelJob::Result& result);
-    void onEvaluationProgress(qint64 done, qint64 total, double etaSeconds, const QString& text);
-    void onEvaluationFinished(const PerplexityJob::Result& result);
-    void onRunFinished(const RunJob::Result& result);
     void onRunSelected(int id);
 
     // The session (the dense model, run models, caches, the job runner); the views show it.
     Workbench m_session;
-    PerplexityJob::Result m_lastEvaluation; // shown by the Evaluation view
     QThreadPool m_previewPool; // calibration previews (tokenization only)
     QPointer<LoadModelJob> m_loadJob;
-    QPointer<PerplexityJob> m_evalJob;
-    QPointer<RunJob> m_runJob;
-    QPointer<ExportJob> m_exportJob;
     QPointer<CalibrationPreviewJob> m_previewJob;
     bool m_previewAgain = false;
     QString m_loadingFolder;
-    QString m_runName;
 
     widgets::ModelTreeWidget* m_tree = nullptr;
     EvaluationPanel* m_evalPanel = nullptr;
@@ -285,6 +280,7 @@ private:
     QAction* m_openSweepAction = nullptr;
     WorkspaceController* m_workspace = nullptr;
     AnalysisController* m_analysis = nullptr;
+    RunController* m_runs = nullptr;
     widgets::LogView* m_log = nullptr;
     std::map<QString, QDockWidget*> m_docks;
     QLabel* m_statusModel = nullptr;
@@ -322,7 +318,6 @@ private:
     bool m_fitDocksOnShow = false; // the default layout's dock sizes are applied at first show
     bool m_layoutRestored = false; // a saved layout (of this kStateVersion) was restored
     bool m_shownOnce = false;
-    std::optional<CostRates> m_measuredRates; // measured by this session's last run
     bool m_restoreSettings = true; // Options::restoreSettings (also the saved plan)
 };
 
