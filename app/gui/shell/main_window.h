@@ -53,7 +53,6 @@ class LogView;
 class ModelTreeWidget;
 } // namespace sparselab::widgets
 
-namespace sparselab::memory { struct MemoryPlanInput; }
 
 namespace sparselab::gui {
 
@@ -148,9 +147,9 @@ public:
     // Replaces the Results view's runs (a workspace was opened): new ids, no kept models.
     void replaceRuns(const QList<RunRecord>& runs);
     [[nodiscard]] QAction* teachingAction() const { return m_teachingAction; }
-    // What the controllers (workspace_controller.h, analysis_controller.h) use of the shell:
-    // errors go to the error handler (a message box by default), job progress to the status
-    // bar, and the actions follow the busy state and the selection.
+    // What the controllers (run_controller.h, workspace_controller.h, analysis_controller.h)
+    // use of the shell: errors go to the error handler (a message box by default), job
+    // progress to the status bar, and the actions follow the busy state and the selection.
     void reportError(const QString& title, const QString& message);
     [[nodiscard]] QProgressBar* statusProgress() const { return m_statusProgress; }
     void updateActions();
