@@ -18,22 +18,12 @@
 namespace sparselab::analysis {
 
 using pipeline::BlockWalker;
-using pipeline::globMatch;
+using pipeline::passesLayerFilter;
 using pipeline::moduleName;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-bool passesFilter(const std::vector<std::string>& filter, const std::string& name)
-{
-    if (filter.empty())
-        return true;
-    for (const auto& pattern : filter)
-        if (globMatch(pattern, name))
-            return true;
-    return false;
-}
 
 double secondsSince(Clock::time_point start)
 {
@@ -44,16 +34,6 @@ double secondsSince(Clock::time_point start)
 double outputEnergy(const torch::Tensor& w, const torch::Tensor& h)
 {
     return at::sum(w.mm(h) * w, at::kDouble).item<double>();
-}
-
-template <typename T>
-T field(const json& object, const char* key, const std::string& source)
-{
-    try {
-        return object.at(key).get<T>();
-    } catch (const json::exception&) {
-        throw InputError(source + ": missing or malformed field '" + key + "'");
-    }
 }
 
 } // namespace
@@ -81,7 +61,7 @@ void validateSensitivityParams(const model::CausalLM& model, const SensitivityPa
     for (int64_t b = 0; b < model.numBlocks(); ++b)
         for (const auto& layer : model.linears(b)) {
             const std::string name = moduleName(layer.name);
-            if (!passesFilter(params.layerFilter, name))
+            if (!passesLayerFilter(params.layerFilter, name))
                 continue;
             any = true;
             solve::SolverOptions options = params.base;
@@ -115,7 +95,7 @@ SensitivityResult scan(const model::CausalLM& model, model::CausalLM* pager, con
     int64_t scanned = 0;
     for (int64_t b = 0; b < model.numBlocks(); ++b)
         for (const auto& layer : model.linears(b)) {
-            if (!passesFilter(params.layerFilter, moduleName(layer.name)))
+            if (!passesLayerFilter(params.layerFilter, moduleName(layer.name)))
                 continue;
             linearParameters += layer.weight.numel();
             ++scanned;
@@ -137,7 +117,7 @@ SensitivityResult scan(const model::CausalLM& model, model::CausalLM* pager, con
         const auto& layers = model.linears(b);
         std::map<std::string, solve::HessianAccumulator> hessians;
         for (const auto& layer : layers)
-            if (passesFilter(params.layerFilter, moduleName(layer.name)))
+            if (passesLayerFilter(params.layerFilter, moduleName(layer.name)))
                 hessians.emplace(layer.name, solve::HessianAccumulator(layer.weight.size(1), model.device()));
 
         // One dense pass over all windows: accumulates the Hessians and yields the next
@@ -278,46 +258,46 @@ SensitivityResult SensitivityResult::fromJson(const json& j, const std::string& 
 {
     if (!j.is_object() || j.value("format", std::string()) != "sparselab-sensitivity")
         throw InputError(source + ": not a SparseLab sensitivity file (no \"format\": \"sparselab-sensitivity\")");
-    if (field<int>(j, "version", source) != 1)
+    if (requiredField<int>(j, "version", source) != 1)
         throw InputError(source + ": unsupported sensitivity file version");
     SensitivityResult r;
-    r.base.method = solve::parseMethod(field<std::string>(j, "method", source));
-    r.base.damp = field<double>(j, "damp", source);
-    r.base.blocksize = field<int64_t>(j, "blocksize", source);
-    r.base.quant.groupSize = field<int64_t>(j, "group", source);
-    r.base.quant.symmetric = field<bool>(j, "sym", source);
-    r.sparsities = field<std::vector<double>>(j, "sparsities", source);
-    r.bits = field<std::vector<int>>(j, "bits", source);
-    r.fixedParameters = field<int64_t>(j, "fixed_parameters", source);
-    r.seconds = field<double>(j, "seconds", source);
-    r.factorizations = field<int64_t>(j, "factorizations", source);
+    r.base.method = solve::parseMethod(requiredField<std::string>(j, "method", source));
+    r.base.damp = requiredField<double>(j, "damp", source);
+    r.base.blocksize = requiredField<int64_t>(j, "blocksize", source);
+    r.base.quant.groupSize = requiredField<int64_t>(j, "group", source);
+    r.base.quant.symmetric = requiredField<bool>(j, "sym", source);
+    r.sparsities = requiredField<std::vector<double>>(j, "sparsities", source);
+    r.bits = requiredField<std::vector<int>>(j, "bits", source);
+    r.fixedParameters = requiredField<int64_t>(j, "fixed_parameters", source);
+    r.seconds = requiredField<double>(j, "seconds", source);
+    r.factorizations = requiredField<int64_t>(j, "factorizations", source);
     if (r.sparsities.empty() || r.bits.empty())
         throw InputError(source + ": empty 'sparsities' or 'bits'");
     if (!j.contains("layers") || !j.at("layers").is_array())
         throw InputError(source + ": missing 'layers' array");
     for (const auto& l : j.at("layers")) {
         SensitivityLayer layer;
-        layer.name = field<std::string>(l, "name", source);
-        layer.kind = field<std::string>(l, "kind", source);
-        layer.block = field<int64_t>(l, "block", source);
-        layer.rows = field<int64_t>(l, "rows", source);
-        layer.cols = field<int64_t>(l, "cols", source);
-        layer.outputEnergy = field<double>(l, "output_energy", source);
-        layer.factorSeconds = field<double>(l, "factor_seconds", source);
-        layer.dampUsed = field<double>(l, "damp_used", source);
-        layer.deadInputs = field<int64_t>(l, "dead_inputs", source);
+        layer.name = requiredField<std::string>(l, "name", source);
+        layer.kind = requiredField<std::string>(l, "kind", source);
+        layer.block = requiredField<int64_t>(l, "block", source);
+        layer.rows = requiredField<int64_t>(l, "rows", source);
+        layer.cols = requiredField<int64_t>(l, "cols", source);
+        layer.outputEnergy = requiredField<double>(l, "output_energy", source);
+        layer.factorSeconds = requiredField<double>(l, "factor_seconds", source);
+        layer.dampUsed = requiredField<double>(l, "damp_used", source);
+        layer.deadInputs = requiredField<int64_t>(l, "dead_inputs", source);
         if (!l.contains("cells") || !l.at("cells").is_array()
             || l.at("cells").size() != r.sparsities.size() * r.bits.size())
             throw InputError(source + ": layer '" + layer.name + "' must have |sparsities|·|bits| cells");
         size_t index = 0;
         for (const auto& c : l.at("cells")) {
             SensitivityCell cell;
-            cell.sparsity = field<double>(c, "sparsity", source);
-            cell.bits = field<int>(c, "bits", source);
-            cell.achievedSparsity = field<double>(c, "achieved_sparsity", source);
-            cell.relError = field<double>(c, "rel_error", source);
-            cell.absError = field<double>(c, "abs_error", source);
-            cell.seconds = field<double>(c, "seconds", source);
+            cell.sparsity = requiredField<double>(c, "sparsity", source);
+            cell.bits = requiredField<int>(c, "bits", source);
+            cell.achievedSparsity = requiredField<double>(c, "achieved_sparsity", source);
+            cell.relError = requiredField<double>(c, "rel_error", source);
+            cell.absError = requiredField<double>(c, "abs_error", source);
+            cell.seconds = requiredField<double>(c, "seconds", source);
             if (cell.sparsity != r.sparsities[index / r.bits.size()] || cell.bits != r.bits[index % r.bits.size()])
                 throw InputError(source + ": layer '" + layer.name + "' has its cells out of grid order");
             layer.cells.push_back(cell);

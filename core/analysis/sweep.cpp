@@ -25,16 +25,6 @@ using nlohmann::json;
 
 namespace {
 
-template <typename T>
-T field(const json& object, const char* key, const std::string& source)
-{
-    try {
-        return object.at(key).get<T>();
-    } catch (const json::exception&) {
-        throw InputError(source + ": missing or malformed field '" + key + "'");
-    }
-}
-
 const std::set<std::string> kGroups = {"all", "attention", "mlp"};
 const std::set<std::string> kAllocations = {"uniform", "owl", "search"};
 
@@ -62,24 +52,24 @@ json pointToJson(const SweepPoint& p)
 SweepPoint pointFromJson(const json& j, const std::string& source)
 {
     SweepPoint p;
-    p.spec.index = field<int64_t>(j, "index", source);
-    p.spec.allocation = j.contains("allocation") ? field<std::string>(j, "allocation", source) : "uniform";
-    p.spec.method = solve::parseMethod(field<std::string>(j, "method", source));
-    p.spec.group = field<std::string>(j, "group", source);
-    p.spec.bits = field<int>(j, "bits", source);
-    p.spec.sparsity = field<double>(j, "sparsity", source);
-    p.perplexity = field<double>(j, "perplexity", source);
-    p.linearSparsity = field<double>(j, "linear_sparsity", source);
-    p.modelBytes = field<int64_t>(j, "model_bytes", source);
-    p.allocationSeconds = j.contains("allocation_seconds") ? field<double>(j, "allocation_seconds", source) : 0.0;
-    p.pruneSeconds = field<double>(j, "prune_seconds", source);
-    p.evalSeconds = field<double>(j, "eval_seconds", source);
+    p.spec.index = requiredField<int64_t>(j, "index", source);
+    p.spec.allocation = j.contains("allocation") ? requiredField<std::string>(j, "allocation", source) : "uniform";
+    p.spec.method = solve::parseMethod(requiredField<std::string>(j, "method", source));
+    p.spec.group = requiredField<std::string>(j, "group", source);
+    p.spec.bits = requiredField<int>(j, "bits", source);
+    p.spec.sparsity = requiredField<double>(j, "sparsity", source);
+    p.perplexity = requiredField<double>(j, "perplexity", source);
+    p.linearSparsity = requiredField<double>(j, "linear_sparsity", source);
+    p.modelBytes = requiredField<int64_t>(j, "model_bytes", source);
+    p.allocationSeconds = j.contains("allocation_seconds") ? requiredField<double>(j, "allocation_seconds", source) : 0.0;
+    p.pruneSeconds = requiredField<double>(j, "prune_seconds", source);
+    p.evalSeconds = requiredField<double>(j, "eval_seconds", source);
     if (j.contains("layers")) {
         if (!j.at("layers").is_array())
             throw InputError(source + ": a point's 'layers' must be an array");
         for (const auto& l : j.at("layers"))
-            p.layers.push_back({field<std::string>(l, "name", source), field<double>(l, "sparsity", source),
-                                field<double>(l, "rel_output_error", source), field<double>(l, "loss", source)});
+            p.layers.push_back({requiredField<std::string>(l, "name", source), requiredField<double>(l, "sparsity", source),
+                                requiredField<double>(l, "rel_output_error", source), requiredField<double>(l, "loss", source)});
     }
     return p;
 }
@@ -159,13 +149,13 @@ SweepGrid SweepGrid::fromJson(const json& j, const std::string& source)
 {
     SweepGrid g;
     if (j.contains("allocations"))
-        g.allocations = field<std::vector<std::string>>(j, "allocations", source);
+        g.allocations = requiredField<std::vector<std::string>>(j, "allocations", source);
     g.methods.clear();
-    for (const auto& name : field<std::vector<std::string>>(j, "methods", source))
+    for (const auto& name : requiredField<std::vector<std::string>>(j, "methods", source))
         g.methods.push_back(solve::parseMethod(name));
-    g.groups = field<std::vector<std::string>>(j, "groups", source);
-    g.bits = field<std::vector<int>>(j, "bits", source);
-    g.sparsities = field<std::vector<double>>(j, "sparsities", source);
+    g.groups = requiredField<std::vector<std::string>>(j, "groups", source);
+    g.bits = requiredField<std::vector<int>>(j, "bits", source);
+    g.sparsities = requiredField<std::vector<double>>(j, "sparsities", source);
     try {
         g.validate();
     } catch (const InputError& e) {
@@ -361,7 +351,7 @@ SweepResult SweepResult::fromJson(const json& j, const std::string& source)
 {
     if (!j.is_object() || j.value("format", std::string()) != "sparselab-sweep")
         throw InputError(source + ": not a SparseLab sweep file (no \"format\": \"sparselab-sweep\")");
-    const int version = field<int>(j, "version", source);
+    const int version = requiredField<int>(j, "version", source);
     if (version != 1 && version != 2)
         throw InputError(source + ": unsupported sweep file version " + std::to_string(version)
                          + " (this SparseLab reads 1 and 2)");
@@ -371,8 +361,8 @@ SweepResult SweepResult::fromJson(const json& j, const std::string& source)
         throw InputError(source + ": missing field 'grid'");
     r.grid = SweepGrid::fromJson(j.at("grid"), source);
     const json dense = j.contains("dense") ? j.at("dense") : json();
-    r.densePerplexity = field<double>(dense, "perplexity", source);
-    r.denseBytes = field<int64_t>(dense, "model_bytes", source);
+    r.densePerplexity = requiredField<double>(dense, "perplexity", source);
+    r.denseBytes = requiredField<int64_t>(dense, "model_bytes", source);
     if (!j.contains("points") || !j.at("points").is_array())
         throw InputError(source + ": missing 'points' array");
     std::set<int64_t> seen;

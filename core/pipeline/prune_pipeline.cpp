@@ -16,16 +16,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-bool passesFilter(const std::vector<std::string>& filter, const std::string& name)
-{
-    if (filter.empty())
-        return true;
-    for (const auto& pattern : filter)
-        if (globMatch(pattern, name))
-            return true;
-    return false;
-}
-
 // Groups consecutive layers that read the same input (q/k/v; gate/up), judged on the first
 // window, so "true sequential" works for any architecture without a table of names.
 std::vector<std::vector<size_t>> groupBySharedInput(const model::CausalLM& model, int64_t block,
@@ -126,7 +116,7 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
     int64_t toSolve = 0;
     for (const auto& name : names) {
         LayerPlan plan = params.recipe.planFor(name);
-        if (!passesFilter(params.layerFilter, name))
+        if (!passesLayerFilter(params.layerFilter, name))
             plan.dense = true;
         toSolve += plan.dense ? 0 : 1;
         plans.emplace(name, plan);

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <set>
 
 namespace sparselab::pipeline {
@@ -33,6 +34,13 @@ bool globMatch(const std::string& pattern, const std::string& text)
     while (p < pattern.size() && pattern[p] == '*')
         ++p;
     return p == pattern.size();
+}
+
+bool passesLayerFilter(const std::vector<std::string>& patterns, const std::string& name)
+{
+    if (patterns.empty())
+        return true;
+    return std::any_of(patterns.begin(), patterns.end(), [&](const std::string& p) { return globMatch(p, name); });
 }
 
 std::pair<int, int> parseNm(const std::string& text, const std::string& option)

@@ -81,6 +81,9 @@ struct Recipe {
 
 // Glob match with '*' and '?'.
 [[nodiscard]] bool globMatch(const std::string& pattern, const std::string& text);
+// A layer filter (--layers): whether `name` matches one of `patterns`; an empty filter
+// passes every name.
+[[nodiscard]] bool passesLayerFilter(const std::vector<std::string>& patterns, const std::string& name);
 
 // Parses "N:M" (N < M, both >= 1); InputError naming `option` otherwise.
 [[nodiscard]] std::pair<int, int> parseNm(const std::string& text, const std::string& option);

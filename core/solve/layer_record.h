@@ -41,7 +41,6 @@ struct LayerRecord {
     }
     // Bits per kept weight asked (16 = not quantized, and for dense layers).
     [[nodiscard]] int bits() const { return dense ? 16 : options.quant.bits; }
-    [[nodiscard]] int64_t weights() const { return rows * cols; }
     bool operator==(const LayerRecord&) const = default;
 };
 

@@ -9,6 +9,8 @@
 // document nested 100,000 levels deep is refused without building, walking or destroying
 // anything that deep.
 
+#include "util/errors.h"
+
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -35,5 +37,17 @@ void requireJsonDepth(std::string_view text, const std::filesystem::path& source
 
 // A whole JSON file (a regular file of at most kMaxJsonFileBytes), parsed.
 [[nodiscard]] nlohmann::json readJsonFile(const std::filesystem::path& file);
+
+// object[key] as a T; InputError "SOURCE: missing or malformed field 'KEY'" when it is absent
+// or of another type.
+template <typename T>
+[[nodiscard]] T requiredField(const nlohmann::json& object, const char* key, const std::string& source)
+{
+    try {
+        return object.at(key).get<T>();
+    } catch (const nlohmann::json::exception&) {
+        throw InputError(source + ": missing or malformed field '" + key + "'");
+    }
+}
 
 } // namespace sparselab

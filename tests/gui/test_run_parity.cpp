@@ -8,7 +8,7 @@
 // GUI recorded 0 tokens and hashed the texts when saving rather than when running.
 #include "engine_jobs.h"
 #include "recipe_bridge.h"
-#include "workspace_controller.h"
+#include "workspace_jobs.h"
 #include "plan_panel.h"
 #include "cli/cli_runner.h"
 #include "testsupport.h"
@@ -83,6 +83,20 @@ store::RunRecord comparable(store::RunRecord run)
     return run;
 }
 
+// A GPTQ-style plan setting: 50 % SparseGPT with a 4-bit symmetric grid in groups of 32, fp16
+// scales and act-order.
+LayerSetting gptqSetting()
+{
+    LayerSetting setting;
+    setting.sparsity = 0.5;
+    setting.bits = 4;
+    setting.group = 32;
+    setting.sym = true;
+    setting.fp16Scale = true;
+    setting.actOrder = true;
+    return setting;
+}
+
 // A run of the demo model on one thread with `setting` on every layer: `nsamples` × `seqlen`
 // windows of the demo calibration text (seed 0), perplexity on the first `evalWindows` windows
 // of the demo evaluation text.
@@ -128,15 +142,8 @@ void TestRunParity::guiAndCliRecordTheSameRun()
     const auto loaded = runToEnd(load, pool, &error);
     QVERIFY2(loaded, qPrintable(error));
 
-    // A GPTQ-style plan on every layer: 50 % SparseGPT with a 4-bit symmetric grid in groups
-    // of 32, fp16 scales and act-order, so every grid option has to travel both ways.
-    LayerSetting setting;
-    setting.sparsity = 0.5;
-    setting.bits = 4;
-    setting.group = 32;
-    setting.sym = true;
-    setting.fp16Scale = true;
-    setting.actOrder = true;
+    // Every grid option has to travel both ways.
+    const LayerSetting setting = gptqSetting();
     RunJob::Params params;
     params.model = loaded->model;
     params.tokenizer = loaded->tokenizer;
@@ -319,13 +326,7 @@ void TestRunParity::runResumesFromCheckpoints()
     const auto loaded = runToEnd(load, pool, &error);
     QVERIFY2(loaded, qPrintable(error));
 
-    LayerSetting setting; // GPTQ-style: every grid option has to survive the checkpoint
-    setting.sparsity = 0.5;
-    setting.bits = 4;
-    setting.group = 32;
-    setting.sym = true;
-    setting.fp16Scale = true;
-    setting.actOrder = true;
+    const LayerSetting setting = gptqSetting(); // every grid option has to survive the checkpoint
     RunJob::Params params = demoRun(*loaded, QStringLiteral("resumed"), setting, 8, 64, 0);
     params.evaluation.enabled = false;
 

@@ -157,12 +157,12 @@ private Q_SLOTS:
         QVERIFY(!ws->saveAction()->shortcut().isEmpty());
         QVERIFY(ws->recentMenu());
         QVERIFY(!ws->openAction()->toolTip().isEmpty());
-        QVERIFY(ws->isModified()); // two runs, not saved yet
     }
 
     void saveThenReopenRestoresResults()
     {
         WorkspaceController* ws = m_window->workspace();
+        QVERIFY(ws->isModified()); // the two runs of initTestCase, not saved yet
         const QString file = m_tmp.filePath(QStringLiteral("session.h5"));
         QSignalSpy saved(ws, &WorkspaceController::workspaceSaved);
         QVERIFY(ws->saveWorkspaceAs(file));

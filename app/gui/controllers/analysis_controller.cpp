@@ -38,7 +38,6 @@
 #include <QMenu>
 #include <QMessageBox>
 #include <QPlainTextEdit>
-#include <QProgressBar>
 #include <QPushButton>
 #include <QSettings>
 #include <QSpinBox>
@@ -248,11 +247,7 @@ bool AnalysisController::parseBits(const QString& text, std::vector<int>* out, Q
 
 void AnalysisController::onProgress(qint64 done, qint64 total, double etaSeconds, const QString& text)
 {
-    QProgressBar* bar = m_window->statusProgress();
-    if (total > 0) {
-        bar->setRange(0, 1000);
-        bar->setValue(int(done * 1000 / total));
-    }
+    m_window->showJobProgress(done, total);
     QString message = m_jobName + QStringLiteral(" — ") + text;
     if (total > 0)
         message += QStringLiteral(" (%1/%2)").arg(done).arg(total);

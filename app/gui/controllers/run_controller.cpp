@@ -15,7 +15,6 @@
 #include <QDir>
 #include <QDockWidget>
 #include <QFileInfo>
-#include <QProgressBar>
 #include <QStatusBar>
 
 #include <algorithm>
@@ -122,10 +121,7 @@ void RunController::onEvaluationProgress(qint64 done, qint64 total, double etaSe
 {
     m_window->evaluationPanel()->setProgress(done, total, etaSeconds, text);
     m_window->runPanel()->setJobProgress(done, total, etaSeconds, text);
-    if (total > 0) {
-        m_window->statusProgress()->setRange(0, 1000);
-        m_window->statusProgress()->setValue(int(done * 1000 / total));
-    }
+    m_window->showJobProgress(done, total);
 }
 
 void RunController::onEvaluationFinished(const PerplexityJob::Result& result)
@@ -203,8 +199,7 @@ bool RunController::startRun()
     connect(job, &RunJob::runProgress, this, [this](const RunProgress& p) {
         m_window->runPanel()->setProgress(p);
         m_window->stopRecoveryAction()->setEnabled(p.recovering);
-        m_window->statusProgress()->setRange(0, 1000);
-        m_window->statusProgress()->setValue(int(std::lround(p.overall * 1000)));
+        m_window->showJobProgress(std::lround(p.overall * 1000), 1000);
         m_window->statusBar()->showMessage(p.layer.isEmpty() ? p.stage : tr("%1 %2").arg(p.stage, p.layer));
         Q_EMIT runProgressed(p);
     });
@@ -351,10 +346,7 @@ bool RunController::exportSelectedRun()
     connect(job, &ExportJob::progress, this, [this](qint64 done, qint64 total, double eta, const QString& text) {
         m_window->exportPanel()->setProgress(done, total, text);
         m_window->runPanel()->setJobProgress(done, total, eta, text);
-        if (total > 0) {
-            m_window->statusProgress()->setRange(0, 1000);
-            m_window->statusProgress()->setValue(int(done * 1000 / total));
-        }
+        m_window->showJobProgress(done, total);
     });
     auto done = [this] {
         m_exportJob = nullptr;

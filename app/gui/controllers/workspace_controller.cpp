@@ -1,4 +1,5 @@
 #include "workspace_controller.h"
+#include "workspace_jobs.h"
 
 #include "calibration_panel.h"
 #include "main_window.h"

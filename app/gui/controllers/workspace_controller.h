@@ -14,13 +14,10 @@
 // workspaceLoaded / workspaceFailed. Errors are shown through the window's error handler.
 // GUI thread only.
 
-#include "job_runner.h"
-#include "workspace_jobs.h" // toStoreRun / fromStoreRun
 #include "recent_files.h"
 #include "session_types.h"
 
 #include <QObject>
-#include <QPointer>
 #include <QStringList>
 
 #include <memory>
@@ -28,7 +25,6 @@
 class QAction;
 class QMenu;
 
-namespace sparselab::store { struct RunRecord; }
 namespace sparselab::analysis {
 struct SweepResult;
 struct SensitivityResult;

@@ -37,17 +37,6 @@ solve::Method toMethod(PlanMethod m)
     }
 }
 
-PlanMethod fromMethod(solve::Method m)
-{
-    switch (m) {
-    case solve::Method::Magnitude: return PlanMethod::Magnitude;
-    case solve::Method::Wanda: return PlanMethod::Wanda;
-    case solve::Method::Rtn: return PlanMethod::Rtn;
-    case solve::Method::SparseGpt: break;
-    }
-    return PlanMethod::SparseGpt;
-}
-
 pipeline::LayerPlan toLayerPlan(const LayerSetting& s)
 {
     pipeline::LayerPlan plan;
@@ -70,24 +59,7 @@ pipeline::LayerPlan toLayerPlan(const LayerSetting& s)
     return plan;
 }
 
-LayerSetting fromLayerPlan(const pipeline::LayerPlan& plan)
-{
-    LayerSetting s;
-    s.method = plan.dense ? PlanMethod::Dense : fromMethod(plan.options.method);
-    s.sparsity = plan.options.sparsity;
-    s.nmN = plan.options.nmN;
-    s.nmM = plan.options.nmM;
-    s.bits = plan.options.quant.bits;
-    s.group = plan.options.quant.groupSize;
-    s.sym = plan.options.quant.symmetric;
-    s.actOrder = plan.options.quant.actOrder;
-    s.staticGroups = plan.options.quant.staticGroups;
-    s.fp16Scale = plan.options.quant.fp16Scale;
-    s.signedScale = plan.options.quant.signedScale;
-    s.blocksize = plan.options.blocksize;
-    s.damp = plan.options.damp;
-    return s;
-}
+LayerSetting fromLayerPlan(const pipeline::LayerPlan& plan) { return settingFromOptions(plan.options, plan.dense); }
 
 // A rule that turns `base` into `target` for one layer, with only the fields that differ.
 pipeline::RecipeRule ruleFor(const QString& layer, const LayerSetting& base, const LayerSetting& target, bool complete)

@@ -156,24 +156,20 @@ QString shortLayerLabel(const QString& kind)
     return s.isEmpty() ? kind : s;
 }
 
-LayerSetting layerSetting(const solve::LayerRecord& r)
+LayerSetting settingFromOptions(const solve::SolverOptions& o, bool dense)
 {
     LayerSetting s;
-    if (r.dense) {
-        s.method = PlanMethod::Dense;
-        return s;
-    }
-    const solve::SolverOptions& o = r.options;
     switch (o.method) {
     case solve::Method::SparseGpt: s.method = PlanMethod::SparseGpt; break;
     case solve::Method::Magnitude: s.method = PlanMethod::Magnitude; break;
     case solve::Method::Wanda: s.method = PlanMethod::Wanda; break;
     case solve::Method::Rtn: s.method = PlanMethod::Rtn; break;
     }
+    if (dense)
+        s.method = PlanMethod::Dense;
+    s.sparsity = o.sparsity;
     s.nmN = o.nmN;
     s.nmM = o.nmM;
-    if (!o.structured())
-        s.sparsity = o.sparsity;
     s.bits = o.quant.bits;
     s.group = o.quant.groupSize;
     s.sym = o.quant.symmetric;
@@ -183,6 +179,18 @@ LayerSetting layerSetting(const solve::LayerRecord& r)
     s.signedScale = o.quant.signedScale;
     s.blocksize = o.blocksize;
     s.damp = o.damp;
+    return s;
+}
+
+LayerSetting layerSetting(const solve::LayerRecord& r)
+{
+    // A dense layer was asked nothing; an N:M layer's recorded sparsity (N/M) is not a setting
+    // of its own, so the row keeps the default the Plan view starts from.
+    if (r.dense)
+        return LayerSetting{PlanMethod::Dense};
+    LayerSetting s = settingFromOptions(r.options, false);
+    if (r.options.structured())
+        s.sparsity = LayerSetting{}.sparsity;
     return s;
 }
 

@@ -105,6 +105,10 @@ struct SettingCount {
 // record, shown as it is. These read it the way the views need it.
 // What was asked, as the plan states it (method Dense for untouched layers).
 [[nodiscard]] LayerSetting layerSetting(const solve::LayerRecord& record);
+// The one conversion from the engine's solver options to a plan setting, field for field;
+// `dense` makes the method Dense and keeps the other values (recipe_bridge.cpp reads resolved
+// recipes through it).
+[[nodiscard]] LayerSetting settingFromOptions(const solve::SolverOptions& options, bool dense);
 // The layer as a plan row with that setting (runs recorded by the CLI carry no plan).
 [[nodiscard]] PlanRow planRow(const solve::LayerRecord& record);
 [[nodiscard]] inline QString layerName(const solve::LayerRecord& record) { return QString::fromStdString(record.name); }

@@ -721,6 +721,14 @@ void MainWindow::resetLayout()
 // ---------------------------------------------------------------------------------------------
 // State
 
+void MainWindow::showJobProgress(qint64 done, qint64 total)
+{
+    if (total <= 0)
+        return;
+    m_statusProgress->setRange(0, 1000);
+    m_statusProgress->setValue(int(done * 1000 / total));
+}
+
 bool MainWindow::isBusy() const
 {
     return m_session.jobs().isBusy();

@@ -151,7 +151,8 @@ public:
     // use of the shell: errors go to the error handler (a message box by default), job
     // progress to the status bar, and the actions follow the busy state and the selection.
     void reportError(const QString& title, const QString& message);
-    [[nodiscard]] QProgressBar* statusProgress() const { return m_statusProgress; }
+    // The status bar's progress bar at `done` of `total` (nothing when total is unknown).
+    void showJobProgress(qint64 done, qint64 total);
     void updateActions();
     // True, with the one "Busy" message naming the running job (ending "… (Esc) <before>."),
     // while a job runs.
