@@ -12,7 +12,11 @@
 //              reporting speed and the deviation from float32 (CUDA only);
 //   bf16     — opt-in bfloat16 Hessian accumulation: fc1's input Hessian on forward-samples
 //              windows in bf16 and in float32 side by side, the relative deviation, and fc1
-//              solved with each (loss, mask mismatches, error judged by the float32 Hessian).
+//              solved with each (loss, mask mismatches, error judged by the float32 Hessian);
+//   factor   — the triangular inverse inside the factorisation (CUDA only): cuSOLVER's trtri,
+//              which the solver uses, against ATen's triangular solve against I, which it used
+//              before, on the damped leading n × n block of fc2's input Hessian (n = min(24576,
+//              mlp)), interleaved, median of 3 after a warm-up each; and their difference.
 // Per-block seconds as the pipeline would spend them (every layer accumulates its own Hessian,
 // as in SparseLab's pipeline and the reference), achieved TFLOP/s of the solve against the
 // fp32 peak given with --fp32-peak-tflops, and the projection to `blocks` blocks (96).
@@ -22,7 +26,7 @@
 //
 //   bench_gpu_block [--device cuda|cpu] [--hidden 12288] [--mlp 49152] [--samples 128]
 //                   [--seqlen 2048] [--chunk 8] [--forward-samples 16] [--blocks 96]
-//                   [--fp32-peak-tflops P] [--skip-tf32] [--skip-bf16]
+//                   [--fp32-peak-tflops P] [--skip-tf32] [--skip-bf16] [--skip-factor]
 // Data: W ~ N(0, 0.02²), inputs ~ N(0, 1), generated on the device from fixed seeds.
 
 #include "solve/solver.h"
@@ -33,6 +37,7 @@
 #include <torch/cuda.h>
 #include <torch/types.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -50,6 +55,7 @@ struct Options {
     double peakTflops = 0.0;
     bool tf32 = true;
     bool bf16 = true;
+    bool factor = true;
 };
 
 void sync(const torch::Device& device)
@@ -110,6 +116,7 @@ int main(int argc, char** argv)
         else if (key == "--fp32-peak-tflops") o.peakTflops = std::atof(next().c_str());
         else if (key == "--skip-tf32") o.tf32 = false;
         else if (key == "--skip-bf16") o.bf16 = false;
+        else if (key == "--skip-factor") o.factor = false;
         else {
             std::fprintf(stderr, "error: unknown option %s\n", key.c_str());
             return 2;
@@ -189,6 +196,7 @@ int main(int argc, char** argv)
         {"bench", "bench_gpu_block"},
         {"device", o.device},
         {"cuda_solver_kernels", solve::detail::cudaKernelsBuilt()},
+        {"cuda_triangular_inverse", solve::detail::cudaTriangularInverseAvailable()},
         {"shape", {{"hidden", d}, {"mlp", I}, {"samples", o.samples}, {"seqlen", o.seqlen}}},
         {"hessian_seconds_by_input", hessianSeconds},
         {"hessian_seconds_block", hessianBlockSeconds},
@@ -282,6 +290,43 @@ int main(int argc, char** argv)
                                {"fc1_mask_mismatches", (w16.eq(0) != w32.eq(0)).sum().item<int64_t>()},
                                {"fc1_rel_output_error_fp32_solve", errorBy(w32)},
                                {"fc1_rel_output_error_bf16_solve", errorBy(w16)}};
+    }
+    if (o.factor && device.is_cuda()) {
+        const int64_t n = std::min<int64_t>(24576, I);
+        auto h = hessians[3].narrow(0, 0, n).narrow(1, 0, n).clone();
+        h.diagonal().add_(0.01 * h.diagonal().mean());
+        torch::Tensor l;
+        const double choleskySeconds = timed(device, [&] { l = at::linalg_cholesky(h.flip({0, 1})); });
+        h = torch::Tensor();
+        const auto identity = torch::eye(n, fopts);
+        torch::Tensor byTrtri, bySolve;
+        std::vector<double> trtriRuns, trsmRuns;
+        for (int run = 0; run < 4; ++run) { // run 0 warms both up and is not counted
+            const double t = timed(device, [&] { byTrtri = solve::detail::invertLowerTriangularCuda(l); });
+            const double u = timed(device, [&] { bySolve = at::linalg_solve_triangular(l, identity, /*upper=*/false); });
+            if (run > 0) {
+                trtriRuns.push_back(t);
+                trsmRuns.push_back(u);
+            }
+        }
+        const auto median = [](std::vector<double> v) {
+            std::sort(v.begin(), v.end());
+            return v[v.size() / 2];
+        };
+        nlohmann::json factor = {{"n", n},
+                                 {"cholesky_seconds", choleskySeconds},
+                                 {"solve_triangular_seconds_median", median(trsmRuns)},
+                                 {"solve_triangular_seconds", trsmRuns}};
+        if (byTrtri.defined()) {
+            factor["trtri_seconds_median"] = median(trtriRuns);
+            factor["trtri_seconds"] = trtriRuns;
+            factor["speedup"] = median(trsmRuns) / median(trtriRuns);
+            factor["max_abs_difference_over_max_abs"] =
+                ((byTrtri - bySolve).abs().max() / bySolve.abs().max()).item<double>();
+        } else {
+            factor["trtri_seconds_median"] = nullptr; // this process has no cuSOLVER trtri
+        }
+        out["factorisation"] = factor;
     }
     std::printf("%s\n", out.dump().c_str());
     return 0;

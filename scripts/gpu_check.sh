@@ -86,7 +86,7 @@ if want build; then
       -DHDF5_ROOT='$bundle/deb/usr/lib/x86_64-linux-gnu/hdf5/serial' \
       -DCMAKE_PREFIX_PATH='$torch_prefix;$bundle/deb/usr' > '$WORK/configure.log' 2>&1 &&
     ninja -C build-gpu -k 0 sparselab-cli gpu_sparsegpt_block_kernel gpu_solver_vs_cpu gpu_hf_logits \
-      bench_gpu_block > '$WORK/build.log' 2>&1"
+      gpu_stream_exit bench_gpu_block > '$WORK/build.log' 2>&1"
   status[build]=$?
   status[build_seconds]=$(( $(date +%s) - t0 ))
   grep -E "LibTorch|CUDA kernels|GPU solver path|HDF5" "$WORK/configure.log" > "$WORK/configure.summary" 2>/dev/null
@@ -105,6 +105,30 @@ if want test; then
   status[test]=$?
   status[test_seconds]=$(( $(date +%s) - t0 ))
   pack_logs
+fi
+
+if want exitcheck; then
+  # A whole CLI prune of the demo model on CUDA, in memory and streamed, with its exit code
+  # (a crash at exit is a failure too). When one crashes it runs again under gdb: where it stops,
+  # whether exit() was reached first, and the words on the stack (after a call through a null
+  # pointer the top one is the caller's return address).
+  debugger="$(command -v cuda-gdb || command -v gdb || true)"
+  for mode in memory stream; do
+    extra=(); [[ $mode == stream ]] && extra=(--stream)
+    cmd=(build-gpu/app/sparselab-cli prune resources/models/stories260K-hf
+         --calib resources/text/tinystories_calib.txt --nsamples 16 --seqlen 128 --sparsity 0.5
+         --device cuda "${extra[@]}" --out "$WORK/demo-$mode" --json)
+    rm -rf "$WORK/demo-$mode"
+    withlibs timeout 120 "${cmd[@]}" > "$WORK/exit_$mode.json" 2> "$WORK/exit_$mode.log"
+    status[exit_$mode]=$?
+    if [[ ${status[exit_$mode]} -ge 128 && -n "$debugger" ]]; then
+      rm -rf "$WORK/demo-$mode"
+      withlibs timeout 150 "$debugger" -batch -ex "set breakpoint pending on" -ex "break exit" -ex run \
+        -ex "bt 8" -ex 'info registers rip rsp' -ex 'x/16a $rsp' -ex continue \
+        -ex "bt 8" -ex 'info registers rip rsp' -ex 'x/16a $rsp' -ex "info sharedlibrary" -ex "thread apply all bt 12" \
+        --args "${cmd[@]}" > "$WORK/exit_${mode}_gdb.log" 2>&1
+    fi
+  done
 fi
 
 if want bench; then
@@ -166,25 +190,6 @@ PY
   fi
 fi
 
-if want exitcheck; then
-  # A whole CLI prune of the demo model on CUDA, in memory and streamed, with its exit code
-  # (a crash at exit is a failure too); a backtrace from cuda-gdb when one crashes.
-  for mode in memory stream; do
-    extra=(); [[ $mode == stream ]] && extra=(--stream)
-    cmd=(build-gpu/app/sparselab-cli prune resources/models/stories260K-hf
-         --calib resources/text/tinystories_calib.txt --nsamples 16 --seqlen 128 --sparsity 0.5
-         --device cuda "${extra[@]}" --out "$WORK/demo-$mode" --json)
-    rm -rf "$WORK/demo-$mode"
-    withlibs timeout 120 "${cmd[@]}" > "$WORK/exit_$mode.json" 2> "$WORK/exit_$mode.log"
-    status[exit_$mode]=$?
-    if [[ ${status[exit_$mode]} -ge 128 ]] && command -v cuda-gdb > /dev/null; then
-      rm -rf "$WORK/demo-$mode"
-      withlibs timeout 180 cuda-gdb -batch -ex run -ex bt -ex "info threads" -ex "thread apply all bt 12" \
-        --args "${cmd[@]}" > "$WORK/exit_${mode}_gdb.log" 2>&1
-    fi
-  done
-fi
-
 pack_logs
 python3 - "$OUT" "$WORK" "$gpu_name" "$peak" "$(( $(date +%s) - started ))" \
   "$(for k in "${!status[@]}"; do printf '%s=%s,' "$k" "${status[$k]}"; done)" <<'PY' | tee "$OUT/gpu_check.json"
@@ -208,6 +213,7 @@ try:
     with open(os.path.join(work, "ctest.log")) as f:
         log = f.read()
     result["tests"] = re.findall(r"^(?:PASS|FAILED|SKIP) gpu_\S+.*$", log, re.M)[:40]
+    result["ctest_summary"] = [l.strip() for l in log.splitlines() if re.match(r"\s*\d+/\d+ Test\s+#", l)][:40]
     result["test_lines"] = [l.strip() for l in log.splitlines()
                             if "max|dW|" in l or "transformers" in l or "FAIL" in l][:60]
 except OSError:
@@ -219,7 +225,8 @@ except OSError:
 for mode in ("memory", "stream"):
     try:
         lines = open(os.path.join(work, f"exit_{mode}_gdb.log")).read().splitlines()
-        result[f"exit_{mode}_backtrace"] = [l for l in lines if l.startswith("#") or "signal" in l.lower()][:40]
+        keep = ("#", "0x", "rip", "rsp", "Breakpoint", "Thread 1", "signal", "SIGSEGV", "exited")
+        result[f"exit_{mode}_gdb"] = [l for l in lines if l.lstrip().startswith(keep) or "signal" in l.lower()][:80]
     except OSError:
         pass
 print(json.dumps(result))

@@ -157,6 +157,13 @@ inline constexpr int64_t kCudaMaxBlockColumns = 128;
                                     const SolverOptions& options, const QuantGrid& rowGrid,
                                     ProgressReporter& reporter, const CancelToken* cancel, const std::string& note);
 
+// L⁻¹ of a square lower-triangular float32 CUDA matrix with cuSOLVER's trtri (n³/3 flops, a
+// third of a triangular solve against I), on the current stream; an undefined tensor when this
+// build or process has no cuSOLVER trtri, or L is singular (the caller then falls back).
+[[nodiscard]] torch::Tensor invertLowerTriangularCuda(const torch::Tensor& lower);
+// Whether invertLowerTriangularCuda can run here (a CUDA solver build whose process has cuSOLVER).
+[[nodiscard]] bool cudaTriangularInverseAvailable();
+
 // SparseGPT proper: W [rows, cols] float32 contiguous (modified in place), H [cols, cols]
 // float32 undamped. Fills mask and stats.loss/dampUsed/dampRaises/deadInputs, and sets
 // *dampAbsolute to the amount finally added to H's diagonal (damp·mean diag). With `factor`

@@ -109,7 +109,8 @@ torch::Tensor upperCholeskyOfInverseLapack(const torch::Tensor& h, const torch::
 }
 
 // The same with ATen's linalg (any device): symmetric from the lower triangle, flipped,
-// Cholesky, triangular solve against I (≈3× the work of strtri), flipped back.
+// Cholesky, L⁻¹, flipped back. L⁻¹ is cuSOLVER's trtri on CUDA where the process has it, else
+// a triangular solve against I (≈3× the work of trtri).
 torch::Tensor upperCholeskyOfInverseAten(const torch::Tensor& h, const torch::Tensor& diagonal)
 {
     auto sym = at::tril(h) + at::tril(h, -1).t();
@@ -117,7 +118,9 @@ torch::Tensor upperCholeskyOfInverseAten(const torch::Tensor& h, const torch::Te
     auto [l, info] = at::linalg_cholesky_ex(sym.flip({0, 1}), /*upper=*/false, /*check_errors=*/false);
     if (info.item<int64_t>() != 0)
         return {};
-    auto lInv = at::linalg_solve_triangular(l, torch::eye(h.size(0), l.options()), /*upper=*/false);
+    torch::Tensor lInv = l.is_cuda() ? detail::invertLowerTriangularCuda(l) : torch::Tensor();
+    if (!lInv.defined())
+        lInv = at::linalg_solve_triangular(l, torch::eye(h.size(0), l.options()), /*upper=*/false);
     if (!at::isfinite(lInv).all().item<bool>())
         return {};
     return lInv.flip({0, 1});

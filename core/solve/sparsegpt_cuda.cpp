@@ -17,9 +17,15 @@
 
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
+#include <cusolverDn.h>
+#include <dlfcn.h>
 
+#include <cstring>
+#include <map>
+#include <mutex>
 #include <stdexcept>
 #include <string>
+#include <vector>
 #endif
 
 namespace sparselab::solve::detail {
@@ -106,6 +112,105 @@ double runCudaKernels(torch::Tensor& w, const torch::Tensor& hinv, torch::Tensor
     return loss.item<double>() / 2.0;
 }
 
+namespace {
+
+// cuSOLVER's trtri, looked up at run time in the cuSOLVER that LibTorch's CUDA library has
+// already loaded (as the CPU path looks up LAPACK's): no link-time dependency, and a process
+// without it falls back to ATen's triangular solve.
+using CreateFn = cusolverStatus_t (*)(cusolverDnHandle_t*);
+using SetStreamFn = cusolverStatus_t (*)(cusolverDnHandle_t, cudaStream_t);
+using TrtriBufferSizeFn = cusolverStatus_t (*)(cusolverDnHandle_t, cublasFillMode_t, cublasDiagType_t, int64_t,
+                                               cudaDataType, void*, int64_t, size_t*, size_t*);
+using TrtriFn = cusolverStatus_t (*)(cusolverDnHandle_t, cublasFillMode_t, cublasDiagType_t, int64_t, cudaDataType,
+                                     void*, int64_t, void*, size_t, void*, size_t, int*);
+
+template <class Fn>
+Fn cusolverSymbol(void* library, const char* name)
+{
+    void* symbol = dlsym(library, name);
+    Fn fn = nullptr;
+    static_assert(sizeof(fn) == sizeof(symbol));
+    std::memcpy(&fn, &symbol, sizeof(fn));
+    return fn;
+}
+
+struct Cusolver {
+    CreateFn create = nullptr;
+    SetStreamFn setStream = nullptr;
+    TrtriBufferSizeFn trtriBufferSize = nullptr;
+    TrtriFn trtri = nullptr;
+    std::mutex mutex;                          // guards handles and the stream each call sets
+    std::map<int, cusolverDnHandle_t> handles; // per device; never destroyed (they live to exit)
+    bool complete() const { return create && setStream && trtriBufferSize && trtri; }
+};
+
+Cusolver& cusolver()
+{
+    static Cusolver* c = [] {
+        auto* out = new Cusolver(); // leaked on purpose: no teardown racing the CUDA runtime's at exit
+        void* library = RTLD_DEFAULT;
+        if (!dlsym(library, "cusolverDnXtrtri"))
+            library = dlopen("libcusolver.so.12", RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+        if (library) {
+            out->create = cusolverSymbol<CreateFn>(library, "cusolverDnCreate");
+            out->setStream = cusolverSymbol<SetStreamFn>(library, "cusolverDnSetStream");
+            out->trtriBufferSize = cusolverSymbol<TrtriBufferSizeFn>(library, "cusolverDnXtrtri_bufferSize");
+            out->trtri = cusolverSymbol<TrtriFn>(library, "cusolverDnXtrtri");
+        }
+        return out;
+    }();
+    return *c;
+}
+
+} // namespace
+
+bool cudaTriangularInverseAvailable()
+{
+    return cusolver().complete();
+}
+
+torch::Tensor invertLowerTriangularCuda(const torch::Tensor& lower)
+{
+    Cusolver& api = cusolver();
+    if (!api.complete() || !lower.is_cuda() || lower.scalar_type() != torch::kFloat || lower.dim() != 2
+        || lower.size(0) != lower.size(1))
+        return {};
+    const int64_t n = lower.size(0);
+    // cuSOLVER is column-major. A column-major L is inverted as the lower triangle; a row-major
+    // one, read column-major, is Lᵀ: its upper triangle inverted in place is (L⁻¹)ᵀ, which read
+    // row-major again is L⁻¹. The other triangle (zeros) is left as it is.
+    const bool columnMajor = lower.stride(0) == 1 && lower.stride(1) == n;
+    torch::Tensor a = columnMajor ? lower.clone(at::MemoryFormat::Preserve) : lower.contiguous().clone();
+    const cublasFillMode_t uplo = columnMajor ? CUBLAS_FILL_MODE_LOWER : CUBLAS_FILL_MODE_UPPER;
+    const c10::cuda::CUDAGuard guard(a.device());
+    const int device = a.device().index();
+    auto info = torch::zeros({1}, a.options().dtype(torch::kInt));
+    {
+        const std::lock_guard lock(api.mutex);
+        cusolverDnHandle_t& handle = api.handles[device];
+        if (!handle && api.create(&handle) != CUSOLVER_STATUS_SUCCESS) {
+            handle = nullptr;
+            return {};
+        }
+        if (api.setStream(handle, c10::cuda::getCurrentCUDAStream(device).stream()) != CUSOLVER_STATUS_SUCCESS)
+            return {};
+        size_t deviceBytes = 0, hostBytes = 0;
+        if (api.trtriBufferSize(handle, uplo, CUBLAS_DIAG_NON_UNIT, n, CUDA_R_32F, a.data_ptr(), n, &deviceBytes,
+                                &hostBytes)
+            != CUSOLVER_STATUS_SUCCESS)
+            return {};
+        auto deviceWork = torch::empty({int64_t(std::max<size_t>(deviceBytes, 1))}, a.options().dtype(torch::kByte));
+        std::vector<std::byte> hostWork(std::max<size_t>(hostBytes, 1));
+        if (api.trtri(handle, uplo, CUBLAS_DIAG_NON_UNIT, n, CUDA_R_32F, a.data_ptr(), n, deviceWork.data_ptr(),
+                      deviceBytes, hostWork.data(), hostBytes, info.data_ptr<int>())
+            != CUSOLVER_STATUS_SUCCESS)
+            return {};
+    }
+    if (info.item<int>() != 0)
+        return {};
+    return a;
+}
+
 #else
 
 bool cudaKernelsBuilt()
@@ -117,6 +222,16 @@ double runCudaKernels(torch::Tensor&, const torch::Tensor&, torch::Tensor&, cons
                       ProgressReporter&, const CancelToken*, const std::string&)
 {
     throw std::logic_error("runCudaKernels: this build has no CUDA solver path (SPARSELAB_CUDA_SOLVER)");
+}
+
+bool cudaTriangularInverseAvailable()
+{
+    return false;
+}
+
+torch::Tensor invertLowerTriangularCuda(const torch::Tensor&)
+{
+    return {};
 }
 
 #endif
