@@ -125,6 +125,8 @@ namespace sparselab::solve { struct LayerRecord; }
 
 namespace sparselab::store::detail {
 // The per-layer table ("layers" group of columns) shared by runs and resume checkpoints.
+// readLayers: with `quantFlagColumnsRequired` false (workspace format 1) the four GPTQ flag
+// columns may be absent and read as false; otherwise their absence is a malformed file.
 void writeLayers(hid_t parent, const std::vector<solve::LayerRecord>& layers);
-std::vector<solve::LayerRecord> readLayers(hid_t parent);
+std::vector<solve::LayerRecord> readLayers(hid_t parent, bool quantFlagColumnsRequired);
 } // namespace sparselab::store::detail

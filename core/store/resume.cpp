@@ -119,7 +119,8 @@ BlockCheckpoint ResumeStore::loadBlock(int64_t block) const
         if (checkpoint.block != block)
             throw h5::Hdf5Failure("holds block " + std::to_string(checkpoint.block) + ", expected "
                                   + std::to_string(block));
-        checkpoint.layers = detail::readLayers(id(handle));
+        // Checkpoints are only resumed by the version that wrote them (the key says so).
+        checkpoint.layers = detail::readLayers(id(handle), /*quantFlagColumnsRequired=*/true);
         const auto weights = h5::openGroup(id(handle), "weights");
         for (const auto& child : h5::children(id(weights))) {
             if (child.kind != h5::ChildKind::Dataset)

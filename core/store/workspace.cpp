@@ -393,7 +393,7 @@ PerplexityRecord readPerplexity(hid_t loc, const std::string& name, const LoadOp
 
 } // namespace
 
-std::vector<solve::LayerRecord> detail::readLayers(hid_t run)
+std::vector<solve::LayerRecord> detail::readLayers(hid_t run, bool quantFlagColumnsRequired)
 {
     const auto g = h5::openGroup(run, "layers");
     const hid_t t = id(g);
@@ -422,9 +422,9 @@ std::vector<solve::LayerRecord> detail::readLayers(hid_t run)
                nmM = ints("nm_m"), bits = ints("bits"), groupSize = ints("group_size"), blocksize = ints("blocksize"),
                dampRaises = ints("damp_raises"), deadInputs = ints("dead_inputs"), dense = ints("dense"),
                symmetric = ints("symmetric");
-    // Columns added later: absent in older files, where they were false.
+    // Columns added in format 2: absent in some format-1 files, where they were false.
     const auto flags = [&](const char* c) {
-        return h5::exists(t, c) ? ints(c) : std::vector<int64_t>(n, 0);
+        return h5::exists(t, c) || quantFlagColumnsRequired ? ints(c) : std::vector<int64_t>(n, 0);
     };
     const auto actOrder = flags("act_order"), staticGroups = flags("static_groups"), fp16Scale = flags("fp16_scale"),
                signedScale = flags("signed_scale");
@@ -474,7 +474,7 @@ std::vector<solve::LayerRecord> detail::readLayers(hid_t run)
 
 namespace {
 
-RunRecord readRun(hid_t runs, const std::string& runId, const LoadOptions& options)
+RunRecord readRun(hid_t runs, const std::string& runId, const LoadOptions& options, int64_t formatVersion)
 {
     const auto g = h5::openGroup(runs, runId);
     const hid_t r = id(g);
@@ -525,7 +525,7 @@ RunRecord readRun(hid_t runs, const std::string& runId, const LoadOptions& optio
         v.threads = h5::readIntAttribute(id(p), "threads");
         v.device = h5::readStringAttribute(id(p), "device");
     }
-    run.layers = detail::readLayers(r);
+    run.layers = detail::readLayers(r, /*quantFlagColumnsRequired=*/formatVersion >= 2);
     if (options.masks && h5::exists(r, "masks")) {
         const auto m = h5::openGroup(r, "masks");
         for (const auto& child : h5::children(id(m))) {
@@ -576,7 +576,7 @@ h5::File openWorkspace(const fs::path& file)
     if (version > kFormatVersion)
         throw h5::Hdf5Failure("workspace format version " + std::to_string(version)
                               + " is newer than this SparseLab reads (" + std::to_string(kFormatVersion) + ")");
-    if (version < 1)
+    if (version < kOldestReadableFormatVersion)
         throw h5::Hdf5Failure("invalid workspace format version " + std::to_string(version));
     return handle;
 }
@@ -595,15 +595,37 @@ auto guarded(const fs::path& file, Body body)
     }
 }
 
+// A format-1 file rewritten as format 2: the GPTQ flag columns its runs' layer tables lack are
+// added, holding what format 1 meant by their absence (false).
+void upgradeLayerTablesToFormat2(hid_t file)
+{
+    if (!h5::exists(file, "runs"))
+        return;
+    const auto runs = h5::openGroup(file, "runs");
+    for (const auto& child : h5::children(id(runs))) {
+        if (child.kind != h5::ChildKind::Group)
+            continue;
+        const auto run = h5::openGroup(id(runs), child.name);
+        if (!h5::exists(id(run), "layers"))
+            continue;
+        const auto layers = h5::openGroup(id(run), "layers");
+        const size_t rows = h5::readStrings(id(layers), "name").size();
+        for (const char* column : {"act_order", "static_groups", "fp16_scale", "signed_scale"})
+            if (!h5::exists(id(layers), column))
+                h5::writeBytes(id(layers), column, std::vector<uint8_t>(rows, 0));
+    }
+}
+
 // Copy-on-write edit: a new file at a temporary sibling gets the root attributes, every
-// top-level object of the existing file (if any) except `replaced`, then `edit(newFile)`;
-// it is closed, fsync'ed and renamed over `file`.
+// top-level object of the existing file (if any) except `replaced` (brought up to the current
+// format), then `edit(newFile)`; it is closed, fsync'ed and renamed over `file`.
 void rewrite(const fs::path& file, const std::set<std::string>& replaced, const std::function<void(hid_t)>& edit)
 {
     guarded(file, [&] {
         std::error_code ec;
         h5::File old;
         std::string createdUtc;
+        int64_t oldVersion = kFormatVersion;
         if (fs::exists(file, ec)) {
             try {
                 old = openWorkspace(file);
@@ -613,6 +635,7 @@ void rewrite(const fs::path& file, const std::set<std::string>& replaced, const 
             const auto root = h5::openGroup(id(old), ".");
             if (h5::hasAttribute(id(root), "created_utc"))
                 createdUtc = h5::readStringAttribute(id(root), "created_utc");
+            oldVersion = h5::readIntAttribute(id(root), "format_version");
         }
         writeFileAtomically(file, [&](const fs::path& temp) {
             h5::writeSealedFile(temp.string(), [&](hid_t out) {
@@ -621,6 +644,8 @@ void rewrite(const fs::path& file, const std::set<std::string>& replaced, const 
                     for (const auto& child : h5::children(id(old)))
                         if (!replaced.count(child.name))
                             h5::copyObject(id(old), child.name, out);
+                if (oldVersion < 2)
+                    upgradeLayerTablesToFormat2(out);
                 edit(out);
             });
         });
@@ -774,6 +799,7 @@ WorkspaceContents loadWorkspace(const fs::path& file, const LoadOptions& options
         contents.createdUtc = h5::readStringAttribute(id(root), "created_utc");
         contents.modifiedUtc = h5::readStringAttribute(id(root), "modified_utc");
         contents.sparselabVersion = h5::readStringAttribute(id(root), "sparselab_version");
+        const int64_t formatVersion = h5::readIntAttribute(id(root), "format_version");
         if (h5::exists(f, "model"))
             contents.model = readModel(f);
         if (h5::exists(f, "calibration"))
@@ -786,7 +812,7 @@ WorkspaceContents loadWorkspace(const fs::path& file, const LoadOptions& options
                 if (child.kind != h5::ChildKind::Group)
                     continue;
                 try {
-                    contents.runs.push_back(readRun(id(runs), child.name, options));
+                    contents.runs.push_back(readRun(id(runs), child.name, options, formatVersion));
                 } catch (const h5::Hdf5Failure& e) {
                     throw h5::Hdf5Failure("/runs/" + child.name + ": " + e.what());
                 }

@@ -3,7 +3,7 @@
 // the model's identity, the calibration and evaluation settings, and every run with its
 // results — so results can be reopened, compared, merged and reported. No LibTorch, no Qt.
 //
-// ## File layout (format "sparselab-workspace", format_version 1)
+// ## File layout (format "sparselab-workspace", format_version 2)
 // Strings are variable-length UTF-8; scalars are attributes; arrays are datasets.
 //
 //   /                                 attrs: format = "sparselab-workspace", format_version (i64),
@@ -32,11 +32,9 @@
 //                                     ("dense" for untouched layers) (string); block, rows,
 //                                     cols, nm_n, nm_m, bits, group_size, blocksize,
 //                                     damp_raises, dead_inputs (i64); dense, symmetric,
-//                                     act_order, static_groups, fp16_scale, signed_scale (u8;
-//                                     the last four absent in files written before they were
-//                                     stored, read as 0); target_sparsity (N/M for N:M, 0 when
-//                                     dense), damp, sparsity, loss, rel_output_error,
-//                                     damp_used, seconds (f64)
+//                                     act_order, static_groups, fp16_scale, signed_scale (u8);
+//                                     target_sparsity (N/M for N:M, 0 when dense), damp,
+//                                     sparsity, loss, rel_output_error, damp_used, seconds (f64)
 //   /runs/<id>/masks/<layer name> [ceil(rows·cols/8)] u8
 //                                     bit-packed mask, 1 = pruned, row-major flat index i in
 //                                     byte i/8 at bit i%8 (LSB first: numpy
@@ -80,7 +78,14 @@
 
 namespace sparselab::store {
 
-inline constexpr int64_t kFormatVersion = 1;
+// Version 2 (the one-record redesign): the per-layer table is one solve::LayerRecord per row in
+// canonical form (solve::recordedOptions) and always has the four GPTQ flag columns
+// (act_order, static_groups, fp16_scale, signed_scale); a version-2 file without one is
+// malformed. Version 1 files are still read: a flag column they lack reads as false (what
+// version 1 wrote when it did not store them), and their options are brought to canonical form.
+// Files are written in version 2.
+inline constexpr int64_t kFormatVersion = 2;
+inline constexpr int64_t kOldestReadableFormatVersion = 1;
 inline constexpr const char* kFormatName = "sparselab-workspace";
 
 struct ModelIdentity {

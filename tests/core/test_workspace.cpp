@@ -8,6 +8,7 @@
 
 #include "eval/perplexity.h"
 #include "model/causal_lm.h"
+#include "store/hdf5_handles.h"
 #include "store/resume.h"
 #include "store/run_records.h"
 #include "store/workspace.h"
@@ -168,6 +169,30 @@ store::WorkspaceContents sampleContents()
     return c;
 }
 
+// `source`'s workspace rewritten with libhdf5 as `version` says, without the layer tables' GPTQ
+// flag columns (as format 1 wrote them before they were stored), sealed like any workspace.
+void writeWithoutFlagColumns(const fs::path& source, const fs::path& target, int64_t version)
+{
+    namespace h5 = store::h5;
+    const auto lock = h5::hdf5Lock();
+    const auto in = h5::openFileReadOnly(source.string());
+    const auto inRoot = h5::openGroup(h5::id(in), ".");
+    h5::writeSealedFile(target.string(), [&](hid_t out) {
+        const auto root = h5::openGroup(out, ".");
+        for (const char* text : {"format", "created_utc", "modified_utc", "sparselab_version"})
+            h5::writeAttribute(h5::id(root), text, h5::readStringAttribute(h5::id(inRoot), text));
+        h5::writeAttribute(h5::id(root), "format_version", version);
+        for (const auto& child : h5::children(h5::id(in)))
+            h5::copyObject(h5::id(in), child.name, out);
+        const auto runs = h5::openGroup(out, "runs");
+        for (const auto& run : h5::children(h5::id(runs))) {
+            const auto layers = h5::openGroup(h5::id(runs), run.name + "/layers");
+            for (const char* column : {"act_order", "static_groups", "fp16_scale", "signed_scale"})
+                QVERIFY(H5Ldelete(h5::id(layers), column, H5P_DEFAULT) >= 0);
+        }
+    });
+}
+
 void compareRuns(const store::RunRecord& a, const store::RunRecord& b)
 {
     QCOMPARE(a.id, b.id);
@@ -203,6 +228,7 @@ private Q_SLOTS:
     void roundTripEveryField();
     void layerRecordsAreCanonical();
     void appendKeepsEarlierRuns();
+    void formatVersion1IsReadAndUpgraded();
     void packedMaskLayoutByHand();
     void packedMaskRandomRoundTrip();
     void readableWithH5dump();
@@ -336,6 +362,60 @@ void TestWorkspace::appendKeepsEarlierRuns()
     QVERIFY(std::get<std::string>(read.groups[0].attributes.at("levels")) == "[0.25,0.5]");
 
     QVERIFY_THROWS_EXCEPTION(std::invalid_argument, store::writeGroup(file, store::ExtraGroup{"runs/x", {}, {}}));
+}
+
+// Format 2 (this version) always stores the GPTQ flags; format-1 files are still read, a flag
+// column they lack reading as false, and appending to one rewrites it as format 2 with those
+// columns added; a format-2 file that lacks one is malformed, in one line naming the file.
+void TestWorkspace::formatVersion1IsReadAndUpgraded()
+{
+    QTemporaryDir dir;
+    const fs::path root = dir.path().toStdString();
+    const auto written = sampleContents();
+    store::saveWorkspace(root / "v2.h5", written);
+    {
+        const auto lock = store::h5::hdf5Lock();
+        const auto file = store::h5::openFileReadOnly((root / "v2.h5").string());
+        const auto top = store::h5::openGroup(store::h5::id(file), ".");
+        QCOMPARE(store::h5::readIntAttribute(store::h5::id(top), "format_version"), int64_t(2));
+    }
+    writeWithoutFlagColumns(root / "v2.h5", root / "v1.h5", 1);
+    writeWithoutFlagColumns(root / "v2.h5", root / "v2-missing.h5", 2);
+
+    // What format 1 meant: the sample runs' layers with every GPTQ flag false.
+    std::vector<store::RunRecord> expected = written.runs;
+    bool someFlagWasSet = false;
+    for (auto& run : expected)
+        for (auto& layer : run.layers) {
+            auto& q = layer.options.quant;
+            someFlagWasSet = someFlagWasSet || q.actOrder || q.staticGroups || q.fp16Scale || q.signedScale;
+            q.actOrder = q.staticGroups = q.fp16Scale = q.signedScale = false;
+        }
+    QVERIFY(someFlagWasSet); // the check below would not see a lost flag otherwise
+    const auto v1 = store::loadWorkspace(root / "v1.h5");
+    QCOMPARE(v1.runs.size(), expected.size());
+    for (size_t i = 0; i < expected.size(); ++i)
+        QVERIFY(v1.runs[i].layers == expected[i].layers);
+
+    const std::string id = store::appendRun(root / "v1.h5", sampleRun(3));
+    {
+        const auto lock = store::h5::hdf5Lock();
+        const auto file = store::h5::openFileReadOnly((root / "v1.h5").string());
+        const auto top = store::h5::openGroup(store::h5::id(file), ".");
+        QCOMPARE(store::h5::readIntAttribute(store::h5::id(top), "format_version"), int64_t(2));
+        QVERIFY(store::h5::exists(store::h5::id(file), "runs/run_0001/layers/signed_scale"));
+    }
+    const auto upgraded = store::loadWorkspace(root / "v1.h5");
+    QCOMPARE(upgraded.runs.size(), expected.size() + 1);
+    for (size_t i = 0; i < expected.size(); ++i)
+        QVERIFY(upgraded.runs[i].layers == expected[i].layers);
+    QVERIFY(upgraded.runs.back().layers == sampleRun(3).layers);
+    QCOMPARE(upgraded.runs.back().id, id);
+
+    const QString message = errorOf([&] { (void)store::loadWorkspace(root / "v2-missing.h5"); });
+    QVERIFY2(message.startsWith(QString::fromStdString((root / "v2-missing.h5").string()) + ": "), qPrintable(message));
+    QVERIFY2(message.contains("act_order"), qPrintable(message));
+    QVERIFY(!message.contains('\n'));
 }
 
 void TestWorkspace::packedMaskLayoutByHand()
