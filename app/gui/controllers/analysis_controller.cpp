@@ -257,24 +257,36 @@ void AnalysisController::onProgress(qint64 done, qint64 total, double etaSeconds
     m_window->runPanel()->setJobProgress(done, total, etaSeconds, text);
 }
 
-bool AnalysisController::startJob(EngineJob* job, const QString& what)
+template <class Job>
+bool AnalysisController::startJob(Job* job, const QString& what, JobOutcome<Job> outcome)
 {
     m_job = job;
     m_jobName = what;
     connect(job, &EngineJob::progress, this, &AnalysisController::onProgress);
     // The Run view shows the job while it runs and how it ended (one progress area).
-    connect(job, &EngineJob::failed, this, [this](const QString& message) {
-        m_window->runPanel()->finishJob(RunPanel::Outcome::Failed, tr("%1 failed: %2").arg(m_jobName, message));
-    });
-    connect(job, &EngineJob::cancelled, this, [this] {
+    JobOutcome<Job> common;
+    common.ended = [this, ended = std::move(outcome.ended)] {
         finishJob();
+        if (ended)
+            ended();
+    };
+    common.finished = std::move(outcome.finished);
+    common.failed = [this, failed = std::move(outcome.failed)](const QString& message) {
+        m_window->runPanel()->finishJob(RunPanel::Outcome::Failed, tr("%1 failed: %2").arg(m_jobName, message));
+        if (failed)
+            failed(message);
+    };
+    common.cancelled = [this, cancelled = std::move(outcome.cancelled)] {
         const QString message = tr("%1 cancelled; nothing was written.").arg(m_jobName);
         m_window->runPanel()->finishJob(RunPanel::Outcome::Cancelled, message);
         m_window->logView()->appendInfo(message);
         m_window->statusBar()->showMessage(message, 5000);
+        if (cancelled)
+            cancelled();
         Q_EMIT jobCancelled();
-    });
-    if (const QString refusal = m_session.jobs().start(job, what, {m_session.model().get()}); !refusal.isEmpty()) {
+    };
+    if (const QString refusal = m_session.jobs().launch(job, what, {m_session.model().get()}, this, std::move(common));
+        !refusal.isEmpty()) {
         m_job = nullptr;
         m_window->reportError(tr("Busy"), refusal);
         return false;
@@ -327,8 +339,8 @@ bool AnalysisController::startScan(const ScanRequest& request)
     params.method = request.method == 1 ? PlanMethod::Magnitude : request.method == 2 ? PlanMethod::Wanda : PlanMethod::SparseGpt;
     params.threads = engineThreads(m_session.summary().hiddenSize);
     auto* job = new SensitivityJob(params, this);
-    connect(job, &SensitivityJob::finished, this, [this](const SensitivityJob::Result& result) {
-        finishJob();
+    JobOutcome<SensitivityJob> outcome;
+    outcome.finished = [this](const SensitivityJob::Result& result) {
         m_panel->setScan(result.scan, QString());
         m_window->resultsPanel()->tabs()->setCurrentWidget(m_panel);
         m_window->workspace()->markModified();
@@ -338,13 +350,13 @@ bool AnalysisController::startScan(const ScanRequest& request)
         m_window->statusBar()->showMessage(message, 10'000);
         updateActions();
         Q_EMIT scanFinished();
-    });
-    connect(job, &SensitivityJob::failed, this, [this](const QString& message) {
-        finishJob();
+    };
+    outcome.failed = [this](const QString& message) {
         m_window->reportError(tr("Sensitivity scan failed"), message);
         Q_EMIT scanFailed(message);
-    });
-    return startJob(job, tr("Sensitivity scan (%1 levels × %2 bit-widths)").arg(request.sparsities.size()).arg(request.bits.size()));
+    };
+    return startJob(job, tr("Sensitivity scan (%1 levels × %2 bit-widths)").arg(request.sparsities.size()).arg(request.bits.size()),
+                    std::move(outcome));
 }
 
 bool AnalysisController::startSweep(const SweepRequest& request)
@@ -385,8 +397,8 @@ bool AnalysisController::startSweep(const SweepRequest& request)
         m_window->sweepPanel()->setSweep(*soFar, source);
         m_window->resultsPanel()->tabs()->setCurrentWidget(m_window->sweepPanel());
     });
-    connect(job, &SweepJob::finished, this, [this, source](const SweepJob::Result& result) {
-        finishJob();
+    JobOutcome<SweepJob> outcome;
+    outcome.finished = [this, source](const SweepJob::Result& result) {
         m_window->sweepPanel()->setSweep(*result.sweep, source);
         m_window->resultsPanel()->tabs()->setCurrentWidget(m_window->sweepPanel());
         m_window->workspace()->markModified();
@@ -396,13 +408,12 @@ bool AnalysisController::startSweep(const SweepRequest& request)
         m_window->runPanel()->finishJob(RunPanel::Outcome::Done, message);
         m_window->statusBar()->showMessage(message, 10'000);
         Q_EMIT sweepFinished();
-    });
-    connect(job, &SweepJob::failed, this, [this](const QString& message) {
-        finishJob();
+    };
+    outcome.failed = [this](const QString& message) {
         m_window->reportError(tr("Sweep failed"), message);
         Q_EMIT sweepFailed(message);
-    });
-    return startJob(job, tr("Sweep (%n point(s))", nullptr, int(points)));
+    };
+    return startJob(job, tr("Sweep (%n point(s))", nullptr, int(points)), std::move(outcome));
 }
 
 bool AnalysisController::writeReport(const ReportRequest& request)
@@ -447,8 +458,8 @@ bool AnalysisController::writeReport(const ReportRequest& request)
         return false;
     }
     auto* job = new ReportJob(params, this);
-    connect(job, &ReportJob::finished, this, [this](const ReportJob::Result& result) {
-        finishJob();
+    JobOutcome<ReportJob> outcome;
+    outcome.finished = [this](const ReportJob::Result& result) {
         m_lastReportFiles.clear();
         for (const QString& f : {result.htmlPath, result.pdfPath})
             if (!f.isEmpty())
@@ -466,13 +477,12 @@ bool AnalysisController::writeReport(const ReportRequest& request)
         m_window->runPanel()->finishJob(RunPanel::Outcome::Done, message);
         m_window->statusBar()->showMessage(message, 15'000);
         Q_EMIT reportWritten(m_lastReportFiles);
-    });
-    connect(job, &ReportJob::failed, this, [this](const QString& message) {
-        finishJob();
+    };
+    outcome.failed = [this](const QString& message) {
         m_window->reportError(tr("Cannot write the report"), message);
         Q_EMIT reportFailed(message);
-    });
-    return startJob(job, tr("Report on “%1”").arg(run->name));
+    };
+    return startJob(job, tr("Report on “%1”").arg(run->name), std::move(outcome));
 }
 
 bool AnalysisController::openScan(const QString& file)
@@ -540,16 +550,15 @@ bool AnalysisController::startOwl(double averageSparsity)
     params.targetSparsity = averageSparsity;
     params.threads = engineThreads(m_session.summary().hiddenSize);
     auto* job = new OwlJob(params, this);
-    connect(job, &OwlJob::finished, this, [this](const OwlJob::Result& result) {
-        finishJob();
+    JobOutcome<OwlJob> outcome;
+    outcome.finished = [this](const OwlJob::Result& result) {
         m_window->runPanel()->finishJob(RunPanel::Outcome::Done, result.summary);
         applyAllocation(result.recipeJson, result.summary);
-    });
-    connect(job, &OwlJob::failed, this, [this](const QString& message) {
-        finishJob();
+    };
+    outcome.failed = [this](const QString& message) {
         m_window->reportError(tr("OWL allocation failed"), message);
-    });
-    return startJob(job, tr("OWL allocation (%1 % average)").arg(100.0 * averageSparsity, 0, 'f', 1));
+    };
+    return startJob(job, tr("OWL allocation (%1 % average)").arg(100.0 * averageSparsity, 0, 'f', 1), std::move(outcome));
 }
 
 bool AnalysisController::startSearch(const SearchRequest& request)
@@ -588,20 +597,17 @@ bool AnalysisController::startSearch(const SearchRequest& request)
                     profile.push_back({layers->at(l).kind, int(layers->at(l).block), sparsity[l]});
                 m_window->liveView()->setSearchProfile(profile);
             });
-    connect(job, &SearchJob::finished, this, [this](const SearchJob::Result& result) {
-        m_searchJob = nullptr;
-        finishJob();
+    JobOutcome<SearchJob> outcome;
+    outcome.finished = [this](const SearchJob::Result& result) {
         m_window->runPanel()->finishJob(RunPanel::Outcome::Done, result.summary);
         applyAllocation(result.recipeJson, result.summary);
-    });
-    connect(job, &SearchJob::failed, this, [this](const QString& message) {
-        m_searchJob = nullptr;
-        finishJob();
+    };
+    outcome.failed = [this](const QString& message) {
         m_window->reportError(tr("Allocation search failed"), message);
-    });
-    connect(job, &SearchJob::cancelled, this, [this] { m_searchJob = nullptr; updateActions(); });
+    };
+    outcome.ended = [this] { m_searchJob = nullptr; };
     m_searchJob = job;
-    if (!startJob(job, tr("Allocation search (%1)").arg(description))) {
+    if (!startJob(job, tr("Allocation search (%1)").arg(description), std::move(outcome))) {
         m_searchJob = nullptr;
         return false;
     }

@@ -37,6 +37,8 @@ namespace sparselab::analysis { struct SensitivityResult; }
 namespace sparselab::gui {
 
 class EngineJob;
+template <class Job>
+struct JobOutcome;
 class MainWindow;
 class Workbench;
 class SearchJob;
@@ -139,8 +141,11 @@ private:
     // False, with the reason shown, while another engine job runs / also when no model is loaded.
     bool canStart();
     bool canStartOnModel();
-    // Starts `job` on the window's JobRunner; false (and the error reported) when refused.
-    bool startJob(EngineJob* job, const QString& what);
+    // Starts `job` on the session's JobRunner with the analyses' common outcome around
+    // `outcome`: the job is forgotten first (finishJob), the Run view shows how it ended, a
+    // cancellation is logged; false (and the refusal reported) when refused.
+    template <class Job>
+    bool startJob(Job* job, const QString& what, JobOutcome<Job> outcome);
     void finishJob();
     void onProgress(qint64 done, qint64 total, double etaSeconds, const QString& text);
     // Applies an allocation's recipe to the plan, keeping the plan before for Undo Allocation.

@@ -72,41 +72,40 @@ bool RunController::evaluate()
     auto* job = new PerplexityJob(params, this);
     m_evalJob = job;
     connect(job, &PerplexityJob::progress, this, &RunController::onEvaluationProgress);
-    auto done = [this] {
+    m_window->logView()->appendInfo(tr("Evaluating %1 on %2 (window %3, %4, batch %5)")
+                          .arg(m_session.summary().name, QFileInfo(text).fileName(),
+                               params.seqlen > 0 ? tr("%1 tokens").arg(params.seqlen) : tr("auto"),
+                               params.maxWindows > 0 ? tr("first %1 windows").arg(params.maxWindows) : tr("all windows"))
+                          .arg(params.batchSize));
+    JobOutcome<PerplexityJob> outcome;
+    outcome.ended = [this] {
         m_evalJob = nullptr;
         m_window->updateActions();
     };
-    connect(job, &PerplexityJob::finished, this, [this, done](const PerplexityJob::Result& result) {
-        done();
+    outcome.finished = [this](const PerplexityJob::Result& result) {
         onEvaluationFinished(result);
         const QString summary = tr("Perplexity %1 on %2 (%3 windows)")
                                     .arg(result.perplexity.perplexity, 0, 'f', 4)
                                     .arg(QFileInfo(result.textPath).fileName())
                                     .arg(result.perplexity.windows);
         m_window->runPanel()->finishJob(RunPanel::Outcome::Done, summary);
-    });
-    connect(job, &PerplexityJob::failed, this, [this, done](const QString& message) {
-        done();
+    };
+    outcome.failed = [this](const QString& message) {
         m_window->runPanel()->finishJob(RunPanel::Outcome::Failed, tr("Evaluation failed: %1").arg(message));
         m_window->evaluationPanel()->showStatus(tr("Failed: %1").arg(message));
         m_window->reportError(tr("Evaluation failed"), message);
         Q_EMIT evaluationFailed(message);
-    });
-    connect(job, &PerplexityJob::cancelled, this, [this, done] {
-        done();
+    };
+    outcome.cancelled = [this] {
         m_window->evaluationPanel()->showStatus(tr("Cancelled."));
         m_window->runPanel()->finishJob(RunPanel::Outcome::Cancelled, tr("Evaluation cancelled."));
         m_window->logView()->appendInfo(tr("Evaluation cancelled."));
         m_window->statusBar()->showMessage(tr("Evaluation cancelled."), 5000);
         Q_EMIT evaluationCancelled();
-    });
-
-    m_window->logView()->appendInfo(tr("Evaluating %1 on %2 (window %3, %4, batch %5)")
-                          .arg(m_session.summary().name, QFileInfo(text).fileName(),
-                               params.seqlen > 0 ? tr("%1 tokens").arg(params.seqlen) : tr("auto"),
-                               params.maxWindows > 0 ? tr("first %1 windows").arg(params.maxWindows) : tr("all windows"))
-                          .arg(params.batchSize));
-    if (const QString refusal = m_session.jobs().start(job, tr("the evaluation"), {m_session.model().get()}); !refusal.isEmpty()) {
+    };
+    if (const QString refusal = m_session.jobs().launch(job, tr("the evaluation"), {m_session.model().get()}, this,
+                                                        std::move(outcome));
+        !refusal.isEmpty()) {
         m_evalJob = nullptr;
         m_window->reportError(tr("Busy"), refusal);
         return false;
@@ -211,32 +210,28 @@ bool RunController::startRun()
         m_window->runPanel()->log()->appendInfo(line);
         m_window->logView()->appendInfo(line);
     });
-    auto done = [this] {
+    JobOutcome<RunJob> outcome;
+    outcome.ended = [this] {
         m_runJob = nullptr;
         m_window->stopRecoveryAction()->setEnabled(false);
         m_window->updateActions();
     };
-    connect(job, &RunJob::finished, this, [this, done](const RunJob::Result& result) {
-        done();
-        onRunFinished(result);
-    });
-    connect(job, &RunJob::failed, this, [this, done](const QString& message) {
-        done();
+    outcome.finished = [this](const RunJob::Result& result) { onRunFinished(result); };
+    outcome.failed = [this](const QString& message) {
         m_window->runPanel()->finishJob(RunPanel::Outcome::Failed, tr("Failed: %1").arg(message));
         m_window->reportError(tr("Run failed"), message);
         Q_EMIT runFailed(message);
-    });
-    connect(job, &RunJob::cancelled, this, [this, done] {
-        done();
+    };
+    outcome.cancelled = [this] {
         const QString message = tr("Run cancelled: earlier results are unchanged and nothing was written.");
         m_window->runPanel()->finishJob(RunPanel::Outcome::Cancelled, message);
         m_window->runPanel()->log()->appendInfo(message);
         m_window->logView()->appendInfo(message);
         m_window->statusBar()->showMessage(message, 5000);
         Q_EMIT runCancelled();
-    });
-
-    if (const QString refusal = m_session.jobs().start(job, tr("the run “%1”").arg(m_runName), {m_session.model().get()});
+    };
+    if (const QString refusal = m_session.jobs().launch(job, tr("the run “%1”").arg(m_runName),
+                                                        {m_session.model().get()}, this, std::move(outcome));
         !refusal.isEmpty()) {
         m_runJob = nullptr;
         m_window->reportError(tr("Busy"), refusal);
@@ -348,12 +343,12 @@ bool RunController::exportSelectedRun()
         m_window->runPanel()->setJobProgress(done, total, eta, text);
         m_window->showJobProgress(done, total);
     });
-    auto done = [this] {
+    JobOutcome<ExportJob> outcome;
+    outcome.ended = [this] {
         m_exportJob = nullptr;
         m_window->updateActions();
     };
-    connect(job, &ExportJob::finished, this, [this, done](const ExportJob::Result& r) {
-        done();
+    outcome.finished = [this](const ExportJob::Result& r) {
         m_window->exportPanel()->showSummary(r);
         m_window->exportPanel()->setOutDir(QString()); // done: the next export needs a new folder
         const QString message = tr("Exported %1: %2 files, %3, %4 layers replaced")
@@ -365,22 +360,21 @@ bool RunController::exportSelectedRun()
         m_window->logView()->appendInfo(message);
         m_window->statusBar()->showMessage(message, 10'000);
         Q_EMIT exportFinished(r);
-    });
-    connect(job, &ExportJob::failed, this, [this, done](const QString& message) {
-        done();
+    };
+    outcome.failed = [this](const QString& message) {
         m_window->exportPanel()->showStatus(tr("Failed: %1").arg(message));
         m_window->runPanel()->finishJob(RunPanel::Outcome::Failed, tr("Export failed: %1").arg(message));
         m_window->reportError(tr("Export failed"), message);
         Q_EMIT exportFailed(message);
-    });
-    connect(job, &ExportJob::cancelled, this, [this, done] {
-        done();
+    };
+    outcome.cancelled = [this] {
         m_window->exportPanel()->showStatus(tr("Export cancelled: nothing was written."));
         m_window->runPanel()->finishJob(RunPanel::Outcome::Cancelled, tr("Export cancelled: nothing was written."));
         m_window->logView()->appendInfo(tr("Export cancelled."));
         Q_EMIT exportCancelled();
-    });
-    if (const QString refusal = m_session.jobs().start(job, tr("the export of “%1”").arg(run->name), {model.get()});
+    };
+    if (const QString refusal = m_session.jobs().launch(job, tr("the export of “%1”").arg(run->name), {model.get()},
+                                                        this, std::move(outcome));
         !refusal.isEmpty()) {
         m_exportJob = nullptr;
         m_window->reportError(tr("Busy"), refusal);

@@ -164,8 +164,9 @@ bool WorkspaceController::saveWorkspaceAs(const QString& file)
     const QString path = params.file;
     const int count = int(params.runs.size());
     auto* job = new WorkspaceSaveJob(std::move(params), this);
-    connect(job, &WorkspaceSaveJob::finished, this, [this, count](const WorkspaceSaveJob::Result& r) {
-        setBusy(false);
+    JobOutcome<WorkspaceSaveJob> outcome;
+    outcome.ended = [this] { setBusy(false); };
+    outcome.finished = [this, count](const WorkspaceSaveJob::Result& r) {
         m_file = r.file;
         m_modified = false;
         addRecent(r.file);
@@ -173,19 +174,16 @@ bool WorkspaceController::saveWorkspaceAs(const QString& file)
         m_window->logView()->appendInfo(message);
         m_window->statusBar()->showMessage(message, 10'000);
         Q_EMIT workspaceSaved(r.file, count);
-    });
-    connect(job, &EngineJob::failed, this, [this](const QString& message) {
-        setBusy(false);
-        fail(tr("Cannot save the workspace"), message);
-    });
-    connect(job, &EngineJob::cancelled, this, [this, path] {
-        setBusy(false);
+    };
+    outcome.failed = [this](const QString& message) { fail(tr("Cannot save the workspace"), message); };
+    outcome.cancelled = [this, path] {
         const QString message = tr("Saving %1 cancelled; the file was not written.").arg(path);
         m_window->logView()->appendInfo(message);
         Q_EMIT workspaceFailed(message);
-    });
+    };
     const auto models = job->models();
-    if (const QString refusal = m_session.jobs().start(job, tr("saving the workspace"), models); !refusal.isEmpty()) {
+    if (const QString refusal = m_session.jobs().launch(job, tr("saving the workspace"), models, this, std::move(outcome));
+        !refusal.isEmpty()) {
         fail(tr("Cannot save the workspace now"), refusal); // the job was deleted
         return false;
     }
@@ -209,8 +207,9 @@ bool WorkspaceController::openWorkspace(const QString& file)
     }
     const QString path = QDir::cleanPath(QFileInfo(file).absoluteFilePath());
     auto* job = new WorkspaceOpenJob(path, this);
-    connect(job, &WorkspaceOpenJob::finished, this, [this](const WorkspaceOpenJob::Result& r) {
-        setBusy(false);
+    JobOutcome<WorkspaceOpenJob> outcome;
+    outcome.ended = [this] { setBusy(false); };
+    outcome.finished = [this](const WorkspaceOpenJob::Result& r) {
         m_window->replaceRuns(r.runs);
         m_loadedSweep = r.sweep;
         m_loadedScan = r.scan;
@@ -225,19 +224,16 @@ bool WorkspaceController::openWorkspace(const QString& file)
         m_window->logView()->appendInfo(message);
         m_window->statusBar()->showMessage(message, 10'000);
         Q_EMIT workspaceLoaded(r.file, int(r.runs.size()));
-    });
-    connect(job, &EngineJob::failed, this, [this](const QString& message) {
-        setBusy(false);
-        fail(tr("Cannot open the workspace"), message);
-    });
-    connect(job, &EngineJob::cancelled, this, [this, path] {
-        setBusy(false);
+    };
+    outcome.failed = [this](const QString& message) { fail(tr("Cannot open the workspace"), message); };
+    outcome.cancelled = [this, path] {
         const QString message = tr("Opening %1 cancelled.").arg(path);
         m_window->logView()->appendInfo(message);
         Q_EMIT workspaceFailed(message);
-    });
+    };
     // Reading a workspace uses no model, but it replaces the runs: one job at a time.
-    if (const QString refusal = m_session.jobs().start(job, tr("opening the workspace")); !refusal.isEmpty()) {
+    if (const QString refusal = m_session.jobs().launch(job, tr("opening the workspace"), {}, this, std::move(outcome));
+        !refusal.isEmpty()) {
         fail(tr("Cannot open the workspace now"), refusal);
         return false;
     }

@@ -10,12 +10,16 @@
 // load, evaluation, run, export, analyses, workspace open and save (workspace_jobs.h) and the
 // Teaching Mode window's captures — goes through that window's one runner (session/workbench.h).
 //
-// Usage:
-//     auto* job = new PerplexityJob(params, this);
-//     connect(job, &PerplexityJob::finished, this, &Window::onEvaluated); // and failed, cancelled
-//     if (const QString refusal = m_jobs.start(job, tr("the evaluation"), {m_model.get()});
-//         !refusal.isEmpty())
-//         reportError(tr("Busy"), refusal);  // the job was deleted, nothing started
+// Usage (launch: the outcome handlers and start in one call; every launcher uses it):
+//     auto* job = new PerplexityJob(params);
+//     connect(job, &PerplexityJob::progress, this, &Window::onProgress); // any other signals
+//     const QString refusal = m_jobs.launch(job, tr("the evaluation"), {m_model.get()}, this,
+//         {.ended = [this] { m_evaluation = nullptr; updateActions(); },  // first, every outcome
+//          .finished = [this](const PerplexityJob::Result& r) { show(r); },
+//          .failed = [this](const QString& message) { reportError(tr("Evaluation failed"), message); },
+//          .cancelled = [this] { statusBar()->showMessage(tr("Cancelled.")); }});
+//     if (!refusal.isEmpty())
+//         reportError(tr("Busy"), refusal);  // the job was deleted, nothing started, no handler runs
 // The runner owns the job and deletes it after its final signal. It is idle again
 // (busyChanged(false) emitted, leases released) before the outcome handlers run (the job's
 // ending() comes first), so a handler may start the next job.
@@ -27,6 +31,8 @@
 #include <QString>
 #include <QThreadPool>
 
+#include <functional>
+#include <memory>
 #include <vector>
 
 namespace sparselab::gui {
@@ -56,6 +62,16 @@ private:
     Models m_models;
 };
 
+// What a launcher does when its job ends: `ended` on every outcome, first (forget the job, refresh
+// the actions), then the one handler for how it ended. Empty handlers are skipped.
+template <class Job>
+struct JobOutcome {
+    std::function<void()> ended;
+    std::function<void(const typename Job::Result&)> finished;
+    std::function<void(const QString&)> failed;
+    std::function<void()> cancelled;
+};
+
 class JobRunner : public QObject {
     Q_OBJECT
 
@@ -70,6 +86,11 @@ public:
     // Connect the job's outcome signals before or after; the runner is idle again (leases
     // released, busyChanged(false) emitted, the job deleted later) before any of them runs.
     QString start(EngineJob* job, const QString& what, const Models& models = {});
+    // start() with `outcome`'s handlers connected to the job's final signals, run in
+    // `context`'s thread and dropped if `context` is destroyed first. On a refusal the job is
+    // deleted and no handler runs.
+    template <class Job>
+    QString launch(Job* job, const QString& what, const Models& models, QObject* context, JobOutcome<Job> outcome);
 
     [[nodiscard]] bool isBusy() const { return !m_job.isNull(); }
     [[nodiscard]] QString currentWork() const { return m_what; } // "" when idle
@@ -88,5 +109,32 @@ private:
     QString m_what;
     ModelLease m_lease;
 };
+
+template <class Job>
+QString JobRunner::launch(Job* job, const QString& what, const Models& models, QObject* context,
+                          JobOutcome<Job> outcome)
+{
+    const auto handlers = std::make_shared<const JobOutcome<Job>>(std::move(outcome));
+    const auto ended = [handlers] {
+        if (handlers->ended)
+            handlers->ended();
+    };
+    connect(job, &Job::finished, context, [handlers, ended](const typename Job::Result& result) {
+        ended();
+        if (handlers->finished)
+            handlers->finished(result);
+    });
+    connect(job, &EngineJob::failed, context, [handlers, ended](const QString& message) {
+        ended();
+        if (handlers->failed)
+            handlers->failed(message);
+    });
+    connect(job, &EngineJob::cancelled, context, [handlers, ended] {
+        ended();
+        if (handlers->cancelled)
+            handlers->cancelled();
+    });
+    return start(job, what, models);
+}
 
 } // namespace sparselab::gui

@@ -942,28 +942,26 @@ bool MainWindow::openModel(const QString& path)
         }
         statusBar()->showMessage(tr("Loading %1 — %2…").arg(QFileInfo(m_loadingFolder).fileName(), text));
     });
-    auto done = [this] {
+    JobOutcome<LoadModelJob> outcome;
+    outcome.ended = [this] {
         m_loadJob = nullptr;
         updateActions();
     };
-    connect(job, &LoadModelJob::finished, this, [this, done](const LoadModelJob::Result& result) {
-        done();
-        onModelLoaded(result);
-    });
-    connect(job, &LoadModelJob::failed, this, [this, done, folder](const QString& message) {
-        done();
+    outcome.finished = [this](const LoadModelJob::Result& result) { onModelLoaded(result); };
+    outcome.failed = [this, folder](const QString& message) {
         // A recent entry whose folder has gone is dropped; others stay (the error may be transient).
         if (!QFileInfo(folder).isDir())
             m_recentModels->remove(folder);
         reportError(tr("Cannot open model"), message);
         Q_EMIT modelLoadFailed(message);
-    });
-    connect(job, &LoadModelJob::cancelled, this, [this, done] {
-        done();
+    };
+    outcome.cancelled = [this] {
         m_log->appendInfo(tr("Opening cancelled."));
         statusBar()->showMessage(tr("Cancelled."), 5000);
-    });
-    if (const QString refusal = m_session.jobs().start(job, tr("opening a model")); !refusal.isEmpty()) {
+    };
+    if (const QString refusal = m_session.jobs().launch(job, tr("opening a model"), {}, this, std::move(outcome));
+        !refusal.isEmpty()) {
+        m_loadJob = nullptr; // deleted by the runner
         reportError(tr("Busy"), refusal);
         return false;
     }

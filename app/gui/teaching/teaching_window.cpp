@@ -606,28 +606,27 @@ bool TeachingWindow::captureLayer(const QString& layer)
         m_jobProgress->setValue(int(done));
         m_status->setText(text);
     });
-    auto finish = [this] {
+    JobOutcome<CaptureLayerJob> outcome;
+    outcome.ended = [this] {
         m_captureJob = nullptr;
         updateControls();
     };
-    connect(job, &CaptureLayerJob::finished, this, [this, finish](const CaptureLayerJob::Result& result) {
-        finish();
+    outcome.finished = [this](const CaptureLayerJob::Result& result) {
         m_source->setCurrentIndex(int(Source::ModelLayer));
         setProblem(result.problem);
         m_status->setText(tr("Captured %1 from %2 calibration windows.").arg(teachingProblemName(*result.problem)).arg(result.samples));
         Q_EMIT captureFinished();
-    });
-    connect(job, &EngineJob::failed, this, [this, finish](const QString& message) {
-        finish();
+    };
+    outcome.failed = [this](const QString& message) {
         reportError(tr("Capture failed"), message);
         Q_EMIT captureFailed(message);
-    });
-    connect(job, &EngineJob::cancelled, this, [this, finish] {
-        finish();
+    };
+    outcome.cancelled = [this] {
         m_status->setText(tr("Capture cancelled."));
         Q_EMIT captureFailed(tr("cancelled"));
-    });
-    if (const QString refusal = m_jobs->start(job, tr("the Teaching Mode capture of %1").arg(layer), {m_model.get()});
+    };
+    if (const QString refusal = m_jobs->launch(job, tr("the Teaching Mode capture of %1").arg(layer), {m_model.get()},
+                                               this, std::move(outcome));
         !refusal.isEmpty()) {
         m_captureJob = nullptr;
         reportError(tr("Capture"), refusal);
@@ -855,28 +854,27 @@ bool TeachingWindow::compare()
         m_jobProgress->setValue(int(done));
         m_status->setText(tr("Comparing: %1").arg(text));
     });
-    auto finish = [this] {
+    JobOutcome<CompareJob> outcome;
+    outcome.ended = [this] {
         m_compareJob = nullptr;
         updateControls();
     };
-    connect(job, &CompareJob::finished, this, [this, finish](const CompareJob::Result& result) {
-        finish();
+    outcome.finished = [this](const CompareJob::Result& result) {
         m_curves = result.curves;
         refreshComparisonPlots();
         m_status->setText(tr("Compared magnitude and SparseGPT on %1.").arg(m_problem->name));
         Q_EMIT compareFinished();
-    });
-    connect(job, &EngineJob::failed, this, [this, finish](const QString& message) {
-        finish();
+    };
+    outcome.failed = [this](const QString& message) {
         reportError(tr("Comparison failed"), message);
         Q_EMIT compareFailed(message);
-    });
-    connect(job, &EngineJob::cancelled, this, [this, finish] {
-        finish();
+    };
+    outcome.cancelled = [this] {
         m_status->setText(tr("Comparison cancelled."));
         Q_EMIT compareFailed(tr("cancelled"));
-    });
-    if (const QString refusal = m_jobs->start(job, tr("the Teaching Mode comparison")); !refusal.isEmpty()) {
+    };
+    if (const QString refusal = m_jobs->launch(job, tr("the Teaching Mode comparison"), {}, this, std::move(outcome));
+        !refusal.isEmpty()) {
         m_compareJob = nullptr;
         reportError(tr("Comparison"), refusal);
         Q_EMIT compareFailed(refusal);
