@@ -9,7 +9,10 @@
 # python3-torch), timed in-process and without start-up or reading: add_batch once per
 # calibration sequence, as its opt.py/llama.py hooks do, then fasterprune(sparsity,
 # blocksize=128, percdamp=0.01). Once at torch's default threads (one here) and once with
-# torch.set_num_threads(2).
+# torch.set_num_threads(2). Where SparseLab replaced OpenBLAS's kernels for this CPU
+# (`sparselab-cli version` says so; util/blas_kernels.h), the reference also runs at both
+# thread counts with OPENBLAS_CORETYPE set to the same kernels ("coretype" in its rows), so the
+# comparison is also made at equal arithmetic.
 #
 # Both read the same problem file: weight [n, n] ~ N(0, 0.02²), inputs [tokens/seqlen, seqlen,
 # n] ~ N(0, 1) (F32, seed n), so both form H = (2/N)·Σ XᵀX over the same N sequences. The masks
@@ -76,7 +79,7 @@ for n in (int(s) for s in sizes.split(",")):
 PY
 
 cat > "$work/reference.py" <<'PY'
-import contextlib, json, struct, sys, time
+import contextlib, json, os, struct, sys, time
 import numpy as np
 import torch
 work, n, threads, sparsity, here, source = sys.argv[1:7]
@@ -118,11 +121,15 @@ with torch.no_grad(), contextlib.redirect_stdout(sys.stderr):
 mask = (layer.weight.data == 0).numpy()
 ours = read_safetensors(f"{work}/out-{n}.safetensors")["mask"].astype(bool)
 print(json.dumps({"impl": "reference", "size": n, "threads": torch.get_num_threads(),
+                  "coretype": os.environ.get("OPENBLAS_CORETYPE") or "default",
                   "hessian_s": round(hessian, 4), "solve_s": round(solve, 4), "total_s": round(hessian + solve, 4),
                   "sparsity": round(float(mask.mean()), 6),
                   "mask_agreement": round(float((mask == ours).mean()), 6)}), flush=True)
 PY
 
+# The kernels SparseLab runs when it replaced OpenBLAS's choice ("" when it kept it).
+coretype="$("$cli" version | sed -n 's/^BLAS: OpenBLAS \([A-Za-z0-9]*\) kernels (OpenBLAS had picked.*/\1/p')"
+echo "SparseLab's BLAS: $("$cli" version | sed -n 's/^BLAS: //p')" >&2
 echo "uptime before: $(uptime)" >&2
 results="$work/results.jsonl"
 IFS=, read -ra size_list <<< "$sizes"
@@ -137,6 +144,10 @@ for ((run = 1; run <= runs; ++run)); do
         for threads in 0 2; do
             "$python" "$work/reference.py" "$work" "$n" "$threads" "$sparsity" "$here" "$sparsegpt" 2>/dev/null \
                 | sed "s/^{/{\"run\": $run, /" | tee -a "$results"
+            if [[ -n "$coretype" ]]; then
+                OPENBLAS_CORETYPE="$coretype" "$python" "$work/reference.py" "$work" "$n" "$threads" "$sparsity" \
+                    "$here" "$sparsegpt" 2>/dev/null | sed "s/^{/{\"run\": $run, /" | tee -a "$results"
+            fi
         done
     done
 done
@@ -152,12 +163,15 @@ for n in sorted({r["size"] for r in rows}):
     entry = {"sparselab_wall_s": med(ours, "wall_s"), "sparselab_user_s": med(ours, "user_s"),
              "sparselab_system_s": med(ours, "system_s"), "sparselab_minor_faults": med(ours, "minor_faults"),
              "sparselab_max_rss_mb": med(ours, "max_rss_mb")}
-    for threads in sorted({r["threads"] for r in rows if r["impl"] == "reference"}):
-        ref = [r for r in rows if r["size"] == n and r["impl"] == "reference" and r["threads"] == threads]
-        entry[f"reference_{threads}t_total_s"] = med(ref, "total_s")
-        entry[f"reference_{threads}t_hessian_s"] = med(ref, "hessian_s")
-        entry[f"reference_{threads}t_solve_s"] = med(ref, "solve_s")
-        entry[f"speedup_vs_reference_{threads}t"] = round(med(ref, "total_s") / entry["sparselab_wall_s"], 2)
+    kinds = sorted({(r["threads"], r.get("coretype", "default")) for r in rows if r["impl"] == "reference"})
+    for threads, core in kinds:
+        ref = [r for r in rows if r["size"] == n and r["impl"] == "reference" and r["threads"] == threads
+               and r.get("coretype", "default") == core]
+        key = f"{threads}t" if core == "default" else f"{threads}t_{core}"
+        entry[f"reference_{key}_total_s"] = med(ref, "total_s")
+        entry[f"reference_{key}_hessian_s"] = med(ref, "hessian_s")
+        entry[f"reference_{key}_solve_s"] = med(ref, "solve_s")
+        entry[f"speedup_vs_reference_{key}"] = round(med(ref, "total_s") / entry["sparselab_wall_s"], 2)
         entry["mask_agreement_min"] = min(r["mask_agreement"] for r in rows if r["size"] == n and r["impl"] == "reference")
     summary[str(n)] = entry
 print(json.dumps({"summary": summary, "runs": max(r["run"] for r in rows)}))

@@ -3,6 +3,8 @@
 #include "main_window.h"
 #include "screenshot_driver.h"
 
+#include "log_view.h"
+#include "util/blas_kernels.h"
 #include "util/memory_policy.h"
 
 #include <QApplication>
@@ -47,6 +49,7 @@ void useDarkPalette()
 
 int main(int argc, char* argv[])
 {
+    sparselab::util::matchBlasKernelsToCpu(argv); // may start the program again, before anything else
     sparselab::reuseFreedMemory();
     QApplication app(argc, argv);
     QCoreApplication::setOrganizationName(QStringLiteral("SparseLab"));
@@ -100,6 +103,9 @@ int main(int argc, char* argv[])
     }
 
     sparselab::gui::MainWindow window(options);
+    if (const std::string blas = sparselab::util::blasKernelsNote(); !blas.empty())
+        window.logView()->appendInfo(QCoreApplication::translate("main", "Engine arithmetic: %1")
+                                         .arg(QString::fromStdString(blas)));
     std::unique_ptr<sparselab::gui::ScreenshotDriver> driver;
     if (!screenshots.isEmpty()) {
         driver = std::make_unique<sparselab::gui::ScreenshotDriver>(&window, screenshots);

@@ -1,0 +1,108 @@
+#include "util/blas_kernels.h"
+
+#include <array>
+#include <cstdlib>
+#include <cstring>
+#include <string_view>
+
+#if defined(__unix__)
+#include <dlfcn.h>
+#include <unistd.h>
+#endif
+
+namespace sparselab::util {
+
+namespace {
+
+// Set in the restarted process: the core OpenBLAS had chosen before.
+constexpr const char* kReplacedCoreVariable = "SPARSELAB_REPLACED_BLAS_CORE";
+
+bool isSet(const char* name)
+{
+    const char* value = std::getenv(name);
+    return value && *value;
+}
+
+} // namespace
+
+CpuVectorFeatures cpuVectorFeatures()
+{
+    CpuVectorFeatures f;
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    // libgcc's checks include the OS's support for the YMM/ZMM state (XGETBV).
+    f.avx2Fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    f.avx512 = f.avx2Fma && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+        && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+#endif
+    return f;
+}
+
+std::string betterOpenBlasCore(const std::string& chosenCore, const CpuVectorFeatures& cpu)
+{
+    static constexpr std::array<std::string_view, 11> kFallbacks = {
+        "Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom",
+        "Sandybridge", "Katmai", "Coppermine", "Northwood", "Banias"};
+    bool fallback = false;
+    for (const std::string_view name : kFallbacks)
+        fallback = fallback || chosenCore == name;
+    if (!fallback)
+        return {};
+    if (cpu.avx512)
+        return "SkylakeX";
+    if (cpu.avx2Fma)
+        return "Haswell";
+    return {};
+}
+
+std::string openBlasCoreName()
+{
+#if defined(__unix__)
+    using CoreNameFn = char* (*)();
+    void* symbol = dlsym(RTLD_DEFAULT, "openblas_get_corename");
+    if (!symbol)
+        return {};
+    CoreNameFn fn = nullptr;
+    static_assert(sizeof(fn) == sizeof(symbol));
+    std::memcpy(&fn, &symbol, sizeof(fn));
+    const char* name = fn();
+    return name ? std::string(name) : std::string();
+#else
+    return {};
+#endif
+}
+
+void matchBlasKernelsToCpu(char** argv)
+{
+#if defined(__linux__)
+    if (!argv || isSet("OPENBLAS_CORETYPE") || isSet("SPARSELAB_KEEP_BLAS_KERNELS"))
+        return;
+    const std::string chosen = openBlasCoreName();
+    const std::string better = betterOpenBlasCore(chosen, cpuVectorFeatures());
+    if (better.empty())
+        return;
+    ::setenv("OPENBLAS_CORETYPE", better.c_str(), 1);
+    ::setenv(kReplacedCoreVariable, chosen.c_str(), 1);
+    ::execv("/proc/self/exe", argv);
+    // Still here: execv failed. Go on with OpenBLAS's own choice, and say nothing was replaced.
+    ::unsetenv("OPENBLAS_CORETYPE");
+    ::unsetenv(kReplacedCoreVariable);
+#else
+    (void)argv;
+#endif
+}
+
+std::string blasKernelsNote()
+{
+    const std::string core = openBlasCoreName();
+    if (core.empty())
+        return {};
+    std::string note = "OpenBLAS " + core + " kernels";
+    if (const char* replaced = std::getenv(kReplacedCoreVariable); replaced && *replaced)
+        note += std::string(" (OpenBLAS had picked ") + replaced
+            + " for this CPU, which it does not know; OPENBLAS_CORETYPE=" + core + " chooses the kernels its"
+            + " instruction set runs)";
+    return note;
+}
+
+} // namespace sparselab::util
