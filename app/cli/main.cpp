@@ -96,7 +96,7 @@ commands:
        [--sweep R.json] [--sensitivity S.json] [--json]
                                   hand-over report: summary, provenance, layers, plots, KL, continuations
   help                            this text
-  version                         the version
+  version                         the version, and the BLAS kernels engine arithmetic runs on
 
 MODEL is a Hugging Face style folder (config.json, *.safetensors, tokenizer files) or a
 Llama .gguf file (F32/F16/Q8_0/Q4_0 tensors).

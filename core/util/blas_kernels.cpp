@@ -23,6 +23,21 @@ bool isSet(const char* name)
     return value && *value;
 }
 
+using VoidFn = void (*)();
+
+VoidFn openBlasFunction(const char* name)
+{
+    VoidFn fn = nullptr;
+#if defined(__unix__)
+    void* symbol = dlsym(RTLD_DEFAULT, name);
+    static_assert(sizeof(fn) == sizeof(symbol));
+    std::memcpy(&fn, &symbol, sizeof(fn));
+#else
+    (void)name;
+#endif
+    return fn;
+}
+
 } // namespace
 
 CpuVectorFeatures cpuVectorFeatures()
@@ -83,6 +98,21 @@ void matchBlasKernelsToCpu(char** argv)
         return;
     ::setenv("OPENBLAS_CORETYPE", better.c_str(), 1);
     ::setenv(kReplacedCoreVariable, chosen.c_str(), 1);
+    // OpenBLAS's DYNAMIC_ARCH choice: quit clears the kernel table, init picks it again,
+    // reading OPENBLAS_CORETYPE.
+    const VoidFn quit = openBlasFunction("gotoblas_dynamic_quit");
+    const VoidFn init = openBlasFunction("gotoblas_dynamic_init");
+    if (quit && init) {
+        quit();
+        init();
+        if (openBlasCoreName() != better) { // not taken: OpenBLAS's own choice is back
+            ::unsetenv("OPENBLAS_CORETYPE");
+            ::unsetenv(kReplacedCoreVariable);
+            quit();
+            init();
+        }
+        return;
+    }
     ::execv("/proc/self/exe", argv);
     // Still here: execv failed. Go on with OpenBLAS's own choice, and say nothing was replaced.
     ::unsetenv("OPENBLAS_CORETYPE");

@@ -8,8 +8,11 @@
 // CPU does not know the model: Debian 12's OpenBLAS 0.3.21 on an Intel Xeon of family 6, model
 // 207 (Emerald Rapids, AVX-512) falls back to its "Prescott" SSE3 kernels, 20 GFLOP/s of sgemm
 // on one thread where its "SkylakeX" kernels give 114 on the same core (bench/bench_blas_kernels.sh).
-// OpenBLAS reads OPENBLAS_CORETYPE only while it is loaded, so the remedy is to start the
-// process again with it set: the cost is one more start-up (≈ 0.3 s), paid only where
+// OpenBLAS reads OPENBLAS_CORETYPE when it picks its kernels: at load, and again when its
+// (exported, undocumented) gotoblas_dynamic_quit/gotoblas_dynamic_init are called, which only
+// clear and re-run that choice. So the remedy is to set it and re-run the choice first thing in
+// main, before any BLAS call or thread; an OpenBLAS without those two functions gets the
+// process started again with it set (one more start-up, ≈ 0.3 s). Either happens only where
 // OpenBLAS fell back to kernels older than the CPU's instruction set.
 //
 // The choice is the user's when they make one: OPENBLAS_CORETYPE set beforehand is left alone,
@@ -38,9 +41,10 @@ struct CpuVectorFeatures {
 // process is not OpenBLAS.
 [[nodiscard]] std::string openBlasCoreName();
 
-// Starts this program again with OPENBLAS_CORETYPE set (execv of /proc/self/exe with the same
-// arguments) when betterOpenBlasCore says so and neither OPENBLAS_CORETYPE nor
-// SPARSELAB_KEEP_BLAS_KERNELS is set; returns (doing nothing) otherwise or when execv fails.
+// When betterOpenBlasCore says so and neither OPENBLAS_CORETYPE nor SPARSELAB_KEEP_BLAS_KERNELS
+// is set: sets OPENBLAS_CORETYPE and has OpenBLAS pick its kernels again in this process, or,
+// where it cannot, starts this program again (execv of /proc/self/exe, same arguments).
+// Returns having done nothing otherwise, or when neither works. Call before any thread exists.
 void matchBlasKernelsToCpu(char** argv);
 
 // One line for logs and `version`: the kernels in use, and what OpenBLAS had picked when
