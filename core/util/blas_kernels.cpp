@@ -14,7 +14,8 @@ namespace sparselab::util {
 
 namespace {
 
-// Set in the restarted process: the core OpenBLAS had chosen before.
+// Set when the kernels were replaced (in this process, or for the one started again): the core
+// OpenBLAS had chosen by itself.
 constexpr const char* kReplacedCoreVariable = "SPARSELAB_REPLACED_BLAS_CORE";
 
 bool isSet(const char* name)
@@ -130,8 +131,8 @@ std::string blasKernelsNote()
     std::string note = "OpenBLAS " + core + " kernels";
     if (const char* replaced = std::getenv(kReplacedCoreVariable); replaced && *replaced)
         note += std::string(" (OpenBLAS had picked ") + replaced
-            + " for this CPU, which it does not know; OPENBLAS_CORETYPE=" + core + " chooses the kernels its"
-            + " instruction set runs)";
+            + " for this CPU, which it does not recognise; OPENBLAS_CORETYPE=" + core
+            + " chooses the kernels its instruction set runs)";
     return note;
 }
 

@@ -6,8 +6,9 @@
 // updates, the forward passes — is OpenBLAS's sgemm, through LibTorch or directly. OpenBLAS
 // (DYNAMIC_ARCH) picks its kernels by CPU model when it is loaded, and a release older than the
 // CPU does not know the model: Debian 12's OpenBLAS 0.3.21 on an Intel Xeon of family 6, model
-// 207 (Emerald Rapids, AVX-512) falls back to its "Prescott" SSE3 kernels, 20 GFLOP/s of sgemm
-// on one thread where its "SkylakeX" kernels give 114 on the same core (bench/bench_blas_kernels.sh).
+// 207 (Emerald Rapids, AVX-512) falls back to its "Prescott" SSE3 kernels, 33 GFLOP/s of sgemm
+// on one thread where its "SkylakeX" kernels give 152–164 on the same core
+// (bench/bench_blas_kernels.sh; bench/results/blas-kernels-2026-12-05-xeon.jsonl).
 // OpenBLAS reads OPENBLAS_CORETYPE when it picks its kernels: at load, and again when its
 // (exported, undocumented) gotoblas_dynamic_quit/gotoblas_dynamic_init are called, which only
 // clear and re-run that choice. So the remedy is to set it and re-run the choice first thing in
