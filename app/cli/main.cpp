@@ -202,6 +202,7 @@ int main(int argc, char** argv)
         std::printf("sparselab-cli %s\n", SPARSELAB_VERSION);
         if (const std::string blas = sparselab::util::blasKernelsNote(); !blas.empty())
             std::printf("BLAS: %s\n", blas.c_str());
+        std::printf("CPU kernels: %s\n", sparselab::util::cpuKernelsProvenance().c_str());
         return 0;
     }
     const auto command = commands.find(argv[1]);

@@ -106,6 +106,8 @@ int main(int argc, char* argv[])
     if (const std::string blas = sparselab::util::blasKernelsNote(); !blas.empty())
         window.logView()->appendInfo(QCoreApplication::translate("main", "Engine arithmetic: %1")
                                          .arg(QString::fromStdString(blas)));
+    window.logView()->appendInfo(QCoreApplication::translate("main", "CPU kernels: %1")
+                                     .arg(QString::fromStdString(sparselab::util::cpuKernelsProvenance())));
     std::unique_ptr<sparselab::gui::ScreenshotDriver> driver;
     if (!screenshots.isEmpty()) {
         driver = std::make_unique<sparselab::gui::ScreenshotDriver>(&window, screenshots);

@@ -221,7 +221,7 @@ void writeRun(hid_t runs, const RunRecord& run)
         h5::writeAttribute(id(p), "cpu_count", v.cpuCount);
         h5::writeAttribute(id(p), "threads", v.threads);
         h5::writeAttribute(id(p), "device", v.device);
-        h5::writeAttribute(id(p), "blas", v.blas);
+        h5::writeAttribute(id(p), "cpu_kernels", v.cpuKernels);
     }
     detail::writeLayers(r, run.layers);
     {
@@ -526,8 +526,8 @@ RunRecord readRun(hid_t runs, const std::string& runId, const LoadOptions& optio
         v.cpuCount = h5::readIntAttribute(id(p), "cpu_count");
         v.threads = h5::readIntAttribute(id(p), "threads");
         v.device = h5::readStringAttribute(id(p), "device");
-        if (h5::hasAttribute(id(p), "blas"))
-            v.blas = h5::readStringAttribute(id(p), "blas");
+        if (h5::hasAttribute(id(p), "cpu_kernels"))
+            v.cpuKernels = h5::readStringAttribute(id(p), "cpu_kernels");
     }
     run.layers = detail::readLayers(r, /*quantFlagColumnsRequired=*/formatVersion >= 2);
     if (options.masks && h5::exists(r, "masks")) {
@@ -984,8 +984,7 @@ Provenance currentProvenance()
     p.torchVersion = TORCH_VERSION;
 #endif
     p.hdf5Version = hdf5Version();
-    if (const std::string core = util::openBlasCoreName(); !core.empty())
-        p.blas = "OpenBLAS " + core;
+    p.cpuKernels = util::cpuKernelsProvenance();
 #if defined(__clang__)
     p.compiler = "clang " __clang_version__;
 #elif defined(__GNUC__)

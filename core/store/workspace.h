@@ -27,7 +27,7 @@
 //                                            total_seconds
 //   /runs/<id>/provenance             attrs: sparselab_version, torch_version, hdf5_version,
 //                                            compiler, os, host, cpu, cpu_count, threads, device,
-//                                            blas (the BLAS kernels, e.g. "OpenBLAS SkylakeX";
+//                                            cpu_kernels (e.g. "OpenBLAS SkylakeX, ATen avx512";
 //                                            absent in files written before it, read as "")
 //   /runs/<id>/layers/<column> [L]    the per-layer table (solve::LayerRecord), one 1-D dataset
 //                                     per column, rows in pipeline order: name, kind, method
@@ -167,7 +167,7 @@ struct Provenance {
     int64_t cpuCount = 0;
     int64_t threads = 0;             // torch intra-op threads used
     std::string device;              // "cpu", "cuda:0", ...
-    std::string blas;                // "OpenBLAS SkylakeX": the BLAS kernels of CPU arithmetic ("" unknown)
+    std::string cpuKernels;          // "OpenBLAS SkylakeX, ATen avx512": the CPU arithmetic's kernels ("" unknown)
     bool operator==(const Provenance&) const = default;
 };
 

@@ -91,10 +91,15 @@ std::string openBlasCoreName()
 void matchBlasKernelsToCpu(char** argv)
 {
 #if defined(__linux__)
-    if (!argv || isSet("OPENBLAS_CORETYPE") || isSet("SPARSELAB_KEEP_BLAS_KERNELS"))
+    if (!argv || isSet("SPARSELAB_KEEP_BLAS_KERNELS"))
+        return;
+    const CpuVectorFeatures cpu = cpuVectorFeatures();
+    if (cpu.avx512 && !isSet("ATEN_CPU_CAPABILITY"))
+        ::setenv("ATEN_CPU_CAPABILITY", "avx512", 1); // read at ATen's first dispatch
+    if (isSet("OPENBLAS_CORETYPE"))
         return;
     const std::string chosen = openBlasCoreName();
-    const std::string better = betterOpenBlasCore(chosen, cpuVectorFeatures());
+    const std::string better = betterOpenBlasCore(chosen, cpu);
     if (better.empty())
         return;
     ::setenv("OPENBLAS_CORETYPE", better.c_str(), 1);
@@ -134,6 +139,14 @@ std::string blasKernelsNote()
             + " for this CPU, which it does not recognise; OPENBLAS_CORETYPE=" + core
             + " chooses the kernels its instruction set runs)";
     return note;
+}
+
+std::string cpuKernelsProvenance()
+{
+    const std::string core = openBlasCoreName();
+    const char* aten = std::getenv("ATEN_CPU_CAPABILITY");
+    return (core.empty() ? std::string("BLAS unknown") : "OpenBLAS " + core) + ", ATen "
+        + (aten && *aten ? std::string(aten) : std::string("default"));
 }
 
 } // namespace sparselab::util

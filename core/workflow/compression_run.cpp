@@ -96,7 +96,7 @@ json provenanceJson(const CompressionSpec& spec, const CompressionOutcome& outco
         {"linear_sparsity", run.linearSparsity},
         {"prune_seconds", run.timings.pruneSeconds},
         {"torch_threads", run.provenance.threads},
-        {"blas", run.provenance.blas},
+        {"cpu_kernels", run.provenance.cpuKernels},
         {"layers", layers},
     };
     if (!outcome.prune.hessianDeviation.empty()) {

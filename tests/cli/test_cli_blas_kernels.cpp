@@ -1,7 +1,7 @@
-// OpenBLAS's kernels matched to the CPU (util/blas_kernels.h): which core type replaces which
-// choice, derived by hand from OpenBLAS's list of pre-AVX2 fallbacks; and the CLI, started
-// without SPARSELAB_KEEP_BLAS_KERNELS (which the test suite sets), running the kernels that
-// rule picks for this machine and saying so in `version`.
+// OpenBLAS's and ATen's kernels matched to the CPU (util/blas_kernels.h): which core type
+// replaces which choice, derived by hand from OpenBLAS's list of pre-AVX2 fallbacks; and the
+// CLI, started without SPARSELAB_KEEP_BLAS_KERNELS (which the test suite sets), running the
+// kernels those rules pick for this machine and saying so in `version`.
 #include "util/blas_kernels.h"
 
 #include "cli/cli_runner.h"
@@ -50,12 +50,21 @@ private Q_SLOTS:
         QVERIFY2(line.startsWith(QStringLiteral("BLAS: OpenBLAS %1 kernels").arg(QString::fromStdString(expected))),
                  qPrintable(run.stdoutText));
         QCOMPARE(line.contains(QStringLiteral("had picked %1").arg(QString::fromStdString(chosen))), !better.empty());
+        // ATen's kernels: AVX-512 where the CPU has it, unless the user chose.
+        const QString userAten = qEnvironmentVariable("ATEN_CPU_CAPABILITY");
+        const QString aten = !userAten.isEmpty() ? userAten
+                             : util::cpuVectorFeatures().avx512 ? QStringLiteral("avx512")
+                                                                : QStringLiteral("default");
+        QCOMPARE(run.stdoutText.section('\n', 2, 2),
+                 QStringLiteral("CPU kernels: OpenBLAS %1, ATen %2").arg(QString::fromStdString(expected), aten));
 
         // Kept: the CLI runs OpenBLAS's own choice and says nothing more.
         const auto kept = testing::runCli({"version"}, {"SPARSELAB_KEEP_BLAS_KERNELS=1"});
         QCOMPARE(kept.exitCode, 0);
         if (!userChoice)
             QCOMPARE(kept.stdoutText.section('\n', 1, 1), QStringLiteral("BLAS: OpenBLAS %1 kernels").arg(QString::fromStdString(chosen)));
+        if (userAten.isEmpty())
+            QVERIFY2(kept.stdoutText.section('\n', 2, 2).endsWith(QStringLiteral("ATen default")), qPrintable(kept.stdoutText));
     }
 };
 
