@@ -3,7 +3,7 @@
 # with each core type given in OPENBLAS_CORETYPE (default: SkylakeX Haswell), side by side:
 # numpy's float32 matmul (Debian's numpy calls the same libblas.so.3 as LibTorch), n × n × n,
 # interleaved over --runs runs, best of 3 calls within a run, the median over runs. Shows what
-# util/blas_kernels.h's choice is worth here. One JSON line per measurement, a summary last;
+# util/cpu_kernels.h's choice is worth here. One JSON line per measurement, a summary last;
 # the CPU model and `uptime` on stderr.
 #
 # usage: bench/bench_blas_kernels.sh [--sizes 1024,2048] [--runs 5] [--cores "SkylakeX Haswell"]

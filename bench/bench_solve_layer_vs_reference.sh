@@ -10,7 +10,7 @@
 # calibration sequence, as its opt.py/llama.py hooks do, then fasterprune(sparsity,
 # blocksize=128, percdamp=0.01). Once at torch's default threads (one here) and once with
 # torch.set_num_threads(2). Where SparseLab replaced OpenBLAS's kernels for this CPU
-# (`sparselab-cli version` says so; util/blas_kernels.h), the reference also runs at both
+# (`sparselab-cli version` says so; util/cpu_kernels.h), the reference also runs at both
 # thread counts with OPENBLAS_CORETYPE set to the same kernels ("coretype" in its rows), so the
 # comparison is also made at equal arithmetic.
 #

@@ -7,7 +7,7 @@
 #include "cli_workspace.h"
 #include "commands_export.h"
 
-#include "util/blas_kernels.h"
+#include "util/cpu_kernels.h"
 #include "util/errors.h"
 #include "util/memory_policy.h"
 
@@ -197,7 +197,7 @@ int main(int argc, char** argv)
         std::fputs(kUsage, stdout);
         return 0;
     }
-    sparselab::util::matchBlasKernelsToCpu(argv); // may start the program again, first thing after `help`
+    sparselab::util::matchKernelsToCpu(argv); // may start the program again, first thing after `help`
     if (std::strcmp(argv[1], "version") == 0 || std::strcmp(argv[1], "--version") == 0) {
         std::printf("sparselab-cli %s\n", SPARSELAB_VERSION);
         if (const std::string blas = sparselab::util::blasKernelsNote(); !blas.empty())

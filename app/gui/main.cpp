@@ -4,7 +4,7 @@
 #include "screenshot_driver.h"
 
 #include "log_view.h"
-#include "util/blas_kernels.h"
+#include "util/cpu_kernels.h"
 #include "util/memory_policy.h"
 
 #include <QApplication>
@@ -49,7 +49,7 @@ void useDarkPalette()
 
 int main(int argc, char* argv[])
 {
-    sparselab::util::matchBlasKernelsToCpu(argv); // may start the program again, before anything else
+    sparselab::util::matchKernelsToCpu(argv); // may start the program again, before anything else
     sparselab::reuseFreedMemory();
     QApplication app(argc, argv);
     QCoreApplication::setOrganizationName(QStringLiteral("SparseLab"));

@@ -2,7 +2,7 @@
 
 #include "store/hdf5_handles.h"
 #include "util/atomic_file.h"
-#include "util/blas_kernels.h"
+#include "util/cpu_kernels.h"
 #include "util/errors.h"
 #include "util/json_file.h"
 #include "util/utc_time.h"

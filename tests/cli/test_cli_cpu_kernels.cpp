@@ -1,8 +1,8 @@
-// OpenBLAS's and ATen's kernels matched to the CPU (util/blas_kernels.h): which core type
+// OpenBLAS's and ATen's kernels matched to the CPU (util/cpu_kernels.h): which core type
 // replaces which choice, derived by hand from OpenBLAS's list of pre-AVX2 fallbacks; and the
-// CLI, started without SPARSELAB_KEEP_BLAS_KERNELS (which the test suite sets), running the
+// CLI, started without SPARSELAB_KEEP_CPU_KERNELS (which the test suite sets), running the
 // kernels those rules pick for this machine and saying so in `version`.
-#include "util/blas_kernels.h"
+#include "util/cpu_kernels.h"
 
 #include "cli/cli_runner.h"
 
@@ -13,7 +13,7 @@
 
 using namespace sparselab;
 
-class TestCliBlasKernels : public QObject {
+class TestCliCpuKernels : public QObject {
     Q_OBJECT
 
 private Q_SLOTS:
@@ -35,7 +35,7 @@ private Q_SLOTS:
 
     void cliRunsTheKernelsThisCpuRuns()
     {
-        // This process keeps OpenBLAS's choice (SPARSELAB_KEEP_BLAS_KERNELS=1 from CTest, or a
+        // This process keeps OpenBLAS's choice (SPARSELAB_KEEP_CPU_KERNELS=1 from CTest, or a
         // user's OPENBLAS_CORETYPE): that choice and the rule give what the CLI must report.
         const std::string chosen = util::openBlasCoreName();
         if (chosen.empty())
@@ -44,7 +44,7 @@ private Q_SLOTS:
         const std::string better = userChoice ? std::string() : util::betterOpenBlasCore(chosen, util::cpuVectorFeatures());
         const std::string expected = better.empty() ? chosen : better;
 
-        const auto run = testing::runCli({"version"}, {"SPARSELAB_KEEP_BLAS_KERNELS="});
+        const auto run = testing::runCli({"version"}, {"SPARSELAB_KEEP_CPU_KERNELS="});
         QCOMPARE(run.exitCode, 0);
         const QString line = run.stdoutText.section('\n', 1, 1);
         QVERIFY2(line.startsWith(QStringLiteral("BLAS: OpenBLAS %1 kernels").arg(QString::fromStdString(expected))),
@@ -59,7 +59,7 @@ private Q_SLOTS:
                  QStringLiteral("CPU kernels: OpenBLAS %1, ATen %2").arg(QString::fromStdString(expected), aten));
 
         // Kept: the CLI runs OpenBLAS's own choice and says nothing more.
-        const auto kept = testing::runCli({"version"}, {"SPARSELAB_KEEP_BLAS_KERNELS=1"});
+        const auto kept = testing::runCli({"version"}, {"SPARSELAB_KEEP_CPU_KERNELS=1"});
         QCOMPARE(kept.exitCode, 0);
         if (!userChoice)
             QCOMPARE(kept.stdoutText.section('\n', 1, 1), QStringLiteral("BLAS: OpenBLAS %1 kernels").arg(QString::fromStdString(chosen)));
@@ -68,5 +68,5 @@ private Q_SLOTS:
     }
 };
 
-QTEST_GUILESS_MAIN(TestCliBlasKernels)
-#include "test_cli_blas_kernels.moc"
+QTEST_GUILESS_MAIN(TestCliCpuKernels)
+#include "test_cli_cpu_kernels.moc"

@@ -1,6 +1,7 @@
 #pragma once
-// OpenBLAS's kernels matched to the CPU the process runs on, set once at start-up by each front
-// end (sparselab-cli, the workbench), first thing in main.
+// The CPU kernels of engine arithmetic — OpenBLAS's and ATen's — matched to the CPU the process
+// runs on, set once at start-up by each front end (sparselab-cli, the workbench), first thing
+// in main.
 //
 // Why: every large float32 product on the CPU — Hessian accumulation, the solver's lazy
 // updates, the forward passes — is OpenBLAS's sgemm, through LibTorch or directly. OpenBLAS
@@ -24,7 +25,7 @@
 // before the first tensor operation.
 //
 // The choice is the user's when they make one: OPENBLAS_CORETYPE or ATEN_CPU_CAPABILITY set
-// beforehand is left alone, and SPARSELAB_KEEP_BLAS_KERNELS=1 keeps both libraries' own choice
+// beforehand is left alone, and SPARSELAB_KEEP_CPU_KERNELS=1 keeps both libraries' own choice
 // (the test suite sets it, so that an in-process computation and the CLI's agree to the bit).
 
 #include <string>
@@ -49,16 +50,16 @@ struct CpuVectorFeatures {
 // process is not OpenBLAS.
 [[nodiscard]] std::string openBlasCoreName();
 
-// Unless SPARSELAB_KEEP_BLAS_KERNELS is set: sets ATEN_CPU_CAPABILITY=avx512 where the CPU has
+// Unless SPARSELAB_KEEP_CPU_KERNELS is set: sets ATEN_CPU_CAPABILITY=avx512 where the CPU has
 // AVX-512 and it is unset; and when betterOpenBlasCore says so and OPENBLAS_CORETYPE is unset,
 // sets OPENBLAS_CORETYPE and has OpenBLAS pick its kernels again in this process, or, where it
 // cannot, starts this program again (execv of /proc/self/exe, same arguments). Returns having
 // done nothing otherwise, or when neither works. Call first in main, before any thread or
 // tensor operation exists.
-void matchBlasKernelsToCpu(char** argv);
+void matchKernelsToCpu(char** argv);
 
 // One line for logs and `version`: the kernels in use, and what OpenBLAS had picked when
-// matchBlasKernelsToCpu replaced its choice. "" when the BLAS is not OpenBLAS.
+// matchKernelsToCpu replaced its choice. "" when the BLAS is not OpenBLAS.
 [[nodiscard]] std::string blasKernelsNote();
 
 // The CPU kernels for a run's provenance (results differ in the last bits between them), e.g.

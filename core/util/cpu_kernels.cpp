@@ -1,4 +1,4 @@
-#include "util/blas_kernels.h"
+#include "util/cpu_kernels.h"
 
 #include <array>
 #include <cstdlib>
@@ -88,10 +88,10 @@ std::string openBlasCoreName()
 #endif
 }
 
-void matchBlasKernelsToCpu(char** argv)
+void matchKernelsToCpu(char** argv)
 {
 #if defined(__linux__)
-    if (!argv || isSet("SPARSELAB_KEEP_BLAS_KERNELS"))
+    if (!argv || isSet("SPARSELAB_KEEP_CPU_KERNELS"))
         return;
     const CpuVectorFeatures cpu = cpuVectorFeatures();
     if (cpu.avx512 && !isSet("ATEN_CPU_CAPABILITY"))
