@@ -15,6 +15,7 @@
 #include "solve/solver_detail.h"
 #include "solve/sparsegpt_kernels.h"
 
+#include "util/dynamic_symbol.h"
 #include "util/errors.h"
 
 #include <algorithm>
@@ -24,10 +25,6 @@
 #include <utility>
 #include <vector>
 
-#if defined(__unix__) || defined(__APPLE__)
-#include <dlfcn.h>
-#define SPARSELAB_HAVE_DLSYM 1
-#endif
 
 namespace sparselab::solve::detail {
 
@@ -48,20 +45,6 @@ using PotrfFn = void (*)(const char* uplo, const int* n, float* a, const int* ld
 using TrtriFn = void (*)(const char* uplo, const char* diag, const int* n, float* a, const int* lda,
                          int* info, size_t uploLen, size_t diagLen);
 
-template <class Fn>
-Fn lapackSymbol(const char* name)
-{
-    Fn fn = nullptr;
-#ifdef SPARSELAB_HAVE_DLSYM
-    void* symbol = dlsym(RTLD_DEFAULT, name);
-    static_assert(sizeof(fn) == sizeof(symbol));
-    std::memcpy(&fn, &symbol, sizeof(fn));
-#else
-    (void)name;
-#endif
-    return fn;
-}
-
 struct Lapack {
     PotrfFn potrf = nullptr;
     TrtriFn trtri = nullptr;
@@ -69,7 +52,7 @@ struct Lapack {
 
 const Lapack& lapack()
 {
-    static const Lapack l{lapackSymbol<PotrfFn>("spotrf_"), lapackSymbol<TrtriFn>("strtri_")};
+    static const Lapack l{util::dynamicFunction<PotrfFn>("spotrf_"), util::dynamicFunction<TrtriFn>("strtri_")};
     return l;
 }
 

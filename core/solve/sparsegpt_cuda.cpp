@@ -13,14 +13,12 @@
 
 #if defined(SPARSELAB_CUDA_SOLVER)
 #include "cuda/sparsegpt_block.cuh"
+#include "util/dynamic_symbol.h"
 #include "util/errors.h"
 
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cusolverDn.h>
-#include <dlfcn.h>
-
-#include <cstring>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -124,16 +122,6 @@ using TrtriBufferSizeFn = cusolverStatus_t (*)(cusolverDnHandle_t, cublasFillMod
 using TrtriFn = cusolverStatus_t (*)(cusolverDnHandle_t, cublasFillMode_t, cublasDiagType_t, int64_t, cudaDataType,
                                      void*, int64_t, void*, size_t, void*, size_t, int*);
 
-template <class Fn>
-Fn cusolverSymbol(void* library, const char* name)
-{
-    void* symbol = dlsym(library, name);
-    Fn fn = nullptr;
-    static_assert(sizeof(fn) == sizeof(symbol));
-    std::memcpy(&fn, &symbol, sizeof(fn));
-    return fn;
-}
-
 struct Cusolver {
     CreateFn create = nullptr;
     SetStreamFn setStream = nullptr;
@@ -148,15 +136,14 @@ Cusolver& cusolver()
 {
     static Cusolver* c = [] {
         auto* out = new Cusolver(); // leaked on purpose: no teardown racing the CUDA runtime's at exit
-        void* library = RTLD_DEFAULT;
-        if (!dlsym(library, "cusolverDnXtrtri"))
+        // The process's global scope, else the cuSOLVER LibTorch loaded locally (never loaded here).
+        void* library = nullptr;
+        if (!util::dynamicFunction<TrtriFn>("cusolverDnXtrtri"))
             library = dlopen("libcusolver.so.12", RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
-        if (library) {
-            out->create = cusolverSymbol<CreateFn>(library, "cusolverDnCreate");
-            out->setStream = cusolverSymbol<SetStreamFn>(library, "cusolverDnSetStream");
-            out->trtriBufferSize = cusolverSymbol<TrtriBufferSizeFn>(library, "cusolverDnXtrtri_bufferSize");
-            out->trtri = cusolverSymbol<TrtriFn>(library, "cusolverDnXtrtri");
-        }
+        out->create = util::dynamicFunction<CreateFn>("cusolverDnCreate", library);
+        out->setStream = util::dynamicFunction<SetStreamFn>("cusolverDnSetStream", library);
+        out->trtriBufferSize = util::dynamicFunction<TrtriBufferSizeFn>("cusolverDnXtrtri_bufferSize", library);
+        out->trtri = util::dynamicFunction<TrtriFn>("cusolverDnXtrtri", library);
         return out;
     }();
     return *c;

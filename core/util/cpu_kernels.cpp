@@ -1,12 +1,12 @@
 #include "util/cpu_kernels.h"
 
+#include "util/dynamic_symbol.h"
+
 #include <array>
 #include <cstdlib>
-#include <cstring>
 #include <string_view>
 
 #if defined(__unix__)
-#include <dlfcn.h>
 #include <unistd.h>
 #endif
 
@@ -25,19 +25,6 @@ bool isSet(const char* name)
 }
 
 using VoidFn = void (*)();
-
-VoidFn openBlasFunction(const char* name)
-{
-    VoidFn fn = nullptr;
-#if defined(__unix__)
-    void* symbol = dlsym(RTLD_DEFAULT, name);
-    static_assert(sizeof(fn) == sizeof(symbol));
-    std::memcpy(&fn, &symbol, sizeof(fn));
-#else
-    (void)name;
-#endif
-    return fn;
-}
 
 } // namespace
 
@@ -73,19 +60,9 @@ std::string betterOpenBlasCore(const std::string& chosenCore, const CpuVectorFea
 
 std::string openBlasCoreName()
 {
-#if defined(__unix__)
-    using CoreNameFn = char* (*)();
-    void* symbol = dlsym(RTLD_DEFAULT, "openblas_get_corename");
-    if (!symbol)
-        return {};
-    CoreNameFn fn = nullptr;
-    static_assert(sizeof(fn) == sizeof(symbol));
-    std::memcpy(&fn, &symbol, sizeof(fn));
-    const char* name = fn();
+    const auto coreName = dynamicFunction<char* (*)()>("openblas_get_corename");
+    const char* name = coreName ? coreName() : nullptr;
     return name ? std::string(name) : std::string();
-#else
-    return {};
-#endif
 }
 
 void matchKernelsToCpu(char** argv)
@@ -106,8 +83,8 @@ void matchKernelsToCpu(char** argv)
     ::setenv(kReplacedCoreVariable, chosen.c_str(), 1);
     // OpenBLAS's DYNAMIC_ARCH choice: quit clears the kernel table, init picks it again,
     // reading OPENBLAS_CORETYPE.
-    const VoidFn quit = openBlasFunction("gotoblas_dynamic_quit");
-    const VoidFn init = openBlasFunction("gotoblas_dynamic_init");
+    const auto quit = dynamicFunction<VoidFn>("gotoblas_dynamic_quit");
+    const auto init = dynamicFunction<VoidFn>("gotoblas_dynamic_init");
     if (quit && init) {
         quit();
         init();

@@ -1,8 +1,9 @@
 #include "util/engine_threads.h"
 
+#include "util/dynamic_symbol.h"
+
 #include <ATen/Parallel.h>
 
-#include <dlfcn.h>
 #if defined(__linux__)
 #include <sched.h>
 #endif
@@ -22,8 +23,7 @@ using GetThreads = int (*)();
 // another library, and then there is nothing to set.
 SetThreads openBlasSetThreads()
 {
-    static const SetThreads function =
-        reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+    static const SetThreads function = util::dynamicFunction<SetThreads>("openblas_set_num_threads");
     return function;
 }
 
@@ -32,7 +32,7 @@ SetThreads openBlasSetThreads()
 int openBlasInitialThreads()
 {
     static const int initial = [] {
-        const auto get = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+        const auto get = util::dynamicFunction<GetThreads>("openblas_get_num_threads");
         return get ? std::max(1, get()) : 0;
     }();
     return initial;

@@ -1,6 +1,7 @@
 #include "util/gpu_info.h"
 
-#include <cstring>
+#include "util/dynamic_symbol.h"
+
 
 #if defined(__unix__)
 #include <dlfcn.h>
@@ -29,16 +30,7 @@ using UtilizationFn = int (*)(NvmlDevice, NvmlUtilization*);
 template <class Fn>
 Fn symbol(void* library, const char* name)
 {
-    Fn fn = nullptr;
-#if defined(__unix__)
-    void* p = dlsym(library, name);
-    static_assert(sizeof(fn) == sizeof(p));
-    std::memcpy(&fn, &p, sizeof(fn));
-#else
-    (void)library;
-    (void)name;
-#endif
-    return fn;
+    return dynamicFunction<Fn>(name, library);
 }
 
 } // namespace
