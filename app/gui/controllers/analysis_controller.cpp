@@ -318,12 +318,7 @@ bool AnalysisController::canStart()
 
 bool AnalysisController::canStartOnModel()
 {
-    if (!canStart())
-        return false;
-    if (m_session.hasModel())
-        return true;
-    m_window->reportError(tr("No model"), tr("Open a model folder first (File → Open Model…, Ctrl+O)."));
-    return false;
+    return !m_window->refuseModelJob();
 }
 
 bool AnalysisController::startScan(const ScanRequest& request)

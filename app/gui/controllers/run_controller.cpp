@@ -46,12 +46,8 @@ void RunController::stopRecovery()
 
 bool RunController::evaluate()
 {
-    if (m_window->refuseWhileBusy())
+    if (m_window->refuseModelJob())
         return false;
-    if (!m_session.hasModel()) {
-        m_window->reportError(tr("No model"), tr("Open a model folder first (File → Open Model…, Ctrl+O)."));
-        return false;
-    }
     const QString text = m_window->evaluationPanel()->textPath();
     if (text.isEmpty() || !QFileInfo(text).isFile()) {
         m_window->reportError(tr("No evaluation text"),
@@ -147,12 +143,8 @@ void RunController::onEvaluationFinished(const PerplexityJob::Result& result)
 
 bool RunController::startRun()
 {
-    if (m_window->refuseWhileBusy())
+    if (m_window->refuseModelJob())
         return false;
-    if (!m_session.hasModel()) {
-        m_window->reportError(tr("No model"), tr("Open a model folder first (File → Open Model…, Ctrl+O)."));
-        return false;
-    }
     const CalibrationSettings calib = m_window->calibrationPanel()->settings();
     if (calib.textPath.isEmpty() || !QFileInfo(calib.textPath).isFile()) {
         m_window->reportError(tr("No calibration text"),

@@ -746,6 +746,16 @@ bool MainWindow::refuseWhileBusy(const QString& before)
     return true;
 }
 
+bool MainWindow::refuseModelJob()
+{
+    if (refuseWhileBusy())
+        return true;
+    if (m_session.hasModel())
+        return false;
+    reportError(tr("No model"), tr("Open a model folder first (File → Open Model…, Ctrl+O)."));
+    return true;
+}
+
 void MainWindow::setBusy(bool busy)
 {
     if (m_busy == busy)

@@ -157,6 +157,9 @@ public:
     // True, with the one "Busy" message naming the running job (ending "… (Esc) <before>."),
     // while a job runs.
     bool refuseWhileBusy(const QString& before = {});
+    // True, with the reason shown, when a job on the model cannot start: another job runs
+    // (refuseWhileBusy) or no model is open.
+    bool refuseModelJob();
     // The Evaluation view's settings (the text, window length and count a run measures with).
     [[nodiscard]] EvaluationSettings evaluationSettings() const;
     // The memory planner for a run with the current settings: "" when it fits (or cannot be
