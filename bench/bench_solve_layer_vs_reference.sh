@@ -142,12 +142,12 @@ for ((run = 1; run <= runs; ++run)); do
         "$python" -c 'import json,sys; j=json.load(open(sys.argv[1])); print(json.dumps({"impl": "sparselab", "size": int(sys.argv[2]), "run": int(sys.argv[3]), "wall_s": float(sys.argv[4]), "user_s": float(sys.argv[5]), "system_s": float(sys.argv[6]), "minor_faults": int(sys.argv[7]), "major_faults": int(sys.argv[8]), "max_rss_mb": round(int(sys.argv[9]) / 1024, 1), "solve_s": j["seconds"], "sparsity": j["sparsity"]}))' \
             "$work/cli.json" "$n" "$run" "$wall" "$user" "$sys" "$minor" "$major" "$rss" | tee -a "$results"
         for threads in 0 2; do
-            "$python" "$work/reference.py" "$work" "$n" "$threads" "$sparsity" "$here" "$sparsegpt" 2>/dev/null \
-                | sed "s/^{/{\"run\": $run, /" | tee -a "$results"
-            if [[ -n "$coretype" ]]; then
-                OPENBLAS_CORETYPE="$coretype" "$python" "$work/reference.py" "$work" "$n" "$threads" "$sparsity" \
-                    "$here" "$sparsegpt" 2>/dev/null | sed "s/^{/{\"run\": $run, /" | tee -a "$results"
-            fi
+            for core in default $coretype; do
+                # "default": the environment as given (OpenBLAS reads even an empty OPENBLAS_CORETYPE).
+                if [[ $core == default ]]; then blas=(env); else blas=(env "OPENBLAS_CORETYPE=$core"); fi
+                "${blas[@]}" "$python" "$work/reference.py" "$work" "$n" "$threads" "$sparsity" "$here" "$sparsegpt" \
+                    2>/dev/null | sed "s/^{/{\"run\": $run, /" | tee -a "$results"
+            done
         done
     done
 done
