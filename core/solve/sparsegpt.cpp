@@ -16,11 +16,13 @@
 #include "solve/sparsegpt_kernels.h"
 
 #include "util/dynamic_symbol.h"
+#include "util/engine_threads.h"
 #include "util/errors.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <sstream>
 #include <utility>
 #include <vector>
@@ -201,6 +203,14 @@ double runGeneric(Problem& p, ProgressReporter& reporter, const CancelToken* can
 
 // ---- CpuTiled ----------------------------------------------------------------------------------
 
+// Buffers of the unstructured block mask, kept across blocks.
+struct BlockMaskScratch {
+    std::vector<float> scores;         // [rows, count]
+    std::vector<uint32_t> histograms;  // [threads, 2¹⁶]
+    std::vector<float> d2;             // [count]
+    std::vector<float> candidates;     // the scores in the bucket of the k-th
+};
+
 // Per-thread scratch of one row tile (column-major: element (row r, block column j) at j·kTileRows + r).
 struct TileScratch {
     std::vector<float> t;       // current weights, then q
@@ -224,9 +234,9 @@ struct TileScratch {
     }
 };
 
-// err[r] for r < kTileRows and the rank-1 update of the block's later columns. The loops run
-// over the tile's rows with compile-time bounds so that they vectorise; no FMA contraction is
-// possible on the baseline x86-64 target, which keeps w −= err·h rounded like the reference.
+// The rank-1 update of the block's later columns with err[r], r < kTileRows. The row loop has
+// a compile-time bound so that it vectorises (two AVX-512 registers per column); with
+// -ffp-contract=off, w −= err·h is rounded like the reference's (no FMA).
 inline void updateLaterColumns(float* __restrict t, const float* __restrict err, const float* __restrict hrow,
                                int64_t i, int64_t count)
 {
@@ -238,6 +248,22 @@ inline void updateLaterColumns(float* __restrict t, const float* __restrict err,
     }
 }
 
+// Column i of a tile without quantization: q = w or 0, err = (w − q)/d, the loss (w − q)²/d²
+// summed per row in double. Separate from the quantizing case so that it vectorises.
+inline void pruneColumn(float* __restrict ti, float* __restrict ei, const uint8_t* __restrict mi,
+                        double* __restrict loss, float d, float d2)
+{
+    for (int64_t r = 0; r < kTileRows; ++r) {
+        const float x = ti[r];
+        const float q = mi[r] ? 0.0f : x;
+        const float diff = x - q;
+        loss[r] += double((diff * diff) / d2);
+        ei[r] = diff / d;
+        ti[r] = q;
+    }
+}
+
+SPARSELAB_CPU_CLONES
 void runTile(Problem& p, int64_t tile, int64_t i1, int64_t count, const float* hinv1, float* errOut,
              TileScratch& s, double& tileLoss)
 {
@@ -310,15 +336,17 @@ void runTile(Problem& p, int64_t tile, int64_t i1, int64_t count, const float* h
         float* ti = t + i * kTileRows;
         float* ei = e + i * kTileRows;
         const uint8_t* mi = m + i * kTileRows;
-        for (int64_t r = 0; r < kTileRows; ++r) {
-            const float x = ti[r];
-            float q = mi[r] ? 0.0f : x;
-            if (qo.enabled())
-                q = quantizeValue(q, s.scale[size_t(r)], s.zero[size_t(r)], maxq);
-            const float diff = x - q;
-            s.loss[size_t(r)] += double((diff * diff) / d2);
-            ei[r] = diff / d;
-            ti[r] = q;
+        if (qo.enabled()) {
+            for (int64_t r = 0; r < kTileRows; ++r) {
+                const float x = ti[r];
+                const float q = quantizeValue(mi[r] ? 0.0f : x, s.scale[size_t(r)], s.zero[size_t(r)], maxq);
+                const float diff = x - q;
+                s.loss[size_t(r)] += double((diff * diff) / d2);
+                ei[r] = diff / d;
+                ti[r] = q;
+            }
+        } else {
+            pruneColumn(ti, ei, mi, s.loss.data(), d, d2);
         }
         updateLaterColumns(t, ei, hrow, i, count);
     }
@@ -343,10 +371,35 @@ void runTile(Problem& p, int64_t tile, int64_t i1, int64_t count, const float* h
     tileLoss = total;
 }
 
+// Scores w²/d² of one block's rows [r0, r1) into scores (row-major [rows, count]), counting
+// them by their top 16 bits. Scores are never negative, and non-negative floats order like
+// their bit patterns, so the counts locate the k-th smallest without sorting.
+SPARSELAB_CPU_CLONES
+void scoreRows(const float* __restrict w, int64_t cols, int64_t i1, int64_t count, const float* __restrict d2,
+               int64_t r0, int64_t r1, float* __restrict scores, uint32_t* __restrict histogram)
+{
+    for (int64_t r = r0; r < r1; ++r) {
+        const float* __restrict wr = w + r * cols + i1;
+        float* __restrict sr = scores + r * count;
+        for (int64_t j = 0; j < count; ++j) {
+            const float x = wr[j];
+            sr[j] = (x * x) / d2[j];
+        }
+        for (int64_t j = 0; j < count; ++j) {
+            uint32_t bits;
+            std::memcpy(&bits, sr + j, sizeof bits);
+            ++histogram[bits >> 16];
+        }
+    }
+}
+
 // Unstructured mask of one block: score w²/d² over all rows jointly, prune score <= the value
-// at sorted index int(numel·sparsity). The scores are computed twice (for the selection, which
-// reorders its buffer, and for the mask): cheaper than keeping a second copy.
-void unstructuredBlockMask(Problem& p, int64_t i1, int64_t count, const float* hinv1, std::vector<float>& scores)
+// at sorted index k = int(numel·sparsity) — the value std::nth_element (the reference's
+// kthvalue) finds, found here in two passes that run on every solver thread: scores and a
+// histogram of their top 16 bits, then the k-th within its histogram bucket (nth_element on
+// that bucket's few entries), then the mask. The scores keep their order, so the mask pass
+// compares them without computing them again.
+void unstructuredBlockMask(Problem& p, int64_t i1, int64_t count, const float* hinv1, BlockMaskScratch& scratch)
 {
     const int64_t rows = p.rows;
     const int64_t cols = p.cols;
@@ -357,30 +410,52 @@ void unstructuredBlockMask(Problem& p, int64_t i1, int64_t count, const float* h
             std::fill(mask + r * cols + i1, mask + r * cols + i1 + count, false);
         return;
     }
-    scores.resize(size_t(rows * count));
-    std::vector<float> d2(static_cast<size_t>(count));
-    for (int64_t j = 0; j < count; ++j) {
-        const float d = hinv1[j * count + j];
-        d2[size_t(j)] = d * d;
-    }
+    constexpr size_t kBuckets = size_t(1) << 16;
     constexpr int64_t kRowChunk = 256;
     const int64_t chunks = (rows + kRowChunk - 1) / kRowChunk;
-    forkJoin(chunks, solverThreads(), [&](int, int64_t chunk) {
-        for (int64_t r = chunk * kRowChunk; r < std::min(rows, (chunk + 1) * kRowChunk); ++r)
-            for (int64_t j = 0; j < count; ++j) {
-                const float x = w[r * cols + i1 + j];
-                scores[size_t(r * count + j)] = (x * x) / d2[size_t(j)];
-            }
+    const int threads = std::max(1, int(std::min<int64_t>(solverThreads(), chunks)));
+    scratch.scores.resize(size_t(rows * count));
+    scratch.histograms.assign(size_t(threads) * kBuckets, 0u);
+    scratch.d2.resize(size_t(count));
+    for (int64_t j = 0; j < count; ++j) {
+        const float d = hinv1[j * count + j];
+        scratch.d2[size_t(j)] = d * d;
+    }
+    float* scores = scratch.scores.data();
+    forkJoin(chunks, threads, [&](int worker, int64_t chunk) {
+        scoreRows(w, cols, i1, count, scratch.d2.data(), chunk * kRowChunk, std::min(rows, (chunk + 1) * kRowChunk),
+                  scores, scratch.histograms.data() + size_t(worker) * kBuckets);
     });
+
+    // The bucket holding sorted index k, and k's rank inside it.
     const int64_t k = unstructuredRank(rows * count, p.options.sparsity);
-    std::nth_element(scores.begin(), scores.begin() + k, scores.end());
-    const float thresh = scores[size_t(k)];
-    forkJoin(chunks, solverThreads(), [&](int, int64_t chunk) {
-        for (int64_t r = chunk * kRowChunk; r < std::min(rows, (chunk + 1) * kRowChunk); ++r)
-            for (int64_t j = 0; j < count; ++j) {
-                const float x = w[r * cols + i1 + j];
-                mask[r * cols + i1 + j] = (x * x) / d2[size_t(j)] <= thresh;
-            }
+    int64_t below = 0;
+    uint32_t bucket = 0;
+    for (;; ++bucket) {
+        int64_t inBucket = 0;
+        for (int t = 0; t < threads; ++t)
+            inBucket += scratch.histograms[size_t(t) * kBuckets + bucket];
+        if (below + inBucket > k)
+            break;
+        below += inBucket;
+    }
+    scratch.candidates.clear();
+    for (int64_t e = 0; e < rows * count; ++e) {
+        uint32_t bits;
+        std::memcpy(&bits, scores + e, sizeof bits);
+        if ((bits >> 16) == bucket)
+            scratch.candidates.push_back(scores[e]);
+    }
+    const auto rank = scratch.candidates.begin() + (k - below);
+    std::nth_element(scratch.candidates.begin(), rank, scratch.candidates.end());
+    const float thresh = *rank;
+    forkJoin(chunks, threads, [&](int, int64_t chunk) {
+        for (int64_t r = chunk * kRowChunk; r < std::min(rows, (chunk + 1) * kRowChunk); ++r) {
+            const float* sr = scores + r * count;
+            bool* mr = mask + r * cols + i1;
+            for (int64_t j = 0; j < count; ++j)
+                mr[j] = sr[j] <= thresh;
+        }
     });
 }
 
@@ -391,7 +466,7 @@ double runCpuTiled(Problem& p, ProgressReporter& reporter, const CancelToken* ca
     const int64_t tiles = (p.rows + kTileRows - 1) / kTileRows;
     auto err = torch::empty({p.rows, std::min(o.blocksize, p.cols)}, p.w.options()); // [rows, blocksize]
     std::vector<double> tileLoss(size_t(tiles), 0.0);
-    std::vector<float> scores;
+    BlockMaskScratch maskScratch;
     const int threads = solverThreads();
     std::vector<TileScratch> workers(size_t(std::max(threads, 1)));
     torch::Tensor scale, zero;
@@ -401,6 +476,17 @@ double runCpuTiled(Problem& p, ProgressReporter& reporter, const CancelToken* ca
         p.scale = scale.data_ptr<float>();
         p.zero = zero.data_ptr<float>();
     }
+    // With several threads, each takes whole slices of rows through a block: their tiles, then
+    // the lazy update of those rows, a GEMM on the same thread. One OpenBLAS product over all
+    // rows after the tiles left OpenBLAS's threads spinning against the next block's tile
+    // threads for the same cores: the loop ran 1.07× faster on two threads than on one.
+    // Two slices per thread, whole tiles each, keep the threads even without cutting the
+    // GEMMs so small that packing Hinv's rows (once per GEMM) costs.
+    std::optional<BlasOnCallingThread> blasOnCallingThread;
+    if (threads > 1)
+        blasOnCallingThread.emplace();
+    const int64_t tilesPerSlice = std::max<int64_t>(1, (tiles + 2 * threads - 1) / (2 * threads));
+    const int64_t slices = blasOnCallingThread && blasOnCallingThread->active() ? (tiles + tilesPerSlice - 1) / tilesPerSlice : 1;
     double loss = 0.0;
     for (int64_t b = 0; b < blocks; ++b) {
         throwIfCancelled(cancel);
@@ -410,20 +496,34 @@ double runCpuTiled(Problem& p, ProgressReporter& reporter, const CancelToken* ca
         const auto hinv1 = p.hinv.narrow(0, i1, count).narrow(1, i1, count).contiguous(); // [count, count]
         const float* h1 = hinv1.data_ptr<float>();
         if (!o.structured())
-            unstructuredBlockMask(p, i1, count, h1, scores);
+            unstructuredBlockMask(p, i1, count, h1, maskScratch);
         // err [rows, count]: the last block may be narrower than the buffer.
         auto errBuffer = count == err.size(1) ? err : torch::empty({p.rows, count}, p.w.options());
         float* errOut = errBuffer.data_ptr<float>();
         for (auto& s : workers)
             s.resize(count, o.nmM);
-        forkJoin(tiles, threads, [&](int worker, int64_t tile) {
-            runTile(p, tile, i1, count, h1, errOut, workers[size_t(worker)], tileLoss[size_t(tile)]);
-        });
+        const auto hinvRight = p.hinv.narrow(0, i1, count).narrow(1, i2, p.cols - i2); // [count, cols − i2]
+        if (slices > 1) {
+            forkJoin(slices, threads, [&](int worker, int64_t slice) {
+                const int64_t firstTile = slice * tilesPerSlice;
+                const int64_t lastTile = std::min(tiles, firstTile + tilesPerSlice);
+                for (int64_t tile = firstTile; tile < lastTile; ++tile)
+                    runTile(p, tile, i1, count, h1, errOut, workers[size_t(worker)], tileLoss[size_t(tile)]);
+                const int64_t r0 = firstTile * kTileRows;
+                const int64_t nr = std::min(p.rows, lastTile * kTileRows) - r0;
+                if (i2 < p.cols)
+                    p.w.narrow(0, r0, nr).narrow(1, i2, p.cols - i2)
+                        .addmm_(errBuffer.narrow(0, r0, nr), hinvRight, 1.0, -1.0);
+            });
+        } else {
+            forkJoin(tiles, threads, [&](int worker, int64_t tile) {
+                runTile(p, tile, i1, count, h1, errOut, workers[size_t(worker)], tileLoss[size_t(tile)]);
+            });
+            if (i2 < p.cols)
+                p.w.narrow(1, i2, p.cols - i2).addmm_(errBuffer, hinvRight, 1.0, -1.0);
+        }
         for (double l : tileLoss)
             loss += l / 2.0;
-        if (i2 < p.cols)
-            p.w.narrow(1, i2, p.cols - i2)
-                .addmm_(errBuffer, p.hinv.narrow(0, i1, count).narrow(1, i2, p.cols - i2), 1.0, -1.0);
         reporter.report(b + 1, note);
     }
     return loss;

@@ -27,12 +27,18 @@ SetThreads openBlasSetThreads()
     return function;
 }
 
+GetThreads openBlasGetThreads()
+{
+    static const GetThreads function = util::dynamicFunction<GetThreads>("openblas_get_num_threads");
+    return function;
+}
+
 // OpenBLAS's pool as the process started (its default, or OPENBLAS_NUM_THREADS /
 // OMP_NUM_THREADS from the environment), read once before anything here changes it.
 int openBlasInitialThreads()
 {
     static const int initial = [] {
-        const auto get = util::dynamicFunction<GetThreads>("openblas_get_num_threads");
+        const GetThreads get = openBlasGetThreads();
         return get ? std::max(1, get()) : 0;
     }();
     return initial;
@@ -83,5 +89,21 @@ void setEngineThreads(int threads)
 }
 
 bool openBlasThreadsControllable() { return openBlasSetThreads() != nullptr; }
+
+BlasOnCallingThread::BlasOnCallingThread()
+{
+    const SetThreads set = openBlasSetThreads();
+    const GetThreads get = openBlasGetThreads();
+    if (!set || !get)
+        return;
+    m_restoreThreads = std::max(1, get());
+    set(1);
+}
+
+BlasOnCallingThread::~BlasOnCallingThread()
+{
+    if (m_restoreThreads > 0)
+        openBlasSetThreads()(m_restoreThreads);
+}
 
 } // namespace sparselab

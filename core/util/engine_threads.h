@@ -37,4 +37,20 @@ inline constexpr int64_t kAllThreadsFromHidden = 1024;
 // Whether an OpenBLAS thread setting was found in the process (for logs and tests).
 [[nodiscard]] bool openBlasThreadsControllable();
 
+// While alive, OpenBLAS computes every product on the thread that calls it (its pool set to
+// one thread, restored at the end): for code that splits products over its own threads, where
+// OpenBLAS's threads would spin against them for the same cores. Without OpenBLAS, active()
+// is false and nothing changes.
+class BlasOnCallingThread {
+public:
+    BlasOnCallingThread();
+    ~BlasOnCallingThread();
+    BlasOnCallingThread(const BlasOnCallingThread&) = delete;
+    BlasOnCallingThread& operator=(const BlasOnCallingThread&) = delete;
+    [[nodiscard]] bool active() const { return m_restoreThreads > 0; }
+
+private:
+    int m_restoreThreads = 0;
+};
+
 } // namespace sparselab

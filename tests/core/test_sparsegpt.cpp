@@ -11,6 +11,7 @@
 #include "util/errors.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
 #include <QTest>
 
 #include <torch/types.h>
@@ -50,6 +51,18 @@ LayerResult solveWith(torch::Tensor& w, const torch::Tensor& h, const SolverOpti
 {
     return sd::solveLayerWith(w, h, o, progress, cancel, backend);
 }
+
+// The solver's threads (at::get_num_threads) for one test, restored at the end.
+class SolverThreadsScope {
+public:
+    explicit SolverThreadsScope(int threads) : m_previous(at::get_num_threads()) { at::set_num_threads(threads); }
+    ~SolverThreadsScope() { at::set_num_threads(m_previous); }
+    SolverThreadsScope(const SolverThreadsScope&) = delete;
+    SolverThreadsScope& operator=(const SolverThreadsScope&) = delete;
+
+private:
+    int m_previous;
+};
 
 const char* backendName(sd::Backend b)
 {
@@ -207,16 +220,24 @@ private Q_SLOTS:
     {
         QTest::addColumn<QString>("file");
         QTest::addColumn<int>("backend");
-        for (const auto& path : caseFiles("sparsegpt_"))
-            for (auto b : {sd::Backend::CpuTiled, sd::Backend::Generic})
-                QTest::addRow("%s/%s", path.stem().string().c_str(), backendName(b))
-                    << QString::fromStdString(path.string()) << int(b);
+        QTest::addColumn<int>("threads");
+        for (const auto& path : caseFiles("sparsegpt_")) {
+            // Two threads: the tiled loop then gives each thread slices of rows and their lazy
+            // updates, and the block masks' histograms are counted per thread.
+            for (int threads : {1, 2})
+                QTest::addRow("%s/%s/%d threads", path.stem().string().c_str(), backendName(sd::Backend::CpuTiled), threads)
+                    << QString::fromStdString(path.string()) << int(sd::Backend::CpuTiled) << threads;
+            QTest::addRow("%s/%s", path.stem().string().c_str(), backendName(sd::Backend::Generic))
+                << QString::fromStdString(path.string()) << int(sd::Backend::Generic) << 1;
+        }
     }
 
     void golden()
     {
         QFETCH(QString, file);
         QFETCH(int, backend);
+        QFETCH(int, threads);
+        const SolverThreadsScope solverThreads(threads);
         const auto golden = io::SafetensorsFile::open(file.toStdString());
         const SolverOptions o = caseOptions(golden);
         auto problem = loadProblem(metaValue(golden, "problem"));
@@ -264,25 +285,36 @@ private Q_SLOTS:
         QTest::addColumn<SolverOptions>("options");
         QTest::addColumn<int>("rows");
         QTest::addColumn<int>("cols");
-        SolverOptions o;
-        o.sparsity = 0.6;
-        QTest::newRow("unstructured 60%, 300 cols") << o << 70 << 300;
-        o.sparsity = 0.0;
-        o.quant.bits = 3;
-        QTest::newRow("sparsity 0 + 3 bit (GPTQ)") << o << 70 << 300;
-        o = SolverOptions();
-        o.nmN = 4;
-        o.nmM = 8;
-        QTest::newRow("4:8, partial group at 202") << o << 33 << 202;
-        o.quant.bits = 4;
-        o.quant.groupSize = 96;
-        o.quant.symmetric = true;
-        QTest::newRow("4:8 + 4 bit sym groups of 96") << o << 33 << 202;
-        o = SolverOptions();
-        o.blocksize = 32;
-        o.quant.bits = 2;
-        o.quant.groupSize = 200;
-        QTest::newRow("50% + 2 bit groups of 200, blocks of 32") << o << 40 << 256;
+        QTest::addColumn<int>("threads");
+        QTest::addColumn<bool>("fewValues");
+        for (int threads : {1, 2}) {
+            const auto row = [threads](const char* name) -> QTestData& {
+                return QTest::addRow("%s, %d thread%s", name, threads, threads == 1 ? "" : "s");
+            };
+            SolverOptions o;
+            o.sparsity = 0.6;
+            row("unstructured 60%, 300 cols") << o << 70 << 300 << threads << false;
+            // Weights of five values and an identity-like Hessian: whole columns tie, so the
+            // k-th score's bucket holds thousands of entries (the mask prunes every tie, as the
+            // reference's `tmp <= thresh` does).
+            row("unstructured 50%, ties") << o << 300 << 256 << threads << true;
+            o.sparsity = 0.0;
+            o.quant.bits = 3;
+            row("sparsity 0 + 3 bit (GPTQ)") << o << 70 << 300 << threads << false;
+            o = SolverOptions();
+            o.nmN = 4;
+            o.nmM = 8;
+            row("4:8, partial group at 202") << o << 33 << 202 << threads << false;
+            o.quant.bits = 4;
+            o.quant.groupSize = 96;
+            o.quant.symmetric = true;
+            row("4:8 + 4 bit sym groups of 96") << o << 33 << 202 << threads << false;
+            o = SolverOptions();
+            o.blocksize = 32;
+            o.quant.bits = 2;
+            o.quant.groupSize = 200;
+            row("50% + 2 bit groups of 200, blocks of 32") << o << 140 << 256 << threads << false;
+        }
     }
 
     void tiledMatchesGeneric()
@@ -290,9 +322,12 @@ private Q_SLOTS:
         QFETCH(SolverOptions, options);
         QFETCH(int, rows);
         QFETCH(int, cols);
+        QFETCH(int, threads);
+        QFETCH(bool, fewValues);
         auto gen = at::make_generator<at::CPUGeneratorImpl>(uint64_t(rows * 1000 + cols));
-        const auto w0 = at::randn({rows, cols}, gen);
-        const auto h = randomSpd(cols, 2 * cols, uint64_t(cols));
+        const auto w0 = fewValues ? at::randint(-2, 3, {rows, cols}, gen).to(torch::kFloat) : at::randn({rows, cols}, gen);
+        const auto h = fewValues ? torch::eye(cols) * 4.0 : randomSpd(cols, 2 * cols, uint64_t(cols));
+        const SolverThreadsScope solverThreads(threads);
         auto a = w0.clone();
         auto b = w0.clone();
         const auto ra = solveWith(a, h, options, sd::Backend::CpuTiled);
