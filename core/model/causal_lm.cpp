@@ -2,9 +2,11 @@
 
 #include "io/checkpoint.h"
 #include "io/mapped_file.h"
+#include "model/small_head_attention.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
 
+#include <ATen/Parallel.h>
 #include <c10/core/GradMode.h>
 
 #include <algorithm>
@@ -180,6 +182,9 @@ torch::Tensor splitHeads(const torch::Tensor& x, int64_t heads, int64_t headDim)
 // recycle the same allocations. The query heads that share a KV head are stacked into one
 // taller matrix, so k and v are never copied per query head. When the rows of one tile
 // end at query position t, keys after t are fully masked and skipped.
+// Heads of at most kSmallHeadDim on the CPU, outside autograd, take the row-by-row kernel of
+// model/small_head_attention.h instead (products with an inner dimension of 8 run BLAS at a
+// few percent of its speed).
 torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, double scale)
 {
     constexpr int64_t kScoreTileBytes = int64_t(2) << 20;
@@ -202,6 +207,20 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch
         return whole.view({B, H, T, hd}).transpose(1, 2).reshape({B, T, H * hd});
     }
     torch::Tensor out = torch::empty({G, rep, T, hd}, opts);
+
+    // Small heads on the CPU: one pass per query row (model/small_head_attention.h).
+    if (q.device().is_cpu() && q.scalar_type() == torch::kFloat && hd <= kSmallHeadDim) {
+        const torch::Tensor kc = k.reshape({G, T, hd}).contiguous();
+        const torch::Tensor vc = vg.contiguous();
+        const float* qp = qg.data_ptr<float>();
+        const float* kp = kc.data_ptr<float>();
+        const float* vp = vc.data_ptr<float>();
+        float* op = out.data_ptr<float>();
+        at::parallel_for(0, G, 1, [&](int64_t first, int64_t last) {
+            smallHeadCausalAttention(qp, kp, vp, op, rep, T, hd, float(scale), first, last);
+        });
+        return out.view({B, H, T, hd}).transpose(1, 2).reshape({B, T, H * hd});
+    }
 
     const int64_t elem = int64_t(q.element_size());
     const int64_t groupBytes = rep * T * T * elem;

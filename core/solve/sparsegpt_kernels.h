@@ -6,6 +6,7 @@
 
 #include "solve/solver.h"
 #include "solve/topk_select.h"
+#include "util/cpu_clones.h"
 
 #include <algorithm>
 #include <cmath>
@@ -18,16 +19,8 @@ namespace sparselab::solve::detail {
 // The nearest float16 of a positive scale (solver_detail.h; defined in solver.cpp).
 [[nodiscard]] float roundScaleToHalf(float scale);
 
-// The CPU column loop's hot functions are compiled three times, for x86-64-v4 (AVX-512),
-// x86-64-v3 (AVX2) and the baseline, and the loader picks the clone the CPU runs (GCC's
-// target_clones, an ifunc). The arithmetic stays the reference's to the bit: the loops are
-// element-wise (no reassociation), and the files that use this are compiled with
-// -ffp-contract=off (core/CMakeLists.txt), so w −= err·h is never fused into an FMA.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define SPARSELAB_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define SPARSELAB_CPU_CLONES
-#endif
+// The CPU column loop's hot functions carry SPARSELAB_CPU_CLONES (util/cpu_clones.h): AVX-512
+// and AVX2 clones with the reference's rounding (element-wise loops, no FMA contraction).
 
 // Rows per tile of the CPU column loop: 32 rows × 128 columns × 4 bytes = 16 KiB per buffer.
 // The stepper sums the loss in the same tiles, so that its loss equals the solver's exactly.
