@@ -82,41 +82,18 @@ SPARSELAB_INLINE float exponentiate(float* __restrict x, int64_t n, float m)
     return sum;
 }
 
-SPARSELAB_INLINE float dot(const float* a, const float* b, int64_t n)
+// The query rows of one KV group's rep heads, with its keys and values transposed to [hd, Tp]
+// (Tp = T rounded up to kLanes, the padding zero) so that every loop over keys is contiguous
+// and runs whole vectors. Row t scores keys 0..t and the rest of its last vector as −inf,
+// whose exponential is 0, so no loop has a remainder. The value sums keep kLanes partial sums
+// per output column across all key vectors and reduce them once per row. HD > 0 fixes the
+// head size at compile time (the sums then live in registers); HD = 0 reads it from hd.
+template <int64_t HD>
+SPARSELAB_INLINE void attendRows(const float* q, float* out, int64_t rep, int64_t T, int64_t hdRuntime, float scale,
+                                 const float* __restrict kT, const float* __restrict vT, int64_t Tp,
+                                 float* __restrict s)
 {
-    float lanes[kLanes] = {};
-    int64_t j = 0;
-    for (; j + kLanes <= n; j += kLanes)
-        for (int64_t l = 0; l < kLanes; ++l)
-            lanes[l] += a[j + l] * b[j + l];
-    float sum = 0.0f;
-    for (int64_t l = 0; l < kLanes; ++l)
-        sum += lanes[l];
-    for (; j < n; ++j)
-        sum += a[j] * b[j];
-    return sum;
-}
-
-// One KV group: its keys and values transposed to [hd, Tp] (Tp = T rounded up to kLanes, the
-// padding zero) so that every loop over keys is contiguous and runs whole vectors; then each
-// query row of its rep heads in turn. Row t scores keys 0..t and the rest of its last vector
-// as −inf, whose exponential is 0, so no loop has a remainder.
-SPARSELAB_CPU_CLONES
-void attendGroup(const float* q, const float* k, const float* v, float* out, int64_t rep, int64_t T, int64_t hd,
-                 float scale, std::vector<float>& keysT, std::vector<float>& valuesT, std::vector<float>& scores)
-{
-    const int64_t Tp = (T + kLanes - 1) / kLanes * kLanes;
-    keysT.assign(size_t(hd * Tp), 0.0f);
-    valuesT.assign(size_t(hd * Tp), 0.0f);
-    scores.resize(size_t(Tp));
-    for (int64_t j = 0; j < T; ++j)
-        for (int64_t d = 0; d < hd; ++d) {
-            keysT[size_t(d * Tp + j)] = k[j * hd + d];
-            valuesT[size_t(d * Tp + j)] = v[j * hd + d];
-        }
-    float* __restrict s = scores.data();
-    const float* kT = keysT.data();
-    const float* vT = valuesT.data();
+    const int64_t hd = HD > 0 ? HD : hdRuntime;
     for (int64_t r = 0; r < rep; ++r)
         for (int64_t t = 0; t < T; ++t) {
             const float* qt = q + (r * T + t) * hd;
@@ -135,9 +112,46 @@ void attendGroup(const float* q, const float* k, const float* v, float* out, int
                     s[j0 + l] = j0 + l < n ? acc[l] * scale : -std::numeric_limits<float>::infinity();
             }
             const float sum = exponentiate(s, np, maxOf(s, np));
-            for (int64_t d = 0; d < hd; ++d)
-                ot[d] = dot(s, vT + d * Tp, np) / sum;
+            float weighted[HD > 0 ? HD : kSmallHeadDim][kLanes] = {};
+            for (int64_t j0 = 0; j0 < np; j0 += kLanes)
+                for (int64_t d = 0; d < hd; ++d) {
+                    const float* vd = vT + d * Tp + j0;
+                    for (int64_t l = 0; l < kLanes; ++l)
+                        weighted[d][l] += s[j0 + l] * vd[l];
+                }
+            for (int64_t d = 0; d < hd; ++d) {
+                float total = 0.0f;
+                for (int64_t l = 0; l < kLanes; ++l)
+                    total += weighted[d][l];
+                ot[d] = total / sum;
+            }
         }
+}
+
+// One KV group: transpose its keys and values, then its rows at the head size's own width.
+SPARSELAB_CPU_CLONES
+void attendGroup(const float* q, const float* k, const float* v, float* out, int64_t rep, int64_t T, int64_t hd,
+                 float scale, std::vector<float>& keysT, std::vector<float>& valuesT, std::vector<float>& scores)
+{
+    const int64_t Tp = (T + kLanes - 1) / kLanes * kLanes;
+    keysT.assign(size_t(hd * Tp), 0.0f);
+    valuesT.assign(size_t(hd * Tp), 0.0f);
+    scores.resize(size_t(Tp));
+    for (int64_t j = 0; j < T; ++j)
+        for (int64_t d = 0; d < hd; ++d) {
+            keysT[size_t(d * Tp + j)] = k[j * hd + d];
+            valuesT[size_t(d * Tp + j)] = v[j * hd + d];
+        }
+    const float* kT = keysT.data();
+    const float* vT = valuesT.data();
+    float* s = scores.data();
+    switch (hd) {
+    case 4: attendRows<4>(q, out, rep, T, hd, scale, kT, vT, Tp, s); break;
+    case 8: attendRows<8>(q, out, rep, T, hd, scale, kT, vT, Tp, s); break;
+    case 16: attendRows<16>(q, out, rep, T, hd, scale, kT, vT, Tp, s); break;
+    case 32: attendRows<32>(q, out, rep, T, hd, scale, kT, vT, Tp, s); break;
+    default: attendRows<0>(q, out, rep, T, hd, scale, kT, vT, Tp, s); break;
+    }
 }
 
 } // namespace
