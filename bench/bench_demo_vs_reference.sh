@@ -67,7 +67,7 @@ PY
 echo "uptime before: $(uptime)" >&2
 results="$work/results.jsonl"
 for ((run = 1; run <= runs; ++run)); do
-    /usr/bin/time -o "$work/time.txt" -f '%e %U %S %F %M' \
+    /usr/bin/time -o "$work/time.txt" -f '%e %U %S %R %M' \
         "$cli" prune "$model" --calib "$calib" --nsamples 128 --seqlen 256 --sparsity 0.5 \
         --out "$work/out-$run" --json > /dev/null
     read -r wall user sys minor rss < "$work/time.txt"
