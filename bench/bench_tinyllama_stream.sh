@@ -8,6 +8,9 @@
 # calibration tokens from the bundled TinyStories text, under /usr/bin/time -v; its --json
 # gives the phases (forward passes, Hessians, solves, block I/O, export).
 #
+# Peak RSS is also given split (sampled): anonymous memory, which the planner estimates, and
+# file pages of the memory-mapped checkpoint, which count in RSS but are reclaimable.
+#
 # Projection to 128 × 2048 tokens (32× the tokens): the solves and block I/O do not depend on
 # the calibration size; Hessians grow with the tokens (×32); the forward passes grow with the
 # tokens and, for attention's scores, with the window length: per token and block a pass costs
@@ -35,7 +38,23 @@ rm -rf "$work/out"
 "$cli" plan "$model" --nsamples 16 --seqlen 512 --stream --json > "$work/plan-16x512.json"
 echo "uptime before: $(uptime)" >&2
 /usr/bin/time -v "$cli" prune "$model" --calib "$root/resources/text/tinystories_calib.txt" --out "$work/out" \
-    --nsamples 16 --seqlen 512 --sparsity 0.5 --stream --json --quiet ${EXTRA:-} > "$work/prune.json" 2> "$work/time.txt"
+    --nsamples 16 --seqlen 512 --sparsity 0.5 --stream --json --quiet ${EXTRA:-} > "$work/prune.json" 2> "$work/time.txt" &
+timer=$!
+# Peak RSS split into anonymous memory (what the run allocates) and file pages (the mapped
+# checkpoint's pages it has read, which the kernel can drop under pressure): /proc status,
+# sampled every 0.2 s.
+anon_peak=0 file_peak=0
+while kill -0 "$timer" 2>/dev/null; do
+    pid="$(pgrep -P "$timer" | head -1 || true)"
+    if [[ -n "$pid" && -r "/proc/$pid/status" ]]; then
+        read -r anon file < <(awk '/^RssAnon:/{a=$2} /^RssFile:/{f=$2} END{print a+0, f+0}' "/proc/$pid/status" 2>/dev/null || echo "0 0")
+        (( anon > anon_peak )) && anon_peak=$anon
+        (( file > file_peak )) && file_peak=$file
+    fi
+    sleep 0.2
+done
+wait "$timer"
+echo "$anon_peak $file_peak" > "$work/rss-split.txt"
 echo "uptime after: $(uptime)" >&2
 rm -rf "$work/out"
 python3 - "$work" <<'PY'
@@ -48,6 +67,7 @@ def field(label):
 wall_parts = [float(x) for x in field("Elapsed (wall clock) time (h:mm:ss or m:ss)").split(":")]
 wall = sum(p * 60 ** i for i, p in enumerate(reversed(wall_parts)))
 peak_mb = int(field("Maximum resident set size (kbytes)")) / 1024
+anon_kb, file_kb = (int(x) for x in open(f"{work}/rss-split.txt").read().split())
 phases = prune["phase_seconds"]
 hidden, mlp, kv = 2048, 5632, 256
 params = 2 * hidden * hidden + 2 * kv * hidden + 3 * mlp * hidden  # one block's linear weights
@@ -59,6 +79,7 @@ plan_big = json.load(open(f"{work}/plan-128x2048.json"))
 plan_small = json.load(open(f"{work}/plan-16x512.json"))
 result = {"model": "TinyLlama-1.1B-shaped (synthetic, F16)", "calibration": "16 x 512", "sparsity": 0.5,
           "wall_s": round(wall, 1), "prune_s": round(prune["seconds"], 1), "peak_rss_mb": round(peak_mb),
+          "peak_rss_anon_mb": round(anon_kb / 1024), "peak_rss_file_mb": round(file_kb / 1024),
           "planner_host_mb_16x512": round(plan_small["host_bytes"] / 2**20),
           "phases_s": {k: round(v, 1) for k, v in phases.items()},
           "linear_sparsity": prune["linear_sparsity"],

@@ -1,5 +1,7 @@
 #include "store/run_records.h"
 
+#include "io/mapped_file.h"
+
 #include "eval/perplexity.h"
 #include "model/causal_lm.h"
 #include "pipeline/prune_pipeline.h"
@@ -29,8 +31,11 @@ std::map<std::string, PackedMask> zeroMasks(const model::CausalLM& model)
         for (const auto& layer : model.linears(b)) {
             // A streamed model's finished blocks live in their spill files (stored dtype and
             // layout; zeros stay zeros in every float format), one layer in memory at a time.
+            // The spill's pages are released once copied: read all at once they were the
+            // whole pruned model resident again (1.9 GB of a TinyLlama-shaped run's 2.9 GB peak).
             if (const auto spilled = layer.weight.is_meta() ? model.finishedWeight(layer.name) : std::nullopt) {
                 const at::Tensor w = model::toFloatTensor(*spilled);
+                io::releaseMappedPages(spilled->data, spilled->nbytes);
                 masks.emplace(pipeline::moduleName(layer.name), zeroMask(layer.storedTransposed ? w.t() : w));
                 continue;
             }
