@@ -87,7 +87,7 @@ SPARSELAB_INLINE float exponentiate(float* __restrict x, int64_t n, float m)
 // and runs whole vectors. Row t scores keys 0..t and the rest of its last vector as −inf,
 // whose exponential is 0, so no loop has a remainder. The value sums keep kLanes partial sums
 // per output column across all key vectors and reduce them once per row. HD > 0 fixes the
-// head size at compile time (the sums then live in registers); HD = 0 reads it from hd.
+// head size at compile time (its loops unroll); HD = 0 reads it from hd.
 template <int64_t HD>
 SPARSELAB_INLINE void attendRows(const float* q, float* out, int64_t rep, int64_t T, int64_t hdRuntime, float scale,
                                  const float* __restrict kT, const float* __restrict vT, int64_t Tp,

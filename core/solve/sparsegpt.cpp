@@ -479,7 +479,7 @@ double runCpuTiled(Problem& p, ProgressReporter& reporter, const CancelToken* ca
     // With several threads, each takes whole slices of rows through a block: their tiles, then
     // the lazy update of those rows, a GEMM on the same thread. One OpenBLAS product over all
     // rows after the tiles left OpenBLAS's threads spinning against the next block's tile
-    // threads for the same cores: the loop ran 1.07× faster on two threads than on one.
+    // threads for the same cores: the loop ran only 1.09× faster on two threads than on one.
     // Two slices per thread, whole tiles each, keep the threads even without cutting the
     // GEMMs so small that packing Hinv's rows (once per GEMM) costs.
     std::optional<BlasOnCallingThread> blasOnCallingThread;
