@@ -195,21 +195,12 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch
     const torch::Tensor qg = q.reshape({G, rep, T, hd}).contiguous(); // head h = (h / rep, h % rep)
     const torch::Tensor kt = k.reshape({G, T, hd}).transpose(1, 2);   // [G, hd, T]
     const torch::Tensor vg = v.reshape({G, T, hd});                   // [G, T, hd]
-    // 0 on and below the diagonal, -inf above: added to the scores, as HF's causal mask.
-    const torch::Tensor mask = torch::full({T, T}, -std::numeric_limits<float>::infinity(), opts).triu_(1);
+    const bool differentiable = at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
 
-    // Under autograd (recovery training) the tiles below cannot be used: writing into a
-    // preallocated output (bmm_out, copy_ into a band) is not differentiable. The same
-    // arithmetic in one piece is, at the cost of the [G, rep·T, T] score tensor.
-    if (at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad())) {
-        const torch::Tensor scores = at::baddbmm(mask.repeat({rep, 1}), qg.view({G, rep * T, hd}), kt, 1.0, scale);
-        const torch::Tensor whole = at::bmm(at::softmax(scores, -1), vg); // [G, rep·T, hd]
-        return whole.view({B, H, T, hd}).transpose(1, 2).reshape({B, T, H * hd});
-    }
-    torch::Tensor out = torch::empty({G, rep, T, hd}, opts);
-
-    // Small heads on the CPU: one pass per query row (model/small_head_attention.h).
-    if (q.device().is_cpu() && q.scalar_type() == torch::kFloat && hd <= kSmallHeadDim) {
+    // Small heads on the CPU: one pass per query row (model/small_head_attention.h), before the
+    // mask and tiles below are made, which it does not use.
+    if (!differentiable && q.device().is_cpu() && q.scalar_type() == torch::kFloat && hd <= kSmallHeadDim) {
+        torch::Tensor out = torch::empty({G, rep, T, hd}, opts);
         const torch::Tensor kc = k.reshape({G, T, hd}).contiguous();
         const torch::Tensor vc = vg.contiguous();
         const float* qp = qg.data_ptr<float>();
@@ -221,6 +212,19 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch
         });
         return out.view({B, H, T, hd}).transpose(1, 2).reshape({B, T, H * hd});
     }
+
+    // 0 on and below the diagonal, -inf above: added to the scores, as HF's causal mask.
+    const torch::Tensor mask = torch::full({T, T}, -std::numeric_limits<float>::infinity(), opts).triu_(1);
+
+    // Under autograd (recovery training) the tiles below cannot be used: writing into a
+    // preallocated output (bmm_out, copy_ into a band) is not differentiable. The same
+    // arithmetic in one piece is, at the cost of the [G, rep·T, T] score tensor.
+    if (differentiable) {
+        const torch::Tensor scores = at::baddbmm(mask.repeat({rep, 1}), qg.view({G, rep * T, hd}), kt, 1.0, scale);
+        const torch::Tensor whole = at::bmm(at::softmax(scores, -1), vg); // [G, rep·T, hd]
+        return whole.view({B, H, T, hd}).transpose(1, 2).reshape({B, T, H * hd});
+    }
+    torch::Tensor out = torch::empty({G, rep, T, hd}, opts);
 
     const int64_t elem = int64_t(q.element_size());
     const int64_t groupBytes = rep * T * T * elem;
