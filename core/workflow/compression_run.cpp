@@ -396,7 +396,8 @@ CompressionOutcome runCompression(model::CausalLM& model, const tokenize::Tokeni
                                                 outcome.pruned ? std::optional<double>(outcome.pruned->perplexity)
                                                                : std::nullopt));
     run.layers = outcome.prune.layers;
-    run.masks = store::zeroMasks(model);
+    if (spec.workspace || spec.keepRecordMasks)
+        run.masks = store::zeroMasks(model);
     run.timings.pruneSeconds = outcome.prune.seconds;
     run.provenance = store::currentProvenance();
     run.provenance.threads = at::get_num_threads();

@@ -65,6 +65,10 @@ struct CompressionSpec {
     // workspace's, a checkpoint that cannot be written here is logged and the run goes on
     // without further checkpoints.
     std::optional<std::filesystem::path> checkpointFolder;
+    // Keep the record's zero masks even without a workspace (the workbench keeps every run's
+    // record for a later save). They are read back from the pruned model — for a streamed
+    // model, every spilled block — so a run whose record is not stored skips them.
+    bool keepRecordMasks = false;
     // The dense perplexity already measured with the same model, text and evaluation settings:
     // used as the run's "before" instead of measuring it again.
     std::optional<store::PerplexityRecord> knownBefore;
@@ -102,7 +106,8 @@ struct RunObserver {
 
 struct CompressionOutcome {
     store::RunRecord record;                 // complete but for id, exportPath, sizeBytes and
-                                             // export/total timings (recordRun fills them)
+                                             // export/total timings (recordRun fills them); its
+                                             // masks only with a workspace or keepRecordMasks
     nlohmann::json provenance;               // sparselab.json as exportHuggingFaceFolder writes it
     pipeline::PruneResult prune;             // reports, Hessian deviation, seconds
     std::optional<eval::PerplexityResult> before, after; // as measured (before: not when known)

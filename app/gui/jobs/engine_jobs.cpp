@@ -695,6 +695,7 @@ workflow::CompressionSpec RunJob::compressionSpec() const
     spec.prune.recipeSource = "plan";
     spec.device = m_params.device.toStdString();
     spec.createdBy = "sparselab (GUI)";
+    spec.keepRecordMasks = true; // saved with the workspace later, the model perhaps gone by then
     spec.label = m_params.name.toStdString();
     if (evalSettings.enabled && std::isfinite(m_params.perplexityBefore)) {
         if (m_params.detailBefore) {
