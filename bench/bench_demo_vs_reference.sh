@@ -54,11 +54,11 @@ echo "SparseLab's BLAS: $("$cli" version | sed -n 's/^BLAS: //p')" >&2
     "$here" <<'PY' >&2
 import json, sys
 sys.path.insert(0, sys.argv[5])
-from reference_demo_pipeline import read_safetensors
+from sparsegpt_reference import read_safetensors
 ours, ref = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
 a, b = read_safetensors(sys.argv[3]), read_safetensors(sys.argv[4])
-agree = [float(((a[k] == 0) == (b[k] == 0)).float().mean()) for k in b]
-diff = max(float((a[k] - b[k]).abs().max()) for k in b)
+agree = [float(((a[k] == 0) == (b[k] == 0)).mean()) for k in b]
+diff = max(float(abs(a[k] - b[k]).max()) for k in b)
 print(json.dumps({"check": "same windows, same prune", "sparselab_ppl": [ours["perplexity_before"], ours["perplexity_after"]],
                   "reference_ppl": [ref["dense_ppl"], ref["pruned_ppl"]], "tensors": len(b),
                   "mask_agreement_min": round(min(agree), 6), "max_abs_weight_diff": diff}))

@@ -85,25 +85,10 @@ import torch
 work, n, threads, sparsity, here, source = sys.argv[1:7]
 n, threads, sparsity = int(n), int(threads), float(sparsity)
 sys.path.insert(0, here)
-from sparsegpt_reference import import_sparsegpt  # noqa: E402
+from sparsegpt_reference import import_sparsegpt, read_safetensors  # noqa: E402
 SparseGPT = import_sparsegpt(source)
 if threads > 0:
     torch.set_num_threads(threads)
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        size = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(size))
-        base = 8 + size
-        out = {}
-        for name, meta in header.items():
-            if name == "__metadata__":
-                continue
-            start, end = meta["data_offsets"]
-            f.seek(base + start)
-            dtype = {"F32": np.float32, "U8": np.uint8}[meta["dtype"]]
-            out[name] = np.frombuffer(f.read(end - start), dtype=dtype).reshape(meta["shape"])
-        return out
 
 problem = read_safetensors(f"{work}/problem-{n}.safetensors")
 layer = torch.nn.Linear(n, n, bias=False)

@@ -25,9 +25,7 @@ import math
 import os
 import random
 import struct
-import subprocess
 import sys
-import tempfile
 import time
 import types
 
@@ -35,21 +33,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        blob = f.read()
-    n = struct.unpack("<Q", blob[:8])[0]
-    header = json.loads(blob[8:8 + n])
-    tensors = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        assert info["dtype"] == "F32", f"{path}: {name} is {info['dtype']}, expected F32"
-        start, end = info["data_offsets"]
-        array = np.frombuffer(blob[8 + n + start:8 + n + end], dtype=np.float32).reshape(info["shape"])
-        tensors[name] = torch.from_numpy(array.copy())
-    return tensors
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sparsegpt_reference import import_llama, read_safetensors  # noqa: E402
 
 
 def write_safetensors(path, tensors):
@@ -168,7 +153,8 @@ def load_model(folder):
     with open(os.path.join(folder, "config.json")) as f:
         cfg = json.load(f)
     model = CausalLM(cfg)
-    weights = read_safetensors(os.path.join(folder, "model.safetensors"))
+    weights = {name: torch.from_numpy(array.copy())
+               for name, array in read_safetensors(os.path.join(folder, "model.safetensors")).items()}
     if "lm_head.weight" not in weights:  # tied embeddings
         weights["lm_head.weight"] = weights["model.embed_tokens.weight"]
     model.load_state_dict(weights, strict=True)
@@ -189,32 +175,6 @@ def perplexity(model, ids, seqlen):
     return torch.exp(torch.stack(nlls).sum() / (windows * seqlen)).item()
 
 
-def import_reference(source):
-    if os.path.isfile(os.path.join(source, "llama.py")):
-        folder = source
-    else:
-        folder = tempfile.mkdtemp(prefix="sparsegpt-reference-")
-        for name in ("llama.py", "sparsegpt.py", "quant.py", "modelutils.py"):
-            text = subprocess.run(["git", "--git-dir", source, "show", "HEAD:" + name], check=True,
-                                  capture_output=True).stdout
-            with open(os.path.join(folder, name), "wb") as f:
-                f.write(text)
-
-    class Conv1D(nn.Module):  # stand-in: sparsegpt.py only uses it for isinstance checks
-        pass
-
-    try:
-        import transformers  # noqa: F401
-    except ImportError:
-        sys.modules["transformers"] = types.SimpleNamespace(Conv1D=Conv1D)
-    if not torch.cuda.is_available():
-        torch.cuda.synchronize = lambda *args, **kwargs: None
-        torch.cuda.empty_cache = lambda *args, **kwargs: None
-    sys.path.insert(0, folder)
-    import llama  # noqa: E402
-    return llama
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reference", required=True)
@@ -231,7 +191,7 @@ def main():
     args = ap.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    llama = import_reference(args.reference)
+    llama = import_llama(args.reference)
     import sentencepiece
 
     sp = sentencepiece.SentencePieceProcessor(model_file=os.path.join(args.model, "tokenizer.model"))
