@@ -2,6 +2,7 @@
 #include "util/json_file.h"
 
 #include "model/causal_lm.h"
+#include "pipeline/layer_record_json.h"
 #include "analysis/size_model.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
@@ -32,8 +33,7 @@ json pointToJson(const SweepPoint& p)
 {
     json layers = json::array();
     for (const auto& l : p.layers)
-        layers.push_back(
-            {{"name", l.name}, {"sparsity", l.sparsity}, {"rel_output_error", l.relOutputError}, {"loss", l.loss}});
+        layers.push_back(pipeline::layerRecordJson(l));
     return {{"index", p.spec.index},
             {"allocation", p.spec.allocation},
             {"method", solve::methodName(p.spec.method)},
@@ -68,13 +68,12 @@ SweepPoint pointFromJson(const json& j, const std::string& source)
         if (!j.at("layers").is_array())
             throw InputError(source + ": a point's 'layers' must be an array");
         for (const auto& l : j.at("layers"))
-            p.layers.push_back({requiredField<std::string>(l, "name", source), requiredField<double>(l, "sparsity", source),
-                                requiredField<double>(l, "rel_output_error", source), requiredField<double>(l, "loss", source)});
+            p.layers.push_back(pipeline::layerRecordFromJson(l, source));
     }
     return p;
 }
 
-// Everything but the timings.
+// Everything but the timings (the point's and its layers').
 bool samePoint(const SweepPoint& a, const SweepPoint& b)
 {
     json ja = pointToJson(a), jb = pointToJson(b);
@@ -82,6 +81,8 @@ bool samePoint(const SweepPoint& a, const SweepPoint& b)
         j->erase("allocation_seconds");
         j->erase("prune_seconds");
         j->erase("eval_seconds");
+        for (auto& layer : (*j)["layers"])
+            layer.erase("seconds");
     }
     return ja == jb;
 }
@@ -323,8 +324,7 @@ std::vector<SweepPoint> runSweepPoints(const model::CausalLM& dense, const data:
         point.modelBytes = outcome.modelBytes;
         point.pruneSeconds = outcome.prune.seconds;
         point.evalSeconds = outcome.perplexity.seconds;
-        for (const auto& layer : outcome.prune.layers)
-            point.layers.push_back({layer.name, layer.stats.sparsity, layer.stats.relOutputError, layer.stats.loss});
+        point.layers = outcome.prune.layers;
         if (onPoint)
             onPoint(point);
         points.push_back(std::move(point));
@@ -339,7 +339,7 @@ json SweepResult::toJson() const
     for (const auto& p : points)
         pts.push_back(pointToJson(p));
     return {{"format", "sparselab-sweep"},
-            {"version", 2},
+            {"version", 3},
             {"settings", settings},
             {"grid", grid.toJson()},
             {"points_total", grid.size()},
@@ -352,9 +352,9 @@ SweepResult SweepResult::fromJson(const json& j, const std::string& source)
     if (!j.is_object() || j.value("format", std::string()) != "sparselab-sweep")
         throw InputError(source + ": not a SparseLab sweep file (no \"format\": \"sparselab-sweep\")");
     const int version = requiredField<int>(j, "version", source);
-    if (version != 1 && version != 2)
+    if (version < 1 || version > 3)
         throw InputError(source + ": unsupported sweep file version " + std::to_string(version)
-                         + " (this SparseLab reads 1 and 2)");
+                         + " (this SparseLab reads 1 to 3)");
     SweepResult r;
     r.settings = j.contains("settings") ? j.at("settings") : json::object();
     if (!j.contains("grid"))

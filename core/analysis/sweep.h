@@ -22,7 +22,7 @@
 // points with index % N == i, and mergeSweeps() of all shards equals the whole sweep.
 //
 // Results serialise to JSON (SweepResult::save/load, atomic):
-//   {"format": "sparselab-sweep", "version": 2,
+//   {"format": "sparselab-sweep", "version": 3,
 //    "settings": {"model": {"sha256": {file: hash}}, "calibration": {"sha256", "nsamples",
 //                 "seqlen", "seed"}, "evaluation": {"sha256", "seqlen", "max_windows"},
 //                 "base": {"damp", "blocksize", "group", "sym"}, "true_sequential": false,
@@ -32,9 +32,11 @@
 //    "points_total": N, "dense": {"perplexity", "model_bytes"},
 //    "points": [{"index", "allocation", "method", "group", "bits", "sparsity", "perplexity",
 //                "linear_sparsity", "model_bytes", "allocation_seconds", "prune_seconds", "eval_seconds",
-//                "layers": [{"name", "sparsity", "rel_output_error", "loss"}, …]}, …]}
-// Points are kept sorted by index. Seconds differ between runs; everything else is
-// reproducible. Version 1 files (no "allocations", no "allocation") are read as uniform.
+//                "layers": [row, …]}, …]}
+// where each layer row is sparselab.json's (pipeline/layer_record_json.h). Points are kept
+// sorted by index. Seconds differ between runs; everything else is reproducible. Version 2
+// files (layer rows of "name", "sparsity", "rel_output_error" and "loss" only) are read too,
+// and version 1 files (no "allocations", no "allocation") are read as uniform.
 
 #include "data/calibration.h"
 #include "eval/perplexity.h"
@@ -77,13 +79,6 @@ struct SweepPointSpec {
     double sparsity = 0.5;
 };
 
-struct SweepPointLayer {
-    std::string name;
-    double sparsity = 0.0;
-    double relOutputError = 0.0;
-    double loss = 0.0;
-};
-
 struct SweepPoint {
     SweepPointSpec spec;
     double perplexity = 0.0;
@@ -92,7 +87,9 @@ struct SweepPoint {
     double allocationSeconds = 0.0; // OWL's pass or the search (0 when uniform or reused)
     double pruneSeconds = 0.0;
     double evalSeconds = 0.0;
-    std::vector<SweepPointLayer> layers;
+    // The prune's per-layer records (solve/layer_record.h). Read from a version-2 file they
+    // hold the name and statistics only (pipeline/layer_record_json.h).
+    std::vector<solve::LayerRecord> layers;
 };
 
 struct SweepResult {

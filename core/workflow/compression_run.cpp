@@ -3,6 +3,7 @@
 #include "export/hf_export.h"
 #include "io/gguf_import.h"
 #include "model/causal_lm.h"
+#include "pipeline/layer_record_json.h"
 #include "store/resume.h"
 #include "store/run_records.h"
 #include "tokenize/tokenizer.h"
@@ -73,7 +74,7 @@ json provenanceJson(const CompressionSpec& spec, const CompressionOutcome& outco
     const store::RunRecord& run = outcome.record;
     json layers = json::array();
     for (const auto& layer : run.layers)
-        layers.push_back(layerJson(layer));
+        layers.push_back(pipeline::layerRecordJson(layer));
     json provenance = {
         {"sparselab_version", SPARSELAB_VERSION},
         {"created_utc", run.createdUtc},
@@ -132,27 +133,6 @@ std::string readRunText(const fs::path& file)
     if (text.find_first_not_of(" \t\r\n\v\f") == std::string::npos)
         throw inputError(file, "the text is empty");
     return text;
-}
-
-json layerJson(const solve::LayerRecord& l)
-{
-    const auto& o = l.options;
-    return {{"name", l.name},
-            {"block", l.block},
-            {"rows", l.rows},
-            {"cols", l.cols},
-            {"method", l.methodKey()},
-            {"target_sparsity", l.targetSparsity()},
-            {"nm", o.structured() && !l.dense ? json(std::to_string(o.nmN) + ":" + std::to_string(o.nmM)) : json(nullptr)},
-            {"bits", l.bits()},
-            {"quant", pipeline::quantGridJson(o, l.dense)},
-            {"sparsity", l.stats.sparsity},
-            {"loss", l.stats.loss},
-            {"rel_output_error", l.stats.relOutputError},
-            {"damp_used", l.stats.dampUsed},
-            {"damp_raises", l.stats.dampRaises},
-            {"dead_inputs", l.stats.deadInputs},
-            {"seconds", l.stats.seconds}};
 }
 
 std::string recipeLabel(const pipeline::Recipe& recipe, const std::string& source)

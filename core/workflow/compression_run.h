@@ -143,9 +143,6 @@ void clearCheckpoints(const CompressionSpec& spec);
 // whose recorded model (if any) has the same files as `model` (one workspace per model).
 void checkWorkspaceFor(const std::filesystem::path& file, const store::ModelIdentity& model);
 
-// One row of sparselab.json's "layers" (and of `prune --json`) from the per-layer record.
-[[nodiscard]] nlohmann::json layerJson(const solve::LayerRecord& layer);
-
 // The run's text, read whole (util/atomic_file.h readTextFile); InputError "FILE: the text is
 // empty" when it holds nothing but white space.
 [[nodiscard]] std::string readRunText(const std::filesystem::path& file);

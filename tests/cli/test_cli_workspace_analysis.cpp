@@ -45,6 +45,8 @@ nlohmann::json withoutSeconds(nlohmann::json j)
     for (auto& p : j["points"]) {
         p.erase("prune_seconds");
         p.erase("eval_seconds");
+        for (auto& layer : p["layers"])
+            layer.erase("seconds"); // each layer's solve time
     }
     return j;
 }

@@ -33,7 +33,15 @@ analysis::SweepResult handSweep()
         p.modelBytes = 400000 - 1000 * i;
         p.pruneSeconds = 0.5;
         p.evalSeconds = 0.25;
-        p.layers = {{"model.layers.0.mlp.up_proj", p.spec.sparsity, 0.01 * double(i + 1), 2.5}};
+        solve::LayerRecord layer;
+        layer.name = "model.layers.0.mlp.up_proj";
+        layer.rows = 172;
+        layer.cols = 64;
+        layer.options.sparsity = p.spec.sparsity;
+        layer.stats.sparsity = p.spec.sparsity;
+        layer.stats.relOutputError = 0.01 * double(i + 1);
+        layer.stats.loss = 2.5;
+        p.layers = {layer};
         r.points.push_back(p);
     }
     return r;

@@ -21,6 +21,7 @@
 #include "report/pdf_writer.h"
 #include "report/report.h"
 #include "solve/hessian_factor.h"
+#include "solve/layer_record.h"
 #include "tokenize/tokenizer.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
@@ -108,6 +109,8 @@ nlohmann::json withoutTimings(nlohmann::json j)
         p.erase("allocation_seconds");
         p.erase("prune_seconds");
         p.erase("eval_seconds");
+        for (auto& layer : p["layers"])
+            layer.erase("seconds"); // each layer's solve time
     }
     return j;
 }
@@ -366,7 +369,7 @@ private Q_SLOTS:
         QCOMPARE(attention.spec.group, std::string("attention"));
         for (const auto& layer : attention.layers)
             if (layer.name.find("mlp") != std::string::npos)
-                QCOMPARE(layer.sparsity, 0.0);
+                QCOMPARE(layer.stats.sparsity, 0.0);
         QVERIFY(attention.linearSparsity < 0.3);
 
         // Shards of different sweeps do not merge; a disagreeing point is named.
@@ -414,7 +417,7 @@ private Q_SLOTS:
             v2.points.push_back(p);
         }
         auto v1 = v2.toJson();
-        QCOMPARE(v1["version"].get<int>(), 2);
+        QCOMPARE(v1["version"].get<int>(), 3);
         v1["version"] = 1;
         v1["grid"].erase("allocations");
         for (auto& p : v1["points"]) {
@@ -424,9 +427,9 @@ private Q_SLOTS:
         const auto read = analysis::SweepResult::fromJson(v1, "old.json");
         QCOMPARE(read.grid.allocations, std::vector<std::string>{"uniform"});
         QCOMPARE(read.toJson().dump(), v2.toJson().dump());
-        auto v3 = v2.toJson();
-        v3["version"] = 3;
-        QVERIFY_THROWS_EXCEPTION(InputError, (void)analysis::SweepResult::fromJson(v3, "new.json"));
+        auto v4 = v2.toJson();
+        v4["version"] = 4;
+        QVERIFY_THROWS_EXCEPTION(InputError, (void)analysis::SweepResult::fromJson(v4, "new.json"));
         auto mislabelled = v2.toJson();
         mislabelled["points"][0]["allocation"] = "owl";
         QVERIFY_THROWS_EXCEPTION(InputError, (void)analysis::SweepResult::fromJson(mislabelled, "m.json"));
@@ -469,6 +472,77 @@ private Q_SLOTS:
             QVERIFY2(std::string(e.what()).find("sweep point 4 (owl at sparsity 0.3): --sparsities") == 0, e.what());
         }
         allocation::validateSweepAllocations(grid, {0, 1, 5}, params); // 0.6 ± 0.32 fits
+    }
+
+    // A sweep point keeps the prune's per-layer records (solve::LayerRecord) in sparselab.json's
+    // row form; reading the file back gives the same records. Version-2 rows (statistics only)
+    // still read.
+    void sweepPointLayersAreTheRunRecords()
+    {
+        solve::LayerRecord dense;
+        dense.name = "model.layers.0.self_attn.q_proj";
+        dense.block = 0;
+        dense.rows = 64;
+        dense.cols = 64;
+        dense.dense = true;
+        dense.options = solve::recordedOptions(solve::SolverOptions{}, true);
+        dense.stats.seconds = 0.25;
+        solve::LayerRecord quantized = dense;
+        quantized.name = "model.layers.1.mlp.down_proj";
+        quantized.block = 1;
+        quantized.rows = 64;
+        quantized.cols = 172;
+        quantized.dense = false;
+        solve::SolverOptions o;
+        o.nmN = 2;
+        o.nmM = 4;
+        o.quant.bits = 4;
+        o.quant.groupSize = 32;
+        o.quant.symmetric = true;
+        o.quant.actOrder = true;
+        o.quant.fp16Scale = true;
+        quantized.options = solve::recordedOptions(o, false);
+        quantized.stats = {0.5, 1.25, 0.0625, 0.01, 1, 3, 0.5};
+        solve::LayerRecord wanda = quantized;
+        wanda.name = "model.layers.1.mlp.up_proj";
+        solve::SolverOptions w;
+        w.method = solve::Method::Wanda;
+        w.sparsity = 0.7;
+        wanda.options = solve::recordedOptions(w, false);
+
+        analysis::SweepResult sweep;
+        sweep.densePerplexity = 7.0;
+        analysis::SweepPoint point = handPoint(1000, 9.0);
+        point.spec = analysis::sweepPointSpec(sweep.grid, 0);
+        point.layers = {dense, quantized, wanda};
+        sweep.points = {point};
+        const auto json = sweep.toJson();
+        const auto& rows = json["points"][0]["layers"];
+        QCOMPARE(rows[1]["nm"].get<std::string>(), std::string("2:4"));
+        QCOMPARE(rows[1]["quant"]["group"].get<int>(), 32);
+        QCOMPARE(rows[2]["method"].get<std::string>(), std::string("wanda"));
+        const auto read = analysis::SweepResult::fromJson(json, "sweep.json");
+        QCOMPARE(read.points.size(), size_t(1));
+        QCOMPARE(read.points[0].layers.size(), size_t(3));
+        // What a row does not hold reads back as the defaults: the kind, blocksize and damping.
+        for (size_t l = 0; l < 3; ++l)
+            QVERIFY2(read.points[0].layers[l] == point.layers[l], point.layers[l].name.c_str());
+
+        auto v2 = json;
+        v2["version"] = 2;
+        v2["points"][0]["layers"] = nlohmann::json::array(
+            {{{"name", "model.layers.0.mlp.gate_proj"}, {"sparsity", 0.5}, {"rel_output_error", 0.125}, {"loss", 2.5}}});
+        const auto old = analysis::SweepResult::fromJson(v2, "v2.json");
+        QCOMPARE(old.points[0].layers.size(), size_t(1));
+        const solve::LayerRecord& row = old.points[0].layers[0];
+        QCOMPARE(row.name, std::string("model.layers.0.mlp.gate_proj"));
+        QCOMPARE(row.stats.sparsity, 0.5);
+        QCOMPARE(row.stats.relOutputError, 0.125);
+        QCOMPARE(row.stats.loss, 2.5);
+
+        auto unknownMethod = json;
+        unknownMethod["points"][0]["layers"][1]["method"] = "obc";
+        QVERIFY_THROWS_EXCEPTION(InputError, (void)analysis::SweepResult::fromJson(unknownMethod, "m.json"));
     }
 
     void allocationPointsEqualTheirRecipesPrunedAlone()
@@ -532,8 +606,8 @@ private Q_SLOTS:
             QVERIFY2(std::abs(p.linearSparsity - 0.6) < 2e-3, std::to_string(p.linearSparsity).c_str());
         double lo = 1.0, hi = 0.0;
         for (const auto& layer : points[0].layers) {
-            lo = std::min(lo, layer.sparsity);
-            hi = std::max(hi, layer.sparsity);
+            lo = std::min(lo, layer.stats.sparsity);
+            hi = std::max(hi, layer.stats.sparsity);
         }
         QVERIFY(hi - lo > 0.02);
     }

@@ -522,8 +522,8 @@ private Q_SLOTS:
             QVERIFY(std::abs(owl.linearSparsity - owl.spec.sparsity) < 2e-3);
             double lo = 1.0, hi = 0.0;
             for (const auto& layer : owl.layers) {
-                lo = std::min(lo, layer.sparsity);
-                hi = std::max(hi, layer.sparsity);
+                lo = std::min(lo, layer.stats.sparsity);
+                hi = std::max(hi, layer.stats.sparsity);
             }
             QVERIFY(hi - lo > 0.02);
         }
