@@ -81,6 +81,27 @@ void TestJobRunner::leasesRefuseASecondJobOnTheSameModel()
     const QString sameRunner = first.start(refused, QStringLiteral("job B"), {&modelY});
     QVERIFY2(sameRunner.contains(QStringLiteral("job A")), qPrintable(sameRunner));
     QVERIFY(refused.isNull()); // deleted, never started
+    // launch(): a refused job ends all the same, `ended` first, and its refusal is shown once: by
+    // the launcher's `refused` handler, else by the runner's refusal handler.
+    QStringList shownByRunner;
+    first.setRefusalHandler([&](const QString& why) { shownByRunner << why; });
+    QStringList steps;
+    JobOutcome<WaitJob> outcome;
+    outcome.ended = [&] { steps << QStringLiteral("ended"); };
+    outcome.refused = [&](const QString& why) { steps << QStringLiteral("refused: ") + why; };
+    outcome.failed = [&](const QString&) { steps << QStringLiteral("failed"); };
+    QVERIFY(!first.launch(new WaitJob, QStringLiteral("job E"), {}, this, outcome));
+    QCOMPARE(steps.size(), 2);
+    QCOMPARE(steps[0], QStringLiteral("ended"));
+    QVERIFY2(steps[1].startsWith(QStringLiteral("refused: Another job is running (job A)")), qPrintable(steps[1]));
+    QVERIFY(shownByRunner.isEmpty());
+    outcome.refused = nullptr;
+    steps.clear();
+    QVERIFY(!first.launch(new WaitJob, QStringLiteral("job F"), {}, this, outcome));
+    QCOMPARE(steps, QStringList{QStringLiteral("ended")});
+    QCOMPARE(shownByRunner.size(), 1);
+    QVERIFY2(shownByRunner[0].contains(QStringLiteral("job A")), qPrintable(shownByRunner[0]));
+    QCOMPARE(first.currentWork(), QStringLiteral("job A")); // the running job is untouched
     // Another runner: refused on the held model, free on another one.
     const QString sameModel = second.start(new WaitJob, QStringLiteral("job C"), {&modelX});
     QVERIFY2(sameModel.startsWith(QStringLiteral("The model is in use by job A")), qPrintable(sameModel));

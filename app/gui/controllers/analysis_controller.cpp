@@ -285,12 +285,8 @@ bool AnalysisController::startJob(Job* job, const QString& what, JobOutcome<Job>
             cancelled();
         Q_EMIT jobCancelled();
     };
-    if (const QString refusal = m_session.jobs().launch(job, what, {m_session.model().get()}, this, std::move(common));
-        !refusal.isEmpty()) {
-        m_job = nullptr;
-        m_window->reportError(tr("Busy"), refusal);
+    if (!m_session.jobs().launch(job, what, {m_session.model().get()}, this, std::move(common)))
         return false;
-    }
     m_window->logView()->appendInfo(tr("%1 started.").arg(what));
     m_window->runPanel()->startJob(what);
     m_window->statusBar()->showMessage(tr("%1…").arg(what));
@@ -602,10 +598,8 @@ bool AnalysisController::startSearch(const SearchRequest& request)
     };
     outcome.ended = [this] { m_searchJob = nullptr; };
     m_searchJob = job;
-    if (!startJob(job, tr("Allocation search (%1)").arg(description), std::move(outcome))) {
-        m_searchJob = nullptr;
-        return false;
-    }
+    if (!startJob(job, tr("Allocation search (%1)").arg(description), std::move(outcome)))
+        return false; // `ended` forgot the job
     m_window->liveView()->startSearch(request.generations, description);
     updateActions();
     return true;

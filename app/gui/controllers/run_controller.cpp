@@ -99,13 +99,8 @@ bool RunController::evaluate()
         m_window->statusBar()->showMessage(tr("Evaluation cancelled."), 5000);
         Q_EMIT evaluationCancelled();
     };
-    if (const QString refusal = m_session.jobs().launch(job, tr("the evaluation"), {m_session.model().get()}, this,
-                                                        std::move(outcome));
-        !refusal.isEmpty()) {
-        m_evalJob = nullptr;
-        m_window->reportError(tr("Busy"), refusal);
+    if (!m_session.jobs().launch(job, tr("the evaluation"), {m_session.model().get()}, this, std::move(outcome)))
         return false;
-    }
     m_window->statusBar()->showMessage(tr("Evaluating…"));
     m_window->runPanel()->startJob(tr("Evaluation"));
     m_window->updateActions();
@@ -222,13 +217,9 @@ bool RunController::startRun()
         m_window->statusBar()->showMessage(message, 5000);
         Q_EMIT runCancelled();
     };
-    if (const QString refusal = m_session.jobs().launch(job, tr("the run “%1”").arg(m_runName),
-                                                        {m_session.model().get()}, this, std::move(outcome));
-        !refusal.isEmpty()) {
-        m_runJob = nullptr;
-        m_window->reportError(tr("Busy"), refusal);
+    if (!m_session.jobs().launch(job, tr("the run “%1”").arg(m_runName), {m_session.model().get()}, this,
+                                 std::move(outcome)))
         return false;
-    }
     m_window->liveView()->startRun(params.plan, m_runName);
     if (params.recovery.enabled) {
         qint64 blocks = 0;
@@ -365,13 +356,8 @@ bool RunController::exportSelectedRun()
         m_window->logView()->appendInfo(tr("Export cancelled."));
         Q_EMIT exportCancelled();
     };
-    if (const QString refusal = m_session.jobs().launch(job, tr("the export of “%1”").arg(run->name), {model.get()},
-                                                        this, std::move(outcome));
-        !refusal.isEmpty()) {
-        m_exportJob = nullptr;
-        m_window->reportError(tr("Busy"), refusal);
+    if (!m_session.jobs().launch(job, tr("the export of “%1”").arg(run->name), {model.get()}, this, std::move(outcome)))
         return false;
-    }
     m_window->logView()->appendInfo(tr("Exporting “%1” to %2").arg(run->name, QDir::toNativeSeparators(out)));
     m_window->runPanel()->startJob(tr("Export of “%1”").arg(run->name));
     m_window->updateActions();

@@ -165,7 +165,10 @@ bool WorkspaceController::saveWorkspaceAs(const QString& file)
     const int count = int(params.runs.size());
     auto* job = new WorkspaceSaveJob(std::move(params), this);
     JobOutcome<WorkspaceSaveJob> outcome;
-    outcome.ended = [this] { setBusy(false); };
+    outcome.ended = [this] {
+        if (m_busy)
+            setBusy(false);
+    };
     outcome.finished = [this, count](const WorkspaceSaveJob::Result& r) {
         m_file = r.file;
         m_modified = false;
@@ -181,12 +184,10 @@ bool WorkspaceController::saveWorkspaceAs(const QString& file)
         m_window->logView()->appendInfo(message);
         Q_EMIT workspaceFailed(message);
     };
+    outcome.refused = [this](const QString& refusal) { fail(tr("Cannot save the workspace now"), refusal); };
     const auto models = job->models();
-    if (const QString refusal = m_session.jobs().launch(job, tr("saving the workspace"), models, this, std::move(outcome));
-        !refusal.isEmpty()) {
-        fail(tr("Cannot save the workspace now"), refusal); // the job was deleted
+    if (!m_session.jobs().launch(job, tr("saving the workspace"), models, this, std::move(outcome)))
         return false;
-    }
     m_window->logView()->appendInfo(tr("Saving workspace %1…").arg(path));
     m_window->statusBar()->showMessage(tr("Saving workspace %1…").arg(QFileInfo(path).fileName()));
     setBusy(true);
@@ -208,7 +209,10 @@ bool WorkspaceController::openWorkspace(const QString& file)
     const QString path = QDir::cleanPath(QFileInfo(file).absoluteFilePath());
     auto* job = new WorkspaceOpenJob(path, this);
     JobOutcome<WorkspaceOpenJob> outcome;
-    outcome.ended = [this] { setBusy(false); };
+    outcome.ended = [this] {
+        if (m_busy)
+            setBusy(false);
+    };
     outcome.finished = [this](const WorkspaceOpenJob::Result& r) {
         m_window->replaceRuns(r.runs);
         m_loadedSweep = r.sweep;
@@ -231,12 +235,10 @@ bool WorkspaceController::openWorkspace(const QString& file)
         m_window->logView()->appendInfo(message);
         Q_EMIT workspaceFailed(message);
     };
+    outcome.refused = [this](const QString& refusal) { fail(tr("Cannot open the workspace now"), refusal); };
     // Reading a workspace uses no model, but it replaces the runs: one job at a time.
-    if (const QString refusal = m_session.jobs().launch(job, tr("opening the workspace"), {}, this, std::move(outcome));
-        !refusal.isEmpty()) {
-        fail(tr("Cannot open the workspace now"), refusal);
+    if (!m_session.jobs().launch(job, tr("opening the workspace"), {}, this, std::move(outcome)))
         return false;
-    }
     m_window->logView()->appendInfo(tr("Opening workspace %1…").arg(path));
     setBusy(true);
     return true;

@@ -13,13 +13,14 @@
 // Usage (launch: the outcome handlers and start in one call; every launcher uses it):
 //     auto* job = new PerplexityJob(params);
 //     connect(job, &PerplexityJob::progress, this, &Window::onProgress); // any other signals
-//     const QString refusal = m_jobs.launch(job, tr("the evaluation"), {m_model.get()}, this,
-//         {.ended = [this] { m_evaluation = nullptr; updateActions(); },  // first, every outcome
-//          .finished = [this](const PerplexityJob::Result& r) { show(r); },
-//          .failed = [this](const QString& message) { reportError(tr("Evaluation failed"), message); },
-//          .cancelled = [this] { statusBar()->showMessage(tr("Cancelled.")); }});
-//     if (!refusal.isEmpty())
-//         reportError(tr("Busy"), refusal);  // the job was deleted, nothing started, no handler runs
+//     if (!m_jobs.launch(job, tr("the evaluation"), {m_model.get()}, this,
+//             {.ended = [this] { m_evaluation = nullptr; updateActions(); },  // first, every outcome
+//              .finished = [this](const PerplexityJob::Result& r) { show(r); },
+//              .failed = [this](const QString& message) { reportError(tr("Evaluation failed"), message); },
+//              .cancelled = [this] { statusBar()->showMessage(tr("Cancelled.")); }}))
+//         return false; // refused: the job was deleted, `ended` ran, and the refusal was shown
+// A refusal is shown once for every launcher: by the outcome's `refused` handler when it has
+// one, else by the runner's refusal handler (the workbench's "Busy" message box).
 // The runner owns the job and deletes it after its final signal. It is idle again
 // (busyChanged(false) emitted, leases released) before the outcome handlers run (the job's
 // ending() comes first), so a handler may start the next job.
@@ -63,13 +64,16 @@ private:
 };
 
 // What a launcher does when its job ends: `ended` on every outcome, first (forget the job, refresh
-// the actions), then the one handler for how it ended. Empty handlers are skipped.
+// the actions), then the one handler for how it ended. Empty handlers are skipped. A job the
+// runner refuses to start ends too: `ended`, then `refused` with the one sentence saying why
+// (empty: the runner's refusal handler shows it).
 template <class Job>
 struct JobOutcome {
     std::function<void()> ended;
     std::function<void(const typename Job::Result&)> finished;
     std::function<void(const QString&)> failed;
     std::function<void()> cancelled;
+    std::function<void(const QString&)> refused;
 };
 
 class JobRunner : public QObject {
@@ -87,10 +91,13 @@ public:
     // released, busyChanged(false) emitted, the job deleted later) before any of them runs.
     QString start(EngineJob* job, const QString& what, const Models& models = {});
     // start() with `outcome`'s handlers connected to the job's final signals, run in
-    // `context`'s thread and dropped if `context` is destroyed first. On a refusal the job is
-    // deleted and no handler runs.
+    // `context`'s thread and dropped if `context` is destroyed first. True when the job started;
+    // on a refusal the job is deleted, `ended` and then `refused` (else the refusal handler)
+    // run, and false is returned.
     template <class Job>
-    QString launch(Job* job, const QString& what, const Models& models, QObject* context, JobOutcome<Job> outcome);
+    bool launch(Job* job, const QString& what, const Models& models, QObject* context, JobOutcome<Job> outcome);
+    // Shows a refusal whose launcher has no `refused` handler (the workbench: a "Busy" message).
+    void setRefusalHandler(std::function<void(const QString& refusal)> handler) { m_refusalHandler = std::move(handler); }
 
     [[nodiscard]] bool isBusy() const { return !m_job.isNull(); }
     [[nodiscard]] QString currentWork() const { return m_what; } // "" when idle
@@ -108,11 +115,12 @@ private:
     QPointer<EngineJob> m_job;
     QString m_what;
     ModelLease m_lease;
+    std::function<void(const QString&)> m_refusalHandler;
 };
 
 template <class Job>
-QString JobRunner::launch(Job* job, const QString& what, const Models& models, QObject* context,
-                          JobOutcome<Job> outcome)
+bool JobRunner::launch(Job* job, const QString& what, const Models& models, QObject* context,
+                       JobOutcome<Job> outcome)
 {
     const auto handlers = std::make_shared<const JobOutcome<Job>>(std::move(outcome));
     const auto ended = [handlers] {
@@ -134,7 +142,15 @@ QString JobRunner::launch(Job* job, const QString& what, const Models& models, Q
         if (handlers->cancelled)
             handlers->cancelled();
     });
-    return start(job, what, models);
+    const QString refusal = start(job, what, models);
+    if (refusal.isEmpty())
+        return true;
+    ended();
+    if (handlers->refused)
+        handlers->refused(refusal);
+    else if (m_refusalHandler)
+        m_refusalHandler(refusal);
+    return false;
 }
 
 } // namespace sparselab::gui

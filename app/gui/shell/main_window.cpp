@@ -145,6 +145,7 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
     // reads and the Teaching Mode window's captures) goes through the session's JobRunner: one at a time, and
     // one job per model.
     connect(&m_session.jobs(), &JobRunner::busyChanged, this, &MainWindow::setBusy);
+    m_session.jobs().setRefusalHandler([this](const QString& refusal) { reportError(tr("Busy"), refusal); });
 
     // Every view is a dock; the central widget is an empty placeholder so the docks share
     // the whole window and can be arranged freely.
@@ -969,13 +970,7 @@ bool MainWindow::openModel(const QString& path)
         m_log->appendInfo(tr("Opening cancelled."));
         statusBar()->showMessage(tr("Cancelled."), 5000);
     };
-    if (const QString refusal = m_session.jobs().launch(job, tr("opening a model"), {}, this, std::move(outcome));
-        !refusal.isEmpty()) {
-        m_loadJob = nullptr; // deleted by the runner
-        reportError(tr("Busy"), refusal);
-        return false;
-    }
-    return true;
+    return m_session.jobs().launch(job, tr("opening a model"), {}, this, std::move(outcome));
 }
 
 void MainWindow::onModelLoaded(const LoadModelJob::Result& result)

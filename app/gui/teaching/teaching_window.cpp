@@ -625,14 +625,12 @@ bool TeachingWindow::captureLayer(const QString& layer)
         m_status->setText(tr("Capture cancelled."));
         Q_EMIT captureFailed(tr("cancelled"));
     };
-    if (const QString refusal = m_jobs->launch(job, tr("the Teaching Mode capture of %1").arg(layer), {m_model.get()},
-                                               this, std::move(outcome));
-        !refusal.isEmpty()) {
-        m_captureJob = nullptr;
+    outcome.refused = [this](const QString& refusal) {
         reportError(tr("Capture"), refusal);
         Q_EMIT captureFailed(refusal);
+    };
+    if (!m_jobs->launch(job, tr("the Teaching Mode capture of %1").arg(layer), {m_model.get()}, this, std::move(outcome)))
         return false;
-    }
     updateControls();
     return true;
 }
@@ -873,13 +871,12 @@ bool TeachingWindow::compare()
         m_status->setText(tr("Comparison cancelled."));
         Q_EMIT compareFailed(tr("cancelled"));
     };
-    if (const QString refusal = m_jobs->launch(job, tr("the Teaching Mode comparison"), {}, this, std::move(outcome));
-        !refusal.isEmpty()) {
-        m_compareJob = nullptr;
+    outcome.refused = [this](const QString& refusal) {
         reportError(tr("Comparison"), refusal);
         Q_EMIT compareFailed(refusal);
+    };
+    if (!m_jobs->launch(job, tr("the Teaching Mode comparison"), {}, this, std::move(outcome)))
         return false;
-    }
     updateControls();
     return true;
 }
