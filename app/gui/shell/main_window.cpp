@@ -18,6 +18,9 @@
 #include "run_panel.h"
 #include "sweep_panel.h"
 #include "workspace_controller.h"
+#include "calibration_controller.h"
+#include "model_controller.h"
+#include "plan_controller.h"
 
 #include "memory/memory_plan.h"
 #include "util/gpu_info.h"
@@ -61,10 +64,7 @@ constexpr int kStateVersion = 3;
 namespace key {
 const QString geometry = QStringLiteral("MainWindow/geometry");
 const QString state = QStringLiteral("MainWindow/state");
-const QString lastModel = QStringLiteral("Session/lastModel");
 const QString lastText = QStringLiteral("Session/lastText");
-const QString recentModels = QStringLiteral("Session/recentModels");
-const QString recentRecipes = QStringLiteral("Session/recentRecipes");
 const QString seqlen = QStringLiteral("Evaluation/seqlen");
 const QString maxWindows = QStringLiteral("Evaluation/maxWindows");
 const QString batchSize = QStringLiteral("Evaluation/batchSize");
@@ -72,9 +72,6 @@ const QString calibText = QStringLiteral("Calibration/text");
 const QString calibSamples = QStringLiteral("Calibration/nsamples");
 const QString calibSeqlen = QStringLiteral("Calibration/seqlen");
 const QString calibSeed = QStringLiteral("Calibration/seed");
-const QString planRecipe = QStringLiteral("Plan/recipe");
-const QString planExact = QStringLiteral("Plan/exactRules");
-const QString lastRecipe = QStringLiteral("Plan/lastRecipeFile");
 const QString runDevice = QStringLiteral("Run/device");
 const QString runEvaluate = QStringLiteral("Run/evaluate");
 const QString runCheckpoints = QStringLiteral("Run/checkpoints");
@@ -84,14 +81,6 @@ const QString recoveryLoss = QStringLiteral("Recovery/loss");
 const QString recoveryRate = QStringLiteral("Recovery/learningRate");
 const QString exportDir = QStringLiteral("Export/lastFolder");
 } // namespace key
-
-QString normalizedFolder(const QString& path)
-{
-    QFileInfo info(path);
-    if (info.isFile())
-        info = QFileInfo(info.absolutePath()); // config.json (or any file) → its folder
-    return QDir::cleanPath(info.absoluteFilePath());
-}
 
 QString compactCount(qint64 n)
 {
@@ -114,18 +103,6 @@ bool looksLikeText(const QFileInfo& info)
 
 bool looksLikeRecipe(const QFileInfo& info) { return info.isFile() && info.suffix().compare(QLatin1String("json"), Qt::CaseInsensitive) == 0 && info.fileName() != QLatin1String("config.json"); }
 
-QString demoCalibText()
-{
-    const QString dir = resourcesDir();
-    const QString path = dir + QStringLiteral("/text/tinystories_calib.txt");
-    return !dir.isEmpty() && QFileInfo::exists(path) ? path : QString();
-}
-
-} // namespace
-
-namespace {
-
-// Most recent first, no duplicates, at most `max` entries.
 } // namespace
 
 MainWindow::MainWindow()
@@ -140,7 +117,6 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
     setAcceptDrops(true);
     m_restoreSettings = options.restoreSettings;
     setDockNestingEnabled(true);
-    m_previewPool.setMaxThreadCount(1);
     // Every engine job (load, evaluate, run, export, scans, sweeps, reports, workspace
     // reads and the Teaching Mode window's captures) goes through the session's JobRunner: one at a time, and
     // one job per model.
@@ -167,8 +143,18 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
     connect(m_runs, &RunController::exportFinished, this, &MainWindow::exportFinished);
     connect(m_runs, &RunController::exportFailed, this, &MainWindow::exportFailed);
     connect(m_runs, &RunController::exportCancelled, this, &MainWindow::exportCancelled);
+    m_models = new ModelController(this, m_session);
+    connect(m_models, &ModelController::opened, this, &MainWindow::onModelLoaded);
+    connect(m_models, &ModelController::openFailed, this, &MainWindow::modelLoadFailed);
+    m_texts = new CalibrationController(this, m_session);
+    connect(m_texts, &CalibrationController::evaluationTextChosen, this, [this] {
+        saveEvaluationSettings();
+        updateRunSummary();
+    });
+    connect(m_texts, &CalibrationController::previewed, this, &MainWindow::calibrationPreviewed);
     createActions();
     createDocks();
+    m_plans = new PlanController(this, m_session, options.restoreSettings);
     m_workspace = new WorkspaceController(this, m_session);
     m_analysis = new AnalysisController(this, m_session);
     m_resultsPanel->tabs()->addTab(m_analysis->panel(), tr("Sensitivity"));
@@ -217,17 +203,13 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
         saveCalibrationSettings();
         updateRunSummary();
     });
-    connect(m_calibPanel, &CalibrationPanel::previewRequested, this, &MainWindow::refreshCalibrationPreview);
+    connect(m_calibPanel, &CalibrationPanel::previewRequested, m_texts, &CalibrationController::refreshPreview);
     connect(m_runPanel, &RunPanel::settingsChanged, this, [this] {
         saveRunSettings();
         updateRunSummary();
     });
-    connect(m_planPanel->planModel(), &PlanModel::planChanged, this, [this] {
-        if (!m_restoring)
-            savePlan();
-        m_runPanel->setSuggestedName(suggestedRunName());
-    });
-    connect(m_planPanel, &PlanPanel::exactRulesChanged, this, [](bool exact) { QSettings().setValue(key::planExact, exact); });
+    connect(m_planPanel->planModel(), &PlanModel::planChanged, this,
+            [this] { m_runPanel->setSuggestedName(suggestedRunName()); });
     connect(m_planPanel, &PlanPanel::recoveryChanged, this, [this] {
         saveRunSettings();
         updateRunSummary(); // the suggested name and the memory the run will need
@@ -238,10 +220,8 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
     m_log->appendInfo(tr("SparseLab %1 · %2").arg(QCoreApplication::applicationVersion(), engineDescription()));
 
     QString initial = options.initialModel;
-    if (initial.isEmpty() && options.openInitialModel) {
-        const QString last = QSettings().value(key::lastModel).toString();
-        initial = !last.isEmpty() && QFileInfo(last).isDir() ? last : demoModelDir();
-    }
+    if (initial.isEmpty() && options.openInitialModel)
+        initial = ModelController::startupModel();
     if (!initial.isEmpty()) {
         // After the event loop starts, so the window shows first.
         QTimer::singleShot(0, this, [this, initial] { openModel(initial); });
@@ -280,18 +260,18 @@ void MainWindow::createActions()
     QStyle* s = style();
     m_openAction = make(s->standardIcon(QStyle::SP_DirOpenIcon), tr("&Open Model…"), QKeySequence(Qt::CTRL | Qt::Key_O),
                         tr("Open a Hugging Face model folder (config.json, safetensors, tokenizer)."));
-    connect(m_openAction, &QAction::triggered, this, &MainWindow::openModelDialog);
+    connect(m_openAction, &QAction::triggered, m_models, &ModelController::openDialog);
 
     m_openDemoAction = make({}, tr("Open &Demo Model"), {}, tr("Open the bundled 260K-parameter TinyStories model."));
-    connect(m_openDemoAction, &QAction::triggered, this, &MainWindow::openDemoModel);
+    connect(m_openDemoAction, &QAction::triggered, m_models, &ModelController::openDemo);
 
     m_chooseTextAction = make(s->standardIcon(QStyle::SP_FileIcon), tr("Choose Evaluation &Text…"), QKeySequence(Qt::CTRL | Qt::Key_T),
                               tr("Choose the text file whose perplexity is measured."));
-    connect(m_chooseTextAction, &QAction::triggered, this, &MainWindow::chooseTextDialog);
+    connect(m_chooseTextAction, &QAction::triggered, m_texts, &CalibrationController::chooseEvaluationTextDialog);
 
     m_chooseCalibAction = make(s->standardIcon(QStyle::SP_FileIcon), tr("Choose &Calibration Text…"),
                                QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_T), tr("Choose the text the layers are calibrated on."));
-    connect(m_chooseCalibAction, &QAction::triggered, this, &MainWindow::chooseCalibrationTextDialog);
+    connect(m_chooseCalibAction, &QAction::triggered, m_texts, &CalibrationController::chooseCalibrationTextDialog);
 
     m_evaluateAction = make(s->standardIcon(QStyle::SP_MediaSeekForward), tr("&Evaluate Perplexity"), QKeySequence(Qt::CTRL | Qt::Key_E),
                             tr("Measure the loaded model's perplexity on the evaluation text."));
@@ -332,10 +312,10 @@ void MainWindow::createActions()
 
     m_loadRecipeAction = make(s->standardIcon(QStyle::SP_DialogOpenButton), tr("&Load Recipe…"), QKeySequence(Qt::CTRL | Qt::Key_L),
                               tr("Load a recipe JSON file (the format sparselab-cli prune --recipe reads) into the plan."));
-    connect(m_loadRecipeAction, &QAction::triggered, this, &MainWindow::loadRecipeDialog);
+    connect(m_loadRecipeAction, &QAction::triggered, this, [this] { m_plans->loadRecipeDialog(); });
     m_saveRecipeAction = make(s->standardIcon(QStyle::SP_DialogSaveButton), tr("&Save Recipe…"), QKeySequence(Qt::CTRL | Qt::Key_S),
                               tr("Save the plan as a recipe JSON file for sparselab-cli prune --recipe."));
-    connect(m_saveRecipeAction, &QAction::triggered, this, &MainWindow::saveRecipeDialog);
+    connect(m_saveRecipeAction, &QAction::triggered, this, [this] { m_plans->saveRecipeDialog(); });
 
     m_openSweepAction = make({}, tr("Open S&weep Results…"), QKeySequence(Qt::CTRL | Qt::ALT | Qt::Key_W),
                              tr("Show a sweep (sparselab-cli sweep) from a results file (.json) or a workspace (.h5) "
@@ -456,16 +436,12 @@ void MainWindow::createMenus()
     QMenu* file = menuBar()->addMenu(tr("&File"));
     file->addAction(m_openAction);
     m_recentMenu = file->addMenu(tr("Open &Recent"));
-    m_recentModels = new RecentFiles(key::recentModels, kMaxRecentModels, this);
-    m_recentModels->setMenu(m_recentMenu);
-    connect(m_recentModels, &RecentFiles::chosen, this, [this](const QString& folder) { openModel(folder); });
+    m_models->recent()->setMenu(m_recentMenu);
     file->addAction(m_openDemoAction);
     file->addSeparator();
     file->addAction(m_loadRecipeAction);
     m_recentRecipeMenu = file->addMenu(tr("Recent Re&cipes"));
-    m_recentRecipes = new RecentFiles(key::recentRecipes, kMaxRecentRecipes, this);
-    m_recentRecipes->setMenu(m_recentRecipeMenu);
-    connect(m_recentRecipes, &RecentFiles::chosen, this, [this](const QString& file) { loadRecipe(file); });
+    m_plans->recent()->setMenu(m_recentRecipeMenu);
     file->addAction(m_saveRecipeAction);
     file->addSeparator();
     m_workspace->populateFileMenu(file);
@@ -525,8 +501,6 @@ void MainWindow::readSettings(const Options& options)
 {
     m_restoring = true;
     QSettings settings;
-    m_recentModels->load();
-    m_recentRecipes->load();
 
     QString text = options.initialText;
     QString calibText = options.initialCalibrationText;
@@ -554,14 +528,12 @@ void MainWindow::readSettings(const Options& options)
         m_runPanel->setDevice(settings.value(key::runDevice, QStringLiteral("cpu")).toString());
         m_runPanel->setEvaluate(settings.value(key::runEvaluate, true).toBool());
         m_runPanel->setKeepCheckpoints(settings.value(key::runCheckpoints, true).toBool());
-        m_planPanel->setExactRules(settings.value(key::planExact, false).toBool());
         RecoverySettings recovery;
         recovery.enabled = settings.value(key::recoveryEnabled, recovery.enabled).toBool();
         recovery.steps = settings.value(key::recoverySteps, recovery.steps).toLongLong();
         recovery.loss = settings.value(key::recoveryLoss, recovery.loss).toString();
         recovery.learningRate = settings.value(key::recoveryRate, recovery.learningRate).toDouble();
         m_planPanel->setRecoverySettings(recovery);
-        m_lastRecipeFile = settings.value(key::lastRecipe).toString();
         const QString exportFolder = settings.value(key::exportDir).toString();
         if (!exportFolder.isEmpty())
             m_exportPanel->setOutDir(exportFolder);
@@ -625,29 +597,10 @@ void MainWindow::saveRunSettings() const
     settings.setValue(key::recoveryRate, recovery.learningRate);
 }
 
-void MainWindow::savePlan() const
-{
-    if (m_planPanel->planModel()->rows().isEmpty())
-        return;
-    QSettings().setValue(key::planRecipe, QString::fromUtf8(recipeJson(m_planPanel->planModel()->rows())));
-}
-
-void MainWindow::addRecentModel(const QString& folder)
-{
-    m_recentModels->add(folder);
-}
-
-void MainWindow::clearRecentModels() { m_recentModels->clear(); }
-
-void MainWindow::addRecentRecipe(const QString& file)
-{
-    const QString path = QDir::cleanPath(QFileInfo(file).absoluteFilePath());
-    m_recentRecipes->add(path);
-    m_lastRecipeFile = path;
-    QSettings().setValue(key::lastRecipe, path);
-}
-
-void MainWindow::clearRecentRecipes() { m_recentRecipes->clear(); }
+QStringList MainWindow::recentModels() const { return m_models->recent()->files(); }
+QStringList MainWindow::recentRecipes() const { return m_plans->recent()->files(); }
+void MainWindow::clearRecentModels() { m_models->recent()->clear(); }
+void MainWindow::clearRecentRecipes() { m_plans->recent()->clear(); }
 
 void MainWindow::applyDefaultLayout()
 {
@@ -773,8 +726,8 @@ void MainWindow::updateActions()
     const bool running = m_runs->isRunning();
     m_openAction->setEnabled(!m_busy);
     m_openDemoAction->setEnabled(!m_busy && !demoModelDir().isEmpty());
-    m_recentModels->setAvailable(!m_busy);
-    m_recentRecipes->setAvailable(!running && hasModel());
+    m_models->recent()->setAvailable(!m_busy);
+    m_plans->recent()->setAvailable(!running && hasModel());
     m_chooseTextAction->setEnabled(!m_busy);
     m_chooseCalibAction->setEnabled(!running);
     m_evaluateAction->setEnabled(!m_busy && hasModel());
@@ -910,72 +863,12 @@ void MainWindow::reportError(const QString& title, const QString& message)
 // ---------------------------------------------------------------------------------------------
 // Loading
 
-void MainWindow::openModelDialog()
-{
-    QString start = m_session.summary().isEmpty() ? QString() : QFileInfo(m_session.summary().folder).absolutePath();
-    if (start.isEmpty() && !m_recentModels->files().isEmpty())
-        start = QFileInfo(m_recentModels->files().first()).absolutePath();
-    if (start.isEmpty())
-        start = QFileInfo(demoModelDir()).absolutePath();
-    const QString folder = QFileDialog::getExistingDirectory(this, tr("Open Model Folder"), start);
-    if (!folder.isEmpty())
-        openModel(folder);
-}
+bool MainWindow::openModel(const QString& path) { return m_models->open(path); }
+void MainWindow::openModelDialog() { m_models->openDialog(); }
+void MainWindow::openDemoModel() { m_models->openDemo(); }
 
-void MainWindow::openDemoModel()
+void MainWindow::onModelLoaded(const LoadModelJob::Result&, bool sameModel)
 {
-    const QString demo = demoModelDir();
-    if (demo.isEmpty()) {
-        reportError(tr("Demo model not found"),
-                    tr("The bundled demo model is not installed (looked for share/sparselab/models/stories260K-hf)."));
-        return;
-    }
-    openModel(demo);
-}
-
-bool MainWindow::openModel(const QString& path)
-{
-    if (path.trimmed().isEmpty())
-        return false;
-    if (refuseWhileBusy(tr("before opening a model")))
-        return false;
-    const QString folder = normalizedFolder(path);
-    m_loadingFolder = folder;
-    m_log->appendInfo(tr("Opening %1").arg(QDir::toNativeSeparators(folder)));
-    statusBar()->showMessage(tr("Loading %1…").arg(QFileInfo(folder).fileName()));
-
-    auto* job = new LoadModelJob({folder, engineThreads()}, this);
-    m_loadJob = job;
-    connect(job, &LoadModelJob::progress, this, [this](qint64 done, qint64 total, double, const QString& text) {
-        if (total > 0) {
-            m_statusProgress->setRange(0, int(total));
-            m_statusProgress->setValue(int(done));
-        }
-        statusBar()->showMessage(tr("Loading %1 — %2…").arg(QFileInfo(m_loadingFolder).fileName(), text));
-    });
-    JobOutcome<LoadModelJob> outcome;
-    outcome.ended = [this] {
-        m_loadJob = nullptr;
-        updateActions();
-    };
-    outcome.finished = [this](const LoadModelJob::Result& result) { onModelLoaded(result); };
-    outcome.failed = [this, folder](const QString& message) {
-        // A recent entry whose folder has gone is dropped; others stay (the error may be transient).
-        if (!QFileInfo(folder).isDir())
-            m_recentModels->remove(folder);
-        reportError(tr("Cannot open model"), message);
-        Q_EMIT modelLoadFailed(message);
-    };
-    outcome.cancelled = [this] {
-        m_log->appendInfo(tr("Opening cancelled."));
-        statusBar()->showMessage(tr("Cancelled."), 5000);
-    };
-    return m_session.jobs().launch(job, tr("opening a model"), {}, this, std::move(outcome));
-}
-
-void MainWindow::onModelLoaded(const LoadModelJob::Result& result)
-{
-    const bool sameModel = m_session.setModel(result.model, result.tokenizer, result.summary);
     if (m_teachingWindow)
         m_teachingWindow->setModel(m_session.model(), m_session.tokenizer());
     m_tree->setSummary(m_session.summary());
@@ -987,134 +880,25 @@ void MainWindow::onModelLoaded(const LoadModelJob::Result& result)
         m_resultsPanel->clearRuns();
         m_liveView->clear();
     }
-
-    // The plan: every linear layer at the engine's defaults, then the last plan if it fits.
-    m_restoring = true;
-    m_planPanel->setModel(m_session.summary(), engineDefaultSetting());
-    const QString saved = QSettings().value(key::planRecipe).toString();
-    if (!saved.isEmpty() && m_restoreSettings) {
-        QList<LayerSetting> settings;
-        const QString error = applyRecipeJson(saved.toUtf8(), tr("saved plan"), m_planPanel->planModel()->rows(), &settings);
-        if (error.isEmpty())
-            m_planPanel->planModel()->setSettings(settings);
-        else
-            m_log->appendInfo(tr("The last plan does not fit this model (%1); starting from the defaults.").arg(error));
-    }
-    m_restoring = false;
-    savePlan();
-
-    addRecentModel(m_session.summary().folder);
-    QSettings().setValue(key::lastModel, m_session.summary().folder);
+    m_plans->showModel(m_session.summary());
     updateTitle();
     updateActions();
     updateRunSummary();
     updateExportTarget();
-    const QString message = tr("Loaded %1: %2, %3 blocks, %4 parameters (%5) in %6")
-                                .arg(m_session.summary().name, m_session.summary().architecture)
-                                .arg(m_session.summary().blocks.size())
-                                .arg(QLocale().toString(m_session.summary().totalParameters), m_session.summary().storedDtype,
-                                     EvaluationPanel::formatDuration(result.seconds));
-    m_log->appendInfo(message);
-    // The engine's threads depend on the model's size (util/engine_threads.h): the device list
-    // and the log say what this model's jobs will use.
+    // The engine's threads depend on the model's size (util/engine_threads.h).
     m_runPanel->setDevices(availableDevices(m_session.summary().hiddenSize));
-    const int threads = engineThreads(m_session.summary().hiddenSize);
-    m_log->appendInfo(threads == 1 && QThread::idealThreadCount() > 1
-                          ? tr("Engine jobs use 1 CPU thread for this model: below hidden size 1024 a second "
-                               "thread costs more than it gains (bench/bench_threads.sh).")
-                          : tr("Engine jobs use %n CPU thread(s) for this model.", nullptr, threads));
-    statusBar()->showMessage(message, 5000);
-    refreshCalibrationPreview();
+    m_texts->refreshPreview();
     Q_EMIT modelLoaded(m_session.summary());
 }
 
 // ---------------------------------------------------------------------------------------------
 // Texts and calibration preview
 
-void MainWindow::chooseTextDialog()
-{
-    const QString current = m_evalPanel->textPath();
-    const QString start = current.isEmpty() ? QFileInfo(demoEvalText()).absolutePath() : current;
-    const QString path = QFileDialog::getOpenFileName(this, tr("Choose Evaluation Text"), start,
-                                                      tr("Text files (*.txt *.text *.md);;All files (*)"));
-    if (!path.isEmpty())
-        setEvaluationText(path);
-}
-
-void MainWindow::chooseCalibrationTextDialog()
-{
-    const QString current = m_calibPanel->settings().textPath;
-    const QString start = current.isEmpty() ? QFileInfo(demoCalibText()).absolutePath() : current;
-    const QString path = QFileDialog::getOpenFileName(this, tr("Choose Calibration Text"), start,
-                                                      tr("Text files (*.txt *.text *.md);;All files (*)"));
-    if (!path.isEmpty())
-        setCalibrationText(path);
-}
-
-void MainWindow::setEvaluationText(const QString& path)
-{
-    m_evalPanel->setTextPath(QDir::cleanPath(QFileInfo(path).absoluteFilePath()));
-    saveEvaluationSettings();
-    updateRunSummary();
-    m_log->appendInfo(tr("Evaluation text: %1").arg(QDir::toNativeSeparators(m_evalPanel->textPath())));
-}
-
-void MainWindow::setCalibrationText(const QString& path)
-{
-    m_calibPanel->setTextPath(QDir::cleanPath(QFileInfo(path).absoluteFilePath()));
-    saveCalibrationSettings();
-    m_log->appendInfo(tr("Calibration text: %1").arg(QDir::toNativeSeparators(m_calibPanel->settings().textPath)));
-}
-
-void MainWindow::refreshCalibrationPreview()
-{
-    if (!m_session.tokenizer())
-        return;
-    if (m_previewJob) {
-        // One preview at a time: stop the stale one, start again when it has ended.
-        m_previewAgain = true;
-        m_previewJob->cancel();
-        return;
-    }
-    const CalibrationSettings c = m_calibPanel->settings();
-    if (c.textPath.isEmpty() || !QFileInfo(c.textPath).isFile()) {
-        m_calibPanel->showPreviewError(c.textPath.isEmpty() ? tr("Choose a calibration text.")
-                                                            : tr("%1: no such file").arg(QDir::toNativeSeparators(c.textPath)));
-        return;
-    }
-    CalibrationPreviewJob::Params params;
-    params.tokenizer = m_session.tokenizer();
-    params.textPath = c.textPath;
-    params.nsamples = c.nsamples;
-    params.seqlen = c.seqlen;
-    params.seed = c.seed;
-    auto* job = new CalibrationPreviewJob(params, this);
-    m_previewJob = job;
-    auto done = [this, job] {
-        job->deleteLater();
-        m_previewJob = nullptr;
-        if (m_previewAgain) {
-            m_previewAgain = false;
-            refreshCalibrationPreview();
-        }
-    };
-    connect(job, &CalibrationPreviewJob::finished, this, [this, done](const CalibrationPreviewJob::Result& r) {
-        const bool stale = m_previewAgain;
-        done();
-        if (stale)
-            return;
-        m_calibPanel->showPreview(r);
-        Q_EMIT calibrationPreviewed(r);
-    });
-    connect(job, &CalibrationPreviewJob::failed, this, [this, done](const QString& message) {
-        const bool stale = m_previewAgain;
-        done();
-        if (!stale)
-            m_calibPanel->showPreviewError(message);
-    });
-    connect(job, &CalibrationPreviewJob::cancelled, this, done);
-    m_previewPool.start(job);
-}
+void MainWindow::chooseTextDialog() { m_texts->chooseEvaluationTextDialog(); }
+void MainWindow::chooseCalibrationTextDialog() { m_texts->chooseCalibrationTextDialog(); }
+void MainWindow::setEvaluationText(const QString& path) { m_texts->setEvaluationText(path); }
+void MainWindow::setCalibrationText(const QString& path) { m_texts->setCalibrationText(path); }
+void MainWindow::refreshCalibrationPreview() { m_texts->refreshPreview(); }
 
 // ---------------------------------------------------------------------------------------------
 // Evaluation
@@ -1231,69 +1015,10 @@ void MainWindow::openSweepResultsDialog()
 // ---------------------------------------------------------------------------------------------
 // Recipes
 
-void MainWindow::loadRecipeDialog()
-{
-    const QString start = m_lastRecipeFile.isEmpty() ? QDir::homePath() : QFileInfo(m_lastRecipeFile).absolutePath();
-    const QString file = QFileDialog::getOpenFileName(this, tr("Load Recipe"), start, tr("Recipes (*.json);;All files (*)"));
-    if (!file.isEmpty())
-        loadRecipe(file);
-}
-
-void MainWindow::saveRecipeDialog()
-{
-    QString start = m_lastRecipeFile;
-    if (start.isEmpty())
-        start = QDir(QDir::homePath()).filePath(m_session.summary().name + QStringLiteral("-recipe.json"));
-    QString file = QFileDialog::getSaveFileName(this, tr("Save Recipe"), start, tr("Recipes (*.json);;All files (*)"));
-    if (file.isEmpty())
-        return;
-    if (QFileInfo(file).suffix().isEmpty())
-        file += QStringLiteral(".json");
-    saveRecipe(file);
-}
-
-bool MainWindow::loadRecipe(const QString& file)
-{
-    if (!hasModel()) {
-        reportError(tr("No model"), tr("Open a model first: a recipe is checked against its layers."));
-        return false;
-    }
-    if (m_runs->isRunning()) {
-        reportError(tr("Busy"), tr("The plan cannot change while a run uses it."));
-        return false;
-    }
-    QList<LayerSetting> settings;
-    const QString error = loadRecipeFile(file, m_planPanel->planModel()->rows(), &settings);
-    if (!error.isEmpty()) {
-        reportError(tr("Cannot load recipe"), error);
-        return false;
-    }
-    m_planPanel->planModel()->setSettings(settings);
-    addRecentRecipe(file);
-    const QString message = tr("Loaded recipe %1").arg(QDir::toNativeSeparators(file));
-    m_log->appendInfo(message);
-    statusBar()->showMessage(message, 5000);
-    return true;
-}
-
-bool MainWindow::saveRecipe(const QString& file)
-{
-    if (!hasModel()) {
-        reportError(tr("No model"), tr("Open a model first: the plan lists its layers."));
-        return false;
-    }
-    const QString error = saveRecipeFile(m_planPanel->planModel()->rows(), file,
-                                         m_planPanel->exactRules() ? RecipeStyle::Exact : RecipeStyle::Compact);
-    if (!error.isEmpty()) {
-        reportError(tr("Cannot save recipe"), error);
-        return false;
-    }
-    addRecentRecipe(file);
-    const QString message = tr("Saved recipe %1 (for sparselab-cli prune --recipe)").arg(QDir::toNativeSeparators(file));
-    m_log->appendInfo(message);
-    statusBar()->showMessage(message, 5000);
-    return true;
-}
+bool MainWindow::loadRecipe(const QString& file) { return m_plans->loadRecipe(file); }
+bool MainWindow::saveRecipe(const QString& file) { return m_plans->saveRecipe(file); }
+void MainWindow::loadRecipeDialog() { m_plans->loadRecipeDialog(); }
+void MainWindow::saveRecipeDialog() { m_plans->saveRecipeDialog(); }
 
 // ---------------------------------------------------------------------------------------------
 // Jobs
@@ -1312,10 +1037,8 @@ void MainWindow::stopJobs()
     // atomically either way); engine work is cancelled.
     if (!m_workspace->isBusy())
         m_session.jobs().cancel();
-    if (m_previewJob)
-        m_previewJob->cancel();
+    m_texts->stop();
     m_session.jobs().waitForDone();
-    m_previewPool.waitForDone();
 }
 
 // ---------------------------------------------------------------------------------------------

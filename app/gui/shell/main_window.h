@@ -13,6 +13,11 @@
 //   Export       Hugging Face folder export of a run (Ctrl+Shift+E), overwrite guard;
 //   Log          what the application did.
 //
+// The window builds the views and the actions and wires them; what the actions do is the
+// controllers' (controllers/): opening models (model_controller.h), recipes and the saved plan
+// (plan_controller.h), texts and the calibration preview (calibration_controller.h), evaluate /
+// run / export (run_controller.h), workspaces (workspace_controller.h) and analyses
+// (analysis_controller.h). Its public slots below are the same operations, for tests and drops.
 // The engine runs on a worker thread (engine_jobs.h); the window stays responsive and one
 // engine job runs at a time (the calibration preview, tokenization only, runs beside them).
 // A run prunes a private copy of the model: the loaded model stays dense, a cancelled run
@@ -24,14 +29,12 @@
 
 #include "engine_jobs.h"
 #include "job_runner.h"
-#include "recent_files.h"
 #include "workbench.h"
 
 #include <QMainWindow>
 #include <QPointer>
 #include <QSize>
 #include <QStringList>
-#include <QThreadPool>
 
 #include <functional>
 #include <map>
@@ -57,6 +60,9 @@ class ModelTreeWidget;
 namespace sparselab::gui {
 
 class AnalysisController;
+class CalibrationController;
+class ModelController;
+class PlanController;
 class RunController;
 class CalibrationPanel;
 class EvaluationPanel;
@@ -83,8 +89,6 @@ public:
     // title and message of an error meant for the user.
     using ErrorHandler = std::function<void(const QString& title, const QString& message)>;
 
-    static constexpr int kMaxRecentModels = 8;
-    static constexpr int kMaxRecentRecipes = 8;
     // The window's size on first start, made smaller to fit the screen it opens on.
     static constexpr QSize kPreferredSize{1480, 920};
 
@@ -105,8 +109,8 @@ public:
     [[nodiscard]] JobRunner& jobs() { return m_session.jobs(); }
     [[nodiscard]] bool hasModel() const { return m_session.hasModel(); }
     [[nodiscard]] const widgets::ModelSummary& modelSummary() const { return m_session.summary(); }
-    [[nodiscard]] QStringList recentModels() const { return m_recentModels->files(); }
-    [[nodiscard]] QStringList recentRecipes() const { return m_recentRecipes->files(); }
+    [[nodiscard]] QStringList recentModels() const;
+    [[nodiscard]] QStringList recentRecipes() const;
     // The last successful evaluation (perplexity 0 when none).
     [[nodiscard]] const PerplexityJob::Result& lastEvaluation() const;
     // What the phases of the next run are expected to cost (job_progress.h): the rates the
@@ -252,24 +256,16 @@ private:
     void saveEvaluationSettings() const;
     void saveCalibrationSettings() const;
     void saveRunSettings() const;
-    void savePlan() const;
-    void addRecentModel(const QString& folder);
-    void addRecentRecipe(const QString& file);
     void updateTitle();
     void updateRunSummary();
     void setBusy(bool busy);
     void stopJobs();
 
-    void onModelLoaded(const LoadModelJob::Result& result);
+    void onModelLoaded(const LoadModelJob::Result& result, bool sameModel);
     void onRunSelected(int id);
 
     // The session (the dense model, run models, caches, the job runner); the views show it.
     Workbench m_session;
-    QThreadPool m_previewPool; // calibration previews (tokenization only)
-    QPointer<LoadModelJob> m_loadJob;
-    QPointer<CalibrationPreviewJob> m_previewJob;
-    bool m_previewAgain = false;
-    QString m_loadingFolder;
 
     widgets::ModelTreeWidget* m_tree = nullptr;
     EvaluationPanel* m_evalPanel = nullptr;
@@ -284,6 +280,9 @@ private:
     WorkspaceController* m_workspace = nullptr;
     AnalysisController* m_analysis = nullptr;
     RunController* m_runs = nullptr;
+    ModelController* m_models = nullptr;    // opening models, File → Open Recent
+    PlanController* m_plans = nullptr;      // recipes, Recent Recipes, the saved plan
+    CalibrationController* m_texts = nullptr; // texts and the calibration preview
     widgets::LogView* m_log = nullptr;
     std::map<QString, QDockWidget*> m_docks;
     QLabel* m_statusModel = nullptr;
@@ -311,9 +310,6 @@ private:
     QMenu* m_recentRecipeMenu = nullptr;
     QMenu* m_viewMenu = nullptr;
 
-    RecentFiles* m_recentModels = nullptr;  // File → Open Recent
-    RecentFiles* m_recentRecipes = nullptr; // File → Recent Recipes
-    QString m_lastRecipeFile;
     ErrorHandler m_errorHandler;
     QString m_lastError;
     bool m_busy = false;
@@ -321,7 +317,7 @@ private:
     bool m_fitDocksOnShow = false; // the default layout's dock sizes are applied at first show
     bool m_layoutRestored = false; // a saved layout (of this kStateVersion) was restored
     bool m_shownOnce = false;
-    bool m_restoreSettings = true; // Options::restoreSettings (also the saved plan)
+    bool m_restoreSettings = true; // Options::restoreSettings (the Teaching Mode window's too)
 };
 
 } // namespace sparselab::gui

@@ -44,4 +44,11 @@ QString demoEvalText()
     return !dir.isEmpty() && QFileInfo::exists(path) ? path : QString();
 }
 
+QString demoCalibText()
+{
+    const QString dir = resourcesDir();
+    const QString path = dir + QStringLiteral("/text/tinystories_calib.txt");
+    return !dir.isEmpty() && QFileInfo::exists(path) ? path : QString();
+}
+
 } // namespace sparselab::gui

@@ -17,5 +17,7 @@ namespace sparselab::gui {
 [[nodiscard]] QString demoModelDir();
 // resources/text/tinystories_eval.txt, or empty when not found.
 [[nodiscard]] QString demoEvalText();
+// resources/text/tinystories_calib.txt, or empty when not found.
+[[nodiscard]] QString demoCalibText();
 
 } // namespace sparselab::gui
