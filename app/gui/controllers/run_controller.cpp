@@ -12,9 +12,14 @@
 #include "calibration_panel.h"
 #include "workbench.h"
 
+#include "memory/memory_plan.h"
+#include "util/gpu_info.h"
+
 #include <QDir>
 #include <QDockWidget>
+#include <QFileDialog>
 #include <QFileInfo>
+#include <QRegularExpression>
 #include <QStatusBar>
 
 #include <algorithm>
@@ -39,6 +44,88 @@ void RunController::stopRecovery()
 {
     if (m_runJob)
         m_runJob->stopRecovery();
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the Run view says before a run
+
+QString RunController::memoryProblem(QString* summary) const
+{
+    if (!m_session.memoryInput()) {
+        if (summary)
+            *summary = m_session.hasModel() ? tr("Memory: not estimated for this model.") : QString();
+        return {};
+    }
+    memory::MemoryPlanInput in = *m_session.memoryInput();
+    const CalibrationSettings calib = m_window->calibrationPanel()->settings();
+    in.nsamples = calib.nsamples;
+    in.seqlen = calib.seqlen;
+    in.cuda = m_window->runPanel()->device() == QLatin1String("cuda");
+    if (const RecoverySettings recovery = m_window->planPanel()->recoverySettings(); recovery.enabled)
+        in.recoveryLoss = recovery.loss == QLatin1String("block") ? 2 : 1;
+    in.hostAvailableBytes = memory::hostAvailableMemory();
+    if (in.cuda) {
+        const util::GpuQuery gpus = util::queryGpus();
+        if (!gpus.gpus.empty())
+            in.deviceAvailableBytes = gpus.gpus.front().freeBytes;
+    }
+    // The run prunes a copy of the loaded model: the plan's weights are that copy. The loaded
+    // model itself is already resident, so it is not in the available figure either.
+    const memory::MemoryPlan p = memory::planMemory(in);
+    const auto text = [](int64_t bytes) { return QString::fromStdString(memory::formatBytes(bytes)); };
+    QString line = tr("Memory: about %1 of host memory").arg(text(p.hostBytes));
+    if (p.hostAvailableBytes >= 0)
+        line += tr(" (%1 available)").arg(text(p.hostAvailableBytes));
+    if (p.usesDevice()) {
+        line += tr(", %1 on the GPU").arg(text(p.deviceBytes));
+        if (p.deviceAvailableBytes >= 0)
+            line += tr(" (%1 free)").arg(text(p.deviceAvailableBytes));
+    }
+    line += QLatin1Char('.');
+    if (summary)
+        *summary = line;
+    if (p.fits())
+        return {};
+    QStringList parts;
+    if (!p.fitsDevice())
+        parts << tr("%1 on the GPU, %2 free").arg(text(p.deviceBytes), text(p.deviceAvailableBytes));
+    if (!p.fitsHost())
+        parts << tr("%1 of host memory, %2 available").arg(text(p.hostBytes), text(p.hostAvailableBytes));
+    return tr("This run needs %1: use fewer calibration windows or shorter windows (Calibration view), or "
+              "sparselab-cli prune --stream for one block in memory.")
+        .arg(parts.join(tr("; ")));
+}
+
+QString RunController::suggestedName() const
+{
+    RunRecord probe;
+    probe.plan = m_window->planPanel()->planModel()->rows();
+    probe.recovery = m_window->planPanel()->recoverySettings();
+    return tr("%1 #%2").arg(probe.methodSummary()).arg(m_session.nextRunId());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Export folder
+
+void RunController::chooseExportFolderDialog()
+{
+    QString start = m_window->exportPanel()->outDir();
+    if (start.isEmpty())
+        start = m_session.summary().isEmpty() ? QDir::homePath() : QFileInfo(m_session.summary().folder).absolutePath();
+    const QString parent = QFileDialog::getExistingDirectory(m_window, tr("Choose the Folder to Export Into"),
+                                                             QFileInfo(start).absolutePath());
+    if (parent.isEmpty())
+        return;
+    const RunRecord* run = m_window->resultsPanel()->run(m_window->resultsPanel()->selectedRunId());
+    QString name = m_session.summary().name.isEmpty() ? QStringLiteral("model") : m_session.summary().name;
+    if (run)
+        name += QLatin1Char('-') + run->name;
+    name.replace(QRegularExpression(QStringLiteral("[^A-Za-z0-9._-]+")), QStringLiteral("-"));
+    const QString suffix = m_window->exportPanel()->ggufType().isEmpty() ? QString() : QStringLiteral(".gguf");
+    QString candidate = QDir(parent).filePath(name + suffix);
+    for (int i = 2; QFileInfo::exists(candidate); ++i)
+        candidate = QDir(parent).filePath(QStringLiteral("%1-%2%3").arg(name).arg(i).arg(suffix));
+    m_window->exportPanel()->setOutDir(candidate);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -153,7 +240,7 @@ bool RunController::startRun()
                               tr("Choose an evaluation text in the Evaluation view, or turn off perplexity in the Run view."));
         return false;
     }
-    if (const QString problem = m_window->runMemoryProblem(nullptr); !problem.isEmpty()) {
+    if (const QString problem = memoryProblem(nullptr); !problem.isEmpty()) {
         m_window->reportError(tr("Not enough memory"), problem);
         return false;
     }
@@ -177,7 +264,7 @@ bool RunController::startRun()
             params.detailBefore = known->detail;
         }
     }
-    m_runName = m_window->runPanel()->runName().isEmpty() ? m_window->suggestedRunName() : m_window->runPanel()->runName();
+    m_runName = m_window->runPanel()->runName().isEmpty() ? suggestedName() : m_window->runPanel()->runName();
     params.name = m_runName;
 
     auto* job = new RunJob(params, this);
@@ -230,7 +317,7 @@ bool RunController::startRun()
                                   params.recovery.summary());
     }
     m_window->runPanel()->log()->clear();
-    const QString method = m_window->suggestedRunName().section(QLatin1String(" #"), 0, 0);
+    const QString method = suggestedName().section(QLatin1String(" #"), 0, 0);
     const QString line = tr("Run “%1”: %2 on %3").arg(m_runName, method, params.device.toUpper());
     m_window->runPanel()->log()->appendInfo(line);
     m_window->logView()->appendInfo(line);
@@ -258,7 +345,7 @@ void RunController::onRunFinished(const RunJob::Result& result)
 
     m_window->modelTree()->setLayerSparsity(achievedSparsity(record), record.name);
     m_window->runPanel()->clearRunName();
-    m_window->runPanel()->setSuggestedName(m_window->suggestedRunName());
+    m_window->runPanel()->setSuggestedName(suggestedName());
 
     QString message = tr("“%1” done in %2: linear sparsity %3 %")
                           .arg(record.name, formatSeconds(record.totalSeconds))

@@ -38,6 +38,15 @@ public:
     [[nodiscard]] bool isExporting() const { return m_exportJob != nullptr; }
     // Ends the running run's recovery at its next step; the run is kept (RunJob::stopRecovery).
     void stopRecovery();
+    // Export → Choose Export Folder: a new folder (or .gguf file) named after the model and the
+    // selected run, inside the folder the user picks.
+    void chooseExportFolderDialog();
+
+    // The memory planner for a run with the views' settings: "" when it fits (or cannot be
+    // estimated), else the one-line reason; `summary` gets the Run view's line.
+    [[nodiscard]] QString memoryProblem(QString* summary) const;
+    // The name the next run gets when the Run view's is empty, e.g. "SparseGPT 50 % #3".
+    [[nodiscard]] QString suggestedName() const;
 
     // The last successful evaluation (perplexity 0 when none).
     [[nodiscard]] const PerplexityJob::Result& lastEvaluation() const { return m_lastEvaluation; }

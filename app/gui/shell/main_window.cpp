@@ -1,7 +1,11 @@
 #include "main_window.h"
 
 #include "analysis_controller.h"
-#include "sensitivity_panel.h"
+#include "calibration_controller.h"
+#include "model_controller.h"
+#include "plan_controller.h"
+#include "run_controller.h"
+#include "workspace_controller.h"
 
 #include "calibration_panel.h"
 #include "evaluation_panel.h"
@@ -9,21 +13,16 @@
 #include "live_view.h"
 #include "log_view.h"
 #include "model_tree_widget.h"
+#include "plan_model.h"
 #include "plan_panel.h"
-#include "recipe_bridge.h"
+#include "recent_files.h"
 #include "resource_paths.h"
 #include "results_panel.h"
-#include "teaching_window.h"
-#include "run_controller.h"
 #include "run_panel.h"
+#include "sensitivity_panel.h"
 #include "sweep_panel.h"
-#include "workspace_controller.h"
-#include "calibration_controller.h"
-#include "model_controller.h"
-#include "plan_controller.h"
+#include "teaching_window.h"
 
-#include "memory/memory_plan.h"
-#include "util/gpu_info.h"
 
 #include <QAction>
 #include <QApplication>
@@ -35,18 +34,15 @@
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QLabel>
-#include <QLocale>
 #include <QMenu>
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QMimeData>
 #include <QProgressBar>
-#include <QRegularExpression>
 #include <QScreen>
 #include <QSettings>
 #include <QStatusBar>
 #include <QStyle>
-#include <QThread>
 #include <QTimer>
 #include <QToolBar>
 #include <QUrl>
@@ -788,60 +784,8 @@ void MainWindow::updateRunSummary()
     m_runPanel->setMemorySummary(memory, problem.isEmpty());
 }
 
-QString MainWindow::runMemoryProblem(QString* summary) const
-{
-    if (!m_session.memoryInput()) {
-        if (summary)
-            *summary = hasModel() ? tr("Memory: not estimated for this model.") : QString();
-        return {};
-    }
-    memory::MemoryPlanInput in = *m_session.memoryInput();
-    const CalibrationSettings calib = m_calibPanel->settings();
-    in.nsamples = calib.nsamples;
-    in.seqlen = calib.seqlen;
-    in.cuda = m_runPanel->device() == QLatin1String("cuda");
-    if (const RecoverySettings recovery = m_planPanel->recoverySettings(); recovery.enabled)
-        in.recoveryLoss = recovery.loss == QLatin1String("block") ? 2 : 1;
-    in.hostAvailableBytes = memory::hostAvailableMemory();
-    if (in.cuda) {
-        const util::GpuQuery gpus = util::queryGpus();
-        if (!gpus.gpus.empty())
-            in.deviceAvailableBytes = gpus.gpus.front().freeBytes;
-    }
-    // The run prunes a copy of the loaded model: the plan's weights are that copy. The loaded
-    // model itself is already resident, so it is not in the available figure either.
-    const memory::MemoryPlan p = memory::planMemory(in);
-    const auto text = [](int64_t bytes) { return QString::fromStdString(memory::formatBytes(bytes)); };
-    QString line = tr("Memory: about %1 of host memory").arg(text(p.hostBytes));
-    if (p.hostAvailableBytes >= 0)
-        line += tr(" (%1 available)").arg(text(p.hostAvailableBytes));
-    if (p.usesDevice()) {
-        line += tr(", %1 on the GPU").arg(text(p.deviceBytes));
-        if (p.deviceAvailableBytes >= 0)
-            line += tr(" (%1 free)").arg(text(p.deviceAvailableBytes));
-    }
-    line += QLatin1Char('.');
-    if (summary)
-        *summary = line;
-    if (p.fits())
-        return {};
-    QStringList parts;
-    if (!p.fitsDevice())
-        parts << tr("%1 on the GPU, %2 free").arg(text(p.deviceBytes), text(p.deviceAvailableBytes));
-    if (!p.fitsHost())
-        parts << tr("%1 of host memory, %2 available").arg(text(p.hostBytes), text(p.hostAvailableBytes));
-    return tr("This run needs %1: use fewer calibration windows or shorter windows (Calibration view), or "
-              "sparselab-cli prune --stream for one block in memory.")
-        .arg(parts.join(tr("; ")));
-}
-
-QString MainWindow::suggestedRunName() const
-{
-    RunRecord probe;
-    probe.plan = m_planPanel->planModel()->rows();
-    probe.recovery = m_planPanel->recoverySettings();
-    return tr("%1 #%2").arg(probe.methodSummary()).arg(m_session.nextRunId());
-}
+QString MainWindow::runMemoryProblem(QString* summary) const { return m_runs->memoryProblem(summary); }
+QString MainWindow::suggestedRunName() const { return m_runs->suggestedName(); }
 
 void MainWindow::setErrorHandler(ErrorHandler handler) { m_errorHandler = std::move(handler); }
 
@@ -947,26 +891,7 @@ void MainWindow::updateExportTarget()
     m_exportPanel->setRun(m_resultsPanel->run(m_resultsPanel->selectedRunId()), m_session.summary().folder);
 }
 
-void MainWindow::chooseExportFolderDialog()
-{
-    QString start = m_exportPanel->outDir();
-    if (start.isEmpty())
-        start = m_session.summary().isEmpty() ? QDir::homePath() : QFileInfo(m_session.summary().folder).absolutePath();
-    const QString parent = QFileDialog::getExistingDirectory(this, tr("Choose the Folder to Export Into"),
-                                                             QFileInfo(start).absolutePath());
-    if (parent.isEmpty())
-        return;
-    const RunRecord* run = m_resultsPanel->run(m_resultsPanel->selectedRunId());
-    QString name = m_session.summary().name.isEmpty() ? QStringLiteral("model") : m_session.summary().name;
-    if (run)
-        name += QLatin1Char('-') + run->name;
-    name.replace(QRegularExpression(QStringLiteral("[^A-Za-z0-9._-]+")), QStringLiteral("-"));
-    const QString suffix = m_exportPanel->ggufType().isEmpty() ? QString() : QStringLiteral(".gguf");
-    QString candidate = QDir(parent).filePath(name + suffix);
-    for (int i = 2; QFileInfo::exists(candidate); ++i)
-        candidate = QDir(parent).filePath(QStringLiteral("%1-%2%3").arg(name).arg(i).arg(suffix));
-    m_exportPanel->setOutDir(candidate);
-}
+void MainWindow::chooseExportFolderDialog() { m_runs->chooseExportFolderDialog(); }
 
 // ---------------------------------------------------------------------------------------------
 // Evaluate, Run, Export: the run controller's (run_controller.h)
