@@ -10,7 +10,8 @@
 // calls testing::useFreshSettings), opens `model` at start (an empty string opens none;
 // makeFirstStartWindow opens what the app opens by itself), is shown, and appends every error meant for the user to `errors` — "title: message" with
 // ErrorText::WithTitle, the message alone otherwise — instead of showing a message box that
-// would block the test.
+// would block the test. makeLaunchedWindow is the window exactly as the application makes it
+// from its options (saved settings restored: the tests of what persists), before it is shown.
 
 #include "main_window.h"
 
@@ -22,6 +23,12 @@
 namespace sparselab::testing {
 
 enum class ErrorText { Message, WithTitle };
+
+// An error as the window hands it to its error handler.
+struct UserError {
+    QString title;
+    QString message;
+};
 
 namespace detail {
 inline std::unique_ptr<gui::MainWindow> shownWindow(const gui::MainWindow::Options& options, QStringList* errors,
@@ -53,6 +60,16 @@ inline std::unique_ptr<gui::MainWindow> makeFirstStartWindow(QStringList* errors
     gui::MainWindow::Options options;
     options.restoreSettings = false;
     return detail::shownWindow(options, errors, text);
+}
+
+// The window as the application makes it from `options` (by default the saved settings are
+// restored and the last model, else the demo, is opened), not shown; its errors are appended to
+// `errors` instead of being shown.
+inline std::unique_ptr<gui::MainWindow> makeLaunchedWindow(QList<UserError>* errors, const gui::MainWindow::Options& options = {})
+{
+    auto window = std::make_unique<gui::MainWindow>(options);
+    window->setErrorHandler([errors](const QString& title, const QString& message) { errors->append({title, message}); });
+    return window;
 }
 
 // Waits until the window holds a model and no job runs (true), or `timeoutMs` passes (false).

@@ -3,6 +3,7 @@
 // Teaching Mode capture are each refused with one sentence naming the run, and each goes
 // through once the run has ended.
 #include "job_runner.h"
+#include "gui_fixture.h"
 #include "main_window.h"
 #include "calibration_panel.h"
 #include "evaluation_panel.h"
@@ -132,14 +133,10 @@ void TestJobRunner::workbenchRefusesSaveAndCaptureWhileARunHoldsTheModel()
 {
     QTemporaryDir dir;
     QVERIFY(dir.isValid());
-    MainWindow::Options options;
-    options.initialModel = qpath(testing::demoModelDir());
-    MainWindow window(options);
     QStringList errors;
-    window.setErrorHandler([&](const QString&, const QString& message) { errors << message; });
-    QSignalSpy loaded(&window, &MainWindow::modelLoaded);
-    QVERIFY(loaded.wait(120'000));
-    QVERIFY(QTest::qWaitFor([&] { return !window.isBusy(); }, 60'000));
+    const auto shown = testing::makeWindow(&errors, qpath(testing::demoModelDir()));
+    MainWindow& window = *shown;
+    QVERIFY(testing::waitForModel(&window));
 
     // A run long enough to act during it: 128 windows of 256 tokens, no evaluation.
     CalibrationSettings calibration = window.calibrationPanel()->settings();

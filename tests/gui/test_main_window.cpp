@@ -4,6 +4,7 @@
 //
 // Set SPARSELAB_SCREENSHOT=/path.png to save a picture of the window after an evaluation.
 #include "evaluation_panel.h"
+#include "gui_fixture.h"
 #include "log_view.h"
 #include "main_window.h"
 #include "model_tree_widget.h"
@@ -38,11 +39,6 @@ namespace {
 
 QString qpath(const std::filesystem::path& p) { return QString::fromStdString(p.string()); }
 
-struct CapturedError {
-    QString title;
-    QString message;
-};
-
 // The linear layer of `block` whose kind ends with `suffix` in the tree's model.
 QModelIndex findLayer(const QAbstractItemModel* model, int block, const QString& suffix)
 {
@@ -60,21 +56,6 @@ QModelIndex findLayer(const QAbstractItemModel* model, int block, const QString&
 class TestMainWindow : public QObject {
     Q_OBJECT
 
-private:
-    // A window whose error boxes are captured instead of shown.
-    std::unique_ptr<MainWindow> makeWindow(QList<CapturedError>* errors, MainWindow::Options options = {})
-    {
-        auto w = std::make_unique<MainWindow>(options);
-        w->setErrorHandler([errors](const QString& title, const QString& message) { errors->append({title, message}); });
-        return w;
-    }
-
-    static bool waitLoaded(MainWindow* w)
-    {
-        QSignalSpy loaded(w, &MainWindow::modelLoaded);
-        return w->hasModel() && !w->isBusy() ? true : loaded.wait(60'000);
-    }
-
 private Q_SLOTS:
     void initTestCase()
     {
@@ -86,8 +67,8 @@ private Q_SLOTS:
 
     void opensDemoModelAtStartup()
     {
-        QList<CapturedError> errors;
-        auto w = makeWindow(&errors);
+        QList<testing::UserError> errors;
+        auto w = testing::makeLaunchedWindow(&errors);
         QAbstractItemModelTester tester(w->modelTree()->model(), QAbstractItemModelTester::FailureReportingMode::QtTest);
         w->show();
         QSignalSpy loaded(w.get(), &MainWindow::modelLoaded);
@@ -128,11 +109,11 @@ private Q_SLOTS:
 
     void evaluatesWithShortcut()
     {
-        QList<CapturedError> errors;
-        auto w = makeWindow(&errors);
+        QList<testing::UserError> errors;
+        auto w = testing::makeLaunchedWindow(&errors);
         w->show();
         QVERIFY(QTest::qWaitForWindowExposed(w.get()));
-        QVERIFY(waitLoaded(w.get()));
+        QVERIFY(testing::waitForModel(w.get()));
         w->evaluationPanel()->setSeqlen(256);
         w->evaluationPanel()->setMaxWindows(8);
 
@@ -166,10 +147,10 @@ private Q_SLOTS:
 
     void cancelWithEscape()
     {
-        QList<CapturedError> errors;
-        auto w = makeWindow(&errors);
+        QList<testing::UserError> errors;
+        auto w = testing::makeLaunchedWindow(&errors);
         w->show();
-        QVERIFY(waitLoaded(w.get()));
+        QVERIFY(testing::waitForModel(w.get()));
         w->evaluationPanel()->setSeqlen(256);
         w->evaluationPanel()->setMaxWindows(0);
         w->evaluationPanel()->setBatchSize(1);
@@ -217,10 +198,10 @@ private Q_SLOTS:
             folder = tmp.path();
         }
 
-        QList<CapturedError> errors;
-        auto w = makeWindow(&errors);
+        QList<testing::UserError> errors;
+        auto w = testing::makeLaunchedWindow(&errors);
         w->show();
-        QVERIFY(waitLoaded(w.get()));
+        QVERIFY(testing::waitForModel(w.get()));
         const widgets::ModelSummary previous = w->modelSummary();
 
         QSignalSpy failed(w.get(), &MainWindow::modelLoadFailed);
@@ -239,9 +220,9 @@ private Q_SLOTS:
 
     void evaluationErrorIsReported()
     {
-        QList<CapturedError> errors;
-        auto w = makeWindow(&errors);
-        QVERIFY(waitLoaded(w.get()));
+        QList<testing::UserError> errors;
+        auto w = testing::makeLaunchedWindow(&errors);
+        QVERIFY(testing::waitForModel(w.get()));
         w->evaluationPanel()->setSeqlen(512);
         QTemporaryDir tmp;
         QFile text(tmp.filePath(QStringLiteral("short.txt")));
@@ -259,10 +240,10 @@ private Q_SLOTS:
 
     void dropsOpenModelsAndTexts()
     {
-        QList<CapturedError> errors;
+        QList<testing::UserError> errors;
         MainWindow::Options options;
         options.openInitialModel = false;
-        auto w = makeWindow(&errors, options);
+        auto w = testing::makeLaunchedWindow(&errors, options);
         w->show();
         QVERIFY(!w->hasModel());
         QVERIFY(!w->evaluateAction()->isEnabled());
@@ -301,10 +282,10 @@ private Q_SLOTS:
 
     void settingsPersist()
     {
-        QList<CapturedError> errors;
+        QList<testing::UserError> errors;
         {
-            auto w = makeWindow(&errors);
-            QVERIFY(waitLoaded(w.get()));
+            auto w = testing::makeLaunchedWindow(&errors);
+            QVERIFY(testing::waitForModel(w.get()));
             w->evaluationPanel()->setSeqlen(128);
             w->evaluationPanel()->setMaxWindows(3);
             w->evaluationPanel()->setBatchSize(4);
@@ -315,7 +296,7 @@ private Q_SLOTS:
         QCOMPARE(settings.value(QStringLiteral("Session/lastModel")).toString(), QDir::cleanPath(qpath(testing::demoModelDir())));
         QVERIFY(settings.contains(QStringLiteral("MainWindow/state")));
 
-        auto w = makeWindow(&errors);
+        auto w = testing::makeLaunchedWindow(&errors);
         QCOMPARE(w->evaluationPanel()->seqlen(), 128);
         QCOMPARE(w->evaluationPanel()->maxWindows(), 3);
         QCOMPARE(w->evaluationPanel()->batchSize(), 4);
@@ -328,7 +309,7 @@ private Q_SLOTS:
         const QList<QAction*> actions = w->recentMenu()->actions();
         QVERIFY(actions.size() >= 3);
         QVERIFY(actions.first()->toolTip().endsWith(QStringLiteral("stories260K-hf")));
-        QVERIFY(waitLoaded(w.get()));
+        QVERIFY(testing::waitForModel(w.get()));
         w->clearRecentModels();
         QVERIFY(w->recentModels().isEmpty());
         QVERIFY(QSettings().value(QStringLiteral("Session/recentModels")).toStringList().isEmpty());
@@ -336,9 +317,9 @@ private Q_SLOTS:
 
     void closingDuringEvaluationCancels()
     {
-        QList<CapturedError> errors;
-        auto w = makeWindow(&errors);
-        QVERIFY(waitLoaded(w.get()));
+        QList<testing::UserError> errors;
+        auto w = testing::makeLaunchedWindow(&errors);
+        QVERIFY(testing::waitForModel(w.get()));
         w->evaluationPanel()->setSeqlen(256);
         w->evaluationPanel()->setMaxWindows(0);
         w->evaluationPanel()->setBatchSize(1);

@@ -4,10 +4,12 @@
 // the same sweep read back from a workspace (.h5) and from JSON; the main window's Results view
 // has it as a tab that File → Open Sweep Results fills and selects; a bad file leaves the panel unchanged with one readable message.
 
+#include "gui_fixture.h"
 #include "main_window.h"
 #include "results_panel.h"
 #include "workspace_controller.h"
 #include "sweep_panel.h"
+#include "testsupport.h"
 
 #include "store/analysis_store.h"
 #include "analysis/sweep.h"
@@ -65,6 +67,7 @@ bool panelLegendHas(const analysis::SweepResult& sweep, const QString& name)
 class TestSweepPanel : public QObject {
     Q_OBJECT
 private Q_SLOTS:
+    void initTestCase() { testing::useFreshSettings(QStringLiteral("SparseLabSweepPanelTest")); }
     void showsTableAndPlots()
     {
         gui::SweepPanel panel;
@@ -137,15 +140,16 @@ private Q_SLOTS:
         QTemporaryDir dir;
         const QString ws = dir.filePath("W.h5");
         store::storeSweep(ws.toStdString(), handSweep(), "grid");
-        gui::MainWindow window;
-        QString lastError;
-        window.setErrorHandler([&](const QString&, const QString& message) { lastError = message; });
+        QStringList errors;
+        const auto shown = testing::makeWindow(&errors, QString());
+        gui::MainWindow& window = *shown;
         QVERIFY(window.resultsPanel()->tabs()->indexOf(window.sweepPanel()) >= 0);
         QVERIFY(window.openSweepResults(ws));
         QCOMPARE(window.sweepPanel()->table()->rowCount(), 6);
         QCOMPARE(window.resultsPanel()->tabs()->currentWidget(), static_cast<QWidget*>(window.sweepPanel()));
         QVERIFY(!window.openSweepResults(dir.filePath("missing.json")));
-        QVERIFY2(lastError.contains("missing.json"), qPrintable(lastError));
+        QCOMPARE(errors.size(), 1);
+        QVERIFY2(errors[0].contains("missing.json"), qPrintable(errors[0]));
         QCOMPARE(window.sweepPanel()->table()->rowCount(), 6); // unchanged by the failure
 
         // Opening a workspace (File → Open Workspace) shows its sweep, or clears the tab.

@@ -4,6 +4,7 @@
 // valid PNG / SVG / PDF, bad typed matrices give a readable error, and the workbench opens
 // the window from View → Teaching Mode.
 
+#include "gui_fixture.h"
 #include "main_window.h"
 #include "teaching_problem_tensors.h"
 #include "teaching_window.h"
@@ -49,12 +50,7 @@ class TestTeachingWindow : public QObject {
     Q_OBJECT
 
 private Q_SLOTS:
-    void initTestCase()
-    {
-        QStandardPaths::setTestModeEnabled(true);
-        QCoreApplication::setOrganizationName(QStringLiteral("SparseLabTest"));
-        QCoreApplication::setApplicationName(QStringLiteral("SparseLabTeachingTest"));
-    }
+    void initTestCase() { testing::useFreshSettings(QStringLiteral("SparseLabTeachingTest")); }
 
     void formulaShowsTheStepperNumbers_data()
     {
@@ -267,10 +263,9 @@ private Q_SLOTS:
 
     void workbenchOpensTeachingMode()
     {
-        MainWindow::Options options;
-        options.restoreSettings = false;
-        options.openInitialModel = false;
-        MainWindow window(options);
+        QStringList errors;
+        const auto shown = testing::makeWindow(&errors, QString());
+        MainWindow& window = *shown;
         QVERIFY(window.teachingAction());
         QCOMPARE(window.teachingAction()->shortcut(), QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_M));
         QVERIFY(!window.teachingWindow());
