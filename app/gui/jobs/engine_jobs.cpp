@@ -4,6 +4,7 @@
 #include "engine_support.h"
 
 #include "recipe_bridge.h"
+#include "run_live_feed.h"
 
 #include "data/calibration.h"
 #include "export/gguf_export.h"
@@ -492,8 +493,6 @@ void CalibrationPreviewJob::execute()
 
 namespace {
 
-constexpr auto kFrameInterval = std::chrono::milliseconds(100);
-
 // The weight [rows, cols] as a frame of at most cap × cap cells. Only entries in final
 // columns (< colsFinal) count as pruned: zeros ahead of the solver are not decisions yet.
 widgets::HeatmapFrame makeFrame(const QString& layer, const torch::Tensor& weight, int64_t colsFinal,
@@ -551,94 +550,9 @@ std::shared_ptr<model::CausalLM> prunableCopy(const model::CausalLM& dense)
 
 } // namespace
 
-struct RunJob::State {
-    // The run's phases, in order; their weights are expected seconds (job_progress.h).
-    enum Phase { Tokenize = 0, Prune = 1, Before = 2, Pruned = 3, Recover = 4, After = 5 };
-    PhasedProgress progress;
-    QString stage;
-    qint64 layersDone = 0;
-    qint64 layerCount = 0;
-    QString currentLayer;
-    qint64 currentLayerIndex = 0; // 0-based among the layers solved, of currentLayer
-    double layerFraction = 0;
-    // Pruning advances per decoder block: collecting its inputs (kCollect), solving its layers
-    // (kSolve, by layers solved), passing the inputs on (the rest, done when the next block
-    // starts). Every block costs about the same, so block boundaries fall on the right time.
-    static constexpr double kCollect = 0.45;
-    static constexpr double kSolve = 0.10;
-    int64_t numBlocks = 1;
-    int64_t block = 0;                          // block being worked on
-    double blockShare = 0;                      // how much of it is done, [0, 1)
-    std::map<int64_t, int64_t> layersPerBlock;  // block → layers to solve
-    std::map<int64_t, int64_t> solvedPerBlock;  // block → layers solved
-    std::chrono::steady_clock::time_point lastEmit{};
-    bool emittedOnce = false;
-    std::chrono::steady_clock::time_point lastFrame{};
-    std::map<std::string, model::LinearLayer*> layers; // module name → layer of the copy
-    std::map<std::string, int64_t> layerBlock;         // module name → decoder block
-    std::map<std::string, int64_t> blocksize;          // module name → SparseGPT block
-    std::map<std::string, std::pair<int64_t, int64_t>> blocks; // module name → last blocks done/total
-    double pruneUnits = 0;                      // windows × tokens × blocks to prune
-    double recoveryUnits = 0;                   // token-blocks recovery runs through
-    std::chrono::steady_clock::time_point lastStepPost{}; // the loss curve's last point
-
-    void updatePruneFraction()
-    {
-        const int64_t layers = layersPerBlock.count(block) ? layersPerBlock.at(block) : 0;
-        const int64_t solved = solvedPerBlock.count(block) ? solvedPerBlock.at(block) : 0;
-        double share = blockShare;
-        if (layers > 0)
-            share = std::max(share, kCollect + kSolve * (double(solved) + std::min(layerFraction, 0.999)) / double(layers));
-        progress.set(Prune, (double(block) + std::min(share, 0.999)) / double(std::max<int64_t>(1, numBlocks)));
-    }
-};
-
 RunJob::RunJob(Params params, QObject* parent)
     : EngineJob(params.threads, parent), m_params(std::move(params))
 {
-}
-
-void RunJob::report(State& state, bool force)
-{
-    const auto now = std::chrono::steady_clock::now();
-    if (!force && state.emittedOnce && now - state.lastEmit < std::chrono::milliseconds(100))
-        return;
-    state.emittedOnce = true;
-    state.lastEmit = now;
-    RunProgress p;
-    p.overall = state.progress.overall();
-    p.etaSeconds = state.progress.etaSeconds();
-    p.stage = state.stage;
-    p.layer = state.currentLayer;
-    p.layerIndex = state.currentLayer.isEmpty() ? state.layersDone : state.currentLayerIndex;
-    p.layerCount = state.layerCount;
-    p.layerFraction = state.layerFraction;
-    p.recovering = state.progress.phase() == State::Recover;
-    const qint64 done = qint64(std::llround(p.overall * 10000.0));
-    QString text = p.stage;
-    if (state.progress.phase() == State::Prune && !p.layer.isEmpty())
-        text += QStringLiteral(": ") + p.layer;
-    post([this, p, done, text] {
-        Q_EMIT runProgress(p);
-        Q_EMIT progress(done, 10000, p.etaSeconds, text);
-    });
-}
-
-void RunJob::postFrame(State& state, const QString& layer, bool force)
-{
-    const auto now = std::chrono::steady_clock::now();
-    if (!force && now - state.lastFrame < kFrameInterval)
-        return;
-    const auto it = state.layers.find(layer.toStdString());
-    if (it == state.layers.end())
-        return;
-    state.lastFrame = now;
-    const auto blocks = state.blocks[it->first];
-    const int64_t colsFinal = force ? it->second->weight.size(1) : blocks.first * state.blocksize[it->first];
-    widgets::HeatmapFrame frame =
-        makeFrame(layer, it->second->weight, colsFinal, force ? std::max(blocks.first, blocks.second) : blocks.first,
-                  blocks.second, std::max(8, m_params.heatmapCells));
-    post([this, frame] { Q_EMIT heatmapFrame(frame); });
 }
 
 void RunJob::execute()
@@ -655,25 +569,30 @@ void RunJob::execute()
 
     // The run as the CLI's prune runs it (workflow/compression_run.h): same spec, same record.
     const workflow::CompressionSpec spec = compressionSpec();
-    State state;
-    planProgress(state, spec);
+    std::map<std::string, model::LinearLayer*> layers; // the copy's, by module name (for frames)
+    RunLiveFeed feed(spec, m_params.plan, m_params.model->numBlocks(), m_params.calibration, m_params.evaluation,
+                     m_params.recovery, m_params.rates, liveSink(layers));
     std::shared_ptr<model::CausalLM> copy = copyToPrune();
-    trackLayers(state, *copy);
+    std::map<std::string, RunLiveFeed::Layer> shapes;
+    for (int64_t b = 0; b < copy->numBlocks(); ++b)
+        for (model::LinearLayer& layer : copy->linears(b)) {
+            const std::string name = pipeline::moduleName(layer.name);
+            layers[name] = &layer;
+            shapes[name] = {b, layer.weight.size(1)};
+        }
+    feed.setLayers(std::move(shapes));
     CostRates measured = m_params.rates;
-    const workflow::RunObserver observer = runObserver(state, spec, measured);
-    const workflow::CompressionOutcome outcome =
-        workflow::runCompression(*copy, *m_params.tokenizer, spec, observer, m_params.model.get());
+    const workflow::CompressionOutcome outcome = workflow::runCompression(
+        *copy, *m_params.tokenizer, spec, feed.observer(measured, cancelToken(), &m_stopRecovery), m_params.model.get());
     // The compressed model is in memory now, kept by the window: the checkpoints have served.
     workflow::clearCheckpoints(spec);
-    measureRates(state, outcome, measured);
+    feed.measureRates(outcome, measured);
 
     Result result;
-    result.record = viewRecord(state, outcome);
+    result.record = viewRecord(feed, outcome);
     result.model = std::move(copy);
     result.measured = measured;
-    state.progress.finish();
-    state.stage = tr("Done");
-    report(state, true); // the final state, before finished()
+    feed.finish(); // the final state, before finished()
     deliver([this, result] { Q_EMIT finished(result); });
 }
 
@@ -716,28 +635,32 @@ workflow::CompressionSpec RunJob::compressionSpec() const
     return spec;
 }
 
-// The phases and what each is expected to cost (the weights of the progress bar).
-void RunJob::planProgress(State& state, const workflow::CompressionSpec& spec) const
+// What the feed makes, posted to the GUI thread as this job's signals. The heat-map frames are
+// made here, on the worker, from the copy's weights (`layers`).
+RunFeedSink RunJob::liveSink(const std::map<std::string, model::LinearLayer*>& layers)
 {
-    // The evaluation passes are weighed once the calibration text is tokenized (its bytes per
-    // token give the evaluation's windows).
-    state.numBlocks = std::max<int64_t>(1, m_params.model->numBlocks());
-    const CalibrationSettings& calib = m_params.calibration;
-    state.pruneUnits = double(calib.nsamples) * double(calib.seqlen) * double(state.numBlocks);
-    const RecoverySettings& recoverySettings = m_params.recovery;
-    // A recovery step runs one batch of windows forward and backward through the whole model
-    // (block loss: through one block per step, every block in turn).
-    state.recoveryUnits =
-        recoverySettings.enabled
-            ? double(recoverySettings.steps) * double(spec.recovery.batchWindows) * double(calib.seqlen)
-                  * (spec.recovery.loss == recovery::RecoveryLoss::BlockMse ? double(state.numBlocks) : double(state.numBlocks + 1))
-            : 0.0;
-    state.progress = PhasedProgress({{tr("Tokenizing"), 0.0},
-                                     {tr("Pruning"), state.pruneUnits * m_params.rates.prunePerTokenBlock},
-                                     {tr("Perplexity before"), 0.0},
-                                     {tr("Perplexity of the pruned model"), 0.0},
-                                     {tr("Recovery"), state.recoveryUnits * m_params.rates.recoverPerTokenBlock},
-                                     {tr("Perplexity after"), 0.0}});
+    RunFeedSink sink;
+    sink.progress = [this](const RunProgress& p, qint64 done, const QString& text) {
+        post([this, p, done, text] {
+            Q_EMIT runProgress(p);
+            Q_EMIT progress(done, 10000, p.etaSeconds, text);
+        });
+    };
+    sink.frame = [this, &layers](const QString& layer, int64_t colsFinal, int64_t blocksDone, int64_t blocksTotal) {
+        const auto it = layers.find(layer.toStdString());
+        if (it == layers.end())
+            return;
+        widgets::HeatmapFrame frame = makeFrame(layer, it->second->weight, colsFinal, blocksDone, blocksTotal,
+                                                std::max(8, m_params.heatmapCells));
+        post([this, frame] { Q_EMIT heatmapFrame(frame); });
+    };
+    sink.layerFinished = [this](const solve::LayerRecord& r) { post([this, r] { Q_EMIT layerFinished(r); }); };
+    sink.recoveryStep = [this](int64_t step, double loss) { post([this, step, loss] { Q_EMIT recoveryStep(step, loss); }); };
+    sink.recoveryHeldOut = [this](int64_t step, double perplexity) {
+        post([this, step, perplexity] { Q_EMIT recoveryHeldOut(step, perplexity); });
+    };
+    sink.log = [this](const QString& line) { postLog(line); };
+    return sink;
 }
 
 // The model to prune: a copy sharing the dense model's other tensors, or a fresh load on the GPU.
@@ -751,216 +674,13 @@ std::shared_ptr<model::CausalLM> RunJob::copyToPrune() const
     return prunableCopy(*m_params.model);
 }
 
-// The copy's layers by module name, for the live view's frames and the layer progress.
-void RunJob::trackLayers(State& state, model::CausalLM& copy) const
-{
-    for (int64_t b = 0; b < copy.numBlocks(); ++b)
-        for (model::LinearLayer& layer : copy.linears(b)) {
-            const std::string name = pipeline::moduleName(layer.name);
-            state.layers[name] = &layer;
-            state.layerBlock[name] = b;
-        }
-    for (const PlanRow& row : m_params.plan) {
-        const std::string name = row.name.toStdString();
-        state.blocksize[name] = std::max<int64_t>(1, row.setting.blocksize);
-        if (!row.setting.dense()) {
-            ++state.layerCount;
-            ++state.layersPerBlock[row.block];
-        }
-    }
-}
-
-// What the run reports, turned into progress, heat-map frames, the live view's layer bars, the
-// loss curve and log lines. `state`, `spec` and `measured` outlive the run.
-workflow::RunObserver RunJob::runObserver(State& state, const workflow::CompressionSpec& spec, CostRates& measured)
-{
-    workflow::RunObserver observer;
-    observer.prune.cancel = cancelToken();
-    observer.prune.log = [this](const std::string& line) { postLog(fromStd(line)); };
-    observer.onPhase = [this, &state, &spec, &measured](workflow::RunPhase phase, const workflow::RunFacts& facts) {
-        const CostRates& rates = m_params.rates;
-        const bool before = m_params.evaluation.enabled && !spec.knownBefore;
-        switch (phase) {
-        case workflow::RunPhase::Tokenizing:
-            state.progress.setExpectedSeconds(State::Tokenize, double(facts.calibrationBytes) * rates.tokenizePerByte);
-            state.stage = tr("Tokenizing");
-            report(state, true);
-            break;
-        case workflow::RunPhase::Pruning: {
-            if (facts.calibrationBytes > 0)
-                measured.tokenizePerByte = state.progress.phaseSeconds(State::Tokenize) / double(facts.calibrationBytes);
-            if (m_params.evaluation.enabled) {
-                // Windows the evaluation will have, from the text's length at the calibration
-                // text's bytes per token (same tokenizer; counted exactly once it is tokenized).
-                const double tokensPerByte =
-                    double(facts.calibrationTokens) / double(std::max<int64_t>(1, facts.calibrationBytes));
-                int64_t evalWindows = int64_t(double(facts.evaluationBytes) * tokensPerByte)
-                                      / std::max<int64_t>(1, spec.evaluation.seqlen);
-                if (spec.evaluation.maxWindows > 0)
-                    evalWindows = std::min<int64_t>(evalWindows, spec.evaluation.maxWindows);
-                const double evalUnits =
-                    double(evalWindows) * double(spec.evaluation.seqlen) * double(state.numBlocks + 1);
-                // Tokenizing the evaluation text is part of the first evaluation pass.
-                const double tokenizeEval = double(facts.evaluationBytes) * rates.tokenizePerByte;
-                state.progress.setExpectedSeconds(State::Before,
-                                                  before ? tokenizeEval + evalUnits * rates.evalPerTokenBlock : 0.0);
-                state.progress.setExpectedSeconds(State::After, (before ? 0.0 : tokenizeEval)
-                                                                    + evalUnits * rates.evalPerTokenBlock);
-                if (m_params.recovery.enabled)
-                    state.progress.setExpectedSeconds(State::Pruned, evalUnits * rates.evalPerTokenBlock);
-            }
-            state.stage = tr("Pruning");
-            state.progress.set(State::Prune, 0.0);
-            report(state, true);
-            // The first layer to be solved, still dense, while its block's calibration inputs
-            // are collected: the live view shows what is about to be pruned from the start.
-            for (const PlanRow& row : m_params.plan)
-                if (!row.setting.dense()) {
-                    state.blocks[row.name.toStdString()] = {0, 0};
-                    postFrame(state, row.name, false);
-                    break;
-                }
-            break;
-        }
-        case workflow::RunPhase::PerplexityBefore:
-        case workflow::RunPhase::PerplexityAfter: {
-            const State::Phase p = phase == workflow::RunPhase::PerplexityBefore ? State::Before : State::After;
-            if (p == State::After) {
-                state.layersDone = state.layerCount;
-                state.currentLayer.clear();
-                state.layerFraction = 0;
-                state.progress.set(State::Prune, 1.0);
-            }
-            state.stage = p == State::Before ? tr("Perplexity before") : tr("Perplexity after");
-            state.progress.set(p, 0.0);
-            report(state, true);
-            break;
-        }
-        case workflow::RunPhase::PerplexityPruned:
-        case workflow::RunPhase::Recovering: {
-            const State::Phase p = phase == workflow::RunPhase::PerplexityPruned ? State::Pruned : State::Recover;
-            state.layersDone = state.layerCount;
-            state.currentLayer.clear();
-            state.layerFraction = 0;
-            state.stage = p == State::Pruned ? tr("Perplexity of the pruned model") : tr("Recovery");
-            state.progress.set(p, 0.0);
-            report(state, true);
-            break;
-        }
-        case workflow::RunPhase::Recording:
-            break;
-        }
-    };
-    observer.onPhaseProgress = [this, &state](workflow::RunPhase phase, const Progress& p) {
-        const auto index = [phase]() -> int {
-            switch (phase) {
-            case workflow::RunPhase::PerplexityBefore: return State::Before;
-            case workflow::RunPhase::PerplexityPruned: return State::Pruned;
-            case workflow::RunPhase::Recovering: return State::Recover;
-            case workflow::RunPhase::PerplexityAfter: return State::After;
-            default: return -1;
-            }
-        }();
-        if (index >= 0) {
-            state.progress.set(index, p.fraction());
-            report(state, false);
-        }
-    };
-    // The loss curve, throttled to ~10 points a second (the record keeps every step).
-    state.lastStepPost = std::chrono::steady_clock::now() - std::chrono::seconds(1);
-    const int64_t recoverySteps =
-        spec.recovery.steps * (spec.recovery.loss == recovery::RecoveryLoss::BlockMse ? state.numBlocks : 1);
-    observer.onRecoveryStep = [this, &state, recoverySteps](int64_t step, double loss) {
-        const auto now = std::chrono::steady_clock::now();
-        if (now - state.lastStepPost < std::chrono::milliseconds(100) && step < recoverySteps)
-            return;
-        state.lastStepPost = now;
-        post([this, step, loss] { Q_EMIT recoveryStep(step, loss); });
-    };
-    observer.stopRecovery = &m_stopRecovery;
-    observer.onRecoveryHeldOut = [this](const recovery::HeldOutPoint& point) {
-        post([this, point] { Q_EMIT recoveryHeldOut(point.step, point.perplexity); });
-    };
-    observer.prune.progress = [this, &state](const Progress& p) {
-        if (p.stage != "prune")
-            return;
-        if (p.done != state.layersDone) { // a layer was finished
-            state.layersDone = p.done;
-            state.layerFraction = 0;
-        }
-        const QString detail = fromStd(p.detail);
-        if (const auto layer = state.layers.find(p.detail); layer != state.layers.end()) {
-            if (detail != state.currentLayer) {
-                // A layer starts: show it dense, before its first block.
-                state.currentLayer = detail;
-                state.currentLayerIndex = state.layersDone;
-                state.layerFraction = 0;
-                state.blocks[p.detail] = {0, 0};
-                const int64_t b = state.layerBlock[p.detail];
-                if (b != state.block) {
-                    state.block = b;
-                    state.blockShare = 0;
-                }
-                state.blockShare = std::max(state.blockShare, State::kCollect); // its inputs are collected
-                postFrame(state, detail, false);
-            }
-        } else if (p.detail.rfind("block ", 0) == 0) {
-            // "block B: collecting inputs": the previous block has passed its inputs on.
-            const int64_t b = std::strtoll(p.detail.c_str() + 6, nullptr, 10);
-            if (b != state.block) {
-                state.block = b;
-                state.blockShare = 0;
-            }
-        }
-        state.updatePruneFraction();
-        report(state, false);
-    };
-    observer.prune.onBlock = [this, &state](const std::string& layer, int64_t done, int64_t total, const at::Tensor&) {
-        state.blocks[layer] = {done, total};
-        state.layerFraction = total > 0 ? double(done) / double(total) : 0.0;
-        state.updatePruneFraction();
-        if (done < total)
-            postFrame(state, fromStd(layer), false);
-        report(state, false);
-    };
-    observer.prune.onLayer = [this, &state](const solve::LayerRecord& r) {
-        post([this, r] { Q_EMIT layerFinished(r); });
-        if (!r.dense) {
-            ++state.solvedPerBlock[r.block];
-            state.layerFraction = 0;
-            auto& blocks = state.blocks[r.name];
-            if (blocks.second == 0)
-                blocks = {1, 1}; // baselines have no column blocks
-            postFrame(state, fromStd(r.name), true);
-            state.updatePruneFraction();
-            report(state, false);
-        }
-    };
-    return observer;
-}
-
-// The rates this run measured, for weighing the next run's progress.
-void RunJob::measureRates(const State& state, const workflow::CompressionOutcome& outcome, CostRates& measured) const
-{
-    if (state.pruneUnits > 0)
-        measured.prunePerTokenBlock = outcome.prune.seconds / state.pruneUnits;
-    if (outcome.recovery && state.recoveryUnits > 0 && outcome.recovery->stoppedBy == "steps")
-        measured.recoverPerTokenBlock = outcome.recovery->seconds / state.recoveryUnits;
-    for (const auto& measuredPass : {outcome.before, outcome.after})
-        if (measuredPass) {
-            const double units = double(measuredPass->windows) * double(measuredPass->seqlen) * double(state.numBlocks + 1);
-            if (units > 0)
-                measured.evalPerTokenBlock = measuredPass->seconds / units;
-        }
-}
-
 // The run as the views keep it: the record the run made, its perplexities and details, plan
 // and settings; the outcome is logged as it is read.
-RunRecord RunJob::viewRecord(const State& state, const workflow::CompressionOutcome& outcome)
+RunRecord RunJob::viewRecord(const RunLiveFeed& feed, const workflow::CompressionOutcome& outcome)
 {
     const store::RunRecord& stored = outcome.record;
     postLog(tr("Pruned %1 layers in %2; linear-layer sparsity %3 %")
-            .arg(state.layerCount)
+            .arg(feed.layerCount())
             .arg(formatSeconds(outcome.prune.seconds))
             .arg(100.0 * outcome.prune.linearSparsity(), 0, 'f', 2));
 
@@ -1003,7 +723,7 @@ RunRecord RunJob::viewRecord(const State& state, const workflow::CompressionOutc
     record.layers = QList<solve::LayerRecord>(stored.layers.begin(), stored.layers.end());
     record.linearSparsity = stored.linearSparsity;
     record.pruneSeconds = stored.timings.pruneSeconds;
-    record.totalSeconds = state.progress.elapsedSeconds();
+    record.totalSeconds = feed.elapsedSeconds();
     record.finishedAt = QDateTime::currentDateTime();
     record.modelKept = true;
     auto storedRecord = std::make_shared<store::RunRecord>(stored);

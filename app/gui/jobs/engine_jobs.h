@@ -40,11 +40,16 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
+#include <string>
 
 class QElapsedTimer;
 
-namespace sparselab::model { class CausalLM; }
+namespace sparselab::model {
+class CausalLM;
+struct LinearLayer;
+} // namespace sparselab::model
 namespace sparselab::tokenize { class Tokenizer; }
 namespace sparselab::workflow {
 struct CompressionSpec;
@@ -53,6 +58,9 @@ struct CompressionOutcome;
 } // namespace sparselab::workflow
 
 namespace sparselab::gui {
+
+class RunLiveFeed;
+struct RunFeedSink;
 
 using widgets::ModelSummary;
 
@@ -235,10 +243,10 @@ private:
 // The dense evaluation comes after the solver, not before it: the live view starts moving
 // within a second of F5 however long the evaluation is. Nothing is written to disk.
 //
-// Progress is one PhasedProgress (job_progress.h): tokenizing, pruning, perplexity before,
-// perplexity after, each weighted by its expected seconds from Params::rates; pruning
-// advances block by block (collecting a block's inputs, solving its layers, passing the
-// inputs through the compressed block). Result::measured gives the rates this run showed.
+// What the views show while it runs is made by a RunLiveFeed (run_live_feed.h) from the run's
+// events: progress is one PhasedProgress (job_progress.h) over its phases, each weighted by its
+// expected seconds from Params::rates; pruning advances block by block. Result::measured gives
+// the rates this run showed.
 //
 // Signals besides EngineJob's (progress() carries the overall share in 1/10000):
 //   runProgress(p)      overall share (monotone), ETA, stage, current layer; ≤ ~10 per second,
@@ -301,18 +309,12 @@ protected:
     void execute() override;
 
 private:
-    struct State;
-    // The steps of execute(), in order.
+    // The steps of execute(), in order. What the views show while the run goes on is made by a
+    // RunLiveFeed (run_live_feed.h) and posted through liveSink.
     [[nodiscard]] workflow::CompressionSpec compressionSpec() const;
-    void planProgress(State& state, const workflow::CompressionSpec& spec) const;
+    [[nodiscard]] RunFeedSink liveSink(const std::map<std::string, model::LinearLayer*>& layers);
     [[nodiscard]] std::shared_ptr<model::CausalLM> copyToPrune() const;
-    void trackLayers(State& state, model::CausalLM& copy) const;
-    [[nodiscard]] workflow::RunObserver runObserver(State& state, const workflow::CompressionSpec& spec,
-                                                    CostRates& measured);
-    void measureRates(const State& state, const workflow::CompressionOutcome& outcome, CostRates& measured) const;
-    [[nodiscard]] RunRecord viewRecord(const State& state, const workflow::CompressionOutcome& outcome);
-    void report(State& state, bool force);
-    void postFrame(State& state, const QString& layer, bool force);
+    [[nodiscard]] RunRecord viewRecord(const RunLiveFeed& feed, const workflow::CompressionOutcome& outcome);
     void postLog(const QString& line);
 
     Params m_params;
