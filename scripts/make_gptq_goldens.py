@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # Golden outputs of the published GPTQ (IST-DASLab/gptq gptq.py + quant.py, unmodified, imported
-# from ./ref) for SparseLab's solver tests (tests/core/test_gptq.cpp).
+# from ./ref) for SparseLab's solver tests (tests/core/solve/test_gptq.cpp).
 # Usage (Debian python3-torch, CPU): put gptq.py and quant.py of IST-DASLab/gptq (commit
 # 2d65066eeb06a5c9ff5184d8cebdf33662c67faf) in ./ref, copy tests/data/solver/problem_a.safetensors
 # into OUT, then: /usr/bin/python3 scripts/make_gptq_goldens.py OUT  → problem_d + gptq_*. Shims: a stand-in `transformers` module (gptq.py

@@ -8,7 +8,7 @@ has no transformers). For every architecture SparseLab loads it builds a random 
 config written here, saves it with `save_pretrained` (config.json + model.safetensors, exactly
 what a user downloads from the Hub), and writes golden_logits.safetensors beside it: `ids`
 (I64 [2, 24], fixed) and `logits` (F32 [2, 24, vocab]) from transformers' own forward pass on
-the CPU in float32 with eager attention. tests/core/test_hf_logits.cpp compares SparseLab's
+the CPU in float32 with eager attention. tests/core/model/test_hf_logits.cpp compares SparseLab's
 forward pass with them (CPU, in CI); tests/gpu/test_hf_logits_cuda.cpp does it on CUDA.
 
 Folders (prefix hf-): llama (GQA, rope_theta 500000, untied head), mistral (GQA, rope_theta

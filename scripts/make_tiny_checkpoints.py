@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Writes the tiny random GPT-2 and OPT checkpoints used by tests/core/test_arch_forward.cpp.
+"""Writes the tiny random GPT-2 and OPT checkpoints used by tests/core/model/test_arch_forward.cpp.
 
     /usr/bin/python3 scripts/make_tiny_checkpoints.py [--out tests/data/models]
 

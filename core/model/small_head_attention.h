@@ -10,7 +10,7 @@
 //
 // Numerics: the same formula as the tensor path in causal_lm.cpp (softmax of scale·q·k over
 // keys j ≤ t, then the weighted mean of v), summed in another order, with an exponential
-// accurate to about 2 ulp: results agree to float rounding (tests/core/test_small_head_attention).
+// accurate to about 2 ulp: results agree to float rounding (tests/core/model/test_small_head_attention.cpp).
 // No Qt, no LibTorch: plain loops the compiler vectorises, cloned for AVX-512 and AVX2.
 
 #include <cstdint>

@@ -8,7 +8,7 @@
 // order as in the CPU solver's row tiles (w − q, (w − q)/d, w −= err·h, then one GEMM per
 // block for the lazy update, with the same operands). Stepping a whole layer therefore gives
 // the solver's masks and weights bit for bit, and its loss (summed in the same tiles);
-// tests/core/test_sparsegpt_stepper.cpp checks this against solveLayer.
+// tests/core/solve/test_sparsegpt_stepper.cpp checks this against solveLayer.
 //
 // Between steps the state is inspectable: the weights as the solver holds them, the block's
 // saliency and threshold, the last column's w, q, err and Hinv row, the block before and after

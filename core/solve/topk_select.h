@@ -10,7 +10,7 @@
 // (median-of-three pivot moved to the front, unguarded Hoare partition, insertion sort of the
 // last ≤ 3 elements, heap select when the depth budget 2·⌊log2 width⌋ runs out, and
 // heap select + sort_heap for partial_sort), on plain arrays, so that they run in a CUDA
-// kernel too. tests/core/test_topk_select.cpp checks them against the standard library on
+// kernel too. tests/core/solve/test_topk_select.cpp checks them against the standard library on
 // tie-heavy inputs; the kernel's N:M masks on exact ties (tests/data/solver/problem_c) are
 // what they are for: the earlier kernel ranked ties by index and disagreed with the CPU there.
 //

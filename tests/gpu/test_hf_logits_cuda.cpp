@@ -3,7 +3,7 @@
 // Mistral, Qwen2 with attention bias, GPT-2, OPT pre- and post-LN, saved by save_pretrained,
 // with golden_logits.safetensors from transformers' eager forward on the CPU in float32) is
 // loaded on the CPU and on CUDA; both logits must be within 1e-4 (absolute) of the golden.
-// The CPU half is also tests/core/test_hf_logits.cpp, which CI runs. float32, TF32 off.
+// The CPU half is also tests/core/model/test_hf_logits.cpp, which CI runs. float32, TF32 off.
 // Skips (exit 77) without a CUDA device, or when no hf-* folder is present.
 
 #include "gpu_check.h"
