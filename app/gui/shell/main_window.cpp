@@ -23,7 +23,6 @@
 #include "sweep_panel.h"
 #include "teaching_window.h"
 
-
 #include <QAction>
 #include <QApplication>
 #include <QCloseEvent>
