@@ -279,8 +279,7 @@ bool AnalysisController::startJob(Job* job, const QString& what, JobOutcome<Job>
     common.cancelled = [this, cancelled = std::move(outcome.cancelled)] {
         const QString message = tr("%1 cancelled; nothing was written.").arg(m_jobName);
         m_window->runPanel()->finishJob(RunPanel::Outcome::Cancelled, message);
-        m_window->logView()->appendInfo(message);
-        m_window->statusBar()->showMessage(message, 5000);
+        m_window->announce(message);
         if (cancelled)
             cancelled();
         Q_EMIT jobCancelled();
@@ -336,9 +335,8 @@ bool AnalysisController::startScan(const ScanRequest& request)
         m_window->resultsPanel()->tabs()->setCurrentWidget(m_panel);
         m_window->workspace()->markModified();
         const QString message = tr("Sensitivity scan finished in %1").arg(formatSeconds(result.seconds));
-        m_window->logView()->appendInfo(message);
         m_window->runPanel()->finishJob(RunPanel::Outcome::Done, message);
-        m_window->statusBar()->showMessage(message, 10'000);
+        m_window->announce(message, 10'000);
         updateActions();
         Q_EMIT scanFinished();
     };
@@ -395,9 +393,8 @@ bool AnalysisController::startSweep(const SweepRequest& request)
         m_window->workspace()->markModified();
         const QString message = tr("Sweep finished: %n point(s) in %1", nullptr, int(result.sweep->points.size()))
                                     .arg(formatSeconds(result.seconds));
-        m_window->logView()->appendInfo(message);
         m_window->runPanel()->finishJob(RunPanel::Outcome::Done, message);
-        m_window->statusBar()->showMessage(message, 10'000);
+        m_window->announce(message, 10'000);
         Q_EMIT sweepFinished();
     };
     outcome.failed = [this](const QString& message) {
@@ -464,9 +461,8 @@ bool AnalysisController::writeReport(const ReportRequest& request)
                                     .arg(result.top1Agreement, 0, 'f', 4)
                                     .arg(result.windows)
                                     .arg(formatSeconds(result.seconds));
-        m_window->logView()->appendInfo(message);
         m_window->runPanel()->finishJob(RunPanel::Outcome::Done, message);
-        m_window->statusBar()->showMessage(message, 15'000);
+        m_window->announce(message, 15'000);
         Q_EMIT reportWritten(m_lastReportFiles);
     };
     outcome.failed = [this](const QString& message) {

@@ -102,7 +102,7 @@ bool ModelController::open(const QString& path)
                                     .arg(m_session.summary().blocks.size())
                                     .arg(QLocale().toString(m_session.summary().totalParameters),
                                          m_session.summary().storedDtype, EvaluationPanel::formatDuration(result.seconds));
-        m_window->logView()->appendInfo(message);
+        m_window->announce(message);
         // The engine's threads depend on the model's size (util/engine_threads.h): the log says
         // what this model's jobs will use.
         const int threads = engineThreads(m_session.summary().hiddenSize);
@@ -111,7 +111,6 @@ bool ModelController::open(const QString& path)
                 ? tr("Engine jobs use 1 CPU thread for this model: below hidden size 1024 a second "
                      "thread costs more than it gains (bench/bench_threads.sh).")
                 : tr("Engine jobs use %n CPU thread(s) for this model.", nullptr, threads));
-        m_window->statusBar()->showMessage(message, 5000);
         Q_EMIT opened(result, sameModel);
     };
     outcome.failed = [this, folder](const QString& message) {

@@ -13,7 +13,6 @@
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QSettings>
-#include <QStatusBar>
 
 namespace sparselab::gui {
 
@@ -119,8 +118,7 @@ bool PlanController::loadRecipe(const QString& file)
     plan->setSettings(settings);
     addRecent(file);
     const QString message = tr("Loaded recipe %1").arg(QDir::toNativeSeparators(file));
-    m_window->logView()->appendInfo(message);
-    m_window->statusBar()->showMessage(message, 5000);
+    m_window->announce(message);
     return true;
 }
 
@@ -140,8 +138,7 @@ bool PlanController::saveRecipe(const QString& file)
     addRecent(file);
     const QString message =
         tr("Saved recipe %1 (for sparselab-cli prune --recipe)").arg(QDir::toNativeSeparators(file));
-    m_window->logView()->appendInfo(message);
-    m_window->statusBar()->showMessage(message, 5000);
+    m_window->announce(message);
     return true;
 }
 

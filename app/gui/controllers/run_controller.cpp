@@ -215,8 +215,7 @@ void RunController::onEvaluationFinished(const PerplexityJob::Result& result)
                                 .arg(r.windows)
                                 .arg(r.seqlen)
                                 .arg(EvaluationPanel::formatDuration(r.seconds));
-    m_window->logView()->appendInfo(message);
-    m_window->statusBar()->showMessage(message, 10'000);
+    m_window->announce(message, 10'000);
     Q_EMIT evaluationFinished(r.perplexity);
 }
 
@@ -300,8 +299,7 @@ bool RunController::startRun()
         const QString message = tr("Run cancelled: earlier results are unchanged and nothing was written.");
         m_window->runPanel()->finishJob(RunPanel::Outcome::Cancelled, message);
         m_window->runPanel()->log()->appendInfo(message);
-        m_window->logView()->appendInfo(message);
-        m_window->statusBar()->showMessage(message, 5000);
+        m_window->announce(message);
         Q_EMIT runCancelled();
     };
     if (!m_session.jobs().launch(job, tr("the run “%1”").arg(m_runName), {m_session.model().get()}, this,
@@ -354,8 +352,7 @@ void RunController::onRunFinished(const RunJob::Result& result)
         message += tr(", perplexity %1 → %2").arg(record.perplexityBefore, 0, 'f', 4).arg(record.perplexityAfter, 0, 'f', 4);
     m_window->runPanel()->showFinished(message);
     m_window->runPanel()->log()->appendInfo(message);
-    m_window->logView()->appendInfo(message);
-    m_window->statusBar()->showMessage(message, 10'000);
+    m_window->announce(message, 10'000);
     m_window->updateExportTarget();
     m_window->updateActions();
     Q_EMIT runFinished(record);
@@ -427,8 +424,7 @@ bool RunController::exportSelectedRun()
                                     .arg(formatBytes(r.bytes))
                                     .arg(r.tensorsReplaced);
         m_window->runPanel()->finishJob(RunPanel::Outcome::Done, message);
-        m_window->logView()->appendInfo(message);
-        m_window->statusBar()->showMessage(message, 10'000);
+        m_window->announce(message, 10'000);
         Q_EMIT exportFinished(r);
     };
     outcome.failed = [this](const QString& message) {

@@ -174,8 +174,7 @@ bool WorkspaceController::saveWorkspaceAs(const QString& file)
         m_modified = false;
         addRecent(r.file);
         const QString message = tr("Saved %n run(s) to %1", nullptr, count).arg(r.file);
-        m_window->logView()->appendInfo(message);
-        m_window->statusBar()->showMessage(message, 10'000);
+        m_window->announce(message, 10'000);
         Q_EMIT workspaceSaved(r.file, count);
     };
     outcome.failed = [this](const QString& message) { fail(tr("Cannot save the workspace"), message); };
@@ -225,8 +224,7 @@ bool WorkspaceController::openWorkspace(const QString& file)
         QString message = tr("Opened %1: %n run(s)", nullptr, int(r.runs.size())).arg(r.file);
         if (!r.modelPath.isEmpty())
             message += tr(" of model %1").arg(r.modelPath);
-        m_window->logView()->appendInfo(message);
-        m_window->statusBar()->showMessage(message, 10'000);
+        m_window->announce(message, 10'000);
         Q_EMIT workspaceLoaded(r.file, int(r.runs.size()));
     };
     outcome.failed = [this](const QString& message) { fail(tr("Cannot open the workspace"), message); };

@@ -788,6 +788,12 @@ QString MainWindow::suggestedRunName() const { return m_runs->suggestedName(); }
 
 void MainWindow::setErrorHandler(ErrorHandler handler) { m_errorHandler = std::move(handler); }
 
+void MainWindow::announce(const QString& message, int statusMs)
+{
+    m_log->appendInfo(message);
+    statusBar()->showMessage(message, statusMs);
+}
+
 void MainWindow::reportError(const QString& title, const QString& message)
 {
     m_lastError = message;

@@ -151,10 +151,13 @@ public:
     // Replaces the Results view's runs (a workspace was opened): new ids, no kept models.
     void replaceRuns(const QList<RunRecord>& runs);
     [[nodiscard]] QAction* teachingAction() const { return m_teachingAction; }
-    // What the controllers (run_controller.h, workspace_controller.h, analysis_controller.h)
-    // use of the shell: errors go to the error handler (a message box by default), job
+    // What the controllers (controllers/) use of the shell: errors go to the error handler (a
+    // message box by default), outcomes to the log and the status bar, job
     // progress to the status bar, and the actions follow the busy state and the selection.
     void reportError(const QString& title, const QString& message);
+    // An outcome the user should see: written to the Log view and shown in the status bar for
+    // `statusMs` milliseconds.
+    void announce(const QString& message, int statusMs = 5000);
     // The status bar's progress bar at `done` of `total` (nothing when total is unknown).
     void showJobProgress(qint64 done, qint64 total);
     void updateActions();
