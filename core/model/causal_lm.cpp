@@ -2,6 +2,7 @@
 
 #include "io/checkpoint.h"
 #include "io/mapped_file.h"
+#include "model/rotary.h"
 #include "model/small_head_attention.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
@@ -276,6 +277,26 @@ torch::Tensor rotateHalf(const torch::Tensor& x)
     return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
 
+// x·cos + rotate_half(x)·sin for x [B, H, T, hd] and tables [T, hd]: in one pass into a
+// contiguous result on the CPU outside autograd (model/rotary.h, the same bits), else as tensors.
+torch::Tensor applyRotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin)
+{
+    const bool differentiable = at::GradMode::is_enabled() && x.requires_grad();
+    if (differentiable || !x.device().is_cpu() || x.scalar_type() != torch::kFloat || x.stride(3) != 1
+        || x.size(3) % 2 != 0 || !cos.is_contiguous() || !sin.is_contiguous())
+        return x * cos + rotateHalf(x) * sin;
+    const int64_t B = x.size(0), H = x.size(1), T = x.size(2), hd = x.size(3);
+    torch::Tensor out = torch::empty({B, H, T, hd}, x.options());
+    const float* in = x.data_ptr<float>();
+    const float* c = cos.data_ptr<float>();
+    const float* s = sin.data_ptr<float>();
+    float* o = out.data_ptr<float>();
+    at::parallel_for(0, B * H * T, 2048, [&](int64_t first, int64_t last) {
+        rotateHalfRows(in, x.stride(0), x.stride(1), x.stride(2), H, T, hd, c, s, o, first, last);
+    });
+    return out;
+}
+
 std::string storedDtypeOf(const io::Checkpoint& ckpt)
 {
     std::map<io::DType, int64_t> elements;
@@ -485,8 +506,8 @@ torch::Tensor CausalLM::runBlock(int64_t block, const torch::Tensor& hidden, con
         torch::Tensor k = splitHeads(linear(lin[1], xn, hook), KV, hd);
         const torch::Tensor v = splitHeads(linear(lin[2], xn, hook), KV, hd);
         const auto [cos, sin] = ropeTables(T, hd, c.ropeTheta, hidden.device());
-        q = q * cos + rotateHalf(q) * sin;
-        k = k * cos + rotateHalf(k) * sin;
+        q = applyRotary(q, cos, sin);
+        k = applyRotary(k, cos, sin);
         const torch::Tensor attn = attend(q, k, v, 1.0 / std::sqrt(double(hd)));
         const torch::Tensor h = hidden + linear(lin[3], attn, hook);
         const torch::Tensor hn = rmsNorm(h, blk.norm2Weight, c.normEps);
