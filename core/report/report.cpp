@@ -8,6 +8,7 @@
 #include "tokenize/unicode.h"
 #include "export/hf_export.h"
 #include "util/atomic_file.h"
+#include "util/engine_threads.h"
 #include "util/errors.h"
 #include "util/sha256.h"
 #include "util/utc_time.h"
@@ -91,6 +92,7 @@ json machineInfo()
     }
     m["cpus"] = std::thread::hardware_concurrency();
     m["torch_threads"] = at::get_num_threads();
+    m["kernel_threads"] = kernelThreads();
     m["libtorch"] = TORCH_VERSION;
     m["sparselab"] = SPARSELAB_VERSION;
     m["compiler"] = __VERSION__;
@@ -281,8 +283,12 @@ std::vector<Block> reportBlocks(const ReportData& data)
     rows.push_back({"  sha256", data.evalSha256});
     rows.push_back({"recipe", recipe.dump()});
     rows.push_back({"true sequential", jsonText(prov, "true_sequential")});
+    // Older runs (before kernel_threads was recorded) name LibTorch's threads only.
     rows.push_back({"prune time", fmt(prov.value("prune_seconds", 0.0), 2) + " s with "
-                                      + jsonText(prov, "torch_threads") + " threads"});
+                                      + jsonText(prov, "torch_threads") + " LibTorch thread(s)"
+                                      + (prov.contains("kernel_threads")
+                                             ? ", " + jsonText(prov, "kernel_threads") + " kernel thread(s)"
+                                             : std::string())});
     for (const auto& [key, value] : data.machine.items())
         rows.push_back({"machine: " + key, value.is_string() ? value.get<std::string>() : value.dump()});
     blocks.push_back(table({"item", "value"}, rows));

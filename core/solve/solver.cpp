@@ -3,6 +3,7 @@
 
 #include "solve/solver.h"
 #include "solve/solver_detail.h"
+#include "util/engine_threads.h"
 
 #include "util/errors.h"
 
@@ -169,10 +170,7 @@ bool allFinite(const torch::Tensor& t)
 
 namespace detail {
 
-int solverThreads()
-{
-    return std::max(1, at::get_num_threads());
-}
+int solverThreads() { return kernelThreads(); }
 
 void requireFinite(const torch::Tensor& t, const char* what)
 {

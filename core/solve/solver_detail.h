@@ -4,15 +4,12 @@
 
 #include "solve/hessian_factor.h"
 #include "solve/solver.h"
+#include "util/fork_join.h"
 
 #include <torch/types.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
-#include <exception>
-#include <mutex>
-#include <thread>
 #include <vector>
 
 namespace sparselab::solve::detail {
@@ -76,48 +73,12 @@ struct QuantGrid {
 // Throws InputError("<what>: ...") when `t` holds NaN or Inf (solve::allFinite).
 void requireFinite(const torch::Tensor& t, const char* what);
 
-// Number of threads the CPU solver uses: at::get_num_threads().
+// Number of threads the CPU solver uses: kernelThreads() (util/engine_threads.h).
 [[nodiscard]] int solverThreads();
 
-// Calls fn(worker, unit) for every unit in [0, units) on up to `threads` plain std::threads
-// (the caller is worker 0; units are handed out one at a time), then joins; rethrows the first
-// exception. Why not at::parallel_for: LibTorch's OpenMP workers spin for a while after each
-// parallel region, and in the solver every region is followed by an OpenBLAS GEMM (the lazy
-// update) whose threads then fight the spinning ones for the cores; threads that have exited
-// cost nothing. Creating a few threads per column block is negligible next to the block's work.
-template <class Fn>
-void forkJoin(int64_t units, int threads, const Fn& fn)
-{
-    const int64_t count = std::min<int64_t>(std::max(threads, 1), units);
-    if (count <= 1) {
-        for (int64_t u = 0; u < units; ++u)
-            fn(0, u);
-        return;
-    }
-    std::atomic<int64_t> next{0};
-    std::exception_ptr failure;
-    std::mutex failureMutex;
-    auto work = [&](int worker) {
-        try {
-            for (int64_t u = next.fetch_add(1); u < units; u = next.fetch_add(1))
-                fn(worker, u);
-        } catch (...) {
-            std::lock_guard lock(failureMutex);
-            if (!failure)
-                failure = std::current_exception();
-            next.store(units);
-        }
-    };
-    std::vector<std::thread> pool;
-    pool.reserve(size_t(count - 1));
-    for (int w = 1; w < int(count); ++w)
-        pool.emplace_back(work, w);
-    work(0);
-    for (auto& t : pool)
-        t.join();
-    if (failure)
-        std::rethrow_exception(failure);
-}
+// The column loop's threads: sparselab::forkJoin (util/fork_join.h says why not at::parallel_for;
+// here, in addition, every parallel region is followed by an OpenBLAS GEMM, the lazy update).
+using sparselab::forkJoin;
 
 // The preamble of SparseGPT (design.md §3 steps 1-3), shared by solveSparseGpt and the
 // teaching stepper: per-row quantization grid from the dense W (if enabled), dead inputs

@@ -220,6 +220,7 @@ void writeRun(hid_t runs, const RunRecord& run)
         h5::writeAttribute(id(p), "cpu", v.cpu);
         h5::writeAttribute(id(p), "cpu_count", v.cpuCount);
         h5::writeAttribute(id(p), "threads", v.threads);
+        h5::writeAttribute(id(p), "kernel_threads", v.kernelThreads);
         h5::writeAttribute(id(p), "device", v.device);
         h5::writeAttribute(id(p), "cpu_kernels", v.cpuKernels);
     }
@@ -525,6 +526,8 @@ RunRecord readRun(hid_t runs, const std::string& runId, const LoadOptions& optio
         v.cpu = h5::readStringAttribute(id(p), "cpu");
         v.cpuCount = h5::readIntAttribute(id(p), "cpu_count");
         v.threads = h5::readIntAttribute(id(p), "threads");
+        if (h5::hasAttribute(id(p), "kernel_threads")) // written since 2026-12
+            v.kernelThreads = h5::readIntAttribute(id(p), "kernel_threads");
         v.device = h5::readStringAttribute(id(p), "device");
         if (h5::hasAttribute(id(p), "cpu_kernels"))
             v.cpuKernels = h5::readStringAttribute(id(p), "cpu_kernels");

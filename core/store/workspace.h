@@ -166,6 +166,7 @@ struct Provenance {
     std::string cpu;                 // model name from /proc/cpuinfo, if known
     int64_t cpuCount = 0;
     int64_t threads = 0;             // torch intra-op threads used
+    int64_t kernelThreads = 0;       // SparseLab's own kernels' threads (util/engine_threads.h; 0 unknown)
     std::string device;              // "cpu", "cuda:0", ...
     std::string cpuKernels;          // "OpenBLAS SkylakeX, ATen avx512": the CPU arithmetic's kernels ("" unknown)
     bool operator==(const Provenance&) const = default;

@@ -69,24 +69,35 @@ int machineThreads()
     return initial;
 }
 
+thread_local int t_kernelThreads = 0; // 0: never set on this thread
+
 } // namespace
 
-int defaultEngineThreads(int64_t hiddenSize)
+EngineThreads defaultEngineThreads(int64_t hiddenSize)
 {
     const int all = machineThreads();
-    return hiddenSize > 0 && hiddenSize < kAllThreadsFromHidden ? 1 : all;
+    return {all, hiddenSize > 0 && hiddenSize < kAllThreadsFromHidden ? 1 : all};
+}
+
+void setEngineThreads(EngineThreads threads)
+{
+    (void)machineThreads(); // remembered before the first change
+    if (threads.kernels > 0)
+        t_kernelThreads = threads.kernels;
+    if (threads.libraries > 0) {
+        at::set_num_threads(threads.libraries);
+        const int initial = openBlasInitialThreads();
+        if (const SetThreads set = openBlasSetThreads(); set && initial > 0)
+            set(std::min(threads.libraries, initial));
+    }
 }
 
 void setEngineThreads(int threads)
 {
-    (void)machineThreads(); // remembered before the first change
-    if (threads < 1)
-        threads = 1;
-    at::set_num_threads(threads);
-    const int initial = openBlasInitialThreads();
-    if (const SetThreads set = openBlasSetThreads(); set && initial > 0)
-        set(std::min(threads, initial));
+    setEngineThreads(EngineThreads::uniform(std::max(threads, 1)));
 }
+
+int kernelThreads() { return t_kernelThreads > 0 ? t_kernelThreads : std::max(1, at::get_num_threads()); }
 
 bool openBlasThreadsControllable() { return openBlasSetThreads() != nullptr; }
 

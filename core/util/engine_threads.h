@@ -18,21 +18,45 @@
 
 namespace sparselab {
 
-// Sets torch's intra-op threads to `threads` (≥ 1) and, when the BLAS in the process is
-// OpenBLAS, its pool to min(threads, the pool's size when the process started).
+// How the engine's threads are spent.
+//   kernels   — SparseLab's own kernels, split over plain threads (util/fork_join.h): the
+//               SparseGPT column loop, attention for small heads, rotary embeddings;
+//   libraries — LibTorch's intra-op pool and OpenBLAS's pool: every tensor operation and
+//               matrix product.
+// They differ for small models. Their products are too small to gain from a second thread
+// and lose a lot to it — bench/bench_threads.sh on the 2-core machine, medians of 3,
+// whole-prune time on 1 library thread over 2: 0.28 at hidden 64 (the demo: 1.8 s against
+// 6.4 s), 0.31 at 128, 0.53 at 256, 0.77 at 512, and 1.18 at 1024, where two threads win — while
+// SparseLab's kernels split whole attention heads or row tiles, work of milliseconds per thread:
+// on the demo, attention on two threads (the products still on one) took the prune from about
+// 2.0 s to 1.8 s (one binary, attention's threads switched between interleaved runs).
+struct EngineThreads {
+    int kernels = 0;   // 0: not set (kernelThreads() then follows LibTorch's setting)
+    int libraries = 0; // 0: leave LibTorch's and OpenBLAS's pools as they are
+    // One count for both, as a user's `--threads N` gives it.
+    [[nodiscard]] static EngineThreads uniform(int threads) { return {threads, threads}; }
+    friend bool operator==(const EngineThreads&, const EngineThreads&) = default;
+};
+
+// Sets this thread's kernel threads and LibTorch's intra-op threads (both thread-local) to
+// `threads` (≥ 1), and, when the BLAS in the process is OpenBLAS, its pool (process-wide) to
+// min(threads.libraries, the pool's size when the process started). A count ≤ 0 leaves that
+// part as it is.
+void setEngineThreads(EngineThreads threads);
+// Both kernels and libraries at `threads`: a user's explicit count (`--threads N`).
 void setEngineThreads(int threads);
 
-// The thread count the engine uses when the user gives none (no --threads; the workbench
-// always): every CPU the process may run on (its affinity mask, or OMP_NUM_THREADS when set) for
-// models whose hidden size is at least kAllThreadsFromHidden, one thread below it. Small models lose more to
-// starting and waiting on a second thread in their many small products (the forward passes
-// above all) than their solves gain — bench/bench_threads.sh on the 2-core machine, medians of
-// 3, whole-prune time on 1 thread over 2 threads: 0.28 at hidden 64 (the demo: 1.8 s against
-// 6.4 s), 0.31 at 128, 0.53 at 256, 0.77 at 512, and 1.18 at 1024, where two threads win; one
-// layer's Hessian and solve alone gains from 512² on (1.18, 1.24 at 1024², 1.44 at 2048²).
-// hiddenSize ≤ 0 (not known yet, e.g. while loading): every thread.
+// The threads SparseLab's own kernels use on this thread: what setEngineThreads set here, or
+// LibTorch's intra-op count when it was never called on this thread (tests set that one).
+[[nodiscard]] int kernelThreads();
+
+// The threads the engine uses when the user gives none (no --threads; the workbench always):
+// every CPU the process may run on (its affinity mask, or OMP_NUM_THREADS when set) for
+// SparseLab's kernels; the same for the libraries for models whose hidden size is at least
+// kAllThreadsFromHidden, one thread below it (see EngineThreads). hiddenSize ≤ 0 (not known
+// yet, e.g. while loading): every thread for both.
 inline constexpr int64_t kAllThreadsFromHidden = 1024;
-[[nodiscard]] int defaultEngineThreads(int64_t hiddenSize);
+[[nodiscard]] EngineThreads defaultEngineThreads(int64_t hiddenSize);
 
 // Whether an OpenBLAS thread setting was found in the process (for logs and tests).
 [[nodiscard]] bool openBlasThreadsControllable();

@@ -8,6 +8,7 @@
 #include "store/run_records.h"
 #include "tokenize/tokenizer.h"
 #include "util/atomic_file.h"
+#include "util/engine_threads.h"
 #include "util/errors.h"
 #include "util/sha256.h"
 #include "workflow/recovery_step.h"
@@ -53,7 +54,8 @@ std::string resumeSettings(const CompressionSpec& spec, const store::ModelIdenti
                            {"forward_batch", spec.prune.forwardBatch},
                            {"device", spec.device},
                            {"hessian_dtype", solve::hessianPrecisionName(spec.prune.hessianPrecision)},
-                           {"torch_threads", at::get_num_threads()}};
+                           {"torch_threads", at::get_num_threads()},
+                           {"kernel_threads", kernelThreads()}};
     return settings.dump();
 }
 
@@ -97,6 +99,7 @@ json provenanceJson(const CompressionSpec& spec, const CompressionOutcome& outco
         {"linear_sparsity", run.linearSparsity},
         {"prune_seconds", run.timings.pruneSeconds},
         {"torch_threads", run.provenance.threads},
+        {"kernel_threads", run.provenance.kernelThreads},
         {"cpu_kernels", run.provenance.cpuKernels},
         {"layers", layers},
     };
@@ -381,6 +384,7 @@ CompressionOutcome runCompression(model::CausalLM& model, const tokenize::Tokeni
     run.timings.pruneSeconds = outcome.prune.seconds;
     run.provenance = store::currentProvenance();
     run.provenance.threads = at::get_num_threads();
+    run.provenance.kernelThreads = kernelThreads();
     run.provenance.device = spec.device;
     outcome.provenance = provenanceJson(spec, outcome, sourceModelJson(spec, model, outcome.identity, cancel));
     run.timings.totalSeconds = secondsSince(started);

@@ -142,7 +142,7 @@ nlohmann::json provenanceWithoutRunFields(const QString& file)
     if (!f.open(QIODevice::ReadOnly))
         return {};
     auto j = nlohmann::json::parse(f.readAll().toStdString());
-    for (const char* key : {"created_utc", "prune_seconds", "torch_threads"})
+    for (const char* key : {"created_utc", "prune_seconds", "torch_threads", "kernel_threads"})
         j.erase(key);
     for (auto& layer : j["layers"])
         layer.erase("seconds");

@@ -124,8 +124,8 @@ private Q_SLOTS:
     }
 
     // With two threads available (OMP_NUM_THREADS=2 in the child; the suite itself runs with
-    // 1), a prune without --threads runs the demo (hidden 64) on one thread, as
-    // util/engine_threads.h decides, and --threads still wins.
+    // 1), a prune without --threads runs the demo's (hidden 64) products on one thread and
+    // SparseLab's kernels on two, as util/engine_threads.h decides, and --threads still wins.
     void defaultThreadsFollowTheModelSize()
     {
         QTemporaryDir dir;
@@ -137,7 +137,9 @@ private Q_SLOTS:
                 args << "--threads" << threads;
             const auto run = runCli(args, {"OMP_NUM_THREADS=2", "OPENBLAS_NUM_THREADS=2"});
             QVERIFY2(run.exitCode == 0, qPrintable(run.stderrText));
-            QCOMPARE(readJson(out + "/sparselab.json").at("torch_threads").get<int>(), threads.isEmpty() ? 1 : 2);
+            const auto provenance = readJson(out + "/sparselab.json");
+            QCOMPARE(provenance.at("torch_threads").get<int>(), threads.isEmpty() ? 1 : 2);
+            QCOMPARE(provenance.at("kernel_threads").get<int>(), 2);
         }
     }
 

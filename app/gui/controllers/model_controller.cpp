@@ -105,12 +105,13 @@ bool ModelController::open(const QString& path)
         m_window->announce(message);
         // The engine's threads depend on the model's size (util/engine_threads.h): the log says
         // what this model's jobs will use.
-        const int threads = engineThreads(m_session.summary().hiddenSize);
+        const EngineThreads threads = engineThreads(m_session.summary().hiddenSize);
         m_window->logView()->appendInfo(
-            threads == 1 && QThread::idealThreadCount() > 1
-                ? tr("Engine jobs use 1 CPU thread for this model: below hidden size 1024 a second "
-                     "thread costs more than it gains (bench/bench_threads.sh).")
-                : tr("Engine jobs use %n CPU thread(s) for this model.", nullptr, threads));
+            threads.libraries < threads.kernels
+                ? tr("Engine jobs use %n CPU thread(s) for this model, and its matrix products one: below "
+                     "hidden size 1024 a second thread costs them more than it gains (bench/bench_threads.sh).",
+                     nullptr, threads.kernels)
+                : tr("Engine jobs use %n CPU thread(s) for this model.", nullptr, threads.kernels));
         Q_EMIT opened(result, sameModel);
     };
     outcome.failed = [this, folder](const QString& message) {

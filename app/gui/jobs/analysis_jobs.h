@@ -60,7 +60,7 @@ public:
         PlanMethod method = PlanMethod::SparseGpt; // SparseGPT, Magnitude or Wanda
         double damp = 0.01;
         qint64 blocksize = 128;
-        int threads = 0;
+        EngineThreads threads;
     };
     struct Result {
         std::shared_ptr<const analysis::SensitivityResult> scan; // with model/calibration provenance
@@ -88,7 +88,7 @@ public:
         std::shared_ptr<const tokenize::Tokenizer> tokenizer; // required
         CalibrationSettings calibration;
         double targetSparsity = 0.5; // the average over blocks, exact
-        int threads = 0;
+        EngineThreads threads;
     };
     struct Result {
         QByteArray recipeJson;  // SparseGPT with the block sparsities, one rule per layer
@@ -120,7 +120,7 @@ public:
         qint64 generations = 200;
         double timeLimitSeconds = 0;  // 0 = none
         quint64 seed = 0;
-        int threads = 0;
+        EngineThreads threads;
     };
     struct LayerLevel {
         QString name;                 // module name
@@ -181,7 +181,7 @@ public:
         int64_t searchGenerations = 50;   // the search's generations, one search per sparsity level
         uint64_t searchSeed = 0;
         double densePerplexity = NAN;     // the dense model's perplexity for these evaluation settings, when known: not measured again
-        int threads = 0;
+        EngineThreads threads;
     };
     struct Result {
         std::shared_ptr<const analysis::SweepResult> sweep;
@@ -221,7 +221,7 @@ public:
         std::shared_ptr<const analysis::SensitivityResult> sensitivity; // optional heat-map
         QList<RunRecord> sessionRuns; // listed in section 7 (empty = no section 7)
         QString workspaceFile;        // shown in section 7 ("" = not saved)
-        int threads = 0;
+        EngineThreads threads;
     };
     struct Result {
         QString htmlPath, pdfPath;    // what was written ("" = not asked)

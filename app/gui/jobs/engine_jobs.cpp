@@ -105,7 +105,7 @@ void lowerWorkerPriority()
 // ---------------------------------------------------------------------------------------------
 // EngineJob
 
-EngineJob::EngineJob(int threads, QObject* parent)
+EngineJob::EngineJob(EngineThreads threads, QObject* parent)
     : QObject(parent), m_threads(threads)
 {
     // The owner deletes the job after its last signal (the pool must not).
@@ -121,8 +121,7 @@ void EngineJob::run()
         // threads are reused: set both here, every time.
         lowerWorkerPriority(); // before any OpenMP team is created on this thread
         at::init_num_threads();
-        if (m_threads > 0)
-            setEngineThreads(m_threads); // torch's pool (thread-local) and OpenBLAS's (process-wide)
+        setEngineThreads(m_threads); // the kernels' and torch's counts (thread-local), OpenBLAS's pool (process-wide)
         at::NoGradGuard noGrad;
         throwIfCancelled(&m_cancel);
         execute();
@@ -222,7 +221,7 @@ EvaluationDetailPtr evaluationDetail(const eval::PerplexityResult& result)
     return std::make_shared<const store::PerplexityRecord>(store::perplexityRecord(result));
 }
 
-int engineThreads(qint64 hiddenSize) { return defaultEngineThreads(hiddenSize); }
+EngineThreads engineThreads(qint64 hiddenSize) { return defaultEngineThreads(hiddenSize); }
 
 QString engineDescription(qint64 hiddenSize)
 {
@@ -235,7 +234,7 @@ QString engineDescription(qint64 hiddenSize)
     }
     // The threads the engine jobs use (engineThreads), as the Run view's device list says;
     // not at::get_num_threads(), which is the GUI thread's own setting.
-    const int threads = engineThreads(hiddenSize);
+    const int threads = engineThreads(hiddenSize).kernels;
     return threads == 1 ? QStringLiteral("LibTorch %1, 1 CPU thread").arg(QStringLiteral(TORCH_VERSION))
                         : QStringLiteral("LibTorch %1, %2 CPU threads").arg(QStringLiteral(TORCH_VERSION)).arg(threads);
 }
@@ -392,7 +391,7 @@ void PerplexityJob::execute()
 // CalibrationPreviewJob
 
 CalibrationPreviewJob::CalibrationPreviewJob(Params params, QObject* parent)
-    : EngineJob(0, parent), m_params(std::move(params))
+    : EngineJob(EngineThreads{}, parent), m_params(std::move(params))
 {
 }
 
@@ -866,7 +865,7 @@ QList<DeviceChoice> availableDevices(qint64 hiddenSize)
     QList<DeviceChoice> devices;
     DeviceChoice cpu;
     cpu.key = QStringLiteral("cpu");
-    const int threads = engineThreads(hiddenSize);
+    const int threads = engineThreads(hiddenSize).kernels;
     cpu.label = threads == 1 ? QStringLiteral("CPU (1 thread)") : QStringLiteral("CPU (%1 threads)").arg(threads);
     cpu.available = true;
     devices << cpu;

@@ -31,6 +31,7 @@
 #include "model_summary.h"
 #include "session_types.h"
 #include "token_preview_widget.h"
+#include "util/engine_threads.h"
 #include "util/progress.h"
 
 #include <QObject>
@@ -92,8 +93,9 @@ Q_SIGNALS:
     void ending();
 
 protected:
-    // threads: intra-op threads for LibTorch in this job; 0 = leave the process default.
-    explicit EngineJob(int threads, QObject* parent = nullptr);
+    // threads: the engine's threads in this job (util/engine_threads.h); zeros leave the
+    // process default.
+    explicit EngineJob(EngineThreads threads, QObject* parent = nullptr);
 
     // The work, on the worker thread. Ends with deliver(...) of the subclass's finished
     // signal; throws InputError / CancelledError / anything else on failure.
@@ -121,7 +123,7 @@ private:
 
     CancelToken m_cancel;
     bool m_delivered = false; // worker thread only
-    int m_threads = 0;
+    EngineThreads m_threads;
     std::chrono::milliseconds m_interval{100};
     std::chrono::steady_clock::time_point m_lastEmit{};
     bool m_emittedOnce = false;
@@ -136,7 +138,7 @@ class LoadModelJob final : public EngineJob {
 public:
     struct Params {
         QString folder;   // model folder (config.json + *.safetensors + tokenizer files)
-        int threads = 0;  // intra-op threads; 0 = process default
+        EngineThreads threads; // engineThreads(); zeros = process default
     };
     struct Result {
         ModelSummary summary;
@@ -170,7 +172,7 @@ public:
         qint64 seqlen = 0;       // tokens per window; 0 = min(model context, 2048)
         qint64 maxWindows = 0;   // evaluate only the first K windows; 0 = all
         qint64 batchSize = 8;    // windows per forward pass
-        int threads = 0;         // intra-op threads; 0 = process default
+        EngineThreads threads;   // engineThreads(); zeros = process default
     };
     struct Result {
         eval::PerplexityResult perplexity; // value, windows, per-window losses, seconds
@@ -274,7 +276,7 @@ public:
         double perplexityBefore = NAN; // known dense perplexity for these evaluation settings: skip measuring it
         EvaluationDetailPtr detailBefore; // its per-window / per-token detail, when known
         int heatmapCells = 256;    // heat-map cap per side
-        int threads = 0;
+        EngineThreads threads;
         CostRates rates;           // expected cost of each phase (weights of the progress bar)
         RecoverySettings recovery; // recovery after pruning (off by default)
         // Resume checkpoints (workflow/compression_run.h): every finished decoder block is
@@ -333,7 +335,7 @@ public:
         QString outDir;            // must not exist (the .gguf file when ggufType is set)
         QString ggufType;          // "" = Hugging Face folder; "f32", "f16", "q8_0", "q4_0" = one GGUF file
         RunRecord record;          // for sparselab.json
-        int threads = 0;
+        EngineThreads threads;
     };
     struct Result {
         QString folder;
@@ -382,10 +384,10 @@ struct DeviceChoice {
 [[nodiscard]] EvaluationDetailPtr evaluationDetail(const eval::PerplexityResult& result);
 
 // Threads for the window's engine jobs on a model of this hidden size: the engine's default
-// (util/engine_threads.h — one thread below hidden size 1024, one per core from there; 0 =
-// no model yet: one per core). The jobs run at a lower priority, so the GUI thread keeps its
-// share.
-[[nodiscard]] int engineThreads(qint64 hiddenSize = 0);
+// (util/engine_threads.h — SparseLab's kernels on one thread per core; the libraries' products
+// on one thread below hidden size 1024, one per core from there; 0 = no model yet: one per
+// core for both). The jobs run at a lower priority, so the GUI thread keeps its share.
+[[nodiscard]] EngineThreads engineThreads(qint64 hiddenSize = 0);
 
 // e.g. "LibTorch 1.13.0, 1 CPU thread" for the log (the threads for this hidden size), or with
 // no model yet "LibTorch 1.13.0, 2 CPU cores" (the About box and the log at start-up).

@@ -32,7 +32,8 @@ namespace sparselab::gui {
 //                          forward and backward (the LM head counts as one more block).
 struct CostRates {
     // Measured in the workbench on the bundled demo (stories260K, 5 blocks; one engine thread,
-    // the default for its size, util/engine_threads.h), the rates the three cold runs of
+    // the default for its size until SparseLab's kernels took every core, which made the prune
+    // ~0.2 s faster: these rates stay on the safe side), the rates the three cold runs of
     // `bench_first_frame 3` stored (2-core machine, nothing else running; medians): evaluation
     // 3.9e-6 s per token-block (32 windows × 256 tokens in 0.2 s), pruning 1.2e-5 (128 × 256
     // calibration tokens in 2.0 s), tokenizing 8.1e-8 s per byte.

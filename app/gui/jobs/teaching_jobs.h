@@ -38,7 +38,7 @@ public:
         qint64 nsamples = 32;    // windows
         qint64 seqlen = 256;     // tokens per window
         quint64 seed = 0;
-        int threads = 0;
+        EngineThreads threads;
     };
     struct Result {
         TeachingProblemPtr problem;
@@ -77,7 +77,7 @@ public:
         double damp = 0.01;
         int bits = 16;
         int points = 64;
-        int threads = 0;
+        EngineThreads threads;
     };
     struct Result {
         QVector<TeachingCurve> curves; // [magnitude, SparseGPT] × [unstructured, 2:4]

@@ -224,7 +224,7 @@ RunRecord fromStoreRun(const store::RunRecord& s)
 
 // ---- WorkspaceSaveJob ------------------------------------------------------------------
 
-WorkspaceSaveJob::WorkspaceSaveJob(Params params, QObject* parent) : EngineJob(0, parent), m_params(std::move(params)) {}
+WorkspaceSaveJob::WorkspaceSaveJob(Params params, QObject* parent) : EngineJob(EngineThreads{}, parent), m_params(std::move(params)) {}
 
 std::vector<const void*> WorkspaceSaveJob::models() const
 {
@@ -312,7 +312,7 @@ void WorkspaceSaveJob::execute()
 
 // ---- WorkspaceOpenJob ------------------------------------------------------------------
 
-WorkspaceOpenJob::WorkspaceOpenJob(QString file, QObject* parent) : EngineJob(0, parent), m_file(std::move(file)) {}
+WorkspaceOpenJob::WorkspaceOpenJob(QString file, QObject* parent) : EngineJob(EngineThreads{}, parent), m_file(std::move(file)) {}
 
 void WorkspaceOpenJob::execute()
 {

@@ -1,15 +1,19 @@
-// util/engine_threads.h: the default engine threads. Without OMP_NUM_THREADS a model at or above
-// kAllThreadsFromHidden gets every CPU this process may run on, counted here by Qt
-// (QThread::idealThreadCount, the affinity mask on Linux), not by the code under test; a smaller
-// model gets one thread. (LibTorch's own default was 1 on the 2-CPU machine, which is why the
-// engine counts CPUs itself; this test fails if it goes back to trusting it there.)
+// util/engine_threads.h: the default engine threads. Without OMP_NUM_THREADS SparseLab's kernels
+// get every CPU this process may run on, counted here by Qt (QThread::idealThreadCount, the
+// affinity mask on Linux), not by the code under test; so do the libraries for a model at or
+// above kAllThreadsFromHidden, and a smaller model's libraries get one thread. (LibTorch's own
+// default was 1 on the 2-CPU machine, which is why the engine counts CPUs itself; this test
+// fails if it goes back to trusting it there.) Then what setEngineThreads sets, per thread.
 
 #include "util/engine_threads.h"
 
 #include <QTest>
 #include <QThread>
 
+#include <ATen/Parallel.h>
+
 #include <cstdlib>
+#include <thread>
 
 using namespace sparselab;
 
@@ -22,11 +26,36 @@ private Q_SLOTS:
         ::unsetenv("OMP_NUM_THREADS");
         const int cpus = QThread::idealThreadCount();
         QVERIFY(cpus >= 1);
-        QCOMPARE(defaultEngineThreads(kAllThreadsFromHidden), cpus);
-        QCOMPARE(defaultEngineThreads(4096), cpus);
-        QCOMPARE(defaultEngineThreads(0), cpus); // not known yet: every CPU
-        QCOMPARE(defaultEngineThreads(kAllThreadsFromHidden - 1), 1);
-        QCOMPARE(defaultEngineThreads(64), 1);
+        const EngineThreads all{cpus, cpus}, smallModel{cpus, 1};
+        QVERIFY(defaultEngineThreads(kAllThreadsFromHidden) == all);
+        QVERIFY(defaultEngineThreads(4096) == all);
+        QVERIFY(defaultEngineThreads(0) == all); // not known yet: every CPU
+        QVERIFY(defaultEngineThreads(kAllThreadsFromHidden - 1) == smallModel);
+        QVERIFY(defaultEngineThreads(64) == smallModel);
+    }
+
+    // The kernels' count is this thread's own: set here, it is what kernelThreads() says; on a
+    // thread where it was never set, kernelThreads() follows LibTorch's count there.
+    void kernelThreadsArePerThread()
+    {
+        setEngineThreads(EngineThreads{3, 1});
+        QCOMPARE(kernelThreads(), 3);
+        QCOMPARE(at::get_num_threads(), 1);
+        setEngineThreads(EngineThreads{0, 0}); // zeros change nothing
+        QCOMPARE(kernelThreads(), 3);
+        QCOMPARE(at::get_num_threads(), 1);
+        setEngineThreads(2);
+        QCOMPARE(kernelThreads(), 2);
+        QCOMPARE(at::get_num_threads(), 2);
+        int elsewhere = 0, torchThere = 0;
+        std::thread other([&] {
+            at::set_num_threads(1);
+            torchThere = at::get_num_threads();
+            elsewhere = kernelThreads();
+        });
+        other.join();
+        QCOMPARE(elsewhere, torchThere);
+        QCOMPARE(kernelThreads(), 2);
     }
 };
 

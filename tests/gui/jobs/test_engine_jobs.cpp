@@ -85,7 +85,7 @@ private:
         p.textPath = qpath(testing::demoEvalText());
         p.seqlen = seqlen;
         p.maxWindows = maxWindows;
-        p.threads = 2;
+        p.threads = EngineThreads::uniform(2);
         return p;
     }
 

@@ -34,7 +34,7 @@ class WaitJob final : public EngineJob {
 
 public:
     struct Result {};
-    WaitJob() : EngineJob(1) {}
+    WaitJob() : EngineJob(EngineThreads::uniform(1)) {}
 
 Q_SIGNALS:
     void finished(const WaitJob::Result& result);

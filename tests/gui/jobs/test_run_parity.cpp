@@ -114,7 +114,7 @@ RunJob::Params demoRun(const LoadModelJob::Result& loaded, const QString& name, 
     params.evaluation.textPath = qpath(testing::demoEvalText());
     params.evaluation.maxWindows = evalWindows;
     params.plan = PlanPanel::rowsFor(loaded.summary, setting);
-    params.threads = 1;
+    params.threads = EngineThreads::uniform(1);
     return params;
 }
 
@@ -156,7 +156,7 @@ void TestRunParity::guiAndCliRecordTheSameRun()
     params.evaluation.textPath = qpath(testing::demoEvalText());
     params.evaluation.maxWindows = 6;
     params.plan = PlanPanel::rowsFor(loaded->summary, setting);
-    params.threads = 1;
+    params.threads = EngineThreads::uniform(1);
     RunJob run(params);
     const auto ran = runToEnd(run, pool, &error);
     QVERIFY2(ran, qPrintable(error));

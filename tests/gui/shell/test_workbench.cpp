@@ -541,7 +541,7 @@ private Q_SLOTS:
         params.evaluation.enabled = false;
         params.plan = m_window->planPanel()->planModel()->rows();
         params.heatmapCells = 16;
-        params.threads = 2;
+        params.threads = EngineThreads::uniform(2);
         RunJob job(params);
         QList<widgets::HeatmapFrame> frames;
         QList<solve::LayerRecord> layers;
