@@ -301,7 +301,9 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
             }
         }
         // Propagate through the compressed block: the next block sees what it will see at inference.
-        timed(phases.forward, [&] { walker.advance(b); });
+        // After the last block nothing reads the outputs (the reference computes them anyway).
+        if (b + 1 < model.numBlocks())
+            timed(phases.forward, [&] { walker.advance(b); });
         if (blockFinished)
             blockFinished(b, std::vector<solve::LayerRecord>(result.layers.begin() + std::ptrdiff_t(firstRecord),
                                                       result.layers.end()));

@@ -111,6 +111,10 @@ public:
     [[nodiscard]] const torch::Tensor& hessian() const; // [cols, cols] float32, on `device`
     [[nodiscard]] int64_t samples() const { return m_samples; }
 private:
+    // InputError unless x is [tokens, cols] or [batch, tokens, cols] of finite values.
+    void check(const torch::Tensor& x) const;
+    // add() without check(), for x already checked (addSequences checks the whole batch once).
+    void accumulate(const torch::Tensor& x);
     mutable torch::Tensor m_h;     // upper triangle current; lower valid when m_symmetric
     mutable bool m_symmetric = true;
     int64_t m_samples = 0;

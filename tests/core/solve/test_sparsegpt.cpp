@@ -121,6 +121,23 @@ private Q_SLOTS:
         x[1][2] = std::nan("");
         QVERIFY_THROWS_EXCEPTION(InputError, acc.add(x));
         QCOMPARE(acc.samples(), int64_t(0));
+
+        // A batch of windows is checked whole before any window is added: a bad value in the
+        // last window, past the first 4096-value chunk, leaves H and its count untouched.
+        for (const float bad : {std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                                std::numeric_limits<float>::quiet_NaN()}) {
+            auto batch = torch::ones({3, 300, 8});
+            batch[2][299][7] = bad;
+            QVERIFY_THROWS_EXCEPTION(InputError, acc.addSequences(batch));
+            QCOMPARE(acc.samples(), int64_t(0));
+        }
+        // The extremes of the finite floats pass.
+        auto extremes = torch::zeros({2, 5000, 8});
+        extremes[1][4999][0] = std::numeric_limits<float>::max();
+        extremes[1][4999][1] = -std::numeric_limits<float>::max();
+        extremes[0][7][2] = std::numeric_limits<float>::denorm_min();
+        acc.addSequences(extremes); // (H overflows to inf here: only the check is under test)
+        QCOMPARE(acc.samples(), int64_t(2));
     }
 
     void upperCholeskyOfInverse_data()
