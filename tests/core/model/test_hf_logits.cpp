@@ -14,7 +14,9 @@
 #include "io/safetensors.h"
 #include "model/causal_lm.h"
 #include "model/config.h"
+#include "model/small_head_attention.h"
 #include "testsupport.h"
+#include "util/engine_threads.h"
 
 #include <QTemporaryDir>
 #include <QTest>
@@ -83,6 +85,30 @@ private Q_SLOTS:
         qInfo("%s: max |logits - transformers| = %.3g (logit std %.3g)", qPrintable(folder), diff,
               expected.std().item<double>());
         QVERIFY2(diff <= 1e-4, qPrintable(QStringLiteral("max abs diff %1 > 1e-4").arg(diff)));
+    }
+
+    // SparseLab's kernels (small-head attention, rotary embeddings) split their work over the
+    // kernel threads by whole groups and rows: one thread or three give the same bits. The
+    // models' heads are small enough for the small-head kernel (checked, so that the test
+    // cannot pass by taking the tensor path).
+    void kernelThreadsDoNotChangeLogits()
+    {
+        for (const char* folder : {"hf-llama", "hf-qwen2", "hf-gpt2"}) {
+            const auto dir = testDataDir() / "models" / folder;
+            const auto lm = model::CausalLM::load(dir);
+            const auto& config = lm->config();
+            QVERIFY2(config.headDim <= model::kSmallHeadDim, folder);
+            const auto golden = io::SafetensorsFile::open(dir / "golden_logits.safetensors");
+            // Enough rows that rotary embeddings are split in chunks too (8192 rows of q per chunk).
+            const torch::Tensor ids = load(golden, "ids", torch::kInt64).reshape({1, -1}).repeat({256, 1});
+            QVERIFY(ids.size(0) * config.numHeads * ids.size(1) > 2 * 8192);
+            setEngineThreads(EngineThreads{1, 1});
+            const torch::Tensor one = lm->logits(ids);
+            setEngineThreads(EngineThreads{3, 1});
+            const torch::Tensor three = lm->logits(ids);
+            setEngineThreads(1);
+            QVERIFY2(torch::equal(one, three), folder);
+        }
     }
 
     // transformers 5's RoPE block with a scaled type is refused, not evaluated as plain RoPE.
