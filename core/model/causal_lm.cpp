@@ -293,7 +293,8 @@ torch::Tensor applyRotary(const torch::Tensor& x, const torch::Tensor& cos, cons
     const float* c = cos.data_ptr<float>();
     const float* s = sin.data_ptr<float>();
     float* o = out.data_ptr<float>();
-    // Rows in chunks of 8192 (about 70 µs of work at head size 8) over the kernel threads (each row's result does not depend on the split).
+    // Rows in chunks of 8192 (about 70 µs of work at head size 8) over the kernel threads; a
+    // row's result does not depend on the split.
     constexpr int64_t kRowsPerChunk = 8192;
     const int64_t rows = B * H * T;
     forkJoin((rows + kRowsPerChunk - 1) / kRowsPerChunk, kernelThreads(), [&](int, int64_t chunk) {

@@ -38,10 +38,10 @@ struct EngineThreads {
     friend bool operator==(const EngineThreads&, const EngineThreads&) = default;
 };
 
-// Sets this thread's kernel threads and LibTorch's intra-op threads (both thread-local) to
-// `threads` (≥ 1), and, when the BLAS in the process is OpenBLAS, its pool (process-wide) to
-// min(threads.libraries, the pool's size when the process started). A count ≤ 0 leaves that
-// part as it is.
+// Sets this thread's kernel threads to threads.kernels, LibTorch's intra-op threads (also
+// thread-local) to threads.libraries and, when the BLAS in the process is OpenBLAS, its pool
+// (process-wide) to min(threads.libraries, the pool's size when the process started). A count
+// ≤ 0 leaves that part as it is.
 void setEngineThreads(EngineThreads threads);
 // Both kernels and libraries at `threads`: a user's explicit count (`--threads N`).
 void setEngineThreads(int threads);
