@@ -18,8 +18,9 @@ namespace sparselab::cli {
 // --threads T (0 or absent = LibTorch's default until a model is loaded, see below).
 void applyThreadsOption(const Args& args);
 
-// Without --threads: the engine's default for this model (util/engine_threads.h: one thread
-// below hidden size 1024, every core from there). Called once the model is loaded.
+// Without --threads: the engine's default for this model (util/engine_threads.h: SparseLab's
+// kernels on every core; the libraries' products on one thread below hidden size 1024, every
+// core from there). Called once the model is loaded.
 void applyDefaultThreads(const Args& args, const model::CausalLM& model);
 
 // The calibration windows asked for, the same for prune, recover, plan and the analyses:
