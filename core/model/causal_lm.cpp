@@ -209,9 +209,12 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch
         const float* kp = kc.data_ptr<float>();
         const float* vp = vc.data_ptr<float>();
         float* op = out.data_ptr<float>();
-        // Whole KV groups per thread (the result does not depend on the split).
-        forkJoin(G, kernelThreads(), [&](int, int64_t g) {
-            smallHeadCausalAttention(qp, kp, vp, op, rep, T, hd, float(scale), g, g + 1);
+        // One contiguous range of KV groups per thread (every group is the same work), so that
+        // each call's scratch serves all its groups; the result does not depend on the split.
+        const int64_t ranges = std::min<int64_t>(kernelThreads(), G);
+        forkJoin(ranges, int(ranges), [&](int, int64_t range) {
+            smallHeadCausalAttention(qp, kp, vp, op, rep, T, hd, float(scale), range * G / ranges,
+                                     (range + 1) * G / ranges);
         });
         return out.view({B, H, T, hd}).transpose(1, 2).reshape({B, T, H * hd});
     }
