@@ -3,7 +3,6 @@
 
 #include "solve/solver.h"
 #include "solve/solver_detail.h"
-#include "util/engine_threads.h"
 
 #include "util/errors.h"
 
@@ -186,8 +185,6 @@ bool allFinite(const torch::Tensor& t)
 }
 
 namespace detail {
-
-int solverThreads() { return kernelThreads(); }
 
 void requireFinite(const torch::Tensor& t, const char* what)
 {

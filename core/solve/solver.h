@@ -38,7 +38,8 @@
 //    (grid from the current W at each group boundary) with sparsegpt's loop, and act-order
 //    with sparsity permutes W and H before sparsegpt's loop (the reference has no such mode);
 //  - a failed Cholesky raises damping ×10 (up to relative damping 10) instead of aborting.
-// On CPU the column loop runs in row tiles on plain threads (count: at::get_num_threads()).
+// On CPU the column loop runs in row tiles on plain threads (count: kernelThreads(),
+// util/engine_threads.h).
 // The in-block arithmetic is the reference's, operation for operation; Hinv comes from one
 // Cholesky + a triangular inverse (design.md §5), so results agree with the reference to
 // float rounding and masks are identical except for scores within rounding of a threshold.

@@ -73,9 +73,6 @@ struct QuantGrid {
 // Throws InputError("<what>: ...") when `t` holds NaN or Inf (solve::allFinite).
 void requireFinite(const torch::Tensor& t, const char* what);
 
-// Number of threads the CPU solver uses: kernelThreads() (util/engine_threads.h).
-[[nodiscard]] int solverThreads();
-
 // The column loop's threads: sparselab::forkJoin (util/fork_join.h says why not at::parallel_for;
 // here, in addition, every parallel region is followed by an OpenBLAS GEMM, the lazy update).
 using sparselab::forkJoin;

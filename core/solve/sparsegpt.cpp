@@ -413,7 +413,7 @@ void unstructuredBlockMask(Problem& p, int64_t i1, int64_t count, const float* h
     constexpr size_t kBuckets = size_t(1) << 16;
     constexpr int64_t kRowChunk = 256;
     const int64_t chunks = (rows + kRowChunk - 1) / kRowChunk;
-    const int threads = std::max(1, int(std::min<int64_t>(solverThreads(), chunks)));
+    const int threads = std::max(1, int(std::min<int64_t>(kernelThreads(), chunks)));
     scratch.scores.resize(size_t(rows * count));
     scratch.histograms.assign(size_t(threads) * kBuckets, 0u);
     scratch.d2.resize(size_t(count));
@@ -467,7 +467,7 @@ double runCpuTiled(Problem& p, ProgressReporter& reporter, const CancelToken* ca
     auto err = torch::empty({p.rows, std::min(o.blocksize, p.cols)}, p.w.options()); // [rows, blocksize]
     std::vector<double> tileLoss(size_t(tiles), 0.0);
     BlockMaskScratch maskScratch;
-    const int threads = solverThreads();
+    const int threads = kernelThreads();
     std::vector<TileScratch> workers(size_t(std::max(threads, 1)));
     torch::Tensor scale, zero;
     if (o.quant.enabled()) {
