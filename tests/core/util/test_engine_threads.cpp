@@ -20,10 +20,12 @@ using namespace sparselab;
 class TestEngineThreads : public QObject {
     Q_OBJECT
 private Q_SLOTS:
+    // Before any test calls into the engine (it reads the machine's count once): as a user's
+    // shell, no OpenMP setting. Here, so that every test below stands alone in any order.
+    void initTestCase() { ::unsetenv("OMP_NUM_THREADS"); }
+
     void defaultsFollowTheModelSizeAndTheMachine()
     {
-        // Before the first call (the count is read once): as a user's shell, no OpenMP setting.
-        ::unsetenv("OMP_NUM_THREADS");
         const int cpus = QThread::idealThreadCount();
         QVERIFY(cpus >= 1);
         const EngineThreads all{cpus, cpus}, smallModel{cpus, 1};
