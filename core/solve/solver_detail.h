@@ -31,10 +31,12 @@ enum class Backend { Auto, Generic, CpuTiled, CudaKernels };
 // (dead inputs set to 1, damping added). Only the lower triangle of `h` is read, as the
 // reference's torch.linalg.cholesky does. Returns an undefined tensor when the matrix is not
 // numerically positive definite. The result may have column-major strides.
-// Method (design.md §5): with J the reversal permutation, J·H·J = L·Lᵀ, then U = J·L⁻¹·J —
-// one Cholesky and one triangular inverse (LAPACK spotrf + strtri, found in the process) instead
-// of the reference's cholesky → cholesky_inverse → cholesky. Without LAPACK (or off the CPU,
-// or allowLapack = false) ATen's linalg does the same with a triangular solve.
+// Method (design.md §5): H = R·Rᵀ with R upper triangular, U = R⁻¹ — one Cholesky factorisation
+// and one triangular inverse instead of the reference's cholesky → cholesky_inverse →
+// cholesky, done together by recursion on 2×2 blocks in the process's BLAS
+// (solve/inverse_cholesky.h). Without those functions (or off the CPU, or allowLapack = false)
+// ATen's linalg does the same with J the reversal permutation: J·H·J = L·Lᵀ, U = J·L⁻¹·J, the
+// inverse by a triangular solve.
 [[nodiscard]] torch::Tensor upperCholeskyOfInverse(const torch::Tensor& h, const torch::Tensor& diagonal,
                                                    bool allowLapack = true);
 // The same with H's own diagonal.

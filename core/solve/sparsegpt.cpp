@@ -12,10 +12,10 @@
 // sorted index int(numel·sparsity) (found with nth_element); N:M reproduces torch.topk's
 // CPU selection (nth_element/partial_sort on (score, index) pairs), ties included.
 
+#include "solve/inverse_cholesky.h"
 #include "solve/solver_detail.h"
 #include "solve/sparsegpt_kernels.h"
 
-#include "util/dynamic_symbol.h"
 #include "util/engine_threads.h"
 #include "util/errors.h"
 
@@ -39,31 +39,11 @@ constexpr double kFirstNonzeroDamp = 1e-3; // first raise when the user asked fo
 
 // ---- factorisation -------------------------------------------------------------------------------
 
-// LAPACK spotrf / strtri (Fortran ABI, LP64; the trailing hidden string lengths are what
-// gfortran-built LAPACKs expect and are ignored by OpenBLAS's C implementations). LibTorch's
-// CPU build has already loaded a LAPACK into the process; we look the symbols up rather than
-// link one ourselves, and fall back to ATen's linalg when they are absent.
-using PotrfFn = void (*)(const char* uplo, const int* n, float* a, const int* lda, int* info, size_t uploLen);
-using TrtriFn = void (*)(const char* uplo, const char* diag, const int* n, float* a, const int* lda,
-                         int* info, size_t uploLen, size_t diagLen);
-
-struct Lapack {
-    PotrfFn potrf = nullptr;
-    TrtriFn trtri = nullptr;
-};
-
-const Lapack& lapack()
-{
-    static const Lapack l{util::dynamicFunction<PotrfFn>("spotrf_"), util::dynamicFunction<TrtriFn>("strtri_")};
-    return l;
-}
-
-// U with UᵀU = H⁻¹ through LAPACK on one n² buffer, all on this thread apart from LAPACK's own
-// threads. With J the reversal permutation, row-major J·H·J is H's buffer reversed; read
-// column-major, its lower triangle is H's lower triangle (the one the reference's Cholesky
-// reads). spotrf('L') gives J·H·J = L·Lᵀ, strtri('L') gives L⁻¹ in place, and the buffer
-// reversed again, read column-major, is U = J·L⁻¹·J.
-torch::Tensor upperCholeskyOfInverseLapack(const torch::Tensor& h, const torch::Tensor& diagonal)
+// U with UᵀU = H⁻¹ on one n² buffer (solve/inverse_cholesky.h): the copy in on the kernel
+// threads, the factorisation on this thread and the BLAS's own. H's row-major buffer read
+// column-major is Hᵀ: its upper triangle is H's lower triangle, the one the reference's
+// Cholesky reads. The result is U column-major.
+torch::Tensor upperCholeskyOfInverseBlas(const torch::Tensor& h, const torch::Tensor& diagonal)
 {
     const int64_t n = h.size(0);
     const auto hc = h.contiguous();
@@ -71,22 +51,22 @@ torch::Tensor upperCholeskyOfInverseLapack(const torch::Tensor& h, const torch::
     auto buffer = torch::empty({n * n}, h.options());
     float* a = buffer.data_ptr<float>();
     const float* src = hc.data_ptr<float>();
-    std::reverse_copy(src, src + n * n, a);
     const float* d = dc.data_ptr<float>();
-    for (int64_t i = 0; i < n; ++i)
-        a[i * n + i] = d[n - 1 - i];
-    const int ni = int(n);
-    int info = 0;
-    lapack().potrf("L", &ni, a, &ni, &info, 1);
-    if (info != 0)
+    // One pass over the buffer (its first touch: page faults included, it is most of the time
+    // outside the BLAS): each column's upper part from H, the diagonal given, zeros below — the
+    // factorisation never touches the strictly lower part, so the zeros are U's. Units of 256
+    // columns: a layer narrower than that is copied on this thread, without starting one.
+    constexpr int64_t kColumnsPerUnit = 256;
+    forkJoin((n + kColumnsPerUnit - 1) / kColumnsPerUnit, kernelThreads(), [&](int, int64_t unit) {
+        const int64_t end = std::min(n, (unit + 1) * kColumnsPerUnit);
+        for (int64_t c = unit * kColumnsPerUnit; c < end; ++c) {
+            std::memcpy(a + c * n, src + c * n, sizeof(float) * size_t(c));
+            a[c * n + c] = d[c];
+            std::fill(a + c * n + c + 1, a + (c + 1) * n, 0.0f);
+        }
+    });
+    if (!upperCholeskyOfInverseInPlace(a, int(n), int(n)))
         return {};
-    lapack().trtri("L", "N", &ni, a, &ni, &info, 1, 1);
-    if (info != 0)
-        return {};
-    // Clear the strictly upper (column-major) part, still holding H, then reverse.
-    for (int64_t c = 1; c < n; ++c)
-        std::fill(a + c * n, a + c * n + c, 0.0f);
-    std::reverse(a, a + n * n);
     for (int64_t i = 0; i < n; ++i)
         if (!(std::isfinite(a[i * n + i]) && a[i * n + i] > 0.0f))
             return {};
@@ -544,9 +524,9 @@ std::string dampNote(int raises, double relDamp)
 torch::Tensor upperCholeskyOfInverse(const torch::Tensor& h, const torch::Tensor& diagonal, bool allowLapack)
 {
     const int64_t n = h.size(0);
-    const bool useLapack = allowLapack && h.device().is_cpu() && h.scalar_type() == torch::kFloat
-        && n < 46341 /* n² < 2³¹ */ && lapack().potrf && lapack().trtri;
-    return useLapack ? upperCholeskyOfInverseLapack(h, diagonal) : upperCholeskyOfInverseAten(h, diagonal);
+    const bool useBlas = allowLapack && h.device().is_cpu() && h.scalar_type() == torch::kFloat
+        && n < 46341 /* n² < 2³¹ */ && inverseCholeskyAvailable();
+    return useBlas ? upperCholeskyOfInverseBlas(h, diagonal) : upperCholeskyOfInverseAten(h, diagonal);
 }
 
 torch::Tensor upperCholeskyOfInverse(const torch::Tensor& h, bool allowLapack)
