@@ -20,6 +20,7 @@
 
 #include "solve/solver.h"
 #include "solve/solver_detail.h"
+#include "util/engine_threads.h"
 #include "util/memory_policy.h"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -74,7 +75,10 @@ void setBlasThreads(int threads)
 int main(int argc, char** argv)
 {
     using namespace sparselab;
-    reuseFreedMemory(); // sparselab-cli's memory policy, so that the phases fault as they do there
+    // sparselab-cli's start-up: its memory policy and OpenBLAS's short spin, so that the phases
+    // fault and share the cores as they do there.
+    shortenBlasSpinWait();
+    reuseFreedMemory();
     std::vector<int64_t> sizes{1024, 2048, 4096};
     int64_t tokens = 8192;
     int64_t seqlen = 2048;

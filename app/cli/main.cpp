@@ -8,6 +8,7 @@
 #include "commands_export.h"
 
 #include "util/cpu_kernels.h"
+#include "util/engine_threads.h"
 #include "util/errors.h"
 #include "util/memory_policy.h"
 
@@ -198,6 +199,7 @@ int main(int argc, char** argv)
         return 0;
     }
     sparselab::util::matchKernelsToCpu(argv); // may start the program again, first thing after `help`
+    sparselab::shortenBlasSpinWait();         // while no other thread exists
     if (std::strcmp(argv[1], "version") == 0 || std::strcmp(argv[1], "--version") == 0) {
         std::printf("sparselab-cli %s\n", SPARSELAB_VERSION);
         if (const std::string blas = sparselab::util::blasKernelsNote(); !blas.empty())

@@ -5,6 +5,7 @@
 
 #include "log_view.h"
 #include "util/cpu_kernels.h"
+#include "util/engine_threads.h"
 #include "util/memory_policy.h"
 
 #include <QApplication>
@@ -50,6 +51,7 @@ void useDarkPalette()
 int main(int argc, char* argv[])
 {
     sparselab::util::matchKernelsToCpu(argv); // may start the program again, before anything else
+    sparselab::shortenBlasSpinWait();         // while no other thread exists
     sparselab::reuseFreedMemory();
     QApplication app(argc, argv);
     QCoreApplication::setOrganizationName(QStringLiteral("SparseLab"));

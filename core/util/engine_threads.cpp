@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <string>
 #include <thread>
 
 namespace sparselab {
@@ -98,6 +99,24 @@ void setEngineThreads(int threads)
 }
 
 int kernelThreads() { return t_kernelThreads > 0 ? t_kernelThreads : std::max(1, at::get_num_threads()); }
+
+void shortenBlasSpinWait()
+{
+    constexpr const char* kVariable = "OPENBLAS_THREAD_TIMEOUT";
+    if (std::getenv(kVariable))
+        return; // the user's choice
+    using VoidFn = void (*)();
+    using StopFn = int (*)();
+    const auto readEnvironment = util::dynamicFunction<VoidFn>("openblas_read_env");
+    const auto stopPool = util::dynamicFunction<StopFn>("blas_thread_shutdown_");
+    if (!readEnvironment || !stopPool)
+        return;
+    const std::string value = std::to_string(kBlasSpinWaitLog2Cycles);
+    ::setenv(kVariable, value.c_str(), 0);
+    readEnvironment();
+    ::unsetenv(kVariable);
+    stopPool();
+}
 
 bool openBlasThreadsControllable() { return openBlasSetThreads() != nullptr; }
 

@@ -58,6 +58,28 @@ void setEngineThreads(int threads);
 inline constexpr int64_t kAllThreadsFromHidden = 1024;
 [[nodiscard]] EngineThreads defaultEngineThreads(int64_t hiddenSize);
 
+// How long OpenBLAS's idle pool threads spin before they sleep, shortened once at start-up by
+// each front end (sparselab-cli, the workbench), first thing in main after
+// util::matchKernelsToCpu, before any other thread exists.
+//
+// Why: after each multi-threaded product, OpenBLAS's pool threads wait for the next one in a
+// loop of sched_yield for 2^28 TSC cycles (0.13 s at 2.1 GHz) before they sleep. Whatever the
+// engine runs on its own threads next — the column loop after the factorisation, attention
+// after the projections — then shares the cores with them: on a 2048-column layer the whole
+// column loop ran beside a spinning thread (perf: 19 % of the samples in sched_yield), and a
+// solve on two threads was 0.205 s against 0.157 s with the wait at 2^20 cycles (≈ 0.5 ms;
+// bench_solve_layer, 5 interleaved runs, medians; 4096: 1.010 s against 0.959 s). Products in
+// a row still find the threads awake; one after a longer pause wakes them (microseconds).
+// How: OPENBLAS_THREAD_TIMEOUT (OpenBLAS's own setting, read when it is loaded) is set, read
+// again (openblas_read_env) and the pool stopped (blas_thread_shutdown_); OpenBLAS starts it
+// again at its next multi-threaded call, with the new wait. Stopping the pool is safe only
+// while no other thread can be in OpenBLAS, hence first thing in main. A value the user set
+// is left alone; without those OpenBLAS functions nothing changes. The environment is
+// restored afterwards, so child processes make the same choice themselves.
+void shortenBlasSpinWait();
+// The wait set, as a power of two of TSC cycles.
+inline constexpr int kBlasSpinWaitLog2Cycles = 20;
+
 // Whether an OpenBLAS thread setting was found in the process (for logs and tests).
 [[nodiscard]] bool openBlasThreadsControllable();
 
