@@ -64,10 +64,9 @@ bool recurse(float* a, int n, int lda)
 {
     if (n <= kLeaf)
         return leaf(a, n, lda);
-    // The lower-right block a multiple of the leaf, so that every leaf below is whole.
-    int n2 = (n / 2 + kLeaf - 1) / kLeaf * kLeaf;
-    if (n2 >= n)
-        n2 = n / 2;
+    // The lower-right block about half, rounded up to whole leaves (always < n for n > kLeaf);
+    // the remainder goes to the top-left block.
+    const int n2 = (n / 2 + kLeaf - 1) / kLeaf * kLeaf;
     const int n1 = n - n2;
     float* a11 = a;
     float* a12 = a + std::ptrdiff_t(n1) * lda;

@@ -103,7 +103,8 @@ int kernelThreads() { return t_kernelThreads > 0 ? t_kernelThreads : std::max(1,
 void shortenBlasSpinWait()
 {
     constexpr const char* kVariable = "OPENBLAS_THREAD_TIMEOUT";
-    if (std::getenv(kVariable))
+    const char* before = std::getenv(kVariable);
+    if (before && *before)
         return; // the user's choice
     using VoidFn = void (*)();
     using StopFn = int (*)();
@@ -112,9 +113,13 @@ void shortenBlasSpinWait()
     if (!readEnvironment || !stopPool)
         return;
     const std::string value = std::to_string(kBlasSpinWaitLog2Cycles);
-    ::setenv(kVariable, value.c_str(), 0);
+    const bool wasEmpty = before != nullptr;
+    ::setenv(kVariable, value.c_str(), 1);
     readEnvironment();
-    ::unsetenv(kVariable);
+    if (wasEmpty)
+        ::setenv(kVariable, "", 1);
+    else
+        ::unsetenv(kVariable);
     stopPool();
 }
 

@@ -67,14 +67,15 @@ inline constexpr int64_t kAllThreadsFromHidden = 1024;
 // engine runs on its own threads next — the column loop after the factorisation, attention
 // after the projections — then shares the cores with them: on a 2048-column layer the whole
 // column loop ran beside a spinning thread (perf: 19 % of the samples in sched_yield), and a
-// solve on two threads was 0.205 s against 0.157 s with the wait at 2^20 cycles (≈ 0.5 ms;
-// bench_solve_layer, 5 interleaved runs, medians; 4096: 1.010 s against 0.959 s). Products in
-// a row still find the threads awake; one after a longer pause wakes them (microseconds).
+// solve on two threads took 0.201 s with OpenBLAS's wait against 0.170 s with 2^20 cycles
+// (≈ 0.5 ms; 4096 columns: 1.028 s against 0.978 s; bench_solve_layer, 5 interleaved runs,
+// medians; bench/results/blas-spin-wait-2026-12-06.jsonl). Products in a row still find the
+// threads awake; one after a longer pause wakes them (microseconds).
 // How: OPENBLAS_THREAD_TIMEOUT (OpenBLAS's own setting, read when it is loaded) is set, read
 // again (openblas_read_env) and the pool stopped (blas_thread_shutdown_); OpenBLAS starts it
 // again at its next multi-threaded call, with the new wait. Stopping the pool is safe only
 // while no other thread can be in OpenBLAS, hence first thing in main. A value the user set
-// is left alone; without those OpenBLAS functions nothing changes. The environment is
+// (non-empty) is left alone; without those OpenBLAS functions nothing changes. The environment is
 // restored afterwards, so child processes make the same choice themselves.
 void shortenBlasSpinWait();
 // The wait set, as a power of two of TSC cycles.

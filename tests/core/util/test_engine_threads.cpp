@@ -19,6 +19,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <set>
+#include <string>
 #include <vector>
 #include <thread>
 
@@ -67,37 +70,63 @@ private Q_SLOTS:
         QCOMPARE(kernelThreads(), 2);
     }
 
-    // OpenBLAS's own reading of OPENBLAS_THREAD_TIMEOUT (0 when unset at load). A user's value
-    // is left alone; otherwise the wait becomes kBlasSpinWaitLog2Cycles, the environment is as it
-    // was, and products run as before on the pool OpenBLAS starts again.
+    // OpenBLAS's own reading of OPENBLAS_THREAD_TIMEOUT (0 when unset at load), which its pool
+    // takes when it starts. A user's non-empty value is left alone; otherwise the wait becomes
+    // kBlasSpinWaitLog2Cycles and the environment is as it was. After the pool was stopped, a
+    // product on two threads starts a pool thread again and is right. (The spinning itself is
+    // timing: bench_solve_layer measures its cost, bench/results/blas-spin-wait-2026-12-06.jsonl.)
     void blasSpinWaitShortenedUnlessTheUserChose()
     {
         using TimeoutFn = unsigned int (*)();
+        using SetFn = void (*)(int);
         const auto timeout = util::dynamicFunction<TimeoutFn>("openblas_thread_timeout");
-        if (!timeout || !util::dynamicFunction<void (*)()>("blas_thread_shutdown_"))
+        const auto setThreads = util::dynamicFunction<SetFn>("openblas_set_num_threads");
+        if (!timeout || !setThreads || !util::dynamicFunction<void (*)()>("blas_thread_shutdown_"))
             QSKIP("the BLAS in this process is not OpenBLAS");
         const unsigned int atLoad = timeout();
-        ::setenv("OPENBLAS_THREAD_TIMEOUT", "25", 1);
-        shortenBlasSpinWait();
-        QCOMPARE(timeout(), atLoad);
-        QCOMPARE(std::strcmp(std::getenv("OPENBLAS_THREAD_TIMEOUT"), "25"), 0);
+        for (const char* users : {"25", ""}) {
+            ::setenv("OPENBLAS_THREAD_TIMEOUT", users, 1);
+            shortenBlasSpinWait();
+            // A non-empty value is the user's; an empty one is as good as unset.
+            QCOMPARE(timeout(), *users ? atLoad : unsigned(kBlasSpinWaitLog2Cycles));
+            QCOMPARE(std::strcmp(std::getenv("OPENBLAS_THREAD_TIMEOUT"), users), 0); // as it was
+        }
         ::unsetenv("OPENBLAS_THREAD_TIMEOUT");
         shortenBlasSpinWait();
         QCOMPARE(timeout(), unsigned(kBlasSpinWaitLog2Cycles));
         QVERIFY(std::getenv("OPENBLAS_THREAD_TIMEOUT") == nullptr);
-        // A product after the pool was stopped, against the sums written out in double.
-        const auto a = at::randn({67, 130}), b = at::randn({130, 45});
+
+        // A product on two OpenBLAS threads after the pool was stopped, against the sums written
+        // out in double, and the pool thread it started.
+        const std::set<std::string> before = taskIds();
+        setThreads(2);
+        const auto a = at::randn({1024, 1024}), b = at::randn({1024, 1024}); // large enough for two threads
         const auto c = at::mm(a, b);
         const float* pa = a.data_ptr<float>();
         const float* pb = b.data_ptr<float>();
         const float* pc = c.data_ptr<float>();
-        for (int i = 0; i < 67; ++i)
-            for (int j = 0; j < 45; ++j) {
+        for (int i = 0; i < 1024; i += 67)
+            for (int j = 0; j < 1024; j += 53) {
                 double sum = 0.0;
-                for (int k = 0; k < 130; ++k)
-                    sum += double(pa[i * 130 + k]) * double(pb[k * 45 + j]);
-                QVERIFY(std::abs(pc[i * 45 + j] - sum) < 1e-4);
+                for (int k = 0; k < 1024; ++k)
+                    sum += double(pa[i * 1024 + k]) * double(pb[k * 1024 + j]);
+                QVERIFY(std::abs(pc[i * 1024 + j] - sum) < 5e-3); // float32 sums of 1024 terms of size ~1
             }
+        int started = 0;
+        for (const auto& id : taskIds())
+            started += before.count(id) ? 0 : 1;
+        QVERIFY2(started > 0, "OpenBLAS started no pool thread for the product");
+        setThreads(1);
+    }
+
+private:
+    // This process's threads (Linux), by id.
+    static std::set<std::string> taskIds()
+    {
+        std::set<std::string> ids;
+        for (const auto& entry : std::filesystem::directory_iterator("/proc/self/task"))
+            ids.insert(entry.path().filename().string());
+        return ids;
     }
 };
 
