@@ -34,13 +34,13 @@ enum class Backend { Auto, Generic, CpuTiled, CudaKernels };
 // Method (design.md §5): H = R·Rᵀ with R upper triangular, U = R⁻¹ — one Cholesky factorisation
 // and one triangular inverse instead of the reference's cholesky → cholesky_inverse →
 // cholesky, done together by recursion on 2×2 blocks in the process's BLAS
-// (solve/inverse_cholesky.h). Without those functions (or off the CPU, or allowLapack = false)
+// (solve/inverse_cholesky.h). Without those functions (or off the CPU, or allowBlas = false)
 // ATen's linalg does the same with J the reversal permutation: J·H·J = L·Lᵀ, U = J·L⁻¹·J, the
 // inverse by a triangular solve.
 [[nodiscard]] torch::Tensor upperCholeskyOfInverse(const torch::Tensor& h, const torch::Tensor& diagonal,
-                                                   bool allowLapack = true);
+                                                   bool allowBlas = true);
 // The same with H's own diagonal.
-[[nodiscard]] torch::Tensor upperCholeskyOfInverse(const torch::Tensor& h, bool allowLapack = true);
+[[nodiscard]] torch::Tensor upperCholeskyOfInverse(const torch::Tensor& h, bool allowBlas = true);
 
 // The reference sequence, for tests: cholesky(cholesky_inverse(cholesky(h)), upper).
 [[nodiscard]] torch::Tensor upperCholeskyOfInverseReference(const torch::Tensor& h);

@@ -521,17 +521,17 @@ std::string dampNote(int raises, double relDamp)
 
 } // namespace
 
-torch::Tensor upperCholeskyOfInverse(const torch::Tensor& h, const torch::Tensor& diagonal, bool allowLapack)
+torch::Tensor upperCholeskyOfInverse(const torch::Tensor& h, const torch::Tensor& diagonal, bool allowBlas)
 {
     const int64_t n = h.size(0);
-    const bool useBlas = allowLapack && h.device().is_cpu() && h.scalar_type() == torch::kFloat
+    const bool useBlas = allowBlas && h.device().is_cpu() && h.scalar_type() == torch::kFloat
         && n < 46341 /* n² < 2³¹ */ && inverseCholeskyAvailable();
     return useBlas ? upperCholeskyOfInverseBlas(h, diagonal) : upperCholeskyOfInverseAten(h, diagonal);
 }
 
-torch::Tensor upperCholeskyOfInverse(const torch::Tensor& h, bool allowLapack)
+torch::Tensor upperCholeskyOfInverse(const torch::Tensor& h, bool allowBlas)
 {
-    return upperCholeskyOfInverse(h, at::diag(h), allowLapack);
+    return upperCholeskyOfInverse(h, at::diag(h), allowBlas);
 }
 
 torch::Tensor upperCholeskyOfInverseReference(const torch::Tensor& h)

@@ -143,21 +143,22 @@ private Q_SLOTS:
     void upperCholeskyOfInverse_data()
     {
         QTest::addColumn<int>("n");
-        QTest::addColumn<bool>("lapack");
+        QTest::addColumn<bool>("blas");
         for (int n : {1, 2, 7, 300, 700}) {
-            QTest::addRow("n%d-lapack", n) << n << true;
+            QTest::addRow("n%d-blas", n) << n << true;
             QTest::addRow("n%d-solve", n) << n << false;
         }
     }
 
     void upperCholeskyOfInverse()
     {
-        // design.md §5: J·H·J = L·Lᵀ, U = J·L⁻¹·J equals the reference's
-        // cholesky(cholesky_inverse(cholesky(H)), upper=True).
+        // Both routes equal the reference's cholesky(cholesky_inverse(cholesky(H)), upper=True):
+        // the BLAS recursion (H = R·Rᵀ, U = R⁻¹; solve/inverse_cholesky.h) and ATen's
+        // (design.md §5: J·H·J = L·Lᵀ, U = J·L⁻¹·J).
         QFETCH(int, n);
-        QFETCH(bool, lapack);
+        QFETCH(bool, blas);
         const auto h = randomSpd(n, 2 * n + 3, 11);
-        const auto u = sd::upperCholeskyOfInverse(h, lapack);
+        const auto u = sd::upperCholeskyOfInverse(h, blas);
         QVERIFY(u.defined());
         QVERIFY(torch::equal(u, at::triu(u)));
         const auto reference = sd::upperCholeskyOfInverseReference(h);
