@@ -4,6 +4,9 @@
 #include "solve/solver.h"
 #include "solve/solver_detail.h"
 
+#include "util/cpu_clones.h"
+#include "util/dynamic_symbol.h"
+#include "util/engine_threads.h"
 #include "util/errors.h"
 
 #include <ATen/Parallel.h>
@@ -11,6 +14,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <climits>
 #include <cstring>
 #include <sstream>
 
@@ -25,6 +29,15 @@ std::string numberText(double value)
     return s.str();
 }
 
+bool isCpuFloatContiguous(const torch::Tensor& t)
+{
+    return t.device().is_cpu() && t.scalar_type() == torch::kFloat && t.is_contiguous();
+}
+
+// Fortran BLAS (LP64), looked up in the process (util/dynamic_symbol.h).
+using SsyrkFn = void (*)(const char* uplo, const char* trans, const int* n, const int* k, const float* alpha,
+                         const float* a, const int* lda, const float* beta, float* c, const int* ldc, size_t, size_t);
+
 // Column block used for the symmetric products below. Smaller blocks skip more of the lower
 // triangle (the work is (1 + block/cols)/2 of the full product) but make thinner GEMMs;
 // 256 keeps OpenBLAS near its peak while saving ~45% at 2048+ columns.
@@ -33,13 +46,28 @@ int64_t symmetricBlock(int64_t cols)
     return cols <= 512 ? cols : 256;
 }
 
-// H ← beta·H + alpha·XᵀX for X [tokens, cols] on the block-upper trapezoid only (rows of a
-// column block × its columns and those to the right): GEMMs over about half of XᵀX, and the
-// scaling folded into the GEMM's beta so that no elementwise pass (and no OpenMP region, see
-// forkJoin) sits between the BLAS calls. The lower triangle is left stale.
+// H ← beta·H + alpha·XᵀX for X [tokens, cols], on H's upper triangle; the lower one is left
+// stale. With the process's BLAS (float32 on the CPU) it is one ssyrk: X's row-major buffer
+// read column-major is Xᵀ, so H = alpha·Xᵀ·(Xᵀ)ᵀ + beta·H with trans = "N", and H's upper
+// triangle is the column-major lower one. ssyrk runs OpenBLAS's GEMM kernel on the triangle's
+// blocks with the same panels over the tokens as the GEMMs below, and gives the same floats
+// (checked on the solve-layer problems); it skips the work below the diagonal of the 256-wide
+// diagonal blocks and the copies of X's columns for a transposed operand. Otherwise (bfloat16
+// inputs, CUDA, no BLAS symbols): GEMMs over the block-upper trapezoid (rows of a column block
+// × its columns and those to the right), the scaling folded into the GEMM's beta so that no
+// elementwise pass (and no OpenMP region, see forkJoin) sits between the BLAS calls.
 void upperRankUpdate(torch::Tensor& h, const torch::Tensor& x, double beta, double alpha)
 {
     const int64_t cols = h.size(0);
+    static const auto ssyrk = util::dynamicFunction<SsyrkFn>("ssyrk_");
+    if (ssyrk && isCpuFloatContiguous(h) && isCpuFloatContiguous(x) && x.size(0) <= INT32_MAX && cols <= INT32_MAX) {
+        const int n = int(cols);
+        const int k = int(x.size(0));
+        const float a = float(alpha);
+        const float b = float(beta);
+        ssyrk("L", "N", &n, &k, &a, x.data_ptr<float>(), &n, &b, h.data_ptr<float>(), &n, 1, 1);
+        return;
+    }
     const int64_t bs = symmetricBlock(cols);
     const bool lowPrecision = x.scalar_type() != torch::kFloat; // bfloat16 inputs: GEMM in x's type
     for (int64_t c0 = 0; c0 < cols; c0 += bs) {
@@ -52,11 +80,6 @@ void upperRankUpdate(torch::Tensor& h, const torch::Tensor& x, double beta, doub
             target.addmm_(x.narrow(1, c0, len).t(), x.narrow(1, c0, cols - c0), beta, alpha);
         }
     }
-}
-
-bool isCpuFloatContiguous(const torch::Tensor& t)
-{
-    return t.device().is_cpu() && t.scalar_type() == torch::kFloat && t.is_contiguous();
 }
 
 // Copies the strict upper triangle of h [n, n] onto the lower one, in 64×64 tiles.
@@ -297,6 +320,44 @@ double quadraticTrace(const torch::Tensor& a, const torch::Tensor& h)
     return total;
 }
 
+// Zeros of Ŵ and Σ live·(W − Ŵ)² in double over rows [r0, r1), where live[j] is 1 for a live
+// input and 0 for a dead one. Eight double lanes per row, so that the conversions and
+// products vectorise; the lanes are summed once per row.
+SPARSELAB_CPU_CLONES
+void countAndSquareDelta(const float* __restrict original, const float* __restrict compressed,
+                         const float* __restrict live, int64_t cols, int64_t r0, int64_t r1, int64_t& zeros,
+                         double& squares)
+{
+    constexpr int64_t kLanes = 8;
+    for (int64_t r = r0; r < r1; ++r) {
+        const float* __restrict a = original + r * cols;
+        const float* __restrict b = compressed + r * cols;
+        double lanes[kLanes] = {};
+        int32_t zeroLanes[kLanes] = {};
+        int64_t j = 0;
+        for (; j + kLanes <= cols; j += kLanes) {
+            for (int64_t l = 0; l < kLanes; ++l) {
+                const double d = double(a[j + l] - b[j + l]);
+                lanes[l] += double(live[j + l]) * d * d;
+                zeroLanes[l] += b[j + l] == 0.0f ? 1 : 0;
+            }
+        }
+        double row = 0.0;
+        int64_t rowZeros = 0;
+        for (; j < cols; ++j) {
+            const double d = double(a[j] - b[j]);
+            row += double(live[j]) * d * d;
+            rowZeros += b[j] == 0.0f ? 1 : 0;
+        }
+        for (int64_t l = 0; l < kLanes; ++l) {
+            row += lanes[l];
+            rowZeros += zeroLanes[l];
+        }
+        squares += row;
+        zeros += rowZeros;
+    }
+}
+
 LayerResult solveLayerWith(torch::Tensor& weight, const torch::Tensor& hessian,
                            const SolverOptions& options, const ProgressCallback& progress,
                            const CancelToken* cancel, Backend backend, const HessianFactor* factor)
@@ -315,15 +376,24 @@ LayerResult solveLayerWith(torch::Tensor& weight, const torch::Tensor& hessian,
 
     torch::NoGradGuard noGrad;
     // Work in float32, contiguous; written back into `weight` at the end if that is a copy.
-    // On the CPU the O(rows·cols) passes around the solve run on this thread: an OpenMP
-    // region next to the solver's BLAS calls costs more than it saves (see forkJoin).
+    // On the CPU the O(rows·cols) passes around the solve (the copy, the statistics) run on the
+    // kernel threads by forkJoin: an OpenMP region next to the solver's BLAS calls costs more
+    // than it saves.
     auto w = weight.to(torch::kFloat).contiguous();
     auto h = hessian.to(w.device(), torch::kFloat).contiguous();
     const bool cpu = isCpuFloatContiguous(w);
     torch::Tensor original; // [rows, cols] for the output-error statistic
+    constexpr int64_t kRowsPerUnit = 64; // units of the O(rows·cols) passes on the kernel threads
+    const int64_t rowUnits = (w.size(0) + kRowsPerUnit - 1) / kRowsPerUnit;
     if (cpu) {
         original = torch::empty_like(w);
-        std::memcpy(original.data_ptr<float>(), w.data_ptr<float>(), size_t(w.numel()) * sizeof(float));
+        const float* src = w.data_ptr<float>();
+        float* dst = original.data_ptr<float>();
+        forkJoin(rowUnits, kernelThreads(), [&](int, int64_t unit) {
+            const int64_t r0 = unit * kRowsPerUnit;
+            const int64_t r1 = std::min(w.size(0), r0 + kRowsPerUnit);
+            std::memcpy(dst + r0 * cols, src + r0 * cols, size_t((r1 - r0) * cols) * sizeof(float));
+        });
     } else {
         original = w.clone();
     }
@@ -340,28 +410,28 @@ LayerResult solveLayerWith(torch::Tensor& weight, const torch::Tensor& hessian,
     // Statistics. ‖XWᵀ − XŴᵀ‖²/‖XWᵀ‖² = tr(ΔW H ΔWᵀ)/tr(W H Wᵀ) with the undamped H ∝ XᵀX.
     LayerStats& stats = result.stats;
     const double denominator = quadraticTrace(original, h);
-    // ΔW = W − Ŵ (in place of the copy), the zero count, and ‖ΔW‖² over live inputs (dead ones
-    // have zero rows and columns in H, so they never contribute).
+    // The zero count and ‖W − Ŵ‖² over live inputs (dead ones have zero rows and columns in H,
+    // so they never contribute), per unit of rows on the kernel threads, summed in unit order.
     int64_t zeros = 0;
     double deltaSquares = 0.0;
+    bool deltaInOriginal = false; // `original` still holds W until the fallback below needs ΔW
     if (cpu) {
         const auto live = (at::diag(h) != 0).to(torch::kFloat).contiguous(); // [cols] 1 = live
-        const float* keep = live.data_ptr<float>();
-        float* delta = original.data_ptr<float>();
-        const float* compressed = w.data_ptr<float>();
-        const int64_t rows = w.size(0);
-        for (int64_t r = 0; r < rows; ++r) {
-            double rowSquares = 0.0;
-            for (int64_t j = 0; j < cols; ++j) {
-                const int64_t i = r * cols + j;
-                delta[i] -= compressed[i];
-                zeros += compressed[i] == 0.0f ? 1 : 0;
-                rowSquares += double(keep[j]) * double(delta[i]) * double(delta[i]);
-            }
-            deltaSquares += rowSquares;
+        std::vector<int64_t> unitZeros(size_t(rowUnits), 0);
+        std::vector<double> unitSquares(size_t(rowUnits), 0.0);
+        forkJoin(rowUnits, kernelThreads(), [&](int, int64_t unit) {
+            const int64_t r0 = unit * kRowsPerUnit;
+            countAndSquareDelta(original.data_ptr<float>(), w.data_ptr<float>(), live.data_ptr<float>(), cols, r0,
+                                std::min(w.size(0), r0 + kRowsPerUnit), unitZeros[size_t(unit)],
+                                unitSquares[size_t(unit)]);
+        });
+        for (int64_t u = 0; u < rowUnits; ++u) {
+            zeros += unitZeros[size_t(u)];
+            deltaSquares += unitSquares[size_t(u)];
         }
     } else {
         original.sub_(w);
+        deltaInOriginal = true;
         zeros = (w == 0).sum().item<int64_t>();
         deltaSquares = at::sum(original.pow(2) * (at::diag(h) != 0).unsqueeze(0), at::kDouble).item<double>();
     }
@@ -373,9 +443,12 @@ LayerResult solveLayerWith(torch::Tensor& weight, const torch::Tensor& hessian,
     // (H almost zero) the direct product is used.
     const double twiceLoss = 2.0 * stats.loss;
     const double dampTerm = dampAbsolute * deltaSquares;
-    const double numerator = options.method == Method::SparseGpt && dampTerm <= 0.95 * twiceLoss
-        ? twiceLoss - dampTerm
-        : quadraticTrace(original, h);
+    double numerator = twiceLoss - dampTerm;
+    if (!(options.method == Method::SparseGpt && dampTerm <= 0.95 * twiceLoss)) {
+        if (!deltaInOriginal)
+            original.sub_(w); // ΔW = W − Ŵ in place of the copy
+        numerator = quadraticTrace(original, h);
+    }
     stats.relOutputError = denominator > 0.0 ? std::max(0.0, numerator) / denominator : 0.0;
 
     if (!w.is_same(weight))
