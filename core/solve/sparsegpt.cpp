@@ -4,10 +4,12 @@
 // Two implementations of the column loop share the preamble (dead inputs, damping, Hinv):
 //  - Generic: the reference's tensor-op sequence, line for line (any device);
 //  - CpuTiled: rows are independent inside a block, so each thread takes tiles of kTileRows
-//    rows, copies the tile column-major into a small buffer and runs the column loop there
-//    with Hinv1 (blocksize², 64 KiB at 128) in cache. Every element sees the same float32
-//    operations in the same order as the reference (w − q, (w − q)/d, w −= err·h, no FMA),
-//    so the in-block arithmetic is bit-identical; the lazy update is one GEMM per block.
+//    rows, copies the tile column-major into a small buffer (8 × 8 transposes) and runs the
+//    column loop there with Hinv1 (blocksize², 64 KiB at 128) in cache, two columns per pass
+//    over the later ones where N:M allows. Every element sees the same float32 operations in
+//    the same order as the reference (w − q, (w − q)/d, w −= err·h, no FMA), so the in-block
+//    arithmetic is bit-identical; the lazy update is one GEMM per block (per slice of rows
+//    with several threads) that reads Errᵀ, which the tiles write by runs of rows.
 // Masks follow the reference's rules exactly: unstructured prunes score <= the value at
 // sorted index int(numel·sparsity) (found with nth_element); N:M reproduces torch.topk's
 // CPU selection (nth_element/partial_sort on (score, index) pairs), ties included.
@@ -228,6 +230,57 @@ inline void updateLaterColumns(float* __restrict t, const float* __restrict err,
     }
 }
 
+// The same for two consecutive columns i and i + 1 on the columns from `from` on: each element
+// takes column i's update, then column i + 1's, as the reference orders them, while it is in
+// a register (one load and one store for both).
+inline void updateLaterColumnsTwice(float* __restrict t, const float* __restrict err0, const float* __restrict hrow0,
+                                    const float* __restrict err1, const float* __restrict hrow1, int64_t from,
+                                    int64_t count)
+{
+    for (int64_t j = from; j < count; ++j) {
+        const float h0 = hrow0[j];
+        const float h1 = hrow1[j];
+        float* __restrict tj = t + j * kTileRows;
+        for (int64_t r = 0; r < kTileRows; ++r) {
+            float x = tj[r];
+            x -= err0[r] * h0;
+            x -= err1[r] * h1;
+            tj[r] = x;
+        }
+    }
+}
+
+// dst[c·dstStride + r] = src[r·srcStride + c] for r, c < 8: an 8 × 8 transpose in registers
+// (GCC's vector extension; each clone lowers the shuffles to its own instructions).
+using Float8 = float __attribute__((vector_size(32)));
+using Index8 = int32_t __attribute__((vector_size(32)));
+[[gnu::always_inline]] inline void transpose8x8(const float* __restrict src, int64_t srcStride, float* __restrict dst,
+                                                int64_t dstStride)
+{
+    Float8 r[8];
+    for (int k = 0; k < 8; ++k)
+        std::memcpy(&r[k], src + k * srcStride, sizeof(Float8));
+    // Pairs of rows interleaved, then pairs of pairs, then the 128-bit halves exchanged.
+    Float8 a[8];
+    for (int k = 0; k < 8; k += 2) {
+        a[k] = __builtin_shuffle(r[k], r[k + 1], Index8{0, 8, 1, 9, 4, 12, 5, 13});
+        a[k + 1] = __builtin_shuffle(r[k], r[k + 1], Index8{2, 10, 3, 11, 6, 14, 7, 15});
+    }
+    Float8 b[8];
+    for (int k = 0; k < 8; k += 4) {
+        b[k] = __builtin_shuffle(a[k], a[k + 2], Index8{0, 1, 8, 9, 4, 5, 12, 13});
+        b[k + 1] = __builtin_shuffle(a[k], a[k + 2], Index8{2, 3, 10, 11, 6, 7, 14, 15});
+        b[k + 2] = __builtin_shuffle(a[k + 1], a[k + 3], Index8{0, 1, 8, 9, 4, 5, 12, 13});
+        b[k + 3] = __builtin_shuffle(a[k + 1], a[k + 3], Index8{2, 3, 10, 11, 6, 7, 14, 15});
+    }
+    for (int k = 0; k < 4; ++k) {
+        const Float8 low = __builtin_shuffle(b[k], b[k + 4], Index8{0, 1, 2, 3, 8, 9, 10, 11});
+        const Float8 high = __builtin_shuffle(b[k], b[k + 4], Index8{4, 5, 6, 7, 12, 13, 14, 15});
+        std::memcpy(dst + k * dstStride, &low, sizeof(Float8));
+        std::memcpy(dst + (k + 4) * dstStride, &high, sizeof(Float8));
+    }
+}
+
 // Column i of a tile without quantization: q = w or 0, err = (w − q)/d, the loss (w − q)²/d²
 // summed per row in double. Separate from the quantizing case so that it vectorises.
 inline void pruneColumn(float* __restrict ti, float* __restrict ei, const uint8_t* __restrict mi,
@@ -243,8 +296,12 @@ inline void pruneColumn(float* __restrict ti, float* __restrict ei, const uint8_
     }
 }
 
+// One tile of kTileRows rows through one block of `count` columns: load, the column loop,
+// write back. `pruneAbove` is the unstructured block's threshold: an entry is pruned when its
+// score w²/d² (taken at the block's start, as unstructuredBlockMask scores it) is <= it; N:M
+// selects in the loop instead.
 SPARSELAB_CPU_CLONES
-void runTile(Problem& p, int64_t tile, int64_t i1, int64_t count, const float* hinv1, float* errOut,
+void runTile(Problem& p, int64_t tile, int64_t i1, int64_t count, const float* hinv1, float pruneAbove, float* errT,
              TileScratch& s, double& tileLoss)
 {
     const SolverOptions& o = p.options;
@@ -254,19 +311,36 @@ void runTile(Problem& p, int64_t tile, int64_t i1, int64_t count, const float* h
     float* w = p.w.data_ptr<float>();
     bool* mask = p.mask.data_ptr<bool>();
     const int64_t cols = p.cols;
+    float* t = s.t.data();
+    float* e = s.e.data();
+    uint8_t* m = s.m.data();
+    // Whole tiles of whole 8-column groups move in 8 × 8 transposes, the rest element by element.
+    const bool byBlocks = nr == kTileRows && count % 8 == 0;
 
     // Load the tile (pad rows beyond the matrix with zeros: they stay zero and cost nothing).
-    std::fill(s.t.begin(), s.t.end(), 0.0f);
-    std::fill(s.m.begin(), s.m.end(), uint8_t(0));
     std::fill(s.loss.begin(), s.loss.end(), 0.0);
-    for (int64_t r = 0; r < nr; ++r) {
-        const float* src = w + (r0 + r) * cols + i1;
-        for (int64_t j = 0; j < count; ++j)
-            s.t[size_t(j * kTileRows + r)] = src[j];
-        if (!o.structured()) { // the block's mask was set beforehand; N:M starts empty
-            const bool* msrc = mask + (r0 + r) * cols + i1;
+    if (byBlocks) {
+        for (int64_t r = 0; r < kTileRows; r += 8)
+            for (int64_t j = 0; j < count; j += 8)
+                transpose8x8(w + (r0 + r) * cols + i1 + j, cols, t + j * kTileRows + r, kTileRows);
+    } else {
+        std::fill(s.t.begin(), s.t.end(), 0.0f);
+        for (int64_t r = 0; r < nr; ++r) {
+            const float* src = w + (r0 + r) * cols + i1;
             for (int64_t j = 0; j < count; ++j)
-                s.m[size_t(j * kTileRows + r)] = msrc[j] ? 1 : 0;
+                t[j * kTileRows + r] = src[j];
+        }
+    }
+    if (o.structured()) {
+        std::fill(s.m.begin(), s.m.end(), uint8_t(0));
+    } else {
+        for (int64_t j = 0; j < count; ++j) {
+            const float d = hinv1[j * count + j];
+            const float d2 = d * d;
+            const float* tj = t + j * kTileRows;
+            uint8_t* mj = m + j * kTileRows;
+            for (int64_t r = 0; r < kTileRows; ++r)
+                mj[r] = (tj[r] * tj[r]) / d2 <= pruneAbove ? 1 : 0;
         }
     }
     const float maxq = qo.enabled() ? float((int64_t(1) << qo.bits) - 1) : 0.0f;
@@ -277,11 +351,9 @@ void runTile(Problem& p, int64_t tile, int64_t i1, int64_t count, const float* h
         }
     }
 
-    float* t = s.t.data();
-    float* e = s.e.data();
-    uint8_t* m = s.m.data();
-    for (int64_t i = 0; i < count; ++i) {
-        const float* hrow = hinv1 + i * count;
+    // Column i: the N:M selection at a group's first column, the quantization grid, then
+    // q, err and the loss.
+    const auto finishColumn = [&](int64_t i) __attribute__((always_inline)) {
         if (o.structured() && i % o.nmM == 0) {
             const int64_t width = std::min<int64_t>(o.nmM, count - i);
             for (int64_t r = 0; r < nr; ++r) {
@@ -311,7 +383,7 @@ void runTile(Problem& p, int64_t tile, int64_t i1, int64_t count, const float* h
             for (int64_t r = 0; r < nr; ++r)
                 findRowGrid(w + (r0 + r) * cols + i1 + i, len, maxq, qo, s.scale[size_t(r)], s.zero[size_t(r)]);
         }
-        const float d = hrow[i];
+        const float d = hinv1[i * count + i];
         const float d2 = d * d;
         float* ti = t + i * kTileRows;
         float* ei = e + i * kTileRows;
@@ -328,19 +400,48 @@ void runTile(Problem& p, int64_t tile, int64_t i1, int64_t count, const float* h
         } else {
             pruneColumn(ti, ei, mi, s.loss.data(), d, d2);
         }
-        updateLaterColumns(t, ei, hrow, i, count);
+    };
+    // Columns go in pairs where the second does not start an N:M group (its selection needs
+    // the first's update on the whole group first): column i is finished and updates column
+    // i + 1 alone, which is then finished, and both update the later columns in one pass.
+    // Every element sees the same operations in the same order as one column at a time.
+    for (int64_t i = 0; i < count;) {
+        const float* hrow = hinv1 + i * count;
+        finishColumn(i);
+        const bool pair = i + 1 < count && !(o.structured() && (i + 1) % o.nmM == 0);
+        if (!pair) {
+            updateLaterColumns(t, e + i * kTileRows, hrow, i, count);
+            i += 1;
+            continue;
+        }
+        updateLaterColumns(t, e + i * kTileRows, hrow, i, i + 2);
+        finishColumn(i + 1);
+        updateLaterColumnsTwice(t, e + i * kTileRows, hrow, e + (i + 1) * kTileRows, hrow + count, i + 2, count);
+        i += 2;
     }
 
-    // Write back q, err and (N:M) the mask.
+    // Write back q, err (errT is Errᵀ [count, rows]: the tile's columns are its rows' runs) and,
+    // for N:M, the mask (an unstructured block's mask was written before the tiles, from the
+    // same scores).
+    for (int64_t j = 0; j < count; ++j)
+        std::memcpy(errT + j * p.rows + r0, e + j * kTileRows, sizeof(float) * size_t(nr));
+    if (byBlocks) {
+        for (int64_t r = 0; r < kTileRows; r += 8)
+            for (int64_t j = 0; j < count; j += 8)
+                transpose8x8(t + j * kTileRows + r, kTileRows, w + (r0 + r) * cols + i1 + j, cols);
+    } else {
+        for (int64_t r = 0; r < nr; ++r) {
+            float* dst = w + (r0 + r) * cols + i1;
+            for (int64_t j = 0; j < count; ++j)
+                dst[j] = t[j * kTileRows + r];
+        }
+    }
     double total = 0.0;
     for (int64_t r = 0; r < nr; ++r) {
-        float* dst = w + (r0 + r) * cols + i1;
-        float* edst = errOut + (r0 + r) * count;
-        bool* mdst = mask + (r0 + r) * cols + i1;
-        for (int64_t j = 0; j < count; ++j) {
-            dst[j] = t[j * kTileRows + r];
-            edst[j] = e[j * kTileRows + r];
-            mdst[j] = m[j * kTileRows + r] != 0;
+        if (o.structured()) {
+            bool* mdst = mask + (r0 + r) * cols + i1;
+            for (int64_t j = 0; j < count; ++j)
+                mdst[j] = m[j * kTileRows + r] != 0;
         }
         total += s.loss[size_t(r)];
         if (qo.enabled()) {
@@ -373,13 +474,40 @@ void scoreRows(const float* __restrict w, int64_t cols, int64_t i1, int64_t coun
     }
 }
 
+// Appends to `out` the scores whose top 16 bits are `bucket`, in order. Few scores fall in the
+// k-th's bucket, so runs of 64 are first tested for any at all (an OR that vectorises).
+SPARSELAB_CPU_CLONES
+void collectBucket(const float* __restrict scores, int64_t n, uint32_t bucket, std::vector<float>& out)
+{
+    constexpr int64_t kRun = 64;
+    const auto inBucket = [&](int64_t e) {
+        uint32_t bits;
+        std::memcpy(&bits, scores + e, sizeof bits);
+        return uint32_t((bits >> 16) == bucket);
+    };
+    int64_t e = 0;
+    for (; e + kRun <= n; e += kRun) {
+        uint32_t any = 0;
+        for (int64_t k = 0; k < kRun; ++k)
+            any |= inBucket(e + k);
+        if (any != 0)
+            for (int64_t k = 0; k < kRun; ++k)
+                if (inBucket(e + k))
+                    out.push_back(scores[e + k]);
+    }
+    for (; e < n; ++e)
+        if (inBucket(e))
+            out.push_back(scores[e]);
+}
+
 // Unstructured mask of one block: score w²/d² over all rows jointly, prune score <= the value
 // at sorted index k = int(numel·sparsity) — the value std::nth_element (the reference's
 // kthvalue) finds, found here in two passes that run on every solver thread: scores and a
 // histogram of their top 16 bits, then the k-th within its histogram bucket (nth_element on
 // that bucket's few entries), then the mask. The scores keep their order, so the mask pass
 // compares them without computing them again.
-void unstructuredBlockMask(Problem& p, int64_t i1, int64_t count, const float* hinv1, BlockMaskScratch& scratch)
+// Returns the threshold (below zero when nothing is pruned) for the tiles, which score again.
+float unstructuredBlockMask(Problem& p, int64_t i1, int64_t count, const float* hinv1, BlockMaskScratch& scratch)
 {
     const int64_t rows = p.rows;
     const int64_t cols = p.cols;
@@ -388,7 +516,7 @@ void unstructuredBlockMask(Problem& p, int64_t i1, int64_t count, const float* h
     if (p.options.sparsity <= 0.0) {
         for (int64_t r = 0; r < rows; ++r)
             std::fill(mask + r * cols + i1, mask + r * cols + i1 + count, false);
-        return;
+        return -1.0f;
     }
     constexpr size_t kBuckets = size_t(1) << 16;
     constexpr int64_t kRowChunk = 256;
@@ -420,12 +548,7 @@ void unstructuredBlockMask(Problem& p, int64_t i1, int64_t count, const float* h
         below += inBucket;
     }
     scratch.candidates.clear();
-    for (int64_t e = 0; e < rows * count; ++e) {
-        uint32_t bits;
-        std::memcpy(&bits, scores + e, sizeof bits);
-        if ((bits >> 16) == bucket)
-            scratch.candidates.push_back(scores[e]);
-    }
+    collectBucket(scores, rows * count, bucket, scratch.candidates);
     const auto rank = scratch.candidates.begin() + (k - below);
     std::nth_element(scratch.candidates.begin(), rank, scratch.candidates.end());
     const float thresh = *rank;
@@ -437,6 +560,7 @@ void unstructuredBlockMask(Problem& p, int64_t i1, int64_t count, const float* h
                 mr[j] = sr[j] <= thresh;
         }
     });
+    return thresh;
 }
 
 double runCpuTiled(Problem& p, ProgressReporter& reporter, const CancelToken* cancel, const std::string& note)
@@ -444,7 +568,8 @@ double runCpuTiled(Problem& p, ProgressReporter& reporter, const CancelToken* ca
     const SolverOptions& o = p.options;
     const int64_t blocks = (p.cols + o.blocksize - 1) / o.blocksize;
     const int64_t tiles = (p.rows + kTileRows - 1) / kTileRows;
-    auto err = torch::empty({p.rows, std::min(o.blocksize, p.cols)}, p.w.options()); // [rows, blocksize]
+    // Errᵀ [blocksize, rows]: the tiles write it by runs of rows, the lazy update reads it transposed.
+    auto err = torch::empty({std::min(o.blocksize, p.cols), p.rows}, p.w.options());
     std::vector<double> tileLoss(size_t(tiles), 0.0);
     BlockMaskScratch maskScratch;
     const int threads = kernelThreads();
@@ -475,11 +600,10 @@ double runCpuTiled(Problem& p, ProgressReporter& reporter, const CancelToken* ca
         const int64_t count = i2 - i1;
         const auto hinv1 = p.hinv.narrow(0, i1, count).narrow(1, i1, count).contiguous(); // [count, count]
         const float* h1 = hinv1.data_ptr<float>();
-        if (!o.structured())
-            unstructuredBlockMask(p, i1, count, h1, maskScratch);
-        // err [rows, count]: the last block may be narrower than the buffer.
-        auto errBuffer = count == err.size(1) ? err : torch::empty({p.rows, count}, p.w.options());
-        float* errOut = errBuffer.data_ptr<float>();
+        const float pruneAbove = o.structured() ? -1.0f : unstructuredBlockMask(p, i1, count, h1, maskScratch);
+        // Errᵀ [count, rows]: the last block may be narrower than the buffer.
+        auto errBuffer = count == err.size(0) ? err : torch::empty({count, p.rows}, p.w.options());
+        float* errT = errBuffer.data_ptr<float>();
         for (auto& s : workers)
             s.resize(count, o.nmM);
         const auto hinvRight = p.hinv.narrow(0, i1, count).narrow(1, i2, p.cols - i2); // [count, cols − i2]
@@ -488,19 +612,19 @@ double runCpuTiled(Problem& p, ProgressReporter& reporter, const CancelToken* ca
                 const int64_t firstTile = slice * tilesPerSlice;
                 const int64_t lastTile = std::min(tiles, firstTile + tilesPerSlice);
                 for (int64_t tile = firstTile; tile < lastTile; ++tile)
-                    runTile(p, tile, i1, count, h1, errOut, workers[size_t(worker)], tileLoss[size_t(tile)]);
+                    runTile(p, tile, i1, count, h1, pruneAbove, errT, workers[size_t(worker)], tileLoss[size_t(tile)]);
                 const int64_t r0 = firstTile * kTileRows;
                 const int64_t nr = std::min(p.rows, lastTile * kTileRows) - r0;
                 if (i2 < p.cols)
                     p.w.narrow(0, r0, nr).narrow(1, i2, p.cols - i2)
-                        .addmm_(errBuffer.narrow(0, r0, nr), hinvRight, 1.0, -1.0);
+                        .addmm_(errBuffer.narrow(1, r0, nr).t(), hinvRight, 1.0, -1.0);
             });
         } else {
             forkJoin(tiles, threads, [&](int worker, int64_t tile) {
-                runTile(p, tile, i1, count, h1, errOut, workers[size_t(worker)], tileLoss[size_t(tile)]);
+                runTile(p, tile, i1, count, h1, pruneAbove, errT, workers[size_t(worker)], tileLoss[size_t(tile)]);
             });
             if (i2 < p.cols)
-                p.w.narrow(1, i2, p.cols - i2).addmm_(errBuffer, hinvRight, 1.0, -1.0);
+                p.w.narrow(1, i2, p.cols - i2).addmm_(errBuffer.t(), hinvRight, 1.0, -1.0);
         }
         for (double l : tileLoss)
             loss += l / 2.0;

@@ -99,7 +99,8 @@ private Q_SLOTS:
 
     void hessianBlockedAndSymmetric()
     {
-        // 600 columns takes the blocked path (256-column blocks, a partial last block).
+        // 600 columns: one ssyrk with the process's BLAS, else the blocked GEMMs (256-column
+        // blocks, a partial last block).
         const int64_t cols = 600;
         auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
         auto x = at::randn({3, 50, cols}, gen);
@@ -332,6 +333,16 @@ private Q_SLOTS:
             o.quant.bits = 2;
             o.quant.groupSize = 200;
             row("50% + 2 bit groups of 200, blocks of 32") << o << 140 << 256 << threads << false;
+            // Whole tiles (rows a multiple of 32) move by 8 × 8 transposes; the last block of
+            // 264 columns is 8 wide.
+            o = SolverOptions();
+            row("unstructured 50%, whole tiles, 264 cols") << o << 96 << 264 << threads << false;
+            // An odd M: columns pair up inside groups only (a pair never straddles a group's
+            // start); the last block of 203 columns is 3 wide, one partial group.
+            o.nmN = 3;
+            o.nmM = 5;
+            o.blocksize = 40;
+            row("3:5 in blocks of 40, 203 cols") << o << 64 << 203 << threads << false;
         }
     }
 
