@@ -12,6 +12,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <climits>
@@ -92,11 +93,14 @@ void mirrorUpperToLower(torch::Tensor& h)
     const int64_t n = h.size(0);
     float* a = h.data_ptr<float>();
     constexpr int64_t kTile = 64;
-    for (int64_t i0 = 0; i0 < n; i0 += kTile)
+    // One row of tiles per unit on the kernel threads (each writes only its own lower tiles).
+    forkJoin((n + kTile - 1) / kTile, kernelThreads(), [&](int, int64_t unit) {
+        const int64_t i0 = unit * kTile;
         for (int64_t j0 = i0; j0 < n; j0 += kTile)
             for (int64_t i = i0; i < std::min(n, i0 + kTile); ++i)
                 for (int64_t j = std::max(j0, i + 1); j < std::min(n, j0 + kTile); ++j)
                     a[j * n + i] = a[i * n + j];
+    });
 }
 
 } // namespace
@@ -178,33 +182,39 @@ bool allFinite(const torch::Tensor& t)
         return at::isfinite(t).all().item<bool>();
     // ±Inf and NaN are the floats whose exponent bits are all ones. An OR over integers may be
     // reordered (a float sum such as Σ x·0 may not), so the fixed-width inner loop vectorises
-    // even under -O2's cheap cost model; chunks let a bad value end the pass early.
+    // even under -O2's cheap cost model; chunks let a bad value end the pass early. Units of
+    // 2²⁰ values run on the kernel threads; a bad value found in one skips those not begun.
     const float* data = t.data_ptr<float>();
     const int64_t n = t.numel();
     constexpr int64_t kChunk = 4096;
     constexpr int64_t kLanes = 16;
+    constexpr int64_t kUnit = int64_t(1) << 20;
     constexpr uint32_t kExponent = 0x7f800000u;
     const auto nonFiniteBit = [&](int64_t k) {
         uint32_t bits;
         std::memcpy(&bits, data + k, sizeof bits);
         return uint32_t((bits & kExponent) == kExponent);
     };
-    for (int64_t i = 0; i < n; i += kChunk) {
-        const int64_t end = std::min(n, i + kChunk);
-        uint32_t lanes[kLanes] = {};
-        int64_t k = i;
-        for (; k + kLanes <= end; k += kLanes)
+    std::atomic<bool> found{false};
+    forkJoin((n + kUnit - 1) / kUnit, kernelThreads(), [&](int, int64_t unit) {
+        const int64_t unitEnd = std::min(n, (unit + 1) * kUnit);
+        for (int64_t i = unit * kUnit; i < unitEnd && !found.load(std::memory_order_relaxed); i += kChunk) {
+            const int64_t end = std::min(unitEnd, i + kChunk);
+            uint32_t lanes[kLanes] = {};
+            int64_t k = i;
+            for (; k + kLanes <= end; k += kLanes)
+                for (int64_t l = 0; l < kLanes; ++l)
+                    lanes[l] |= nonFiniteBit(k + l);
+            uint32_t nonFinite = 0;
+            for (; k < end; ++k)
+                nonFinite |= nonFiniteBit(k);
             for (int64_t l = 0; l < kLanes; ++l)
-                lanes[l] |= nonFiniteBit(k + l);
-        uint32_t nonFinite = 0;
-        for (; k < end; ++k)
-            nonFinite |= nonFiniteBit(k);
-        for (int64_t l = 0; l < kLanes; ++l)
-            nonFinite |= lanes[l];
-        if (nonFinite != 0)
-            return false;
-    }
-    return true;
+                nonFinite |= lanes[l];
+            if (nonFinite != 0)
+                found.store(true, std::memory_order_relaxed);
+        }
+    });
+    return !found.load();
 }
 
 namespace detail {
