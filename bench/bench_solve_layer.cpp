@@ -8,7 +8,8 @@
 //                          [--threads N] [--sparsity 0.5 | --nm N:M] [--bits B] [--repeat R]
 //                          [--breakdown 1]
 // --breakdown 1 also times the pieces of the solve separately (Hinv factorisation, one
-// quadratic trace of the statistics) and adds them as "hinv_s" and "trace_s", an n×n×n sgemm
+// quadratic trace of the statistics; best of --repeat each) and adds them as "hinv_s" and
+// "trace_s", an n×n×n sgemm
 // at the same threads ("sgemm_gflops", best of 3) and each phase's rate in GFLOP/s with its
 // share of that sgemm rate ("*_gflops", "*_of_sgemm"). FLOPs counted (n inputs, r rows, T tokens):
 //   Hessian      T·n²           (XᵀX is symmetric: half of the 2·T·n² of a full product)
@@ -158,12 +159,18 @@ int main(int argc, char** argv)
             acc.add(x);
             auto hd = acc.hessian().clone();
             hd.diagonal().add_(0.01 * hd.diagonal().mean().item<double>());
-            auto t0 = Clock::now();
-            const auto hinv = solve::detail::upperCholeskyOfInverse(hd);
-            const double hinvSeconds = since(t0);
-            t0 = Clock::now();
-            (void)solve::detail::quadraticTrace(w0, acc.hessian());
-            const double traceSeconds = since(t0);
+            // Best of --repeat each, like the solve they are subtracted from (one timing of each
+            // made the loop's share scatter by ±0.15 between rounds).
+            double hinvSeconds = 1e300;
+            double traceSeconds = 1e300;
+            for (int rep = 0; rep < repeat; ++rep) {
+                auto t0 = Clock::now();
+                (void)solve::detail::upperCholeskyOfInverse(hd);
+                hinvSeconds = std::min(hinvSeconds, since(t0));
+                t0 = Clock::now();
+                (void)solve::detail::quadraticTrace(w0, acc.hessian());
+                traceSeconds = std::min(traceSeconds, since(t0));
+            }
             const double nn = double(n) * double(n), rows = double(n), T = double(tokens);
             const double loopSeconds = std::max(1e-9, best[1] - hinvSeconds - traceSeconds);
             const double rates[4] = {T * nn / best[0] / 1e9, 2.0 * nn * double(n) / 3.0 / hinvSeconds / 1e9,
