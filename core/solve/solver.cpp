@@ -51,9 +51,11 @@ int64_t symmetricBlock(int64_t cols)
 // stale. With the process's BLAS (float32 on the CPU) it is one ssyrk: X's row-major buffer
 // read column-major is Xᵀ, so H = alpha·Xᵀ·(Xᵀ)ᵀ + beta·H with trans = "N", and H's upper
 // triangle is the column-major lower one. ssyrk runs OpenBLAS's GEMM kernel on the triangle's
-// blocks with the same panels over the tokens as the GEMMs below, and gives the same floats
-// (checked on the solve-layer problems); it skips the work below the diagonal of the 256-wide
-// diagonal blocks and the copies of X's columns for a transposed operand. Otherwise (bfloat16
+// blocks with the same panels over the tokens as the GEMMs below, so it gives their floats
+// wherever they ran that kernel (bench/compare_builds_solve_layer.sh; blocks small enough for
+// OpenBLAS's small-matrix kernel rounded differently, by ≤ 2.6e-7 in the demo's pruned
+// weights), and it skips the GEMMs' work below the diagonal of their diagonal blocks (0.67 →
+// 0.87 of sgemm at 4096 columns on one thread, README "Speed on the CPU"). Otherwise (bfloat16
 // inputs, CUDA, no BLAS symbols): GEMMs over the block-upper trapezoid (rows of a column block
 // × its columns and those to the right), the scaling folded into the GEMM's beta so that no
 // elementwise pass (and no OpenMP region, see forkJoin) sits between the BLAS calls.
