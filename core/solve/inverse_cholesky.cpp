@@ -1,6 +1,6 @@
 #include "solve/inverse_cholesky.h"
 
-#include "util/dynamic_symbol.h"
+#include "solve/fortran_blas.h"
 
 #include <cstddef>
 
@@ -8,29 +8,8 @@ namespace sparselab::solve {
 
 namespace {
 
-// Fortran BLAS/LAPACK (LP64). The trailing string lengths are what gfortran-built libraries
-// expect; OpenBLAS's C implementations ignore them.
-using StrmmFn = void (*)(const char* side, const char* uplo, const char* transa, const char* diag, const int* m,
-                         const int* n, const float* alpha, const float* a, const int* lda, float* b, const int* ldb,
-                         size_t, size_t, size_t, size_t);
-using SsyrkFn = void (*)(const char* uplo, const char* trans, const int* n, const int* k, const float* alpha,
-                         const float* a, const int* lda, const float* beta, float* c, const int* ldc, size_t, size_t);
-using SpotrfFn = void (*)(const char* uplo, const int* n, float* a, const int* lda, int* info, size_t);
-using StrtriFn = void (*)(const char* uplo, const char* diag, const int* n, float* a, const int* lda, int* info,
-                          size_t, size_t);
-
-struct Functions {
-    StrmmFn strmm = util::dynamicFunction<StrmmFn>("strmm_");
-    SsyrkFn ssyrk = util::dynamicFunction<SsyrkFn>("ssyrk_");
-    SpotrfFn spotrf = util::dynamicFunction<SpotrfFn>("spotrf_");
-    StrtriFn strtri = util::dynamicFunction<StrtriFn>("strtri_");
-};
-
-const Functions& functions()
-{
-    static const Functions f;
-    return f;
-}
+using fortran::functions;
+using fortran::Functions;
 
 // Diagonal blocks up to this size are factored and inverted by LAPACK, whose small-matrix
 // speed is poor; the leaves' share of the work is n·32²/3 flops of 2n³/3. On the development

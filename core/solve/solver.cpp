@@ -2,10 +2,10 @@
 // Hessian accumulator. The methods themselves live in sparsegpt.cpp and baselines.cpp.
 
 #include "solve/solver.h"
+#include "solve/fortran_blas.h"
 #include "solve/solver_detail.h"
 
 #include "util/cpu_clones.h"
-#include "util/dynamic_symbol.h"
 #include "util/engine_threads.h"
 #include "util/errors.h"
 
@@ -35,10 +35,6 @@ bool isCpuFloatContiguous(const torch::Tensor& t)
     return t.device().is_cpu() && t.scalar_type() == torch::kFloat && t.is_contiguous();
 }
 
-// Fortran BLAS (LP64), looked up in the process (util/dynamic_symbol.h).
-using SsyrkFn = void (*)(const char* uplo, const char* trans, const int* n, const int* k, const float* alpha,
-                         const float* a, const int* lda, const float* beta, float* c, const int* ldc, size_t, size_t);
-
 // Column block used for the symmetric products below. Smaller blocks skip more of the lower
 // triangle (the work is (1 + block/cols)/2 of the full product) but make thinner GEMMs;
 // 256 keeps OpenBLAS near its peak while saving ~45% at 2048+ columns.
@@ -62,7 +58,7 @@ int64_t symmetricBlock(int64_t cols)
 void upperRankUpdate(torch::Tensor& h, const torch::Tensor& x, double beta, double alpha)
 {
     const int64_t cols = h.size(0);
-    static const auto ssyrk = util::dynamicFunction<SsyrkFn>("ssyrk_");
+    const auto ssyrk = fortran::functions().ssyrk;
     if (ssyrk && isCpuFloatContiguous(h) && isCpuFloatContiguous(x) && x.size(0) <= INT32_MAX && cols <= INT32_MAX) {
         const int n = int(cols);
         const int k = int(x.size(0));
