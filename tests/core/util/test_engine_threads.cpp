@@ -79,9 +79,11 @@ private Q_SLOTS:
     {
         using TimeoutFn = unsigned int (*)();
         using SetFn = void (*)(int);
+        using GetFn = int (*)();
         const auto timeout = util::dynamicFunction<TimeoutFn>("openblas_thread_timeout");
         const auto setThreads = util::dynamicFunction<SetFn>("openblas_set_num_threads");
-        if (!timeout || !setThreads || !util::dynamicFunction<void (*)()>("blas_thread_shutdown_"))
+        const auto getThreads = util::dynamicFunction<GetFn>("openblas_get_num_threads");
+        if (!timeout || !setThreads || !getThreads || !util::dynamicFunction<void (*)()>("blas_thread_shutdown_"))
             QSKIP("the BLAS in this process is not OpenBLAS");
         const unsigned int atLoad = timeout();
         for (const char* users : {"25", ""}) {
@@ -99,7 +101,8 @@ private Q_SLOTS:
         // A product on two OpenBLAS threads after the pool was stopped, against the sums written
         // out in double, and the pool thread it started.
         const std::set<std::string> before = taskIds();
-        setThreads(2);
+        const int threadsBefore = getThreads();
+        setThreads(2); // capped by OpenBLAS at the CPUs it found when loaded
         const auto a = at::randn({1024, 1024}), b = at::randn({1024, 1024}); // large enough for two threads
         const auto c = at::mm(a, b);
         const float* pa = a.data_ptr<float>();
@@ -115,8 +118,10 @@ private Q_SLOTS:
         int started = 0;
         for (const auto& id : taskIds())
             started += before.count(id) ? 0 : 1;
-        QVERIFY2(started > 0, "OpenBLAS started no pool thread for the product");
-        setThreads(1);
+        const bool twoThreads = getThreads() >= 2;
+        setThreads(threadsBefore);
+        if (twoThreads) // on one CPU OpenBLAS has no pool to start; the product above still counts
+            QVERIFY2(started > 0, "OpenBLAS started no pool thread for the product");
     }
 
 private:
