@@ -6,15 +6,17 @@
 #
 # Problems (made once in WORK_DIR with numpy, seeds fixed): bench_solve_layer_vs_reference.sh's
 # two (weight N(0, 0.02²), inputs N(0, 1), 4 × 2048 tokens, seed n; 2048 and 4096 columns), and
-# six with correlated inputs (X + 0.5·X·M, X and M normal, M/√n) whose shapes leave partial row
-# tiles, partial column blocks and a block narrower than 8 columns (520, 1003 columns; 250, 333
-# and 700 rows). Cases: unstructured 50 % and 2:4 on each, joint 4-bit, GPTQ with groups and
-# act-order, static groups with 4:8 and 3 bits, fp16 scales; one and two threads at 2048/4096.
+# eight with correlated inputs (X + 0.5·X·M, X and M normal, M/√n) whose shapes leave partial
+# row tiles, partial column blocks and a block narrower than 8 columns (520, 1003 columns; 250,
+# 333 and 700 rows), and small products from few rows (40 × 600, 100 × 777). Cases: unstructured
+# 50 % and 2:4 on the first six, unstructured on one and two threads on the last two, joint
+# 4-bit, GPTQ with groups and act-order, static groups with 4:8 and 3 bits, fp16 scales; one and
+# two threads at 2048/4096.
 #
 # usage: bench/compare_builds_solve_layer.sh OLD_CLI NEW_CLI [WORK_DIR]   (default: a temp dir)
 # Needs python3-numpy. Output: one line per case on stdout.
 set -euo pipefail
-[[ $# -ge 2 ]] || { sed -n '2,14p' "$0"; exit 2; }
+[[ $# -ge 2 ]] || { sed -n '2,16p' "$0"; exit 2; }
 old="$1"
 new="$2"
 work="${3:-}"
@@ -53,7 +55,7 @@ for n in (2048, 4096):
     x = rng.standard_normal((4, 2048, n), dtype=np.float32)
     write(f"{work}/problem-{n}.safetensors", w, x)
 for n, seed, rows in ((520, 7, 333), (1003, 8, 250), (1024, 1, 1000), (1536, 5, 1536), (2048, 3, 700),
-                      (3072, 6, 3072)):
+                      (3072, 6, 3072), (600, 9, 40), (777, 10, 100)):
     rng = np.random.default_rng(seed)
     w = (rng.standard_normal((rows, n), dtype=np.float32) * np.float32(0.02)).astype(np.float32)
     x = rng.standard_normal((4 * 2048, n), dtype=np.float32)
@@ -82,6 +84,10 @@ print("zero_pattern_differs", d["zero_pattern_differs"], "of", d["entries"], "ma
 for p in p-520-7 p-1003-8 p-1024-1 p-1536-5 p-2048-3 p-3072-6; do
     run "$p-unstructured" 2 "$p" --sparsity 0.5
     run "$p-2of4" 2 "$p" --nm 2:4
+done
+for p in p-600-9 p-777-10; do
+    run "$p-unstructured-1thread" 1 "$p" --sparsity 0.5
+    run "$p-unstructured" 2 "$p" --sparsity 0.5
 done
 run p-1003-8-joint4 1 p-1003-8 --sparsity 0.5 --bits 4
 run p-1003-8-gptq 2 p-1003-8 --sparsity 0 --bits 4 --group 128 --act-order
