@@ -13,6 +13,7 @@
 #include "io/gguf_import.h"
 #include "model/causal_lm.h"
 #include "tokenize/tokenizer.h"
+#include "util/engine_threads.h"
 #include "util/errors.h"
 #include "util/json_file.h"
 #include "util/sha256.h"
@@ -20,7 +21,6 @@
 #include "workflow/recovery_step.h"
 #include "util/utc_time.h"
 
-#include <ATen/Parallel.h>
 #include <torch/types.h>
 
 #include <cstdio>
@@ -169,7 +169,7 @@ int cmdRecover(const Args& args)
                               {"nsamples", calibration.nsamples},
                               {"seqlen", calibration.seqlen},
                               {"seed", calibration.seed}};
-    section["torch_threads"] = at::get_num_threads();
+    section["torch_threads"] = libraryThreads();
     section["device"] = device.str();
     if (evalFile)
         section["evaluation"] = {{"file", fs::absolute(*evalFile).string()},

@@ -13,7 +13,6 @@
 #include "util/sha256.h"
 #include "util/utc_time.h"
 
-#include <ATen/Parallel.h>
 #include <torch/types.h>
 #include <torch/version.h>
 
@@ -91,7 +90,7 @@ json machineInfo()
         m["host"] = u.nodename;
     }
     m["cpus"] = std::thread::hardware_concurrency();
-    m["torch_threads"] = at::get_num_threads();
+    m["torch_threads"] = libraryThreads();
     m["kernel_threads"] = kernelThreads();
     m["libtorch"] = TORCH_VERSION;
     m["sparselab"] = SPARSELAB_VERSION;

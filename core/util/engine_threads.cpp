@@ -70,7 +70,18 @@ int machineThreads()
     return initial;
 }
 
-thread_local int t_kernelThreads = 0; // 0: never set on this thread
+thread_local int t_kernelThreads = 0;  // 0: never set on this thread
+thread_local int t_libraryThreads = 0; // 0: never set on this thread
+
+// Whether the user chose how libgomp's threads wait (then LibTorch's pool gets the library
+// threads, as before; the spinning is theirs to choose).
+bool userChoseOpenMpWaiting()
+{
+    for (const char* name : {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"})
+        if (const char* value = std::getenv(name); value && *value)
+            return true;
+    return false;
+}
 
 } // namespace
 
@@ -86,7 +97,8 @@ void setEngineThreads(EngineThreads threads)
     if (threads.kernels > 0)
         t_kernelThreads = threads.kernels;
     if (threads.libraries > 0) {
-        at::set_num_threads(threads.libraries);
+        t_libraryThreads = threads.libraries;
+        at::set_num_threads(userChoseOpenMpWaiting() ? threads.libraries : 1);
         const int initial = openBlasInitialThreads();
         if (const SetThreads set = openBlasSetThreads(); set && initial > 0)
             set(std::min(threads.libraries, initial));
@@ -99,6 +111,8 @@ void setEngineThreads(int threads)
 }
 
 int kernelThreads() { return t_kernelThreads > 0 ? t_kernelThreads : std::max(1, at::get_num_threads()); }
+
+int libraryThreads() { return t_libraryThreads > 0 ? t_libraryThreads : std::max(1, at::get_num_threads()); }
 
 void shortenBlasSpinWait()
 {

@@ -21,8 +21,8 @@ namespace sparselab {
 // How the engine's threads are spent.
 //   kernels   — SparseLab's own kernels, split over plain threads (util/fork_join.h): the
 //               SparseGPT column loop, attention for small heads, rotary embeddings;
-//   libraries — LibTorch's intra-op pool and OpenBLAS's pool: every tensor operation and
-//               matrix product.
+//   libraries — OpenBLAS's pool: every matrix product (LibTorch's own pool, which runs the
+//               element-wise operations, is held to one thread: see setEngineThreads).
 // They differ for small models. Their products are too small to gain from a second thread
 // and lose a lot to it — bench/bench_threads.sh on the 2-core machine, medians of 3,
 // whole-prune time on 1 library thread over 2: 0.28 at hidden 64 (the demo: 1.8 s against
@@ -38,10 +38,24 @@ struct EngineThreads {
     friend bool operator==(const EngineThreads&, const EngineThreads&) = default;
 };
 
-// Sets this thread's kernel threads to threads.kernels, LibTorch's intra-op threads (also
-// thread-local) to threads.libraries and, when the BLAS in the process is OpenBLAS, its pool
-// (process-wide) to min(threads.libraries, the pool's size when the process started). A count
-// ≤ 0 leaves that part as it is.
+// Sets this thread's kernel threads to threads.kernels, its library threads to
+// threads.libraries: OpenBLAS's pool (process-wide, when the BLAS in the process is OpenBLAS)
+// to min(threads.libraries, the pool's size when the process started), and LibTorch's
+// intra-op pool (thread-local) to one thread. A count ≤ 0 leaves that part as it is.
+//
+// Why LibTorch's pool gets one thread: Debian's LibTorch runs its element-wise operations
+// (norms, activations, softmax, residual adds, conversions) on an OpenMP (libgomp) team, whose
+// threads spin after each operation for GOMP_SPINCOUNT (300,000 pause loops by default) before
+// they sleep, while the next product's OpenBLAS threads and SparseLab's kernels want the same
+// cores. perf on a TinyLlama-shaped prune on two cores put 7 % of its samples in libgomp.
+// libgomp reads its setting once, when it is loaded (a setenv in the executable's
+// .preinit_array is lost: the C library sets the environment up after it), so the wait cannot
+// be shortened from inside the process the way shortenBlasSpinWait shortens OpenBLAS's. The
+// products stay on OpenBLAS's pool and the heavy loops on SparseLab's kernels; the element-wise
+// operations run on the calling thread (bench/bench_forward_threads.sh; README, Performance).
+// A scope only around the forward passes, or around the whole prune, gained less: the team's
+// threads still spun after the operations outside it. Where the user set OMP_WAIT_POLICY or
+// GOMP_SPINCOUNT, LibTorch's pool gets threads.libraries as well.
 void setEngineThreads(EngineThreads threads);
 // Both kernels and libraries at `threads`: a user's explicit count (`--threads N`).
 void setEngineThreads(int threads);
@@ -49,6 +63,11 @@ void setEngineThreads(int threads);
 // The threads SparseLab's own kernels use on this thread: what setEngineThreads set here, or
 // LibTorch's intra-op count when it was never called on this thread (tests set that one).
 [[nodiscard]] int kernelThreads();
+
+// The products' threads on this thread: threads.libraries as setEngineThreads set it here, or
+// LibTorch's intra-op count when it was never called on this thread. What sparselab.json
+// records as torch_threads (results depend on it in the last bits).
+[[nodiscard]] int libraryThreads();
 
 // The threads the engine uses when the user gives none (no --threads; the workbench always):
 // every CPU the process may run on (its affinity mask, or OMP_NUM_THREADS when set) for

@@ -14,7 +14,6 @@
 #include "workflow/recovery_step.h"
 #include "util/utc_time.h"
 
-#include <ATen/Parallel.h>
 
 #include <chrono>
 #include <sstream>
@@ -54,7 +53,7 @@ std::string resumeSettings(const CompressionSpec& spec, const store::ModelIdenti
                            {"forward_batch", spec.prune.forwardBatch},
                            {"device", spec.device},
                            {"hessian_dtype", solve::hessianPrecisionName(spec.prune.hessianPrecision)},
-                           {"torch_threads", at::get_num_threads()},
+                           {"torch_threads", libraryThreads()},
                            {"kernel_threads", kernelThreads()}};
     return settings.dump();
 }
@@ -383,7 +382,7 @@ CompressionOutcome runCompression(model::CausalLM& model, const tokenize::Tokeni
         run.masks = store::zeroMasks(model);
     run.timings.pruneSeconds = outcome.prune.seconds;
     run.provenance = store::currentProvenance();
-    run.provenance.threads = at::get_num_threads();
+    run.provenance.threads = libraryThreads();
     run.provenance.kernelThreads = kernelThreads();
     run.provenance.device = spec.device;
     outcome.provenance = provenanceJson(spec, outcome, sourceModelJson(spec, model, outcome.identity, cancel));

@@ -3,8 +3,8 @@
 // affinity mask on Linux), not by the code under test; so do the libraries for a model at or
 // above kAllThreadsFromHidden, and a smaller model's libraries get one thread. (LibTorch's own
 // default was 1 on the 2-CPU machine, which is why the engine counts CPUs itself; this test
-// fails if it goes back to trusting it there.) Then what setEngineThreads sets, per thread, and
-// OpenBLAS's spin wait as shortenBlasSpinWait leaves it.
+// fails if it goes back to trusting it there.) Then what setEngineThreads sets, per thread
+// (LibTorch's own pool on one thread), and OpenBLAS's spin wait as shortenBlasSpinWait leaves it.
 
 #include "util/dynamic_symbol.h"
 #include "util/engine_threads.h"
@@ -52,13 +52,14 @@ private Q_SLOTS:
     {
         setEngineThreads(EngineThreads{3, 1});
         QCOMPARE(kernelThreads(), 3);
+        QCOMPARE(libraryThreads(), 1);
         QCOMPARE(at::get_num_threads(), 1);
         setEngineThreads(EngineThreads{0, 0}); // zeros change nothing
         QCOMPARE(kernelThreads(), 3);
-        QCOMPARE(at::get_num_threads(), 1);
+        QCOMPARE(libraryThreads(), 1);
         setEngineThreads(2);
         QCOMPARE(kernelThreads(), 2);
-        QCOMPARE(at::get_num_threads(), 2);
+        QCOMPARE(libraryThreads(), 2);
         int elsewhere = 0, torchThere = 0;
         std::thread other([&] {
             at::set_num_threads(1);
@@ -68,6 +69,33 @@ private Q_SLOTS:
         other.join();
         QCOMPARE(elsewhere, torchThere);
         QCOMPARE(kernelThreads(), 2);
+    }
+
+    // LibTorch's own pool stays at one thread whatever the library threads (its OpenMP threads
+    // would spin against OpenBLAS's), unless the user chose libgomp's waiting: then it gets
+    // them too. (The suite runs with OMP_WAIT_POLICY=PASSIVE; the test clears it first.)
+    void libTorchPoolOnOneThreadUnlessTheUserChoseOpenMpWaiting()
+    {
+        std::vector<std::pair<std::string, std::string>> saved;
+        for (const char* name : {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"})
+            if (const char* value = std::getenv(name)) {
+                saved.emplace_back(name, value);
+                ::unsetenv(name);
+            }
+        setEngineThreads(EngineThreads{2, 2});
+        QCOMPARE(libraryThreads(), 2);
+        QCOMPARE(at::get_num_threads(), 1);
+        for (const char* name : {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"}) {
+            ::setenv(name, "passive", 1);
+            setEngineThreads(EngineThreads{2, 2});
+            QCOMPARE(at::get_num_threads(), 2);
+            ::unsetenv(name);
+        }
+        setEngineThreads(EngineThreads{2, 1});
+        QCOMPARE(at::get_num_threads(), 1);
+        QCOMPARE(libraryThreads(), 1);
+        for (const auto& [name, value] : saved)
+            ::setenv(name.c_str(), value.c_str(), 1);
     }
 
     // OpenBLAS's own reading of OPENBLAS_THREAD_TIMEOUT (0 when unset at load), which its pool
