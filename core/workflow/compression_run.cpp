@@ -14,7 +14,6 @@
 #include "workflow/recovery_step.h"
 #include "util/utc_time.h"
 
-
 #include <chrono>
 #include <sstream>
 
