@@ -55,17 +55,7 @@ for ((i = 1; i <= rounds; ++i)); do
             --sparsity 0.5 --stream --json --quiet > "$work/prune.json"
         "$python" - "$work/prune.json" "$i" "$variant" <<'PY' | tee -a "$results"
 import json, sys
-data = json.load(open(sys.argv[1]))
-def find(o, key):
-    if isinstance(o, dict):
-        if key in o:
-            return o[key]
-        for v in o.values():
-            r = find(v, key)
-            if r is not None:
-                return r
-    return None
-phases = find(data, "phase_seconds") or {}
+phases = json.load(open(sys.argv[1]))["phase_seconds"]
 print(json.dumps({"round": int(sys.argv[2]), "variant": sys.argv[3], **{k: round(v, 3) for k, v in phases.items()}}))
 PY
     done

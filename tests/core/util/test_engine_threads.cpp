@@ -76,6 +76,14 @@ private Q_SLOTS:
     // them too. (The suite runs with OMP_WAIT_POLICY=PASSIVE; the test clears it first.)
     void libTorchPoolOnOneThreadUnlessTheUserChoseOpenMpWaiting()
     {
+        // Put back at the end: LibTorch's count, OpenBLAS's pool, this thread's kernels.
+        using GetFn = int (*)();
+        using SetFn = void (*)(int);
+        const auto getBlasThreads = util::dynamicFunction<GetFn>("openblas_get_num_threads");
+        const auto setBlasThreads = util::dynamicFunction<SetFn>("openblas_set_num_threads");
+        const int torchBefore = at::get_num_threads();
+        const int blasBefore = getBlasThreads ? getBlasThreads() : 0;
+        const int kernelsBefore = kernelThreads();
         std::vector<std::pair<std::string, std::string>> saved;
         for (const char* name : {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"})
             if (const char* value = std::getenv(name)) {
@@ -96,6 +104,10 @@ private Q_SLOTS:
         QCOMPARE(libraryThreads(), 1);
         for (const auto& [name, value] : saved)
             ::setenv(name.c_str(), value.c_str(), 1);
+        setEngineThreads(EngineThreads{kernelsBefore, 0});
+        at::set_num_threads(torchBefore);
+        if (setBlasThreads && blasBefore > 0)
+            setBlasThreads(blasBefore);
     }
 
     // OpenBLAS's own reading of OPENBLAS_THREAD_TIMEOUT (0 when unset at load), which its pool
