@@ -135,11 +135,33 @@ private:
     std::map<std::string, torch::Tensor>& m_params;
 };
 
+// Whether the forward pass may overwrite its own temporaries. Outside autograd each
+// temporary below that is written in place gets the floats its out-of-place form would
+// (element-wise operations; a + b and a·b commute exactly), without a fresh tensor: the
+// large ones are fresh mappings (util/memory_policy.h), whose pages the kernel clears before
+// the first write. Under autograd (recovery training) the graph needs them as they were.
+bool reuseTemporaries()
+{
+    return !at::GradMode::is_enabled();
+}
+
 // HF LlamaRMSNorm: x * rsqrt(mean(x²) + eps) * weight, statistics in float32.
 torch::Tensor rmsNorm(const torch::Tensor& x, const torch::Tensor& weight, double eps)
 {
+    if (reuseTemporaries()) {
+        torch::Tensor out = x.pow(2);
+        const torch::Tensor variance = out.mean(-1, /*keepdim=*/true);
+        at::mul_out(out, x, torch::rsqrt(variance + eps)); // x² is no longer needed
+        return out.mul_(weight);
+    }
     const torch::Tensor variance = x.pow(2).mean(-1, /*keepdim=*/true);
     return weight * (x * torch::rsqrt(variance + eps));
+}
+
+// residual + y, written into y when temporaries may be reused (y is then a fresh temporary).
+torch::Tensor addResidual(const torch::Tensor& residual, torch::Tensor y)
+{
+    return reuseTemporaries() ? y.add_(residual) : residual + y;
 }
 
 torch::Tensor layerNorm(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, double eps)
@@ -165,6 +187,23 @@ torch::Tensor activate(const std::string& activation, const torch::Tensor& x)
     if (activation == "gelu")
         return at::gelu(x);
     throw std::logic_error("unsupported activation " + activation); // config.cpp rejects these
+}
+
+// activate(activation, x), written into x when temporaries may be reused (x is then a fresh
+// temporary): the in-place operations run the same kernels.
+torch::Tensor activateTemporary(const std::string& activation, torch::Tensor x)
+{
+    if (!reuseTemporaries())
+        return activate(activation, x);
+    if (activation == "silu")
+        return at::silu_(x);
+    if (activation == "relu")
+        return at::relu_(x);
+    if (activation == "gelu_new" || activation == "gelu_pytorch_tanh")
+        return at::gelu_(x, "tanh");
+    if (activation == "gelu")
+        return at::gelu_(x);
+    throw std::logic_error("unsupported activation " + activation);
 }
 
 // [batch, tokens, heads * headDim] → [batch, heads, tokens, headDim]
@@ -519,20 +558,21 @@ torch::Tensor CausalLM::runBlock(int64_t block, const torch::Tensor& hidden, con
         q = applyRotary(q, cos, sin);
         k = applyRotary(k, cos, sin);
         const torch::Tensor attn = attend(q, k, v, 1.0 / std::sqrt(double(hd)));
-        const torch::Tensor h = hidden + linear(lin[3], attn, hook);
+        const torch::Tensor h = addResidual(hidden, linear(lin[3], attn, hook));
         const torch::Tensor hn = rmsNorm(h, blk.norm2Weight, c.normEps);
-        const torch::Tensor gate = linear(lin[4], hn, hook);
+        torch::Tensor gate = activateTemporary(c.activation, linear(lin[4], hn, hook));
         const torch::Tensor up = linear(lin[5], hn, hook);
-        return h + linear(lin[6], activate(c.activation, gate) * up, hook);
+        gate = reuseTemporaries() ? gate.mul_(up) : gate * up;
+        return addResidual(h, linear(lin[6], gate, hook));
     }
     case Architecture::Gpt2: {
         const torch::Tensor xn = layerNorm(hidden, blk.norm1Weight, blk.norm1Bias, c.normEps);
         const std::vector<torch::Tensor> qkv = linear(lin[0], xn, hook).split(c.hiddenSize, -1);
         const torch::Tensor attn = attend(splitHeads(qkv[0], H, hd), splitHeads(qkv[1], H, hd),
                                           splitHeads(qkv[2], H, hd), 1.0 / std::sqrt(double(hd)));
-        const torch::Tensor h = hidden + linear(lin[1], attn, hook);
+        const torch::Tensor h = addResidual(hidden, linear(lin[1], attn, hook));
         const torch::Tensor hn = layerNorm(h, blk.norm2Weight, blk.norm2Bias, c.normEps);
-        return h + linear(lin[3], activate(c.activation, linear(lin[2], hn, hook)), hook);
+        return addResidual(h, linear(lin[3], activateTemporary(c.activation, linear(lin[2], hn, hook)), hook));
     }
     case Architecture::Opt: {
         const bool pre = c.doLayerNormBefore;
@@ -541,11 +581,11 @@ torch::Tensor CausalLM::runBlock(int64_t block, const torch::Tensor& hidden, con
         const torch::Tensor q = splitHeads(linear(lin[0], xn, hook) * (1.0 / std::sqrt(double(hd))), H, hd);
         const torch::Tensor k = splitHeads(linear(lin[1], xn, hook), H, hd);
         const torch::Tensor v = splitHeads(linear(lin[2], xn, hook), H, hd);
-        torch::Tensor h = hidden + linear(lin[3], attend(q, k, v, 1.0), hook);
+        torch::Tensor h = addResidual(hidden, linear(lin[3], attend(q, k, v, 1.0), hook));
         if (!pre)
             h = layerNorm(h, blk.norm1Weight, blk.norm1Bias, c.normEps);
         const torch::Tensor hn = pre ? layerNorm(h, blk.norm2Weight, blk.norm2Bias, c.normEps) : h;
-        torch::Tensor out = h + linear(lin[5], activate(c.activation, linear(lin[4], hn, hook)), hook);
+        torch::Tensor out = addResidual(h, linear(lin[5], activateTemporary(c.activation, linear(lin[4], hn, hook)), hook));
         if (!pre)
             out = layerNorm(out, blk.norm2Weight, blk.norm2Bias, c.normEps);
         return out;

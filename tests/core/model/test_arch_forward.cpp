@@ -202,6 +202,40 @@ private Q_SLOTS:
         QVERIFY(maxAbsDiff(viaBlocks, g.logits) <= kTolerance);
     }
 
+    // Outside autograd the forward pass overwrites its own temporaries (residual adds,
+    // activations, the norms' scratch); with autograd on, it makes new tensors. Both must give
+    // the same floats, block by block, for every architecture.
+    void reusedTemporariesGiveTheSameFloats_data()
+    {
+        addModelRows();
+        QTest::newRow("hf-llama") << QStringLiteral("hf-llama");
+        QTest::newRow("hf-mistral") << QStringLiteral("hf-mistral");
+    }
+    void reusedTemporariesGiveTheSameFloats()
+    {
+        QFETCH(QString, folder);
+        const auto lm = model::CausalLM::load(modelDir(folder));
+        torch::manual_seed(7);
+        const torch::Tensor ids = torch::randint(lm->config().vocabSize, {2, 16}, torch::kLong);
+        torch::Tensor x;
+        {
+            torch::NoGradGuard noGrad;
+            x = lm->embed(ids);
+        }
+        for (int64_t b = 0; b < lm->numBlocks(); ++b) {
+            torch::Tensor newTensors;
+            {
+                torch::AutoGradMode gradOn(true);
+                newTensors = lm->runBlock(b, x);
+            }
+            torch::NoGradGuard noGrad;
+            const torch::Tensor reused = lm->runBlock(b, x);
+            QVERIFY2(torch::equal(newTensors, reused), qPrintable(QStringLiteral("block %1").arg(b)));
+            QVERIFY(maxAbsDiff(reused, x) > 0.0); // the block did something
+            x = reused;
+        }
+    }
+
     void linearsNameHfTensors_data() { addModelRows(); }
     void linearsNameHfTensors()
     {
