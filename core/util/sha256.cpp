@@ -3,10 +3,15 @@
 #include "util/atomic_file.h"
 #include "util/errors.h"
 
-#include <cstring>
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <vector>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
 
 namespace sparselab {
 
@@ -22,14 +27,9 @@ constexpr std::array<uint32_t, 64> kRound = {
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
 
 constexpr uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
-} // namespace
 
-Sha256::Sha256()
-    : m_state{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19}
-{
-}
-
-void Sha256::compress(const uint8_t* block)
+// The portable rounds (FIPS 180-4, 6.2.2) on one 64-byte block.
+void compressPortable(std::array<uint32_t, 8>& state, const uint8_t* block)
 {
     uint32_t w[64];
     for (int i = 0; i < 16; ++i)
@@ -40,8 +40,8 @@ void Sha256::compress(const uint8_t* block)
         const uint32_t s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
         w[i] = w[i - 16] + s0 + w[i - 7] + s1;
     }
-    uint32_t a = m_state[0], b = m_state[1], c = m_state[2], d = m_state[3];
-    uint32_t e = m_state[4], f = m_state[5], g = m_state[6], h = m_state[7];
+    uint32_t a = state[0], b = state[1], c = state[2], d = state[3];
+    uint32_t e = state[4], f = state[5], g = state[6], h = state[7];
     for (int i = 0; i < 64; ++i) {
         const uint32_t s1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25);
         const uint32_t ch = (e & f) ^ (~e & g);
@@ -58,8 +58,98 @@ void Sha256::compress(const uint8_t* block)
         b = a;
         a = t1 + t2;
     }
-    m_state[0] += a; m_state[1] += b; m_state[2] += c; m_state[3] += d;
-    m_state[4] += e; m_state[5] += f; m_state[6] += g; m_state[7] += h;
+    state[0] += a; state[1] += b; state[2] += c; state[3] += d;
+    state[4] += e; state[5] += f; state[6] += g; state[7] += h;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define SPARSELAB_SHA_NI 1
+
+bool cpuHasShaExtensions()
+{
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx))
+        return false;
+    const bool ssse3 = (ecx & (1u << 9)) != 0, sse41 = (ecx & (1u << 19)) != 0;
+    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx))
+        return false;
+    return ssse3 && sse41 && (ebx & (1u << 29)) != 0; // CPUID.(EAX=7, ECX=0):EBX.SHA[bit 29]
+}
+
+// The same rounds with the SHA extensions, `count` blocks with the state in registers.
+// SHA256RNDS2 does two rounds on the state split as (A, B, E, F) and (C, D, G, H), each
+// with A (or C) in the highest lane, taking W[t] + K[t] for the two rounds from the low half
+// of its third operand. SHA256MSG1 adds σ0(W[t−15]) to W[t−16] for four t; SHA256MSG2 adds
+// the σ1(W[t−2]) terms to a sum that already holds W[t−16] + σ0(W[t−15]) + W[t−7].
+__attribute__((target("sha,sse4.1,ssse3"))) void compressShaNi(std::array<uint32_t, 8>& state,
+                                                               const uint8_t* blocks, size_t count)
+{
+    // Big-endian words: reverse the bytes of each 32-bit lane.
+    const __m128i byteSwap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+    // (a, b, c, d), (e, f, g, h) in lanes 0..3 → ABEF = (f, e, b, a), CDGH = (h, g, d, c).
+    const __m128i abcd = _mm_loadu_si128(reinterpret_cast<const __m128i*>(state.data()));
+    const __m128i efgh = _mm_loadu_si128(reinterpret_cast<const __m128i*>(state.data() + 4));
+    const __m128i badc = _mm_shuffle_epi32(abcd, 0xB1); // (b, a, d, c)
+    const __m128i hgfe = _mm_shuffle_epi32(efgh, 0x1B); // (h, g, f, e)
+    __m128i abef = _mm_alignr_epi8(badc, hgfe, 8);      // (f, e, b, a)
+    __m128i cdgh = _mm_blend_epi16(hgfe, badc, 0xF0);   // (h, g, d, c)
+    for (size_t block = 0; block < count; ++block) {
+        const uint8_t* in = blocks + 64 * block;
+        const __m128i abefBefore = abef, cdghBefore = cdgh;
+        __m128i w[16]; // W[4g .. 4g+3] in lanes 0..3
+        for (int g = 0; g < 16; ++g) {
+            if (g < 4) {
+                w[g] = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 16 * g)), byteSwap);
+            } else {
+                // W[t−7 .. t−4] for t = 4g: the top three lanes of group g−2, the bottom of g−1.
+                const __m128i sum = _mm_add_epi32(_mm_sha256msg1_epu32(w[g - 4], w[g - 3]),
+                                                  _mm_alignr_epi8(w[g - 1], w[g - 2], 4));
+                w[g] = _mm_sha256msg2_epu32(sum, w[g - 1]);
+            }
+            __m128i wk = _mm_add_epi32(w[g], _mm_loadu_si128(reinterpret_cast<const __m128i*>(&kRound[size_t(4 * g)])));
+            cdgh = _mm_sha256rnds2_epu32(cdgh, abef, wk); // rounds 4g, 4g+1: the new ABEF
+            wk = _mm_shuffle_epi32(wk, 0x0E);             // W + K of rounds 4g+2, 4g+3 to the low half
+            abef = _mm_sha256rnds2_epu32(abef, cdgh, wk); // the old ABEF is the new CDGH
+        }
+        abef = _mm_add_epi32(abef, abefBefore);
+        cdgh = _mm_add_epi32(cdgh, cdghBefore);
+    }
+    // Back to (a, b, c, d), (e, f, g, h).
+    const __m128i feba = _mm_shuffle_epi32(abef, 0x1B); // (a, b, e, f)
+    const __m128i dchg = _mm_shuffle_epi32(cdgh, 0xB1); // (g, h, c, d)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(state.data()), _mm_blend_epi16(feba, dchg, 0xF0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(state.data() + 4), _mm_alignr_epi8(dchg, feba, 8));
+}
+#endif
+
+} // namespace
+
+Sha256::Sha256(Implementation implementation)
+    : m_cpuInstructions(implementation == Implementation::Fastest && cpuInstructionsAvailable()),
+      m_state{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19}
+{
+}
+
+bool Sha256::cpuInstructionsAvailable()
+{
+#if defined(SPARSELAB_SHA_NI)
+    static const bool available = cpuHasShaExtensions();
+    return available;
+#else
+    return false;
+#endif
+}
+
+void Sha256::compress(const uint8_t* blocks, size_t count)
+{
+#if defined(SPARSELAB_SHA_NI)
+    if (m_cpuInstructions) {
+        compressShaNi(m_state, blocks, count);
+        return;
+    }
+#endif
+    for (size_t i = 0; i < count; ++i)
+        compressPortable(m_state, blocks + 64 * i);
 }
 
 void Sha256::update(const void* data, size_t size)
@@ -67,13 +157,20 @@ void Sha256::update(const void* data, size_t size)
     const auto* bytes = static_cast<const uint8_t*>(data);
     m_length += size;
     while (size > 0) {
+        if (m_buffered == 0 && size >= 64) { // whole blocks straight from the input
+            const size_t count = size / 64;
+            compress(bytes, count);
+            bytes += 64 * count;
+            size -= 64 * count;
+            continue;
+        }
         const size_t take = std::min(size, 64 - m_buffered);
         std::memcpy(m_buffer.data() + m_buffered, bytes, take);
         m_buffered += take;
         bytes += take;
         size -= take;
         if (m_buffered == 64) {
-            compress(m_buffer.data());
+            compress(m_buffer.data(), 1);
             m_buffered = 0;
         }
     }
