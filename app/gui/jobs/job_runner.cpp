@@ -1,5 +1,7 @@
 #include "job_runner.h"
 
+#include "util/memory_policy.h"
+
 #include <QCoreApplication>
 #include <QThread>
 
@@ -122,6 +124,9 @@ void JobRunner::end()
     m_job = nullptr;
     m_what.clear();
     m_lease.release();
+    // The large temporaries the job freed were kept for its next allocations
+    // (util/memory_policy.h); between jobs they go back to the system.
+    releaseCachedLargeBlocks();
     Q_EMIT busyChanged(false);
 }
 
