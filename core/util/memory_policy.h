@@ -53,8 +53,9 @@ struct LargeBlockCacheStats {
 // Unmaps every cached mapping now (tensors in use are not touched).
 void releaseCachedLargeBlocks();
 
-// Sets the bound on the cached bytes (reuseFreedMemory sets the default), unmapping the
-// oldest cached mappings beyond it; 0 caches nothing.
+// Sets the bound on the cached bytes, unmapping the oldest cached mappings beyond it; 0
+// caches nothing. reuseFreedMemory sets the default on its first call, replacing a bound set
+// before it.
 void setLargeBlockCacheLimit(size_t bytes);
 
 } // namespace sparselab
