@@ -176,34 +176,21 @@ torch::Tensor linear(const LinearLayer& layer, const torch::Tensor& x, const Lin
     return at::linear(x, layer.weight, layer.bias);
 }
 
-torch::Tensor activate(const std::string& activation, const torch::Tensor& x)
+// The activation of x, a fresh temporary: written into x when temporaries may be reused (the
+// in-place operations run the same kernels), else into a new tensor.
+torch::Tensor activate(const std::string& activation, torch::Tensor x)
 {
+    const bool inPlace = reuseTemporaries();
     if (activation == "silu")
-        return at::silu(x);
+        return inPlace ? at::silu_(x) : at::silu(x);
     if (activation == "relu")
-        return at::relu(x);
+        return inPlace ? at::relu_(x) : at::relu(x);
+    // gelu_new: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
     if (activation == "gelu_new" || activation == "gelu_pytorch_tanh")
-        return at::gelu(x, "tanh"); // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
+        return inPlace ? at::gelu_(x, "tanh") : at::gelu(x, "tanh");
     if (activation == "gelu")
-        return at::gelu(x);
+        return inPlace ? at::gelu_(x) : at::gelu(x);
     throw std::logic_error("unsupported activation " + activation); // config.cpp rejects these
-}
-
-// activate(activation, x), written into x when temporaries may be reused (x is then a fresh
-// temporary): the in-place operations run the same kernels.
-torch::Tensor activateTemporary(const std::string& activation, torch::Tensor x)
-{
-    if (!reuseTemporaries())
-        return activate(activation, x);
-    if (activation == "silu")
-        return at::silu_(x);
-    if (activation == "relu")
-        return at::relu_(x);
-    if (activation == "gelu_new" || activation == "gelu_pytorch_tanh")
-        return at::gelu_(x, "tanh");
-    if (activation == "gelu")
-        return at::gelu_(x);
-    throw std::logic_error("unsupported activation " + activation);
 }
 
 // [batch, tokens, heads * headDim] → [batch, heads, tokens, headDim]
@@ -560,7 +547,7 @@ torch::Tensor CausalLM::runBlock(int64_t block, const torch::Tensor& hidden, con
         const torch::Tensor attn = attend(q, k, v, 1.0 / std::sqrt(double(hd)));
         const torch::Tensor h = addResidual(hidden, linear(lin[3], attn, hook));
         const torch::Tensor hn = rmsNorm(h, blk.norm2Weight, c.normEps);
-        torch::Tensor gate = activateTemporary(c.activation, linear(lin[4], hn, hook));
+        torch::Tensor gate = activate(c.activation, linear(lin[4], hn, hook));
         const torch::Tensor up = linear(lin[5], hn, hook);
         gate = reuseTemporaries() ? gate.mul_(up) : gate * up;
         return addResidual(h, linear(lin[6], gate, hook));
@@ -572,7 +559,7 @@ torch::Tensor CausalLM::runBlock(int64_t block, const torch::Tensor& hidden, con
                                           splitHeads(qkv[2], H, hd), 1.0 / std::sqrt(double(hd)));
         const torch::Tensor h = addResidual(hidden, linear(lin[1], attn, hook));
         const torch::Tensor hn = layerNorm(h, blk.norm2Weight, blk.norm2Bias, c.normEps);
-        return addResidual(h, linear(lin[3], activateTemporary(c.activation, linear(lin[2], hn, hook)), hook));
+        return addResidual(h, linear(lin[3], activate(c.activation, linear(lin[2], hn, hook)), hook));
     }
     case Architecture::Opt: {
         const bool pre = c.doLayerNormBefore;
@@ -585,7 +572,7 @@ torch::Tensor CausalLM::runBlock(int64_t block, const torch::Tensor& hidden, con
         if (!pre)
             h = layerNorm(h, blk.norm1Weight, blk.norm1Bias, c.normEps);
         const torch::Tensor hn = pre ? layerNorm(h, blk.norm2Weight, blk.norm2Bias, c.normEps) : h;
-        torch::Tensor out = addResidual(h, linear(lin[5], activateTemporary(c.activation, linear(lin[4], hn, hook)), hook));
+        torch::Tensor out = addResidual(h, linear(lin[5], activate(c.activation, linear(lin[4], hn, hook)), hook));
         if (!pre)
             out = layerNorm(out, blk.norm2Weight, blk.norm2Bias, c.normEps);
         return out;
