@@ -5,76 +5,9 @@
 # threads). For a change to how the engine spends LibTorch's pool (util/engine_threads.h,
 # setEngineThreads): the build before it against the build after it.
 #
-# The model: bench_synthetic_checkpoint's TinyLlama-1.1B shapes (hidden 2048, MLP 5632, 32 heads
-# / 4 KV heads, vocab 32000, F16) with 4 blocks instead of 22 (0.6 GB, made once in WORK_DIR),
-# so that a run takes about a minute. The run: `sparselab-cli prune --stream`, SparseGPT 50 %,
-# 16 × 512 calibration tokens from the bundled TinyStories text — bench_tinyllama_stream.sh's
-# settings, so every library thread count is the one the engine picks for that model.
-#
-# Interleaved rounds (old, new, old+passive). Per run one JSON line with the phases the CLI
-# reports (--json phase_seconds: forward, hessian, solve, block_io, export); then the medians
-# per variant, and whether the new build's pruned weights equal the old build's
-# (bench/compare_pruned.py on every shard). `uptime` before and after on stderr.
+# bench_prune_ab.sh with --passive and 5 rounds by default: the 4-block TinyLlama-shaped model,
+# `sparselab-cli prune --stream`, 16 × 512 tokens, interleaved; see that script for the output.
 #
 # usage: bench/bench_forward_threads.sh --old CLI --new CLI --work DIR [--rounds 5]
-#        (the checkpoint generator is taken from the new CLI's build: ../bench/bench_synthetic_checkpoint)
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-root="$(cd "$here/.." && pwd)"
-old="" new="" work="" rounds=5
-while (($#)); do
-    case "$1" in
-        --old) old="$2"; shift 2 ;;
-        --new) new="$2"; shift 2 ;;
-        --work) work="$2"; shift 2 ;;
-        --rounds) rounds="$2"; shift 2 ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
-        *) echo "bench_forward_threads.sh: unknown option $1" >&2; exit 2 ;;
-    esac
-done
-[[ -x "$old" && -x "$new" && -n "$work" ]] || { echo "bench_forward_threads.sh: needs --old CLI --new CLI --work DIR" >&2; exit 2; }
-gen="$(cd "$(dirname "$new")/.." && pwd)/bench/bench_synthetic_checkpoint"
-[[ -x "$gen" ]] || { echo "bench_forward_threads.sh: build bench_synthetic_checkpoint beside the new CLI first" >&2; exit 2; }
-python="${PYTHON:-/usr/bin/python3}"
-mkdir -p "$work"
-work="$(cd "$work" && pwd)"
-export TMPDIR="$work" # the streamed blocks' spill
-model="$work/tinyllama-shaped-4-blocks"
-[[ -d "$model" ]] || "$gen" "$model" --blocks 4 --hidden 2048 --intermediate 5632 --heads 32 --kv-heads 4 --vocab 32000 >&2
-calib="$root/resources/text/tinystories_calib.txt"
-results="$work/forward-threads.jsonl"
-: > "$results"
-echo "uptime before: $(uptime)" >&2
-for ((i = 1; i <= rounds; ++i)); do
-    for variant in old new old-passive; do
-        cli="$old"; [[ "$variant" == new ]] && cli="$new"
-        envs=()
-        [[ "$variant" == old-passive ]] && envs=(OMP_WAIT_POLICY=PASSIVE)
-        rm -rf "$work/out-$variant"
-        env "${envs[@]}" "$cli" prune "$model" --calib "$calib" --out "$work/out-$variant" --nsamples 16 --seqlen 512 \
-            --sparsity 0.5 --stream --json --quiet > "$work/prune.json"
-        "$python" - "$work/prune.json" "$i" "$variant" <<'PY' | tee -a "$results"
-import json, sys
-phases = json.load(open(sys.argv[1]))["phase_seconds"]
-print(json.dumps({"round": int(sys.argv[2]), "variant": sys.argv[3], **{k: round(v, 3) for k, v in phases.items()}}))
-PY
-    done
-done
-echo "uptime after: $(uptime)" >&2
-"$python" - "$results" <<'PY'
-import json, statistics, sys
-rows = [json.loads(l) for l in open(sys.argv[1])]
-for variant in ("old", "new", "old-passive"):
-    mine = [r for r in rows if r["variant"] == variant]
-    keys = [k for k in mine[0] if k not in ("round", "variant")]
-    print(json.dumps({"variant": variant, "runs": len(mine),
-                      **{k + "_median": round(statistics.median(r[k] for r in mine), 3) for k in keys}}))
-PY
-same=true
-for shard in "$work/out-old"/model*.safetensors; do
-    name="$(basename "$shard")"
-    "$python" "$here/compare_pruned.py" "$shard" "$work/out-new/$name" \
-        | "$python" -c 'import json, sys; d = json.load(sys.stdin); sys.exit(0 if d["zero_pattern_differs"] == 0 and d["max_abs_weight_difference"] == 0 else 1)' \
-        || same=false
-done
-echo "{\"new_weights_equal_old\": $same}"
+exec "$(cd "$(dirname "$0")" && pwd)/bench_prune_ab.sh" --passive --rounds 5 "$@"

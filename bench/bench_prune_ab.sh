@@ -8,24 +8,30 @@
 # `sparselab-cli prune --stream`, SparseGPT 50 %, 16 × 512 calibration tokens from the bundled
 # TinyStories text — bench_tinyllama_stream.sh's settings on a model a fifth as deep.
 #
-# Interleaved rounds (old, new). Per run one JSON line (wall/user/system seconds and peak RSS
-# from GNU time; --json phase_seconds: forward, hessian, solve, block_io, export); then the
-# medians per build, and whether the new build's pruned weights equal the old build's
-# (bench/compare_pruned.py on every shard). `uptime` before and after on stderr.
+# With --passive, a third variant: the old build with OMP_WAIT_POLICY=PASSIVE (libgomp's threads
+# sleep at once after each element-wise operation instead of spinning against the next
+# product's OpenBLAS threads) — for a change to how the engine spends LibTorch's pool
+# (util/engine_threads.h; bench_forward_threads.sh runs this).
 #
-# usage: bench/bench_prune_ab.sh --old CLI --new CLI --work DIR [--rounds 4]
+# Interleaved rounds (old, new[, old-passive]). Per run one JSON line (wall/user/system
+# seconds and peak RSS from GNU time; --json phase_seconds: forward, hessian, solve, block_io,
+# export); then the medians per variant, and whether the new build's pruned weights equal
+# the old build's (bench/compare_pruned.py on every shard). `uptime` before and after on stderr.
+#
+# usage: bench/bench_prune_ab.sh --old CLI --new CLI --work DIR [--rounds 4] [--passive]
 #        (the checkpoint generator is taken from the new CLI's build: ../bench/bench_synthetic_checkpoint)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
-old="" new="" work="" rounds=4
+old="" new="" work="" rounds=4 variants=(old new)
 while (($#)); do
     case "$1" in
         --old) old="$2"; shift 2 ;;
         --new) new="$2"; shift 2 ;;
         --work) work="$2"; shift 2 ;;
         --rounds) rounds="$2"; shift 2 ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        --passive) variants=(old new old-passive); shift ;;
+        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
         *) echo "bench_prune_ab.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -44,10 +50,12 @@ results="$work/prune-ab.jsonl"
 : > "$results"
 echo "uptime before: $(uptime)" >&2
 for ((i = 1; i <= rounds; ++i)); do
-    for variant in old new; do
+    for variant in "${variants[@]}"; do
         cli="$old"; [[ "$variant" == new ]] && cli="$new"
+        envs=()
+        [[ "$variant" == old-passive ]] && envs=(OMP_WAIT_POLICY=PASSIVE)
         rm -rf "$work/out-$variant"
-        /usr/bin/time -o "$work/time.txt" -f '%e %U %S %M' "$cli" prune "$model" --calib "$calib" \
+        env "${envs[@]}" /usr/bin/time -o "$work/time.txt" -f '%e %U %S %M' "$cli" prune "$model" --calib "$calib" \
             --out "$work/out-$variant" --nsamples 16 --seqlen 512 --sparsity 0.5 --stream --json --quiet > "$work/prune.json"
         "$python" - "$work/prune.json" "$work/time.txt" "$i" "$variant" <<'PY' | tee -a "$results"
 import json, sys
@@ -60,10 +68,10 @@ PY
     done
 done
 echo "uptime after: $(uptime)" >&2
-"$python" - "$results" <<'PY'
+"$python" - "$results" "${variants[@]}" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-for variant in ("old", "new"):
+for variant in sys.argv[2:]:
     mine = [r for r in rows if r["variant"] == variant]
     keys = [k for k in mine[0] if k not in ("round", "variant")]
     print(json.dumps({"variant": variant, "runs": len(mine),
