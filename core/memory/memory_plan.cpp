@@ -92,7 +92,7 @@ MemoryPlan planMemory(const MemoryPlanInput& in)
     const int64_t residentBlocks = in.streamed ? 1 : c.numLayers;
     const int64_t tokens = mul({in.nsamples, in.seqlen});
     const int64_t batch = std::min(in.forwardBatch, in.nsamples);
-    const int64_t activations = mul({3, tokens, d, kFloat});
+    const int64_t activations = mul({tokens, d, kFloat});
     // Forward temporaries: four [batch, seqlen, widest] activations of the MLP, plus attention,
     // which is tiled (model/causal_lm.cpp, attend): the [seqlen, seqlen] causal mask and a few
     // score tiles of at most 2 MiB, never a [batch, heads, seqlen, seqlen] tensor. Measured on
@@ -114,7 +114,7 @@ MemoryPlan planMemory(const MemoryPlanInput& in)
         std::to_string(residentBlocks) + (in.streamed ? " block (streamed)" : " blocks") + " x "
             + formatBytes(blockWeights) + " float32 + " + formatBytes(nonBlock) + " embeddings/head");
     add("activations", dev, activations,
-        "3 x " + std::to_string(in.nsamples) + " x " + std::to_string(in.seqlen) + " x " + std::to_string(d)
+        std::to_string(in.nsamples) + " x " + std::to_string(in.seqlen) + " x " + std::to_string(d)
             + " float32");
     // Collecting (forward passes accumulating every Hessian of the pass) and solving (the layer's
     // factorisation while the Hessians of the layers after it are still alive) do not overlap:

@@ -6,9 +6,9 @@
 //   weights      — every block's linear weights as float32 (in memory), or one block's
 //                  (streamed: CausalLM::load with streamBlocks), plus the non-block tensors
 //                  (embeddings, positions, LM head, norms) as float32;
-//   activations  — the calibration hidden states [nsamples, seqlen, hidden] float32, three
-//                  copies at the peak (a block's inputs, its per-batch outputs and their
-//                  concatenation);
+//   activations  — the calibration hidden states [nsamples, seqlen, hidden] float32, one
+//                  copy (a block's inputs; pipeline::BlockWalker writes each batch's outputs
+//                  over its inputs, the batch's output being one of the forward temporaries);
 //   hessians+solve — the larger of two phases that do not overlap: collecting (one
 //                  [cols, cols] float32 accumulator per linear layer solved in the pass — all
 //                  layers of the block, with true-sequential the largest group — plus one batch

@@ -527,8 +527,19 @@ torch::Tensor CausalLM::embed(const torch::Tensor& ids) const
     return x;
 }
 
-torch::Tensor CausalLM::runBlock(int64_t block, const torch::Tensor& hidden, const LinearInputHook& hook) const
+torch::Tensor CausalLM::runBlock(int64_t block, const torch::Tensor& hidden, const LinearInputHook& hook,
+                                 BlockResult result) const
 {
+    // The block's last linear: with LinearInputsOnly its input goes to the hook and the block
+    // stops there (returns an undefined tensor); otherwise `finish` gets its output.
+    const bool inputsOnly = result == BlockResult::LinearInputsOnly;
+    const auto lastLinear = [&](const LinearLayer& layer, const torch::Tensor& x, auto&& finish) -> torch::Tensor {
+        if (!inputsOnly)
+            return finish(linear(layer, x, hook));
+        if (hook)
+            hook(layer, x);
+        return {};
+    };
     const ModelConfig& c = m_config;
     const Impl::Block& blk = m_impl->blocks.at(size_t(block));
     const std::vector<LinearLayer>& lin = m_linears.at(size_t(block));
@@ -550,7 +561,7 @@ torch::Tensor CausalLM::runBlock(int64_t block, const torch::Tensor& hidden, con
         torch::Tensor gate = activate(c.activation, linear(lin[4], hn, hook));
         const torch::Tensor up = linear(lin[5], hn, hook);
         gate = reuseTemporaries() ? gate.mul_(up) : gate * up;
-        return addResidual(h, linear(lin[6], gate, hook));
+        return lastLinear(lin[6], gate, [&](const torch::Tensor& down) { return addResidual(h, down); });
     }
     case Architecture::Gpt2: {
         const torch::Tensor xn = layerNorm(hidden, blk.norm1Weight, blk.norm1Bias, c.normEps);
@@ -559,7 +570,8 @@ torch::Tensor CausalLM::runBlock(int64_t block, const torch::Tensor& hidden, con
                                           splitHeads(qkv[2], H, hd), 1.0 / std::sqrt(double(hd)));
         const torch::Tensor h = addResidual(hidden, linear(lin[1], attn, hook));
         const torch::Tensor hn = layerNorm(h, blk.norm2Weight, blk.norm2Bias, c.normEps);
-        return addResidual(h, linear(lin[3], activate(c.activation, linear(lin[2], hn, hook)), hook));
+        return lastLinear(lin[3], activate(c.activation, linear(lin[2], hn, hook)),
+                          [&](const torch::Tensor& projected) { return addResidual(h, projected); });
     }
     case Architecture::Opt: {
         const bool pre = c.doLayerNormBefore;
@@ -572,10 +584,10 @@ torch::Tensor CausalLM::runBlock(int64_t block, const torch::Tensor& hidden, con
         if (!pre)
             h = layerNorm(h, blk.norm1Weight, blk.norm1Bias, c.normEps);
         const torch::Tensor hn = pre ? layerNorm(h, blk.norm2Weight, blk.norm2Bias, c.normEps) : h;
-        torch::Tensor out = addResidual(h, linear(lin[5], activate(c.activation, linear(lin[4], hn, hook)), hook));
-        if (!pre)
-            out = layerNorm(out, blk.norm2Weight, blk.norm2Bias, c.normEps);
-        return out;
+        return lastLinear(lin[5], activate(c.activation, linear(lin[4], hn, hook)), [&](const torch::Tensor& fc2) {
+            const torch::Tensor out = addResidual(h, fc2);
+            return pre ? out : layerNorm(out, blk.norm2Weight, blk.norm2Bias, c.normEps);
+        });
     }
     }
     throw std::logic_error("unknown architecture");

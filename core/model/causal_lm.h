@@ -51,6 +51,14 @@ struct LinearLayer {
 // (batch = calibration sequences in this call; the Hessian is a mean over sequences).
 using LinearInputHook = std::function<void(const LinearLayer& layer, const torch::Tensor& x)>;
 
+// What runBlock computes. Output: the block's output. LinearInputsOnly: only what the hook is
+// shown, the input of every linear layer; the last linear's product and what follows it
+// (residual, post-norm) are skipped and runBlock returns an undefined tensor. The pruning
+// pipeline's collecting pass wants only the inputs (the reference computes that pass's outputs
+// and overwrites them unread); skipping the last product saves a quarter of a Llama block's
+// multiply-adds there.
+enum class BlockResult { Output, LinearInputsOnly };
+
 class CausalLM {
 public:
     // Loads config.json and the safetensors weights of a model folder onto `device`.
@@ -89,9 +97,10 @@ public:
 
     // ids: [batch, tokens] int64 → hidden states [batch, tokens, hidden] (positions from 0).
     [[nodiscard]] torch::Tensor embed(const torch::Tensor& ids) const;
-    // One decoder block (causal attention over the whole sequence).
-    [[nodiscard]] torch::Tensor runBlock(int64_t block, const torch::Tensor& hidden,
-                                         const LinearInputHook& hook = {}) const;
+    // One decoder block (causal attention over the whole sequence). The hook sees every
+    // linear's input, in execution order, before the product, whatever `result` asks for.
+    [[nodiscard]] torch::Tensor runBlock(int64_t block, const torch::Tensor& hidden, const LinearInputHook& hook = {},
+                                         BlockResult result = BlockResult::Output) const;
     // Final norm and LM head: [batch, tokens, hidden] → logits [batch, tokens, vocab].
     [[nodiscard]] torch::Tensor head(const torch::Tensor& hidden) const;
     // All of it: [batch, tokens] int64 → logits [batch, tokens, vocab] float32.

@@ -25,20 +25,25 @@ BlockWalker::BlockWalker(const model::CausalLM& model, const data::CalibrationWi
     m_inputs = torch::cat(embedded, 0);
 }
 
-torch::Tensor BlockWalker::run(int64_t block, const model::LinearInputHook& hook) const
+void BlockWalker::observe(int64_t block, const model::LinearInputHook& hook) const
 {
-    std::vector<torch::Tensor> outputs;
     for (int64_t start = 0; start < m_inputs.size(0); start += m_batch) {
         throwIfCancelled(m_cancel);
         const int64_t end = std::min(m_inputs.size(0), start + m_batch);
-        outputs.push_back(m_model.runBlock(block, m_inputs.slice(0, start, end), hook));
+        (void)m_model.runBlock(block, m_inputs.slice(0, start, end), hook, model::BlockResult::LinearInputsOnly);
     }
-    return torch::cat(outputs, 0);
 }
 
 void BlockWalker::advance(int64_t block, const model::LinearInputHook& hook)
 {
-    m_inputs = run(block, hook);
+    for (int64_t start = 0; start < m_inputs.size(0); start += m_batch) {
+        throwIfCancelled(m_cancel);
+        const int64_t end = std::min(m_inputs.size(0), start + m_batch);
+        // The batch's inputs are read only by this runBlock (the hook consumes them before it
+        // returns), so its outputs may take their place.
+        torch::Tensor window = m_inputs.slice(0, start, end);
+        window.copy_(m_model.runBlock(block, window, hook));
+    }
 }
 
 } // namespace sparselab::pipeline

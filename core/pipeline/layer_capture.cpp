@@ -43,7 +43,7 @@ LayerProblem captureLayerProblem(const model::CausalLM& model, const data::Calib
         walker.advance(b);
     }
     const std::string target = found->name;
-    (void)walker.run(found->block, [&](const model::LinearLayer& l, const torch::Tensor& x) {
+    walker.observe(found->block, [&](const model::LinearLayer& l, const torch::Tensor& x) {
         if (l.name == target)
             hessian.addSequences(x);
     });

@@ -25,7 +25,7 @@ std::vector<std::vector<size_t>> groupBySharedInput(const model::CausalLM& model
     std::map<std::string, torch::Tensor> seen;
     (void)model.runBlock(block, inputs.slice(0, 0, 1), [&](const model::LinearLayer& layer, const torch::Tensor& x) {
         seen[layer.name] = x.clone();
-    });
+    }, model::BlockResult::LinearInputsOnly);
     std::vector<std::vector<size_t>> groups;
     for (size_t i = 0; i < layers.size(); ++i) {
         const auto current = seen.find(layers[i].name);
@@ -220,7 +220,7 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
                     });
                 };
                 double passSeconds = 0.0;
-                timed(passSeconds, [&] { (void)walker.run(b, hook); });
+                timed(passSeconds, [&] { walker.observe(b, hook); });
                 phases.hessian += hessianSeconds;
                 phases.forward += passSeconds - hessianSeconds;
             }

@@ -236,6 +236,44 @@ private Q_SLOTS:
         }
     }
 
+    // BlockResult::LinearInputsOnly shows the hook the same inputs, bit for bit and in the
+    // same order, as a full block, and stops there.
+    void linearInputsOnlyShowsTheSameInputs_data()
+    {
+        addModelRows();
+        QTest::newRow("hf-llama") << QStringLiteral("hf-llama");
+    }
+    void linearInputsOnlyShowsTheSameInputs()
+    {
+        QFETCH(QString, folder);
+        const auto lm = model::CausalLM::load(modelDir(folder));
+        torch::NoGradGuard noGrad;
+        torch::manual_seed(11);
+        torch::Tensor x = lm->embed(torch::randint(lm->config().vocabSize, {2, 16}, torch::kLong));
+        using Seen = std::vector<std::pair<std::string, torch::Tensor>>;
+        const auto recorder = [](Seen& seen) {
+            return [&seen](const model::LinearLayer& layer, const torch::Tensor& input) {
+                seen.emplace_back(layer.name, input.clone());
+            };
+        };
+        for (int64_t b = 0; b < lm->numBlocks(); ++b) {
+            Seen full, inputsOnly;
+            const torch::Tensor out = lm->runBlock(b, x, recorder(full));
+            const torch::Tensor none = lm->runBlock(b, x, recorder(inputsOnly), model::BlockResult::LinearInputsOnly);
+            QVERIFY(out.defined());
+            QVERIFY(!none.defined());
+            const auto& layers = lm->linears(b);
+            QCOMPARE(full.size(), layers.size());
+            QCOMPARE(inputsOnly.size(), layers.size());
+            for (size_t i = 0; i < layers.size(); ++i) {
+                QCOMPARE(inputsOnly[i].first, layers[i].name);
+                QCOMPARE(full[i].first, layers[i].name);
+                QVERIFY2(torch::equal(inputsOnly[i].second, full[i].second), layers[i].name.c_str());
+            }
+            x = out;
+        }
+    }
+
     void linearsNameHfTensors_data() { addModelRows(); }
     void linearsNameHfTensors()
     {

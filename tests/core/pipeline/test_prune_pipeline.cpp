@@ -11,6 +11,7 @@
 #include "eval/perplexity.h"
 #include "export/hf_export.h"
 #include "model/causal_lm.h"
+#include "pipeline/block_walker.h"
 #include "pipeline/prune_pipeline.h"
 #include "tokenize/tokenizer.h"
 #include "util/atomic_file.h"
@@ -138,6 +139,37 @@ private Q_SLOTS:
 
     // Stands alone: the bounds are the reference figures above (measured outside this project
     // with the published SparseGPT code on the same windows), not values another test left.
+    // BlockWalker::advance writes each batch's outputs over its inputs: the result is what
+    // runBlock gives batch by batch, and observe shows a hook the same inputs without changing
+    // them. Five windows in batches of two (the last batch is short).
+    void blockWalkerAdvancesInPlace()
+    {
+        const auto model = model::CausalLM::load(testing::demoModelDir());
+        torch::NoGradGuard noGrad;
+        data::CalibrationWindows windows;
+        windows.nsamples = 5;
+        windows.seqlen = 32;
+        windows.ids.assign(fixture().windows.ids.begin(), fixture().windows.ids.begin() + 5 * 32);
+        pipeline::BlockWalker walker(*model, windows, 2, nullptr);
+        const torch::Tensor ids = torch::tensor(windows.ids, torch::kLong).view({5, 32});
+        torch::Tensor expected = model->embed(ids);
+        QVERIFY(torch::equal(walker.inputs(), expected));
+        for (int64_t b = 0; b < model->numBlocks(); ++b) {
+            std::vector<torch::Tensor> observed, advanced, outputs;
+            walker.observe(b, [&](const model::LinearLayer&, const torch::Tensor& x) { observed.push_back(x.clone()); });
+            QVERIFY(torch::equal(walker.inputs(), expected)); // observe leaves the inputs
+            walker.advance(b, [&](const model::LinearLayer&, const torch::Tensor& x) { advanced.push_back(x.clone()); });
+            for (int64_t start = 0; start < 5; start += 2)
+                outputs.push_back(model->runBlock(b, expected.slice(0, start, std::min<int64_t>(5, start + 2))));
+            expected = torch::cat(outputs, 0);
+            QVERIFY2(torch::equal(walker.inputs(), expected), qPrintable(QStringLiteral("block %1").arg(b)));
+            QCOMPARE(observed.size(), advanced.size());
+            QCOMPARE(observed.size(), 3 * model->linears(b).size());
+            for (size_t i = 0; i < observed.size(); ++i)
+                QVERIFY(torch::equal(observed[i], advanced[i]));
+        }
+    }
+
     void wandaLiesBetweenSparseGptAndMagnitude()
     {
         auto model = model::CausalLM::load(testing::demoModelDir());
