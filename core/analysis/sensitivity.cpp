@@ -30,12 +30,6 @@ double secondsSince(Clock::time_point start)
     return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// tr(W H Wᵀ) in double: Σ_r w_r H w_rᵀ.
-double outputEnergy(const torch::Tensor& w, const torch::Tensor& h)
-{
-    return at::sum(w.mm(h) * w, at::kDouble).item<double>();
-}
-
 } // namespace
 
 const SensitivityCell& SensitivityResult::cell(size_t layer, size_t sparsityIndex, size_t bitsIndex) const
@@ -143,7 +137,7 @@ SensitivityResult scan(const model::CausalLM& model, model::CausalLM* pager, con
             entry.block = b;
             entry.rows = dense.size(0);
             entry.cols = dense.size(1);
-            entry.outputEnergy = outputEnergy(dense, h);
+            entry.outputEnergy = solve::outputEnergy(dense, h); // once, for every level below
 
             const auto factorStart = Clock::now();
             const bool needsFactor = params.base.method == solve::Method::SparseGpt;
@@ -175,7 +169,7 @@ SensitivityResult scan(const model::CausalLM& model, model::CausalLM* pager, con
                         options.sparsity = sparsity;
                         options.quant.bits = bits;
                         torch::Tensor w = dense.clone();
-                        const auto solved = solve::solveLayerWithFactor(w, h, factor, options, {}, cancel);
+                        const auto solved = solve::solveLayerWithFactor(w, h, factor, options, {}, cancel, entry.outputEnergy);
                         cell.achievedSparsity = solved.stats.sparsity;
                         cell.relError = solved.stats.relOutputError;
                         cell.absError = solved.stats.relOutputError * entry.outputEnergy;

@@ -169,11 +169,15 @@ torch::Tensor layerNorm(const torch::Tensor& x, const torch::Tensor& weight, con
     return at::layer_norm(x, {x.size(-1)}, weight, bias, eps);
 }
 
-torch::Tensor linear(const LinearLayer& layer, const torch::Tensor& x, const LinearInputHook& hook)
+torch::Tensor linear(const LinearLayer& layer, const torch::Tensor& x, const LinearInputHook& hook,
+                     const LinearOutputHook& outputHook)
 {
     if (hook)
         hook(layer, x);
-    return at::linear(x, layer.weight, layer.bias);
+    torch::Tensor y = at::linear(x, layer.weight, layer.bias);
+    if (outputHook)
+        outputHook(layer, y);
+    return y;
 }
 
 // The activation of x, a fresh temporary: written into x when temporaries may be reused (the
@@ -528,14 +532,14 @@ torch::Tensor CausalLM::embed(const torch::Tensor& ids) const
 }
 
 torch::Tensor CausalLM::runBlock(int64_t block, const torch::Tensor& hidden, const LinearInputHook& hook,
-                                 BlockResult result) const
+                                 BlockResult result, const LinearOutputHook& outputHook) const
 {
     // The block's last linear: with LinearInputsOnly its input goes to the hook and the block
     // stops there (returns an undefined tensor); otherwise `finish` gets its output.
     const bool inputsOnly = result == BlockResult::LinearInputsOnly;
     const auto lastLinear = [&](const LinearLayer& layer, const torch::Tensor& x, auto&& finish) -> torch::Tensor {
         if (!inputsOnly)
-            return finish(linear(layer, x, hook));
+            return finish(linear(layer, x, hook, outputHook));
         if (hook)
             hook(layer, x);
         return {};
@@ -549,42 +553,42 @@ torch::Tensor CausalLM::runBlock(int64_t block, const torch::Tensor& hidden, con
     switch (c.architecture) {
     case Architecture::Llama: {
         const torch::Tensor xn = rmsNorm(hidden, blk.norm1Weight, c.normEps);
-        torch::Tensor q = splitHeads(linear(lin[0], xn, hook), H, hd);
-        torch::Tensor k = splitHeads(linear(lin[1], xn, hook), KV, hd);
-        const torch::Tensor v = splitHeads(linear(lin[2], xn, hook), KV, hd);
+        torch::Tensor q = splitHeads(linear(lin[0], xn, hook, outputHook), H, hd);
+        torch::Tensor k = splitHeads(linear(lin[1], xn, hook, outputHook), KV, hd);
+        const torch::Tensor v = splitHeads(linear(lin[2], xn, hook, outputHook), KV, hd);
         const auto [cos, sin] = ropeTables(T, hd, c.ropeTheta, hidden.device());
         q = applyRotary(q, cos, sin);
         k = applyRotary(k, cos, sin);
         const torch::Tensor attn = attend(q, k, v, 1.0 / std::sqrt(double(hd)));
-        const torch::Tensor h = addResidual(hidden, linear(lin[3], attn, hook));
+        const torch::Tensor h = addResidual(hidden, linear(lin[3], attn, hook, outputHook));
         const torch::Tensor hn = rmsNorm(h, blk.norm2Weight, c.normEps);
-        torch::Tensor gate = activate(c.activation, linear(lin[4], hn, hook));
-        const torch::Tensor up = linear(lin[5], hn, hook);
+        torch::Tensor gate = activate(c.activation, linear(lin[4], hn, hook, outputHook));
+        const torch::Tensor up = linear(lin[5], hn, hook, outputHook);
         gate = reuseTemporaries() ? gate.mul_(up) : gate * up;
         return lastLinear(lin[6], gate, [&](const torch::Tensor& down) { return addResidual(h, down); });
     }
     case Architecture::Gpt2: {
         const torch::Tensor xn = layerNorm(hidden, blk.norm1Weight, blk.norm1Bias, c.normEps);
-        const std::vector<torch::Tensor> qkv = linear(lin[0], xn, hook).split(c.hiddenSize, -1);
+        const std::vector<torch::Tensor> qkv = linear(lin[0], xn, hook, outputHook).split(c.hiddenSize, -1);
         const torch::Tensor attn = attend(splitHeads(qkv[0], H, hd), splitHeads(qkv[1], H, hd),
                                           splitHeads(qkv[2], H, hd), 1.0 / std::sqrt(double(hd)));
-        const torch::Tensor h = addResidual(hidden, linear(lin[1], attn, hook));
+        const torch::Tensor h = addResidual(hidden, linear(lin[1], attn, hook, outputHook));
         const torch::Tensor hn = layerNorm(h, blk.norm2Weight, blk.norm2Bias, c.normEps);
-        return lastLinear(lin[3], activate(c.activation, linear(lin[2], hn, hook)),
+        return lastLinear(lin[3], activate(c.activation, linear(lin[2], hn, hook, outputHook)),
                           [&](const torch::Tensor& projected) { return addResidual(h, projected); });
     }
     case Architecture::Opt: {
         const bool pre = c.doLayerNormBefore;
         const torch::Tensor xn = pre ? layerNorm(hidden, blk.norm1Weight, blk.norm1Bias, c.normEps) : hidden;
         // HF OPTAttention scales the projected queries (head_dim^-0.5) before q·kᵀ.
-        const torch::Tensor q = splitHeads(linear(lin[0], xn, hook) * (1.0 / std::sqrt(double(hd))), H, hd);
-        const torch::Tensor k = splitHeads(linear(lin[1], xn, hook), H, hd);
-        const torch::Tensor v = splitHeads(linear(lin[2], xn, hook), H, hd);
-        torch::Tensor h = addResidual(hidden, linear(lin[3], attend(q, k, v, 1.0), hook));
+        const torch::Tensor q = splitHeads(linear(lin[0], xn, hook, outputHook) * (1.0 / std::sqrt(double(hd))), H, hd);
+        const torch::Tensor k = splitHeads(linear(lin[1], xn, hook, outputHook), H, hd);
+        const torch::Tensor v = splitHeads(linear(lin[2], xn, hook, outputHook), H, hd);
+        torch::Tensor h = addResidual(hidden, linear(lin[3], attend(q, k, v, 1.0), hook, outputHook));
         if (!pre)
             h = layerNorm(h, blk.norm1Weight, blk.norm1Bias, c.normEps);
         const torch::Tensor hn = pre ? layerNorm(h, blk.norm2Weight, blk.norm2Bias, c.normEps) : h;
-        return lastLinear(lin[5], activate(c.activation, linear(lin[4], hn, hook)), [&](const torch::Tensor& fc2) {
+        return lastLinear(lin[5], activate(c.activation, linear(lin[4], hn, hook, outputHook)), [&](const torch::Tensor& fc2) {
             const torch::Tensor out = addResidual(h, fc2);
             return pre ? out : layerNorm(out, blk.norm2Weight, blk.norm2Bias, c.normEps);
         });

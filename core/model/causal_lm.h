@@ -51,6 +51,12 @@ struct LinearLayer {
 // (batch = calibration sequences in this call; the Hessian is a mean over sequences).
 using LinearInputHook = std::function<void(const LinearLayer& layer, const torch::Tensor& x)>;
 
+// Called with the output of a linear layer during runBlock, y = x·Wᵀ + b [batch, tokens, out]
+// float32, right after the product and before anything reads it (the forward may then
+// overwrite y in place: activations, residual adds). Not called for the last linear under
+// BlockResult::LinearInputsOnly, which skips that product.
+using LinearOutputHook = std::function<void(const LinearLayer& layer, const torch::Tensor& y)>;
+
 // What runBlock computes. Output: the block's output. LinearInputsOnly: only what the hook is
 // shown, the input of every linear layer; the last linear's product and what follows it
 // (residual, post-norm) are skipped and runBlock returns an undefined tensor. The pruning
@@ -98,9 +104,11 @@ public:
     // ids: [batch, tokens] int64 → hidden states [batch, tokens, hidden] (positions from 0).
     [[nodiscard]] torch::Tensor embed(const torch::Tensor& ids) const;
     // One decoder block (causal attention over the whole sequence). The hook sees every
-    // linear's input, in execution order, before the product, whatever `result` asks for.
+    // linear's input, in execution order, before the product, whatever `result` asks for;
+    // outputHook every product computed, right after it.
     [[nodiscard]] torch::Tensor runBlock(int64_t block, const torch::Tensor& hidden, const LinearInputHook& hook = {},
-                                         BlockResult result = BlockResult::Output) const;
+                                         BlockResult result = BlockResult::Output,
+                                         const LinearOutputHook& outputHook = {}) const;
     // Final norm and LM head: [batch, tokens, hidden] → logits [batch, tokens, vocab].
     [[nodiscard]] torch::Tensor head(const torch::Tensor& hidden) const;
     // All of it: [batch, tokens] int64 → logits [batch, tokens, vocab] float32.

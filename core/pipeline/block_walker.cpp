@@ -25,12 +25,14 @@ BlockWalker::BlockWalker(const model::CausalLM& model, const data::CalibrationWi
     m_inputs = torch::cat(embedded, 0);
 }
 
-void BlockWalker::observe(int64_t block, const model::LinearInputHook& hook) const
+void BlockWalker::observe(int64_t block, const model::LinearInputHook& hook,
+                          const model::LinearOutputHook& outputHook) const
 {
     for (int64_t start = 0; start < m_inputs.size(0); start += m_batch) {
         throwIfCancelled(m_cancel);
         const int64_t end = std::min(m_inputs.size(0), start + m_batch);
-        (void)m_model.runBlock(block, m_inputs.slice(0, start, end), hook, model::BlockResult::LinearInputsOnly);
+        (void)m_model.runBlock(block, m_inputs.slice(0, start, end), hook, model::BlockResult::LinearInputsOnly,
+                               outputHook);
     }
 }
 

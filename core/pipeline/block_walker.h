@@ -32,9 +32,10 @@ public:
 
     // Inputs of the block to run next, [nsamples, seqlen, hidden].
     [[nodiscard]] const torch::Tensor& inputs() const { return m_inputs; }
-    // Block `block` over every window for the hook only: it sees every linear's inputs, the
-    // block's outputs are not computed (model::BlockResult::LinearInputsOnly), the inputs stay.
-    void observe(int64_t block, const model::LinearInputHook& hook) const;
+    // Block `block` over every window for the hooks only: `hook` sees every linear's inputs,
+    // `outputHook` every linear's output but the last's; the block's outputs are not computed
+    // (model::BlockResult::LinearInputsOnly), the inputs stay.
+    void observe(int64_t block, const model::LinearInputHook& hook, const model::LinearOutputHook& outputHook = {}) const;
     // Block `block` over every window, its outputs replacing the inputs in place (the tensor
     // inputs() returns is overwritten). If cancelled, the inputs are left partly advanced and
     // the walker is of no further use.

@@ -2,13 +2,18 @@
 
 #include "model/causal_lm.h"
 #include "pipeline/block_walker.h"
+#include "util/engine_threads.h"
 #include "util/errors.h"
+#include "util/fork_join.h"
 
 #include <torch/types.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
+#include <set>
 #include <sstream>
+#include <vector>
 
 namespace sparselab::pipeline {
 
@@ -42,6 +47,39 @@ std::vector<std::vector<size_t>> groupBySharedInput(const model::CausalLM& model
             groups.push_back({i});
     }
     return groups;
+}
+
+// Σ y² in double over a linear's outputs: one collecting pass's share of ‖X·Wᵀ‖². On the CPU
+// in fixed chunks on the kernel threads, summed in chunk order (the same value whatever the
+// thread count), eight double lanes per chunk so that the loop vectorises.
+double sumOfSquares(const torch::Tensor& y)
+{
+    if (!(y.device().is_cpu() && y.scalar_type() == torch::kFloat && y.is_contiguous()))
+        return at::sum(at::square(y.to(torch::kDouble))).item<double>();
+    const float* values = y.data_ptr<float>();
+    const int64_t n = y.numel();
+    constexpr int64_t kChunk = int64_t(1) << 16;
+    const int64_t chunks = (n + kChunk - 1) / kChunk;
+    std::vector<double> partial(size_t(chunks), 0.0);
+    forkJoin(chunks, kernelThreads(), [&](int, int64_t chunk) {
+        constexpr int64_t kLanes = 8;
+        const int64_t begin = chunk * kChunk, end = std::min(n, begin + kChunk);
+        double lanes[kLanes] = {};
+        int64_t i = begin;
+        for (; i + kLanes <= end; i += kLanes)
+            for (int64_t l = 0; l < kLanes; ++l)
+                lanes[l] += double(values[i + l]) * double(values[i + l]);
+        double total = 0.0;
+        for (; i < end; ++i)
+            total += double(values[i]) * double(values[i]);
+        for (double lane : lanes)
+            total += lane;
+        partial[size_t(chunk)] = total;
+    });
+    double total = 0.0;
+    for (double part : partial)
+        total += part;
+    return total;
 }
 
 double zeroFraction(const torch::Tensor& weight)
@@ -206,6 +244,17 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
                 if (measureDeviation)
                     fp32Hessians.emplace(layer.name, solve::HessianAccumulator(layer.weight.size(1), model.device()));
             }
+            // Σ‖X·Wᵀ‖² of this group's solved layers from the products the pass computes anyway,
+            // so that the solver need not form tr(W H Wᵀ) (rows·cols² multiply-adds) for its
+            // relative output error. Only without a bias (the output then is X·Wᵀ itself) and
+            // with float32 Hessians (a bf16 H's own trace is what its error is measured by);
+            // the block's last linear, whose product the pass skips, is left to the solver.
+            std::set<std::string> energyWanted;
+            if (params.hessianPrecision == solve::HessianPrecision::Float32)
+                for (size_t i : group)
+                    if (!plans.at(moduleName(layers[i].name)).dense && !layers[i].bias.defined())
+                        energyWanted.insert(layers[i].name);
+            std::map<std::string, double> outputSquares;
             if (!hessians.empty()) {
                 reporter.report(solved, "block " + std::to_string(b) + ": collecting inputs");
                 double hessianSeconds = 0.0;
@@ -219,8 +268,12 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
                             fp32->second.addSequences(x);
                     });
                 };
+                const auto outputHook = [&](const model::LinearLayer& layer, const torch::Tensor& y) {
+                    if (energyWanted.count(layer.name))
+                        outputSquares[layer.name] += sumOfSquares(y);
+                };
                 double passSeconds = 0.0;
-                timed(passSeconds, [&] { walker.observe(b, hook); });
+                timed(passSeconds, [&] { walker.observe(b, hook, outputHook); });
                 phases.hessian += hessianSeconds;
                 phases.forward += passSeconds - hessianSeconds;
             }
@@ -252,10 +305,15 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
                     ProgressCallback blockProgress;
                     if (blockDone)
                         blockProgress = [&](const Progress& p) { blockDone(name, p.done, p.total, weight); };
+                    // tr(W H Wᵀ) = (2/N)·Σ‖X·Wᵀ‖² over the N sequences H is the mean over.
+                    const auto squares = outputSquares.find(layer.name);
+                    const double denseOutputEnergy = squares == outputSquares.end()
+                        ? -1.0
+                        : 2.0 * squares->second / double(found->second.samples());
                     solve::LayerResult layerResult;
                     timed(phases.solve, [&] {
                         layerResult = solve::solveLayer(weight, found->second.hessian(), plan.options, blockProgress,
-                                                        cancel);
+                                                        cancel, denseOutputEnergy);
                     });
                     if (weight.data_ptr() != storage)
                         layer.weight.copy_(weight);

@@ -37,10 +37,12 @@ struct HessianFactor {
 
 // solveLayer with the factorisation given. For Method::SparseGpt `factor` must come from
 // factorHessian(hessian, options.damp) (std::invalid_argument otherwise); the baselines do not
-// use it. Statistics are those of solveLayer (dampUsed/dampRaises/deadInputs from the factor).
+// use it. Statistics are those of solveLayer (dampUsed/dampRaises/deadInputs from the factor);
+// denseOutputEnergy as for solveLayer.
 [[nodiscard]] LayerResult solveLayerWithFactor(torch::Tensor& weight, const torch::Tensor& hessian,
                                                const HessianFactor& factor, const SolverOptions& options,
                                                const ProgressCallback& progress = {},
-                                               const CancelToken* cancel = nullptr);
+                                               const CancelToken* cancel = nullptr,
+                                               double denseOutputEnergy = -1.0);
 
 } // namespace sparselab::solve

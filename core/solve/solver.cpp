@@ -18,6 +18,7 @@
 #include <climits>
 #include <cstring>
 #include <sstream>
+#include <stdexcept>
 
 namespace sparselab::solve {
 
@@ -370,7 +371,8 @@ void countAndSquareDelta(const float* __restrict original, const float* __restri
 
 LayerResult solveLayerWith(torch::Tensor& weight, const torch::Tensor& hessian,
                            const SolverOptions& options, const ProgressCallback& progress,
-                           const CancelToken* cancel, Backend backend, const HessianFactor* factor)
+                           const CancelToken* cancel, Backend backend, const HessianFactor* factor,
+                           double denseOutputEnergy)
 {
     const auto start = std::chrono::steady_clock::now();
     if (!weight.defined() || weight.dim() != 2)
@@ -419,7 +421,7 @@ LayerResult solveLayerWith(torch::Tensor& weight, const torch::Tensor& hessian,
 
     // Statistics. ‖XWᵀ − XŴᵀ‖²/‖XWᵀ‖² = tr(ΔW H ΔWᵀ)/tr(W H Wᵀ) with the undamped H ∝ XᵀX.
     LayerStats& stats = result.stats;
-    const double denominator = quadraticTrace(original, h);
+    const double denominator = denseOutputEnergy >= 0.0 ? denseOutputEnergy : quadraticTrace(original, h);
     // The zero count and ‖W − Ŵ‖² over live inputs (dead ones have zero rows and columns in H,
     // so they never contribute), per unit of rows on the kernel threads, summed in unit order.
     int64_t zeros = 0;
@@ -470,9 +472,20 @@ LayerResult solveLayerWith(torch::Tensor& weight, const torch::Tensor& hessian,
 } // namespace detail
 
 LayerResult solveLayer(torch::Tensor& weight, const torch::Tensor& hessian, const SolverOptions& options,
-                       const ProgressCallback& progress, const CancelToken* cancel)
+                       const ProgressCallback& progress, const CancelToken* cancel, double denseOutputEnergy)
 {
-    return detail::solveLayerWith(weight, hessian, options, progress, cancel, detail::Backend::Auto);
+    return detail::solveLayerWith(weight, hessian, options, progress, cancel, detail::Backend::Auto, nullptr,
+                                  denseOutputEnergy);
+}
+
+double outputEnergy(const torch::Tensor& weight, const torch::Tensor& hessian)
+{
+    if (!weight.defined() || weight.dim() != 2 || !hessian.defined() || hessian.dim() != 2
+        || hessian.size(0) != weight.size(1) || hessian.size(1) != weight.size(1))
+        throw std::invalid_argument("outputEnergy: expected W [rows, cols] and H [cols, cols]");
+    torch::NoGradGuard noGrad;
+    const torch::Tensor w = weight.to(torch::kFloat).contiguous();
+    return detail::quadraticTrace(w, hessian.to(w.device(), torch::kFloat).contiguous());
 }
 
 HessianFactor factorHessian(const torch::Tensor& hessian, double damp, const CancelToken* cancel)
@@ -488,10 +501,10 @@ HessianFactor factorHessian(const torch::Tensor& hessian, double damp, const Can
 
 LayerResult solveLayerWithFactor(torch::Tensor& weight, const torch::Tensor& hessian, const HessianFactor& factor,
                                  const SolverOptions& options, const ProgressCallback& progress,
-                                 const CancelToken* cancel)
+                                 const CancelToken* cancel, double denseOutputEnergy)
 {
     return detail::solveLayerWith(weight, hessian, options, progress, cancel, detail::Backend::Auto,
-                                  options.method == Method::SparseGpt ? &factor : nullptr);
+                                  options.method == Method::SparseGpt ? &factor : nullptr, denseOutputEnergy);
 }
 
 std::string hessianPrecisionName(HessianPrecision precision)

@@ -67,12 +67,23 @@ struct LayerResult {
 // Block-level progress: called once per column block with (done, total) blocks.
 // Solves in place: `weight` [rows, cols] float32 is overwritten with the compressed weights.
 // `hessian` [cols, cols] float32 (undamped, as accumulated) is not modified.
+// denseOutputEnergy: tr(W H Wᵀ) of the dense `weight` (outputEnergy below), the denominator
+// of LayerStats::relOutputError, when the caller already has it — a scan solving one layer at
+// many levels, or the pipeline, which sums the dense layer's squared outputs in its collecting
+// pass; negative: computed here, about rows·cols² multiply-adds.
 // Throws InputError on non-finite inputs or a Hessian that stays singular after damping,
 // CancelledError when cancelled (weight then left unspecified; callers keep a copy).
 [[nodiscard]] LayerResult solveLayer(torch::Tensor& weight, const torch::Tensor& hessian,
                                      const SolverOptions& options,
                                      const ProgressCallback& progress = {},
-                                     const CancelToken* cancel = nullptr);
+                                     const CancelToken* cancel = nullptr,
+                                     double denseOutputEnergy = -1.0);
+
+// tr(W H Wᵀ) in double, for W [rows, cols] and a symmetric H [cols, cols]. With H from
+// HessianAccumulator over N sequences it is (2/N)·‖X Wᵀ‖², the energy of the layer's output
+// (bias excluded) on the calibration inputs. H's strictly lower blocks are counted twice
+// through symmetry instead of being multiplied: about rows·cols² multiply-adds, not 2·rows·cols².
+[[nodiscard]] double outputEnergy(const torch::Tensor& weight, const torch::Tensor& hessian);
 
 // Running mean Hessian H = (2/N)·Σ XᵀX over calibration sequences, as the reference's
 // add_batch: for each call with x [batch, tokens, cols] (or [tokens, cols] = one sequence),

@@ -145,6 +145,6 @@ inline constexpr int64_t kCudaMaxBlockColumns = 128;
 [[nodiscard]] LayerResult solveLayerWith(torch::Tensor& weight, const torch::Tensor& hessian,
                                          const SolverOptions& options, const ProgressCallback& progress,
                                          const CancelToken* cancel, Backend backend,
-                                         const HessianFactor* factor = nullptr);
+                                         const HessianFactor* factor = nullptr, double denseOutputEnergy = -1.0);
 
 } // namespace sparselab::solve::detail

@@ -199,7 +199,12 @@ private Q_SLOTS:
         for (size_t l = 0; l < 7; ++l) {
             QCOMPARE(scan.layers[l].name, result.layers[l].name);
             const auto& cell = scan.cell(l, 1, 0); // 50 %, 16 bits
-            QCOMPARE(cell.relError, result.layers[l].stats.relOutputError);
+            // The same solve; the denominator tr(W H Wᵀ) comes from H in the scan and from the
+            // collecting pass's outputs in the pipeline (the last linear's from H there too):
+            // the same quantity, rounded differently.
+            const double pipelineError = result.layers[l].stats.relOutputError;
+            QVERIFY2(std::abs(cell.relError - pipelineError) <= 1e-6 * pipelineError,
+                     qPrintable(QStringLiteral("%1 vs %2").arg(cell.relError, 0, 'g', 12).arg(pipelineError, 0, 'g', 12)));
             QCOMPARE(cell.achievedSparsity, result.layers[l].stats.sparsity);
         }
         for (size_t l = 0; l < scan.layers.size(); ++l) {

@@ -12,6 +12,7 @@
 #include "export/hf_export.h"
 #include "model/causal_lm.h"
 #include "pipeline/block_walker.h"
+#include "pipeline/layer_capture.h"
 #include "pipeline/prune_pipeline.h"
 #include "tokenize/tokenizer.h"
 #include "util/atomic_file.h"
@@ -168,6 +169,33 @@ private Q_SLOTS:
             for (size_t i = 0; i < observed.size(); ++i)
                 QVERIFY(torch::equal(observed[i], advanced[i]));
         }
+    }
+
+    // The pipeline takes tr(W H Wᵀ) of the layers without bias from the outputs of its
+    // collecting pass (the block's last linear from the solver): every block-0 layer's relative
+    // output error equals the one solveLayer computes from the same layer's captured problem.
+    void outputErrorMatchesTheCapturedProblem()
+    {
+        data::CalibrationWindows windows;
+        windows.nsamples = 16;
+        windows.seqlen = 64;
+        windows.ids.assign(fixture().windows.ids.begin(), fixture().windows.ids.begin() + 16 * 64);
+        const auto dense = model::CausalLM::load(testing::demoModelDir());
+        auto pruned = model::CausalLM::load(testing::demoModelDir());
+        const auto result = pipeline::pruneModel(*pruned, windows, paramsFor(solve::Method::SparseGpt, 0.5));
+        int checked = 0;
+        for (const auto& record : result.layers) {
+            if (record.block != 0)
+                continue;
+            auto problem = pipeline::captureLayerProblem(*dense, windows, record.name);
+            const auto solved = solve::solveLayer(problem.weight, problem.hessian, record.options);
+            const double expected = solved.stats.relOutputError;
+            QVERIFY2(expected > 0.0 && std::abs(record.stats.relOutputError - expected) <= 1e-5 * expected,
+                     qPrintable(QStringLiteral("%1: %2 vs %3").arg(QString::fromStdString(record.name))
+                                    .arg(record.stats.relOutputError, 0, 'g', 10).arg(expected, 0, 'g', 10)));
+            ++checked;
+        }
+        QCOMPARE(checked, 7);
     }
 
     void wandaLiesBetweenSparseGptAndMagnitude()

@@ -396,6 +396,32 @@ private Q_SLOTS:
         QVERIFY(r.stats.seconds >= 0.0);
     }
 
+    // outputEnergy(W, H) = tr(W H Wᵀ) = (2/N)·‖XWᵀ‖² for H accumulated over N sequences, and a
+    // denseOutputEnergy given to solveLayer is the denominator of its relative output error.
+    void outputEnergyIsTheDenominator()
+    {
+        auto gen = at::make_generator<at::CPUGeneratorImpl>(6);
+        const auto x = at::randn({4, 64, 200}, gen); // 200 columns: more than one symmetric block
+        HessianAccumulator acc(200, torch::kCPU);
+        acc.add(x);
+        const auto dense = at::randn({24, 200}, gen);
+        auto x64 = x.reshape({-1, 200}).to(torch::kFloat64);
+        const double squares = x64.mm(dense.to(torch::kFloat64).t()).pow(2).sum().item<double>();
+        const double energy = outputEnergy(dense, acc.hessian());
+        QVERIFY2(std::abs(energy - 2.0 / 4.0 * squares) <= 1e-5 * energy,
+                 qPrintable(QString("%1 vs %2").arg(energy).arg(squares / 2.0)));
+
+        SolverOptions o;
+        auto computed = dense.clone();
+        const auto r = solveLayer(computed, acc.hessian(), o);
+        auto given = dense.clone();
+        const auto doubled = solveLayer(given, acc.hessian(), o, {}, nullptr, 2.0 * energy);
+        QVERIFY(torch::equal(computed, given));
+        QVERIFY2(std::abs(doubled.stats.relOutputError - r.stats.relOutputError / 2.0)
+                     <= 1e-12 * r.stats.relOutputError,
+                 qPrintable(QString("%1 vs %2").arg(doubled.stats.relOutputError).arg(r.stats.relOutputError)));
+    }
+
     void validation_data()
     {
         QTest::addColumn<SolverOptions>("options");
