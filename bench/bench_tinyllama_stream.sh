@@ -13,9 +13,10 @@
 #
 # Projection to 128 × 2048 tokens (32× the tokens): the solves and block I/O do not depend on
 # the calibration size; Hessians grow with the tokens (×32); the forward passes grow with the
-# tokens and, for attention's scores, with the window length: per token and block a pass costs
-# 2·P (P = the block's linear weights) plus 4·seqlen·hidden FLOPs for QKᵀ and AV, so the factor
-# is 32 · (2P + 4·2048·h) / (2P + 4·512·h). Memory at that size is the planner's estimate
+# tokens and, for attention's scores, with the window length: per token and block the passes
+# cost 2·P + 2·(P − P_down) FLOPs (P = the block's linear weights; the collecting pass skips the
+# down projection's product) plus 2 × 4·seqlen·hidden for QKᵀ and AV, so the factor is
+# 32 · F(2048) / F(512) with F(s) = 2P + 2(P − P_down) + 8·s·h. Memory at that size is the planner's estimate
 # (`sparselab-cli plan … --stream`), printed beside the measured peak.
 #
 #   bench/bench_tinyllama_stream.sh WORK_DIR [BUILD_DIR]    (BUILD_DIR default: build)
@@ -72,7 +73,9 @@ phases = prune["phase_seconds"]
 hidden, mlp, kv = 2048, 5632, 256
 params = 2 * hidden * hidden + 2 * kv * hidden + 3 * mlp * hidden  # one block's linear weights
 attention = lambda seqlen: 4 * seqlen * hidden
-forward_factor = 32 * (2 * params + attention(2048)) / (2 * params + attention(512))
+last = mlp * hidden  # the down projection: the collecting pass skips its product
+per_token = lambda seqlen: 2 * params + 2 * (params - last) + 2 * attention(seqlen)  # both passes of a block
+forward_factor = 32 * per_token(2048) / per_token(512)
 projected = {"forward": phases["forward"] * forward_factor, "hessian": phases["hessian"] * 32,
              "solve": phases["solve"], "block_io": phases["block_io"], "export": phases["export"]}
 plan_big = json.load(open(f"{work}/plan-128x2048.json"))
