@@ -11,9 +11,10 @@
 // inputs of the current block, [nsamples, seqlen, hidden] on the model's device, are the only
 // activations kept: advance writes each batch's outputs over that batch's inputs, so a pass
 // holds one set of activations and one batch's temporaries, not two sets (at 128 × 2048
-// tokens of a 2048-wide model a set is 2 GiB). Streamed models (CausalLM::streamed) need their block resident: the
-// caller pages it in and out (materializeBlock / finishBlock) around run and advance, since
-// only it knows whether the block changes (pruning) or not (a scan).
+// tokens of a 2048-wide model a set is 2 GiB).
+// Streamed models (CausalLM::streamed) need their block resident: the caller pages it in and
+// out (materializeBlock / finishBlock) around observe and advance, since only it knows whether
+// the block changes (pruning) or not (a scan).
 
 #include "data/calibration.h"
 #include "model/causal_lm.h"
