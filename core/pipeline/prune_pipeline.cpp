@@ -325,8 +325,8 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
                         deviation.relFrobenius = ((found->second.hessian() - h32).norm() / h32.norm()).item<double>();
                         // The solved layer's error judged by the float32 Hessian: tr(ΔW H ΔWᵀ)/tr(W H Wᵀ).
                         const torch::Tensor delta = denseWeight - weight;
-                        deviation.relOutputErrorFp32 = ((delta.mm(h32) * delta).sum()
-                                                        / (denseWeight.mm(h32) * denseWeight).sum()).item<double>();
+                        deviation.relOutputErrorFp32 =
+                            solve::outputEnergy(delta, h32) / solve::outputEnergy(denseWeight, h32);
                         if (log) {
                             std::ostringstream line;
                             line << name << ": " << solve::hessianPrecisionName(params.hessianPrecision)
