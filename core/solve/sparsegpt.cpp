@@ -3,15 +3,16 @@
 //
 // Two implementations of the column loop share the preamble (dead inputs, damping, Hinv):
 //  - Generic: the reference's tensor-op sequence, line for line (any device);
-//  - CpuTiled: rows are independent inside a block, so each thread takes tiles of kTileRows
-//    rows, copies the tile column-major into a small buffer (8 × 8 transposes) and runs the
-//    column loop there with Hinv1 (blocksize², 64 KiB at 128) in cache, two columns per pass
-//    over the later ones where N:M allows. Every element sees the same float32 operations in
-//    the same order as the reference (w − q, (w − q)/d, w −= err·h, no FMA), so the in-block
-//    arithmetic is bit-identical; the lazy update is one GEMM per block (per slice of rows
-//    with several threads) that reads Errᵀ, which the tiles write by runs of rows.
+//  - CpuTiled: rows are independent inside a block, so a team of workers (one per kernel
+//    thread, together for the whole solve) each owns a run of tiles of kTileRows rows. A tile
+//    is copied column-major into a small buffer (8 × 8 transposes) and runs the column loop
+//    there with Hinv1 (blocksize², 64 KiB at 128) in cache, two columns per pass over the
+//    later ones where N:M allows. Every element sees the same float32 operations in the same
+//    order as the reference (w − q, (w − q)/d, w −= err·h, no FMA), so the in-block
+//    arithmetic is bit-identical; the lazy update is one GEMM per block and worker that reads
+//    Errᵀ, which the tiles write by runs of rows.
 // Masks follow the reference's rules exactly: unstructured prunes score <= the value at
-// sorted index int(numel·sparsity) (found with nth_element); N:M reproduces torch.topk's
+// sorted index int(numel·sparsity) (found from histograms, then nth_element); N:M reproduces torch.topk's
 // CPU selection (nth_element/partial_sort on (score, index) pairs), ties included.
 
 #include "solve/inverse_cholesky.h"
@@ -22,10 +23,15 @@
 #include "util/errors.h"
 
 #include <algorithm>
+#include <atomic>
+#include <barrier>
 #include <cmath>
 #include <cstring>
+#include <exception>
+#include <mutex>
 #include <optional>
 #include <sstream>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -185,11 +191,16 @@ double runGeneric(Problem& p, ProgressReporter& reporter, const CancelToken* can
 
 // ---- CpuTiled ----------------------------------------------------------------------------------
 
-// Buffers of the unstructured block mask, kept across blocks.
+// Buckets of the unstructured threshold's histograms: a score's top 16 bits.
+constexpr size_t kScoreBuckets = size_t(1) << 16;
+
+// Buffers of the unstructured block threshold, kept across blocks.
 struct BlockMaskScratch {
-    std::vector<float> scores;         // [rows, count]
-    std::vector<uint32_t> histograms;  // [threads, 2¹⁶]
-    std::vector<float> d2;             // [count]
+    std::vector<float> scores;         // [rows, count] of the block being scored
+    std::vector<uint32_t> histograms;  // [workers, kScoreBuckets], all zero between blocks
+    std::vector<uint32_t> lowest;      // [workers]: the smallest bucket each worker counted in
+    std::vector<uint32_t> highest;     // [workers]: the largest
+    std::vector<float> d2;             // [cols]: Hinv's diagonal, squared
     std::vector<float> candidates;     // the scores in the bucket of the k-th
 };
 
@@ -309,7 +320,7 @@ inline void pruneColumn(float* __restrict ti, float* __restrict ei, const uint8_
 
 // One tile of kTileRows rows through one block of `count` columns: load, the column loop,
 // write back; `nextTile` is the tile this thread takes next (−1: none or unknown). `pruneAbove` is the unstructured block's threshold: an entry is pruned when its
-// score w²/d² (taken at the block's start, as unstructuredBlockMask scores it) is <= it; N:M
+// score w²/d² (taken at the block's start, as scoreRows scores it) is <= it; N:M
 // selects in the loop instead.
 SPARSELAB_CPU_CLONES
 void runTile(Problem& p, int64_t tile, int64_t nextTile, int64_t i1, int64_t count, const float* hinv1,
@@ -444,9 +455,8 @@ void runTile(Problem& p, int64_t tile, int64_t nextTile, int64_t i1, int64_t cou
         i += 2;
     }
 
-    // Write back q, err (errT is Errᵀ [count, rows]: the tile's columns are its rows' runs) and,
-    // for N:M, the mask (an unstructured block's mask was written before the tiles, from the
-    // same scores).
+    // Write back q, err (errT is Errᵀ [count, rows]: the tile's columns are its rows' runs) and
+    // the mask.
     if (nr == kTileRows) { // a constant size: two vector moves, no call
         for (int64_t j = 0; j < count; ++j)
             std::memcpy(errT + j * p.rows + r0, e + j * kTileRows, sizeof(float) * size_t(kTileRows));
@@ -467,11 +477,9 @@ void runTile(Problem& p, int64_t tile, int64_t nextTile, int64_t i1, int64_t cou
     }
     double total = 0.0;
     for (int64_t r = 0; r < nr; ++r) {
-        if (o.structured()) {
-            bool* mdst = mask + (r0 + r) * cols + i1;
-            for (int64_t j = 0; j < count; ++j)
-                mdst[j] = m[j * kTileRows + r] != 0;
-        }
+        bool* mdst = mask + (r0 + r) * cols + i1;
+        for (int64_t j = 0; j < count; ++j)
+            mdst[j] = m[j * kTileRows + r] != 0;
         total += s.loss[size_t(r)];
         if (qo.enabled()) {
             p.scale[r0 + r] = s.scale[size_t(r)];
@@ -482,18 +490,27 @@ void runTile(Problem& p, int64_t tile, int64_t nextTile, int64_t i1, int64_t cou
 }
 
 // Scores w²/d² of one block's rows [r0, r1) into scores (row-major [rows, count]), counting
-// them by their top 16 bits. Scores are never negative, and non-negative floats order like
-// their bit patterns, so the counts locate the k-th smallest without sorting.
+// them by their top 16 bits, and the range of buckets counted into [lowest, highest] (widened,
+// not reset). Scores are never negative, and non-negative floats order like their bit
+// patterns, so the counts locate the k-th smallest without sorting.
 SPARSELAB_CPU_CLONES
 void scoreRows(const float* __restrict w, int64_t cols, int64_t i1, int64_t count, const float* __restrict d2,
-               int64_t r0, int64_t r1, float* __restrict scores, uint32_t* __restrict histogram)
+               int64_t r0, int64_t r1, float* __restrict scores, uint32_t* __restrict histogram, uint32_t& lowest,
+               uint32_t& highest)
 {
+    uint32_t lo = lowest << 16;
+    uint32_t hi = highest << 16;
     for (int64_t r = r0; r < r1; ++r) {
         const float* __restrict wr = w + r * cols + i1;
         float* __restrict sr = scores + r * count;
         for (int64_t j = 0; j < count; ++j) {
             const float x = wr[j];
-            sr[j] = (x * x) / d2[j];
+            const float score = (x * x) / d2[j];
+            sr[j] = score;
+            uint32_t bits;
+            std::memcpy(&bits, &score, sizeof bits);
+            lo = std::min(lo, bits);
+            hi = std::max(hi, bits);
         }
         for (int64_t j = 0; j < count; ++j) {
             uint32_t bits;
@@ -501,6 +518,8 @@ void scoreRows(const float* __restrict w, int64_t cols, int64_t i1, int64_t coun
             ++histogram[bits >> 16];
         }
     }
+    lowest = lo >> 16;
+    highest = hi >> 16;
 }
 
 // Appends to `out` the scores whose top 16 bits are `bucket`, in order. Few scores fall in the
@@ -529,80 +548,92 @@ void collectBucket(const float* __restrict scores, int64_t n, uint32_t bucket, s
             out.push_back(scores[e]);
 }
 
-// Unstructured mask of one block: score w²/d² over all rows jointly, prune score <= the value
-// at sorted index k = int(numel·sparsity) — the value std::nth_element (the reference's
-// kthvalue) finds, found here in two passes that run on every solver thread: scores and a
-// histogram of their top 16 bits, then the k-th within its histogram bucket (nth_element on
-// that bucket's few entries), then the mask. The scores keep their order, so the mask pass
-// compares them without computing them again.
-// Returns the threshold (below zero when nothing is pruned) for the tiles, which score again.
-float unstructuredBlockMask(Problem& p, int64_t i1, int64_t count, const float* hinv1, BlockMaskScratch& scratch)
+// Unstructured threshold of one block: the reference scores w²/d² over all rows jointly and
+// prunes score <= the value at sorted index k = int(numel·sparsity), the value
+// std::nth_element (its kthvalue) finds. Found here without sorting: each worker scores its own
+// rows and counts them in its histogram of the scores' top 16 bits (scoreRows); then one
+// thread locates the bucket of the k-th and takes the k-th within it (nth_element on that
+// bucket's few entries). The tiles score each entry again the same way and write the mask.
+float blockThreshold(BlockMaskScratch& scratch, int64_t rows, int64_t count, double sparsity, int workers)
 {
-    const int64_t rows = p.rows;
-    const int64_t cols = p.cols;
-    const float* w = p.w.data_ptr<float>();
-    bool* mask = p.mask.data_ptr<bool>();
-    if (p.options.sparsity <= 0.0) {
-        for (int64_t r = 0; r < rows; ++r)
-            std::fill(mask + r * cols + i1, mask + r * cols + i1 + count, false);
-        return -1.0f;
-    }
-    constexpr size_t kBuckets = size_t(1) << 16;
-    constexpr int64_t kRowChunk = 256;
-    const int64_t chunks = (rows + kRowChunk - 1) / kRowChunk;
-    const int threads = std::max(1, int(std::min<int64_t>(kernelThreads(), chunks)));
-    scratch.scores.resize(size_t(rows * count));
-    scratch.histograms.assign(size_t(threads) * kBuckets, 0u);
-    scratch.d2.resize(size_t(count));
-    for (int64_t j = 0; j < count; ++j) {
-        const float d = hinv1[j * count + j];
-        scratch.d2[size_t(j)] = d * d;
-    }
-    float* scores = scratch.scores.data();
-    forkJoin(chunks, threads, [&](int worker, int64_t chunk) {
-        scoreRows(w, cols, i1, count, scratch.d2.data(), chunk * kRowChunk, std::min(rows, (chunk + 1) * kRowChunk),
-                  scores, scratch.histograms.data() + size_t(worker) * kBuckets);
-    });
-
-    // The bucket holding sorted index k, and k's rank inside it.
-    const int64_t k = unstructuredRank(rows * count, p.options.sparsity);
+    const int64_t k = unstructuredRank(rows * count, sparsity);
     int64_t below = 0;
-    uint32_t bucket = 0;
+    uint32_t bucket = *std::min_element(scratch.lowest.begin(), scratch.lowest.begin() + workers);
     for (;; ++bucket) {
         int64_t inBucket = 0;
-        for (int t = 0; t < threads; ++t)
-            inBucket += scratch.histograms[size_t(t) * kBuckets + bucket];
+        for (int t = 0; t < workers; ++t)
+            inBucket += scratch.histograms[size_t(t) * kScoreBuckets + bucket];
         if (below + inBucket > k)
             break;
         below += inBucket;
     }
     scratch.candidates.clear();
-    collectBucket(scores, rows * count, bucket, scratch.candidates);
+    collectBucket(scratch.scores.data(), rows * count, bucket, scratch.candidates);
     const auto rank = scratch.candidates.begin() + (k - below);
     std::nth_element(scratch.candidates.begin(), rank, scratch.candidates.end());
-    const float thresh = *rank;
-    forkJoin(chunks, threads, [&](int, int64_t chunk) {
-        for (int64_t r = chunk * kRowChunk; r < std::min(rows, (chunk + 1) * kRowChunk); ++r) {
-            const float* sr = scores + r * count;
-            bool* mr = mask + r * cols + i1;
-            for (int64_t j = 0; j < count; ++j)
-                mr[j] = sr[j] <= thresh;
+    // Cleared whole once; after each block only the buckets counted into (a few hundred of
+    // the 2¹⁶: the scores span a few binary orders of magnitude).
+    for (int t = 0; t < workers; ++t) {
+        uint32_t& lowest = scratch.lowest[size_t(t)];
+        uint32_t& highest = scratch.highest[size_t(t)];
+        if (lowest <= highest) {
+            uint32_t* histogram = scratch.histograms.data() + size_t(t) * kScoreBuckets;
+            std::fill(histogram + lowest, histogram + highest + 1, 0u);
         }
-    });
-    return thresh;
+        lowest = uint32_t(kScoreBuckets - 1);
+        highest = 0;
+    }
+    return *rank;
 }
 
+// The column loop on a team of workers that stays together for the whole solve. Worker w owns
+// a fixed run of whole tiles (rows), and for each block:
+//   - runs its tiles (the block's column loop on those rows);
+//   - applies the lazy update to its rows, W[rows, i2:] −= Err[rows]·Hinv[block, i2:], one GEMM;
+//   - with an unstructured mask, scores its rows of the next block and counts them in its
+//     histogram;
+//   - waits for the others at the team's barrier, whose completion step (one thread, all
+//     others waiting) adds the tiles' losses in tile order, stops the team on cancel or
+//     failure, and sets up the next block: its Hinv1 and its threshold from every worker's
+//     counts.
+// Rows are independent inside a block and a worker's GEMM writes only its rows, so one barrier
+// per block is all the synchronisation. This replaced a fork and join for each phase of each
+// block, three per block, whose thread starts cost ≈ 0.2 ms each in a process of this size on
+// this project's virtual machines. Static runs of rows measured faster than slices taken as
+// they come. With several workers OpenBLAS is held to the calling thread: its pool threads
+// would spin against the workers for the same cores.
+// On one worker the weights are those of one GEMM over all rows per block, bit for bit. With
+// several, the masks are the same and a weight can move in its last bit (≤ 2.3e-8 on
+// bench/compare_builds_solve_layer.sh's problems): OpenBLAS does not round every product the
+// same for every run of rows. Splitting a block's GEMM by columns as well, to score the next
+// block's columns while they were in cache, moved the weights of the teaching stepper's
+// problems (core_test_sparsegpt_stepper) and gained nothing measurable.
 double runCpuTiled(Problem& p, ProgressReporter& reporter, const CancelToken* cancel, const std::string& note)
 {
     const SolverOptions& o = p.options;
     const int64_t blocks = (p.cols + o.blocksize - 1) / o.blocksize;
     const int64_t tiles = (p.rows + kTileRows - 1) / kTileRows;
-    // Errᵀ [blocksize, rows]: the tiles write it by runs of rows, the lazy update reads it transposed.
+    const bool unstructured = !o.structured() && o.sparsity > 0.0;
+    const int team = int(std::clamp<int64_t>(kernelThreads(), 1, tiles));
+    const auto firstTileOf = [&](int worker) { return tiles * worker / team; };
+
+    // Errᵀ [blocksize, rows]: the tiles write it by runs of rows, the lazy update reads it
+    // transposed (a narrower last block uses its first rows).
     auto err = torch::empty({std::min(o.blocksize, p.cols), p.rows}, p.w.options());
     std::vector<double> tileLoss(size_t(tiles), 0.0);
-    BlockMaskScratch maskScratch;
-    const int threads = kernelThreads();
-    std::vector<TileScratch> workers(size_t(std::max(threads, 1)));
+    std::vector<TileScratch> tileScratch(static_cast<size_t>(team));
+    BlockMaskScratch mask;
+    if (unstructured) {
+        mask.scores.resize(size_t(p.rows * std::min(o.blocksize, p.cols)));
+        mask.histograms.assign(size_t(team) * kScoreBuckets, 0u);
+        mask.lowest.assign(size_t(team), uint32_t(kScoreBuckets - 1));
+        mask.highest.assign(size_t(team), 0u);
+        const float* u = p.hinv.data_ptr<float>();
+        const int64_t diagonalStep = p.hinv.stride(0) + p.hinv.stride(1);
+        mask.d2.resize(size_t(p.cols));
+        for (int64_t c = 0; c < p.cols; ++c)
+            mask.d2[size_t(c)] = u[c * diagonalStep] * u[c * diagonalStep];
+    }
     torch::Tensor scale, zero;
     if (o.quant.enabled()) {
         scale = p.rowGrid.scale.to(torch::kCPU).contiguous().clone();
@@ -610,58 +641,131 @@ double runCpuTiled(Problem& p, ProgressReporter& reporter, const CancelToken* ca
         p.scale = scale.data_ptr<float>();
         p.zero = zero.data_ptr<float>();
     }
-    // With several threads, each takes whole slices of rows through a block: their tiles, then
-    // the lazy update of those rows, a GEMM on the same thread. One OpenBLAS product over all
-    // rows after the tiles left OpenBLAS's threads spinning against the next block's tile
-    // threads for the same cores: the loop ran only 1.09× faster on two threads than on one.
-    // Two slices per thread, whole tiles each, keep the threads even without cutting the
-    // GEMMs so small that packing Hinv's rows (once per GEMM) costs.
     std::optional<BlasOnCallingThread> blasOnCallingThread;
-    if (threads > 1)
+    if (team > 1)
         blasOnCallingThread.emplace();
-    const int64_t tilesPerSlice = std::max<int64_t>(1, (tiles + 2 * threads - 1) / (2 * threads));
-    const int64_t slices = blasOnCallingThread && blasOnCallingThread->active() ? (tiles + tilesPerSlice - 1) / tilesPerSlice : 1;
+
+    // The team's shared state: written only by the barrier's completion step.
+    int64_t block = -1;      // the block the team works on
+    torch::Tensor hinv1;     // its Hinv [count, count], contiguous
+    float pruneAbove = -1.0f;
     double loss = 0.0;
-    for (int64_t b = 0; b < blocks; ++b) {
-        throwIfCancelled(cancel);
-        const int64_t i1 = b * o.blocksize;
-        const int64_t i2 = std::min(i1 + o.blocksize, p.cols);
-        const int64_t count = i2 - i1;
-        const auto hinv1 = p.hinv.narrow(0, i1, count).narrow(1, i1, count).contiguous(); // [count, count]
-        const float* h1 = hinv1.data_ptr<float>();
-        const float pruneAbove = o.structured() ? -1.0f : unstructuredBlockMask(p, i1, count, h1, maskScratch);
-        // Errᵀ [count, rows]: the last block may be narrower than the buffer.
-        auto errBuffer = count == err.size(0) ? err : torch::empty({count, p.rows}, p.w.options());
-        float* errT = errBuffer.data_ptr<float>();
-        for (auto& s : workers)
-            s.resize(count, o.nmM);
-        const auto hinvRight = p.hinv.narrow(0, i1, count).narrow(1, i2, p.cols - i2); // [count, cols − i2]
-        if (slices > 1) {
-            forkJoin(slices, threads, [&](int worker, int64_t slice) {
-                const int64_t firstTile = slice * tilesPerSlice;
-                const int64_t lastTile = std::min(tiles, firstTile + tilesPerSlice);
-                for (int64_t tile = firstTile; tile < lastTile; ++tile)
-                    runTile(p, tile, tile + 1 < lastTile ? tile + 1 : -1, i1, count, h1, pruneAbove, errT,
-                            workers[size_t(worker)], tileLoss[size_t(tile)]);
-                const int64_t r0 = firstTile * kTileRows;
-                const int64_t nr = std::min(p.rows, lastTile * kTileRows) - r0;
-                if (i2 < p.cols)
-                    p.w.narrow(0, r0, nr).narrow(1, i2, p.cols - i2)
-                        .addmm_(errBuffer.narrow(1, r0, nr).t(), hinvRight, 1.0, -1.0);
-            });
-        } else {
-            forkJoin(tiles, threads, [&](int worker, int64_t tile) {
-                // One thread takes the tiles in order; several take them as they come.
-                const int64_t next = threads == 1 && tile + 1 < tiles ? tile + 1 : -1;
-                runTile(p, tile, next, i1, count, h1, pruneAbove, errT, workers[size_t(worker)], tileLoss[size_t(tile)]);
-            });
-            if (i2 < p.cols)
-                p.w.narrow(1, i2, p.cols - i2).addmm_(errBuffer.t(), hinvRight, 1.0, -1.0);
+    bool stop = false;
+    std::atomic<bool> failed{false};
+    std::exception_ptr failure;
+    std::mutex failureMutex;
+    const auto recordFailure = [&]() {
+        std::lock_guard lock(failureMutex);
+        if (!failure)
+            failure = std::current_exception();
+        failed.store(true);
+    };
+    const auto blockStart = [&](int64_t b) { return b * o.blocksize; };
+    const auto blockCount = [&](int64_t b) { return std::min(o.blocksize, p.cols - blockStart(b)); };
+    auto completion = [&]() noexcept {
+        if (stop)
+            return;
+        try {
+            if (block >= 0)
+                for (double l : tileLoss)
+                    loss += l / 2.0;
+            if (failed.load() || (cancel && cancel->cancelled()) || block + 1 >= blocks) {
+                stop = true;
+                return;
+            }
+            ++block;
+            const int64_t i1 = blockStart(block);
+            const int64_t count = blockCount(block);
+            hinv1 = p.hinv.narrow(0, i1, count).narrow(1, i1, count).contiguous();
+            pruneAbove = unstructured ? blockThreshold(mask, p.rows, count, o.sparsity, team) : -1.0f;
+        } catch (...) {
+            recordFailure();
+            stop = true;
         }
-        for (double l : tileLoss)
-            loss += l / 2.0;
-        reporter.report(b + 1, note);
+    };
+    std::barrier sync(team, completion);
+
+    const auto work = [&](int worker) {
+        const int64_t firstTile = firstTileOf(worker);
+        const int64_t endTile = firstTileOf(worker + 1);
+        const int64_t r0 = firstTile * kTileRows;
+        const int64_t nr = std::min(p.rows, endTile * kTileRows) - r0;
+        TileScratch& s = tileScratch[size_t(worker)];
+        const auto guarded = [&](auto&& fn) {
+            if (failed.load())
+                return;
+            try {
+                fn();
+            } catch (...) {
+                recordFailure();
+            }
+        };
+        // Scores and counts of block b on this worker's rows.
+        const auto score = [&](int64_t b) {
+            const int64_t i1 = blockStart(b);
+            const int64_t count = blockCount(b);
+            scoreRows(p.w.data_ptr<float>(), p.cols, i1, count, mask.d2.data() + i1, r0, r0 + nr, mask.scores.data(),
+                      mask.histograms.data() + size_t(worker) * kScoreBuckets, mask.lowest[size_t(worker)],
+                      mask.highest[size_t(worker)]);
+        };
+        // W[rows, c0 : c0 + n] −= Err[rows]·Hinv[block, c0 : c0 + n].
+        const auto lazyUpdate = [&](int64_t i1, int64_t count, int64_t c0, int64_t n) {
+            p.w.narrow(0, r0, nr).narrow(1, c0, n)
+                .addmm_(err.narrow(0, 0, count).narrow(1, r0, nr).t(), p.hinv.narrow(0, i1, count).narrow(1, c0, n), 1.0,
+                        -1.0);
+        };
+        if (unstructured)
+            guarded([&] { score(0); });
+        sync.arrive_and_wait();
+        while (!stop) {
+            guarded([&] {
+                if (worker == 0 && block > 0)
+                    reporter.report(block, note);
+                // Cancelled (perhaps by that report): skip the block; the barrier stops the team.
+                if (cancel && cancel->cancelled())
+                    return;
+                const int64_t i1 = blockStart(block);
+                const int64_t count = blockCount(block);
+                const int64_t i2 = i1 + count;
+                s.resize(count, o.nmM);
+                const float* h1 = hinv1.data_ptr<float>();
+                float* errT = err.data_ptr<float>();
+                for (int64_t tile = firstTile; tile < endTile; ++tile)
+                    runTile(p, tile, tile + 1 < endTile ? tile + 1 : -1, i1, count, h1, pruneAbove, errT, s,
+                            tileLoss[size_t(tile)]);
+                if (i2 >= p.cols)
+                    return;
+                if (!unstructured) {
+                    lazyUpdate(i1, count, i2, p.cols - i2);
+                    return;
+                }
+                lazyUpdate(i1, count, i2, p.cols - i2);
+                score(block + 1);
+            });
+            sync.arrive_and_wait();
+        }
+    };
+
+    std::vector<std::thread> helpers;
+    helpers.reserve(size_t(team - 1));
+    for (int worker = 1; worker < team; ++worker) {
+        try {
+            helpers.emplace_back(work, worker);
+        } catch (...) {
+            // No thread for this worker and those after it: they leave the team before it starts.
+            recordFailure();
+            for (int missing = worker; missing < team; ++missing)
+                sync.arrive_and_drop();
+            break;
+        }
     }
+    work(0);
+    for (auto& helper : helpers)
+        helper.join();
+    if (failure)
+        std::rethrow_exception(failure);
+    throwIfCancelled(cancel);
+    reporter.report(blocks, note);
     return loss;
 }
 
@@ -844,7 +948,7 @@ LayerResult solveSparseGpt(torch::Tensor& w, const torch::Tensor& h, const Solve
     result.stats.dampUsed = relDamp;
     result.stats.dampRaises = raises;
 
-    // Every entry is written block by block (unstructured: before the block's tiles; N:M: by them).
+    // Every entry is written block by block (by the tiles, or by the generic loop).
     result.mask = torch::empty({rows, cols}, w.options().dtype(torch::kBool));
     Problem p{w, hinv, result.mask, options, grid, rows, cols, nullptr, nullptr, {}, {}, nullptr};
     const int64_t blocks = (cols + options.blocksize - 1) / options.blocksize;

@@ -1,4 +1,4 @@
-// The teaching stepper. Every float operation on a weight mirrors runTile / unstructuredBlockMask
+// The teaching stepper. Every float operation on a weight mirrors runTile / scoreRows
 // / runCpuTiled in sparsegpt.cpp (same expressions, same order; see the header); the per-row
 // arithmetic does not depend on how rows are grouped into tiles or threads, so one thread over
 // all rows gives the solver's bits. Only the loss is summed in the solver's tiles.
@@ -86,7 +86,7 @@ void SparseGptStepper::beginBlock()
         m_block.hinvDiagonal[size_t(j)] = d;
         d2[size_t(j)] = d * d;
     }
-    // Saliency exactly as unstructuredBlockMask computes it: (x·x)/d².
+    // Saliency exactly as scoreRows computes it: (x·x)/d².
     m_block.saliency.resize(size_t(m_rows * count));
     for (int64_t r = 0; r < m_rows; ++r)
         for (int64_t j = 0; j < count; ++j) {

@@ -18,6 +18,7 @@
 
 #include <cmath>
 #include <limits>
+#include <thread>
 #include <vector>
 
 using namespace sparselab;
@@ -564,6 +565,55 @@ private Q_SLOTS:
             CancelToken token;
             token.cancel();
             QVERIFY_THROWS_EXCEPTION(CancelledError, (void)solveLayer(w, h, o, {}, &token));
+        }
+    }
+
+    void teamOfWorkers()
+    {
+        // Two workers over 200 rows (six whole tiles and a partial one): the same masks as one
+        // worker, the weights the same but for OpenBLAS's last bits, progress reported in order
+        // on the calling thread, and a cancel honoured at the next block.
+        auto gen = at::make_generator<at::CPUGeneratorImpl>(11);
+        const auto h = randomSpd(256, 300, 5);
+        const auto w0 = at::randn({200, 256}, gen);
+        for (const bool nm : {false, true}) {
+            SolverOptions o;
+            o.blocksize = 64;
+            if (nm) {
+                o.nmN = 2;
+                o.nmM = 4;
+            }
+            auto one = w0.clone();
+            LayerResult single;
+            {
+                const SolverThreadsScope solverThreads(1);
+                single = solveLayer(one, h, o);
+            }
+            const SolverThreadsScope solverThreads(2);
+            auto two = w0.clone();
+            std::vector<int64_t> done;
+            const auto caller = std::this_thread::get_id();
+            bool onCaller = true;
+            const auto team = solveLayer(two, h, o, [&](const Progress& p) {
+                done.push_back(p.done);
+                onCaller = onCaller && std::this_thread::get_id() == caller;
+            });
+            QVERIFY(done == (std::vector<int64_t>{1, 2, 3, 4}));
+            QVERIFY(onCaller);
+            QVERIFY(torch::equal(team.mask, single.mask));
+            QVERIFY((two - one).abs().max().item<float>() <= 1e-6f);
+            QCOMPARE(team.stats.sparsity, single.stats.sparsity);
+            QVERIFY(std::abs(team.stats.loss - single.stats.loss) <= 1e-6 * single.stats.loss);
+
+            auto cancelled = w0.clone();
+            CancelToken token;
+            int calls = 0;
+            QVERIFY_THROWS_EXCEPTION(CancelledError, (void)solveLayer(cancelled, h, o, [&](const Progress& p) {
+                ++calls;
+                if (p.done == 2)
+                    token.cancel();
+            }, &token));
+            QCOMPARE(calls, 2);
         }
     }
 
