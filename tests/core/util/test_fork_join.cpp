@@ -1,12 +1,16 @@
 // util/fork_join.h: every unit runs exactly once, on at most `threads` workers numbered from 0
 // (the caller is worker 0), a unit's exception reaches the caller after the workers have joined,
-// and one thread (or one unit) runs everything on the caller in order.
+// and one thread (or one unit) runs everything on the caller in order. The helpers are kept
+// from one call to the next, and calls made while they are busy (nested, or from another
+// thread) still run every unit.
 
 #include "util/fork_join.h"
 
 #include <QTest>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <mutex>
 #include <set>
 #include <stdexcept>
@@ -73,6 +77,52 @@ private Q_SLOTS:
         QVERIFY(caught);
         QVERIFY(ran.load() >= 4); // units 0..3 at least; the rest may be skipped once one failed
         QVERIFY(ran.load() <= 100);
+    }
+
+    void helpersAreKeptBetweenCalls()
+    {
+        // Each unit waits until both have started, so a helper must take the second. A
+        // thread_local count survives only on a thread that lives from one call to the next;
+        // earlier tests may have started up to 7 helpers, so over 20 calls one of them must
+        // come back (with threads started per call, every helper would count 0).
+        thread_local int unitsOnThisThread = 0;
+        int mostSeenOnAHelper = -1;
+        for (int call = 0; call < 20; ++call) {
+            std::atomic<int> started{0};
+            const auto caller = std::this_thread::get_id();
+            forkJoin(2, 2, [&](int, int64_t) {
+                started.fetch_add(1);
+                const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+                while (started.load() < 2 && std::chrono::steady_clock::now() < deadline)
+                    std::this_thread::yield();
+                if (std::this_thread::get_id() != caller)
+                    mostSeenOnAHelper = std::max(mostSeenOnAHelper, unitsOnThisThread);
+                ++unitsOnThisThread;
+            });
+            QCOMPARE(started.load(), 2);
+        }
+        QVERIFY(mostSeenOnAHelper >= 1);
+    }
+
+    void nestedAndConcurrentCallsRunEveryUnit()
+    {
+        std::atomic<int> inner{0};
+        forkJoin(4, 2, [&](int, int64_t) { forkJoin(10, 2, [&](int, int64_t) { inner.fetch_add(1); }); });
+        QCOMPARE(inner.load(), 40);
+
+        std::atomic<int> total{0};
+        std::vector<std::thread> callers;
+        for (int c = 0; c < 3; ++c)
+            callers.emplace_back([&] {
+                for (int rep = 0; rep < 50; ++rep)
+                    forkJoin(8, 2, [&](int worker, int64_t) {
+                        QVERIFY(worker == 0 || worker == 1);
+                        total.fetch_add(1);
+                    });
+            });
+        for (auto& t : callers)
+            t.join();
+        QCOMPARE(total.load(), 3 * 50 * 8);
     }
 };
 
