@@ -708,12 +708,6 @@ double runCpuTiled(Problem& p, ProgressReporter& reporter, const CancelToken* ca
                       mask.histograms.data() + size_t(worker) * kScoreBuckets, mask.lowest[size_t(worker)],
                       mask.highest[size_t(worker)]);
         };
-        // W[rows, c0 : c0 + n] −= Err[rows]·Hinv[block, c0 : c0 + n].
-        const auto lazyUpdate = [&](int64_t i1, int64_t count, int64_t c0, int64_t n) {
-            p.w.narrow(0, r0, nr).narrow(1, c0, n)
-                .addmm_(err.narrow(0, 0, count).narrow(1, r0, nr).t(), p.hinv.narrow(0, i1, count).narrow(1, c0, n), 1.0,
-                        -1.0);
-        };
         if (unstructured)
             guarded([&] { score(0); });
         sync.arrive_and_wait();
@@ -735,12 +729,12 @@ double runCpuTiled(Problem& p, ProgressReporter& reporter, const CancelToken* ca
                             tileLoss[size_t(tile)]);
                 if (i2 >= p.cols)
                     return;
-                if (!unstructured) {
-                    lazyUpdate(i1, count, i2, p.cols - i2);
-                    return;
-                }
-                lazyUpdate(i1, count, i2, p.cols - i2);
-                score(block + 1);
+                // W[rows, i2:] −= Err[rows]·Hinv[block, i2:]
+                p.w.narrow(0, r0, nr).narrow(1, i2, p.cols - i2)
+                    .addmm_(err.narrow(0, 0, count).narrow(1, r0, nr).t(),
+                            p.hinv.narrow(0, i1, count).narrow(1, i2, p.cols - i2), 1.0, -1.0);
+                if (unstructured)
+                    score(block + 1);
             });
             sync.arrive_and_wait();
         }
