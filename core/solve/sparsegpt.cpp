@@ -195,7 +195,7 @@ double runGeneric(Problem& p, ProgressReporter& reporter, const CancelToken* can
 constexpr size_t kScoreBuckets = size_t(1) << 16;
 
 // Buffers of the unstructured block threshold, kept across blocks.
-struct BlockMaskScratch {
+struct ThresholdScratch {
     std::vector<float> scores;         // [rows, count] of the block being scored
     std::vector<uint32_t> histograms;  // [workers, kScoreBuckets], all zero between blocks
     std::vector<uint32_t> lowest;      // [workers]: the smallest bucket each worker counted in
@@ -554,7 +554,7 @@ void collectBucket(const float* __restrict scores, int64_t n, uint32_t bucket, s
 // rows and counts them in its histogram of the scores' top 16 bits (scoreRows); then one
 // thread locates the bucket of the k-th and takes the k-th within it (nth_element on that
 // bucket's few entries). The tiles score each entry again the same way and write the mask.
-float blockThreshold(BlockMaskScratch& scratch, int64_t rows, int64_t count, double sparsity, int workers)
+float blockThreshold(ThresholdScratch& scratch, int64_t rows, int64_t count, double sparsity, int workers)
 {
     const int64_t k = unstructuredRank(rows * count, sparsity);
     int64_t below = 0;
@@ -602,6 +602,10 @@ float blockThreshold(BlockMaskScratch& scratch, int64_t rows, int64_t count, dou
 // this project's virtual machines. Static runs of rows measured faster than slices taken as
 // they come. With several workers OpenBLAS is held to the calling thread: its pool threads
 // would spin against the workers for the same cores.
+// The workers are threads of their own, not forkJoin units: the barrier needs every worker
+// running at once, which forkJoin does not promise (it may run units one after another), and a
+// worker that cannot be started must leave the barrier (arrive_and_drop) rather than be waited
+// for.
 // On one worker the weights are those of one GEMM over all rows per block, bit for bit. With
 // several, the masks are the same and a weight can move in its last bit (≤ 2.3e-8 on
 // bench/compare_builds_solve_layer.sh's problems): OpenBLAS does not round every product the
@@ -622,17 +626,17 @@ double runCpuTiled(Problem& p, ProgressReporter& reporter, const CancelToken* ca
     auto err = torch::empty({std::min(o.blocksize, p.cols), p.rows}, p.w.options());
     std::vector<double> tileLoss(size_t(tiles), 0.0);
     std::vector<TileScratch> tileScratch(static_cast<size_t>(team));
-    BlockMaskScratch mask;
+    ThresholdScratch threshold;
     if (unstructured) {
-        mask.scores.resize(size_t(p.rows * std::min(o.blocksize, p.cols)));
-        mask.histograms.assign(size_t(team) * kScoreBuckets, 0u);
-        mask.lowest.assign(size_t(team), uint32_t(kScoreBuckets - 1));
-        mask.highest.assign(size_t(team), 0u);
+        threshold.scores.resize(size_t(p.rows * std::min(o.blocksize, p.cols)));
+        threshold.histograms.assign(size_t(team) * kScoreBuckets, 0u);
+        threshold.lowest.assign(size_t(team), uint32_t(kScoreBuckets - 1));
+        threshold.highest.assign(size_t(team), 0u);
         const float* u = p.hinv.data_ptr<float>();
         const int64_t diagonalStep = p.hinv.stride(0) + p.hinv.stride(1);
-        mask.d2.resize(size_t(p.cols));
+        threshold.d2.resize(size_t(p.cols));
         for (int64_t c = 0; c < p.cols; ++c)
-            mask.d2[size_t(c)] = u[c * diagonalStep] * u[c * diagonalStep];
+            threshold.d2[size_t(c)] = u[c * diagonalStep] * u[c * diagonalStep];
     }
     torch::Tensor scale, zero;
     if (o.quant.enabled()) {
@@ -677,7 +681,7 @@ double runCpuTiled(Problem& p, ProgressReporter& reporter, const CancelToken* ca
             const int64_t i1 = blockStart(block);
             const int64_t count = blockCount(block);
             hinv1 = p.hinv.narrow(0, i1, count).narrow(1, i1, count).contiguous();
-            pruneAbove = unstructured ? blockThreshold(mask, p.rows, count, o.sparsity, team) : -1.0f;
+            pruneAbove = unstructured ? blockThreshold(threshold, p.rows, count, o.sparsity, team) : -1.0f;
         } catch (...) {
             recordFailure();
             stop = true;
@@ -704,9 +708,9 @@ double runCpuTiled(Problem& p, ProgressReporter& reporter, const CancelToken* ca
         const auto score = [&](int64_t b) {
             const int64_t i1 = blockStart(b);
             const int64_t count = blockCount(b);
-            scoreRows(p.w.data_ptr<float>(), p.cols, i1, count, mask.d2.data() + i1, r0, r0 + nr, mask.scores.data(),
-                      mask.histograms.data() + size_t(worker) * kScoreBuckets, mask.lowest[size_t(worker)],
-                      mask.highest[size_t(worker)]);
+            scoreRows(p.w.data_ptr<float>(), p.cols, i1, count, threshold.d2.data() + i1, r0, r0 + nr,
+                      threshold.scores.data(), threshold.histograms.data() + size_t(worker) * kScoreBuckets,
+                      threshold.lowest[size_t(worker)], threshold.highest[size_t(worker)]);
         };
         if (unstructured)
             guarded([&] { score(0); });
