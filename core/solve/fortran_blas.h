@@ -11,6 +11,9 @@
 
 namespace sparselab::solve::fortran {
 
+using SgemmFn = void (*)(const char* transa, const char* transb, const int* m, const int* n, const int* k,
+                         const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
+                         const float* beta, float* c, const int* ldc, size_t, size_t);
 using StrmmFn = void (*)(const char* side, const char* uplo, const char* transa, const char* diag, const int* m,
                          const int* n, const float* alpha, const float* a, const int* lda, float* b, const int* ldb,
                          size_t, size_t, size_t, size_t);
@@ -21,6 +24,7 @@ using StrtriFn = void (*)(const char* uplo, const char* diag, const int* n, floa
                           size_t, size_t);
 
 struct Functions {
+    SgemmFn sgemm = util::dynamicFunction<SgemmFn>("sgemm_");
     StrmmFn strmm = util::dynamicFunction<StrmmFn>("strmm_");
     SsyrkFn ssyrk = util::dynamicFunction<SsyrkFn>("ssyrk_");
     SpotrfFn spotrf = util::dynamicFunction<SpotrfFn>("spotrf_");

@@ -3,18 +3,12 @@
 //
 // Two implementations of the column loop share the preamble (dead inputs, damping, Hinv):
 //  - Generic: the reference's tensor-op sequence, line for line (any device);
-//  - CpuTiled: rows are independent inside a block, so a team of workers (one per kernel
-//    thread, together for the whole solve) each owns a run of tiles of kTileRows rows. A tile
-//    is copied column-major into a small buffer (8 × 8 transposes) and runs the column loop
-//    there with Hinv1 (blocksize², 64 KiB at 128) in cache, two columns per pass over the
-//    later ones where N:M allows. Every element sees the same float32 operations in the same
-//    order as the reference (w − q, (w − q)/d, w −= err·h, no FMA), so the in-block
-//    arithmetic is bit-identical; the lazy update is one GEMM per block and worker that reads
-//    Errᵀ, which the tiles write by runs of rows.
+//  - CpuTiled: the plain-C++ loop of solve/cpu_column_loop.h on the tensors' buffers (row
+//    tiles on a team of workers, the reference's float operations in its order).
 // Masks follow the reference's rules exactly: unstructured prunes score <= the value at
-// sorted index int(numel·sparsity) (found from histograms, then nth_element); N:M reproduces torch.topk's
-// CPU selection (nth_element/partial_sort on (score, index) pairs), ties included.
+// sorted index int(numel·sparsity); N:M reproduces torch.topk's CPU selection, ties included.
 
+#include "solve/cpu_column_loop.h"
 #include "solve/inverse_cholesky.h"
 #include "solve/solver_detail.h"
 #include "solve/sparsegpt_kernels.h"
@@ -23,15 +17,10 @@
 #include "util/errors.h"
 
 #include <algorithm>
-#include <atomic>
-#include <barrier>
+#include <climits>
 #include <cmath>
 #include <cstring>
-#include <exception>
-#include <mutex>
-#include <optional>
 #include <sstream>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -109,10 +98,6 @@ struct Problem {
     const QuantGrid& rowGrid;  // per-row grid from the dense W
     int64_t rows = 0;
     int64_t cols = 0;
-    // CpuTiled: the grid in force for each row [rows] (rowGrid, replaced at each group
-    // boundary with GPTQ groups; it carries over from one block to the next).
-    float* scale = nullptr;
-    float* zero = nullptr;
     // Static groups (QuantOptions::staticGroups): every group's grid [groups, rows] computed
     // up front, and the group of the column at each visiting position [cols].
     torch::Tensor staticScale;
@@ -189,582 +174,35 @@ double runGeneric(Problem& p, ProgressReporter& reporter, const CancelToken* can
     return loss;
 }
 
-// ---- CpuTiled ----------------------------------------------------------------------------------
 
-// Buckets of the unstructured threshold's histograms: a score's top 16 bits.
-constexpr size_t kScoreBuckets = size_t(1) << 16;
-
-// Buffers of the unstructured block threshold, kept across blocks.
-struct ThresholdScratch {
-    std::vector<float> scores;         // [rows, count] of the block being scored
-    std::vector<uint32_t> histograms;  // [workers, kScoreBuckets], all zero between blocks
-    std::vector<uint32_t> lowest;      // [workers]: the smallest bucket each worker counted in
-    std::vector<uint32_t> highest;     // [workers]: the largest
-    std::vector<float> d2;             // [cols]: Hinv's diagonal, squared
-    std::vector<float> candidates;     // the scores in the bucket of the k-th
-};
-
-// Per-thread scratch of one row tile (column-major: element (row r, block column j) at j·kTileRows + r).
-struct TileScratch {
-    std::vector<float> t;       // current weights, then q
-    std::vector<float> e;       // err = (w − q)/d
-    std::vector<uint8_t> m;     // pruned flags
-    std::vector<double> loss;   // per row
-    std::vector<float> scale, zero;
-    std::vector<topk::Entry> queue;
-    std::vector<float> groupScores;
-    std::vector<uint8_t> chosen;
-    void resize(int64_t count, int64_t nmM)
-    {
-        t.assign(size_t(count * kTileRows), 0.0f);
-        e.assign(size_t(count * kTileRows), 0.0f);
-        m.assign(size_t(count * kTileRows), 0);
-        loss.assign(size_t(kTileRows), 0.0);
-        scale.assign(size_t(kTileRows), 1.0f);
-        zero.assign(size_t(kTileRows), 0.0f);
-        groupScores.assign(size_t(std::max<int64_t>(nmM, 1)), 0.0f);
-        chosen.assign(size_t(std::max<int64_t>(nmM, 1)), 0);
-    }
-};
-
-// The rank-1 update of the block's later columns with err[r], r < kTileRows. The row loop has
-// a compile-time bound so that it vectorises (two AVX-512 registers per column); with
-// -ffp-contract=off, w −= err·h is rounded like the reference's (no FMA).
-inline void updateLaterColumns(float* __restrict t, const float* __restrict err, const float* __restrict hrow,
-                               int64_t i, int64_t count)
-{
-    for (int64_t j = i + 1; j < count; ++j) {
-        const float h = hrow[j];
-        float* __restrict tj = t + j * kTileRows;
-        for (int64_t r = 0; r < kTileRows; ++r)
-            tj[r] -= err[r] * h;
-    }
-}
-
-// The same for two consecutive columns i and i + 1 on the columns from `from` on: each element
-// takes column i's update, then column i + 1's, as the reference orders them, while it is in
-// a register (one load and one store for both). Written with 64-byte vectors (GCC's vector
-// extension: one AVX-512 register, two AVX2 ones, four SSE ones per half tile column) so that
-// both errors stay in registers and the row loop is unrolled whatever the clone.
-using Float16 = float __attribute__((vector_size(64)));
-static_assert(kTileRows == 32, "two 16-float vectors per tile column");
-inline void updateLaterColumnsTwice(float* __restrict t, const float* __restrict err0, const float* __restrict hrow0,
-                                    const float* __restrict err1, const float* __restrict hrow1, int64_t from,
-                                    int64_t count)
-{
-    Float16 e0[2];
-    Float16 e1[2];
-    for (int k = 0; k < 2; ++k) {
-        std::memcpy(&e0[k], err0 + 16 * k, sizeof(Float16));
-        std::memcpy(&e1[k], err1 + 16 * k, sizeof(Float16));
-    }
-    for (int64_t j = from; j < count; ++j) {
-        const float h0 = hrow0[j];
-        const float h1 = hrow1[j];
-        float* __restrict tj = t + j * kTileRows;
-        for (int k = 0; k < 2; ++k) {
-            Float16 x;
-            std::memcpy(&x, tj + 16 * k, sizeof(Float16));
-            x -= e0[k] * h0;
-            x -= e1[k] * h1;
-            std::memcpy(tj + 16 * k, &x, sizeof(Float16));
-        }
-    }
-}
-
-// dst[c·dstStride + r] = src[r·srcStride + c] for r, c < 8: an 8 × 8 transpose in registers
-// (GCC's vector extension; each clone lowers the shuffles to its own instructions).
-using Float8 = float __attribute__((vector_size(32)));
-using Index8 = int32_t __attribute__((vector_size(32)));
-[[gnu::always_inline]] inline void transpose8x8(const float* __restrict src, int64_t srcStride, float* __restrict dst,
-                                                int64_t dstStride)
-{
-    Float8 r[8];
-    for (int k = 0; k < 8; ++k)
-        std::memcpy(&r[k], src + k * srcStride, sizeof(Float8));
-    // Pairs of rows interleaved, then pairs of pairs, then the 128-bit halves exchanged.
-    Float8 a[8];
-    for (int k = 0; k < 8; k += 2) {
-        a[k] = __builtin_shuffle(r[k], r[k + 1], Index8{0, 8, 1, 9, 4, 12, 5, 13});
-        a[k + 1] = __builtin_shuffle(r[k], r[k + 1], Index8{2, 10, 3, 11, 6, 14, 7, 15});
-    }
-    Float8 b[8];
-    for (int k = 0; k < 8; k += 4) {
-        b[k] = __builtin_shuffle(a[k], a[k + 2], Index8{0, 1, 8, 9, 4, 5, 12, 13});
-        b[k + 1] = __builtin_shuffle(a[k], a[k + 2], Index8{2, 3, 10, 11, 6, 7, 14, 15});
-        b[k + 2] = __builtin_shuffle(a[k + 1], a[k + 3], Index8{0, 1, 8, 9, 4, 5, 12, 13});
-        b[k + 3] = __builtin_shuffle(a[k + 1], a[k + 3], Index8{2, 3, 10, 11, 6, 7, 14, 15});
-    }
-    for (int k = 0; k < 4; ++k) {
-        const Float8 low = __builtin_shuffle(b[k], b[k + 4], Index8{0, 1, 2, 3, 8, 9, 10, 11});
-        const Float8 high = __builtin_shuffle(b[k], b[k + 4], Index8{4, 5, 6, 7, 12, 13, 14, 15});
-        std::memcpy(dst + k * dstStride, &low, sizeof(Float8));
-        std::memcpy(dst + (k + 4) * dstStride, &high, sizeof(Float8));
-    }
-}
-
-// Column i of a tile without quantization: q = w or 0, err = (w − q)/d, the loss (w − q)²/d²
-// summed per row in double. Separate from the quantizing case so that it vectorises.
-inline void pruneColumn(float* __restrict ti, float* __restrict ei, const uint8_t* __restrict mi,
-                        double* __restrict loss, float d, float d2)
-{
-    for (int64_t r = 0; r < kTileRows; ++r) {
-        const float x = ti[r];
-        const float q = mi[r] ? 0.0f : x;
-        const float diff = x - q;
-        loss[r] += double((diff * diff) / d2);
-        ei[r] = diff / d;
-        ti[r] = q;
-    }
-}
-
-// One tile of kTileRows rows through one block of `count` columns: load, the column loop,
-// write back; `nextTile` is the tile this thread takes next (−1: none or unknown). `pruneAbove` is the unstructured block's threshold: an entry is pruned when its
-// score w²/d² (taken at the block's start, as scoreRows scores it) is <= it; N:M
-// selects in the loop instead.
-SPARSELAB_CPU_CLONES
-void runTile(Problem& p, int64_t tile, int64_t nextTile, int64_t i1, int64_t count, const float* hinv1,
-             float pruneAbove, float* errT, TileScratch& s, double& tileLoss)
-{
-    const SolverOptions& o = p.options;
-    const QuantOptions& qo = o.quant;
-    const int64_t r0 = tile * kTileRows;
-    const int64_t nr = std::min(kTileRows, p.rows - r0);
-    float* w = p.w.data_ptr<float>();
-    bool* mask = p.mask.data_ptr<bool>();
-    const int64_t cols = p.cols;
-    float* t = s.t.data();
-    float* e = s.e.data();
-    uint8_t* m = s.m.data();
-    // Whole tiles of whole 8-column groups move in 8 × 8 transposes, the rest element by element.
-    const bool byBlocks = nr == kTileRows && count % 8 == 0;
-
-    // Load the tile (pad rows beyond the matrix with zeros: they stay zero and cost nothing).
-    std::fill(s.loss.begin(), s.loss.end(), 0.0);
-    if (byBlocks) {
-        for (int64_t r = 0; r < kTileRows; r += 8)
-            for (int64_t j = 0; j < count; j += 8)
-                transpose8x8(w + (r0 + r) * cols + i1 + j, cols, t + j * kTileRows + r, kTileRows);
-    } else {
-        std::fill(s.t.begin(), s.t.end(), 0.0f);
-        for (int64_t r = 0; r < nr; ++r) {
-            const float* src = w + (r0 + r) * cols + i1;
-            for (int64_t j = 0; j < count; ++j)
-                t[j * kTileRows + r] = src[j];
-        }
-    }
-    if (o.structured()) {
-        std::fill(s.m.begin(), s.m.end(), uint8_t(0));
-    } else {
-        for (int64_t j = 0; j < count; ++j) {
-            const float d = hinv1[j * count + j];
-            const float d2 = d * d;
-            const float* tj = t + j * kTileRows;
-            uint8_t* mj = m + j * kTileRows;
-            for (int64_t r = 0; r < kTileRows; ++r)
-                mj[r] = (tj[r] * tj[r]) / d2 <= pruneAbove ? 1 : 0;
-        }
-    }
-    const float maxq = qo.enabled() ? float((int64_t(1) << qo.bits) - 1) : 0.0f;
-    if (qo.enabled()) {
-        for (int64_t r = 0; r < nr; ++r) {
-            s.scale[size_t(r)] = p.scale[r0 + r];
-            s.zero[size_t(r)] = p.zero[r0 + r];
-        }
-    }
-
-    // Column i: the N:M selection at a group's first column, the quantization grid, then
-    // q, err and the loss.
-    const auto finishColumn = [&](int64_t i) __attribute__((always_inline)) {
-        if (o.structured() && i % o.nmM == 0) {
-            const int64_t width = std::min<int64_t>(o.nmM, count - i);
-            for (int64_t r = 0; r < nr; ++r) {
-                for (int64_t k = 0; k < width; ++k) {
-                    const float x = t[(i + k) * kTileRows + r];
-                    const float d = hinv1[(i + k) * count + (i + k)];
-                    s.groupScores[size_t(k)] = (x * x) / (d * d);
-                }
-                selectSmallest(s.groupScores.data(), width, o.nmN, s.queue, s.chosen.data());
-                for (int64_t k = 0; k < width; ++k)
-                    if (s.chosen[size_t(k)])
-                        m[(i + k) * kTileRows + r] = 1;
-            }
-        }
-        if (qo.enabled() && p.groupAt) {
-            const int64_t g = p.groupAt[i1 + i];
-            const float* gs = p.staticScale.data_ptr<float>() + g * p.rows + r0;
-            const float* gz = p.staticZero.data_ptr<float>() + g * p.rows + r0;
-            for (int64_t r = 0; r < nr; ++r) {
-                s.scale[size_t(r)] = gs[r];
-                s.zero[size_t(r)] = gz[r];
-            }
-        } else if (qo.enabled() && qo.groupSize > 0 && (i1 + i) % qo.groupSize == 0) {
-            // GPTQ reads the group from W, whose block columns still hold their values from
-            // the start of the block (the tile writes back only at its end).
-            const int64_t len = std::min(qo.groupSize, cols - i1 - i);
-            for (int64_t r = 0; r < nr; ++r)
-                findRowGrid(w + (r0 + r) * cols + i1 + i, len, maxq, qo, s.scale[size_t(r)], s.zero[size_t(r)]);
-        }
-        const float d = hinv1[i * count + i];
-        const float d2 = d * d;
-        float* ti = t + i * kTileRows;
-        float* ei = e + i * kTileRows;
-        const uint8_t* mi = m + i * kTileRows;
-        if (qo.enabled()) {
-            for (int64_t r = 0; r < kTileRows; ++r) {
-                const float x = ti[r];
-                const float q = quantizeValue(mi[r] ? 0.0f : x, s.scale[size_t(r)], s.zero[size_t(r)], maxq);
-                const float diff = x - q;
-                s.loss[size_t(r)] += double((diff * diff) / d2);
-                ei[r] = diff / d;
-                ti[r] = q;
-            }
-        } else {
-            pruneColumn(ti, ei, mi, s.loss.data(), d, d2);
-        }
-    };
-    // Columns go in pairs where the second does not start an N:M group (its selection needs
-    // the first's update on the whole group first): column i is finished and updates column
-    // i + 1 alone, which is then finished, and both update the later columns in one pass.
-    // Every element sees the same operations in the same order as one column at a time.
-    // Meanwhile the next tile's rows of this block (`nextTile`, this thread's next, or −1) are
-    // fetched towards L2, one row per column: the previous block's GEMM left them in memory, and
-    // loading them cold was a fifth of a tile's time.
-    const int64_t prefetchRows = nextTile >= 0 ? std::min(kTileRows, p.rows - nextTile * kTileRows) : 0;
-    const auto prefetchRow = [&](int64_t k) __attribute__((always_inline)) {
-        if (k >= prefetchRows)
-            return;
-        const char* row = reinterpret_cast<const char*>(w + (nextTile * kTileRows + k) * cols + i1);
-        for (int64_t byte = 0; byte < count * int64_t(sizeof(float)); byte += 64)
-            __builtin_prefetch(row + byte, 0, 2);
-    };
-    for (int64_t i = 0; i < count;) {
-        const float* hrow = hinv1 + i * count;
-        prefetchRow(i);
-        finishColumn(i);
-        const bool pair = i + 1 < count && !(o.structured() && (i + 1) % o.nmM == 0);
-        if (!pair) {
-            updateLaterColumns(t, e + i * kTileRows, hrow, i, count);
-            i += 1;
-            continue;
-        }
-        updateLaterColumns(t, e + i * kTileRows, hrow, i, i + 2);
-        prefetchRow(i + 1);
-        finishColumn(i + 1);
-        updateLaterColumnsTwice(t, e + i * kTileRows, hrow, e + (i + 1) * kTileRows, hrow + count, i + 2, count);
-        i += 2;
-    }
-
-    // Write back q, err (errT is Errᵀ [count, rows]: the tile's columns are its rows' runs) and
-    // the mask.
-    if (nr == kTileRows) { // a constant size: two vector moves, no call
-        for (int64_t j = 0; j < count; ++j)
-            std::memcpy(errT + j * p.rows + r0, e + j * kTileRows, sizeof(float) * size_t(kTileRows));
-    } else {
-        for (int64_t j = 0; j < count; ++j)
-            std::memcpy(errT + j * p.rows + r0, e + j * kTileRows, sizeof(float) * size_t(nr));
-    }
-    if (byBlocks) {
-        for (int64_t r = 0; r < kTileRows; r += 8)
-            for (int64_t j = 0; j < count; j += 8)
-                transpose8x8(t + j * kTileRows + r, kTileRows, w + (r0 + r) * cols + i1 + j, cols);
-    } else {
-        for (int64_t r = 0; r < nr; ++r) {
-            float* dst = w + (r0 + r) * cols + i1;
-            for (int64_t j = 0; j < count; ++j)
-                dst[j] = t[j * kTileRows + r];
-        }
-    }
-    double total = 0.0;
-    for (int64_t r = 0; r < nr; ++r) {
-        bool* mdst = mask + (r0 + r) * cols + i1;
-        for (int64_t j = 0; j < count; ++j)
-            mdst[j] = m[j * kTileRows + r] != 0;
-        total += s.loss[size_t(r)];
-        if (qo.enabled()) {
-            p.scale[r0 + r] = s.scale[size_t(r)];
-            p.zero[r0 + r] = s.zero[size_t(r)];
-        }
-    }
-    tileLoss = total;
-}
-
-// Scores w²/d² of one block's rows [r0, r1) into scores (row-major [rows, count]), counting
-// them by their top 16 bits, and the range of buckets counted into [lowest, highest] (widened,
-// not reset). Scores are never negative, and non-negative floats order like their bit
-// patterns, so the counts locate the k-th smallest without sorting.
-SPARSELAB_CPU_CLONES
-void scoreRows(const float* __restrict w, int64_t cols, int64_t i1, int64_t count, const float* __restrict d2,
-               int64_t r0, int64_t r1, float* __restrict scores, uint32_t* __restrict histogram, uint32_t& lowest,
-               uint32_t& highest)
-{
-    uint32_t lo = lowest << 16;
-    uint32_t hi = highest << 16;
-    for (int64_t r = r0; r < r1; ++r) {
-        const float* __restrict wr = w + r * cols + i1;
-        float* __restrict sr = scores + r * count;
-        for (int64_t j = 0; j < count; ++j) {
-            const float x = wr[j];
-            const float score = (x * x) / d2[j];
-            sr[j] = score;
-            uint32_t bits;
-            std::memcpy(&bits, &score, sizeof bits);
-            lo = std::min(lo, bits);
-            hi = std::max(hi, bits);
-        }
-        for (int64_t j = 0; j < count; ++j) {
-            uint32_t bits;
-            std::memcpy(&bits, sr + j, sizeof bits);
-            ++histogram[bits >> 16];
-        }
-    }
-    lowest = lo >> 16;
-    highest = hi >> 16;
-}
-
-// Appends to `out` the scores whose top 16 bits are `bucket`, in order. Few scores fall in the
-// k-th's bucket, so runs of 64 are first tested for any at all (an OR that vectorises).
-SPARSELAB_CPU_CLONES
-void collectBucket(const float* __restrict scores, int64_t n, uint32_t bucket, std::vector<float>& out)
-{
-    constexpr int64_t kRun = 64;
-    const auto inBucket = [&](int64_t e) {
-        uint32_t bits;
-        std::memcpy(&bits, scores + e, sizeof bits);
-        return uint32_t((bits >> 16) == bucket);
-    };
-    int64_t e = 0;
-    for (; e + kRun <= n; e += kRun) {
-        uint32_t any = 0;
-        for (int64_t k = 0; k < kRun; ++k)
-            any |= inBucket(e + k);
-        if (any != 0)
-            for (int64_t k = 0; k < kRun; ++k)
-                if (inBucket(e + k))
-                    out.push_back(scores[e + k]);
-    }
-    for (; e < n; ++e)
-        if (inBucket(e))
-            out.push_back(scores[e]);
-}
-
-// Unstructured threshold of one block: the reference scores w²/d² over all rows jointly and
-// prunes score <= the value at sorted index k = int(numel·sparsity), the value
-// std::nth_element (its kthvalue) finds. Found here without sorting: each worker scores its own
-// rows and counts them in its histogram of the scores' top 16 bits (scoreRows); then one
-// thread locates the bucket of the k-th and takes the k-th within it (nth_element on that
-// bucket's few entries). The tiles score each entry again the same way and write the mask.
-float blockThreshold(ThresholdScratch& scratch, int64_t rows, int64_t count, double sparsity, int workers)
-{
-    const int64_t k = unstructuredRank(rows * count, sparsity);
-    int64_t below = 0;
-    uint32_t bucket = *std::min_element(scratch.lowest.begin(), scratch.lowest.begin() + workers);
-    for (;; ++bucket) {
-        int64_t inBucket = 0;
-        for (int t = 0; t < workers; ++t)
-            inBucket += scratch.histograms[size_t(t) * kScoreBuckets + bucket];
-        if (below + inBucket > k)
-            break;
-        below += inBucket;
-    }
-    scratch.candidates.clear();
-    collectBucket(scratch.scores.data(), rows * count, bucket, scratch.candidates);
-    const auto rank = scratch.candidates.begin() + (k - below);
-    std::nth_element(scratch.candidates.begin(), rank, scratch.candidates.end());
-    // Cleared whole once; after each block only the buckets counted into (a few hundred of
-    // the 2¹⁶: the scores span a few binary orders of magnitude).
-    for (int t = 0; t < workers; ++t) {
-        uint32_t& lowest = scratch.lowest[size_t(t)];
-        uint32_t& highest = scratch.highest[size_t(t)];
-        if (lowest <= highest) {
-            uint32_t* histogram = scratch.histograms.data() + size_t(t) * kScoreBuckets;
-            std::fill(histogram + lowest, histogram + highest + 1, 0u);
-        }
-        lowest = uint32_t(kScoreBuckets - 1);
-        highest = 0;
-    }
-    return *rank;
-}
-
-// The column loop on a team of workers that stays together for the whole solve. Worker w owns
-// a fixed run of whole tiles (rows), and for each block:
-//   - runs its tiles (the block's column loop on those rows);
-//   - applies the lazy update to its rows, W[rows, i2:] −= Err[rows]·Hinv[block, i2:], one GEMM;
-//   - with an unstructured mask, scores its rows of the next block and counts them in its
-//     histogram;
-//   - waits for the others at the team's barrier, whose completion step (one thread, all
-//     others waiting) adds the tiles' losses in tile order, stops the team on cancel or
-//     failure, and sets up the next block: its Hinv1 and its threshold from every worker's
-//     counts.
-// Rows are independent inside a block and a worker's GEMM writes only its rows, so one barrier
-// per block is all the synchronisation. This replaced a fork and join for each phase of each
-// block, three per block, whose thread starts cost ≈ 0.2 ms each in a process of this size on
-// this project's virtual machines. Static runs of rows measured faster than slices taken as
-// they come. With several workers OpenBLAS is held to the calling thread: its pool threads
-// would spin against the workers for the same cores.
-// The workers are threads of their own, not forkJoin units: the barrier needs every worker
-// running at once, which forkJoin does not promise (it may run units one after another), and a
-// worker that cannot be started must leave the barrier (arrive_and_drop) rather than be waited
-// for.
-// On one worker the weights are those of one GEMM over all rows per block, bit for bit. With
-// several, the masks are the same and a weight can move in its last bit (≤ 2.3e-8 on
-// bench/compare_builds_solve_layer.sh's problems): OpenBLAS does not round every product the
-// same for every run of rows. Splitting a block's GEMM by columns as well, to score the next
-// block's columns while they were in cache, moved the weights of the teaching stepper's
-// problems (core_test_sparsegpt_stepper) and gained nothing measurable.
+// The CPU column loop (cpu_column_loop.h) on the tensors' buffers: W and the mask row-major
+// float32/bool on the CPU, Hinv with either stride 1 (the factorisation gives column-major).
 double runCpuTiled(Problem& p, ProgressReporter& reporter, const CancelToken* cancel, const std::string& note)
 {
-    const SolverOptions& o = p.options;
-    const int64_t blocks = (p.cols + o.blocksize - 1) / o.blocksize;
-    const int64_t tiles = (p.rows + kTileRows - 1) / kTileRows;
-    const bool unstructured = !o.structured() && o.sparsity > 0.0;
-    const int team = int(std::clamp<int64_t>(kernelThreads(), 1, tiles));
-    const auto firstTileOf = [&](int worker) { return tiles * worker / team; };
-
-    // Errᵀ [blocksize, rows]: the tiles write it by runs of rows, the lazy update reads it
-    // transposed (a narrower last block uses its first rows).
-    auto err = torch::empty({std::min(o.blocksize, p.cols), p.rows}, p.w.options());
-    std::vector<double> tileLoss(size_t(tiles), 0.0);
-    std::vector<TileScratch> tileScratch(static_cast<size_t>(team));
-    ThresholdScratch threshold;
-    if (unstructured) {
-        threshold.scores.resize(size_t(p.rows * std::min(o.blocksize, p.cols)));
-        threshold.histograms.assign(size_t(team) * kScoreBuckets, 0u);
-        threshold.lowest.assign(size_t(team), uint32_t(kScoreBuckets - 1));
-        threshold.highest.assign(size_t(team), 0u);
-        const float* u = p.hinv.data_ptr<float>();
-        const int64_t diagonalStep = p.hinv.stride(0) + p.hinv.stride(1);
-        threshold.d2.resize(size_t(p.cols));
-        for (int64_t c = 0; c < p.cols; ++c)
-            threshold.d2[size_t(c)] = u[c * diagonalStep] * u[c * diagonalStep];
+    const torch::Tensor hinv = p.hinv.stride(0) == 1 || p.hinv.stride(1) == 1 ? p.hinv : p.hinv.contiguous();
+    torch::Tensor rowScale, rowZero;
+    cpu::ColumnLoop loop;
+    loop.w = p.w.data_ptr<float>();
+    loop.mask = p.mask.data_ptr<bool>();
+    loop.rows = p.rows;
+    loop.cols = p.cols;
+    loop.hinv = hinv.data_ptr<float>();
+    loop.hinvRowStride = hinv.stride(0);
+    loop.hinvColStride = hinv.stride(1);
+    loop.options = &p.options;
+    if (p.options.quant.enabled()) {
+        rowScale = p.rowGrid.scale.to(torch::kCPU, torch::kFloat).contiguous();
+        rowZero = p.rowGrid.zero.to(torch::kCPU, torch::kFloat).contiguous();
+        loop.rowScale = rowScale.data_ptr<float>();
+        loop.rowZero = rowZero.data_ptr<float>();
     }
-    torch::Tensor scale, zero;
-    if (o.quant.enabled()) {
-        scale = p.rowGrid.scale.to(torch::kCPU).contiguous().clone();
-        zero = p.rowGrid.zero.to(torch::kCPU).contiguous().clone();
-        p.scale = scale.data_ptr<float>();
-        p.zero = zero.data_ptr<float>();
+    if (p.groupAt) {
+        loop.staticScale = p.staticScale.data_ptr<float>();
+        loop.staticZero = p.staticZero.data_ptr<float>();
+        loop.groupAt = p.groupAt;
     }
-    std::optional<BlasOnCallingThread> blasOnCallingThread;
-    if (team > 1)
-        blasOnCallingThread.emplace();
-
-    // The team's shared state: written only by the barrier's completion step.
-    int64_t block = -1;      // the block the team works on
-    torch::Tensor hinv1;     // its Hinv [count, count], contiguous
-    float pruneAbove = -1.0f;
-    double loss = 0.0;
-    bool stop = false;
-    std::atomic<bool> failed{false};
-    std::exception_ptr failure;
-    std::mutex failureMutex;
-    const auto recordFailure = [&]() {
-        std::lock_guard lock(failureMutex);
-        if (!failure)
-            failure = std::current_exception();
-        failed.store(true);
-    };
-    const auto blockStart = [&](int64_t b) { return b * o.blocksize; };
-    const auto blockCount = [&](int64_t b) { return std::min(o.blocksize, p.cols - blockStart(b)); };
-    auto completion = [&]() noexcept {
-        if (stop)
-            return;
-        try {
-            if (block >= 0)
-                for (double l : tileLoss)
-                    loss += l / 2.0;
-            if (failed.load() || (cancel && cancel->cancelled()) || block + 1 >= blocks) {
-                stop = true;
-                return;
-            }
-            ++block;
-            const int64_t i1 = blockStart(block);
-            const int64_t count = blockCount(block);
-            hinv1 = p.hinv.narrow(0, i1, count).narrow(1, i1, count).contiguous();
-            pruneAbove = unstructured ? blockThreshold(threshold, p.rows, count, o.sparsity, team) : -1.0f;
-        } catch (...) {
-            recordFailure();
-            stop = true;
-        }
-    };
-    std::barrier sync(team, completion);
-
-    const auto work = [&](int worker) {
-        const int64_t firstTile = firstTileOf(worker);
-        const int64_t endTile = firstTileOf(worker + 1);
-        const int64_t r0 = firstTile * kTileRows;
-        const int64_t nr = std::min(p.rows, endTile * kTileRows) - r0;
-        TileScratch& s = tileScratch[size_t(worker)];
-        const auto guarded = [&](auto&& fn) {
-            if (failed.load())
-                return;
-            try {
-                fn();
-            } catch (...) {
-                recordFailure();
-            }
-        };
-        // Scores and counts of block b on this worker's rows.
-        const auto score = [&](int64_t b) {
-            const int64_t i1 = blockStart(b);
-            const int64_t count = blockCount(b);
-            scoreRows(p.w.data_ptr<float>(), p.cols, i1, count, threshold.d2.data() + i1, r0, r0 + nr,
-                      threshold.scores.data(), threshold.histograms.data() + size_t(worker) * kScoreBuckets,
-                      threshold.lowest[size_t(worker)], threshold.highest[size_t(worker)]);
-        };
-        if (unstructured)
-            guarded([&] { score(0); });
-        sync.arrive_and_wait();
-        while (!stop) {
-            guarded([&] {
-                if (worker == 0 && block > 0)
-                    reporter.report(block, note);
-                // Cancelled (perhaps by that report): skip the block; the barrier stops the team.
-                if (cancel && cancel->cancelled())
-                    return;
-                const int64_t i1 = blockStart(block);
-                const int64_t count = blockCount(block);
-                const int64_t i2 = i1 + count;
-                s.resize(count, o.nmM);
-                const float* h1 = hinv1.data_ptr<float>();
-                float* errT = err.data_ptr<float>();
-                for (int64_t tile = firstTile; tile < endTile; ++tile)
-                    runTile(p, tile, tile + 1 < endTile ? tile + 1 : -1, i1, count, h1, pruneAbove, errT, s,
-                            tileLoss[size_t(tile)]);
-                if (i2 >= p.cols)
-                    return;
-                // W[rows, i2:] −= Err[rows]·Hinv[block, i2:]
-                p.w.narrow(0, r0, nr).narrow(1, i2, p.cols - i2)
-                    .addmm_(err.narrow(0, 0, count).narrow(1, r0, nr).t(),
-                            p.hinv.narrow(0, i1, count).narrow(1, i2, p.cols - i2), 1.0, -1.0);
-                if (unstructured)
-                    score(block + 1);
-            });
-            sync.arrive_and_wait();
-        }
-    };
-
-    std::vector<std::thread> helpers;
-    helpers.reserve(size_t(team - 1));
-    for (int worker = 1; worker < team; ++worker) {
-        try {
-            helpers.emplace_back(work, worker);
-        } catch (...) {
-            // No thread for this worker and those after it: they leave the team before it starts.
-            recordFailure();
-            for (int missing = worker; missing < team; ++missing)
-                sync.arrive_and_drop();
-            break;
-        }
-    }
-    work(0);
-    for (auto& helper : helpers)
-        helper.join();
-    if (failure)
-        std::rethrow_exception(failure);
-    throwIfCancelled(cancel);
-    reporter.report(blocks, note);
-    return loss;
+    loop.workers = kernelThreads();
+    return cpu::runColumnLoop(loop, reporter, cancel, note);
 }
 
 std::string dampNote(int raises, double relDamp)
@@ -948,7 +386,7 @@ LayerResult solveSparseGpt(torch::Tensor& w, const torch::Tensor& h, const Solve
 
     // Every entry is written block by block (by the tiles, or by the generic loop).
     result.mask = torch::empty({rows, cols}, w.options().dtype(torch::kBool));
-    Problem p{w, hinv, result.mask, options, grid, rows, cols, nullptr, nullptr, {}, {}, nullptr};
+    Problem p{w, hinv, result.mask, options, grid, rows, cols, {}, {}, nullptr};
     const int64_t blocks = (cols + options.blocksize - 1) / options.blocksize;
     ProgressReporter reporter(progress, "solve", blocks);
     const std::string note = dampNote(raises, relDamp);
@@ -956,7 +394,8 @@ LayerResult solveSparseGpt(torch::Tensor& w, const torch::Tensor& h, const Solve
     // signed scales with groups stay on the generic LibTorch path.
     const bool kernelGrids = !(qo.enabled() && qo.groupSize > 0 && (qo.staticGroups || qo.fp16Scale || qo.signedScale));
     if (backend == Backend::Auto)
-        backend = w.device().is_cpu() ? Backend::CpuTiled
+        backend = w.device().is_cpu() ? (cpu::columnLoopAvailable() && rows < INT_MAX && cols < INT_MAX
+                                              ? Backend::CpuTiled : Backend::Generic)
             : (w.device().is_cuda() && cudaKernelsBuilt() && options.blocksize <= kCudaMaxBlockColumns && kernelGrids)
             ? Backend::CudaKernels
             : Backend::Generic;

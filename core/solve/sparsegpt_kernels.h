@@ -4,7 +4,7 @@
 // N:M selection as torch.topk, the quantization grid and rounding of quant.py, and the
 // reference's unstructured rank. Internal (solve/ only); plain floats (QuantOptions only for its flags).
 
-#include "solve/solver.h"
+#include "solve/solver_options.h"
 #include "solve/topk_select.h"
 #include "util/cpu_clones.h"
 
