@@ -2,6 +2,7 @@
 // Hessian accumulator. The methods themselves live in sparsegpt.cpp and baselines.cpp.
 
 #include "solve/solver.h"
+#include "solve/cpu_solver.h"
 #include "solve/fortran_blas.h"
 #include "solve/solver_detail.h"
 
@@ -54,11 +55,7 @@ void upperRankUpdate(torch::Tensor& h, const torch::Tensor& x, double beta, doub
     const int64_t cols = h.size(0);
     const auto ssyrk = fortran::functions().ssyrk;
     if (ssyrk && isCpuFloatContiguous(h) && isCpuFloatContiguous(x) && x.size(0) <= INT32_MAX && cols <= INT32_MAX) {
-        const int n = int(cols);
-        const int k = int(x.size(0));
-        const float a = float(alpha);
-        const float b = float(beta);
-        ssyrk("L", "N", &n, &k, &a, x.data_ptr<float>(), &n, &b, h.data_ptr<float>(), &n, 1, 1);
+        cpu::rankUpdateUpper(h.data_ptr<float>(), cols, x.data_ptr<float>(), x.size(0), float(beta), float(alpha));
         return;
     }
     const int64_t bs = symmetricBlock(cols);
@@ -82,17 +79,7 @@ void mirrorUpperToLower(torch::Tensor& h)
         h.copy_(at::triu(h) + at::triu(h, 1).t());
         return;
     }
-    const int64_t n = h.size(0);
-    float* a = h.data_ptr<float>();
-    constexpr int64_t kTile = 64;
-    // One row of tiles per unit on the kernel threads (each writes only its own lower tiles).
-    forkJoin((n + kTile - 1) / kTile, kernelThreads(), [&](int, int64_t unit) {
-        const int64_t i0 = unit * kTile;
-        for (int64_t j0 = i0; j0 < n; j0 += kTile)
-            for (int64_t i = i0; i < std::min(n, i0 + kTile); ++i)
-                for (int64_t j = std::max(j0, i + 1); j < std::min(n, j0 + kTile); ++j)
-                    a[j * n + i] = a[i * n + j];
-    });
+    cpu::mirrorUpperToLower(h.data_ptr<float>(), h.size(0), kernelThreads());
 }
 
 } // namespace
@@ -218,6 +205,9 @@ double quadraticTrace(const torch::Tensor& a, const torch::Tensor& h)
     // tr(A H Aᵀ) = Σ_b ⟨A_b, A_b H_bb + 2·A_{>b} H_{>b,b}⟩ over column blocks b: the strictly
     // lower blocks are counted twice through symmetry instead of being multiplied.
     const int64_t cols = a.size(1);
+    if (isCpuFloatContiguous(h) && a.device().is_cpu() && a.scalar_type() == torch::kFloat && a.stride(1) == 1
+        && cpu::available())
+        return cpu::quadraticTrace(a.data_ptr<float>(), a.size(0), cols, a.stride(0), h.data_ptr<float>());
     const int64_t bs = symmetricBlock(cols);
     double total = 0.0;
     for (int64_t c0 = 0; c0 < cols; c0 += bs) {
@@ -243,46 +233,6 @@ double quadraticTrace(const torch::Tensor& a, const torch::Tensor& h)
         }
     }
     return total;
-}
-
-// Zeros of Ŵ and Σ live·(W − Ŵ)² in double over rows [r0, r1), where live[j] is 1 for a live
-// input and 0 for a dead one. Eight double lanes per row, so that the conversions and
-// products vectorise; the lanes are summed once per row. (The sum's order is not the row-major
-// one of the serial loop this replaced: ‖W − Ŵ‖² differs in its last bits, a statistic only.
-// The file is built without FMA contraction, so every clone rounds the same way.)
-SPARSELAB_CPU_CLONES
-void countAndSquareDelta(const float* __restrict original, const float* __restrict compressed,
-                         const float* __restrict live, int64_t cols, int64_t r0, int64_t r1, int64_t& zeros,
-                         double& squares)
-{
-    constexpr int64_t kLanes = 8;
-    for (int64_t r = r0; r < r1; ++r) {
-        const float* __restrict a = original + r * cols;
-        const float* __restrict b = compressed + r * cols;
-        double lanes[kLanes] = {};
-        int32_t zeroLanes[kLanes] = {};
-        int64_t j = 0;
-        for (; j + kLanes <= cols; j += kLanes) {
-            for (int64_t l = 0; l < kLanes; ++l) {
-                const double d = double(a[j + l] - b[j + l]);
-                lanes[l] += double(live[j + l]) * d * d;
-                zeroLanes[l] += b[j + l] == 0.0f ? 1 : 0;
-            }
-        }
-        double row = 0.0;
-        int64_t rowZeros = 0;
-        for (; j < cols; ++j) {
-            const double d = double(a[j] - b[j]);
-            row += double(live[j]) * d * d;
-            rowZeros += b[j] == 0.0f ? 1 : 0;
-        }
-        for (int64_t l = 0; l < kLanes; ++l) {
-            row += lanes[l];
-            rowZeros += zeroLanes[l];
-        }
-        squares += row;
-        zeros += rowZeros;
-    }
 }
 
 LayerResult solveLayerWith(torch::Tensor& weight, const torch::Tensor& hessian,
@@ -337,47 +287,26 @@ LayerResult solveLayerWith(torch::Tensor& weight, const torch::Tensor& hessian,
 
     // Statistics. ‖XWᵀ − XŴᵀ‖²/‖XWᵀ‖² = tr(ΔW H ΔWᵀ)/tr(W H Wᵀ) with the undamped H ∝ XᵀX.
     LayerStats& stats = result.stats;
-    const double denominator = denseOutputEnergy >= 0.0 ? denseOutputEnergy : quadraticTrace(original, h);
-    // The zero count and ‖W − Ŵ‖² over live inputs (dead ones have zero rows and columns in H,
-    // so they never contribute), per unit of rows on the kernel threads, summed in unit order.
-    int64_t zeros = 0;
-    double deltaSquares = 0.0;
-    bool deltaInOriginal = false; // `original` still holds W until the fallback below needs ΔW
-    if (cpu) {
-        const auto live = (at::diag(h) != 0).to(torch::kFloat).contiguous(); // [cols] 1 = live
-        std::vector<int64_t> unitZeros(size_t(rowUnits), 0);
-        std::vector<double> unitSquares(size_t(rowUnits), 0.0);
-        forkJoin(rowUnits, kernelThreads(), [&](int, int64_t unit) {
-            const int64_t r0 = unit * kRowsPerUnit;
-            countAndSquareDelta(original.data_ptr<float>(), w.data_ptr<float>(), live.data_ptr<float>(), cols, r0,
-                                std::min(w.size(0), r0 + kRowsPerUnit), unitZeros[size_t(unit)],
-                                unitSquares[size_t(unit)]);
-        });
-        for (int64_t u = 0; u < rowUnits; ++u) {
-            zeros += unitZeros[size_t(u)];
-            deltaSquares += unitSquares[size_t(u)];
-        }
+    if (cpu && cpu::available()) {
+        // The plain-C++ statistics (cpu_solver.h), the ones `solve-layer` computes without LibTorch.
+        cpu::layerStatistics(original.data_ptr<float>(), w.data_ptr<float>(), w.size(0), cols, h.data_ptr<float>(),
+                             options.method == Method::SparseGpt, dampAbsolute, denseOutputEnergy, kernelThreads(),
+                             stats);
     } else {
-        original.sub_(w);
-        deltaInOriginal = true;
-        zeros = (w == 0).sum().item<int64_t>();
-        deltaSquares = at::sum(original.pow(2) * (at::diag(h) != 0).unsqueeze(0), at::kDouble).item<double>();
+        // The same with tensor operations (other devices).
+        const double denominator = denseOutputEnergy >= 0.0 ? denseOutputEnergy : quadraticTrace(original, h);
+        original.sub_(w); // ΔW
+        const int64_t zeros = (w == 0).sum().item<int64_t>();
+        const double deltaSquares =
+            at::sum(original.pow(2) * (at::diag(h) != 0).unsqueeze(0), at::kDouble).item<double>();
+        stats.sparsity = w.numel() > 0 ? double(zeros) / double(w.numel()) : 0.0;
+        const double twiceLoss = 2.0 * stats.loss;
+        const double dampTerm = dampAbsolute * deltaSquares;
+        double numerator = twiceLoss - dampTerm;
+        if (!(options.method == Method::SparseGpt && dampTerm <= 0.95 * twiceLoss))
+            numerator = quadraticTrace(original, h);
+        stats.relOutputError = denominator > 0.0 ? std::max(0.0, numerator) / denominator : 0.0;
     }
-    stats.sparsity = w.numel() > 0 ? double(zeros) / double(w.numel()) : 0.0;
-    // SparseGPT's elimination gives ΔW = E·U with E the scaled errors and UᵀU = H_d⁻¹, so
-    // tr(ΔW H_d ΔWᵀ) = Σ err² = 2·loss exactly, H_d being the damped H; hence
-    // tr(ΔW H ΔWᵀ) = 2·loss − damp·‖ΔW‖², without a second rows·cols² product (checked against
-    // the direct product to ~1e-6 relative). When the damping term nearly cancels the loss
-    // (H almost zero) the direct product is used.
-    const double twiceLoss = 2.0 * stats.loss;
-    const double dampTerm = dampAbsolute * deltaSquares;
-    double numerator = twiceLoss - dampTerm;
-    if (!(options.method == Method::SparseGpt && dampTerm <= 0.95 * twiceLoss)) {
-        if (!deltaInOriginal)
-            original.sub_(w); // ΔW = W − Ŵ in place of the copy
-        numerator = quadraticTrace(original, h);
-    }
-    stats.relOutputError = denominator > 0.0 ? std::max(0.0, numerator) / denominator : 0.0;
 
     if (!w.is_same(weight))
         weight.copy_(w);

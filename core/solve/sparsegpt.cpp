@@ -9,6 +9,7 @@
 // sorted index int(numel·sparsity); N:M reproduces torch.topk's CPU selection, ties included.
 
 #include "solve/cpu_column_loop.h"
+#include "solve/cpu_solver.h"
 #include "solve/inverse_cholesky.h"
 #include "solve/solver_detail.h"
 #include "solve/sparsegpt_kernels.h"
@@ -205,15 +206,6 @@ double runCpuTiled(Problem& p, ProgressReporter& reporter, const CancelToken* ca
     return cpu::runColumnLoop(loop, reporter, cancel, note);
 }
 
-std::string dampNote(int raises, double relDamp)
-{
-    if (raises == 0)
-        return {};
-    std::ostringstream s;
-    s << "Hessian not positive definite: damping raised to " << relDamp << " (" << raises
-      << (raises == 1 ? " raise)" : " raises)");
-    return s.str();
-}
 
 } // namespace
 
@@ -240,6 +232,21 @@ HessianFactor factorHessianImpl(const torch::Tensor& h, double damp, const Cance
 {
     HessianFactor factor;
     factor.dampRequested = damp;
+    const int64_t n = h.size(0);
+    if (h.device().is_cpu() && h.scalar_type() == torch::kFloat && n < 46341 && cpu::available()) {
+        // The plain-C++ preamble (cpu_solver.h), the one `solve-layer` runs without LibTorch.
+        const auto hc = h.contiguous();
+        auto buffer = torch::empty({n * n}, hc.options());
+        const cpu::Factor raw = cpu::factorHessian(hc.data_ptr<float>(), n, damp, buffer.data_ptr<float>(),
+                                                   kernelThreads(), cancel);
+        factor.hinv = buffer.view({n, n}).t(); // U column-major
+        factor.dead = torch::from_blob(const_cast<uint8_t*>(raw.dead.data()), {n}, torch::kUInt8).to(torch::kBool);
+        factor.deadInputs = raw.deadInputs;
+        factor.dampUsed = raw.dampUsed;
+        factor.dampRaises = raw.dampRaises;
+        factor.dampAbsolute = raw.dampAbsolute;
+        return factor;
+    }
     // Dead inputs: H[j,j] = 1 (their columns of W are zeroed by the solve). Only the diagonal
     // of H is changed, and it is handed to the factorisation separately, so H is never copied.
     auto diagonal = at::diag(h).clone(); // [cols]
@@ -389,7 +396,7 @@ LayerResult solveSparseGpt(torch::Tensor& w, const torch::Tensor& h, const Solve
     Problem p{w, hinv, result.mask, options, grid, rows, cols, {}, {}, nullptr};
     const int64_t blocks = (cols + options.blocksize - 1) / options.blocksize;
     ProgressReporter reporter(progress, "solve", blocks);
-    const std::string note = dampNote(raises, relDamp);
+    const std::string note = cpu::dampNote(raises, relDamp);
     // The CUDA kernel finds GPTQ group grids itself, the plain way: static groups, fp16 or
     // signed scales with groups stay on the generic LibTorch path.
     const bool kernelGrids = !(qo.enabled() && qo.groupSize > 0 && (qo.staticGroups || qo.fp16Scale || qo.signedScale));

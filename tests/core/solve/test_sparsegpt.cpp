@@ -5,6 +5,7 @@
 // column loop (CPU row tiles and the reference's tensor ops) must reproduce the masks exactly
 // and the weights to 1e-5. Small cases are worked out by hand below.
 
+#include "solve/cpu_solver.h"
 #include "solve/solver.h"
 #include "solve/solver_detail.h"
 #include "solver_test_data.h"
@@ -536,6 +537,83 @@ private Q_SLOTS:
         const auto r = solveLayer(w, torch::tensor({1.0f, 3.0f, 3.0f, 1.0f}).reshape({2, 2}), o);
         QCOMPARE(r.stats.dampRaises, raises);
         QVERIFY(std::abs(r.stats.dampUsed - 10.0) < 1e-9);
+    }
+
+    // cpu::torchMean (the plain solver's damping base) rounds as torch.mean on the CPU: every
+    // bit, for lengths below, at and above ATen's vector width and its cascade's level steps.
+    void plainMeanIsTorchMean()
+    {
+        auto gen = at::make_generator<at::CPUGeneratorImpl>(21);
+        const int lanes = cpu::atenFloatLanes();
+        for (int64_t n : {1, 3, 4, 7, 8, 9, 15, 16, 17, 31, 64, 65, 100, 255, 256, 257, 1000, 1024, 2048, 4097, 5632,
+                          11008, 30000}) {
+            // Positive values over four binary orders of magnitude, as a Hessian's diagonal.
+            const auto x = at::exp(at::rand({n}, gen) * 3.0) * 0.37;
+            const float expected = x.mean().item<float>();
+            const float got = cpu::torchMean(x.data_ptr<float>(), n, lanes);
+            if (got != expected)
+                QFAIL(qPrintable(QString("n = %1, %2 lanes: %3 against torch.mean %4")
+                                     .arg(n).arg(lanes).arg(double(got), 0, 'g', 9).arg(double(expected), 0, 'g', 9)));
+        }
+    }
+
+    // cpu::solveSparseGpt (what `sparselab-cli solve-layer` runs without LibTorch) gives the
+    // engine's solveLayer bytes: weights, mask and statistics, with a dead input, partial row
+    // tiles and column blocks, damping raised, on one and two threads.
+    void plainSolverIsTheEngines_data()
+    {
+        QTest::addColumn<bool>("structured");
+        QTest::addColumn<bool>("singular");
+        QTest::addColumn<int>("threads");
+        QTest::newRow("unstructured") << false << false << 2;
+        QTest::newRow("unstructured, one thread") << false << false << 1;
+        QTest::newRow("2:4") << true << false << 2;
+        QTest::newRow("damping raised") << false << true << 2;
+    }
+
+    void plainSolverIsTheEngines()
+    {
+        QFETCH(bool, structured);
+        QFETCH(bool, singular);
+        QFETCH(int, threads);
+        SolverThreadsScope scope(threads);
+        auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
+        const int64_t rows = 200;
+        const int64_t cols = 320;
+        auto h = randomSpd(cols, 600, 11);
+        if (singular) { // an indefinite 2 × 2 minor: damping must be raised to 1 or 10
+            const float big = 2.0f * h.diagonal().max().item<float>();
+            h.index_put_({3, 4}, big);
+            h.index_put_({4, 3}, big);
+        }
+        h.select(0, 17).zero_();
+        h.select(1, 17).zero_(); // a dead input
+        const auto dense = at::randn({rows, cols}, gen);
+        SolverOptions o;
+        o.blocksize = 128; // 320 columns: a partial last block
+        if (structured) {
+            o.nmN = 2;
+            o.nmM = 4;
+        }
+        auto engineW = dense.clone();
+        const auto engine = solveLayer(engineW, h, o);
+        auto plainW = dense.clone();
+        auto plainMask = torch::empty({rows, cols}, torch::kBool);
+        const auto hc = h.contiguous();
+        const LayerStats plain = cpu::solveSparseGpt(plainW.data_ptr<float>(), rows, cols, hc.data_ptr<float>(), o,
+                                                     plainMask.data_ptr<bool>(), threads, {}, nullptr);
+        QVERIFY(torch::equal(plainW, engineW));
+        QVERIFY(torch::equal(plainMask, engine.mask));
+        QCOMPARE(plain.deadInputs, int64_t(1));
+        QCOMPARE(plain.deadInputs, engine.stats.deadInputs);
+        QCOMPARE(plain.dampRaises, engine.stats.dampRaises);
+        if (singular)
+            QVERIFY(plain.dampRaises > 0);
+        QCOMPARE(plain.dampUsed, engine.stats.dampUsed);
+        QCOMPARE(plain.sparsity, engine.stats.sparsity);
+        QCOMPARE(plain.loss, engine.stats.loss);
+        QCOMPARE(plain.relOutputError, engine.stats.relOutputError);
+        QVERIFY(plain.relOutputError > 0.0 && plain.relOutputError < 1.0);
     }
 
     void deadInputsAndDefaults()

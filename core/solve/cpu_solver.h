@@ -1,0 +1,96 @@
+#pragma once
+// SparseGPT for one layer on the CPU over plain float buffers: the Hessian from inputs, the
+// preamble (dead inputs, damping, Hinv), the column loop (cpu_column_loop.h) and the layer's
+// statistics. No LibTorch here: `sparselab-cli solve-layer` runs a CPU SparseGPT solve in a
+// process that never loads it (its start-up alone took 0.65 s on the project's EPYC machine),
+// and the engine's solver (solver.cpp, sparsegpt.cpp) runs its CPU solves through these same
+// functions, so both give the same bytes.
+//
+// The BLAS and LAPACK are the process's, looked up by name (fortran_blas.h): LibTorch's
+// OpenBLAS in the engine, the one linked into the front end otherwise. available() says
+// whether every function needed is there.
+
+#include "solve/solver_options.h"
+#include "util/progress.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sparselab::solve::cpu {
+
+// True when the process has every BLAS/LAPACK function these solvers call (sgemm_, ssyrk_,
+// strmm_, spotrf_, strtri_).
+[[nodiscard]] bool available();
+
+// ---- the Hessian -------------------------------------------------------------------------------
+
+// H ← beta·H + alpha·XᵀX on the upper triangle of the row-major h [cols, cols] (the strictly
+// lower part is left stale), x [tokens, cols] row-major: one ssyrk. The reference's add_batch
+// scales H, then X by sqrt(2/N), then adds XᵀX; the scaling folded into ssyrk's alpha and beta
+// is equal up to float rounding, without extra passes over H or X.
+void rankUpdateUpper(float* h, int64_t cols, const float* x, int64_t tokens, float beta, float alpha);
+
+// Copies the strict upper triangle of h [n, n] onto the lower one (64 × 64 tiles on `threads`).
+void mirrorUpperToLower(float* h, int64_t n, int threads);
+
+// ---- the preamble -----------------------------------------------------------------------------
+
+// The float32 mean of x[0..n) as LibTorch's torch.mean computes it on the CPU (its cascade of
+// float sums over `lanes`-wide vectors in four interleaved rows, then the division by n), so
+// that damping = percdamp·mean(diag H) rounds as the reference's. `lanes` is the width of
+// ATen's Vectorized<float>: 16 with ATEN_CPU_CAPABILITY=avx512, else 8 (atenFloatLanes()).
+// Exact for n < 32768 (ATen splits larger sums between its threads when it has several).
+[[nodiscard]] float torchMean(const float* x, int64_t n, int lanes);
+// ATen's Vectorized<float> width in this process (from ATEN_CPU_CAPABILITY, as ATen reads it).
+[[nodiscard]] int atenFloatLanes();
+
+// Dead inputs, damping and Hinv of an undamped H (design.md §3 steps 1-3).
+struct Factor {
+    std::vector<uint8_t> dead; // [cols] 1 where H[j,j] == 0
+    int64_t deadInputs = 0;
+    double dampUsed = 0.0;     // relative damping finally used
+    int dampRaises = 0;        // times it was raised ×10
+    double dampAbsolute = 0.0; // added to H's diagonal: float32(mean(diag H)) · float32(damp)
+};
+// h: row-major [n, n] symmetric float32; only its lower triangle and diagonal are read (the
+// reference's Cholesky reads the lower one). hinv: n·n floats, on return U column-major (its
+// strictly lower part zero), UᵀU = (H + dampAbsolute·I)⁻¹ with dead inputs' diagonal 1.
+// Damping is raised ×10 (from 1e-3 when damp = 0) while the factorisation fails, up to 10;
+// then InputError("hessian: not positive definite ..."). CancelledError when cancelled.
+// Needs available(); n < 46341.
+[[nodiscard]] Factor factorHessian(const float* h, int64_t n, double damp, float* hinv, int threads,
+                                   const CancelToken* cancel);
+
+// The progress note of a solve whose damping was raised ("" when it was not).
+[[nodiscard]] std::string dampNote(int raises, double relDamp);
+
+// ---- statistics -------------------------------------------------------------------------------
+
+// tr(A H Aᵀ) in double for A [rows, cols] row-major with leading dimension lda, H [cols, cols]
+// row-major symmetric: per column block b, ⟨A_b, A_b H_bb + 2·A_{>b} H_{>b,b}⟩ (the strictly
+// lower blocks counted twice through symmetry instead of multiplied), about rows·cols²
+// multiply-adds.
+[[nodiscard]] double quadraticTrace(const float* a, int64_t rows, int64_t cols, int64_t lda, const float* h);
+
+// The statistics of a solved layer (LayerStats: sparsity, relOutputError) from the dense
+// `original` and the solved `w` [rows, cols], the undamped h, the solve's loss, and the
+// damping it added (SparseGPT; 0 for the baselines). denseOutputEnergy: tr(W H Wᵀ) when the
+// caller has it, negative to compute it. `original` may be overwritten with W − Ŵ.
+// ‖XWᵀ − XŴᵀ‖²/‖XWᵀ‖² = tr(ΔW H ΔWᵀ)/tr(W H Wᵀ); for SparseGPT tr(ΔW H ΔWᵀ) = 2·loss −
+// damp·‖ΔW‖² over live inputs, without a second product, unless that nearly cancels.
+void layerStatistics(float* original, const float* w, int64_t rows, int64_t cols, const float* h, bool sparseGpt,
+                     double dampAbsolute, double denseOutputEnergy, int threads, LayerStats& stats);
+
+// ---- one layer --------------------------------------------------------------------------------
+
+// SparseGPT without quantization (options.quant.bits 16; validated by the caller) on w [rows,
+// cols] row-major (solved in place) with the undamped h [cols, cols] (symmetric): fills mask
+// [rows, cols] (true = pruned) and the statistics, seconds included. `threads` for the column
+// loop's team and the O(rows·cols) passes. Progress one step per block ("solve").
+// InputError on a Hessian that stays singular; CancelledError.
+[[nodiscard]] LayerStats solveSparseGpt(float* w, int64_t rows, int64_t cols, const float* h,
+                                        const SolverOptions& options, bool* mask, int threads,
+                                        const ProgressCallback& progress, const CancelToken* cancel);
+
+} // namespace sparselab::solve::cpu
