@@ -71,7 +71,9 @@ in_root sh -c "cd /tmp && nice apt-get install -y -q ./$(basename "$deb")" 2>&1 
 
 say "installed files"
 in_root dpkg -L sparselab | grep -E 'bin/|\.so|metainfo|desktop|icons|man1|stories260K-hf/model' 
-in_root ldd /usr/bin/sparselab-cli | grep 'not found' && { echo "unresolved libraries" >&2; exit 1; }
+for program in /usr/bin/sparselab-cli /usr/lib/sparselab/sparselab-cli-engine; do
+  in_root ldd "$program" | grep 'not found' && { echo "unresolved libraries: $program" >&2; exit 1; }
+done
 
 say "sparselab-cli eval on the installed demo model"
 in_root sparselab-cli version

@@ -1,10 +1,10 @@
 #pragma once
 // Command-line options that configure the engine, parsed the same way by every subcommand:
-// --threads, --device and the solver options (--method --sparsity --nm --bits --group --sym
-// --act-order --static-groups --fp16-scale --signed-scale --blocksize --damp; --method rtn without --sparsity
-// sets sparsity 0). InputError names the option on bad values.
+// --threads, --device and the solver options (solver_args.h). InputError names the option on
+// bad values.
 
 #include "cli_support.h"
+#include "solver_args.h"
 #include "data/calibration.h"
 #include "recovery/recovery.h"
 #include "solve/solver.h"
@@ -31,12 +31,6 @@ void applyDefaultThreads(const Args& args, const model::CausalLM& model);
 
 // --device cpu|cuda (default cpu); cuda only when this build and machine have it.
 [[nodiscard]] c10::Device deviceOption(const Args& args);
-
-// The solver options given on the command line, on top of `base`, validated.
-// With `dense` non-null, --method dense is accepted and sets *dense (the plan leaves layers
-// untouched); otherwise it is an unknown method.
-[[nodiscard]] solve::SolverOptions solverOptionsFromArgs(const Args& args, solve::SolverOptions base,
-                                                         bool* dense = nullptr);
 
 // The recovery options (--recover STEPS or --recover-epochs E, --recover-loss kl|block
 // --recover-lr X --recover-schedule constant|cosine --recover-warmup N --recover-batch N

@@ -1,11 +1,15 @@
-// sparselab-cli — the headless front end. Parses the subcommand and hands over to
-// commands.h; maps InputError to exit 2, CancelledError to exit 130 with a message, any
-// other exception to exit 1.
+// sparselab-cli-engine — every command of the headless front end. Users run sparselab-cli
+// (app/cli/launcher/main.cpp), which solves CPU SparseGPT layers itself without loading
+// LibTorch and starts this program (execv, same arguments) for everything else; it also runs
+// directly, as the tests do. Parses the subcommand and hands over to commands.h; maps
+// InputError to exit 2, CancelledError to exit 130 with a message, any other exception to
+// exit 1.
 
 #include "commands.h"
 #include "commands_analysis.h"
 #include "cli_workspace.h"
 #include "commands_export.h"
+#include "solve_layer.h"
 
 #include "util/cpu_kernels.h"
 #include "util/engine_threads.h"
@@ -33,7 +37,7 @@ commands:
        [--method sparsegpt|magnitude|wanda|rtn] [--sparsity S | --nm N:M]
        [--bits B [--group G] [--sym [--signed-scale]] [--act-order] [--static-groups]
         [--fp16-scale]]
-       [--blocksize 128] [--damp 0.01] [--json]
+       [--blocksize 128] [--damp 0.01] [--threads T] [--device cpu|cuda] [--json]
   prune MODEL --calib FILE --out OUT_DIR [--method M] [--sparsity S | --nm N:M]
        [--bits B [--group G] [--sym [--signed-scale]] [--act-order] [--static-groups]
         [--fp16-scale]]
@@ -122,12 +126,7 @@ int main(int argc, char** argv)
              return cmdEval(Args("eval", a, {"text", "seqlen", "max-windows", "batch", "threads", "device"},
                                  {"json", "quiet"}));
          }},
-        {"solve-layer", [](const auto& a) {
-             return cmdSolveLayer(Args("solve-layer", a,
-                                       {"problem", "out", "method", "sparsity", "nm", "bits", "group",
-                                        "blocksize", "damp", "threads", "device"},
-                                       {"sym", "act-order", "static-groups", "fp16-scale", "signed-scale", "json", "quiet"}));
-         }},
+        {"solve-layer", [](const auto& a) { return cmdSolveLayer(solveLayerArgs(a)); }},
         {"export", [](const auto& a) {
              return cmdExport(Args("export", a, {"gguf", "type", "name", "threads"}, {"json", "quiet"}));
          }},

@@ -43,25 +43,6 @@ bool passesLayerFilter(const std::vector<std::string>& patterns, const std::stri
     return std::any_of(patterns.begin(), patterns.end(), [&](const std::string& p) { return globMatch(p, name); });
 }
 
-std::pair<int, int> parseNm(const std::string& text, const std::string& option)
-{
-    const auto colon = text.find(':');
-    int n = 0, m = 0;
-    try {
-        if (colon == std::string::npos)
-            throw std::invalid_argument("no colon");
-        size_t usedN = 0, usedM = 0;
-        n = std::stoi(text.substr(0, colon), &usedN);
-        m = std::stoi(text.substr(colon + 1), &usedM);
-        if (usedN != colon || usedM != text.size() - colon - 1)
-            throw std::invalid_argument("trailing characters");
-    } catch (const std::exception&) {
-        throw optionError(option, "expects N:M such as 2:4, got '" + text + "'");
-    }
-    if (n < 1 || m < 2 || n >= m)
-        throw optionError(option, "needs 1 <= N < M, got '" + text + "'");
-    return {n, m};
-}
 
 namespace {
 

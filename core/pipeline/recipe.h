@@ -85,7 +85,7 @@ struct Recipe {
 // passes every name.
 [[nodiscard]] bool passesLayerFilter(const std::vector<std::string>& patterns, const std::string& name);
 
-// Parses "N:M" (N < M, both >= 1); InputError naming `option` otherwise.
-[[nodiscard]] std::pair<int, int> parseNm(const std::string& text, const std::string& option);
+// Parses "N:M" (N < M, both >= 1); InputError naming `option` otherwise (solve/solver_options.h).
+using solve::parseNm;
 
 } // namespace sparselab::pipeline

@@ -478,8 +478,8 @@ double runColumnLoop(const ColumnLoop& in, ProgressReporter& reporter, const Can
                      const std::string& note)
 {
     const auto sgemm = fortran::functions().sgemm;
-    if (!sgemm)
-        throw std::logic_error("runColumnLoop: the process has no sgemm_ (columnLoopAvailable)");
+    if (!sgemm && !in.lazyUpdate)
+        throw std::logic_error("runColumnLoop: the process has no sgemm_ and no lazyUpdate was given");
     if (in.options == nullptr || in.w == nullptr || in.mask == nullptr || in.hinv == nullptr)
         throw std::invalid_argument("runColumnLoop: missing buffer or options");
     const SolverOptions& o = *in.options;
@@ -612,17 +612,21 @@ double runColumnLoop(const ColumnLoop& in, ProgressReporter& reporter, const Can
                 // Cᵀ = Cᵀ − Hinv[block, i2:]ᵀ·Errᵀ: the call ATen's addmm_ made for these layouts
                 // when this ran through it (same transposes and leading dimensions, so the same
                 // OpenBLAS kernels and rounding).
-                const int m = int(p.cols - i2);
-                const int n = int(nr);
-                const int k = int(count);
-                const char transA = in.hinvRowStride == 1 ? 'T' : 'N';
-                const int lda = int(in.hinvRowStride == 1 ? in.hinvColStride : in.hinvRowStride);
-                const int ldb = int(p.rows);
-                const int ldc = int(p.cols);
-                const float alpha = -1.0f;
-                const float beta = 1.0f;
-                sgemm(&transA, "T", &m, &n, &k, &alpha, in.hinv + i1 * in.hinvRowStride + i2 * in.hinvColStride, &lda,
-                      errT + r0, &ldb, &beta, p.w + r0 * p.cols + i2, &ldc, 1, 1);
+                if (in.lazyUpdate) {
+                    in.lazyUpdate(r0, nr, i1, count, i2, errT);
+                } else {
+                    const int m = int(p.cols - i2);
+                    const int n = int(nr);
+                    const int k = int(count);
+                    const char transA = in.hinvRowStride == 1 ? 'T' : 'N';
+                    const int lda = int(in.hinvRowStride == 1 ? in.hinvColStride : in.hinvRowStride);
+                    const int ldb = int(p.rows);
+                    const int ldc = int(p.cols);
+                    const float alpha = -1.0f;
+                    const float beta = 1.0f;
+                    sgemm(&transA, "T", &m, &n, &k, &alpha, in.hinv + i1 * in.hinvRowStride + i2 * in.hinvColStride,
+                          &lda, errT + r0, &ldb, &beta, p.w + r0 * p.cols + i2, &ldc, 1, 1);
+                }
                 if (unstructured)
                     score(block + 1);
             });

@@ -18,6 +18,7 @@
 #include "util/progress.h"
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace sparselab::solve::cpu {
@@ -42,9 +43,13 @@ struct ColumnLoop {
     const float* staticZero = nullptr;
     const int64_t* groupAt = nullptr;
     int workers = 1; // the team's size (at most one per tile of kTileRows rows)
+    // The lazy update W[r0 : r0+nr, i2:] −= Errᵀ[:count, r0 : r0+nr]ᵀ · Hinv[i1 : i1+count, i2:]
+    // (errT: Errᵀ [count, rows] row-major), for a process without sgemm_ (the engine passes
+    // ATen's addmm_ there); empty: sgemm_.
+    std::function<void(int64_t r0, int64_t nr, int64_t i1, int64_t count, int64_t i2, const float* errT)> lazyUpdate;
 };
 
-// True when the process has the BLAS's sgemm_ (the lazy update), which runColumnLoop needs.
+// True when the process has the BLAS's sgemm_, which runColumnLoop calls unless given a lazyUpdate.
 [[nodiscard]] bool columnLoopAvailable();
 
 // Runs the column loop (design.md §3 step 4): fills `mask`, updates `w`, reports one step per

@@ -9,6 +9,7 @@
 #include "util/cpu_clones.h"
 #include "util/errors.h"
 #include "util/fork_join.h"
+#include "util/large_buffer.h"
 
 #include <algorithm>
 #include <array>
@@ -376,7 +377,7 @@ LayerStats solveSparseGpt(float* w, int64_t rows, int64_t cols, const float* h, 
     options.validate(cols);
     throwIfCancelled(cancel);
     // The dense W for the statistics, copied on the kernel threads.
-    std::vector<float> original(size_t(rows * cols));
+    util::FloatBuffer original(static_cast<size_t>(rows * cols));
     const int64_t rowUnits = (rows + kRowsPerUnit - 1) / kRowsPerUnit;
     forkJoin(rowUnits, threads, [&](int, int64_t unit) {
         const int64_t r0 = unit * kRowsPerUnit;
@@ -385,7 +386,7 @@ LayerStats solveSparseGpt(float* w, int64_t rows, int64_t cols, const float* h, 
     });
 
     // The preamble: dead inputs' columns of W zeroed, then damping and Hinv.
-    std::vector<float> hinv(size_t(cols * cols));
+    util::FloatBuffer hinv(static_cast<size_t>(cols * cols));
     const Factor factor = factorHessian(h, cols, options.damp, hinv.data(), threads, cancel);
     if (factor.deadInputs > 0)
         for (int64_t r = 0; r < rows; ++r)
@@ -410,7 +411,7 @@ LayerStats solveSparseGpt(float* w, int64_t rows, int64_t cols, const float* h, 
     const int64_t blocks = (cols + options.blocksize - 1) / options.blocksize;
     ProgressReporter reporter(progress, "solve", blocks);
     stats.loss = runColumnLoop(loop, reporter, cancel, dampNote(factor.dampRaises, factor.dampUsed));
-    std::vector<float>().swap(hinv); // freed before the statistics
+    hinv = util::FloatBuffer(); // freed before the statistics
     layerStatistics(original.data(), w, rows, cols, h, /*sparseGpt=*/true, factor.dampAbsolute, -1.0, threads, stats);
     stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return stats;

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 
 namespace sparselab::solve {
 
@@ -13,6 +14,8 @@ enum class Method { SparseGpt, Magnitude, Wanda, Rtn };
 
 [[nodiscard]] std::string methodName(Method method);           // "sparsegpt", "magnitude", "wanda", "rtn"
 [[nodiscard]] Method parseMethod(const std::string& name);      // InputError on unknown names
+// Parses "N:M" (N < M, both >= 1); InputError naming `option` otherwise.
+[[nodiscard]] std::pair<int, int> parseNm(const std::string& text, const std::string& option);
 
 struct QuantOptions {
     int bits = 16;             // 2..8 quantizes; 16 = no quantization

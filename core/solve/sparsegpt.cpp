@@ -203,6 +203,12 @@ double runCpuTiled(Problem& p, ProgressReporter& reporter, const CancelToken* ca
         loop.groupAt = p.groupAt;
     }
     loop.workers = kernelThreads();
+    if (!cpu::columnLoopAvailable()) // no sgemm_ symbol in this process's BLAS: ATen's product
+        loop.lazyUpdate = [&](int64_t r0, int64_t nr, int64_t i1, int64_t count, int64_t i2, const float* errT) {
+            const auto err = torch::from_blob(const_cast<float*>(errT), {count, p.rows}, torch::kFloat);
+            p.w.narrow(0, r0, nr).narrow(1, i2, p.cols - i2)
+                .addmm_(err.narrow(1, r0, nr).t(), hinv.narrow(0, i1, count).narrow(1, i2, p.cols - i2), 1.0, -1.0);
+        };
     return cpu::runColumnLoop(loop, reporter, cancel, note);
 }
 
@@ -401,8 +407,7 @@ LayerResult solveSparseGpt(torch::Tensor& w, const torch::Tensor& h, const Solve
     // signed scales with groups stay on the generic LibTorch path.
     const bool kernelGrids = !(qo.enabled() && qo.groupSize > 0 && (qo.staticGroups || qo.fp16Scale || qo.signedScale));
     if (backend == Backend::Auto)
-        backend = w.device().is_cpu() ? (cpu::columnLoopAvailable() && rows < INT_MAX && cols < INT_MAX
-                                              ? Backend::CpuTiled : Backend::Generic)
+        backend = w.device().is_cpu() ? (rows < INT_MAX && cols < INT_MAX ? Backend::CpuTiled : Backend::Generic)
             : (w.device().is_cuda() && cudaKernelsBuilt() && options.blocksize <= kCudaMaxBlockColumns && kernelGrids)
             ? Backend::CudaKernels
             : Backend::Generic;

@@ -1,8 +1,9 @@
+// The engine's thread counts: the parts without LibTorch (OpenBLAS's pool, the machine's
+// threads), which the CPU-only front end links too; LibTorch's side is in engine_threads_torch.cpp.
+
 #include "util/engine_threads.h"
 
 #include "util/dynamic_symbol.h"
-
-#include <ATen/Parallel.h>
 
 #if defined(__linux__)
 #include <sched.h>
@@ -16,7 +17,6 @@
 namespace sparselab {
 
 namespace {
-
 using SetThreads = void (*)(int);
 using GetThreads = int (*)();
 
@@ -45,9 +45,9 @@ int openBlasInitialThreads()
     return initial;
 }
 
-// The threads the machine gives this process, read once: OMP_NUM_THREADS when it is set (as
-// LibTorch and OpenBLAS read it), otherwise the CPUs this process may run on. Not
-// at::get_num_threads(): Debian's LibTorch 1.13 starts with one thread on the 2-CPU machine
+} // namespace
+
+// Not at::get_num_threads(): Debian's LibTorch 1.13 starts with one thread on the 2-CPU machine
 // this was measured on (Python's torch.get_num_threads() says 1 there too), so "every core"
 // silently meant one, and a TinyLlama-shaped prune ran on one core.
 int machineThreads()
@@ -70,49 +70,19 @@ int machineThreads()
     return initial;
 }
 
-thread_local int t_kernelThreads = 0;  // 0: never set on this thread
-thread_local int t_libraryThreads = 0; // 0: never set on this thread
-
-// Whether the user chose how libgomp's threads wait (then LibTorch's pool gets the library
-// threads, as before; the spinning is theirs to choose).
-bool userChoseOpenMpWaiting()
-{
-    for (const char* name : {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"})
-        if (const char* value = std::getenv(name); value && *value)
-            return true;
-    return false;
-}
-
-} // namespace
-
 EngineThreads defaultEngineThreads(int64_t hiddenSize)
 {
     const int all = machineThreads();
     return {all, hiddenSize > 0 && hiddenSize < kAllThreadsFromHidden ? 1 : all};
 }
 
-void setEngineThreads(EngineThreads threads)
+void setBlasThreads(int threads)
 {
     (void)machineThreads(); // remembered before the first change
-    if (threads.kernels > 0)
-        t_kernelThreads = threads.kernels;
-    if (threads.libraries > 0) {
-        t_libraryThreads = threads.libraries;
-        at::set_num_threads(userChoseOpenMpWaiting() ? threads.libraries : 1);
-        const int initial = openBlasInitialThreads();
-        if (const SetThreads set = openBlasSetThreads(); set && initial > 0)
-            set(std::min(threads.libraries, initial));
-    }
+    const int initial = openBlasInitialThreads();
+    if (const SetThreads set = openBlasSetThreads(); set && initial > 0 && threads > 0)
+        set(std::min(threads, initial));
 }
-
-void setEngineThreads(int threads)
-{
-    setEngineThreads(EngineThreads::uniform(std::max(threads, 1)));
-}
-
-int kernelThreads() { return t_kernelThreads > 0 ? t_kernelThreads : std::max(1, at::get_num_threads()); }
-
-int libraryThreads() { return t_libraryThreads > 0 ? t_libraryThreads : std::max(1, at::get_num_threads()); }
 
 void shortenBlasSpinWait()
 {

@@ -69,6 +69,16 @@ void setEngineThreads(int threads);
 // records as torch_threads (results depend on it in the last bits).
 [[nodiscard]] int libraryThreads();
 
+// The threads the machine gives this process, read once: OMP_NUM_THREADS when it is set (as
+// LibTorch and OpenBLAS read it), otherwise the CPUs this process may run on (its affinity
+// mask).
+[[nodiscard]] int machineThreads();
+
+// OpenBLAS's pool (process-wide, when the BLAS in the process is OpenBLAS) to min(threads, the
+// pool's size when the process started); nothing for threads ≤ 0. Part of setEngineThreads,
+// and all of it for a process without LibTorch (the CPU-only `solve-layer`).
+void setBlasThreads(int threads);
+
 // The threads the engine uses when the user gives none (no --threads; the workbench always):
 // every CPU the process may run on (its affinity mask, or OMP_NUM_THREADS when set) for
 // SparseLab's kernels; the same for the libraries for models whose hidden size is at least
