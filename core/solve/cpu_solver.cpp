@@ -216,6 +216,31 @@ float torchMean(const float* x, int64_t n, int lanes)
     return sum / float(n);
 }
 
+bool upperCholeskyOfInverse(const float* h, const float* diagonal, int64_t n, float* out, int threads)
+{
+    if (n < 1 || n >= 46341 || !inverseCholeskyAvailable())
+        throw std::logic_error("cpu::upperCholeskyOfInverse: needs 1 <= n < 46341 and the BLAS/LAPACK functions");
+    // H's row-major buffer read column-major is Hᵀ, its upper triangle H's lower one. One pass
+    // (the buffer's first touch) writes each column's upper part from H, the diagonal given
+    // and zeros below: the factorisation never touches the strictly lower part, so the zeros
+    // are U's. Units of 256 columns: a layer narrower than that is copied on this thread.
+    constexpr int64_t kColumnsPerUnit = 256;
+    forkJoin((n + kColumnsPerUnit - 1) / kColumnsPerUnit, threads, [&](int, int64_t unit) {
+        const int64_t end = std::min(n, (unit + 1) * kColumnsPerUnit);
+        for (int64_t c = unit * kColumnsPerUnit; c < end; ++c) {
+            std::memcpy(out + c * n, h + c * n, sizeof(float) * size_t(c));
+            out[c * n + c] = diagonal[c];
+            std::fill(out + c * n + c + 1, out + (c + 1) * n, 0.0f);
+        }
+    });
+    if (!upperCholeskyOfInverseInPlace(out, int(n), int(n)))
+        return false;
+    for (int64_t i = 0; i < n; ++i)
+        if (!(std::isfinite(out[i * n + i]) && out[i * n + i] > 0.0f))
+            return false;
+    return true;
+}
+
 Factor factorHessian(const float* h, int64_t n, double damp, float* hinv, int threads, const CancelToken* cancel)
 {
     if (n < 1 || n >= 46341 || !available())
@@ -234,28 +259,16 @@ Factor factorHessian(const float* h, int64_t n, double damp, float* hinv, int th
         }
     }
     const float meanDiagonal = torchMean(diagonal.data(), n, atenFloatLanes()); // torch.mean(torch.diag(H))
+    std::vector<float> damped(static_cast<size_t>(n));
 
     double relDamp = damp;
     int raises = 0;
     for (;;) {
         throwIfCancelled(cancel);
         const float absolute = meanDiagonal * float(relDamp); // float32, as the reference's percdamp·mean
-        // U with UᵀU = H⁻¹ on the n² buffer (solve/inverse_cholesky.h): H's row-major buffer
-        // read column-major is Hᵀ, its upper triangle H's lower one. One pass writes each
-        // column's upper part from H, the damped diagonal and zeros below (the factorisation
-        // never touches the strictly lower part, so the zeros are U's). Units of 256 columns.
-        constexpr int64_t kColumnsPerUnit = 256;
-        forkJoin((n + kColumnsPerUnit - 1) / kColumnsPerUnit, threads, [&](int, int64_t unit) {
-            const int64_t end = std::min(n, (unit + 1) * kColumnsPerUnit);
-            for (int64_t c = unit * kColumnsPerUnit; c < end; ++c) {
-                std::memcpy(hinv + c * n, h + c * n, sizeof(float) * size_t(c));
-                hinv[c * n + c] = diagonal[size_t(c)] + absolute;
-                std::fill(hinv + c * n + c + 1, hinv + (c + 1) * n, 0.0f);
-            }
-        });
-        bool factored = upperCholeskyOfInverseInPlace(hinv, int(n), int(n));
-        for (int64_t i = 0; factored && i < n; ++i)
-            factored = std::isfinite(hinv[i * n + i]) && hinv[i * n + i] > 0.0f;
+        for (int64_t j = 0; j < n; ++j)
+            damped[size_t(j)] = diagonal[size_t(j)] + absolute;
+        const bool factored = upperCholeskyOfInverse(h, damped.data(), n, hinv, threads);
         if (factored) {
             factor.dampAbsolute = double(absolute);
             break;

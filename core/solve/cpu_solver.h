@@ -45,6 +45,13 @@ void mirrorUpperToLower(float* h, int64_t n, int threads);
 // ATen's Vectorized<float> width in this process (from ATEN_CPU_CAPABILITY, as ATen reads it).
 [[nodiscard]] int atenFloatLanes();
 
+// U with UᵀU = H⁻¹ (solve/inverse_cholesky.h) into `out`, n·n floats: U column-major, its
+// strictly lower part zero. H is the symmetric h [n, n] row-major (only its lower triangle is
+// read, as the reference's Cholesky reads it) with its diagonal replaced by `diagonal` [n].
+// False when H is not numerically positive definite (`out` is then unspecified). Needs
+// available(); n < 46341. The copy runs on `threads`, the factorisation on the BLAS's own.
+[[nodiscard]] bool upperCholeskyOfInverse(const float* h, const float* diagonal, int64_t n, float* out, int threads);
+
 // Dead inputs, damping and Hinv of an undamped H (design.md §3 steps 1-3).
 struct Factor {
     std::vector<uint8_t> dead; // [cols] 1 where H[j,j] == 0

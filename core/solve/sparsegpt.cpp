@@ -37,37 +37,17 @@ constexpr double kFirstNonzeroDamp = 1e-3; // first raise when the user asked fo
 
 // ---- factorisation -------------------------------------------------------------------------------
 
-// U with UᵀU = H⁻¹ on one n² buffer (solve/inverse_cholesky.h): the copy in on the kernel
-// threads, the factorisation on this thread and the BLAS's own. H's row-major buffer read
-// column-major is Hᵀ: its upper triangle is H's lower triangle, the one the reference's
-// Cholesky reads. The result is U column-major.
+// U with UᵀU = H⁻¹ through the plain CPU solver's factorisation (cpu_solver.h): the result
+// is U column-major.
 torch::Tensor upperCholeskyOfInverseBlas(const torch::Tensor& h, const torch::Tensor& diagonal)
 {
     const int64_t n = h.size(0);
     const auto hc = h.contiguous();
     const auto dc = diagonal.to(torch::kFloat).contiguous();
     auto buffer = torch::empty({n * n}, h.options());
-    float* a = buffer.data_ptr<float>();
-    const float* src = hc.data_ptr<float>();
-    const float* d = dc.data_ptr<float>();
-    // One pass over the buffer (its first touch: page faults included, it is most of the time
-    // outside the BLAS): each column's upper part from H, the diagonal given, zeros below — the
-    // factorisation never touches the strictly lower part, so the zeros are U's. Units of 256
-    // columns: a layer narrower than that is copied on this thread, without starting one.
-    constexpr int64_t kColumnsPerUnit = 256;
-    forkJoin((n + kColumnsPerUnit - 1) / kColumnsPerUnit, kernelThreads(), [&](int, int64_t unit) {
-        const int64_t end = std::min(n, (unit + 1) * kColumnsPerUnit);
-        for (int64_t c = unit * kColumnsPerUnit; c < end; ++c) {
-            std::memcpy(a + c * n, src + c * n, sizeof(float) * size_t(c));
-            a[c * n + c] = d[c];
-            std::fill(a + c * n + c + 1, a + (c + 1) * n, 0.0f);
-        }
-    });
-    if (!upperCholeskyOfInverseInPlace(a, int(n), int(n)))
+    if (!cpu::upperCholeskyOfInverse(hc.data_ptr<float>(), dc.data_ptr<float>(), n, buffer.data_ptr<float>(),
+                                     kernelThreads()))
         return {};
-    for (int64_t i = 0; i < n; ++i)
-        if (!(std::isfinite(a[i * n + i]) && a[i * n + i] > 0.0f))
-            return {};
     return buffer.view({n, n}).t(); // [n, n] upper triangular, column-major strides
 }
 
