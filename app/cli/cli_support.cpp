@@ -203,4 +203,23 @@ fs::path bundledResource(const std::string& relative)
     return fs::path(SPARSELAB_SOURCE_RESOURCES) / relative;
 }
 
+int exitCodeOf(const std::function<int()>& command)
+{
+    try {
+        return command();
+    } catch (const InputError& e) {
+        std::fprintf(stderr, "error: %s\n", e.what());
+        return 2;
+    } catch (const CancelledError& e) {
+        if (e.kept().empty())
+            std::fprintf(stderr, "cancelled: nothing was written\n");
+        else
+            std::fprintf(stderr, "cancelled: %s\n", e.kept().c_str());
+        return 130;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "internal error: %s\n", e.what());
+        return 1;
+    }
+}
+
 } // namespace sparselab::cli

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -40,6 +41,11 @@ private:
     std::map<std::string, std::string> m_values;
     std::set<std::string> m_flags;
 };
+
+// Runs a command and turns what it throws into the CLI's exit codes, with one line on stderr:
+// InputError → "error: …", 2; CancelledError → "cancelled: …", 130; anything else →
+// "internal error: …", 1. Both programs' main() run their commands through it.
+int exitCodeOf(const std::function<int()>& command);
 
 // A CancelToken that SIGINT (Ctrl-C) and SIGTERM set. Installed once by main().
 CancelToken& interruptToken();

@@ -38,7 +38,7 @@ public:
             const auto inputs = torch::from_blob(const_cast<float*>(problem.inputs),
                                                  {problem.sequences, problem.tokens, cols}, torch::kFloat);
             solve::HessianAccumulator accumulator(cols, m_device);
-            accumulator.add(problem.sequences == 1 ? inputs.select(0, 0) : inputs);
+            accumulator.add(inputs);
             hessian = accumulator.hessian();
         } else {
             hessian = torch::from_blob(problem.hessian.data(), {cols, cols}, torch::kFloat).to(m_device);

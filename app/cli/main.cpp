@@ -214,19 +214,5 @@ int main(int argc, char** argv)
 
     installInterruptHandler();
     reuseFreedMemory();
-    try {
-        return command->second(std::vector<std::string>(argv + 2, argv + argc));
-    } catch (const InputError& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
-        return 2;
-    } catch (const CancelledError& e) {
-        if (e.kept().empty())
-            std::fprintf(stderr, "cancelled: nothing was written\n");
-        else
-            std::fprintf(stderr, "cancelled: %s\n", e.kept().c_str());
-        return 130;
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "internal error: %s\n", e.what());
-        return 1;
-    }
+    return exitCodeOf([&] { return command->second(std::vector<std::string>(argv + 2, argv + argc)); });
 }

@@ -31,18 +31,6 @@ std::string shapeText(const std::vector<int64_t>& shape)
     return s + "]";
 }
 
-bool allFinite(const float* x, int64_t n)
-{
-    // Inf and NaN are the floats whose exponent bits are all ones; OR-free, it vectorises.
-    uint32_t bad = 0;
-    for (int64_t i = 0; i < n; ++i) {
-        uint32_t bits;
-        std::memcpy(&bits, x + i, sizeof bits);
-        bad |= uint32_t((bits & 0x7f800000u) == 0x7f800000u);
-    }
-    return bad == 0;
-}
-
 // A tensor's values as float32: F32 as they are, F16 and BF16 converted exactly. InputError
 // naming the file on another dtype.
 class FloatValues {
@@ -89,16 +77,8 @@ public:
     }
     [[nodiscard]] const float* data() const { return m_data; }
     [[nodiscard]] int64_t size() const { return m_size; }
-    // The values as an owned buffer (moved out when owned, copied from the mapping otherwise).
-    [[nodiscard]] util::FloatBuffer take()
-    {
-        if (m_owned.empty()) {
-            util::FloatBuffer copy(static_cast<size_t>(m_size));
-            std::memcpy(copy.data(), m_data, size_t(m_size) * sizeof(float));
-            return copy;
-        }
-        return std::move(m_owned);
-    }
+    // The values as an owned buffer, for values read with inPlace false (they are a copy).
+    [[nodiscard]] util::FloatBuffer take() { return std::move(m_owned); }
     std::vector<int64_t> shape;
 
 private:
@@ -131,7 +111,9 @@ int runSolveLayer(const Args& args, const solve::SolverOptions& options, LayerSo
     std::error_code ec;
     if (fs::exists(outPath, ec) && fs::equivalent(outPath, problemPath, ec))
         throw inputError(outPath, "is the problem file; refusing to overwrite an input");
-    const auto threadsOption = args.intOr("threads", 0, 0, 1024);
+    const int64_t threadsOption = args.intOr("threads", 0, 0, 1024);
+    // The O(n) passes' threads (the kernels' count, which does not depend on the layer's width).
+    const int passThreads = threadsOption > 0 ? int(threadsOption) : defaultEngineThreads(0).kernels;
     const bool quiet = args.flag("quiet");
 
     const auto file = io::SafetensorsFile::open(problemPath);
@@ -140,7 +122,7 @@ int runSolveLayer(const Args& args, const solve::SolverOptions& options, LayerSo
     LayerProblem problem;
     {
         FloatValues weight(file, "weight", /*inPlace=*/false);
-        if (!allFinite(weight.data(), weight.size()))
+        if (!solve::cpu::allFinite(weight.data(), weight.size(), passThreads))
             throw inputError(problemPath, "tensor 'weight' contains NaN or Inf");
         if (weight.shape.size() != 2 || weight.shape[0] == 0 || weight.shape[1] == 0)
             throw inputError(problemPath, "tensor 'weight' must be [rows, cols] with rows, cols > 0, got "
@@ -159,12 +141,14 @@ int runSolveLayer(const Args& args, const solve::SolverOptions& options, LayerSo
                                           ? "holds both 'hessian' and 'inputs'; keep one"
                                           : "needs a tensor 'hessian' [cols, cols] or 'inputs' [tokens, cols]");
     options.validate(cols); // option errors before any heavy work
-    solver.setThreads(threadsOption > 0 ? EngineThreads::uniform(int(threadsOption)) : defaultEngineThreads(cols));
+    const EngineThreads threads =
+        threadsOption > 0 ? EngineThreads::uniform(int(threadsOption)) : defaultEngineThreads(cols);
+    solver.setThreads(threads);
 
     std::optional<FloatValues> inputs; // keeps converted inputs alive for the solver
     if (haveHessian) {
         FloatValues hessian(file, "hessian", /*inPlace=*/false);
-        if (!allFinite(hessian.data(), hessian.size()))
+        if (!solve::cpu::allFinite(hessian.data(), hessian.size(), passThreads))
             throw inputError(problemPath, "tensor 'hessian' contains NaN or Inf");
         if (hessian.shape.size() != 2 || hessian.shape[0] != cols || hessian.shape[1] != cols)
             throw inputError(problemPath, "tensor 'hessian' must be [" + std::to_string(cols) + ", "
@@ -178,7 +162,7 @@ int runSolveLayer(const Args& args, const solve::SolverOptions& options, LayerSo
             throw inputError(problemPath, "tensor 'inputs' must be [tokens, " + std::to_string(cols)
                                               + "] or [sequences, tokens, " + std::to_string(cols) + "], got "
                                               + shapeText(shape));
-        if (!allFinite(inputs->data(), inputs->size())) // before any work, as HessianAccumulator::add
+        if (!solve::cpu::allFinite(inputs->data(), inputs->size(), passThreads)) // before any work
             throw inputError(problemPath, "tensor inputs: contains non-finite values (NaN or Inf)");
         problem.sequences = shape.size() == 3 ? shape[0] : 1;
         problem.tokens = shape.size() == 3 ? shape[1] : shape[0];
@@ -194,8 +178,7 @@ int runSolveLayer(const Args& args, const solve::SolverOptions& options, LayerSo
                                             float(2.0 / double(problem.sequences)));
             else
                 std::fill(problem.hessian.data(), problem.hessian.data() + cols * cols, 0.0f);
-            solve::cpu::mirrorUpperToLower(problem.hessian.data(), cols,
-                                           threadsOption > 0 ? int(threadsOption) : defaultEngineThreads(cols).kernels);
+            solve::cpu::mirrorUpperToLower(problem.hessian.data(), cols, passThreads);
         }
     }
 

@@ -12,6 +12,7 @@
 #include "util/large_buffer.h"
 
 #include <algorithm>
+#include <atomic>
 #include <array>
 #include <chrono>
 #include <climits>
@@ -30,14 +31,6 @@ namespace {
 constexpr double kDampRaiseFactor = 10.0;
 constexpr double kMaxRelativeDamp = 10.0;
 constexpr double kFirstNonzeroDamp = 1e-3; // first raise when the user asked for damp = 0
-
-// Column block of the symmetric products (quadraticTrace). Smaller blocks skip more of the
-// lower triangle (the work is (1 + block/cols)/2 of the full product) but make thinner GEMMs;
-// 256 keeps OpenBLAS near its peak while saving ~45% at 2048+ columns.
-int64_t symmetricBlock(int64_t cols)
-{
-    return cols <= 512 ? cols : 256;
-}
 
 // ---- torch.mean's float sum ---------------------------------------------------------------------
 
@@ -179,6 +172,51 @@ bool available()
     return f.sgemm && f.ssyrk && inverseCholeskyAvailable();
 }
 
+bool allFinite(const float* data, int64_t n, int threads)
+{
+    // ±Inf and NaN are the floats whose exponent bits are all ones. An OR over integers may be
+    // reordered (a float sum such as Σ x·0 may not), so the fixed-width inner loop vectorises
+    // even under -O2's cheap cost model; chunks let a bad value end the pass early. Units of
+    // 2²⁰ values run on `threads`; a bad value found in one skips those not begun.
+    constexpr int64_t kChunk = 4096;
+    constexpr int64_t kLanes = 16;
+    constexpr int64_t kUnit = int64_t(1) << 20;
+    constexpr uint32_t kExponent = 0x7f800000u;
+    const auto nonFiniteBit = [&](int64_t k) {
+        uint32_t bits;
+        std::memcpy(&bits, data + k, sizeof bits);
+        return uint32_t((bits & kExponent) == kExponent);
+    };
+    std::atomic<bool> found{false};
+    forkJoin((n + kUnit - 1) / kUnit, threads, [&](int, int64_t unit) {
+        const int64_t unitEnd = std::min(n, (unit + 1) * kUnit);
+        for (int64_t i = unit * kUnit; i < unitEnd && !found.load(std::memory_order_relaxed); i += kChunk) {
+            const int64_t end = std::min(unitEnd, i + kChunk);
+            uint32_t lanes[kLanes] = {};
+            int64_t k = i;
+            for (; k + kLanes <= end; k += kLanes)
+                for (int64_t l = 0; l < kLanes; ++l)
+                    lanes[l] |= nonFiniteBit(k + l);
+            uint32_t nonFinite = 0;
+            for (; k < end; ++k)
+                nonFinite |= nonFiniteBit(k);
+            for (int64_t l = 0; l < kLanes; ++l)
+                nonFinite |= lanes[l];
+            if (nonFinite != 0)
+                found.store(true, std::memory_order_relaxed);
+        }
+    });
+    return !found.load();
+}
+
+int64_t symmetricBlock(int64_t cols)
+{
+    // Smaller blocks skip more of the lower triangle (the work is (1 + block/cols)/2 of the
+    // full product) but make thinner GEMMs; 256 keeps OpenBLAS near its peak while saving
+    // ~45% at 2048+ columns.
+    return cols <= 512 ? cols : 256;
+}
+
 void rankUpdateUpper(float* h, int64_t cols, const float* x, int64_t tokens, float beta, float alpha)
 {
     const auto ssyrk = fortran::functions().ssyrk;
@@ -241,6 +279,28 @@ bool upperCholeskyOfInverse(const float* h, const float* diagonal, int64_t n, fl
     return true;
 }
 
+Damping raiseDampingUntilFactored(double damp, const CancelToken* cancel,
+                                  const std::function<bool(double relDamp)>& factorWith)
+{
+    Damping damping{damp, 0};
+    for (;;) {
+        throwIfCancelled(cancel);
+        if (factorWith(damping.relative))
+            return damping;
+        const double next = damping.relative > 0.0 ? damping.relative * kDampRaiseFactor : kFirstNonzeroDamp;
+        if (next > kMaxRelativeDamp * (1.0 + 1e-9)) {
+            std::ostringstream s;
+            s << "hessian: not positive definite even with relative damping " << damping.relative;
+            if (damping.raises > 0)
+                s << " (raised " << damping.raises << (damping.raises == 1 ? " time" : " times") << " from " << damp
+                  << ")";
+            throw InputError(s.str());
+        }
+        damping.relative = next;
+        ++damping.raises;
+    }
+}
+
 Factor factorHessian(const float* h, int64_t n, double damp, float* hinv, int threads, const CancelToken* cancel)
 {
     if (n < 1 || n >= 46341 || !available())
@@ -261,31 +321,17 @@ Factor factorHessian(const float* h, int64_t n, double damp, float* hinv, int th
     const float meanDiagonal = torchMean(diagonal.data(), n, atenFloatLanes()); // torch.mean(torch.diag(H))
     std::vector<float> damped(static_cast<size_t>(n));
 
-    double relDamp = damp;
-    int raises = 0;
-    for (;;) {
-        throwIfCancelled(cancel);
+    const Damping damping = raiseDampingUntilFactored(damp, cancel, [&](double relDamp) {
         const float absolute = meanDiagonal * float(relDamp); // float32, as the reference's percdamp·mean
         for (int64_t j = 0; j < n; ++j)
             damped[size_t(j)] = diagonal[size_t(j)] + absolute;
-        const bool factored = upperCholeskyOfInverse(h, damped.data(), n, hinv, threads);
-        if (factored) {
-            factor.dampAbsolute = double(absolute);
-            break;
-        }
-        const double next = relDamp > 0.0 ? relDamp * kDampRaiseFactor : kFirstNonzeroDamp;
-        if (next > kMaxRelativeDamp * (1.0 + 1e-9)) {
-            std::ostringstream s;
-            s << "hessian: not positive definite even with relative damping " << relDamp;
-            if (raises > 0)
-                s << " (raised " << raises << (raises == 1 ? " time" : " times") << " from " << damp << ")";
-            throw InputError(s.str());
-        }
-        relDamp = next;
-        ++raises;
-    }
-    factor.dampUsed = relDamp;
-    factor.dampRaises = raises;
+        if (!upperCholeskyOfInverse(h, damped.data(), n, hinv, threads))
+            return false;
+        factor.dampAbsolute = double(absolute);
+        return true;
+    });
+    factor.dampUsed = damping.relative;
+    factor.dampRaises = damping.raises;
     return factor;
 }
 

@@ -14,6 +14,7 @@
 #include "util/progress.h"
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,14 @@ namespace sparselab::solve::cpu {
 // True when the process has every BLAS/LAPACK function these solvers call (sgemm_, ssyrk_,
 // strmm_, spotrf_, strtri_).
 [[nodiscard]] bool available();
+
+// Whether x[0..n) holds no NaN or Inf: one pass, units of 2²⁰ values on `threads`, a bad
+// value ending the pass early. Allocates nothing (a 128 MiB input costs no page faults).
+[[nodiscard]] bool allFinite(const float* x, int64_t n, int threads);
+
+// Column block of the symmetric products (quadraticTrace; the engine's non-BLAS Hessian
+// update): the whole width up to 512 columns, 256 above.
+[[nodiscard]] int64_t symmetricBlock(int64_t cols);
 
 // ---- the Hessian -------------------------------------------------------------------------------
 
@@ -51,6 +60,17 @@ void mirrorUpperToLower(float* h, int64_t n, int threads);
 // False when H is not numerically positive definite (`out` is then unspecified). Needs
 // available(); n < 46341. The copy runs on `threads`, the factorisation on the BLAS's own.
 [[nodiscard]] bool upperCholeskyOfInverse(const float* h, const float* diagonal, int64_t n, float* out, int threads);
+
+// The preamble's damping schedule: factorWith(relDamp) from `damp`, raised ×10 (from 1e-3
+// when damp is 0) while it returns false, up to relative damping 10; then InputError
+// ("hessian: not positive definite even with relative damping ..."). CancelledError before
+// each try. Shared by the CPU preamble below and the engine's for other devices.
+struct Damping {
+    double relative = 0.0; // the relative damping that worked
+    int raises = 0;        // times it was raised
+};
+[[nodiscard]] Damping raiseDampingUntilFactored(double damp, const CancelToken* cancel,
+                                                const std::function<bool(double relDamp)>& factorWith);
 
 // Dead inputs, damping and Hinv of an undamped H (design.md §3 steps 1-3).
 struct Factor {

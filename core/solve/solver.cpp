@@ -30,13 +30,7 @@ bool isCpuFloatContiguous(const torch::Tensor& t)
     return t.device().is_cpu() && t.scalar_type() == torch::kFloat && t.is_contiguous();
 }
 
-// Column block used for the symmetric products below. Smaller blocks skip more of the lower
-// triangle (the work is (1 + block/cols)/2 of the full product) but make thinner GEMMs;
-// 256 keeps OpenBLAS near its peak while saving ~45% at 2048+ columns.
-int64_t symmetricBlock(int64_t cols)
-{
-    return cols <= 512 ? cols : 256;
-}
+using cpu::symmetricBlock;
 
 // H ← beta·H + alpha·XᵀX for X [tokens, cols], on H's upper triangle; the lower one is left
 // stale. With the process's BLAS (float32 on the CPU) it is one ssyrk: X's row-major buffer
@@ -90,41 +84,7 @@ bool allFinite(const torch::Tensor& t)
         return true;
     if (!(t.device().is_cpu() && t.scalar_type() == torch::kFloat && t.is_contiguous()))
         return at::isfinite(t).all().item<bool>();
-    // ±Inf and NaN are the floats whose exponent bits are all ones. An OR over integers may be
-    // reordered (a float sum such as Σ x·0 may not), so the fixed-width inner loop vectorises
-    // even under -O2's cheap cost model; chunks let a bad value end the pass early. Units of
-    // 2²⁰ values run on the kernel threads; a bad value found in one skips those not begun.
-    const float* data = t.data_ptr<float>();
-    const int64_t n = t.numel();
-    constexpr int64_t kChunk = 4096;
-    constexpr int64_t kLanes = 16;
-    constexpr int64_t kUnit = int64_t(1) << 20;
-    constexpr uint32_t kExponent = 0x7f800000u;
-    const auto nonFiniteBit = [&](int64_t k) {
-        uint32_t bits;
-        std::memcpy(&bits, data + k, sizeof bits);
-        return uint32_t((bits & kExponent) == kExponent);
-    };
-    std::atomic<bool> found{false};
-    forkJoin((n + kUnit - 1) / kUnit, kernelThreads(), [&](int, int64_t unit) {
-        const int64_t unitEnd = std::min(n, (unit + 1) * kUnit);
-        for (int64_t i = unit * kUnit; i < unitEnd && !found.load(std::memory_order_relaxed); i += kChunk) {
-            const int64_t end = std::min(unitEnd, i + kChunk);
-            uint32_t lanes[kLanes] = {};
-            int64_t k = i;
-            for (; k + kLanes <= end; k += kLanes)
-                for (int64_t l = 0; l < kLanes; ++l)
-                    lanes[l] |= nonFiniteBit(k + l);
-            uint32_t nonFinite = 0;
-            for (; k < end; ++k)
-                nonFinite |= nonFiniteBit(k);
-            for (int64_t l = 0; l < kLanes; ++l)
-                nonFinite |= lanes[l];
-            if (nonFinite != 0)
-                found.store(true, std::memory_order_relaxed);
-        }
-    });
-    return !found.load();
+    return cpu::allFinite(t.data_ptr<float>(), t.numel(), kernelThreads());
 }
 
 namespace detail {

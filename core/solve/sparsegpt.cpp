@@ -30,11 +30,6 @@ namespace sparselab::solve::detail {
 
 namespace {
 
-// Damping is raised ×10 when the Cholesky factorisation fails, up to this relative damping.
-constexpr double kDampRaiseFactor = 10.0;
-constexpr double kMaxRelativeDamp = 10.0;
-constexpr double kFirstNonzeroDamp = 1e-3; // first raise when the user asked for damp = 0
-
 // ---- factorisation -------------------------------------------------------------------------------
 
 // U with UᵀU = H⁻¹ through the plain CPU solver's factorisation (cpu_solver.h): the result
@@ -243,29 +238,16 @@ HessianFactor factorHessianImpl(const torch::Tensor& h, double damp, const Cance
     const auto meanDiagonal = diagonal.mean(); // float32, as torch.mean(torch.diag(H))
 
     // Damping H += damp·mean(diag H)·I, raised ×10 while the factorisation fails.
-    double relDamp = damp;
-    int raises = 0;
-    for (;;) {
-        throwIfCancelled(cancel);
+    const cpu::Damping damping = cpu::raiseDampingUntilFactored(damp, cancel, [&](double relDamp) {
         const auto absolute = meanDiagonal * relDamp; // float32, as the reference's percdamp·mean
         factor.hinv = upperCholeskyOfInverse(h, diagonal + absolute);
-        if (factor.hinv.defined()) {
-            factor.dampAbsolute = absolute.item<double>();
-            break;
-        }
-        const double next = relDamp > 0.0 ? relDamp * kDampRaiseFactor : kFirstNonzeroDamp;
-        if (next > kMaxRelativeDamp * (1.0 + 1e-9)) {
-            std::ostringstream s;
-            s << "hessian: not positive definite even with relative damping " << relDamp;
-            if (raises > 0)
-                s << " (raised " << raises << (raises == 1 ? " time" : " times") << " from " << damp << ")";
-            throw InputError(s.str());
-        }
-        relDamp = next;
-        ++raises;
-    }
-    factor.dampUsed = relDamp;
-    factor.dampRaises = raises;
+        if (!factor.hinv.defined())
+            return false;
+        factor.dampAbsolute = absolute.item<double>();
+        return true;
+    });
+    factor.dampUsed = damping.relative;
+    factor.dampRaises = damping.raises;
     return factor;
 }
 

@@ -13,7 +13,6 @@
 
 #include "util/cpu_kernels.h"
 #include "util/engine_threads.h"
-#include "util/errors.h"
 
 #include <unistd.h>
 
@@ -80,20 +79,6 @@ int main(int argc, char** argv)
     util::matchKernelsToCpu(argv); // may start the program again
     shortenBlasSpinWait();         // while no other thread exists
     installInterruptHandler();
-    try {
-        CpuLayerSolver solver;
-        return runSolveLayer(*args, options, solver);
-    } catch (const InputError& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
-        return 2;
-    } catch (const CancelledError& e) {
-        if (e.kept().empty())
-            std::fprintf(stderr, "cancelled: nothing was written\n");
-        else
-            std::fprintf(stderr, "cancelled: %s\n", e.kept().c_str());
-        return 130;
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "internal error: %s\n", e.what());
-        return 1;
-    }
+    CpuLayerSolver solver;
+    return exitCodeOf([&] { return runSolveLayer(*args, options, solver); });
 }
