@@ -31,36 +31,16 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <sstream>
 #include <string>
 #include <vector>
 
-#if defined(__unix__)
-#include <dlfcn.h>
-#endif
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-// OpenBLAS keeps its own thread pool; LibTorch's set_num_threads does not reach it.
-void setBlasThreads(int threads)
-{
-#if defined(__unix__)
-    using SetFn = void (*)(int);
-    void* symbol = dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
-    if (symbol) {
-        SetFn fn = nullptr;
-        std::memcpy(&fn, &symbol, sizeof fn);
-        fn(threads);
-    }
-#else
-    (void)threads;
-#endif
-}
 
 [[noreturn]] void usage()
 {
