@@ -51,7 +51,11 @@ constexpr size_t kScoreBuckets = size_t(1) << 16;
 
 // Buffers of the unstructured block threshold, kept across blocks.
 struct ThresholdScratch {
-    std::vector<float> scores;         // [rows, count] of the block being scored
+    // The scores [rows, count] of block b in scores[b % 2]: the tiles of block b write the mask
+    // from them while other workers already score block b + 1, whose rows (of another width
+    // in the last block) may fall where another worker's rows of block b are.
+    std::vector<float> scores[2];
+    float* scoresOf(int64_t block) { return scores[block % 2].data(); }
     std::vector<uint32_t> histograms;  // [workers, kScoreBuckets], all zero between blocks
     std::vector<uint32_t> lowest;      // [workers]: the smallest bucket each worker counted in
     std::vector<uint32_t> highest;     // [workers]: the largest
@@ -174,12 +178,13 @@ inline void pruneColumn(float* __restrict ti, float* __restrict ei, const uint8_
 }
 
 // One tile of kTileRows rows through one block of `count` columns: load, the column loop,
-// write back; `nextTile` is the tile this thread takes next (−1: none or unknown). `pruneAbove` is the unstructured block's threshold: an entry is pruned when its
-// score w²/d² (taken at the block's start, as scoreRows scores it) is <= it; N:M
-// selects in the loop instead.
+// write back; `nextTile` is the tile this thread takes next (−1: none or unknown). `pruneAbove`
+// is the unstructured block's threshold: an entry is pruned when its score w²/d² (taken at the
+// block's start) is <= it; `blockScores` are those scores as scoreRows wrote them ([rows, count]
+// row-major; null for N:M, which selects in the loop instead).
 SPARSELAB_CPU_CLONES
 void runTile(const Problem& p, int64_t tile, int64_t nextTile, int64_t i1, int64_t count, const float* hinv1,
-             float pruneAbove, float* errT, TileScratch& s, double& tileLoss)
+             float pruneAbove, const float* blockScores, float* errT, TileScratch& s, double& tileLoss)
 {
     const SolverOptions& o = p.options;
     const QuantOptions& qo = o.quant;
@@ -189,7 +194,12 @@ void runTile(const Problem& p, int64_t tile, int64_t nextTile, int64_t i1, int64
     bool* mask = p.mask;
     const int64_t cols = p.cols;
     float* t = s.t.data();
-    float* e = s.e.data();
+    // err = (w − q)/d by columns: a whole tile writes it straight into Errᵀ (its columns are
+    // runs of rows there, one store each instead of a copy at the end); a partial tile works in
+    // its scratch, whose padding rows must not land on the next tile's rows.
+    const bool wholeTile = nr == kTileRows;
+    float* const e = wholeTile ? errT + r0 : s.e.data();
+    const int64_t eStride = wholeTile ? p.rows : kTileRows;
     uint8_t* m = s.m.data();
     // Whole tiles of whole 8-column groups move in 8 × 8 transposes, the rest element by element.
     const bool byBlocks = nr == kTileRows && count % 8 == 0;
@@ -263,7 +273,7 @@ void runTile(const Problem& p, int64_t tile, int64_t nextTile, int64_t i1, int64
         const float d = hinv1[i * count + i];
         const float d2 = d * d;
         float* ti = t + i * kTileRows;
-        float* ei = e + i * kTileRows;
+        float* ei = e + i * eStride;
         const uint8_t* mi = m + i * kTileRows;
         if (qo.enabled()) {
             for (int64_t r = 0; r < kTileRows; ++r) {
@@ -299,26 +309,21 @@ void runTile(const Problem& p, int64_t tile, int64_t nextTile, int64_t i1, int64
         finishColumn(i);
         const bool pair = i + 1 < count && !(o.structured() && (i + 1) % o.nmM == 0);
         if (!pair) {
-            updateLaterColumns(t, e + i * kTileRows, hrow, i, count);
+            updateLaterColumns(t, e + i * eStride, hrow, i, count);
             i += 1;
             continue;
         }
-        updateLaterColumns(t, e + i * kTileRows, hrow, i, i + 2);
+        updateLaterColumns(t, e + i * eStride, hrow, i, i + 2);
         prefetchRow(i + 1);
         finishColumn(i + 1);
-        updateLaterColumnsTwice(t, e + i * kTileRows, hrow, e + (i + 1) * kTileRows, hrow + count, i + 2, count);
+        updateLaterColumnsTwice(t, e + i * eStride, hrow, e + (i + 1) * eStride, hrow + count, i + 2, count);
         i += 2;
     }
 
-    // Write back q, err (errT is Errᵀ [count, rows]: the tile's columns are its rows' runs) and
-    // the mask.
-    if (nr == kTileRows) { // a constant size: two vector moves, no call
-        for (int64_t j = 0; j < count; ++j)
-            std::memcpy(errT + j * p.rows + r0, e + j * kTileRows, sizeof(float) * size_t(kTileRows));
-    } else {
+    // Write back err (a partial tile's; errT is Errᵀ [count, rows]), q and the mask.
+    if (!wholeTile)
         for (int64_t j = 0; j < count; ++j)
             std::memcpy(errT + j * p.rows + r0, e + j * kTileRows, sizeof(float) * size_t(nr));
-    }
     if (byBlocks) {
         for (int64_t r = 0; r < kTileRows; r += 8)
             for (int64_t j = 0; j < count; j += 8)
@@ -330,11 +335,20 @@ void runTile(const Problem& p, int64_t tile, int64_t nextTile, int64_t i1, int64
                 dst[j] = t[j * kTileRows + r];
         }
     }
+    // The mask: an unstructured one compares the block's scores again, row by row, which
+    // vectorises (the same scores as the tile's flags, the same comparison); reading the
+    // flags back is a gather of bytes 32 apart, a sixth of the tile's time on AVX-512.
     double total = 0.0;
     for (int64_t r = 0; r < nr; ++r) {
         bool* mdst = mask + (r0 + r) * cols + i1;
-        for (int64_t j = 0; j < count; ++j)
-            mdst[j] = m[j * kTileRows + r] != 0;
+        if (blockScores) {
+            const float* scores = blockScores + (r0 + r) * count;
+            for (int64_t j = 0; j < count; ++j)
+                mdst[j] = scores[j] <= pruneAbove;
+        } else {
+            for (int64_t j = 0; j < count; ++j)
+                mdst[j] = m[j * kTileRows + r] != 0;
+        }
         total += s.loss[size_t(r)];
         if (qo.enabled()) {
             p.scale[r0 + r] = s.scale[size_t(r)];
@@ -355,7 +369,20 @@ void scoreRows(const float* __restrict w, int64_t cols, int64_t i1, int64_t coun
 {
     uint32_t lo = lowest << 16;
     uint32_t hi = highest << 16;
+    // The block's rows are a row of W apart and come from memory (the lazy update wrote them
+    // long before, among the later columns), so rows ahead are fetched while this one is
+    // scored: loading each row on demand was most of this pass's time.
+    constexpr int64_t kRowsAhead = 8;
+    const auto prefetchRow = [&](int64_t r) __attribute__((always_inline)) {
+        const char* row = reinterpret_cast<const char*>(w + r * cols + i1);
+        for (int64_t byte = 0; byte < count * int64_t(sizeof(float)); byte += 64)
+            __builtin_prefetch(row + byte, 0, 3);
+    };
+    for (int64_t r = r0; r < std::min(r1, r0 + kRowsAhead); ++r)
+        prefetchRow(r);
     for (int64_t r = r0; r < r1; ++r) {
+        if (r + kRowsAhead < r1)
+            prefetchRow(r + kRowsAhead);
         const float* __restrict wr = w + r * cols + i1;
         float* __restrict sr = scores + r * count;
         for (int64_t j = 0; j < count; ++j) {
@@ -403,13 +430,34 @@ void collectBucket(const float* __restrict scores, int64_t n, uint32_t bucket, s
             out.push_back(scores[e]);
 }
 
+// Hinv1 = Hinv[i1 : i1+count, i1 : i1+count] into `out` [count, count] row-major. From a
+// column-major Hinv (the CPU preamble's) it goes in 8 × 8 transposes: read element by element,
+// the source's rows are a column apart, and 128 of them, 4 KiB-aligned, all fall into one set
+// of the L1 cache (this was a fifth of the team's serial step per block).
+SPARSELAB_CPU_CLONES
+void copyHinvBlock(const ColumnLoop& in, int64_t i1, int64_t count, float* __restrict out)
+{
+    const float* block = in.hinv + i1 * in.hinvRowStride + i1 * in.hinvColStride;
+    if (in.hinvRowStride == 1 && count % 8 == 0) {
+        for (int64_t b = 0; b < count; b += 8)
+            for (int64_t a = 0; a < count; a += 8)
+                transpose8x8(block + b * in.hinvColStride + a, in.hinvColStride, out + a * count + b, count);
+        return;
+    }
+    for (int64_t a = 0; a < count; ++a)
+        for (int64_t b = 0; b < count; ++b)
+            out[a * count + b] = block[a * in.hinvRowStride + b * in.hinvColStride];
+}
+
 // Unstructured threshold of one block: the reference scores w²/d² over all rows jointly and
 // prunes score <= the value at sorted index k = int(numel·sparsity), the value
 // std::nth_element (its kthvalue) finds. Found here without sorting: each worker scores its own
 // rows and counts them in its histogram of the scores' top 16 bits (scoreRows); then one
 // thread locates the bucket of the k-th and takes the k-th within it (nth_element on that
-// bucket's few entries). The tiles score each entry again the same way and write the mask.
-float blockThreshold(ThresholdScratch& scratch, int64_t rows, int64_t count, double sparsity, int workers)
+// bucket's few entries). The tiles score their entries again the same way for their own flags
+// and write the mask from the stored scores.
+float blockThreshold(ThresholdScratch& scratch, int64_t block, int64_t rows, int64_t count, double sparsity,
+                     int workers)
 {
     const int64_t k = unstructuredRank(rows * count, sparsity);
     int64_t below = 0;
@@ -423,7 +471,7 @@ float blockThreshold(ThresholdScratch& scratch, int64_t rows, int64_t count, dou
         below += inBucket;
     }
     scratch.candidates.clear();
-    collectBucket(scratch.scores.data(), rows * count, bucket, scratch.candidates);
+    collectBucket(scratch.scoresOf(block), rows * count, bucket, scratch.candidates);
     const auto rank = scratch.candidates.begin() + (k - below);
     std::nth_element(scratch.candidates.begin(), rank, scratch.candidates.end());
     // Cleared whole once; after each block only the buckets counted into (a few hundred of
@@ -467,7 +515,60 @@ float blockThreshold(ThresholdScratch& scratch, int64_t rows, int64_t count, dou
 // same for every run of rows. Splitting a block's GEMM by columns as well, to score the next
 // block's columns while they were in cache, moved the weights of the teaching stepper's
 // problems (core_test_sparsegpt_stepper) and gained nothing measurable.
+// The number of workers runColumnLoop's team has for `workers` asked and `tiles` row tiles, and
+// the first tile of worker k: fixed runs of whole tiles.
+int teamSize(int workers, int64_t tiles)
+{
+    return int(std::clamp<int64_t>(workers, 1, std::max<int64_t>(tiles, 1)));
+}
+int64_t firstTileOf(int worker, int team, int64_t tiles)
+{
+    return tiles * worker / team;
+}
+
+// W[r0 : r0+nr, i2:] −= Errᵀ[:count, r0 : r0+nr]ᵀ · Hinv[i1 : i1+count, i2:] (i2 = i1 + count), as
+// one sgemm. Column-major this is Cᵀ = Cᵀ − Hinv[block, i2:]ᵀ·Errᵀ: the call ATen's addmm_ made
+// for these layouts when this ran through it (same transposes and leading dimensions, so the
+// same OpenBLAS kernels and rounding).
+void lazyUpdateRows(const ColumnLoop& in, int64_t r0, int64_t nr, int64_t i1, int64_t count, const float* errT)
+{
+    const int64_t i2 = i1 + count;
+    if (in.lazyUpdate) {
+        in.lazyUpdate(r0, nr, i1, count, i2, errT);
+        return;
+    }
+    const int m = int(in.cols - i2);
+    const int n = int(nr);
+    const int k = int(count);
+    const char transA = in.hinvRowStride == 1 ? 'T' : 'N';
+    const int lda = int(in.hinvRowStride == 1 ? in.hinvColStride : in.hinvRowStride);
+    const int ldb = int(in.rows);
+    const int ldc = int(in.cols);
+    const float alpha = -1.0f;
+    const float beta = 1.0f;
+    fortran::functions().sgemm(&transA, "T", &m, &n, &k, &alpha,
+                               in.hinv + i1 * in.hinvRowStride + i2 * in.hinvColStride, &lda, errT + r0, &ldb,
+                               &beta, in.w + r0 * in.cols + i2, &ldc, 1, 1);
+}
 } // namespace
+
+void applyLazyUpdate(const ColumnLoop& in, int64_t i1, int64_t count, const float* errT)
+{
+    if (!fortran::functions().sgemm && !in.lazyUpdate)
+        throw std::logic_error("applyLazyUpdate: the process has no sgemm_ and no lazyUpdate was given");
+    if (i1 + count >= in.cols)
+        return;
+    const int64_t tiles = (in.rows + kTileRows - 1) / kTileRows;
+    const int team = teamSize(in.workers, tiles);
+    std::optional<BlasOnCallingThread> blasOnCallingThread;
+    if (team > 1)
+        blasOnCallingThread.emplace();
+    for (int worker = 0; worker < team; ++worker) {
+        const int64_t r0 = firstTileOf(worker, team, tiles) * kTileRows;
+        const int64_t r1 = std::min(in.rows, firstTileOf(worker + 1, team, tiles) * kTileRows);
+        lazyUpdateRows(in, r0, r1 - r0, i1, count, errT);
+    }
+}
 
 bool columnLoopAvailable()
 {
@@ -477,8 +578,7 @@ bool columnLoopAvailable()
 double runColumnLoop(const ColumnLoop& in, ProgressReporter& reporter, const CancelToken* cancel,
                      const std::string& note)
 {
-    const auto sgemm = fortran::functions().sgemm;
-    if (!sgemm && !in.lazyUpdate)
+    if (!fortran::functions().sgemm && !in.lazyUpdate)
         throw std::logic_error("runColumnLoop: the process has no sgemm_ and no lazyUpdate was given");
     if (in.options == nullptr || in.w == nullptr || in.mask == nullptr || in.hinv == nullptr)
         throw std::invalid_argument("runColumnLoop: missing buffer or options");
@@ -487,8 +587,7 @@ double runColumnLoop(const ColumnLoop& in, ProgressReporter& reporter, const Can
     const int64_t blocks = (p.cols + o.blocksize - 1) / o.blocksize;
     const int64_t tiles = (p.rows + kTileRows - 1) / kTileRows;
     const bool unstructured = !o.structured() && o.sparsity > 0.0;
-    const int team = int(std::clamp<int64_t>(in.workers, 1, tiles));
-    const auto firstTileOf = [&](int worker) { return tiles * worker / team; };
+    const int team = teamSize(in.workers, tiles);
 
     // Errᵀ [blocksize, rows]: the tiles write it by runs of rows, the lazy update reads it
     // transposed (a narrower last block uses its first rows).
@@ -497,7 +596,8 @@ double runColumnLoop(const ColumnLoop& in, ProgressReporter& reporter, const Can
     std::vector<TileScratch> tileScratch(static_cast<size_t>(team));
     ThresholdScratch threshold;
     if (unstructured) {
-        threshold.scores.resize(size_t(p.rows * std::min(o.blocksize, p.cols)));
+        for (auto& scores : threshold.scores)
+            scores.resize(size_t(p.rows * std::min(o.blocksize, p.cols)));
         threshold.histograms.assign(size_t(team) * kScoreBuckets, 0u);
         threshold.lowest.assign(size_t(team), uint32_t(kScoreBuckets - 1));
         threshold.highest.assign(size_t(team), 0u);
@@ -553,10 +653,8 @@ double runColumnLoop(const ColumnLoop& in, ProgressReporter& reporter, const Can
             ++block;
             const int64_t i1 = blockStart(block);
             const int64_t count = blockCount(block);
-            for (int64_t a = 0; a < count; ++a)
-                for (int64_t b = 0; b < count; ++b)
-                    hinv1[size_t(a * count + b)] = in.hinv[(i1 + a) * in.hinvRowStride + (i1 + b) * in.hinvColStride];
-            pruneAbove = unstructured ? blockThreshold(threshold, p.rows, count, o.sparsity, team) : -1.0f;
+            copyHinvBlock(in, i1, count, hinv1.data());
+            pruneAbove = unstructured ? blockThreshold(threshold, block, p.rows, count, o.sparsity, team) : -1.0f;
         } catch (...) {
             recordFailure();
             stop = true;
@@ -565,8 +663,8 @@ double runColumnLoop(const ColumnLoop& in, ProgressReporter& reporter, const Can
     std::barrier sync(team, completion);
 
     const auto work = [&](int worker) {
-        const int64_t firstTile = firstTileOf(worker);
-        const int64_t endTile = firstTileOf(worker + 1);
+        const int64_t firstTile = firstTileOf(worker, team, tiles);
+        const int64_t endTile = firstTileOf(worker + 1, team, tiles);
         const int64_t r0 = firstTile * kTileRows;
         const int64_t nr = std::min(p.rows, endTile * kTileRows) - r0;
         TileScratch& s = tileScratch[size_t(worker)];
@@ -584,7 +682,7 @@ double runColumnLoop(const ColumnLoop& in, ProgressReporter& reporter, const Can
             const int64_t i1 = blockStart(b);
             const int64_t count = blockCount(b);
             scoreRows(p.w, p.cols, i1, count, threshold.d2.data() + i1, r0, r0 + nr,
-                      threshold.scores.data(), threshold.histograms.data() + size_t(worker) * kScoreBuckets,
+                      threshold.scoresOf(b), threshold.histograms.data() + size_t(worker) * kScoreBuckets,
                       threshold.lowest[size_t(worker)], threshold.highest[size_t(worker)]);
         };
         if (unstructured)
@@ -604,29 +702,11 @@ double runColumnLoop(const ColumnLoop& in, ProgressReporter& reporter, const Can
                 const float* h1 = hinv1.data();
                 float* errT = err.data();
                 for (int64_t tile = firstTile; tile < endTile; ++tile)
-                    runTile(p, tile, tile + 1 < endTile ? tile + 1 : -1, i1, count, h1, pruneAbove, errT, s,
-                            tileLoss[size_t(tile)]);
+                    runTile(p, tile, tile + 1 < endTile ? tile + 1 : -1, i1, count, h1, pruneAbove,
+                            unstructured ? threshold.scoresOf(block) : nullptr, errT, s, tileLoss[size_t(tile)]);
                 if (i2 >= p.cols)
                     return;
-                // W[rows, i2:] −= Err[rows]·Hinv[block, i2:], as one sgemm. Column-major, this is
-                // Cᵀ = Cᵀ − Hinv[block, i2:]ᵀ·Errᵀ: the call ATen's addmm_ made for these layouts
-                // when this ran through it (same transposes and leading dimensions, so the same
-                // OpenBLAS kernels and rounding).
-                if (in.lazyUpdate) {
-                    in.lazyUpdate(r0, nr, i1, count, i2, errT);
-                } else {
-                    const int m = int(p.cols - i2);
-                    const int n = int(nr);
-                    const int k = int(count);
-                    const char transA = in.hinvRowStride == 1 ? 'T' : 'N';
-                    const int lda = int(in.hinvRowStride == 1 ? in.hinvColStride : in.hinvRowStride);
-                    const int ldb = int(p.rows);
-                    const int ldc = int(p.cols);
-                    const float alpha = -1.0f;
-                    const float beta = 1.0f;
-                    sgemm(&transA, "T", &m, &n, &k, &alpha, in.hinv + i1 * in.hinvRowStride + i2 * in.hinvColStride,
-                          &lda, errT + r0, &ldb, &beta, p.w + r0 * p.cols + i2, &ldc, 1, 1);
-                }
+                lazyUpdateRows(in, r0, nr, i1, count, errT); // W[rows, i2:] −= Err[rows]·Hinv[block, i2:]
                 if (unstructured)
                     score(block + 1);
             });

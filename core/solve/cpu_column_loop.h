@@ -60,4 +60,13 @@ struct ColumnLoop {
 [[nodiscard]] double runColumnLoop(const ColumnLoop& problem, ProgressReporter& reporter, const CancelToken* cancel,
                                    const std::string& note);
 
+// The lazy update after block [i1, i1 + count) as runColumnLoop applies it with
+// problem.workers workers: W[rows, i1+count:] −= Err[rows]·Hinv[i1 : i1+count, i1+count:], one
+// sgemm per worker on the run of row tiles that worker owns, with the same transposes, leading
+// dimensions and OpenBLAS threads, so that the floats are the solver's (OpenBLAS does not round
+// every product the same for every shape: its small-matrix kernels on AVX-512 sum in another
+// order than its blocked ones). errT: Errᵀ [count, rows] row-major. The teaching stepper
+// (sparsegpt_stepper.h) reproduces the solver's weights with it. Needs columnLoopAvailable().
+void applyLazyUpdate(const ColumnLoop& problem, int64_t i1, int64_t count, const float* errT);
+
 } // namespace sparselab::solve::cpu

@@ -6,12 +6,15 @@
 #include "solve/sparsegpt_stepper.h"
 
 #include "solve/solver_detail.h"
+#include "solve/cpu_column_loop.h"
 #include "solve/sparsegpt_kernels.h"
+#include "util/engine_threads.h"
 #include "util/errors.h"
 
 #include <algorithm>
 #include <cstring>
 #include <string>
+#include <vector>
 
 namespace sparselab::solve {
 
@@ -52,7 +55,7 @@ SparseGptStepper::SparseGptStepper(const torch::Tensor& weight, const torch::Ten
         m_zero.assign(zero.data_ptr<float>(), zero.data_ptr<float>() + m_rows);
         m_maxq = float((int64_t(1) << m_options.quant.bits) - 1);
     }
-    m_errFull = torch::empty({m_rows, std::min(m_options.blocksize, m_cols)}, m_w.options());
+    m_errT.assign(size_t(m_rows * std::min(m_options.blocksize, m_cols)), 0.0f);
     m_mask = torch::zeros({m_rows, m_cols}, m_w.options().dtype(torch::kBool));
 }
 
@@ -203,13 +206,10 @@ void SparseGptStepper::endBlock()
     const int64_t i2 = m_i1 + count;
     float* w = m_w.data_ptr<float>();
     bool* mask = m_mask.data_ptr<bool>();
-    auto errBuffer = count == m_errFull.size(1) ? m_errFull : torch::empty({m_rows, count}, m_w.options());
-    float* err = errBuffer.data_ptr<float>();
     for (int64_t r = 0; r < m_rows; ++r)
         for (int64_t j = 0; j < count; ++j) {
             w[r * m_cols + m_i1 + j] = m_t[size_t(r * count + j)];
             mask[r * m_cols + m_i1 + j] = m_m[size_t(r * count + j)] != 0;
-            err[r * count + j] = m_e[size_t(r * count + j)];
         }
     // The solver's loss: per row tile, the rows' sums added in row order, halved, tile by tile.
     for (int64_t r0 = 0; r0 < m_rows; r0 += detail::kTileRows) {
@@ -218,9 +218,32 @@ void SparseGptStepper::endBlock()
             total += m_rowLoss[size_t(r)];
         m_lossBefore += total / 2.0;
     }
-    if (i2 < m_cols)
-        m_w.narrow(1, i2, m_cols - i2)
-            .addmm_(errBuffer, m_hinv.narrow(0, m_i1, count).narrow(1, i2, m_cols - i2), 1.0, -1.0);
+    if (i2 < m_cols) {
+        // The solver's lazy update, call for call (cpu::applyLazyUpdate: its row split and
+        // transposes), so that the weights are its floats; ATen's product where the process
+        // has no sgemm_ symbol, as the solver then uses.
+        float* errT = m_errT.data();
+        for (int64_t r = 0; r < m_rows; ++r)
+            for (int64_t j = 0; j < count; ++j)
+                errT[j * m_rows + r] = m_e[size_t(r * count + j)];
+        const torch::Tensor hinv =
+            m_hinv.stride(0) == 1 || m_hinv.stride(1) == 1 ? m_hinv : m_hinv.contiguous();
+        cpu::ColumnLoop update;
+        update.w = w;
+        update.rows = m_rows;
+        update.cols = m_cols;
+        update.hinv = hinv.data_ptr<float>();
+        update.hinvRowStride = hinv.stride(0);
+        update.hinvColStride = hinv.stride(1);
+        update.workers = kernelThreads();
+        if (!cpu::columnLoopAvailable())
+            update.lazyUpdate = [&](int64_t r0, int64_t nr, int64_t i1, int64_t k, int64_t from, const float* et) {
+                const auto err = torch::from_blob(const_cast<float*>(et), {k, m_rows}, torch::kFloat);
+                m_w.narrow(0, r0, nr).narrow(1, from, m_cols - from)
+                    .addmm_(err.narrow(1, r0, nr).t(), hinv.narrow(0, i1, k).narrow(1, from, m_cols - from), 1.0, -1.0);
+            };
+        cpu::applyLazyUpdate(update, m_i1, count, errT);
+    }
     m_inBlock = false;
 }
 

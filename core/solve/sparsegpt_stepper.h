@@ -137,7 +137,7 @@ private:
     torch::Tensor m_h;           // [cols, cols] undamped
     torch::Tensor m_hinv;        // [cols, cols]
     torch::Tensor m_hinv1;       // [count, count] contiguous, current block
-    torch::Tensor m_errFull;     // [rows, min(blocksize, cols)] the solver's err buffer
+    std::vector<float> m_errT;   // Errᵀ [count, rows] of the block, for the lazy update
     torch::Tensor m_mask;        // [rows, cols] bool
     LayerStats m_setupStats;
     mutable LayerStats m_finalStats;   // stats() once finished (computed on first call)
