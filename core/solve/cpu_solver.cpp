@@ -172,41 +172,62 @@ bool available()
     return f.sgemm && f.ssyrk && inverseCholeskyAvailable();
 }
 
-bool allFinite(const float* data, int64_t n, int threads)
+namespace {
+
+// Whether x[begin, end) holds a NaN or Inf: ±Inf and NaN are the floats whose exponent bits
+// are all ones. An OR over integers may be reordered (a float sum such as Σ x·0 may not), so
+// the fixed-width inner loop vectorises even under -O2's cheap cost model. With `out`, the
+// values are copied there in the same pass.
+bool hasNonFinite(const float* __restrict x, int64_t begin, int64_t end, float* __restrict out)
 {
-    // ±Inf and NaN are the floats whose exponent bits are all ones. An OR over integers may be
-    // reordered (a float sum such as Σ x·0 may not), so the fixed-width inner loop vectorises
-    // even under -O2's cheap cost model; chunks let a bad value end the pass early. Units of
-    // 2²⁰ values run on `threads`; a bad value found in one skips those not begun.
-    constexpr int64_t kChunk = 4096;
     constexpr int64_t kLanes = 16;
-    constexpr int64_t kUnit = int64_t(1) << 20;
     constexpr uint32_t kExponent = 0x7f800000u;
     const auto nonFiniteBit = [&](int64_t k) {
         uint32_t bits;
-        std::memcpy(&bits, data + k, sizeof bits);
+        std::memcpy(&bits, x + k, sizeof bits);
         return uint32_t((bits & kExponent) == kExponent);
     };
+    uint32_t lanes[kLanes] = {};
+    int64_t k = begin;
+    for (; k + kLanes <= end; k += kLanes)
+        for (int64_t l = 0; l < kLanes; ++l)
+            lanes[l] |= nonFiniteBit(k + l);
+    uint32_t nonFinite = 0;
+    for (; k < end; ++k)
+        nonFinite |= nonFiniteBit(k);
+    for (int64_t l = 0; l < kLanes; ++l)
+        nonFinite |= lanes[l];
+    if (out)
+        std::memcpy(out + begin, x + begin, sizeof(float) * size_t(end - begin));
+    return nonFinite != 0;
+}
+
+// Units of 2²⁰ values on `threads`, in chunks of 4096 (L1-sized, so that a copy reads them
+// from there); without a copy, a bad value ends the pass early (units not begun are skipped).
+bool finitePass(const float* x, int64_t n, float* out, int threads)
+{
+    constexpr int64_t kChunk = 4096;
+    constexpr int64_t kUnit = int64_t(1) << 20;
     std::atomic<bool> found{false};
     forkJoin((n + kUnit - 1) / kUnit, threads, [&](int, int64_t unit) {
         const int64_t unitEnd = std::min(n, (unit + 1) * kUnit);
-        for (int64_t i = unit * kUnit; i < unitEnd && !found.load(std::memory_order_relaxed); i += kChunk) {
-            const int64_t end = std::min(unitEnd, i + kChunk);
-            uint32_t lanes[kLanes] = {};
-            int64_t k = i;
-            for (; k + kLanes <= end; k += kLanes)
-                for (int64_t l = 0; l < kLanes; ++l)
-                    lanes[l] |= nonFiniteBit(k + l);
-            uint32_t nonFinite = 0;
-            for (; k < end; ++k)
-                nonFinite |= nonFiniteBit(k);
-            for (int64_t l = 0; l < kLanes; ++l)
-                nonFinite |= lanes[l];
-            if (nonFinite != 0)
+        for (int64_t i = unit * kUnit; i < unitEnd && (out || !found.load(std::memory_order_relaxed)); i += kChunk)
+            if (hasNonFinite(x, i, std::min(unitEnd, i + kChunk), out))
                 found.store(true, std::memory_order_relaxed);
-        }
     });
     return !found.load();
+}
+
+} // namespace
+
+bool allFinite(const float* data, int64_t n, int threads)
+{
+    return finitePass(data, n, nullptr, threads);
+}
+
+bool copyAllFinite(const float* x, int64_t n, float* out, int threads)
+{
+    return finitePass(x, n, out, threads);
 }
 
 int64_t symmetricBlock(int64_t cols)

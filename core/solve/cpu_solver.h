@@ -28,6 +28,11 @@ namespace sparselab::solve::cpu {
 // value ending the pass early. Allocates nothing (a 128 MiB input costs no page faults).
 [[nodiscard]] bool allFinite(const float* x, int64_t n, int threads);
 
+// Copies x[0..n) to out and says whether every value was finite: allFinite and the copy in one
+// pass (the solver keeps the dense W for its statistics and had read it twice for this). `out`
+// is written whole either way.
+[[nodiscard]] bool copyAllFinite(const float* x, int64_t n, float* out, int threads);
+
 // Column block of the symmetric products (quadraticTrace; the engine's non-BLAS Hessian
 // update): the whole width up to 512 columns, 256 above.
 [[nodiscard]] int64_t symmetricBlock(int64_t cols);

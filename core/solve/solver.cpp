@@ -208,33 +208,27 @@ LayerResult solveLayerWith(torch::Tensor& weight, const torch::Tensor& hessian,
         throw InputError("hessian: expected shape [" + std::to_string(cols) + ", " + std::to_string(cols)
                          + "] to match the weight's " + std::to_string(cols) + " input columns");
     options.validate(cols);
-    requireFinite(weight, "weight");
+    torch::NoGradGuard noGrad;
+    // The dense W for the output-error statistic. On the CPU it is copied in the pass that
+    // checks W for NaN and Inf (copyAllFinite, on the kernel threads: an OpenMP region next to
+    // the solver's BLAS calls costs more than it saves).
+    torch::Tensor original; // [rows, cols]
+    if (isCpuFloatContiguous(weight)) {
+        original = torch::empty_like(weight);
+        if (!cpu::copyAllFinite(weight.data_ptr<float>(), weight.numel(), original.data_ptr<float>(), kernelThreads()))
+            throw InputError("weight: contains non-finite values (NaN or Inf)");
+    } else {
+        requireFinite(weight, "weight");
+    }
     requireFinite(hessian, "hessian");
     throwIfCancelled(cancel);
 
-    torch::NoGradGuard noGrad;
     // Work in float32, contiguous; written back into `weight` at the end if that is a copy.
-    // On the CPU the O(rows·cols) passes around the solve (the copy, the statistics) run on the
-    // kernel threads by forkJoin: an OpenMP region next to the solver's BLAS calls costs more
-    // than it saves.
     auto w = weight.to(torch::kFloat).contiguous();
     auto h = hessian.to(w.device(), torch::kFloat).contiguous();
     const bool cpu = isCpuFloatContiguous(w);
-    torch::Tensor original; // [rows, cols] for the output-error statistic
-    constexpr int64_t kRowsPerUnit = 64; // units of the O(rows·cols) passes on the kernel threads
-    const int64_t rowUnits = (w.size(0) + kRowsPerUnit - 1) / kRowsPerUnit;
-    if (cpu) {
-        original = torch::empty_like(w);
-        const float* src = w.data_ptr<float>();
-        float* dst = original.data_ptr<float>();
-        forkJoin(rowUnits, kernelThreads(), [&](int, int64_t unit) {
-            const int64_t r0 = unit * kRowsPerUnit;
-            const int64_t r1 = std::min(w.size(0), r0 + kRowsPerUnit);
-            std::memcpy(dst + r0 * cols, src + r0 * cols, size_t((r1 - r0) * cols) * sizeof(float));
-        });
-    } else {
+    if (!original.defined())
         original = w.clone();
-    }
 
     double dampAbsolute = 0.0;
     LayerResult result = options.method == Method::SparseGpt

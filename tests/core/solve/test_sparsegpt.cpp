@@ -18,6 +18,7 @@
 #include <torch/types.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <thread>
 #include <vector>
@@ -554,6 +555,42 @@ private Q_SLOTS:
             if (got != expected)
                 QFAIL(qPrintable(QString("n = %1, %2 lanes: %3 against torch.mean %4")
                                      .arg(n).arg(lanes).arg(double(got), 0, 'g', 9).arg(double(expected), 0, 'g', 9)));
+        }
+    }
+
+    // cpu::copyAllFinite (the solver's copy of the dense W, checked in the same pass): the copy
+    // is whole and exact either way, and one NaN or ±Inf anywhere, in the first or the last
+    // chunk, in the second 2²⁰-value unit (another thread's) or in a tail shorter than the
+    // vector width, is found; the largest finite floats and subnormals are not flagged.
+    void copyAllFiniteCopiesAndChecks()
+    {
+        const int64_t n = (int64_t(1) << 21) + 4096 * 3 + 13; // three units, a partial chunk, a tail
+        std::vector<float> x(static_cast<size_t>(n));
+        for (int64_t i = 0; i < n; ++i)
+            x[size_t(i)] = float(i % 1000) * 0.5f - 250.0f;
+        x[7] = std::numeric_limits<float>::max();
+        x[8] = -std::numeric_limits<float>::max();
+        x[9] = std::numeric_limits<float>::denorm_min();
+        for (int threads : {1, 2}) {
+            std::vector<float> out(static_cast<size_t>(n), -1.0f);
+            QVERIFY(cpu::copyAllFinite(x.data(), n, out.data(), threads));
+            QVERIFY(out == x);
+            QVERIFY(cpu::allFinite(x.data(), n, threads));
+        }
+        const float bads[] = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                              -std::numeric_limits<float>::infinity()};
+        for (const int64_t at : {int64_t(0), int64_t(4095), (int64_t(1) << 20) + 17, n - 1, n - 14}) {
+            for (const float bad : bads) {
+                std::vector<float> y = x;
+                y[size_t(at)] = bad;
+                for (int threads : {1, 2}) {
+                    std::vector<float> out(static_cast<size_t>(n), -1.0f);
+                    QVERIFY2(!cpu::copyAllFinite(y.data(), n, out.data(), threads), qPrintable(QString::number(at)));
+                    QVERIFY(!cpu::allFinite(y.data(), n, threads));
+                    // Whole and exact (NaN compared by its bits).
+                    QVERIFY(std::memcmp(out.data(), y.data(), sizeof(float) * size_t(n)) == 0);
+                }
+            }
         }
     }
 
