@@ -433,7 +433,7 @@ void collectBucket(const float* __restrict scores, int64_t n, uint32_t bucket, s
 // Hinv1 = Hinv[i1 : i1+count, i1 : i1+count] into `out` [count, count] row-major. From a
 // column-major Hinv (the CPU preamble's) it goes in 8 × 8 transposes: read element by element,
 // the source's rows are a column apart, and 128 of them, 4 KiB-aligned, all fall into one set
-// of the L1 cache (this was a fifth of the team's serial step per block).
+// of the L1 cache (this was about a tenth of the team's serial step per block).
 SPARSELAB_CPU_CLONES
 void copyHinvBlock(const ColumnLoop& in, int64_t i1, int64_t count, float* __restrict out)
 {
