@@ -456,14 +456,11 @@ LayerStats solveSparseGpt(float* w, int64_t rows, int64_t cols, const float* h, 
         throw std::invalid_argument("cpu::solveSparseGpt: SparseGPT without quantization only");
     options.validate(cols);
     throwIfCancelled(cancel);
-    // The dense W for the statistics, copied on the kernel threads.
+    // The dense W for the statistics, copied in the pass that checks it, as the engine's
+    // solveLayer does.
     util::FloatBuffer original(static_cast<size_t>(rows * cols));
-    const int64_t rowUnits = (rows + kRowsPerUnit - 1) / kRowsPerUnit;
-    forkJoin(rowUnits, threads, [&](int, int64_t unit) {
-        const int64_t r0 = unit * kRowsPerUnit;
-        const int64_t r1 = std::min(rows, r0 + kRowsPerUnit);
-        std::memcpy(original.data() + r0 * cols, w + r0 * cols, size_t((r1 - r0) * cols) * sizeof(float));
-    });
+    if (!copyAllFinite(w, rows * cols, original.data(), threads))
+        throw InputError("weight: contains non-finite values (NaN or Inf)");
 
     // The preamble: dead inputs' columns of W zeroed, then damping and Hinv.
     util::FloatBuffer hinv(static_cast<size_t>(cols * cols));

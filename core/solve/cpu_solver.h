@@ -120,7 +120,8 @@ void layerStatistics(float* original, const float* w, int64_t rows, int64_t cols
 // cols] row-major (solved in place) with the undamped h [cols, cols] (symmetric): fills mask
 // [rows, cols] (true = pruned) and the statistics, seconds included. `threads` for the column
 // loop's team and the O(rows·cols) passes. Progress one step per block ("solve").
-// InputError on a Hessian that stays singular; CancelledError.
+// InputError on a W holding NaN or Inf (its copy for the statistics checks it) or a Hessian
+// that stays singular; CancelledError.
 [[nodiscard]] LayerStats solveSparseGpt(float* w, int64_t rows, int64_t cols, const float* h,
                                         const SolverOptions& options, bool* mask, int threads,
                                         const ProgressCallback& progress, const CancelToken* cancel);

@@ -2,6 +2,7 @@
 // Internal pieces of the solvers, shared by solver.cpp, sparsegpt.cpp and baselines.cpp and
 // exposed for the tests. Not part of the public API: front ends use solver.h only.
 
+#include "solve/cpu_column_loop.h"
 #include "solve/hessian_factor.h"
 #include "solve/solver.h"
 #include "util/fork_join.h"
@@ -146,5 +147,15 @@ inline constexpr int64_t kCudaMaxBlockColumns = 128;
                                          const SolverOptions& options, const ProgressCallback& progress,
                                          const CancelToken* cancel, Backend backend,
                                          const HessianFactor* factor = nullptr, double denseOutputEnergy = -1.0);
+
+// Hinv as the CPU column loop reads it: itself when either stride is 1, else a contiguous copy.
+[[nodiscard]] torch::Tensor unitStrideHinv(const torch::Tensor& hinv);
+
+// The CPU column loop's W and Hinv buffers (cpu_column_loop.h) over w [rows, cols] (float32,
+// row-major, CPU) and a unitStrideHinv `hinv`, which must outlive the loop, on the kernel
+// threads; where the process has no sgemm_ symbol, ATen's addmm_ as the lazy update. The
+// solver's CpuTiled backend and the teaching stepper both start from it, so that their lazy
+// updates are the same calls.
+[[nodiscard]] cpu::ColumnLoop columnLoopOver(const torch::Tensor& w, const torch::Tensor& hinv);
 
 } // namespace sparselab::solve::detail

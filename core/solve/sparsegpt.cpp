@@ -155,16 +155,10 @@ double runGeneric(Problem& p, ProgressReporter& reporter, const CancelToken* can
 // float32/bool on the CPU, Hinv with either stride 1 (the factorisation gives column-major).
 double runCpuTiled(Problem& p, ProgressReporter& reporter, const CancelToken* cancel, const std::string& note)
 {
-    const torch::Tensor hinv = p.hinv.stride(0) == 1 || p.hinv.stride(1) == 1 ? p.hinv : p.hinv.contiguous();
+    const torch::Tensor hinv = unitStrideHinv(p.hinv);
     torch::Tensor rowScale, rowZero;
-    cpu::ColumnLoop loop;
-    loop.w = p.w.data_ptr<float>();
+    cpu::ColumnLoop loop = columnLoopOver(p.w, hinv);
     loop.mask = p.mask.data_ptr<bool>();
-    loop.rows = p.rows;
-    loop.cols = p.cols;
-    loop.hinv = hinv.data_ptr<float>();
-    loop.hinvRowStride = hinv.stride(0);
-    loop.hinvColStride = hinv.stride(1);
     loop.options = &p.options;
     if (p.options.quant.enabled()) {
         rowScale = p.rowGrid.scale.to(torch::kCPU, torch::kFloat).contiguous();
@@ -177,18 +171,37 @@ double runCpuTiled(Problem& p, ProgressReporter& reporter, const CancelToken* ca
         loop.staticZero = p.staticZero.data_ptr<float>();
         loop.groupAt = p.groupAt;
     }
-    loop.workers = kernelThreads();
-    if (!cpu::columnLoopAvailable()) // no sgemm_ symbol in this process's BLAS: ATen's product
-        loop.lazyUpdate = [&](int64_t r0, int64_t nr, int64_t i1, int64_t count, int64_t i2, const float* errT) {
-            const auto err = torch::from_blob(const_cast<float*>(errT), {count, p.rows}, torch::kFloat);
-            p.w.narrow(0, r0, nr).narrow(1, i2, p.cols - i2)
-                .addmm_(err.narrow(1, r0, nr).t(), hinv.narrow(0, i1, count).narrow(1, i2, p.cols - i2), 1.0, -1.0);
-        };
     return cpu::runColumnLoop(loop, reporter, cancel, note);
 }
 
 
 } // namespace
+
+torch::Tensor unitStrideHinv(const torch::Tensor& hinv)
+{
+    return hinv.stride(0) == 1 || hinv.stride(1) == 1 ? hinv : hinv.contiguous();
+}
+
+cpu::ColumnLoop columnLoopOver(const torch::Tensor& w, const torch::Tensor& hinv)
+{
+    cpu::ColumnLoop loop;
+    loop.w = w.data_ptr<float>();
+    loop.rows = w.size(0);
+    loop.cols = w.size(1);
+    loop.hinv = hinv.data_ptr<float>();
+    loop.hinvRowStride = hinv.stride(0);
+    loop.hinvColStride = hinv.stride(1);
+    loop.workers = kernelThreads();
+    if (!cpu::columnLoopAvailable()) // no sgemm_ symbol in this process's BLAS: ATen's product
+        loop.lazyUpdate = [w, hinv](int64_t r0, int64_t nr, int64_t i1, int64_t count, int64_t i2, const float* errT) {
+            const int64_t rows = w.size(0);
+            const int64_t cols = w.size(1);
+            const auto err = torch::from_blob(const_cast<float*>(errT), {count, rows}, torch::kFloat);
+            w.narrow(0, r0, nr).narrow(1, i2, cols - i2)
+                .addmm_(err.narrow(1, r0, nr).t(), hinv.narrow(0, i1, count).narrow(1, i2, cols - i2), 1.0, -1.0);
+        };
+    return loop;
+}
 
 torch::Tensor upperCholeskyOfInverse(const torch::Tensor& h, const torch::Tensor& diagonal, bool allowBlas)
 {

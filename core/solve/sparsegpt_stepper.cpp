@@ -6,9 +6,7 @@
 #include "solve/sparsegpt_stepper.h"
 
 #include "solve/solver_detail.h"
-#include "solve/cpu_column_loop.h"
 #include "solve/sparsegpt_kernels.h"
-#include "util/engine_threads.h"
 #include "util/errors.h"
 
 #include <algorithm>
@@ -219,30 +217,14 @@ void SparseGptStepper::endBlock()
         m_lossBefore += total / 2.0;
     }
     if (i2 < m_cols) {
-        // The solver's lazy update, call for call (cpu::applyLazyUpdate: its row split and
-        // transposes), so that the weights are its floats; ATen's product where the process
-        // has no sgemm_ symbol, as the solver then uses.
+        // The solver's lazy update, call for call (the CpuTiled backend's setup and
+        // cpu::applyLazyUpdate: its row split and transposes), so that the weights are its floats.
         float* errT = m_errT.data();
         for (int64_t r = 0; r < m_rows; ++r)
             for (int64_t j = 0; j < count; ++j)
                 errT[j * m_rows + r] = m_e[size_t(r * count + j)];
-        const torch::Tensor hinv =
-            m_hinv.stride(0) == 1 || m_hinv.stride(1) == 1 ? m_hinv : m_hinv.contiguous();
-        cpu::ColumnLoop update;
-        update.w = w;
-        update.rows = m_rows;
-        update.cols = m_cols;
-        update.hinv = hinv.data_ptr<float>();
-        update.hinvRowStride = hinv.stride(0);
-        update.hinvColStride = hinv.stride(1);
-        update.workers = kernelThreads();
-        if (!cpu::columnLoopAvailable())
-            update.lazyUpdate = [&](int64_t r0, int64_t nr, int64_t i1, int64_t k, int64_t from, const float* et) {
-                const auto err = torch::from_blob(const_cast<float*>(et), {k, m_rows}, torch::kFloat);
-                m_w.narrow(0, r0, nr).narrow(1, from, m_cols - from)
-                    .addmm_(err.narrow(1, r0, nr).t(), hinv.narrow(0, i1, k).narrow(1, from, m_cols - from), 1.0, -1.0);
-            };
-        cpu::applyLazyUpdate(update, m_i1, count, errT);
+        const torch::Tensor hinv = detail::unitStrideHinv(m_hinv);
+        cpu::applyLazyUpdate(detail::columnLoopOver(m_w, hinv), m_i1, count, errT);
     }
     m_inBlock = false;
 }

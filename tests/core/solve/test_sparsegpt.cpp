@@ -17,6 +17,7 @@
 
 #include <torch/types.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -592,6 +593,29 @@ private Q_SLOTS:
                 }
             }
         }
+    }
+
+    // The plain solver refuses a W with NaN or Inf, as solveLayer does ("weight: …"), before
+    // touching the mask.
+    void plainSolverRejectsNonFiniteWeight()
+    {
+        const int64_t rows = 40;
+        const int64_t cols = 24;
+        std::vector<float> w(size_t(rows * cols), 0.5f);
+        w[size_t(rows * cols - 1)] = std::numeric_limits<float>::quiet_NaN();
+        std::vector<float> h(size_t(cols * cols), 0.0f);
+        for (int64_t j = 0; j < cols; ++j)
+            h[size_t(j * cols + j)] = 1.0f;
+        std::vector<uint8_t> mask(size_t(rows * cols), 7);
+        SolverOptions o;
+        try {
+            (void)cpu::solveSparseGpt(w.data(), rows, cols, h.data(), o, reinterpret_cast<bool*>(mask.data()), 2, {},
+                                      nullptr);
+            QFAIL("no InputError");
+        } catch (const InputError& e) {
+            QVERIFY2(QString(e.what()).startsWith("weight:"), e.what());
+        }
+        QVERIFY(std::all_of(mask.begin(), mask.end(), [](uint8_t m) { return m == 7; }));
     }
 
     // cpu::solveSparseGpt (what `sparselab-cli solve-layer` runs without LibTorch) gives the
