@@ -6,10 +6,10 @@
 #include "solve/sparsegpt_kernels.h"
 #include "util/engine_threads.h"
 #include "util/errors.h"
+#include "util/team_barrier.h"
 
 #include <algorithm>
 #include <atomic>
-#include <barrier>
 #include <cstring>
 #include <exception>
 #include <mutex>
@@ -504,7 +504,9 @@ float blockThreshold(ThresholdScratch& scratch, int64_t block, int64_t rows, int
 // block, three per block, whose thread starts cost ≈ 0.2 ms each in a process of this size on
 // this project's virtual machines. Static runs of rows measured faster than slices taken as
 // they come. With several workers OpenBLAS is held to the calling thread: its pool threads
-// would spin against the workers for the same cores.
+// would spin against the workers for the same cores. The barrier spins before it sleeps
+// (util/team_barrier.h): with std::barrier, which sleeps almost at once, the waiting worker's
+// wake-up cost about 1 ms per worker over a 2048-column solve on two threads.
 // The workers are threads of their own, not forkJoin units: the barrier needs every worker
 // running at once, which forkJoin does not promise (it may run units one after another), and a
 // worker that cannot be started must leave the barrier (arrive_and_drop) rather than be waited
@@ -660,7 +662,7 @@ double runColumnLoop(const ColumnLoop& in, ProgressReporter& reporter, const Can
             stop = true;
         }
     };
-    std::barrier sync(team, completion);
+    TeamBarrier sync(team, completion);
 
     const auto work = [&](int worker) {
         const int64_t firstTile = firstTileOf(worker, team, tiles);
