@@ -162,11 +162,14 @@ int runSolveLayer(const Args& args, const solve::SolverOptions& options, LayerSo
             throw inputError(problemPath, "tensor 'inputs' must be [tokens, " + std::to_string(cols)
                                               + "] or [sequences, tokens, " + std::to_string(cols) + "], got "
                                               + shapeText(shape));
-        if (!solve::cpu::allFinite(inputs->data(), inputs->size(), passThreads)) // before any work
-            throw inputError(problemPath, "tensor inputs: contains non-finite values (NaN or Inf)");
+        const auto nonFiniteInputs = [&] {
+            return inputError(problemPath, "tensor inputs: contains non-finite values (NaN or Inf)");
+        };
         problem.sequences = shape.size() == 3 ? shape[0] : 1;
         problem.tokens = shape.size() == 3 ? shape[1] : shape[0];
         if (solver.accumulatesInputs()) {
+            if (!solve::cpu::allFinite(inputs->data(), inputs->size(), passThreads)) // before any work
+                throw nonFiniteInputs();
             problem.inputs = inputs->data();
         } else {
             // H = (2/N)·XᵀX over the N sequences' tokens, as HessianAccumulator::add on the CPU.
@@ -179,6 +182,16 @@ int runSolveLayer(const Args& args, const solve::SolverOptions& options, LayerSo
             else
                 std::fill(problem.hessian.data(), problem.hessian.data() + cols * cols, 0.0f);
             solve::cpu::mirrorUpperToLower(problem.hessian.data(), cols, passThreads);
+            // The inputs are not scanned for NaN and Inf before this: every input x[t, j] enters
+            // H[j, j] = (2/N)·Σ x[t, j]², so H is finite only if all of them are, and checking H
+            // (cols² values) replaces a pass over tokens × cols of them (55 ms of the 0.43 s
+            // whole process at 2048 columns and 8192 tokens). Only when H is not finite are the
+            // inputs scanned, to say which problem it is.
+            if (!solve::cpu::allFinite(problem.hessian.data(), problem.hessian.size(), passThreads)) {
+                if (!solve::cpu::allFinite(inputs->data(), inputs->size(), passThreads))
+                    throw nonFiniteInputs();
+                throw inputError(problemPath, "tensor inputs: too large: their Hessian X^T X overflows float32");
+            }
         }
     }
 

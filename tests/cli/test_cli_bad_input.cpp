@@ -427,6 +427,18 @@ private Q_SLOTS:
                 data));
             QTest::newRow("solve-layer: non-finite inputs")
                 << QStringList{"solve-layer", "--problem", q, "--out", lout} << "inf-input.safetensors" << lout;
+            QTest::newRow("solve-layer: non-finite inputs, quantized (the engine)")
+                << QStringList{"solve-layer", "--problem", q, "--out", lout, "--bits", "4"} << "inf-input.safetensors"
+                << lout;
+            // Finite inputs whose squares overflow float32: the Hessian is Inf where they are.
+            f[12] = 3e25f;
+            const QString huge = d + "/huge-input.safetensors";
+            writeFile(huge, safetensorsBytes(
+                R"({"weight":{"dtype":"F32","shape":[2,4],"data_offsets":[0,32]},"inputs":{"dtype":"F32","shape":[4,4],"data_offsets":[32,96]}})",
+                data));
+            QTest::newRow("solve-layer: inputs whose Hessian overflows")
+                << QStringList{"solve-layer", "--problem", huge, "--out", lout}
+                << "huge-input.safetensors: tensor inputs: too large" << lout;
         }
         {
             // A negative-definite "Hessian" stays singular whatever the damping.
