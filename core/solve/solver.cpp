@@ -40,7 +40,7 @@ using cpu::symmetricBlock;
 // wherever they ran that kernel (bench/compare_builds_solve_layer.sh; blocks small enough for
 // OpenBLAS's small-matrix kernel rounded differently, by ≤ 2.6e-7 in the demo's pruned
 // weights), and it skips the GEMMs' work below the diagonal of their diagonal blocks (0.67 →
-// 0.87 of sgemm at 4096 columns on one thread, README "Speed on the CPU"). Otherwise (bfloat16
+// 0.87 of sgemm at 4096 columns on one thread, bench/results/HISTORY.md). Otherwise (bfloat16
 // inputs, CUDA, no BLAS symbols): GEMMs over the block-upper trapezoid (rows of a column block
 // × its columns and those to the right), the scaling folded into the GEMM's beta so that no
 // elementwise pass (and no OpenMP region, see forkJoin) sits between the BLAS calls.

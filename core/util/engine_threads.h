@@ -52,7 +52,7 @@ struct EngineThreads {
 // .preinit_array is lost: the C library sets the environment up after it), so the wait cannot
 // be shortened from inside the process the way shortenBlasSpinWait shortens OpenBLAS's. The
 // products stay on OpenBLAS's pool and the heavy loops on SparseLab's kernels; the element-wise
-// operations run on the calling thread (bench/bench_forward_threads.sh; README, Performance).
+// operations run on the calling thread (bench/bench_forward_threads.sh; README, "Speed on the CPU").
 // A scope only around the forward passes, or around the whole prune, gained less: the team's
 // threads still spun after the operations outside it. Where the user set OMP_WAIT_POLICY or
 // GOMP_SPINCOUNT, LibTorch's pool gets threads.libraries as well.
