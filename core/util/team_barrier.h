@@ -9,13 +9,18 @@
 // 2048-column solve on two threads on this project's virtual machines. Here a waiter spins,
 // with a pause instruction, for up to kTeamBarrierSpin before it sleeps (std::atomic::wait):
 // long enough for the usual gap between two workers that do the same work on equal rows. A
-// team that waits longer (an oversubscribed machine, a cancelled run) still sleeps.
+// team that waits longer (a busy machine, a cancelled run) still sleeps, and a team with more
+// threads than the machine has cores sleeps at once.
 //
 // No Qt, no LibTorch.
 
+#include <algorithm>
 #include <atomic>
+#include <cassert>
 #include <chrono>
 #include <cstdint>
+#include <thread>
+#include <type_traits>
 #include <utility>
 
 namespace sparselab {
@@ -25,10 +30,17 @@ inline constexpr std::chrono::microseconds kTeamBarrierSpin{500};
 
 template <class Completion>
 class TeamBarrier {
+    // As std::barrier: the completion must not throw (a throw would leave the team waiting).
+    static_assert(std::is_nothrow_invocable_v<Completion&>, "the completion step must be noexcept");
+
 public:
-    TeamBarrier(int expected, Completion completion) : m_expected(expected), m_remaining(expected),
-                                                       m_completion(std::move(completion))
+    // `expected` ≥ 1 threads. A team larger than the machine's cores does not spin: a waiter
+    // would then hold a core that a thread still working needs.
+    TeamBarrier(int expected, Completion completion)
+        : m_expected(expected), m_remaining(expected), m_completion(std::move(completion)),
+          m_spin(unsigned(expected) <= std::max(1u, std::thread::hardware_concurrency()))
     {
+        assert(expected >= 1);
     }
     TeamBarrier(const TeamBarrier&) = delete;
     TeamBarrier& operator=(const TeamBarrier&) = delete;
@@ -69,7 +81,7 @@ private:
     void waitPast(uint32_t phase)
     {
         const auto spinUntil = std::chrono::steady_clock::now() + kTeamBarrierSpin;
-        for (int spins = 1;; ++spins) {
+        for (int spins = 1; m_spin; ++spins) {
             if (m_phase.load(std::memory_order_acquire) != phase)
                 return;
             pause();
@@ -94,6 +106,7 @@ private:
     std::atomic<int> m_drops{0};       // threads that left during the current phase
     std::atomic<uint32_t> m_phase{0};
     Completion m_completion;
+    bool m_spin;                       // the team fits the machine's cores
 };
 
 } // namespace sparselab

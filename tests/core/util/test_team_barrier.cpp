@@ -20,7 +20,7 @@ namespace {
 
 // Runs fn(thread) on `threads` threads and fails the test (instead of hanging it) when they
 // have not all returned within `limit`.
-void runTeam(int threads, const std::function<void(int)>& fn, std::chrono::seconds limit = std::chrono::seconds(60))
+void runTeam(int threads, const std::function<void(int)>& fn, std::chrono::seconds limit = std::chrono::seconds(300))
 {
     std::vector<std::thread> team;
     std::promise<void> done;
@@ -90,6 +90,30 @@ private Q_SLOTS:
             }
             for (int phase = 0; phase < kPhases; ++phase)
                 barrier.arrive_and_wait();
+        });
+        QCOMPARE(completions, kPhases);
+    }
+
+    // The column loop's failure path: one thread leaves for two workers that could not be
+    // started (two drops from one thread in phase 0), and a worker that leaves later (phase 5);
+    // the others go on, and every phase completes once.
+    void dropsFromOneThreadAndInALaterPhase()
+    {
+        constexpr int kPhases = 100;
+        int completions = 0;
+        TeamBarrier barrier(5, [&]() noexcept { ++completions; });
+        runTeam(3, [&](int t) {
+            if (t == 0) {
+                barrier.arrive_and_drop();
+                barrier.arrive_and_drop();
+            }
+            for (int phase = 0; phase < kPhases; ++phase) {
+                if (t == 2 && phase == 5) {
+                    barrier.arrive_and_drop();
+                    return;
+                }
+                barrier.arrive_and_wait();
+            }
         });
         QCOMPARE(completions, kPhases);
     }
