@@ -162,14 +162,12 @@ int runSolveLayer(const Args& args, const solve::SolverOptions& options, LayerSo
             throw inputError(problemPath, "tensor 'inputs' must be [tokens, " + std::to_string(cols)
                                               + "] or [sequences, tokens, " + std::to_string(cols) + "], got "
                                               + shapeText(shape));
-        const auto nonFiniteInputs = [&] {
-            return inputError(problemPath, "tensor inputs: contains non-finite values (NaN or Inf)");
-        };
+        const std::string nonFiniteInputs = "tensor inputs: contains non-finite values (NaN or Inf)";
         problem.sequences = shape.size() == 3 ? shape[0] : 1;
         problem.tokens = shape.size() == 3 ? shape[1] : shape[0];
         if (solver.accumulatesInputs()) {
             if (!solve::cpu::allFinite(inputs->data(), inputs->size(), passThreads)) // before any work
-                throw nonFiniteInputs();
+                throw inputError(problemPath, nonFiniteInputs);
             problem.inputs = inputs->data();
         } else {
             // H = (2/N)·XᵀX over the N sequences' tokens, as HessianAccumulator::add on the CPU.
@@ -190,7 +188,7 @@ int runSolveLayer(const Args& args, const solve::SolverOptions& options, LayerSo
             // 2048 columns and 8192 tokens, 2.11 → 2.02 s at 4096, within its spread.)
             if (!solve::cpu::allFinite(problem.hessian.data(), problem.hessian.size(), passThreads)) {
                 if (!solve::cpu::allFinite(inputs->data(), inputs->size(), passThreads))
-                    throw nonFiniteInputs();
+                    throw inputError(problemPath, nonFiniteInputs);
                 throw inputError(problemPath, "tensor inputs: too large: their Hessian X^T X overflows float32");
             }
         }

@@ -662,7 +662,9 @@ double runColumnLoop(const ColumnLoop& in, ProgressReporter& reporter, const Can
             stop = true;
         }
     };
-    TeamBarrier sync(team, completion);
+    // A team larger than the threads the machine gives this process (machineThreads: its CPUs,
+    // or OMP_NUM_THREADS) sleeps at once instead of spinning.
+    TeamBarrier sync(team, completion, team <= machineThreads() ? BarrierWait::SpinThenSleep : BarrierWait::Sleep);
 
     const auto work = [&](int worker) {
         const int64_t firstTile = firstTileOf(worker, team, tiles);

@@ -9,24 +9,29 @@
 // 2048-column solve on two threads on this project's virtual machines. Here a waiter spins,
 // with a pause instruction, for up to kTeamBarrierSpin before it sleeps (std::atomic::wait):
 // long enough for the usual gap between two workers that do the same work on equal rows. A
-// team that waits longer (a busy machine, a cancelled run) still sleeps, and a team with more
-// threads than the machine has cores sleeps at once.
+// team that waits longer (a busy machine, a cancelled run) still sleeps. A team with more
+// threads than the process has cores should not spin at all (BarrierWait::Sleep): a spinning
+// waiter would hold a core that a thread still working needs; the caller knows its team and
+// the machine (util/engine_threads.h), so it chooses.
 //
 // No Qt, no LibTorch.
 
-#include <algorithm>
 #include <atomic>
 #include <cassert>
 #include <chrono>
 #include <cstdint>
-#include <thread>
 #include <type_traits>
 #include <utility>
 
 namespace sparselab {
 
-// How long a waiter spins before it sleeps.
+// How long a waiter spins (BarrierWait::SpinThenSleep) before it sleeps.
 inline constexpr std::chrono::microseconds kTeamBarrierSpin{500};
+
+enum class BarrierWait {
+    SpinThenSleep, // spin up to kTeamBarrierSpin, then sleep: a team that fits the cores
+    Sleep,         // sleep at once: a team with more threads than cores
+};
 
 template <class Completion>
 class TeamBarrier {
@@ -34,11 +39,10 @@ class TeamBarrier {
     static_assert(std::is_nothrow_invocable_v<Completion&>, "the completion step must be noexcept");
 
 public:
-    // `expected` ≥ 1 threads. A team larger than the machine's cores does not spin: a waiter
-    // would then hold a core that a thread still working needs.
-    TeamBarrier(int expected, Completion completion)
+    // `expected` ≥ 1 threads.
+    TeamBarrier(int expected, Completion completion, BarrierWait wait)
         : m_expected(expected), m_remaining(expected), m_completion(std::move(completion)),
-          m_spin(unsigned(expected) <= std::max(1u, std::thread::hardware_concurrency()))
+          m_spin(wait == BarrierWait::SpinThenSleep)
     {
         assert(expected >= 1);
     }
@@ -106,7 +110,7 @@ private:
     std::atomic<int> m_drops{0};       // threads that left during the current phase
     std::atomic<uint32_t> m_phase{0};
     Completion m_completion;
-    bool m_spin;                       // the team fits the machine's cores
+    bool m_spin;                       // BarrierWait::SpinThenSleep
 };
 
 } // namespace sparselab
