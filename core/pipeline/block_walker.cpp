@@ -1,8 +1,14 @@
 #include "pipeline/block_walker.h"
 
+#include "pipeline/ordered_hook_calls.h"
+#include "util/engine_threads.h"
 #include "util/errors.h"
+#include "util/fork_join.h"
+
+#include <c10/core/GradMode.h>
 
 #include <algorithm>
+#include <exception>
 #include <stdexcept>
 #include <vector>
 
@@ -25,27 +31,74 @@ BlockWalker::BlockWalker(const model::CausalLM& model, const data::CalibrationWi
     m_inputs = torch::cat(embedded, 0);
 }
 
+int BlockWalker::batchThreads() const
+{
+    const int64_t batches = (m_inputs.size(0) + m_batch - 1) / m_batch;
+    if (!m_model.device().is_cpu() || at::GradMode::is_enabled() || libraryThreads() != 1)
+        return 1;
+    return int(std::clamp<int64_t>(kernelThreads(), 1, batches));
+}
+
+void BlockWalker::walk(int64_t block, const model::LinearInputHook& hook, const model::LinearOutputHook& outputHook,
+                       model::BlockResult result) const
+{
+    const int64_t batches = (m_inputs.size(0) + m_batch - 1) / m_batch;
+    // Batch i through the block: its outputs (when asked for) over its inputs, which only this
+    // runBlock reads (the hooks consume them before it returns).
+    const auto runBatch = [&](int64_t i, const model::LinearInputHook& inputSeen,
+                              const model::LinearOutputHook& outputSeen) {
+        throwIfCancelled(m_cancel);
+        const int64_t start = i * m_batch, end = std::min(m_inputs.size(0), start + m_batch);
+        torch::Tensor window = m_inputs.slice(0, start, end);
+        const torch::Tensor out = m_model.runBlock(block, window, inputSeen, result, outputSeen);
+        if (result == model::BlockResult::Output)
+            window.copy_(out);
+    };
+    const int threads = batchThreads();
+    if (threads <= 1) {
+        for (int64_t i = 0; i < batches; ++i)
+            runBatch(i, hook, outputHook);
+        return;
+    }
+    OrderedHookCalls order;
+    forkJoin(batches, threads, [&](int, int64_t i) {
+        if (order.failed())
+            return;
+        // Each batch on one thread: the products already are (libraryThreads() == 1), and the
+        // kernels (attention, rotary) must not split a batch over threads the other batches use.
+        const KernelThreadsScope oneThread(1);
+        const c10::AutoGradMode noGrad(false); // the mode is per thread; batchThreads() saw it off
+        size_t calls = 0;                       // hook calls of this batch so far, both kinds
+        model::LinearInputHook inputSeen;
+        if (hook)
+            inputSeen = [&](const model::LinearLayer& layer, const torch::Tensor& x) {
+                order.run(i, calls++, [&] { hook(layer, x); });
+            };
+        model::LinearOutputHook outputSeen;
+        if (outputHook)
+            outputSeen = [&](const model::LinearLayer& layer, const torch::Tensor& y) {
+                order.run(i, calls++, [&] { outputHook(layer, y); });
+            };
+        try {
+            runBatch(i, inputSeen, outputSeen);
+        } catch (const OrderedHookCalls::Stopped&) {
+            // another batch failed first; its error is the one rethrown
+        } catch (...) {
+            order.fail(std::current_exception());
+        }
+    });
+    order.rethrowFailure();
+}
+
 void BlockWalker::observe(int64_t block, const model::LinearInputHook& hook,
                           const model::LinearOutputHook& outputHook) const
 {
-    for (int64_t start = 0; start < m_inputs.size(0); start += m_batch) {
-        throwIfCancelled(m_cancel);
-        const int64_t end = std::min(m_inputs.size(0), start + m_batch);
-        (void)m_model.runBlock(block, m_inputs.slice(0, start, end), hook, model::BlockResult::LinearInputsOnly,
-                               outputHook);
-    }
+    walk(block, hook, outputHook, model::BlockResult::LinearInputsOnly);
 }
 
 void BlockWalker::advance(int64_t block, const model::LinearInputHook& hook)
 {
-    for (int64_t start = 0; start < m_inputs.size(0); start += m_batch) {
-        throwIfCancelled(m_cancel);
-        const int64_t end = std::min(m_inputs.size(0), start + m_batch);
-        // The batch's inputs are read only by this runBlock (the hook consumes them before it
-        // returns), so its outputs may take their place.
-        torch::Tensor window = m_inputs.slice(0, start, end);
-        window.copy_(m_model.runBlock(block, window, hook));
-    }
+    walk(block, hook, {}, model::BlockResult::Output);
 }
 
 } // namespace sparselab::pipeline

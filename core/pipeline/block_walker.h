@@ -12,6 +12,17 @@
 // activations kept: advance writes each batch's outputs over that batch's inputs, so a pass
 // holds one set of activations and one batch's temporaries, not two sets (at 128 × 2048
 // tokens of a 2048-wide model a set is 2 GiB).
+//
+// Threads: on the CPU, with the products on one thread (libraryThreads() == 1, the engine's
+// choice for models narrower than kAllThreadsFromHidden, whose products are too small to split)
+// and outside grad mode, the batches run on kernelThreads() threads, each batch on one thread
+// with one-thread kernels. A small model's forward pass is dozens of small products and
+// element-wise operations per batch that no single operation can spread over the cores; whole
+// batches can. The hooks still see what a sequential walk shows them, in its order for each
+// linear, one call at a time (no locking needed in a hook): see OrderedHookCalls in the .cpp.
+// Every batch is computed as it is alone, so the results are the same bits on any number of
+// threads. Elsewhere (a GPU, products on several threads) the batches run one after another.
+//
 // Streamed models (CausalLM::streamed) need their block resident: the caller pages it in and
 // out (materializeBlock / finishBlock) around observe and advance, since only it knows whether
 // the block changes (pruning) or not (a scan).
@@ -42,8 +53,14 @@ public:
     // the walker is of no further use.
     void advance(int64_t block, const model::LinearInputHook& hook = {});
     [[nodiscard]] int64_t batch() const { return m_batch; }
+    // The threads observe and advance would run batches on now, from this thread (see above).
+    [[nodiscard]] int batchThreads() const;
 
 private:
+    // Block `block` over every batch, hooks in the sequential order. Writes each batch's outputs
+    // over its inputs when `result` is Output (advance; m_inputs's storage, not the handle).
+    void walk(int64_t block, const model::LinearInputHook& hook, const model::LinearOutputHook& outputHook,
+              model::BlockResult result) const;
     const model::CausalLM& m_model;
     int64_t m_batch = 8;
     const CancelToken* m_cancel = nullptr;

@@ -64,7 +64,9 @@ struct HessianDeviation {
 struct PrunePhaseSeconds {
     double blockIo = 0.0;   // streamed models: paging blocks in and writing them back
     double forward = 0.0;   // calibration windows through the blocks, Hessian updates excluded
-    double hessian = 0.0;   // accumulating the layers' Hessians from their inputs
+    double hessian = 0.0;   // accumulating the layers' Hessians from their inputs (when the
+                            // windows run on several threads, BlockWalker: the time one of them
+                            // spent in a Hessian update, which the others overlap with forward work)
     double solve = 0.0;     // the layer solves (factorisation, column loop, statistics)
 };
 

@@ -64,6 +64,20 @@ void setEngineThreads(int threads);
 // LibTorch's intra-op count when it was never called on this thread (tests set that one).
 [[nodiscard]] int kernelThreads();
 
+// While alive, this thread's kernel threads are `threads` (what kernelThreads() returns here),
+// restored at the end, whether they had been set or not: for a worker of code that splits the
+// work over threads itself (pipeline/block_walker.h), whose kernels must not split it again.
+class KernelThreadsScope {
+public:
+    explicit KernelThreadsScope(int threads);
+    ~KernelThreadsScope();
+    KernelThreadsScope(const KernelThreadsScope&) = delete;
+    KernelThreadsScope& operator=(const KernelThreadsScope&) = delete;
+
+private:
+    int m_saved = 0; // the thread's setting before: 0 when it had none
+};
+
 // The products' threads on this thread: threads.libraries as setEngineThreads set it here, or
 // LibTorch's intra-op count when it was never called on this thread. What sparselab.json
 // records as torch_threads (results depend on it in the last bits).

@@ -46,6 +46,13 @@ void setEngineThreads(int threads)
 
 int kernelThreads() { return t_kernelThreads > 0 ? t_kernelThreads : std::max(1, at::get_num_threads()); }
 
+KernelThreadsScope::KernelThreadsScope(int threads) : m_saved(t_kernelThreads)
+{
+    t_kernelThreads = std::max(threads, 1);
+}
+
+KernelThreadsScope::~KernelThreadsScope() { t_kernelThreads = m_saved; }
+
 int libraryThreads() { return t_libraryThreads > 0 ? t_libraryThreads : std::max(1, at::get_num_threads()); }
 
 } // namespace sparselab
