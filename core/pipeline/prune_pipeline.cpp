@@ -249,11 +249,19 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
             // relative output error. Only without a bias (the output then is X·Wᵀ itself) and
             // with float32 Hessians (a bf16 H's own trace is what its error is measured by);
             // the block's last linear, whose product the pass skips, is left to the solver.
+            // And only where reading the outputs costs less: tokens·rows values summed in double
+            // against rows·cols² multiply-adds at GEMM speed, so for tokens < cols². A small model
+            // with many calibration tokens (the demo: 32768 tokens, 64 or 172 columns) takes the
+            // trace; a 2048-wide one at 16 × 512 tokens the outputs.
             std::set<std::string> energyWanted;
+            const int64_t passTokens = windows.nsamples * windows.seqlen;
             if (params.hessianPrecision == solve::HessianPrecision::Float32)
-                for (size_t i : group)
-                    if (!plans.at(moduleName(layers[i].name)).dense && !layers[i].bias.defined())
+                for (size_t i : group) {
+                    const int64_t cols = layers[i].weight.size(1);
+                    if (!plans.at(moduleName(layers[i].name)).dense && !layers[i].bias.defined()
+                        && passTokens < cols * cols)
                         energyWanted.insert(layers[i].name);
+                }
             std::map<std::string, double> outputSquares;
             if (!hessians.empty()) {
                 reporter.report(solved, "block " + std::to_string(b) + ": collecting inputs");
