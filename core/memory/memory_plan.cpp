@@ -1,6 +1,7 @@
 #include "memory/memory_plan.h"
 
 #include "io/checkpoint.h"
+#include "util/engine_threads.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -63,6 +64,28 @@ std::vector<std::pair<int64_t, int64_t>> blockLinearShapes(const model::ModelCon
     return {};
 }
 
+int64_t forwardTemporaryBytes(const model::ModelConfig& c, int64_t batch, int64_t seqlen)
+{
+    int64_t widest = c.hiddenSize;
+    for (const auto& [rows, cols] : blockLinearShapes(c))
+        widest = std::max(widest, rows);
+    // Four [batch, seqlen, widest] activations of the MLP, plus attention, which is tiled
+    // (model/causal_lm.cpp, attend): the [seqlen, seqlen] causal mask and a few score tiles of
+    // at most 2 MiB, never a [batch, heads, seqlen, seqlen] tensor. Measured on an H200
+    // (docs/gpu.md): a Qwen2.5-0.5B-shaped prune at 128 × 2048 peaked at 5,833 MiB (nvidia-smi,
+    // context included) against 9,126 MiB planned with full score tensors.
+    return sum({mul({batch, seqlen, widest, kFloat, 4}), mul({seqlen, seqlen, kFloat}), kAttentionTiles});
+}
+
+int parallelForwardBatches(const model::ModelConfig& c, int64_t batch, int64_t seqlen, int threads)
+{
+    if (threads <= 1)
+        return 1;
+    const int64_t each = std::max<int64_t>(1, forwardTemporaryBytes(c, batch, seqlen));
+    const int64_t others = std::min<int64_t>(threads - 1, kParallelBatchExtraBytes / each);
+    return int(1 + others);
+}
+
 MemoryPlan planMemory(const MemoryPlanInput& in)
 {
     const model::ModelConfig& c = in.config;
@@ -93,13 +116,12 @@ MemoryPlan planMemory(const MemoryPlanInput& in)
     const int64_t tokens = mul({in.nsamples, in.seqlen});
     const int64_t batch = std::min(in.forwardBatch, in.nsamples);
     const int64_t activations = mul({tokens, d, kFloat});
-    // Forward temporaries: four [batch, seqlen, widest] activations of the MLP, plus attention,
-    // which is tiled (model/causal_lm.cpp, attend): the [seqlen, seqlen] causal mask and a few
-    // score tiles of at most 2 MiB, never a [batch, heads, seqlen, seqlen] tensor. Measured on
-    // an H200 (docs/gpu.md): a Qwen2.5-0.5B-shaped prune at 128 × 2048 peaked at 5,833 MiB
-    // (nvidia-smi, context included) against 9,126 MiB planned with full score tensors.
-    const int64_t forward = sum({mul({batch, in.seqlen, widest, kFloat, 4}), mul({in.seqlen, in.seqlen, kFloat}),
-                                 kAttentionTiles});
+    // Forward temporaries: one batch's, times the batches the walker runs at once on the CPU
+    // (small models, their products on one thread: util/engine_threads.h), every CPU the
+    // process has for its kernels.
+    const int walkerThreads =
+        !in.cuda && d < kAllThreadsFromHidden ? parallelForwardBatches(c, batch, in.seqlen, machineThreads()) : 1;
+    const int64_t forward = mul({forwardTemporaryBytes(c, batch, in.seqlen), walkerThreads});
 
     MemoryPlan plan;
     plan.hostAvailableBytes = in.hostAvailableBytes;
@@ -136,7 +158,8 @@ MemoryPlan planMemory(const MemoryPlanInput& in)
     add("hessians+solve", dev, std::max(collectPhase, solvePhase),
         collectPhase >= solvePhase
             ? "collecting: " + formatBytes(hessians) + " of [cols, cols] Hessians + " + formatBytes(forward)
-                  + " forward temporaries (batch " + std::to_string(batch) + ")"
+                  + " forward temporaries (batch " + std::to_string(batch)
+                  + (walkerThreads > 1 ? ", " + std::to_string(walkerThreads) + " at once" : std::string()) + ")"
             : "solving: the layer's Hinv and dense copy with the Hessians still alive (largest: "
                   + formatBytes(solve) + " of solve buffers)");
     if (in.recoveryLoss == 1 || in.recoveryLoss == 2) {

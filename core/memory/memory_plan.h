@@ -13,7 +13,9 @@
 //                  [cols, cols] float32 accumulator per linear layer solved in the pass — all
 //                  layers of the block, with true-sequential the largest group — plus one batch
 //                  of forward temporaries: the widest intermediate four times and the attention
-//                  scores [batch, heads, seqlen, seqlen] twice) and solving (a layer's Hinv,
+//                  scores [batch, heads, seqlen, seqlen] twice; on the CPU below hidden 1024,
+//                  the batches BlockWalker runs at once on other threads, parallelForwardBatches)
+//                  and solving (a layer's Hinv,
 //                  cols², and dense copy, rows·cols, while the Hessians of it and of the layers
 //                  after it are alive);
 //   export       — in memory: the largest shard's replaced tensors in the stored dtype;
@@ -86,6 +88,21 @@ struct MemoryPlan {
 [[nodiscard]] std::vector<std::pair<int64_t, int64_t>> blockLinearShapes(const model::ModelConfig& config);
 
 [[nodiscard]] MemoryPlan planMemory(const MemoryPlanInput& input);
+
+// One batch's forward temporaries on a block, in bytes, as the plan counts them: four
+// [batch, seqlen, widest linear output] float32 activations of the MLP, the [seqlen, seqlen]
+// causal mask and attention's score tiles.
+[[nodiscard]] int64_t forwardTemporaryBytes(const model::ModelConfig& config, int64_t batch, int64_t seqlen);
+
+// What pipeline::BlockWalker's batches on several threads may add to one batch's temporaries:
+// it runs only as many batches at once as keep the others' temporaries within this, so the
+// plan counts at most this much beyond one batch (the demo's batches are 5.6 MB each; a
+// 896-wide model's batch of 8 × 2048 tokens, 1.3 GB, runs alone).
+inline constexpr int64_t kParallelBatchExtraBytes = int64_t(256) << 20;
+
+// The batches BlockWalker runs at once when it could use `threads`: at most `threads`, and
+// only as many as keep the extra batches' temporaries within kParallelBatchExtraBytes.
+[[nodiscard]] int parallelForwardBatches(const model::ModelConfig& config, int64_t batch, int64_t seqlen, int threads);
 
 // MemAvailable of /proc/meminfo in bytes, or -1 where unknown.
 [[nodiscard]] int64_t hostAvailableMemory();

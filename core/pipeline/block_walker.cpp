@@ -1,11 +1,13 @@
 #include "pipeline/block_walker.h"
 
+#include "memory/memory_plan.h"
 #include "pipeline/ordered_hook_calls.h"
 #include "util/engine_threads.h"
 #include "util/errors.h"
 #include "util/fork_join.h"
 
 #include <c10/core/GradMode.h>
+#include <c10/core/InferenceMode.h>
 
 #include <algorithm>
 #include <exception>
@@ -34,9 +36,11 @@ BlockWalker::BlockWalker(const model::CausalLM& model, const data::CalibrationWi
 int BlockWalker::batchThreads() const
 {
     const int64_t batches = (m_inputs.size(0) + m_batch - 1) / m_batch;
-    if (!m_model.device().is_cpu() || at::GradMode::is_enabled() || libraryThreads() != 1)
+    if (!m_model.device().is_cpu() || at::GradMode::is_enabled() || c10::InferenceMode::is_enabled()
+        || libraryThreads() != 1)
         return 1;
-    return int(std::clamp<int64_t>(kernelThreads(), 1, batches));
+    const int bounded = memory::parallelForwardBatches(m_model.config(), m_batch, m_inputs.size(1), kernelThreads());
+    return int(std::clamp<int64_t>(bounded, 1, batches));
 }
 
 void BlockWalker::walk(int64_t block, const model::LinearInputHook& hook, const model::LinearOutputHook& outputHook,
@@ -61,25 +65,29 @@ void BlockWalker::walk(int64_t block, const model::LinearInputHook& hook, const 
         return;
     }
     OrderedHookCalls order;
+    // Each batch on one thread: its products (OpenBLAS's pool held to one thread for the walk,
+    // whatever this thread's setting says) and its kernels (attention, rotary), which must not
+    // split a batch over the threads the other batches use.
+    const BlasOnCallingThread productsOnCaller;
     forkJoin(batches, threads, [&](int, int64_t i) {
         if (order.failed())
             return;
-        // Each batch on one thread: the products already are (libraryThreads() == 1), and the
-        // kernels (attention, rotary) must not split a batch over threads the other batches use.
-        const KernelThreadsScope oneThread(1);
-        const c10::AutoGradMode noGrad(false); // the mode is per thread; batchThreads() saw it off
-        size_t calls = 0;                       // hook calls of this batch so far, both kinds
-        model::LinearInputHook inputSeen;
-        if (hook)
-            inputSeen = [&](const model::LinearLayer& layer, const torch::Tensor& x) {
-                order.run(i, calls++, [&] { hook(layer, x); });
-            };
-        model::LinearOutputHook outputSeen;
-        if (outputHook)
-            outputSeen = [&](const model::LinearLayer& layer, const torch::Tensor& y) {
-                order.run(i, calls++, [&] { outputHook(layer, y); });
-            };
+        // Everything in the try: a batch that failed without telling `order` would leave the
+        // next one waiting for its turn for ever.
         try {
+            const KernelThreadsScope oneThread(1);
+            const c10::AutoGradMode noGrad(false); // the mode is per thread; batchThreads() saw it off
+            size_t calls = 0;                       // hook calls of this batch so far, both kinds
+            model::LinearInputHook inputSeen;
+            if (hook)
+                inputSeen = [&](const model::LinearLayer& layer, const torch::Tensor& x) {
+                    order.run(i, calls++, [&] { hook(layer, x); });
+                };
+            model::LinearOutputHook outputSeen;
+            if (outputHook)
+                outputSeen = [&](const model::LinearLayer& layer, const torch::Tensor& y) {
+                    order.run(i, calls++, [&] { outputHook(layer, y); });
+                };
             runBatch(i, inputSeen, outputSeen);
         } catch (const OrderedHookCalls::Stopped&) {
             // another batch failed first; its error is the one rethrown

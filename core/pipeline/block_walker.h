@@ -15,11 +15,18 @@
 //
 // Threads: on the CPU, with the products on one thread (libraryThreads() == 1, the engine's
 // choice for models narrower than kAllThreadsFromHidden, whose products are too small to split)
-// and outside grad mode, the batches run on kernelThreads() threads, each batch on one thread
-// with one-thread kernels. A small model's forward pass is dozens of small products and
-// element-wise operations per batch that no single operation can spread over the cores; whole
-// batches can. The hooks still see what a sequential walk shows them, in its order for each
-// linear, one call at a time (no locking needed in a hook): see OrderedHookCalls in the .cpp.
+// and outside grad and inference mode, the batches run on kernelThreads() threads, each batch on
+// one thread with one-thread kernels and OpenBLAS held to the calling thread, as many at once as
+// keep the extra batches' temporaries within memory::kParallelBatchExtraBytes (the memory plan
+// counts them). A small model's forward pass is dozens of small products and element-wise
+// operations per batch that no single operation can spread over the cores; whole batches can.
+// What the hooks see: the calls come one at a time (a hook needs no locking), and for each call
+// position within a batch (the k-th linear's input or output) in window order, as a sequential
+// walk makes them; calls of different positions may interleave across batches (batch 1's first
+// before batch 0's last). So a hook whose state is per linear (every one here: Hessians, sums of
+// squares, captures) sees what it would see sequentially, to the bit; one whose state spans
+// linears must not rely on the order across them. Hooks may run on a helper thread, with
+// kernelThreads() 1 (pipeline/ordered_hook_calls.h has the turns).
 // Every batch is computed as it is alone, so the results are the same bits on any number of
 // threads. Elsewhere (a GPU, products on several threads) the batches run one after another.
 //

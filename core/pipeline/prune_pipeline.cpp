@@ -249,10 +249,11 @@ PruneResult pruneModel(model::CausalLM& model, const data::CalibrationWindows& w
             // relative output error. Only without a bias (the output then is X·Wᵀ itself) and
             // with float32 Hessians (a bf16 H's own trace is what its error is measured by);
             // the block's last linear, whose product the pass skips, is left to the solver.
-            // And only where reading the outputs costs less: tokens·rows values summed in double
-            // against rows·cols² multiply-adds at GEMM speed, so for tokens < cols². A small model
-            // with many calibration tokens (the demo: 32768 tokens, 64 or 172 columns) takes the
-            // trace; a 2048-wide one at 16 × 512 tokens the outputs.
+            // And only where reading the outputs is the cheaper way: tokens·rows values summed in
+            // double (inside the hooks, which run one at a time: BlockWalker) against about
+            // rows·cols²/2 multiply-adds at GEMM speed (quadraticTrace uses H's symmetry), a
+            // rule of thumb: tokens < cols². The demo's layers (32768 tokens, 64 columns) take
+            // the trace; a 2048-wide model at 16 × 512 tokens sums its outputs.
             std::set<std::string> energyWanted;
             const int64_t passTokens = windows.nsamples * windows.seqlen;
             if (params.hessianPrecision == solve::HessianPrecision::Float32)

@@ -65,8 +65,9 @@ struct PrunePhaseSeconds {
     double blockIo = 0.0;   // streamed models: paging blocks in and writing them back
     double forward = 0.0;   // calibration windows through the blocks, Hessian updates excluded
     double hessian = 0.0;   // accumulating the layers' Hessians from their inputs (when the
-                            // windows run on several threads, BlockWalker: the time one of them
-                            // spent in a Hessian update, which the others overlap with forward work)
+                            // windows run on several threads, BlockWalker: the total time spent
+                            // in the Hessian updates, which run one at a time while the other
+                            // threads go on with forward work)
     double solve = 0.0;     // the layer solves (factorisation, column loop, statistics)
 };
 

@@ -111,6 +111,34 @@ private Q_SLOTS:
         QCOMPARE(item(p, "activations"), int64_t(128) * 2048 * 896 * 4);
     }
 
+    // BlockWalker's batches at once (memory::parallelForwardBatches): as many as the threads
+    // while the others' temporaries stay within 256 MiB. The demo's shapes (hidden 64, MLP 172,
+    // 8 heads of 8), batch 8 × 256 tokens: 8·256·172·4·4 + 256²·4 + 3·2 MiB = 12,189,696 bytes a
+    // batch, so 1 + ⌊268,435,456 / 12,189,696⌋ = 23 at most. The Qwen2.5-0.5B shape above at
+    // 8 × 2048: 1,298,137,088 bytes a batch, alone whatever the threads.
+    void parallelBatchesStayWithinTheirAllowance()
+    {
+        model::ModelConfig demo;
+        demo.architecture = model::Architecture::Llama;
+        demo.hiddenSize = 64;
+        demo.intermediateSize = 172;
+        demo.numHeads = 8;
+        demo.numKvHeads = 4;
+        demo.headDim = 8;
+        QCOMPARE(memory::forwardTemporaryBytes(demo, 8, 256), int64_t(12'189'696));
+        QCOMPARE(memory::parallelForwardBatches(demo, 8, 256, 1), 1);
+        QCOMPARE(memory::parallelForwardBatches(demo, 8, 256, 2), 2);
+        QCOMPARE(memory::parallelForwardBatches(demo, 8, 256, 64), 23);
+        model::ModelConfig qwen = demo;
+        qwen.hiddenSize = 896;
+        qwen.intermediateSize = 4864;
+        qwen.numHeads = 14;
+        qwen.numKvHeads = 2;
+        qwen.headDim = 64;
+        QCOMPARE(memory::forwardTemporaryBytes(qwen, 8, 2048), int64_t(1'298'137'088));
+        QCOMPARE(memory::parallelForwardBatches(qwen, 8, 2048, 16), 1);
+    }
+
     void inMemoryGrowsWithBlocks()
     {
         memory::MemoryPlanInput in;
