@@ -76,6 +76,8 @@ public:
         m_size = n;
     }
     [[nodiscard]] const float* data() const { return m_data; }
+    // Whether the values are the file's own bytes (read in place), not a converted copy.
+    [[nodiscard]] bool isView() const { return m_owned.size() == 0; }
     [[nodiscard]] int64_t size() const { return m_size; }
     // The values as an owned buffer, for values read with inPlace false (they are a copy).
     [[nodiscard]] util::FloatBuffer take() { return std::move(m_owned); }
@@ -121,15 +123,26 @@ int runSolveLayer(const Args& args, const solve::SolverOptions& options, LayerSo
         throw inputError(problemPath, "no tensor 'weight' [rows, cols]");
     LayerProblem problem;
     {
-        FloatValues weight(file, "weight", /*inPlace=*/false);
-        if (!solve::cpu::allFinite(weight.data(), weight.size(), passThreads))
-            throw inputError(problemPath, "tensor 'weight' contains NaN or Inf");
+        // Aligned float32 in the file: the working copy is made, and checked, in one pass on the
+        // kernel threads, and the mapped values stay the dense W the statistics read. Otherwise
+        // the values are converted into the working buffer and checked there.
+        FloatValues weight(file, "weight", /*inPlace=*/true);
         if (weight.shape.size() != 2 || weight.shape[0] == 0 || weight.shape[1] == 0)
             throw inputError(problemPath, "tensor 'weight' must be [rows, cols] with rows, cols > 0, got "
                                               + shapeText(weight.shape));
         problem.rows = weight.shape[0];
         problem.cols = weight.shape[1];
-        problem.weight = weight.take();
+        bool finite = true;
+        if (weight.isView()) {
+            problem.weight = util::FloatBuffer(size_t(weight.size()));
+            finite = solve::cpu::copyAllFinite(weight.data(), weight.size(), problem.weight.data(), passThreads);
+            problem.denseWeight = weight.data();
+        } else {
+            finite = solve::cpu::allFinite(weight.data(), weight.size(), passThreads);
+            problem.weight = weight.take();
+        }
+        if (!finite)
+            throw inputError(problemPath, "tensor 'weight' contains NaN or Inf");
     }
     const int64_t rows = problem.rows;
     const int64_t cols = problem.cols;
@@ -270,7 +283,8 @@ solve::LayerStats CpuLayerSolver::solve(LayerProblem& problem, const solve::Solv
     static_assert(sizeof(bool) == sizeof(uint8_t));
     mask.assign(size_t(problem.rows * problem.cols), 0);
     return solve::cpu::solveSparseGpt(problem.weight.data(), problem.rows, problem.cols, problem.hessian.data(),
-                                      options, reinterpret_cast<bool*>(mask.data()), m_threads, progress, cancel);
+                                      options, reinterpret_cast<bool*>(mask.data()), m_threads, progress, cancel,
+                                      problem.denseWeight);
 }
 
 } // namespace sparselab::cli

@@ -37,6 +37,9 @@ struct LayerProblem {
     int64_t rows = 0;
     int64_t cols = 0;
     util::FloatBuffer weight;   // [rows, cols] row-major; the solver leaves the result here
+    // The dense weight as the file holds it, when that is aligned float32 (the mapped bytes,
+    // valid while the command runs; checked finite), for the solver's statistics; else null.
+    const float* denseWeight = nullptr;
     // [cols, cols] row-major: the file's Hessian, or the one accumulated from its inputs
     // (empty when the solver accumulates it itself, see LayerSolver::accumulatesInputs).
     util::FloatBuffer hessian;

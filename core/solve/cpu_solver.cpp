@@ -404,8 +404,8 @@ double quadraticTrace(const float* a, int64_t rows, int64_t cols, int64_t lda, c
     return total;
 }
 
-void layerStatistics(float* original, const float* w, int64_t rows, int64_t cols, const float* h, bool sparseGpt,
-                     double dampAbsolute, double denseOutputEnergy, int threads, LayerStats& stats)
+void layerStatistics(const float* original, const float* w, int64_t rows, int64_t cols, const float* h,
+                     bool sparseGpt, double dampAbsolute, double denseOutputEnergy, int threads, LayerStats& stats)
 {
     const double denominator =
         denseOutputEnergy >= 0.0 ? denseOutputEnergy : quadraticTrace(original, rows, cols, cols, h);
@@ -438,29 +438,35 @@ void layerStatistics(float* original, const float* w, int64_t rows, int64_t cols
     const double dampTerm = dampAbsolute * deltaSquares;
     double numerator = twiceLoss - dampTerm;
     if (!(sparseGpt && dampTerm <= 0.95 * twiceLoss)) {
-        forkJoin(rowUnits, threads, [&](int, int64_t unit) { // ΔW = W − Ŵ in place of the copy
+        util::FloatBuffer delta(static_cast<size_t>(rows * cols)); // ΔW = W − Ŵ
+        forkJoin(rowUnits, threads, [&](int, int64_t unit) {
             const int64_t r1 = std::min(rows, (unit + 1) * kRowsPerUnit);
             for (int64_t e = unit * kRowsPerUnit * cols; e < r1 * cols; ++e)
-                original[e] -= w[e];
+                delta.data()[e] = original[e] - w[e];
         });
-        numerator = quadraticTrace(original, rows, cols, cols, h);
+        numerator = quadraticTrace(delta.data(), rows, cols, cols, h);
     }
     stats.relOutputError = denominator > 0.0 ? std::max(0.0, numerator) / denominator : 0.0;
 }
 
 LayerStats solveSparseGpt(float* w, int64_t rows, int64_t cols, const float* h, const SolverOptions& options,
-                          bool* mask, int threads, const ProgressCallback& progress, const CancelToken* cancel)
+                          bool* mask, int threads, const ProgressCallback& progress, const CancelToken* cancel,
+                          const float* dense)
 {
     const auto start = std::chrono::steady_clock::now();
     if (options.method != Method::SparseGpt || options.quant.enabled())
         throw std::invalid_argument("cpu::solveSparseGpt: SparseGPT without quantization only");
     options.validate(cols);
     throwIfCancelled(cancel);
-    // The dense W for the statistics, copied in the pass that checks it, as the engine's
-    // solveLayer does.
-    util::FloatBuffer original(static_cast<size_t>(rows * cols));
-    if (!copyAllFinite(w, rows * cols, original.data(), threads))
-        throw InputError("weight: contains non-finite values (NaN or Inf)");
+    // The dense W for the statistics: the caller's (already checked), else a copy made in the
+    // pass that checks it, as the engine's solveLayer does.
+    util::FloatBuffer copy;
+    if (!dense) {
+        copy = util::FloatBuffer(static_cast<size_t>(rows * cols));
+        if (!copyAllFinite(w, rows * cols, copy.data(), threads))
+            throw InputError("weight: contains non-finite values (NaN or Inf)");
+        dense = copy.data();
+    }
 
     // The preamble: dead inputs' columns of W zeroed, then damping and Hinv.
     util::FloatBuffer hinv(static_cast<size_t>(cols * cols));
@@ -489,7 +495,7 @@ LayerStats solveSparseGpt(float* w, int64_t rows, int64_t cols, const float* h, 
     ProgressReporter reporter(progress, "solve", blocks);
     stats.loss = runColumnLoop(loop, reporter, cancel, dampNote(factor.dampRaises, factor.dampUsed));
     hinv = util::FloatBuffer(); // freed before the statistics
-    layerStatistics(original.data(), w, rows, cols, h, /*sparseGpt=*/true, factor.dampAbsolute, -1.0, threads, stats);
+    layerStatistics(dense, w, rows, cols, h, /*sparseGpt=*/true, factor.dampAbsolute, -1.0, threads, stats);
     stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return stats;
 }

@@ -677,6 +677,56 @@ private Q_SLOTS:
         QVERIFY(plain.relOutputError > 0.0 && plain.relOutputError < 1.0);
     }
 
+    // When the damping is nearly all of the loss, the relative output error is the direct
+    // tr(ΔW H ΔWᵀ)/tr(W H Wᵀ), from a ΔW the statistics allocate: the caller's dense W (here
+    // handed to the CPU solver as a separate, read-only array, as solve-layer hands it the
+    // mapped file) is never written. H = diag(1, 1, 1, ε, ε, ε, ε, ε), ε = 10⁻⁶, W [2, 8] with
+    // ones in the first three columns and 1.0, 1.1, …, 1.9 in the other five (row by row):
+    // H being diagonal, nothing is updated and the saliency is w²·(H_jj + λ), λ = 0.01·mean
+    // diag ≈ 0.00375, so the mask takes the nine smallest ε-column weights (int(16·0.5) + the
+    // threshold's own), all but 1.9. Then 2·loss = (ε + λ)·Σ w² over them and λ·‖ΔW‖² is more
+    // than 0.95 of it, so the error is ε·Σ_pruned w² / (6 + ε·Σ_ε-columns w²).
+    void statisticsWhenTheDampingDominates()
+    {
+        const int64_t rows = 2, cols = 8;
+        const float epsilon = 1e-6f;
+        std::vector<float> h(size_t(cols * cols), 0.0f);
+        for (int64_t j = 0; j < cols; ++j)
+            h[size_t(j * cols + j)] = j < 3 ? 1.0f : epsilon;
+        std::vector<float> dense(size_t(rows * cols), 1.0f);
+        double smallColumns = 0.0;
+        for (int64_t r = 0; r < rows; ++r)
+            for (int64_t j = 3; j < cols; ++j) {
+                const float value = 1.0f + 0.1f * float(r * 5 + j - 3);
+                dense[size_t(r * cols + j)] = value;
+                smallColumns += double(value) * double(value);
+            }
+        const float kept = dense[size_t(rows * cols - 1)]; // 1.9
+        const double prunedSquares = smallColumns - double(kept) * double(kept);
+        const double expected = double(epsilon) * prunedSquares / (6.0 + double(epsilon) * smallColumns);
+        SolverOptions o;
+        o.sparsity = 0.5;
+        o.blocksize = 8;
+        for (const bool separate : {false, true}) {
+            std::vector<float> w = dense;
+            std::vector<uint8_t> mask(size_t(rows * cols), 0);
+            const LayerStats stats = cpu::solveSparseGpt(w.data(), rows, cols, h.data(), o,
+                                                         reinterpret_cast<bool*>(mask.data()), 1, {}, nullptr,
+                                                         separate ? dense.data() : nullptr);
+            for (int64_t e = 0; e < rows * cols; ++e) {
+                const bool pruned = e % cols >= 3 && e != rows * cols - 1;
+                QCOMPARE(bool(mask[size_t(e)]), pruned);
+                QCOMPARE(w[size_t(e)], pruned ? 0.0f : dense[size_t(e)]);
+            }
+            const double damp = 0.01 * (3.0 + 5.0 * double(epsilon)) / 8.0;
+            QVERIFY(damp * prunedSquares > 0.95 * 2.0 * stats.loss); // the case under test
+            QVERIFY2(std::abs(stats.relOutputError - expected) <= 1e-5 * expected,
+                     qPrintable(QString("%1 vs %2").arg(stats.relOutputError, 0, 'g', 10).arg(expected, 0, 'g', 10)));
+            QCOMPARE(dense[0], 1.0f); // read only
+            QCOMPARE(dense[size_t(cols + 3)], 1.5f);
+        }
+    }
+
     void deadInputsAndDefaults()
     {
         auto problem = loadProblem("a");
