@@ -119,8 +119,10 @@ MemoryPlan planMemory(const MemoryPlanInput& in)
     // Forward temporaries: one batch's, times the batches the walker runs at once on the CPU
     // (small models, their products on one thread: util/engine_threads.h), every CPU the
     // process has for its kernels.
-    const int walkerThreads =
-        !in.cuda && d < kAllThreadsFromHidden ? parallelForwardBatches(c, batch, in.seqlen, machineThreads()) : 1;
+    const int64_t batches = batch > 0 ? (in.nsamples + batch - 1) / batch : 1;
+    const int walkerThreads = !in.cuda && d < kAllThreadsFromHidden
+        ? int(std::min<int64_t>(parallelForwardBatches(c, batch, in.seqlen, machineThreads()), std::max<int64_t>(batches, 1)))
+        : 1;
     const int64_t forward = mul({forwardTemporaryBytes(c, batch, in.seqlen), walkerThreads});
 
     MemoryPlan plan;

@@ -12,8 +12,8 @@
 //   hessians+solve — the larger of two phases that do not overlap: collecting (one
 //                  [cols, cols] float32 accumulator per linear layer solved in the pass — all
 //                  layers of the block, with true-sequential the largest group — plus one batch
-//                  of forward temporaries: the widest intermediate four times and the attention
-//                  scores [batch, heads, seqlen, seqlen] twice; on the CPU below hidden 1024,
+//                  of forward temporaries: the widest intermediate four times, the causal mask
+//                  and attention's score tiles (forwardTemporaryBytes); on the CPU below hidden 1024,
 //                  the batches BlockWalker runs at once on other threads, parallelForwardBatches)
 //                  and solving (a layer's Hinv,
 //                  cols², and dense copy, rows·cols, while the Hessians of it and of the layers
@@ -96,7 +96,7 @@ struct MemoryPlan {
 
 // What pipeline::BlockWalker's batches on several threads may add to one batch's temporaries:
 // it runs only as many batches at once as keep the others' temporaries within this, so the
-// plan counts at most this much beyond one batch (the demo's batches are 5.6 MB each; a
+// plan counts at most this much beyond one batch (the demo's batches are 12 MB each; a
 // 896-wide model's batch of 8 × 2048 tokens, 1.3 GB, runs alone).
 inline constexpr int64_t kParallelBatchExtraBytes = int64_t(256) << 20;
 

@@ -405,7 +405,8 @@ double quadraticTrace(const float* a, int64_t rows, int64_t cols, int64_t lda, c
 }
 
 void layerStatistics(const float* original, const float* w, int64_t rows, int64_t cols, const float* h,
-                     bool sparseGpt, double dampAbsolute, double denseOutputEnergy, int threads, LayerStats& stats)
+                     bool sparseGpt, double dampAbsolute, double denseOutputEnergy, int threads, LayerStats& stats,
+                     float* scratch)
 {
     const double denominator =
         denseOutputEnergy >= 0.0 ? denseOutputEnergy : quadraticTrace(original, rows, cols, cols, h);
@@ -438,13 +439,17 @@ void layerStatistics(const float* original, const float* w, int64_t rows, int64_
     const double dampTerm = dampAbsolute * deltaSquares;
     double numerator = twiceLoss - dampTerm;
     if (!(sparseGpt && dampTerm <= 0.95 * twiceLoss)) {
-        util::FloatBuffer delta(static_cast<size_t>(rows * cols)); // ΔW = W − Ŵ
+        util::FloatBuffer allocated; // ΔW = W − Ŵ, in the caller's scratch when it gave one
+        if (!scratch) {
+            allocated = util::FloatBuffer(static_cast<size_t>(rows * cols));
+            scratch = allocated.data();
+        }
         forkJoin(rowUnits, threads, [&](int, int64_t unit) {
             const int64_t r1 = std::min(rows, (unit + 1) * kRowsPerUnit);
             for (int64_t e = unit * kRowsPerUnit * cols; e < r1 * cols; ++e)
-                delta.data()[e] = original[e] - w[e];
+                scratch[e] = original[e] - w[e];
         });
-        numerator = quadraticTrace(delta.data(), rows, cols, cols, h);
+        numerator = quadraticTrace(scratch, rows, cols, cols, h);
     }
     stats.relOutputError = denominator > 0.0 ? std::max(0.0, numerator) / denominator : 0.0;
 }

@@ -108,12 +108,15 @@ struct Factor {
 // The statistics of a solved layer (LayerStats: sparsity, relOutputError) from the dense
 // `original` and the solved `w` [rows, cols], the undamped h, the solve's loss, and the
 // damping it added (SparseGPT; 0 for the baselines). denseOutputEnergy: tr(W H Wᵀ) when the
-// caller has it, negative to compute it. `original` is only read (it may be a mapped file's);
-// the rare case that needs W − Ŵ itself (below) allocates it.
+// caller has it, negative to compute it. `original` is only read (it may be a mapped file's).
+// scratch: rows·cols floats the statistics may overwrite with W − Ŵ when they need it (every
+// baseline; SparseGPT only when the damping term nearly cancels the loss), e.g. the caller's
+// own copy of W, which may be `original` itself; null: allocated then.
 // ‖XWᵀ − XŴᵀ‖²/‖XWᵀ‖² = tr(ΔW H ΔWᵀ)/tr(W H Wᵀ); for SparseGPT tr(ΔW H ΔWᵀ) = 2·loss −
 // damp·‖ΔW‖² over live inputs, without a second product, unless that nearly cancels.
 void layerStatistics(const float* original, const float* w, int64_t rows, int64_t cols, const float* h,
-                     bool sparseGpt, double dampAbsolute, double denseOutputEnergy, int threads, LayerStats& stats);
+                     bool sparseGpt, double dampAbsolute, double denseOutputEnergy, int threads, LayerStats& stats,
+                     float* scratch = nullptr);
 
 // ---- one layer --------------------------------------------------------------------------------
 

@@ -243,9 +243,10 @@ LayerResult solveLayerWith(torch::Tensor& weight, const torch::Tensor& hessian,
     LayerStats& stats = result.stats;
     if (cpu && cpu::available()) {
         // The plain-C++ statistics (cpu_solver.h), the ones `solve-layer` computes without LibTorch.
+        // `original` is this call's own copy: the statistics may overwrite it with ΔW.
         cpu::layerStatistics(original.data_ptr<float>(), w.data_ptr<float>(), w.size(0), cols, h.data_ptr<float>(),
                              options.method == Method::SparseGpt, dampAbsolute, denseOutputEnergy, kernelThreads(),
-                             stats);
+                             stats, original.data_ptr<float>());
     } else {
         // The same with tensor operations (other devices).
         const double denominator = denseOutputEnergy >= 0.0 ? denseOutputEnergy : quadraticTrace(original, h);
