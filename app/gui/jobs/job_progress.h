@@ -35,10 +35,12 @@ struct CostRates {
     // the default for its size until SparseLab's kernels took every core, which made the prune
     // ~0.2 s faster: these rates stay on the safe side), the rates the three cold runs of
     // `bench_first_frame 3` stored (2-core machine, nothing else running; medians): evaluation
-    // 3.9e-6 s per token-block (32 windows × 256 tokens in 0.2 s), pruning 1.2e-5 (128 × 256
-    // calibration tokens in 2.0 s), tokenizing 8.1e-8 s per byte.
+    // 3.9e-6 s per token-block (32 windows × 256 tokens in 0.2 s), tokenizing 8.1e-8 s per byte.
+    // Pruning: 5.7e-6 (128 × 256 calibration tokens in 0.9 s) on the Zen 4 EPYC once the forward
+    // passes ran whole batches on both cores (pipeline/block_walker.h), against 1.2e-5 before on
+    // the older EPYC; 6.5e-6 leaves room for a slower 2-core machine without doubling the ETA here.
     static constexpr double kDemoEvalPerTokenBlock = 3.9e-6;
-    static constexpr double kDemoPrunePerTokenBlock = 1.2e-5;
+    static constexpr double kDemoPrunePerTokenBlock = 6.5e-6;
     static constexpr double kDemoTokenizePerByte = 8.1e-8;
     // Recovery: 200 KL steps of 8 × 256 tokens in 36.1 s (`prune … --recover 200 --threads 1`,
     // the same machine, load about 2).
