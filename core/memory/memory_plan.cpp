@@ -64,11 +64,22 @@ std::vector<std::pair<int64_t, int64_t>> blockLinearShapes(const model::ModelCon
     return {};
 }
 
-int64_t forwardTemporaryBytes(const model::ModelConfig& c, int64_t batch, int64_t seqlen)
+namespace {
+
+// The widest activation a block's forward pass makes: the hidden size or a linear's output.
+int64_t widestActivation(const model::ModelConfig& c)
 {
     int64_t widest = c.hiddenSize;
     for (const auto& [rows, cols] : blockLinearShapes(c))
         widest = std::max(widest, rows);
+    return widest;
+}
+
+} // namespace
+
+int64_t forwardTemporaryBytes(const model::ModelConfig& c, int64_t batch, int64_t seqlen)
+{
+    const int64_t widest = widestActivation(c);
     // Four [batch, seqlen, widest] activations of the MLP, plus attention, which is tiled
     // (model/causal_lm.cpp, attend): the [seqlen, seqlen] causal mask and a few score tiles of
     // at most 2 MiB, never a [batch, heads, seqlen, seqlen] tensor. Measured on an H200
@@ -77,12 +88,12 @@ int64_t forwardTemporaryBytes(const model::ModelConfig& c, int64_t batch, int64_
     return sum({mul({batch, seqlen, widest, kFloat, 4}), mul({seqlen, seqlen, kFloat}), kAttentionTiles});
 }
 
-int parallelForwardBatches(const model::ModelConfig& c, int64_t batch, int64_t seqlen, int threads)
+int parallelForwardBatches(const model::ModelConfig& c, int64_t batch, int64_t seqlen, int64_t batches, int threads)
 {
-    if (threads <= 1)
+    if (threads <= 1 || batches <= 1)
         return 1;
     const int64_t each = std::max<int64_t>(1, forwardTemporaryBytes(c, batch, seqlen));
-    const int64_t others = std::min<int64_t>(threads - 1, kParallelBatchExtraBytes / each);
+    const int64_t others = std::min<int64_t>({int64_t(threads) - 1, batches - 1, kParallelBatchExtraBytes / each});
     return int(1 + others);
 }
 
@@ -90,14 +101,14 @@ MemoryPlan planMemory(const MemoryPlanInput& in)
 {
     const model::ModelConfig& c = in.config;
     const auto shapes = blockLinearShapes(c);
-    int64_t blockWeights = 0, hessians = 0, largestHessianGroup = 0, solve = 0, widest = c.hiddenSize;
+    int64_t blockWeights = 0, hessians = 0, largestHessianGroup = 0, solve = 0;
     for (const auto& [rows, cols] : shapes) {
         blockWeights = sum({blockWeights, mul({rows, cols, kFloat})});
         hessians = sum({hessians, mul({cols, cols, kFloat})});
         largestHessianGroup = std::max(largestHessianGroup, mul({cols, cols, kFloat}));
         solve = std::max(solve, mul({sum({mul({2, cols, cols}), mul({rows, cols})}), kFloat}));
-        widest = std::max(widest, rows);
     }
+    const int64_t widest = widestActivation(c);
     if (in.trueSequential) {
         // Groups of layers sharing an input (q/k/v, gate/up) hold their Hessians together.
         int64_t group = 0;
@@ -121,7 +132,7 @@ MemoryPlan planMemory(const MemoryPlanInput& in)
     // process has for its kernels.
     const int64_t batches = batch > 0 ? (in.nsamples + batch - 1) / batch : 1;
     const int walkerThreads = !in.cuda && d < kAllThreadsFromHidden
-        ? int(std::min<int64_t>(parallelForwardBatches(c, batch, in.seqlen, machineThreads()), std::max<int64_t>(batches, 1)))
+        ? parallelForwardBatches(c, batch, in.seqlen, batches, machineThreads())
         : 1;
     const int64_t forward = mul({forwardTemporaryBytes(c, batch, in.seqlen), walkerThreads});
 

@@ -100,9 +100,11 @@ struct MemoryPlan {
 // 896-wide model's batch of 8 × 2048 tokens, 1.3 GB, runs alone).
 inline constexpr int64_t kParallelBatchExtraBytes = int64_t(256) << 20;
 
-// The batches BlockWalker runs at once when it could use `threads`: at most `threads`, and
-// only as many as keep the extra batches' temporaries within kParallelBatchExtraBytes.
-[[nodiscard]] int parallelForwardBatches(const model::ModelConfig& config, int64_t batch, int64_t seqlen, int threads);
+// The batches BlockWalker runs at once when a pass has `batches` of them and it could use
+// `threads`: at most both, and only as many as keep the extra batches' temporaries within
+// kParallelBatchExtraBytes.
+[[nodiscard]] int parallelForwardBatches(const model::ModelConfig& config, int64_t batch, int64_t seqlen,
+                                         int64_t batches, int threads);
 
 // MemAvailable of /proc/meminfo in bytes, or -1 where unknown.
 [[nodiscard]] int64_t hostAvailableMemory();

@@ -33,20 +33,20 @@ BlockWalker::BlockWalker(const model::CausalLM& model, const data::CalibrationWi
     m_inputs = torch::cat(embedded, 0);
 }
 
+int64_t BlockWalker::batchCount() const { return (m_inputs.size(0) + m_batch - 1) / m_batch; }
+
 int BlockWalker::batchThreads() const
 {
-    const int64_t batches = (m_inputs.size(0) + m_batch - 1) / m_batch;
     if (!m_model.device().is_cpu() || at::GradMode::is_enabled() || c10::InferenceMode::is_enabled()
         || libraryThreads() != 1)
         return 1;
-    const int bounded = memory::parallelForwardBatches(m_model.config(), m_batch, m_inputs.size(1), kernelThreads());
-    return int(std::clamp<int64_t>(bounded, 1, batches));
+    return memory::parallelForwardBatches(m_model.config(), m_batch, m_inputs.size(1), batchCount(), kernelThreads());
 }
 
 void BlockWalker::walk(int64_t block, const model::LinearInputHook& hook, const model::LinearOutputHook& outputHook,
                        model::BlockResult result) const
 {
-    const int64_t batches = (m_inputs.size(0) + m_batch - 1) / m_batch;
+    const int64_t batches = batchCount();
     // Batch i through the block: its outputs (when asked for) over its inputs, which only this
     // runBlock reads (the hooks consume them before it returns).
     const auto runBatch = [&](int64_t i, const model::LinearInputHook& inputSeen,

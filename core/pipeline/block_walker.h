@@ -64,6 +64,7 @@ public:
     [[nodiscard]] int batchThreads() const;
 
 private:
+    [[nodiscard]] int64_t batchCount() const; // batches of m_batch windows (the last may be short)
     // Block `block` over every batch, hooks in the sequential order. Writes each batch's outputs
     // over its inputs when `result` is Output (advance; m_inputs's storage, not the handle).
     void walk(int64_t block, const model::LinearInputHook& hook, const model::LinearOutputHook& outputHook,

@@ -30,7 +30,9 @@ public:
     void run(int64_t batch, size_t k, const Call& call)
     {
         std::unique_lock lock(m_mutex);
+        ++m_waiting;
         m_turn.wait(lock, [&] { return m_failed || turnOf(k) == batch; });
+        --m_waiting;
         if (m_failed)
             throw Stopped{};
         call();
@@ -52,6 +54,12 @@ public:
         const std::lock_guard lock(m_mutex);
         return m_failed;
     }
+    // The threads blocked in run() for their turn now (for tests that must know one waits).
+    [[nodiscard]] int waiting()
+    {
+        const std::lock_guard lock(m_mutex);
+        return m_waiting;
+    }
     // Rethrows the first failure, if any (call once every batch has returned).
     void rethrowFailure() const
     {
@@ -65,6 +73,7 @@ private:
     std::condition_variable m_turn;
     std::vector<int64_t> m_next; // m_next[k]: the batch whose k-th call is due
     bool m_failed = false;
+    int m_waiting = 0;
     std::exception_ptr m_error;
 };
 

@@ -12,6 +12,8 @@
 // 1,298,137,088 → 1,412,038,656 (attention is tiled: no [batch, heads, T, T] tensor; the H200
 // run of docs/gpu.md peaked at 5,833 MiB against 5,570 MiB planned for the whole GPU).
 
+#include "testsupport.h"
+
 #include "memory/memory_plan.h"
 
 #include <QTest>
@@ -112,23 +114,22 @@ private Q_SLOTS:
     }
 
     // BlockWalker's batches at once (memory::parallelForwardBatches): as many as the threads
-    // while the others' temporaries stay within 256 MiB. The demo's shapes (hidden 64, MLP 172,
-    // 8 heads of 8), batch 8 × 256 tokens: 8·256·172·4·4 + 256²·4 + 3·2 MiB = 12,189,696 bytes a
-    // batch, so 1 + ⌊268,435,456 / 12,189,696⌋ = 23 at most. The Qwen2.5-0.5B shape above at
-    // 8 × 2048: 1,298,137,088 bytes a batch, alone whatever the threads.
+    // and the batches allow while the others' temporaries stay within 256 MiB. The demo's
+    // shapes (its config.json: hidden 64, MLP 172, 8 heads of 8), batch 8 × 256 tokens:
+    // 8·256·172·4·4 + 256²·4 + 3·2 MiB = 12,189,696 bytes a batch, so 1 + ⌊268,435,456 /
+    // 12,189,696⌋ = 23 at most. The Qwen2.5-0.5B shape above at 8 × 2048: 1,298,137,088 bytes a
+    // batch, alone whatever the threads.
     void parallelBatchesStayWithinTheirAllowance()
     {
-        model::ModelConfig demo;
-        demo.architecture = model::Architecture::Llama;
-        demo.hiddenSize = 64;
-        demo.intermediateSize = 172;
-        demo.numHeads = 8;
-        demo.numKvHeads = 4;
-        demo.headDim = 8;
+        const model::ModelConfig demo = model::ModelConfig::load(testing::demoModelDir());
+        QCOMPARE(demo.hiddenSize, int64_t(64));
+        QCOMPARE(demo.intermediateSize, int64_t(172));
         QCOMPARE(memory::forwardTemporaryBytes(demo, 8, 256), int64_t(12'189'696));
-        QCOMPARE(memory::parallelForwardBatches(demo, 8, 256, 1), 1);
-        QCOMPARE(memory::parallelForwardBatches(demo, 8, 256, 2), 2);
-        QCOMPARE(memory::parallelForwardBatches(demo, 8, 256, 64), 23);
+        QCOMPARE(memory::parallelForwardBatches(demo, 8, 256, 1000, 1), 1);
+        QCOMPARE(memory::parallelForwardBatches(demo, 8, 256, 1000, 2), 2);
+        QCOMPARE(memory::parallelForwardBatches(demo, 8, 256, 1000, 64), 23);
+        QCOMPARE(memory::parallelForwardBatches(demo, 8, 256, 16, 64), 16); // no more than there are
+        QCOMPARE(memory::parallelForwardBatches(demo, 8, 256, 1, 64), 1);
         model::ModelConfig qwen = demo;
         qwen.hiddenSize = 896;
         qwen.intermediateSize = 4864;
@@ -136,7 +137,7 @@ private Q_SLOTS:
         qwen.numKvHeads = 2;
         qwen.headDim = 64;
         QCOMPARE(memory::forwardTemporaryBytes(qwen, 8, 2048), int64_t(1'298'137'088));
-        QCOMPARE(memory::parallelForwardBatches(qwen, 8, 2048, 16), 1);
+        QCOMPARE(memory::parallelForwardBatches(qwen, 8, 2048, 16, 16), 1);
     }
 
     void inMemoryGrowsWithBlocks()

@@ -120,6 +120,14 @@ void withinLimit(const std::function<void()>& walk)
     done.get();
 }
 
+// Returns once a thread is blocked in order.run() for its turn (the watchdog of withinLimit, or
+// CTest's timeout, ends a test where none ever is).
+void waitUntilOneWaits(pipeline::OrderedHookCalls& order)
+{
+    while (order.waiting() < 1)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+
 } // namespace
 
 class TestBlockWalker : public QObject {
@@ -161,7 +169,7 @@ private Q_SLOTS:
         pipeline::OrderedHookCalls order;
         std::vector<int> ran;
         std::thread later([&] { order.run(1, 0, [&] { ran.push_back(1); }); });
-        std::this_thread::sleep_for(std::chrono::milliseconds(50)); // batch 1 is waiting by now
+        waitUntilOneWaits(order); // batch 1 arrived first, however slow the machine
         order.run(0, 0, [&] { ran.push_back(0); });
         later.join();
         QCOMPARE(ran, (std::vector<int>{0, 1}));
@@ -175,7 +183,7 @@ private Q_SLOTS:
                     stopped = true;
                 }
             });
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            waitUntilOneWaits(order); // the failure must wake it, not find it arriving late
             order.fail(std::make_exception_ptr(InputError("batch 0 failed")));
             waiting.join();
         });
