@@ -7,18 +7,23 @@
 // usage: bench_solve_layer [--sizes 1024,2048,4096] [--tokens 8192] [--seqlen 2048]
 //                          [--threads N] [--sparsity 0.5 | --nm N:M] [--bits B] [--repeat R]
 //                          [--breakdown 1]
-// --breakdown 1 also times the pieces of the solve separately (Hinv factorisation, one
-// quadratic trace of the statistics; best of --repeat each) and adds them as "hinv_s" and
-// "trace_s", an n×n×n sgemm
-// at the same threads ("sgemm_gflops", best of 3) and each phase's rate in GFLOP/s with its
-// share of that sgemm rate ("*_gflops", "*_of_sgemm"). FLOPs counted (n inputs, r rows, T tokens):
+// --breakdown 1 also times the pieces of the solve separately, best of --repeat each: the Hinv
+// factorisation ("hinv_s"), the column loop itself (cpu::runColumnLoop on a fresh copy of W,
+// "loop_s": mask selection, in-block and lazy updates), one quadratic trace of the statistics
+// ("trace_s"), and what the solve spends besides them ("rest_s" = solve − the three: copying
+// and checking W, buffers, the statistics' O(r·n) passes). It adds an n×n×n sgemm at the same
+// threads ("sgemm_gflops", best of 3) and each phase's rate in GFLOP/s with its share of that
+// sgemm rate ("*_gflops", "*_of_sgemm"). FLOPs counted (n inputs, r rows, T tokens):
 //   Hessian      T·n²           (XᵀX is symmetric: half of the 2·T·n² of a full product)
 //   factorisation 2n³/3         (Cholesky n³/3, triangular inverse n³/3)
-//   column loop  r·n²           (lazy block updates r·n·(n − B) plus in-block updates r·n·B);
-//                               its time is solve − factorisation − trace, so it carries the
-//                               O(r·n) passes (mask selection, statistics) as well
+//   column loop  r·n²           (lazy block updates r·n·(n − B) plus in-block updates r·n·B)
 //   trace        r·n·(n + 256)  (tr(W H Wᵀ) over the block-upper part, 256-column blocks)
+// "solve_rest_of_sgemm" is the column loop's flops over solve − factorisation − trace, the
+// share the loop would have if it carried the rest too (the figure reported before the loop
+// was timed on its own).
 
+#include "solve/cpu_column_loop.h"
+#include "solve/cpu_solver.h"
 #include "solve/solver.h"
 #include "solve/solver_detail.h"
 #include "util/engine_threads.h"
@@ -28,9 +33,11 @@
 #include <ATen/Parallel.h>
 #include <torch/types.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -142,27 +149,55 @@ int main(int argc, char** argv)
             // Best of --repeat each, like the solve they are subtracted from (one timing of each
             // made the loop's share scatter by ±0.15 between rounds).
             double hinvSeconds = 1e300;
+            double loopSeconds = 1e300;
             double traceSeconds = 1e300;
+            // The column loop as the CPU solve runs it (cpu_solver.cpp's solveSparseGpt): U
+            // column-major from factorHessian, the solve's threads, a fresh copy of W each time
+            // (the copy is not timed).
+            const auto hc = acc.hessian().contiguous();
+            std::vector<float> hinv(size_t(n * n));
+            (void)solve::cpu::factorHessian(hc.data_ptr<float>(), n, options.damp, hinv.data(),
+                                            kernelThreads(), nullptr);
+            std::vector<float> wLoop(size_t(n * n));
+            std::unique_ptr<bool[]> mask(new bool[size_t(n * n)]);
             for (int rep = 0; rep < repeat; ++rep) {
                 auto t0 = Clock::now();
                 (void)solve::detail::upperCholeskyOfInverse(hd);
                 hinvSeconds = std::min(hinvSeconds, since(t0));
+                std::copy(w0.data_ptr<float>(), w0.data_ptr<float>() + n * n, wLoop.begin());
+                solve::cpu::ColumnLoop loop;
+                loop.w = wLoop.data();
+                loop.mask = mask.get();
+                loop.rows = n;
+                loop.cols = n;
+                loop.hinv = hinv.data();
+                loop.hinvRowStride = 1;
+                loop.hinvColStride = n;
+                loop.options = &options;
+                loop.workers = kernelThreads();
+                ProgressReporter reporter({}, "solve", 1);
+                t0 = Clock::now();
+                (void)solve::cpu::runColumnLoop(loop, reporter, nullptr, {});
+                loopSeconds = std::min(loopSeconds, since(t0));
                 t0 = Clock::now();
                 (void)solve::detail::quadraticTrace(w0, acc.hessian());
                 traceSeconds = std::min(traceSeconds, since(t0));
             }
             const double nn = double(n) * double(n), rows = double(n), T = double(tokens);
-            const double loopSeconds = std::max(1e-9, best[1] - hinvSeconds - traceSeconds);
+            const double restSeconds = best[1] - hinvSeconds - loopSeconds - traceSeconds;
+            const double solveRestSeconds = std::max(1e-9, best[1] - hinvSeconds - traceSeconds);
             const double rates[4] = {T * nn / best[0] / 1e9, 2.0 * nn * double(n) / 3.0 / hinvSeconds / 1e9,
                                      rows * nn / loopSeconds / 1e9, rows * double(n) * double(n + 256) / traceSeconds / 1e9};
-            char text[512];
+            char text[640];
             std::snprintf(text, sizeof text,
-                          ", \"hinv_s\": %.4f, \"trace_s\": %.4f, \"loop_s\": %.4f, \"sgemm_gflops\": %.1f, "
+                          ", \"hinv_s\": %.4f, \"loop_s\": %.4f, \"trace_s\": %.4f, \"rest_s\": %.4f, "
+                          "\"sgemm_gflops\": %.1f, "
                           "\"hessian_gflops\": %.1f, \"hinv_gflops\": %.1f, \"loop_gflops\": %.1f, \"trace_gflops\": %.1f, "
                           "\"hessian_of_sgemm\": %.2f, \"hinv_of_sgemm\": %.2f, \"loop_of_sgemm\": %.2f, "
-                          "\"trace_of_sgemm\": %.2f",
-                          hinvSeconds, traceSeconds, loopSeconds, sgemmRate, rates[0], rates[1], rates[2], rates[3],
-                          rates[0] / sgemmRate, rates[1] / sgemmRate, rates[2] / sgemmRate, rates[3] / sgemmRate);
+                          "\"trace_of_sgemm\": %.2f, \"solve_rest_of_sgemm\": %.2f",
+                          hinvSeconds, loopSeconds, traceSeconds, restSeconds, sgemmRate, rates[0], rates[1], rates[2],
+                          rates[3], rates[0] / sgemmRate, rates[1] / sgemmRate, rates[2] / sgemmRate,
+                          rates[3] / sgemmRate, rows * nn / solveRestSeconds / 1e9 / sgemmRate);
             extra = text;
         }
         std::printf("{\"size\": %lld, \"tokens\": %lld, \"threads\": %d, \"hessian_s\": %.4f, \"solve_s\": %.4f, "
