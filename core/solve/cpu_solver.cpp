@@ -322,7 +322,13 @@ Damping raiseDampingUntilFactored(double damp, const CancelToken* cancel,
     }
 }
 
-Factor factorHessian(const float* h, int64_t n, double damp, float* hinv, int threads, const CancelToken* cancel)
+namespace {
+
+// Dead inputs and the damping schedule of both forms of factorHessian. `factorWith(damped,
+// retry)` factors H with its diagonal replaced by `damped` and says whether that worked; retry
+// is true from the second try on. H's diagonal is read here, before the first try.
+Factor factorWithDamping(const float* h, int64_t n, double damp, const CancelToken* cancel,
+                         const std::function<bool(const float* damped, bool retry)>& factorWith)
 {
     if (n < 1 || n >= 46341 || !available())
         throw std::logic_error("cpu::factorHessian: needs 1 <= n < 46341 and the BLAS/LAPACK functions");
@@ -342,11 +348,14 @@ Factor factorHessian(const float* h, int64_t n, double damp, float* hinv, int th
     const float meanDiagonal = torchMean(diagonal.data(), n, atenFloatLanes()); // torch.mean(torch.diag(H))
     std::vector<float> damped(static_cast<size_t>(n));
 
+    bool retry = false;
     const Damping damping = raiseDampingUntilFactored(damp, cancel, [&](double relDamp) {
         const float absolute = meanDiagonal * float(relDamp); // float32, as the reference's percdamp·mean
         for (int64_t j = 0; j < n; ++j)
             damped[size_t(j)] = diagonal[size_t(j)] + absolute;
-        if (!upperCholeskyOfInverse(h, damped.data(), n, hinv, threads))
+        const bool factored = factorWith(damped.data(), retry);
+        retry = true;
+        if (!factored)
             return false;
         factor.dampAbsolute = double(absolute);
         return true;
@@ -354,6 +363,35 @@ Factor factorHessian(const float* h, int64_t n, double damp, float* hinv, int th
     factor.dampUsed = damping.relative;
     factor.dampRaises = damping.raises;
     return factor;
+}
+
+} // namespace
+
+Factor factorHessian(const float* h, int64_t n, double damp, float* hinv, int threads, const CancelToken* cancel)
+{
+    return factorWithDamping(h, n, damp, cancel, [&](const float* damped, bool) {
+        return upperCholeskyOfInverse(h, damped, n, hinv, threads);
+    });
+}
+
+Factor factorHessianInPlace(float* h, int64_t n, double damp, int threads, const CancelToken* cancel)
+{
+    return factorWithDamping(h, n, damp, cancel, [&](const float* damped, bool retry) {
+        // The row-major buffer read column-major is Hᵀ: its upper triangle, which the
+        // factorisation reads and overwrites with U, is H's lower one, and H's strict upper
+        // triangle (its strictly lower part) is never touched. A failed try left the lower
+        // triangle part-way, so the next one restores it from the upper.
+        if (retry)
+            mirrorUpperToLower(h, n, threads);
+        for (int64_t j = 0; j < n; ++j)
+            h[j * n + j] = damped[j];
+        if (!upperCholeskyOfInverseInPlace(h, int(n), int(n)))
+            return false;
+        for (int64_t i = 0; i < n; ++i)
+            if (!(std::isfinite(h[i * n + i]) && h[i * n + i] > 0.0f))
+                return false;
+        return true;
+    });
 }
 
 std::string dampNote(int raises, double relDamp)
@@ -373,9 +411,16 @@ double quadraticTrace(const float* a, int64_t rows, int64_t cols, int64_t lda, c
         throw std::logic_error("cpu::quadraticTrace: no sgemm_ in the process, or sizes beyond int");
     const int64_t bs = symmetricBlock(cols);
     std::vector<float> product(size_t(rows * std::min(bs, cols)));
+    std::vector<float> diagonalBlock(size_t(std::min(bs, cols) * std::min(bs, cols)));
     double total = 0.0;
     for (int64_t c0 = 0; c0 < cols; c0 += bs) {
         const int64_t len = std::min(bs, cols - c0);
+        // H_bb whole, from its upper triangle (element (i, j) at H[min, max]): only H's diagonal
+        // and strict upper triangle are read, the part the CPU solve keeps of H.
+        for (int64_t j = 0; j < len; ++j)
+            for (int64_t i = 0; i < len; ++i)
+                diagonalBlock[size_t(j * len + i)] =
+                    h[(c0 + std::min(i, j)) * cols + c0 + std::max(i, j)];
         // P [rows, len] = A_b·H_bb (+ 2·A_{>b}·H_{b,>b}ᵀ). Column-major, Pᵀ = H_bbᵀ·A_bᵀ: the
         // row-major buffers read column-major are the transposes.
         const int m = int(len);
@@ -386,19 +431,27 @@ double quadraticTrace(const float* a, int64_t rows, int64_t cols, int64_t lda, c
         const float one = 1.0f;
         const float two = 2.0f;
         const float zero = 0.0f;
-        sgemm("N", "N", &m, &n, &k, &one, h + c0 * cols + c0, &ldh, a + c0, &ldaInt, &zero, product.data(), &m, 1,
+        sgemm("N", "N", &m, &n, &k, &one, diagonalBlock.data(), &m, a + c0, &ldaInt, &zero, product.data(), &m, 1,
               1);
         if (c0 + len < cols) {
             const int rest = int(cols - c0 - len);
             sgemm("T", "N", &m, &n, &rest, &two, h + c0 * cols + c0 + len, &ldh, a + c0 + len, &ldaInt, &one,
                   product.data(), &m, 1, 1);
         }
-        // ⟨A_b, P⟩ in double.
+        // ⟨A_b, P⟩ in double, row by row, each row's products in eight interleaved sums (one
+        // running sum was a chain of dependent additions, on one core while the other waits;
+        // perf put about 1 % of solve-layer's samples at 4096 columns there).
         for (int64_t r = 0; r < rows; ++r) {
-            double row = 0.0;
-            for (int64_t j = 0; j < len; ++j)
-                row += double(a[r * lda + c0 + j]) * double(product[size_t(r * len + j)]);
-            total += row;
+            const float* ar = a + r * lda + c0;
+            const float* pr = product.data() + r * len;
+            double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            int64_t j = 0;
+            for (; j + 8 <= len; j += 8)
+                for (int k = 0; k < 8; ++k)
+                    lane[k] += double(ar[j + k]) * double(pr[j + k]);
+            for (; j < len; ++j)
+                lane[j % 8] += double(ar[j]) * double(pr[j]);
+            total += ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
         }
     }
     return total;
@@ -454,7 +507,7 @@ void layerStatistics(const float* original, const float* w, int64_t rows, int64_
     stats.relOutputError = denominator > 0.0 ? std::max(0.0, numerator) / denominator : 0.0;
 }
 
-LayerStats solveSparseGpt(float* w, int64_t rows, int64_t cols, const float* h, const SolverOptions& options,
+LayerStats solveSparseGpt(float* w, int64_t rows, int64_t cols, float* h, const SolverOptions& options,
                           bool* mask, int threads, const ProgressCallback& progress, const CancelToken* cancel,
                           const float* dense)
 {
@@ -473,9 +526,11 @@ LayerStats solveSparseGpt(float* w, int64_t rows, int64_t cols, const float* h, 
         dense = copy.data();
     }
 
-    // The preamble: dead inputs' columns of W zeroed, then damping and Hinv.
-    util::FloatBuffer hinv(static_cast<size_t>(cols * cols));
-    const Factor factor = factorHessian(h, cols, options.damp, hinv.data(), threads, cancel);
+    // The preamble: dead inputs' columns of W zeroed, then damping and Hinv, in h's own buffer.
+    std::vector<float> hDiagonal(static_cast<size_t>(cols));
+    for (int64_t j = 0; j < cols; ++j)
+        hDiagonal[size_t(j)] = h[j * cols + j];
+    const Factor factor = factorHessianInPlace(h, cols, options.damp, threads, cancel);
     if (factor.deadInputs > 0)
         for (int64_t r = 0; r < rows; ++r)
             for (int64_t j = 0; j < cols; ++j)
@@ -491,7 +546,7 @@ LayerStats solveSparseGpt(float* w, int64_t rows, int64_t cols, const float* h, 
     loop.mask = mask;
     loop.rows = rows;
     loop.cols = cols;
-    loop.hinv = hinv.data(); // U column-major: element (i, j) at j·cols + i
+    loop.hinv = h; // U column-major: element (i, j ≥ i) at j·cols + i; the loop reads no other
     loop.hinvRowStride = 1;
     loop.hinvColStride = cols;
     loop.options = &options;
@@ -499,7 +554,9 @@ LayerStats solveSparseGpt(float* w, int64_t rows, int64_t cols, const float* h, 
     const int64_t blocks = (cols + options.blocksize - 1) / options.blocksize;
     ProgressReporter reporter(progress, "solve", blocks);
     stats.loss = runColumnLoop(loop, reporter, cancel, dampNote(factor.dampRaises, factor.dampUsed));
-    hinv = util::FloatBuffer(); // freed before the statistics
+    // H again where the statistics read it: its diagonal and strict upper triangle.
+    for (int64_t j = 0; j < cols; ++j)
+        h[j * cols + j] = hDiagonal[size_t(j)];
     layerStatistics(dense, w, rows, cols, h, /*sparseGpt=*/true, factor.dampAbsolute, -1.0, threads, stats);
     stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return stats;

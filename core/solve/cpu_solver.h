@@ -94,6 +94,15 @@ struct Factor {
 [[nodiscard]] Factor factorHessian(const float* h, int64_t n, double damp, float* hinv, int threads,
                                    const CancelToken* cancel);
 
+// factorHessian with U written into h's own buffer instead of a second n·n one (64 MiB fewer
+// fresh pages at 4096 columns): on success h's lower triangle and diagonal hold U column-major
+// (element (i, j ≥ i) of U at h[j·n + i]), and its strict upper triangle still holds H's, which
+// the factorisation never touches. The first try reads H's lower triangle, as factorHessian
+// does, so U is bit for bit factorHessian's; a raised-damping retry first copies the upper
+// triangle onto the lower one (the same values for a symmetric H). H's diagonal is not kept:
+// the caller saves it first if it needs it. Errors as factorHessian.
+[[nodiscard]] Factor factorHessianInPlace(float* h, int64_t n, double damp, int threads, const CancelToken* cancel);
+
 // The progress note of a solve whose damping was raised ("" when it was not).
 [[nodiscard]] std::string dampNote(int raises, double relDamp);
 
@@ -102,11 +111,12 @@ struct Factor {
 // tr(A H Aᵀ) in double for A [rows, cols] row-major with leading dimension lda, H [cols, cols]
 // row-major symmetric: per column block b, ⟨A_b, A_b H_bb + 2·A_{>b} H_{>b,b}⟩ (the strictly
 // lower blocks counted twice through symmetry instead of multiplied), about rows·cols²
-// multiply-adds.
+// multiply-adds. Reads only H's diagonal and strict upper triangle.
 [[nodiscard]] double quadraticTrace(const float* a, int64_t rows, int64_t cols, int64_t lda, const float* h);
 
 // The statistics of a solved layer (LayerStats: sparsity, relOutputError) from the dense
-// `original` and the solved `w` [rows, cols], the undamped h, the solve's loss, and the
+// `original` and the solved `w` [rows, cols], the undamped h (its diagonal and strict upper
+// triangle; the lower one is not read), the solve's loss, and the
 // damping it added (SparseGPT; 0 for the baselines). denseOutputEnergy: tr(W H Wᵀ) when the
 // caller has it, negative to compute it. `original` is only read (it may be a mapped file's).
 // scratch: rows·cols floats the statistics may overwrite with W − Ŵ when they need it (every
@@ -124,13 +134,16 @@ void layerStatistics(const float* original, const float* w, int64_t rows, int64_
 // cols] row-major (solved in place) with the undamped h [cols, cols] (symmetric): fills mask
 // [rows, cols] (true = pruned) and the statistics, seconds included. `threads` for the column
 // loop's team and the O(rows·cols) passes. Progress one step per block ("solve").
+// h is also Hinv's storage (factorHessianInPlace: no second cols² buffer, 64 MiB at 4096
+// columns): after a normal return its diagonal and strict upper triangle hold H again and its
+// strict lower triangle holds U; after an exception only the strict upper triangle is H's.
 // InputError on a W holding NaN or Inf (its copy for the statistics checks it) or a Hessian
 // that stays singular; CancelledError.
 // dense: the dense W, rows·cols finite values the caller has checked and keeps unchanged until
 // the call returns (e.g. the problem file's own, memory-mapped), read for the statistics
 // instead of a copy of w: 64 MiB fewer fresh pages at 4096 × 4096. Null: w is copied, and
 // checked, first.
-[[nodiscard]] LayerStats solveSparseGpt(float* w, int64_t rows, int64_t cols, const float* h,
+[[nodiscard]] LayerStats solveSparseGpt(float* w, int64_t rows, int64_t cols, float* h,
                                         const SolverOptions& options, bool* mask, int threads,
                                         const ProgressCallback& progress, const CancelToken* cancel,
                                         const float* dense = nullptr);

@@ -660,9 +660,13 @@ private Q_SLOTS:
         const auto engine = solveLayer(engineW, h, o);
         auto plainW = dense.clone();
         auto plainMask = torch::empty({rows, cols}, torch::kBool);
-        const auto hc = h.contiguous();
+        const auto hc = h.clone(); // the plain solver's Hinv storage too
         const LayerStats plain = cpu::solveSparseGpt(plainW.data_ptr<float>(), rows, cols, hc.data_ptr<float>(), o,
                                                      plainMask.data_ptr<bool>(), threads, {}, nullptr);
+        // H's diagonal and strict upper triangle are back; the strict lower one holds U, whose
+        // column-major upper part it is (U[0, 1] at h[1, 0], ≠ H[1, 0]).
+        QVERIFY(torch::equal(hc.triu(), h.triu()));
+        QVERIFY(hc.index({1, 0}).item<float>() != h.index({1, 0}).item<float>());
         QVERIFY(torch::equal(plainW, engineW));
         QVERIFY(torch::equal(plainMask, engine.mask));
         QCOMPARE(plain.deadInputs, int64_t(1));
@@ -709,8 +713,9 @@ private Q_SLOTS:
         o.blocksize = 8;
         for (const bool separate : {false, true}) {
             std::vector<float> w = dense;
+            std::vector<float> hinvStorage = h;
             std::vector<uint8_t> mask(size_t(rows * cols), 0);
-            const LayerStats stats = cpu::solveSparseGpt(w.data(), rows, cols, h.data(), o,
+            const LayerStats stats = cpu::solveSparseGpt(w.data(), rows, cols, hinvStorage.data(), o,
                                                          reinterpret_cast<bool*>(mask.data()), 1, {}, nullptr,
                                                          separate ? dense.data() : nullptr);
             for (int64_t e = 0; e < rows * cols; ++e) {
