@@ -30,7 +30,10 @@ struct ColumnLoop {
     bool* mask = nullptr;         // [rows, cols] row-major, every entry written (true = pruned)
     int64_t rows = 0;
     int64_t cols = 0;
-    const float* hinv = nullptr;  // upper Cholesky factor U of the damped H⁻¹ (UᵀU = H⁻¹)
+    const float* hinv = nullptr;  // upper Cholesky factor U of the damped H⁻¹ (UᵀU = H⁻¹); only
+                                  // its diagonal and upper part are read, so the rest of the
+                                  // buffer may hold other data (cpu::factorHessianInPlace keeps H
+                                  // there)
     int64_t hinvRowStride = 0;
     int64_t hinvColStride = 0;
     const SolverOptions* options = nullptr;
