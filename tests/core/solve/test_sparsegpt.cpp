@@ -618,6 +618,56 @@ private Q_SLOTS:
         QVERIFY(std::all_of(mask.begin(), mask.end(), [](uint8_t m) { return m == 7; }));
     }
 
+    // cpu::factorHessianInPlace gives factorHessian's U bit for bit in H's own lower triangle
+    // and diagonal (U column-major), leaves H's strict upper triangle untouched, and reports the
+    // same damping and dead inputs — also when a failed try must be undone before damping is
+    // raised (an indefinite 2 × 2 minor), and with a dead input.
+    void inPlaceFactorIsTheCopy_data()
+    {
+        QTest::addColumn<bool>("singular");
+        QTest::newRow("first try") << false;
+        QTest::newRow("damping raised") << true;
+    }
+
+    void inPlaceFactorIsTheCopy()
+    {
+        QFETCH(bool, singular);
+        const int64_t n = 300; // a partial leaf and uneven halves in the recursion
+        auto h = randomSpd(n, 2 * n, 21);
+        if (singular) {
+            const float big = 2.0f * h.diagonal().max().item<float>();
+            h.index_put_({5, 6}, big);
+            h.index_put_({6, 5}, big);
+        }
+        h.select(0, 40).zero_();
+        h.select(1, 40).zero_();
+        h = h.contiguous();
+        std::vector<float> copied(size_t(n * n));
+        const cpu::Factor copy = cpu::factorHessian(h.data_ptr<float>(), n, 0.01, copied.data(), 2, nullptr);
+        auto storage = h.clone();
+        float* inPlace = storage.data_ptr<float>();
+        const cpu::Factor own = cpu::factorHessianInPlace(inPlace, n, 0.01, 2, nullptr);
+        QCOMPARE(own.dampRaises, copy.dampRaises);
+        QVERIFY(singular == (own.dampRaises > 0));
+        QCOMPARE(own.dampUsed, copy.dampUsed);
+        QCOMPARE(own.dampAbsolute, copy.dampAbsolute);
+        QCOMPARE(own.deadInputs, int64_t(1));
+        QVERIFY(own.dead == copy.dead);
+        const float* original = h.data_ptr<float>();
+        int64_t uDiffers = 0;
+        int64_t hDiffers = 0;
+        for (int64_t c = 0; c < n; ++c)
+            for (int64_t r = 0; r < n; ++r) {
+                const size_t at = size_t(c * n + r); // column-major (r, c); row-major (c, r)
+                if (r <= c)
+                    uDiffers += std::memcmp(&inPlace[at], &copied[at], sizeof(float)) != 0;
+                else
+                    hDiffers += std::memcmp(&inPlace[at], &original[at], sizeof(float)) != 0;
+            }
+        QCOMPARE(uDiffers, int64_t(0));
+        QCOMPARE(hDiffers, int64_t(0));
+    }
+
     // cpu::solveSparseGpt (what `sparselab-cli solve-layer` runs without LibTorch) gives the
     // engine's solveLayer bytes: weights, mask and statistics, with a dead input, partial row
     // tiles and column blocks, damping raised, on one and two threads.
