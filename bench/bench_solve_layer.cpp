@@ -9,9 +9,11 @@
 //                          [--breakdown 1]
 // --breakdown 1 also times the pieces of the solve separately, best of --repeat each: the Hinv
 // factorisation ("hinv_s"), the column loop itself (cpu::runColumnLoop on a fresh copy of W,
-// "loop_s": mask selection, in-block and lazy updates), one quadratic trace of the statistics
-// ("trace_s"), and what the solve spends besides them ("rest_s" = solve − the three: copying
-// and checking W, buffers, the statistics' O(r·n) passes). It adds an n×n×n sgemm at the same
+// "loop_s": mask selection, in-block and lazy updates; with --bits the solve's remainder), one
+// quadratic trace of the statistics ("trace_s"), and what the solve spends besides them
+// ("rest_s" = solve − the three: copying and checking W, buffers, the statistics' O(r·n)
+// passes). The solve timed is the engine's solveLayer, which factors into a buffer of its own
+// (solve-layer's CPU solve factors inside H's: cpu::factorHessianInPlace). It adds an n×n×n sgemm at the same
 // threads ("sgemm_gflops", best of 3) and each phase's rate in GFLOP/s with its share of that
 // sgemm rate ("*_gflops", "*_of_sgemm"). FLOPs counted (n inputs, r rows, T tokens):
 //   Hessian      T·n²           (XᵀX is symmetric: half of the 2·T·n² of a full product)
@@ -27,6 +29,7 @@
 #include "solve/solver.h"
 #include "solve/solver_detail.h"
 #include "util/engine_threads.h"
+#include "util/progress.h"
 #include "util/memory_policy.h"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -151,41 +154,50 @@ int main(int argc, char** argv)
             double hinvSeconds = 1e300;
             double loopSeconds = 1e300;
             double traceSeconds = 1e300;
-            // The column loop as the CPU solve runs it (cpu_solver.cpp's solveSparseGpt): U
-            // column-major from factorHessian, the solve's threads, a fresh copy of W each time
-            // (the copy is not timed).
+            // The column loop set up as both CPU solves set it up (sparsegpt.cpp's
+            // columnLoopOver, cpu_solver.cpp's solveSparseGpt): U column-major from
+            // factorHessian, the solve's threads, a fresh copy of W each time (the copy is not
+            // timed; the mask's pages are touched beforehand). With --bits the loop needs the
+            // solver's quantization grid, so it is taken as the solve's remainder there.
+            const bool timeLoop = !options.quant.enabled();
             const auto hc = acc.hessian().contiguous();
             std::vector<float> hinv(size_t(n * n));
             (void)solve::cpu::factorHessian(hc.data_ptr<float>(), n, options.damp, hinv.data(),
                                             kernelThreads(), nullptr);
             std::vector<float> wLoop(size_t(n * n));
             std::unique_ptr<bool[]> mask(new bool[size_t(n * n)]);
+            std::fill(mask.get(), mask.get() + n * n, false);
+            const ProgressCallback noProgress; // outlives the reporters that refer to it
             for (int rep = 0; rep < repeat; ++rep) {
                 auto t0 = Clock::now();
                 (void)solve::detail::upperCholeskyOfInverse(hd);
                 hinvSeconds = std::min(hinvSeconds, since(t0));
-                std::copy(w0.data_ptr<float>(), w0.data_ptr<float>() + n * n, wLoop.begin());
-                solve::cpu::ColumnLoop loop;
-                loop.w = wLoop.data();
-                loop.mask = mask.get();
-                loop.rows = n;
-                loop.cols = n;
-                loop.hinv = hinv.data();
-                loop.hinvRowStride = 1;
-                loop.hinvColStride = n;
-                loop.options = &options;
-                loop.workers = kernelThreads();
-                ProgressReporter reporter({}, "solve", 1);
-                t0 = Clock::now();
-                (void)solve::cpu::runColumnLoop(loop, reporter, nullptr, {});
-                loopSeconds = std::min(loopSeconds, since(t0));
+                if (timeLoop) {
+                    std::copy(w0.data_ptr<float>(), w0.data_ptr<float>() + n * n, wLoop.begin());
+                    solve::cpu::ColumnLoop loop;
+                    loop.w = wLoop.data();
+                    loop.mask = mask.get();
+                    loop.rows = n;
+                    loop.cols = n;
+                    loop.hinv = hinv.data();
+                    loop.hinvRowStride = 1;
+                    loop.hinvColStride = n;
+                    loop.options = &options;
+                    loop.workers = kernelThreads();
+                    ProgressReporter reporter(noProgress, "solve", 1);
+                    t0 = Clock::now();
+                    (void)solve::cpu::runColumnLoop(loop, reporter, nullptr, {});
+                    loopSeconds = std::min(loopSeconds, since(t0));
+                }
                 t0 = Clock::now();
                 (void)solve::detail::quadraticTrace(w0, acc.hessian());
                 traceSeconds = std::min(traceSeconds, since(t0));
             }
             const double nn = double(n) * double(n), rows = double(n), T = double(tokens);
-            const double restSeconds = best[1] - hinvSeconds - loopSeconds - traceSeconds;
             const double solveRestSeconds = std::max(1e-9, best[1] - hinvSeconds - traceSeconds);
+            if (!timeLoop)
+                loopSeconds = solveRestSeconds;
+            const double restSeconds = best[1] - hinvSeconds - loopSeconds - traceSeconds;
             const double rates[4] = {T * nn / best[0] / 1e9, 2.0 * nn * double(n) / 3.0 / hinvSeconds / 1e9,
                                      rows * nn / loopSeconds / 1e9, rows * double(n) * double(n + 256) / traceSeconds / 1e9};
             char text[640];

@@ -41,7 +41,9 @@ struct LayerProblem {
     // valid while the command runs; checked finite), for the solver's statistics; else null.
     const float* denseWeight = nullptr;
     // [cols, cols] row-major: the file's Hessian, or the one accumulated from its inputs
-    // (empty when the solver accumulates it itself, see LayerSolver::accumulatesInputs).
+    // (empty when the solver accumulates it itself, see LayerSolver::accumulatesInputs). The
+    // CPU solver uses it as Hinv's storage: after solve() only its diagonal and strict upper
+    // triangle still hold H (cpu::solveSparseGpt).
     util::FloatBuffer hessian;
     // The inputs [sequences · tokens, cols] row-major, valid while the command runs, when the
     // solver accumulates the Hessian itself (null otherwise).
@@ -60,8 +62,9 @@ public:
     // device); the command then leaves LayerProblem::hessian empty.
     [[nodiscard]] virtual bool accumulatesInputs() const = 0;
     // Solves `problem.weight` in place with `options` (validated for problem.cols), filling
-    // `mask` [rows·cols] (1 = pruned); returns the statistics. InputError on data problems
-    // (a Hessian that stays singular), CancelledError when cancelled.
+    // `mask` [rows·cols] (1 = pruned); returns the statistics. problem.hessian may be
+    // overwritten (see LayerProblem). InputError on data problems (a Hessian that stays
+    // singular), CancelledError when cancelled.
     [[nodiscard]] virtual solve::LayerStats solve(LayerProblem& problem, const solve::SolverOptions& options,
                                                   std::vector<uint8_t>& mask, const ProgressCallback& progress,
                                                   const CancelToken* cancel) = 0;

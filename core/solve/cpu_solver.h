@@ -96,10 +96,12 @@ struct Factor {
 
 // factorHessian with U written into h's own buffer instead of a second n·n one (64 MiB fewer
 // fresh pages at 4096 columns): on success h's lower triangle and diagonal hold U column-major
-// (element (i, j ≥ i) of U at h[j·n + i]), and its strict upper triangle still holds H's, which
-// the factorisation never touches. The first try reads H's lower triangle, as factorHessian
-// does, so U is bit for bit factorHessian's; a raised-damping retry first copies the upper
-// triangle onto the lower one (the same values for a symmetric H). H's diagonal is not kept:
+// (element (i, j ≥ i) of U at h[j·n + i], i.e. row-major h[j][i] = U(i, j): Uᵀ), and its strict
+// upper triangle still holds H's, which the factorisation never touches. The first try reads
+// H's lower triangle, as factorHessian does, so U is bit for bit factorHessian's; a
+// raised-damping retry first copies the upper triangle onto the lower one, so H is taken as
+// symmetric there (a Hessian that is not, bit for bit, is factored from its upper triangle
+// after a raise, where factorHessian keeps reading the lower one). H's diagonal is not kept:
 // the caller saves it first if it needs it. Errors as factorHessian.
 [[nodiscard]] Factor factorHessianInPlace(float* h, int64_t n, double damp, int threads, const CancelToken* cancel);
 
@@ -136,7 +138,9 @@ void layerStatistics(const float* original, const float* w, int64_t rows, int64_
 // loop's team and the O(rows·cols) passes. Progress one step per block ("solve").
 // h is also Hinv's storage (factorHessianInPlace: no second cols² buffer, 64 MiB at 4096
 // columns): after a normal return its diagonal and strict upper triangle hold H again and its
-// strict lower triangle holds U; after an exception only the strict upper triangle is H's.
+// strict lower triangle holds U's strict upper part, transposed; after an exception only the
+// strict upper triangle is H's.
+// The statistics read H's diagonal and upper triangle.
 // InputError on a W holding NaN or Inf (its copy for the statistics checks it) or a Hessian
 // that stays singular; CancelledError.
 // dense: the dense W, rows·cols finite values the caller has checked and keeps unchanged until
