@@ -275,6 +275,23 @@ float torchMean(const float* x, int64_t n, int lanes)
     return sum / float(n);
 }
 
+namespace {
+
+// U (UᵀU = H⁻¹) in place of the column-major upper triangle of a [n, n] (leading dimension n),
+// which holds H's, and whether it is usable: the factorisation went through and U's diagonal is
+// finite and positive. Both forms of the preamble end here.
+bool factorInPlaceAndCheck(float* a, int64_t n)
+{
+    if (!upperCholeskyOfInverseInPlace(a, int(n), int(n)))
+        return false;
+    for (int64_t i = 0; i < n; ++i)
+        if (!(std::isfinite(a[i * n + i]) && a[i * n + i] > 0.0f))
+            return false;
+    return true;
+}
+
+} // namespace
+
 bool upperCholeskyOfInverse(const float* h, const float* diagonal, int64_t n, float* out, int threads)
 {
     if (n < 1 || n >= 46341 || !inverseCholeskyAvailable())
@@ -292,12 +309,7 @@ bool upperCholeskyOfInverse(const float* h, const float* diagonal, int64_t n, fl
             std::fill(out + c * n + c + 1, out + (c + 1) * n, 0.0f);
         }
     });
-    if (!upperCholeskyOfInverseInPlace(out, int(n), int(n)))
-        return false;
-    for (int64_t i = 0; i < n; ++i)
-        if (!(std::isfinite(out[i * n + i]) && out[i * n + i] > 0.0f))
-            return false;
-    return true;
+    return factorInPlaceAndCheck(out, n);
 }
 
 Damping raiseDampingUntilFactored(double damp, const CancelToken* cancel,
@@ -385,12 +397,7 @@ Factor factorHessianInPlace(float* h, int64_t n, double damp, int threads, const
             mirrorUpperToLower(h, n, threads);
         for (int64_t j = 0; j < n; ++j)
             h[j * n + j] = damped[j];
-        if (!upperCholeskyOfInverseInPlace(h, int(n), int(n)))
-            return false;
-        for (int64_t i = 0; i < n; ++i)
-            if (!(std::isfinite(h[i * n + i]) && h[i * n + i] > 0.0f))
-                return false;
-        return true;
+        return factorInPlaceAndCheck(h, n);
     });
 }
 
