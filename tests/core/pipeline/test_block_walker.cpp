@@ -61,7 +61,10 @@ struct Seen {
 
 // Runs every block of the model through observe then advance, recording into `seen`; returns
 // the final activations. `delayFirstCall`: the first hook call sleeps, so that the other thread
-// surely takes a batch meanwhile.
+// takes a batch meanwhile. The hooks run one at a time, so the test cannot see the other thread
+// waiting from inside a hook; 1 s is many times the few milliseconds a batch's forward pass and
+// a helper's wake-up take here, and a machine too slow for it fails the test (one thread seen),
+// it does not pass it.
 torch::Tensor walkAll(const model::CausalLM& model, Seen& seen, int threads, bool delayFirstCall)
 {
     const KernelThreadsScope kernels(threads);
@@ -76,7 +79,7 @@ torch::Tensor walkAll(const model::CausalLM& model, Seen& seen, int threads, boo
         seen.mostAtOnce = std::max(seen.mostAtOnce, now);
         seen.threads.insert(std::this_thread::get_id());
         if (first && delayFirstCall)
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            std::this_thread::sleep_for(std::chrono::seconds(1));
         first = false;
     };
     const auto input = [&](const model::LinearLayer& layer, const torch::Tensor& x) {
