@@ -9,6 +9,8 @@
 
 #include <torch/types.h>
 
+#include <cstring>
+
 namespace sparselab::cli {
 
 namespace {
@@ -25,7 +27,7 @@ public:
     [[nodiscard]] bool accumulatesInputs() const override { return !m_device.is_cpu(); }
 
     [[nodiscard]] solve::LayerStats solve(LayerProblem& problem, const solve::SolverOptions& options,
-                                          std::vector<uint8_t>& mask, const ProgressCallback& progress,
+                                          util::ByteBuffer& mask, const ProgressCallback& progress,
                                           const CancelToken* cancel) override
     {
         torch::NoGradGuard noGrad;
@@ -47,7 +49,9 @@ public:
         if (!m_device.is_cpu())
             weightOnCpu.copy_(weight.to(torch::kCPU));
         const auto maskOnCpu = result.mask.to(torch::kCPU, torch::kUInt8).contiguous();
-        mask.assign(maskOnCpu.data_ptr<uint8_t>(), maskOnCpu.data_ptr<uint8_t>() + maskOnCpu.numel());
+        mask = util::ByteBuffer(size_t(maskOnCpu.numel()));
+        if (mask.size() > 0)
+            std::memcpy(mask.data(), maskOnCpu.data_ptr<uint8_t>(), mask.size());
         return result.stats;
     }
 

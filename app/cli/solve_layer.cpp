@@ -211,7 +211,7 @@ int runSolveLayer(const Args& args, const solve::SolverOptions& options, LayerSo
         std::fprintf(stderr, "solve-layer: %s [%lld, %lld] with %s\n", solve::methodName(options.method).c_str(),
                      static_cast<long long>(rows), static_cast<long long>(cols),
                      haveHessian ? "the given Hessian" : "a Hessian from the inputs");
-    std::vector<uint8_t> mask;
+    util::ByteBuffer mask;
     solve::LayerStats stats;
     try {
         stats = solver.solve(problem, options, mask, stderrProgress(quiet), &interruptToken());
@@ -222,6 +222,12 @@ int runSolveLayer(const Args& args, const solve::SolverOptions& options, LayerSo
             throw;
         throw inputError(problemPath, message);
     }
+    // H (Hinv's storage on the CPU) is dead now. Handing its pages back before the output is
+    // written lets the kernel fill the file's page cache from memory this process just used:
+    // on the project's virtual machines fresh memory is backed by the host on first touch,
+    // and the 80 MiB write of a 4096² result took 0.2–0.3 s from fresh pages (whole process
+    // 2.48 → 2.26 s, system time 0.44 → 0.22 s, in 6 interleaved pairs).
+    problem.hessian = util::FloatBuffer();
     if (stats.dampRaises > 0)
         std::fprintf(stderr, "warning: the Hessian was not positive definite; damping raised x10 %d time%s to %g\n",
                      stats.dampRaises, stats.dampRaises == 1 ? "" : "s", stats.dampUsed);
@@ -277,11 +283,11 @@ void CpuLayerSolver::setThreads(EngineThreads threads)
 }
 
 solve::LayerStats CpuLayerSolver::solve(LayerProblem& problem, const solve::SolverOptions& options,
-                                        std::vector<uint8_t>& mask, const ProgressCallback& progress,
+                                        util::ByteBuffer& mask, const ProgressCallback& progress,
                                         const CancelToken* cancel)
 {
     static_assert(sizeof(bool) == sizeof(uint8_t));
-    mask.assign(size_t(problem.rows * problem.cols), 0);
+    mask = util::ByteBuffer(size_t(problem.rows * problem.cols)); // uncleared: the solve fills every entry
     return solve::cpu::solveSparseGpt(problem.weight.data(), problem.rows, problem.cols, problem.hessian.data(),
                                       options, reinterpret_cast<bool*>(mask.data()), m_threads, progress, cancel,
                                       problem.denseWeight);

@@ -61,12 +61,12 @@ public:
     // True when the solver wants the inputs rather than the Hessian (it accumulates H on its
     // device); the command then leaves LayerProblem::hessian empty.
     [[nodiscard]] virtual bool accumulatesInputs() const = 0;
-    // Solves `problem.weight` in place with `options` (validated for problem.cols), filling
-    // `mask` [rows·cols] (1 = pruned); returns the statistics. problem.hessian may be
+    // Solves `problem.weight` in place with `options` (validated for problem.cols), setting
+    // `mask` to [rows·cols] bytes (1 = pruned); returns the statistics. problem.hessian may be
     // overwritten (see LayerProblem). InputError on data problems (a Hessian that stays
     // singular), CancelledError when cancelled.
     [[nodiscard]] virtual solve::LayerStats solve(LayerProblem& problem, const solve::SolverOptions& options,
-                                                  std::vector<uint8_t>& mask, const ProgressCallback& progress,
+                                                  util::ByteBuffer& mask, const ProgressCallback& progress,
                                                   const CancelToken* cancel) = 0;
 };
 
@@ -82,7 +82,7 @@ public:
     void setThreads(EngineThreads threads) override;
     [[nodiscard]] bool accumulatesInputs() const override { return false; }
     [[nodiscard]] solve::LayerStats solve(LayerProblem& problem, const solve::SolverOptions& options,
-                                          std::vector<uint8_t>& mask, const ProgressCallback& progress,
+                                          util::ByteBuffer& mask, const ProgressCallback& progress,
                                           const CancelToken* cancel) override;
 
 private:

@@ -133,7 +133,7 @@ void layerStatistics(const float* original, const float* w, int64_t rows, int64_
 // ---- one layer --------------------------------------------------------------------------------
 
 // SparseGPT without quantization (options.quant.bits 16; validated by the caller) on w [rows,
-// cols] row-major (solved in place) with the undamped h [cols, cols] (symmetric): fills mask
+// cols] row-major (solved in place) with the undamped h [cols, cols] (symmetric): writes every entry of mask
 // [rows, cols] (true = pruned) and the statistics, seconds included. `threads` for the column
 // loop's team and the O(rows·cols) passes. Progress one step per block ("solve").
 // h is also Hinv's storage (factorHessianInPlace: no second cols² buffer, 64 MiB at 4096

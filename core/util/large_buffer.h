@@ -59,4 +59,20 @@ private:
     size_t m_count = 0;
 };
 
+// `count` bytes, uninitialised (a mapping's are zero, operator new's are not): masks whose
+// writer fills every entry, so that a 16 MiB mask costs no clearing pass of its own.
+class ByteBuffer {
+public:
+    ByteBuffer() = default;
+    explicit ByteBuffer(size_t count) : m_buffer(count), m_count(count) {}
+    [[nodiscard]] uint8_t* data() { return static_cast<uint8_t*>(m_buffer.data()); }
+    [[nodiscard]] const uint8_t* data() const { return static_cast<const uint8_t*>(m_buffer.data()); }
+    [[nodiscard]] size_t size() const { return m_count; }
+    [[nodiscard]] bool empty() const { return m_count == 0; }
+
+private:
+    LargeBuffer m_buffer;
+    size_t m_count = 0;
+};
+
 } // namespace sparselab::util
