@@ -223,10 +223,11 @@ int runSolveLayer(const Args& args, const solve::SolverOptions& options, LayerSo
         throw inputError(problemPath, message);
     }
     // H (Hinv's storage on the CPU) is dead now. Handing its pages back before the output is
-    // written lets the kernel fill the file's page cache from memory this process just used:
-    // on the project's virtual machines fresh memory is backed by the host on first touch,
-    // and the 80 MiB write of a 4096² result took 0.2–0.3 s from fresh pages (whole process
-    // 2.48 → 2.26 s, system time 0.44 → 0.22 s, in 6 interleaved pairs).
+    // written lets the kernel fill the file's page cache from memory this process just used.
+    // On the project's virtual machines the host backs fresh memory on first touch, and the
+    // 80 MiB write of a 4096² result took 0.2–0.3 s when it got fresh pages, 0.06 s with H's:
+    // whole process 2.31 → 2.11 s in one set of interleaved pairs, unchanged in another where
+    // fresh pages were cheap (bench/bench_solve_layer_process_ab.sh, bench/results/HISTORY.md).
     problem.hessian = util::FloatBuffer();
     if (stats.dampRaises > 0)
         std::fprintf(stderr, "warning: the Hessian was not positive definite; damping raised x10 %d time%s to %g\n",
