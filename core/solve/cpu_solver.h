@@ -133,9 +133,10 @@ void layerStatistics(const float* original, const float* w, int64_t rows, int64_
 // ---- one layer --------------------------------------------------------------------------------
 
 // SparseGPT without quantization (options.quant.bits 16; validated by the caller) on w [rows,
-// cols] row-major (solved in place) with the undamped h [cols, cols] (symmetric): writes every entry of mask
-// [rows, cols] (true = pruned) and the statistics, seconds included. `threads` for the column
-// loop's team and the O(rows·cols) passes. Progress one step per block ("solve").
+// cols] row-major (solved in place) with the undamped h [cols, cols] (symmetric): writes every
+// entry of mask [rows, cols] (true = pruned; it need not be cleared first) and the statistics,
+// seconds included. `threads` for the column loop's team and the O(rows·cols) passes. Progress
+// one step per block ("solve").
 // h is also Hinv's storage (factorHessianInPlace: no second cols² buffer, 64 MiB at 4096
 // columns): after a normal return its diagonal and strict upper triangle hold H again and its
 // strict lower triangle holds U's strict upper part, transposed; after an exception only the
