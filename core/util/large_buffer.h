@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <utility>
 
 namespace sparselab::util {
@@ -42,37 +43,29 @@ private:
     size_t m_mapped = 0; // length of the mapping (0: operator new)
 };
 
-// `count` floats, uninitialised (a mapping's are zero, operator new's are not).
-class FloatBuffer {
+// `count` values of a trivially copyable T, uninitialised (a mapping's are zero, operator new's
+// are not).
+template <typename T>
+class TypedBuffer {
+    static_assert(std::is_trivially_copyable_v<T>, "TypedBuffer holds raw memory, no constructors run");
+
 public:
-    FloatBuffer() = default;
-    explicit FloatBuffer(size_t count) : m_buffer(count * sizeof(float)), m_count(count) {}
-    [[nodiscard]] float* data() { return static_cast<float*>(m_buffer.data()); }
-    [[nodiscard]] const float* data() const { return static_cast<const float*>(m_buffer.data()); }
+    TypedBuffer() = default;
+    explicit TypedBuffer(size_t count) : m_buffer(count * sizeof(T)), m_count(count) {}
+    [[nodiscard]] T* data() { return static_cast<T*>(m_buffer.data()); }
+    [[nodiscard]] const T* data() const { return static_cast<const T*>(m_buffer.data()); }
     [[nodiscard]] size_t size() const { return m_count; }
     [[nodiscard]] bool empty() const { return m_count == 0; }
-    float& operator[](size_t i) { return data()[i]; }
-    const float& operator[](size_t i) const { return data()[i]; }
+    T& operator[](size_t i) { return data()[i]; }
+    const T& operator[](size_t i) const { return data()[i]; }
 
 private:
     LargeBuffer m_buffer;
     size_t m_count = 0;
 };
 
-// `count` bytes, uninitialised (a mapping's are zero, operator new's are not): masks whose
-// writer fills every entry, so that a 16 MiB mask costs no clearing pass of its own.
-class ByteBuffer {
-public:
-    ByteBuffer() = default;
-    explicit ByteBuffer(size_t count) : m_buffer(count), m_count(count) {}
-    [[nodiscard]] uint8_t* data() { return static_cast<uint8_t*>(m_buffer.data()); }
-    [[nodiscard]] const uint8_t* data() const { return static_cast<const uint8_t*>(m_buffer.data()); }
-    [[nodiscard]] size_t size() const { return m_count; }
-    [[nodiscard]] bool empty() const { return m_count == 0; }
-
-private:
-    LargeBuffer m_buffer;
-    size_t m_count = 0;
-};
+using FloatBuffer = TypedBuffer<float>;
+// Masks whose writer fills every entry: a 16 MiB mask costs no clearing pass of its own.
+using ByteBuffer = TypedBuffer<uint8_t>;
 
 } // namespace sparselab::util
