@@ -25,7 +25,6 @@
 // was timed on its own).
 
 #include "solve/cpu_column_loop.h"
-#include "solve/cpu_solver.h"
 #include "solve/solver.h"
 #include "solve/solver_detail.h"
 #include "util/engine_threads.h"
@@ -40,7 +39,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -154,36 +152,31 @@ int main(int argc, char** argv)
             double hinvSeconds = 1e300;
             double loopSeconds = 1e300;
             double traceSeconds = 1e300;
-            // The column loop set up as both CPU solves set it up (sparsegpt.cpp's
-            // columnLoopOver, cpu_solver.cpp's solveSparseGpt): U column-major from
-            // factorHessian, the solve's threads, a fresh copy of W each time (the copy is not
-            // timed; the mask's pages are touched beforehand). With --bits the loop needs the
+            // The column loop as the engine's solve sets it up (solve::detail::columnLoopOver)
+            // on the U the timed factorisation returns, a fresh copy of W each time (the copy is
+            // not timed; the mask's pages are touched beforehand). With --bits the loop needs the
             // solver's quantization grid, so it is taken as the solve's remainder there.
             const bool timeLoop = !options.quant.enabled();
-            const auto hc = acc.hessian().contiguous();
-            std::vector<float> hinv(size_t(n * n));
-            (void)solve::cpu::factorHessian(hc.data_ptr<float>(), n, options.damp, hinv.data(),
-                                            kernelThreads(), nullptr);
-            std::vector<float> wLoop(size_t(n * n));
-            std::unique_ptr<bool[]> mask(new bool[size_t(n * n)]);
-            std::fill(mask.get(), mask.get() + n * n, false);
+            torch::Tensor u;
+            auto wLoop = torch::empty_like(w0);
+            auto mask = torch::zeros({n, n}, torch::kBool);
             const ProgressCallback noProgress; // outlives the reporters that refer to it
             for (int rep = 0; rep < repeat; ++rep) {
                 auto t0 = Clock::now();
-                (void)solve::detail::upperCholeskyOfInverse(hd);
+                auto factored = solve::detail::upperCholeskyOfInverse(hd);
                 hinvSeconds = std::min(hinvSeconds, since(t0));
+                if (!factored.defined()) {
+                    std::fprintf(stderr, "bench_solve_layer: the damped Hessian of size %lld did not factor\n",
+                                 static_cast<long long>(n));
+                    return 1;
+                }
+                if (!u.defined())
+                    u = std::move(factored);
                 if (timeLoop) {
-                    std::copy(w0.data_ptr<float>(), w0.data_ptr<float>() + n * n, wLoop.begin());
-                    solve::cpu::ColumnLoop loop;
-                    loop.w = wLoop.data();
-                    loop.mask = mask.get();
-                    loop.rows = n;
-                    loop.cols = n;
-                    loop.hinv = hinv.data();
-                    loop.hinvRowStride = 1;
-                    loop.hinvColStride = n;
+                    wLoop.copy_(w0);
+                    solve::cpu::ColumnLoop loop = solve::detail::columnLoopOver(wLoop, u);
+                    loop.mask = mask.data_ptr<bool>();
                     loop.options = &options;
-                    loop.workers = kernelThreads();
                     ProgressReporter reporter(noProgress, "solve", 1);
                     t0 = Clock::now();
                     (void)solve::cpu::runColumnLoop(loop, reporter, nullptr, {});
