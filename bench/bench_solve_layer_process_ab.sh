@@ -7,8 +7,9 @@
 # (wall, user and system CPU, minor faults, peak RSS). The two outputs of the last pair are
 # compared tensor by tensor (the headers hold each run's seconds, so the files differ).
 #
-# Problem: bench_solve_layer_vs_reference.sh's (weight [n, n] ~ N(0, 0.02²), inputs [tokens /
-# 2048, 2048, n] ~ N(0, 1), F32, seed n), 50 %, the CLI's default threads.
+# Problem: bench/solve_layer_problem.py's random layer, as bench_solve_layer_vs_reference.sh's
+# (weight [n, n] ~ N(0, 0.02²), inputs [tokens / 2048, 2048, n] ~ N(0, 1), F32, seed n), 50 %,
+# the CLI's default threads.
 #
 # usage: bench/bench_solve_layer_process_ab.sh --old CLI --new CLI [--size 4096] [--tokens 8192]
 #                                              [--pairs 8] [--out FILE]
@@ -38,24 +39,7 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
-"$python" - "$work/problem.safetensors" "$size" "$tokens" <<'PY'
-import json, struct, sys
-import numpy as np
-path, n, tokens = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-rng = np.random.default_rng(n)
-weight = (rng.standard_normal((n, n), dtype=np.float32) * np.float32(0.02)).astype(np.float32)
-inputs = rng.standard_normal((tokens // 2048, 2048, n), dtype=np.float32)
-header = {"weight": {"dtype": "F32", "shape": list(weight.shape), "data_offsets": [0, weight.nbytes]},
-          "inputs": {"dtype": "F32", "shape": list(inputs.shape),
-                     "data_offsets": [weight.nbytes, weight.nbytes + inputs.nbytes]}}
-text = json.dumps(header).encode()
-text += b" " * (-len(text) % 8)
-with open(path, "wb") as f:
-    f.write(struct.pack("<Q", len(text)))
-    f.write(text)
-    f.write(weight.tobytes())
-    f.write(inputs.tobytes())
-PY
+"$python" "$here/solve_layer_problem.py" "$work/problem.safetensors" "$size" "$tokens"
 
 run() { # build label, pair number
     local cli="$1" label="$2" pair="$3"

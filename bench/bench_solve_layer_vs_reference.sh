@@ -57,26 +57,11 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 sparsegpt="$(cd "$sparsegpt" && pwd)"
 
-# Problem files (safetensors written by hand: an 8-byte header length, the JSON header, data).
-"$python" - "$work" "$sizes" "$tokens" "$seqlen" <<'PY'
-import json, struct, sys
-import numpy as np
-work, sizes, tokens, seqlen = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-for n in (int(s) for s in sizes.split(",")):
-    rng = np.random.default_rng(n)
-    weight = (rng.standard_normal((n, n), dtype=np.float32) * np.float32(0.02)).astype(np.float32)
-    inputs = rng.standard_normal((tokens // seqlen, seqlen, n), dtype=np.float32)
-    header = {"weight": {"dtype": "F32", "shape": list(weight.shape), "data_offsets": [0, weight.nbytes]},
-              "inputs": {"dtype": "F32", "shape": list(inputs.shape),
-                         "data_offsets": [weight.nbytes, weight.nbytes + inputs.nbytes]}}
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)
-    with open(f"{work}/problem-{n}.safetensors", "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        f.write(weight.tobytes())
-        f.write(inputs.tobytes())
-PY
+# Problem files (bench/solve_layer_problem.py: the same bytes as the other benchmarks' for a size).
+IFS=, read -ra problem_sizes <<< "$sizes"
+for n in "${problem_sizes[@]}"; do
+    "$python" "$here/solve_layer_problem.py" "$work/problem-$n.safetensors" "$n" "$tokens" "$seqlen"
+done
 
 cat > "$work/reference.py" <<'PY'
 import contextlib, json, os, struct, sys, time

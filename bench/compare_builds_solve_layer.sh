@@ -29,31 +29,19 @@ if [[ -z "$work" ]]; then
 fi
 mkdir -p "$work/out"
 
-"$python" - "$work" <<'PY'
-import json, os, struct, sys
+"$python" - "$work" "$here" <<'PY'
+import os, sys
 import numpy as np
 work = sys.argv[1]
+sys.path.insert(0, sys.argv[2])
+from solve_layer_problem import random_layer, write_problem  # noqa: E402
 
 def write(path, weight, inputs):
-    if os.path.exists(path):
-        return
-    header = {"weight": {"dtype": "F32", "shape": list(weight.shape), "data_offsets": [0, weight.nbytes]},
-              "inputs": {"dtype": "F32", "shape": list(inputs.shape),
-                         "data_offsets": [weight.nbytes, weight.nbytes + inputs.nbytes]}}
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path + ".part", "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        f.write(weight.tobytes())
-        f.write(inputs.tobytes())
-    os.replace(path + ".part", path)
+    if not os.path.exists(path):
+        write_problem(path, weight, inputs)
 
 for n in (2048, 4096):
-    rng = np.random.default_rng(n)
-    w = (rng.standard_normal((n, n), dtype=np.float32) * np.float32(0.02)).astype(np.float32)
-    x = rng.standard_normal((4, 2048, n), dtype=np.float32)
-    write(f"{work}/problem-{n}.safetensors", w, x)
+    write(f"{work}/problem-{n}.safetensors", *random_layer(n))
 for n, seed, rows in ((520, 7, 333), (1003, 8, 250), (1024, 1, 1000), (1536, 5, 1536), (2048, 3, 700),
                       (3072, 6, 3072), (600, 9, 40), (777, 10, 100)):
     rng = np.random.default_rng(seed)
